@@ -1,0 +1,16 @@
+"""digits: handwritten digit recognition, trained with Keras, served with ONNX Runtime."""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy, so `import digits` stays cheap and never pulls in TensorFlow.
+    if name == "Recognizer":
+        from digits.inference import Recognizer
+
+        return Recognizer
+    if name == "load_mnist":
+        from digits.data import load_mnist
+
+        return load_mnist
+    raise AttributeError(name)

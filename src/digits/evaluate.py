@@ -1,0 +1,71 @@
+"""Evaluate a run on its untouched test set and write its report.
+
+Evaluation runs the exported ONNX model, the very file `predict` and `serve`
+use, so the reported accuracy is the accuracy users get.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from digits import atomic, report
+from digits.data import load
+from digits.inference import Recognizer
+from digits.runs import read_config
+
+MISTAKES_SHOWN = 36
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy, clipped as Keras clips it."""
+    p = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.log(p).mean())
+
+
+def read_history(run_dir: Path) -> dict[str, list[float]]:
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+
+def report_run(run_dir: Path, config: dict, history: dict, best_epoch: int | None = None,
+               train_seconds: float | None = None, data_dir=None) -> dict:
+    """Test metrics, overfitting verdict and the three plots, all written into `run_dir`."""
+    _, (x_test, y_test) = load(config["dataset"], data_dir)
+    probabilities = Recognizer(run_dir).predict_proba(x_test)
+    predicted = probabilities.argmax(axis=1)
+    names = report.CLASS_NAMES[config["dataset"]]
+    metrics = {
+        "dataset": config["dataset"],
+        "preset": config["preset"],
+        "seed": config["seed"],
+        "test_loss": cross_entropy(probabilities, y_test),
+        "test_accuracy": float((predicted == y_test).mean()),
+        "parameters": config.get("parameters"),
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": train_seconds,
+        **report.classification_metrics(y_test, predicted, names),
+        "overfitting": report.overfitting(history),
+    }
+    if best_epoch:
+        metrics["overfitting"]["best_epoch"] = best_epoch
+    previous = run_dir / "metrics.json"
+    if train_seconds is None and previous.exists():
+        metrics["train_seconds"] = json.loads(previous.read_text()).get("train_seconds")
+    atomic.write_json(previous, metrics)
+    report.plot_curves(history, run_dir / "curves.png", metrics["overfitting"]["best_epoch"],
+                       title=f"{config['preset']} on {config['dataset']}")
+    report.plot_confusion(metrics["confusion_matrix"], names, run_dir / "confusion.png")
+    wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
+    report.plot_mistakes(x_test[wrong], y_test[wrong], predicted[wrong], names, run_dir / "mistakes.png")
+    return metrics
+
+
+def evaluate_run(run_dir: Path, data_dir=None) -> dict:
+    """`digits evaluate RUN`: re-evaluate a finished run from its files."""
+    config = read_config(run_dir)
+    return report_run(run_dir, config, read_history(run_dir), data_dir=data_dir)

@@ -1,0 +1,161 @@
+"""Architectures and training presets, as plain data.
+
+Every model takes a batch of 28x28 float32 images with pixels in [0, 1]
+(the article's `X / 255`) and returns 10 softmax probabilities. A preset is a
+dict of everything that defines a run; `digits train --preset NAME` picks one
+and command-line flags override single keys.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The package, not the user's environment, chooses the Keras backend.
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+PRESETS: dict[str, dict] = {
+    # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
+    # the last 20 % of the training set held out for validation.
+    "seed": {
+        "arch": "dense",
+        "hidden": [128, 32],
+        "dropout": 0.0,
+        "batch_norm": False,
+        "epochs": 25,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "schedule": "constant",
+        "weight_decay": 0.0,
+        "validation_split": 0.2,
+        "early_stopping": 0,
+        "augment": False,
+    },
+    # The default: the article's network, trained fast. Large batches with a
+    # one-cycle-like cosine schedule reach the article's accuracy in a few
+    # seconds instead of a couple of minutes.
+    "fast": {
+        "arch": "dense",
+        "hidden": [128, 32],
+        "dropout": 0.0,
+        "batch_norm": False,
+        "epochs": 8,
+        "batch_size": 512,
+        "learning_rate": 5e-3,
+        "schedule": "cosine",
+        "weight_decay": 0.0,
+        "validation_split": 0.1,
+        "early_stopping": 0,
+        "augment": False,
+    },
+    # The article's family done right: wider, dropout, decoupled weight decay,
+    # a cosine schedule and early stopping that restores the best weights.
+    "mlp": {
+        "arch": "dense",
+        "hidden": [1024, 1024],
+        "dropout": 0.3,
+        "batch_norm": False,
+        "epochs": 40,
+        "batch_size": 256,
+        "learning_rate": 1e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "validation_split": 0.1,
+        "early_stopping": 8,
+        "augment": False,
+    },
+    # Dense only, on images deformed on the fly (affine + elastic), the
+    # Simard/Cireşan recipe.
+    "mlp-aug": {
+        "arch": "dense",
+        "hidden": [1024, 1024],
+        "dropout": 0.2,
+        "batch_norm": False,
+        "epochs": 40,
+        "batch_size": 256,
+        "learning_rate": 1e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "validation_split": 0.1,
+        "early_stopping": 0,
+        "augment": True,
+    },
+    # A small convnet in the spirit of Keras's mnist_convnet example.
+    "cnn": {
+        "arch": "cnn",
+        "filters": [32, 64],
+        "hidden": [128],
+        "dropout": 0.3,
+        "batch_norm": True,
+        "epochs": 15,
+        "batch_size": 128,
+        "learning_rate": 2e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "validation_split": 0.1,
+        "early_stopping": 0,
+        "augment": True,
+    },
+    # A seconds-long smoke test for the test suite and for trying the CLI.
+    "tiny": {
+        "arch": "dense",
+        "hidden": [32],
+        "dropout": 0.0,
+        "batch_norm": False,
+        "epochs": 2,
+        "batch_size": 256,
+        "learning_rate": 3e-3,
+        "schedule": "constant",
+        "weight_decay": 0.0,
+        "validation_split": 0.1,
+        "early_stopping": 0,
+        "augment": False,
+    },
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def build(config: dict, num_classes: int = 10) -> keras.Model:
+    """Build the network a config describes (uncompiled)."""
+    inputs = keras.Input(shape=(28, 28), name="image")
+    if config["arch"] == "dense":
+        x = layers.Flatten()(inputs)
+    elif config["arch"] == "cnn":
+        x = layers.Reshape((28, 28, 1))(inputs)
+        for filters in config["filters"]:
+            x = _conv_block(x, filters, config["batch_norm"])
+        x = layers.Flatten()(x)
+    else:
+        raise ValueError(f"unknown architecture {config['arch']!r}")
+    for units in config["hidden"]:
+        x = layers.Dense(units, use_bias=not config["batch_norm"])(x)
+        if config["batch_norm"]:
+            x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        if config["dropout"]:
+            x = layers.Dropout(config["dropout"])(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=config.get("preset", config["arch"]).replace("-", "_"))
+
+
+def _conv_block(x, filters: int, batch_norm: bool):
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm)(x)
+        if batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    return layers.MaxPooling2D()(x)
+
+
+def optimizer(config: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam (the article's) or AdamW when weight decay is set, with the config's schedule."""
+    lr = config["learning_rate"]
+    if config["schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config["epochs"])
+    if config["weight_decay"]:
+        return keras.optimizers.AdamW(lr, weight_decay=config["weight_decay"])
+    return keras.optimizers.Adam(lr)
