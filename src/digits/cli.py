@@ -11,6 +11,7 @@ import json
 import os
 import statistics
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -275,11 +276,13 @@ def _fail(message: str) -> typer.Exit:
 
 def main() -> None:
     """Entry point: our errors become one line and exit code 2, signals 130/143."""
+    from digits.atomic import WriteError
     from digits.data import DataError
     from digits.inference import ModelError
     from digits.runs import TrainingError
 
-    known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError)
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
+    known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError, WriteError)
     try:
         from digits.preprocess import ImageError
 

@@ -460,6 +460,46 @@ def _pick_digit(analysis: _Analysis) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+# MNIST's stroke width as a fraction of the digit's longer side, measured on
+# the test set (upscaled, thresholded at half): 5th percentile 0.075, median
+# 0.11, 95th percentile 0.19. Strokes outside this band are a pen the model
+# has never seen; we bring them back to its edge, and leave the rest alone.
+_STROKE_RANGE = (0.08, 0.17)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in pixels: twice the distance-to-edge on the medial ridge."""
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(mask)
+    ridge = mask & (distance >= ndimage.maximum_filter(distance, 3))
+    return 2 * float(np.median(distance[ridge])) if ridge.any() else 0.0
+
+
+def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
+    """Thicken hairlines and thin marker strokes into MNIST's range of pens."""
+    from scipy import ndimage
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask
+    size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    width = _stroke_width(mask)
+    low, high = _STROKE_RANGE[0] * size, _STROKE_RANGE[1] * size
+    if width < low:
+        radius = (low - width) / 2
+        pad = int(np.ceil(radius)) + 1
+        padded = np.pad(mask, pad)
+        return ndimage.distance_transform_edt(~padded) <= radius
+    if width > high:
+        radius = (width - high) / 2
+        thinner = ndimage.distance_transform_edt(mask) > radius
+        # Never erase the digit: keep the original if erosion would gut it.
+        return thinner if thinner.sum() > 0.3 * mask.sum() else mask
+    return mask
+
+
 def _to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Crop a digit mask, fit it in 20×20 and centre it by mass in 28×28.
 
@@ -469,6 +509,7 @@ def _to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from scipy import ndimage
 
     image = np.zeros((_MNIST_SIZE, _MNIST_SIZE), dtype=np.float32)
+    mask = _normalise_stroke(mask)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:

@@ -13,6 +13,7 @@ uninterrupted run would have seen, and its history matches epoch for epoch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -344,7 +345,8 @@ def train(
         log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run_dir}")
         raise
     except BaseException:
-        write_config(run_dir, config, status="failed", epochs_done=state["epoch"])
+        with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
+            write_config(run_dir, config, status="failed", epochs_done=state["epoch"])
         raise
     finish(trainer.model, run_dir, config, state)
     return run_dir

@@ -1,0 +1,203 @@
+"""Training: the article's network, real short runs, determinism, checkpoints and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import DIGITS, run_cli
+from digits import models
+from digits.runs import TrainingError
+from digits.train import CHECKPOINT, train
+
+
+def test_seed_model_has_the_articles_parameter_count():
+    config = {"preset": "seed", **models.PRESETS["seed"]}
+    assert models.build(config).count_params() == 104_938
+
+
+@pytest.mark.parametrize("preset", sorted(models.PRESETS))
+def test_every_preset_builds_for_28x28_input(preset):
+    model = models.build({"preset": preset, **models.PRESETS[preset]})
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+
+
+def test_one_short_epoch_beats_85_percent(tmp_path, mnist):
+    run = train("seed", runs_dir=tmp_path, name="short", train_limit=10000, overrides={"epochs": 1},
+                progress=False, log=lambda *a: None)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.85
+    assert metrics["parameters"] == 104_938
+
+
+def test_run_folder_holds_everything(tiny_run):
+    for name in ("model.keras", "model.onnx", "config.json", "history.csv", "curves.png",
+                 "metrics.json", "confusion.png", "mistakes.png", "checkpoint.npz"):
+        assert (tiny_run / name).is_file(), name
+    assert (tiny_run.parent / "latest").resolve() == tiny_run.resolve()
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["status"] == "finished"
+    assert set(config["provenance"]) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
+    assert config["provenance"]["versions"]["keras"].startswith("3.")
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
+    assert np.array(metrics["confusion_matrix"]).sum() == 10000
+    assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
+
+
+def _weights(run):
+    with np.load(run / CHECKPOINT) as npz:
+        return [npz[k] for k in sorted(npz.files) if k.startswith("model/")]
+
+
+def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
+    runs = [train("tiny", runs_dir=tmp_path, name=f"r{i}", seed=7, train_limit=4000, progress=False, log=lambda *a: None)
+            for i in range(2)]
+    first, second = (_weights(r) for r in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    other = train("tiny", runs_dir=tmp_path, name="other", seed=8, train_limit=4000, progress=False, log=lambda *a: None)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, _weights(other)))
+
+
+def test_early_stopping_restores_best_weights(tmp_path, mnist):
+    """A learning rate far too high makes validation loss climb; the saved model is the best epoch's."""
+    run = train("tiny", runs_dir=tmp_path, name="es", train_limit=3000, progress=False, log=lambda *a: None,
+                overrides={"epochs": 6, "early_stopping": 2, "learning_rate": 0.3})
+    history = _history(run)
+    best = int(np.nanargmin(history["val_loss"]))
+    assert best < len(history["val_loss"]) - 1, "the test needs a run whose last epoch is not its best"
+    from digits.inference import Recognizer
+
+    (x, y), _ = mnist
+    x_val, y_val = x[2700:3000], y[2700:3000]
+    accuracy = float((Recognizer(run).predict(x_val) == y_val).mean())
+    assert accuracy == pytest.approx(history["val_accuracy"][best], abs=1e-6)
+
+
+def _history(run):
+    from digits.evaluate import read_history
+
+    return read_history(run)
+
+
+def test_resuming_a_finished_run_does_nothing(tiny_run, capsys):
+    before = (tiny_run / "model.onnx").stat().st_mtime_ns
+    messages = []
+    train(resume=tiny_run, log=messages.append)
+    assert "already finished" in messages[0]
+    assert (tiny_run / "model.onnx").stat().st_mtime_ns == before
+
+
+RESUMABLE = ("--preset", "tiny", "--epochs", "6", "--train-limit", "6000", "--seed", "3")
+
+
+def _checkpoint_epoch(run):
+    try:
+        with np.load(run / CHECKPOINT) as npz:
+            return json.loads(npz["meta"].tobytes())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _start(tmp_path, name):
+    return subprocess.Popen([DIGITS, "train", *RESUMABLE, "--name", name], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(run, epoch, process, limit=180):
+    deadline = time.monotonic() + limit
+    while _checkpoint_epoch(run) < epoch:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "training never reached the epoch"
+        time.sleep(0.05)
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
+    reference = run_cli("train", *RESUMABLE, "--name", "whole", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    process = _start(tmp_path, "killed")
+    run = tmp_path / "runs" / "killed"
+    _wait_for_epoch(run, 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _checkpoint_epoch(run) < 6
+    listing = run_cli("runs", cwd=tmp_path)
+    assert "killed" in listing.stdout
+    resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    whole, again = _history(tmp_path / "runs" / "whole"), _history(run)
+    assert whole.keys() == again.keys()
+    for key in whole:
+        np.testing.assert_allclose(again[key], whole[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
+    process = _start(tmp_path, "stopped")
+    run = tmp_path / "runs" / "stopped"
+    _wait_for_epoch(run, 1, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "digits train --resume" in stdout
+    assert "Traceback" not in stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "interrupted"
+    resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert len(_history(run)["loss"]) == 6
+
+
+def test_sigterm_exits_143(tmp_path, mnist):
+    process = _start(tmp_path, "terminated")
+    _wait_for_epoch(tmp_path / "runs" / "terminated", 1, process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    assert process.returncode == 143
+
+
+def test_existing_run_name_is_refused(tiny_run):
+    with pytest.raises(TrainingError, match="already exists"):
+        train("tiny", runs_dir=tiny_run.parent, name=tiny_run.name, log=lambda *a: None)
+
+
+def test_unwritable_output_folder_is_one_clear_error(tmp_path, monkeypatch):
+    """Root ignores permission bits, so the refusal is simulated where the folder is made."""
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.mkdir", refuse)
+    with pytest.raises(TrainingError, match="cannot create .*Permission denied"):
+        train("tiny", runs_dir=tmp_path / "runs", log=lambda *a: None)
+
+
+def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, mnist):
+    """The second checkpoint write hits ENOSPC half-way; the first survives intact, nothing half-written."""
+    import errno
+
+    from digits import atomic
+    from digits.train import save_checkpoint as real_save
+
+    calls = []
+
+    def save_until_full(path, trainer, state):
+        calls.append(state["epoch"])
+        if len(calls) == 2:
+            with atomic.atomic_path(path) as tmp:
+                tmp.write_bytes(b"half")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, trainer, state)
+
+    monkeypatch.setattr("digits.train.save_checkpoint", save_until_full)
+    with pytest.raises(atomic.WriteError, match="cannot write .*checkpoint.npz: No space left on device"):
+        train("tiny", runs_dir=tmp_path, name="full", train_limit=3000, overrides={"epochs": 4},
+              progress=False, log=lambda *a: None)
+    run = tmp_path / "full"
+    assert _checkpoint_epoch(run) == 1
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
+    assert json.loads((run / "config.json").read_text())["status"] == "failed"
