@@ -1,0 +1,30 @@
+# Two commands on a fresh machine (with DIGITS_DATA_DIR set, or online):
+#   make run    set up .venv, train the article's network, evaluate, print where the report is
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/digits train --preset seed
+	$(BIN)/digits show --index 1 --out runs/latest/show-1.png
+	@echo "Report: runs/latest/ (metrics.json, curves.png, confusion.png, mistakes.png, show-1.png)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) runs
