@@ -484,7 +484,8 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return mask
-    size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # work on the digit only: speed
+    size = max(mask.shape)
     width = _stroke_width(mask)
     low, high = _STROKE_RANGE[0] * size, _STROKE_RANGE[1] * size
     if width < low:

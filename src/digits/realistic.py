@@ -237,7 +237,9 @@ def make_singles(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, i
             shrink = (_MAX_CANVAS - max(gh, gw)) / (max(shape) - max(gh, gw))
             top, bottom, left, right = (max(2, int(m * shrink)) for m in (top, bottom, left, right))
             shape = (gh + top + bottom, gw + left + right)
-        samples.append((_render([glyph], [(top, left)], shape, style, rng), int(y_test[index])))
+        image = _render([glyph], [(top, left)], shape, style, rng)
+        image.info["mnist_index"] = int(index)  # provenance, recorded by write_set
+        samples.append((image, int(y_test[index])))
     return samples
 
 
@@ -268,7 +270,9 @@ def make_lines(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, str
             left + int(margin[3]) + 2,
         )
         text = "".join(str(int(y_test[i])) for i in indices)
-        samples.append((_render(glyphs, offsets, shape, style, rng), text))
+        image = _render(glyphs, offsets, shape, style, rng)
+        image.info["mnist_index"] = [int(i) for i in indices]
+        samples.append((image, text))
     return samples
 
 
@@ -294,7 +298,7 @@ def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) 
                 image.save(buffer, format="PNG")
                 data = buffer.getvalue()
             write_bytes(out / name, data)
-            entries[kind].append({"file": name, "label": label})
+            entries[kind].append({"file": name, "label": label, "mnist_index": image.info["mnist_index"]})
     labels = out / "labels.json"
     write_json(labels, {"seed": seed, "source": "MNIST test set", **entries})
     return labels
