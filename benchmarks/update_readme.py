@@ -1,0 +1,73 @@
+"""Copy the generated tables into README.md, between their `<!-- name -->` markers.
+
+    python benchmarks/update_readme.py [--seed-run RUN]
+
+Each block `<!-- NAME:start -->...<!-- NAME:end -->` in the README is replaced by
+benchmarks/results/NAME.md. With --seed-run, the `seed-run` block is written
+from that run's metrics.json and its curves.png is copied to docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def seed_run_block(run: Path) -> str:
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(run / "curves.png", docs / "seed-curves.png")
+    shutil.copyfile(run / "confusion.png", docs / "seed-confusion.png")
+    machine = config["provenance"]["machine"]
+    lines = [
+        "| figure | this run | the article |",
+        "| --- | ---: | ---: |",
+        f"| test accuracy | {metrics['test_accuracy']:.4f} | 0.9736 |",
+        f"| test loss | {metrics['test_loss']:.4f} | |",
+        f"| parameters | {metrics['parameters']:,} | 104,938 |",
+        f"| epochs | {metrics['epochs_run']} | 25 |",
+        f"| training time | {metrics['train_seconds']:.1f} s | |",
+        f"| best epoch (lowest val_loss) | {metrics['overfitting']['best_epoch']} | |",
+        "",
+        f"{metrics['overfitting']['verdict']}",
+        "",
+        f"Run `{' '.join(['digits'] + config['provenance']['command'][1:])}` on {machine['cpu']} "
+        f"({machine['cores']} cores), keras {config['provenance']['versions'].get('keras')}, "
+        f"commit {str(config['provenance']['git_commit'])[:10]}; figures from its metrics.json.",
+        "",
+        "![loss and accuracy per epoch](docs/seed-curves.png)",
+    ]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no <!-- {name}:start --> block")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed-run", type=Path, help="run folder of a `digits train --preset seed` run")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for table in sorted(RESULTS.glob("*.md")):
+        if f"<!-- {table.stem}:start -->" in text:
+            text = replace_block(text, table.stem, table.read_text())
+    if args.seed_run:
+        text = replace_block(text, "seed-run", seed_run_block(args.seed_run))
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
