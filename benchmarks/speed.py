@@ -327,7 +327,10 @@ def fmt_seconds(value: float | None) -> str:
 def fmt_ratio(ratio: float | None) -> str:
     if ratio is None:
         return "—"
-    return f"1/{1 / ratio:.1f}" if ratio < 1 else f"{ratio:.2f}×"
+    if ratio >= 1:
+        return f"{ratio:.2f}×"
+    inverse = 1 / ratio
+    return f"1/{inverse:.0f}" if inverse >= 100 else f"1/{inverse:.1f}".removesuffix(".0")
 
 
 def fmt_target(row: dict) -> tuple[str, str]:
@@ -350,14 +353,14 @@ def fmt_accuracies(values: list[float]) -> str:
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["summary"]
     v = m["versions"]
-    settings = report["settings"]
+    settings, first = report["settings"], report["raw"]["training"][0]
     quick = " — QUICK RUN (shortened epochs; not the real figures)" if report["quick"] else ""
     lines = [
         f"# Speed: the article's script vs `digits`{quick}",
         "",
-        f"Medians of {settings['reps']} alternating repetitions; ratio = digits / article "
-        f"(1/10 means ten times faster). Article: {settings['reference_epochs']} epochs; "
-        f"`--preset seed`: {report['raw']['training'][0]['seed']['epochs']} epochs.",
+        f"Medians of {settings['reps']} repetition(s), alternating article and `digits`; ratio = digits / article "
+        f"(1/10 means ten times faster). Epochs: article {settings['reference_epochs']}, "
+        f"`--preset fast` {first['fast']['epochs_run']}, `--preset seed` {first['seed']['epochs_run']}.",
         "",
         "| figure | article | digits | ratio | target | met |",
         "|---|---|---|---|---|---|",
@@ -367,15 +370,17 @@ def markdown(report: dict) -> str:
         lines.append(f"| {row['name']} | {fmt_seconds(row['reference'])} | {fmt_seconds(row['digits'])} "
                      f"| {fmt_ratio(row['ratio'])} | {target} | {met} |")
     acc = s["accuracies"]
-    seed_in_spread = min(acc["reference"]) <= statistics.median(acc["seed"]) <= max(acc["reference"])
+    spread = ""
+    if len(acc["reference"]) > 1:
+        inside = min(acc["reference"]) <= statistics.median(acc["seed"]) <= max(acc["reference"])
+        spread = f" (seed median {'inside' if inside else 'outside'} the article's range)"
     g = s["gflops"]
     pct = lambda x: f"{x:.2f} GFLOP/s ({100 * x / g['matmul_peak']:.1f} % of peak)"  # noqa: E731
     cold_failures = [c["digits"]["error"] for c in report["raw"]["cold_start"] if "error" in c["digits"]]
     lines += [
         "",
         f"Test accuracy: article {fmt_accuracies(acc['reference'])}, `digits` fast {fmt_accuracies(acc['fast'])}, "
-        f"`digits` seed {fmt_accuracies(acc['seed'])} (seed median "
-        f"{'inside' if seed_in_spread else 'outside'} the article's range).",
+        f"`digits` seed {fmt_accuracies(acc['seed'])}{spread}.",
         "",
         f"Distance to the limit: NumPy float32 {report['raw']['matmul']['n']}² matmul peaks at "
         f"{g['matmul_peak']:.1f} GFLOP/s here. Training (6 × parameters × samples per epoch): "

@@ -50,16 +50,25 @@ def train(
     train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.")] = None,
 ) -> None:
     """Train a preset; writes runs/<name>/ with model, ONNX, history, plots and metrics."""
-    from digits.train import train as train_run
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digits.data import load
 
     if seeds < 1:
         raise typer.BadParameter("--seeds must be at least 1.")
+    # Read and verify the data while TensorFlow imports: both take about a second.
+    with ThreadPoolExecutor(1) as pool:
+        loading = None if resume else pool.submit(load, dataset, data_dir)
+        from digits.train import train as train_run
+
+        data = loading.result() if loading else None
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     results = []
     for s in range(seed, seed + seeds):
         run_dir = train_run(
             preset, runs_dir=runs_dir, name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume,
             dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
+            data=data,
         )
         metrics = json.loads((run_dir / "metrics.json").read_text())
         results.append(metrics["test_accuracy"])

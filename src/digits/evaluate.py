@@ -32,10 +32,10 @@ def read_history(run_dir: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
 
 
-def report_run(run_dir: Path, config: dict, history: dict, best_epoch: int | None = None,
-               train_seconds: float | None = None, data_dir=None) -> dict:
+def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
+               best_epoch: int | None = None, train_seconds: float | None = None) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into `run_dir`."""
-    _, (x_test, y_test) = load(config["dataset"], data_dir)
+    x_test, y_test = test
     probabilities = Recognizer(run_dir).predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
     names = report.CLASS_NAMES[config["dataset"]]
@@ -68,4 +68,5 @@ def report_run(run_dir: Path, config: dict, history: dict, best_epoch: int | Non
 def evaluate_run(run_dir: Path, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
     config = read_config(run_dir)
-    return report_run(run_dir, config, read_history(run_dir), data_dir=data_dir)
+    _, test = load(config["dataset"], data_dir)
+    return report_run(run_dir, config, read_history(run_dir), test)

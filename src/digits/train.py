@@ -312,8 +312,12 @@ def train(
     overrides: dict | None = None,
     progress: bool | None = None,
     log=print,
+    data=None,
 ) -> Path:
-    """Train (or resume) a run; return its folder once model, ONNX and report are written."""
+    """Train (or resume) a run; return its folder once model, ONNX and report are written.
+
+    `data` may hold the dataset already loaded (as `digits.data.load` returns it).
+    """
     if resume is not None:
         run_dir = Path(resume)
         config = read_config(run_dir)
@@ -327,7 +331,7 @@ def train(
     keras.utils.set_random_seed(config["seed"])
     tf.config.experimental.enable_op_determinism()
 
-    (x, y), _ = load(config["dataset"], data_dir)
+    (x, y), test = data or load(config["dataset"], data_dir)
     split = split_data(x, y, config["validation_split"], config["train_limit"])
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:
@@ -348,11 +352,11 @@ def train(
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
             write_config(run_dir, config, status="failed", epochs_done=state["epoch"])
         raise
-    finish(trainer.model, run_dir, config, state)
+    finish(trainer.model, run_dir, config, state, test)
     return run_dir
 
 
-def finish(model: keras.Model, run_dir: Path, config: dict, state: dict) -> None:
+def finish(model: keras.Model, run_dir: Path, config: dict, state: dict, test) -> None:
     """Save the trained model and its ONNX twin, then write the evaluation report."""
     from digits import evaluate, export
 
@@ -360,5 +364,6 @@ def finish(model: keras.Model, run_dir: Path, config: dict, state: dict) -> None
         model.save(tmp)
     export.to_onnx(model, run_dir / "model.onnx")
     write_history(run_dir, state["history"])
-    evaluate.report_run(run_dir, config, state["history"], best_epoch=state["best_epoch"], train_seconds=state["train_seconds"])
+    evaluate.report_run(run_dir, config, state["history"], test, best_epoch=state["best_epoch"],
+                        train_seconds=state["train_seconds"])
     write_config(run_dir, config, status="finished", epochs_done=state["epoch"])
