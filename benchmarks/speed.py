@@ -26,6 +26,7 @@ Writes benchmarks/results/speed.json and speed.md (speed-quick.* with --quick).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -198,7 +199,7 @@ def inference_phase(run_dir: str, x_test: np.ndarray, batch_calls: int, latency_
 
     recognizer = Recognizer(run_dir)
     batch = timed_calls(lambda: recognizer.predict_proba(x_test), batch_calls)
-    images = iter(range(10**9))
+    images = itertools.count()
     single = timed_calls(lambda: recognizer.predict_proba(x_test[next(images) % len(x_test)]), latency_calls, warmup=10)
     return {"model": run_dir, "predict_10k_seconds": batch, "single_predict_seconds": single}
 
@@ -354,11 +355,10 @@ def markdown(report: dict) -> str:
     m, s = report["machine"], report["summary"]
     v = m["versions"]
     settings, first = report["settings"], report["raw"]["training"][0]
-    quick = " — QUICK RUN (shortened epochs; not the real figures)" if report["quick"] else ""
-    lines = [
-        f"# Speed: the article's script vs `digits`{quick}",
-        "",
-        f"Medians of {settings['reps']} repetition(s), alternating article and `digits`; ratio = digits / article "
+    # No heading: the README includes this file under its own "Speed" heading.
+    lines = ["**QUICK RUN (shortened epochs): not the real figures.**", ""] if report["quick"] else []
+    lines += [
+        f"The article's script vs `digits`: medians of {settings['reps']} repetition(s), alternating article and `digits`; ratio = digits / article "
         f"(1/10 means ten times faster). Epochs: article {settings['reference_epochs']}, "
         f"`--preset fast` {first['fast']['epochs_run']}, `--preset seed` {first['seed']['epochs_run']}.",
         "",

@@ -69,8 +69,8 @@ _MNIST_COM = (14.0, 14.0)
 _WORK_MAX = 1024
 _WORK_MIN = 256
 # Coarse grid on which the background is estimated: lighting varies slowly,
-# so a ~96 px version of the image is enough and makes the filters cheap.
-_BG_GRID = 96
+# so a ~64 px version of the image is enough and makes the filters cheap.
+_BG_GRID = 64
 
 
 class ImageError(ValueError):
@@ -280,19 +280,18 @@ def _background(grey: np.ndarray) -> np.ndarray:
     # Light varies over a good part of the shorter side, ink over much less.
     sigma = max(1.5, min(small.shape) / 6)
     weight = np.ones_like(small)
-    estimate = np.full_like(small, np.median(small))
-    for _ in range(5):
-        num = ndimage.gaussian_filter(small * weight, sigma, mode="nearest")
-        den = ndimage.gaussian_filter(weight, sigma, mode="nearest")
-        # Where the ink covered a whole neighbourhood, widen the view.
-        wide_num = ndimage.gaussian_filter(small * weight, 3 * sigma, mode="nearest")
-        wide_den = ndimage.gaussian_filter(weight, 3 * sigma, mode="nearest")
-        fallback = np.median(small[weight > 0]) if weight.any() else np.median(small)
-        wide = np.where(wide_den > 1e-3, wide_num / np.maximum(wide_den, 1e-3), fallback)
-        estimate = np.where(den > 0.15, num / np.maximum(den, 1e-6), wide)
+    estimate = small
+    for _ in range(4):
+        # Where ink covered a whole neighbourhood there is no paper left to
+        # average: the small constant in the ratio falls back to the median
+        # of the paper seen so far.
+        paper = float(np.median(small[weight > 0])) if weight.any() else float(np.median(small))
+        num = ndimage.gaussian_filter(small * weight, sigma, mode="nearest", truncate=3)
+        den = ndimage.gaussian_filter(weight, sigma, mode="nearest", truncate=3)
+        estimate = (num + 0.05 * paper) / (den + 0.05)
         residual = small - estimate
         kept = residual[weight > 0] if weight.any() else residual
-        noise = 1.4826 * np.median(np.abs(kept - np.median(kept)))
+        noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
         weight = (np.abs(residual) <= max(3 * noise, 0.02)).astype(np.float64)
     full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.BILINEAR)
     return np.asarray(full, dtype=np.float32)
