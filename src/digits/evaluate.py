@@ -49,7 +49,7 @@ def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarra
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": train_seconds,
         **report.classification_metrics(y_test, predicted, names),
-        "overfitting": report.overfitting(history),
+        "overfitting": report.overfitting(history, monitor=config.get("monitor", "val_loss")),
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch

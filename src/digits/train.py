@@ -190,12 +190,12 @@ def _values(variables) -> list[np.ndarray]:
     return [np.array(v.numpy()) for v in variables]
 
 
-STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "best_val_loss", "train_seconds")
+STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "best_score", "train_seconds")
 
 
 def new_state() -> dict:
     return {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0.0, "history": {}, "best_epoch": 0,
-            "best_val_loss": math.inf, "best_weights": None, "train_seconds": 0.0}
+            "best_score": math.inf, "best_weights": None, "train_seconds": 0.0}
 
 
 def save_checkpoint(path: Path, trainer: Trainer, state: dict) -> None:
@@ -223,6 +223,13 @@ def load_checkpoint(path: Path, trainer: Trainer) -> dict:
         for variable, value in zip(variables, groups[group]):
             variable.assign(value)
     return {**meta, "best_weights": groups["best"] or None}
+
+
+def _score(logs: dict, monitor: str) -> float:
+    """The monitored quantity as lower-is-better; without validation data, the training loss."""
+    if monitor not in logs:
+        return logs["loss"]
+    return -logs[monitor] if "accuracy" in monitor else logs[monitor]
 
 
 def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict, progress: bool) -> dict:
@@ -263,9 +270,9 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
             history.setdefault("epoch", []).append(epoch + 1)
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
-            monitored = logs.get("val_loss", logs["loss"])
-            if monitored < state["best_val_loss"]:
-                state.update(best_val_loss=monitored, best_epoch=epoch + 1, best_weights=_values(trainer.variables) if patience else None)
+            score = _score(logs, config.get("monitor", "val_loss"))
+            if score < state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch + 1, best_weights=_values(trainer.variables) if patience else None)
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0.0)
             if patience and epoch + 1 - state["best_epoch"] >= patience:
                 state["epoch"] = epochs  # early stop: the run is complete
