@@ -145,8 +145,11 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (expected PNG, JPEG, BMP, GIF, WebP or TIFF).") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({err}).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        limit = Image.MAX_IMAGE_PIXELS or 0
+        raise ImageError(
+            f"{name}: refused as a possible decompression bomb (over Pillow's limit of {limit // 1_000_000} megapixels)."
+        ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
     except Exception as err:  # Pillow's decoders raise many types on damaged data
@@ -311,15 +314,21 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def _threshold(signal: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Smooth the ink signal, then threshold it (step 4).
 
     Returns (ink, mask, contrast): ink scaled so 1.0 is the typical ink level,
-    the thresholded mask, and that level in grey units. The level is a high
-    percentile of the clearly inked pixels; Otsu's split of the candidate
-    pixels is kept between 35 % and 65 % of it, so that neither a tiny digit
-    on a big page (Otsu falls into the noise) nor a bold one (Otsu drifts up)
-    fools it, and above the noise.
+    the thresholded mask, and that level in grey units (a high percentile of
+    the clearly inked pixels).
+
+    Without `stroke` the threshold is global: Otsu's split of the candidate
+    pixels, kept between 35 % and 65 % of the ink level so that neither a
+    tiny digit on a big page (Otsu falls into the noise) nor a bold one (Otsu
+    drifts up) fools it. With the stroke width known it is adaptive: a pixel
+    is ink when it reaches half the strongest ink within a few stroke widths,
+    so a faint hairline next to a heavy blob keeps its true width, while a
+    floor at a quarter of the global level (and above the noise) keeps paper
+    texture out.
     """
     from scipy import ndimage
 
@@ -331,9 +340,13 @@ def _threshold(signal: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
     if contrast < MIN_CONTRAST or candidates.size < 4:
         return ink, np.zeros(signal.shape, dtype=bool), contrast
     noise_floor = 4 * noise / contrast
-    split = _otsu(ink[ink > max(noise_floor, 0.1)])
-    threshold = max(min(max(split, 0.35), 0.65), noise_floor)
-    return ink, ink > threshold, contrast
+    if stroke <= 0:
+        split = _otsu(ink[ink > max(noise_floor, 0.1)])
+        return ink, ink > max(min(max(split, 0.35), 0.65), noise_floor), contrast
+    window = max(3, int(round(3 * stroke)) | 1)
+    local_peak = ndimage.maximum_filter(ink, size=window)
+    floor = max(noise_floor, 0.25, MIN_CONTRAST / 2 / contrast)
+    return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -366,9 +379,10 @@ def _analyse(image: Image.Image) -> _Analysis:
     dark_ink = dark >= light
     signal = -diff if dark_ink else diff
 
-    # A first pass with light smoothing finds roughly how tall the writing
-    # is; the second smooths in proportion to it, which joins chalk grain,
-    # pencil texture and JPEG blocks without eating thin strokes.
+    # A first pass with light smoothing and a global threshold finds how
+    # tall the writing is and how wide its strokes are. The second smooths in
+    # proportion (joining chalk grain, pencil texture and JPEG blocks without
+    # eating thin strokes) and thresholds adaptively at that stroke scale.
     ink, mask, contrast = _threshold(signal, 0.7)
     labels, areas = _components(mask)
     rows = np.flatnonzero((labels > 0).any(axis=1))
@@ -376,10 +390,10 @@ def _analyse(image: Image.Image) -> _Analysis:
         weights = (labels > 0).sum(axis=1)[rows]
         cumulative = np.cumsum(weights) / weights.sum()
         low, high = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
-        sigma = float(np.clip(0.025 * (high - low + 1), 0.7, 12))
-        if sigma > 1.0:
-            ink, mask, contrast = _threshold(signal, sigma)
-            labels, areas = _components(mask)
+        stroke = _stroke_width(_crop(labels > 0))
+        sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
+        ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
+        labels, areas = _components(mask)
     return _Analysis(
         grey=grey,
         background=background,
@@ -466,6 +480,15 @@ def _pick_digit(analysis: _Analysis) -> np.ndarray:
 _STROKE_RANGE = (0.08, 0.17)
 
 
+def _crop(mask: np.ndarray) -> np.ndarray:
+    """The mask cut to the bounding box of its pixels (whole mask when empty)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def _stroke_width(mask: np.ndarray) -> float:
     """Typical stroke width in pixels: twice the distance-to-edge on the medial ridge."""
     from scipy import ndimage
@@ -479,11 +502,9 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
     """Thicken hairlines and thin marker strokes into MNIST's range of pens."""
     from scipy import ndimage
 
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    if not mask.any():
         return mask
-    mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # work on the digit only: speed
+    mask = _crop(mask)  # work on the digit only: speed
     size = max(mask.shape)
     width = _stroke_width(mask)
     low, high = _STROKE_RANGE[0] * size, _STROKE_RANGE[1] * size
@@ -577,58 +598,74 @@ class Segment:
 
 
 def _group_line(analysis: _Analysis) -> list[list[int]]:
-    """Group connected components into digits of one line, left to right.
+    """Group connected components into the digits of one line, left to right.
 
-    Pieces belong to the same digit when they overlap horizontally and at
-    least one of them is short (a 5's detached bar, a 4 split at the
-    crossbar, a speck above a stroke). Two full-height pieces side by side are
-    two digits (a 1 under a 7's overhang). Small pieces far from any digit
-    are noise.
+    Handwritten digits on one line are about equally tall, so the line's
+    height H (the vertical extent of its ink) tells whole strokes from
+    fragments. Tall pieces (at least 0.6 H) are digits, or halves of one when
+    they overlap horizontally by half the narrower width (a 0 broken in two).
+    Short pieces are fragments (a 5's detached bar, a 4 split at its
+    crossbar, a speck above a stroke, chalk broken by grain) and join the
+    nearest digit if close enough and the result is still digit-sized.
+    Fragments left over become a digit only if together they are tall
+    enough; otherwise they are noise. Two tall pieces side by side stay two
+    digits, even under a 7's overhang.
     """
     labels, areas = analysis.labels, analysis.areas
     count = len(areas) - 1
-    live = [i for i in range(1, count + 1) if areas[i] > 0]
-    if not live:
+    boxes = {i: b for i, b in zip(range(1, count + 1), _boxes(labels, count)) if b is not None and areas[i] > 0}
+    if not boxes:
         return []
-    boxes = {i: b for i, b in zip(range(1, count + 1), _boxes(labels, count)) if b is not None}
-    biggest = max(areas[i] for i in live)
-    main = [i for i in live if areas[i] >= 0.15 * biggest]
-    line_height = float(np.median([boxes[i][3] - boxes[i][1] for i in main]))
-    line_top = float(np.median([boxes[i][1] for i in main]))
-    line_bottom = float(np.median([boxes[i][3] for i in main]))
+    # The line's height: where the ink rows are, ignoring 2 % at each end.
+    rows = np.flatnonzero((labels > 0).any(axis=1))
+    weights = (labels > 0).sum(axis=1)[rows]
+    cumulative = np.cumsum(weights) / weights.sum()
+    top, bottom = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
+    line = float(bottom - top + 1)
+    # Pieces wholly outside the band of the line are not part of it.
+    boxes = {i: b for i, b in boxes.items() if b[3] > top - 0.5 * line and b[1] < bottom + 0.5 * line}
 
-    # Drop pieces that lie wholly outside the band of the line.
-    margin = 0.5 * line_height
-    live = [i for i in live if boxes[i][3] > line_top - margin and boxes[i][1] < line_bottom + margin]
+    def height(box):
+        return box[3] - box[1]
 
-    groups = [[i] for i in sorted(live, key=lambda i: boxes[i][0])]
-    gboxes = [boxes[g[0]] for g in groups]
-    merged = True
-    while merged:
-        merged = False
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                ba, bb = gboxes[a], gboxes[b]
-                overlap = min(ba[2], bb[2]) - max(ba[0], bb[0])
-                narrow = min(ba[2] - ba[0], bb[2] - bb[0])
-                short = min(ba[3] - ba[1], bb[3] - bb[1]) < 0.75 * line_height
-                union = _union(ba, bb)
-                fits = union[2] - union[0] <= 1.2 * line_height
-                if overlap >= 0.4 * narrow and short and fits:
-                    groups[a] += groups.pop(b)
-                    gboxes[a] = union
-                    gboxes.pop(b)
-                    merged = True
-                    break
-            if merged:
+    def width(box):
+        return box[2] - box[0]
+
+    def x_overlap(a, b):
+        return min(a[2], b[2]) - max(a[0], b[0])
+
+    # Tall pieces: digits, merged when they overlap by half the narrower one.
+    groups: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
+        box = boxes[i]
+        for members, other in groups:
+            if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
+                members.append(i)
+                groups[groups.index((members, other))] = (members, _union(box, other))
                 break
-    # What is still tiny after merging is a speck, not a digit.
-    keep = []
-    for group, box in zip(groups, gboxes):
-        area = sum(areas[i] for i in group)
-        if area >= 0.08 * biggest and (box[3] - box[1]) >= 0.3 * line_height:
-            keep.append((box[0], group))
-    return [group for _, group in sorted(keep)]
+        else:
+            groups.append(([i], box))
+
+    # Fragments, biggest first, join the nearest digit when close.
+    leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
+        box = boxes[i]
+        best = min(range(len(groups)), key=lambda g: _gap(box, groups[g][1]), default=None)
+        if best is not None:
+            members, other = groups[best]
+            union = _union(box, other)
+            if _gap(box, other) <= 0.3 * line and width(union) <= 1.2 * line:
+                groups[best] = (members + [i], union)
+                continue
+        # Not near a digit: gather with other stray fragments above or below it.
+        for k, (members, other) in enumerate(leftovers):
+            if x_overlap(box, other) >= -0.05 * line and width(_union(box, other)) <= 1.2 * line:
+                leftovers[k] = (members + [i], _union(box, other))
+                break
+        else:
+            leftovers.append(([i], box))
+    groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
+    return [members for members, box in sorted(groups, key=lambda g: g[1][0])]
 
 
 def segment(image: Image.Image) -> list[Segment]:

@@ -92,8 +92,8 @@ def _pick(rng: np.random.Generator, table: dict) -> np.ndarray:
 def _style(rng: np.random.Generator, height_range: tuple[float, float]) -> _Style:
     height = float(rng.uniform(*height_range))
     stroke = rng.choice(["thin", "normal", "normal", "thick"])
-    level = {"thin": 0.7, "normal": 0.45, "thick": 0.3}[str(stroke)]
-    extra = float(rng.uniform(0.02, 0.05) * height) if stroke == "thick" else 0.0
+    level = {"thin": 0.75, "normal": 0.45, "thick": 0.3}[str(stroke)]
+    extra = float(rng.uniform(0.01, 0.035) * height) if stroke == "thick" else 0.0
     chalk = bool(rng.random() < 0.2)
     if chalk:
         paper, ink = _pick(rng, _BOARDS), _pick(rng, _CHALKS)
@@ -130,9 +130,13 @@ def _glyph(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle
     grey = Image.fromarray(digit.astype(np.float32) / 255, "F").resize((size, size), Image.BICUBIC)
     grey = np.asarray(grey, dtype=np.float64)
     # A pen stroke has a crisp edge: threshold the smooth upscale and give
-    # the edge one pixel of anti-aliasing with a distance transform. The
-    # threshold level sets the stroke width, `extra` widens it further.
-    inside = grey > style.level
+    # the edge one pixel of anti-aliasing with a distance transform. Dividing
+    # by the local maximum first makes every stroke peak at 1, so a high
+    # threshold thins all strokes alike instead of erasing MNIST's fainter
+    # ones (which would change the digit). `extra` widens thick pens further.
+    local_peak = ndimage.maximum_filter(grey, size=max(3, round(3 * factor)))
+    relative = grey / np.maximum(local_peak, 0.15)
+    inside = relative > style.level
     if not inside.any():
         inside = grey >= grey.max() * 0.9
     outside_distance = ndimage.distance_transform_edt(~inside)
