@@ -356,21 +356,26 @@ def plot_mistakes(
         _save(fig, path)
         return
 
+    # One mosaic image and one axes: 36 separate subplots with tight_layout
+    # cost seconds, and this plot is drawn at the end of every run.
     cols = min(6, wrong.size)
     rows = math.ceil(wrong.size / cols)
-    # Wide enough per cell for "true Ankle boot / pred Sneaker".
+    pad, label = 4, 12  # pixels around each digit, and above it for its caption
+    cell_h, cell_w = 28 + pad + label, 28 + pad
     long_names = max(len(name) for name in class_names) > 2
-    cell_width = 2.2 if long_names else 1.6
-    fig = _new_figure(cols * cell_width, rows * 1.8)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    if long_names:
+        cell_w += 28  # room for "true Ankle boot / pred Sneaker"
     vmin, vmax = _image_range(images)
-    for ax in axes:
-        ax.set_axis_off()
-    for ax, i in zip(axes, wrong):
-        ax.imshow(images[i], cmap="gray", vmin=vmin, vmax=vmax)
-        title = f"true {class_names[y_true[i]]} / pred {class_names[y_pred[i]]}"
-        ax.set_title(title, fontsize=8 if long_names else 9)
-    fig.tight_layout()
+    mosaic = np.full((rows * cell_h, cols * cell_w), vmin, dtype=np.float32)
+    fig = _new_figure(cols * cell_w / 22, rows * cell_h / 22)
+    ax = fig.add_axes((0, 0, 1, 1))
+    for k, i in enumerate(wrong):
+        top, left = (k // cols) * cell_h + label, (k % cols) * cell_w + (cell_w - 28) // 2
+        mosaic[top : top + 28, left : left + 28] = images[i]
+        ax.text((k % cols + 0.5) * cell_w, top - 2, f"true {class_names[y_true[i]]} / pred {class_names[y_pred[i]]}",
+                ha="center", va="bottom", color="white", fontsize=7 if long_names else 8)
+    ax.imshow(mosaic, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_axis_off()
     _save(fig, path)
 
 
