@@ -269,8 +269,10 @@ def test_failed_plot_leaves_no_temp_file(tmp_path, monkeypatch):
 
     from matplotlib.figure import Figure
 
+    from digits.atomic import WriteError
+
     monkeypatch.setattr(Figure, "savefig", broken_savefig)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="digit.png: disk full"):
         plot_digit(np.zeros((28, 28)), "x", tmp_path / "digit.png")
     assert list(tmp_path.iterdir()) == []
 
