@@ -7,11 +7,15 @@ answers almost at random. This module rebuilds MNIST's format from a real
 image, in the order MNIST itself was made:
 
   1. convert to grey (alpha over white, 16-bit scaled, palette expanded);
-  2. estimate the background (paper and its uneven light) and subtract it;
+  2. estimate the background (paper, its texture and uneven light) and
+     subtract it; a table showing round the sheet is left out;
   3. detect polarity: dark ink on light paper, or light chalk on a dark board;
-  4. threshold with Otsu's method, kept between safe bounds of the ink level;
-  5. drop specks and noise (connected components that are too small or far);
-  6. crop the digit's bounding box;
+  4. threshold: Otsu's method (within safe bounds) finds the writing's size
+     and stroke width, then an adaptive threshold at that scale keeps faint
+     and bold strokes at their true width;
+  5. drop specks and noise (connected components too small or too far);
+  6. crop the digit's bounding box (hairline or marker strokes are brought
+     into the range of pen widths MNIST has);
   7. scale the longer side to 20 px keeping the aspect ratio, anti-aliased;
   8. paste into 28×28 so that the centre of mass lands on the centre.
 
@@ -148,7 +152,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise ImageError(
-            f"{name}: refused as a possible decompression bomb (over Pillow's limit of {limit // 1_000_000} megapixels)."
+            f"{name}: refused as a possible decompression bomb "
+            f"(over Pillow's limit of {limit // 1_000_000} megapixels)."
         ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
@@ -170,6 +175,19 @@ def _decode(data: bytes, name: str) -> Image.Image:
 # --------------------------------------------------------------------------
 
 
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    """`image.convert(mode)`, through an intermediate mode where Pillow has no direct path."""
+    for path in ([mode], ["RGBA", mode], ["RGB", mode], ["LA", mode]):
+        try:
+            converted = image
+            for step in path:
+                converted = converted.convert(step)
+            return converted
+        except ValueError:
+            continue
+    raise ImageError(f"the image mode {image.mode!r} cannot be converted to grey.")
+
+
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
@@ -182,7 +200,7 @@ def _grey(image: Image.Image) -> np.ndarray:
     or a shape drawn only in the alpha channel), the alpha itself is the ink.
     """
     if _has_alpha(image):
-        rgba = image.convert("RGBA")
+        rgba = _convert(image, "RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
         grey = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255
         if alpha.min() >= 1:
@@ -208,11 +226,7 @@ def _grey(image: Image.Image) -> np.ndarray:
             values = values - low
             full = max(high - low, 1e-12)
         return np.clip(values / full, 0, 1).astype(np.float32)
-    try:
-        grey_image = image.convert("L")
-    except ValueError:  # modes without a direct path to "L" (e.g. HSV)
-        grey_image = image.convert("RGB").convert("L")
-    return np.asarray(grey_image, dtype=np.float32) / 255
+    return np.asarray(_convert(image, "L"), dtype=np.float32) / 255
 
 
 def _working_grey(image: Image.Image) -> tuple[np.ndarray, tuple[float, float]]:
@@ -225,16 +239,12 @@ def _working_grey(image: Image.Image) -> tuple[np.ndarray, tuple[float, float]]:
         scale = _WORK_MAX / longest
         target = (max(1, round(width * scale)), max(1, round(height * scale)))
         if _has_alpha(image):
-            grey = _grey(image.convert("RGBA").resize(target, Image.BOX))
+            grey = _grey(_convert(image, "RGBA").resize(target, Image.BOX))
         elif image.mode.startswith("I") or image.mode == "F":
             grey = _grey(image)  # 16/32-bit: scale values first, then reduce
             grey = np.asarray(Image.fromarray(grey, "F").resize(target, Image.BOX), dtype=np.float32)
         else:
-            try:
-                small = image.convert("L")
-            except ValueError:
-                small = image.convert("RGB").convert("L")
-            grey = np.asarray(small.resize(target, Image.BOX), dtype=np.float32) / 255
+            grey = np.asarray(_convert(image, "L").resize(target, Image.BOX), dtype=np.float32) / 255
         return np.clip(grey, 0, 1).astype(np.float32), (target[0] / width, target[1] / height)
     grey = _grey(image)
     if longest < _WORK_MIN:
@@ -266,13 +276,14 @@ class _Analysis:
     dark_ink: bool
 
 
-def _background(grey: np.ndarray) -> np.ndarray:
+def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """Estimate the paper's brightness everywhere, ignoring the ink.
 
     On a coarse grid, a Gaussian-weighted average of the pixels that are not
     outliers (normalised convolution) is refined a few times: ink of either
     polarity is an outlier, so it drops out and the estimate follows only the
-    slowly varying paper, uneven light and shadows included.
+    slowly varying paper, uneven light and shadows included. Pixels in
+    `exclude` (a table around the sheet) never count as paper.
     """
     from scipy import ndimage
 
@@ -282,7 +293,11 @@ def _background(grey: np.ndarray) -> np.ndarray:
     small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.BOX), dtype=np.float64)
     # Light varies over a good part of the shorter side, ink over much less.
     sigma = max(1.5, min(small.shape) / 6)
-    weight = np.ones_like(small)
+    keep = np.ones_like(small)
+    if exclude is not None:
+        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.BOX)
+        keep = (np.asarray(coverage) < 0.5).astype(np.float64)
+    weight = keep.copy()
     estimate = small
     for _ in range(4):
         # Where ink covered a whole neighbourhood there is no paper left to
@@ -295,7 +310,7 @@ def _background(grey: np.ndarray) -> np.ndarray:
         residual = small - estimate
         kept = residual[weight > 0] if weight.any() else residual
         noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
-        weight = (np.abs(residual) <= max(3 * noise, 0.02)).astype(np.float64)
+        weight = (np.abs(residual) <= max(3 * noise, 0.02)) * keep
     full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.BILINEAR)
     return np.asarray(full, dtype=np.float32)
 
@@ -312,6 +327,20 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
     mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mean0 - mean1) ** 2
     return float(edges[int(np.argmax(between)) + 1])
+
+
+def _noise(values: np.ndarray, lag: int = 1) -> float:
+    """Noise level (standard deviation) from differences between pixels `lag` apart.
+
+    Unlike the spread of the values themselves, this ignores large flat
+    areas of any level (a table around the sheet, a big blot of ink): within
+    them, neighbours agree. `lag` steps past the correlation a blur brings.
+    """
+    lag = max(1, min(lag, values.shape[1] - 1))
+    if values.shape[1] < 2:
+        return 0.0
+    steps = np.abs(values[:, lag:] - values[:, :-lag])
+    return 1.4826 * float(np.median(steps)) / np.sqrt(2)
 
 
 def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -333,7 +362,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
     from scipy import ndimage
 
     smooth = ndimage.gaussian_filter(signal, sigma)
-    noise = 1.4826 * float(np.median(np.abs(smooth - np.median(smooth))))
+    noise = _noise(smooth, int(np.ceil(2 * sigma)))
     candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
     contrast = float(np.percentile(candidates, 90)) if candidates.size else 0.0
     ink = smooth / max(contrast, 1e-6)
@@ -365,26 +394,125 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, areas
 
 
-def _analyse(image: Image.Image) -> _Analysis:
-    grey, scale = _working_grey(image)
-    background = _background(grey)
+def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """Step 3: flatten and detect polarity; returns (ink signal, dark_ink).
+
+    Ink is the side with the stronger extreme deviations from the paper:
+    the mean of the strongest 0.3 % on each side is compared. (Comparing
+    their total instead would let a broad, mild residue of uneven light
+    outweigh a small dark digit.)
+    """
     diff = grey - background
+    values = diff.ravel() if valid is None else diff[valid]
+    if values.size == 0:
+        return np.zeros_like(diff), True
+    count = max(10, int(0.003 * values.size))
+    if values.size <= count:
+        dark_ink = float(-values.min()) >= float(values.max())
+    else:
+        ordered = np.partition(values, (count, values.size - count - 1))
+        dark_ink = float(-ordered[:count].mean()) >= float(ordered[-count:].mean())
+    return (-diff if dark_ink else diff), dark_ink
 
-    # Step 3: polarity. Ink is the side with the larger, rarer deviations from
-    # the paper: sum the strong deviations on each side and compare.
-    noise = 1.4826 * float(np.median(np.abs(diff - np.median(diff))))
-    strong = max(4 * noise, MIN_CONTRAST / 2)
-    dark = float(-diff[diff < -strong].sum())
-    light = float(diff[diff > strong].sum())
-    dark_ink = dark >= light
-    signal = -diff if dark_ink else diff
 
-    # A first pass with light smoothing and a global threshold finds how
-    # tall the writing is and how wide its strokes are. The second smooths in
-    # proportion (joining chalk grain, pencil texture and JPEG blocks without
-    # eating thin strokes) and thresholds adaptively at that stroke scale.
-    ink, mask, contrast = _threshold(signal, 0.7)
-    labels, areas = _components(mask)
+def _rectangle_area(region: np.ndarray) -> float:
+    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
+    from scipy import spatial
+
+    points = np.argwhere(region).astype(float)
+    try:
+        corners = points[spatial.ConvexHull(points).vertices]
+    except Exception:  # a line or a point: no area
+        return float("inf")
+    best = float("inf")
+    for start, end in zip(corners, np.roll(corners, -1, axis=0)):
+        edge = end - start
+        length = float(np.hypot(*edge))
+        if length == 0:
+            continue
+        along = corners @ (edge / length)
+        across = corners @ (np.array([-edge[1], edge[0]]) / length)
+        # +1: pixel centres to pixel edges.
+        best = min(best, (np.ptp(along) + 1) * (np.ptp(across) + 1))
+    return best
+
+
+def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
+    """Where the picture is not the sheet (or board) the digit is written on.
+
+    A photo of a sheet lying on a table shows two surfaces: the table, and
+    the sheet that holds the ink. The sheet is found on a coarse copy as the
+    largest region of one side of Otsu's brightness split that, once its
+    holes are filled, is big, nearly fills its smallest enclosing rectangle
+    (a sheet is a quadrilateral; a digit is not), has a few holes (the ink)
+    but is mostly solid, leaves part of the border to the table, ends in a
+    sharp step of brightness and has no writing outside it. Returns the
+    mask of everything else, or None when the sheet fills the picture (the
+    usual case).
+    """
+    from scipy import ndimage
+
+    height, width = grey.shape
+    factor = max(1, int(np.ceil(max(height, width) / 256)))
+    size = (max(1, width // factor), max(1, height // factor))
+    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.BOX)), 1.0)
+    if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
+        return None
+    bright = small > _otsu(small.ravel())
+    for side in (bright, ~bright):
+        labels, count = ndimage.label(side)
+        if count == 0:
+            continue
+        region = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+        filled = ndimage.binary_fill_holes(region)
+        area, holes = int(filled.sum()), int(filled.sum() - region.sum())
+        if not (0.1 * small.size <= area <= 0.9 * small.size and 0.001 * area <= holes <= 0.2 * area):
+            continue
+        if area < 0.85 * _rectangle_area(filled):
+            continue  # not a quadrilateral: a bold 0 or 6 is round, a sheet is not
+        border = np.concatenate([filled[0], filled[-1], filled[:, 0], filled[:, -1]])
+        if (~border).mean() < 0.2:
+            continue
+        # A sheet's edge is a sharp step; uneven light also splits a page
+        # into a brighter and a darker part, but with no step between them.
+        # Compare a band a few pixels inside with one a few pixels outside:
+        # right at the boundary, both sides differ by construction (noise).
+        inner = ndimage.binary_erosion(filled, iterations=2) & ~ndimage.binary_erosion(filled, iterations=5)
+        outer = ndimage.binary_dilation(filled, iterations=5) & ~ndimage.binary_dilation(filled, iterations=2)
+        if not (inner.any() and outer.any()) or abs(np.median(small[inner]) - np.median(small[outer])) < 0.15:
+            continue
+        # A table is bare; writing outside the "sheet" means the darker part
+        # is paper too, in the shadow of a hand or a phone.
+        core = ndimage.binary_erosion(~filled, iterations=3)
+        detail = np.abs(small - ndimage.median_filter(small, size=7))
+        if not core.any() or (detail[core] > 0.1).mean() < 0.002:
+            outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
+            return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
+    return None
+
+
+def _analyse(image: Image.Image) -> _Analysis:
+    from scipy import ndimage
+
+    grey, scale = _working_grey(image)
+    # A photo of a sheet on a table: the table is neither paper nor ink. If
+    # nothing is written on what looked like a sheet, it was not one.
+    sheet = _outside_sheet(grey)
+    for outside in ([sheet, None] if sheet is not None else [None]):
+        background = _background(grey, exclude=outside)
+        signal, dark_ink = _signal(grey, background, None if outside is None else ~outside)
+        if outside is not None:
+            signal[outside] = 0
+        # A first pass with light smoothing and a global threshold.
+        ink, mask, contrast = _threshold(signal, 0.7)
+        labels, areas = _components(mask)
+        if areas.any():
+            break
+
+    # The first pass tells how tall the writing is and how wide its strokes
+    # are. The second smooths in proportion (joining chalk grain, pencil
+    # texture and JPEG blocks without eating thin strokes) and thresholds
+    # adaptively at that stroke scale.
     rows = np.flatnonzero((labels > 0).any(axis=1))
     if rows.size:
         weights = (labels > 0).sum(axis=1)[rows]

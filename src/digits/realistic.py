@@ -26,7 +26,6 @@ separating touching digits is out of scope for `digits read`.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +99,8 @@ def _style(rng: np.random.Generator, height_range: tuple[float, float]) -> _Styl
         grain = float(rng.uniform(0.1, 0.45))
     else:
         paper, ink = _pick(rng, _PAPERS), _pick(rng, _INKS)
-        grain = float(rng.uniform(0.1, 0.3)) if np.ptp(ink) < 0.05 and ink[0] > 0.2 else 0.0
+        pencil = np.ptp(ink) < 0.05 and ink[0] > 0.2  # grey, not black
+        grain = float(rng.uniform(0.1, 0.3)) if pencil else 0.0
     # A white-balance tint shifts paper and ink alike, as a camera would.
     tint = 1 + rng.uniform(-0.08, 0.08, size=3)
     paper = np.clip(paper * tint + rng.uniform(-0.03, 0.03, size=3), 0, 1)
@@ -189,7 +189,9 @@ def _lighting(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return light
 
 
-def _render(glyphs: list[np.ndarray], offsets: list[tuple[int, int]], shape: tuple[int, int], style: _Style, rng) -> Image.Image:
+def _render(
+    glyphs: list[np.ndarray], offsets: list[tuple[int, int]], shape: tuple[int, int], style: _Style, rng
+) -> Image.Image:
     """Paint glyph coverages at offsets on paper, light it, blur, add noise, maybe JPEG."""
     from scipy import ndimage
 
@@ -204,7 +206,8 @@ def _render(glyphs: list[np.ndarray], offsets: list[tuple[int, int]], shape: tup
         breakup = _smooth_noise(rng, shape, max(0.8, style.height / 60))
         coverage *= np.clip(1 - style.grain * (0.6 + 0.6 * breakup), 0, 1)
     coverage *= style.opacity
-    texture = 0.025 * _smooth_noise(rng, shape, max(height, width) / 25) + 0.012 * rng.standard_normal(size=shape, dtype=np.float32)
+    texture = 0.025 * _smooth_noise(rng, shape, max(height, width) / 25)
+    texture += 0.012 * rng.standard_normal(size=shape, dtype=np.float32)
     paper = style.paper.astype(np.float32)[None, None, :] * (1 + texture[..., None])
     picture = paper * (1 - coverage[..., None]) + style.ink.astype(np.float32)[None, None, :] * coverage[..., None]
     picture *= _lighting(rng, shape).astype(np.float32)[..., None]
@@ -311,15 +314,9 @@ def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) 
                 image.save(buffer, format="PNG")
                 data = buffer.getvalue()
             write_bytes(out / name, data)
-            entries[kind].append({"file": name, "label": label, "mnist_index": image.info["mnist_index"]})
+            provenance = image.info["mnist_index"]
+            entries[kind].append({"file": name, "label": label, "mnist_index": provenance})
     labels = out / "labels.json"
     write_json(labels, {"seed": seed, "source": "MNIST test set", **entries})
     return labels
 
-
-def _preview(out_dir: str | os.PathLike, seed: int = 0) -> None:  # pragma: no cover - manual use
-    """Write a handful of samples for a human to look at."""
-    from digits.data import load_mnist
-
-    (_, _), (x_test, y_test) = load_mnist()
-    write_set(out_dir, x_test, y_test, 24, 8, seed)

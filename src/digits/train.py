@@ -92,7 +92,7 @@ class Trainer:
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
         self.loss = keras.losses.SparseCategoricalCrossentropy()
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=config.get("jit_compile", True))
+        self.train_chunk = tf.function(self._train_chunk, jit_compile=config["jit_compile"])
         # One forward pass per epoch: XLA's compile time (~0.7 s) would outweigh its gain.
         self.evaluate = tf.function(self._evaluate, jit_compile=False)
 
