@@ -201,3 +201,12 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     assert _checkpoint_epoch(run) == 1
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
     assert json.loads((run / "config.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("preset", ["fast", "mlp", "mlp-aug", "cnn"])
+def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
+    """One short epoch on a subset: far from the preset's real figure, far above chance (10 %)."""
+    run = train(preset, runs_dir=tmp_path, name=preset, train_limit=4000, overrides={"epochs": 2},
+                progress=False, log=lambda *a: None)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]

@@ -67,6 +67,10 @@ PRESETS: dict[str, dict] = {
 
 DEFAULT_PRESET = "fast"
 
+# PyTorch's default (Keras's is 0.99): moving statistics that settle within a
+# few hundred steps, so short runs evaluate with sensible batch-norm statistics.
+BN_MOMENTUM = 0.9
+
 
 def build(config: dict, num_classes: int = 10) -> keras.Model:
     """Build the network a config describes (uncompiled)."""
@@ -83,7 +87,7 @@ def build(config: dict, num_classes: int = 10) -> keras.Model:
     for units in config["hidden"]:
         x = layers.Dense(units, use_bias=not config["batch_norm"])(x)
         if config["batch_norm"]:
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         if config["dropout"]:
             x = layers.Dropout(config["dropout"])(x)
@@ -95,7 +99,7 @@ def _conv_block(x, filters: int, convs: int, batch_norm: bool):
     for _ in range(convs):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm)(x)
         if batch_norm:
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
     return layers.MaxPooling2D()(x)
 
