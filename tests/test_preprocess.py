@@ -132,6 +132,23 @@ def test_uneven_light_and_colour():
     assert np.abs(prepare(photo).image - prepare(paper("4")).image).mean() < 0.03
 
 
+def test_sheet_on_a_table():
+    """A photo showing the table round the sheet: the table is neither paper nor ink."""
+    expected = prepare(paper("7")).image
+    for sheet_box, digit_box in [((110, 60, 510, 390), (280, 150, 360, 290)), ((120, 0, 640, 480), (330, 150, 410, 290))]:
+        photo = Image.new("RGB", (640, 480), (90, 60, 40))  # dark wood
+        photo.paste((235, 235, 228), sheet_box)
+        draw_digit(ImageDraw.Draw(photo), "7", digit_box, 12, fill=(20, 20, 60))
+        prepared = prepare(photo)
+        assert prepared.has_ink
+        assert np.abs(prepared.image - expected).mean() < 0.03
+    # A dark board on a light wall, chalk on the board.
+    wall = Image.new("L", (640, 480), 220)
+    wall.paste(40, (100, 80, 540, 400))
+    draw_digit(ImageDraw.Draw(wall), "7", (280, 150, 360, 290), 12, fill=240)
+    assert np.abs(prepare(wall).image - expected).mean() < 0.03
+
+
 def test_specks_are_dropped():
     clean = paper("7")
     noisy = clean.copy()

@@ -97,7 +97,7 @@ def test_pipeline_reads_the_realistic_set(mnist, fast_run):
     model = Recognizer(fast_run)
     clean = (model.predict(x_test[:2000]) == y_test[:2000]).mean()
 
-    singles = make_singles(x_test, y_test, 150, seed=2024)
+    singles = make_singles(x_test, y_test, 100, seed=2024)
     truth = np.array([label for _, label in singles])
     naive = model.predict(np.stack([preprocess.naive(image) for image, _ in singles]))
     ours = model.predict(np.stack([preprocess.prepare(image).image for image, _ in singles]))
@@ -111,3 +111,28 @@ def test_pipeline_reads_the_realistic_set(mnist, fast_run):
         digits = model.predict(np.stack([s.image for s in segments])) if segments else []
         exact += "".join(str(d) for d in digits) == text
     assert exact / len(lines) >= 0.75
+
+
+def test_realworld_benchmark_script_on_a_tiny_set(tmp_path):
+    """benchmarks/realworld.py scores and tabulates a set (a stand-in model, no training)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "realworld.py"
+    spec = importlib.util.spec_from_file_location("realworld", script)
+    realworld = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realworld)
+
+    class Uniform:
+        def predict_proba(self, images):
+            return np.full((len(images), 10), 0.1, np.float32)
+
+    x, y = drawn_digits()
+    labels = json.loads(write_set(tmp_path, x, y, 4, 2, seed=0).read_text())
+    report = {"model": "stand-in", "seed": 0, "clean_mnist_accuracy": 0.1, "machine": "test", "python": "3"}
+    report |= realworld.evaluate(Uniform(), tmp_path, labels)
+    report["ceiling"] = realworld.ceiling(np.ones(len(x), dtype=bool), labels)
+    assert report["singles"]["count"] == 4 and report["lines"]["count"] == 2
+    assert 0 <= report["singles"]["pipeline_accuracy"] <= 1 and report["ceiling"]["singles_clean_accuracy"] == 1.0
+    text = realworld.markdown(report)
+    assert "| single digit accuracy |" in text and "| whole number exact match |" in text
