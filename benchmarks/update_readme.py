@@ -63,7 +63,9 @@ def main() -> None:
     text = readme.read_text()
     for table in sorted(RESULTS.glob("*.md")):
         if f"<!-- {table.stem}:start -->" in text:
-            text = replace_block(text, table.stem, table.read_text())
+            # A table's own top heading would break the README's outline.
+            body = "\n".join(line for line in table.read_text().splitlines() if not line.startswith("# "))
+            text = replace_block(text, table.stem, body.strip())
     if args.seed_run:
         text = replace_block(text, "seed-run", seed_run_block(args.seed_run))
     readme.write_text(text)
