@@ -113,19 +113,14 @@ def predict(
 ) -> None:
     """Recognize one digit per image."""
     from digits.inference import Recognizer
-    from digits.preprocess import ImageError, load_image, prepare, save_explanation
+    from digits.preprocess import prepare, save_explanation
 
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
     recognizer = Recognizer(model)
-    failed = False
-    for path in images:
-        try:
-            prepared = prepare(load_image(path))
-        except ImageError as err:
-            _error(str(err))
-            failed = True
-            continue
+    failures: list[Path] = []
+    for path, image in _readable_images(images, failures):
+        prepared = prepare(image)
         if explain:
             save_explanation(prepared, explain)
         result = {"file": str(path), "digit": None, "confidence": 0.0, "top3": [], "status": "no digit found"}
@@ -139,8 +134,25 @@ def predict(
                 "status": "ok" if probabilities[top[0]] >= threshold else "unsure",
             }
         _out(json.dumps(result) if as_json else _describe(result))
-    if failed:
+    if failures:
         raise typer.Exit(2)
+
+
+def _readable_images(paths: list[Path], failures: list[Path]):
+    """Yield (path, image) for each file that opens as an image; report the others in one line each.
+
+    The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
+    """
+    from digits.preprocess import ImageError, load_image
+
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageError as err:
+            _error(str(err))
+            failures.append(path)
+            continue
+        yield path, image
 
 
 def _describe(result: dict) -> str:
@@ -163,17 +175,12 @@ def read(
     import numpy as np
 
     from digits.inference import Recognizer
-    from digits.preprocess import ImageError, load_image, segment
+    from digits.preprocess import segment
 
     recognizer = Recognizer(model)
-    failed = False
-    for path in images:
-        try:
-            pieces = segment(load_image(path))
-        except ImageError as err:
-            _error(str(err))
-            failed = True
-            continue
+    failures: list[Path] = []
+    for path, image in _readable_images(images, failures):
+        pieces = segment(image)
         digits_found = []
         if pieces:
             probabilities = recognizer.predict_proba(np.stack([p.image for p in pieces]))
@@ -188,7 +195,7 @@ def read(
         else:
             confidences = " ".join(f"{d['digit']}:{d['confidence']:.0%}" for d in digits_found)
             _out(f"{path}: {text}  ({confidences})")
-    if failed:
+    if failures:
         raise typer.Exit(2)
 
 
@@ -202,10 +209,10 @@ def show(
 ) -> None:
     """Draw test image N with its true and predicted label."""
     from digits import report
-    from digits.data import load
+    from digits.data import load_test
     from digits.inference import Recognizer
 
-    _, (x_test, y_test) = load(dataset, data_dir)
+    x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
         raise typer.BadParameter(f"--index must be between 0 and {len(x_test) - 1}.")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
@@ -288,7 +295,7 @@ def main() -> None:
     from digits.atomic import WriteError
     from digits.data import DataError
     from digits.inference import ModelError
-    from digits.runs import TrainingError
+    from digits.runs import Interrupted, TrainingError
 
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
     known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError, WriteError)
@@ -303,16 +310,14 @@ def main() -> None:
     except known as err:
         _error(str(err))
         sys.exit(2)
+    except Interrupted as stop:
+        sys.exit(stop.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
         sys.exit(2)
     except Exception as err:
-        if type(err).__name__ == "Interrupted":
-            from digits.train import EXIT_CODES
-
-            sys.exit(EXIT_CODES[err.signum])
         if os.environ.get("DIGITS_DEBUG"):
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")

@@ -256,16 +256,28 @@ def _spec(dataset: str) -> DatasetSpec:
 
 def load(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
     """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order."""
+    arrays = _load_splits(dataset, data_dir, SPLITS)
+    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+
+
+def load_test(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
+    """Only `(x_test, y_test)`: what evaluation needs, without reading the training set."""
+    arrays = _load_splits(dataset, data_dir, ("test_images", "test_labels"))
+    return arrays["test_images"], arrays["test_labels"]
+
+
+def _load_splits(dataset: str, data_dir, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
     spec = _spec(dataset)
     source = locate(dataset, data_dir)
     if isinstance(source, Path):
         arrays = _read_npz(source, spec)
     else:
-        arrays = {split: read_idx(path, spec.sha256[split]) for split, path in source.items()}
-    for split, shape in spec.shapes.items():
+        arrays = {split: read_idx(source[split], spec.sha256[split]) for split in splits}
+    for split in splits:
+        shape = spec.shapes[split]
         if arrays[split].shape != shape:
             raise DataError(f"{dataset} {split}: shape {arrays[split].shape}, expected {shape}.")
-    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+    return arrays
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from digits import atomic, report
-from digits.data import load
+from digits.data import load_test
 from digits.inference import Recognizer
 from digits.runs import read_config
 
@@ -68,5 +68,4 @@ def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarra
 def evaluate_run(run_dir: Path, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
     config = read_config(run_dir)
-    _, test = load(config["dataset"], data_dir)
-    return report_run(run_dir, config, read_history(run_dir), test)
+    return report_run(run_dir, config, read_history(run_dir), load_test(config["dataset"], data_dir))

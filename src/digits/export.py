@@ -7,8 +7,6 @@ import io
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from digits import atomic
 
 
@@ -16,8 +14,6 @@ def to_onnx(model, path: Path) -> Path:
     """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1]."""
     import keras
 
-    if not model.built or not model.outputs:
-        model(np.zeros((1, 28, 28), np.float32))
     spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.

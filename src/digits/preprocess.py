@@ -492,8 +492,6 @@ def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
 
 
 def _analyse(image: Image.Image) -> _Analysis:
-    from scipy import ndimage
-
     grey, scale = _working_grey(image)
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.

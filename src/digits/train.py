@@ -2,8 +2,9 @@
 
 A run folder `runs/<name>/` holds `config.json` (everything that reproduces
 the run, and its status), `checkpoint.npz` (model, optimizer and RNG state
-plus history after every finished epoch) and, once training ends,
-`model.keras`, `model.onnx`, `history.csv` and the evaluation report.
+plus history, written after every epoch and wherever a signal stopped the
+loop) and, once training ends, `model.keras`, `model.onnx`, `history.csv`
+and the evaluation report.
 
 Determinism: batches come from a stateless shuffle keyed by (seed, epoch), and
 Keras's dropout RNG state lives in the model's variables, which the checkpoint
@@ -29,19 +30,12 @@ import numpy as np
 
 from digits import atomic, models, provenance
 from digits.data import load
-from digits.runs import TrainingError, create_run_dir, read_config, write_config
+from digits.runs import EXIT_CODES, Interrupted, TrainingError, create_run_dir, read_config, write_config
 
 import keras  # noqa: E402  (models has chosen the backend)
 import tensorflow as tf  # noqa: E402
 
 CHECKPOINT = "checkpoint.npz"
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -126,13 +120,6 @@ class Trainer:
         hits = tf.cast(tf.argmax(probabilities, 1, output_type=tf.int32) == y, tf.float32)
         return self.loss(y, probabilities), tf.reduce_mean(hits)
 
-    @property
-    def variables(self):
-        return self.model.variables
-
-    def optimizer_variables(self):
-        return self.optimizer.variables
-
 
 class SignalFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks between chunks.
@@ -200,8 +187,8 @@ def new_state() -> dict:
 
 def save_checkpoint(path: Path, trainer: Trainer, state: dict) -> None:
     """Model, optimizer and RNG variables, the best weights, and where the loop stands."""
-    arrays = {f"model/{i}": v for i, v in enumerate(_values(trainer.variables))}
-    arrays |= {f"optimizer/{i}": v for i, v in enumerate(_values(trainer.optimizer_variables()))}
+    arrays = {f"model/{i}": v for i, v in enumerate(_values(trainer.model.variables))}
+    arrays |= {f"optimizer/{i}": v for i, v in enumerate(_values(trainer.optimizer.variables))}
     arrays |= {f"best/{i}": v for i, v in enumerate(state["best_weights"] or [])}
     arrays["meta"] = np.frombuffer(json.dumps({k: state[k] for k in STATE_KEYS}).encode(), dtype=np.uint8)
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -217,7 +204,7 @@ def load_checkpoint(path: Path, trainer: Trainer) -> dict:
                                                  key=lambda k: int(k.split("/")[1]))] for g in ("model", "optimizer", "best")}
     except (OSError, ValueError, KeyError, EOFError) as err:
         raise TrainingError(f"{path}: checkpoint is unreadable ({err}).") from err
-    for group, variables in (("model", trainer.variables), ("optimizer", trainer.optimizer_variables())):
+    for group, variables in (("model", trainer.model.variables), ("optimizer", trainer.optimizer.variables)):
         if len(groups[group]) != len(variables):
             raise TrainingError(f"{path}: checkpoint does not match this run's {group}.")
         for variable, value in zip(variables, groups[group]):
@@ -272,7 +259,7 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
                 history.setdefault(key, []).append(value)
             score = _score(logs, config.get("monitor", "val_loss"))
             if score < state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch + 1, best_weights=_values(trainer.variables) if patience else None)
+                state.update(best_score=score, best_epoch=epoch + 1, best_weights=_values(trainer.model.variables) if patience else None)
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0.0)
             if patience and epoch + 1 - state["best_epoch"] >= patience:
                 state["epoch"] = epochs  # early stop: the run is complete
@@ -280,7 +267,7 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
             if stop.received is not None and state["epoch"] < epochs:
                 raise Interrupted(stop.received)
     if patience and state["best_weights"] is not None:
-        for variable, value in zip(trainer.variables, state["best_weights"]):
+        for variable, value in zip(trainer.model.variables, state["best_weights"]):
             variable.assign(value)
     return state
 
@@ -348,7 +335,7 @@ def train(
     state = new_state()
     if resume is not None and (run_dir / CHECKPOINT).exists():
         state = load_checkpoint(run_dir / CHECKPOINT, trainer)
-    write_config(run_dir, config, status="running", pid=os.getpid(), command=sys.argv)
+    write_config(run_dir, config, status="running", pid=os.getpid())
     try:
         state = fit(trainer, split, config, run_dir, state, sys.stderr.isatty() if progress is None else progress)
     except Interrupted as stop:
