@@ -17,6 +17,15 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess
     return subprocess.run([DIGITS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The command failed as promised: exit code 2 and one line on stderr naming the fault."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
 @pytest.fixture(scope="session")
 def mnist():
     if not os.environ.get("DIGITS_DATA_DIR"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -16,14 +16,6 @@ def digit_png(tmp_path, mnist):
     path = tmp_path / "two.png"
     Image.fromarray(mnist[1][0][1]).save(path)
     return path
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_train_then_predict_end_to_end(tmp_path, digit_png):

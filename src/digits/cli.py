@@ -172,21 +172,12 @@ def read(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
 ) -> None:
     """Read a whole number (digits on one line, left to right)."""
-    import numpy as np
-
     from digits.inference import Recognizer
-    from digits.preprocess import segment
 
     recognizer = Recognizer(model)
     failures: list[Path] = []
     for path, image in _readable_images(images, failures):
-        pieces = segment(image)
-        digits_found = []
-        if pieces:
-            probabilities = recognizer.predict_proba(np.stack([p.image for p in pieces]))
-            for piece, p in zip(pieces, probabilities):
-                digits_found.append({"digit": int(p.argmax()), "confidence": round(float(p.max()), 4),
-                                     "box": [int(v) for v in piece.box]})
+        digits_found = recognizer.read_line(image)
         text = "".join(str(d["digit"]) for d in digits_found)
         if as_json:
             _out(json.dumps({"file": str(path), "text": text, "digits": digits_found}))
@@ -197,6 +188,25 @@ def read(
             _out(f"{path}: {text}  ({confidences})")
     if failures:
         raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    model: ModelOpt = LATEST,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API and a page to draw digits on (needs the `serve` extra)."""
+    from importlib.util import find_spec
+
+    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "python_multipart")):
+        raise _fail("digits serve needs FastAPI, Uvicorn and python-multipart: pip install 'digits[serve]'.")
+    import uvicorn
+
+    from digits.serve import create_app
+
+    # create_app loads the model first: a bad one is a one-line error before the server starts.
+    uvicorn.run(create_app(model), host=host, port=port)
 
 
 @app.command()

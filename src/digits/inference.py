@@ -64,6 +64,23 @@ class Recognizer:
         """The most likely digit for each image, shape (N,)."""
         return self.predict_proba(images).argmax(axis=1)
 
+    def read_line(self, image) -> list[dict]:
+        """The digits written on one line of a picture (a PIL image), left to right.
+
+        Each is {"digit", "confidence", "box"}, box = [x0, y0, x1, y1] in the
+        picture's pixels; no ink gives []. This is `digits read`.
+        """
+        from digits.preprocess import segment
+
+        pieces = segment(image)
+        if not pieces:
+            return []
+        probabilities = self.predict_proba(np.stack([piece.image for piece in pieces]))
+        return [
+            {"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "box": [int(v) for v in piece.box]}
+            for piece, p in zip(pieces, probabilities)
+        ]
+
 
 def as_batch(images: np.ndarray) -> np.ndarray:
     """Any (28, 28) or (N, 28, 28) image array -> contiguous float32 in [0, 1]."""
