@@ -56,10 +56,14 @@ PRESETS: dict[str, dict] = {
     # Simard/Cireşan recipe.
     "mlp-aug": {**_BASE, "hidden": [1024, 1024], "dropout": 0.2, "epochs": 40, "batch_size": 256,
                 "learning_rate": 1e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
-    # A small convnet in the spirit of Keras's mnist_convnet example. XLA has
-    # no deterministic MaxPool gradient, so this preset runs as a plain graph.
-    "cnn": {**_BASE, "arch": "cnn", "filters": [32, 64], "convs_per_block": 1, "jit_compile": False,
-            "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 15, "batch_size": 128,
+    # A small convnet: three 'same' convolutions of stride 2 (28 -> 14 -> 7 -> 4
+    # pixels) instead of convolutions plus max-pooling, each with batch
+    # normalization, on deformed images. Striding does the downsampling inside
+    # the convolution, so three layers cost less than the two-layer pooled
+    # version (25 s per epoch on 2 cores instead of 46 s). It runs as a plain
+    # graph: XLA's CPU convolutions measured over 10x slower than TensorFlow's own.
+    "cnn": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
+            "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
             "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
@@ -79,29 +83,26 @@ def build(config: dict, num_classes: int = 10) -> keras.Model:
         x = layers.Flatten()(inputs)
     elif config["arch"] == "cnn":
         x = layers.Reshape((28, 28, 1))(inputs)
-        for filters in config["filters"]:
-            x = _conv_block(x, filters, config["convs_per_block"], config["batch_norm"])
+        for filters, kernel, stride in config["convs"]:
+            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config["batch_norm"])(x)
+            x = _normalize_and_activate(x, config["batch_norm"])
         x = layers.Flatten()(x)
     else:
         raise ValueError(f"unknown architecture {config['arch']!r}")
     for units in config["hidden"]:
         x = layers.Dense(units, use_bias=not config["batch_norm"])(x)
-        if config["batch_norm"]:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-        x = layers.Activation("relu")(x)
+        x = _normalize_and_activate(x, config["batch_norm"])
         if config["dropout"]:
             x = layers.Dropout(config["dropout"])(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=config.get("preset", config["arch"]).replace("-", "_"))
 
 
-def _conv_block(x, filters: int, convs: int, batch_norm: bool):
-    for _ in range(convs):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm)(x)
-        if batch_norm:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-        x = layers.Activation("relu")(x)
-    return layers.MaxPooling2D()(x)
+def _normalize_and_activate(x, batch_norm: bool):
+    # Batch norm's shift replaces the layer's bias, hence use_bias=not batch_norm above.
+    if batch_norm:
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    return layers.Activation("relu")(x)
 
 
 def optimizer(config: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
