@@ -63,7 +63,8 @@ def collect() -> list[dict]:
                 "preset": preset_dir.name,
                 "seeds": len(metrics),
                 "median": statistics.median(accuracy),
-                "std": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
+                # Fixed point: seed-to-seed spreads are a few 1e-4, which the table would print in e-notation.
+                "std": f"{statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0:.4f}",
                 "error": f"{100 * (1 - statistics.median(accuracy)):.2f} %",
                 "train_s": statistics.median(seconds),
                 "train_s_max": max(seconds),
