@@ -207,3 +207,8 @@ def test_page_in_a_browser(browser, server):
     expect(page.locator("#answer")).to_have_text("1")
     expect(page.locator("#details")).to_contain_text("confidence")
     expect(page.locator("#error")).to_be_empty()
+
+
+def test_impossible_port_is_a_usage_error(tmp_path):
+    result = run_cli("serve", "--port", "99999", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "--port" in result.stderr and "Traceback" not in result.stderr

@@ -194,7 +194,7 @@ def read(
 def serve(
     model: ModelOpt = LATEST,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the HTTP API and a page to draw digits on (needs the `serve` extra)."""
     from importlib.util import find_spec
