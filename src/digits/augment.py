@@ -96,11 +96,13 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def deform_batch(images: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
-    images: float32 (B, H, W) in [0, 1], white digit on black.
-    seed:   int32/int64 shape (2,), e.g. tf.stack([run_seed, global_step]).
+    images:   float32 (B, H, W) in [0, 1], white digit on black.
+    seed:     int32/int64 shape (2,), e.g. tf.stack([run_seed, global_step]).
+    strength: multiplies every range above (1.0: as set; 0.5: half the
+              rotation, shear, shift, scale change and elastic bend).
     Returns float32 (B, H, W) in [0, 1]. Labels are untouched by construction.
     """
     images = tf.convert_to_tensor(images, tf.float32)
@@ -108,8 +110,9 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
-    low = [-MAX_ROTATION_DEG * math.pi / 180.0, MIN_SCALE, -MAX_SHEAR, -MAX_SHIFT_PX, -MAX_SHIFT_PX]
-    high = [MAX_ROTATION_DEG * math.pi / 180.0, MAX_SCALE, MAX_SHEAR, MAX_SHIFT_PX, MAX_SHIFT_PX]
+    high = [strength * MAX_ROTATION_DEG * math.pi / 180.0, 1.0 + strength * (MAX_SCALE - 1.0),
+            strength * MAX_SHEAR, strength * MAX_SHIFT_PX, strength * MAX_SHIFT_PX]
+    low = [-high[0], 1.0 + strength * (MIN_SCALE - 1.0), -high[2], -high[3], -high[4]]
     params = _uniform([batch, 5], affine_seed, tf.constant(low), tf.constant(high))
     angle, scale, shear, shift_y, shift_x = tf.unstack(params, axis=1)
 
@@ -136,7 +139,7 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     noise = _uniform([batch, 2, height, width], elastic_seed, -1.0, 1.0)
     blur_y = _gaussian_blur_matrix(height, ELASTIC_SIGMA)
     blur_x = _gaussian_blur_matrix(width, ELASTIC_SIGMA)
-    field = ELASTIC_ALPHA * tf.einsum("ij,bcjk,lk->bcil", blur_y, noise, blur_x)
+    field = strength * ELASTIC_ALPHA * tf.einsum("ij,bcjk,lk->bcil", blur_y, noise, blur_x)
     src_y += field[:, 0]
     src_x += field[:, 1]
 

@@ -100,7 +100,8 @@ class Trainer:
             if augment:
                 from digits.augment import deform_batch
 
-                images = deform_batch(images, tf.stack([seed, first_step + tf.cast(i, tf.int64)]))
+                # `augment` is True (strength 1) or a strength, as tuning sets it.
+                images = deform_batch(images, tf.stack([seed, first_step + tf.cast(i, tf.int64)]), float(augment))
             with tf.GradientTape() as tape:
                 probabilities = model(images, training=True)
                 loss = self.loss(labels, probabilities)
@@ -219,9 +220,12 @@ def _score(logs: dict, monitor: str) -> float:
     return -logs[monitor] if "accuracy" in monitor else logs[monitor]
 
 
-def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict, progress: bool) -> dict:
+def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict, progress: bool,
+        on_epoch=None) -> dict:
     """Train from where `state` stands to the last epoch; checkpoint after every epoch.
 
+    `on_epoch(epoch, logs)`, if given, sees each finished epoch's metrics
+    (tuning reports them to its trial, and may stop the run by raising).
     Raises `Interrupted` (after saving a checkpoint) on SIGINT or SIGTERM.
     """
     x, y = tf.constant(split.x_train), tf.constant(split.y_train)
@@ -264,6 +268,8 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
             if patience and epoch + 1 - state["best_epoch"] >= patience:
                 state["epoch"] = epochs  # early stop: the run is complete
             save_checkpoint(checkpoint, trainer, state)
+            if on_epoch:
+                on_epoch(epoch + 1, logs)
             if stop.received is not None and state["epoch"] < epochs:
                 raise Interrupted(stop.received)
     if patience and state["best_weights"] is not None:
