@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from digits.errors import ImageError
+
 __all__ = [
     "MAX_PIXELS",
     "ImageError",
@@ -75,10 +77,6 @@ _WORK_MIN = 256
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
-
-
-class ImageError(ValueError):
-    """An input cannot be used as an image; the message names the file and the fault."""
 
 
 # --------------------------------------------------------------------------
