@@ -13,9 +13,13 @@ import statistics
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
+
+from digits.data import DATASETS
+from digits.errors import DigitsError, Interrupted
+from digits.presets import DEFAULT_PRESET, PRESETS
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +32,9 @@ RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
+# Choices Typer checks while parsing, before any command imports TensorFlow.
+PresetName = Literal[tuple(PRESETS)]
+DatasetName = Literal[tuple(DATASETS)]
 
 
 def _out(text: str = "") -> None:
@@ -36,13 +43,13 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[str, typer.Option(help="seed, fast, mlp, mlp-aug, cnn or tiny.")] = "fast",
+    preset: Annotated[PresetName, typer.Option(help="Training preset (see presets.py).")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same weights.")] = 0,
-    seeds: Annotated[int, typer.Option(help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    seeds: Annotated[int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
@@ -53,16 +60,17 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
 
     from digits.data import load
+    from digits.presets import make_config
 
-    if seeds < 1:
-        raise typer.BadParameter("--seeds must be at least 1.")
+    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+    if resume is None:
+        make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
     # Read and verify the data while TensorFlow imports: both take about a second.
     with ThreadPoolExecutor(1) as pool:
         loading = None if resume else pool.submit(load, dataset, data_dir)
         from digits.train import train as train_run
 
         data = loading.result() if loading else None
-    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     results = []
     for s in range(seed, seed + seeds):
         run_dir = train_run(
@@ -205,10 +213,10 @@ def serve(
 
 @app.command()
 def show(
-    index: Annotated[int, typer.Option(help="Index into the test set (the article's X_test[1] is 1).")] = 1,
+    index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
     model: ModelOpt = LATEST,
     out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label."""
@@ -218,7 +226,7 @@ def show(
 
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
-        raise typer.BadParameter(f"--index must be between 0 and {len(x_test) - 1}.")
+        raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = report.CLASS_NAMES[dataset]
     predicted = int(probabilities.argmax())
@@ -294,29 +302,34 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _usage_error(err) -> str:
+    """Typer's usage error as one sentence (without the box, and without pydantic's "Value error, " prefix)."""
+    message = err.format_message().replace("Value error, ", "")
+    return message if message.endswith(".") else message + "."
+
+
 def main() -> None:
-    """Entry point: our errors become one line and exit code 2, signals 130/143."""
-    from digits.atomic import WriteError
-    from digits.data import DataError
-    from digits.inference import ModelError
-    from digits.runs import Interrupted, TrainingError
+    """Entry point: our errors and usage errors become one line and exit code 2, signals 130/143."""
+    try:  # Typer 0.2x parses with its own copy of Click; older versions with Click itself.
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:
+        from click.exceptions import NoArgsIsHelpError, UsageError
 
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
-    known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError, WriteError)
     try:
-        from digits.picture import ImageError
-
-        known += (ImageError,)
-    except ImportError:
-        pass
-    try:
-        app()
-    except known as err:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as err:
+        err.show()
+        sys.exit(2)
+    except UsageError as err:
+        _error(_usage_error(err))
+        sys.exit(2)
+    except DigitsError as err:
         _error(str(err))
         sys.exit(2)
     except Interrupted as stop:
         sys.exit(stop.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
@@ -326,3 +339,4 @@ def main() -> None:
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

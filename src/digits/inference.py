@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class ModelError(Exception):
-    """A model file is missing, corrupt or of the wrong kind."""
+from digits.errors import ModelError
 
 
 def shipped_model() -> Path:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from digits.errors import ImageError
+
 # Our own limit on decoded pixels. Pillow's guard (Image.MAX_IMAGE_PIXELS,
 # about 89 megapixels, a hard error at twice that) protects against real
 # bombs; 40 megapixels is larger than any phone photo yet keeps the float
@@ -33,15 +35,6 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 # edges and the final downscale produces MNIST-like anti-aliasing.
 _WORK_MAX = 1024
 _WORK_MIN = 256
-
-
-class ImageError(ValueError):
-    """An input cannot be used as an image; the message names the file and the fault."""
-
-
-# --------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------
 
 
 def load_image(source: str | os.PathLike | bytes) -> Image.Image:
