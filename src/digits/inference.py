@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 
 
+# An 11-output model's last class: "not a digit" (trained on generated junk).
+REJECT = 10
+
+
 class ModelError(Exception):
     """A model file is missing, corrupt or of the wrong kind."""
 
@@ -33,6 +37,8 @@ class Recognizer:
 
     `source` is a run folder or an `.onnx` file. Images are (N, 28, 28) or one
     (28, 28), either uint8 0-255 or float in [0, 1], white digit on black.
+    A model has 10 outputs (the digits) or 11, the 11th (`REJECT`) meaning
+    "not a digit"; `num_classes` says which.
     """
 
     def __init__(self, source: str | os.PathLike = "runs/latest", threads: int | None = None):
@@ -51,17 +57,18 @@ class Recognizer:
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [28, 28] or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
             raise ModelError(f"{self.path}: expects input {found}, not a batch of 28x28 float images.")
-        if len(outputs) != 1 or outputs[0].shape[-1] != 10:
-            raise ModelError(f"{self.path}: does not output 10 class probabilities.")
+        if len(outputs) != 1 or outputs[0].shape[-1] not in (10, 11):
+            raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
+        self.num_classes: int = outputs[0].shape[-1]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (N, 10)."""
+        """Class probabilities, shape (N, num_classes)."""
         batch = as_batch(images)
         return self.session.run(None, {self.input_name: batch})[0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """The most likely digit for each image, shape (N,)."""
+        """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""
         return self.predict_proba(images).argmax(axis=1)
 
     def read_line(self, image) -> list[dict]:

@@ -1,7 +1,8 @@
 """Architectures and training presets, as plain data.
 
 Every model takes a batch of 28x28 float32 images with pixels in [0, 1]
-(the article's `X / 255`) and returns 10 softmax probabilities. A preset is a
+(the article's `X / 255`) and returns 10 softmax probabilities, or 11 for a
+preset with `"reject_class": True`, whose 11th class is "not a digit". A preset is a
 dict of everything that defines a run; `digits train --preset NAME` picks one
 and command-line flags override single keys.
 """
@@ -32,6 +33,14 @@ _BASE = {
     # the per-step overhead (the seed preset runs ~6x faster), at the cost of a
     # second or two of compile time.
     "jit_compile": True,
+    # For reading real pictures (see the "reader" preset): real pens and
+    # cameras, European 1s and 7s, and an 11th class learnt from junk.
+    "augment_real": False,
+    "european_ones": 0,
+    "crossed_sevens": 0,
+    "reject_class": False,
+    "junk_train": 0,  # junk pictures made for training negatives (fewer survive preprocessing)
+    "junk_val": 0,
 }
 
 PRESETS: dict[str, dict] = {
@@ -65,6 +74,16 @@ PRESETS: dict[str, dict] = {
     "cnn": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
             "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
             "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
+    # The model the package ships, for real pictures: the cnn, plus an 11th
+    # class "not a digit" learnt from generated junk run through the
+    # preprocessing (`digits.junk.negatives`), pens from hairline to marker,
+    # blur and faint ink (`augment.real_batch`), wider position and size
+    # jitter, and European 1s and crossed 7s (`augment.european_variants`).
+    "reader": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
+               "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 16, "batch_size": 128,
+               "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
+               "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
+               "reject_class": True, "junk_train": 12000, "junk_val": 1200},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -74,6 +93,11 @@ DEFAULT_PRESET = "fast"
 # PyTorch's default (Keras's is 0.99): moving statistics that settle within a
 # few hundred steps, so short runs evaluate with sensible batch-norm statistics.
 BN_MOMENTUM = 0.9
+
+
+def num_classes(config: dict) -> int:
+    """10 digits, plus "not a digit" when the config has a reject class."""
+    return 11 if config.get("reject_class") else 10
 
 
 def build(config: dict, num_classes: int = 10) -> keras.Model:
