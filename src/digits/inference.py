@@ -20,6 +20,16 @@ class ModelError(Exception):
     """A model file is missing, corrupt or of the wrong kind."""
 
 
+def shipped_model() -> Path:
+    """The model the package ships (`digits/shipped/reader.onnx`, made by `make shipped-model`)."""
+    from importlib.resources import files
+
+    path = Path(str(files("digits") / "shipped" / "reader.onnx"))
+    if not path.is_file():
+        raise ModelError(f"{path}: this installation carries no model; train one with `digits train` and pass it.")
+    return path
+
+
 def resolve_model(source: str | os.PathLike) -> Path:
     """A run folder (or `runs/latest`) or an `.onnx` file -> the `.onnx` file to load."""
     path = Path(source)

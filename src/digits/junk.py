@@ -28,7 +28,6 @@ between machines with different fonts; the stroke letters never do.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -332,12 +331,8 @@ def write_junk(out_dir, n: int, seed: int) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for number, (image, kind) in enumerate(make_junk(n, seed)):
-        data = image.info.get("digits_jpeg")
-        name = f"junk-{number:05d}.{'jpg' if data else 'png'}"
-        if data is None:
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            data = buffer.getvalue()
+        data, suffix = realistic.encoded(image)
+        name = f"junk-{number:05d}.{suffix}"
         write_bytes(out / name, data)
         entries.append({"file": name, "kind": kind})
     labels = out / "labels.json"
