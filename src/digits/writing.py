@@ -171,13 +171,16 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     areas[0] = 0
     if not count:
         return labels, areas
-    index = np.arange(1, count + 1)
-    thickness = 2 * np.asarray(ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index))
-    extent = np.array([max(rows.stop - rows.start, cols.stop - cols.start)
-                       for rows, cols in ndimage.find_objects(labels, max_label=count)])
     dropped = np.zeros(count + 1, dtype=bool)
-    compact = (thickness >= _BLOB_THICKNESS * extent) & (extent >= 0.1 * min(mask.shape))
-    dropped[1:] = compact | (thickness >= _BLOB_SIZE * min(mask.shape))
+    shortest = min(mask.shape)
+    for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        extent = max(rows.stop - rows.start, cols.stop - cols.start)
+        if extent < 0.1 * shortest:
+            continue  # too small to be a shadow or a desk; specks are dealt with below
+        # Unpadded on purpose: a region cut by the picture's border goes on beyond
+        # it (a desk, a shadow), and is measured as if the border were its middle.
+        thickness = 2 * float(ndimage.distance_transform_edt(labels[rows, cols] == label).max())
+        dropped[label] = thickness >= _BLOB_THICKNESS * extent or thickness >= _BLOB_SIZE * shortest
     kept = areas[~dropped]
     if kept.any():
         min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
