@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from digits.normalize import naive, to_mnist
-from digits.picture import MAX_PIXELS, ImageError, load_image
+from digits.picture import MAX_PIXELS, ImageError, load_image, true_size
 from digits.writing import analyse, group_line, pick_digit
 
 __all__ = [
@@ -101,7 +101,7 @@ def segment(image: Image.Image) -> list[Segment]:
             int(np.ceil((cols[-1] + 1) / sx)),
             int(np.ceil((rows[-1] + 1) / sy)),
         )
-        width, height = image.size
+        width, height = true_size(image)
         box = (max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3]))
         segments.append(Segment(box=box, image=to_mnist(digit)[1]))
     return segments
