@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -319,21 +320,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stroke(page, x: float, top: float, bottom: float, release: bool = True) -> None:
+    """A vertical pen stroke on the pad, at fractions of its width and height."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + x * box["width"], box["y"] + top * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + x * box["width"], box["y"] + bottom * box["height"], steps=12)
+    if release:
+        page.mouse.up()
+
+
 def test_page_in_a_browser(browser, server):
     from playwright.sync_api import expect
 
     page = browser.new_page()
     page.goto(server[0])
-    # A vertical stroke down the middle of the pad is a 1; lifting the pen sends the drawing.
-    box = page.locator("#pad").bounding_box()
-    middle = box["x"] + box["width"] / 2
-    page.mouse.move(middle, box["y"] + 0.2 * box["height"])
-    page.mouse.down()
-    page.mouse.move(middle, box["y"] + 0.8 * box["height"], steps=10)
+    # Live: the answer comes while the pen is still down (a vertical stroke is a 1).
+    stroke(page, 0.5, 0.2, 0.8, release=False)
+    expect(page.locator("#answer")).to_have_text("1")
     page.mouse.up()
     expect(page.locator("#answer")).to_have_text("1")
     expect(page.locator("#details")).to_contain_text("confidence")
     expect(page.locator("#error")).to_be_empty()
+    # The 28×28 image the model saw, drawn: white ink on black.
+    expect(page.locator("#seen canvas")).to_have_count(1)
+    ink = page.locator("#seen canvas").evaluate(
+        "view => view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0 && v > 128).length")
+    assert 20 < ink < 300
+    # Phones are offered the camera.
+    assert page.locator("#camera").get_attribute("capture") == "environment"
+    # Number mode: two strokes far apart are "11", each in a box.
+    page.click("#clear")
+    page.check("input[value=read]")
+    stroke(page, 0.25, 0.25, 0.75)
+    stroke(page, 0.75, 0.25, 0.75)
+    expect(page.locator("#answer")).to_have_text("11")
+    expect(page.locator("#overlay")).to_have_attribute("data-boxes", "2")
+    expect(page.locator("#seen canvas")).to_have_count(2)
+    artifacts = Path(os.environ.get("DIGITS_ARTIFACTS", "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "serve-page.png"), full_page=True)
 
 
 def test_impossible_port_is_a_usage_error(tmp_path):
