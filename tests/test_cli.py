@@ -65,7 +65,7 @@ def test_missing_run_folder(tmp_path):
 
 
 def test_unknown_preset(tmp_path):
-    assert_one_line_error(run_cli("train", "--preset", "huge", cwd=tmp_path), "unknown preset")
+    assert_one_line_error(run_cli("train", "--preset", "huge", cwd=tmp_path), "--preset", "'huge' is not one of")
 
 
 def test_bad_data_dir(tmp_path):

@@ -82,12 +82,12 @@ if sys.argv[2] == "write":
     ImageDraw.Draw(photo).line([(4080, 1500), (4000, 4600)], fill=30, width=260)
     photo.convert("RGB").save(path, quality=90)
     sys.exit()
-from digits.preprocess import load_image, prepare, segment
+from digits.preprocess import load_image, prepare, segment_page
 warm = Image.new("L", (300, 200), "white"); ImageDraw.Draw(warm).line([(150, 40), (150, 160)], fill=0, width=12)
-segment(warm), prepare(warm)  # imports and first-call allocations before the baseline
+segment_page(warm), prepare(warm)  # imports and first-call allocations before the baseline
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 picture = load_image(path)
-pieces = segment(picture)
+pieces = [piece for line in segment_page(picture) for piece in line]
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"growth_kib": after - before, "boxes": [list(piece.box) for piece in pieces]}))
 """

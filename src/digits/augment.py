@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from digits import backend
+
+tf, _ = backend.load()
 
 # --- Tunable parameters ----------------------------------------------------
 # Milder than Simard's alpha=34/sigma=4: digits stay legible at 28x28.

@@ -192,7 +192,7 @@ def read(
 
 @app.command()
 def serve(
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships, else runs/latest).")] = None,
+    model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
@@ -207,10 +207,10 @@ def serve(
 
     from digits import http_server
     from digits.inference import Recognizer
-    from digits.serve import MODEL_VARIABLE, default_model
+    from digits.serve import MODEL_VARIABLE
 
     # Load the model once here: a bad one is a one-line error before anything listens.
-    path = Recognizer(model if model is not None else default_model()).path
+    path = Recognizer(model).path
     workers = workers or os.cpu_count() or 1
     try:
         listener = http_server.bind(host, port)

@@ -12,8 +12,9 @@ from digits import atomic
 
 def to_onnx(model, path: Path) -> Path:
     """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1]."""
-    import keras
+    from digits.backend import load
 
+    _, keras = load()
     spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
@@ -31,13 +32,12 @@ def load_keras(path: Path):
     """Load a `.keras` file with `safe_mode`, so a file from elsewhere cannot run code."""
     import zipfile
 
-    from digits import models  # noqa: F401  (chooses the backend before keras loads)
-    import keras
-
-    from digits.inference import ModelError
+    from digits.backend import load
+    from digits.errors import ModelError
 
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
+    _, keras = load()
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:

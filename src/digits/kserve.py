@@ -3,7 +3,8 @@
     GET  /v2                          server metadata
     GET  /v2/health/live              200 while the process runs
     GET  /v2/health/ready             200 once the model is loaded (it is before the first request)
-    GET  /v2/models/digits            model metadata: input "image", outputs "probabilities" and "digit"
+    GET  /v2/models/digits            model metadata: input "image", outputs "probabilities" (10 digits,
+                                      or 11 with "not a digit") and "digit" (-1 for "not a digit")
     GET  /v2/models/digits/ready
     POST /v2/models/digits/infer      one input: a (28, 28) or (N, 28, 28) tensor, FP32 in [0, 1] or
                                       UINT8 0-255, white digit on black (MNIST's own format)
@@ -37,13 +38,14 @@ DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 def router(reader, batcher: MicroBatcher) -> APIRouter:
     """The /v2 routes over `reader` (for its model's metadata) and `batcher` (for inference)."""
     routes = APIRouter(prefix="/v2")
+    classes = int(reader.recognizer.session.get_outputs()[0].shape[-1])  # 10 digits, or 11 with "not a digit"
     metadata = {
         "name": MODEL,
         "versions": [VERSION],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 28, 28]}],
         "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, reader.classes]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
             {"name": "digit", "datatype": "INT64", "shape": [-1]},
         ],
     }
@@ -77,7 +79,9 @@ def router(reader, batcher: MicroBatcher) -> APIRouter:
         header, binary = _split(body, request.headers.get("inference-header-content-length"))
         images = _images(header, binary)
         probabilities = (await batcher.classify(images)).astype(np.float32)
-        tensors = {"probabilities": probabilities, "digit": probabilities.argmax(axis=1).astype(np.int64)}
+        digits = [reader.decide(row).digit for row in probabilities]
+        tensors = {"probabilities": probabilities,
+                   "digit": np.array([-1 if d is None else d for d in digits], dtype=np.int64)}
         return _answer(header, tensors)
 
     return routes

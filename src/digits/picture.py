@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from digits.errors import ImageError
+
 # The budget for one picture, checked from its header before any pixel is
 # decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
 # reduced size by DCT scaling (JPEG's `draft`), so what counts is the memory
@@ -47,10 +49,6 @@ _WORK_MIN = 256
 ORIGINAL_SIZE = "digits.original_size"
 
 _JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
-
-
-class ImageError(ValueError):
-    """An input cannot be used as an image; the message names the file and the fault."""
 
 
 # --------------------------------------------------------------------------

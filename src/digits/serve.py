@@ -1,7 +1,7 @@
-"""`digits serve`: the HTTP API, the Open Inference Protocol and the drawing page, over one reader.
+"""`digits serve`: the HTTP API, the Open Inference Protocol and the drawing page, over one Reader.
 
-    POST /predict   one digit per picture   -> {"digit", "confidence", "probabilities"}
-    POST /read      a number on one line    -> {"number", "digits": [{"digit", "confidence", "box"}], "size"}
+    POST /predict   one digit per picture   -> {"digit", "confidence", "top3", "box", "status"}
+    POST /read      every line of digits    -> {"text", "lines": [{"text", "box", "digits": [...]}]}
     GET  /health                            -> {"status", "model"}
     GET  /metrics                           Prometheus: requests, latency, batch sizes, errors by code
     GET  /                                  the page: draw a digit or photograph one
@@ -10,14 +10,15 @@
 Uploads are multipart/form-data with the picture in ONE field `image`;
 `?explain=1` adds the 28×28 image the model saw ("model_input", rows of
 0-255). HEAD works wherever GET does. Every answer that is not a success is
-JSON {"error": "<one sentence>"}:
+JSON {"error": "<one sentence>"} (a picture without digits is an answer:
+status "no digit found"):
 
     400  the body is not multipart, or is shorter than its Content-Length
     404 / 405  no such path / method
     408  the body did not arrive within `BODY_TIMEOUT` seconds
     413  the body is over `MAX_UPLOAD_BYTES`
     422  the request is whole but holds no usable picture (no or two `image`
-         fields, not an image, over the decode budget, no digit)
+         fields, not an image, over the decode budget)
     503  `MAX_IN_FLIGHT` requests are already at work in this worker; retry
          after the `Retry-After` seconds
 
@@ -49,9 +50,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digits.batching import MicroBatcher
-from digits.inference import Recognizer
-from digits.picture import ImageError, load_image, true_size
-from digits.preprocess import prepare, segment
+from digits.picture import ImageError
+from digits.reader import Reader
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
@@ -69,41 +69,6 @@ ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/v2/models/digits/in
           "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
 # The variable that tells uvicorn's worker processes which model to serve.
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
-
-
-def default_model() -> Path:
-    """What `digits serve` serves without --model: the model the package ships, else runs/latest."""
-    shipped = Path(str(files("digits").joinpath("shipped/reader.onnx")))
-    return shipped if shipped.is_file() else Path("runs/latest")
-
-
-class Reader:
-    """The reader contract's batching split (prepare / classify / decide), over today's modules.
-
-    The one place the server touches the recognition pipeline: when
-    `digits.reader.Reader` is in, this class is replaced by it.
-    """
-
-    def __init__(self, model: str | os.PathLike):
-        self.recognizer = Recognizer(model, threads=1)
-        self.path = self.recognizer.path
-        self.classes = int(self.recognizer.session.get_outputs()[0].shape[-1])
-
-    def prepare(self, data: bytes):
-        """Picture bytes -> Prepared (the 28×28 image, has_ink)."""
-        return prepare(load_image(data))
-
-    def segments(self, data: bytes):
-        """Picture bytes -> (the digits of one line, left to right, each with its box; the picture's size)."""
-        picture = load_image(data)
-        return segment(picture), true_size(picture)
-
-    def classify(self, images: np.ndarray) -> np.ndarray:
-        return self.recognizer.predict_proba(images)
-
-    def decide(self, probabilities: np.ndarray) -> dict:
-        digit = int(probabilities.argmax())
-        return {"digit": digit, "confidence": round(float(probabilities[digit]), 4)}
 
 
 class Metrics:
@@ -237,7 +202,7 @@ async def _send_error(send, status: int, message: str, headers: list | None = No
 
 def create_app(model: str | os.PathLike | None = None) -> Guard:
     """The app, its model loaded now: a bad model raises ModelError here, not at the first request."""
-    reader = Reader(model if model is not None else default_model())
+    reader = Reader(model, threads=1)  # one worker per core: each model call on one thread
     metrics = Metrics()
     batcher = MicroBatcher(reader.classify, MAX_BATCH, MAX_WAIT_SECONDS, metrics.batch_size.observe)
     decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture at a time: bounded memory
@@ -269,7 +234,7 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
 
     @app.api_route("/health", methods=["GET", "HEAD"])
     def health() -> dict:
-        return {"status": "ok", "model": str(reader.path)}
+        return {"status": "ok", "model": str(reader.model_path)}
 
     @app.api_route("/metrics", methods=["GET", "HEAD"])
     def prometheus() -> Response:
@@ -278,27 +243,20 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
     @app.post("/predict")
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
         prepared = await decode(reader.prepare, await _picture(request))
-        if not prepared.has_ink:
-            raise HTTPException(422, "no digit found in the image.")
-        probabilities = (await batcher.classify(prepared.image[None]))[0]
-        answer = reader.decide(probabilities) | {"probabilities": [round(float(p), 4) for p in probabilities]}
+        if prepared.has_ink:
+            probabilities = (await batcher.classify(prepared.image[None]))[0]
+            digit = reader.decide(probabilities, prepared.box)
+        else:
+            digit = reader.answer(prepared)  # "no digit found", without a model call
+        answer = digit.to_dict()
         if explain:
-            answer["model_input"] = _pixels(prepared.image)
+            answer["model_input"] = np.round(prepared.image * 255).astype(np.uint8).tolist()
         return JSONResponse(answer)
 
     @app.post("/read")
-    async def read(request: Request, explain: bool = False) -> JSONResponse:
-        pieces, size = await decode(reader.segments, await _picture(request))
-        if not pieces:
-            raise HTTPException(422, "no digits found in the image.")
-        probabilities = await batcher.classify(np.stack([piece.image for piece in pieces]))
-        digits = []
-        for piece, row in zip(pieces, probabilities):
-            digit = reader.decide(row) | {"box": list(piece.box)}
-            if explain:
-                digit["model_input"] = _pixels(piece.image)
-            digits.append(digit)
-        return JSONResponse({"number": "".join(str(d["digit"]) for d in digits), "digits": digits, "size": list(size)})
+    async def read(request: Request) -> JSONResponse:
+        # A page's digits already go to the model in one call; pages are not batched across requests.
+        return JSONResponse((await decode(reader.read_page, await _picture(request))).to_dict())
 
     from digits.kserve import router
 
@@ -323,11 +281,6 @@ async def _picture(request: Request) -> bytes:
     if len(images) > 1:
         raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
     return await images[0].read()
-
-
-def _pixels(image: np.ndarray) -> list[list[int]]:
-    """A (28, 28) model input in [0, 1] as rows of 0-255 integers."""
-    return np.round(image * 255).astype(np.uint8).tolist()
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

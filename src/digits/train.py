@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import atomic, models, provenance
+from digits import atomic, backend, models, provenance
 from digits.data import load
+from digits.presets import DEFAULT_PRESET, make_config
 from digits.runs import EXIT_CODES, Interrupted, TrainingError, create_run_dir, read_config, write_config
 
-import keras  # noqa: E402  (models has chosen the backend)
-import tensorflow as tf  # noqa: E402
+tf, keras = backend.load()
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -272,18 +272,6 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
     return state
 
 
-def make_config(preset: str, overrides: dict, dataset: str, seed: int, train_limit: int | None) -> dict:
-    """A preset's plain-data config with the command line's overrides applied."""
-    if preset not in models.PRESETS:
-        raise TrainingError(f"unknown preset {preset!r}; choose one of {', '.join(models.PRESETS)}.")
-    config = {"preset": preset, **models.PRESETS[preset]}
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    config.update(dataset=dataset, seed=seed, train_limit=train_limit)
-    if config["epochs"] < 1 or config["batch_size"] < 1:
-        raise TrainingError("epochs and batch size must be at least 1.")
-    return config
-
-
 def write_history(run_dir: Path, history: dict) -> None:
     keys = ["epoch"] + [k for k in history if k != "epoch"]
     out = io.StringIO()
@@ -294,7 +282,7 @@ def write_history(run_dir: Path, history: dict) -> None:
 
 
 def train(
-    preset: str = models.DEFAULT_PRESET,
+    preset: str = DEFAULT_PRESET,
     *,
     runs_dir: str | os.PathLike = "runs",
     name: str | None = None,

@@ -30,6 +30,13 @@ MIN_CONTRAST = 0.1
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
+# A component whose thickest point spans this fraction of its length is a blob, not a
+# stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
+# and twice that where strokes cross.
+_BLOB_THICKNESS = 0.6
+# ...and so is anything thicker than this fraction of the picture's shorter side: the
+# boldest real strokes measured (a 28x28 paint-program digit, scaled up) reach 0.17.
+_BLOB_SIZE = 0.22
 
 @dataclass
 class Analysis:
@@ -149,18 +156,35 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 5: 8-connected components (strokes touch at corners), specks dropped."""
+    """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
+
+    Writing is made of strokes: thin compared with the shape they draw. A
+    region as thick as it is long is not writing but something dark lying
+    across the picture: a shadow, a desk or a shirt beyond the paper's edge,
+    a blot. Those go first, so that they neither count as ink nor make the
+    real strokes look like specks beside them.
+    """
     from scipy import ndimage
 
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=count + 1)
     areas[0] = 0
-    if count:
-        min_area = max(areas.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
-        specks = areas < min_area
-        specks[0] = False
-        labels[specks[labels]] = 0
-        areas[specks] = 0
+    if not count:
+        return labels, areas
+    index = np.arange(1, count + 1)
+    thickness = 2 * np.asarray(ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index))
+    extent = np.array([max(rows.stop - rows.start, cols.stop - cols.start)
+                       for rows, cols in ndimage.find_objects(labels, max_label=count)])
+    dropped = np.zeros(count + 1, dtype=bool)
+    compact = (thickness >= _BLOB_THICKNESS * extent) & (extent >= 0.1 * min(mask.shape))
+    dropped[1:] = compact | (thickness >= _BLOB_SIZE * min(mask.shape))
+    kept = areas[~dropped]
+    if kept.any():
+        min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
+        dropped |= areas < min_area
+    dropped[0] = False
+    labels[dropped[labels]] = 0
+    areas[dropped] = 0
     return labels, areas
 
 
@@ -364,33 +388,93 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     return np.isin(labels, chosen)
 
 
-def group_line(analysis: Analysis) -> list[list[int]]:
-    """Group connected components into the digits of one line, left to right.
-
-    Handwritten digits on one line are about equally tall, so the line's
-    height H (the vertical extent of its ink) tells whole strokes from
-    fragments. Tall pieces (at least 0.6 H) are digits, or halves of one when
-    they overlap horizontally by half the narrower width (a 0 broken in two).
-    Short pieces are fragments (a 5's detached bar, a 4 split at its
-    crossbar, a speck above a stroke, chalk broken by grain) and join the
-    nearest digit if close enough and the result is still digit-sized.
-    Fragments left over become a digit only if together they are tall
-    enough; otherwise they are noise. Two tall pieces side by side stay two
-    digits, even under a 7's overhang.
-    """
-    labels, areas = analysis.labels, analysis.areas
+def _live_boxes(analysis: Analysis) -> dict[int, tuple[int, int, int, int]]:
+    """Box of every component still kept, by label."""
+    areas = analysis.areas
     count = len(areas) - 1
-    boxes = {i: b for i, b in zip(range(1, count + 1), component_boxes(labels, count)) if b is not None and areas[i] > 0}
+    return {i: b for i, b in zip(range(1, count + 1), component_boxes(analysis.labels, count))
+            if b is not None and areas[i] > 0}
+
+
+def _typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
+    """How tall the writing is: the median height of its components, weighted by ink.
+
+    Weighting by ink lets whole digits outvote the fragments beside them; on
+    a line that climbs or curves, each digit is still only one digit tall.
+    """
+    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
+    weights = np.array([areas[i] for i in boxes], dtype=float)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(heights[order][np.searchsorted(cumulative, 0.5)])
+
+
+# Lines of writing are chained from components whose vertical extents
+# overlap by this fraction of the shorter one, no further apart than this
+# many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
+_LINE_OVERLAP = 0.4
+_LINE_GAP = 4.0
+# A line whose tallest piece is under this fraction of the page's digit
+# height is a scrap (a speck, a stray mark between lines), not writing.
+_LINE_MIN_HEIGHT = 0.4
+# Where noise survives cleaning, only the largest pieces are considered.
+_MAX_PIECES = 400
+
+
+def find_lines(analysis: Analysis) -> list[list[int]]:
+    """The components of each line of writing, lines top to bottom."""
+    boxes = _live_boxes(analysis)
     if not boxes:
         return []
-    # The line's height: where the ink rows are, ignoring 2 % at each end.
-    rows = np.flatnonzero((labels > 0).any(axis=1))
-    weights = (labels > 0).sum(axis=1)[rows]
-    cumulative = np.cumsum(weights) / weights.sum()
-    top, bottom = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
-    line = float(bottom - top + 1)
-    # Pieces wholly outside the band of the line are not part of it.
-    boxes = {i: b for i, b in boxes.items() if b[3] > top - 0.5 * line and b[1] < bottom + 0.5 * line}
+    if len(boxes) > _MAX_PIECES:
+        keep = sorted(boxes, key=lambda i: -analysis.areas[i])[:_MAX_PIECES]
+        boxes = {i: boxes[i] for i in keep}
+    page_height = _typical_height(boxes, analysis.areas)
+    ids = sorted(boxes, key=lambda i: boxes[i][0])
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(ids):
+        a = boxes[i]
+        for j in ids[n + 1:]:
+            b = boxes[j]
+            if b[0] - a[2] > _LINE_GAP * page_height:
+                break  # sorted by left edge: every later piece is further still
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
+                parent[root(j)] = root(i)
+    lines: dict[int, list[int]] = {}
+    for i in ids:
+        lines.setdefault(root(i), []).append(i)
+    kept = [members for members in lines.values()
+            if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height]
+    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+
+
+def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
+    """Group the components of one line into its digits, left to right.
+
+    Handwritten digits on one line are about equally tall, so the line's
+    digit height H tells whole strokes from fragments. Tall pieces (at least
+    0.6 H) are digits, or halves of one when they overlap horizontally by
+    half the narrower width (a 0 broken in two). Short pieces are fragments
+    (a 5's detached bar, a 4 split at its crossbar, a speck above a stroke,
+    chalk broken by grain) and join the nearest digit if close enough and the
+    result is still digit-sized. Fragments left over become a digit only if
+    together they are tall enough; otherwise they are noise. Two tall pieces
+    side by side stay two digits, even under a 7's overhang.
+    """
+    areas = analysis.areas
+    every = _live_boxes(analysis)
+    boxes = {i: every[i] for i in members}
+    if not boxes:
+        return []
+    line = _typical_height(boxes, areas)
 
     def height(box):
         return box[3] - box[1]
