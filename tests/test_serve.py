@@ -424,7 +424,8 @@ def test_slow_headers_cannot_lock_out_health(server):
     """Twice as many half-sent requests as the workers will wait for: the oldest are closed, /health answers."""
     url, _ = server
     host, port = url.removeprefix("http://").split(":")
-    workers, count = 2, 2 * 2 * http_server.MAX_WAITING
+    workers, count = 2, 2 * http_server.MAX_WAITING + 100
+    http_server.raise_open_file_limit()  # this process holds them all
     attackers = []
     try:
         for _ in range(count):
