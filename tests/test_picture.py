@@ -71,16 +71,21 @@ def test_16bit_picture_is_reduced_in_its_own_mode():
     assert grey.max() > 0.9 and grey.min() < 0.05  # values scaled by the 16-bit range, not clipped at 255
 
 
-# In a subprocess, so that its peak memory is its own: write a 50 MP photo,
+# In a subprocess, so that its peak memory is its own: write a big picture,
 # then read it (and find its digit) while measuring the peak RSS growth.
-FIFTY_MEGAPIXELS = """
+BIG_PICTURE = """
 import json, resource, sys
 from PIL import Image, ImageDraw
-path = sys.argv[1]
-if sys.argv[2] == "write":
+path, step = sys.argv[1], sys.argv[2]
+if step == "phone":  # a 50 MP phone photo: 8160x6120 JPEG
     photo = Image.new("L", (8160, 6120), 235)
     ImageDraw.Draw(photo).line([(4080, 1500), (4000, 4600)], fill=30, width=260)
     photo.convert("RGB").save(path, quality=90)
+    sys.exit()
+if step == "deep":  # a 16-bit scan: 5000x5000 PNG
+    scan = Image.new("I;16", (5000, 5000), 60000)
+    ImageDraw.Draw(scan).line([(2500, 1000), (2450, 4000)], fill=2000, width=200)
+    scan.save(path)
     sys.exit()
 from digits.preprocess import load_image, prepare, segment_page
 warm = Image.new("L", (300, 200), "white"); ImageDraw.Draw(warm).line([(150, 40), (150, 160)], fill=0, width=12)
@@ -93,14 +98,25 @@ print(json.dumps({"growth_kib": after - before, "boxes": [list(piece.box) for pi
 """
 
 
+def read_big_picture(path: str, kind: str) -> dict:
+    subprocess.run([sys.executable, "-c", BIG_PICTURE, path, kind], check=True)
+    result = subprocess.run([sys.executable, "-c", BIG_PICTURE, path, "read"], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
 def test_a_50_megapixel_phone_photo_is_read_in_bounded_memory(tmp_path):
-    path = str(tmp_path / "phone.jpg")
-    subprocess.run([sys.executable, "-c", FIFTY_MEGAPIXELS, path, "write"], check=True)
-    result = subprocess.run([sys.executable, "-c", FIFTY_MEGAPIXELS, path, "read"],
-                            capture_output=True, text=True, check=True)
-    measured = json.loads(result.stdout)
+    measured = read_big_picture(str(tmp_path / "phone.jpg"), "phone")
     # Decoded whole, the photo alone is 200 MB (RGBX); at 1/4 it is 12 MB.
     assert measured["growth_kib"] < 100 * 1024, measured
     [box] = measured["boxes"]
     x0, y0, x1, y1 = box  # in the photo's own pixels
     assert 3700 < x0 < 3950 and 4130 < x1 < 4350 and 1250 < y0 < 1500 and 4600 < y1 < 4850, box
+
+
+def test_a_16bit_scan_is_read_without_a_full_size_wide_copy(tmp_path):
+    measured = read_big_picture(str(tmp_path / "deep.png"), "deep")
+    # Decoded, the scan is 50 MB of 16-bit values, and the analysis at 1024×1024 takes about 60 MB more;
+    # one full-size 32-bit copy would add 100 MB, and float work on it 200 MB more.
+    assert measured["growth_kib"] < 160 * 1024, measured
+    [box] = measured["boxes"]
+    assert 2250 < box[0] < 2450 and 2500 < box[2] < 2700, box

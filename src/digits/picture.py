@@ -48,6 +48,7 @@ _WORK_MIN = 256
 # keeps its true (upright) size, so that boxes are given in its own pixels.
 ORIGINAL_SIZE = "digits.original_size"
 
+_EXIF_ORIENTATION = 0x0112
 _JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 
 
@@ -204,13 +205,15 @@ def _decode(data: bytes, name: str) -> Image.Image:
         fault = "truncated" if "truncated" in str(err).lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({err}).") from None
     decoded_size = image.size
+    upright = image
     try:
-        # A copy detaches the frame from the file; EXIF turns phone photos upright.
-        upright = ImageOps.exif_transpose(image)
+        # EXIF turns phone photos upright. Only a picture that must turn is
+        # copied: a full-size copy of a big upright one would double its memory.
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
+            upright = ImageOps.exif_transpose(image)
+            image.close()
     except Exception:
-        # Broken EXIF must not cost us an otherwise good image.
-        upright = image.copy()
-    image.close()
+        pass  # broken EXIF must not cost us an otherwise good image
     if decoded_size != full_size:
         turned = upright.size != decoded_size
         upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size
