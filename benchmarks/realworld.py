@@ -34,7 +34,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from digits.atomic import write_json, write_text

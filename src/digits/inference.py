@@ -13,6 +13,9 @@ import numpy as np
 
 from digits.errors import ModelError
 
+# An 11-output model's last class: "not a digit" (trained on generated junk).
+REJECT = 10
+
 
 def shipped_model() -> Path:
     """The model installed with the package: the best preset for real pictures."""
@@ -42,8 +45,8 @@ class Recognizer:
     """A trained digit classifier, loaded once, used many times.
 
     `source` is a run folder, an `.onnx` file, or None for the model the
-    package ships. It outputs 10 digit probabilities, or 11 where the last is
-    "not a digit". Images are (N, 28, 28) or one
+    package ships. It outputs 10 digit probabilities, or 11 where the last
+    (`REJECT`) is "not a digit"; `num_classes` says which. Images are (N, 28, 28) or one
     (28, 28), either uint8 0-255 or float in [0, 1], white digit on black.
     """
 
@@ -66,6 +69,7 @@ class Recognizer:
         if len(outputs) != 1 or not outputs[0].shape or outputs[0].shape[-1] not in (10, 11):
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
+        self.num_classes: int = outputs[0].shape[-1]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last."""
@@ -73,8 +77,8 @@ class Recognizer:
         return self.session.run(None, {self.input_name: batch})[0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """The most likely digit for each image, shape (N,)."""
-        return self.predict_proba(images)[:, :10].argmax(axis=1)
+        """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""
+        return self.predict_proba(images).argmax(axis=1)
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from digits.inference import Recognizer
+from digits.inference import REJECT, Recognizer
 from digits.picture import load_image
 from digits.preprocess import Prepared, prepare, segment_page
 
@@ -121,8 +121,8 @@ class Reader:
         digit_probabilities = probabilities[:10]
         top = digit_probabilities.argsort()[::-1][:3]
         top3 = tuple((int(d), round(float(digit_probabilities[d]), 4)) for d in top)
-        if len(probabilities) > 10 and probabilities[10] > digit_probabilities[top[0]]:
-            return Digit(None, round(float(probabilities[10]), 4), top3, box, NO_DIGIT)
+        if len(probabilities) > REJECT and probabilities[REJECT] > digit_probabilities[top[0]]:
+            return Digit(None, round(float(probabilities[REJECT]), 4), top3, box, NO_DIGIT)
         best, confidence = top3[0]
         return Digit(best, confidence, top3, box, OK if confidence >= self.threshold else UNSURE)
 
