@@ -13,13 +13,9 @@ import statistics
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
-
-from digits.data import DATASETS
-from digits.errors import DigitsError, Interrupted
-from digits.presets import DEFAULT_PRESET, PRESETS
 
 app = typer.Typer(
     add_completion=False,
@@ -29,12 +25,9 @@ app = typer.Typer(
 )
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
-# Choices Typer checks while parsing, before any command imports TensorFlow.
-PresetName = Literal[tuple(PRESETS)]
-DatasetName = Literal[tuple(DATASETS)]
 
 
 def _out(text: str = "") -> None:
@@ -43,13 +36,13 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[PresetName, typer.Option(help="Training preset (see presets.py).")] = DEFAULT_PRESET,
+    preset: Annotated[str, typer.Option(help="seed, fast, mlp, mlp-aug, cnn or tiny.")] = "fast",
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same weights.")] = 0,
-    seeds: Annotated[int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
+    seeds: Annotated[int, typer.Option(help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
@@ -60,17 +53,16 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
 
     from digits.data import load
-    from digits.presets import make_config
 
-    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    if resume is None:
-        make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
+    if seeds < 1:
+        raise typer.BadParameter("--seeds must be at least 1.")
     # Read and verify the data while TensorFlow imports: both take about a second.
     with ThreadPoolExecutor(1) as pool:
         loading = None if resume else pool.submit(load, dataset, data_dir)
         from digits.train import train as train_run
 
         data = loading.result() if loading else None
+    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     results = []
     for s in range(seed, seed + seeds):
         run_dir = train_run(
@@ -114,32 +106,34 @@ def export(run: RunArg = LATEST) -> None:
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files: photos, scans, drawings.")],
-    model: ModelOpt = None,
+    model: ModelOpt = LATEST,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
     threshold: Annotated[float, typer.Option(help="Below this confidence the answer is 'unsure'.")] = 0.5,
 ) -> None:
     """Recognize one digit per image."""
-    from digits.explain import save_steps
-    from digits.reader import NO_DIGIT, UNSURE, Reader
+    from digits.inference import Recognizer
+    from digits.preprocess import prepare, save_explanation
 
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
+    recognizer = Recognizer(model)
     failures: list[Path] = []
     for path, image in _readable_images(images, failures):
-        prepared = reader.prepare(image)
+        prepared = prepare(image)
         if explain:
-            save_steps(prepared, explain)
-        found = reader.answer(prepared)
-        if as_json:
-            _out(json.dumps({"file": str(path), **found.to_dict()}))
-        elif found.status == NO_DIGIT:
-            _out(f"{path}: no digit found")
-        elif found.status == UNSURE:
-            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
-        else:
-            _out(f"{path}: {found.digit} ({found.confidence:.1%})")
+            save_explanation(prepared, explain)
+        result = {"file": str(path), "digit": None, "confidence": 0.0, "top3": [], "status": "no digit found"}
+        if prepared.has_ink:
+            probabilities = recognizer.predict_proba(prepared.image)[0]
+            top = probabilities.argsort()[::-1][:3]
+            result |= {
+                "digit": int(top[0]),
+                "confidence": round(float(probabilities[top[0]]), 4),
+                "top3": [{"digit": int(d), "confidence": round(float(probabilities[d]), 4)} for d in top],
+                "status": "ok" if probabilities[top[0]] >= threshold else "unsure",
+            }
+        _out(json.dumps(result) if as_json else _describe(result))
     if failures:
         raise typer.Exit(2)
 
@@ -149,7 +143,7 @@ def _readable_images(paths: list[Path], failures: list[Path]):
 
     The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
     """
-    from digits.picture import ImageError, load_image
+    from digits.preprocess import ImageError, load_image
 
     for path in paths:
         try:
@@ -161,33 +155,37 @@ def _readable_images(paths: list[Path], failures: list[Path]):
         yield path, image
 
 
+def _describe(result: dict) -> str:
+    if result["digit"] is None:
+        return f"{result['file']}: no digit found"
+    text = f"{result['file']}: {result['digit']} ({result['confidence']:.1%})"
+    if result["status"] == "unsure":
+        others = ", ".join(f"{t['digit']} {t['confidence']:.0%}" for t in result["top3"])
+        text = f"{result['file']}: unsure ({others})"
+    return text
+
+
 @app.command()
 def read(
-    images: Annotated[list[Path], typer.Argument(help="Pictures of numbers: one line or a whole page.")],
-    model: ModelOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
-    explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
-    threshold: Annotated[float, typer.Option(help="Below this confidence a digit is 'unsure'.")] = 0.5,
+    images: Annotated[list[Path], typer.Argument(help="Images of a number written on one line.")],
+    model: ModelOpt = LATEST,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
 ) -> None:
-    """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
-    from digits.explain import save_boxes
-    from digits.reader import UNSURE, Reader
+    """Read a whole number (digits on one line, left to right)."""
+    from digits.inference import Recognizer
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
+    recognizer = Recognizer(model)
     failures: list[Path] = []
     for path, image in _readable_images(images, failures):
-        page = reader.read_page(image)
-        if explain:
-            save_boxes(image, page, explain)
+        digits_found = recognizer.read_line(image)
+        text = "".join(str(d["digit"]) for d in digits_found)
         if as_json:
-            _out(json.dumps({"file": str(path), **page.to_dict()}))
-        elif not page.lines:
+            _out(json.dumps({"file": str(path), "text": text, "digits": digits_found}))
+        elif not digits_found:
             _out(f"{path}: no digits found")
-        for line in [] if as_json else page.lines:
-            doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
-            _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
+        else:
+            confidences = " ".join(f"{d['digit']}:{d['confidence']:.0%}" for d in digits_found)
+            _out(f"{path}: {text}  ({confidences})")
     if failures:
         raise typer.Exit(2)
 
@@ -197,26 +195,41 @@ def serve(
     model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
 ) -> None:
-    """Serve the HTTP API and a page to draw digits on (needs the `serve` extra)."""
+    """Serve the HTTP API, the Open Inference Protocol and a page to draw digits on (needs the `serve` extra)."""
     from importlib.util import find_spec
 
-    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "python_multipart")):
-        raise _fail("digits serve needs FastAPI, Uvicorn and python-multipart: pip install 'digits[serve]'.")
-    import uvicorn
+    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "python_multipart", "httptools", "prometheus_client")):
+        raise _fail("digits serve needs FastAPI, Uvicorn, httptools, python-multipart and prometheus_client: "
+                    "pip install 'digits[serve]'.")
+    import tempfile
 
-    from digits.serve import create_app
+    from digits import http_server
+    from digits.inference import Recognizer
+    from digits.serve import MODEL_VARIABLE
 
-    # create_app loads the model first: a bad one is a one-line error before the server starts.
-    uvicorn.run(create_app(model), host=host, port=port)
+    # Load the model once here: a bad one is a one-line error before anything listens.
+    path = Recognizer(model).path
+    workers = workers or os.cpu_count() or 1
+    try:
+        listener = http_server.bind(host, port)
+    except http_server.BindError as err:
+        raise _fail(str(err))
+    os.environ[MODEL_VARIABLE] = str(path)
+    with tempfile.TemporaryDirectory(prefix="digits-metrics-") as metrics:
+        if workers > 1:  # each worker writes its counts here; /metrics adds them up
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+        _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+        http_server.run("digits.serve:app_from_environment", listener, workers)
 
 
 @app.command()
 def show(
-    index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
+    index: Annotated[int, typer.Option(help="Index into the test set (the article's X_test[1] is 1).")] = 1,
     model: ModelOpt = LATEST,
     out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label."""
@@ -226,7 +239,7 @@ def show(
 
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
-        raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
+        raise typer.BadParameter(f"--index must be between 0 and {len(x_test) - 1}.")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = report.CLASS_NAMES[dataset]
     predicted = int(probabilities.argmax())
@@ -302,34 +315,29 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _usage_error(err) -> str:
-    """Typer's usage error as one sentence (without the box, and without pydantic's "Value error, " prefix)."""
-    message = err.format_message().replace("Value error, ", "")
-    return message if message.endswith(".") else message + "."
-
-
 def main() -> None:
-    """Entry point: our errors and usage errors become one line and exit code 2, signals 130/143."""
-    try:  # Typer 0.2x parses with its own copy of Click; older versions with Click itself.
-        from typer._click.exceptions import NoArgsIsHelpError, UsageError
-    except ImportError:
-        from click.exceptions import NoArgsIsHelpError, UsageError
+    """Entry point: our errors become one line and exit code 2, signals 130/143."""
+    from digits.atomic import WriteError
+    from digits.data import DataError
+    from digits.inference import ModelError
+    from digits.runs import Interrupted, TrainingError
 
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
+    known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError, WriteError)
     try:
-        code = app(standalone_mode=False)
-    except NoArgsIsHelpError as err:
-        err.show()
-        sys.exit(2)
-    except UsageError as err:
-        _error(_usage_error(err))
-        sys.exit(2)
-    except DigitsError as err:
+        from digits.preprocess import ImageError
+
+        known += (ImageError,)
+    except ImportError:
+        pass
+    try:
+        app()
+    except known as err:
         _error(str(err))
         sys.exit(2)
     except Interrupted as stop:
         sys.exit(stop.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
+    except KeyboardInterrupt:
         sys.exit(130)
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
@@ -339,4 +347,3 @@ def main() -> None:
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from digits.normalize import naive, to_mnist
-from digits.picture import MAX_PIXELS, ImageError, load_image
+from digits.picture import MAX_PIXELS, ImageError, load_image, true_size
 from digits.writing import Analysis, analyse, find_lines, group_line, pick_digit
 
 __all__ = [
@@ -74,7 +74,7 @@ def prepare(image: Image.Image) -> Prepared:
         ("6 cropped", crop),
         ("7-8 model input 28×28", final),
     ]
-    box = original_box(digit, analysis.scale, image.size) if has_ink else None
+    box = original_box(digit, analysis.scale, true_size(image)) if has_ink else None
     return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
 
 
@@ -89,7 +89,7 @@ class Segment:
 def segment_page(image: Image.Image) -> list[list[Segment]]:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right."""
     analysis = analyse(image)
-    return [[_segment(analysis, image.size, group) for group in group_line(analysis, members)]
+    return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
             for members in find_lines(analysis)]
 
 
