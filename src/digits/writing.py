@@ -22,11 +22,17 @@ import numpy as np
 from PIL import Image
 
 from digits.normalize import crop_to_ink, stroke_width
-from digits.picture import working_grey
+from digits.picture import grey_array, true_size, working_grey
 
 # Ink must differ from the paper by at least this fraction of the full grey
 # range; below it we are looking at paper texture, JPEG noise or shadows.
 MIN_CONTRAST = 0.1
+# The first look at a picture is at this many pixels on its longer side; writing
+# smaller than half of `_DIGIT_PIXELS` there gets a second look, cut out and scaled
+# so that its digits are that tall (at most `_FINE_MAX` pixels on the longer side).
+_COARSE = 512
+_DIGIT_PIXELS = 40
+_FINE_MAX = 2048
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
@@ -49,6 +55,7 @@ class Analysis:
     labels: np.ndarray  # step 5: connected components kept (0 = none)
     areas: np.ndarray  # pixel count of each label (index 0 unused)
     scale: tuple[float, float]  # working pixels per original pixel (x, y)
+    origin: tuple[float, float]  # where working pixel (0, 0) is, in original pixels (x, y)
     contrast: float  # typical ink-minus-paper difference, in grey units
     dark_ink: bool
 
@@ -289,7 +296,42 @@ def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
 
 
 def analyse(image: Image.Image) -> Analysis:
-    grey, scale = working_grey(image)
+    """Steps 2-5 at the resolution the writing needs.
+
+    A first look at a reduced copy (`_COARSE` pixels on the longer side)
+    finds the writing and how tall it is. Most pictures hold digits large
+    enough to read there. Small writing on a big page (a phone number on a
+    sheet) is looked at again, cut out of the picture at a scale where its
+    digits are `_DIGIT_PIXELS` tall.
+    """
+    coarse = _analyse_grey(*working_grey(image, _COARSE), origin=(0.0, 0.0))
+    boxes = _live_boxes(coarse)
+    if not boxes:
+        return coarse
+    height = _typical_height(boxes, coarse.areas)
+    if height >= _DIGIT_PIXELS / 2:
+        return coarse
+    zoom = _DIGIT_PIXELS / height  # how much finer the second look is
+    x0 = min(b[0] for b in boxes.values()) - height
+    y0 = min(b[1] for b in boxes.values()) - height
+    x1 = max(b[2] for b in boxes.values()) + height
+    y1 = max(b[3] for b in boxes.values()) + height
+    sx, sy = coarse.scale
+    true_width, true_height = true_size(image)
+    region = (max(0.0, x0 / sx), max(0.0, y0 / sy), min(true_width, x1 / sx), min(true_height, y1 / sy))
+    size = (round((region[2] - region[0]) * sx * zoom), round((region[3] - region[1]) * sy * zoom))
+    if max(size) > _FINE_MAX:
+        size = tuple(max(1, round(v * _FINE_MAX / max(size))) for v in size)
+    # The decoded picture may be smaller than the true one (JPEG draft): cut in its pixels.
+    fx, fy = image.size[0] / true_width, image.size[1] / true_height
+    cut = image.crop((round(region[0] * fx), round(region[1] * fy), round(region[2] * fx), round(region[3] * fy)))
+    grey = np.clip(grey_array(cut.resize(size, Image.BICUBIC)), 0, 1).astype(np.float32)
+    scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
+    fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
+    return fine if fine.areas.any() else coarse
+
+
+def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float]) -> Analysis:
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
     sheet = _outside_sheet(grey)
@@ -325,6 +367,7 @@ def analyse(image: Image.Image) -> Analysis:
         labels=labels,
         areas=areas,
         scale=scale,
+        origin=origin,
         contrast=contrast,
         dark_ink=dark_ink,
     )
@@ -499,6 +542,20 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
                 break
         else:
             groups.append(([i], box))
+
+    # Two pieces side by side that are each short of the line's height but
+    # span it together are one digit drawn in two strokes (an open 4).
+    merged: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for members, box in groups:
+        if merged:
+            last_members, last = merged[-1]
+            joined = union(last, box)
+            if (box[0] - last[2] <= 0.15 * line and max(height(last), height(box)) < 0.85 * line
+                    and height(joined) >= 0.9 * line and width(joined) <= line):
+                merged[-1] = (last_members + members, joined)
+                continue
+        merged.append((members, box))
+    groups = merged
 
     # Fragments, biggest first, join the nearest digit when close.
     leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []
