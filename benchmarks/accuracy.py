@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from digits.data import DATASETS
-from digits.models import PRESETS
+from digits.presets import PRESETS
 from digits.provenance import machine
 from digits.report import results_table
 

@@ -12,18 +12,19 @@ import pytest
 
 from conftest import DIGITS, run_cli
 from digits import models
+from digits.presets import PRESETS
 from digits.runs import TrainingError
 from digits.train import CHECKPOINT, train
 
 
 def test_seed_model_has_the_articles_parameter_count():
-    config = {"preset": "seed", **models.PRESETS["seed"]}
+    config = {"preset": "seed", **PRESETS["seed"]}
     assert models.build(config).count_params() == 104_938
 
 
-@pytest.mark.parametrize("preset", sorted(models.PRESETS))
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_for_28x28_input(preset):
-    model = models.build({"preset": preset, **models.PRESETS[preset]})
+    model = models.build({"preset": preset, **PRESETS[preset]})
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
 
 

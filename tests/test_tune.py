@@ -88,13 +88,13 @@ def test_the_objective_never_touches_the_test_set(mnist):
 
 
 def test_seed_keeps_the_articles_network():
-    from digits import models
+    from digits import models, presets
 
     overrides = tune.overrides_from_params("seed", {
         "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 256, "epochs": 20, "dropout": 0.1,
         "weight_decay": 1e-4, "augment": 0.5})
     assert "hidden" not in overrides
-    config = {"preset": "seed", **models.PRESETS["seed"], **overrides}
+    config = {"preset": "seed", **presets.PRESETS["seed"], **overrides}
     assert models.build(config).count_params() == 104_938
 
 

@@ -15,9 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class WriteError(Exception):
-    """A file could not be written (disk full, no permission); nothing half-written remains."""
+from digits.errors import WriteError
 
 
 @contextlib.contextmanager

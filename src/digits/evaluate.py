@@ -2,6 +2,11 @@
 
 Evaluation runs the exported ONNX model, the very file `predict` and `serve`
 use, so the reported accuracy is the accuracy users get.
+
+A model with an 11th class ("not a digit") is scored by argmax over all 11
+outputs: a real test digit it refuses counts as an error in `test_accuracy`,
+and `digits_refused` says how often that happened. Its report adds
+`junk_refused`, measured on junk pictures it never trained on.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 
 from digits import atomic, report
 from digits.data import load_test
-from digits.inference import Recognizer
+from digits.inference import REJECT, Recognizer
 from digits.runs import read_config
 
 MISTAKES_SHOWN = 36
@@ -36,9 +41,10 @@ def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarra
                best_epoch: int | None = None, train_seconds: float | None = None) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into `run_dir`."""
     x_test, y_test = test
-    probabilities = Recognizer(run_dir).predict_proba(x_test)
+    recognizer = Recognizer(run_dir)
+    probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
-    names = report.CLASS_NAMES[config["dataset"]]
+    names = report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
     metrics = {
         "dataset": config["dataset"],
         "preset": config["preset"],
@@ -53,6 +59,13 @@ def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarra
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
+    if recognizer.num_classes > REJECT:
+        from digits.junk import HELD_OUT_SEED, refusal
+
+        # The test set holds no junk: the macro F1 is over the classes it has.
+        metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
+        metrics["digits_refused"] = float((predicted == REJECT).mean())
+        metrics |= refusal(recognizer, config.get("junk_test", 500), HELD_OUT_SEED)
     previous = run_dir / "metrics.json"
     if train_seconds is None and previous.exists():
         metrics["train_seconds"] = json.loads(previous.read_text()).get("train_seconds")

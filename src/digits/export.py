@@ -1,4 +1,10 @@
-"""Keras model -> ONNX, the format every prediction runs on."""
+"""Keras model -> ONNX, the format every prediction runs on; and shipping a run's model with the package.
+
+`ship(run_dir)` copies a finished run's `model.onnx` to
+`src/digits/shipped/reader.onnx` and writes `reader.json` beside it (the
+run's config and its metrics), which is how `make shipped-model` turns
+`digits train --preset reader` into the model the package carries.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from digits import atomic
 
 def to_onnx(model, path: Path) -> Path:
     """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1]."""
-    import keras
+    from digits.backend import load
 
+    _, keras = load()
     spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
@@ -31,14 +38,50 @@ def load_keras(path: Path):
     """Load a `.keras` file with `safe_mode`, so a file from elsewhere cannot run code."""
     import zipfile
 
-    from digits import models  # noqa: F401  (chooses the backend before keras loads)
-    import keras
-
-    from digits.inference import ModelError
+    from digits.backend import load
+    from digits.errors import ModelError
 
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
+    _, keras = load()
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
         raise ModelError(f"{path}: not a loadable Keras model ({str(err).splitlines()[0][:120]}).") from err
+
+
+# What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
+SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
+                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds")
+
+
+def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Copy a finished run's ONNX model into the package as the shipped model; return the `.onnx` path.
+
+    `out_dir` defaults to the package's own `shipped/` folder (in a source
+    checkout: `src/digits/shipped/`). `reader.json` records the run's
+    config and metrics; MNIST test accuracy counts a refused digit as an error.
+    """
+    import json
+
+    from digits.inference import ModelError, Recognizer
+    from digits.runs import read_config
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if config.get("status") != "finished":
+        raise ModelError(f"{run_dir}: the run has not finished (status {config.get('status')!r}); train it first.")
+    model = Recognizer(run_dir).path  # checks that it loads
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out = Path(out_dir) if out_dir is not None else Path(__file__).parent / "shipped"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out / "reader.onnx", model.read_bytes())
+    atomic.write_json(out / "reader.json", {
+        "run": run_dir.resolve().name,
+        "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
+        "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+        "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
+                        "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
+                        "junk_seed) through digits.preprocess.prepare, never trained on.",
+    })
+    return out / "reader.onnx"

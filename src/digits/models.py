@@ -1,79 +1,25 @@
-"""Architectures and training presets, as plain data.
+"""The Keras networks and optimizers a config (see `presets.py`) describes.
 
 Every model takes a batch of 28x28 float32 images with pixels in [0, 1]
-(the article's `X / 255`) and returns 10 softmax probabilities. A preset is a
-dict of everything that defines a run; `digits train --preset NAME` picks one
-and command-line flags override single keys.
+(the article's `X / 255`) and returns `num_classes` softmax probabilities.
+The presets themselves are plain data in `presets.py`, which never imports Keras.
 """
 
 from __future__ import annotations
 
-import os
+from digits import backend
 
-# The package, not the user's environment, chooses the Keras backend.
-os.environ["KERAS_BACKEND"] = "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-# What every preset starts from; each one below states only what it changes.
-_BASE = {
-    "arch": "dense",
-    "dropout": 0.0,
-    "batch_norm": False,
-    "schedule": "constant",
-    "weight_decay": 0.0,
-    "validation_split": 0.1,
-    "early_stopping": 0,  # patience in epochs; 0 = off. When on, the best epoch's weights are kept.
-    "monitor": "val_loss",  # what "best epoch" means
-    "augment": False,
-    # Compile each chunk of training steps with XLA: at small batches it removes
-    # the per-step overhead (the seed preset runs ~6x faster), at the cost of a
-    # second or two of compile time.
-    "jit_compile": True,
-}
-
-PRESETS: dict[str, dict] = {
-    # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
-    # the last 20 % of the training set held out for validation.
-    "seed": {**_BASE, "hidden": [128, 32], "epochs": 25, "batch_size": 32, "learning_rate": 1e-3,
-             "validation_split": 0.2},
-    # The default: the article's network, trained fast. Large batches with a
-    # cosine-decayed learning rate reach the article's accuracy in a few
-    # seconds instead of a couple of minutes.
-    # With only ~100 steps per epoch, XLA's compile time costs more than it saves.
-    "fast": {**_BASE, "hidden": [128, 32], "epochs": 8, "batch_size": 512, "learning_rate": 5e-3,
-             "schedule": "cosine", "jit_compile": False},
-    # The article's family done right: wider, dropout, decoupled weight decay,
-    # a cosine schedule and early stopping that restores the best weights.
-    # Validation loss starts rising from over-confidence long before validation
-    # accuracy stops improving, so the best epoch is chosen by accuracy.
-    "mlp": {**_BASE, "hidden": [1024, 1024], "dropout": 0.5, "epochs": 30, "batch_size": 256,
-            "learning_rate": 1e-3, "schedule": "cosine", "weight_decay": 1e-4, "early_stopping": 10,
-            "monitor": "val_accuracy"},
-    # Dense only, on images deformed on the fly (affine + elastic): the
-    # Simard/Cireşan recipe.
-    "mlp-aug": {**_BASE, "hidden": [1024, 1024], "dropout": 0.2, "epochs": 40, "batch_size": 256,
-                "learning_rate": 1e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
-    # A small convnet: three 'same' convolutions of stride 2 (28 -> 14 -> 7 -> 4
-    # pixels) instead of convolutions plus max-pooling, each with batch
-    # normalization, on deformed images. Striding does the downsampling inside
-    # the convolution, so three layers cost less than the two-layer pooled
-    # version (25 s per epoch on 2 cores instead of 46 s). It runs as a plain
-    # graph: XLA's CPU convolutions measured over 10x slower than TensorFlow's own.
-    "cnn": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
-            "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
-            "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
-    # A seconds-long smoke test for the test suite and for trying the CLI.
-    "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
-}
-
-DEFAULT_PRESET = "fast"
+_, keras = backend.load()
+layers = keras.layers
 
 # PyTorch's default (Keras's is 0.99): moving statistics that settle within a
 # few hundred steps, so short runs evaluate with sensible batch-norm statistics.
 BN_MOMENTUM = 0.9
+
+
+def num_classes(config: dict) -> int:
+    """10 digits, plus "not a digit" when the config has a reject class."""
+    return 11 if config.get("reject_class") else 10
 
 
 def build(config: dict, num_classes: int = 10) -> keras.Model:

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from datetime import datetime
 from pathlib import Path
 
 from digits import atomic
-
-
-class TrainingError(Exception):
-    """A run cannot start or continue (bad folder, finished run, bad config)."""
-
-
-# The shell's convention: 128 + the signal's number.
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(Exception):
-    """Training stopped on a signal after saving a resumable checkpoint."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.exit_code = EXIT_CODES[signum]
+from digits.errors import EXIT_CODES, Interrupted, TrainingError  # noqa: F401  (importable from here, as before)
 
 
 def create_run_dir(runs_dir: Path, name: str | None, config: dict) -> Path:

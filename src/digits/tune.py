@@ -34,10 +34,11 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from digits import models
+from digits import presets
+from digits.errors import DigitsError
 
 
-class TuneError(Exception):
+class TuneError(DigitsError):
     """A study cannot be opened, joined or read."""
 
 
@@ -50,7 +51,7 @@ DEFAULT_HEARTBEAT = 30  # seconds; a worker silent for twice this is considered 
 
 def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
     """Suggest one configuration: the config keys it overrides in the preset."""
-    base = models.PRESETS[preset]
+    base = presets.PRESETS[preset]
     overrides = {
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         "schedule": trial.suggest_categorical("schedule", ["constant", "cosine"]),
@@ -122,8 +123,10 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
         except (ArgumentError, NoSuchModuleError) as err:
             raise TuneError(f"{_shown(url)} is not a storage URL Optuna can use ({err}); "
                             "give sqlite:///path.db or postgresql://user:password@host/database.") from None
-        except ModuleNotFoundError as err:
-            raise TuneError(f"{_shown(url)} needs the Python package {err.name!r}: pip install it.") from None
+        except ImportError as err:  # Optuna's wrapper of the driver's ModuleNotFoundError
+            missing = getattr(err.__cause__, "name", None) or "its database driver"
+            raise TuneError(f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
+                            "(PostgreSQL) or that driver.") from None
         except SQLAlchemyError as err:
             # Workers started together race to create the tables: the loser retries.
             if attempt < 2 and "already exists" in str(err):
@@ -217,10 +220,7 @@ def run_study(
     data=None,
 ) -> optuna.Study:
     """Run `trials` trials of the study (creating it if new); return the study."""
-    from digits.runs import TrainingError
-
-    if preset not in models.PRESETS:
-        raise TrainingError(f"unknown preset {preset!r}; choose one of {', '.join(models.PRESETS)}.")
+    presets.make_config(preset, {}, dataset, seed, train_limit)  # an unknown preset fails here, before the storage
     if trials < 0 or max_epochs < 1:
         raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
@@ -238,23 +238,23 @@ class Objective:
 
     def __init__(self, preset, dataset, data_dir, train_limit, seed, max_epochs, data=None):
         from digits.data import load
-        from digits.train import make_config, split_data
+        from digits.train import add_reader_data, split_data
 
         self.preset, self.dataset, self.train_limit, self.seed, self.max_epochs = preset, dataset, train_limit, seed, max_epochs
         (x, y), _test_is_never_used = data or load(dataset, data_dir)
-        base = make_config(preset, {}, dataset, seed, train_limit)
-        self.split = split_data(x, y, base["validation_split"], train_limit)
+        base = presets.make_config(preset, {}, dataset, seed, train_limit)
+        self.split = add_reader_data(split_data(x, y, base["validation_split"], train_limit), base)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:
         import tempfile
 
-        import keras
-        import tensorflow as tf
+        from digits import backend
+        from digits.train import Trainer, fit, new_state
 
-        from digits.train import Trainer, fit, make_config, new_state
+        tf, keras = backend.load()
 
-        config = make_config(self.preset, search_space(trial, self.preset, self.max_epochs), self.dataset,
+        config = presets.make_config(self.preset, search_space(trial, self.preset, self.max_epochs), self.dataset,
                              self.seed, self.train_limit)
         trial.set_user_attr("worker", self.worker)
         steps = len(self.split.x_train) // config["batch_size"]
