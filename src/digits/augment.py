@@ -111,13 +111,13 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIFT_PX,
-                 scale_range: tuple[float, float] = (MIN_SCALE, MAX_SCALE), strength: float = 1.0) -> tf.Tensor:
+def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float | None = None,
+                 scale_range: tuple[float, float] | None = None, strength: float = 1.0) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
     images: float32 (B, H, W) in [0, 1], white digit on black.
     seed:   int32/int64 shape (2,), e.g. tf.stack([run_seed, global_step]).
-    max_shift, scale_range: the position and size jitter (defaults: the module's constants).
+    max_shift, scale_range: the position and size jitter (None: the module's constants, read at each call).
     strength: multiplies every range (1.0: as set; 0.5: half the rotation,
               shear, shift, scale change and elastic bend), as tuning sets it.
     Returns float32 (B, H, W) in [0, 1]. Labels are untouched by construction.
@@ -127,6 +127,8 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIF
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
+    max_shift = MAX_SHIFT_PX if max_shift is None else max_shift
+    scale_range = (MIN_SCALE, MAX_SCALE) if scale_range is None else scale_range
     rotation, shear, shift = strength * MAX_ROTATION_DEG * math.pi / 180.0, strength * MAX_SHEAR, strength * max_shift
     low = [-rotation, 1.0 + strength * (scale_range[0] - 1.0), -shear, -shift, -shift]
     high = [rotation, 1.0 + strength * (scale_range[1] - 1.0), shear, shift, shift]

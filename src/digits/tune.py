@@ -132,9 +132,13 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
             if attempt < 2 and "already exists" in str(err):
                 time.sleep(1)
                 continue
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-            raise TuneError(f"cannot open the study storage {_shown(url)}: {reason}") from None
+            raise TuneError(f"cannot open the study storage {_shown(url)}: {_reason(err)}") from None
     raise AssertionError("unreachable")
+
+
+def _reason(err: Exception) -> str:
+    """The first line of what the database driver said."""
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
 
 
 def study_attrs(preset: str, dataset: str, train_limit: int | None) -> dict:
@@ -153,16 +157,17 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
             except KeyError:
                 known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
                 raise TuneError(f"no study named {name!r} in this storage (studies: {known}).") from None
-        study = optuna.create_study(
-            study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-            # Unseeded: workers must not all draw the same trials. Multivariate TPE
-            # models how learning rate, batch size and epochs work together.
-            sampler=optuna.samplers.TPESampler(n_startup_trials=8, multivariate=True),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
-        )
+        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna's terms
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                # Unseeded: workers must not all draw the same trials. Multivariate TPE
+                # models how learning rate, batch size and epochs work together.
+                sampler=optuna.samplers.TPESampler(n_startup_trials=8, multivariate=True),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+            )
     except SQLAlchemyError as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-        raise TuneError(f"the study storage failed: {reason}") from None
+        raise TuneError(f"the study storage failed: {_reason(err)}") from None
     stored = study.user_attrs
     if not stored:
         for key, value in attrs.items():
