@@ -61,6 +61,7 @@ def train(
 
     from digits.data import load
     from digits.presets import make_config
+    from digits.runs import RunDir
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     if resume is None:
@@ -78,7 +79,7 @@ def train(
             dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
             data=data,
         )
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = RunDir(run_dir).read_metrics()
         results.append(metrics["test_accuracy"])
         _summarize(run_dir, metrics)
     if seeds > 1:
@@ -244,7 +245,7 @@ def show(
 
 @app.command()
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs")) -> None:
-    """List run folders with their status and test accuracy."""
+    """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
     from digits.runs import list_runs
 
     rows = list_runs(runs_dir)
@@ -253,30 +254,34 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Pat
         return
     _table(rows, [("name", "run"), ("preset", "preset"), ("dataset", "dataset"), ("seed", "seed"),
                   ("status", "status"), ("epochs", "epochs"), ("test_accuracy", "test acc"), ("train_seconds", "train s")])
+    if _report_broken(rows):
+        raise typer.Exit(2)
 
 
 @app.command()
 def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")]) -> None:
-    """A table of runs side by side."""
-    from digits.runs import read_config
+    """A table of runs side by side; a broken or unfinished run is marked, and the command exits 2."""
+    from digits.runs import RunDir, run_row
 
-    rows = []
-    for run_dir in run_dirs:
-        config = read_config(run_dir)
-        try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-        except (OSError, ValueError):
-            raise _fail(f"{run_dir} has no readable metrics.json (has it finished?).")
-        rows.append({
-            "name": run_dir.name, "preset": config["preset"], "dataset": config["dataset"], "seed": config["seed"],
-            "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
-            "parameters": metrics.get("parameters"), "train_seconds": metrics.get("train_seconds"),
-            "best_epoch": metrics["overfitting"].get("best_epoch"),
-            "gap": metrics["overfitting"].get("train_val_gap", {}).get("accuracy"),
-        })
-    _table(rows, [("name", "run"), ("preset", "preset"), ("dataset", "dataset"), ("seed", "seed"),
-                  ("test_accuracy", "test acc"), ("test_loss", "test loss"), ("parameters", "params"),
-                  ("train_seconds", "train s"), ("best_epoch", "best epoch"), ("gap", "train-val acc gap")])
+    rows = [run_row(RunDir(run_dir)) for run_dir in run_dirs]
+    _table(rows, [("name", "run"), ("status", "status"), ("preset", "preset"), ("dataset", "dataset"),
+                  ("seed", "seed"), ("test_accuracy", "test acc"), ("test_loss", "test loss"),
+                  ("parameters", "params"), ("train_seconds", "train s"), ("best_epoch", "best epoch"),
+                  ("gap", "train-val acc gap")])
+    incomplete = [row for row in rows if row.get("test_accuracy") is None and "problem" not in row]
+    for row in incomplete:
+        _error(f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
+               f"`digits train --resume {row['path']}`).")
+    if _report_broken(rows) or incomplete:
+        raise typer.Exit(2)
+
+
+def _report_broken(rows: list[dict]) -> bool:
+    """One line on stderr per broken run under the table; whether there was any."""
+    broken = [row for row in rows if "problem" in row]
+    for row in broken:
+        _error(row["problem"])
+    return bool(broken)
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
@@ -288,7 +293,8 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         table.add_column(header)
     for row in rows:
         table.add_row(*(_cell(row.get(key)) for key, _ in columns))
-    Console().print(table)
+    # Off a terminal (a pipe, a file) there is no width to fit: print whole values, never "fin…".
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 def _cell(value) -> str:

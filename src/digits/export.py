@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from pathlib import Path
 
 from digits import atomic
+from digits.runs import RunDir
 
 
 def to_onnx(model, path: Path) -> Path:
@@ -23,9 +25,10 @@ def to_onnx(model, path: Path) -> Path:
     return path
 
 
-def export_run(run_dir: Path) -> Path:
+def export_run(run_dir: str | os.PathLike) -> Path:
     """`digits export RUN`: (re)write `model.onnx` from the run's `model.keras`."""
-    return to_onnx(load_keras(run_dir / "model.keras"), run_dir / "model.onnx")
+    run = RunDir(run_dir)
+    return to_onnx(load_keras(run.keras_path), run.onnx_path)
 
 
 def load_keras(path: Path):

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from digits.errors import ModelError
+from digits.runs import RunDir
 
 
 def resolve_model(source: str | os.PathLike) -> Path:
     """A run folder (or `runs/latest`) or an `.onnx` file -> the `.onnx` file to load."""
     path = Path(source)
     if path.is_dir():
-        path = path / "model.onnx"
+        path = RunDir(path).onnx_path
         if not path.is_file():
             raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
     elif not path.exists():
