@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench clean shipped-model
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/speed.py
+
+# The model the package ships: train the reader preset (seeded, reproducible),
+# then copy its ONNX and metrics into src/digits/shipped/.
+shipped-model: setup
+	$(BIN)/digits train --preset reader --seed 0
+	$(BIN)/python -c "from digits.export import ship; print(ship('runs/latest'))"
 
 clean:
 	rm -rf $(VENV) runs

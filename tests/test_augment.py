@@ -102,3 +102,31 @@ def test_any_seed_keeps_shape_and_range(digits, a, b):
     out = deform_xla(digits, seed(a, b)).numpy()
     assert out.shape == (BATCH, 28, 28) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+# --- Real pens and cameras, European 1 and 7 ---------------------------------------
+
+real_xla = tf.function(augment.real_batch, jit_compile=True)
+
+
+def test_real_batch_is_deterministic_in_range_and_changes_strokes(digits):
+    eager = [augment.real_batch(digits, seed(3, 4)).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(eager[0], eager[1])
+    np.testing.assert_allclose(eager[0], real_xla(digits, seed(3, 4)).numpy(), atol=1e-4)
+    assert eager[0].min() >= 0 and eager[0].max() <= 1 and eager[0].shape == digits.shape
+    # Some strokes got thicker and some thinner: ink per image varies both ways.
+    ratio = eager[0].sum(axis=(1, 2)) / digits.numpy().sum(axis=(1, 2))
+    assert ratio.min() < 0.8 and ratio.max() > 1.3
+
+
+def test_european_variants_add_a_stroke_to_ones_and_sevens(mnist):
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:3000].astype(np.float32) / 255, y_train[:3000]
+    images, labels = augment.european_variants(x, y, 30, 20, seed=1)
+    again, _ = augment.european_variants(x, y, 30, 20, seed=1)
+    np.testing.assert_array_equal(images, again)
+    assert images.shape == (50, 28, 28) and list(labels) == [1] * 30 + [7] * 20
+    assert images.min() >= 0 and images.max() <= 1
+    # A flag, a base or a bar: more ink than any 1 or 7 of the same size had on average.
+    assert images[:30].sum(axis=(1, 2)).mean() > x[y == 1].sum(axis=(1, 2)).mean() * 1.2
+    assert images[30:].sum(axis=(1, 2)).mean() > x[y == 7].sum(axis=(1, 2)).mean() * 1.1

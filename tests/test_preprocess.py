@@ -13,7 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits import preprocess
-from digits.preprocess import ImageError, load_image, naive, prepare, save_explanation, segment
+from digits.explain import save_steps
+from digits.preprocess import ImageError, load_image, naive, prepare, segment_page
 
 # --------------------------------------------------------------------------
 # Helpers: hand-drawn digits, no dataset needed
@@ -28,6 +29,13 @@ _STROKES = {
     # A 5 whose top bar does not touch its body: two pieces.
     "broken5": [[(0.35, 0.0), (0.95, 0.0)], [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)]],
 }
+
+
+def segment_line(image):
+    """The digits of a picture holding one line of them."""
+    lines = segment_page(image)
+    assert len(lines) <= 1, f"expected one line, found {len(lines)}"
+    return lines[0] if lines else []
 
 
 def draw_digit(
@@ -171,7 +179,7 @@ def test_steps_for_explain_end_with_the_model_input(tmp_path):
     assert len(names) >= 7 and all(isinstance(a, np.ndarray) for _, a in prepared.steps)
     assert prepared.steps[-1][1] is prepared.image
     target = tmp_path / "explain.png"
-    save_explanation(prepared, target)
+    save_steps(prepared, target)
     with Image.open(target) as written:
         assert written.format == "PNG" and written.width > 3 * written.height
     assert [p.name for p in tmp_path.iterdir()] == ["explain.png"]  # no temp files left
@@ -342,7 +350,7 @@ def test_no_ink_is_reported_not_invented(image):
     prepared = prepare(image)
     assert not prepared.has_ink
     assert prepared.image.shape == (28, 28) and not prepared.image.any()
-    assert segment(image) == []
+    assert segment_line(image) == []
 
 
 def test_blank_page_with_noise_and_shading_has_no_ink():
@@ -388,14 +396,14 @@ def assert_in_order(segments, spans):
 
 def test_segment_drawn_line_in_order():
     image, spans = line_image(["4", "1", "0", "7"])
-    assert_in_order(segment(image), spans)
+    assert_in_order(segment_line(image), spans)
     # Light on dark, too.
-    assert_in_order(segment(invert(image)), spans)
+    assert_in_order(segment_line(invert(image)), spans)
 
 
 def test_segment_merges_a_broken_digit():
     image, spans = line_image(["1", "broken5", "7"])
-    segments = segment(image)
+    segments = segment_line(image)
     assert_in_order(segments, spans)
     x0, y0, x1, y1 = segments[1].box
     assert y1 - y0 >= 75  # both pieces of the 5, the bar included
@@ -430,4 +438,4 @@ def test_segment_mnist_line_with_a_broken_digit(mnist):
         cols = np.flatnonzero(big.max(axis=0) > 60)
         spans.append((left + cols[0], left + cols[-1]))
     photo = Image.fromarray(np.uint8(255 - np.clip(canvas, 0, 255)))  # dark ink on white
-    assert_in_order(segment(photo), spans)
+    assert_in_order(segment_line(photo), spans)

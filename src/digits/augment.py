@@ -11,11 +11,24 @@ uses only stateless random ops keyed by the seed it is given: the same seed
 always gives bit-identical output, and a resumed run replays the same
 augmentation. `ImageProjectiveTransformV3` is not used because XLA has no CPU
 kernel for it; the sampler below is plain gathers and arithmetic.
+
+For a model that reads real pictures, two more steps:
+
+  * `real_batch` (on the fly, stateless like `deform_batch`): the pens and
+    cameras MNIST lacks. Strokes from a thin pen to a marker (a grey-level
+    erosion or dilation, blended in by a random amount), blur, and contrast
+    and gamma changes of the ink.
+  * `european_variants` (once, before training, seeded NumPy): the European
+    1 (a long flag, sometimes a base) and the crossed 7, drawn onto MNIST 1s
+    and 7s and added as extra training images with the same labels, so a
+    flagged 1 is not read as a 7. MNIST, written by Americans, has few of either.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from digits import backend
 
@@ -98,11 +111,13 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIFT_PX,
+                 scale_range: tuple[float, float] = (MIN_SCALE, MAX_SCALE)) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
     images: float32 (B, H, W) in [0, 1], white digit on black.
     seed:   int32/int64 shape (2,), e.g. tf.stack([run_seed, global_step]).
+    max_shift, scale_range: the position and size jitter (defaults: the module's constants).
     Returns float32 (B, H, W) in [0, 1]. Labels are untouched by construction.
     """
     images = tf.convert_to_tensor(images, tf.float32)
@@ -110,8 +125,8 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
-    low = [-MAX_ROTATION_DEG * math.pi / 180.0, MIN_SCALE, -MAX_SHEAR, -MAX_SHIFT_PX, -MAX_SHIFT_PX]
-    high = [MAX_ROTATION_DEG * math.pi / 180.0, MAX_SCALE, MAX_SHEAR, MAX_SHIFT_PX, MAX_SHIFT_PX]
+    low = [-MAX_ROTATION_DEG * math.pi / 180.0, scale_range[0], -MAX_SHEAR, -max_shift, -max_shift]
+    high = [MAX_ROTATION_DEG * math.pi / 180.0, scale_range[1], MAX_SHEAR, max_shift, max_shift]
     params = _uniform([batch, 5], affine_seed, tf.constant(low), tf.constant(high))
     angle, scale, shear, shift_y, shift_x = tf.unstack(params, axis=1)
 
@@ -145,3 +160,134 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     # 5. One bilinear resampling of the combined grid; interpolation cannot
     #    leave [0, 1] in exact arithmetic, the clip guards against rounding.
     return tf.clip_by_value(_bilinear_sample(images, src_y, src_x), 0.0, 1.0)
+
+
+# --- Real pens and cameras ---------------------------------------------------
+
+# The position and size jitter of a reader model: wider than MNIST's own,
+# because a digit cut out of a photo is centred and scaled less precisely.
+REAL_MAX_SHIFT_PX = 3.0
+REAL_SCALE_RANGE = (0.8, 1.15)
+# Stroke width: a blend towards a 3x3 erosion (thin pen, up to -1) or a 3x3
+# dilation (marker, up to +1). MNIST strokes are 2-3 px wide at 28x28.
+STROKE_RANGE = (-0.8, 1.0)
+# Blur: a blend of up to this much towards a Gaussian blur of sigma 1 px.
+MAX_BLUR = 0.6
+# Ink contrast (peak brightness) and gamma of the ink ramp.
+CONTRAST_RANGE = (0.75, 1.0)
+GAMMA_RANGE = (0.7, 1.4)
+
+
+def _blur3(images: tf.Tensor) -> tf.Tensor:
+    """A separable 3x3 Gaussian blur (sigma 1 px) of (B, H, W) images, zero outside."""
+    weights = tf.constant([0.27406862, 0.45186276, 0.27406862])
+    x = images[..., None]
+    x = tf.nn.conv2d(x, tf.reshape(weights, [3, 1, 1, 1]), 1, "SAME")
+    x = tf.nn.conv2d(x, tf.reshape(weights, [1, 3, 1, 1]), 1, "SAME")
+    return x[..., 0]
+
+
+def real_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random stroke width, blur, contrast and gamma per image, deterministic for a given seed.
+
+    images: float32 (B, H, W) in [0, 1], white digit on black; returns the same shape, in [0, 1].
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    batch = tf.shape(images)[0]
+    low = [STROKE_RANGE[0], 0.0, CONTRAST_RANGE[0], math.log(GAMMA_RANGE[0])]
+    high = [STROKE_RANGE[1], MAX_BLUR, CONTRAST_RANGE[1], math.log(GAMMA_RANGE[1])]
+    params = _uniform([batch, 4], seed, tf.constant(low), tf.constant(high))
+    stroke, blur, contrast, log_gamma = (p[:, None, None] for p in tf.unstack(params, axis=1))
+
+    x = images[..., None]
+    dilated = tf.nn.max_pool2d(x, 3, 1, "SAME")[..., 0]
+    eroded = -tf.nn.max_pool2d(-x, 3, 1, "SAME")[..., 0]
+    # Grey-level morphology: a positive blend widens every stroke, a negative one narrows it.
+    out = tf.where(stroke > 0, images + stroke * (dilated - images), images - stroke * (eroded - images))
+    out = out + blur * (_blur3(out) - out)
+    out = tf.pow(tf.clip_by_value(out, 0.0, 1.0) + 1e-6, tf.exp(log_gamma)) * contrast
+    return tf.clip_by_value(out, 0.0, 1.0)
+
+
+# --- European 1 and 7 ---------------------------------------------------------
+
+
+def _ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero((image > 0.5).any(axis=1))
+    cols = np.flatnonzero((image > 0.5).any(axis=0))
+    return None if rows.size == 0 else (rows[0], rows[-1], cols[0], cols[-1])
+
+
+def _stroke_width(image: np.ndarray) -> float:
+    """The typical width of a digit's strokes: the median run of ink along its rows."""
+    runs = []
+    for row in image > 0.5:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+        runs.extend(edges[1::2] - edges[::2])
+    return float(np.median(runs)) if runs else 2.0
+
+
+def _add_strokes(image: np.ndarray, lines: list[list[tuple[float, float]]], width: float) -> np.ndarray:
+    """`image` with pen strokes drawn on it; points (x, y) are pixel centres."""
+    from digits.junk import draw_strokes
+
+    centred = [[(x + 0.5, y + 0.5) for x, y in line] for line in lines]
+    return np.maximum(image, draw_strokes(image.shape, centred, width).astype(np.float32))
+
+
+def european_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A MNIST 1 given a long flag down to the left from its top, and sometimes a base."""
+    box = _ink_box(image)
+    if box is None:
+        return None
+    top, bottom, _, _ = box
+    height = bottom - top + 1
+    cols = np.flatnonzero(image[top] > 0.5)
+    top_x = float(cols.mean())
+    angle = np.radians(rng.uniform(20, 55))  # below the horizontal
+    length = rng.uniform(0.3, 0.6) * height
+    flag_end = (top_x - np.cos(angle) * length, top + np.sin(angle) * length)
+    lines = [[flag_end, (top_x, float(top))]]
+    if rng.random() < 0.35:
+        bottom_x = float(np.flatnonzero(image[bottom] > 0.5).mean())
+        half = rng.uniform(0.2, 0.35) * height
+        lines.append([(bottom_x - half, float(bottom)), (bottom_x + half, float(bottom))])
+    return _add_strokes(image, lines, _stroke_width(image) * rng.uniform(0.7, 1.0))
+
+
+def crossed_seven(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A MNIST 7 with a short bar across its stem, a little above half height."""
+    box = _ink_box(image)
+    if box is None:
+        return None
+    top, bottom, _, _ = box
+    height = bottom - top + 1
+    row = int(round(top + rng.uniform(0.45, 0.6) * height))
+    cols = np.flatnonzero(image[row] > 0.5)
+    if cols.size == 0:
+        return None
+    centre = float(cols.mean()) + rng.normal(0, 0.5)
+    half = rng.uniform(0.18, 0.32) * height
+    tilt = np.tan(np.radians(rng.uniform(-8, 8))) * half
+    line = [(centre - half, row + tilt), (centre + half, row - tilt)]
+    return _add_strokes(image, [line], _stroke_width(image) * rng.uniform(0.7, 1.0))
+
+
+def european_variants(x: np.ndarray, y: np.ndarray, ones: int, sevens: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`ones` European 1s and `sevens` crossed 7s made from the 1s and 7s of (x, y).
+
+    x: (N, 28, 28) float32 in [0, 1]; returns new images (float32) and their
+    labels (1 and 7). Digits whose stroke cannot be found are skipped.
+    """
+    rng = np.random.default_rng([seed, 17])
+    images, labels = [], []
+    for label, count, make in ((1, ones, european_one), (7, sevens, crossed_seven)):
+        pool = np.flatnonzero(y == label)
+        if pool.size == 0 or count == 0:
+            continue
+        for index in rng.choice(pool, size=count, replace=count > pool.size):
+            made = make(x[index], rng)
+            if made is not None:
+                images.append(made)
+                labels.append(label)
+    return np.asarray(images, np.float32).reshape(-1, *x.shape[1:]), np.asarray(labels, y.dtype)

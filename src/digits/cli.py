@@ -29,7 +29,7 @@ app = typer.Typer(
 )
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
-ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file.")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
 # Choices Typer checks while parsing, before any command imports TensorFlow.
@@ -115,34 +115,32 @@ def export(run: RunArg = LATEST) -> None:
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files: photos, scans, drawings.")],
-    model: ModelOpt = LATEST,
+    model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
     threshold: Annotated[float, typer.Option(help="Below this confidence the answer is 'unsure'.")] = 0.5,
 ) -> None:
     """Recognize one digit per image."""
-    from digits.inference import Recognizer
-    from digits.preprocess import prepare, save_explanation
+    from digits.explain import save_steps
+    from digits.reader import NO_DIGIT, UNSURE, Reader
 
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    recognizer = Recognizer(model)
+    reader = Reader(model, threshold=threshold)
     failures: list[Path] = []
     for path, image in _readable_images(images, failures):
-        prepared = prepare(image)
+        prepared = reader.prepare(image)
         if explain:
-            save_explanation(prepared, explain)
-        result = {"file": str(path), "digit": None, "confidence": 0.0, "top3": [], "status": "no digit found"}
-        if prepared.has_ink:
-            probabilities = recognizer.predict_proba(prepared.image)[0]
-            top = probabilities.argsort()[::-1][:3]
-            result |= {
-                "digit": int(top[0]),
-                "confidence": round(float(probabilities[top[0]]), 4),
-                "top3": [{"digit": int(d), "confidence": round(float(probabilities[d]), 4)} for d in top],
-                "status": "ok" if probabilities[top[0]] >= threshold else "unsure",
-            }
-        _out(json.dumps(result) if as_json else _describe(result))
+            save_steps(prepared, explain)
+        found = reader.answer(prepared)
+        if as_json:
+            _out(json.dumps({"file": str(path), **found.to_dict()}))
+        elif found.status == NO_DIGIT:
+            _out(f"{path}: no digit found")
+        elif found.status == UNSURE:
+            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
+        else:
+            _out(f"{path}: {found.digit} ({found.confidence:.1%})")
     if failures:
         raise typer.Exit(2)
 
@@ -152,7 +150,7 @@ def _readable_images(paths: list[Path], failures: list[Path]):
 
     The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
     """
-    from digits.preprocess import ImageError, load_image
+    from digits.picture import ImageError, load_image
 
     for path in paths:
         try:
@@ -164,44 +162,40 @@ def _readable_images(paths: list[Path], failures: list[Path]):
         yield path, image
 
 
-def _describe(result: dict) -> str:
-    if result["digit"] is None:
-        return f"{result['file']}: no digit found"
-    text = f"{result['file']}: {result['digit']} ({result['confidence']:.1%})"
-    if result["status"] == "unsure":
-        others = ", ".join(f"{t['digit']} {t['confidence']:.0%}" for t in result["top3"])
-        text = f"{result['file']}: unsure ({others})"
-    return text
-
-
 @app.command()
 def read(
-    images: Annotated[list[Path], typer.Argument(help="Images of a number written on one line.")],
-    model: ModelOpt = LATEST,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    images: Annotated[list[Path], typer.Argument(help="Pictures of numbers: one line or a whole page.")],
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
+    explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
+    threshold: Annotated[float, typer.Option(help="Below this confidence a digit is 'unsure'.")] = 0.5,
 ) -> None:
-    """Read a whole number (digits on one line, left to right)."""
-    from digits.inference import Recognizer
+    """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
+    from digits.explain import save_boxes
+    from digits.reader import UNSURE, Reader
 
-    recognizer = Recognizer(model)
+    if explain and len(images) != 1:
+        raise typer.BadParameter("--explain takes exactly one image.")
+    reader = Reader(model, threshold=threshold)
     failures: list[Path] = []
     for path, image in _readable_images(images, failures):
-        digits_found = recognizer.read_line(image)
-        text = "".join(str(d["digit"]) for d in digits_found)
+        page = reader.read_page(image)
+        if explain:
+            save_boxes(image, page, explain)
         if as_json:
-            _out(json.dumps({"file": str(path), "text": text, "digits": digits_found}))
-        elif not digits_found:
+            _out(json.dumps({"file": str(path), **page.to_dict()}))
+        elif not page.lines:
             _out(f"{path}: no digits found")
-        else:
-            confidences = " ".join(f"{d['digit']}:{d['confidence']:.0%}" for d in digits_found)
-            _out(f"{path}: {text}  ({confidences})")
+        for line in [] if as_json else page.lines:
+            doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
+            _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
     if failures:
         raise typer.Exit(2)
 
 
 @app.command()
 def serve(
-    model: ModelOpt = LATEST,
+    model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:

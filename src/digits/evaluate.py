@@ -3,6 +3,11 @@
 Evaluation runs the exported ONNX model, the very file `predict` and `serve`
 use, so the reported accuracy is the accuracy users get. The report is
 metrics.json plus three plots, all written through the run's `RunDir`.
+
+A model with an 11th class ("not a digit") is scored by argmax over all 11
+outputs: a real test digit it refuses counts as an error in `test_accuracy`,
+and `digits_refused` says how often that happened. Its report adds
+`junk_refused`, measured on junk pictures it never trained on.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 from digits import report
 from digits.data import load_test
 from digits.errors import RunError
-from digits.inference import Recognizer
+from digits.inference import REJECT, Recognizer
 from digits.runs import RunDir
 
 MISTAKES_SHOWN = 36
@@ -30,9 +35,10 @@ def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray,
                best_epoch: int | None = None, train_seconds: float | None = None) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into the run folder."""
     x_test, y_test = test
-    probabilities = Recognizer(run.path).predict_proba(x_test)
+    recognizer = Recognizer(run.path)
+    probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
-    names = report.CLASS_NAMES[config["dataset"]]
+    names = report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
     metrics = {
         "dataset": config["dataset"],
         "preset": config["preset"],
@@ -47,6 +53,13 @@ def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray,
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
+    if recognizer.num_classes > REJECT:
+        from digits.junk import HELD_OUT_SEED, refusal
+
+        # The test set holds no junk: the macro F1 is over the classes it has.
+        metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
+        metrics["digits_refused"] = float((predicted == REJECT).mean())
+        metrics |= refusal(recognizer, config.get("junk_test", 500), HELD_OUT_SEED)
     if train_seconds is None:
         metrics["train_seconds"] = _previous_train_seconds(run)
     run.write_metrics(metrics)

@@ -1,4 +1,10 @@
-"""Keras model -> ONNX, the format every prediction runs on."""
+"""Keras model -> ONNX, the format every prediction runs on; and shipping a run's model with the package.
+
+`ship(run_dir)` copies a finished run's `model.onnx` to
+`src/digits/shipped/reader.onnx` and writes `reader.json` beside it (the
+run's config and its metrics), which is how `make shipped-model` turns
+`digits train --preset reader` into the model the package carries.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +51,37 @@ def load_keras(path: Path):
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
         raise ModelError(f"{path}: not a loadable Keras model ({str(err).splitlines()[0][:120]}).") from err
+
+
+# What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
+SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
+                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds")
+
+
+def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Copy a finished run's ONNX model into the package as the shipped model; return the `.onnx` path.
+
+    `out_dir` defaults to the package's own `shipped/` folder (in a source
+    checkout: `src/digits/shipped/`). `reader.json` records the run's
+    config and metrics; MNIST test accuracy counts a refused digit as an error.
+    """
+    from digits.inference import ModelError, Recognizer
+
+    run = RunDir(run_dir)
+    config = run.read_config()
+    if config.get("status") != "finished":
+        raise ModelError(f"{run}: the run has not finished (status {config.get('status')!r}); train it first.")
+    model = Recognizer(run.path).path  # checks that it loads
+    metrics = run.read_metrics()
+    out = Path(out_dir) if out_dir is not None else Path(__file__).parent / "shipped"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out / "reader.onnx", model.read_bytes())
+    atomic.write_json(out / "reader.json", {
+        "run": run.path.resolve().name,
+        "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
+        "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+        "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
+                        "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
+                        "junk_seed) through digits.preprocess.prepare, never trained on.",
+    })
+    return out / "reader.onnx"

@@ -17,6 +17,11 @@ layers = keras.layers
 BN_MOMENTUM = 0.9
 
 
+def num_classes(config: dict) -> int:
+    """10 digits, plus "not a digit" when the config has a reject class."""
+    return 11 if config.get("reject_class") else 10
+
+
 def build(config: dict, num_classes: int = 10) -> keras.Model:
     """Build the network a config describes (uncompiled).
 

@@ -33,6 +33,14 @@ _BASE = {
     # the per-step overhead (the seed preset runs ~6x faster), at the cost of a
     # second or two of compile time.
     "jit_compile": True,
+    # For reading real pictures (see the "reader" preset): real pens and
+    # cameras, European 1s and 7s, and an 11th class learnt from junk.
+    "augment_real": False,
+    "european_ones": 0,
+    "crossed_sevens": 0,
+    "reject_class": False,
+    "junk_train": 0,  # junk pictures made for training negatives (fewer survive preprocessing)
+    "junk_val": 0,
 }
 
 PRESETS: dict[str, dict] = {
@@ -66,6 +74,16 @@ PRESETS: dict[str, dict] = {
     "cnn": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
             "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
             "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
+    # The model the package ships, for real pictures: the cnn, plus an 11th
+    # class "not a digit" learnt from generated junk run through the
+    # preprocessing (`digits.junk.negatives`), pens from hairline to marker,
+    # blur and faint ink (`augment.real_batch`), wider position and size
+    # jitter, and European 1s and crossed 7s (`augment.european_variants`).
+    "reader": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
+               "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 20, "batch_size": 128,
+               "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
+               "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
+               "reject_class": True, "junk_train": 12000, "junk_val": 1200},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -141,6 +159,12 @@ PRESET_KEYS: dict[str, Callable] = {
     "batch_size": _int_at_least(1),
     "learning_rate": _number_in(0, 10, low_open=True),
     "chunk_steps": _int_at_least(1),
+    "augment_real": _boolean,
+    "european_ones": _int_at_least(0),
+    "crossed_sevens": _int_at_least(0),
+    "reject_class": _boolean,
+    "junk_train": _int_at_least(0),
+    "junk_val": _int_at_least(0),
 }
 
 # What a run adds to its preset in config.json: identity, then what training recorded.

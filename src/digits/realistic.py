@@ -292,6 +292,16 @@ def make_lines(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, str
     return samples
 
 
+def encoded(image: Image.Image) -> tuple[bytes, str]:
+    """A rendered picture's file bytes and suffix: its very JPEG bytes when it was JPEG-compressed, else PNG."""
+    data = image.info.get("digits_jpeg")
+    if data is not None:
+        return data, "jpg"
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue(), "png"
+
+
 def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) -> Path:
     """Write a realistic set as image files plus `labels.json`; return its path.
 
@@ -307,12 +317,8 @@ def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) 
     batches = (("singles", make_singles(x_test, y_test, n_singles, seed)), ("lines", make_lines(x_test, y_test, n_lines, seed)))
     for kind, samples in batches:
         for number, (image, label) in enumerate(samples):
-            data = image.info.get("digits_jpeg")
-            name = f"{kind[:-1]}-{number:05d}.{'jpg' if data else 'png'}"
-            if data is None:
-                buffer = io.BytesIO()
-                image.save(buffer, format="PNG")
-                data = buffer.getvalue()
+            data, suffix = encoded(image)
+            name = f"{kind[:-1]}-{number:05d}.{suffix}"
             write_bytes(out / name, data)
             provenance = image.info["mnist_index"]
             entries[kind].append({"file": name, "label": label, "mnist_index": provenance})

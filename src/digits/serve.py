@@ -1,14 +1,15 @@
 """`digits serve`: the HTTP API and the drawing page, over one Recognizer.
 
-    POST /predict   one digit per image     -> {"digit", "confidence", "probabilities"}
-    POST /read      a number on one line    -> {"number", "digits"}
+    POST /predict   one digit per image     -> {"digit", "confidence", "top3", "box", "status"}
+    POST /read      every line of digits    -> {"text", "lines": [{"text", "box", "digits": [...]}]}
     GET  /health                            -> {"status", "model"}
     GET  /                                  the page: draw a digit or upload a photo
 
 Uploads are multipart/form-data with the picture in the field `image`. Bad
 input gets a 4xx status and {"error": "<one sentence>"}: 400 for a body that
 is not valid multipart, 413 over `MAX_UPLOAD_BYTES`, 422 when the request is
-whole but holds no usable picture (no `image` field, not an image, no digit).
+whole but holds no usable picture (no `image` field, not an image). A
+picture with no digit is an answer, not an error: status "no digit found".
 
 Like `digits predict`, this module never imports TensorFlow.
 """
@@ -18,23 +19,26 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 
-from fastapi import FastAPI, HTTPException, Request, UploadFile
+from fastapi import FastAPI, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digits.inference import Recognizer
-from digits.preprocess import ImageError, load_image, prepare
+from digits.picture import ImageError, load_image
+from digits.reader import Reader
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
 MAX_UPLOAD_BYTES = 10 * 2**20
 
 
-def create_app(model: str | os.PathLike = "runs/latest") -> FastAPI:
-    """The app, with its model loaded now: a bad model raises ModelError here, not at the first request."""
-    recognizer = Recognizer(model)
+def create_app(model: str | os.PathLike | None = None) -> FastAPI:
+    """The app, with its model loaded now: a bad model raises ModelError here, not at the first request.
+
+    `model` is a run folder or an `.onnx` file; None serves the model the package ships.
+    """
+    reader = Reader(model)
     page = files("digits").joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(
         title="digits",
@@ -64,27 +68,15 @@ def create_app(model: str | os.PathLike = "runs/latest") -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": str(recognizer.path)}
+        return {"status": "ok", "model": str(reader.model_path)}
 
     @app.post("/predict", max_body_size=MAX_UPLOAD_BYTES)
     def predict(image: UploadFile) -> dict:
-        prepared = prepare(_open(image))
-        if not prepared.has_ink:
-            raise HTTPException(422, "no digit found in the image.")
-        probabilities = recognizer.predict_proba(prepared.image)[0]
-        digit = int(probabilities.argmax())
-        return {
-            "digit": digit,
-            "confidence": round(float(probabilities[digit]), 4),
-            "probabilities": [round(float(p), 4) for p in probabilities],
-        }
+        return reader.read_digit(_open(image)).to_dict()
 
     @app.post("/read", max_body_size=MAX_UPLOAD_BYTES)
     def read(image: UploadFile) -> dict:
-        digits = recognizer.read_line(_open(image))
-        if not digits:
-            raise HTTPException(422, "no digits found in the image.")
-        return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits}
+        return reader.read_page(_open(image)).to_dict()
 
     return app
 

@@ -63,6 +63,40 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
     return Split(x[:n_train], y[:n_train].astype(np.int32), x[n_train:], y[n_train:].astype(np.int32))
 
 
+# Junk negatives for training and validation come from these seeds (plus the
+# run's seed); the held-out junk that evaluation measures comes from
+# `digits.junk.make_junk`, a different random stream.
+JUNK_TRAIN_SEED, JUNK_VAL_SEED = 1000, 2000
+
+
+def add_reader_data(split: Split, config: dict) -> Split:
+    """The extra training images a reader preset asks for.
+
+    European 1s and crossed 7s drawn onto training 1s and 7s, and junk
+    negatives (label 10, "not a digit") for both training and validation.
+    """
+    from digits.inference import REJECT
+
+    x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
+    if config.get("european_ones") or config.get("crossed_sevens"):
+        from digits.augment import european_variants
+
+        images, labels = european_variants(split.x_train, split.y_train, config.get("european_ones", 0),
+                                           config.get("crossed_sevens", 0), config["seed"])
+        x_train.append(images)
+        y_train.append(labels)
+    if config.get("reject_class"):
+        from digits.junk import negatives
+
+        for xs, ys, count, base in ((x_train, y_train, config["junk_train"], JUNK_TRAIN_SEED),
+                                    (x_val, y_val, config["junk_val"], JUNK_VAL_SEED)):
+            images = negatives(count, seed=base + config["seed"]) if count else np.zeros((0, 28, 28), np.float32)
+            xs.append(images)
+            ys.append(np.full(len(images), REJECT, np.int32))
+    return Split(np.concatenate(x_train), np.concatenate(y_train).astype(np.int32),
+                 np.concatenate(x_val), np.concatenate(y_val).astype(np.int32))
+
+
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> tf.Tensor:
     """The batches of one epoch as a (steps, batch_size) index matrix.
 
@@ -90,7 +124,7 @@ class Trainer:
 
     def __init__(self, config: dict, steps_per_epoch: int):
         self.config = config
-        self.model = models.build(config)
+        self.model = models.build(config, models.num_classes(config))
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
         self.variables = named_variables(self.model, self.optimizer)
@@ -101,15 +135,22 @@ class Trainer:
 
     def _train_chunk(self, x, y, order, first_step):
         model, variables = self.model, self.model.trainable_variables
-        augment = self.config["augment"]
+        augment, augment_real = self.config["augment"], self.config.get("augment_real", False)
         seed = tf.constant(self.config["seed"], tf.int64)
 
         def step(i, loss_sum, correct):
             images, labels = tf.gather(x, order[i]), tf.gather(y, order[i])
+            global_step = first_step + tf.cast(i, tf.int64)
             if augment:
-                from digits.augment import deform_batch
+                from digits import augment as aug
 
-                images = deform_batch(images, tf.stack([seed, first_step + tf.cast(i, tf.int64)]))
+                jitter = (aug.REAL_MAX_SHIFT_PX, aug.REAL_SCALE_RANGE) if augment_real else ()
+                images = aug.deform_batch(images, tf.stack([seed, global_step]), *jitter)
+            if augment_real:
+                from digits.augment import real_batch
+
+                # Negative steps: a random stream no deform_batch call ever uses.
+                images = real_batch(images, tf.stack([seed, -1 - global_step]))
             with tf.GradientTape() as tape:
                 probabilities = model(images, training=True)
                 loss = self.loss(labels, probabilities)
@@ -331,7 +372,7 @@ def train(
     tf.config.experimental.enable_op_determinism()
 
     (x, y), test = data or load(config["dataset"], data_dir)
-    split = split_data(x, y, config["validation_split"], config["train_limit"])
+    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config)
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:
         raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config['batch_size']}.")

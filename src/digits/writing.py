@@ -1,0 +1,520 @@
+"""Finding the writing: which pixels of a picture are ink, and how they group into digits.
+
+Steps 2-5 of the pipeline, at analysis resolution:
+
+  2. estimate the background (paper, its texture and uneven light) and
+     subtract it; a table showing round the sheet is left out;
+  3. detect polarity: dark ink on light paper, or light chalk on a dark board;
+  4. threshold: Otsu's method (within safe bounds) finds the writing's size
+     and stroke width, then an adaptive threshold at that scale keeps faint
+     and bold strokes at their true width;
+  5. drop specks and noise (connected components too small or too far).
+
+`analyse` returns the labelled ink; `pick_digit` chooses the one digit of a
+single-digit picture and `group_line` the digits of a written line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from digits.normalize import crop_to_ink, stroke_width
+from digits.picture import working_grey
+
+# Ink must differ from the paper by at least this fraction of the full grey
+# range; below it we are looking at paper texture, JPEG noise or shadows.
+MIN_CONTRAST = 0.1
+# Coarse grid on which the background is estimated: lighting varies slowly,
+# so a ~64 px version of the image is enough and makes the filters cheap.
+_BG_GRID = 64
+# A component whose thickest point spans this fraction of its length is a blob, not a
+# stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
+# and twice that where strokes cross.
+_BLOB_THICKNESS = 0.6
+# ...and so is anything thicker than this fraction of the picture's shorter side: the
+# boldest real strokes measured (a 28x28 paint-program digit, scaled up) reach 0.17.
+_BLOB_SIZE = 0.22
+
+@dataclass
+class Analysis:
+    """Working-resolution results shared by `prepare` and `segment`."""
+
+    grey: np.ndarray  # step 1
+    background: np.ndarray  # step 2: estimated paper/board brightness
+    ink: np.ndarray  # steps 2-3: flattened, ink positive, 1.0 = typical ink
+    mask: np.ndarray  # step 4: thresholded ink
+    labels: np.ndarray  # step 5: connected components kept (0 = none)
+    areas: np.ndarray  # pixel count of each label (index 0 unused)
+    scale: tuple[float, float]  # working pixels per original pixel (x, y)
+    contrast: float  # typical ink-minus-paper difference, in grey units
+    dark_ink: bool
+
+
+def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Estimate the paper's brightness everywhere, ignoring the ink.
+
+    On a coarse grid, a Gaussian-weighted average of the pixels that are not
+    outliers (normalised convolution) is refined a few times: ink of either
+    polarity is an outlier, so it drops out and the estimate follows only the
+    slowly varying paper, uneven light and shadows included. Pixels in
+    `exclude` (a table around the sheet) never count as paper.
+    """
+    from scipy import ndimage
+
+    height, width = grey.shape
+    factor = max(1, int(np.ceil(max(height, width) / _BG_GRID)))
+    small_size = (max(1, width // factor), max(1, height // factor))
+    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.BOX), dtype=np.float64)
+    # Light varies over a good part of the shorter side, ink over much less.
+    sigma = max(1.5, min(small.shape) / 6)
+    keep = np.ones_like(small)
+    if exclude is not None:
+        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.BOX)
+        keep = (np.asarray(coverage) < 0.5).astype(np.float64)
+    weight = keep.copy()
+    estimate = small
+    for _ in range(4):
+        # Where ink covered a whole neighbourhood there is no paper left to
+        # average: the small constant in the ratio falls back to the median
+        # of the paper seen so far.
+        paper = float(np.median(small[weight > 0])) if weight.any() else float(np.median(small))
+        num = ndimage.gaussian_filter(small * weight, sigma, mode="nearest", truncate=3)
+        den = ndimage.gaussian_filter(weight, sigma, mode="nearest", truncate=3)
+        estimate = (num + 0.05 * paper) / (den + 0.05)
+        residual = small - estimate
+        kept = residual[weight > 0] if weight.any() else residual
+        noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
+        weight = (np.abs(residual) <= max(3 * noise, 0.02)) * keep
+    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.BILINEAR)
+    return np.asarray(full, dtype=np.float32)
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold: the split that maximises between-class variance."""
+    hist, edges = np.histogram(values, bins=bins)
+    hist = hist.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _noise(values: np.ndarray, lag: int = 1) -> float:
+    """Noise level (standard deviation) from differences between pixels `lag` apart.
+
+    Unlike the spread of the values themselves, this ignores large flat
+    areas of any level (a table around the sheet, a big blot of ink): within
+    them, neighbours agree. `lag` steps past the correlation a blur brings.
+    """
+    lag = max(1, min(lag, values.shape[1] - 1))
+    if values.shape[1] < 2:
+        return 0.0
+    steps = np.abs(values[:, lag:] - values[:, :-lag])
+    return 1.4826 * float(np.median(steps)) / np.sqrt(2)
+
+
+def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Smooth the ink signal, then threshold it (step 4).
+
+    Returns (ink, mask, contrast): ink scaled so 1.0 is the typical ink level,
+    the thresholded mask, and that level in grey units (a high percentile of
+    the clearly inked pixels).
+
+    Without `stroke` the threshold is global: Otsu's split of the candidate
+    pixels, kept between 35 % and 65 % of the ink level so that neither a
+    tiny digit on a big page (Otsu falls into the noise) nor a bold one (Otsu
+    drifts up) fools it. With the stroke width known it is adaptive: a pixel
+    is ink when it reaches half the strongest ink within a few stroke widths,
+    so a faint hairline next to a heavy blob keeps its true width, while a
+    floor at a quarter of the global level (and above the noise) keeps paper
+    texture out.
+    """
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(signal, sigma)
+    noise = _noise(smooth, int(np.ceil(2 * sigma)))
+    candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
+    contrast = float(np.percentile(candidates, 90)) if candidates.size else 0.0
+    ink = smooth / max(contrast, 1e-6)
+    if contrast < MIN_CONTRAST or candidates.size < 4:
+        return ink, np.zeros(signal.shape, dtype=bool), contrast
+    noise_floor = 4 * noise / contrast
+    if stroke <= 0:
+        split = _otsu(ink[ink > max(noise_floor, 0.1)])
+        return ink, ink > max(min(max(split, 0.35), 0.65), noise_floor), contrast
+    window = max(3, int(round(3 * stroke)) | 1)
+    local_peak = ndimage.maximum_filter(ink, size=window)
+    floor = max(noise_floor, 0.25, MIN_CONTRAST / 2 / contrast)
+    return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
+
+    Writing is made of strokes: thin compared with the shape they draw. A
+    region as thick as it is long is not writing but something dark lying
+    across the picture: a shadow, a desk or a shirt beyond the paper's edge,
+    a blot. Those go first, so that they neither count as ink nor make the
+    real strokes look like specks beside them.
+    """
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    areas[0] = 0
+    if not count:
+        return labels, areas
+    index = np.arange(1, count + 1)
+    thickness = 2 * np.asarray(ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index))
+    extent = np.array([max(rows.stop - rows.start, cols.stop - cols.start)
+                       for rows, cols in ndimage.find_objects(labels, max_label=count)])
+    dropped = np.zeros(count + 1, dtype=bool)
+    compact = (thickness >= _BLOB_THICKNESS * extent) & (extent >= 0.1 * min(mask.shape))
+    dropped[1:] = compact | (thickness >= _BLOB_SIZE * min(mask.shape))
+    kept = areas[~dropped]
+    if kept.any():
+        min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
+        dropped |= areas < min_area
+    dropped[0] = False
+    labels[dropped[labels]] = 0
+    areas[dropped] = 0
+    return labels, areas
+
+
+def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """Step 3: flatten and detect polarity; returns (ink signal, dark_ink).
+
+    Ink is the side with the stronger extreme deviations from the paper:
+    the mean of the strongest 0.3 % on each side is compared. (Comparing
+    their total instead would let a broad, mild residue of uneven light
+    outweigh a small dark digit.)
+    """
+    diff = grey - background
+    values = diff.ravel() if valid is None else diff[valid]
+    if values.size == 0:
+        return np.zeros_like(diff), True
+    count = max(10, int(0.003 * values.size))
+    if values.size <= count:
+        dark_ink = float(-values.min()) >= float(values.max())
+    else:
+        ordered = np.partition(values, (count, values.size - count - 1))
+        dark_ink = float(-ordered[:count].mean()) >= float(ordered[-count:].mean())
+    return (-diff if dark_ink else diff), dark_ink
+
+
+def _rectangle_area(region: np.ndarray) -> float:
+    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
+    from scipy import spatial
+
+    points = np.argwhere(region).astype(float)
+    try:
+        corners = points[spatial.ConvexHull(points).vertices]
+    except Exception:  # a line or a point: no area
+        return float("inf")
+    best = float("inf")
+    for start, end in zip(corners, np.roll(corners, -1, axis=0)):
+        edge = end - start
+        length = float(np.hypot(*edge))
+        if length == 0:
+            continue
+        along = corners @ (edge / length)
+        across = corners @ (np.array([-edge[1], edge[0]]) / length)
+        # +1: pixel centres to pixel edges.
+        best = min(best, (np.ptp(along) + 1) * (np.ptp(across) + 1))
+    return best
+
+
+def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
+    """Where the picture is not the sheet (or board) the digit is written on.
+
+    A photo of a sheet lying on a table shows two surfaces: the table, and
+    the sheet that holds the ink. The sheet is found on a coarse copy as the
+    largest region of one side of Otsu's brightness split that, once its
+    holes are filled, is big, nearly fills its smallest enclosing rectangle
+    (a sheet is a quadrilateral; a digit is not), has a few holes (the ink)
+    but is mostly solid, leaves part of the border to the table, ends in a
+    sharp step of brightness and has no writing outside it. Returns the
+    mask of everything else, or None when the sheet fills the picture (the
+    usual case).
+    """
+    from scipy import ndimage
+
+    height, width = grey.shape
+    factor = max(1, int(np.ceil(max(height, width) / 256)))
+    size = (max(1, width // factor), max(1, height // factor))
+    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.BOX)), 1.0)
+    if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
+        return None
+    bright = small > _otsu(small.ravel())
+    for side in (bright, ~bright):
+        labels, count = ndimage.label(side)
+        if count == 0:
+            continue
+        region = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+        filled = ndimage.binary_fill_holes(region)
+        area, holes = int(filled.sum()), int(filled.sum() - region.sum())
+        if not (0.1 * small.size <= area <= 0.9 * small.size and 0.001 * area <= holes <= 0.2 * area):
+            continue
+        if area < 0.85 * _rectangle_area(filled):
+            continue  # not a quadrilateral: a bold 0 or 6 is round, a sheet is not
+        border = np.concatenate([filled[0], filled[-1], filled[:, 0], filled[:, -1]])
+        if (~border).mean() < 0.2:
+            continue
+        # A sheet's edge is a sharp step; uneven light also splits a page
+        # into a brighter and a darker part, but with no step between them.
+        # Compare a band a few pixels inside with one a few pixels outside:
+        # right at the boundary, both sides differ by construction (noise).
+        inner = ndimage.binary_erosion(filled, iterations=2) & ~ndimage.binary_erosion(filled, iterations=5)
+        outer = ndimage.binary_dilation(filled, iterations=5) & ~ndimage.binary_dilation(filled, iterations=2)
+        if not (inner.any() and outer.any()) or abs(np.median(small[inner]) - np.median(small[outer])) < 0.15:
+            continue
+        # A table is bare; writing outside the "sheet" means the darker part
+        # is paper too, in the shadow of a hand or a phone.
+        core = ndimage.binary_erosion(~filled, iterations=3)
+        detail = np.abs(small - ndimage.median_filter(small, size=7))
+        if not core.any() or (detail[core] > 0.1).mean() < 0.002:
+            outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
+            return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
+    return None
+
+
+def analyse(image: Image.Image) -> Analysis:
+    grey, scale = working_grey(image)
+    # A photo of a sheet on a table: the table is neither paper nor ink. If
+    # nothing is written on what looked like a sheet, it was not one.
+    sheet = _outside_sheet(grey)
+    for outside in ([sheet, None] if sheet is not None else [None]):
+        background = _background(grey, exclude=outside)
+        signal, dark_ink = _signal(grey, background, None if outside is None else ~outside)
+        if outside is not None:
+            signal[outside] = 0
+        # A first pass with light smoothing and a global threshold.
+        ink, mask, contrast = _threshold(signal, 0.7)
+        labels, areas = _components(mask)
+        if areas.any():
+            break
+
+    # The first pass tells how tall the writing is and how wide its strokes
+    # are. The second smooths in proportion (joining chalk grain, pencil
+    # texture and JPEG blocks without eating thin strokes) and thresholds
+    # adaptively at that stroke scale.
+    rows = np.flatnonzero((labels > 0).any(axis=1))
+    if rows.size:
+        weights = (labels > 0).sum(axis=1)[rows]
+        cumulative = np.cumsum(weights) / weights.sum()
+        low, high = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
+        stroke = stroke_width(crop_to_ink(labels > 0))
+        sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
+        ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
+        labels, areas = _components(mask)
+    return Analysis(
+        grey=grey,
+        background=background,
+        ink=np.clip(ink, 0, 1).astype(np.float32),
+        mask=mask,
+        labels=labels,
+        areas=areas,
+        scale=scale,
+        contrast=contrast,
+        dark_ink=dark_ink,
+    )
+
+
+def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, int, int] | None]:
+    """(x0, y0, x1, y1) per label 1..count, exclusive ends; None for unused labels."""
+    from scipy import ndimage
+
+    boxes = []
+    for found in ndimage.find_objects(labels, max_label=count):
+        if found is None:
+            boxes.append(None)
+        else:
+            rows, cols = found
+            boxes.append((cols.start, rows.start, cols.stop, rows.stop))
+    return boxes
+
+
+def union(a, b):
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def gap(a, b) -> float:
+    """Distance between two boxes (0 when they touch or overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float(np.hypot(dx, dy))
+
+
+def pick_digit(analysis: Analysis) -> np.ndarray:
+    """Mask of the one digit: the largest piece plus substantial pieces near it."""
+    labels, areas = analysis.labels, analysis.areas
+    count = len(areas) - 1
+    live = [i for i in range(1, count + 1) if areas[i] > 0]
+    if not live:
+        return np.zeros(labels.shape, dtype=bool)
+    boxes = component_boxes(labels, count)
+    height, width = labels.shape
+
+    def touches_border(i: int) -> bool:
+        x0, y0, x1, y1 = boxes[i - 1]
+        return x0 == 0 or y0 == 0 or x1 == width or y1 == height
+
+    # Paper edges, table tops and frame lines touch the border; a digit
+    # usually does not. Prefer inner pieces when there are substantial ones.
+    inner = [i for i in live if not touches_border(i)]
+    if inner and max(areas[i] for i in inner) >= 0.1 * max(areas[i] for i in live):
+        live = inner
+    live.sort(key=lambda i: -areas[i])
+    chosen = [live[0]]
+    box = boxes[live[0] - 1]
+    changed = True
+    while changed:
+        changed = False
+        for i in live:
+            if i in chosen or areas[i] < 0.03 * areas[live[0]]:
+                continue
+            size = max(box[2] - box[0], box[3] - box[1])
+            if gap(box, boxes[i - 1]) <= 0.25 * size:
+                chosen.append(i)
+                box = union(box, boxes[i - 1])
+                changed = True
+    return np.isin(labels, chosen)
+
+
+def _live_boxes(analysis: Analysis) -> dict[int, tuple[int, int, int, int]]:
+    """Box of every component still kept, by label."""
+    areas = analysis.areas
+    count = len(areas) - 1
+    return {i: b for i, b in zip(range(1, count + 1), component_boxes(analysis.labels, count))
+            if b is not None and areas[i] > 0}
+
+
+def _typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
+    """How tall the writing is: the median height of its components, weighted by ink.
+
+    Weighting by ink lets whole digits outvote the fragments beside them; on
+    a line that climbs or curves, each digit is still only one digit tall.
+    """
+    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
+    weights = np.array([areas[i] for i in boxes], dtype=float)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(heights[order][np.searchsorted(cumulative, 0.5)])
+
+
+# Lines of writing are chained from components whose vertical extents
+# overlap by this fraction of the shorter one, no further apart than this
+# many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
+_LINE_OVERLAP = 0.4
+_LINE_GAP = 4.0
+# A line whose tallest piece is under this fraction of the page's digit
+# height is a scrap (a speck, a stray mark between lines), not writing.
+_LINE_MIN_HEIGHT = 0.4
+# Where noise survives cleaning, only the largest pieces are considered.
+_MAX_PIECES = 400
+
+
+def find_lines(analysis: Analysis) -> list[list[int]]:
+    """The components of each line of writing, lines top to bottom."""
+    boxes = _live_boxes(analysis)
+    if not boxes:
+        return []
+    if len(boxes) > _MAX_PIECES:
+        keep = sorted(boxes, key=lambda i: -analysis.areas[i])[:_MAX_PIECES]
+        boxes = {i: boxes[i] for i in keep}
+    page_height = _typical_height(boxes, analysis.areas)
+    ids = sorted(boxes, key=lambda i: boxes[i][0])
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(ids):
+        a = boxes[i]
+        for j in ids[n + 1:]:
+            b = boxes[j]
+            if b[0] - a[2] > _LINE_GAP * page_height:
+                break  # sorted by left edge: every later piece is further still
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
+                parent[root(j)] = root(i)
+    lines: dict[int, list[int]] = {}
+    for i in ids:
+        lines.setdefault(root(i), []).append(i)
+    kept = [members for members in lines.values()
+            if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height]
+    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+
+
+def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
+    """Group the components of one line into its digits, left to right.
+
+    Handwritten digits on one line are about equally tall, so the line's
+    digit height H tells whole strokes from fragments. Tall pieces (at least
+    0.6 H) are digits, or halves of one when they overlap horizontally by
+    half the narrower width (a 0 broken in two). Short pieces are fragments
+    (a 5's detached bar, a 4 split at its crossbar, a speck above a stroke,
+    chalk broken by grain) and join the nearest digit if close enough and the
+    result is still digit-sized. Fragments left over become a digit only if
+    together they are tall enough; otherwise they are noise. Two tall pieces
+    side by side stay two digits, even under a 7's overhang.
+    """
+    areas = analysis.areas
+    every = _live_boxes(analysis)
+    boxes = {i: every[i] for i in members}
+    if not boxes:
+        return []
+    line = _typical_height(boxes, areas)
+
+    def height(box):
+        return box[3] - box[1]
+
+    def width(box):
+        return box[2] - box[0]
+
+    def x_overlap(a, b):
+        return min(a[2], b[2]) - max(a[0], b[0])
+
+    # Tall pieces: digits, merged when they overlap by half the narrower one.
+    groups: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
+        box = boxes[i]
+        for members, other in groups:
+            if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
+                members.append(i)
+                groups[groups.index((members, other))] = (members, union(box, other))
+                break
+        else:
+            groups.append(([i], box))
+
+    # Fragments, biggest first, join the nearest digit when close.
+    leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
+        box = boxes[i]
+        best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
+        if best is not None:
+            members, other = groups[best]
+            joined = union(box, other)
+            if gap(box, other) <= 0.3 * line and width(joined) <= 1.2 * line:
+                groups[best] = (members + [i], joined)
+                continue
+        # Not near a digit: gather with other stray fragments above or below it.
+        for k, (members, other) in enumerate(leftovers):
+            if x_overlap(box, other) >= -0.05 * line and width(union(box, other)) <= 1.2 * line:
+                leftovers[k] = (members + [i], union(box, other))
+                break
+        else:
+            leftovers.append(([i], box))
+    groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
+    return [members for members, box in sorted(groups, key=lambda g: g[1][0])]
+
