@@ -32,6 +32,17 @@ RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:  # also refuses nan, for which every comparison is false
+        raise typer.BadParameter(f"must be a number from 0 to 1, not {value}.")
+    return value
+
+
+ThresholdOpt = Annotated[float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")]
+# Paths of pictures stay strings: Typer would turn "" into Path("."), the current folder.
+ImagePaths = list[str]
 # Choices Typer checks while parsing, before any command imports TensorFlow.
 PresetName = Literal[tuple(PRESETS)]
 DatasetName = Literal[tuple(DATASETS)]
@@ -114,11 +125,11 @@ def export(run: RunArg = LATEST) -> None:
 
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files: photos, scans, drawings.")],
+    images: Annotated[ImagePaths, typer.Argument(help="Image files: photos, scans, drawings.")],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
-    threshold: Annotated[float, typer.Option(help="Below this confidence the answer is 'unsure'.")] = 0.5,
+    threshold: ThresholdOpt = 0.5,
 ) -> None:
     """Recognize one digit per image."""
     from digits.explain import save_steps
@@ -127,7 +138,7 @@ def predict(
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
     reader = Reader(model, threshold=threshold)
-    failures: list[Path] = []
+    failures: list[str] = []
     for path, image in _readable_images(images, failures):
         prepared = reader.prepare(image)
         if explain:
@@ -145,7 +156,7 @@ def predict(
         raise typer.Exit(2)
 
 
-def _readable_images(paths: list[Path], failures: list[Path]):
+def _readable_images(paths: list[str], failures: list[str]):
     """Yield (path, image) for each file that opens as an image; report the others in one line each.
 
     The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
@@ -164,11 +175,11 @@ def _readable_images(paths: list[Path], failures: list[Path]):
 
 @app.command()
 def read(
-    images: Annotated[list[Path], typer.Argument(help="Pictures of numbers: one line or a whole page.")],
+    images: Annotated[ImagePaths, typer.Argument(help="Pictures of numbers: one line or a whole page.")],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
-    threshold: Annotated[float, typer.Option(help="Below this confidence a digit is 'unsure'.")] = 0.5,
+    threshold: ThresholdOpt = 0.5,
 ) -> None:
     """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
     from digits.explain import save_boxes
@@ -177,7 +188,7 @@ def read(
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
     reader = Reader(model, threshold=threshold)
-    failures: list[Path] = []
+    failures: list[str] = []
     for path, image in _readable_images(images, failures):
         page = reader.read_page(image)
         if explain:

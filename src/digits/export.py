@@ -33,8 +33,15 @@ def to_onnx(model, path: Path) -> Path:
 
 def export_run(run_dir: str | os.PathLike) -> Path:
     """`digits export RUN`: (re)write `model.onnx` from the run's `model.keras`."""
+    from digits.errors import ModelError
+
     run = RunDir(run_dir)
-    return to_onnx(load_keras(run.keras_path), run.onnx_path)
+    model = load_keras(run.keras_path)
+    takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
+    if takes != (28, 28):
+        raise ModelError(f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
+                         "digits exports only models of 28x28 pictures.")
+    return to_onnx(model, run.onnx_path)
 
 
 def load_keras(path: Path):
@@ -46,11 +53,23 @@ def load_keras(path: Path):
 
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if not is_zip:
+        # Keras would say "File not found" of a file that is there but damaged.
+        raise ModelError(f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of "
+                         "another kind).")
     _, keras = load()
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
-        raise ModelError(f"{path}: not a loadable Keras model ({str(err).splitlines()[0][:120]}).") from err
+        # Keras's messages run to several sentences; the first names the fault.
+        reason = str(err).strip().splitlines()[0].split(". ")[0].rstrip(".")
+        if "safe_mode" in str(err):
+            reason += "; digits loads models in safe mode, which refuses code stored inside a model"
+        raise ModelError(f"{path}: not a loadable Keras model ({reason}).") from err
 
 
 # What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
