@@ -165,6 +165,7 @@ PRESET_KEYS: dict[str, Callable] = {
     "reject_class": _boolean,
     "junk_train": _int_at_least(0),
     "junk_val": _int_at_least(0),
+    "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
 }
 
 # What a run adds to its preset in config.json: identity, then what training recorded.
