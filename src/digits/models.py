@@ -41,6 +41,7 @@ _BASE = {
     "reject_class": False,
     "junk_train": 0,  # junk pictures made for training negatives (fewer survive preprocessing)
     "junk_val": 0,
+    "junk_test": 500,  # held-out junk pictures on which evaluation measures refusal
 }
 
 PRESETS: dict[str, dict] = {
