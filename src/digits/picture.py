@@ -284,7 +284,7 @@ def true_size(image: Image.Image) -> tuple[int, int]:
     return image.info.get(ORIGINAL_SIZE, image.size)
 
 
-def working_grey(image: Image.Image) -> tuple[np.ndarray, tuple[float, float]]:
+def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.ndarray, tuple[float, float]]:
     """Grey image at analysis resolution, and working pixels per original pixel.
 
     A picture `load_image` decoded at a reduced size counts in the pixels of
@@ -293,11 +293,11 @@ def working_grey(image: Image.Image) -> tuple[np.ndarray, tuple[float, float]]:
     width, height = image.size
     true_width, true_height = true_size(image)
     longest = max(width, height)
-    if longest > _WORK_MAX:
+    if longest > longest_side:
         # Reduce before going to float, in the picture's own mode: cheaper, no
         # full-size wide copy (16/32-bit included), and the box filter
         # averages areas, so thin strokes fade rather than vanish.
-        scale = _WORK_MAX / longest
+        scale = longest_side / longest
         target = (max(1, round(width * scale)), max(1, round(height * scale)))
         if has_alpha(image):
             grey = grey_array(convert_mode(image, "RGBA").resize(target, Image.BOX))
