@@ -224,7 +224,7 @@ def load_test(name: str, servers: dict, body: Path, clients: int, requests: int,
         order = list(servers) if rep % 2 == 0 else list(servers)[::-1]
         for side in order:
             url = f"{servers[side]}/predict"
-            hey(url, body, clients, requests=min(200, requests))  # warm-up
+            hey(url, body, clients, requests=4 * clients)  # warm-up: every connection, every worker
             seconds = anchor_seconds if side == "tutorial" else None
             result = hey(url, body, clients, requests=requests, seconds=seconds)
             results[side].append(result)
@@ -404,7 +404,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="run folder with model.onnx and model.keras")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--requests", type=int, default=5000, help="POSTs per load measurement of digits")
-    parser.add_argument("--photo-requests", type=int, default=400)
+    parser.add_argument("--photo-requests", type=int, default=200)
     parser.add_argument("--anchor-seconds", type=float, default=20, help="time cap per tutorial-server measurement")
     parser.add_argument("--rss-requests", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())

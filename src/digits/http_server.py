@@ -184,6 +184,7 @@ LOGGING = {
         "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                    "formatter": "plain", "filters": ["one_line"]},
     },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"level": "INFO"},

@@ -154,7 +154,9 @@ class Guard:
 async def _read_body(scope, receive) -> bytes | None:
     """The whole body, or _Refusal (413, 408, 400); None when the client has gone."""
     declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-    declared = int(declared) if declared is not None else None  # the parser has checked it is a number
+    if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
+        raise _Refusal(400, "the Content-Length header is not a byte count.")
+    declared = int(declared) if declared is not None else None
     too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
     if declared is not None and declared > MAX_UPLOAD_BYTES:
         raise too_large

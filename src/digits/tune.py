@@ -255,6 +255,7 @@ class Objective:
         import tempfile
 
         from digits import backend
+        from digits.runs import RunDir
         from digits.train import Trainer, fit, new_state
 
         tf, keras = backend.load()
@@ -276,7 +277,7 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         with tempfile.TemporaryDirectory(prefix="digits-trial-") as scratch:  # fit's per-epoch checkpoints
-            state = fit(trainer, self.split, config, Path(scratch), new_state(), progress=False, on_epoch=report)
+            state = fit(trainer, self.split, config, RunDir(scratch), new_state(), progress=False, on_epoch=report)
         history = state["history"]
         trial.set_user_attr("train_seconds", round(state["train_seconds"], 1))
         trial.set_user_attr("train_accuracy", history["accuracy"][-1])

@@ -33,6 +33,10 @@ MIN_CONTRAST = 0.1
 _COARSE = 512
 _DIGIT_PIXELS = 40
 _FINE_MAX = 2048
+# A picture is clean when this share of its pixels lie within this many grey
+# levels (of 255) of the commonest one: the paper of a drawing app or a scan.
+_CLEAN_SHARE = 0.6
+_CLEAN_LEVELS = 2
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
@@ -304,7 +308,11 @@ def analyse(image: Image.Image) -> Analysis:
     sheet) is looked at again, cut out of the picture at a scale where its
     digits are `_DIGIT_PIXELS` tall.
     """
-    coarse = _analyse_grey(*working_grey(image, _COARSE), origin=(0.0, 0.0))
+    grey, scale = working_grey(image, _COARSE)
+    paper = _clean_paper(grey)
+    if paper is not None:
+        return _analyse_clean(grey, scale, paper)
+    coarse = _analyse_grey(grey, scale, origin=(0.0, 0.0))
     boxes = _live_boxes(coarse)
     if not boxes:
         return coarse
@@ -329,6 +337,42 @@ def analyse(image: Image.Image) -> Analysis:
     scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
     fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
     return fine if fine.areas.any() else coarse
+
+
+def _clean_paper(grey: np.ndarray) -> float | None:
+    """The paper's grey level when a picture is clean, else None.
+
+    A drawing made on a screen (a canvas, a paint program, a tablet app), an
+    MNIST image or a binarised scan has paper of one exact level: most of its
+    pixels share it. Such a picture has no light, shadow or texture to undo,
+    so it skips steps 2-3 and the adaptive threshold.
+    """
+    levels = np.bincount(np.rint(grey.ravel() * 255).astype(np.uint8), minlength=256)
+    mode = int(levels.argmax())
+    share = levels[max(0, mode - _CLEAN_LEVELS):mode + _CLEAN_LEVELS + 1].sum() / grey.size
+    return mode / 255 if share >= _CLEAN_SHARE else None
+
+
+def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -> Analysis:
+    """Steps 4-5 on a clean picture: ink is whatever differs from the paper by half the ink's contrast."""
+    dark_ink = paper >= 0.5
+    signal = (paper - grey) if dark_ink else (grey - paper)
+    inked = signal[signal > MIN_CONTRAST / 2]
+    contrast = float(np.percentile(inked, 90)) if inked.size else 0.0
+    mask = signal > 0.5 * contrast if contrast >= MIN_CONTRAST else np.zeros(grey.shape, dtype=bool)
+    labels, areas = _components(mask)
+    return Analysis(
+        grey=grey,
+        background=np.full_like(grey, paper),
+        ink=np.clip(signal / max(contrast, 1e-6), 0, 1).astype(np.float32),
+        mask=mask,
+        labels=labels,
+        areas=areas,
+        scale=scale,
+        origin=(0.0, 0.0),
+        contrast=contrast,
+        dark_ink=dark_ink,
+    )
 
 
 def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float]) -> Analysis:
