@@ -335,10 +335,11 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
                 state["epoch"] = epochs  # early stop: the run is complete
             save_checkpoint(run, trainer, state)
             stop.test_signal_after(state["epoch"])
+            # Even after the last epoch: a signal is never swallowed (resuming then only finishes the run).
+            if stop.received is not None:
+                raise Interrupted(stop.received)
             if on_epoch:
                 on_epoch(epoch + 1, logs)
-            if stop.received is not None and state["epoch"] < epochs:
-                raise Interrupted(stop.received)
     if patience and state["best_weights"] is not None:
         for name, variable in trainer.variables["model"].items():
             variable.assign(state["best_weights"][name])
