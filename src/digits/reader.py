@@ -22,7 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,9 @@ from digits.preprocess import Prepared, prepare, segment_page
 OK = "ok"
 UNSURE = "unsure"
 NO_DIGIT = "no digit found"
+
+# In a line, a refused piece at least this share of the line's digit height is read as an unsure digit.
+_FULL_HEIGHT = 0.75
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the picture's pixels, ends exclusive
 
@@ -137,7 +140,13 @@ class Reader:
         return self.answer(self.prepare(picture))
 
     def read_page(self, picture: PictureSource) -> Page:
-        """Every line of digits, top to bottom; pieces the model refuses as junk are left out."""
+        """Every line of digits, top to bottom.
+
+        In a line, a piece as tall as the line's digits that the model
+        refuses is kept as "unsure" with its best digit: there, a digit is
+        far likelier than junk. Smaller refused pieces (a dash, a speck, a
+        stray mark) are left out, and so is a line with no digit left.
+        """
         lines = segment_page(_as_image(picture))
         pieces = [piece for line in lines for piece in line]
         if not pieces:
@@ -145,12 +154,17 @@ class Reader:
         probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])))
         found = []
         for line in lines:
-            digits = tuple(
-                digit for digit in (self.decide(next(probabilities), piece.box) for piece in line)
-                if digit.status != NO_DIGIT
-            )
-            if digits:
-                found.append(Line(digits, _union_box([d.box for d in digits])))
+            digit_height = float(np.median([piece.box[3] - piece.box[1] for piece in line]))
+            digits = []
+            for piece in line:
+                row = next(probabilities)
+                digit = self.decide(row, piece.box)
+                if digit.status == NO_DIGIT and piece.box[3] - piece.box[1] >= _FULL_HEIGHT * digit_height:
+                    digit = replace(digit, digit=digit.top3[0][0], confidence=digit.top3[0][1], status=UNSURE)
+                if digit.status != NO_DIGIT:
+                    digits.append(digit)
+            if any(digit.status == OK for digit in digits):
+                found.append(Line(tuple(digits), _union_box([d.box for d in digits])))
         return Page(tuple(found))
 
 
