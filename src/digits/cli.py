@@ -216,18 +216,33 @@ def serve(
     model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
 ) -> None:
-    """Serve the HTTP API and a page to draw digits on (needs the `serve` extra)."""
+    """Serve the HTTP API, the Open Inference Protocol and a page to draw digits on (needs the `serve` extra)."""
     from importlib.util import find_spec
 
-    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "python_multipart")):
-        raise _fail("digits serve needs FastAPI, Uvicorn and python-multipart: pip install 'digits[serve]'.")
-    import uvicorn
+    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "python_multipart", "httptools", "prometheus_client")):
+        raise _fail("digits serve needs FastAPI, Uvicorn, httptools, python-multipart and prometheus_client: "
+                    "pip install 'digits[serve]'.")
+    import tempfile
 
-    from digits.serve import create_app
+    from digits import http_server
+    from digits.inference import Recognizer
+    from digits.serve import MODEL_VARIABLE
 
-    # create_app loads the model first: a bad one is a one-line error before the server starts.
-    uvicorn.run(create_app(model), host=host, port=port)
+    # Load the model once here: a bad one is a one-line error before anything listens.
+    path = Recognizer(model).path
+    workers = workers or os.cpu_count() or 1
+    try:
+        listener = http_server.bind(host, port)
+    except http_server.BindError as err:
+        raise _fail(str(err))
+    os.environ[MODEL_VARIABLE] = str(path)
+    with tempfile.TemporaryDirectory(prefix="digits-metrics-") as metrics:
+        if workers > 1:  # each worker writes its counts here; /metrics adds them up
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+        _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+        http_server.run("digits.serve:app_from_environment", listener, workers)
 
 
 @app.command()

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from digits.normalize import naive, to_mnist
-from digits.picture import MAX_PIXELS, ImageError, load_image
+from digits.picture import MAX_PIXELS, ImageError, load_image, true_size
 from digits.writing import Analysis, analyse, find_lines, group_line, pick_digit
 
 __all__ = [
@@ -74,7 +74,7 @@ def prepare(image: Image.Image) -> Prepared:
         ("6 cropped", crop),
         ("7-8 model input 28×28", final),
     ]
-    box = original_box(digit, analysis.scale, image.size) if has_ink else None
+    box = original_box(digit, analysis, true_size(image)) if has_ink else None
     return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
 
 
@@ -89,24 +89,24 @@ class Segment:
 def segment_page(image: Image.Image) -> list[list[Segment]]:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right."""
     analysis = analyse(image)
-    return [[_segment(analysis, image.size, group) for group in group_line(analysis, members)]
+    return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
             for members in find_lines(analysis)]
 
 
 def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:
     digit = np.isin(analysis.labels, group)
-    return Segment(box=original_box(digit, analysis.scale, size), image=to_mnist(digit)[1])
+    return Segment(box=original_box(digit, analysis, size), image=to_mnist(digit)[1])
 
 
-def original_box(mask: np.ndarray, scale: tuple[float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The box around a mask's pixels, in the original picture's pixels."""
+def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box around a mask's working pixels, in the original picture's pixels."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
-    sx, sy = scale
+    (sx, sy), (ox, oy) = analysis.scale, analysis.origin
     width, height = size
     return (
-        max(0, int(np.floor(cols[0] / sx))),
-        max(0, int(np.floor(rows[0] / sy))),
-        min(width, int(np.ceil((cols[-1] + 1) / sx))),
-        min(height, int(np.ceil((rows[-1] + 1) / sy))),
+        max(0, int(np.floor(ox + cols[0] / sx))),
+        max(0, int(np.floor(oy + rows[0] / sy))),
+        min(width, int(np.ceil(ox + (cols[-1] + 1) / sx))),
+        min(height, int(np.ceil(oy + (rows[-1] + 1) / sy))),
     )
