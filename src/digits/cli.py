@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -100,6 +99,8 @@ def train(
         results.append(metrics["test_accuracy"])
         _summarize(run_dir, metrics)
     if seeds > 1:
+        import statistics
+
         spread = statistics.stdev(results)
         _out(f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
              f"median {statistics.median(results):.4f}")
