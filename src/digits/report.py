@@ -250,17 +250,19 @@ class Plotter:
     def submit(self, plot, *args) -> None:
         import pickle
 
-        pickle.dump((plot.__name__, args), self.process.stdin)
+        try:
+            pickle.dump((plot.__name__, args), self.process.stdin)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child has stopped; close() says why
 
     def close(self) -> None:
         from digits.errors import WriteError
 
-        if self.process.stdin.closed:
+        if self.process.returncode is not None:
             return
-        self.process.stdin.close()
-        error = self.process.stdout.read().decode(errors="replace").strip()
-        stderr = self.process.stderr.read().decode(errors="replace").strip()
-        if self.process.wait() != 0:
+        error, stderr = (out.decode(errors="replace").strip() for out in self.process.communicate())
+        if self.process.returncode != 0:
             raise WriteError(error or f"drawing the plots failed ({(stderr.splitlines() or ['no message'])[-1]}).")
 
     def __enter__(self) -> Plotter:
