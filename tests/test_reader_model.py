@@ -44,6 +44,7 @@ def test_a_model_with_12_outputs_is_refused_with_a_clear_error(tmp_path):
         Recognizer(linear_onnx(tmp_path / "m.onnx", 12))
 
 
+@pytest.mark.slow
 def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypatch, mnist):
     from digits.train import train
 

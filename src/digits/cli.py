@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -71,6 +70,7 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
 
     from digits.data import load
+    from digits.phases import phase, save
     from digits.presets import make_config
     from digits.runs import RunDir
 
@@ -78,9 +78,14 @@ def train(
     if resume is None:
         make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
     # Read and verify the data while TensorFlow imports: both take about a second.
+    def timed_load():
+        with phase("data"):
+            return load(dataset, data_dir)
+
     with ThreadPoolExecutor(1) as pool:
-        loading = None if resume else pool.submit(load, dataset, data_dir)
-        from digits.train import train as train_run
+        loading = None if resume else pool.submit(timed_load)
+        with phase("import TensorFlow"):
+            from digits.train import train as train_run
 
         data = loading.result() if loading else None
     results = []
@@ -94,9 +99,12 @@ def train(
         results.append(metrics["test_accuracy"])
         _summarize(run_dir, metrics)
     if seeds > 1:
+        import statistics
+
         spread = statistics.stdev(results)
         _out(f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
              f"median {statistics.median(results):.4f}")
+    save()
 
 
 def _summarize(run_dir: Path, metrics: dict) -> None:
@@ -350,25 +358,40 @@ def main() -> None:
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
     try:
         code = app(standalone_mode=False)
+        code = code if isinstance(code, int) else 0
     except NoArgsIsHelpError as err:
         err.show()
-        sys.exit(2)
+        code = 2
     except UsageError as err:
         _error(_usage_error(err))
-        sys.exit(2)
+        code = 2
     except DigitsError as err:
         _error(str(err))
-        sys.exit(2)
+        code = 2
     except Interrupted as stop:
-        sys.exit(stop.exit_code)
+        code = stop.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        sys.exit(130)
+        code = 130
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
-        sys.exit(2)
+        code = 2
     except Exception as err:
         if os.environ.get("DIGITS_DEBUG"):
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        code = 1
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "tensorflow" in sys.modules:
+        # TensorFlow's teardown at interpreter exit takes a second or more and
+        # does nothing the command needs: every file is already written,
+        # synced and renamed, and every child process waited for.
+        import logging
+
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
