@@ -1,195 +1,226 @@
-"""Benchmark: reading realistic photos of digits, naive resize vs our pipeline.
+"""Benchmark: the reader on real pictures, photo-like pictures and junk, against the naive resize.
 
-Generates the seeded realistic set from MNIST **test** digits
-(`digits.realistic`), writes it to a temporary folder as PNG and JPEG files,
-reads every file back through `digits.preprocess.load_image` (the path
-`digits predict` takes) and reports:
+Every picture goes through `digits.reader.Reader`, the path `digits predict`,
+`digits read` and the server take. Sets:
 
-  * singles: accuracy of (a) the naive baseline (grey, resize to 28×28) and
-    (b) `preprocess.prepare`, next to the model's accuracy on clean MNIST;
-  * lines: exact whole-number accuracy of `preprocess.segment` + classify,
-    next to a naive reader that is even told the digit count and cuts the
-    line into that many equal slices;
-  * the ceiling: the same model on the very same MNIST digits, clean.
+  * real: photos, scans and drawings by people outside the project
+    (`--real`, default ../shared/data/real-digits: single/labels.csv,
+    multi/labels.csv), scored by kind;
+  * synthetic: the seeded photo-like set rendered from MNIST *test* digits
+    (`digits.realistic`), written to PNG/JPEG files and read back;
+  * junk: seeded pictures with no digit at all (`digits.junk`).
 
-Usage:
-    python benchmarks/realworld.py --model runs/<run> [--singles 2000 --lines 300 --seed 0]
+For each model (the shipped one unless `--model`, plus any `--compare`):
+single-digit accuracy (the naive resize beside it), whole numbers read
+exactly, real digits refused ("no digit found"), junk accepted (a confident
+digit), and the time per real picture next to Pillow's own full decode of the
+same file (alternating, median of `--repeat` rounds).
 
-Writes benchmarks/results/realworld.json and benchmarks/results/realworld.md.
+    python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 300 --junk 1000]
+
+Writes benchmarks/results/realworld.json and realworld.md (the README's table).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+from PIL import Image
 
-from digits import preprocess
 from digits.atomic import write_json, write_text
-from digits.data import load_mnist
+from digits.junk import make_junk
+from digits.normalize import naive
+from digits.picture import load_image
+from digits.reader import NO_DIGIT, OK, Reader
 from digits.realistic import write_set
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+REAL = ROOT.parent / "shared" / "data" / "real-digits"
+REAL_KINDS = ("photo", "scan", "drawn")
 
 
-def _classify(recognizer, images: list[np.ndarray], batch: int = 512) -> np.ndarray:
-    """Probabilities (N, 10) for a list of (28, 28) images."""
-    if not images:
-        return np.zeros((0, 10), dtype=np.float32)
-    stack = np.stack(images).astype(np.float32)
-    return np.concatenate([recognizer.predict_proba(stack[i : i + batch]) for i in range(0, len(stack), batch)])
+def real_sets(folder: Path) -> tuple[list[tuple[Path, str, str]], list[tuple[Path, str, str]]]:
+    """(path, label, kind) for the single digits and the numbers of a real-digits folder."""
+    def rows(name: str, column: str) -> list[tuple[Path, str, str]]:
+        with open(folder / name / "labels.csv", newline="") as f:
+            return [(folder / name / row["file"], row[column], row["kind"]) for row in csv.DictReader(f)]
+
+    return rows("single", "label"), rows("multi", "text")
 
 
-def _naive_line(image, count: int) -> list[np.ndarray]:
-    """The naive reader, told the digit count: equal vertical slices, each squashed."""
-    width, height = image.size
-    cuts = np.linspace(0, width, count + 1).round().astype(int)
-    return [preprocess.naive(image.crop((int(a), 0, int(b), height))) for a, b in zip(cuts[:-1], cuts[1:])]
+def synthetic_sets(folder: Path, singles: int, lines: int, seed: int, data_dir) -> tuple[list, list]:
+    from digits.data import load_test
+
+    x_test, y_test = load_test("mnist", data_dir)
+    labels = json.loads(write_set(folder, x_test, y_test, singles, lines, seed).read_text())
+    return ([(folder / e["file"], str(e["label"]), "synthetic") for e in labels["singles"]],
+            [(folder / e["file"], str(e["label"]), "synthetic") for e in labels["lines"]])
 
 
-def ceiling(clean_correct: np.ndarray, labels: dict) -> dict:
-    """What a perfect pipeline would score: the model on the same digits, clean from MNIST.
+def _totals(kind: str) -> tuple[str, ...]:
+    """The rows a picture counts in: its kind, and "real" for every kind of real picture."""
+    return (kind, "real") if kind in REAL_KINDS else (kind,)
 
-    `clean_correct` says, per MNIST test index, whether the model reads the
-    original digit right. The realistic set records which digits it used.
-    """
-    singles = [entry["mnist_index"] for entry in labels["singles"]]
-    lines = [entry["mnist_index"] for entry in labels["lines"]]
+
+def score_singles(reader: Reader, items: list[tuple[Path, str, str]]) -> dict:
+    """Per kind: pictures, read right, refused, unsure, and the naive resize's accuracy."""
+    counts: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for path, label, kind in items:
+        image = load_image(path)
+        found = reader.read_digit(image)
+        naive_digit = int(reader.classify(naive(image))[0][:10].argmax())
+        for key in _totals(kind):
+            row = counts[key]
+            row["n"] += 1
+            row["correct"] += found.digit == int(label)
+            row["refused"] += found.status == NO_DIGIT
+            row["unsure"] += found.status not in (OK, NO_DIGIT)
+            row["naive_correct"] += naive_digit == int(label)
+    return {kind: dict(row) for kind, row in counts.items()}
+
+
+def score_numbers(reader: Reader, items: list[tuple[Path, str, str]]) -> dict:
+    """Per kind: numbers, read exactly, and up to ten misreadings."""
+    counts: dict[str, dict] = defaultdict(lambda: {"n": 0, "exact": 0, "misread": []})
+    for path, text, kind in items:
+        read = reader.read_page(path).text.replace("\n", " ")
+        for key in _totals(kind):
+            row = counts[key]
+            row["n"] += 1
+            row["exact"] += read == text
+            if read != text and len(row["misread"]) < 10:
+                row["misread"].append({"file": path.name, "text": text, "read": read})
+    return dict(counts)
+
+
+def score_junk(reader: Reader, pictures: list[tuple[Image.Image, str]]) -> dict:
+    """Per kind of junk: pictures, accepted as a confident digit, unsure, refused."""
+    counts: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for image, kind in pictures:
+        status = reader.read_digit(image).status
+        for key in (kind, "all"):
+            counts[key]["n"] += 1
+            counts[key]["accepted"] += status == OK
+            counts[key]["refused"] += status == NO_DIGIT
+    return {kind: dict(row) for kind, row in counts.items()}
+
+
+def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
+    """Median seconds per picture for the reader (file to answer) and for Pillow's full decode, alternating."""
+    def pillow(path: Path) -> None:
+        with Image.open(path) as image:
+            image.load()
+
+    ours, theirs = [], []
+    for path in paths:
+        rounds = {"ours": [], "pillow": []}
+        for _ in range(repeat):
+            for name, work in (("pillow", pillow), ("ours", reader.read_digit)):
+                start = time.perf_counter()
+                work(path)
+                rounds[name].append(time.perf_counter() - start)
+        ours.append(statistics.median(rounds["ours"]))
+        theirs.append(statistics.median(rounds["pillow"]))
     return {
-        "singles_clean_accuracy": round(float(clean_correct[singles].mean()), 4) if singles else 0.0,
-        "lines_clean_exact": round(float(np.mean([clean_correct[i].all() for i in lines])), 4) if lines else 0.0,
+        "pictures": len(paths),
+        "reader_ms_median": round(1000 * statistics.median(ours), 2),
+        "pillow_ms_median": round(1000 * statistics.median(theirs), 2),
+        "reader_ms_total": round(1000 * sum(ours), 1),
+        "pillow_ms_total": round(1000 * sum(theirs), 1),
+        "ratio_of_totals": round(sum(ours) / sum(theirs), 2),
+        "ratio_median": round(statistics.median(o / t for o, t in zip(ours, theirs)), 2),
     }
 
 
-def evaluate(recognizer, folder: Path, labels: dict) -> dict:
-    """Score naive and pipeline on a realistic set written by `write_set`."""
-    singles = labels["singles"]
-    naive_images, prepared_images, has_ink = [], [], []
-    prepare_s = 0.0
-    for entry in singles:
-        image = preprocess.load_image(folder / entry["file"])
-        naive_images.append(preprocess.naive(image))
-        t0 = time.perf_counter()
-        prepared = preprocess.prepare(image)
-        prepare_s += time.perf_counter() - t0
-        prepared_images.append(prepared.image)
-        has_ink.append(prepared.has_ink)
-    truth = np.array([entry["label"] for entry in singles])
-    naive_pred = _classify(recognizer, naive_images).argmax(axis=1)
-    probs = _classify(recognizer, prepared_images)
-    pipe_pred = np.where(has_ink, probs.argmax(axis=1), -1)
-    prepare_ms = 1000 * prepare_s / max(len(singles), 1)
-
-    lines = labels["lines"]
-    exact = naive_exact = count_ok = digits_ok = digits_total = 0
-    segment_s = 0.0
-    failures = []
-    for entry in lines:
-        image = preprocess.load_image(folder / entry["file"])
-        text = entry["label"]
-        t0 = time.perf_counter()
-        segments = preprocess.segment(image)
-        segment_s += time.perf_counter() - t0
-        read = "".join(str(d) for d in _classify(recognizer, [s.image for s in segments]).argmax(axis=1))
-        exact += read == text
-        if len(read) == len(text):
-            count_ok += 1
-            digits_ok += sum(a == b for a, b in zip(read, text))
-            digits_total += len(text)
-        elif len(failures) < 20:
-            failures.append({"file": entry["file"], "label": text, "read": read})
-        naive_read = "".join(str(d) for d in _classify(recognizer, _naive_line(image, len(text))).argmax(axis=1))
-        naive_exact += naive_read == text
-
-    def share(k: int, n: int) -> float:
-        return round(k / n, 4) if n else 0.0
-
-    return {
-        "singles": {
-            "count": len(singles),
-            "naive_accuracy": share(int((naive_pred == truth).sum()), len(truth)),
-            "pipeline_accuracy": share(int((pipe_pred == truth).sum()), len(truth)),
-            "no_digit_found": int(len(has_ink) - sum(has_ink)),
-            "prepare_ms_mean": round(prepare_ms, 2),
-        },
-        "lines": {
-            "count": len(lines),
-            "pipeline_exact": share(exact, len(lines)),
-            "naive_exact_told_count": share(naive_exact, len(lines)),
-            "digit_count_correct": share(count_ok, len(lines)),
-            "per_digit_accuracy_when_count_correct": share(digits_ok, digits_total),
-            "segment_ms_mean": round(1000 * segment_s / max(len(lines), 1), 2),
-            "count_failures": failures,
-        },
-    }
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f} %" if n else "-"
 
 
 def markdown(report: dict) -> str:
-    s, l, c = report["singles"], report["lines"], report["ceiling"]
-    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
-    rows = [
-        "# Real-world input benchmark",
+    names = list(report["models"])
+    header = "| set | pictures | naive resize | " + " | ".join(f"`{name}`" for name in names) + " |"
+    rows = ["## Real and photo-like pictures", "", header, "|" + "---|" * (3 + len(names))]
+    first = report["models"][names[0]]
+    for kind, row in first["singles"].items():
+        cells = [_pct(m["singles"][kind]["correct"], m["singles"][kind]["n"]) for m in report["models"].values()]
+        rows.append(f"| one digit, {kind} | {row['n']} | {_pct(row['naive_correct'], row['n'])} | " + " | ".join(cells) + " |")
+    for kind, row in first["numbers"].items():
+        cells = [_pct(m["numbers"][kind]["exact"], m["numbers"][kind]["n"]) for m in report["models"].values()]
+        rows.append(f"| whole number exact, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
+    real = {name: m["singles"].get("real", {}) for name, m in report["models"].items()}
+    rows.append("| real digits refused | " + f"{first['singles'].get('real', {}).get('n', 0)} | | "
+                + " | ".join(_pct(r.get("refused", 0), r.get("n", 0)) for r in real.values()) + " |")
+    for kind, row in first["junk"].items():
+        cells = [_pct(m["junk"][kind]["accepted"], m["junk"][kind]["n"]) for m in report["models"].values()]
+        rows.append(f"| junk accepted, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
+    timing = first["time"]
+    rows += [
         "",
-        f"Model: `{report['model']}` (clean MNIST test accuracy {pct(report['clean_mnist_accuracy'])}).  ",
-        f"Realistic set: seed {report['seed']}, {s['count']} single digits, {l['count']} lines of 2–5 digits, "
-        "rendered from MNIST test digits only (`digits.realistic`), read back from PNG/JPEG files.",
+        f"Time per real picture, file to answer, `{names[0]}`: median {timing['reader_ms_median']} ms against "
+        f"{timing['pillow_ms_median']} ms for Pillow's own full decode of the same file; over all "
+        f"{timing['pictures']} pictures, {timing['ratio_of_totals']}× Pillow's decode time (median per picture "
+        f"{timing['ratio_median']}×).",
         "",
-        "| task | naive resize | `digits` pipeline | ceiling: same digits, clean |",
-        "|---|---|---|---|",
-        f"| single digit accuracy | {pct(s['naive_accuracy'])} | {pct(s['pipeline_accuracy'])} "
-        f"| {pct(c['singles_clean_accuracy'])} |",
-        f"| whole number exact match | {pct(l['naive_exact_told_count'])} (told the count) "
-        f"| {pct(l['pipeline_exact'])} | {pct(c['lines_clean_exact'])} |",
+        "\"Real\" pictures are photos, scans and drawings by people outside the project, never trained on; "
+        "\"synthetic\" ones are rendered from MNIST test digits; junk holds no digit. A digit read right "
+        "counts whether it is sure or \"unsure\"; junk is accepted when it gets a sure digit.",
         "",
-        "The ceiling is the model on the very same MNIST digits, clean: what a perfect pipeline would reach. "
-        "The gap below it is what rendering (rotation, pens, blur, light, JPEG) and preprocessing cost.",
-        "",
-        f"Pipeline details: {s['no_digit_found']} singles reported as \"no digit found\"; "
-        f"digit count right on {pct(l['digit_count_correct'])} of lines; per-digit accuracy on those "
-        f"{pct(l['per_digit_accuracy_when_count_correct'])}; prepare {s['prepare_ms_mean']} ms/image, "
-        f"segment {l['segment_ms_mean']} ms/line.",
-        "",
-        f"Run on {report['machine']}, Python {report['python']}.",
+        f"`python benchmarks/realworld.py {report['arguments']}` on {report['machine']}, Python {report['python']}.",
         "",
     ]
     return "\n".join(rows)
 
 
+def evaluate(reader: Reader, singles: list, numbers: list, junk: list, timed: list[Path], repeat: int) -> dict:
+    return {
+        "model": str(reader.model_path),
+        "singles": score_singles(reader, singles),
+        "numbers": score_numbers(reader, numbers),
+        "junk": score_junk(reader, junk),
+        "time": time_pictures(reader, timed, repeat) if timed else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="run folder or .onnx file for digits.inference.Recognizer")
+    parser.add_argument("--model", default=None, help="run folder or .onnx file (default: the shipped model)")
+    parser.add_argument("--compare", nargs="*", default=[], help="more run folders or .onnx files to score beside it")
+    parser.add_argument("--real", type=Path, default=REAL, help="folder of real pictures (single/, multi/)")
     parser.add_argument("--singles", type=int, default=2000)
     parser.add_argument("--lines", type=int, default=300)
+    parser.add_argument("--junk", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="timing rounds per picture")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for realworld.json and realworld.md")
     args = parser.parse_args(argv)
 
-    from digits.inference import Recognizer  # written by the inference side of the project
-
-    recognizer = Recognizer(args.model)
-    (_, _), (x_test, y_test) = load_mnist(args.data_dir)
-    clean = _classify(recognizer, list(x_test.astype(np.float32) / 255)).argmax(axis=1)
-    clean_correct = clean == y_test
-
+    real_singles, real_numbers = real_sets(args.real)
+    junk = make_junk(args.junk, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="digits-realworld-") as tmp:
-        labels_path = write_set(tmp, x_test, y_test, args.singles, args.lines, args.seed)
-        labels = json.loads(labels_path.read_text())
-        report = {
-            "model": str(args.model),
-            "seed": args.seed,
-            "clean_mnist_accuracy": round(float(clean_correct.mean()), 4),
-            **evaluate(recognizer, Path(tmp), labels),
-            "ceiling": ceiling(clean_correct, labels),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-        }
+        synth_singles, synth_numbers = synthetic_sets(Path(tmp), args.singles, args.lines, args.seed, args.data_dir)
+        models = {}
+        for index, model in enumerate([args.model, *args.compare]):
+            reader = Reader(model)
+            timed = [path for path, _, _ in real_singles] if index == 0 else []
+            models[str(model or "shipped")] = evaluate(
+                reader, real_singles + synth_singles, real_numbers + synth_numbers, junk, timed, args.repeat)
+    report = {
+        "arguments": " ".join(sys.argv[1:] if argv is None else argv),
+        "models": models,
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "realworld.json", report)
     write_text(args.out / "realworld.md", markdown(report))

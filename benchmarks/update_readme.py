@@ -11,22 +11,23 @@ from that run's metrics.json and its curves.png is copied to docs/. The
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 from pathlib import Path
+
+from digits.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def seed_run_block(run: Path) -> str:
-    metrics = json.loads((run / "metrics.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    run = RunDir(run)
+    metrics, config = run.read_metrics(), run.read_config()
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
-    shutil.copyfile(run / "curves.png", docs / "seed-curves.png")
-    shutil.copyfile(run / "confusion.png", docs / "seed-confusion.png")
+    shutil.copyfile(run.curves_path, docs / "seed-curves.png")
+    shutil.copyfile(run.confusion_path, docs / "seed-confusion.png")
     machine = config["provenance"]["machine"]
     lines = [
         "| figure | this run | the article |",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits import preprocess
-from digits.preprocess import ImageError, load_image, naive, prepare, save_explanation, segment
+from digits.explain import save_steps
+from digits.preprocess import ImageError, load_image, naive, prepare, segment_page
 
 # --------------------------------------------------------------------------
 # Helpers: hand-drawn digits, no dataset needed
@@ -28,6 +28,13 @@ _STROKES = {
     # A 5 whose top bar does not touch its body: two pieces.
     "broken5": [[(0.35, 0.0), (0.95, 0.0)], [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)]],
 }
+
+
+def segment_line(image):
+    """The digits of a picture holding one line of them."""
+    lines = segment_page(image)
+    assert len(lines) <= 1, f"expected one line, found {len(lines)}"
+    return lines[0] if lines else []
 
 
 def draw_digit(
@@ -62,16 +69,16 @@ def png_bytes(image: Image.Image, **params) -> bytes:
     return buffer.getvalue()
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid, tiny 1-bit PNG of a huge size, built without allocating it."""
+def bomb_png(width: int, height: int, depth: int = 1) -> bytes:
+    """A valid, tiny greyscale PNG of a huge size (1-bit unless `depth` says), built without allocating it."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    row = b"\x00" * (1 + (width * depth + 7) // 8)  # filter byte + packed samples
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)  # greyscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -141,12 +148,13 @@ def test_sheet_on_a_table():
         draw_digit(ImageDraw.Draw(photo), "7", digit_box, 12, fill=(20, 20, 60))
         prepared = prepare(photo)
         assert prepared.has_ink
-        assert np.abs(prepared.image - expected).mean() < 0.03
+        # The photo is analysed at a reduced size, the plain sheet at its own: edges differ a little.
+        assert np.abs(prepared.image - expected).mean() < 0.06
     # A dark board on a light wall, chalk on the board.
     wall = Image.new("L", (640, 480), 220)
     wall.paste(40, (100, 80, 540, 400))
     draw_digit(ImageDraw.Draw(wall), "7", (280, 150, 360, 290), 12, fill=240)
-    assert np.abs(prepare(wall).image - expected).mean() < 0.03
+    assert np.abs(prepare(wall).image - expected).mean() < 0.06
 
 
 def test_specks_are_dropped():
@@ -160,9 +168,8 @@ def test_specks_are_dropped():
 
 def test_mnist_digit_comes_back_almost_unchanged(mnist):
     (_, _), (x_test, _) = mnist
-    for digit in x_test[:20]:
-        again = prepare(Image.fromarray(digit)).image
-        assert np.abs(again - digit / 255).mean() < 0.06
+    differences = [np.abs(prepare(Image.fromarray(digit)).image - digit / 255).mean() for digit in x_test[:20]]
+    assert np.mean(differences) < 0.04 and max(differences) < 0.1
 
 
 def test_steps_for_explain_end_with_the_model_input(tmp_path):
@@ -171,7 +178,7 @@ def test_steps_for_explain_end_with_the_model_input(tmp_path):
     assert len(names) >= 7 and all(isinstance(a, np.ndarray) for _, a in prepared.steps)
     assert prepared.steps[-1][1] is prepared.image
     target = tmp_path / "explain.png"
-    save_explanation(prepared, target)
+    save_steps(prepared, target)
     with Image.open(target) as written:
         assert written.format == "PNG" and written.width > 3 * written.height
     assert [p.name for p in tmp_path.iterdir()] == ["explain.png"]  # no temp files left
@@ -306,25 +313,38 @@ def test_truncated_file(tmp_path, fmt):
     assert "truncated" in assert_one_line_error(excinfo, path.name)
 
 
-def test_decompression_bomb_is_refused_fast(tmp_path):
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Refused before a single pixel is decoded (how long that takes is benchmarks/preprocess_speed.py's)."""
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png(20000, 20000))  # 400 megapixels in a few hundred KB
     assert path.stat().st_size < 1_000_000
-    start = time.perf_counter()
+
+    def never_decode(self):
+        raise AssertionError("a bomb's pixels were decoded")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", never_decode)
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
-    assert time.perf_counter() - start < 2.0
     assert "bomb" in assert_one_line_error(excinfo, "bomb.png")
 
 
 def test_our_own_pixel_limit(tmp_path):
-    # 48 megapixels: under Pillow's guard, over ours.
+    # 160 megapixels: under Pillow's hard limit, over ours.
     path = tmp_path / "huge.png"
-    path.write_bytes(bomb_png(8000, 6000))
-    assert 8000 * 6000 > preprocess.MAX_PIXELS
+    path.write_bytes(bomb_png(16000, 10000))
+    assert 16000 * 10000 > preprocess.MAX_PIXELS
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
     assert "megapixels" in assert_one_line_error(excinfo, "huge.png")
+
+
+def test_a_decode_over_the_memory_budget_is_refused_from_the_header(tmp_path):
+    # 100 megapixels of 16-bit grey: 200 MB decoded, in a PNG of a few hundred KB.
+    path = tmp_path / "deep.png"
+    path.write_bytes(bomb_png(10000, 10000, depth=16))
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "over the limit of 160 mib" in assert_one_line_error(excinfo, "deep.png")
 
 
 @pytest.mark.parametrize(
@@ -342,7 +362,7 @@ def test_no_ink_is_reported_not_invented(image):
     prepared = prepare(image)
     assert not prepared.has_ink
     assert prepared.image.shape == (28, 28) and not prepared.image.any()
-    assert segment(image) == []
+    assert segment_line(image) == []
 
 
 def test_blank_page_with_noise_and_shading_has_no_ink():
@@ -353,10 +373,13 @@ def test_blank_page_with_noise_and_shading_has_no_ink():
 
 
 def test_large_photo_is_reduced_not_choked_on():
+    """Analysed at a reduced size (its speed is measured in benchmarks/preprocess_speed.py)."""
+    from digits.picture import working_grey
+
     big = paper("7", size=(4000, 3000), box=(1500, 800, 2300, 2200), width=90)
-    start = time.perf_counter()
+    assert max(working_grey(big)[0].shape) <= 1024
     prepared = prepare(big)
-    assert prepared.has_ink and time.perf_counter() - start < 10
+    assert prepared.has_ink
     assert np.abs(prepared.image - prepare(paper("7")).image).mean() < 0.05
 
 
@@ -388,14 +411,14 @@ def assert_in_order(segments, spans):
 
 def test_segment_drawn_line_in_order():
     image, spans = line_image(["4", "1", "0", "7"])
-    assert_in_order(segment(image), spans)
+    assert_in_order(segment_line(image), spans)
     # Light on dark, too.
-    assert_in_order(segment(invert(image)), spans)
+    assert_in_order(segment_line(invert(image)), spans)
 
 
 def test_segment_merges_a_broken_digit():
     image, spans = line_image(["1", "broken5", "7"])
-    segments = segment(image)
+    segments = segment_line(image)
     assert_in_order(segments, spans)
     x0, y0, x1, y1 = segments[1].box
     assert y1 - y0 >= 75  # both pieces of the 5, the bar included
@@ -430,4 +453,4 @@ def test_segment_mnist_line_with_a_broken_digit(mnist):
         cols = np.flatnonzero(big.max(axis=0) > 60)
         spans.append((left + cols[0], left + cols[-1]))
     photo = Image.fromarray(np.uint8(255 - np.clip(canvas, 0, 255)))  # dark ink on white
-    assert_in_order(segment(photo), spans)
+    assert_in_order(segment_line(photo), spans)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from digits.inference import REJECT, ModelError, Recognizer, shipped_model
+from digits.runs import RunDir
 
 
 def linear_onnx(path: Path, outputs: int) -> Path:
@@ -52,7 +53,7 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
     run = train("tiny", runs_dir=tmp_path, name="reject", train_limit=4000, overrides=overrides, progress=False,
                 log=lambda *a: None)
     assert Recognizer(run).num_classes == 11
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = RunDir(run).read_metrics()
     assert len(metrics["confusion_matrix"]) == 11 and "not a digit" in metrics["per_class"]
     assert 0 <= metrics["digits_refused"] < 0.2 and metrics["junk_pictures"] == 20
     assert 0 <= metrics["junk_refused"] <= 1 and metrics["test_accuracy"] > 0.5

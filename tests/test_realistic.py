@@ -107,14 +107,15 @@ def test_pipeline_reads_the_realistic_set(mnist, fast_run):
     lines = make_lines(x_test, y_test, 30, seed=2024)
     exact = 0
     for image, text in lines:
-        segments = preprocess.segment(image)
+        segments = [piece for line in preprocess.segment_page(image) for piece in line]
         digits = model.predict(np.stack([s.image for s in segments])) if segments else []
         exact += "".join(str(d) for d in digits) == text
     assert exact / len(lines) >= 0.75
 
 
-def test_realworld_benchmark_script_on_a_tiny_set(tmp_path):
-    """benchmarks/realworld.py scores and tabulates a set (a stand-in model, no training)."""
+def test_realworld_benchmark_script_on_a_tiny_set(tmp_path, tiny_run):
+    """benchmarks/realworld.py scores every set and writes its table (tiny sets, a tiny model)."""
+    import csv
     import importlib.util
     from pathlib import Path
 
@@ -123,16 +124,26 @@ def test_realworld_benchmark_script_on_a_tiny_set(tmp_path):
     realworld = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(realworld)
 
-    class Uniform:
-        def predict_proba(self, images):
-            return np.full((len(images), 10), 0.1, np.float32)
-
+    # A stand-in for the real-digits folder, laid out the same way.
+    real = tmp_path / "real"
     x, y = drawn_digits()
-    labels = json.loads(write_set(tmp_path, x, y, 4, 2, seed=0).read_text())
-    report = {"model": "stand-in", "seed": 0, "clean_mnist_accuracy": 0.1, "machine": "test", "python": "3"}
-    report |= realworld.evaluate(Uniform(), tmp_path, labels)
-    report["ceiling"] = realworld.ceiling(np.ones(len(x), dtype=bool), labels)
-    assert report["singles"]["count"] == 4 and report["lines"]["count"] == 2
-    assert 0 <= report["singles"]["pipeline_accuracy"] <= 1 and report["ceiling"]["singles_clean_accuracy"] == 1.0
-    text = realworld.markdown(report)
-    assert "| single digit accuracy |" in text and "| whole number exact match |" in text
+    labels = json.loads(write_set(real / "set", x, y, 3, 2, seed=0).read_text())
+    for name, entries, column in (("single", labels["singles"], "label"), ("multi", labels["lines"], "text")):
+        (real / name).mkdir()
+        with open(real / name / "labels.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", column, "kind"])
+            for entry in entries:
+                (real / "set" / entry["file"]).rename(real / name / entry["file"])
+                writer.writerow([entry["file"], entry["label"], "photo"])
+    out = tmp_path / "out"
+    args = ["--model", str(tiny_run), "--real", str(real), "--singles", "4", "--lines", "2", "--junk", "4",
+            "--repeat", "1", "--out", str(out)]
+    assert realworld.main(args) == 0
+    report = json.loads((out / "realworld.json").read_text())
+    [scores] = report["models"].values()
+    assert scores["singles"]["real"]["n"] == 3 and scores["singles"]["synthetic"]["n"] == 4
+    assert scores["numbers"]["real"]["n"] == 2 and scores["junk"]["all"]["n"] == 4
+    assert scores["time"]["pictures"] == 3
+    text = (out / "realworld.md").read_text()
+    assert "| one digit, real | 3 |" in text and "| junk accepted, all | 4 |" in text

@@ -29,7 +29,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
+
+from digits import backend
+
+tf, _ = backend.load()
 
 # --- Tunable parameters ----------------------------------------------------
 # Milder than Simard's alpha=34/sigma=4: digits stay legible at 28x28.

@@ -27,11 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.errors import DataError
+
 SPLITS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-class DataError(Exception):
-    """A dataset file is missing, corrupt or not what it claims to be."""
 
 
 @dataclass(frozen=True)

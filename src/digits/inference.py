@@ -11,32 +11,34 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.errors import ModelError
+from digits.runs import RunDir
 
 # An 11-output model's last class: "not a digit" (trained on generated junk).
 REJECT = 10
 
 
-class ModelError(Exception):
-    """A model file is missing, corrupt or of the wrong kind."""
-
-
 def shipped_model() -> Path:
-    """The model the package ships (`digits/shipped/reader.onnx`, made by `make shipped-model`)."""
+    """The model installed with the package: the best preset for real pictures."""
     from importlib.resources import files
 
-    path = Path(str(files("digits") / "shipped" / "reader.onnx"))
+    path = Path(str(files("digits").joinpath("shipped/reader.onnx")))
     if not path.is_file():
-        raise ModelError(f"{path}: this installation carries no model; train one with `digits train` and pass it.")
+        raise ModelError(f"{path}: this installation ships no model; train one with `digits train` and pass --model RUN.")
     return path
 
 
-def resolve_model(source: str | os.PathLike) -> Path:
-    """A run folder (or `runs/latest`) or an `.onnx` file -> the `.onnx` file to load."""
+def resolve_model(source: str | os.PathLike | None) -> Path:
+    """A run folder (or `runs/latest`), an `.onnx` file, or None for the shipped model -> the `.onnx` file."""
+    if source is None:
+        return shipped_model()
     path = Path(source)
     if path.is_dir():
-        path = path / "model.onnx"
+        path = RunDir(path).onnx_path
         if not path.is_file():
             raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
+    elif path.is_symlink() and not path.exists():
+        raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
@@ -45,13 +47,13 @@ def resolve_model(source: str | os.PathLike) -> Path:
 class Recognizer:
     """A trained digit classifier, loaded once, used many times.
 
-    `source` is a run folder or an `.onnx` file. Images are (N, 28, 28) or one
+    `source` is a run folder, an `.onnx` file, or None for the model the
+    package ships. It outputs 10 digit probabilities, or 11 where the last
+    (`REJECT`) is "not a digit"; `num_classes` says which. Images are (N, 28, 28) or one
     (28, 28), either uint8 0-255 or float in [0, 1], white digit on black.
-    A model has 10 outputs (the digits) or 11, the 11th (`REJECT`) meaning
-    "not a digit"; `num_classes` says which.
     """
 
-    def __init__(self, source: str | os.PathLike = "runs/latest", threads: int | None = None):
+    def __init__(self, source: str | os.PathLike | None = None, threads: int | None = None):
         import onnxruntime as ort
 
         self.path = resolve_model(source)
@@ -59,44 +61,31 @@ class Recognizer:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        try:  # read here, so a file we may not read is not reported as an invalid model
+            model_bytes = self.path.read_bytes()
+        except OSError as err:
+            raise ModelError(f"{self.path}: cannot be read ({err.strerror or err}).") from None
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault
             raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [28, 28] or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
             raise ModelError(f"{self.path}: expects input {found}, not a batch of 28x28 float images.")
-        if len(outputs) != 1 or outputs[0].shape[-1] not in (10, 11):
+        if len(outputs) != 1 or not outputs[0].shape or outputs[0].shape[-1] not in (10, 11):
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
         self.num_classes: int = outputs[0].shape[-1]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (N, num_classes)."""
+        """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last."""
         batch = as_batch(images)
         return self.session.run(None, {self.input_name: batch})[0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""
         return self.predict_proba(images).argmax(axis=1)
-
-    def read_line(self, image) -> list[dict]:
-        """The digits written on one line of a picture (a PIL image), left to right.
-
-        Each is {"digit", "confidence", "box"}, box = [x0, y0, x1, y1] in the
-        picture's pixels; no ink gives []. This is `digits read`.
-        """
-        from digits.preprocess import segment
-
-        pieces = segment(image)
-        if not pieces:
-            return []
-        probabilities = self.predict_proba(np.stack([piece.image for piece in pieces]))
-        return [
-            {"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "box": [int(v) for v in piece.box]}
-            for piece, p in zip(pieces, probabilities)
-        ]
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:

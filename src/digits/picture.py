@@ -14,29 +14,46 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Our own limit on decoded pixels. Pillow's guard (Image.MAX_IMAGE_PIXELS,
-# about 89 megapixels, a hard error at twice that) protects against real
-# bombs; 40 megapixels is larger than any phone photo yet keeps the float
-# copies we make below a few hundred megabytes.
-MAX_PIXELS = 40_000_000
+from digits.errors import ImageError
+
+# The budget for one picture, checked from its header before any pixel is
+# decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
+# reduced size by DCT scaling (JPEG's `draft`), so what counts is the memory
+# the decode itself takes. Formats that cannot be decoded smaller (PNG, TIFF,
+# ...) pay their full size. A picture over either limit is refused.
+MAX_PIXELS = 150_000_000
+MAX_DECODE_BYTES = 160 * 2**20
+# A progressive JPEG is decoded once per scan, over every coefficient of the
+# full-size image: encoders use about 10 scans; a crafted file holds
+# thousands, and costs seconds of CPU each. Refuse past a few dozen, or past
+# this many scan-pixels (scans × pixels) in all.
+MAX_JPEG_SCANS = 64
+MAX_SCAN_PIXELS = 1_000_000_000
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
+READABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
+EXPECTED = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 # Analysis resolution. Huge photos are reduced first (speed, memory); tiny
 # images are enlarged so that thresholding and morphology work on smooth
 # edges and the final downscale produces MNIST-like anti-aliasing.
 _WORK_MAX = 1024
 _WORK_MIN = 256
+# The key in `Image.info` under which a picture decoded at a reduced size
+# keeps its true (upright) size, so that boxes are given in its own pixels.
+ORIGINAL_SIZE = "digits.original_size"
 
-
-class ImageError(ValueError):
-    """An input cannot be used as an image; the message names the file and the fault."""
+_EXIF_ORIENTATION = 0x0112
+_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 
 
 # --------------------------------------------------------------------------
@@ -47,8 +64,12 @@ class ImageError(ValueError):
 def load_image(source: str | os.PathLike | bytes) -> Image.Image:
     """Open an image file (or its bytes) safely and return its first frame.
 
-    The file is read once, checked with Pillow's `verify()`, decoded, limited
-    to `MAX_PIXELS`, and turned upright according to its EXIF orientation.
+    The file is read once and checked with Pillow's `verify()`. Before any
+    pixel is decoded, the header is held to `MAX_PIXELS` and the decode's
+    memory to `MAX_DECODE_BYTES`, and a JPEG's scans are counted. A big JPEG
+    is decoded at a reduced size by DCT scaling, never below the analysis
+    resolution; its true size is then kept in `image.info[ORIGINAL_SIZE]`.
+    The frame is turned upright according to its EXIF orientation.
     Animated GIF/WebP/TIFF give their first frame. Every failure becomes an
     `ImageError` whose message is one sentence naming the file and the fault.
     """
@@ -64,17 +85,28 @@ def load_image(source: str | os.PathLike | bytes) -> Image.Image:
 
 
 def _read_file(path: Path, name: str) -> bytes:
+    if not name:
+        raise ImageError("the file name is empty; pass the path of an image file.")
     try:
-        if not path.exists():
-            raise ImageError(f"{name}: no such file.")
-        if not path.is_file():
-            raise ImageError(f"{name}: not a regular file.")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: the file is {size / 2**20:.0f} MiB, too large for a digit image.")
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageError(f"{name}: a symbolic link to {os.readlink(path)}, which does not exist.") from None
+        raise ImageError(f"{name}: no such file.") from None
+    except OSError as err:  # a symlink loop, a file used as a folder on the way, a folder we may not enter
+        raise ImageError(f"{name}: cannot be opened ({err.strerror or err}).") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{name}: a folder, not an image file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{name}: a device, FIFO or socket, not an image file.")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: the file is {info.st_size / 2**20:.0f} MiB, too large for a digit image.")
+    try:
         return path.read_bytes()
+    except PermissionError:
+        raise ImageError(f"{name}: you may not read this file (permission denied).") from None
     except OSError as err:
-        raise ImageError(f"{name}: cannot be read ({err.strerror or err}).") from err
+        raise ImageError(f"{name}: cannot be read ({err.strerror or err}).") from None
 
 
 def _check_pixels(size: tuple[int, int], name: str) -> None:
@@ -88,43 +120,122 @@ def _check_pixels(size: tuple[int, int], name: str) -> None:
         )
 
 
+def jpeg_scans(data: bytes) -> int:
+    """How many scans (SOS segments) a JPEG stream holds, counted without decoding it.
+
+    Walks the marker segments; after each SOS, skips the entropy-coded data to
+    the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a restart, neither
+    ends it). Stops at EOI or wherever the stream stops making sense: the
+    decoder then says what is wrong with it.
+    """
+    scans, position, end = 0, 2, len(data)
+    while position + 4 <= end and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            found = _JPEG_MARKER_AFTER_DATA.search(data, position)
+            if found is None:
+                break
+            position = found.end() - 2
+    return scans
+
+
+def _decode_budget(image: Image.Image, full_size: tuple[int, int], data: bytes, name: str) -> None:
+    """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans."""
+    width, height = image.size
+    # Pillow keeps one byte per pixel for 1-bit, grey and palette images, two
+    # for 16-bit grey, four for everything else (RGB is padded to RGBX).
+    per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    needed = width * height * per_pixel
+    if image.format == "JPEG":
+        pixels = full_size[0] * full_size[1]
+        scans = jpeg_scans(data)
+        if scans > MAX_JPEG_SCANS or scans * pixels > MAX_SCAN_PIXELS:
+            raise ImageError(
+                f"{name}: a JPEG of {full_size[0]}×{full_size[1]} pixels in {scans} scans is refused "
+                "(encoders write at most a dozen; save it again as an ordinary JPEG)."
+            )
+        if scans > 1:
+            # libjpeg keeps every coefficient of a multi-scan image at full
+            # size (two bytes each, per component at its own sampling), however
+            # small the output.
+            layers = getattr(image, "layer", None) or [("", 1, 1, 0)]
+            h_max = max(layer[1] for layer in layers)
+            v_max = max(layer[2] for layer in layers)
+            needed += sum(2 * pixels * layer[1] * layer[2] // (h_max * v_max) for layer in layers)
+    if needed > MAX_DECODE_BYTES:
+        raise ImageError(
+            f"{name}: decoding this {full_size[0]}×{full_size[1]} {image.format or ''} image would take "
+            f"{needed / 2**20:.0f} MiB, over the limit of {MAX_DECODE_BYTES // 2**20} MiB "
+            "(save it smaller, or as an ordinary JPEG)."
+        )
+
+
 def _decode(data: bytes, name: str) -> Image.Image:
     try:
-        # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises
-        # above. Turning the warning into an error means a bomb is refused
-        # from its header, before a single pixel is decoded.
+        # Pillow warns from MAX_IMAGE_PIXELS (89 megapixels) and raises from
+        # twice that. Our own budget is on what the decode costs, so only
+        # Pillow's hard error stays; a bomb is refused from its header.
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
+                if probe.format not in READABLE_FORMATS:
+                    # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
+                    raise ImageError(f"{name}: {probe.format} is a format digits does not read "
+                                     f"(expected {EXPECTED}).")
                 _check_pixels(probe.size, name)
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
             image = Image.open(io.BytesIO(data))
-            _check_pixels(image.size, name)
             image.seek(0)  # first frame of an animation or multi-page TIFF
+            full_size = image.size
+            _check_pixels(full_size, name)
+            if image.format == "JPEG":
+                # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
+                # below the analysis resolution (both sides stay at or above it).
+                reduction = max(full_size) / _WORK_MAX
+                if reduction >= 2:
+                    wanted = (max(1, int(full_size[0] / reduction)), max(1, int(full_size[1] / reduction)))
+                    image.draft(image.mode, wanted)
+            _decode_budget(image, full_size, data, name)
             image.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image (expected PNG, JPEG, BMP, GIF, WebP or TIFF).") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: not an image (expected {EXPECTED}).") from None
+    except Image.DecompressionBombError:
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise ImageError(
             f"{name}: refused as a possible decompression bomb "
-            f"(over Pillow's limit of {limit // 1_000_000} megapixels)."
+            f"(over Pillow's limit of {2 * limit // 1_000_000} megapixels)."
         ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
     except Exception as err:  # Pillow's decoders raise many types on damaged data
         fault = "truncated" if "truncated" in str(err).lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({err}).") from None
+    decoded_size = image.size
+    upright = image
     try:
-        # A copy detaches the frame from the file; EXIF turns phone photos upright.
-        upright = ImageOps.exif_transpose(image)
+        # EXIF turns phone photos upright. Only a picture that must turn is
+        # copied: a full-size copy of a big upright one would double its memory.
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
+            upright = ImageOps.exif_transpose(image)
+            image.close()
     except Exception:
-        # Broken EXIF must not cost us an otherwise good image.
-        upright = image.copy()
-    image.close()
+        pass  # broken EXIF must not cost us an otherwise good image
+    if decoded_size != full_size:
+        turned = upright.size != decoded_size
+        upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size
     return upright
 
 
@@ -187,29 +298,39 @@ def grey_array(image: Image.Image) -> np.ndarray:
     return np.asarray(convert_mode(image, "L"), dtype=np.float32) / 255
 
 
-def working_grey(image: Image.Image) -> tuple[np.ndarray, tuple[float, float]]:
-    """Grey image at analysis resolution, and working pixels per original pixel."""
+def true_size(image: Image.Image) -> tuple[int, int]:
+    """The picture's size as the user has it, even when `load_image` decoded it smaller."""
+    return image.info.get(ORIGINAL_SIZE, image.size)
+
+
+def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.ndarray, tuple[float, float]]:
+    """Grey image at analysis resolution, and working pixels per original pixel.
+
+    A picture `load_image` decoded at a reduced size counts in the pixels of
+    its true size (`ORIGINAL_SIZE`), so boxes land on the picture the user has.
+    """
     width, height = image.size
+    true_width, true_height = true_size(image)
     longest = max(width, height)
-    if longest > _WORK_MAX:
-        # Reduce before going to float where we can: cheaper, and the box
-        # filter averages areas, so thin strokes fade rather than vanish.
-        scale = _WORK_MAX / longest
+    if longest > longest_side:
+        # Reduce before going to float, in the picture's own mode: cheaper, no
+        # full-size wide copy (16/32-bit included), and the box filter
+        # averages areas, so thin strokes fade rather than vanish.
+        scale = longest_side / longest
         target = (max(1, round(width * scale)), max(1, round(height * scale)))
         if has_alpha(image):
             grey = grey_array(convert_mode(image, "RGBA").resize(target, Image.BOX))
         elif image.mode.startswith("I") or image.mode == "F":
-            grey = grey_array(image)  # 16/32-bit: scale values first, then reduce
-            grey = np.asarray(Image.fromarray(grey, "F").resize(target, Image.BOX), dtype=np.float32)
+            grey = grey_array(image.resize(target, Image.BOX))
         else:
             grey = np.asarray(convert_mode(image, "L").resize(target, Image.BOX), dtype=np.float32) / 255
-        return np.clip(grey, 0, 1).astype(np.float32), (target[0] / width, target[1] / height)
-    grey = grey_array(image)
-    if longest < _WORK_MIN:
+        grey = np.clip(grey, 0, 1).astype(np.float32)
+    elif longest < _WORK_MIN:
         factor = _WORK_MIN / longest
         target = (max(1, round(width * factor)), max(1, round(height * factor)))
-        grey = np.asarray(Image.fromarray(grey, "F").resize(target, Image.BICUBIC), dtype=np.float32)
+        grey = np.asarray(Image.fromarray(grey_array(image), "F").resize(target, Image.BICUBIC), dtype=np.float32)
         grey = np.clip(grey, 0, 1)
-        return grey, (target[0] / width, target[1] / height)
-    return grey, (1.0, 1.0)
-
+    else:
+        target = (width, height)
+        grey = grey_array(image)
+    return grey, (target[0] / true_width, target[1] / true_height)

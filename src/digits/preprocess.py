@@ -27,15 +27,14 @@ pieces of one broken digit are merged). The steps live in their own modules:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from digits.normalize import naive, to_mnist
-from digits.picture import MAX_PIXELS, ImageError, load_image
-from digits.writing import analyse, group_line, pick_digit
+from digits.picture import MAX_PIXELS, ImageError, load_image, true_size
+from digits.writing import Analysis, analyse, find_lines, group_line, pick_digit
 
 __all__ = [
     "MAX_PIXELS",
@@ -45,8 +44,7 @@ __all__ = [
     "load_image",
     "naive",
     "prepare",
-    "save_explanation",
-    "segment",
+    "segment_page",
 ]
 
 
@@ -56,6 +54,7 @@ class Prepared:
 
     image: np.ndarray  # (28, 28) float32 in [0, 1], white digit on black
     has_ink: bool  # False when no digit-like ink was found
+    box: tuple[int, int, int, int] | None = None  # where the digit is, in the picture's pixels
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
@@ -75,7 +74,8 @@ def prepare(image: Image.Image) -> Prepared:
         ("6 cropped", crop),
         ("7-8 model input 28×28", final),
     ]
-    return Prepared(image=final, has_ink=has_ink, steps=steps)
+    box = original_box(digit, analysis, true_size(image)) if has_ink else None
+    return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
 
 
 @dataclass
@@ -86,43 +86,27 @@ class Segment:
     image: np.ndarray  # (28, 28) float32, ready for the model
 
 
-def segment(image: Image.Image) -> list[Segment]:
-    """Find the digits of one written line, left to right, each MNIST-style."""
+def segment_page(image: Image.Image) -> list[list[Segment]]:
+    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right."""
     analysis = analyse(image)
-    segments = []
-    for group in group_line(analysis):
-        digit = np.isin(analysis.labels, group)
-        rows = np.flatnonzero(digit.any(axis=1))
-        cols = np.flatnonzero(digit.any(axis=0))
-        sx, sy = analysis.scale
-        box = (
-            int(np.floor(cols[0] / sx)),
-            int(np.floor(rows[0] / sy)),
-            int(np.ceil((cols[-1] + 1) / sx)),
-            int(np.ceil((rows[-1] + 1) / sy)),
-        )
-        width, height = image.size
-        box = (max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3]))
-        segments.append(Segment(box=box, image=to_mnist(digit)[1]))
-    return segments
+    return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
+            for members in find_lines(analysis)]
 
 
-def save_explanation(prepared: Prepared, path: str | os.PathLike) -> None:
-    """Save the pipeline's steps side by side as one PNG (written atomically)."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, thread-safe
+def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:
+    digit = np.isin(analysis.labels, group)
+    return Segment(box=original_box(digit, analysis, size), image=to_mnist(digit)[1])
 
-    from digits.atomic import atomic_path
 
-    steps = prepared.steps or [("model input 28×28", prepared.image)]
-    figure = Figure(figsize=(2.2 * len(steps), 2.6), dpi=100)
-    for index, (title, array) in enumerate(steps, start=1):
-        axes = figure.add_subplot(1, len(steps), index)
-        axes.imshow(array, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes.set_title(title, fontsize=8)
-        axes.set_xticks([])
-        axes.set_yticks([])
-    if not prepared.has_ink:
-        figure.suptitle("no digit found", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
+def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box around a mask's working pixels, in the original picture's pixels."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    (sx, sy), (ox, oy) = analysis.scale, analysis.origin
+    width, height = size
+    return (
+        max(0, int(np.floor(ox + cols[0] / sx))),
+        max(0, int(np.floor(oy + rows[0] / sy))),
+        min(width, int(np.ceil(ox + (cols[-1] + 1) / sx))),
+        min(height, int(np.ceil(oy + (rows[-1] + 1) / sy))),
+    )

@@ -22,14 +22,31 @@ import numpy as np
 from PIL import Image
 
 from digits.normalize import crop_to_ink, stroke_width
-from digits.picture import working_grey
+from digits.picture import grey_array, true_size, working_grey
 
 # Ink must differ from the paper by at least this fraction of the full grey
 # range; below it we are looking at paper texture, JPEG noise or shadows.
 MIN_CONTRAST = 0.1
+# The first look at a picture is at this many pixels on its longer side; writing
+# smaller than half of `_DIGIT_PIXELS` there gets a second look, cut out and scaled
+# so that its digits are that tall (at most `_FINE_MAX` pixels on the longer side).
+_COARSE = 512
+_DIGIT_PIXELS = 40
+_FINE_MAX = 2048
+# A picture is clean when this share of its pixels lie within this many grey
+# levels (of 255) of the commonest one: the paper of a drawing app or a scan.
+_CLEAN_SHARE = 0.6
+_CLEAN_LEVELS = 2
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
+# A component whose thickest point spans this fraction of its length is a blob, not a
+# stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
+# and twice that where strokes cross.
+_BLOB_THICKNESS = 0.6
+# ...and so is anything thicker than this fraction of the picture's shorter side: the
+# boldest real strokes measured (a 28x28 paint-program digit, scaled up) reach 0.17.
+_BLOB_SIZE = 0.22
 
 @dataclass
 class Analysis:
@@ -42,6 +59,7 @@ class Analysis:
     labels: np.ndarray  # step 5: connected components kept (0 = none)
     areas: np.ndarray  # pixel count of each label (index 0 unused)
     scale: tuple[float, float]  # working pixels per original pixel (x, y)
+    origin: tuple[float, float]  # where working pixel (0, 0) is, in original pixels (x, y)
     contrast: float  # typical ink-minus-paper difference, in grey units
     dark_ink: bool
 
@@ -149,18 +167,38 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 5: 8-connected components (strokes touch at corners), specks dropped."""
+    """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
+
+    Writing is made of strokes: thin compared with the shape they draw. A
+    region as thick as it is long is not writing but something dark lying
+    across the picture: a shadow, a desk or a shirt beyond the paper's edge,
+    a blot. Those go first, so that they neither count as ink nor make the
+    real strokes look like specks beside them.
+    """
     from scipy import ndimage
 
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=count + 1)
     areas[0] = 0
-    if count:
-        min_area = max(areas.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
-        specks = areas < min_area
-        specks[0] = False
-        labels[specks[labels]] = 0
-        areas[specks] = 0
+    if not count:
+        return labels, areas
+    dropped = np.zeros(count + 1, dtype=bool)
+    shortest = min(mask.shape)
+    for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        extent = max(rows.stop - rows.start, cols.stop - cols.start)
+        if extent < 0.1 * shortest:
+            continue  # too small to be a shadow or a desk; specks are dealt with below
+        # Unpadded on purpose: a region cut by the picture's border goes on beyond
+        # it (a desk, a shadow), and is measured as if the border were its middle.
+        thickness = 2 * float(ndimage.distance_transform_edt(labels[rows, cols] == label).max())
+        dropped[label] = thickness >= _BLOB_THICKNESS * extent or thickness >= _BLOB_SIZE * shortest
+    kept = areas[~dropped]
+    if kept.any():
+        min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
+        dropped |= areas < min_area
+    dropped[0] = False
+    labels[dropped[labels]] = 0
+    areas[dropped] = 0
     return labels, areas
 
 
@@ -262,7 +300,82 @@ def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
 
 
 def analyse(image: Image.Image) -> Analysis:
-    grey, scale = working_grey(image)
+    """Steps 2-5 at the resolution the writing needs.
+
+    A first look at a reduced copy (`_COARSE` pixels on the longer side)
+    finds the writing and how tall it is. Most pictures hold digits large
+    enough to read there. Small writing on a big page (a phone number on a
+    sheet) is looked at again, cut out of the picture at a scale where its
+    digits are `_DIGIT_PIXELS` tall.
+    """
+    grey, scale = working_grey(image, _COARSE)
+    paper = _clean_paper(grey)
+    if paper is not None:
+        return _analyse_clean(grey, scale, paper)
+    coarse = _analyse_grey(grey, scale, origin=(0.0, 0.0))
+    boxes = _live_boxes(coarse)
+    if not boxes:
+        return coarse
+    height = _typical_height(boxes, coarse.areas)
+    if height >= _DIGIT_PIXELS / 2:
+        return coarse
+    zoom = _DIGIT_PIXELS / height  # how much finer the second look is
+    x0 = min(b[0] for b in boxes.values()) - height
+    y0 = min(b[1] for b in boxes.values()) - height
+    x1 = max(b[2] for b in boxes.values()) + height
+    y1 = max(b[3] for b in boxes.values()) + height
+    sx, sy = coarse.scale
+    true_width, true_height = true_size(image)
+    region = (max(0.0, x0 / sx), max(0.0, y0 / sy), min(true_width, x1 / sx), min(true_height, y1 / sy))
+    size = (round((region[2] - region[0]) * sx * zoom), round((region[3] - region[1]) * sy * zoom))
+    if max(size) > _FINE_MAX:
+        size = tuple(max(1, round(v * _FINE_MAX / max(size))) for v in size)
+    # The decoded picture may be smaller than the true one (JPEG draft): cut in its pixels.
+    fx, fy = image.size[0] / true_width, image.size[1] / true_height
+    cut = image.crop((round(region[0] * fx), round(region[1] * fy), round(region[2] * fx), round(region[3] * fy)))
+    grey = np.clip(grey_array(cut.resize(size, Image.BICUBIC)), 0, 1).astype(np.float32)
+    scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
+    fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
+    return fine if fine.areas.any() else coarse
+
+
+def _clean_paper(grey: np.ndarray) -> float | None:
+    """The paper's grey level when a picture is clean, else None.
+
+    A drawing made on a screen (a canvas, a paint program, a tablet app), an
+    MNIST image or a binarised scan has paper of one exact level: most of its
+    pixels share it. Such a picture has no light, shadow or texture to undo,
+    so it skips steps 2-3 and the adaptive threshold.
+    """
+    levels = np.bincount(np.rint(grey.ravel() * 255).astype(np.uint8), minlength=256)
+    mode = int(levels.argmax())
+    share = levels[max(0, mode - _CLEAN_LEVELS):mode + _CLEAN_LEVELS + 1].sum() / grey.size
+    return mode / 255 if share >= _CLEAN_SHARE else None
+
+
+def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -> Analysis:
+    """Steps 4-5 on a clean picture: ink is whatever differs from the paper by half the ink's contrast."""
+    dark_ink = paper >= 0.5
+    signal = (paper - grey) if dark_ink else (grey - paper)
+    inked = signal[signal > MIN_CONTRAST / 2]
+    contrast = float(np.percentile(inked, 90)) if inked.size else 0.0
+    mask = signal > 0.5 * contrast if contrast >= MIN_CONTRAST else np.zeros(grey.shape, dtype=bool)
+    labels, areas = _components(mask)
+    return Analysis(
+        grey=grey,
+        background=np.full_like(grey, paper),
+        ink=np.clip(signal / max(contrast, 1e-6), 0, 1).astype(np.float32),
+        mask=mask,
+        labels=labels,
+        areas=areas,
+        scale=scale,
+        origin=(0.0, 0.0),
+        contrast=contrast,
+        dark_ink=dark_ink,
+    )
+
+
+def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float]) -> Analysis:
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
     sheet = _outside_sheet(grey)
@@ -298,6 +411,7 @@ def analyse(image: Image.Image) -> Analysis:
         labels=labels,
         areas=areas,
         scale=scale,
+        origin=origin,
         contrast=contrast,
         dark_ink=dark_ink,
     )
@@ -364,33 +478,93 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     return np.isin(labels, chosen)
 
 
-def group_line(analysis: Analysis) -> list[list[int]]:
-    """Group connected components into the digits of one line, left to right.
-
-    Handwritten digits on one line are about equally tall, so the line's
-    height H (the vertical extent of its ink) tells whole strokes from
-    fragments. Tall pieces (at least 0.6 H) are digits, or halves of one when
-    they overlap horizontally by half the narrower width (a 0 broken in two).
-    Short pieces are fragments (a 5's detached bar, a 4 split at its
-    crossbar, a speck above a stroke, chalk broken by grain) and join the
-    nearest digit if close enough and the result is still digit-sized.
-    Fragments left over become a digit only if together they are tall
-    enough; otherwise they are noise. Two tall pieces side by side stay two
-    digits, even under a 7's overhang.
-    """
-    labels, areas = analysis.labels, analysis.areas
+def _live_boxes(analysis: Analysis) -> dict[int, tuple[int, int, int, int]]:
+    """Box of every component still kept, by label."""
+    areas = analysis.areas
     count = len(areas) - 1
-    boxes = {i: b for i, b in zip(range(1, count + 1), component_boxes(labels, count)) if b is not None and areas[i] > 0}
+    return {i: b for i, b in zip(range(1, count + 1), component_boxes(analysis.labels, count))
+            if b is not None and areas[i] > 0}
+
+
+def _typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
+    """How tall the writing is: the median height of its components, weighted by ink.
+
+    Weighting by ink lets whole digits outvote the fragments beside them; on
+    a line that climbs or curves, each digit is still only one digit tall.
+    """
+    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
+    weights = np.array([areas[i] for i in boxes], dtype=float)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(heights[order][np.searchsorted(cumulative, 0.5)])
+
+
+# Lines of writing are chained from components whose vertical extents
+# overlap by this fraction of the shorter one, no further apart than this
+# many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
+_LINE_OVERLAP = 0.4
+_LINE_GAP = 4.0
+# A line whose tallest piece is under this fraction of the page's digit
+# height is a scrap (a speck, a stray mark between lines), not writing.
+_LINE_MIN_HEIGHT = 0.4
+# Where noise survives cleaning, only the largest pieces are considered.
+_MAX_PIECES = 400
+
+
+def find_lines(analysis: Analysis) -> list[list[int]]:
+    """The components of each line of writing, lines top to bottom."""
+    boxes = _live_boxes(analysis)
     if not boxes:
         return []
-    # The line's height: where the ink rows are, ignoring 2 % at each end.
-    rows = np.flatnonzero((labels > 0).any(axis=1))
-    weights = (labels > 0).sum(axis=1)[rows]
-    cumulative = np.cumsum(weights) / weights.sum()
-    top, bottom = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
-    line = float(bottom - top + 1)
-    # Pieces wholly outside the band of the line are not part of it.
-    boxes = {i: b for i, b in boxes.items() if b[3] > top - 0.5 * line and b[1] < bottom + 0.5 * line}
+    if len(boxes) > _MAX_PIECES:
+        keep = sorted(boxes, key=lambda i: -analysis.areas[i])[:_MAX_PIECES]
+        boxes = {i: boxes[i] for i in keep}
+    page_height = _typical_height(boxes, analysis.areas)
+    ids = sorted(boxes, key=lambda i: boxes[i][0])
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(ids):
+        a = boxes[i]
+        for j in ids[n + 1:]:
+            b = boxes[j]
+            if b[0] - a[2] > _LINE_GAP * page_height:
+                break  # sorted by left edge: every later piece is further still
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
+                parent[root(j)] = root(i)
+    lines: dict[int, list[int]] = {}
+    for i in ids:
+        lines.setdefault(root(i), []).append(i)
+    kept = [members for members in lines.values()
+            if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height]
+    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+
+
+def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
+    """Group the components of one line into its digits, left to right.
+
+    Handwritten digits on one line are about equally tall, so the line's
+    digit height H tells whole strokes from fragments. Tall pieces (at least
+    0.6 H) are digits, or halves of one when they overlap horizontally by
+    half the narrower width (a 0 broken in two). Short pieces are fragments
+    (a 5's detached bar, a 4 split at its crossbar, a speck above a stroke,
+    chalk broken by grain) and join the nearest digit if close enough and the
+    result is still digit-sized. Fragments left over become a digit only if
+    together they are tall enough; otherwise they are noise. Two tall pieces
+    side by side stay two digits, even under a 7's overhang.
+    """
+    areas = analysis.areas
+    every = _live_boxes(analysis)
+    boxes = {i: every[i] for i in members}
+    if not boxes:
+        return []
+    line = _typical_height(boxes, areas)
 
     def height(box):
         return box[3] - box[1]
@@ -412,6 +586,20 @@ def group_line(analysis: Analysis) -> list[list[int]]:
                 break
         else:
             groups.append(([i], box))
+
+    # Two pieces side by side that are each short of the line's height but
+    # span it together are one digit drawn in two strokes (an open 4).
+    merged: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    for members, box in groups:
+        if merged:
+            last_members, last = merged[-1]
+            joined = union(last, box)
+            if (box[0] - last[2] <= 0.15 * line and max(height(last), height(box)) < 0.85 * line
+                    and height(joined) >= 0.9 * line and width(joined) <= line):
+                merged[-1] = (last_members + members, joined)
+                continue
+        merged.append((members, box))
+    groups = merged
 
     # Fragments, biggest first, join the nearest digit when close.
     leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []

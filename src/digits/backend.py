@@ -1,0 +1,68 @@
+"""The one door to TensorFlow and Keras: imported once, with the package's backend, quietly.
+
+TensorFlow's C++ side writes to file descriptor 2 while it loads: absl's
+"All log messages before absl::InitializeLog() is called are written to
+STDERR" and, on CPUs where it turns oneDNN on (AVX-512 among them), a notice
+about round-off. `TF_CPP_MIN_LOG_LEVEL` does not reach them, because absl
+logs them before it reads its settings. So the import runs with fd 2 pointed
+at a temporary file, and afterwards everything in it except those log lines
+is written back to stderr: Python warnings and errors still reach the user,
+TensorFlow's start-up chatter does not. oneDNN itself stays on: it is faster.
+
+Nothing else in `digits` imports `tensorflow` or `keras` before calling
+`load()`; the core (presets, errors, runs, reader, inference) never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
+# absl/TensorFlow log lines: "I0000 00:00:1795674312.478481    6472 port.cc:153] ..." and absl's preamble.
+_NATIVE_LOG_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] )"
+)
+
+
+@contextlib.contextmanager
+def native_logs_filtered() -> Iterator[None]:
+    """Send fd 2 to a temporary file for the block, then replay all but the native log lines."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to protect
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _NATIVE_LOG_LINE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+@functools.cache
+def load():
+    """Import TensorFlow and Keras (once) and return the two modules: `tf, keras = backend.load()`."""
+    # The package, not the user's environment, chooses the Keras backend.
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_logs_filtered():
+        import tensorflow
+        import keras
+    return tensorflow, keras

@@ -1,0 +1,57 @@
+"""Every fault a user can cause or fix, as one family of exceptions.
+
+Each `DigitsError` carries one sentence that names the file (or option) at
+fault and, where there is one, the fix. The CLI prints that sentence after
+`error: ` and exits 2; the server turns it into a 4xx JSON error. Anything
+that is not a `DigitsError` is a bug in `digits`, not in the input.
+
+`Interrupted` is not an error: it is a run that stopped cleanly on a signal.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class DigitsError(Exception):
+    """A user-facing fault, described in one sentence."""
+
+
+class DataError(DigitsError):
+    """A dataset file is missing, corrupt or not what it claims to be."""
+
+
+class ImageError(DigitsError, ValueError):
+    """An input cannot be used as an image; the message names the file and the fault."""
+
+
+class ModelError(DigitsError):
+    """A model file is missing, corrupt or of the wrong kind."""
+
+
+class TrainingError(DigitsError):
+    """A run cannot start or continue (bad folder, finished run, bad config)."""
+
+
+class ConfigError(TrainingError):
+    """A preset, an override or a run's config.json holds an unknown key or a bad value."""
+
+
+class RunError(TrainingError):
+    """A run folder is missing, or one of its files is unreadable or corrupt."""
+
+
+class WriteError(DigitsError):
+    """A file could not be written (disk full, no permission, not a regular file); nothing half-written remains."""
+
+
+# The shell's convention: 128 + the signal's number.
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after saving a resumable checkpoint."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = EXIT_CODES[signum]
