@@ -44,8 +44,9 @@ _BG_GRID = 64
 # stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
 # and twice that where strokes cross.
 _BLOB_THICKNESS = 0.6
-# ...and so is anything thicker than this fraction of the picture's shorter side: the
-# boldest real strokes measured (a 28x28 paint-program digit, scaled up) reach 0.17.
+# ...and so is a region that runs into the picture's border (a shadow, a desk, a
+# shirt: they go on beyond it) thicker than this fraction of the picture's shorter
+# side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
 
 @dataclass
@@ -191,7 +192,8 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Unpadded on purpose: a region cut by the picture's border goes on beyond
         # it (a desk, a shadow), and is measured as if the border were its middle.
         thickness = 2 * float(ndimage.distance_transform_edt(labels[rows, cols] == label).max())
-        dropped[label] = thickness >= _BLOB_THICKNESS * extent or thickness >= _BLOB_SIZE * shortest
+        at_border = rows.start == 0 or cols.start == 0 or rows.stop == mask.shape[0] or cols.stop == mask.shape[1]
+        dropped[label] = thickness >= _BLOB_THICKNESS * extent or (at_border and thickness >= _BLOB_SIZE * shortest)
     kept = areas[~dropped]
     if kept.any():
         min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
