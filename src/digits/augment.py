@@ -111,8 +111,8 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIFT_PX,
-                 scale_range: tuple[float, float] = (MIN_SCALE, MAX_SCALE)) -> tf.Tensor:
+def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float | None = None,
+                 scale_range: tuple[float, float] | None = None) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
     images: float32 (B, H, W) in [0, 1], white digit on black.
@@ -125,6 +125,9 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIF
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
+    # Read at call time, not bound as defaults: the module's constants are the settings.
+    max_shift = MAX_SHIFT_PX if max_shift is None else max_shift
+    scale_range = (MIN_SCALE, MAX_SCALE) if scale_range is None else scale_range
     low = [-MAX_ROTATION_DEG * math.pi / 180.0, scale_range[0], -MAX_SHEAR, -max_shift, -max_shift]
     high = [MAX_ROTATION_DEG * math.pi / 180.0, scale_range[1], MAX_SHEAR, max_shift, max_shift]
     params = _uniform([batch, 5], affine_seed, tf.constant(low), tf.constant(high))
