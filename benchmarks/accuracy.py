@@ -21,6 +21,7 @@ from pathlib import Path
 from digits.data import DATASETS
 from digits.presets import PRESETS
 from digits.provenance import machine
+from digits.runs import RunDir
 from digits.report import results_table
 
 HERE = Path(__file__).parent
@@ -37,7 +38,7 @@ def train_missing(presets: list[str], datasets: list[str], seeds: int) -> None:
         for preset in presets:
             for seed in range(seeds):
                 run = RUNS / dataset / preset / f"s{seed}"
-                if (run / "metrics.json").is_file():
+                if RunDir(run).has(RunDir.METRICS):
                     continue
                 args = ["train", "--preset", preset, "--dataset", dataset, "--seed", str(seed)]
                 if run.is_dir():
@@ -53,7 +54,7 @@ def collect() -> list[dict]:
     # Rows in the package's own order (MNIST first, the article's preset first), not alphabetical.
     for dataset_dir in (RUNS / name for name in DATASETS):
         for preset_dir in (dataset_dir / name for name in PRESETS):
-            metrics = [json.loads(m.read_text()) for m in sorted(preset_dir.glob("s*/metrics.json"))]
+            metrics = [RunDir(run).read_metrics() for run in sorted(preset_dir.glob("s*")) if RunDir(run).has(RunDir.METRICS)]
             if not metrics:
                 continue
             accuracy = [m["test_accuracy"] for m in metrics]

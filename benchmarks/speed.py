@@ -42,6 +42,7 @@ import numpy as np
 from digits import provenance
 from digits.atomic import write_json, write_text
 from digits.data import DataError, cache_dir, load_mnist, locate
+from digits.runs import RunDir
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -155,11 +156,10 @@ def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: i
         command += ["--epochs", str(epochs)]
     seconds, result = run_process(command, env)
     check(result, f"digits train --preset {preset}")
-    run_dir = runs_dir / name
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    run = RunDir(runs_dir / name)
+    config, metrics = run.read_config(), run.read_metrics()
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run),
         "process_seconds": seconds,
         "train_seconds": metrics["train_seconds"],
         "epochs": config["epochs"],

@@ -4,28 +4,30 @@
 
 Each block `<!-- NAME:start -->...<!-- NAME:end -->` in the README is replaced by
 benchmarks/results/NAME.md. With --seed-run, the `seed-run` block is written
-from that run's metrics.json and its curves.png is copied to docs/.
+from that run's metrics.json and its curves.png is copied to docs/. The
+`shipped-model` block is written from src/digits/shipped/reader.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 from pathlib import Path
+
+from digits.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def seed_run_block(run: Path) -> str:
-    metrics = json.loads((run / "metrics.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    run = RunDir(run)
+    metrics, config = run.read_metrics(), run.read_config()
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
-    shutil.copyfile(run / "curves.png", docs / "seed-curves.png")
-    shutil.copyfile(run / "confusion.png", docs / "seed-confusion.png")
+    shutil.copyfile(run.curves_path, docs / "seed-curves.png")
+    shutil.copyfile(run.confusion_path, docs / "seed-confusion.png")
     machine = config["provenance"]["machine"]
     lines = [
         "| figure | this run | the article |",
@@ -44,6 +46,28 @@ def seed_run_block(run: Path) -> str:
         f"commit {str(config['provenance']['git_commit'])[:10]}; figures from its metrics.json.",
         "",
         "![loss and accuracy per epoch](docs/seed-curves.png)",
+    ]
+    return "\n".join(lines)
+
+
+def shipped_model_block(card_path: Path) -> str:
+    card = json.loads(card_path.read_text())
+    metrics, config = card["metrics"], card["config"]
+    lines = [
+        "| figure | shipped model |",
+        "| --- | ---: |",
+        f"| MNIST test accuracy (a refused digit is an error) | {metrics['test_accuracy']:.2%} |",
+        f"| MNIST test digits refused as \"not a digit\" | {metrics['digits_refused']:.2%} |",
+        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, never trained on) "
+        f"| {metrics['junk_refused']:.2%} |",
+        f"| of which the preprocessing found no ink | {metrics['junk_refused_no_ink']:.2%} |",
+        f"| parameters | {metrics['parameters']:,} |",
+        f"| epochs | {metrics['epochs_run']} |",
+        f"| model file | {card_path.with_suffix('.onnx').stat().st_size / 1e6:.1f} MB |",
+        "",
+        f"Trained by `{' '.join(['digits'] + config['provenance']['command'][1:])}` "
+        f"(commit {str(config['provenance']['git_commit'])[:10]}) in {metrics['train_seconds'] / 60:.0f} min "
+        f"on {config['provenance']['machine']['cpu']}; figures from `src/digits/shipped/reader.json`.",
     ]
     return "\n".join(lines)
 
@@ -68,6 +92,9 @@ def main() -> None:
             text = replace_block(text, table.stem, body.strip())
     if args.seed_run:
         text = replace_block(text, "seed-run", seed_run_block(args.seed_run))
+    card = ROOT / "src" / "digits" / "shipped" / "reader.json"
+    if card.is_file():
+        text = replace_block(text, "shipped-model", shipped_model_block(card))
     readme.write_text(text)
 
 

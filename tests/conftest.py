@@ -17,6 +17,11 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess
     return subprocess.run([DIGITS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter, so what it imports is all that is in sys.modules."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """The command failed as promised: exit code 2 and one line on stderr naming the fault."""
     assert result.returncode == 2, (result.stdout, result.stderr)

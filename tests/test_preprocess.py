@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -314,14 +313,18 @@ def test_truncated_file(tmp_path, fmt):
     assert "truncated" in assert_one_line_error(excinfo, path.name)
 
 
-def test_decompression_bomb_is_refused_fast(tmp_path):
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Refused before a single pixel is decoded (how long that takes is benchmarks/preprocess_speed.py's)."""
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png(20000, 20000))  # 400 megapixels in a few hundred KB
     assert path.stat().st_size < 1_000_000
-    start = time.perf_counter()
+
+    def never_decode(self):
+        raise AssertionError("a bomb's pixels were decoded")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", never_decode)
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
-    assert time.perf_counter() - start < 2.0
     assert "bomb" in assert_one_line_error(excinfo, "bomb.png")
 
 
@@ -370,10 +373,13 @@ def test_blank_page_with_noise_and_shading_has_no_ink():
 
 
 def test_large_photo_is_reduced_not_choked_on():
+    """Analysed at a reduced size (its speed is measured in benchmarks/preprocess_speed.py)."""
+    from digits.picture import working_grey
+
     big = paper("7", size=(4000, 3000), box=(1500, 800, 2300, 2200), width=90)
-    start = time.perf_counter()
+    assert max(working_grey(big)[0].shape) <= 1024
     prepared = prepare(big)
-    assert prepared.has_ink and time.perf_counter() - start < 10
+    assert prepared.has_ink
     assert np.abs(prepared.image - prepare(paper("7")).image).mean() < 0.05
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from digits.inference import REJECT, ModelError, Recognizer, shipped_model
+from digits.runs import RunDir
 
 
 def linear_onnx(path: Path, outputs: int) -> Path:
@@ -47,16 +48,35 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
     from digits.train import train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    overrides = {"reject_class": True, "junk_train": 150, "junk_val": 40, "junk_test": 20, "augment": True,
-                 "augment_real": True, "european_ones": 100, "crossed_sevens": 100, "epochs": 3}
+    overrides = {"reject_class": True, "junk_train": 100, "junk_val": 30, "junk_test": 20, "augment": True,
+                 "augment_real": True, "european_ones": 50, "crossed_sevens": 50, "epochs": 2}
     run = train("tiny", runs_dir=tmp_path, name="reject", train_limit=4000, overrides=overrides, progress=False,
                 log=lambda *a: None)
     assert Recognizer(run).num_classes == 11
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = RunDir(run).read_metrics()
     assert len(metrics["confusion_matrix"]) == 11 and "not a digit" in metrics["per_class"]
     assert 0 <= metrics["digits_refused"] < 0.2 and metrics["junk_pictures"] == 20
     assert 0 <= metrics["junk_refused"] <= 1 and metrics["test_accuracy"] > 0.5
     assert (run / "confusion.png").stat().st_size > 0
+
+    from digits.export import ship
+
+    shipped = ship(run, tmp_path / "shipped")
+    card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
+    assert shipped.read_bytes() == (run / "model.onnx").read_bytes()
+    assert card["config"]["reject_class"] and card["metrics"]["digits_refused"] == metrics["digits_refused"]
+
+
+def test_an_unfinished_run_is_not_shipped(tmp_path):
+    from digits.export import ship
+    from digits.runs import write_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config(run, {"preset": "reader"}, status="interrupted")
+    with pytest.raises(ModelError, match="has not finished"):
+        ship(run, tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
 
 
 # --- The shipped model -----------------------------------------------------------

@@ -1,20 +1,16 @@
 """Training: the article's network, real short runs, determinism, checkpoints and resume."""
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import DIGITS, run_cli
+from conftest import run_cli
 from digits import models
 from digits.presets import PRESETS
-from digits.runs import TrainingError
-from digits.train import CHECKPOINT, train
+from digits.runs import RunDir, TrainingError
+from digits.train import TEST_SIGNAL_VARIABLE, train
 
 
 def test_seed_model_has_the_articles_parameter_count():
@@ -31,7 +27,7 @@ def test_every_preset_builds_for_28x28_input(preset):
 def test_one_short_epoch_beats_85_percent(tmp_path, mnist):
     run = train("seed", runs_dir=tmp_path, name="short", train_limit=10000, overrides={"epochs": 1},
                 progress=False, log=lambda *a: None)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = RunDir(run).read_metrics()
     assert metrics["test_accuracy"] > 0.85
     assert metrics["parameters"] == 104_938
 
@@ -41,19 +37,18 @@ def test_run_folder_holds_everything(tiny_run):
                  "metrics.json", "confusion.png", "mistakes.png", "checkpoint.npz"):
         assert (tiny_run / name).is_file(), name
     assert (tiny_run.parent / "latest").resolve() == tiny_run.resolve()
-    config = json.loads((tiny_run / "config.json").read_text())
+    config = RunDir(tiny_run).read_config()
     assert config["status"] == "finished"
     assert set(config["provenance"]) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
     assert config["provenance"]["versions"]["keras"].startswith("3.")
-    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    metrics = RunDir(tiny_run).read_metrics()
     assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
     assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
 
 
 def _weights(run):
-    with np.load(run / CHECKPOINT) as npz:
-        return [npz[k] for k in sorted(npz.files) if k.startswith("model/")]
+    return list(RunDir(run).read_checkpoint()[0]["model"].values())
 
 
 def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
@@ -81,9 +76,7 @@ def test_early_stopping_restores_best_weights(tmp_path, mnist):
 
 
 def _history(run):
-    from digits.evaluate import read_history
-
-    return read_history(run)
+    return RunDir(run).read_history()
 
 
 def test_resuming_a_finished_run_does_nothing(tiny_run, capsys):
@@ -97,36 +90,20 @@ def test_resuming_a_finished_run_does_nothing(tiny_run, capsys):
 RESUMABLE = ("--preset", "tiny", "--epochs", "6", "--train-limit", "6000", "--seed", "3")
 
 
-def _checkpoint_epoch(run):
-    try:
-        with np.load(run / CHECKPOINT) as npz:
-            return json.loads(npz["meta"].tobytes())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
+def _train_until_signal(tmp_path, name, signal_name, epoch):
+    """`digits train` that sends itself `signal_name` right after epoch `epoch`'s checkpoint (a test-only hook)."""
+    env = {**os.environ, TEST_SIGNAL_VARIABLE: f"{signal_name}:{epoch}"}
+    return run_cli("train", *RESUMABLE, "--name", name, cwd=tmp_path, env=env)
 
 
-def _start(tmp_path, name):
-    return subprocess.Popen([DIGITS, "train", *RESUMABLE, "--name", name], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_epoch(run, epoch, process, limit=180):
-    deadline = time.monotonic() + limit
-    while _checkpoint_epoch(run) < epoch:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "training never reached the epoch"
-        time.sleep(0.05)
-
-
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
     reference = run_cli("train", *RESUMABLE, "--name", "whole", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
-    process = _start(tmp_path, "killed")
+    killed = _train_until_signal(tmp_path, "killed", "SIGKILL", 2)
+    assert killed.returncode == -signal.SIGKILL
     run = tmp_path / "runs" / "killed"
-    _wait_for_epoch(run, 2, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert _checkpoint_epoch(run) < 6
+    assert RunDir(run).checkpoint_meta()["epoch"] == 2
     listing = run_cli("runs", cwd=tmp_path)
     assert "killed" in listing.stdout
     resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
@@ -138,28 +115,23 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
 
 
 def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
-    process = _start(tmp_path, "stopped")
+    stopped = _train_until_signal(tmp_path, "stopped", "SIGINT", 1)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "digits train --resume" in stopped.stdout
+    assert stopped.stderr == ""
     run = tmp_path / "runs" / "stopped"
-    _wait_for_epoch(run, 1, process)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "digits train --resume" in stdout
-    assert "Traceback" not in stderr
-    config = json.loads((run / "config.json").read_text())
-    assert config["status"] == "interrupted"
+    assert RunDir(run).read_config()["status"] == "interrupted"
+    assert RunDir(run).checkpoint_meta()["epoch"] == 1
     resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert RunDir(run).read_config()["status"] == "finished"
     assert len(_history(run)["loss"]) == 6
 
 
 def test_sigterm_exits_143(tmp_path, mnist):
-    process = _start(tmp_path, "terminated")
-    _wait_for_epoch(tmp_path / "runs" / "terminated", 1, process)
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
-    assert process.returncode == 143
+    terminated = _train_until_signal(tmp_path, "terminated", "SIGTERM", 1)
+    assert terminated.returncode == 143, terminated.stderr
+    assert RunDir(tmp_path / "runs" / "terminated").read_config()["status"] == "interrupted"
 
 
 def test_existing_run_name_is_refused(tiny_run):
@@ -186,22 +158,22 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
 
     calls = []
 
-    def save_until_full(path, trainer, state):
+    def save_until_full(run, trainer, state):
         calls.append(state["epoch"])
         if len(calls) == 2:
-            with atomic.atomic_path(path) as tmp:
+            with atomic.atomic_path(run.path / RunDir.CHECKPOINT) as tmp:
                 tmp.write_bytes(b"half")
                 raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(path, trainer, state)
+        real_save(run, trainer, state)
 
     monkeypatch.setattr("digits.train.save_checkpoint", save_until_full)
     with pytest.raises(atomic.WriteError, match="cannot write .*checkpoint.npz: No space left on device"):
         train("tiny", runs_dir=tmp_path, name="full", train_limit=3000, overrides={"epochs": 4},
               progress=False, log=lambda *a: None)
     run = tmp_path / "full"
-    assert _checkpoint_epoch(run) == 1
+    assert RunDir(run).checkpoint_meta()["epoch"] == 1
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
-    assert json.loads((run / "config.json").read_text())["status"] == "failed"
+    assert RunDir(run).read_config()["status"] == "failed"
 
 
 @pytest.mark.parametrize("preset", ["fast", "mlp", "mlp-aug", "cnn"])
@@ -213,5 +185,5 @@ def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
     """
     run = train(preset, runs_dir=tmp_path, name=preset, train_limit=4000, overrides={"epochs": 2},
                 progress=False, log=lambda *a: None)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = RunDir(run).read_metrics()
     assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]

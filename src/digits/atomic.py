@@ -1,9 +1,16 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never half.
 
-Every file a run folder holds is written through `atomic_path`: the content
-goes to a temporary file in the same folder, is flushed to disk with fsync,
-and only then renamed over the target. A crash, a full disk or Ctrl-C leaves
-at worst a stray temporary file, which is removed when the error is caught.
+Every file `digits` writes goes through `atomic_path`: the content goes to a
+temporary file in the same folder, is flushed to disk with fsync, and only
+then renamed over the target. A crash, a full disk or Ctrl-C leaves at worst
+a stray temporary file, which is removed when the error is caught.
+
+A rename replaces whatever has the name, so the target is checked first:
+  * a symlink is followed, and its target is what gets replaced (the link stays);
+  * a directory, device, FIFO or socket is refused with `WriteError`: writing
+    `--explain /dev/null` must not swap the device for a PNG;
+  * a new file gets the mode the umask gives (0644 under umask 022), as
+    `open()` would; a replaced file keeps its mode.
 """
 
 from __future__ import annotations
@@ -11,27 +18,61 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from digits.errors import WriteError
 
+_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+          stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
+
+
+def writable_target(target: str | os.PathLike) -> tuple[Path, int]:
+    """The regular file a write to `target` replaces or creates (symlinks followed), and its mode."""
+    target = Path(target)
+    real = Path(os.path.realpath(target))
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        return real, 0o666 & ~_umask()
+    except OSError as err:  # a symlink loop, a folder on the way that is a file, no permission
+        raise WriteError(f"cannot write {target}: {err.strerror or err}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "not a regular file")
+        shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
+        raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
+    return real, stat.S_IMODE(info.st_mode)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for a moment, under other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it replaces `target`."""
-    target = Path(target)
+    """Yield a temporary path to write to; on success it replaces `target` (see the module's rules)."""
+    shown = target
+    target, mode = writable_target(target)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + target.suffix)
         os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except OSError as err:
-        raise WriteError(f"cannot write {target}: {err.strerror or err}.") from err
+        raise WriteError(f"cannot write {shown}: {err.strerror or err}.") from err
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)

@@ -244,8 +244,8 @@ def european_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | No
     height = bottom - top + 1
     cols = np.flatnonzero(image[top] > 0.5)
     top_x = float(cols.mean())
-    angle = np.radians(rng.uniform(20, 55))  # below the horizontal
-    length = rng.uniform(0.3, 0.6) * height
+    angle = np.radians(rng.uniform(30, 60))  # below the horizontal: flatter and it is a 7
+    length = rng.uniform(0.25, 0.5) * height
     flag_end = (top_x - np.cos(angle) * length, top + np.sin(angle) * length)
     lines = [[flag_end, (top_x, float(top))]]
     if rng.random() < 0.35:

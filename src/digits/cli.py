@@ -13,9 +13,13 @@ import statistics
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
+
+from digits.data import DATASETS
+from digits.errors import DigitsError, Interrupted
+from digits.presets import DEFAULT_PRESET, PRESETS
 
 app = typer.Typer(
     add_completion=False,
@@ -25,9 +29,23 @@ app = typer.Typer(
 )
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
-ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file.")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:  # also refuses nan, for which every comparison is false
+        raise typer.BadParameter(f"must be a number from 0 to 1, not {value}.")
+    return value
+
+
+ThresholdOpt = Annotated[float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")]
+# Paths of pictures stay strings: Typer would turn "" into Path("."), the current folder.
+ImagePaths = list[str]
+# Choices Typer checks while parsing, before any command imports TensorFlow.
+PresetName = Literal[tuple(PRESETS)]
+DatasetName = Literal[tuple(DATASETS)]
 
 
 def _out(text: str = "") -> None:
@@ -36,13 +54,13 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[str, typer.Option(help="seed, fast, mlp, mlp-aug, cnn or tiny.")] = "fast",
+    preset: Annotated[PresetName, typer.Option(help="Training preset (see presets.py).")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same weights.")] = 0,
-    seeds: Annotated[int, typer.Option(help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    seeds: Annotated[int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
@@ -53,16 +71,18 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
 
     from digits.data import load
+    from digits.presets import make_config
+    from digits.runs import RunDir
 
-    if seeds < 1:
-        raise typer.BadParameter("--seeds must be at least 1.")
+    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+    if resume is None:
+        make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
     # Read and verify the data while TensorFlow imports: both take about a second.
     with ThreadPoolExecutor(1) as pool:
         loading = None if resume else pool.submit(load, dataset, data_dir)
         from digits.train import train as train_run
 
         data = loading.result() if loading else None
-    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     results = []
     for s in range(seed, seed + seeds):
         run_dir = train_run(
@@ -70,7 +90,7 @@ def train(
             dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
             data=data,
         )
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = RunDir(run_dir).read_metrics()
         results.append(metrics["test_accuracy"])
         _summarize(run_dir, metrics)
     if seeds > 1:
@@ -105,45 +125,43 @@ def export(run: RunArg = LATEST) -> None:
 
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files: photos, scans, drawings.")],
-    model: ModelOpt = LATEST,
+    images: Annotated[ImagePaths, typer.Argument(help="Image files: photos, scans, drawings.")],
+    model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
-    threshold: Annotated[float, typer.Option(help="Below this confidence the answer is 'unsure'.")] = 0.5,
+    threshold: ThresholdOpt = 0.5,
 ) -> None:
     """Recognize one digit per image."""
-    from digits.inference import Recognizer
-    from digits.preprocess import prepare, save_explanation
+    from digits.explain import save_steps
+    from digits.reader import NO_DIGIT, UNSURE, Reader
 
     if explain and len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    recognizer = Recognizer(model)
-    failures: list[Path] = []
+    reader = Reader(model, threshold=threshold)
+    failures: list[str] = []
     for path, image in _readable_images(images, failures):
-        prepared = prepare(image)
+        prepared = reader.prepare(image)
         if explain:
-            save_explanation(prepared, explain)
-        result = {"file": str(path), "digit": None, "confidence": 0.0, "top3": [], "status": "no digit found"}
-        if prepared.has_ink:
-            probabilities = recognizer.predict_proba(prepared.image)[0]
-            top = probabilities.argsort()[::-1][:3]
-            result |= {
-                "digit": int(top[0]),
-                "confidence": round(float(probabilities[top[0]]), 4),
-                "top3": [{"digit": int(d), "confidence": round(float(probabilities[d]), 4)} for d in top],
-                "status": "ok" if probabilities[top[0]] >= threshold else "unsure",
-            }
-        _out(json.dumps(result) if as_json else _describe(result))
+            save_steps(prepared, explain)
+        found = reader.answer(prepared)
+        if as_json:
+            _out(json.dumps({"file": str(path), **found.to_dict()}))
+        elif found.status == NO_DIGIT:
+            _out(f"{path}: no digit found")
+        elif found.status == UNSURE:
+            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
+        else:
+            _out(f"{path}: {found.digit} ({found.confidence:.1%})")
     if failures:
         raise typer.Exit(2)
 
 
-def _readable_images(paths: list[Path], failures: list[Path]):
+def _readable_images(paths: list[str], failures: list[str]):
     """Yield (path, image) for each file that opens as an image; report the others in one line each.
 
     The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
     """
-    from digits.preprocess import ImageError, load_image
+    from digits.picture import ImageError, load_image
 
     for path in paths:
         try:
@@ -155,37 +173,33 @@ def _readable_images(paths: list[Path], failures: list[Path]):
         yield path, image
 
 
-def _describe(result: dict) -> str:
-    if result["digit"] is None:
-        return f"{result['file']}: no digit found"
-    text = f"{result['file']}: {result['digit']} ({result['confidence']:.1%})"
-    if result["status"] == "unsure":
-        others = ", ".join(f"{t['digit']} {t['confidence']:.0%}" for t in result["top3"])
-        text = f"{result['file']}: unsure ({others})"
-    return text
-
-
 @app.command()
 def read(
-    images: Annotated[list[Path], typer.Argument(help="Images of a number written on one line.")],
-    model: ModelOpt = LATEST,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    images: Annotated[ImagePaths, typer.Argument(help="Pictures of numbers: one line or a whole page.")],
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
+    explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
+    threshold: ThresholdOpt = 0.5,
 ) -> None:
-    """Read a whole number (digits on one line, left to right)."""
-    from digits.inference import Recognizer
+    """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
+    from digits.explain import save_boxes
+    from digits.reader import UNSURE, Reader
 
-    recognizer = Recognizer(model)
-    failures: list[Path] = []
+    if explain and len(images) != 1:
+        raise typer.BadParameter("--explain takes exactly one image.")
+    reader = Reader(model, threshold=threshold)
+    failures: list[str] = []
     for path, image in _readable_images(images, failures):
-        digits_found = recognizer.read_line(image)
-        text = "".join(str(d["digit"]) for d in digits_found)
+        page = reader.read_page(image)
+        if explain:
+            save_boxes(image, page, explain)
         if as_json:
-            _out(json.dumps({"file": str(path), "text": text, "digits": digits_found}))
-        elif not digits_found:
+            _out(json.dumps({"file": str(path), **page.to_dict()}))
+        elif not page.lines:
             _out(f"{path}: no digits found")
-        else:
-            confidences = " ".join(f"{d['digit']}:{d['confidence']:.0%}" for d in digits_found)
-            _out(f"{path}: {text}  ({confidences})")
+        for line in [] if as_json else page.lines:
+            doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
+            _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
     if failures:
         raise typer.Exit(2)
 
@@ -226,10 +240,10 @@ def serve(
 
 @app.command()
 def show(
-    index: Annotated[int, typer.Option(help="Index into the test set (the article's X_test[1] is 1).")] = 1,
+    index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
     model: ModelOpt = LATEST,
     out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label."""
@@ -239,7 +253,7 @@ def show(
 
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
-        raise typer.BadParameter(f"--index must be between 0 and {len(x_test) - 1}.")
+        raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = report.CLASS_NAMES[dataset]
     predicted = int(probabilities.argmax())
@@ -251,7 +265,7 @@ def show(
 
 @app.command()
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs")) -> None:
-    """List run folders with their status and test accuracy."""
+    """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
     from digits.runs import list_runs
 
     rows = list_runs(runs_dir)
@@ -260,30 +274,34 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Pat
         return
     _table(rows, [("name", "run"), ("preset", "preset"), ("dataset", "dataset"), ("seed", "seed"),
                   ("status", "status"), ("epochs", "epochs"), ("test_accuracy", "test acc"), ("train_seconds", "train s")])
+    if _report_broken(rows):
+        raise typer.Exit(2)
 
 
 @app.command()
 def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")]) -> None:
-    """A table of runs side by side."""
-    from digits.runs import read_config
+    """A table of runs side by side; a broken or unfinished run is marked, and the command exits 2."""
+    from digits.runs import RunDir, run_row
 
-    rows = []
-    for run_dir in run_dirs:
-        config = read_config(run_dir)
-        try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-        except (OSError, ValueError):
-            raise _fail(f"{run_dir} has no readable metrics.json (has it finished?).")
-        rows.append({
-            "name": run_dir.name, "preset": config["preset"], "dataset": config["dataset"], "seed": config["seed"],
-            "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
-            "parameters": metrics.get("parameters"), "train_seconds": metrics.get("train_seconds"),
-            "best_epoch": metrics["overfitting"].get("best_epoch"),
-            "gap": metrics["overfitting"].get("train_val_gap", {}).get("accuracy"),
-        })
-    _table(rows, [("name", "run"), ("preset", "preset"), ("dataset", "dataset"), ("seed", "seed"),
-                  ("test_accuracy", "test acc"), ("test_loss", "test loss"), ("parameters", "params"),
-                  ("train_seconds", "train s"), ("best_epoch", "best epoch"), ("gap", "train-val acc gap")])
+    rows = [run_row(RunDir(run_dir)) for run_dir in run_dirs]
+    _table(rows, [("name", "run"), ("status", "status"), ("preset", "preset"), ("dataset", "dataset"),
+                  ("seed", "seed"), ("test_accuracy", "test acc"), ("test_loss", "test loss"),
+                  ("parameters", "params"), ("train_seconds", "train s"), ("best_epoch", "best epoch"),
+                  ("gap", "train-val acc gap")])
+    incomplete = [row for row in rows if row.get("test_accuracy") is None and "problem" not in row]
+    for row in incomplete:
+        _error(f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
+               f"`digits train --resume {row['path']}`).")
+    if _report_broken(rows) or incomplete:
+        raise typer.Exit(2)
+
+
+def _report_broken(rows: list[dict]) -> bool:
+    """One line on stderr per broken run under the table; whether there was any."""
+    broken = [row for row in rows if "problem" in row]
+    for row in broken:
+        _error(row["problem"])
+    return bool(broken)
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
@@ -295,7 +313,8 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         table.add_column(header)
     for row in rows:
         table.add_row(*(_cell(row.get(key)) for key, _ in columns))
-    Console().print(table)
+    # Off a terminal (a pipe, a file) there is no width to fit: print whole values, never "fin…".
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 def _cell(value) -> str:
@@ -315,29 +334,34 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _usage_error(err) -> str:
+    """Typer's usage error as one sentence (without the box, and without pydantic's "Value error, " prefix)."""
+    message = err.format_message().replace("Value error, ", "")
+    return message if message.endswith(".") else message + "."
+
+
 def main() -> None:
-    """Entry point: our errors become one line and exit code 2, signals 130/143."""
-    from digits.atomic import WriteError
-    from digits.data import DataError
-    from digits.inference import ModelError
-    from digits.runs import Interrupted, TrainingError
+    """Entry point: our errors and usage errors become one line and exit code 2, signals 130/143."""
+    try:  # Typer 0.2x parses with its own copy of Click; older versions with Click itself.
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:
+        from click.exceptions import NoArgsIsHelpError, UsageError
 
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
-    known: tuple[type[BaseException], ...] = (DataError, ModelError, TrainingError, WriteError)
     try:
-        from digits.preprocess import ImageError
-
-        known += (ImageError,)
-    except ImportError:
-        pass
-    try:
-        app()
-    except known as err:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as err:
+        err.show()
+        sys.exit(2)
+    except UsageError as err:
+        _error(_usage_error(err))
+        sys.exit(2)
+    except DigitsError as err:
         _error(str(err))
         sys.exit(2)
     except Interrupted as stop:
         sys.exit(stop.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
@@ -347,3 +371,4 @@ def main() -> None:
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

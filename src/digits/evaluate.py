@@ -1,7 +1,8 @@
 """Evaluate a run on its untouched test set and write its report.
 
 Evaluation runs the exported ONNX model, the very file `predict` and `serve`
-use, so the reported accuracy is the accuracy users get.
+use, so the reported accuracy is the accuracy users get. The report is
+metrics.json plus three plots, all written through the run's `RunDir`.
 
 A model with an 11th class ("not a digit") is scored by argmax over all 11
 outputs: a real test digit it refuses counts as an error in `test_accuracy`,
@@ -11,16 +12,15 @@ and `digits_refused` says how often that happened. Its report adds
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
+import os
 
 import numpy as np
 
-from digits import atomic, report
+from digits import report
 from digits.data import load_test
+from digits.errors import RunError
 from digits.inference import REJECT, Recognizer
-from digits.runs import read_config
+from digits.runs import RunDir
 
 MISTAKES_SHOWN = 36
 
@@ -31,17 +31,11 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(p).mean())
 
 
-def read_history(run_dir: Path) -> dict[str, list[float]]:
-    with open(run_dir / "history.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
-
-
-def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
+def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
                best_epoch: int | None = None, train_seconds: float | None = None) -> dict:
-    """Test metrics, overfitting verdict and the three plots, all written into `run_dir`."""
+    """Test metrics, overfitting verdict and the three plots, all written into the run folder."""
     x_test, y_test = test
-    recognizer = Recognizer(run_dir)
+    recognizer = Recognizer(run.path)
     probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
     names = report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
@@ -66,19 +60,32 @@ def report_run(run_dir: Path, config: dict, history: dict, test: tuple[np.ndarra
         metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
         metrics["digits_refused"] = float((predicted == REJECT).mean())
         metrics |= refusal(recognizer, config.get("junk_test", 500), HELD_OUT_SEED)
-    previous = run_dir / "metrics.json"
-    if train_seconds is None and previous.exists():
-        metrics["train_seconds"] = json.loads(previous.read_text()).get("train_seconds")
-    atomic.write_json(previous, metrics)
-    report.plot_curves(history, run_dir / "curves.png", metrics["overfitting"]["best_epoch"],
+    if train_seconds is None:
+        metrics["train_seconds"] = _previous_train_seconds(run)
+    run.write_metrics(metrics)
+    report.plot_curves(history, run.curves_path, metrics["overfitting"]["best_epoch"],
                        title=f"{config['preset']} on {config['dataset']}")
-    report.plot_confusion(metrics["confusion_matrix"], names, run_dir / "confusion.png")
+    report.plot_confusion(metrics["confusion_matrix"], names, run.confusion_path)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
-    report.plot_mistakes(x_test[wrong], y_test[wrong], predicted[wrong], names, run_dir / "mistakes.png")
+    report.plot_mistakes(x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path)
     return metrics
 
 
-def evaluate_run(run_dir: Path, data_dir=None) -> dict:
+def _previous_train_seconds(run: RunDir) -> float | None:
+    """Training time is measured only while training; a re-evaluation keeps it from the old report.
+
+    A missing or corrupt metrics.json is what `digits evaluate` repairs, so it costs only this figure.
+    """
+    if not run.has(RunDir.METRICS):
+        return None
+    try:
+        return run.read_metrics().get("train_seconds")
+    except RunError:
+        return None
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
-    config = read_config(run_dir)
-    return report_run(run_dir, config, read_history(run_dir), load_test(config["dataset"], data_dir))
+    run = RunDir(run_dir)
+    config = run.read_config()
+    return report_run(run, config, run.read_history(), load_test(config["dataset"], data_dir))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from pathlib import Path
 
 from digits import atomic
+from digits.runs import RunDir
 
 
 def to_onnx(model, path: Path) -> Path:
@@ -29,9 +31,17 @@ def to_onnx(model, path: Path) -> Path:
     return path
 
 
-def export_run(run_dir: Path) -> Path:
+def export_run(run_dir: str | os.PathLike) -> Path:
     """`digits export RUN`: (re)write `model.onnx` from the run's `model.keras`."""
-    return to_onnx(load_keras(run_dir / "model.keras"), run_dir / "model.onnx")
+    from digits.errors import ModelError
+
+    run = RunDir(run_dir)
+    model = load_keras(run.keras_path)
+    takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
+    if takes != (28, 28):
+        raise ModelError(f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
+                         "digits exports only models of 28x28 pictures.")
+    return to_onnx(model, run.onnx_path)
 
 
 def load_keras(path: Path):
@@ -43,11 +53,23 @@ def load_keras(path: Path):
 
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if not is_zip:
+        # Keras would say "File not found" of a file that is there but damaged.
+        raise ModelError(f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of "
+                         "another kind).")
     _, keras = load()
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
-        raise ModelError(f"{path}: not a loadable Keras model ({str(err).splitlines()[0][:120]}).") from err
+        # Keras's messages run to several sentences; the first names the fault.
+        reason = str(err).strip().splitlines()[0].split(". ")[0].rstrip(".")
+        if "safe_mode" in str(err):
+            reason += "; digits loads models in safe mode, which refuses code stored inside a model"
+        raise ModelError(f"{path}: not a loadable Keras model ({reason}).") from err
 
 
 # What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
@@ -62,22 +84,19 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     checkout: `src/digits/shipped/`). `reader.json` records the run's
     config and metrics; MNIST test accuracy counts a refused digit as an error.
     """
-    import json
-
     from digits.inference import ModelError, Recognizer
-    from digits.runs import read_config
 
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    run = RunDir(run_dir)
+    config = run.read_config()
     if config.get("status") != "finished":
-        raise ModelError(f"{run_dir}: the run has not finished (status {config.get('status')!r}); train it first.")
-    model = Recognizer(run_dir).path  # checks that it loads
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+        raise ModelError(f"{run}: the run has not finished (status {config.get('status')!r}); train it first.")
+    model = Recognizer(run.path).path  # checks that it loads
+    metrics = run.read_metrics()
     out = Path(out_dir) if out_dir is not None else Path(__file__).parent / "shipped"
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out / "reader.onnx", model.read_bytes())
     atomic.write_json(out / "reader.json", {
-        "run": run_dir.resolve().name,
+        "run": run.path.resolve().name,
         "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
         "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
         "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "

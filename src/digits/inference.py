@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.errors import ModelError
+from digits.runs import RunDir
 
 # An 11-output model's last class: "not a digit" (trained on generated junk).
 REJECT = 10
@@ -33,9 +34,11 @@ def resolve_model(source: str | os.PathLike | None) -> Path:
         return shipped_model()
     path = Path(source)
     if path.is_dir():
-        path = path / "model.onnx"
+        path = RunDir(path).onnx_path
         if not path.is_file():
             raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
+    elif path.is_symlink() and not path.exists():
+        raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
@@ -58,8 +61,12 @@ class Recognizer:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        try:  # read here, so a file we may not read is not reported as an invalid model
+            model_bytes = self.path.read_bytes()
+        except OSError as err:
+            raise ModelError(f"{self.path}: cannot be read ({err.strerror or err}).") from None
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault
             raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

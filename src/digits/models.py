@@ -23,32 +23,37 @@ def num_classes(config: dict) -> int:
 
 
 def build(config: dict, num_classes: int = 10) -> keras.Model:
-    """Build the network a config describes (uncompiled)."""
+    """Build the network a config describes (uncompiled).
+
+    Every layer is named after its place ("conv_0", "hidden_1_dropout"), not
+    numbered by Keras per process, so a checkpoint can key its arrays by name.
+    """
     inputs = keras.Input(shape=(28, 28), name="image")
     if config["arch"] == "dense":
-        x = layers.Flatten()(inputs)
+        x = layers.Flatten(name="flatten")(inputs)
     elif config["arch"] == "cnn":
-        x = layers.Reshape((28, 28, 1))(inputs)
-        for filters, kernel, stride in config["convs"]:
-            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config["batch_norm"])(x)
-            x = _normalize_and_activate(x, config["batch_norm"])
-        x = layers.Flatten()(x)
+        x = layers.Reshape((28, 28, 1), name="channels")(inputs)
+        for i, (filters, kernel, stride) in enumerate(config["convs"]):
+            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config["batch_norm"],
+                              name=f"conv_{i}")(x)
+            x = _normalize_and_activate(x, config["batch_norm"], f"conv_{i}")
+        x = layers.Flatten(name="flatten")(x)
     else:
         raise ValueError(f"unknown architecture {config['arch']!r}")
-    for units in config["hidden"]:
-        x = layers.Dense(units, use_bias=not config["batch_norm"])(x)
-        x = _normalize_and_activate(x, config["batch_norm"])
+    for i, units in enumerate(config["hidden"]):
+        x = layers.Dense(units, use_bias=not config["batch_norm"], name=f"hidden_{i}")(x)
+        x = _normalize_and_activate(x, config["batch_norm"], f"hidden_{i}")
         if config["dropout"]:
-            x = layers.Dropout(config["dropout"])(x)
+            x = layers.Dropout(config["dropout"], name=f"hidden_{i}_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=config.get("preset", config["arch"]).replace("-", "_"))
 
 
-def _normalize_and_activate(x, batch_norm: bool):
+def _normalize_and_activate(x, batch_norm: bool, name: str):
     # Batch norm's shift replaces the layer's bias, hence use_bias=not batch_norm above.
     if batch_norm:
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    return layers.Activation("relu")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_norm")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
 def optimizer(config: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -38,6 +39,9 @@ MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 1_000_000_000
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
+READABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
+EXPECTED = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 # Analysis resolution. Huge photos are reduced first (speed, memory); tiny
 # images are enlarged so that thresholding and morphology work on smooth
@@ -81,17 +85,28 @@ def load_image(source: str | os.PathLike | bytes) -> Image.Image:
 
 
 def _read_file(path: Path, name: str) -> bytes:
+    if not name:
+        raise ImageError("the file name is empty; pass the path of an image file.")
     try:
-        if not path.exists():
-            raise ImageError(f"{name}: no such file.")
-        if not path.is_file():
-            raise ImageError(f"{name}: not a regular file.")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: the file is {size / 2**20:.0f} MiB, too large for a digit image.")
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageError(f"{name}: a symbolic link to {os.readlink(path)}, which does not exist.") from None
+        raise ImageError(f"{name}: no such file.") from None
+    except OSError as err:  # a symlink loop, a file used as a folder on the way, a folder we may not enter
+        raise ImageError(f"{name}: cannot be opened ({err.strerror or err}).") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{name}: a folder, not an image file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{name}: a device, FIFO or socket, not an image file.")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: the file is {info.st_size / 2**20:.0f} MiB, too large for a digit image.")
+    try:
         return path.read_bytes()
+    except PermissionError:
+        raise ImageError(f"{name}: you may not read this file (permission denied).") from None
     except OSError as err:
-        raise ImageError(f"{name}: cannot be read ({err.strerror or err}).") from err
+        raise ImageError(f"{name}: cannot be read ({err.strerror or err}).") from None
 
 
 def _check_pixels(size: tuple[int, int], name: str) -> None:
@@ -173,6 +188,10 @@ def _decode(data: bytes, name: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
+                if probe.format not in READABLE_FORMATS:
+                    # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
+                    raise ImageError(f"{name}: {probe.format} is a format digits does not read "
+                                     f"(expected {EXPECTED}).")
                 _check_pixels(probe.size, name)
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
@@ -192,7 +211,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image (expected PNG, JPEG, BMP, GIF, WebP or TIFF).") from None
+        raise ImageError(f"{name}: not an image (expected {EXPECTED}).") from None
     except Image.DecompressionBombError:
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise ImageError(

@@ -80,7 +80,7 @@ PRESETS: dict[str, dict] = {
     # blur and faint ink (`augment.real_batch`), wider position and size
     # jitter, and European 1s and crossed 7s (`augment.european_variants`).
     "reader": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
-               "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 20, "batch_size": 128,
+               "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
                "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
                "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
                "reject_class": True, "junk_train": 12000, "junk_val": 1200},
@@ -165,6 +165,7 @@ PRESET_KEYS: dict[str, Callable] = {
     "reject_class": _boolean,
     "junk_train": _int_at_least(0),
     "junk_val": _int_at_least(0),
+    "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
 }
 
 # What a run adds to its preset in config.json: identity, then what training recorded.

@@ -1,29 +1,258 @@
-"""Run folders: create them, read and write their config, list them with their status."""
+"""Run folders: `RunDir` is the only code that reads or writes a file inside one.
+
+A run folder `runs/<name>/` holds:
+
+    config.json      the preset with its overrides, dataset, seed, provenance and
+                     status; checked key by key on every read (presets.check_config)
+    checkpoint.npz   model, optimizer and best-epoch arrays keyed by variable name
+                     ("model/hidden_0/kernel"), plus the loop's state as JSON ("meta");
+                     on load every array is matched to its variable by name and shape
+    history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy
+    metrics.json     the test report (evaluate.py)
+    model.keras, model.onnx, curves.png, confusion.png, mistakes.png
+
+Every write is atomic (atomic.py). Every read that fails raises `RunError`
+with one sentence naming the file and what is wrong with it. Checkpoints from
+before variables were keyed by name (keys "model/0", "model/1", ...) are
+still read: their arrays are matched by position, and shapes are checked.
+
+This module never imports TensorFlow: the CLI lists runs and inference finds
+a run's model without it.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from digits import atomic
-from digits.errors import EXIT_CODES, Interrupted, TrainingError  # noqa: F401  (importable from here, as before)
+from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
+from digits.presets import check_config
+
+# Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
+Arrays = dict[str, np.ndarray]
 
 
-def create_run_dir(runs_dir: Path, name: str | None, config: dict) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = name or f"{config['preset']}-{config['dataset']}-s{config['seed']}-{stamp}"
-    run_dir = runs_dir / name
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        run_dir.mkdir()
-    except FileExistsError:
-        raise TrainingError(f"{run_dir} already exists; choose another --name or --resume it.") from None
-    except OSError as err:
-        raise TrainingError(f"cannot create {run_dir}: {err.strerror}.") from None
-    _point_latest(runs_dir, run_dir)
-    return run_dir
+class RunDir:
+    """One run folder. Construct it with the folder's path; nothing is read until asked."""
+
+    CONFIG = "config.json"
+    CHECKPOINT = "checkpoint.npz"
+    HISTORY = "history.csv"
+    METRICS = "metrics.json"
+    KERAS = "model.keras"
+    ONNX = "model.onnx"
+    CURVES = "curves.png"
+    CONFUSION = "confusion.png"
+    MISTAKES = "mistakes.png"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # ------------------------------------------------------------ files
+
+    keras_path = property(lambda self: self.path / self.KERAS, doc="The trained Keras model.")
+    onnx_path = property(lambda self: self.path / self.ONNX, doc="The model every prediction runs on.")
+    curves_path = property(lambda self: self.path / self.CURVES, doc="Loss and accuracy per epoch.")
+    confusion_path = property(lambda self: self.path / self.CONFUSION, doc="The test set's confusion matrix.")
+    mistakes_path = property(lambda self: self.path / self.MISTAKES, doc="Test images the model got wrong.")
+
+    def has(self, filename: str) -> bool:
+        return (self.path / filename).is_file()
+
+    def _read_text(self, filename: str, fix: str) -> str:
+        """The file's text; `fix` ends the sentence when it is missing or corrupt."""
+        path = self.path / filename
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(f"{path}: no such file; {fix}.") from None
+        except UnicodeDecodeError:
+            raise RunError(f"{path}: not text, the file is corrupt; {fix}.") from None
+        except IsADirectoryError:
+            raise RunError(f"{path}: a folder, not a file; {fix}.") from None
+        except OSError as err:
+            raise RunError(f"{path}: cannot be read ({err.strerror or err}).") from None
+
+    def _read_json(self, filename: str, fix: str) -> dict:
+        path = self.path / filename
+        try:
+            value = json.loads(self._read_text(filename, fix))
+        except ValueError as err:
+            raise RunError(f"{path}: not valid JSON ({err}); {fix}.") from None
+        if not isinstance(value, dict):
+            raise RunError(f"{path}: expected a JSON object, found {type(value).__name__}; {fix}.")
+        return value
+
+    # ------------------------------------------------------------ creation
+
+    @classmethod
+    def create(cls, runs_dir: str | os.PathLike, name: str | None, config: dict) -> RunDir:
+        """A new, empty run folder under `runs_dir`, which `runs_dir/latest` then points to."""
+        runs_dir = Path(runs_dir)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = name or f"{config['preset']}-{config['dataset']}-s{config['seed']}-{stamp}"
+        run = cls(runs_dir / name)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            run.path.mkdir()
+        except FileExistsError:
+            raise TrainingError(f"{run.path} already exists; choose another --name or --resume it.") from None
+        except OSError as err:
+            raise TrainingError(f"cannot create {run.path}: {err.strerror}.") from None
+        _point_latest(runs_dir, run.path)
+        return run
+
+    # ------------------------------------------------------------ config and status
+
+    def read_config(self) -> dict:
+        if not self.path.is_dir():
+            raise RunError(f"{self.path}: no such run folder (train one with `digits train`).")
+        if not self.has(self.CONFIG):
+            raise RunError(f"{self.path} is not a run folder (no {self.CONFIG}).")
+        config = self._read_json(self.CONFIG, "the run cannot be used without it; train it again")
+        return check_config(config, str(self.path / self.CONFIG))
+
+    def write_config(self, config: dict, **status) -> None:
+        """Write `config` (updated in place with `status`, e.g. status="finished")."""
+        config.update(status)
+        atomic.write_json(self.path / self.CONFIG, config)
+
+    def status(self, config: dict | None = None) -> str:
+        """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
+        config = self.read_config() if config is None else config
+        state = config.get("status", "unknown")
+        if state == "running" and not _alive(config.get("pid")):
+            return "killed"
+        return state
+
+    # ------------------------------------------------------------ history and metrics
+
+    def write_history(self, history: dict[str, list[float]]) -> None:
+        keys = ["epoch"] + [k for k in history if k != "epoch"]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(keys)
+        writer.writerows(zip(*(history[k] for k in keys)))
+        atomic.write_text(self.path / self.HISTORY, out.getvalue())
+
+    def read_history(self) -> dict[str, list[float]]:
+        """Columns of history.csv as lists of floats, "epoch" first."""
+        path = self.path / self.HISTORY
+        text = self._read_text(self.HISTORY, "it is written when training finishes")
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            history = {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+        except (ValueError, TypeError, csv.Error) as err:
+            raise RunError(f"{path}: not a history table of numbers ({err}); "
+                           f"retrain, or restore the file from a backup.") from None
+        if "loss" not in history:
+            raise RunError(f"{path}: has no loss column (the file is corrupt or empty).")
+        return history
+
+    def read_metrics(self) -> dict:
+        """metrics.json; `digits evaluate` rewrites it when it is missing or corrupt."""
+        metrics = self._read_json(self.METRICS, f"rewrite it with `digits evaluate {self.path}`")
+        if not isinstance(metrics.get("test_accuracy"), (int, float)):
+            raise RunError(f"{self.path / self.METRICS}: has no test_accuracy; "
+                           f"rewrite it with `digits evaluate {self.path}`.")
+        return metrics
+
+    def write_metrics(self, metrics: dict) -> None:
+        atomic.write_json(self.path / self.METRICS, metrics)
+
+    # ------------------------------------------------------------ checkpoint
+
+    def has_checkpoint(self) -> bool:
+        return self.has(self.CHECKPOINT)
+
+    def save_checkpoint(self, groups: dict[str, Arrays], meta: dict) -> None:
+        """Arrays by group and variable name, and the loop's state (JSON-able) as "meta"."""
+        arrays = {f"{group}/{name}": value for group, named in groups.items() for name, value in named.items()}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with atomic.atomic_path(self.path / self.CHECKPOINT) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    def checkpoint_meta(self) -> dict:
+        """Only the loop's state (epoch, step, history, ...), without the arrays."""
+        return self._open_checkpoint(lambda npz: _meta(npz))
+
+    def read_checkpoint(self) -> tuple[dict[str, Arrays], dict]:
+        """Every array by group and name, unchecked, and the meta; `load_checkpoint` is what resumes."""
+        def read(npz):
+            groups: dict[str, Arrays] = {}
+            for key in npz.files:
+                group, _, name = key.partition("/")
+                if name:
+                    groups.setdefault(group, {})[name] = npz[key]
+            return groups, _meta(npz)
+
+        return self._open_checkpoint(read)
+
+    def load_checkpoint(self, expected: dict[str, dict[str, tuple]]) -> tuple[dict[str, Arrays], dict]:
+        """The checkpoint's arrays matched to `expected` ({group: {name: shape}}), and its meta.
+
+        Every expected group but "best" must be there in full; "best" is empty
+        or complete. A missing, extra or differently shaped array is refused
+        with one sentence: loading it would put wrong weights in the model.
+        """
+        stored, meta = self.read_checkpoint()
+        path = self.path / self.CHECKPOINT
+        matched = {}
+        for group, shapes in expected.items():
+            arrays = stored.get(group, {})
+            if group == "best" and not arrays:
+                matched[group] = {}
+                continue
+            if arrays and all(key.isdigit() for key in arrays):  # the layout before names: by position
+                if len(arrays) != len(shapes):
+                    raise RunError(f"{path}: the checkpoint holds {len(arrays)} {group} arrays, this run's "
+                                   f"{group} has {len(shapes)}; it belongs to another model.")
+                arrays = dict(zip(shapes, (arrays[k] for k in sorted(arrays, key=int))))
+            missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
+            if missing or extra:
+                what = f"lacks {missing[0]!r}" if missing else f"holds {extra[0]!r}, which this model has not"
+                raise RunError(f"{path}: the checkpoint's {group} {what}; it belongs to another model.")
+            for name, shape in shapes.items():
+                if tuple(arrays[name].shape) != tuple(shape):
+                    raise RunError(f"{path}: {group} variable {name!r} has shape {tuple(arrays[name].shape)} "
+                                   f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model.")
+            matched[group] = {name: arrays[name] for name in shapes}
+        return matched, meta
+
+    def _open_checkpoint(self, read):
+        path = self.path / self.CHECKPOINT
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return read(npz)
+        except FileNotFoundError:
+            raise RunError(f"{path}: no such file; the run has no checkpoint to resume from.") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise RunError(f"{path}: checkpoint is unreadable ({err}); start the run again.") from None
+
+
+def _meta(npz) -> dict:
+    meta = json.loads(npz["meta"].tobytes())
+    if not isinstance(meta, dict):
+        raise ValueError("its meta is not a JSON object")
+    return meta
 
 
 def _point_latest(runs_dir: Path, run_dir: Path) -> None:
@@ -33,30 +262,6 @@ def _point_latest(runs_dir: Path, run_dir: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(run_dir.name)
     os.replace(tmp, runs_dir / "latest")
-
-
-def write_config(run_dir: Path, config: dict, **status) -> None:
-    config.update(status)
-    atomic.write_json(run_dir / "config.json", config)
-
-
-def read_config(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except FileNotFoundError:
-        raise TrainingError(f"{run_dir} is not a run folder (no config.json).") from None
-    except (OSError, ValueError) as err:
-        raise TrainingError(f"{run_dir}/config.json is unreadable ({err}).") from None
-
-
-
-
-def status(config: dict) -> str:
-    """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
-    state = config.get("status", "unknown")
-    if state == "running" and not _alive(config.get("pid")):
-        return "killed"
-    return state
 
 
 def _alive(pid) -> bool:
@@ -71,31 +276,42 @@ def _alive(pid) -> bool:
     return True
 
 
-def list_runs(runs_dir: Path) -> list[dict]:
-    """One row per run folder, oldest first: name, preset, dataset, status, test accuracy."""
-    rows = []
+def run_row(run: RunDir) -> dict:
+    """What `digits runs` and `digits compare` show of one run; a broken run gets status "broken" and "problem"."""
+    row = {"name": run.name, "path": run.path}
+    try:
+        config = run.read_config()
+    except TrainingError as err:
+        return row | {"status": "broken", "problem": str(err)}
+    row |= {
+        "preset": config.get("preset"),
+        "dataset": config.get("dataset"),
+        "seed": config.get("seed"),
+        "status": run.status(config),
+        "epochs": f"{config.get('epochs_done', 0)}/{config.get('epochs')}",
+        "parameters": config.get("parameters"),
+    }
+    if row["status"] != "finished" and not run.has(RunDir.METRICS):
+        return row
+    try:
+        metrics = run.read_metrics()
+    except RunError as err:
+        return row | {"status": "broken", "problem": str(err)}
+    overfitting = metrics.get("overfitting") or {}
+    return row | {
+        "test_accuracy": metrics.get("test_accuracy"),
+        "test_loss": metrics.get("test_loss"),
+        "train_seconds": metrics.get("train_seconds"),
+        "best_epoch": overfitting.get("best_epoch"),
+        "gap": (overfitting.get("train_val_gap") or {}).get("accuracy"),
+    }
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
+    """One row per run folder (a folder holding a config.json), oldest first; broken ones marked."""
+    runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        return rows
-    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()):
-        try:
-            config = read_config(run_dir)
-        except TrainingError:
-            continue
-        metrics = {}
-        if (run_dir / "metrics.json").is_file():
-            try:
-                metrics = json.loads((run_dir / "metrics.json").read_text())
-            except ValueError:
-                pass
-        rows.append({
-            "name": run_dir.name,
-            "preset": config.get("preset"),
-            "dataset": config.get("dataset"),
-            "seed": config.get("seed"),
-            "status": status(config),
-            "epochs": f"{config.get('epochs_done', 0)}/{config.get('epochs')}",
-            "test_accuracy": metrics.get("test_accuracy"),
-            "train_seconds": metrics.get("train_seconds"),
-            "path": run_dir,
-        })
-    return rows
+        return []
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    return [run_row(RunDir(p)) for p in folders if (p / RunDir.CONFIG).exists()]
+

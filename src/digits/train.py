@@ -1,10 +1,19 @@
 """Train a preset into a run folder that survives Ctrl-C, SIGTERM and SIGKILL.
 
-A run folder `runs/<name>/` holds `config.json` (everything that reproduces
-the run, and its status), `checkpoint.npz` (model, optimizer and RNG state
-plus history, written after every epoch and wherever a signal stopped the
-loop) and, once training ends, `model.keras`, `model.onnx`, `history.csv`
-and the evaluation report.
+Why a custom loop rather than `model.fit`:
+  * Resume in the middle of an epoch, bit for bit. A signal stops the loop
+    between two chunks of steps; the checkpoint records the step, and the
+    batches come from a shuffle keyed by (seed, epoch), so `--resume` replays
+    exactly the remaining batches. `fit` can only stop and restart at epoch
+    boundaries, and its shuffle is not keyed by epoch.
+  * Speed. Each chunk of up to 64 optimizer steps runs inside one compiled
+    graph loop (XLA where the preset says so), with no per-batch Python. The
+    speed benchmark (benchmarks/speed.py) times `model.fit` with
+    `steps_per_execution` and `jit_compile` on the same preset against this
+    loop, so the choice stays measured, not assumed.
+
+The run folder's files (config.json, checkpoint.npz, history.csv, the model
+files and the report) are read and written only through `runs.RunDir`.
 
 Determinism: batches come from a stateless shuffle keyed by (seed, epoch), and
 Keras's dropout RNG state lives in the model's variables, which the checkpoint
@@ -15,9 +24,6 @@ uninterrupted run would have seen, and its history matches epoch for epoch.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
 import os
 import signal
@@ -31,11 +37,13 @@ import numpy as np
 from digits import atomic, backend, models, provenance
 from digits.data import load
 from digits.presets import DEFAULT_PRESET, make_config
-from digits.runs import EXIT_CODES, Interrupted, TrainingError, create_run_dir, read_config, write_config
+from digits.runs import EXIT_CODES, Interrupted, RunDir, TrainingError
 
 tf, keras = backend.load()
 
-CHECKPOINT = "checkpoint.npz"
+# Test-only: "SIGINT:2" makes a run send itself SIGINT right after epoch 2's
+# checkpoint, so the signal tests interrupt at a known point instead of racing the clock.
+TEST_SIGNAL_VARIABLE = "DIGITS_TEST_SIGNAL"
 
 
 @dataclass
@@ -119,6 +127,7 @@ class Trainer:
         self.model = models.build(config, models.num_classes(config))
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
+        self.variables = named_variables(self.model, self.optimizer)
         self.loss = keras.losses.SparseCategoricalCrossentropy()
         self.train_chunk = tf.function(self._train_chunk, jit_compile=config["jit_compile"])
         # One forward pass per epoch: XLA's compile time (~0.7 s) would outweigh its gain.
@@ -162,6 +171,24 @@ class Trainer:
         return self.loss(y, probabilities), tf.reduce_mean(hits)
 
 
+def named_variables(model, optimizer) -> dict[str, dict]:
+    """The variables a checkpoint holds, by group and a name that is the same in every process.
+
+    Model variables are "<layer>/<variable>" (models.build names each layer);
+    optimizer variables are their path without the optimizer's own name,
+    which Keras numbers per process ("adam", "adam_1", ...). Both dicts keep
+    the variables' order, which the old positional checkpoints relied on.
+    """
+    layer_of = {id(v): layer.name for layer in model.layers for v in layer.variables}
+    groups = {
+        "model": {f"{layer_of[id(v)]}/{v.name}": v for v in model.variables},
+        "optimizer": {v.path.split("/", 1)[-1]: v for v in optimizer.variables},
+    }
+    if len(groups["model"]) != len(model.variables) or len(groups["optimizer"]) != len(optimizer.variables):
+        raise AssertionError("two variables share a checkpoint name; name the layers in models.build")
+    return groups
+
+
 class SignalFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks between chunks.
 
@@ -180,6 +207,13 @@ class SignalFlag:
 
     def _handle(self, signum, frame):
         self.received = signum
+
+    @staticmethod
+    def test_signal_after(epoch: int) -> None:
+        """Deliver the signal `DIGITS_TEST_SIGNAL` ("SIGINT:2") names, if it names this epoch."""
+        name, _, after = os.environ.get(TEST_SIGNAL_VARIABLE, "").partition(":")
+        if name and after == str(epoch):
+            os.kill(os.getpid(), signal.Signals[name])
 
 
 class ProgressBar:
@@ -214,10 +248,6 @@ class ProgressBar:
             self.progress.update(self.task, completed=done, loss=loss, accuracy=accuracy, val=val)
 
 
-def _values(variables) -> list[np.ndarray]:
-    return [np.array(v.numpy()) for v in variables]
-
-
 STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "best_score", "train_seconds")
 
 
@@ -226,31 +256,26 @@ def new_state() -> dict:
             "best_score": math.inf, "best_weights": None, "train_seconds": 0.0}
 
 
-def save_checkpoint(path: Path, trainer: Trainer, state: dict) -> None:
+def _values(variables: dict) -> dict[str, np.ndarray]:
+    return {name: np.array(v.numpy()) for name, v in variables.items()}
+
+
+def save_checkpoint(run: RunDir, trainer: Trainer, state: dict) -> None:
     """Model, optimizer and RNG variables, the best weights, and where the loop stands."""
-    arrays = {f"model/{i}": v for i, v in enumerate(_values(trainer.model.variables))}
-    arrays |= {f"optimizer/{i}": v for i, v in enumerate(_values(trainer.optimizer.variables))}
-    arrays |= {f"best/{i}": v for i, v in enumerate(state["best_weights"] or [])}
-    arrays["meta"] = np.frombuffer(json.dumps({k: state[k] for k in STATE_KEYS}).encode(), dtype=np.uint8)
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+    groups = {group: _values(variables) for group, variables in trainer.variables.items()}
+    groups["best"] = state["best_weights"] or {}
+    run.save_checkpoint(groups, {k: state[k] for k in STATE_KEYS})
 
 
-def load_checkpoint(path: Path, trainer: Trainer) -> dict:
-    """Restore model and optimizer variables in place; return the saved loop state."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes())
-            groups = {g: [npz[k] for k in sorted((k for k in npz.files if k.startswith(g + "/")),
-                                                 key=lambda k: int(k.split("/")[1]))] for g in ("model", "optimizer", "best")}
-    except (OSError, ValueError, KeyError, EOFError) as err:
-        raise TrainingError(f"{path}: checkpoint is unreadable ({err}).") from err
-    for group, variables in (("model", trainer.model.variables), ("optimizer", trainer.optimizer.variables)):
-        if len(groups[group]) != len(variables):
-            raise TrainingError(f"{path}: checkpoint does not match this run's {group}.")
-        for variable, value in zip(variables, groups[group]):
-            variable.assign(value)
-    return {**meta, "best_weights": groups["best"] or None}
+def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
+    """Restore model and optimizer variables in place, matched by name and shape; return the loop state."""
+    expected = {group: {name: tuple(v.shape) for name, v in variables.items()}
+                for group, variables in trainer.variables.items()}
+    arrays, meta = run.load_checkpoint(expected | {"best": expected["model"]})
+    for group, variables in trainer.variables.items():
+        for name, variable in variables.items():
+            variable.assign(arrays[group][name])
+    return {**meta, "best_weights": arrays["best"] or None}
 
 
 def _score(logs: dict, monitor: str) -> float:
@@ -260,7 +285,7 @@ def _score(logs: dict, monitor: str) -> float:
     return -logs[monitor] if "accuracy" in monitor else logs[monitor]
 
 
-def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict, progress: bool) -> dict:
+def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, progress: bool) -> dict:
     """Train from where `state` stands to the last epoch; checkpoint after every epoch.
 
     Raises `Interrupted` (after saving a checkpoint) on SIGINT or SIGTERM.
@@ -271,7 +296,6 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
     steps = len(split.x_train) // batch_size
     chunk = chunk_size(steps, config.get("chunk_steps", 64))
     history = state["history"]
-    checkpoint = run_dir / CHECKPOINT
     with SignalFlag() as stop, ProgressBar(progress, steps, epochs) as bar:
         while state["epoch"] < epochs:
             epoch = state["epoch"]
@@ -287,7 +311,7 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
                 bar.update(state["step"], state["loss_sum"] / state["step"], state["correct"] / (state["step"] * batch_size))
                 if stop.received is not None and state["step"] < steps:
                     state["train_seconds"] += time.perf_counter() - start
-                    save_checkpoint(checkpoint, trainer, state)
+                    save_checkpoint(run, trainer, state)
                     raise Interrupted(stop.received)
             logs = {"loss": state["loss_sum"] / steps, "accuracy": state["correct"] / (steps * batch_size)}
             if len(split.x_val):
@@ -300,26 +324,19 @@ def fit(trainer: Trainer, split: Split, config: dict, run_dir: Path, state: dict
                 history.setdefault(key, []).append(value)
             score = _score(logs, config.get("monitor", "val_loss"))
             if score < state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch + 1, best_weights=_values(trainer.model.variables) if patience else None)
+                state.update(best_score=score, best_epoch=epoch + 1,
+                             best_weights=_values(trainer.variables["model"]) if patience else None)
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0.0)
             if patience and epoch + 1 - state["best_epoch"] >= patience:
                 state["epoch"] = epochs  # early stop: the run is complete
-            save_checkpoint(checkpoint, trainer, state)
+            save_checkpoint(run, trainer, state)
+            stop.test_signal_after(state["epoch"])
             if stop.received is not None and state["epoch"] < epochs:
                 raise Interrupted(stop.received)
     if patience and state["best_weights"] is not None:
-        for variable, value in zip(trainer.model.variables, state["best_weights"]):
-            variable.assign(value)
+        for name, variable in trainer.variables["model"].items():
+            variable.assign(state["best_weights"][name])
     return state
-
-
-def write_history(run_dir: Path, history: dict) -> None:
-    keys = ["epoch"] + [k for k in history if k != "epoch"]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(keys)
-    writer.writerows(zip(*(history[k] for k in keys)))
-    atomic.write_text(run_dir / "history.csv", out.getvalue())
 
 
 def train(
@@ -342,15 +359,15 @@ def train(
     `data` may hold the dataset already loaded (as `digits.data.load` returns it).
     """
     if resume is not None:
-        run_dir = Path(resume)
-        config = read_config(run_dir)
+        run = RunDir(resume)
+        config = run.read_config()
         if config.get("status") == "finished":
-            log(f"{run_dir} already finished; nothing to do.")
-            return run_dir
+            log(f"{run} already finished; nothing to do.")
+            return run.path
     else:
         config = make_config(preset, overrides or {}, dataset, seed, train_limit)
         config["provenance"] = provenance.collect(config["dataset"])
-        run_dir = create_run_dir(Path(runs_dir), name, config)
+        run = RunDir.create(runs_dir, name, config)
     keras.utils.set_random_seed(config["seed"])
     tf.config.experimental.enable_op_determinism()
 
@@ -362,31 +379,31 @@ def train(
     trainer = Trainer(config, steps)
     config["parameters"] = trainer.model.count_params()
     state = new_state()
-    if resume is not None and (run_dir / CHECKPOINT).exists():
-        state = load_checkpoint(run_dir / CHECKPOINT, trainer)
-    write_config(run_dir, config, status="running", pid=os.getpid())
+    if resume is not None and run.has_checkpoint():
+        state = load_checkpoint(run, trainer)
+    run.write_config(config, status="running", pid=os.getpid())
     try:
-        state = fit(trainer, split, config, run_dir, state, sys.stderr.isatty() if progress is None else progress)
+        state = fit(trainer, split, config, run, state, sys.stderr.isatty() if progress is None else progress)
     except Interrupted as stop:
-        write_config(run_dir, config, status="interrupted", epochs_done=state["epoch"])
-        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run_dir}")
+        run.write_config(config, status="interrupted", epochs_done=state["epoch"])
+        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run}")
         raise
     except BaseException:
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
-            write_config(run_dir, config, status="failed", epochs_done=state["epoch"])
+            run.write_config(config, status="failed", epochs_done=state["epoch"])
         raise
-    finish(trainer.model, run_dir, config, state, test)
-    return run_dir
+    finish(trainer.model, run, config, state, test)
+    return run.path
 
 
-def finish(model: keras.Model, run_dir: Path, config: dict, state: dict, test) -> None:
+def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test) -> None:
     """Save the trained model and its ONNX twin, then write the evaluation report."""
     from digits import evaluate, export
 
-    with atomic.atomic_path(run_dir / "model.keras") as tmp:
+    with atomic.atomic_path(run.keras_path) as tmp:
         model.save(tmp)
-    export.to_onnx(model, run_dir / "model.onnx")
-    write_history(run_dir, state["history"])
-    evaluate.report_run(run_dir, config, state["history"], test, best_epoch=state["best_epoch"],
+    export.to_onnx(model, run.onnx_path)
+    run.write_history(state["history"])
+    evaluate.report_run(run, config, state["history"], test, best_epoch=state["best_epoch"],
                         train_seconds=state["train_seconds"])
-    write_config(run_dir, config, status="finished", epochs_done=state["epoch"])
+    run.write_config(config, status="finished", epochs_done=state["epoch"])

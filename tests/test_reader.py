@@ -1,0 +1,145 @@
+"""The reader (`digits.reader`): real pictures, pages, junk, and one answer for every caller.
+
+Real pictures come from ../shared/data/real-digits (photos, scans and drawings
+by people outside the project); those tests are skipped where it is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from conftest import run_cli
+from digits.junk import make_junk
+from digits.reader import NO_DIGIT, OK, Reader
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-digits"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-digits is not here")
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    """The model the package ships, as a user gets it with no --model."""
+    return Reader()
+
+
+def real_rows(folder: str) -> list[dict]:
+    with open(REAL / folder / "labels.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@needs_real
+@pytest.mark.parametrize("kind", ["photo", "scan", "drawn"])
+def test_real_single_digits_of_every_kind(reader, kind):
+    rows = [row for row in real_rows("single") if row["kind"] == kind][::3][:8]
+    read = [reader.read_digit(REAL / "single" / row["file"]) for row in rows]
+    assert [d.digit for d in read] == [int(row["label"]) for row in rows]
+    assert all(d.status == OK and d.box is not None for d in read)
+
+
+@needs_real
+@pytest.mark.parametrize("name", ["lucksoft__567891.jpg", "filippo__img-202114-215724.png", "niraj__1.jpeg"])
+def test_real_numbers(reader, name):
+    """A crop of pen on grey paper, a vignetted webcam frame, a phone photo of a 10-digit number."""
+    [row] = [row for row in real_rows("multi") if row["file"] == name]
+    page = reader.read_page(REAL / "multi" / name)
+    assert page.text == row["text"]
+    [line] = page.lines
+    boxes = [d.box for d in line.digits]
+    assert all(a[2] <= b[2] for a, b in zip(boxes, boxes[1:])), "digits come left to right"
+
+
+def test_junk_is_refused(reader):
+    """Blank paper, specks, strokes, grids, letters, hatching, smudges: never a confident digit."""
+    junk = make_junk(20, seed=9)
+    answers = [reader.read_digit(image) for image, _ in junk]
+    accepted = [kind for (_, kind), found in zip(junk, answers) if found.status == OK]
+    assert len(accepted) <= 1, accepted
+    blank = reader.read_digit(Image.new("L", (300, 200), 235))
+    assert blank.status == NO_DIGIT and blank.digit is None
+
+
+def mnist_page(mnist, lines: list[str], scale: int = 3) -> Image.Image:
+    """MNIST test digits written as lines on white paper, one number per line."""
+    _, (x_test, y_test) = mnist
+    rows = []
+    for number in lines:
+        glyphs = [x_test[np.flatnonzero(y_test == int(d))[1]] for d in number]
+        rows.append(255 - np.hstack(glyphs))
+    width = max(row.shape[1] for row in rows)
+    page = np.full((len(rows) * 56, width + 28), 255, np.uint8)
+    for k, row in enumerate(rows):
+        page[14 + 56 * k:42 + 56 * k, 14:14 + row.shape[1]] = row
+    return Image.fromarray(page).resize((page.shape[1] * scale, page.shape[0] * scale), Image.BICUBIC)
+
+
+def test_a_page_with_three_lines_gives_three_numbers_in_order(reader, mnist):
+    page = reader.read_page(mnist_page(mnist, ["2026", "731", "58490"]))
+    assert [line.text for line in page.lines] == ["2026", "731", "58490"]
+    tops = [line.box[1] for line in page.lines]
+    assert tops == sorted(tops)
+    as_dict = page.to_dict()
+    assert as_dict["text"] == "2026\n731\n58490" and len(as_dict["lines"][2]["digits"]) == 5
+
+
+def test_the_cli_the_api_and_the_server_agree(reader, mnist, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from digits.serve import create_app
+
+    picture = tmp_path / "page.png"
+    mnist_page(mnist, ["407", "19"]).save(picture)
+    single = tmp_path / "one.png"
+    ImageOps.invert(Image.fromarray(mnist[1][0][1])).resize((140, 140)).save(single)
+
+    api_page, api_digit = reader.read_page(picture).to_dict(), reader.read_digit(single).to_dict()
+    cli_page = json.loads(run_cli("read", str(picture), "--json", cwd=tmp_path).stdout)
+    cli_digit = json.loads(run_cli("predict", str(single), "--json", cwd=tmp_path).stdout)
+    assert cli_page.pop("file") == str(picture) and cli_digit.pop("file") == str(single)
+    with TestClient(create_app()) as client:
+        served_page = client.post("/read", files={"image": ("p.png", picture.read_bytes(), "image/png")}).json()
+        served_digit = client.post("/predict", files={"image": ("o.png", single.read_bytes(), "image/png")}).json()
+    assert api_page == cli_page == served_page and api_page["text"] == "407\n19"
+    assert api_digit == cli_digit == served_digit and api_digit["digit"] == 2
+
+
+def test_read_explain_draws_the_boxes(mnist, tmp_path):
+    picture = tmp_path / "page.png"
+    mnist_page(mnist, ["38"]).save(picture)
+    result = run_cli("read", str(picture), "--explain", "boxes.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{picture}: 38"
+    with Image.open(tmp_path / "boxes.png") as drawn:
+        colours = np.asarray(drawn.convert("RGB")).reshape(-1, 3)
+        assert drawn.size == Image.open(picture).size
+        assert ((colours[:, 1] > 120) & (colours[:, 0] < 60)).any(), "green boxes drawn"
+
+
+def test_the_shipped_model_is_part_of_the_installed_package(tmp_path):
+    """No runs/ folder, no --model: the model comes from the package, and a wheel carries it."""
+    from importlib.resources import files
+
+    assert Reader().model_path == Path(str(files("digits").joinpath("shipped/reader.onnx")))
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    result = run_cli("predict", str(blank), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"{blank}: no digit found", result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_threshold_must_be_a_probability():
+    with pytest.raises(ValueError):
+        Reader(threshold=1.5)
+
+
+def test_a_28x28_digit_and_the_same_digit_as_bytes_agree(reader, mnist):
+    _, (x_test, _) = mnist
+    buffer = io.BytesIO()
+    Image.fromarray(x_test[0]).save(buffer, format="PNG")
+    assert reader.read_digit(Image.fromarray(x_test[0])) == reader.read_digit(buffer.getvalue())
