@@ -8,10 +8,14 @@ Steps 2-5 of the pipeline, at analysis resolution:
   4. threshold: Otsu's method (within safe bounds) finds the writing's size
      and stroke width, then an adaptive threshold at that scale keeps faint
      and bold strokes at their true width;
-  5. drop specks and noise (connected components too small or too far).
+  5. drop what is not writing: specks, and dark regions that are not
+     strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
-`analyse` returns the labelled ink; `pick_digit` chooses the one digit of a
-single-digit picture and `group_line` the digits of a written line.
+It looks first at a reduced copy and again, closer, where the writing is
+small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
+scans) skip steps 2-3. `analyse` returns the labelled ink; `pick_digit`
+chooses the one digit of a single-digit picture, `find_lines` the lines of
+a page, top to bottom, and `group_line` the digits of one line.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ _BLOB_THICKNESS = 0.6
 # side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
 
+
 @dataclass
 class Analysis:
-    """Working-resolution results shared by `prepare` and `segment`."""
+    """Working-resolution results shared by `prepare` and `segment_page`."""
 
     grey: np.ndarray  # step 1
     background: np.ndarray  # step 2: estimated paper/board brightness
