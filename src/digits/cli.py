@@ -201,25 +201,39 @@ def predict(
 ) -> None:
     """Recognize one digit per image."""
     from digits.explain import save_steps
-    from digits.reader import NO_DIGIT, UNSURE, Reader
+    from digits.reader import NO_DIGIT, UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
-        if explain:
-            save_steps(prepared, explain)
         found = reader.answer(prepared)
         if as_json:
             _out(json.dumps({"file": str(path), **found.to_dict()}))
         elif found.status == NO_DIGIT:
             _out(f"{path}: no digit found")
         elif found.status == UNSURE:
-            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
+            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
         else:
             _out(f"{path}: {found.digit} ({found.confidence:.1%})")
+        if explain:
+            save_steps(prepared, explain)
+
+
+def _each_picture(images: list[str], model: Optional[Path], threshold: float, explain: Optional[Path]):
+    """Check --explain, load the reader, then yield (reader, path, picture) for each picture that opens.
+
+    A file that does not open is reported in one line and the rest are still
+    read; the command then exits 2 at the end.
+    """
+    from digits.reader import Reader
+
+    if explain and len(images) != 1:
+        raise typer.BadParameter("--explain takes exactly one image.")
+    if explain and explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
+        raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
+    reader = Reader(model, threshold=threshold)
+    failures: list[str] = []
+    for path, image in _readable_images(images, failures):
+        yield reader, path, image
     if failures:
         raise typer.Exit(2)
 
@@ -251,16 +265,10 @@ def read(
 ) -> None:
     """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
     from digits.explain import save_boxes
-    from digits.reader import UNSURE, Reader
+    from digits.reader import UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
-        if explain:
-            save_boxes(image, page, explain)
         if as_json:
             _out(json.dumps({"file": str(path), **page.to_dict()}))
         elif not page.lines:
@@ -268,8 +276,8 @@ def read(
         for line in [] if as_json else page.lines:
             doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
             _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
-    if failures:
-        raise typer.Exit(2)
+        if explain:
+            save_boxes(image, page, explain)
 
 
 @app.command()

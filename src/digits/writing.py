@@ -52,6 +52,9 @@ _BLOB_THICKNESS = 0.6
 # shirt: they go on beyond it) thicker than this fraction of the picture's shorter
 # side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
+# A single digit spans at least this share of its picture's shorter side (the
+# smallest among the real pictures measured spans 0.22).
+_MIN_DIGIT_SHARE = 0.04
 
 
 @dataclass
@@ -450,7 +453,12 @@ def gap(a, b) -> float:
 
 
 def pick_digit(analysis: Analysis) -> np.ndarray:
-    """Mask of the one digit: the largest piece plus substantial pieces near it."""
+    """Mask of the one digit: the largest piece plus substantial pieces near it.
+
+    Empty when what is left is too small to be a digit someone meant to be
+    read (a few specks of dust, grain in a texture): under `_MIN_DIGIT_SHARE`
+    of the picture's shorter side.
+    """
     labels, areas = analysis.labels, analysis.areas
     count = len(areas) - 1
     live = [i for i in range(1, count + 1) if areas[i] > 0]
@@ -482,6 +490,8 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
                 chosen.append(i)
                 box = union(box, boxes[i - 1])
                 changed = True
+    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
+        return np.zeros(labels.shape, dtype=bool)
     return np.isin(labels, chosen)
 
 
