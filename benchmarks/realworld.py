@@ -17,6 +17,7 @@ digit), and the time per real picture next to Pillow's own full decode of the
 same file (alternating, median of `--repeat` rounds).
 
     python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 300 --junk 1000]
+    python benchmarks/realworld.py --table-only     # rewrite the table from the JSON
 
 Writes benchmarks/results/realworld.json and realworld.md (the README's table).
 """
@@ -154,7 +155,8 @@ def _pct(k: int, n: int) -> str:
 
 def markdown(report: dict) -> str:
     names = list(report["models"])
-    header = "| set | pictures | naive resize | " + " | ".join(f"`{name}`" for name in names) + " |"
+    # A run folder is named by its folder ("cnn"), the shipped model as "shipped".
+    header = "| set | pictures | naive resize | " + " | ".join(f"`{Path(name).name}`" for name in names) + " |"
     rows = [header, "|" + "---|" * (3 + len(names))]
     first = report["models"][names[0]]
     for kind, row in _ordered(first["singles"]):
@@ -174,7 +176,7 @@ def markdown(report: dict) -> str:
     if timing:
         rows += [
             "",
-            f"Time per real picture, file to answer, `{names[0]}`: median {timing['reader_ms_median']} ms against "
+            f"Time per real picture, file to answer, `{Path(names[0]).name}`: median {timing['reader_ms_median']} ms against "
             f"{timing['pillow_ms_median']} ms for Pillow's own full decode of the same file; over all "
             f"{timing['pictures']} pictures, {timing['ratio_of_totals']}× Pillow's decode time (median per picture "
             f"{timing['ratio_median']}×).",
@@ -213,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timing rounds per picture")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for realworld.json and realworld.md")
+    parser.add_argument("--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing")
     args = parser.parse_args(argv)
+    if args.table_only:
+        write_text(args.out / "realworld.md", markdown(json.loads((args.out / "realworld.json").read_text())))
+        return 0
 
     real_singles, real_numbers = real_sets(args.real)
     junk = make_junk(args.junk, seed=args.seed)
