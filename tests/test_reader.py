@@ -193,3 +193,40 @@ def test_a_28x28_digit_and_the_same_digit_as_bytes_agree(reader, mnist):
     buffer = io.BytesIO()
     Image.fromarray(x_test[0]).save(buffer, format="PNG")
     assert reader.read_digit(Image.fromarray(x_test[0])) == reader.read_digit(buffer.getvalue())
+
+
+@pytest.mark.slow
+def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
+    """Build the wheel, install it into a new virtual environment, and read a picture there with no runs/."""
+    import site
+    import subprocess
+    import sys
+    import sysconfig
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(root)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "dist").glob("digits-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"digits/shipped/reader.onnx", "digits/shipped/reader.json"} <= set(archive.namelist())
+        # A new environment: this wheel installed (a wheel installs by unpacking), and the
+        # dependencies borrowed from the test's own environment through a .pth file.
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=120)
+        purelib = Path(subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c",
+                                       "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                      capture_output=True, text=True, check=True).stdout.strip())
+        archive.extractall(purelib)
+    dependencies = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if Path(p).is_dir()]
+    (purelib / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    picture = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(picture)
+    code = "from digits.reader import Reader; r = Reader(); print(r.model_path); print(r.read_digit('blank.png').status)"
+    # -I: ignore PYTHONPATH and the user's site, so the source tree cannot leak in.
+    ran = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-I", "-c", code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    model_path, status = ran.stdout.split("\n")[:2]
+    assert model_path.startswith(str(purelib)) and status == "no digit found"
+    assert not (tmp_path / "runs").exists()
