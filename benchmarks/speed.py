@@ -12,7 +12,13 @@ Then inference, in this process with ONNX Runtime only (no TensorFlow here):
       `--single` mode (import TensorFlow, load the model, predict one image),
       both as whole-process wall time measured from outside;
   (g) the distance to the limit: NumPy float32 matmul GFLOP/s on this machine
-      next to the GFLOP/s that training and inference achieve.
+      next to the GFLOP/s that training and inference achieve;
+  (h) where the whole `digits train --preset fast` command's time goes
+      (imports, data, XLA compile, training, ONNX export, evaluation, plots),
+      from the phases the command records when DIGITS_PHASES names a file;
+  (i) once: the same preset trained with Keras's `model.fit`
+      (`keras_fit.py`, steps_per_execution and jit_compile), so the custom
+      training loop's speed is measured, not assumed.
 
 Every figure printed comes from the measurements of this run; epochs, samples
 and parameters are read from the run folders and the script's own output.
@@ -42,11 +48,16 @@ import numpy as np
 from digits import provenance
 from digits.atomic import write_json, write_text
 from digits.data import DataError, cache_dir, load_mnist, locate
+from digits.phases import PHASES_VARIABLE
 from digits.runs import RunDir
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REFERENCE = HERE / "reference_article.py"
+KERAS_FIT = HERE / "keras_fit.py"
+# The phases of one `digits train` in the order they happen; the data load runs beside the TensorFlow import.
+SEQUENTIAL_PHASES = ("import TensorFlow", "provenance", "build model", "training", "save Keras model", "ONNX export",
+                     "evaluation", "plots (waited for)")
 PYTHON = sys.executable
 DIGITS = str(Path(sys.executable).parent / "digits")
 TEST_IMAGE_INDEX = 1  # the article's example, X_test[1]
@@ -154,11 +165,13 @@ def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: i
     command = [DIGITS, "train", "--preset", preset, "--runs-dir", str(runs_dir), "--name", name, "--seed", str(rep)]
     if epochs:
         command += ["--epochs", str(epochs)]
-    seconds, result = run_process(command, env)
+    phases_file = runs_dir / f"{name}-phases.json"
+    seconds, result = run_process(command, {**env, PHASES_VARIABLE: str(phases_file)})
     check(result, f"digits train --preset {preset}")
     run = RunDir(runs_dir / name)
     config, metrics = run.read_config(), run.read_metrics()
     return {
+        "phases": json.loads(phases_file.read_text()),
         "run_dir": str(run),
         "process_seconds": seconds,
         "train_seconds": metrics["train_seconds"],
@@ -188,6 +201,29 @@ def training_phase(env: dict, runs_dir: Path, args) -> list[dict]:
         log(f"    digits seed: {seed['process_seconds']:.1f} s (train {seed['train_seconds']:.1f} s)")
         reps.append({"rep": rep, "reference": reference, "fast": fast, "seed": seed})
     return reps
+
+
+def keras_fit_phase(env: dict) -> list[dict]:
+    """`--preset fast` (its own epochs, --quick or not) trained once with `model.fit`, without and with XLA."""
+    runs = []
+    for jit in (False, True):
+        command = [PYTHON, str(KERAS_FIT), "--preset", "fast"] + (["--jit-compile"] if jit else [])
+        seconds, result = run_process(command, env)
+        check(result, "keras_fit.py")
+        runs.append({**last_json_line(result.stdout), "process_seconds": seconds})
+        log(f"    model.fit, jit_compile={jit}: fit {runs[-1]['fit_seconds']:.1f} s")
+    return runs
+
+
+def breakdown(training: list[dict]) -> dict:
+    """Median seconds of each phase of `digits train --preset fast`, and what the phases leave unaccounted."""
+    phases = [r["fast"]["phases"] for r in training]
+    names = list(dict.fromkeys(name for p in phases for name in p))
+    medians = {name: median([p.get(name) for p in phases]) for name in names}
+    outside = [r["fast"]["process_seconds"] - sum(r["fast"]["phases"].get(n, 0.0) for n in SEQUENTIAL_PHASES)
+               for r in training]
+    medians["interpreter start, CLI and the rest"] = median(outside)
+    return medians
 
 
 # ---------------------------------------------------------------- inference
@@ -309,7 +345,8 @@ def summarize(training: list[dict], inference: dict, cold: list[dict], matmul: d
         "fast": pick("fast", "test_accuracy"),
         "seed": pick("seed", "test_accuracy"),
     }
-    return {"medians": med, "gflops": rates, "figures": figures, "accuracies": accuracies}
+    return {"medians": med, "gflops": rates, "figures": figures, "accuracies": accuracies,
+            "breakdown": breakdown(training) if all("phases" in r["fast"] for r in training) else None}
 
 
 # ---------------------------------------------------------------- report
@@ -351,6 +388,39 @@ def fmt_accuracies(values: list[float]) -> str:
     return text + (f" ({100 * min(values):.2f}–{100 * max(values):.2f})" if len(values) > 1 else "")
 
 
+def breakdown_lines(phases: dict | None, medians: dict) -> list[str]:
+    """Where the whole command's time goes, phase by phase."""
+    if not phases:
+        return []
+    lines = ["", f"Where the whole `digits train --preset fast` command's {fmt_seconds(medians['fast_process_seconds'])} "
+             "go (medians; the data load runs beside the TensorFlow import, and the plots are drawn in a second "
+             "process beside the ONNX export and the evaluation, so only the wait for them counts):", "",
+             "| phase | seconds |", "|---|---|"]
+    for name in ("interpreter start, CLI and the rest", *SEQUENTIAL_PHASES):
+        if name in phases:
+            lines.append(f"| {name} | {fmt_seconds(phases[name])} |")
+    if "compile" in phases:
+        lines.append(f"| of which training: first compiled call over a typical one (compile) | {fmt_seconds(phases['compile'])} |")
+    if "data" in phases:
+        lines.append(f"| data, read and verified (beside the import) | {fmt_seconds(phases['data'])} |")
+    return lines
+
+
+def keras_fit_lines(runs: list[dict] | None, loop_seconds: float | None) -> list[str]:
+    """The custom loop against Keras's `model.fit` on the same preset, run once."""
+    if not runs:
+        return []
+    lines = ["", "The custom training loop against Keras's own `model.fit` on the same preset, data, network and "
+             "optimizer (`benchmarks/keras_fit.py`, run once each; compile included on both sides):", "",
+             "| `--preset fast`, training | seconds | val accuracy | loop / fit |", "|---|---|---|---|"]
+    lines.append(f"| `digits` custom loop (median) | {fmt_seconds(loop_seconds)} | | |")
+    for run in runs:
+        ratio = loop_seconds / run["fit_seconds"] if loop_seconds else None
+        lines.append(f"| `model.fit`, steps_per_execution={run['steps_per_execution']}, jit_compile={run['jit_compile']} "
+                     f"| {fmt_seconds(run['fit_seconds'])} | {run['val_accuracy']:.4f} | {fmt_ratio(ratio)} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["summary"]
     v = m["versions"]
@@ -369,6 +439,8 @@ def markdown(report: dict) -> str:
         target, met = fmt_target(row)
         lines.append(f"| {row['name']} | {fmt_seconds(row['reference'])} | {fmt_seconds(row['digits'])} "
                      f"| {fmt_ratio(row['ratio'])} | {target} | {met} |")
+    lines += breakdown_lines(s.get("breakdown"), s["medians"])
+    lines += keras_fit_lines(report["raw"].get("keras_fit"), s["medians"]["fast_train_seconds"])
     acc = s["accuracies"]
     spread = ""
     if len(acc["reference"]) > 1:
@@ -439,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 
         Image.fromarray(x_test[TEST_IMAGE_INDEX]).save(image)
         training = training_phase(env, tmp, args)
+        log("model.fit, once ...")
+        keras_fit = keras_fit_phase(env)
         fast_run = training[0]["fast"]["run_dir"]
         log("inference (ONNX Runtime, in process) ...")
         inference = inference_phase(fast_run, x_test, args.batch_calls, args.latency_calls)
@@ -455,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: getattr(args, k) for k in ("reps", "cold_reps", "reference_epochs", "seed_epochs",
                                                    "reference_latency_calls", "batch_calls", "latency_calls")},
         "test_image": {"index": TEST_IMAGE_INDEX, "label": int(y_test[TEST_IMAGE_INDEX])},
-        "raw": {"training": training, "inference": inference, "cold_start": cold, "matmul": matmul},
+        "raw": {"training": training, "inference": inference, "cold_start": cold, "matmul": matmul,
+                "keras_fit": keras_fit},
     }
     report["summary"] = summarize(training, inference, cold, matmul)
     stem = "speed-quick" if args.quick else "speed"

@@ -31,6 +31,16 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
+# Fixtures that cost a full training run or a browser: every test using one is slow.
+SLOW_FIXTURES = {"fast_run", "browser", "server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def mnist():
     if not os.environ.get("DIGITS_DATA_DIR"):

@@ -316,3 +316,17 @@ def test_results_table_markdown():
 def test_results_table_empty_rows():
     table = results_table([], [("a", "A")])
     assert table.strip().split("\n")[0].strip() == "| A   |"
+
+
+def test_plots_drawn_in_a_second_process_land_and_their_errors_come_back(tmp_path):
+    from digits.errors import WriteError
+    from digits.report import Plotter, plot_curves, plot_digit
+
+    with Plotter() as plotter:
+        plotter.submit(plot_curves, {"loss": [1.0, 0.5], "val_loss": [1.0, 0.7]}, tmp_path / "curves.png", 2, "t")
+        plotter.close()
+    assert Image.open(tmp_path / "curves.png").size[0] > 100
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(WriteError, match="folder.png: it is a folder"), Plotter() as plotter:
+        plotter.submit(plot_digit, np.zeros((28, 28)), "t", tmp_path / "folder.png")
+        plotter.close()

@@ -1,6 +1,7 @@
 """Run folders through RunDir: the checkpoint keyed by name, old layouts, validated configs, broken folders."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,11 @@ def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
 def test_evaluate_of_a_corrupt_run_file_is_one_sentence(run_copy, tmp_path, filename, content, fragment):
     (run_copy.path / filename).write_text(content)
     assert_one_line_error(run_cli("evaluate", str(run_copy), cwd=tmp_path), fragment)
+
+
+@pytest.mark.parametrize("run", sorted(p for p in (Path(__file__).parents[1] / "benchmarks" / "runs").glob("*/*/s*")),
+                         ids=lambda p: "/".join(p.parts[-3:]))
+def test_every_stored_run_folder_still_loads(run):
+    """Run folders written by earlier versions (benchmarks/runs) pass today's checks."""
+    config, metrics = RunDir(run).read_config(), RunDir(run).read_metrics()
+    assert config["preset"] == run.parent.name and 0 < metrics["test_accuracy"] <= 1

@@ -24,6 +24,7 @@ def test_every_preset_builds_for_28x28_input(preset):
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
 
 
+@pytest.mark.slow
 def test_one_short_epoch_beats_85_percent(tmp_path, mnist):
     run = train("seed", runs_dir=tmp_path, name="short", train_limit=10000, overrides={"epochs": 1},
                 progress=False, log=lambda *a: None)
@@ -51,6 +52,7 @@ def _weights(run):
     return list(RunDir(run).read_checkpoint()[0]["model"].values())
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
     runs = [train("tiny", runs_dir=tmp_path, name=f"r{i}", seed=7, train_limit=4000, progress=False, log=lambda *a: None)
             for i in range(2)]
@@ -114,6 +116,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
         np.testing.assert_allclose(again[key], whole[key], rtol=1e-6, atol=1e-7, err_msg=key)
 
 
+@pytest.mark.slow
 def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
     stopped = _train_until_signal(tmp_path, "stopped", "SIGINT", 1)
     assert stopped.returncode == 130, stopped.stderr
@@ -176,6 +179,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     assert RunDir(run).read_config()["status"] == "failed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["fast", "mlp", "mlp-aug", "cnn"])
 def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
     """Two short epochs on a subset: far from the preset's real figure, far above chance (10 %).

@@ -127,6 +127,7 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float | None = N
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
+    # Read at call time, not bound as defaults: the module's constants are the settings.
     max_shift = MAX_SHIFT_PX if max_shift is None else max_shift
     scale_range = (MIN_SCALE, MAX_SCALE) if scale_range is None else scale_range
     rotation, shear, shift = strength * MAX_ROTATION_DEG * math.pi / 180.0, strength * MAX_SHEAR, strength * max_shift

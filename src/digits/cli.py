@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -73,6 +72,7 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
 
     from digits.data import load
+    from digits.phases import phase, save
     from digits.presets import make_config
     from digits.runs import RunDir
 
@@ -86,9 +86,14 @@ def train(
     if resume is None:
         make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
     # Read and verify the data while TensorFlow imports: both take about a second.
+    def timed_load():
+        with phase("data"):
+            return load(dataset, data_dir)
+
     with ThreadPoolExecutor(1) as pool:
-        loading = None if resume else pool.submit(load, dataset, data_dir)
-        from digits.train import train as train_run
+        loading = None if resume else pool.submit(timed_load)
+        with phase("import TensorFlow"):
+            from digits.train import train as train_run
 
         data = loading.result() if loading else None
     results = []
@@ -102,9 +107,12 @@ def train(
         results.append(metrics["test_accuracy"])
         _summarize(run_dir, metrics)
     if seeds > 1:
+        import statistics
+
         spread = statistics.stdev(results)
         _out(f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
              f"median {statistics.median(results):.4f}")
+    save()
 
 
 def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | None):
@@ -193,25 +201,39 @@ def predict(
 ) -> None:
     """Recognize one digit per image."""
     from digits.explain import save_steps
-    from digits.reader import NO_DIGIT, UNSURE, Reader
+    from digits.reader import NO_DIGIT, UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
-        if explain:
-            save_steps(prepared, explain)
         found = reader.answer(prepared)
         if as_json:
             _out(json.dumps({"file": str(path), **found.to_dict()}))
         elif found.status == NO_DIGIT:
             _out(f"{path}: no digit found")
         elif found.status == UNSURE:
-            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
+            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
         else:
             _out(f"{path}: {found.digit} ({found.confidence:.1%})")
+        if explain:
+            save_steps(prepared, explain)
+
+
+def _each_picture(images: list[str], model: Optional[Path], threshold: float, explain: Optional[Path]):
+    """Check --explain, load the reader, then yield (reader, path, picture) for each picture that opens.
+
+    A file that does not open is reported in one line and the rest are still
+    read; the command then exits 2 at the end.
+    """
+    from digits.reader import Reader
+
+    if explain and len(images) != 1:
+        raise typer.BadParameter("--explain takes exactly one image.")
+    if explain and explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
+        raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
+    reader = Reader(model, threshold=threshold)
+    failures: list[str] = []
+    for path, image in _readable_images(images, failures):
+        yield reader, path, image
     if failures:
         raise typer.Exit(2)
 
@@ -243,16 +265,10 @@ def read(
 ) -> None:
     """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
     from digits.explain import save_boxes
-    from digits.reader import UNSURE, Reader
+    from digits.reader import UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
-        if explain:
-            save_boxes(image, page, explain)
         if as_json:
             _out(json.dumps({"file": str(path), **page.to_dict()}))
         elif not page.lines:
@@ -260,8 +276,8 @@ def read(
         for line in [] if as_json else page.lines:
             doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
             _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
-    if failures:
-        raise typer.Exit(2)
+        if explain:
+            save_boxes(image, page, explain)
 
 
 @app.command()
@@ -410,25 +426,40 @@ def main() -> None:
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
     try:
         code = app(standalone_mode=False)
+        code = code if isinstance(code, int) else 0
     except NoArgsIsHelpError as err:
         err.show()
-        sys.exit(2)
+        code = 2
     except UsageError as err:
         _error(_usage_error(err))
-        sys.exit(2)
+        code = 2
     except DigitsError as err:
         _error(str(err))
-        sys.exit(2)
+        code = 2
     except Interrupted as stop:
-        sys.exit(stop.exit_code)
+        code = stop.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        sys.exit(130)
+        code = 130
     except OSError as err:
         _error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
-        sys.exit(2)
+        code = 2
     except Exception as err:
         if os.environ.get("DIGITS_DEBUG"):
             raise
         _error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        code = 1
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "tensorflow" in sys.modules:
+        # TensorFlow's teardown at interpreter exit takes a second or more and
+        # does nothing the command needs: every file is already written,
+        # synced and renamed, and every child process waited for.
+        import logging
+
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)

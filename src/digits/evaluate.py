@@ -20,6 +20,7 @@ from digits import report
 from digits.data import load_test
 from digits.errors import RunError
 from digits.inference import REJECT, Recognizer
+from digits.phases import phase
 from digits.runs import RunDir
 
 MISTAKES_SHOWN = 36
@@ -32,13 +33,24 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
-               best_epoch: int | None = None, train_seconds: float | None = None) -> dict:
-    """Test metrics, overfitting verdict and the three plots, all written into the run folder."""
+               best_epoch: int | None = None, train_seconds: float | None = None, plotter=None) -> dict:
+    """Test metrics, overfitting verdict and the three plots, all written into the run folder.
+
+    `plotter` (report.Plotter) draws the plots in its own process; without one they are drawn here.
+    """
+    with phase("evaluation"):
+        metrics, recognizer, predicted = _test_metrics(run, config, history, test, best_epoch, train_seconds)
+    with phase("plots (waited for)"):
+        _plots(run, config, history, test, metrics, recognizer, predicted, plotter)
+    return metrics
+
+
+def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, train_seconds):
     x_test, y_test = test
     recognizer = Recognizer(run.path)
     probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
-    names = report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
+    names = _class_names(config, recognizer)
     metrics = {
         "dataset": config["dataset"],
         "preset": config["preset"],
@@ -63,12 +75,28 @@ def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray,
     if train_seconds is None:
         metrics["train_seconds"] = _previous_train_seconds(run)
     run.write_metrics(metrics)
-    report.plot_curves(history, run.curves_path, metrics["overfitting"]["best_epoch"],
-                       title=f"{config['preset']} on {config['dataset']}")
-    report.plot_confusion(metrics["confusion_matrix"], names, run.confusion_path)
+    return metrics, recognizer, predicted
+
+
+def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter) -> None:
+    x_test, y_test = test
+    names = _class_names(config, recognizer)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
-    report.plot_mistakes(x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path)
-    return metrics
+    plots = [
+        (report.plot_curves, history, run.curves_path, metrics["overfitting"]["best_epoch"],
+         f"{config['preset']} on {config['dataset']}"),
+        (report.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
+        (report.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
+    ]
+    for plot, *args in plots:
+        if plotter is None:
+            plot(*args)
+        else:
+            plotter.submit(plot, *args)
+
+
+def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
+    return report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:

@@ -182,6 +182,7 @@ RUN_KEYS: dict[str, Callable] = {
     "status": _anything,
     "pid": _anything,
     "epochs_done": _optional(_int_at_least(0)),
+    "command": _anything,  # runs made before provenance existed kept their command line here
 }
 
 REQUIRED_KEYS = ("arch", "hidden", "epochs", "batch_size", "learning_rate")

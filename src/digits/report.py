@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -223,6 +224,81 @@ def _percent_spacing(text: str) -> str:
 # ---------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------
+
+
+class Plotter:
+    """A second Python process that imports matplotlib at once and draws the plots sent to it later.
+
+    `digits train` draws its report there, beside the ONNX export and the
+    evaluation, instead of after them: the command ends sooner on any
+    machine with a second core. It is a plain `python -c` child fed pickled
+    calls on its stdin, so it inherits no TensorFlow threads and never
+    re-imports the caller's script (as multiprocessing's spawn would). It
+    ignores Ctrl-C, which the command handles; `close()` waits for it and
+    raises the first plot's error, if any, as a `WriteError`.
+    """
+
+    def __init__(self):
+        import subprocess
+        import sys
+
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-c", "from digits.report import _plot_requests; _plot_requests()"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def submit(self, plot, *args) -> None:
+        import pickle
+
+        try:
+            pickle.dump((plot.__name__, args), self.process.stdin)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child has stopped; close() says why
+
+    def close(self) -> None:
+        from digits.errors import WriteError
+
+        if self.process.returncode is not None:
+            return
+        error, stderr = (out.decode(errors="replace").strip() for out in self.process.communicate())
+        if self.process.returncode != 0:
+            raise WriteError(error or f"drawing the plots failed ({(stderr.splitlines() or ['no message'])[-1]}).")
+
+    def __enter__(self) -> Plotter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        elif self.process.poll() is None:  # the command failed: its plots are not wanted
+            self.process.kill()
+            self.process.wait()
+
+
+def _plot_requests() -> None:
+    """The Plotter's child: draw each (plot name, args) read from stdin; a DigitsError ends it with exit 2."""
+    import pickle
+    import signal
+    import sys
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    from matplotlib.backends import backend_agg  # noqa: F401  (imported while the parent is still busy)
+
+    from digits.errors import DigitsError
+
+    plots = {f.__name__: f for f in (plot_curves, plot_confusion, plot_mistakes, plot_digit)}
+    try:
+        while True:
+            try:
+                name, args = pickle.load(sys.stdin.buffer)
+            except EOFError:
+                return
+            plots[name](*args)
+    except DigitsError as err:
+        print(err, flush=True)
+        sys.exit(2)
 
 
 def _new_figure(width: float, height: float):

@@ -36,6 +36,8 @@ import numpy as np
 
 from digits import atomic, backend, models, provenance
 from digits.data import load
+from digits.phases import add as add_phase
+from digits.phases import phase
 from digits.presets import DEFAULT_PRESET, make_config
 from digits.runs import EXIT_CODES, Interrupted, RunDir, TrainingError
 
@@ -77,6 +79,8 @@ def add_reader_data(split: Split, config: dict) -> Split:
     """
     from digits.inference import REJECT
 
+    if not (config.get("european_ones") or config.get("crossed_sevens") or config.get("reject_class")):
+        return split  # nothing to add: no copy of the whole training set
     x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
     if config.get("european_ones") or config.get("crossed_sevens"):
         from digits.augment import european_variants
@@ -300,6 +304,7 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
     steps = len(split.x_train) // batch_size
     chunk = chunk_size(steps, config.get("chunk_steps", 64))
     history = state["history"]
+    chunk_seconds: list[float] = []
     with SignalFlag() as stop, ProgressBar(progress, steps, epochs) as bar:
         while state["epoch"] < epochs:
             epoch = state["epoch"]
@@ -308,7 +313,9 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
             start = time.perf_counter()
             while state["step"] < steps:
                 first = state["step"]
+                chunk_start = time.perf_counter()
                 loss_sum, correct = trainer.train_chunk(x, y, order[first : first + chunk], tf.constant(epoch * steps + first, tf.int64))
+                chunk_seconds.append(time.perf_counter() - chunk_start)
                 state["loss_sum"] += float(loss_sum)
                 state["correct"] += float(correct)
                 state["step"] = first + chunk
@@ -340,6 +347,8 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
                 raise Interrupted(stop.received)
             if on_epoch:
                 on_epoch(epoch + 1, logs)
+    if len(chunk_seconds) > 1:  # the first call traces and compiles; the others show what a call costs
+        add_phase("compile", chunk_seconds[0] - float(np.median(chunk_seconds[1:])))
     if patience and state["best_weights"] is not None:
         for name, variable in trainer.variables["model"].items():
             variable.assign(state["best_weights"][name])
@@ -373,7 +382,8 @@ def train(
             return run.path
     else:
         config = make_config(preset, overrides or {}, dataset, seed, train_limit)
-        config["provenance"] = provenance.collect(config["dataset"])
+        with phase("provenance"):
+            config["provenance"] = provenance.collect(config["dataset"])
         run = RunDir.create(runs_dir, name, config)
     keras.utils.set_random_seed(config["seed"])
     tf.config.experimental.enable_op_determinism()
@@ -383,14 +393,16 @@ def train(
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:
         raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
-    trainer = Trainer(config, steps)
+    with phase("build model"):
+        trainer = Trainer(config, steps)
     config["parameters"] = trainer.model.count_params()
     state = new_state()
     if resume is not None and run.has_checkpoint():
         state = load_checkpoint(run, trainer)
     run.write_config(config, status="running", pid=os.getpid())
     try:
-        state = fit(trainer, split, config, run, state, sys.stderr.isatty() if progress is None else progress)
+        with phase("training"):
+            state = fit(trainer, split, config, run, state, sys.stderr.isatty() if progress is None else progress)
     except Interrupted as stop:
         run.write_config(config, status="interrupted", epochs_done=state["epoch"])
         log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run}")
@@ -404,13 +416,21 @@ def train(
 
 
 def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test) -> None:
-    """Save the trained model and its ONNX twin, then write the evaluation report."""
-    from digits import evaluate, export
+    """Save the trained model and its ONNX twin, then write the evaluation report.
 
-    with atomic.atomic_path(run.keras_path) as tmp:
-        model.save(tmp)
-    export.to_onnx(model, run.onnx_path)
-    run.write_history(state["history"])
-    evaluate.report_run(run, config, state["history"], test, best_epoch=state["best_epoch"],
-                        train_seconds=state["train_seconds"])
+    The plots are drawn in a second process that starts (and imports
+    matplotlib) while this one saves and exports the model.
+    """
+    from digits import evaluate, export, report
+
+    with report.Plotter() as plotter:
+        with phase("save Keras model"), atomic.atomic_path(run.keras_path) as tmp:
+            model.save(tmp)
+        with phase("ONNX export"):
+            export.to_onnx(model, run.onnx_path)
+        run.write_history(state["history"])
+        evaluate.report_run(run, config, state["history"], test, best_epoch=state["best_epoch"],
+                            train_seconds=state["train_seconds"], plotter=plotter)
+        with phase("plots (waited for)"):
+            plotter.close()
     run.write_config(config, status="finished", epochs_done=state["epoch"])
