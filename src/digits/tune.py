@@ -170,13 +170,14 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
     except SQLAlchemyError as err:
         raise TuneError(f"the study storage failed: {_reason(err)}") from None
     stored = study.user_attrs
-    if not stored:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
-    elif {k: stored.get(k) for k in attrs} != attrs:
+    if any(key in stored and stored[key] != value for key, value in attrs.items()):
         theirs = ", ".join(f"{k} {stored.get(k)}" for k in attrs)
         raise TuneError(f"study {name!r} tunes {theirs}, not {', '.join(f'{k} {v}' for k, v in attrs.items())}; "
                         "choose another --study.")
+    # A new study (or one another worker is still labelling, one key at a time) gets what it lacks.
+    for key, value in attrs.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
     return study
 
 
