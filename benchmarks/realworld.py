@@ -17,6 +17,7 @@ digit), and the time per real picture next to Pillow's own full decode of the
 same file (alternating, median of `--repeat` rounds).
 
     python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 300 --junk 1000]
+    python benchmarks/realworld.py --table-only     # rewrite the table from the JSON
 
 Writes benchmarks/results/realworld.json and realworld.md (the README's table).
 """
@@ -40,7 +41,7 @@ from digits.atomic import write_json, write_text
 from digits.junk import make_junk
 from digits.normalize import naive
 from digits.picture import load_image
-from digits.reader import NO_DIGIT, OK, Reader
+from digits.reader import NO_DIGIT, OK, UNSURE, Reader
 from digits.realistic import write_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ def score_singles(reader: Reader, items: list[tuple[Path, str, str]]) -> dict:
             row["n"] += 1
             row["correct"] += found.digit == int(label)
             row["refused"] += found.status == NO_DIGIT
-            row["unsure"] += found.status not in (OK, NO_DIGIT)
+            row["unsure"] += found.status == UNSURE
             row["naive_correct"] += naive_digit == int(label)
     return {kind: dict(row) for kind, row in counts.items()}
 
@@ -142,34 +143,45 @@ def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
     }
 
 
+def _ordered(rows: dict) -> list[tuple[str, dict]]:
+    """Real pictures first, then each kind of them, then the rest."""
+    order = ("real", *REAL_KINDS)
+    return sorted(rows.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
 def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f} %" if n else "-"
 
 
 def markdown(report: dict) -> str:
     names = list(report["models"])
-    header = "| set | pictures | naive resize | " + " | ".join(f"`{name}`" for name in names) + " |"
-    rows = ["## Real and photo-like pictures", "", header, "|" + "---|" * (3 + len(names))]
+    # A run folder is named by its folder ("cnn"), the shipped model as "shipped".
+    header = "| set | pictures | naive resize | " + " | ".join(f"`{Path(name).name}`" for name in names) + " |"
+    rows = [header, "|" + "---|" * (3 + len(names))]
     first = report["models"][names[0]]
-    for kind, row in first["singles"].items():
+    for kind, row in _ordered(first["singles"]):
         cells = [_pct(m["singles"][kind]["correct"], m["singles"][kind]["n"]) for m in report["models"].values()]
         rows.append(f"| one digit, {kind} | {row['n']} | {_pct(row['naive_correct'], row['n'])} | " + " | ".join(cells) + " |")
-    for kind, row in first["numbers"].items():
+    for kind, row in _ordered(first["numbers"]):
         cells = [_pct(m["numbers"][kind]["exact"], m["numbers"][kind]["n"]) for m in report["models"].values()]
         rows.append(f"| whole number exact, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
     real = {name: m["singles"].get("real", {}) for name, m in report["models"].items()}
-    rows.append("| real digits refused | " + f"{first['singles'].get('real', {}).get('n', 0)} | | "
-                + " | ".join(_pct(r.get("refused", 0), r.get("n", 0)) for r in real.values()) + " |")
-    for kind, row in first["junk"].items():
+    for outcome in ("refused", "unsure"):
+        rows.append(f"| real digits {outcome} | " + f"{first['singles'].get('real', {}).get('n', 0)} | | "
+                    + " | ".join(_pct(r.get(outcome, 0), r.get("n", 0)) for r in real.values()) + " |")
+    for kind, row in sorted(first["junk"].items(), key=lambda item: item[0] != "all"):
         cells = [_pct(m["junk"][kind]["accepted"], m["junk"][kind]["n"]) for m in report["models"].values()]
         rows.append(f"| junk accepted, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
     timing = first["time"]
+    if timing:
+        rows += [
+            "",
+            f"Time per real picture, file to answer, `{Path(names[0]).name}`: median {timing['reader_ms_median']} ms against "
+            f"{timing['pillow_ms_median']} ms for Pillow's own full decode of the same file; over all "
+            f"{timing['pictures']} pictures, {timing['ratio_of_totals']}× Pillow's decode time (median per picture "
+            f"{timing['ratio_median']}×).",
+        ]
     rows += [
-        "",
-        f"Time per real picture, file to answer, `{names[0]}`: median {timing['reader_ms_median']} ms against "
-        f"{timing['pillow_ms_median']} ms for Pillow's own full decode of the same file; over all "
-        f"{timing['pictures']} pictures, {timing['ratio_of_totals']}× Pillow's decode time (median per picture "
-        f"{timing['ratio_median']}×).",
         "",
         "\"Real\" pictures are photos, scans and drawings by people outside the project, never trained on; "
         "\"synthetic\" ones are rendered from MNIST test digits; junk holds no digit. A digit read right "
@@ -203,13 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timing rounds per picture")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for realworld.json and realworld.md")
+    parser.add_argument("--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing")
     args = parser.parse_args(argv)
+    if args.table_only:
+        write_text(args.out / "realworld.md", markdown(json.loads((args.out / "realworld.json").read_text())))
+        return 0
 
     real_singles, real_numbers = real_sets(args.real)
     junk = make_junk(args.junk, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="digits-realworld-") as tmp:
         synth_singles, synth_numbers = synthetic_sets(Path(tmp), args.singles, args.lines, args.seed, args.data_dir)
         models = {}
+        if len({str(m) for m in [args.model, *args.compare]}) != 1 + len(args.compare):
+            parser.error("--compare names a model twice.")
         for index, model in enumerate([args.model, *args.compare]):
             reader = Reader(model)
             timed = [path for path, _, _ in real_singles] if index == 0 else []

@@ -419,6 +419,8 @@ def main() -> None:
     if not keras_model.is_file():
         raise SystemExit(f"{args.model}: no model.keras beside the ONNX model, for the tutorial server.")
     load_average = Path("/proc/loadavg").read_text().split()[:3]
+    config = onnx.with_name("config.json")
+    preset = json.loads(config.read_text()).get("preset", "?") if config.is_file() else "?"
 
     with tempfile.TemporaryDirectory(prefix="digits-serve-bench-") as tmp:
         work = Path(tmp)
@@ -470,7 +472,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/serve.py", *sys.argv[1:]]),
         "machine": provenance.machine(), "versions": provenance.versions(),
-        "load_average_before": " ".join(load_average), "model": str(onnx), "workers": args.workers,
+        "load_average_before": " ".join(load_average), "model": f"{onnx} (preset {preset})", "workers": args.workers,
         "reps": args.reps, "photo_source": photo_source,
         "load": {"png28": png, "photo": photo_load}, "rss": rss, "attacks": attacked,
         "targets": TARGETS, "targets_met": targets_met,

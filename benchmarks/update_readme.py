@@ -11,6 +11,7 @@ from that run's metrics.json and its curves.png is copied to docs/. The
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 from pathlib import Path

@@ -51,8 +51,8 @@ def test_real_numbers(reader, name):
     page = reader.read_page(REAL / "multi" / name)
     assert page.text == row["text"]
     [line] = page.lines
-    boxes = [d.box for d in line.digits]
-    assert all(a[2] <= b[2] for a, b in zip(boxes, boxes[1:])), "digits come left to right"
+    lefts = [d.box[0] for d in line.digits]
+    assert lefts == sorted(set(lefts)), "digits come left to right"
 
 
 def test_junk_is_refused(reader):
@@ -115,10 +115,60 @@ def test_read_explain_draws_the_boxes(mnist, tmp_path):
     result = run_cli("read", str(picture), "--explain", "boxes.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{picture}: 38"
-    with Image.open(tmp_path / "boxes.png") as drawn:
+    with Image.open(tmp_path / "boxes.png") as drawn, Image.open(picture) as original:
         colours = np.asarray(drawn.convert("RGB")).reshape(-1, 3)
-        assert drawn.size == Image.open(picture).size
+        assert drawn.size == original.size
         assert ((colours[:, 1] > 120) & (colours[:, 0] < 60)).any(), "green boxes drawn"
+
+
+def test_explain_boxes_land_on_the_digits_of_a_big_jpeg(mnist, tmp_path):
+    """A big JPEG is decoded smaller than it is; its boxes must still frame its digits."""
+    from digits.explain import save_boxes
+    from digits.picture import load_image
+
+    big = tmp_path / "big.jpg"
+    mnist_page(mnist, ["38"], scale=30).save(big, quality=90)
+    picture = load_image(big)
+    assert picture.size != Image.open(big).size, "decoded at a reduced size (DCT scaling)"
+    page = Reader().read_page(picture)
+    save_boxes(picture, page, tmp_path / "boxes.png")
+    with Image.open(tmp_path / "boxes.png") as drawn:
+        green = (np.asarray(drawn.convert("RGB"))[..., 1] > 120) & (np.asarray(drawn.convert("RGB"))[..., 0] < 60)
+        rows, cols = np.nonzero(green)
+        # The digits sit in the middle band of the page; boxes drawn at true-pixel size would run off it.
+        assert rows.max() < drawn.height and cols.max() < drawn.width * 0.95
+        assert rows.min() > 0.1 * drawn.height
+
+
+def test_explain_never_overwrites_the_picture(mnist, tmp_path):
+    picture = tmp_path / "page.png"
+    mnist_page(mnist, ["38"]).save(picture)
+    before = picture.read_bytes()
+    for command in ("read", "predict"):
+        result = run_cli(command, str(picture), "--explain", str(picture), cwd=tmp_path)
+        assert result.returncode == 2 and "overwrite" in result.stderr
+    assert picture.read_bytes() == before
+
+
+def test_explain_boxes_of_a_transparent_drawing_show_its_ink(mnist, tmp_path):
+    """Black ink on a transparent canvas, as drawing apps save it: the picture must not come out all black."""
+    _, (x_test, y_test) = mnist
+    rgba = np.zeros((28 * 5, 28 * 5, 4), np.uint8)
+    rgba[..., 3] = np.asarray(Image.fromarray(x_test[0]).resize((140, 140)))
+    picture = tmp_path / "drawing.png"
+    Image.fromarray(rgba, "RGBA").save(picture)
+    result = run_cli("read", str(picture), "--explain", "boxes.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "boxes.png") as drawn:
+        assert np.asarray(drawn.convert("L")).mean() > 128, "transparent paper is drawn white"
+
+
+def test_a_page_of_specks_reads_no_numbers(reader):
+    rng = np.random.default_rng(0)
+    page = np.full((600, 800), 240, np.uint8)
+    for y, x in rng.integers(10, 590, size=(400, 2)):
+        page[y:y + 5, x:x + 5] = 20
+    assert reader.read_page(Image.fromarray(page)).lines == ()
 
 
 def test_the_shipped_model_is_part_of_the_installed_package(tmp_path):
@@ -143,3 +193,40 @@ def test_a_28x28_digit_and_the_same_digit_as_bytes_agree(reader, mnist):
     buffer = io.BytesIO()
     Image.fromarray(x_test[0]).save(buffer, format="PNG")
     assert reader.read_digit(Image.fromarray(x_test[0])) == reader.read_digit(buffer.getvalue())
+
+
+@pytest.mark.slow
+def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
+    """Build the wheel, install it into a new virtual environment, and read a picture there with no runs/."""
+    import site
+    import subprocess
+    import sys
+    import sysconfig
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(root)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "dist").glob("digits-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"digits/shipped/reader.onnx", "digits/shipped/reader.json"} <= set(archive.namelist())
+        # A new environment: this wheel installed (a wheel installs by unpacking), and the
+        # dependencies borrowed from the test's own environment through a .pth file.
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=120)
+        purelib = Path(subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c",
+                                       "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                      capture_output=True, text=True, check=True).stdout.strip())
+        archive.extractall(purelib)
+    dependencies = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if Path(p).is_dir()]
+    (purelib / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    picture = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(picture)
+    code = "from digits.reader import Reader; r = Reader(); print(r.model_path); print(r.read_digit('blank.png').status)"
+    # -I: ignore PYTHONPATH and the user's site, so the source tree cannot leak in.
+    ran = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-I", "-c", code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    model_path, status = ran.stdout.split("\n")[:2]
+    assert model_path.startswith(str(purelib)) and status == "no digit found"
+    assert not (tmp_path / "runs").exists()

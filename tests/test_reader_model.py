@@ -70,13 +70,13 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
 
 def test_an_unfinished_run_is_not_shipped(tmp_path):
     from digits.export import ship
-    from digits.runs import write_config
+    from digits.presets import PRESETS
+    from digits.runs import RunDir
 
-    run = tmp_path / "run"
-    run.mkdir()
-    write_config(run, {"preset": "reader"}, status="interrupted")
+    (tmp_path / "run").mkdir()
+    RunDir(tmp_path / "run").write_config({"preset": "reader", **PRESETS["reader"]}, status="interrupted")
     with pytest.raises(ModelError, match="has not finished"):
-        ship(run, tmp_path / "shipped")
+        ship(tmp_path / "run", tmp_path / "shipped")
     assert not (tmp_path / "shipped").exists()
 
 

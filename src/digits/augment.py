@@ -111,13 +111,15 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIFT_PX,
-                 scale_range: tuple[float, float] = (MIN_SCALE, MAX_SCALE)) -> tf.Tensor:
+def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float | None = None,
+                 scale_range: tuple[float, float] | None = None, strength: float = 1.0) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
     images: float32 (B, H, W) in [0, 1], white digit on black.
     seed:   int32/int64 shape (2,), e.g. tf.stack([run_seed, global_step]).
-    max_shift, scale_range: the position and size jitter (defaults: the module's constants).
+    max_shift, scale_range: the position and size jitter (None: the module's constants, read at each call).
+    strength: multiplies every range (1.0: as set; 0.5: half the rotation,
+              shear, shift, scale change and elastic bend), as tuning sets it.
     Returns float32 (B, H, W) in [0, 1]. Labels are untouched by construction.
     """
     images = tf.convert_to_tensor(images, tf.float32)
@@ -125,8 +127,12 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIF
     affine_seed, elastic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2, alg="philox"))
 
     # 1. Affine parameters, one set per image, all drawn from one call.
-    low = [-MAX_ROTATION_DEG * math.pi / 180.0, scale_range[0], -MAX_SHEAR, -max_shift, -max_shift]
-    high = [MAX_ROTATION_DEG * math.pi / 180.0, scale_range[1], MAX_SHEAR, max_shift, max_shift]
+    # Read at call time, not bound as defaults: the module's constants are the settings.
+    max_shift = MAX_SHIFT_PX if max_shift is None else max_shift
+    scale_range = (MIN_SCALE, MAX_SCALE) if scale_range is None else scale_range
+    rotation, shear, shift = strength * MAX_ROTATION_DEG * math.pi / 180.0, strength * MAX_SHEAR, strength * max_shift
+    low = [-rotation, 1.0 + strength * (scale_range[0] - 1.0), -shear, -shift, -shift]
+    high = [rotation, 1.0 + strength * (scale_range[1] - 1.0), shear, shift, shift]
     params = _uniform([batch, 5], affine_seed, tf.constant(low), tf.constant(high))
     angle, scale, shear, shift_y, shift_x = tf.unstack(params, axis=1)
 
@@ -153,7 +159,7 @@ def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float = MAX_SHIF
     noise = _uniform([batch, 2, height, width], elastic_seed, -1.0, 1.0)
     blur_y = _gaussian_blur_matrix(height, ELASTIC_SIGMA)
     blur_x = _gaussian_blur_matrix(width, ELASTIC_SIGMA)
-    field = ELASTIC_ALPHA * tf.einsum("ij,bcjk,lk->bcil", blur_y, noise, blur_x)
+    field = strength * ELASTIC_ALPHA * tf.einsum("ij,bcjk,lk->bcil", blur_y, noise, blur_x)
     src_y += field[:, 0]
     src_x += field[:, 1]
 

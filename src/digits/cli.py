@@ -53,7 +53,7 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[PresetName, typer.Option(help="Training preset (see presets.py).")] = DEFAULT_PRESET,
+    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see presets.py; default {DEFAULT_PRESET}).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
@@ -65,6 +65,8 @@ def train(
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.")] = None,
+    from_study: Annotated[Optional[str], typer.Option(help="Train the best configuration of this `digits tune` study.")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="The study's database URL (default: sqlite in --runs-dir).")] = None,
 ) -> None:
     """Train a preset; writes runs/<name>/ with model, ONNX, history, plots and metrics."""
     from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +78,12 @@ def train(
     from digits.runs import RunDir
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+    if from_study:
+        if preset:
+            raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
+        preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
+        overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
+    preset = preset or DEFAULT_PRESET
     if resume is None:
         make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
     # Read and verify the data while TensorFlow imports: both take about a second. The first run's
@@ -108,6 +116,58 @@ def train(
         _out(f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
              f"median {statistics.median(results):.4f}")
     save()
+
+
+def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | None):
+    """preset, dataset, train_limit and config overrides of a study's best trial."""
+    tune = _import_tune()
+    attrs, trial = tune.best_config(storage or tune.default_storage(runs_dir), study)
+    overrides = tune.overrides_from_params(attrs["preset"], trial.params)
+    overrides["tuned_from"] = {"study": study, "trial": trial.number, "val_accuracy": trial.value}
+    _out(f"study {study}: best trial {trial.number} (val acc {trial.value:.4f}) on preset {attrs['preset']}")
+    return attrs["preset"], attrs["dataset"], train_limit if train_limit is not None else attrs["train_limit"], overrides
+
+
+def _import_tune():
+    try:
+        from digits import tune
+    except ImportError as err:
+        raise _fail(f"tuning needs Optuna ({err.name} is missing): pip install 'digits[tune]'.")
+    return tune
+
+
+@app.command()
+def tune(
+    preset: Annotated[PresetName, typer.Option(help="The preset whose open settings are searched.")] = "seed",
+    trials: Annotated[int, typer.Option(min=0, help="Trials this worker runs; running again continues the study.")] = 20,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file runs/tune.db).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
+    show: Annotated[Optional[str], typer.Option(help="Print this study's best trials and save its plots; trains nothing.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")] = None,
+    max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = "mnist",
+    data_dir: DataDirOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = Path("runs"),
+    train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.")] = None,
+    seed: Annotated[int, typer.Option(help="The seed every trial trains with.")] = 0,
+    heartbeat: Annotated[int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")] = 30,
+) -> None:
+    """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy (one or many workers)."""
+    tune = _import_tune()
+    storage = storage or tune.default_storage(runs_dir)
+    if show:
+        found = tune.open_study(tune.open_storage(storage), show)
+        _out(tune.describe(found))
+        for path in tune.save_plots(found, out or runs_dir / f"tune-{show}"):
+            _out(f"  plot: {path}")
+        return
+    found = tune.run_study(
+        preset, trials, storage=storage, study_name=study or f"{preset}-{dataset}", timeout=timeout,
+        max_epochs=max_epochs, dataset=dataset, train_limit=train_limit, seed=seed, heartbeat=heartbeat,
+        data_dir=data_dir, progress=sys.stderr.isatty(), log=_out,
+    )
+    _out(tune.describe(found))
 
 
 def _summarize(run_dir: Path, metrics: dict) -> None:
@@ -144,25 +204,39 @@ def predict(
 ) -> None:
     """Recognize one digit per image."""
     from digits.explain import save_steps
-    from digits.reader import NO_DIGIT, UNSURE, Reader
+    from digits.reader import NO_DIGIT, UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
-        if explain:
-            save_steps(prepared, explain)
         found = reader.answer(prepared)
         if as_json:
             _out(json.dumps({"file": str(path), **found.to_dict()}))
         elif found.status == NO_DIGIT:
             _out(f"{path}: no digit found")
         elif found.status == UNSURE:
-            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.0%}" for d, c in found.top3) + ")")
+            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
         else:
             _out(f"{path}: {found.digit} ({found.confidence:.1%})")
+        if explain:
+            save_steps(prepared, explain)
+
+
+def _each_picture(images: list[str], model: Optional[Path], threshold: float, explain: Optional[Path]):
+    """Check --explain, load the reader, then yield (reader, path, picture) for each picture that opens.
+
+    A file that does not open is reported in one line and the rest are still
+    read; the command then exits 2 at the end.
+    """
+    from digits.reader import Reader
+
+    if explain and len(images) != 1:
+        raise typer.BadParameter("--explain takes exactly one image.")
+    if explain and explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
+        raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
+    reader = Reader(model, threshold=threshold)
+    failures: list[str] = []
+    for path, image in _readable_images(images, failures):
+        yield reader, path, image
     if failures:
         raise typer.Exit(2)
 
@@ -194,16 +268,10 @@ def read(
 ) -> None:
     """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
     from digits.explain import save_boxes
-    from digits.reader import UNSURE, Reader
+    from digits.reader import UNSURE
 
-    if explain and len(images) != 1:
-        raise typer.BadParameter("--explain takes exactly one image.")
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
+    for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
-        if explain:
-            save_boxes(image, page, explain)
         if as_json:
             _out(json.dumps({"file": str(path), **page.to_dict()}))
         elif not page.lines:
@@ -211,8 +279,8 @@ def read(
         for line in [] if as_json else page.lines:
             doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
             _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
-    if failures:
-        raise typer.Exit(2)
+        if explain:
+            save_boxes(image, page, explain)
 
 
 @app.command()

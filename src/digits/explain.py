@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from digits.atomic import atomic_path
-from digits.picture import convert_mode
+from digits.picture import grey_array, true_size
 from digits.preprocess import Prepared
 from digits.reader import OK, Page
 
@@ -38,14 +39,19 @@ def save_steps(prepared: Prepared, path: str | os.PathLike) -> None:
 
 def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike) -> None:
     """The picture with a box round every digit found: green when sure, orange when unsure."""
-    canvas = convert_mode(picture, "RGB")
+    # Grey through the reader's own conversion: transparency over white, 16-bit and
+    # float pictures scaled. Boxes are in the picture's true pixels; a big JPEG may
+    # have been decoded smaller.
+    canvas = Image.fromarray(np.uint8(np.rint(grey_array(picture) * 255))).convert("RGB")
+    scale_x, scale_y = (shown / true for shown, true in zip(canvas.size, true_size(picture)))
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 400))
     for line in page.lines:
         for digit in line.digits:
+            x0, y0, x1, y1 = digit.box
+            box = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
             colour = (0, 170, 0) if digit.status == OK else (230, 140, 0)
-            draw.rectangle(digit.box, outline=colour, width=width)
-            draw.text((digit.box[0], max(0, digit.box[1] - 12 * width)), str(digit.digit), fill=colour,
-                      font_size=10 * width)
+            draw.rectangle(box, outline=colour, width=width)
+            draw.text((box[0], max(0, box[1] - 12 * width)), str(digit.digit), fill=colour, font_size=10 * width)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")

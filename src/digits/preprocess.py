@@ -19,8 +19,8 @@ image, in the order MNIST itself was made:
   7. scale the longer side to 20 px keeping the aspect ratio, anti-aliased;
   8. paste into 28×28 so that the centre of mass lands on the centre.
 
-`prepare` does this for one digit and `segment` for a line of digits (the
-pieces of one broken digit are merged). The steps live in their own modules:
+`prepare` does this for one digit and `segment_page` for every line of
+digits on a page (the pieces of one broken digit are merged). The steps live in their own modules:
 `picture` (loading, step 1), `writing` (finding the ink, steps 2-5) and
 `normalize` (one digit to MNIST's format, steps 6-8).
 """

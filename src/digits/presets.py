@@ -153,7 +153,8 @@ PRESET_KEYS: dict[str, Callable] = {
     "validation_split": _number_in(0, 1, high_open=True),
     "early_stopping": _int_at_least(0),
     "monitor": _one_of("val_loss", "val_accuracy", "loss", "accuracy"),
-    "augment": _boolean,
+    # true (the deformations of augment.py as set), or their strength (tuning sets 0 to 1).
+    "augment": lambda v: None if isinstance(v, bool) or _number_in(0, 2)(v) is None else "true, false or a strength in [0, 2]",
     "jit_compile": _boolean,
     "epochs": _int_at_least(1),
     "batch_size": _int_at_least(1),
@@ -166,6 +167,8 @@ PRESET_KEYS: dict[str, Callable] = {
     "junk_train": _int_at_least(0),
     "junk_val": _int_at_least(0),
     "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
+    # The `digits tune` study and trial a config came from (`train --from-study`); changes nothing in training.
+    "tuned_from": _anything,
 }
 
 # What a run adds to its preset in config.json: identity, then what training recorded.

@@ -22,7 +22,8 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import reduce
 
 import numpy as np
 from PIL import Image
@@ -30,10 +31,14 @@ from PIL import Image
 from digits.inference import REJECT, Recognizer
 from digits.picture import load_image
 from digits.preprocess import Prepared, prepare, segment_page
+from digits.writing import union
 
 OK = "ok"
 UNSURE = "unsure"
 NO_DIGIT = "no digit found"
+
+# In a line, a refused piece at least this share of the accepted digits' height is read as an unsure digit.
+_FULL_HEIGHT = 0.75
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the picture's pixels, ends exclusive
 
@@ -43,7 +48,7 @@ class Digit:
     """One digit found in a picture, or the fact that none was."""
 
     digit: int | None  # None when status is "no digit found"
-    confidence: float  # of `digit`; for "no digit found", how sure the model is that it is not one
+    confidence: float  # of `digit`; for "no digit found", how sure the model is that it is not one (0 with no ink)
     top3: tuple[tuple[int, float], ...]
     box: Box | None
     status: str  # "ok", "unsure" or "no digit found"
@@ -124,7 +129,8 @@ class Reader:
         if len(probabilities) > REJECT and probabilities[REJECT] > digit_probabilities[top[0]]:
             return Digit(None, round(float(probabilities[REJECT]), 4), top3, box, NO_DIGIT)
         best, confidence = top3[0]
-        return Digit(best, confidence, top3, box, OK if confidence >= self.threshold else UNSURE)
+        sure = digit_probabilities[top[0]] >= self.threshold  # unrounded: 0.99996 is not 1
+        return Digit(best, confidence, top3, box, OK if sure else UNSURE)
 
     def answer(self, prepared: Prepared) -> Digit:
         """Steps 2 and 3 for one prepared picture."""
@@ -137,7 +143,14 @@ class Reader:
         return self.answer(self.prepare(picture))
 
     def read_page(self, picture: PictureSource) -> Page:
-        """Every line of digits, top to bottom; pieces the model refuses as junk are left out."""
+        """Every line of digits, top to bottom.
+
+        In a line, a piece as tall as the digits the model accepts there but
+        refused itself is kept as "unsure" with its best digit: beside real
+        digits, a digit is far likelier than junk. Smaller refused pieces (a
+        dash, a speck, a stray mark) are left out, and so is a line without one
+        digit the model is sure of.
+        """
         lines = segment_page(_as_image(picture))
         pieces = [piece for line in lines for piece in line]
         if not pieces:
@@ -145,18 +158,20 @@ class Reader:
         probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])))
         found = []
         for line in lines:
+            decided = [self.decide(next(probabilities), piece.box) for piece in line]
+            accepted = [digit for digit in decided if digit.status != NO_DIGIT]
+            if not any(digit.status == OK for digit in accepted):
+                continue
+            digit_height = float(np.median([d.box[3] - d.box[1] for d in accepted]))
             digits = tuple(
-                digit for digit in (self.decide(next(probabilities), piece.box) for piece in line)
-                if digit.status != NO_DIGIT
+                replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE)
+                if d.status == NO_DIGIT and d.box[3] - d.box[1] >= _FULL_HEIGHT * digit_height else d
+                for d in decided
+                if d.status != NO_DIGIT or d.box[3] - d.box[1] >= _FULL_HEIGHT * digit_height
             )
-            if digits:
-                found.append(Line(digits, _union_box([d.box for d in digits])))
+            found.append(Line(digits, reduce(union, [d.box for d in digits])))
         return Page(tuple(found))
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
     return picture if isinstance(picture, Image.Image) else load_image(picture)
-
-
-def _union_box(boxes: list[Box]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

@@ -151,7 +151,8 @@ class Trainer:
                 from digits import augment as aug
 
                 jitter = (aug.REAL_MAX_SHIFT_PX, aug.REAL_SCALE_RANGE) if augment_real else ()
-                images = aug.deform_batch(images, tf.stack([seed, global_step]), *jitter)
+                # `augment` is True (strength 1) or a strength, as tuning sets it.
+                images = aug.deform_batch(images, tf.stack([seed, global_step]), *jitter, strength=float(augment))
             if augment_real:
                 from digits.augment import real_batch
 
@@ -291,9 +292,12 @@ def _score(logs: dict, monitor: str) -> float:
     return -logs[monitor] if "accuracy" in monitor else logs[monitor]
 
 
-def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, progress: bool) -> dict:
+def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, progress: bool,
+        on_epoch=None) -> dict:
     """Train from where `state` stands to the last epoch; checkpoint after every epoch.
 
+    `on_epoch(epoch, logs)`, if given, sees each finished epoch's metrics
+    (tuning reports them to its trial, and may stop the run by raising).
     Raises `Interrupted` (after saving a checkpoint) on SIGINT or SIGTERM.
     """
     x, y = tf.constant(split.x_train), tf.constant(split.y_train)
@@ -340,6 +344,8 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
                 state["epoch"] = epochs  # early stop: the run is complete
             save_checkpoint(run, trainer, state)
             stop.test_signal_after(state["epoch"])
+            if on_epoch:
+                on_epoch(epoch + 1, logs)
             if stop.received is not None and state["epoch"] < epochs:
                 raise Interrupted(stop.received)
     if len(chunk_seconds) > 1:  # the first call traces and compiles; the others show what a call costs

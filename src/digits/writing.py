@@ -8,10 +8,14 @@ Steps 2-5 of the pipeline, at analysis resolution:
   4. threshold: Otsu's method (within safe bounds) finds the writing's size
      and stroke width, then an adaptive threshold at that scale keeps faint
      and bold strokes at their true width;
-  5. drop specks and noise (connected components too small or too far).
+  5. drop what is not writing: specks, and dark regions that are not
+     strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
-`analyse` returns the labelled ink; `pick_digit` chooses the one digit of a
-single-digit picture and `group_line` the digits of a written line.
+It looks first at a reduced copy and again, closer, where the writing is
+small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
+scans) skip steps 2-3. `analyse` returns the labelled ink; `pick_digit`
+chooses the one digit of a single-digit picture, `find_lines` the lines of
+a page, top to bottom, and `group_line` the digits of one line.
 """
 
 from __future__ import annotations
@@ -44,13 +48,18 @@ _BG_GRID = 64
 # stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
 # and twice that where strokes cross.
 _BLOB_THICKNESS = 0.6
-# ...and so is anything thicker than this fraction of the picture's shorter side: the
-# boldest real strokes measured (a 28x28 paint-program digit, scaled up) reach 0.17.
+# ...and so is a region that runs into the picture's border (a shadow, a desk, a
+# shirt: they go on beyond it) thicker than this fraction of the picture's shorter
+# side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
+# A single digit spans at least this share of its picture's shorter side (the
+# smallest among the real pictures measured spans 0.22).
+_MIN_DIGIT_SHARE = 0.04
+
 
 @dataclass
 class Analysis:
-    """Working-resolution results shared by `prepare` and `segment`."""
+    """Working-resolution results shared by `prepare` and `segment_page`."""
 
     grey: np.ndarray  # step 1
     background: np.ndarray  # step 2: estimated paper/board brightness
@@ -191,7 +200,8 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Unpadded on purpose: a region cut by the picture's border goes on beyond
         # it (a desk, a shadow), and is measured as if the border were its middle.
         thickness = 2 * float(ndimage.distance_transform_edt(labels[rows, cols] == label).max())
-        dropped[label] = thickness >= _BLOB_THICKNESS * extent or thickness >= _BLOB_SIZE * shortest
+        at_border = rows.start == 0 or cols.start == 0 or rows.stop == mask.shape[0] or cols.stop == mask.shape[1]
+        dropped[label] = thickness >= _BLOB_THICKNESS * extent or (at_border and thickness >= _BLOB_SIZE * shortest)
     kept = areas[~dropped]
     if kept.any():
         min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
@@ -443,7 +453,12 @@ def gap(a, b) -> float:
 
 
 def pick_digit(analysis: Analysis) -> np.ndarray:
-    """Mask of the one digit: the largest piece plus substantial pieces near it."""
+    """Mask of the one digit: the largest piece plus substantial pieces near it.
+
+    Empty when what is left is too small to be a digit someone meant to be
+    read (a few specks of dust, grain in a texture): under `_MIN_DIGIT_SHARE`
+    of the picture's shorter side.
+    """
     labels, areas = analysis.labels, analysis.areas
     count = len(areas) - 1
     live = [i for i in range(1, count + 1) if areas[i] > 0]
@@ -475,6 +490,8 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
                 chosen.append(i)
                 box = union(box, boxes[i - 1])
                 changed = True
+    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
+        return np.zeros(labels.shape, dtype=bool)
     return np.isin(labels, chosen)
 
 
