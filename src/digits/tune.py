@@ -147,7 +147,8 @@ def study_attrs(preset: str, dataset: str, train_limit: int | None) -> dict:
 
 def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> optuna.Study:
     """Load a study (attrs None) or create/join one that tunes exactly `attrs`."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Our own line per trial replaces Optuna's log; its warning on a failed trial carries a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
