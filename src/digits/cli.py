@@ -74,6 +74,7 @@ def train(
     from digits.data import load
     from digits.phases import phase, save
     from digits.presets import make_config
+    from digits.report import Plotter
     from digits.runs import RunDir
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
@@ -85,27 +86,29 @@ def train(
     preset = preset or DEFAULT_PRESET
     if resume is None:
         make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
-    # Read and verify the data while TensorFlow imports: both take about a second.
+    # Read and verify the data while TensorFlow imports: both take about a second. The first run's
+    # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.
     def timed_load():
         with phase("data"):
             return load(dataset, data_dir)
 
-    with ThreadPoolExecutor(1) as pool:
-        loading = None if resume else pool.submit(timed_load)
-        with phase("import TensorFlow"):
-            from digits.train import train as train_run
+    with Plotter() as plotter:
+        with ThreadPoolExecutor(1) as pool:
+            loading = None if resume else pool.submit(timed_load)
+            with phase("import TensorFlow"):
+                from digits.train import train as train_run
 
-        data = loading.result() if loading else None
-    results = []
-    for s in range(seed, seed + seeds):
-        run_dir = train_run(
-            preset, runs_dir=runs_dir, name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume,
-            dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
-            data=data,
-        )
-        metrics = RunDir(run_dir).read_metrics()
-        results.append(metrics["test_accuracy"])
-        _summarize(run_dir, metrics)
+            data = loading.result() if loading else None
+        results = []
+        for s in range(seed, seed + seeds):
+            run_dir = train_run(
+                preset, runs_dir=runs_dir, name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume,
+                dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
+                data=data, plotter=plotter if s == seed else None,
+            )
+            metrics = RunDir(run_dir).read_metrics()
+            results.append(metrics["test_accuracy"])
+            _summarize(run_dir, metrics)
     if seeds > 1:
         import statistics
 

@@ -133,9 +133,11 @@ class Trainer:
         self.optimizer.build(self.model.trainable_variables)
         self.variables = named_variables(self.model, self.optimizer)
         self.loss = keras.losses.SparseCategoricalCrossentropy()
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=config["jit_compile"])
+        # autograph=False: the loop is an explicit tf.while_loop and every `if` is on the static config, so
+        # there is nothing to convert, and tracing skips autograph's parse of the source (a few hundred ms).
+        self.train_chunk = tf.function(self._train_chunk, jit_compile=config["jit_compile"], autograph=False)
         # One forward pass per epoch: XLA's compile time (~0.7 s) would outweigh its gain.
-        self.evaluate = tf.function(self._evaluate, jit_compile=False)
+        self.evaluate = tf.function(self._evaluate, jit_compile=False, autograph=False)
 
     def _train_chunk(self, x, y, order, first_step):
         model, variables = self.model, self.model.trainable_variables
@@ -369,11 +371,21 @@ def train(
     progress: bool | None = None,
     log=print,
     data=None,
+    plotter=None,
 ) -> Path:
     """Train (or resume) a run; return its folder once model, ONNX and report are written.
 
-    `data` may hold the dataset already loaded (as `digits.data.load` returns it).
+    `data` may hold the dataset already loaded (as `digits.data.load` returns it), and
+    `plotter` a `report.Plotter` already started; the run closes it either way.
     """
+    with plotter or contextlib.nullcontext():
+        return _train(preset, runs_dir=runs_dir, name=name, resume=resume, dataset=dataset, data_dir=data_dir,
+                      seed=seed, train_limit=train_limit, overrides=overrides, progress=progress, log=log, data=data,
+                      plotter=plotter)
+
+
+def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_limit, overrides, progress, log, data,
+           plotter) -> Path:
     if resume is not None:
         run = RunDir(resume)
         config = run.read_config()
@@ -411,19 +423,19 @@ def train(
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
             run.write_config(config, status="failed", epochs_done=state["epoch"])
         raise
-    finish(trainer.model, run, config, state, test)
+    finish(trainer.model, run, config, state, test, plotter)
     return run.path
 
 
-def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test) -> None:
+def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plotter=None) -> None:
     """Save the trained model and its ONNX twin, then write the evaluation report.
 
-    The plots are drawn in a second process that starts (and imports
-    matplotlib) while this one saves and exports the model.
+    The plots are drawn in a second process (`plotter`, else one started
+    now) while this one saves, exports and evaluates the model.
     """
     from digits import evaluate, export, report
 
-    with report.Plotter() as plotter:
+    with plotter or report.Plotter() as plotter:
         with phase("save Keras model"), atomic.atomic_path(run.keras_path) as tmp:
             model.save(tmp)
         with phase("ONNX export"):
