@@ -50,6 +50,8 @@ def test_tiny_study_end_to_end(tmp_path):
     result = _tune(tmp_path, "--trials", "3")
     assert result.returncode == 0, result.stderr
     assert "study tiny-mnist" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr, "no progress bar off a terminal"
+    assert [line.split(":")[0] for line in result.stdout.splitlines()[:3]] == ["trial 0", "trial 1", "trial 2"]
 
     study = _study(tune.default_storage(tmp_path), "tiny-mnist")
     assert study.user_attrs == {"preset": "tiny", "dataset": "mnist", "train_limit": 3000}
