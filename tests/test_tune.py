@@ -130,6 +130,7 @@ def _running_trial(storage: str, name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     storage, name = tune.default_storage(tmp_path), "killed"
     args = ["--study", name, "--heartbeat", "1"]
