@@ -46,6 +46,7 @@ def storage(request, tmp_path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path):
     result = _tune(tmp_path, "--trials", "3")
     assert result.returncode == 0, result.stderr
@@ -101,6 +102,7 @@ def test_seed_keeps_the_articles_network():
     assert models.build(config).count_params() == 104_938
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path, storage):
     name = f"shared-{uuid.uuid4().hex[:8]}"
     args = [DIGITS, "tune", *SMALL, "--trials", "2", "--runs-dir", str(tmp_path), "--storage", storage, "--study", name]
@@ -129,6 +131,7 @@ def _running_trial(storage: str, name: str):
     return trials[0] if trials else None
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     storage, name = tune.default_storage(tmp_path), "killed"
