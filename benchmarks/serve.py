@@ -3,10 +3,10 @@
 Both servers run on loopback with the load generator (`hey`, from apt) on the
 same machine. Load, alternating between the servers for each repetition so
 that drifting machine load hits both, after a warm-up each:
-  (a) a 28×28 PNG at 32 clients: `digits` for `--requests` POSTs, the
-      tutorial server (`tutorial_server.py`: FastAPI, naive resize, Keras
-      `model.predict` per request) for as many or `--anchor-seconds`,
-      whichever ends first;
+  (a) a 28×28 PNG at 32 clients: `digits` (the shipped model, or `--model`)
+      for `--requests` POSTs, the tutorial server (`tutorial_server.py`:
+      FastAPI, naive resize, Keras `model.predict` per request, with the
+      Keras model of `--tutorial-model`) for `--anchor-seconds`;
   (b) a 2-megapixel photo (a real one from ../shared/data/real-digits when
       present, resized to 2 MP; else a synthetic one) at 8 clients, the same way.
 Then, against `digits` only:
@@ -21,7 +21,7 @@ the span from the first request sent to the last answer received; p50/p99
 are of those answers' times; errors are requests not answered 200.
 
 Usage:
-    DIGITS_DATA_DIR=... .venv/bin/python benchmarks/serve.py --model RUN [--reps 3] [--quick]
+    DIGITS_DATA_DIR=... .venv/bin/python benchmarks/serve.py --tutorial-model RUN [--model RUN] [--reps 3] [--quick]
 
 Writes benchmarks/results/serve.json and serve.md (serve-quick.* with --quick);
 `benchmarks/update_readme.py` copies serve.md into the README.
@@ -401,7 +401,9 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="run folder with model.onnx and model.keras")
+    parser.add_argument("--model", type=Path, help="what digits serves: run folder or .onnx (default: the shipped model)")
+    parser.add_argument("--tutorial-model", type=Path, required=True,
+                        help="what the tutorial server serves: a run folder with model.keras, or a .keras file")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--requests", type=int, default=5000, help="POSTs per load measurement of digits")
     parser.add_argument("--photo-requests", type=int, default=200)
@@ -415,12 +417,10 @@ def main() -> None:
     if args.quick:
         args.reps, args.requests, args.photo_requests, args.anchor_seconds, args.rss_requests = 1, 500, 40, 5, 2000
     onnx = resolve_model(args.model)
-    keras_model = onnx.with_name("model.keras")
+    keras_model = args.tutorial_model / "model.keras" if args.tutorial_model.is_dir() else args.tutorial_model
     if not keras_model.is_file():
-        raise SystemExit(f"{args.model}: no model.keras beside the ONNX model, for the tutorial server.")
+        raise SystemExit(f"{args.tutorial_model}: no Keras model there for the tutorial server.")
     load_average = Path("/proc/loadavg").read_text().split()[:3]
-    config = onnx.with_name("config.json")
-    preset = json.loads(config.read_text()).get("preset", "?") if config.is_file() else "?"
 
     with tempfile.TemporaryDirectory(prefix="digits-serve-bench-") as tmp:
         work = Path(tmp)
@@ -472,7 +472,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/serve.py", *sys.argv[1:]]),
         "machine": provenance.machine(), "versions": provenance.versions(),
-        "load_average_before": " ".join(load_average), "model": f"{onnx} (preset {preset})", "workers": args.workers,
+        "load_average_before": " ".join(load_average), "model": f"{onnx} (digits), {keras_model} (tutorial)", "workers": args.workers,
         "reps": args.reps, "photo_source": photo_source,
         "load": {"png28": png, "photo": photo_load}, "rss": rss, "attacks": attacked,
         "targets": TARGETS, "targets_met": targets_met,

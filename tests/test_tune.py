@@ -18,6 +18,7 @@ optuna = pytest.importorskip("optuna")
 
 from conftest import DIGITS, assert_one_line_error, run_cli  # noqa: E402
 from digits import tune  # noqa: E402
+from digits.train import TEST_SIGNAL_VARIABLE  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 # A few seconds per trial: 3000 images, at most 2 epochs.
@@ -50,6 +51,8 @@ def test_tiny_study_end_to_end(tmp_path):
     result = _tune(tmp_path, "--trials", "3")
     assert result.returncode == 0, result.stderr
     assert "study tiny-mnist" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr, "no progress bar off a terminal"
+    assert [line.split(":")[0] for line in result.stdout.splitlines()[:3]] == ["trial 0", "trial 1", "trial 2"]
 
     study = _study(tune.default_storage(tmp_path), "tiny-mnist")
     assert study.user_attrs == {"preset": "tiny", "dataset": "mnist", "train_limit": 3000}
@@ -129,6 +132,7 @@ def _running_trial(storage: str, name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     storage, name = tune.default_storage(tmp_path), "killed"
     args = ["--study", name, "--heartbeat", "1"]
@@ -160,6 +164,16 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     assert retry.number > killed.number and retry.state == TrialState.COMPLETE
     assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
     assert retry.params == killed.params
+
+
+def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
+    # The training loop's test hook sends SIGINT right after epoch 1, the last epoch of a 1-epoch trial or not.
+    env = {**os.environ, TEST_SIGNAL_VARIABLE: "SIGINT:1"}
+    stopped = _tune(tmp_path, "--trials", "3", "--study", "stopped", env=env)
+    assert stopped.returncode == 130
+    assert stopped.stderr == "", stopped.stderr
+    (trial,) = _study(tune.default_storage(tmp_path), "stopped").trials
+    assert trial.state == TrialState.FAIL
 
 
 @pytest.mark.parametrize("url, fragment", [

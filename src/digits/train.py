@@ -344,10 +344,11 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
                 state["epoch"] = epochs  # early stop: the run is complete
             save_checkpoint(run, trainer, state)
             stop.test_signal_after(state["epoch"])
+            # Even after the last epoch: a signal is never swallowed (resuming then only finishes the run).
+            if stop.received is not None:
+                raise Interrupted(stop.received)
             if on_epoch:
                 on_epoch(epoch + 1, logs)
-            if stop.received is not None and state["epoch"] < epochs:
-                raise Interrupted(stop.received)
     if len(chunk_seconds) > 1:  # the first call traces and compiles; the others show what a call costs
         add_phase("compile", chunk_seconds[0] - float(np.median(chunk_seconds[1:])))
     if patience and state["best_weights"] is not None:

@@ -104,7 +104,7 @@ def _shown(url: str) -> str:
 
 def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
     """Connect to (and if needed initialise) a study database; one clear TuneError on any fault."""
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +128,8 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
             raise TuneError(f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
                             "(PostgreSQL) or that driver.") from None
         except SQLAlchemyError as err:
-            # Workers started together race to create the tables: the loser retries.
-            if attempt < 2 and "already exists" in str(err):
+            # Workers started together race to create the tables and stamp their version: the loser retries.
+            if attempt < 2 and (isinstance(err, IntegrityError) or "already exists" in str(err)):
                 time.sleep(1)
                 continue
             raise TuneError(f"cannot open the study storage {_shown(url)}: {_reason(err)}") from None
@@ -147,7 +147,8 @@ def study_attrs(preset: str, dataset: str, train_limit: int | None) -> dict:
 
 def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> optuna.Study:
     """Load a study (attrs None) or create/join one that tunes exactly `attrs`."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Our own line per trial replaces Optuna's log; its warning on a failed trial carries a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -169,13 +170,14 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
     except SQLAlchemyError as err:
         raise TuneError(f"the study storage failed: {_reason(err)}") from None
     stored = study.user_attrs
-    if not stored:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
-    elif {k: stored.get(k) for k in attrs} != attrs:
+    if any(key in stored and stored[key] != value for key, value in attrs.items()):
         theirs = ", ".join(f"{k} {stored.get(k)}" for k in attrs)
         raise TuneError(f"study {name!r} tunes {theirs}, not {', '.join(f'{k} {v}' for k, v in attrs.items())}; "
                         "choose another --study.")
+    # A new study (or one another worker is still labelling, one key at a time) gets what it lacks.
+    for key, value in attrs.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
     return study
 
 
