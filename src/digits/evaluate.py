@@ -33,15 +33,17 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
-               best_epoch: int | None = None, train_seconds: float | None = None, plotter=None) -> dict:
+               best_epoch: int | None = None, train_seconds: float | None = None, plotter=None,
+               curves_sent: bool = False) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into the run folder.
 
     `plotter` (report.Plotter) draws the plots in its own process; without one they are drawn here.
+    `curves_sent`: the caller has already sent `curves_plot` to the plotter (it needs no test results).
     """
     with phase("evaluation"):
         metrics, recognizer, predicted = _test_metrics(run, config, history, test, best_epoch, train_seconds)
     with phase("plots (waited for)"):
-        _plots(run, config, history, test, metrics, recognizer, predicted, plotter)
+        _plots(run, config, history, test, metrics, recognizer, predicted, plotter, curves_sent)
     return metrics
 
 
@@ -78,13 +80,19 @@ def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, tr
     return metrics, recognizer, predicted
 
 
-def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter) -> None:
+def curves_plot(run: RunDir, config: dict, history: dict, best_epoch: int | None = None) -> tuple:
+    """The learning curves as (plot, *args): they need only the history, so they can be drawn first."""
+    best = best_epoch or report.overfitting(history, monitor=config.get("monitor", "val_loss"))["best_epoch"]
+    return report.plot_curves, history, run.curves_path, best, f"{config['preset']} on {config['dataset']}"
+
+
+def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter,
+           curves_sent: bool) -> None:
     x_test, y_test = test
     names = _class_names(config, recognizer)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
-    plots = [
-        (report.plot_curves, history, run.curves_path, metrics["overfitting"]["best_epoch"],
-         f"{config['preset']} on {config['dataset']}"),
+    plots = [] if curves_sent else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
+    plots += [
         (report.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
         (report.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
     ]

@@ -436,13 +436,14 @@ def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plo
     from digits import evaluate, export, report
 
     with plotter or report.Plotter() as plotter:
+        plotter.submit(*evaluate.curves_plot(run, config, state["history"], state["best_epoch"]))
         with phase("save Keras model"), atomic.atomic_path(run.keras_path) as tmp:
             model.save(tmp)
         with phase("ONNX export"):
             export.to_onnx(model, run.onnx_path)
         run.write_history(state["history"])
         evaluate.report_run(run, config, state["history"], test, best_epoch=state["best_epoch"],
-                            train_seconds=state["train_seconds"], plotter=plotter)
+                            train_seconds=state["train_seconds"], plotter=plotter, curves_sent=True)
         with phase("plots (waited for)"):
             plotter.close()
     run.write_config(config, status="finished", epochs_done=state["epoch"])
