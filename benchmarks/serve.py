@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import shutil
 import socket
@@ -364,7 +363,7 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
 
 
 def markdown(report: dict) -> str:
-    load, targets = report["load"], TARGETS
+    load = report["load"]
     lines = [
         "# Serving: `digits serve` against the tutorial server",
         "",

@@ -41,7 +41,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
