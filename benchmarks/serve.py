@@ -51,6 +51,7 @@ from PIL import Image, ImageDraw
 from digits import provenance
 from digits.atomic import write_json, write_text
 from digits.inference import resolve_model
+from digits.runs import RunDir
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -416,7 +417,7 @@ def main() -> None:
     if args.quick:
         args.reps, args.requests, args.photo_requests, args.anchor_seconds, args.rss_requests = 1, 500, 40, 5, 2000
     onnx = resolve_model(args.model)
-    keras_model = args.tutorial_model / "model.keras" if args.tutorial_model.is_dir() else args.tutorial_model
+    keras_model = RunDir(args.tutorial_model).keras_path if args.tutorial_model.is_dir() else args.tutorial_model
     if not keras_model.is_file():
         raise SystemExit(f"{args.tutorial_model}: no Keras model there for the tutorial server.")
     load_average = Path("/proc/loadavg").read_text().split()[:3]

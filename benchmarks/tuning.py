@@ -27,7 +27,6 @@ study's own best value is shown too, but it is the maximum over many trials
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from digits import tune  # noqa: E402
+from digits.runs import RunDir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "tuning"
@@ -64,11 +64,8 @@ COMMANDS = {
 
 
 def read_run(run: Path) -> dict:
-    config = json.loads((run / "config.json").read_text())
-    metrics = json.loads((run / "metrics.json").read_text())
-    with open(run / "history.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    history = {key: [float(row[key]) for row in rows] for key in rows[0]}
+    folder = RunDir(run)
+    config, metrics, history = folder.read_config(), folder.read_metrics(), folder.read_history()
     return {"run": str(run.relative_to(ROOT)), "config": config, "metrics": metrics, "history": history,
             "kept_val_accuracy": tune.kept_val_accuracy(history, config)}
 
