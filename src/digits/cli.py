@@ -233,6 +233,10 @@ def _each_picture(images: list[str], model: Optional[Path], threshold: float, ex
         raise typer.BadParameter("--explain takes exactly one image.")
     if explain and explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
         raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
+    if explain:
+        from digits.atomic import writable_target
+
+        writable_target(explain)  # a folder, a device or a FIFO there fails now, before any work
     reader = Reader(model, threshold=threshold)
     failures: list[str] = []
     for path, image in _readable_images(images, failures):
@@ -320,7 +324,7 @@ def serve(
 @app.command()
 def show(
     index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
-    model: ModelOpt = LATEST,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
     out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
     data_dir: DataDirOpt = None,
