@@ -45,9 +45,10 @@ _CLEAN_LEVELS = 2
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
 # A component whose thickest point spans this fraction of its length is a blob, not a
-# stroke. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3,
-# and twice that where strokes cross.
-_BLOB_THICKNESS = 0.6
+# stroke: a disc spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker
+# strokes reach 0.3, twice that where strokes cross, and a bold 8 whose loops closed
+# up is two discs stacked (about 0.6).
+_BLOB_THICKNESS = 0.75
 # ...and so is a region that runs into the picture's border (a shadow, a desk, a
 # shirt: they go on beyond it) thicker than this fraction of the picture's shorter
 # side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
@@ -210,6 +211,20 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels[dropped[labels]] = 0
     areas[dropped] = 0
     return labels, areas
+
+
+def _join_grain(mask: np.ndarray, labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray]:
+    """Chalk on a board breaks into grains: pieces closer than a stroke's width belong together.
+
+    The pieces keep their own pixels; only their labels join, so the digit's
+    image is unchanged while its fragments are grouped as one.
+    """
+    from scipy import ndimage
+
+    joined, _ = ndimage.label(ndimage.binary_closing(labels > 0, iterations=max(1, round(stroke / 2))),
+                              structure=np.ones((3, 3), dtype=bool))
+    labels = np.where(labels > 0, joined, 0)
+    return labels, np.bincount(labels.ravel(), minlength=labels.max() + 1) * (np.arange(labels.max() + 1) > 0)
 
 
 def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -413,6 +428,8 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
         labels, areas = _components(mask)
+        if not dark_ink:
+            labels, areas = _join_grain(mask, labels, stroke)
     return Analysis(
         grey=grey,
         background=background,
