@@ -7,22 +7,19 @@ answers almost at random. This module rebuilds MNIST's format from a real
 image, in the order MNIST itself was made:
 
   1. convert to grey (alpha over white, 16-bit scaled, palette expanded);
-  2. estimate the background (paper, its texture and uneven light) and
-     subtract it; a table showing round the sheet is left out;
-  3. detect polarity: dark ink on light paper, or light chalk on a dark board;
-  4. threshold: Otsu's method (within safe bounds) finds the writing's size
-     and stroke width, then an adaptive threshold at that scale keeps faint
-     and bold strokes at their true width;
-  5. drop specks and noise (connected components too small or too far);
+  2-5. find the writing (`writing`): flatten the paper's light, detect the
+     ink's polarity, threshold at the writing's own stroke width, and drop
+     specks, shadows and whatever else is not a stroke;
   6. crop the digit's bounding box (hairline or marker strokes are brought
      into the range of pen widths MNIST has);
   7. scale the longer side to 20 px keeping the aspect ratio, anti-aliased;
   8. paste into 28×28 so that the centre of mass lands on the centre.
 
 `prepare` does this for one digit and `segment_page` for every line of
-digits on a page (the pieces of one broken digit are merged). The steps live in their own modules:
-`picture` (loading, step 1), `writing` (finding the ink, steps 2-5) and
-`normalize` (one digit to MNIST's format, steps 6-8).
+digits on a page (the pieces of one broken digit are merged). The steps
+live in their own modules: `picture` (loading, step 1), `writing` (finding
+the ink, steps 2-5) and `normalize` (one digit to MNIST's format, steps 6-8).
+A picture already in MNIST's format is returned as it is.
 """
 
 from __future__ import annotations
