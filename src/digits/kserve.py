@@ -38,7 +38,7 @@ DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 def router(reader, batcher: MicroBatcher) -> APIRouter:
     """The /v2 routes over `reader` (for its model's metadata) and `batcher` (for inference)."""
     routes = APIRouter(prefix="/v2")
-    classes = int(reader.recognizer.session.get_outputs()[0].shape[-1])  # 10 digits, or 11 with "not a digit"
+    classes = reader.recognizer.num_classes  # 10 digits, or 11 with "not a digit"
     metadata = {
         "name": MODEL,
         "versions": [VERSION],

@@ -21,6 +21,7 @@ a page, top to bottom, and `group_line` the digits of one line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -72,6 +73,13 @@ class Analysis:
     origin: tuple[float, float]  # where working pixel (0, 0) is, in original pixels (x, y)
     contrast: float  # typical ink-minus-paper difference, in grey units
     dark_ink: bool
+
+    @cached_property
+    def boxes(self) -> dict[int, tuple[int, int, int, int]]:
+        """Box of every component still kept, by label (found once, used by every line)."""
+        count = len(self.areas) - 1
+        return {i: b for i, b in zip(range(1, count + 1), component_boxes(self.labels, count))
+                if b is not None and self.areas[i] > 0}
 
 
 def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -338,7 +346,7 @@ def analyse(image: Image.Image) -> Analysis:
     if paper is not None:
         return _analyse_clean(grey, scale, paper)
     coarse = _analyse_grey(grey, scale, origin=(0.0, 0.0))
-    boxes = _live_boxes(coarse)
+    boxes = coarse.boxes
     if not boxes:
         return coarse
     height = _typical_height(boxes, coarse.areas)
@@ -512,14 +520,6 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     return np.isin(labels, chosen)
 
 
-def _live_boxes(analysis: Analysis) -> dict[int, tuple[int, int, int, int]]:
-    """Box of every component still kept, by label."""
-    areas = analysis.areas
-    count = len(areas) - 1
-    return {i: b for i, b in zip(range(1, count + 1), component_boxes(analysis.labels, count))
-            if b is not None and areas[i] > 0}
-
-
 def _typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
     """How tall the writing is: the median height of its components, weighted by ink.
 
@@ -547,7 +547,7 @@ _MAX_PIECES = 400
 
 def find_lines(analysis: Analysis) -> list[list[int]]:
     """The components of each line of writing, lines top to bottom."""
-    boxes = _live_boxes(analysis)
+    boxes = analysis.boxes
     if not boxes:
         return []
     if len(boxes) > _MAX_PIECES:
@@ -594,8 +594,7 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     side by side stay two digits, even under a 7's overhang.
     """
     areas = analysis.areas
-    every = _live_boxes(analysis)
-    boxes = {i: every[i] for i in members}
+    boxes = {i: analysis.boxes[i] for i in members}
     if not boxes:
         return []
     line = _typical_height(boxes, areas)
