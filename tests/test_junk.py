@@ -1,4 +1,4 @@
-"""The junk generator (pictures with no digit) and the training negatives made from it."""
+"""The junk generator: pictures with no digit."""
 
 from __future__ import annotations
 
@@ -44,29 +44,3 @@ def test_written_set_reads_back_as_made(tmp_path):
     for entry, (image, _) in zip(labels["junk"], samples):
         with Image.open(tmp_path / entry["file"]) as saved:
             assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image))
-
-
-def test_negatives_are_the_same_for_any_number_of_workers(monkeypatch):
-    monkeypatch.setattr(junk, "_CHUNK", 30)
-    one = junk.negatives(90, seed=4, workers=1, cache=False)
-    two = junk.negatives(90, seed=4, workers=2, cache=False)
-    assert np.array_equal(one, two)
-    # Most junk keeps some ink through the pipeline, each image a 28x28 model input.
-    assert one.dtype == np.float32 and one.shape[1:] == (28, 28) and 45 < len(one) <= 90
-    assert one.max() <= 1.0 and (one.reshape(len(one), -1).max(axis=1) > 0).all()
-
-
-def test_negatives_are_cached_and_served_from_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    made = junk.negatives(30, seed=2)
-    files = list((tmp_path / "digits" / "junk").glob("negatives-30-2-*.npy"))
-    assert len(files) == 1
-    np.save(files[0], made[:3])  # what a cache hit would return
-    assert len(junk.negatives(30, seed=2)) == 3
-
-
-def test_a_straight_near_vertical_stroke_is_never_a_negative(mnist):
-    _, (x_test, y_test) = mnist
-    ones = [junk._looks_like_a_one(image / 255) for image in x_test[y_test == 1][:200]]
-    others = [junk._looks_like_a_one(image / 255) for image in x_test[y_test != 1][:500]]
-    assert np.mean(ones) > 0.9 and np.mean(others) < 0.03

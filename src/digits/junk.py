@@ -4,10 +4,9 @@ A reader must say "no digit found" for a photo of blank paper, a grid, a
 letter or a scribble instead of naming a digit. This module makes such
 pictures, for two uses:
 
-  * training negatives: `negatives` runs junk pictures through the very
-    preprocessing a photo goes through (`digits.preprocess.prepare`) and
-    returns the 28×28 images the model would see, to be learnt as the
-    "not a digit" class (label 10);
+  * training negatives: `digits.reader_data.negatives` runs junk pictures
+    through the very preprocessing a photo goes through and keeps the 28×28
+    images the model would see, to be learnt as the "not a digit" class (label 10);
   * a junk test set for benchmarks and tests: `make_junk` and `write_junk`.
 
 Kinds of junk (`KINDS`): blank paper, specks, a straight stroke (horizontal
@@ -27,8 +26,6 @@ between machines with different fonts; the stroke letters never do.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digits import realistic
 
-__all__ = ["HELD_OUT_SEED", "KINDS", "LETTERS", "draw_strokes", "make_junk", "negatives", "refusal", "write_junk"]
+__all__ = ["HELD_OUT_SEED", "KINDS", "LETTERS", "draw_strokes", "make_junk", "refusal", "write_junk"]
 
 # The junk set evaluations measure: `make_junk(n, HELD_OUT_SEED)`. Training
 # negatives come from another random stream, so none of these is ever trained on.
@@ -231,92 +228,10 @@ def _picture(rng: np.random.Generator, kind: str) -> Image.Image:
     return realistic._render([coverage], [(top, left)], shape, style, rng)
 
 
-def _pictures(rng: np.random.Generator, n: int) -> list[tuple[Image.Image, str]]:
-    return [(_picture(rng, KINDS[i % len(KINDS)]), KINDS[i % len(KINDS)]) for i in range(n)]
-
-
-def make_junk(n: int, seed: int) -> list[tuple[Image.Image, str]]:
+def make_junk(n: int, seed: realistic.Seed) -> list[tuple[Image.Image, str]]:
     """`n` photo-like pictures without a digit, each with its kind, the kinds in turn."""
-    return _pictures(np.random.default_rng([seed, 3]), n)
-
-
-# Negatives are made in chunks, each from its own random stream, so they can
-# be made in parallel and still come out the same for any number of workers.
-_CHUNK = 200
-
-
-def _looks_like_a_one(image: np.ndarray) -> bool:
-    """A single straight stroke within 40 degrees of vertical: what a 1 is, so never a negative.
-
-    Judged on the prepared 28×28 image from the ink's second moments: the
-    stroke is straight when the ink's spread across its main axis is small
-    next to its spread along it.
-    """
-    rows, cols = np.nonzero(image > 0.3)
-    if rows.size < 3:
-        return False
-    covariance = np.cov(np.stack([rows, cols]).astype(np.float64))
-    values, vectors = np.linalg.eigh(covariance)
-    along = vectors[:, 1]  # (row, col) direction of the larger spread
-    straight = values[0] < (0.3**2) * values[1]
-    return bool(straight and abs(along[0]) > np.cos(np.radians(40)))
-
-
-def _negatives_chunk(seed: int, chunk: int, n: int) -> np.ndarray:
-    from digits.preprocess import prepare
-
-    kept = []
-    for picture, _ in _pictures(np.random.default_rng([seed, 4, chunk]), n):
-        prepared = prepare(picture)
-        if prepared.has_ink and not _looks_like_a_one(prepared.image):
-            kept.append(prepared.image)
-    return np.asarray(kept, dtype=np.float32).reshape(-1, 28, 28)
-
-
-def _make_negatives(n: int, seed: int, workers: int) -> np.ndarray:
-    sizes = [min(_CHUNK, n - start) for start in range(0, n, _CHUNK)]
-    jobs = [(seed, chunk, size) for chunk, size in enumerate(sizes)]
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_negatives_chunk, *zip(*jobs)))
-    else:
-        parts = [_negatives_chunk(*job) for job in jobs]
-    return np.concatenate(parts) if parts else np.zeros((0, 28, 28), np.float32)
-
-
-def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True) -> np.ndarray:
-    """Training negatives: `n` junk pictures through `digits.preprocess.prepare`, as (M, 28, 28) float32.
-
-    Pictures in which the pipeline finds no ink are dropped (the reader
-    refuses those before the model sees them), and so are those it turns
-    into one near-vertical straight stroke, which is a 1; so M < n.
-
-    Making them costs tens of milliseconds a picture, so the result is
-    cached in the user cache (`~/.cache/digits/junk/`). The cache key holds
-    a digest of the first chunk's output, so a change to the junk or the
-    preprocessing makes a new file instead of serving stale negatives.
-    """
-    from digits.data import cache_dir
-
-    workers = workers or min(4, os.cpu_count() or 1)
-    if not cache:
-        return _make_negatives(n, seed, workers)
-    probe = _negatives_chunk(seed, 0, min(_CHUNK, n, 20))
-    digest = hashlib.sha256(probe.tobytes()).hexdigest()[:16]
-    path = cache_dir("junk") / f"negatives-{n}-{seed}-{digest}.npy"
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        pass  # missing or unreadable: make it again
-    result = _make_negatives(n, seed, workers)
-    from digits.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, result)
-    return result
+    rng = realistic.random_stream(seed, 3)
+    return [(_picture(rng, KINDS[i % len(KINDS)]), KINDS[i % len(KINDS)]) for i in range(n)]
 
 
 def write_junk(out_dir, n: int, seed: int) -> Path:

@@ -41,6 +41,10 @@ _BASE = {
     "reject_class": False,
     "junk_train": 0,  # junk pictures made for training negatives (fewer survive preprocessing)
     "junk_val": 0,
+    # Training digits photographed (`digits.realistic`) and read back through
+    # the reader's preprocessing: one-digit pictures, and numbers of 2 to 5 digits.
+    "photo_singles": 0,
+    "photo_lines": 0,
 }
 
 PRESETS: dict[str, dict] = {
@@ -76,14 +80,17 @@ PRESETS: dict[str, dict] = {
             "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
     # The model the package ships, for real pictures: the cnn, plus an 11th
     # class "not a digit" learnt from generated junk run through the
-    # preprocessing (`digits.junk.negatives`), pens from hairline to marker,
-    # blur and faint ink (`augment.real_batch`), wider position and size
-    # jitter, and European 1s and crossed 7s (`augment.european_variants`).
+    # preprocessing (`digits.reader_data.negatives`), training digits
+    # photographed and read back the same way (`reader_data.photographed_digits`),
+    # pens from hairline to marker, blur and faint ink (`augment.real_batch`),
+    # wider position and size jitter, and European 1s and crossed 7s
+    # (`augment.european_variants`).
     "reader": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
                "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
                "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
                "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
-               "reject_class": True, "junk_train": 12000, "junk_val": 1200},
+               "reject_class": True, "junk_train": 12000, "junk_val": 1200, "photo_singles": 5000,
+               "photo_lines": 5000},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -166,6 +173,8 @@ PRESET_KEYS: dict[str, Callable] = {
     "reject_class": _boolean,
     "junk_train": _int_at_least(0),
     "junk_val": _int_at_least(0),
+    "photo_singles": _int_at_least(0),
+    "photo_lines": _int_at_least(0),
     "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
     # The `digits tune` study and trial a config came from (`train --from-study`); changes nothing in training.
     "tuned_from": _anything,

@@ -1,9 +1,11 @@
-"""A realistic test set, made from MNIST test digits, seeded and reproducible.
+"""Photo-like pictures of MNIST digits, seeded and reproducible.
 
 MNIST's own test set says nothing about photos of paper. Real photos are
-hard to ship and to label, so this module renders MNIST **test** digits (never
-training digits: the model must not have seen the handwriting) the way a
-camera would see them on paper or on a board:
+hard to ship and to label, so this module renders MNIST digits the way a
+camera would see them on paper or on a board. The benchmarks' realistic set
+renders MNIST **test** digits (the model must not have seen the
+handwriting); a reader model trains on rendered **training** digits
+(`digits.reader_data`). A picture has:
 
   * paper-like backgrounds (white, cream, grey, sticky-note yellow, kraft,
     bluish) with texture and grain, or a dark board with chalk (light on dark);
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_lines", "make_singles", "write_set"]
+__all__ = ["make_lines", "make_singles", "random_stream", "write_set"]
 
 # Colours as RGB in [0, 1].
 _PAPERS = {
@@ -226,24 +228,33 @@ def _render(
     return image
 
 
-def _check(x_test: np.ndarray, y_test: np.ndarray) -> None:
-    if x_test.ndim != 3 or x_test.shape[1:] != (28, 28) or len(x_test) != len(y_test) or len(x_test) == 0:
-        raise ValueError("x_test must be (N, 28, 28) MNIST test images with N labels in y_test.")
+def _check(x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(x) == 0:
+        raise ValueError("x must be (N, 28, 28) MNIST images with N labels in y.")
+
+
+# A seed: one number, or several (a run's seed and a chunk's number) for independent streams.
+Seed = int | tuple[int, ...]
+
+
+def random_stream(seed: Seed, purpose: int) -> np.random.Generator:
+    """The random stream for one purpose (singles, lines, junk...) of a seed."""
+    return np.random.default_rng([*np.atleast_1d(seed).tolist(), purpose])
 
 
 def _indices(rng: np.random.Generator, total: int, n: int) -> np.ndarray:
     return rng.choice(total, size=n, replace=n > total)
 
 
-def make_singles(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, int]]:
-    """`n` photos-like images of one MNIST test digit each, with their labels."""
-    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
-    _check(x_test, y_test)
-    rng = np.random.default_rng([seed, 1])
+def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
+    """`n` photo-like images of one MNIST digit of (x, y) each, with their labels."""
+    x, y = np.asarray(x), np.asarray(y)
+    _check(x, y)
+    rng = random_stream(seed, 1)
     samples = []
-    for index in _indices(rng, len(x_test), n):
+    for index in _indices(rng, len(x), n):
         style = _style(rng, (28, 180))
-        glyph = _glyph(x_test[index], style, rng, max_angle=12)
+        glyph = _glyph(x[index], style, rng, max_angle=12)
         gh, gw = glyph.shape
         # A canvas between about 1.5× and 4× the digit, never huge.
         margin = rng.uniform(0.25, 1.5, size=4) * style.height
@@ -255,21 +266,21 @@ def make_singles(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, i
             shape = (gh + top + bottom, gw + left + right)
         image = _render([glyph], [(top, left)], shape, style, rng)
         image.info["mnist_index"] = int(index)  # provenance, recorded by write_set
-        samples.append((image, int(y_test[index])))
+        samples.append((image, int(y[index])))
     return samples
 
 
-def make_lines(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, str]]:
-    """`n` images of a written number of 2 to 5 MNIST test digits, with its text."""
-    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
-    _check(x_test, y_test)
-    rng = np.random.default_rng([seed, 2])
+def make_lines(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, str]]:
+    """`n` images of a written number of 2 to 5 MNIST digits of (x, y), with its text."""
+    x, y = np.asarray(x), np.asarray(y)
+    _check(x, y)
+    rng = random_stream(seed, 2)
     samples = []
     for _ in range(n):
         count = int(rng.integers(2, 6))
-        indices = _indices(rng, len(x_test), count)
+        indices = _indices(rng, len(x), count)
         style = _style(rng, (28, 110))
-        glyphs = [_glyph(x_test[i], style, rng, max_angle=8) for i in indices]
+        glyphs = [_glyph(x[i], style, rng, max_angle=8) for i in indices]
         gaps = rng.uniform(0.15, 0.6, size=count - 1) * style.height
         jitter = rng.uniform(-0.08, 0.08, size=count) * style.height
         margin = rng.uniform(0.3, 1.2, size=4) * style.height
@@ -285,7 +296,7 @@ def make_lines(x_test, y_test, n: int, seed: int) -> list[tuple[Image.Image, str
             max(t + g.shape[0] for (t, _), g in zip(offsets, glyphs)) + int(margin[1] + 0.1 * style.height) + 2,
             left + int(margin[3]) + 2,
         )
-        text = "".join(str(int(y_test[i])) for i in indices)
+        text = "".join(str(int(y[i])) for i in indices)
         image = _render(glyphs, offsets, shape, style, rng)
         image.info["mnist_index"] = [int(i) for i in indices]
         samples.append((image, text))
