@@ -50,7 +50,8 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     overrides = {"reject_class": True, "junk_train": 100, "junk_val": 30, "junk_test": 20, "augment": True,
-                 "augment_real": True, "european_ones": 50, "crossed_sevens": 50, "epochs": 2}
+                 "augment_real": True, "european_ones": 50, "crossed_sevens": 50, "photo_singles": 40,
+                 "photo_lines": 20, "epochs": 2}
     run = train("tiny", runs_dir=tmp_path, name="reject", train_limit=4000, overrides=overrides, progress=False,
                 log=lambda *a: None)
     assert Recognizer(run).num_classes == 11

@@ -323,9 +323,16 @@ def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
         if not (inner.any() and outer.any()) or abs(np.median(small[inner]) - np.median(small[outer])) < 0.15:
             continue
         # A table is bare; writing outside the "sheet" means the darker part
-        # is paper too, in the shadow of a hand or a phone.
+        # is paper too, in the shadow of a hand or a phone. Writing is
+        # whatever stands out from its surroundings, dark or light, and is
+        # narrower than a good part of the picture: a marker digit's thick
+        # stroke as well as a pen's thin one (top-hats, not a small median).
         core = ndimage.binary_erosion(~filled, iterations=3)
-        detail = np.abs(small - ndimage.median_filter(small, size=7))
+        reach = max(7, round(0.12 * min(small.shape)))
+        # Closing and opening from separable maximum and minimum filters: fast at any reach.
+        closed = ndimage.minimum_filter(ndimage.maximum_filter(small, reach), reach)
+        opened = ndimage.maximum_filter(ndimage.minimum_filter(small, reach), reach)
+        detail = np.maximum(closed - small, small - opened)
         if not core.any() or (detail[core] > 0.1).mean() < 0.002:
             outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
             return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
