@@ -89,8 +89,8 @@ PRESETS: dict[str, dict] = {
                "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
                "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
                "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
-               "reject_class": True, "junk_train": 12000, "junk_val": 1200, "photo_singles": 5000,
-               "photo_lines": 5000},
+               "reject_class": True, "junk_train": 12000, "junk_val": 1200, "photo_singles": 20000,
+               "photo_lines": 20000},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
