@@ -62,16 +62,32 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([part[key] for part in parts]) for key in ("images", "labels")}
 
 
-def _in_chunks(job: Callable, jobs: list[tuple], workers: int) -> dict[str, np.ndarray]:
-    """Run `job(*args)` for every tuple in `jobs`, in worker processes when there are several, and merge."""
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | None) -> dict[str, np.ndarray]:
+    """Run `job(*args)` for every tuple in `jobs`, in worker processes when there are several, and merge.
 
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(job, *zip(*jobs)))
-    else:
-        parts = [job(*args) for args in jobs]
+    `progress` is the label of a progress bar on stderr, or None for none.
+    """
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        if workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            parts = stack.enter_context(ProcessPoolExecutor(workers)).map(job, *zip(*jobs))
+        else:
+            parts = (job(*args) for args in jobs)
+        if progress:
+            from rich.progress import track
+
+            parts = track(parts, description=progress, total=len(jobs), console=_stderr())
+        parts = list(parts)
     return _merge(parts) if parts else _stack([], [])
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _cached(name: str, probe: dict[str, np.ndarray], make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -113,17 +129,18 @@ def _negatives_chunk(seed: int, chunk: int, n: int) -> dict[str, np.ndarray]:
     return _stack(kept, [REJECT] * len(kept))
 
 
-def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True) -> np.ndarray:
+def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True, progress: bool = False) -> np.ndarray:
     """`n` junk pictures through `prepare`, as (M, 28, 28) float32 training negatives.
 
     Pictures in which the pipeline finds no ink are dropped (the reader
     refuses those before the model sees them), and so are those it turns
-    into one near-vertical straight stroke, which is a 1; so M < n.
+    into one near-vertical straight stroke, which is a 1; so M < n. With
+    `progress`, a bar on stderr follows the making (not a read from the cache).
     """
     jobs = [(seed, chunk, min(_CHUNK, n - start)) for chunk, start in enumerate(range(0, n, _CHUNK))]
 
     def make():
-        return _in_chunks(_negatives_chunk, jobs, _workers(workers))
+        return _in_chunks(_negatives_chunk, jobs, _workers(workers), f"{n} junk pictures" if progress else None)
 
     if not cache:
         return make()["images"]
@@ -163,13 +180,15 @@ def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, 
 
 
 def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, seed: int,
-                        workers: int | None = None, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                        workers: int | None = None, cache: bool = True,
+                        progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Digits of (x, y) photographed as `singles` one-digit pictures and `lines` numbers, as the reader sees them.
 
     x: (N, 28, 28) MNIST digits, uint8 0-255 or float in [0, 1]; y: their labels.
     Returns (M, 28, 28) float32 images and their labels. A single digit in
     which the pipeline finds no ink, and a number it splits into more or
-    fewer pieces than it has digits, are left out.
+    fewer pieces than it has digits, are left out. With `progress`, bars on
+    stderr follow the making (not a read from the cache).
     """
     if not singles and not lines:
         return _stack([], [])["images"], _stack([], [])["labels"]
@@ -179,15 +198,18 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
     rng = np.random.default_rng([seed, 6])
     jobs_singles, jobs_lines = [], []
     for chunk, start in enumerate(range(0, singles, _CHUNK)):
-        pick = rng.choice(len(digits), size=min(_CHUNK, singles - start), replace=False)
+        size = min(_CHUNK, singles - start)
+        pick = rng.choice(len(digits), size=size, replace=size > len(digits))
         jobs_singles.append((seed, chunk, digits[pick], y[pick]))
     for chunk, start in enumerate(range(0, lines, _CHUNK)):
         pick = rng.choice(len(digits), size=min(_DIGITS_PER_LINE_CHUNK, len(digits)), replace=False)
         jobs_lines.append((seed, chunk, digits[pick], y[pick], min(_CHUNK, lines - start)))
 
     def make():
-        return _merge([_in_chunks(_singles_chunk, jobs_singles, _workers(workers)),
-                       _in_chunks(_lines_chunk, jobs_lines, _workers(workers))])
+        return _merge([
+            _in_chunks(_singles_chunk, jobs_singles, _workers(workers), f"{singles} photographed digits" if progress else None),
+            _in_chunks(_lines_chunk, jobs_lines, _workers(workers), f"{lines} photographed numbers" if progress else None),
+        ])
 
     if not cache:
         made = make()

@@ -72,12 +72,13 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
 JUNK_TRAIN_SEED, JUNK_VAL_SEED, PHOTOGRAPHED_SEED = 1000, 2000, 3000
 
 
-def add_reader_data(split: Split, config: dict) -> Split:
+def add_reader_data(split: Split, config: dict, progress: bool = False) -> Split:
     """The extra training images a reader preset asks for.
 
     European 1s and crossed 7s drawn onto training 1s and 7s; training digits
     photographed and read back through the reader's preprocessing; and junk
     negatives (label 10, "not a digit") for both training and validation.
+    With `progress`, bars on stderr follow the pictures being made.
     """
     from digits import reader_data
 
@@ -96,7 +97,7 @@ def add_reader_data(split: Split, config: dict) -> Split:
         with phase("photograph training digits"):
             images, labels = reader_data.photographed_digits(
                 split.x_train, split.y_train, config.get("photo_singles", 0), config.get("photo_lines", 0),
-                seed=PHOTOGRAPHED_SEED + config["seed"])
+                seed=PHOTOGRAPHED_SEED + config["seed"], progress=progress)
         x_train.append(images)
         y_train.append(labels)
     if config.get("reject_class"):
@@ -104,7 +105,8 @@ def add_reader_data(split: Split, config: dict) -> Split:
 
         for xs, ys, count, base in ((x_train, y_train, config["junk_train"], JUNK_TRAIN_SEED),
                                     (x_val, y_val, config["junk_val"], JUNK_VAL_SEED)):
-            images = reader_data.negatives(count, seed=base + config["seed"]) if count else np.zeros((0, 28, 28), np.float32)
+            images = (reader_data.negatives(count, seed=base + config["seed"], progress=progress) if count
+                      else np.zeros((0, 28, 28), np.float32))
             xs.append(images)
             ys.append(np.full(len(images), REJECT, np.int32))
     return Split(np.concatenate(x_train), np.concatenate(y_train).astype(np.int32),
@@ -411,9 +413,10 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
     tf.config.experimental.enable_op_determinism()
 
     (x, y), test = data or load(config["dataset"], data_dir)
+    show_progress = sys.stderr.isatty() if progress is None else progress
     if config.get("reject_class") or config.get("photo_singles") or config.get("photo_lines"):
         log("Making the reader's training pictures (minutes the first time; then read from ~/.cache/digits/reader-data).")
-    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config)
+    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress)
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:
         raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
@@ -426,7 +429,7 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
     run.write_config(config, status="running", pid=os.getpid())
     try:
         with phase("training"):
-            state = fit(trainer, split, config, run, state, sys.stderr.isatty() if progress is None else progress)
+            state = fit(trainer, split, config, run, state, show_progress)
     except Interrupted as stop:
         run.write_config(config, status="interrupted", epochs_done=state["epoch"])
         log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run}")
