@@ -26,6 +26,8 @@ def test_negatives_are_cached_and_served_from_the_cache(tmp_path, monkeypatch):
     assert len(files) == 1
     np.savez(files[0], images=made[:3], labels=np.full(3, REJECT))  # what a cache hit would return
     assert len(reader_data.negatives(30, seed=2)) == 3
+    files[0].write_bytes(b"PK\x03\x04 cut short")  # a truncated file is made again, not a crash
+    assert np.array_equal(reader_data.negatives(30, seed=2), made)
 
 
 def test_a_straight_near_vertical_stroke_is_never_a_negative(mnist):

@@ -32,9 +32,11 @@ __all__ = ["negatives", "photographed_digits"]
 
 # Pictures per chunk: the unit of work of one worker process.
 _CHUNK = 200
-# A chunk of numbers draws its digits from this many training digits (about
-# 3.5 digits a number), so digits seldom repeat within a chunk.
+# A chunk of numbers (2 to 5 digits each) draws their digits at random from its
+# own slice of this many training digits; a chunk of single digits has one each.
 _DIGITS_PER_LINE_CHUNK = 4 * _CHUNK
+# The random stream (`realistic.random_stream`) that orders the training digits.
+_ORDER_STREAM = 6
 
 
 def _looks_like_a_one(image: np.ndarray) -> bool:
@@ -71,9 +73,12 @@ def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | N
 
     with ExitStack() as stack:
         if workers > 1 and len(jobs) > 1:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            parts = stack.enter_context(ProcessPoolExecutor(workers)).map(job, *zip(*jobs))
+            # Not fork: training has TensorFlow's threads running, and a forked copy of them can deadlock.
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+            parts = stack.enter_context(pool).map(job, *zip(*jobs))
         else:
             parts = (job(*args) for args in jobs)
         if progress:
@@ -90,23 +95,28 @@ def _stderr():
     return Console(stderr=True)
 
 
-def _cached(name: str, probe: dict[str, np.ndarray], make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """`make()`, saved under `name` and a digest of `probe` in the user cache, or read back from there."""
+def _cached(name: str, fingerprint: bytes, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """`make()`, saved under `name` and a digest of `fingerprint` in the user cache, or read back from there."""
+    import zipfile
+
     from digits.atomic import atomic_path
     from digits.data import cache_dir
 
-    digest = hashlib.sha256(probe["images"].tobytes() + probe["labels"].tobytes()).hexdigest()[:16]
-    path = cache_dir("reader-data") / f"{name}-{digest}.npz"
+    path = cache_dir("reader-data") / f"{name}-{hashlib.sha256(fingerprint).hexdigest()[:16]}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
             return {"images": saved["images"], "labels": saved["labels"]}
-    except (OSError, ValueError, KeyError):
-        pass  # missing or unreadable: make it again
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # missing, truncated or unreadable: make it again
     made = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **made)
     return made
+
+
+def _fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
+    return b"".join(part[key].tobytes() for part in parts for key in ("images", "labels"))
 
 
 def _workers(workers: int | None) -> int:
@@ -134,7 +144,7 @@ def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True,
 
     Pictures in which the pipeline finds no ink are dropped (the reader
     refuses those before the model sees them), and so are those it turns
-    into one near-vertical straight stroke, which is a 1; so M < n. With
+    into one near-vertical straight stroke, which is a 1; so M ≤ n. With
     `progress`, a bar on stderr follows the making (not a read from the cache).
     """
     jobs = [(seed, chunk, min(_CHUNK, n - start)) for chunk, start in enumerate(range(0, n, _CHUNK))]
@@ -145,7 +155,7 @@ def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True,
     if not cache:
         return make()["images"]
     probe = _negatives_chunk(seed, 0, min(_CHUNK, n, 20))
-    return _cached(f"negatives-{n}-{seed}", probe, make)["images"]
+    return _cached(f"negatives-{n}-{seed}", _fingerprint(probe), make)["images"]
 
 
 # --- MNIST training digits, photographed ----------------------------------------------
@@ -195,14 +205,24 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
     x = np.asarray(x)
     digits = np.round(x * 255).astype(np.uint8) if x.dtype.kind == "f" else x.astype(np.uint8)
     y = np.asarray(y)
-    rng = np.random.default_rng([seed, 6])
+    # Digits are taken in one seeded order, a slice per chunk, so none repeats
+    # until all have been photographed once.
+    from digits.realistic import random_stream
+
+    order, taken = random_stream(seed, _ORDER_STREAM).permutation(len(digits)), 0
+
+    def take(count: int) -> np.ndarray:
+        nonlocal taken
+        picked = order[np.arange(taken, taken + count) % len(order)]
+        taken += count
+        return picked
+
     jobs_singles, jobs_lines = [], []
     for chunk, start in enumerate(range(0, singles, _CHUNK)):
-        size = min(_CHUNK, singles - start)
-        pick = rng.choice(len(digits), size=size, replace=size > len(digits))
+        pick = take(min(_CHUNK, singles - start))
         jobs_singles.append((seed, chunk, digits[pick], y[pick]))
     for chunk, start in enumerate(range(0, lines, _CHUNK)):
-        pick = rng.choice(len(digits), size=min(_DIGITS_PER_LINE_CHUNK, len(digits)), replace=False)
+        pick = take(_DIGITS_PER_LINE_CHUNK)
         jobs_lines.append((seed, chunk, digits[pick], y[pick], min(_CHUNK, lines - start)))
 
     def make():
@@ -214,11 +234,16 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
     if not cache:
         made = make()
     else:
+        # A few pictures of each kind made now, and the digits themselves:
+        # a change to either generator, to the preprocessing or to the
+        # training split gives another cache file.
+        probes = []
         if jobs_singles:
             _, _, first_digits, first_labels = jobs_singles[0]
-            probe = _singles_chunk(seed, 0, first_digits[:10], first_labels[:10])
-        else:
+            probes.append(_singles_chunk(seed, 0, first_digits[:10], first_labels[:10]))
+        if jobs_lines:
             _, _, first_digits, first_labels, _ = jobs_lines[0]
-            probe = _lines_chunk(seed, 0, first_digits[:20], first_labels[:20], 3)
-        made = _cached(f"photographed-{singles}-{lines}-{seed}", probe, make)
+            probes.append(_lines_chunk(seed, 0, first_digits[:20], first_labels[:20], 5))
+        data = hashlib.sha256(digits.tobytes() + y.astype(np.int64).tobytes()).digest()
+        made = _cached(f"photographed-{singles}-{lines}-{seed}", _fingerprint(*probes) + data, make)
     return made["images"], made["labels"]

@@ -78,6 +78,8 @@ def add_reader_data(split: Split, config: dict, progress: bool = False) -> Split
     European 1s and crossed 7s drawn onto training 1s and 7s; training digits
     photographed and read back through the reader's preprocessing; and junk
     negatives (label 10, "not a digit") for both training and validation.
+    The variants and the photographed digits go to training only: validation
+    stays MNIST's own digits (plus junk), comparable with the other presets.
     With `progress`, bars on stderr follow the pictures being made.
     """
     from digits import reader_data
@@ -415,7 +417,9 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
     (x, y), test = data or load(config["dataset"], data_dir)
     show_progress = sys.stderr.isatty() if progress is None else progress
     if config.get("reject_class") or config.get("photo_singles") or config.get("photo_lines"):
-        log("Making the reader's training pictures (minutes the first time; then read from ~/.cache/digits/reader-data).")
+        from digits.data import cache_dir
+
+        log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir('reader-data')}).")
     split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress)
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:

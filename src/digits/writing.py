@@ -327,12 +327,16 @@ def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
         # whatever stands out from its surroundings, dark or light, and is
         # narrower than a good part of the picture: a marker digit's thick
         # stroke as well as a pen's thin one (top-hats, not a small median).
+        # The sheet is painted over with the table's own level first, so a
+        # thin strip or wedge of table beside it does not stand out.
         core = ndimage.binary_erosion(~filled, iterations=3)
+        grown = ndimage.binary_dilation(filled, iterations=3)
+        table = np.where(grown, np.median(small[~grown]), small) if (~grown).any() else small
         reach = max(7, round(0.12 * min(small.shape)))
         # Closing and opening from separable maximum and minimum filters: fast at any reach.
-        closed = ndimage.minimum_filter(ndimage.maximum_filter(small, reach), reach)
-        opened = ndimage.maximum_filter(ndimage.minimum_filter(small, reach), reach)
-        detail = np.maximum(closed - small, small - opened)
+        closed = ndimage.minimum_filter(ndimage.maximum_filter(table, reach), reach)
+        opened = ndimage.maximum_filter(ndimage.minimum_filter(table, reach), reach)
+        detail = np.maximum(closed - table, table - opened)
         if not core.any() or (detail[core] > 0.1).mean() < 0.002:
             outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
             return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
