@@ -16,7 +16,7 @@ exactly, real digits refused ("no digit found"), junk accepted (a confident
 digit), and the time per real picture next to Pillow's own full decode of the
 same file (alternating, median of `--repeat` rounds).
 
-    python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 300 --junk 1000]
+    python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 1000 --junk 1000]
     python benchmarks/realworld.py --table-only     # rewrite the table from the JSON
 
 Writes benchmarks/results/realworld.json and realworld.md (the README's table).
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", nargs="*", default=[], help="more run folders or .onnx files to score beside it")
     parser.add_argument("--real", type=Path, default=REAL, help="folder of real pictures (single/, multi/)")
     parser.add_argument("--singles", type=int, default=2000)
-    parser.add_argument("--lines", type=int, default=300)
+    parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--junk", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="timing rounds per picture")
