@@ -39,7 +39,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    tf, keras = load_backend()
+    _, keras = load_backend()
     config = make_config(args.preset, {"epochs": args.epochs}, "mnist", args.seed, None)
     keras.utils.set_random_seed(args.seed)
     (x, y), _ = load_mnist()

@@ -346,7 +346,7 @@ def summarize(training: list[dict], inference: dict, cold: list[dict], matmul: d
         "seed": pick("seed", "test_accuracy"),
     }
     return {"medians": med, "gflops": rates, "figures": figures, "accuracies": accuracies,
-            "breakdown": breakdown(training) if all("phases" in r["fast"] for r in training) else None}
+            "breakdown": breakdown(training)}
 
 
 # ---------------------------------------------------------------- report

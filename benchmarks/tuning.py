@@ -100,12 +100,11 @@ def summarize(runs: list[dict]) -> dict:
 
 def study_summary(storage: str, name: str) -> dict:
     study = tune.open_study(tune.open_storage(storage), name)
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    trials = study.get_trials(deepcopy=False)
+    states = tune.trial_states(trials)
     best = study.best_trial
     plots = tune.save_plots(study, DOCS / name)
-    finished = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
+    finished = [t for t in trials if t.datetime_complete]
     seconds = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
     return {"study": name, "preset": study.user_attrs["preset"], "trials": states, "wall_minutes": round(seconds / 60),
             "workers": len({t.user_attrs.get("worker") for t in finished}), "best_trial": best.number,
@@ -244,9 +243,10 @@ def main() -> None:
     }
     plot_curves(article_runs[0], tuned_runs[0], DOCS / "seed-curves.png")
     RESULTS.mkdir(exist_ok=True)
+    table = markdown(result)
     (RESULTS / "tuning.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "tuning.md").write_text(markdown(result) + "\n")
-    print(markdown(result))
+    (RESULTS / "tuning.md").write_text(table + "\n")
+    print(table)
 
 
 if __name__ == "__main__":

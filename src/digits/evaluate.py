@@ -112,8 +112,6 @@ def _previous_train_seconds(run: RunDir) -> float | None:
 
     A missing or corrupt metrics.json is what `digits evaluate` repairs, so it costs only this figure.
     """
-    if not run.has(RunDir.METRICS):
-        return None
     try:
         return run.read_metrics().get("train_seconds")
     except RunError:

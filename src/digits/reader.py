@@ -162,12 +162,11 @@ class Reader:
             accepted = [digit for digit in decided if digit.status != NO_DIGIT]
             if not any(digit.status == OK for digit in accepted):
                 continue
-            digit_height = float(np.median([d.box[3] - d.box[1] for d in accepted]))
+            tall = _FULL_HEIGHT * float(np.median([d.box[3] - d.box[1] for d in accepted]))
             digits = tuple(
-                replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE)
-                if d.status == NO_DIGIT and d.box[3] - d.box[1] >= _FULL_HEIGHT * digit_height else d
+                replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE) if d.status == NO_DIGIT else d
                 for d in decided
-                if d.status != NO_DIGIT or d.box[3] - d.box[1] >= _FULL_HEIGHT * digit_height
+                if d.status != NO_DIGIT or d.box[3] - d.box[1] >= tall
             )
             found.append(Line(digits, reduce(union, [d.box for d in digits])))
         return Page(tuple(found))

@@ -28,7 +28,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["negatives", "photographed_digits"]
+__all__ = ["CACHE", "negatives", "photographed_digits", "wanted"]
+
+# The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
+CACHE = "reader-data"
 
 # Pictures per chunk: the unit of work of one worker process.
 _CHUNK = 200
@@ -102,7 +105,7 @@ def _cached(name: str, fingerprint: bytes, make: Callable[[], dict[str, np.ndarr
     from digits.atomic import atomic_path
     from digits.data import cache_dir
 
-    path = cache_dir("reader-data") / f"{name}-{hashlib.sha256(fingerprint).hexdigest()[:16]}.npz"
+    path = cache_dir(CACHE) / f"{name}-{hashlib.sha256(fingerprint).hexdigest()[:16]}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
             return {"images": saved["images"], "labels": saved["labels"]}
@@ -117,6 +120,11 @@ def _cached(name: str, fingerprint: bytes, make: Callable[[], dict[str, np.ndarr
 
 def _fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
     return b"".join(part[key].tobytes() for part in parts for key in ("images", "labels"))
+
+
+def wanted(config: dict) -> bool:
+    """Whether a training config asks for any of these pictures."""
+    return bool(config.get("reject_class") or config.get("photo_singles") or config.get("photo_lines"))
 
 
 def _workers(workers: int | None) -> int:
@@ -201,7 +209,8 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
     stderr follow the making (not a read from the cache).
     """
     if not singles and not lines:
-        return _stack([], [])["images"], _stack([], [])["labels"]
+        empty = _stack([], [])
+        return empty["images"], empty["labels"]
     x = np.asarray(x)
     digits = np.round(x * 255).astype(np.uint8) if x.dtype.kind == "f" else x.astype(np.uint8)
     y = np.asarray(y)
@@ -244,6 +253,8 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
         if jobs_lines:
             _, _, first_digits, first_labels, _ = jobs_lines[0]
             probes.append(_lines_chunk(seed, 0, first_digits[:20], first_labels[:20], 5))
-        data = hashlib.sha256(digits.tobytes() + y.astype(np.int64).tobytes()).digest()
+        data = hashlib.sha256(digits)
+        data.update(np.ascontiguousarray(y, np.int64))
+        data = data.digest()
         made = _cached(f"photographed-{singles}-{lines}-{seed}", _fingerprint(*probes) + data, make)
     return made["images"], made["labels"]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import atomic, backend, models, provenance
+from digits import atomic, backend, models, provenance, reader_data
 from digits.data import load
 from digits.phases import add as add_phase
 from digits.phases import phase
@@ -82,20 +82,18 @@ def add_reader_data(split: Split, config: dict, progress: bool = False) -> Split
     stays MNIST's own digits (plus junk), comparable with the other presets.
     With `progress`, bars on stderr follow the pictures being made.
     """
-    from digits import reader_data
-
-    photographed = config.get("photo_singles", 0) or config.get("photo_lines", 0)
-    if not (config.get("european_ones") or config.get("crossed_sevens") or photographed or config.get("reject_class")):
+    variants = config.get("european_ones") or config.get("crossed_sevens")
+    if not (variants or reader_data.wanted(config)):
         return split  # nothing to add: no copy of the whole training set
     x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
-    if config.get("european_ones") or config.get("crossed_sevens"):
+    if variants:
         from digits.augment import european_variants
 
         images, labels = european_variants(split.x_train, split.y_train, config.get("european_ones", 0),
                                            config.get("crossed_sevens", 0), config["seed"])
         x_train.append(images)
         y_train.append(labels)
-    if photographed:
+    if config.get("photo_singles") or config.get("photo_lines"):
         with phase("photograph training digits"):
             images, labels = reader_data.photographed_digits(
                 split.x_train, split.y_train, config.get("photo_singles", 0), config.get("photo_lines", 0),
@@ -416,10 +414,10 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
 
     (x, y), test = data or load(config["dataset"], data_dir)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    if config.get("reject_class") or config.get("photo_singles") or config.get("photo_lines"):
+    if reader_data.wanted(config):
         from digits.data import cache_dir
 
-        log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir('reader-data')}).")
+        log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)}).")
     split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress)
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:

@@ -28,6 +28,7 @@ import os
 import socket
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -293,11 +294,14 @@ def best_trials(study: optuna.Study, count: int | None = None) -> list[optuna.tr
     return sorted(complete, key=lambda t: -t.value)[:count]
 
 
+def trial_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """How many trials are in each state ("complete", "pruned", "fail", ...)."""
+    return dict(Counter(t.state.name.lower() for t in trials))
+
+
 def describe(study: optuna.Study, count: int = 5) -> str:
     """The study in a few lines: trial counts by state and the best trials with their parameters."""
-    states = {}
-    for t in study.get_trials(deepcopy=False):
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    states = trial_states(study.get_trials(deepcopy=False))
     lines = [f"study {study.study_name}: preset {study.user_attrs.get('preset')}, "
              + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
     for t in best_trials(study, count):

@@ -221,7 +221,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, areas
 
 
-def _join_grain(mask: np.ndarray, labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray]:
+def _join_grain(labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray]:
     """Chalk on a board breaks into grains: pieces closer than a stroke's width belong together.
 
     The pieces keep their own pixels; only their labels join, so the digit's
@@ -232,7 +232,9 @@ def _join_grain(mask: np.ndarray, labels: np.ndarray, stroke: float) -> tuple[np
     joined, _ = ndimage.label(ndimage.binary_closing(labels > 0, iterations=max(1, round(stroke / 2))),
                               structure=np.ones((3, 3), dtype=bool))
     labels = np.where(labels > 0, joined, 0)
-    return labels, np.bincount(labels.ravel(), minlength=labels.max() + 1) * (np.arange(labels.max() + 1) > 0)
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    return labels, areas
 
 
 def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -448,7 +450,7 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
         labels, areas = _components(mask)
         if not dark_ink:
-            labels, areas = _join_grain(mask, labels, stroke)
+            labels, areas = _join_grain(labels, stroke)
     return Analysis(
         grey=grey,
         background=background,
@@ -495,16 +497,14 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     read (a few specks of dust, grain in a texture): under `_MIN_DIGIT_SHARE`
     of the picture's shorter side.
     """
-    labels, areas = analysis.labels, analysis.areas
-    count = len(areas) - 1
-    live = [i for i in range(1, count + 1) if areas[i] > 0]
+    labels, areas, boxes = analysis.labels, analysis.areas, analysis.boxes
+    live = list(boxes)
     if not live:
         return np.zeros(labels.shape, dtype=bool)
-    boxes = component_boxes(labels, count)
     height, width = labels.shape
 
     def touches_border(i: int) -> bool:
-        x0, y0, x1, y1 = boxes[i - 1]
+        x0, y0, x1, y1 = boxes[i]
         return x0 == 0 or y0 == 0 or x1 == width or y1 == height
 
     # Paper edges, table tops and frame lines touch the border; a digit
@@ -514,7 +514,7 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
         live = inner
     live.sort(key=lambda i: -areas[i])
     chosen = [live[0]]
-    box = boxes[live[0] - 1]
+    box = boxes[live[0]]
     changed = True
     while changed:
         changed = False
@@ -522,9 +522,9 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
             if i in chosen or areas[i] < 0.03 * areas[live[0]]:
                 continue
             size = max(box[2] - box[0], box[3] - box[1])
-            if gap(box, boxes[i - 1]) <= 0.25 * size:
+            if gap(box, boxes[i]) <= 0.25 * size:
                 chosen.append(i)
-                box = union(box, boxes[i - 1])
+                box = union(box, boxes[i])
                 changed = True
     if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
         return np.zeros(labels.shape, dtype=bool)
