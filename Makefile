@@ -6,14 +6,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-quick bench clean shipped-model
+.PHONY: setup run test test-quick lint fmt docs bench clean shipped-model
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
 run: setup
@@ -27,6 +27,20 @@ test: setup
 test-quick: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The checks that keep the layers: import contracts, lint, format, types.
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 bench: setup
 	$(BIN)/python benchmarks/speed.py
 
@@ -34,7 +48,7 @@ bench: setup
 # then copy its ONNX and metrics into src/digits/shipped/.
 shipped-model: setup
 	$(BIN)/digits train --preset reader --seed 0
-	$(BIN)/python -c "from digits.export import ship; print(ship('runs/latest'))"
+	$(BIN)/python -c "from digits.train.export import ship; print(ship('runs/latest'))"
 
 clean:
 	rm -rf $(VENV) runs

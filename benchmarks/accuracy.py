@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from digits.data import DATASETS
-from digits.presets import PRESETS
-from digits.provenance import machine
+from digits.config import PRESETS
+from digits.train.provenance import machine
 from digits.runs import RunDir
-from digits.report import results_table
+from digits.train.report import results_table
 
 HERE = Path(__file__).parent
 RUNS = HERE / "runs"

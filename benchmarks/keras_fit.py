@@ -2,7 +2,7 @@
 
 `digits` trains with a custom loop (train.py says why). This script trains
 the same preset the plain Keras way, on the same split and the same network
-and optimizer (`digits.models`), with the two knobs that make `fit` fast:
+and optimizer (`digits.train.models`), with the two knobs that make `fit` fast:
 `steps_per_execution` (many steps per compiled call, as the custom loop's
 chunks) and `jit_compile` (XLA). It prints ONE JSON line as the last line of
 stdout: the wall time of `fit` (compile included, as `train_seconds` of a
@@ -20,11 +20,11 @@ import argparse
 import json
 import time
 
-from digits import models
-from digits.backend import load as load_backend
+from digits.train import models
+from digits.train.tf import load as load_backend
 from digits.data import load_mnist
-from digits.presets import PRESETS, make_config
-from digits.train import split_data
+from digits.config import PRESETS, make_config
+from digits.train.run import split_data
 
 
 def parse_args(argv=None):

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from digits import provenance
+from digits.train import provenance
 from digits.atomic import write_json, write_text
 from digits.errors import ImageError
-from digits.picture import load_image
-from digits.preprocess import prepare
+from digits.read.load import load_image
+from digits.read.pipeline import prepare
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,14 +1,14 @@
 """Benchmark: the reader on real pictures, photo-like pictures and junk, against the naive resize.
 
-Every picture goes through `digits.reader.Reader`, the path `digits predict`,
+Every picture goes through `digits.read.reader.Reader`, the path `digits predict`,
 `digits read` and the server take. Sets:
 
   * real: photos, scans and drawings by people outside the project
     (`--real`, default ../shared/data/real-digits: single/labels.csv,
     multi/labels.csv), scored by kind;
   * synthetic: the seeded photo-like set rendered from MNIST *test* digits
-    (`digits.realistic`), written to PNG/JPEG files and read back;
-  * junk: seeded pictures with no digit at all (`digits.junk`).
+    (`digits.synth.photograph`), written to PNG/JPEG files and read back;
+  * junk: seeded pictures with no digit at all (`digits.synth.junk`).
 
 For each model (the shipped one unless `--model`, plus any `--compare`):
 single-digit accuracy (the naive resize beside it), whole numbers read
@@ -38,11 +38,11 @@ from pathlib import Path
 from PIL import Image
 
 from digits.atomic import write_json, write_text
-from digits.junk import make_junk
-from digits.normalize import naive
-from digits.picture import load_image
-from digits.reader import NO_DIGIT, OK, UNSURE, Reader
-from digits.realistic import write_set
+from digits.synth.junk import make_junk
+from digits.read.normalize import naive
+from digits.read.load import load_image
+from digits.read.reader import NO_DIGIT, OK, UNSURE, Reader
+from digits.synth.photograph import write_set
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -48,9 +48,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digits import provenance
+from digits.train import provenance
 from digits.atomic import write_json, write_text
-from digits.inference import resolve_model
+from digits.read.model import resolve_model
 from digits.runs import RunDir
 
 HERE = Path(__file__).resolve().parent

@@ -45,10 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import provenance
+from digits.train import provenance
 from digits.atomic import write_json, write_text
 from digits.data import DataError, cache_dir, load_mnist, locate
-from digits.phases import PHASES_VARIABLE
+from digits.train.timing import PHASES_VARIABLE
 from digits.runs import RunDir
 
 HERE = Path(__file__).resolve().parent
@@ -231,7 +231,7 @@ def breakdown(training: list[dict]) -> dict:
 
 def inference_phase(run_dir: str, x_test: np.ndarray, batch_calls: int, latency_calls: int) -> dict:
     """Recognizer on 10,000 images (uint8, conversion included) and on single images."""
-    from digits.inference import Recognizer
+    from digits.read.model import Recognizer
 
     recognizer = Recognizer(run_dir)
     batch = timed_calls(lambda: recognizer.predict_proba(x_test), batch_calls)

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from digits import tune  # noqa: E402
+from digits.train import tune  # noqa: E402
 from digits.runs import RunDir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

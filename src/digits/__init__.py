@@ -6,11 +6,11 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy, so `import digits` stays cheap and never pulls in TensorFlow.
     if name == "Reader":
-        from digits.reader import Reader
+        from digits.read.reader import Reader
 
         return Reader
     if name == "Recognizer":
-        from digits.inference import Recognizer
+        from digits.read.model import Recognizer
 
         return Recognizer
     if name == "load_mnist":

@@ -34,7 +34,7 @@ import numpy as np
 
 from digits import atomic
 from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
-from digits.presets import check_config
+from digits.config import check_config
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
 Arrays = dict[str, np.ndarray]

@@ -1,0 +1,69 @@
+"""Explanations: pictures of what the reader saw, for `--explain`.
+
+`save_steps` lays the preprocessing steps of one digit side by side;
+`save_boxes` draws the digits a page reading found onto the picture, with
+what each was read as. Both write a PNG atomically.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from digits.atomic import atomic_path
+from digits.read.load import grey_array, true_size
+from digits.read.pipeline import Prepared
+from digits.read.reader import OK, Page
+
+
+_STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible
+_TITLE_HEIGHT = 24  # px above each step for its title
+
+
+def save_steps(prepared: Prepared, path: str | os.PathLike) -> None:
+    """Save the pipeline's steps side by side as one PNG (written atomically).
+
+    Drawn with Pillow, so `--explain` works with the core install (no matplotlib).
+    """
+    steps = prepared.steps or [("model input 28×28", prepared.image)]
+    panels = []
+    for _, array in steps:
+        grey = Image.fromarray((np.clip(np.asarray(array, dtype=np.float32), 0, 1) * 255).astype(np.uint8))
+        width = max(1, round(grey.width * _STEP_HEIGHT / max(1, grey.height)))
+        panels.append(grey.resize((width, _STEP_HEIGHT), Image.Resampling.NEAREST))
+    gap = 12
+    footer = _TITLE_HEIGHT if not prepared.has_ink else 0
+    sheet = Image.new("L", (sum(p.width for p in panels) + gap * (len(panels) + 1),
+                            _STEP_HEIGHT + _TITLE_HEIGHT + footer + gap), 255)
+    draw = ImageDraw.Draw(sheet)
+    left = gap
+    for (title, _), panel in zip(steps, panels, strict=True):
+        draw.text((left, 4), title, fill=0)
+        sheet.paste(panel, (left, _TITLE_HEIGHT))
+        left += panel.width + gap
+    if not prepared.has_ink:
+        draw.text((gap, _TITLE_HEIGHT + _STEP_HEIGHT + 4), "no digit found", fill=0)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+
+
+def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike) -> None:
+    """The picture with a box round every digit found: green when sure, orange when unsure."""
+    # Grey through the reader's own conversion: transparency over white, 16-bit and
+    # float pictures scaled. Boxes are in the picture's true pixels; a big JPEG may
+    # have been decoded smaller.
+    canvas = Image.fromarray(np.uint8(np.rint(grey_array(picture) * 255))).convert("RGB")
+    scale_x, scale_y = (shown / true for shown, true in zip(canvas.size, true_size(picture)))
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 400))
+    for line in page.lines:
+        for digit in line.digits:
+            x0, y0, x1, y1 = digit.box
+            box = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
+            colour = (0, 170, 0) if digit.status == OK else (230, 140, 0)
+            draw.rectangle(box, outline=colour, width=width)
+            draw.text((box[0], max(0, box[1] - 12 * width)), str(digit.digit), fill=colour, font_size=10 * width)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")

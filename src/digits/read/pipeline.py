@@ -1,0 +1,144 @@
+"""Turn any image of a handwritten digit into MNIST's own format.
+
+A network trained on MNIST has only ever seen white digits on a black 28×28
+canvas, scaled to fit a 20×20 box and centred on their centre of mass. A photo
+of ink on paper, resized the naive way, looks nothing like that, and the model
+answers almost at random. This module rebuilds MNIST's format from a real
+image, in the order MNIST itself was made:
+
+  1. convert to grey (alpha over white, 16-bit scaled, palette expanded);
+  2-5. find the writing (`writing`): flatten the paper's light, detect the
+     ink's polarity, threshold at the writing's own stroke width, and drop
+     specks, shadows and whatever else is not a stroke;
+  6. crop the digit's bounding box (hairline or marker strokes are brought
+     into the range of pen widths MNIST has);
+  7. scale the longer side to 20 px keeping the aspect ratio, anti-aliased;
+  8. paste into 28×28 so that the centre of mass lands on the centre.
+
+`prepare` does this for one digit and `segment_page` for every line of
+digits on a page (the pieces of one broken digit are merged). The steps
+live in their own modules: `picture` (loading, step 1), `writing` (finding
+the ink, steps 2-5) and `normalize` (one digit to MNIST's format, steps 6-8).
+A picture already in MNIST's format is returned as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from digits.read.normalize import MNIST_SIZE, naive, to_mnist
+from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
+from digits.read.ink import Analysis, analyse, find_lines, group_line, pick_digit
+
+__all__ = [
+    "MAX_PIXELS",
+    "ImageError",
+    "Prepared",
+    "Segment",
+    "load_image",
+    "naive",
+    "prepare",
+    "segment_page",
+]
+
+
+# An image already in MNIST's format: its ink's longer side spans this many pixels
+# (MNIST fits digits in 20 px; anti-aliased edges add one or two), and its centre of
+# mass lies within this many pixels of the middle.
+_MNIST_EXTENT = (16, 22)
+_MNIST_CENTRE_SLACK = 2.0
+
+
+@dataclass
+class Prepared:
+    """One image made MNIST-like, with the intermediate steps for --explain."""
+
+    image: np.ndarray  # (28, 28) float32 in [0, 1], white digit on black
+    has_ink: bool  # False when no digit-like ink was found
+    box: tuple[int, int, int, int] | None = None  # where the digit is, in the picture's pixels
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+
+def prepare(image: Image.Image) -> Prepared:
+    """Run the eight-step pipeline on an image holding ONE digit."""
+    ready = _already_mnist(image)
+    if ready is not None:
+        return ready
+    analysis = analyse(image)
+    digit = pick_digit(analysis)
+    crop, final = to_mnist(digit)
+    has_ink = bool(digit.any())
+    polarity = "dark ink on light" if analysis.dark_ink else "light ink on dark"
+    steps = [
+        ("1 grey", analysis.grey),
+        ("2 background", analysis.background),
+        (f"3 flattened ({polarity})", analysis.ink),
+        ("4 threshold", analysis.mask.astype(np.float32)),
+        ("5 cleaned", digit.astype(np.float32)),
+        ("6 cropped", crop),
+        ("7-8 model input 28×28", final),
+    ]
+    box = original_box(digit, analysis, true_size(image)) if has_ink else None
+    return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
+
+
+@dataclass
+class Segment:
+    """One digit of a line: where it is, and its MNIST-style image."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in original image pixels
+    image: np.ndarray  # (28, 28) float32, ready for the model
+
+
+def _already_mnist(image: Image.Image) -> Prepared | None:
+    """The picture itself, when it is already in MNIST's format; else None.
+
+    That is 28×28, a white digit on black whose longer side spans about
+    20 px and whose centre of mass is near the middle: an MNIST image, or a
+    canvas that did the normalizing itself. The eight steps would give it
+    back almost unchanged, at a hundred times the cost.
+    """
+    if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
+        return None
+    grey = grey_array(image)
+    ink = grey > 0.5
+    if np.median(grey) > 0.05 or not ink.any():
+        return None
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
+        return None
+    weights = grey / grey.sum()
+    centre = np.indices(grey.shape).reshape(2, -1) @ weights.ravel()
+    if np.hypot(*(centre - (MNIST_SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
+        return None
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return Prepared(image=grey, has_ink=True, box=box, steps=[("model input 28×28 (already MNIST's format)", grey)])
+
+
+def segment_page(image: Image.Image) -> list[list[Segment]]:
+    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right."""
+    analysis = analyse(image)
+    return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
+            for members in find_lines(analysis)]
+
+
+def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:
+    digit = np.isin(analysis.labels, group)
+    return Segment(box=original_box(digit, analysis, size), image=to_mnist(digit)[1])
+
+
+def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box around a mask's working pixels, in the original picture's pixels."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    (sx, sy), (ox, oy) = analysis.scale, analysis.origin
+    width, height = size
+    return (
+        max(0, int(np.floor(ox + cols[0] / sx))),
+        max(0, int(np.floor(oy + rows[0] / sy))),
+        min(width, int(np.ceil(ox + (cols[-1] + 1) / sx))),
+        min(height, int(np.ceil(oy + (rows[-1] + 1) / sy))),
+    )

@@ -1,0 +1,311 @@
+"""`digits serve`: the HTTP API, the Open Inference Protocol and the drawing page, over one Reader.
+
+    POST /predict   one digit per picture   -> {"digit", "confidence", "top3", "box", "status"}
+    POST /read      every line of digits    -> {"text", "lines": [{"text", "box", "digits": [...]}]}
+    GET  /health                            -> {"status", "model"}
+    GET  /metrics                           Prometheus: requests, latency, batch sizes, errors by code
+    GET  /                                  the page: draw a digit or photograph one
+    /v2/...                                 the Open Inference Protocol (KServe v2), see `digits.serve.v2`
+
+Uploads are multipart/form-data with the picture in ONE field `image`;
+`?explain=1` adds the 28×28 image the model saw ("model_input", rows of
+0-255). HEAD works wherever GET does. Every answer that is not a success is
+JSON {"error": "<one sentence>"} (a picture without digits is an answer:
+status "no digit found"):
+
+    400  the body is not multipart, or is shorter than its Content-Length
+    404 / 405  no such path / method
+    408  the body did not arrive within `BODY_TIMEOUT` seconds
+    413  the body is over `MAX_UPLOAD_BYTES`
+    422  the request is whole but holds no usable picture (no or two `image`
+         fields, not an image, over the decode budget)
+    503  `MAX_IN_FLIGHT` requests are already at work in this worker; retry
+         after the `Retry-After` seconds
+
+Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
+`digits.read.load`'s budget (checked from the header), the number at work by
+`MAX_IN_FLIGHT`, and decoding runs on one thread per worker, so a worker
+decodes one picture at a time. Concurrent requests share model calls
+(`digits.serve.batching`). The app keeps no state between requests: run as many
+replicas as you like behind a load balancer.
+
+Like `digits predict`, this module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from digits.serve.batching import MicroBatcher
+from digits.read.load import ImageError
+from digits.read.reader import Reader
+
+# The whole request body, multipart framing included. A phone photo is a few
+# megabytes; anything bigger is refused before it is read, let alone decoded.
+MAX_UPLOAD_BYTES = 10 * 2**20
+# Requests at work per worker (reading their body, waiting to be decoded, or
+# classified). With the body limit this bounds a worker's memory.
+MAX_IN_FLIGHT = 32
+BODY_TIMEOUT = 30.0
+RETRY_AFTER_SECONDS = 1
+# Micro-batching: wait at most this long for company before a model call.
+MAX_BATCH = 64
+MAX_WAIT_SECONDS = 0.002
+# The routes the metrics name; anything else is counted as "other".
+ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/v2/models/digits/infer", "/v2/health/live",
+          "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+# The variable that tells uvicorn's worker processes which model to serve.
+MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
+
+
+class Metrics:
+    """Prometheus metrics of one app; across worker processes when PROMETHEUS_MULTIPROC_DIR is set."""
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("digits_http_requests", "HTTP requests answered, by route, method and status code.",
+                                ["route", "method", "code"], registry=self.registry)
+        self.errors = Counter("digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"],
+                              registry=self.registry)
+        self.latency = Histogram("digits_http_request_seconds", "Time from the request's headers to its answer.",
+                                 ["route"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.batch_size = Histogram("digits_batch_size", "Images per model call (micro-batching).",
+                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+
+    def observe(self, path: str, method: str, code: int, seconds: float) -> None:
+        route = path if path in ROUTES else "other"
+        self.requests.labels(route, method, str(code)).inc()
+        self.latency.labels(route).observe(seconds)
+        if code >= 400:
+            self.errors.labels(str(code)).inc()
+
+    def exposition(self) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+class Guard:
+    """ASGI middleware: in-flight limit, body read whole (size, deadline, length), metrics of every answer."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 499  # nginx's "client closed the request": no answer was sent
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["method"] not in ("POST", "PUT", "PATCH"):
+                await self.app(scope, receive, send_and_note)
+            elif self.in_flight >= MAX_IN_FLIGHT:
+                await _send_error(send_and_note, 503, f"the server is at its limit of {MAX_IN_FLIGHT} requests "
+                                  f"at work; retry in {RETRY_AFTER_SECONDS} s.",
+                                  [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
+            else:
+                self.in_flight += 1
+                try:
+                    body = await _read_body(scope, receive)
+                    if body is not None:
+                        await self.app(scope, _replay(body, receive), send_and_note)
+                except _Refusal as refusal:
+                    await _send_error(send_and_note, refusal.status, refusal.message)
+                finally:
+                    self.in_flight -= 1
+        finally:
+            self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - started)
+
+
+async def _read_body(scope, receive) -> bytes | None:
+    """The whole body, or _Refusal (413, 408, 400); None when the client has gone."""
+    declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+    if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
+        raise _Refusal(400, "the Content-Length header is not a byte count.")
+    declared = int(declared) if declared is not None else None
+    too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
+    if declared is not None and declared > MAX_UPLOAD_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise _Refusal(408, f"the request body did not arrive within {BODY_TIMEOUT:.0f} s.") from None
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if declared is not None and size < declared:
+        raise _Refusal(400, f"the body ended after {size} of the {declared} bytes its Content-Length declares.")
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()  # after the body: wait for the disconnect, as a server would
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _send_error(send, status: int, message: str, headers: list | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(model: str | os.PathLike | None = None) -> Guard:
+    """The app, its model loaded now: a bad model raises ModelError here, not at the first request."""
+    reader = Reader(model, threads=1)  # one worker per core: each model call on one thread
+    metrics = Metrics()
+    batcher = MicroBatcher(reader.classify, MAX_BATCH, MAX_WAIT_SECONDS, metrics.batch_size.observe)
+    decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture at a time: bounded memory
+    page = files("digits.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()
+        decoder.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="digits",
+        lifespan=lifespan,
+        exception_handlers={
+            ImageError: _unreadable_image,
+            RequestValidationError: _invalid_request,
+            StarletteHTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+
+    async def decode(function, data: bytes):
+        return await asyncio.get_running_loop().run_in_executor(decoder, function, data)
+
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.api_route("/health", methods=["GET", "HEAD"])
+    def health() -> dict:
+        return {"status": "ok", "model": str(reader.model_path)}
+
+    @app.api_route("/metrics", methods=["GET", "HEAD"])
+    def prometheus() -> Response:
+        return metrics.exposition()
+
+    @app.post("/predict")
+    async def predict(request: Request, explain: bool = False) -> JSONResponse:
+        prepared = await decode(reader.prepare, await _picture(request))
+        if prepared.has_ink:
+            probabilities = (await batcher.classify(prepared.image[None]))[0]
+            digit = reader.decide(probabilities, prepared.box)
+        else:
+            digit = reader.answer(prepared)  # "no digit found", without a model call
+        answer = digit.to_dict()
+        if explain:
+            answer["model_input"] = np.round(prepared.image * 255).astype(np.uint8).tolist()
+        return JSONResponse(answer)
+
+    @app.post("/read")
+    async def read(request: Request) -> JSONResponse:
+        # A page's digits already go to the model in one call; pages are not batched across requests.
+        return JSONResponse((await decode(reader.read_page, await _picture(request))).to_dict())
+
+    from digits.serve.v2 import router
+
+    app.include_router(router(reader, batcher))
+    return Guard(app, metrics)
+
+
+def app_from_environment() -> Guard:
+    """The app factory uvicorn's worker processes call: the model comes from `MODEL_VARIABLE`."""
+    return create_app(os.environ.get(MODEL_VARIABLE))
+
+
+async def _picture(request: Request) -> bytes:
+    """The bytes of the one file in the form's `image` field."""
+    try:
+        form = await request.form(max_files=4, max_fields=16)
+    except StarletteHTTPException as err:  # Starlette's word for a malformed multipart body
+        raise HTTPException(400, f"the body is not valid multipart/form-data ({err.detail.rstrip('.')}).") from None
+    images = form.getlist("image")
+    if not images or isinstance(images[0], str):
+        raise HTTPException(422, "send the picture as multipart/form-data, in a file field named 'image'.")
+    if len(images) > 1:
+        raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
+    return await images[0].read()
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _unreadable_image(request: Request, err: ImageError) -> JSONResponse:
+    return _error(422, str(err))
+
+
+def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    # FastAPI's default is a list of pydantic errors under "detail": one sentence instead.
+    first = err.errors()[0] if err.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return _error(422, f"{where or 'the request'}: {first.get('msg', 'is not valid')}.")
+
+
+def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    # Starlette's own faults (unknown path, wrong method) and ours.
+    return _error(err.status_code, err.detail, err.headers)
+
+
+def _internal_error(request: Request, err: Exception) -> JSONResponse:
+    import logging
+
+    logging.getLogger("digits.serve.app").error("%s %s failed", request.method, request.url.path, exc_info=err)
+    return _error(500, "the server failed on this request; the fault is logged.")

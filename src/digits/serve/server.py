@@ -1,0 +1,246 @@
+"""Uvicorn, hardened: what `digits serve` runs the app in.
+
+Contract, per worker process:
+  * the request line and headers must arrive within `HEADER_TIMEOUT` seconds,
+    and number at most `MAX_HEADERS` lines of `MAX_HEADER_BYTES` in all, else
+    408 / 431; an idle keep-alive connection is closed after `KEEP_ALIVE`
+    seconds (body timeouts are the app's: see `digits.serve.app`);
+  * at most `MAX_WAITING` connections may wait for their headers: past that,
+    the one that has waited longest is closed (slow-header attacks cannot
+    fill the file-descriptor table, and a new `/health` always gets in);
+  * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
+    {"error": "<one sentence>"}, like every answer of the app; a client that
+    half-closes in the middle of its body gets the app's 400 for a short body;
+  * logs go to stderr, one line per record (tracebacks folded into the line),
+    at most `LOG_BURST` lines per `LOG_WINDOW` seconds, then a count of what
+    was dropped: an attack cannot fill the disk through the log;
+  * no access log (the `/metrics` counters say what it would).
+
+What cannot be changed from here, and so stays uvicorn's (documented in the
+README): a connection closed by the client is not answered; a request cut
+before its headers end is closed without an answer; the supervisor of several
+workers logs its own start and stop lines.
+
+`bind` takes the listening socket before anything starts, so a port in use
+or a bad host is one sentence (`BindError`) rather than uvicorn's log and exit 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import socket
+import time
+from collections import OrderedDict
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+HEADER_TIMEOUT = 10.0
+KEEP_ALIVE = 5
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
+MAX_WAITING = 256
+LOG_BURST = 20
+LOG_WINDOW = 10.0
+
+
+class BindError(Exception):
+    """The server cannot listen where it was asked to; the message says why and what to do."""
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing: the connection is answered and closed."""
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
+
+    # Per worker process: connections waiting for their headers, oldest first.
+    waiting: OrderedDict[GuardedProtocol, None] = OrderedDict()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._fault = (400, "the request is not valid HTTP/1.1.")
+        self._await_headers()
+        while len(self.waiting) > MAX_WAITING:
+            oldest = next(iter(self.waiting))
+            oldest._answer(408, "the server is busy with too many slow connections; this one waited longest.")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_arrived()
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            # The client stopped sending in the middle of its body but can still
+            # read: hand the app what came, so that it answers 400, then close.
+            cycle.more_body = False
+            cycle.keep_alive = False
+            cycle.message_event.set()
+            return True
+        return None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+        self._header_bytes = 0
+        if self._header_deadline is None:  # the next request on a kept-alive connection
+            self._await_headers()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._count_header_bytes(len(name) + len(value))
+        if self._header_count > MAX_HEADERS:
+            self._fault = (431, f"the request has more than {MAX_HEADERS} header lines.")
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._headers_arrived()
+        if self.parser.get_http_version() == "1.1" and not any(name == b"host" for name, _ in self.headers):
+            self._fault = (400, "an HTTP/1.1 request must have a Host header.")
+            raise _Refused
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # Uvicorn calls this for everything its parser rejects (and for what we refuse above).
+        self._answer(*self._fault)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._fault = (431, f"the request line and headers are over {MAX_HEADER_BYTES // 1024} KiB.")
+            raise _Refused
+
+    def _await_headers(self) -> None:
+        self._header_count = self._header_bytes = 0
+        message = f"the request headers did not arrive within {HEADER_TIMEOUT:.0f} s."
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT, self._answer, 408, message)
+        self.waiting[self] = None
+
+    def _headers_arrived(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        self.waiting.pop(self, None)
+
+    def _answer(self, status: int, message: str) -> None:
+        """Answer {"error": message} with `status` outside any request cycle, and close."""
+        self._headers_arrived()
+        if self.transport.is_closing():
+            return
+        body = json.dumps({"error": message}).encode()
+        head = [STATUS_LINE[status]]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
+        head += [b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+class OneLineLogs(logging.Filter):
+    """At most `LOG_BURST` records per `LOG_WINDOW` seconds, each on one line; then a count of those dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._window_start = 0.0
+        self._in_window = 0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= LOG_WINDOW:
+            self._window_start, self._in_window = now, 0
+        self._in_window += 1
+        if self._in_window > LOG_BURST:
+            self._dropped += 1
+            return False
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message = f"{message} ({type(error).__name__}: {error})"
+        if self._dropped:
+            message = f"{message} [{self._dropped} earlier log lines dropped]"
+            self._dropped = 0
+        record.msg, record.args = " ".join(message.split()), None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"one_line": {"()": OneLineLogs}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                   "formatter": "plain", "filters": ["one_line"]},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        "asyncio": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "digits": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or BindError saying why not."""
+    if not host.strip():
+        raise BindError("--host is empty: give an address (127.0.0.1 for this machine, 0.0.0.0 for every interface).")
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as err:
+        reason = err.strerror if isinstance(err, socket.gaierror) else err
+        raise BindError(f"--host {host}: not an address or a known host name ({reason}).") from None
+    listener = socket.socket(family, kind, protocol)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as err:
+        listener.close()
+        if err.errno == 98:  # EADDRINUSE
+            raise BindError(f"port {port} on {host} is in use: stop what listens there, or pick another --port.") from None
+        if err.errno == 99:  # EADDRNOTAVAIL
+            raise BindError(f"--host {host}: not an address of this machine.") from None
+        raise BindError(f"cannot listen on {host}:{port} ({err.strerror}).") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def raise_open_file_limit() -> None:
+    """Let each worker hold as many connections as the system allows (the soft limit is often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(app: str, listener: socket.socket, workers: int) -> None:
+    """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    raise_open_file_limit()
+    config = uvicorn.Config(
+        app, factory=True, http=GuardedProtocol, loop="auto", workers=workers,
+        timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING, access_log=False, lifespan="on",
+        server_header=False, date_header=False,
+    )
+    if workers > 1:
+        Multiprocess(config, sockets=[listener]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[listener])

@@ -1,0 +1,172 @@
+"""The Open Inference Protocol (KServe v2, REST), beside our own API: what Triton and KServe clients speak.
+
+    GET  /v2                          server metadata
+    GET  /v2/health/live              200 while the process runs
+    GET  /v2/health/ready             200 once the model is loaded (it is before the first request)
+    GET  /v2/models/digits            model metadata: input "image", outputs "probabilities" (10 digits,
+                                      or 11 with "not a digit") and "digit" (-1 for "not a digit")
+    GET  /v2/models/digits/ready
+    POST /v2/models/digits/infer      one input: a (28, 28) or (N, 28, 28) tensor, FP32 in [0, 1] or
+                                      UINT8 0-255, white digit on black (MNIST's own format)
+
+Tensors come as JSON ("data", flat or nested) or in the binary tensor
+extension (the `Inference-Header-Content-Length` header, as `tritonclient`
+sends by default); outputs are returned in binary when the request asks
+(`binary_data` per output, or `binary_data_output`), else as JSON. The
+images go through the same micro-batcher as the rest of the server. Errors
+are 400 (404 for another model name) with {"error": "<one sentence>"}, as
+the protocol says.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from digits import __version__
+from digits.serve.batching import MicroBatcher
+
+MODEL = "digits"
+VERSION = "1"
+INPUT = "image"
+DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+
+
+def router(reader, batcher: MicroBatcher) -> APIRouter:
+    """The /v2 routes over `reader` (for its model's metadata) and `batcher` (for inference)."""
+    routes = APIRouter(prefix="/v2")
+    classes = reader.recognizer.num_classes  # 10 digits, or 11 with "not a digit"
+    metadata = {
+        "name": MODEL,
+        "versions": [VERSION],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 28, 28]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
+            {"name": "digit", "datatype": "INT64", "shape": [-1]},
+        ],
+    }
+
+    @routes.api_route("", methods=["GET", "HEAD"])
+    def server_metadata() -> dict:
+        return {"name": "digits", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @routes.api_route("/health/live", methods=["GET", "HEAD"])
+    def live() -> dict:
+        return {"live": True}
+
+    @routes.api_route("/health/ready", methods=["GET", "HEAD"])
+    def ready() -> dict:
+        return {"ready": True}
+
+    @routes.api_route("/models/{name}", methods=["GET", "HEAD"])
+    def model_metadata(name: str) -> dict:
+        _check_model(name)
+        return metadata
+
+    @routes.api_route("/models/{name}/ready", methods=["GET", "HEAD"])
+    def model_ready(name: str) -> dict:
+        _check_model(name)
+        return {"name": MODEL, "ready": True}
+
+    @routes.post("/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        _check_model(name)
+        body = await request.body()
+        header, binary = _split(body, request.headers.get("inference-header-content-length"))
+        images = _images(header, binary)
+        probabilities = (await batcher.classify(images)).astype(np.float32)
+        digits = [reader.decide(row).digit for row in probabilities]
+        tensors = {"probabilities": probabilities,
+                   "digit": np.array([-1 if d is None else d for d in digits], dtype=np.int64)}
+        return _answer(header, tensors)
+
+    return routes
+
+
+def _check_model(name: str) -> None:
+    if name != MODEL:
+        raise HTTPException(404, f"no model named {name!r}: this server serves {MODEL!r}.")
+
+
+def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
+    """The request's JSON header and the binary tensor data after it."""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise HTTPException(400, "Inference-Header-Content-Length must be a byte count within the body.")
+        cut = int(header_length)
+    else:
+        cut = len(body)
+    try:
+        header = json.loads(body[:cut])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HTTPException(400, f"the inference request is not JSON ({err}).") from None
+    if not isinstance(header, dict):
+        raise HTTPException(400, "the inference request must be a JSON object with \"inputs\".")
+    return header, body[cut:]
+
+
+def _images(header: dict, binary: bytes) -> np.ndarray:
+    """The one input tensor as (N, 28, 28) float32 in [0, 1]."""
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise HTTPException(400, f"send exactly one input, {INPUT!r}: a (28, 28) or (N, 28, 28) tensor.")
+    tensor = inputs[0]
+    datatype, shape = tensor.get("datatype"), tensor.get("shape")
+    if datatype not in DATATYPES:
+        raise HTTPException(400, f"input datatype {datatype!r} is not supported: send FP32 (0-1) or UINT8 (0-255).")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)
+            and (shape[-2:] == [28, 28] and len(shape) in (2, 3))):
+        raise HTTPException(400, f"input shape {shape} is not (28, 28) or (N, 28, 28).")
+    dtype = DATATYPES[datatype]
+    count = int(np.prod(shape))
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    try:
+        if size is not None:
+            if size != count * dtype.itemsize or size > len(binary):
+                raise ValueError(f"binary_data_size {size} does not hold {count} {datatype} values")
+            values = np.frombuffer(binary, dtype=dtype, count=count)
+        else:
+            values = np.asarray(tensor.get("data"), dtype=dtype).reshape(-1)
+            if values.size != count:
+                raise ValueError(f"{values.size} values for shape {shape}")
+    except (ValueError, TypeError, OverflowError) as err:
+        raise HTTPException(400, f"input {INPUT!r}: {err}.") from None
+    images = values.reshape([-1, 28, 28])
+    if dtype == np.uint8:
+        return images.astype(np.float32) / np.float32(255)
+    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
+        raise HTTPException(400, "FP32 pixels must be in [0, 1], white digit on black (send UINT8 for 0-255).")
+    return images.astype(np.float32)
+
+
+def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
+    """The inference response: the outputs asked for (all when none is named), in JSON or binary as asked."""
+    datatypes = {"probabilities": "FP32", "digit": "INT64"}
+    everything_binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
+    requested = header.get("outputs") or [{"name": name} for name in tensors]
+    result = {"model_name": MODEL, "model_version": VERSION, "outputs": []}
+    if "id" in header:
+        result["id"] = header["id"]
+    chunks = []
+    for output in requested:
+        name = output.get("name") if isinstance(output, dict) else None
+        if name not in tensors:
+            raise HTTPException(400, f"no output named {name!r}: there are {', '.join(map(repr, tensors))}.")
+        tensor = tensors[name]
+        entry = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
+        if (output.get("parameters") or {}).get("binary_data", everything_binary):
+            data = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(data)}
+            chunks.append(data)
+        else:
+            entry["data"] = tensor.reshape(-1).tolist()
+        result["outputs"].append(entry)
+    if not chunks:
+        return JSONResponse(result)
+    head = json.dumps(result).encode()
+    return Response(head + b"".join(chunks), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(head))})

@@ -1,0 +1,143 @@
+"""Evaluate a run on its untouched test set and write its report.
+
+Evaluation runs the exported ONNX model, the very file `predict` and `serve`
+use, so the reported accuracy is the accuracy users get. The report is
+metrics.json plus three plots, all written through the run's `RunDir`.
+
+A model with an 11th class ("not a digit") is scored by argmax over all 11
+outputs: a real test digit it refuses counts as an error in `test_accuracy`,
+and `digits_refused` says how often that happened. Its report adds
+`junk_refused`, measured on junk pictures it never trained on.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from digits.train import report
+from digits.data import load_test
+from digits.errors import RunError
+from digits.read.model import REJECT, Recognizer
+from digits.train.timing import phase
+from digits.runs import RunDir
+from digits.synth.junk import HELD_OUT_SEED, make_junk
+
+MISTAKES_SHOWN = 36
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy, clipped as Keras clips it."""
+    p = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.log(p).mean())
+
+
+def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
+               best_epoch: int | None = None, train_seconds: float | None = None, plotter=None,
+               curves_sent: bool = False) -> dict:
+    """Test metrics, overfitting verdict and the three plots, all written into the run folder.
+
+    `plotter` (report.Plotter) draws the plots in its own process; without one they are drawn here.
+    `curves_sent`: the caller has already sent `curves_plot` to the plotter (it needs no test results).
+    """
+    with phase("evaluation"):
+        metrics, recognizer, predicted = _test_metrics(run, config, history, test, best_epoch, train_seconds)
+    with phase("plots (waited for)"):
+        _plots(run, config, history, test, metrics, recognizer, predicted, plotter, curves_sent)
+    return metrics
+
+
+def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, train_seconds):
+    x_test, y_test = test
+    recognizer = Recognizer(run.path)
+    probabilities = recognizer.predict_proba(x_test)
+    predicted = probabilities.argmax(axis=1)
+    names = _class_names(config, recognizer)
+    metrics = {
+        "dataset": config["dataset"],
+        "preset": config["preset"],
+        "seed": config["seed"],
+        "test_loss": cross_entropy(probabilities, y_test),
+        "test_accuracy": float((predicted == y_test).mean()),
+        "parameters": config.get("parameters"),
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": train_seconds,
+        **report.classification_metrics(y_test, predicted, names),
+        "overfitting": report.overfitting(history, monitor=config.get("monitor", "val_loss")),
+    }
+    if best_epoch:
+        metrics["overfitting"]["best_epoch"] = best_epoch
+    if recognizer.num_classes > REJECT:
+        # The test set holds no junk: the macro F1 is over the classes it has.
+        metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
+        metrics["digits_refused"] = float((predicted == REJECT).mean())
+        metrics |= refusal(recognizer, config.get("junk_test", 500), HELD_OUT_SEED)
+    if train_seconds is None:
+        metrics["train_seconds"] = _previous_train_seconds(run)
+    run.write_metrics(metrics)
+    return metrics, recognizer, predicted
+
+
+def curves_plot(run: RunDir, config: dict, history: dict, best_epoch: int | None = None) -> tuple:
+    """The learning curves as (plot, *args): they need only the history, so they can be drawn first."""
+    best = best_epoch or report.overfitting(history, monitor=config.get("monitor", "val_loss"))["best_epoch"]
+    return report.plot_curves, history, run.curves_path, best, f"{config['preset']} on {config['dataset']}"
+
+
+def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter,
+           curves_sent: bool) -> None:
+    x_test, y_test = test
+    names = _class_names(config, recognizer)
+    wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
+    plots = [] if curves_sent else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
+    plots += [
+        (report.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
+        (report.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
+    ]
+    for plot, *args in plots:
+        if plotter is None:
+            plot(*args)
+        else:
+            plotter.submit(plot, *args)
+
+
+def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
+    return report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
+
+
+def _previous_train_seconds(run: RunDir) -> float | None:
+    """Training time is measured only while training; a re-evaluation keeps it from the old report.
+
+    A missing or corrupt metrics.json is what `digits evaluate` repairs, so it costs only this figure.
+    """
+    try:
+        return run.read_metrics().get("train_seconds")
+    except RunError:
+        return None
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
+    """`digits evaluate RUN`: re-evaluate a finished run from its files."""
+    run = RunDir(run_dir)
+    config = run.read_config()
+    return report_run(run, config, run.read_history(), load_test(config["dataset"], data_dir))
+
+
+def refusal(recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
+    """How much of `make_junk(n, seed)` a model refuses, through `digits.read.pipeline.prepare`.
+
+    A picture is refused when the preprocessing finds no ink in it or the
+    model's most likely class is "not a digit" (an 11-output model).
+    """
+    from digits.read.pipeline import prepare
+
+    prepared = [prepare(picture) for picture, _ in make_junk(n, seed)]
+    inked = [p.image for p in prepared if p.has_ink]
+    rejected = int((recognizer.predict(np.stack(inked)) == REJECT).sum()) if inked else 0
+    return {
+        "junk_pictures": n,
+        "junk_seed": seed,
+        "junk_refused": (n - len(inked) + rejected) / n if n else 0.0,
+        "junk_refused_no_ink": (n - len(inked)) / n if n else 0.0,
+    }

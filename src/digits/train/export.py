@@ -1,0 +1,106 @@
+"""Keras model -> ONNX, the format every prediction runs on; and shipping a run's model with the package.
+
+`ship(run_dir)` copies a finished run's `model.onnx` to
+`src/digits/shipped/reader.onnx` and writes `reader.json` beside it (the
+run's config and its metrics), which is how `make shipped-model` turns
+`digits train --preset reader` into the model the package carries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+
+from digits import atomic
+from digits.runs import RunDir
+
+
+def to_onnx(model, path: Path) -> Path:
+    """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1]."""
+    from digits.train.tf import load
+
+    _, keras = load()
+    spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
+    with atomic.atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        model.export(str(tmp), format="onnx", verbose=False, input_signature=spec)
+    return path
+
+
+def export_run(run_dir: str | os.PathLike) -> Path:
+    """`digits export RUN`: (re)write `model.onnx` from the run's `model.keras`."""
+    from digits.errors import ModelError
+
+    run = RunDir(run_dir)
+    model = load_keras(run.keras_path)
+    takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
+    if takes != (28, 28):
+        raise ModelError(f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
+                         "digits exports only models of 28x28 pictures.")
+    return to_onnx(model, run.onnx_path)
+
+
+def load_keras(path: Path):
+    """Load a `.keras` file with `safe_mode`, so a file from elsewhere cannot run code."""
+    import zipfile
+
+    from digits.train.tf import load
+    from digits.errors import ModelError
+
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file.")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if not is_zip:
+        # Keras would say "File not found" of a file that is there but damaged.
+        raise ModelError(f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of "
+                         "another kind).")
+    _, keras = load()
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
+        # Keras's messages run to several sentences; the first names the fault.
+        reason = str(err).strip().splitlines()[0].split(". ")[0].rstrip(".")
+        if "safe_mode" in str(err):
+            reason += "; digits loads models in safe mode, which refuses code stored inside a model"
+        raise ModelError(f"{path}: not a loadable Keras model ({reason}).") from err
+
+
+# What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
+SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
+                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds")
+
+
+def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Copy a finished run's ONNX model into the package as the shipped model; return the `.onnx` path.
+
+    `out_dir` defaults to the package's own `shipped/` folder (in a source
+    checkout: `src/digits/shipped/`). `reader.json` records the run's
+    config and metrics; MNIST test accuracy counts a refused digit as an error.
+    """
+    from digits.read.model import ModelError, Recognizer
+
+    run = RunDir(run_dir)
+    config = run.read_config()
+    if config.get("status") != "finished":
+        raise ModelError(f"{run}: the run has not finished (status {config.get('status')!r}); train it first.")
+    model = Recognizer(run.path).path  # checks that it loads
+    metrics = run.read_metrics()
+    out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out / "reader.onnx", model.read_bytes())
+    atomic.write_json(out / "reader.json", {
+        "run": run.path.resolve().name,
+        "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
+        "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+        "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
+                        "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
+                        "junk_seed) through digits.read.pipeline.prepare, never trained on.",
+    })
+    return out / "reader.onnx"

@@ -1,0 +1,363 @@
+"""Hyper-parameter search with Optuna: one study, one machine or many.
+
+Contract:
+- A study tunes one preset on one dataset (and training subset); those are
+  stored in the study, and a worker asked to join it with anything else
+  stops with a `TuneError` instead of mixing trials.
+- The search covers what the preset leaves open (`search_space`): how the
+  network is trained (learning rate and schedule, batch size, epochs,
+  dropout, weight decay, augmentation strength) and, except for presets whose
+  architecture is the point (`FIXED_ARCHITECTURE`), its depth and width.
+- The objective is validation accuracy: the accuracy of the weights the run
+  would keep (the last epoch's, or the best epoch's when the preset stops
+  early). The test set is never used.
+- Each epoch's validation accuracy is reported to the trial; the median
+  pruner stops trials that fall behind.
+- The study lives in any SQLAlchemy database: by default a SQLite file beside
+  the runs; a PostgreSQL URL lets workers on many machines share it. Workers
+  send a heartbeat; a worker that dies (even by SIGKILL) leaves its trial
+  RUNNING only until another worker sees the heartbeat stop, which marks it
+  FAIL and queues its parameters to be tried again.
+- `--trials N` is how many trials this worker runs; running again on the same
+  study continues it (the sampler learns from every earlier trial).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from digits import config as presets
+from digits.errors import DigitsError
+
+
+class TuneError(DigitsError):
+    """A study cannot be opened, joined or read."""
+
+
+# Presets whose network is what they are about: only their training is tuned.
+# `seed` is the article's 784-128-32-10 network (104,938 parameters).
+FIXED_ARCHITECTURE = {"seed", "cnn"}
+
+DEFAULT_HEARTBEAT = 30  # seconds; a worker silent for twice this is considered dead
+
+
+def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
+    """Suggest one configuration: the config keys it overrides in the preset."""
+    base = presets.PRESETS[preset]
+    overrides = {
+        "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
+        "schedule": trial.suggest_categorical("schedule", ["constant", "cosine"]),
+        # Large batches only: a trial then takes seconds per epoch, not tens.
+        "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
+        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 4), max_epochs),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        # 0 = no augmentation; 1 = the deformations of augment.py as set (mlp-aug's and cnn's).
+        "augment": trial.suggest_float("augment", 0.0, 1.0),
+    }
+    if preset not in FIXED_ARCHITECTURE and base["arch"] == "dense":
+        width = base["hidden"][0]
+        depth = trial.suggest_int("depth", 1, 3)
+        units = trial.suggest_categorical("width", [max(8, width // 4), max(8, width // 2), width])
+        overrides["hidden"] = [units] * depth
+    return overrides
+
+
+def overrides_from_params(preset: str, params: dict) -> dict:
+    """A finished trial's parameters as config overrides (what `train --from-study` applies)."""
+    fixed = optuna.trial.FixedTrial(params)
+    return search_space(fixed, preset, max_epochs=params["epochs"])
+
+
+def kept_val_accuracy(history: dict, config: dict) -> float:
+    """Validation accuracy of the weights a run keeps: the best epoch's with early stopping, else the last's."""
+    accuracies = history["val_accuracy"]
+    if not config["early_stopping"]:
+        return accuracies[-1]
+    if config.get("monitor") == "val_accuracy":
+        return max(accuracies)
+    return accuracies[min(range(len(accuracies)), key=history["val_loss"].__getitem__)]
+
+
+def default_storage(runs_dir: Path) -> str:
+    return f"sqlite:///{(runs_dir / 'tune.db').resolve()}"
+
+
+def _shown(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
+    """Connect to (and if needed initialise) a study database; one clear TuneError on any fault."""
+    from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        # Workers sharing one SQLite file wait for each other's writes instead of failing.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's terms
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except (ArgumentError, NoSuchModuleError) as err:
+            raise TuneError(f"{_shown(url)} is not a storage URL Optuna can use ({err}); "
+                            "give sqlite:///path.db or postgresql://user:password@host/database.") from None
+        except ImportError as err:  # Optuna's wrapper of the driver's ModuleNotFoundError
+            missing = getattr(err.__cause__, "name", None) or "its database driver"
+            raise TuneError(f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
+                            "(PostgreSQL) or that driver.") from None
+        except SQLAlchemyError as err:
+            # Workers started together race to create the tables and stamp their version: the loser retries.
+            if attempt < 2 and (isinstance(err, IntegrityError) or "already exists" in str(err)):
+                time.sleep(1)
+                continue
+            raise TuneError(f"cannot open the study storage {_shown(url)}: {_reason(err)}") from None
+    raise AssertionError("unreachable")
+
+
+def _reason(err: Exception) -> str:
+    """The first line of what the database driver said."""
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+
+
+def study_attrs(preset: str, dataset: str, train_limit: int | None) -> dict:
+    return {"preset": preset, "dataset": dataset, "train_limit": train_limit}
+
+
+def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> optuna.Study:
+    """Load a study (attrs None) or create/join one that tunes exactly `attrs`."""
+    # Our own line per trial replaces Optuna's log; its warning on a failed trial carries a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        if attrs is None:
+            try:
+                return optuna.load_study(study_name=name, storage=storage)
+            except KeyError:
+                known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+                raise TuneError(f"no study named {name!r} in this storage (studies: {known}).") from None
+        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna's terms
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                # Unseeded: workers must not all draw the same trials. Multivariate TPE
+                # models how learning rate, batch size and epochs work together.
+                sampler=optuna.samplers.TPESampler(n_startup_trials=8, multivariate=True),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+            )
+    except SQLAlchemyError as err:
+        raise TuneError(f"the study storage failed: {_reason(err)}") from None
+    stored = study.user_attrs
+    if any(key in stored and stored[key] != value for key, value in attrs.items()):
+        theirs = ", ".join(f"{k} {stored.get(k)}" for k in attrs)
+        raise TuneError(f"study {name!r} tunes {theirs}, not {', '.join(f'{k} {v}' for k, v in attrs.items())}; "
+                        "choose another --study.")
+    # A new study (or one another worker is still labelling, one key at a time) gets what it lacks.
+    for key, value in attrs.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
+    return study
+
+
+class TrialProgress:
+    """Trials done of N, the best value so far and the ETA; one line per trial when not on a terminal."""
+
+    def __init__(self, enabled: bool, total: int, log=print):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.enabled, self.log = enabled, log
+        self.progress = Progress(  # a context manager; disabled, it draws nothing
+            TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
+            TimeRemainingColumn(), disable=not enabled,
+        )
+        self.task = self.progress.add_task("", total=total, best="-")
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna's per-trial callback."""
+        try:
+            best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:  # no trial has completed yet
+            best = "-"
+        value = f"val acc {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        line = f"trial {trial.number}: {value}, best {best}"
+        if self.enabled:
+            self.progress.console.print(line)
+            self.progress.update(self.task, advance=1, best=best)
+        else:
+            self.log(line)
+
+
+def run_study(
+    preset: str,
+    trials: int,
+    *,
+    storage: str,
+    study_name: str,
+    timeout: float | None = None,
+    max_epochs: int = 30,
+    dataset: str = "mnist",
+    data_dir=None,
+    train_limit: int | None = None,
+    seed: int = 0,
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    progress: bool = False,
+    log=print,
+    data=None,
+) -> optuna.Study:
+    """Run `trials` trials of the study (creating it if new); return the study."""
+    presets.make_config(preset, {}, dataset, seed, train_limit)  # an unknown preset fails here, before the storage
+    if trials < 0 or max_epochs < 1:
+        raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
+    study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
+    if trials == 0:
+        return study
+    objective = Objective(preset, dataset, data_dir, train_limit, seed, max_epochs, data)
+    bar = TrialProgress(progress, trials, log)
+    with bar.progress:
+        study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[bar], gc_after_trial=True)
+    return study
+
+
+class Objective:
+    """Train one suggested configuration on the training split; return its validation accuracy."""
+
+    def __init__(self, preset, dataset, data_dir, train_limit, seed, max_epochs, data=None):
+        from digits.data import load
+        from digits.train.run import add_reader_data, split_data
+
+        self.preset, self.dataset, self.train_limit, self.seed, self.max_epochs = preset, dataset, train_limit, seed, max_epochs
+        (x, y), _test_is_never_used = data or load(dataset, data_dir)
+        base = presets.make_config(preset, {}, dataset, seed, train_limit)
+        self.split = add_reader_data(split_data(x, y, base["validation_split"], train_limit), base)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import tempfile
+
+        from digits.train import tf as backend
+        from digits.runs import RunDir
+        from digits.train.run import Trainer, fit, new_state
+
+        tf, keras = backend.load()
+
+        config = presets.make_config(self.preset, search_space(trial, self.preset, self.max_epochs), self.dataset,
+                             self.seed, self.train_limit)
+        trial.set_user_attr("worker", self.worker)
+        steps = len(self.split.x_train) // config["batch_size"]
+        if steps < 1:
+            raise TuneError(f"{len(self.split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(config["seed"])
+        tf.config.experimental.enable_op_determinism()
+        trainer = Trainer(config, steps)
+
+        def report(epoch: int, logs: dict) -> None:
+            trial.report(logs["val_accuracy"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        with tempfile.TemporaryDirectory(prefix="digits-trial-") as scratch:  # fit's per-epoch checkpoints
+            state = fit(trainer, self.split, config, RunDir(scratch), new_state(), progress=False, on_epoch=report)
+        history = state["history"]
+        trial.set_user_attr("train_seconds", round(state["train_seconds"], 1))
+        trial.set_user_attr("train_accuracy", history["accuracy"][-1])
+        trial.set_user_attr("val_accuracy_history", history["val_accuracy"])
+        return kept_val_accuracy(history, config)
+
+
+def best_trials(study: optuna.Study, count: int | None = None) -> list[optuna.trial.FrozenTrial]:
+    """Complete trials, best first; the first `count` of them if given."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: -t.value)[:count]
+
+
+def trial_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """How many trials are in each state ("complete", "pruned", "fail", ...)."""
+    return dict(Counter(t.state.name.lower() for t in trials))
+
+
+def describe(study: optuna.Study, count: int = 5) -> str:
+    """The study in a few lines: trial counts by state and the best trials with their parameters."""
+    states = trial_states(study.get_trials(deepcopy=False))
+    lines = [f"study {study.study_name}: preset {study.user_attrs.get('preset')}, "
+             + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
+    for t in best_trials(study, count):
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))
+        lines.append(f"  trial {t.number}: val acc {t.value:.4f}  {params}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def save_plots(study: optuna.Study, out_dir: Path, best: int = 20) -> list[Path]:
+    """Optuna's optimization history, parameter importances and the best trials' parallel coordinates, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    from digits import atomic
+
+    complete = best_trials(study)
+    if len(complete) < 2:
+        raise TuneError(f"study {study.study_name!r} has {len(complete)} complete trial(s); plots need at least 2.")
+    top = optuna.create_study(direction="maximize")  # in memory: the parallel coordinates of the best only
+    top.add_trials(complete[:best])
+    plots = {
+        "optimization-history.png": lambda: vis.plot_optimization_history(study),
+        "param-importances.png": lambda: vis.plot_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()),
+        "parallel-coordinates.png": lambda: vis.plot_parallel_coordinate(top),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, plot in plots.items():
+            axes = plot()
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(10, 6)
+            figure.tight_layout()
+            with atomic.atomic_path(out_dir / name) as tmp:
+                figure.savefig(tmp, format="png", dpi=100)
+            plt.close(figure)
+            written.append(out_dir / name)
+    return written
+
+
+def best_config(storage: str, study_name: str) -> tuple[dict, optuna.trial.FrozenTrial]:
+    """The study's attrs (preset, dataset, train_limit) and its best complete trial."""
+    study = open_study(open_storage(storage), study_name)
+    try:
+        trial = study.best_trial
+    except ValueError:
+        raise TuneError(f"study {study_name!r} has no complete trial yet.") from None
+    return dict(study.user_attrs), trial

@@ -1,0 +1,157 @@
+"""Every failure a user can cause ends in one sentence naming the real cause, and exit code 2.
+
+Usage errors, unreadable or strange files, models of the wrong kind, outputs
+that are not regular files. (Broken run folders: test_runs.py; writes: test_atomic.py.)
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import assert_one_line_error, run_cli
+from digits.errors import ImageError, ModelError
+
+
+@pytest.fixture
+def picture(tmp_path, mnist):
+    path = tmp_path / "two.png"
+    Image.fromarray(mnist[1][0][1]).save(path)
+    return path
+
+
+@pytest.fixture
+def model(tiny_run):
+    return str(tiny_run)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--threshold", "abc"], "'--threshold'"),
+    (["--threshold", "-1"], "must be a number from 0 to 1, not -1.0"),
+    (["--threshold", "2"], "must be a number from 0 to 1, not 2.0"),
+    (["--threshold", "nan"], "not nan"),
+    (["--threshold", "inf"], "not inf"),
+    (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
+])
+def test_predict_usage_errors_are_one_line(tmp_path, picture, model, args, fragment):
+    assert_one_line_error(run_cli("predict", "two.png", *args, "--model", model, cwd=tmp_path), fragment)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_show_index_below_zero_is_one_line(tmp_path, model):
+    assert_one_line_error(run_cli("show", "--index", "-1", "--model", model, cwd=tmp_path), "'--index'")
+
+
+@pytest.mark.parametrize("bad", ["--epochs 0", "--batch-size -3", "--learning-rate nan", "--dataset cifar"])
+def test_bad_training_values_are_refused_before_training(tmp_path, bad):
+    flag, value = bad.split()
+    result = run_cli("train", "--preset", "tiny", flag, value, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert not (tmp_path / "runs").exists(), "nothing is created for a refused command"
+
+
+def test_empty_file_name_is_not_the_current_folder(tmp_path, model):
+    assert_one_line_error(run_cli("predict", "", "--model", model, cwd=tmp_path), "the file name is empty")
+
+
+def test_symlink_loop_is_not_called_missing(tmp_path, model):
+    (tmp_path / "a.png").symlink_to("b.png")
+    (tmp_path / "b.png").symlink_to("a.png")
+    assert_one_line_error(run_cli("predict", "a.png", "--model", model, cwd=tmp_path),
+                          "a.png: cannot be opened (Too many levels of symbolic links)")
+
+
+def test_eps_is_refused_without_ghostscript_talk(tmp_path, model):
+    Image.new("L", (20, 20), 255).save(tmp_path / "scan.eps", "EPS")
+    result = run_cli("predict", "scan.eps", "--model", model, cwd=tmp_path)
+    assert_one_line_error(result, "scan.eps: EPS is a format digits does not read")
+    assert "Ghostscript" not in result.stderr
+
+
+def test_a_file_you_may_not_read_says_so(tmp_path, monkeypatch):
+    """Root reads every file, so the refusal is simulated where the bytes are read."""
+    from digits.read.load import load_image
+
+    (tmp_path / "secret.png").write_bytes(b"x")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.read_bytes", refuse)
+    with pytest.raises(ImageError, match="secret.png: you may not read this file"):
+        load_image(tmp_path / "secret.png")
+    with pytest.raises(ModelError, match=r"secret.png: cannot be read \(Permission denied\)"):
+        from digits.read.model import Recognizer
+
+        Recognizer(tmp_path / "secret.png")
+
+
+def test_onnx_model_whose_output_shape_is_unknown_is_refused(tmp_path, picture):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "shapeless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    onnx.save(helper.make_model(graph), tmp_path / "shapeless.onnx")
+    assert_one_line_error(run_cli("predict", "two.png", "--model", "shapeless.onnx", cwd=tmp_path),
+                          "shapeless.onnx: does not output 10 digit probabilities")
+
+
+def _keras_run(tmp_path, name: str, build) -> str:
+    """A folder holding only a model.keras that `build(keras)` makes."""
+    from digits.train.tf import load
+
+    _, keras = load()
+    folder = tmp_path / name
+    folder.mkdir()
+    build(keras).save(folder / "model.keras")
+    return name
+
+
+def test_export_of_a_32x32_model_names_the_shape(tmp_path):
+    def build(keras):
+        inputs = keras.Input((32, 32))
+        return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+
+    run = _keras_run(tmp_path, "wide", build)
+    assert_one_line_error(run_cli("export", run, cwd=tmp_path), "takes input of shape (32, 32), not 28x28")
+
+
+def test_export_refuses_a_lambda_layer_in_a_whole_sentence(tmp_path):
+    def build(keras):
+        inputs = keras.Input((28, 28))
+        return keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+
+    run = _keras_run(tmp_path, "lambda", build)
+    result = run_cli("export", run, cwd=tmp_path)
+    assert_one_line_error(result, "Python lambda", "safe mode")
+    assert result.stderr.rstrip().endswith(".")
+
+
+def test_damaged_keras_file_is_not_called_missing(tmp_path, tiny_run):
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    (run / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    result = run_cli("export", str(run), cwd=tmp_path)
+    assert_one_line_error(result, "model.keras: not a .keras model")
+    assert "not found" not in result.stderr
+
+
+def test_explain_never_replaces_a_fifo(tmp_path, picture, model):
+    os.mkfifo(tmp_path / "pipe.png")
+    result = run_cli("predict", "two.png", "--explain", "pipe.png", "--model", model, cwd=tmp_path)
+    assert_one_line_error(result, "pipe.png: it is a FIFO, not a regular file")
+    assert (tmp_path / "pipe.png").is_fifo()
+
+
+def test_explain_through_a_symlink_writes_its_target(tmp_path, picture, model):
+    (tmp_path / "link.png").symlink_to("target.png")
+    result = run_cli("predict", "two.png", "--explain", "link.png", "--model", model, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.png").is_symlink() and Image.open(tmp_path / "target.png").size[0] > 28
+    assert np.asarray(Image.open(tmp_path / "link.png")).size > 0

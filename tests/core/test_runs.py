@@ -1,0 +1,123 @@
+"""Run folders through RunDir: the checkpoint keyed by name, old layouts, validated configs, broken folders."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+from digits.errors import ConfigError, RunError
+from digits.runs import RunDir, list_runs
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """A private copy of the shared tiny run, free to damage."""
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree(tiny_run, copy)
+    return RunDir(copy)
+
+
+def _expected(run: RunDir) -> dict:
+    groups, _ = run.read_checkpoint()
+    shapes = {group: {name: array.shape for name, array in groups[group].items()} for group in ("model", "optimizer")}
+    return shapes | {"best": shapes["model"]}
+
+
+def test_checkpoint_arrays_are_keyed_by_layer_and_variable_name(tiny_run):
+    groups, meta = RunDir(tiny_run).read_checkpoint()
+    assert list(groups["model"]) == ["hidden_0/kernel", "hidden_0/bias", "probabilities/kernel", "probabilities/bias"]
+    assert "hidden_0_kernel_momentum" in groups["optimizer"] and "iteration" in groups["optimizer"]
+    assert meta["epoch"] == 2
+
+
+def test_checkpoint_of_another_shape_is_refused(run_copy):
+    expected = _expected(run_copy)
+    expected["model"]["hidden_0/kernel"] = (784, 64)
+    with pytest.raises(RunError, match=r"'hidden_0/kernel' has shape \(784, 32\) in the checkpoint, \(784, 64\)"):
+        run_copy.load_checkpoint(expected)
+
+
+def test_checkpoint_of_another_model_is_refused_by_name(run_copy):
+    expected = _expected(run_copy)
+    expected["model"] = {name.replace("hidden_0", "hidden_9"): shape for name, shape in expected["model"].items()}
+    with pytest.raises(RunError, match="the checkpoint's model lacks 'hidden_9/"):
+        run_copy.load_checkpoint(expected)
+
+
+def test_old_positional_checkpoint_is_still_read(run_copy):
+    """Checkpoints written before names (keys model/0, model/1, ...) load by position, shapes checked."""
+    expected = _expected(run_copy)
+    groups, meta = run_copy.read_checkpoint()
+    positional = {group: {str(i): array for i, array in enumerate(arrays.values())} for group, arrays in groups.items()}
+    run_copy.save_checkpoint(positional, meta)
+    loaded, _ = run_copy.load_checkpoint(expected)
+    for group in ("model", "optimizer"):
+        for name, array in groups[group].items():
+            assert np.array_equal(loaded[group][name], array)
+    expected["model"]["hidden_0/kernel"] = (784, 64)
+    with pytest.raises(RunError, match="has shape"):
+        run_copy.load_checkpoint(expected)
+
+
+def test_config_with_an_unknown_key_is_refused(run_copy):
+    config = run_copy.read_config()
+    run_copy.write_config(config, learnig_rate=0.1)
+    with pytest.raises(ConfigError, match="config.json: unknown setting 'learnig_rate'"):
+        run_copy.read_config()
+
+
+def test_config_with_a_bad_value_is_refused(run_copy):
+    config = run_copy.read_config()
+    run_copy.write_config(config, dropout=1.5)
+    with pytest.raises(ConfigError, match=r"dropout is 1.5, expected a number in \[0, 1\)"):
+        run_copy.read_config()
+
+
+def test_listing_marks_a_broken_run_and_keeps_the_good_ones(run_copy, tiny_run):
+    broken = RunDir(run_copy.path.parent / "broken")
+    shutil.copytree(tiny_run, broken.path)
+    (broken.path / RunDir.CONFIG).write_text("{not json")
+    rows = {row["name"]: row for row in list_runs(run_copy.path.parent)}
+    assert rows["copy"]["status"] == "finished" and rows["copy"]["test_accuracy"] > 0.5
+    assert rows["broken"]["status"] == "broken" and "not valid JSON" in rows["broken"]["problem"]
+
+
+def test_runs_and_compare_list_good_runs_beside_a_broken_one(run_copy, tmp_path):
+    (run_copy.path.parent / "bad").mkdir()
+    (run_copy.path.parent / "bad" / RunDir.CONFIG).write_text("[]")
+    listing = run_cli("runs", cwd=tmp_path)
+    assert "copy" in listing.stdout and "finished" in listing.stdout and "broken" in listing.stdout
+    assert_one_line_error(listing, "runs/bad/config.json")
+    compared = run_cli("compare", str(run_copy), "runs/bad", cwd=tmp_path)
+    assert "copy" in compared.stdout and "broken" in compared.stdout
+    assert_one_line_error(compared, "runs/bad/config.json")
+
+
+def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
+    before = run_copy.read_metrics()
+    (run_copy.path / RunDir.METRICS).write_text('{"test_accuracy": ')
+    assert_one_line_error(run_cli("compare", str(run_copy), cwd=tmp_path), "metrics.json: not valid JSON",
+                          "digits evaluate")
+    evaluated = run_cli("evaluate", str(run_copy), cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert run_copy.read_metrics()["test_accuracy"] == before["test_accuracy"]
+
+
+@pytest.mark.parametrize("filename, content, fragment", [
+    (RunDir.HISTORY, "epoch,loss\n1,abc\n", "history.csv: not a history table"),
+    (RunDir.CONFIG, "{", "config.json: not valid JSON"),
+    (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing arch"),
+])
+def test_evaluate_of_a_corrupt_run_file_is_one_sentence(run_copy, tmp_path, filename, content, fragment):
+    (run_copy.path / filename).write_text(content)
+    assert_one_line_error(run_cli("evaluate", str(run_copy), cwd=tmp_path), fragment)
+
+
+@pytest.mark.parametrize("run", sorted(p for p in (Path(__file__).parents[2] / "benchmarks" / "runs").glob("*/*/s*")),
+                         ids=lambda p: "/".join(p.parts[-3:]))
+def test_every_stored_run_folder_still_loads(run):
+    """Run folders written by earlier versions (benchmarks/runs) pass today's checks."""
+    config, metrics = RunDir(run).read_config(), RunDir(run).read_metrics()
+    assert config["preset"] == run.parent.name and 0 < metrics["test_accuracy"] <= 1

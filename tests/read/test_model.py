@@ -1,0 +1,86 @@
+"""Inference on ONNX Runtime: parity with Keras, no TensorFlow import, safe loading."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digits.read.model import ModelError, Recognizer
+from digits.runs import RunDir
+
+
+def test_onnx_matches_keras_on_all_test_images(fast_run, mnist):
+    import keras
+
+    from digits.train.export import load_keras
+
+    _, (x_test, _) = mnist
+    keras_probabilities = load_keras(fast_run / "model.keras").predict(x_test.astype("float32") / 255, verbose=0, batch_size=1000)
+    onnx_probabilities = Recognizer(fast_run).predict_proba(x_test)
+    assert np.array_equal(keras_probabilities.argmax(1), onnx_probabilities.argmax(1))
+    assert np.abs(keras_probabilities - onnx_probabilities).max() <= 1e-4
+
+
+def test_default_preset_reaches_the_articles_accuracy(fast_run):
+    """The issue asks for a median of 0.974 over 3 seeds (see benchmarks/); one seed must not fall far below."""
+    metrics = RunDir(fast_run).read_metrics()
+    assert metrics["parameters"] == 104_938
+    assert metrics["test_accuracy"] >= 0.970
+
+
+def test_recognizer_never_imports_tensorflow(tiny_run, mnist):
+    code = (
+        "import sys, numpy as np\n"
+        "from digits import Recognizer\n"
+        f"r = Recognizer({str(tiny_run)!r})\n"
+        "print(r.predict(np.zeros((2, 28, 28), np.uint8)))\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_predict_command_never_imports_tensorflow(tiny_run, mnist, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(mnist[1][0][0]).save(tmp_path / "seven.png")
+    code = (
+        "import sys\n"
+        "from digits.cli import main\n"
+        f"sys.argv = ['digits', 'predict', {str(tmp_path / 'seven.png')!r}, '--model', {str(tiny_run)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "seven.png: " in result.stdout
+
+
+def test_single_image_and_batch_agree(tiny_run, mnist):
+    _, (x_test, _) = mnist
+    recognizer = Recognizer(tiny_run)
+    batch = recognizer.predict_proba(x_test[:8])
+    one = recognizer.predict_proba(x_test[3])
+    np.testing.assert_allclose(one[0], batch[3], atol=1e-6)
+    np.testing.assert_allclose(recognizer.predict_proba(x_test[:8].astype(np.float32) / 255), batch, atol=1e-6)
+
+
+def test_wrong_image_shape_is_a_clear_error(tiny_run):
+    with pytest.raises(ValueError, match="28, 28"):
+        Recognizer(tiny_run).predict(np.zeros((4, 32, 32)))
+
+
+def test_keras_file_with_code_is_refused_by_safe_mode(tmp_path):
+    """A .keras file from elsewhere may carry a Lambda layer (arbitrary Python); safe_mode refuses it."""
+    import keras
+
+    from digits.train.export import load_keras
+
+    inputs = keras.Input((28, 28))
+    outputs = keras.layers.Lambda(lambda t: t * 2)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "evil.keras")
+    with pytest.raises(ModelError, match="evil.keras"):
+        load_keras(tmp_path / "evil.keras")

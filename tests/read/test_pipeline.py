@@ -1,0 +1,470 @@
+"""Tests for digits.read.pipeline: formats, polarity, MNIST geometry, bad input, lines."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digits.read import pipeline as preprocess
+from digits.read.explain import save_steps
+from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
+
+# --------------------------------------------------------------------------
+# Helpers: hand-drawn digits, no dataset needed
+# --------------------------------------------------------------------------
+
+# Strokes in a unit box (x, y in [0, 1]); drawn with a round pen.
+_STROKES = {
+    "1": [[(0.55, 0.0), (0.45, 1.0)]],
+    "7": [[(0.1, 0.05), (0.9, 0.05), (0.4, 1.0)]],
+    "4": [[(0.6, 0.0), (0.05, 0.65), (0.95, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],
+    "0": "ellipse",
+    # A 5 whose top bar does not touch its body: two pieces.
+    "broken5": [[(0.35, 0.0), (0.95, 0.0)], [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)]],
+}
+
+
+def segment_line(image):
+    """The digits of a picture holding one line of them."""
+    lines = segment_page(image)
+    assert len(lines) <= 1, f"expected one line, found {len(lines)}"
+    return lines[0] if lines else []
+
+
+def draw_digit(
+    draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int], width: int, fill=0
+) -> None:
+    x0, y0, x1, y1 = box
+    if _STROKES[kind] == "ellipse":
+        draw.ellipse(box, outline=fill, width=width)
+        return
+    for stroke in _STROKES[kind]:
+        points = [(x0 + u * (x1 - x0), y0 + v * (y1 - y0)) for u, v in stroke]
+        draw.line(points, fill=fill, width=width, joint="curve")
+        r = width / 2
+        for x, y in (points[0], points[-1]):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+
+
+def paper(kind: str = "7", size=(300, 220), box=(110, 40, 190, 180), width: int = 12, mode: str = "L") -> Image.Image:
+    """Dark ink on white paper."""
+    image = Image.new(mode, size, "white")
+    draw_digit(ImageDraw.Draw(image), kind, box, width, fill="black")
+    return image
+
+
+def invert(image: Image.Image) -> Image.Image:
+    return Image.fromarray(255 - np.asarray(image.convert("L")))
+
+
+def png_bytes(image: Image.Image, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", **params)
+    return buffer.getvalue()
+
+
+def bomb_png(width: int, height: int, depth: int = 1) -> bytes:
+    """A valid, tiny greyscale PNG of a huge size (1-bit unless `depth` says), built without allocating it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" * (1 + (width * depth + 7) // 8)  # filter byte + packed samples
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)  # greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    total = image.sum()
+    rows, cols = np.indices(image.shape)
+    return float((rows * image).sum() / total), float((cols * image).sum() / total)
+
+
+def ink_box(image: np.ndarray, level: float = 0.05) -> tuple[int, int]:
+    rows = np.flatnonzero((image > level).any(axis=1))
+    cols = np.flatnonzero((image > level).any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+# --------------------------------------------------------------------------
+# The pipeline's output is MNIST-shaped
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["1", "7", "4", "0"])
+def test_output_is_mnist_like(kind):
+    prepared = prepare(paper(kind))
+    image = prepared.image
+    assert prepared.has_ink
+    assert image.shape == (28, 28) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() > 0.9
+    # Centred on its centre of mass, like MNIST.
+    row, col = centre_of_mass(image)
+    assert abs(row - 14) <= 1.0 and abs(col - 14) <= 1.0
+    # Longer side scaled to 20 px, aspect ratio kept.
+    height, width = ink_box(image)
+    assert max(height, width) <= 21 and max(height, width) >= 18
+    if kind == "1":
+        assert width < height / 2
+    # White digit on black: the border is empty.
+    assert image[0].max() == image[-1].max() == image[:, 0].max() == image[:, -1].max() == 0
+
+
+def test_polarity_both_ways_gives_the_same_image():
+    dark_on_light = prepare(paper("4")).image
+    light_on_dark = prepare(invert(paper("4"))).image
+    assert np.abs(dark_on_light - light_on_dark).max() < 0.05
+
+
+def test_position_and_scale_do_not_matter():
+    small = prepare(paper("7", size=(400, 300), box=(40, 30, 80, 100), width=6)).image
+    large = prepare(paper("7", size=(900, 700), box=(500, 200, 740, 620), width=36)).image
+    assert np.abs(small - large).mean() < 0.06
+
+
+def test_uneven_light_and_colour():
+    base = np.asarray(paper("4").convert("RGB"), dtype=np.float32) / 255
+    height, width, _ = base.shape
+    light = np.linspace(0.45, 1.0, width)[None, :, None] * np.linspace(1.0, 0.8, height)[:, None, None]
+    tint = np.array([1.0, 0.92, 0.7])  # yellowish paper, ink keeps its darkness
+    photo = Image.fromarray(np.uint8(np.clip(base * light * tint, 0, 1) * 255), "RGB")
+    assert np.abs(prepare(photo).image - prepare(paper("4")).image).mean() < 0.03
+
+
+def test_sheet_on_a_table():
+    """A photo showing the table round the sheet: the table is neither paper nor ink."""
+    expected = prepare(paper("7")).image
+    for sheet_box, digit_box in [((110, 60, 510, 390), (280, 150, 360, 290)), ((120, 0, 640, 480), (330, 150, 410, 290))]:
+        photo = Image.new("RGB", (640, 480), (90, 60, 40))  # dark wood
+        photo.paste((235, 235, 228), sheet_box)
+        draw_digit(ImageDraw.Draw(photo), "7", digit_box, 12, fill=(20, 20, 60))
+        prepared = prepare(photo)
+        assert prepared.has_ink
+        # The photo is analysed at a reduced size, the plain sheet at its own: edges differ a little.
+        assert np.abs(prepared.image - expected).mean() < 0.06
+    # A dark board on a light wall, chalk on the board.
+    wall = Image.new("L", (640, 480), 220)
+    wall.paste(40, (100, 80, 540, 400))
+    draw_digit(ImageDraw.Draw(wall), "7", (280, 150, 360, 290), 12, fill=240)
+    assert np.abs(prepare(wall).image - expected).mean() < 0.06
+
+
+@pytest.mark.parametrize("angle", [0, 6, 10])
+def test_a_tilted_sheet_is_told_from_the_table(angle):
+    """Wedges and thin strips of table along a tilted sheet's edges are table, not writing."""
+    from digits.read.load import working_grey
+    from digits.read.ink import _outside_sheet
+
+    sheet = Image.new("RGB", (340, 240), (235, 235, 228))
+    draw_digit(ImageDraw.Draw(sheet), "7", (120, 40, 180, 180), 10, fill=(20, 20, 60))
+    sheet = sheet.rotate(angle, Image.BICUBIC, expand=True, fillcolor=(90, 60, 40))
+    photo = Image.new("RGB", (400, 300), (90, 60, 40))
+    photo.paste(sheet, ((400 - sheet.width) // 2, (300 - sheet.height) // 2))
+    outside = _outside_sheet(working_grey(photo, 512)[0])
+    assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
+
+
+def test_specks_are_dropped():
+    clean = paper("7")
+    noisy = clean.copy()
+    draw = ImageDraw.Draw(noisy)
+    for x, y in [(15, 15), (280, 200), (20, 190), (270, 30)]:
+        draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill="black")
+    assert np.abs(prepare(noisy).image - prepare(clean).image).max() < 0.05
+
+
+def test_mnist_digit_comes_back_almost_unchanged(mnist):
+    (_, _), (x_test, _) = mnist
+    differences = [np.abs(prepare(Image.fromarray(digit)).image - digit / 255).mean() for digit in x_test[:20]]
+    assert np.mean(differences) < 0.04 and max(differences) < 0.1
+
+
+def test_steps_for_explain_end_with_the_model_input(tmp_path):
+    prepared = prepare(paper("7"))
+    names = [name for name, _ in prepared.steps]
+    assert len(names) >= 7 and all(isinstance(a, np.ndarray) for _, a in prepared.steps)
+    assert prepared.steps[-1][1] is prepared.image
+    target = tmp_path / "explain.png"
+    save_steps(prepared, target)
+    with Image.open(target) as written:
+        assert written.format == "PNG" and written.width > 3 * written.height
+    assert [p.name for p in tmp_path.iterdir()] == ["explain.png"]  # no temp files left
+
+
+def test_naive_baseline():
+    image = naive(paper("7"))
+    assert image.shape == (28, 28) and image.dtype == np.float32
+    assert image.max() <= 1.0 and image.mean() > 0.5  # white paper stays white: why it fails
+
+
+# --------------------------------------------------------------------------
+# Formats and modes
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])
+def test_formats(tmp_path, fmt):
+    path = tmp_path / f"digit.{fmt.lower()}"
+    paper("4").convert("RGB").save(path, format=fmt)
+    loaded = load_image(path)
+    prepared = prepare(loaded)
+    assert prepared.has_ink
+    assert np.abs(prepared.image - prepare(paper("4")).image).mean() < 0.03
+
+
+def test_load_image_accepts_bytes():
+    loaded = load_image(png_bytes(paper("1")))
+    assert loaded.size == (300, 220)
+
+
+def test_transparent_canvas_counts_as_white_paper():
+    rgba = Image.new("RGBA", (300, 220), (0, 0, 0, 0))  # transparent *black*
+    draw_digit(ImageDraw.Draw(rgba), "7", (110, 40, 190, 180), 12, fill=(20, 20, 20, 255))
+    assert np.abs(prepare(rgba).image - prepare(paper("7")).image).max() < 0.05
+    # A shape drawn only in the alpha channel (white on transparent) is ink too.
+    ghost = Image.new("RGBA", (300, 220), (255, 255, 255, 0))
+    draw_digit(ImageDraw.Draw(ghost), "7", (110, 40, 190, 180), 12, fill=(255, 255, 255, 255))
+    assert np.abs(prepare(ghost).image - prepare(paper("7")).image).max() < 0.05
+
+
+def test_palette_with_transparency(tmp_path):
+    rgba = Image.new("RGBA", (300, 220), (0, 0, 0, 0))
+    draw_digit(ImageDraw.Draw(rgba), "4", (110, 40, 190, 180), 12, fill=(0, 0, 120, 255))
+    path = tmp_path / "digit.png"
+    rgba.convert("P", palette=Image.Palette.ADAPTIVE).save(path)  # keeps transparency
+    loaded = load_image(path)
+    assert loaded.mode in ("P", "RGBA")
+    assert np.abs(prepare(loaded).image - prepare(paper("4")).image).mean() < 0.03
+
+
+def test_16bit_png(tmp_path):
+    grey = np.asarray(paper("7"), dtype=np.float64) / 255
+    wide = np.uint16(np.round(3000 + grey * 50000))  # 16-bit values, well above 255
+    path = tmp_path / "deep.png"
+    Image.fromarray(wide).save(path)
+    loaded = load_image(path)
+    assert loaded.mode.startswith("I")
+    assert np.abs(prepare(loaded).image - prepare(paper("7")).image).max() < 0.05
+
+
+def test_palette_gif_and_animated_gif_first_frame(tmp_path):
+    first, second = paper("1").convert("P"), paper("0").convert("P")
+    still = tmp_path / "still.gif"
+    first.save(still)
+    assert prepare(load_image(still)).has_ink
+    animated = tmp_path / "anim.gif"
+    first.save(animated, save_all=True, append_images=[second], duration=100, loop=0)
+    loaded = load_image(animated)
+    expected = prepare(paper("1")).image
+    assert np.abs(prepare(loaded).image - expected).max() < 0.05
+    assert np.abs(prepare(paper("0")).image - expected).max() > 0.5  # the frames really differ
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("L", (60, 30), "white")
+    image.paste(0, (0, 0, 10, 30))  # a black band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    path = tmp_path / "phone.jpg"
+    image.save(path, exif=exif, quality=95)
+    loaded = load_image(path)
+    assert loaded.size == (30, 60)
+    pixels = np.asarray(loaded.convert("L"))
+    assert pixels[:10].mean() < 60 and pixels[-20:].mean() > 200  # band now on top
+
+
+# --------------------------------------------------------------------------
+# Bad input: a clear one-line ImageError or a sensible answer, never a crash
+# --------------------------------------------------------------------------
+
+
+def assert_one_line_error(excinfo, name: str) -> str:
+    message = str(excinfo.value)
+    assert name in message and "\n" not in message
+    return message.lower()
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture\n")
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "not an image" in assert_one_line_error(excinfo, "notes.png")
+    assert issubclass(ImageError, ValueError)
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "empty" in assert_one_line_error(excinfo, "empty.jpg")
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError) as excinfo:
+        load_image(tmp_path / "nope.png")
+    assert "no such file" in assert_one_line_error(excinfo, "nope.png")
+    with pytest.raises(ImageError):
+        load_image(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_file(tmp_path, fmt):
+    buffer = io.BytesIO()
+    paper("7").save(buffer, format=fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "truncated" in assert_one_line_error(excinfo, path.name)
+
+
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Refused before a single pixel is decoded (how long that takes is benchmarks/preprocess_speed.py's)."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png(20000, 20000))  # 400 megapixels in a few hundred KB
+    assert path.stat().st_size < 1_000_000
+
+    def never_decode(self):
+        raise AssertionError("a bomb's pixels were decoded")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", never_decode)
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "bomb" in assert_one_line_error(excinfo, "bomb.png")
+
+
+def test_our_own_pixel_limit(tmp_path):
+    # 160 megapixels: under Pillow's hard limit, over ours.
+    path = tmp_path / "huge.png"
+    path.write_bytes(bomb_png(16000, 10000))
+    assert 16000 * 10000 > preprocess.MAX_PIXELS
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "megapixels" in assert_one_line_error(excinfo, "huge.png")
+
+
+def test_a_decode_over_the_memory_budget_is_refused_from_the_header(tmp_path):
+    # 100 megapixels of 16-bit grey: 200 MB decoded, in a PNG of a few hundred KB.
+    path = tmp_path / "deep.png"
+    path.write_bytes(bomb_png(10000, 10000, depth=16))
+    with pytest.raises(ImageError) as excinfo:
+        load_image(path)
+    assert "over the limit of 160 mib" in assert_one_line_error(excinfo, "deep.png")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (1, 1), 0),
+        Image.new("RGB", (1, 1), (255, 255, 255)),
+        Image.new("L", (300, 200), 128),
+        Image.new("RGBA", (64, 64), (0, 0, 0, 0)),
+        Image.new("1", (50, 50), 1),
+    ],
+    ids=["1x1-black", "1x1-white", "one-grey", "all-transparent", "bilevel-white"],
+)
+def test_no_ink_is_reported_not_invented(image):
+    prepared = prepare(image)
+    assert not prepared.has_ink
+    assert prepared.image.shape == (28, 28) and not prepared.image.any()
+    assert segment_line(image) == []
+
+
+def test_blank_page_with_noise_and_shading_has_no_ink():
+    rng = np.random.default_rng(0)
+    shade = np.linspace(0.7, 0.95, 400)[None, :] * np.ones((300, 1))
+    page = np.clip(shade + rng.normal(0, 0.02, shade.shape), 0, 1)
+    assert not prepare(Image.fromarray(np.uint8(page * 255))).has_ink
+
+
+def test_large_photo_is_reduced_not_choked_on():
+    """Analysed at a reduced size (its speed is measured in benchmarks/preprocess_speed.py)."""
+    from digits.read.load import working_grey
+
+    big = paper("7", size=(4000, 3000), box=(1500, 800, 2300, 2200), width=90)
+    assert max(working_grey(big)[0].shape) <= 1024
+    prepared = prepare(big)
+    assert prepared.has_ink
+    assert np.abs(prepared.image - prepare(paper("7")).image).mean() < 0.05
+
+
+# --------------------------------------------------------------------------
+# Lines of digits
+# --------------------------------------------------------------------------
+
+
+def line_image(kinds: list[str], height: int = 80, gap: int = 30, width: int = 10):
+    """A line of drawn digits, and where each one was drawn (x0, x1)."""
+    widths = [height // 5 if k == "1" else int(height * 0.6) for k in kinds]
+    canvas = Image.new("L", (sum(widths) + gap * (len(kinds) + 3), height * 2), "white")
+    draw = ImageDraw.Draw(canvas)
+    spans, x = [], 2 * gap
+    for kind, w in zip(kinds, widths):
+        draw_digit(draw, kind, (x, height // 2, x + w, height // 2 + height), width, fill="black")
+        spans.append((x, x + w))
+        x += w + gap
+    return canvas, spans
+
+
+def assert_in_order(segments, spans):
+    assert len(segments) == len(spans)
+    for found, (x0, x1) in zip(segments, spans):
+        centre = (found.box[0] + found.box[2]) / 2
+        assert x0 - 10 <= centre <= x1 + 10
+        assert found.image.shape == (28, 28) and found.image.max() > 0.9
+
+
+def test_segment_drawn_line_in_order():
+    image, spans = line_image(["4", "1", "0", "7"])
+    assert_in_order(segment_line(image), spans)
+    # Light on dark, too.
+    assert_in_order(segment_line(invert(image)), spans)
+
+
+def test_segment_merges_a_broken_digit():
+    image, spans = line_image(["1", "broken5", "7"])
+    segments = segment_line(image)
+    assert_in_order(segments, spans)
+    x0, y0, x1, y1 = segments[1].box
+    assert y1 - y0 >= 75  # both pieces of the 5, the bar included
+    # As a single digit, both pieces are kept too.
+    single = prepare(paper("broken5"))
+    assert ink_box(single.image)[0] >= 19
+
+
+def test_segment_mnist_line_with_a_broken_digit(mnist):
+    (_, _), (x_test, y_test) = mnist
+    chosen = [int(np.flatnonzero(y_test == d)[0]) for d in (2, 5, 0, 4)]
+    glyphs = []
+    for index in chosen:
+        glyph = x_test[index].astype(np.float32)
+        glyphs.append(glyph)
+    # Break the 5 in two: erase a band across its middle.
+    rows = np.flatnonzero(glyphs[1].max(axis=1) > 0)
+    middle = (rows[0] + rows[-1]) // 2 - 3
+    glyphs[1][middle : middle + 2] = 0
+    from scipy import ndimage
+
+    assert ndimage.label(glyphs[1] > 60)[1] >= 2
+    scale = 4
+    canvas = np.zeros((28 * scale + 80, (len(glyphs) * 26 + 20) * scale), dtype=np.float32)
+    spans = []
+    for k, glyph in enumerate(glyphs):
+        big = np.asarray(Image.fromarray(glyph, "F").resize((28 * scale, 28 * scale), Image.BICUBIC))
+        left = (10 + 26 * k) * scale
+        canvas[40 : 40 + 28 * scale, left : left + 28 * scale] = np.maximum(
+            canvas[40 : 40 + 28 * scale, left : left + 28 * scale], big
+        )
+        cols = np.flatnonzero(big.max(axis=0) > 60)
+        spans.append((left + cols[0], left + cols[-1]))
+    photo = Image.fromarray(np.uint8(255 - np.clip(canvas, 0, 255)))  # dark ink on white
+    assert_in_order(segment_line(photo), spans)

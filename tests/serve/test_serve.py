@@ -1,0 +1,548 @@
+"""`digits serve`: the HTTP API end to end, every way bad input must fail, and the page in a real browser."""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageOps
+
+from helpers import DIGITS, assert_one_line_error, run_cli
+from digits.read.model import ModelError
+from digits.serve import server as http_server
+from digits.serve import app as serve
+from digits.serve.app import MAX_IN_FLIGHT, MAX_UPLOAD_BYTES, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def client(fast_run):
+    with TestClient(create_app(fast_run)) as client:
+        yield client
+
+
+def png(image: np.ndarray | Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(data: bytes) -> dict:
+    return {"files": {"image": ("picture.png", data, "image/png")}}
+
+
+def number_png(mnist, number: str) -> bytes:
+    """MNIST test digits side by side, 4× larger, dark ink on white paper: a number written on one line."""
+    _, (x_test, y_test) = mnist
+    glyphs = [x_test[np.flatnonzero(y_test == int(d))[0]] for d in number]
+    line = Image.fromarray(255 - np.hstack(glyphs)).resize((4 * 28 * len(number), 4 * 28), Image.BICUBIC)
+    return png(ImageOps.expand(line, border=40, fill=255))
+
+
+def test_predict_reads_mnist_digits(client, mnist):
+    _, (x_test, y_test) = mnist
+    for index in range(3):
+        response = client.post("/predict", **upload(png(x_test[index])))
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["digit"] == y_test[index] and result["status"] == "ok"
+        assert [t["digit"] for t in result["top3"]][0] == result["digit"]
+        assert result["confidence"] == result["top3"][0]["confidence"]
+
+
+def test_read_a_number(client, mnist):
+    response = client.post("/read", **upload(number_png(mnist, "2026")))
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["text"] == "2026"
+    [line] = result["lines"]
+    assert [d["digit"] for d in line["digits"]] == [2, 0, 2, 6]
+    assert all(0 < d["confidence"] <= 1 for d in line["digits"])
+
+
+def test_a_picture_without_digits_is_an_answer_not_an_error(client):
+    assert client.post("/predict", **upload(BLANK)).json()["status"] == "no digit found"
+    assert client.post("/read", **upload(BLANK)).json() == {"text": "", "lines": []}
+
+
+def test_health_names_the_model(client, fast_run):
+    assert client.get("/health").json() == {"status": "ok", "model": str(fast_run / "model.onnx")}
+
+
+def test_page_is_self_contained(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert "<canvas" in response.text
+    assert "://" not in response.text, "the page must fetch nothing from elsewhere"
+
+
+BLANK = png(np.full((60, 60), 255, np.uint8))
+BAD_INPUT = {
+    "no image field": ({}, 422, "field named 'image'"),
+    "file under another name": ({"files": {"photo": ("picture.png", BLANK, "image/png")}}, 422, "field named 'image'"),
+    "text instead of a file": ({"data": {"image": "7"}}, 422, "field named 'image'"),
+    "JSON instead of a form": ({"json": {"image": "7"}}, 422, "field named 'image'"),
+    "empty file": (upload(b""), 422, "empty"),
+    "not an image": (upload(b"just some notes"), 422, "not an image"),
+    "over the size limit": (upload(bytes(MAX_UPLOAD_BYTES + 1)), 413, "10 MiB"),
+    "malformed multipart": (
+        {"content": b"no parts here", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "multipart"
+    ),
+}
+
+
+def assert_json_error(response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["error"] and fragment in body["error"] and "\n" not in body["error"]
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/read"])
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_a_4xx_with_one_sentence(client, endpoint, case):
+    request, status, fragment = BAD_INPUT[case]
+    assert_json_error(client.post(endpoint, **request), status, fragment)
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/read"])
+def test_upload_without_a_declared_size_is_cut_off_at_the_limit(client, endpoint):
+    chunks = (bytes(2**20) for _ in range(MAX_UPLOAD_BYTES // 2**20 + 1))  # no Content-Length: sent chunked
+    response = client.post(endpoint, content=chunks, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert_json_error(response, 413, "10 MiB")
+
+
+def test_a_second_image_part_is_refused(client):
+    picture = png(np.zeros((28, 28), np.uint8))
+    files = [("image", ("a.png", picture, "image/png")), ("image", ("b.png", picture, "image/png"))]
+    assert_json_error(client.post("/predict", files=files), 422, "one picture per request")
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(client):
+    body = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+    headers = {"content-type": "multipart/form-data; boundary=x", "content-length": str(len(body) + 100)}
+    assert_json_error(client.post("/predict", content=body, headers=headers), 400, "Content-Length")
+
+
+def test_a_progressive_jpeg_of_a_thousand_scans_is_refused_with_a_422(client):
+    from test_picture import progressive_jpeg, with_repeated_last_scan
+
+    crafted = with_repeated_last_scan(progressive_jpeg(), 1000)
+    response = client.post("/predict", files={"image": ("scans.jpg", crafted, "image/jpeg")})
+    assert_json_error(response, 422, "scans")
+
+
+def test_past_the_in_flight_limit_a_503_says_when_to_retry(fast_run, mnist):
+    app = create_app(fast_run)
+    app.in_flight = MAX_IN_FLIGHT  # as if that many requests were at work
+    with TestClient(app) as client:
+        response = client.post("/predict", **upload(png(mnist[1][0][0])))
+        assert_json_error(response, 503, "retry")
+        assert response.headers["retry-after"] == "1"
+        assert client.get("/health").status_code == 200  # health is never turned away
+        app.in_flight = 0
+        assert client.post("/predict", **upload(png(mnist[1][0][0]))).json()["digit"] == 7
+
+
+def test_a_body_that_stops_arriving_is_a_408(fast_run, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(serve, "BODY_TIMEOUT", 0.01)
+    app = create_app(fast_run)
+    sent = []
+
+    async def receive():
+        await asyncio.Event().wait()  # the client never sends its body
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", b"100")]}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 408 and b"did not arrive" in sent[1]["body"]
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/metrics", "/v2/health/live", "/v2/models/digits"])
+def test_head_works_wherever_get_does(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+
+
+def test_metrics_count_requests_errors_and_batch_sizes(client, mnist):
+    client.post("/predict", **upload(png(mnist[1][0][0])))
+    client.post("/predict", **upload(b"not a picture"))
+    text = client.get("/metrics").text
+    assert 'digits_http_requests_total{code="200",method="POST",route="/predict"}' in text
+    assert 'digits_http_errors_total{code="422"}' in text
+    assert "digits_batch_size_count" in text and 'digits_http_request_seconds_bucket{le="0.5",route="/predict"}' in text
+
+
+def test_explain_shows_the_28x28_image_the_model_saw(client, mnist):
+    answer = client.post("/predict?explain=1", **upload(png(mnist[1][0][0]))).json()
+    pixels = np.array(answer["model_input"])
+    assert pixels.shape == (28, 28) and pixels.max() > 200 and pixels[0].max() == 0
+
+
+def test_micro_batching_gives_the_answers_of_single_calls(fast_run, mnist):
+    import asyncio
+
+    from digits.serve.batching import MicroBatcher
+    from digits.read.reader import Reader
+
+    reader = Reader(fast_run)
+    images = mnist[1][0][:40].astype(np.float32) / 255
+    sizes = []
+    batcher = MicroBatcher(reader.classify, max_batch=16, max_wait=0.001, on_batch=sizes.append)
+
+    async def together():  # 30 callers of one image and two of five, all at once
+        calls = [batcher.classify(images[i : i + 1]) for i in range(30)]
+        calls += [batcher.classify(images[30:35]), batcher.classify(images[35:40])]
+        return await asyncio.gather(*calls)
+
+    batched = np.concatenate(asyncio.run(together()))
+    batcher.close()
+    single = np.concatenate([reader.classify(images[i : i + 1]) for i in range(40)])
+    assert np.allclose(batched, single, atol=1e-6) and (batched.argmax(1) == single.argmax(1)).all()
+    assert sum(sizes) == 40 and max(sizes) > 1 and max(sizes) <= 16  # batched, within the limit
+
+
+def test_open_inference_protocol_in_json(client, mnist):
+    _, (x_test, y_test) = mnist
+    assert client.get("/v2/health/ready").status_code == 200
+    metadata = client.get("/v2/models/digits").json()
+    assert metadata["inputs"][0]["shape"] == [-1, 28, 28]
+    request = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [3, 28, 28], "data": x_test[:3].tolist()}],
+               "outputs": [{"name": "digit"}]}
+    answer = client.post("/v2/models/digits/infer", json=request).json()
+    assert answer["outputs"] == [{"name": "digit", "datatype": "INT64", "shape": [3], "data": y_test[:3].tolist()}]
+    one = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28],
+                       "data": (x_test[0] / 255).reshape(-1).tolist()}]}
+    outputs = {o["name"]: o for o in client.post("/v2/models/digits/infer", json=one).json()["outputs"]}
+    assert outputs["digit"]["data"] == [y_test[0]] and outputs["probabilities"]["shape"] == [1, 10]
+
+
+@pytest.mark.parametrize("request_body, status, fragment", [
+    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 27], "data": [0] * 756}]}, 400, "shape"),
+    ({"inputs": [{"name": "image", "datatype": "FP64", "shape": [28, 28], "data": [0] * 784}]}, 400, "datatype"),
+    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [0] * 700}]}, 400, "700 values"),
+    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [255] * 784}]}, 400, "[0, 1]"),
+    ({"inputs": []}, 400, "exactly one input"),
+])
+def test_open_inference_protocol_errors(client, request_body, status, fragment):
+    assert_json_error(client.post("/v2/models/digits/infer", json=request_body), status, fragment)
+    assert_json_error(client.post("/v2/models/other/infer", json=request_body), 404, "digits")
+
+
+def test_unknown_path_and_wrong_method_answer_in_json(client):
+    assert_json_error(client.get("/nowhere"), 404, "Not Found")
+    assert_json_error(client.get("/predict"), 405, "Method Not Allowed")
+
+
+def test_bad_model_fails_at_startup(tmp_path):
+    with pytest.raises(ModelError, match="no such run folder"):
+        create_app(tmp_path / "missing")
+    result = run_cli("serve", "--model", "runs/none", cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, "runs/none")
+
+
+def test_serve_without_its_extra_says_what_to_install(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['uvicorn'] = None  # as if not installed\n"
+        "from digits.cli import main\n"
+        "sys.argv = ['digits', 'serve']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert_one_line_error(result, "pip install 'digits[serve]'")
+
+
+def test_serve_never_imports_tensorflow(fast_run, mnist, tmp_path):
+    Image.fromarray(mnist[1][0][0]).save(tmp_path / "seven.png")
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from digits.serve.app import create_app\n"
+        f"client = TestClient(create_app({str(fast_run)!r}))\n"
+        f"with open({str(tmp_path / 'seven.png')!r}, 'rb') as f:\n"
+        "    response = client.post('/predict', files={'image': f})\n"
+        "assert response.json()['digit'] == 7, response.text\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, driven by Playwright (which downloads no browser of its own)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(fast_run, tmp_path_factory):
+    """`digits serve` as a user starts it, with two workers, on a free port; yields (URL, log file)."""
+    url = f"http://127.0.0.1:{free_port()}"
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([DIGITS, "serve", "--model", str(fast_run), "--port", url.rsplit(":", 1)[1],
+                                    "--workers", "2"], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer within 60 s"
+                time.sleep(0.2)
+        yield url, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stroke(page, x: float, top: float, bottom: float, release: bool = True) -> None:
+    """A downward pen stroke on the pad, slanted a little as hands do, at fractions of its width and height."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + (x + 0.02) * box["width"], box["y"] + top * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + (x - 0.02) * box["width"], box["y"] + bottom * box["height"], steps=12)
+    if release:
+        page.mouse.up()
+
+
+def test_page_in_a_browser(browser, server):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(server[0])
+    # Live: the answer comes while the pen is still down (a downward stroke is a 1).
+    stroke(page, 0.5, 0.2, 0.8, release=False)
+    expect(page.locator("#answer")).to_have_text("1")
+    page.mouse.up()
+    expect(page.locator("#answer")).to_have_text("1")
+    expect(page.locator("#details")).to_contain_text("confidence")
+    expect(page.locator("#error")).to_be_empty()
+    # The 28×28 image the model saw, drawn: white ink on black.
+    expect(page.locator("#seen canvas")).to_have_count(1)
+    ink = page.locator("#seen canvas").evaluate(
+        "view => view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0 && v > 128).length")
+    assert 20 < ink < 300
+    # Phones are offered the camera.
+    assert page.locator("#camera").get_attribute("capture") == "environment"
+    # Number mode: two strokes far apart are "11", each in a box.
+    page.click("#clear")
+    page.check("input[value=read]")
+    stroke(page, 0.25, 0.25, 0.75)
+    stroke(page, 0.75, 0.25, 0.75)
+    expect(page.locator("#answer")).to_have_text("11")
+    expect(page.locator("#overlay")).to_have_attribute("data-boxes", "2")
+    artifacts = Path(os.environ.get("DIGITS_ARTIFACTS", "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "serve-page.png"), full_page=True)
+
+
+def test_impossible_port_is_a_usage_error(tmp_path):
+    result = run_cli("serve", "--port", "99999", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------
+# The real server, as an attacker and a standard client meet it
+# --------------------------------------------------------------------------
+
+
+def exchange(url: str, data: bytes, half_close: bool = False) -> tuple[int, dict | bytes]:
+    """Send raw bytes, read the answer to the end: (status, JSON body, or raw body if not JSON)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(data)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    is_json = b"content-type: application/json" in head.lower()
+    return status, json.loads(body) if is_json else body
+
+
+ATTACKS = {
+    "malformed Content-Length": (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n", 400, "HTTP/1.1"),
+    "3,000 headers": (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n", 431, "header"),
+    "16 KiB of URL": (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431, "KiB"),
+    "missing Host": (b"GET /health HTTP/1.1\r\n\r\n", 400, "Host"),
+    "not HTTP at all": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(100), 400, "HTTP/1.1"),
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_protocol_errors_are_json(server, attack):
+    data, status, fragment = ATTACKS[attack]
+    answer_status, body = exchange(server[0], data)
+    assert answer_status == status and fragment in body["error"], body
+
+
+def test_a_body_cut_short_by_a_half_close_is_a_400(server):
+    request = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+               b"Content-Length: 1000\r\n\r\n--x\r\n")
+    status, body = exchange(server[0], request, half_close=True)
+    assert status == 400 and "ended after 5 of the 1000 bytes" in body["error"]
+
+
+def test_head_of_the_page_on_a_real_socket(server):
+    status, body = exchange(server[0], b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and body == b""
+
+
+def test_slow_headers_cannot_lock_out_health(server):
+    """Twice as many half-sent requests as the workers will wait for: the oldest are closed, /health answers."""
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    workers, count = 2, 2 * http_server.MAX_WAITING + 100
+    http_server.raise_open_file_limit()  # this process holds them all
+    attackers = []
+    try:
+        for _ in range(count):
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+            attackers.append(connection)
+        with urllib.request.urlopen(f"{url}/health", timeout=30) as response:
+            assert response.status == 200
+        closed = 0
+        for connection in attackers:  # the connections beyond each worker's table were answered and closed
+            connection.settimeout(0.5)
+            try:
+                answer = connection.recv(4096)
+            except TimeoutError:
+                continue
+            if b"408" in answer.split(b"\r\n")[0] and b"waited longest" in answer:
+                closed += 1
+        assert closed >= count - workers * http_server.MAX_WAITING - 1
+    finally:
+        for connection in attackers:
+            connection.close()
+
+
+def test_the_header_deadline_answers_408_and_closes():
+    """The deadline's own callback, run at the point the timer would: no waiting for the clock."""
+    import asyncio
+
+    class Transport:
+        written, closing = b"", False
+
+        def write(self, data):
+            self.written += data
+
+        def close(self):
+            self.closing = True
+
+        def is_closing(self):
+            return self.closing
+
+        def get_extra_info(self, name, default=None):
+            return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    loop = asyncio.new_event_loop()
+    try:
+        config = uvicorn.Config(lambda scope, receive, send: None)
+        config.load()
+        protocol = http_server.GuardedProtocol(config, ServerState(), {}, _loop=loop)
+        transport = Transport()
+        protocol.connection_made(transport)
+        deadline = protocol._header_deadline
+        assert deadline.when() - loop.time() == pytest.approx(http_server.HEADER_TIMEOUT, abs=1)
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHo")  # half the headers, then silence
+        deadline._run()
+        assert transport.written.startswith(b"HTTP/1.1 408 ") and b"did not arrive" in transport.written
+        assert transport.closing and protocol not in protocol.waiting
+    finally:
+        loop.close()
+
+
+def test_logs_under_attack_are_bounded_and_one_line(server):
+    url, log = server
+    for _ in range(300):
+        exchange(url, b"GET /health HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+    text = log.read_text()
+    assert "Traceback" not in text
+    complaints = text.count("Invalid HTTP request")
+    # Two workers, each at most LOG_BURST lines per window; the 300 fit in a couple of windows.
+    assert complaints <= 2 * 2 * http_server.LOG_BURST < 300
+
+
+def test_tritonclient_round_trip(server, mnist):
+    httpclient = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http] (the test extra)")
+    _, (x_test, y_test) = mnist
+    client = httpclient.InferenceServerClient(url=server[0].removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
+    assert client.get_model_metadata("digits")["outputs"][1]["name"] == "digit"
+    for binary in (True, False):
+        images = httpclient.InferInput("image", [8, 28, 28], "UINT8")
+        images.set_data_from_numpy(x_test[:8], binary_data=binary)
+        wanted = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("digit", "probabilities")]
+        result = client.infer("digits", [images], outputs=wanted)
+        assert (result.as_numpy("digit") == y_test[:8]).all()
+        assert result.as_numpy("probabilities").shape == (8, 10)
+    pixels = httpclient.InferInput("image", [28, 28], "FP32")
+    pixels.set_data_from_numpy((x_test[0] / 255).astype(np.float32))
+    assert client.infer("digits", [pixels]).as_numpy("digit").tolist() == [y_test[0]]  # outputs all, in binary
+    client.close()
+
+
+def test_metrics_add_up_across_workers(server):
+    url, _ = server
+
+    def ready_count() -> float:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        line = 'digits_http_requests_total{code="200",method="GET",route="/v2/health/ready"} '
+        return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))
+
+    before = ready_count()
+    for _ in range(12):
+        urllib.request.urlopen(f"{url}/v2/health/ready", timeout=30).close()
+    assert ready_count() - before == 12
+
+
+@pytest.mark.parametrize("host, fragment", [("", "--host is empty"), ("256.1.1.1", "--host 256.1.1.1")])
+def test_a_bad_host_is_one_line(fast_run, tmp_path, host, fragment):
+    assert_one_line_error(run_cli("serve", "--model", str(fast_run), "--host", host, cwd=tmp_path, timeout=60), fragment)
+
+
+def test_a_port_in_use_is_one_line(fast_run, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "--model", str(fast_run), "--port", port, cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, f"port {port} on 127.0.0.1 is in use")

@@ -1,0 +1,32 @@
+"""The serving benchmark's table, on made-up measurements (no servers, no load)."""
+
+import importlib.util
+from pathlib import Path
+
+SPEC = importlib.util.spec_from_file_location("serve_benchmark", Path(__file__).parents[2] / "benchmarks" / "serve.py")
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+
+def side(rps, p99):
+    return {"rps": rps, "p50_ms": p99 / 4, "p99_ms": p99, "errors": 0}
+
+
+def test_table_names_every_figure_and_the_targets():
+    report = {
+        "load": {"png28": {"median": {"digits": side(1200.0, 30.0), "tutorial": side(40.0, 900.0), "ratio": 30.0}},
+                 "photo": {"median": {"digits": side(30.0, 450.0), "tutorial": side(10.0, 1500.0), "ratio": 3.0}}},
+        "rss": {"before_mib": 400.0, "after_mib": 404.0, "requests": 50000, "growth": 0.01},
+        "attacks": [{"attack": "slow headers", "health_p50_ms": 2.0, "health_p99_ms": 9.0, "health_max_ms": 12.0,
+                     "health_failures": 0, "peak_rss_mib": 500, "alive_after": True, "log_bytes": 0}],
+        "targets_met": {"≥ 1,000 req/s": True, "photo p99 ≤ 500 ms": False},
+        "machine": {"cpu": "Test CPU", "cores": 2}, "load_average_before": "0.1 0.2 0.3", "model": "m.onnx",
+        "reps": 3, "workers": 2, "photo_source": "synthetic photo", "command": "python benchmarks/serve.py --model m",
+    }
+    text = bench.markdown(report)
+    assert "| 28×28 PNG, 32 | digits | 1,200 | 7.5 | 30.0 | 0 |" in text
+    assert "| 28×28 PNG, 32 | ratio | **30.0×** | | | |" in text
+    assert "400 MiB before and 404 MiB after 50,000 more" in text and "(+1.0 %)" in text
+    assert "| slow headers | 2.0 | 9.0 | 12.0 | 0 | 500 | yes | 0 |" in text
+    assert "≥ 1,000 req/s met, photo p99 ≤ 500 ms **not met**" in text
+    assert "Test CPU, 2 cores, load average 0.1 0.2 0.3" in text

@@ -1,0 +1,121 @@
+"""Models with a "not a digit" class: training them, loading them, and the model the package ships."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digits.read.model import REJECT, ModelError, Recognizer, shipped_model
+from digits.runs import RunDir
+
+
+def linear_onnx(path: Path, outputs: int) -> Path:
+    """A tiny softmax-regression ONNX model with the given number of outputs (no TensorFlow needed)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(784, outputs)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "linear",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", outputs])],
+        [weights],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+@pytest.mark.parametrize("outputs", [10, 11])
+def test_recognizer_loads_models_with_10_or_11_outputs(tmp_path, outputs):
+    recognizer = Recognizer(linear_onnx(tmp_path / "m.onnx", outputs))
+    assert recognizer.num_classes == outputs
+    probabilities = recognizer.predict_proba(np.zeros((3, 28, 28), np.uint8) + 50)
+    assert probabilities.shape == (3, outputs) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    assert recognizer.predict(np.zeros((28, 28), np.float32)).shape == (1,)
+
+
+def test_a_model_with_12_outputs_is_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="10 digit probabilities"):
+        Recognizer(linear_onnx(tmp_path / "m.onnx", 12))
+
+
+@pytest.mark.slow
+def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypatch, mnist):
+    from digits.train.run import train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    overrides = {"reject_class": True, "junk_train": 100, "junk_val": 30, "junk_test": 20, "augment": True,
+                 "augment_real": True, "european_ones": 50, "crossed_sevens": 50, "photo_singles": 40,
+                 "photo_lines": 20, "epochs": 2}
+    run = train("tiny", runs_dir=tmp_path, name="reject", train_limit=4000, overrides=overrides, progress=False,
+                log=lambda *a: None)
+    assert Recognizer(run).num_classes == 11
+    metrics = RunDir(run).read_metrics()
+    assert len(metrics["confusion_matrix"]) == 11 and "not a digit" in metrics["per_class"]
+    assert 0 <= metrics["digits_refused"] < 0.2 and metrics["junk_pictures"] == 20
+    assert 0 <= metrics["junk_refused"] <= 1 and metrics["test_accuracy"] > 0.5
+    assert (run / "confusion.png").stat().st_size > 0
+
+    from digits.train.export import ship
+
+    shipped = ship(run, tmp_path / "shipped")
+    card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
+    assert shipped.read_bytes() == (run / "model.onnx").read_bytes()
+    assert card["config"]["reject_class"] and card["metrics"]["digits_refused"] == metrics["digits_refused"]
+
+
+def test_an_unfinished_run_is_not_shipped(tmp_path):
+    from digits.train.export import ship
+    from digits.config import PRESETS
+    from digits.runs import RunDir
+
+    (tmp_path / "run").mkdir()
+    RunDir(tmp_path / "run").write_config({"preset": "reader", **PRESETS["reader"]}, status="interrupted")
+    with pytest.raises(ModelError, match="has not finished"):
+        ship(tmp_path / "run", tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
+
+
+# --- The shipped model -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Recognizer:
+    return Recognizer(shipped_model())
+
+
+def test_the_shipped_model_loads_from_the_package_with_its_metrics(shipped):
+    from importlib.resources import files
+
+    assert shipped.path == Path(str(files("digits") / "shipped" / "reader.onnx"))
+    assert shipped.num_classes == 11
+    assert shipped.path.stat().st_size < 5 * 1024 * 1024  # the package stays small
+    card = json.loads(shipped.path.with_suffix(".json").read_text())
+    assert card["config"]["preset"] == "reader" and card["config"]["reject_class"] is True
+    assert card["metrics"]["test_accuracy"] >= 0.99 and card["metrics"]["junk_refused"] >= 0.95
+
+
+def test_the_shipped_model_refuses_junk_it_never_saw(shipped):
+    from digits.train.evaluate import refusal
+
+    assert refusal(shipped, 60, seed=77)["junk_refused"] >= 0.9
+
+
+def test_the_shipped_model_reads_mnist_and_refuses_few_digits(shipped, mnist):
+    _, (x_test, y_test) = mnist
+    predicted = shipped.predict(x_test[:2000])
+    assert (predicted == y_test[:2000]).mean() >= 0.985
+    assert (predicted == REJECT).mean() <= 0.01
+
+
+def test_the_shipped_model_reads_european_ones_and_crossed_sevens(shipped, mnist):
+    from digits.train.augment import european_variants
+
+    _, (x_test, y_test) = mnist  # test digits: the model trained on variants of training digits only
+    images, labels = european_variants(x_test.astype(np.float32) / 255, y_test, 200, 200, seed=5)
+    assert (shipped.predict(images) == labels).mean() >= 0.95

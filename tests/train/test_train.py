@@ -1,0 +1,193 @@
+"""Training: the article's network, real short runs, determinism, checkpoints and resume."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from digits.train import models
+from digits.config import PRESETS
+from digits.runs import RunDir, TrainingError
+from digits.train.run import TEST_SIGNAL_VARIABLE, train
+
+
+def test_seed_model_has_the_articles_parameter_count():
+    config = {"preset": "seed", **PRESETS["seed"]}
+    assert models.build(config).count_params() == 104_938
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_for_28x28_input(preset):
+    model = models.build({"preset": preset, **PRESETS[preset]})
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+
+
+@pytest.mark.slow
+def test_one_short_epoch_beats_85_percent(tmp_path, mnist):
+    run = train("seed", runs_dir=tmp_path, name="short", train_limit=10000, overrides={"epochs": 1},
+                progress=False, log=lambda *a: None)
+    metrics = RunDir(run).read_metrics()
+    assert metrics["test_accuracy"] > 0.85
+    assert metrics["parameters"] == 104_938
+
+
+def test_run_folder_holds_everything(tiny_run):
+    for name in ("model.keras", "model.onnx", "config.json", "history.csv", "curves.png",
+                 "metrics.json", "confusion.png", "mistakes.png", "checkpoint.npz"):
+        assert (tiny_run / name).is_file(), name
+    assert (tiny_run.parent / "latest").resolve() == tiny_run.resolve()
+    config = RunDir(tiny_run).read_config()
+    assert config["status"] == "finished"
+    assert set(config["provenance"]) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
+    assert config["provenance"]["versions"]["keras"].startswith("3.")
+    metrics = RunDir(tiny_run).read_metrics()
+    assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
+    assert np.array(metrics["confusion_matrix"]).sum() == 10000
+    assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
+
+
+def _weights(run):
+    return list(RunDir(run).read_checkpoint()[0]["model"].values())
+
+
+@pytest.mark.slow
+def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
+    runs = [train("tiny", runs_dir=tmp_path, name=f"r{i}", seed=7, train_limit=4000, progress=False, log=lambda *a: None)
+            for i in range(2)]
+    first, second = (_weights(r) for r in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    other = train("tiny", runs_dir=tmp_path, name="other", seed=8, train_limit=4000, progress=False, log=lambda *a: None)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, _weights(other)))
+
+
+def test_early_stopping_restores_best_weights(tmp_path, mnist):
+    """A learning rate far too high makes validation loss climb; the saved model is the best epoch's."""
+    run = train("tiny", runs_dir=tmp_path, name="es", train_limit=3000, progress=False, log=lambda *a: None,
+                overrides={"epochs": 6, "early_stopping": 2, "learning_rate": 0.3})
+    history = _history(run)
+    best = int(np.nanargmin(history["val_loss"]))
+    assert best < len(history["val_loss"]) - 1, "the test needs a run whose last epoch is not its best"
+    from digits.read.model import Recognizer
+
+    (x, y), _ = mnist
+    x_val, y_val = x[2700:3000], y[2700:3000]
+    accuracy = float((Recognizer(run).predict(x_val) == y_val).mean())
+    assert accuracy == pytest.approx(history["val_accuracy"][best], abs=1e-6)
+
+
+def _history(run):
+    return RunDir(run).read_history()
+
+
+def test_resuming_a_finished_run_does_nothing(tiny_run, capsys):
+    before = (tiny_run / "model.onnx").stat().st_mtime_ns
+    messages = []
+    train(resume=tiny_run, log=messages.append)
+    assert "already finished" in messages[0]
+    assert (tiny_run / "model.onnx").stat().st_mtime_ns == before
+
+
+RESUMABLE = ("--preset", "tiny", "--epochs", "6", "--train-limit", "6000", "--seed", "3")
+
+
+def _train_until_signal(tmp_path, name, signal_name, epoch):
+    """`digits train` that sends itself `signal_name` right after epoch `epoch`'s checkpoint (a test-only hook)."""
+    env = {**os.environ, TEST_SIGNAL_VARIABLE: f"{signal_name}:{epoch}"}
+    return run_cli("train", *RESUMABLE, "--name", name, cwd=tmp_path, env=env)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
+    reference = run_cli("train", *RESUMABLE, "--name", "whole", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    killed = _train_until_signal(tmp_path, "killed", "SIGKILL", 2)
+    assert killed.returncode == -signal.SIGKILL
+    run = tmp_path / "runs" / "killed"
+    assert RunDir(run).checkpoint_meta()["epoch"] == 2
+    listing = run_cli("runs", cwd=tmp_path)
+    assert "killed" in listing.stdout
+    resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    whole, again = _history(tmp_path / "runs" / "whole"), _history(run)
+    assert whole.keys() == again.keys()
+    for key in whole:
+        np.testing.assert_allclose(again[key], whole[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
+    stopped = _train_until_signal(tmp_path, "stopped", "SIGINT", 1)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "digits train --resume" in stopped.stdout
+    assert stopped.stderr == ""
+    run = tmp_path / "runs" / "stopped"
+    assert RunDir(run).read_config()["status"] == "interrupted"
+    assert RunDir(run).checkpoint_meta()["epoch"] == 1
+    resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunDir(run).read_config()["status"] == "finished"
+    assert len(_history(run)["loss"]) == 6
+
+
+def test_sigterm_exits_143(tmp_path, mnist):
+    terminated = _train_until_signal(tmp_path, "terminated", "SIGTERM", 1)
+    assert terminated.returncode == 143, terminated.stderr
+    assert RunDir(tmp_path / "runs" / "terminated").read_config()["status"] == "interrupted"
+
+
+def test_existing_run_name_is_refused(tiny_run):
+    with pytest.raises(TrainingError, match="already exists"):
+        train("tiny", runs_dir=tiny_run.parent, name=tiny_run.name, log=lambda *a: None)
+
+
+def test_unwritable_output_folder_is_one_clear_error(tmp_path, monkeypatch):
+    """Root ignores permission bits, so the refusal is simulated where the folder is made."""
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.mkdir", refuse)
+    with pytest.raises(TrainingError, match="cannot create .*Permission denied"):
+        train("tiny", runs_dir=tmp_path / "runs", log=lambda *a: None)
+
+
+def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, mnist):
+    """The second checkpoint write hits ENOSPC half-way; the first survives intact, nothing half-written."""
+    import errno
+
+    from digits import atomic
+    from digits.train.run import save_checkpoint as real_save
+
+    calls = []
+
+    def save_until_full(run, trainer, state):
+        calls.append(state["epoch"])
+        if len(calls) == 2:
+            with atomic.atomic_path(run.path / RunDir.CHECKPOINT) as tmp:
+                tmp.write_bytes(b"half")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(run, trainer, state)
+
+    monkeypatch.setattr("digits.train.run.save_checkpoint", save_until_full)
+    with pytest.raises(atomic.WriteError, match="cannot write .*checkpoint.npz: No space left on device"):
+        train("tiny", runs_dir=tmp_path, name="full", train_limit=3000, overrides={"epochs": 4},
+              progress=False, log=lambda *a: None)
+    run = tmp_path / "full"
+    assert RunDir(run).checkpoint_meta()["epoch"] == 1
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
+    assert RunDir(run).read_config()["status"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["fast", "mlp", "mlp-aug", "cnn"])
+def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
+    """Two short epochs on a subset: far from the preset's real figure, far above chance (10 %).
+
+    The test accuracy is measured on the exported model.onnx, so this also
+    proves each preset exports and runs on ONNX Runtime.
+    """
+    run = train(preset, runs_dir=tmp_path, name=preset, train_limit=4000, overrides={"epochs": 2},
+                progress=False, log=lambda *a: None)
+    metrics = RunDir(run).read_metrics()
+    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]

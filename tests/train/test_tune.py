@@ -1,0 +1,204 @@
+"""Tuning: a tiny study end to end, workers sharing a study (SQLite and PostgreSQL), a killed worker, bad storage.
+
+The PostgreSQL tests need a server: set DIGITS_TEST_POSTGRES_URL to a database
+they may create tables in (`.ci/run` starts one on loopback). Without it they
+skip, except under CI, where they fail.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from helpers import DIGITS, assert_one_line_error, run_cli  # noqa: E402
+from digits.train import tune  # noqa: E402
+from digits.train.run import TEST_SIGNAL_VARIABLE  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+# A few seconds per trial: 3000 images, at most 2 epochs.
+SMALL = ["--preset", "tiny", "--train-limit", "3000", "--max-epochs", "2"]
+
+
+def _tune(tmp_path, *args, **kwargs) -> subprocess.CompletedProcess:
+    return run_cli("tune", *SMALL, "--runs-dir", str(tmp_path), *args, cwd=tmp_path, **kwargs)
+
+
+def _study(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path) -> str:
+    """A study database URL: a SQLite file in tmp_path, or the PostgreSQL test server."""
+    if request.param == "sqlite":
+        return tune.default_storage(tmp_path)
+    url = os.environ.get("DIGITS_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must set DIGITS_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip("set DIGITS_TEST_POSTGRES_URL to run the PostgreSQL tests")
+    return url
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path):
+    result = _tune(tmp_path, "--trials", "3")
+    assert result.returncode == 0, result.stderr
+    assert "study tiny-mnist" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr, "no progress bar off a terminal"
+    assert [line.split(":")[0] for line in result.stdout.splitlines()[:3]] == ["trial 0", "trial 1", "trial 2"]
+
+    study = _study(tune.default_storage(tmp_path), "tiny-mnist")
+    assert study.user_attrs == {"preset": "tiny", "dataset": "mnist", "train_limit": 3000}
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3
+    for trial in trials:
+        # Every epoch's validation accuracy reached the trial, and the objective is one of them.
+        assert list(trial.intermediate_values) == list(range(1, trial.params["epochs"] + 1))
+        assert trial.value == trial.user_attrs["val_accuracy_history"][-1] == trial.intermediate_values[trial.params["epochs"]]
+
+    shown = run_cli("tune", "--show", "tiny-mnist", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"trial {study.best_trial.number}: val acc {study.best_value:.4f}" in shown.stdout
+    for name in ("optimization-history.png", "param-importances.png", "parallel-coordinates.png"):
+        assert (tmp_path / "tune-tiny-mnist" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+    trained = run_cli("train", "--from-study", "tiny-mnist", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    run_dir = (tmp_path / "latest").resolve()
+    config = json.loads((run_dir / "config.json").read_text())
+    best = study.best_trial
+    assert config["tuned_from"] == {"study": "tiny-mnist", "trial": best.number, "val_accuracy": best.value}
+    assert config["train_limit"] == 3000 and config["status"] == "finished"
+    assert config["hidden"] == [best.params["width"]] * best.params["depth"]
+    assert {k: config[k] for k in ("learning_rate", "batch_size", "epochs", "dropout", "augment")} == {
+        k: best.params[k] for k in ("learning_rate", "batch_size", "epochs", "dropout", "augment")}
+    assert "test_accuracy" in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_the_objective_never_touches_the_test_set(mnist):
+    (x, y), _ = mnist
+    objective = tune.Objective("tiny", "mnist", None, 2000, 0, 1, data=((x, y), None))
+    value = objective(optuna.trial.FixedTrial({
+        "learning_rate": 3e-3, "schedule": "constant", "batch_size": 256, "epochs": 1, "dropout": 0.0,
+        "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
+    assert 0.1 < value <= 1.0
+
+
+def test_seed_keeps_the_articles_network():
+    from digits.train import models
+    from digits import config as presets
+
+    overrides = tune.overrides_from_params("seed", {
+        "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 256, "epochs": 20, "dropout": 0.1,
+        "weight_decay": 1e-4, "augment": 0.5})
+    assert "hidden" not in overrides
+    config = {"preset": "seed", **presets.PRESETS["seed"], **overrides}
+    assert models.build(config).count_params() == 104_938
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(tmp_path, storage):
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    args = [DIGITS, "tune", *SMALL, "--trials", "2", "--runs-dir", str(tmp_path), "--storage", storage, "--study", name]
+    workers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+
+    trials = _study(storage, name).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    by_worker = {}
+    for trial in trials:
+        by_worker.setdefault(trial.user_attrs["worker"], []).append(trial.number)
+    assert sorted(len(numbers) for numbers in by_worker.values()) == [2, 2], by_worker
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4, "every trial is distinct"
+
+
+def _running_trial(storage: str, name: str):
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        trials = _study(storage, name).get_trials(states=(TrialState.RUNNING,))
+    except (KeyError, OperationalError):  # the study is not created yet, or the frozen worker holds the lock
+        return None
+    return trials[0] if trials else None
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
+    storage, name = tune.default_storage(tmp_path), "killed"
+    args = ["--study", name, "--heartbeat", "1"]
+    # Many trials, so the worker is always in one; it is frozen before we look, so what we see is what we kill.
+    worker = subprocess.Popen([DIGITS, "tune", *SMALL, "--runs-dir", str(tmp_path), "--trials", "1000", *args],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        killed = None
+        for _ in range(600):
+            worker.send_signal(signal.SIGSTOP)
+            killed = _running_trial(storage, name)
+            if killed is not None and killed.number >= 1:
+                break
+            worker.send_signal(signal.SIGCONT)
+            time.sleep(0.2)
+        assert killed is not None, "the worker never started a second trial"
+    finally:
+        worker.kill()
+        worker.wait()
+    # The study is usable at once, and the killed trial is not complete.
+    assert _study(storage, name).trials[killed.number].state == TrialState.RUNNING
+    time.sleep(2.5)  # twice the heartbeat: the next worker will see this one is dead
+
+    resumed = _tune(tmp_path, "--trials", "1", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = _study(storage, name).trials
+    assert trials[killed.number].state == TrialState.FAIL
+    retry = trials[-1]
+    assert retry.number > killed.number and retry.state == TrialState.COMPLETE
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
+    assert retry.params == killed.params
+
+
+def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
+    # The training loop's test hook sends SIGINT right after epoch 1, the last epoch of a 1-epoch trial or not.
+    env = {**os.environ, TEST_SIGNAL_VARIABLE: "SIGINT:1"}
+    stopped = _tune(tmp_path, "--trials", "3", "--study", "stopped", env=env)
+    assert stopped.returncode == 130
+    assert stopped.stderr == "", stopped.stderr
+    (trial,) = _study(tune.default_storage(tmp_path), "stopped").trials
+    assert trial.state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("nonsense", "not a storage URL"),
+    ("postgresql://digits:secret@127.0.0.1:1/none", "cannot open the study storage"),
+])
+def test_bad_storage_is_one_line(tmp_path, url, fragment):
+    result = _tune(tmp_path, "--trials", "1", "--storage", url)
+    assert_one_line_error(result, fragment)
+    assert "secret" not in result.stderr
+
+
+def test_a_study_of_another_preset_is_refused(tmp_path):
+    assert _tune(tmp_path, "--trials", "0", "--study", "mine").returncode == 0
+    result = run_cli("tune", "--preset", "seed", "--trials", "1", "--study", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(result, "study 'mine' tunes preset tiny", "--study")
+    missing = run_cli("tune", "--show", "other", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(missing, "no study named 'other'", "mine")
+    untrained = run_cli("train", "--from-study", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(untrained, "no complete trial")
+
+
+def test_kept_val_accuracy_follows_the_presets_early_stopping():
+    history = {"val_accuracy": [0.90, 0.95, 0.93], "val_loss": [0.3, 0.2, 0.25]}
+    assert tune.kept_val_accuracy(history, {"early_stopping": 0}) == 0.93
+    assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_accuracy"}) == 0.95
+    assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_loss"}) == 0.95
