@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from digits.errors import ModelError
+from digits.spec import REJECT, SHAPE, class_count
 from digits.runs import RunDir
 
-# An 11-output model's last class: "not a digit" (trained on generated junk).
-REJECT = 10
 
 
 def shipped_model() -> Path:
@@ -70,10 +69,10 @@ class Recognizer:
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault
             raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [28, 28] or inputs[0].type != "tensor(float)":
+        if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != SHAPE or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
             raise ModelError(f"{self.path}: expects input {found}, not a batch of 28x28 float images.")
-        if len(outputs) != 1 or not outputs[0].shape or outputs[0].shape[-1] not in (10, 11):
+        if len(outputs) != 1 or not outputs[0].shape or outputs[0].shape[-1] not in (class_count(False), class_count(True)):
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
         self.num_classes: int = outputs[0].shape[-1]
@@ -91,7 +90,7 @@ class Recognizer:
 def as_batch(images: np.ndarray) -> np.ndarray:
     """Any (28, 28) or (N, 28, 28) image array -> contiguous float32 in [0, 1]."""
     images = np.asarray(images)
-    if images.shape[-2:] != (28, 28) or images.ndim not in (2, 3):
+    if images.shape[-2:] != SHAPE or images.ndim not in (2, 3):
         raise ValueError(f"expected images of shape (N, 28, 28) or (28, 28), got {images.shape}")
     if images.ndim == 2:
         images = images[None]

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image
 
 from digits.read.load import grey_array
+from digits.spec import SIZE
 
-MNIST_SIZE = 28
+MNIST_SIZE = SIZE
 _MNIST_BOX = 20
 # MNIST's centre of mass, in array index coordinates (row, column); measured
 # on the test set, it is (13.99, 14.00) with a spread of 0.3 px.

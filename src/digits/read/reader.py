@@ -28,10 +28,11 @@ from functools import reduce
 import numpy as np
 from PIL import Image
 
-from digits.read.model import REJECT, Recognizer
+from digits.read.model import Recognizer
 from digits.read.load import load_image
 from digits.read.pipeline import Prepared, prepare, segment_page
 from digits.read.ink import union
+from digits.spec import REJECT, Box
 
 OK = "ok"
 UNSURE = "unsure"
@@ -40,7 +41,6 @@ NO_DIGIT = "no digit found"
 # In a line, a refused piece at least this share of the accepted digits' height is read as an unsure digit.
 _FULL_HEIGHT = 0.75
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the picture's pixels, ends exclusive
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from digits.spec import SHAPE
+
 __all__ = ["make_lines", "make_singles", "random_stream", "write_set"]
 
 # Colours as RGB in [0, 1].
@@ -229,7 +231,7 @@ def render(
 
 
 def _check(x: np.ndarray, y: np.ndarray) -> None:
-    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(x) == 0:
+    if x.ndim != 3 or x.shape[1:] != SHAPE or len(x) != len(y) or len(x) == 0:
         raise ValueError("x must be (N, 28, 28) MNIST images with N labels in y.")
 
 

@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from digits.train import tf as backend
+from digits.spec import Box
 
 tf, _ = backend.load()
 
@@ -218,7 +219,7 @@ def real_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 # --- European 1 and 7 ---------------------------------------------------------
 
 
-def _ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
+def _ink_box(image: np.ndarray) -> Box | None:
     rows = np.flatnonzero((image > 0.5).any(axis=1))
     cols = np.flatnonzero((image > 0.5).any(axis=0))
     return None if rows.size == 0 else (rows[0], rows[-1], cols[0], cols[-1])

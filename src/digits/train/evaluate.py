@@ -22,6 +22,7 @@ from digits.errors import RunError
 from digits.read.model import REJECT, Recognizer
 from digits.train.timing import phase
 from digits.runs import RunDir
+from digits.spec import REJECT_NAME
 from digits.synth.junk import HELD_OUT_SEED, make_junk
 
 MISTAKES_SHOWN = 36
@@ -103,7 +104,7 @@ def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recogn
 
 
 def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
-    return report.CLASS_NAMES[config["dataset"]] + (["not a digit"] if recognizer.num_classes > REJECT else [])
+    return report.CLASS_NAMES[config["dataset"]] + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from digits import atomic
 from digits.runs import RunDir
+from digits.spec import SHAPE
 
 
 def to_onnx(model, path: Path) -> Path:
@@ -23,7 +24,7 @@ def to_onnx(model, path: Path) -> Path:
     from digits.train.tf import load
 
     _, keras = load()
-    spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
+    spec = [keras.InputSpec(shape=(None, *SHAPE), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
     with atomic.atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -38,7 +39,7 @@ def export_run(run_dir: str | os.PathLike) -> Path:
     run = RunDir(run_dir)
     model = load_keras(run.keras_path)
     takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
-    if takes != (28, 28):
+    if takes != SHAPE:
         raise ModelError(f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
                          "digits exports only models of 28x28 pictures.")
     return to_onnx(model, run.onnx_path)

@@ -8,6 +8,7 @@ The presets themselves are plain data in `presets.py`, which never imports Keras
 from __future__ import annotations
 
 from digits.train import tf as backend
+from digits.spec import DIGITS, SHAPE, class_count
 
 _, keras = backend.load()
 layers = keras.layers
@@ -19,20 +20,20 @@ BN_MOMENTUM = 0.9
 
 def num_classes(config: dict) -> int:
     """10 digits, plus "not a digit" when the config has a reject class."""
-    return 11 if config.get("reject_class") else 10
+    return class_count(bool(config.get("reject_class")))
 
 
-def build(config: dict, num_classes: int = 10) -> keras.Model:
+def build(config: dict, num_classes: int = DIGITS) -> keras.Model:
     """Build the network a config describes (uncompiled).
 
     Every layer is named after its place ("conv_0", "hidden_1_dropout"), not
     numbered by Keras per process, so a checkpoint can key its arrays by name.
     """
-    inputs = keras.Input(shape=(28, 28), name="image")
+    inputs = keras.Input(shape=SHAPE, name="image")
     if config["arch"] == "dense":
         x = layers.Flatten(name="flatten")(inputs)
     elif config["arch"] == "cnn":
-        x = layers.Reshape((28, 28, 1), name="channels")(inputs)
+        x = layers.Reshape((*SHAPE, 1), name="channels")(inputs)
         for i, (filters, kernel, stride) in enumerate(config["convs"]):
             x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config["batch_norm"],
                               name=f"conv_{i}")(x)

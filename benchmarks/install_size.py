@@ -1,0 +1,68 @@
+"""What `pip install digits` puts on disk: site-packages of a fresh venv, per extra, now and at an older commit.
+
+    python benchmarks/install_size.py                       # this tree: core, [serve], [train]
+    python benchmarks/install_size.py --ref 39bfb36         # also the flat layout, where TensorFlow was core
+
+Each install goes into a new virtual environment under a temporary folder (pip resolves from the
+configured indexes, as a user's would). Writes benchmarks/results/install_size.json; update_readme.py
+renders it. Which heavy packages ended up installed is recorded too, so "no TensorFlow" is checked, not said.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HEAVY = ("tensorflow", "tensorflow_cpu", "keras", "matplotlib", "tf2onnx", "fastapi", "optuna")
+
+
+def _folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
+
+
+def measure(source: Path, extra: str, work: Path) -> dict:
+    venv = work / f"venv-{extra or 'core'}"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = venv / "bin" / "pip"
+    target = f"{source}[{extra}]" if extra else str(source)
+    subprocess.run([str(pip), "install", "--quiet", "--no-cache-dir", target], check=True, capture_output=True)
+    [site] = venv.glob("lib/python*/site-packages")
+    installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    size = _folder_mb(site)
+    return {"extra": extra or "core", "site_packages_mb": round(size, 1),
+            "heavy_installed": sorted(name for name in HEAVY if name in installed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", help="also measure the core install at this git commit")
+    parser.add_argument("--extras", default=",serve,train", help="comma-separated extras ('' = core)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.ref:
+            old = work / "old"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.ref],
+                           check=True, capture_output=True)
+            try:
+                rows.append({"tree": args.ref, **measure(old, "", work / "before")})
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=True)
+        for extra in args.extras.split(","):
+            rows.append({"tree": "this", **measure(ROOT, extra, work / "now")})
+            print(rows[-1], flush=True)
+    out = HERE / "results" / "install_size.json"
+    out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    for row in rows:
+        print(f"{row['tree']:>8} {row['extra']:>6}: {row['site_packages_mb']:8.1f} MB  heavy: {row['heavy_installed']}")
+
+
+if __name__ == "__main__":
+    main()
