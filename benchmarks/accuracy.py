@@ -22,7 +22,7 @@ from digits.data import DATASETS
 from digits.config import PRESETS
 from digits.train.provenance import machine
 from digits.runs import RunDir
-from digits.train.report import results_table
+from _common import results_table
 
 HERE = Path(__file__).parent
 RUNS = HERE / "runs"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 DIGITS = str(Path(sys.executable).parent / "digits")
 
 
@@ -26,3 +28,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# Training histories with a known shape, for the metrics and the plots.
+def overfitting_history(epochs=25, best=6):
+    """Training loss keeps falling; validation loss bottoms out at `best` then rises."""
+    loss = np.linspace(0.5, 0.01, epochs)
+    val_loss = np.concatenate([np.linspace(0.5, 0.1, best), np.linspace(0.1, 0.135, epochs - best + 1)[1:]])
+    return {
+        "loss": loss.tolist(),
+        "val_loss": val_loss.tolist(),
+        "accuracy": np.linspace(0.85, 0.999, epochs).tolist(),
+        "val_accuracy": np.linspace(0.85, 0.975, epochs).tolist(),
+    }
+
+
+def healthy_history(epochs=10):
+    """Both losses fall together and the accuracies stay within a fraction of a point."""
+    return {
+        "loss": np.linspace(0.5, 0.05, epochs).tolist(),
+        "val_loss": np.linspace(0.45, 0.06, epochs).tolist(),
+        "accuracy": np.linspace(0.85, 0.985, epochs).tolist(),
+        "val_accuracy": np.linspace(0.86, 0.982, epochs).tolist(),
+    }

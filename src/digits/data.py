@@ -45,6 +45,8 @@ class DatasetSpec:
     system_dirs: tuple[str, ...] = ()
     # Keras's own single-file copy, with the digest Keras pins for it.
     npz: tuple[str, str] | None = None
+    # What each label means, in label order (the digits for every digit set).
+    class_names: tuple[str, ...] = tuple(str(digit) for digit in range(10))
     shapes: dict[str, tuple[int, ...]] = field(
         default_factory=lambda: {
             "train_images": (60000, 28, 28),
@@ -92,6 +94,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         ),
         system_dirs=("/usr/share/datasets/fashion-mnist",),
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
 

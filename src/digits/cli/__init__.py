@@ -75,7 +75,7 @@ def train(
     from digits.data import load
     from digits.train.timing import phase, save
     from digits.config import make_config
-    from digits.train.report import Plotter
+    from digits.train.plots import Plotter
     from digits.runs import RunDir
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
@@ -348,7 +348,7 @@ def show(
 ) -> None:
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     _require("show", "train")
-    from digits.train import report
+    from digits.train import plots
     from digits.data import load_test
     from digits.read.model import Recognizer
 
@@ -356,11 +356,11 @@ def show(
     if not 0 <= index < len(x_test):
         raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
-    names = report.CLASS_NAMES[dataset]
+    names = DATASETS[dataset].class_names
     predicted = int(probabilities.argmax())
     title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
     out = out or Path(f"show-{index}.png")
-    report.plot_digit(x_test[index], title, out)
+    plots.plot_digit(x_test[index], title, out)
     _out(f"{title} -> {out}")
 
 

@@ -16,8 +16,9 @@ import os
 
 import numpy as np
 
-from digits.train import report
-from digits.data import load_test
+from digits.train import metrics as run_metrics
+from digits.train import plots
+from digits.data import DATASETS, load_test
 from digits.errors import RunError
 from digits.read.model import REJECT, Recognizer
 from digits.train.timing import phase
@@ -39,7 +40,7 @@ def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray,
                curves_sent: bool = False) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into the run folder.
 
-    `plotter` (report.Plotter) draws the plots in its own process; without one they are drawn here.
+    `plotter` (plots.Plotter) draws the plots in its own process; without one they are drawn here.
     `curves_sent`: the caller has already sent `curves_plot` to the plotter (it needs no test results).
     """
     with phase("evaluation"):
@@ -64,8 +65,8 @@ def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, tr
         "parameters": config.get("parameters"),
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": train_seconds,
-        **report.classification_metrics(y_test, predicted, names),
-        "overfitting": report.overfitting(history, monitor=config.get("monitor", "val_loss")),
+        **run_metrics.classification_metrics(y_test, predicted, names),
+        "overfitting": run_metrics.overfitting(history, monitor=config.get("monitor", "val_loss")),
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
@@ -82,8 +83,8 @@ def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, tr
 
 def curves_plot(run: RunDir, config: dict, history: dict, best_epoch: int | None = None) -> tuple:
     """The learning curves as (plot, *args): they need only the history, so they can be drawn first."""
-    best = best_epoch or report.overfitting(history, monitor=config.get("monitor", "val_loss"))["best_epoch"]
-    return report.plot_curves, history, run.curves_path, best, f"{config['preset']} on {config['dataset']}"
+    best = best_epoch or run_metrics.best_epoch(history, config.get("monitor", "val_loss"))
+    return plots.plot_curves, history, run.curves_path, best, f"{config['preset']} on {config['dataset']}"
 
 
 def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter,
@@ -91,12 +92,12 @@ def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recogn
     x_test, y_test = test
     names = _class_names(config, recognizer)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
-    plots = [] if curves_sent else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
-    plots += [
-        (report.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
-        (report.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
+    requests = [] if curves_sent else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
+    requests += [
+        (plots.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
+        (plots.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
     ]
-    for plot, *args in plots:
+    for plot, *args in requests:
         if plotter is None:
             plot(*args)
         else:
@@ -104,7 +105,7 @@ def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recogn
 
 
 def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
-    return report.CLASS_NAMES[config["dataset"]] + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
+    return list(DATASETS[config["dataset"]].class_names) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:

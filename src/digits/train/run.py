@@ -43,6 +43,7 @@ from digits.data import load
 from digits.train.timing import add as add_phase
 from digits.train.timing import phase
 from digits.config import DEFAULT_PRESET, make_config
+from digits.train.metrics import lower_is_better
 from digits.runs import EXIT_CODES, Interrupted, RunDir, TrainingError
 
 tf, keras = backend.load()
@@ -305,7 +306,7 @@ def _score(logs: dict, monitor: str) -> float:
     """The monitored quantity as lower-is-better; without validation data, the training loss."""
     if monitor not in logs:
         return logs["loss"]
-    return -logs[monitor] if "accuracy" in monitor else logs[monitor]
+    return lower_is_better(logs[monitor], monitor)
 
 
 def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, progress: bool,
@@ -392,7 +393,7 @@ def train(
     """Train (or resume) a run; return its folder once model, ONNX and report are written.
 
     `data` may hold the dataset already loaded (as `digits.data.load` returns it), and
-    `plotter` a `report.Plotter` already started; the run closes it either way.
+    `plotter` a `plots.Plotter` already started; the run closes it either way.
     """
     with plotter or contextlib.nullcontext():
         return _train(preset, runs_dir=runs_dir, name=name, resume=resume, dataset=dataset, data_dir=data_dir,
@@ -456,9 +457,9 @@ def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plo
     """
     from digits.train import evaluate
     from digits.train import export
-    from digits.train import report
+    from digits.train import plots
 
-    with plotter or report.Plotter() as plotter:
+    with plotter or plots.Plotter() as plotter:
         plotter.submit(*evaluate.curves_plot(run, config, state["history"], state["best_epoch"]))
         with phase("save Keras model"), atomic.atomic_path(run.keras_path) as tmp:
             model.save(tmp)

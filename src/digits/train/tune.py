@@ -80,12 +80,12 @@ def overrides_from_params(preset: str, params: dict) -> dict:
 
 def kept_val_accuracy(history: dict, config: dict) -> float:
     """Validation accuracy of the weights a run keeps: the best epoch's with early stopping, else the last's."""
+    from digits.train.metrics import best_epoch
+
     accuracies = history["val_accuracy"]
     if not config["early_stopping"]:
         return accuracies[-1]
-    if config.get("monitor") == "val_accuracy":
-        return max(accuracies)
-    return accuracies[min(range(len(accuracies)), key=history["val_loss"].__getitem__)]
+    return accuracies[best_epoch(history, config.get("monitor", "val_loss")) - 1]
 
 
 def default_storage(runs_dir: Path) -> str:

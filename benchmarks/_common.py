@@ -1,0 +1,72 @@
+"""What the benchmark scripts share: their folders, and the markdown tables they print and write."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
+
+
+def _format_cell(value: object) -> str:
+    """A table cell: floats rounded to what a reader can use, None blank."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        magnitude = abs(value)
+        if value == 0:
+            return "0"
+        if magnitude >= 1000:  # no separators, to match how ints print
+            return f"{value:.0f}"
+        if magnitude >= 1:
+            return f"{value:.2f}"
+        if magnitude >= 1e-3:
+            return f"{value:.4f}"
+        return f"{value:.2e}"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value)}"
+    # A pipe would end the cell early; a newline would end the row.
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _is_numeric(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def results_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A GitHub-flavoured markdown table of `rows`.
+
+    `columns` lists (key, header) pairs in display order; a key missing from a
+    row leaves its cell blank. Numeric columns are right-aligned.
+    """
+    headers = [_format_cell(header) for _, header in columns]
+    cells = [[_format_cell(row.get(key)) for key, _ in columns] for row in rows]
+    numeric = [
+        any(row.get(key) is not None for row in rows)
+        and all(_is_numeric(row.get(key)) for row in rows if row.get(key) is not None)
+        for key, _ in columns
+    ]
+    # Pad columns so the raw markdown reads as a table too.
+    widths = [max([len(headers[c]), 3] + [len(r[c]) for r in cells]) for c in range(len(columns))]
+
+    def line(values: list[str]) -> str:
+        padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "| " + " | ".join("-" * (w - 1) + ":" if num else "-" * w for w, num in zip(widths, numeric)) + " |"
+    return "\n".join([line(headers), rule, *(line(r) for r in cells)]) + "\n"
