@@ -53,7 +53,10 @@ _WORK_MIN = 256
 ORIGINAL_SIZE = "digits.original_size"
 
 _EXIF_ORIENTATION = 0x0112
-_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+# Both patterns are linear on any bytes: no quantifier is followed by anything
+# that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
+_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_FILL = re.compile(rb"\xff+")
 
 
 # --------------------------------------------------------------------------
@@ -131,8 +134,8 @@ def jpeg_scans(data: bytes) -> int:
     scans, position, end = 0, 2, len(data)
     while position + 4 <= end and data[position] == 0xFF:
         marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
+        if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
+            position = _JPEG_FILL.match(data, position).end() - 1
             continue
         if marker == 0xD9:  # end of image
             break
@@ -145,7 +148,7 @@ def jpeg_scans(data: bytes) -> int:
             found = _JPEG_MARKER_AFTER_DATA.search(data, position)
             if found is None:
                 break
-            position = found.end() - 2
+            position = found.start()
     return scans
 
 
