@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,10 @@ from digits.runs import RunDir
 
 # An 11-output model's last class: "not a digit" (trained on generated junk).
 REJECT = 10
+# The largest model file read. The shipped one is under 2 MiB; without a cap,
+# `--model /dev/zero` reads until the OOM killer, and a 300 GB sparse file
+# fails with MemoryError.
+MAX_MODEL_BYTES = 512 * 2**20
 
 
 def shipped_model() -> Path:
@@ -35,13 +40,40 @@ def resolve_model(source: str | os.PathLike | None) -> Path:
     path = Path(source)
     if path.is_dir():
         path = RunDir(path).onnx_path
-        if not path.is_file():
+        if not path.exists():  # one that is no regular file is refused by read_model
             raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
     elif path.is_symlink() and not path.exists():
         raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
+
+
+def read_model(path: Path) -> bytes:
+    """The bytes of a model file: a regular file of at most `MAX_MODEL_BYTES`, or a `ModelError`.
+
+    Opened without blocking (a FIFO with no writer would hang `open`) and
+    checked on the open file itself, so a swap after the check changes nothing.
+    Read here, so a file we may not read is not reported as an invalid model.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"{path}: not a regular file (a folder, device, FIFO or socket); pass a run folder or an .onnx file.")
+        if info.st_size > MAX_MODEL_BYTES:
+            raise ModelError(f"{path}: the file is {info.st_size / 2**20:.0f} MiB, over the limit of "
+                             f"{MAX_MODEL_BYTES // 2**20} MiB for a model; pass a run folder or an .onnx file.")
+        try:
+            data = file.read(MAX_MODEL_BYTES + 1)  # the file may have grown since fstat
+        except OSError as err:
+            raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: the file grew past the limit of {MAX_MODEL_BYTES // 2**20} MiB while read.")
+    return data
 
 
 class Recognizer:
@@ -61,10 +93,7 @@ class Recognizer:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        try:  # read here, so a file we may not read is not reported as an invalid model
-            model_bytes = self.path.read_bytes()
-        except OSError as err:
-            raise ModelError(f"{self.path}: cannot be read ({err.strerror or err}).") from None
+        model_bytes = read_model(self.path)
         try:
             self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault
