@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from PIL import Image
 
-from digits import inference
+from digits import inference, safe_open
 from digits.errors import ModelError
 from digits.inference import MAX_MODEL_BYTES, Recognizer, read_model
 
@@ -57,7 +57,7 @@ def test_a_file_that_grows_while_read_is_cut_at_the_cap(tmp_path, monkeypatch):
         model.write_bytes(bytes(64))
         return info
 
-    monkeypatch.setattr(inference.os, "fstat", growing_fstat)
+    monkeypatch.setattr(safe_open.os, "fstat", growing_fstat)
     with pytest.raises(ModelError, match="grew past"):
         read_model(model)
 

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
 from digits.errors import ModelError
 from digits.runs import RunDir
+from digits.safe_open import read_regular
 
 # An 11-output model's last class: "not a digit" (trained on generated junk).
 REJECT = 10
@@ -50,30 +50,11 @@ def resolve_model(source: str | os.PathLike | None) -> Path:
 
 
 def read_model(path: Path) -> bytes:
-    """The bytes of a model file: a regular file of at most `MAX_MODEL_BYTES`, or a `ModelError`.
+    """The bytes of a model file: a regular file of at most `MAX_MODEL_BYTES` (see `safe_open`), or a `ModelError`.
 
-    Opened without blocking (a FIFO with no writer would hang `open`) and
-    checked on the open file itself, so a swap after the check changes nothing.
     Read here, so a file we may not read is not reported as an invalid model.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as err:
-        raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ModelError(f"{path}: not a regular file (a folder, device, FIFO or socket); pass a run folder or an .onnx file.")
-        if info.st_size > MAX_MODEL_BYTES:
-            raise ModelError(f"{path}: the file is {info.st_size / 2**20:.0f} MiB, over the limit of "
-                             f"{MAX_MODEL_BYTES // 2**20} MiB for a model; pass a run folder or an .onnx file.")
-        try:
-            data = file.read(MAX_MODEL_BYTES + 1)  # the file may have grown since fstat
-        except OSError as err:
-            raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
-    if len(data) > MAX_MODEL_BYTES:
-        raise ModelError(f"{path}: the file grew past the limit of {MAX_MODEL_BYTES // 2**20} MiB while read.")
-    return data
+    return read_regular(path, MAX_MODEL_BYTES, ModelError, "pass a run folder or an .onnx file")
 
 
 class Recognizer:
