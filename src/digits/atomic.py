@@ -12,6 +12,9 @@ A rename replaces whatever has the name, so the target is checked first:
     filled (a run folder), the link itself is replaced and its target never touched;
   * a directory, device, FIFO or socket is refused with `WriteError`: writing
     `--explain /dev/null` must not swap the device for a PNG;
+  * so is a read-only file (no write permission for us, or no write bit at
+    all, which even root is refused): a rename needs only the folder's
+    permission, and would replace a file its owner protected;
   * a new file gets the mode the umask gives (0644 under umask 022), as
     `open()` would; a replaced file keeps its mode.
 """
@@ -51,6 +54,8 @@ def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> 
         kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "not a regular file")
         shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
         raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
+    if not info.st_mode & 0o222 or not os.access(real, os.W_OK):
+        raise WriteError(f"cannot write {target}: the file is read-only; make it writable or choose another path.")
     return real, stat.S_IMODE(info.st_mode)
 
 
