@@ -188,9 +188,10 @@ def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, n
     # for 16-bit grey, four for everything else (RGB is padded to RGBX).
     per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
     if has_alpha(image):
-        # Transparency is composited through an RGBA copy of the whole picture
-        # (grey_array, working_grey): a 1-byte palette picture then takes 5.
-        per_pixel += 4
+        # Transparency is composited from an RGBA copy of the whole picture,
+        # which Pillow resizes through a premultiplied copy (working_grey): a
+        # 1-byte palette picture then peaks at 9 bytes per pixel.
+        per_pixel += 8
     # libtiff decodes a tile whole into a buffer of its own, however small the image.
     needed = width * height * per_pixel + tiff_tile_bytes(image)
     if image.format in ("JPEG", "MPO"):
