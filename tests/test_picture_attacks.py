@@ -157,3 +157,16 @@ def test_transparency_counts_its_rgba_copy_in_the_budget(monkeypatch, mode):
     assert load_image(plain.getvalue()).size == (800, 800)
     with pytest.raises(ImageError, match="800×800 PNG image would take 5 MiB"):
         load_image(transparent.getvalue())
+
+
+def test_a_webp_counts_the_canvases_of_its_decoder(monkeypatch):
+    # libwebp's animation decoder, which Pillow uses for every WebP, took a
+    # 6000×6000 file to 549 MiB where the budget counted 137. Budget 1 MiB:
+    # 400×400 pixels fit at 4 bytes each, not with the decoder's canvases.
+    monkeypatch.setattr(picture, "MAX_DECODE_BYTES", 2**20)
+    small, large = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (200, 200), "white").save(small, format="WEBP")
+    Image.new("RGB", (400, 400), "white").save(large, format="WEBP")
+    assert load_image(small.getvalue()).size == (200, 200)
+    with pytest.raises(ImageError, match="400×400 WEBP image would take"):
+        load_image(large.getvalue())
