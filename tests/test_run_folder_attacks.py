@@ -128,3 +128,20 @@ def test_a_fifo_checkpoint_is_refused_without_waiting(tmp_path):
     os.mkfifo(tmp_path / RunDir.CHECKPOINT)
     with pytest.raises(RunError, match="not a regular file"):
         RunDir(tmp_path).checkpoint_meta()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_planted_link_to_an_endless_file_is_refused_not_read(run_copy, tmp_path, target):
+    # `digits runs` reads every finished run's metrics.json: a link to /dev/zero read until the OOM killer.
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = tmp_path / "fifo"
+    elif not os.path.exists(target):
+        pytest.skip("no /dev/zero here")
+    for name in (RunDir.METRICS, RunDir.HISTORY):
+        (run_copy.path / name).unlink()
+        (run_copy.path / name).symlink_to(target)
+    with pytest.raises(RunError, match="not a regular file"):
+        run_copy.read_history()
+    [row] = runs.list_runs(run_copy.path.parent)
+    assert row["status"] == "broken" and "not a regular file" in row["problem"]

@@ -37,7 +37,7 @@ import numpy as np
 from digits import atomic
 from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
 from digits.presets import check_config
-from digits.safe_open import open_regular
+from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
 Arrays = dict[str, np.ndarray]
@@ -45,6 +45,9 @@ Arrays = dict[str, np.ndarray]
 # about four times (weights, two optimizer slots, the best epoch's), and the
 # shipped model is 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
 MAX_CHECKPOINT_BYTES = 512 * 2**20
+# The largest config.json, history.csv or metrics.json read: a planted link
+# to /dev/zero must not fill the memory of `digits runs`.
+MAX_TEXT_BYTES = 64 * 2**20
 
 
 class RunDir:
@@ -87,16 +90,12 @@ class RunDir:
     def _read_text(self, filename: str, fix: str) -> str:
         """The file's text; `fix` ends the sentence when it is missing or corrupt."""
         path = self.path / filename
+        if not path.exists():
+            raise RunError(f"{path}: no such file; {fix}.")
         try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunError(f"{path}: no such file; {fix}.") from None
+            return read_regular(path, MAX_TEXT_BYTES, RunError, fix).decode("utf-8")
         except UnicodeDecodeError:
             raise RunError(f"{path}: not text, the file is corrupt; {fix}.") from None
-        except IsADirectoryError:
-            raise RunError(f"{path}: a folder, not a file; {fix}.") from None
-        except OSError as err:
-            raise RunError(f"{path}: cannot be read ({err.strerror or err}).") from None
 
     def _read_json(self, filename: str, fix: str) -> dict:
         path = self.path / filename
