@@ -237,7 +237,7 @@ def _each_picture(images: list[str], model: Optional[Path], threshold: float, ex
     if explain:
         from digits.atomic import writable_target
 
-        writable_target(explain)  # a folder, a device or a FIFO there fails now, before any work
+        writable_target(explain)  # a folder, device, FIFO or read-only file there fails now, before any work
     reader = Reader(model, threshold=threshold)
     failures: list[str] = []
     for path, image in _readable_images(images, failures):
