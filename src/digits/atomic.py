@@ -6,9 +6,15 @@ then renamed over the target. A crash, a full disk or Ctrl-C leaves at worst
 a stray temporary file, which is removed when the error is caught.
 
 A rename replaces whatever has the name, so the target is checked first:
-  * a symlink is followed, and its target is what gets replaced (the link stays);
+  * a symlink is followed, and its target is what gets replaced (the link stays),
+    where the user named the file (`--explain link.png`); with
+    `follow_symlinks=False`, for files in a folder someone else may have
+    filled (a run folder), the link itself is replaced and its target never touched;
   * a directory, device, FIFO or socket is refused with `WriteError`: writing
     `--explain /dev/null` must not swap the device for a PNG;
+  * so is a read-only file (no write permission for us, or no write bit at
+    all, which even root is refused): a rename needs only the folder's
+    permission, and would replace a file its owner protected;
   * a new file gets the mode the umask gives (0644 under umask 022), as
     `open()` would; a replaced file keeps its mode.
 """
@@ -29,20 +35,27 @@ _KINDS = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device", stat.S_I
           stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
 
 
-def writable_target(target: str | os.PathLike) -> tuple[Path, int]:
-    """The regular file a write to `target` replaces or creates (symlinks followed), and its mode."""
+def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> tuple[Path, int]:
+    """The regular file a write to `target` replaces or creates, and its mode (see the module's rules)."""
     target = Path(target)
-    real = Path(os.path.realpath(target))
+    if follow_symlinks:
+        real = Path(os.path.realpath(target))
+    else:  # the folders on the way are the caller's; only the name itself is not followed
+        real = Path(os.path.realpath(target.parent)) / target.name
     try:
-        info = os.stat(real)
+        info = os.stat(real, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         return real, 0o666 & ~_umask()
     except OSError as err:  # a symlink loop, a folder on the way that is a file, no permission
         raise WriteError(f"cannot write {target}: {err.strerror or err}.") from None
+    if stat.S_ISLNK(info.st_mode):  # not followed: the new file replaces the link
+        return real, 0o666 & ~_umask()
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "not a regular file")
         shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
         raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
+    if not info.st_mode & 0o222 or not os.access(real, os.W_OK):
+        raise WriteError(f"cannot write {target}: the file is read-only; make it writable or choose another path.")
     return real, stat.S_IMODE(info.st_mode)
 
 
@@ -58,10 +71,10 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, follow_symlinks: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces `target` (see the module's rules)."""
     shown = target
-    target, mode = writable_target(target)
+    target, mode = writable_target(target, follow_symlinks)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + target.suffix)
@@ -78,14 +91,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(target) as tmp:
+def write_bytes(target: str | os.PathLike, data: bytes, follow_symlinks: bool = True) -> None:
+    with atomic_path(target, follow_symlinks) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(target: str | os.PathLike, text: str) -> None:
-    write_bytes(target, text.encode())
+def write_text(target: str | os.PathLike, text: str, follow_symlinks: bool = True) -> None:
+    write_bytes(target, text.encode(), follow_symlinks)
 
 
-def write_json(target: str | os.PathLike, obj: object) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(target: str | os.PathLike, obj: object, follow_symlinks: bool = True) -> None:
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", follow_symlinks)

@@ -11,7 +11,9 @@ A run folder `runs/<name>/` holds:
     metrics.json     the test report (evaluate.py)
     model.keras, model.onnx, curves.png, confusion.png, mistakes.png
 
-Every write is atomic (atomic.py). Every read that fails raises `RunError`
+Every write is atomic (atomic.py), and replaces a symbolic link in the
+folder rather than follow it: a run folder may come from someone else, and
+`train --resume` must not overwrite what its links point to. Every read that fails raises `RunError`
 with one sentence naming the file and what is wrong with it. Checkpoints from
 before variables were keyed by name (keys "model/0", "model/1", ...) are
 still read: their arrays are matched by position, and shapes are checked.
@@ -35,9 +37,17 @@ import numpy as np
 from digits import atomic
 from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
 from digits.config import check_config
+from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
 Arrays = dict[str, np.ndarray]
+# The largest checkpoint read, on disk and once unpacked: it holds a model
+# about four times (weights, two optimizer slots, the best epoch's), and the
+# shipped model is 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
+MAX_CHECKPOINT_BYTES = 512 * 2**20
+# The largest config.json, history.csv or metrics.json read: a planted link
+# to /dev/zero must not fill the memory of `digits runs`.
+MAX_TEXT_BYTES = 64 * 2**20
 
 
 class RunDir:
@@ -80,16 +90,12 @@ class RunDir:
     def _read_text(self, filename: str, fix: str) -> str:
         """The file's text; `fix` ends the sentence when it is missing or corrupt."""
         path = self.path / filename
+        if not path.exists():
+            raise RunError(f"{path}: no such file; {fix}.")
         try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunError(f"{path}: no such file; {fix}.") from None
+            return read_regular(path, MAX_TEXT_BYTES, RunError, fix).decode("utf-8")
         except UnicodeDecodeError:
             raise RunError(f"{path}: not text, the file is corrupt; {fix}.") from None
-        except IsADirectoryError:
-            raise RunError(f"{path}: a folder, not a file; {fix}.") from None
-        except OSError as err:
-            raise RunError(f"{path}: cannot be read ({err.strerror or err}).") from None
 
     def _read_json(self, filename: str, fix: str) -> dict:
         path = self.path / filename
@@ -133,7 +139,7 @@ class RunDir:
     def write_config(self, config: dict, **status) -> None:
         """Write `config` (updated in place with `status`, e.g. status="finished")."""
         config.update(status)
-        atomic.write_json(self.path / self.CONFIG, config)
+        atomic.write_json(self.path / self.CONFIG, config, follow_symlinks=False)
 
     def status(self, config: dict | None = None) -> str:
         """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
@@ -151,7 +157,7 @@ class RunDir:
         writer = csv.writer(out)
         writer.writerow(keys)
         writer.writerows(zip(*(history[k] for k in keys)))
-        atomic.write_text(self.path / self.HISTORY, out.getvalue())
+        atomic.write_text(self.path / self.HISTORY, out.getvalue(), follow_symlinks=False)
 
     def read_history(self) -> dict[str, list[float]]:
         """Columns of history.csv as lists of floats, "epoch" first."""
@@ -176,7 +182,7 @@ class RunDir:
         return metrics
 
     def write_metrics(self, metrics: dict) -> None:
-        atomic.write_json(self.path / self.METRICS, metrics)
+        atomic.write_json(self.path / self.METRICS, metrics, follow_symlinks=False)
 
     # ------------------------------------------------------------ checkpoint
 
@@ -187,7 +193,7 @@ class RunDir:
         """Arrays by group and variable name, and the loop's state (JSON-able) as "meta"."""
         arrays = {f"{group}/{name}": value for group, named in groups.items() for name, value in named.items()}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        with atomic.atomic_path(self.path / self.CHECKPOINT) as tmp, open(tmp, "wb") as f:
+        with atomic.atomic_path(self.path / self.CHECKPOINT, follow_symlinks=False) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
     def checkpoint_meta(self) -> dict:
@@ -210,8 +216,9 @@ class RunDir:
         """The checkpoint's arrays matched to `expected` ({group: {name: shape}}), and its meta.
 
         Every expected group but "best" must be there in full; "best" is empty
-        or complete. A missing, extra or differently shaped array is refused
-        with one sentence: loading it would put wrong weights in the model.
+        or complete. A missing, extra or differently shaped array, or one
+        holding NaN or infinity, is refused with one sentence: loading it would
+        put wrong weights in the model.
         """
         stored, meta = self.read_checkpoint()
         path = self.path / self.CHECKPOINT
@@ -235,16 +242,31 @@ class RunDir:
                     raise RunError(f"{path}: {group} variable {name!r} has shape {tuple(arrays[name].shape)} "
                                    f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model.")
             matched[group] = {name: arrays[name] for name in shapes}
+            broken = next((name for name, array in matched[group].items()
+                           if array.dtype.kind in "fc" and not np.isfinite(array).all()), None)
+            if broken:
+                raise RunError(f"{path}: {group} variable {broken!r} holds NaN or infinite values "
+                               "(training diverged, or the file was altered); start the run again.")
         return matched, meta
 
     def _open_checkpoint(self, read):
+        """`read(npz)` on the checkpoint: a regular file, its arrays together at most `MAX_CHECKPOINT_BYTES` unpacked."""
         path = self.path / self.CHECKPOINT
+        if not path.exists():
+            raise RunError(f"{path}: no such file; the run has no checkpoint to resume from.")
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                return read(npz)
-        except FileNotFoundError:
-            raise RunError(f"{path}: no such file; the run has no checkpoint to resume from.") from None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            with open_regular(path, MAX_CHECKPOINT_BYTES, RunError, "start the run again") as file:
+                npz = np.load(file, allow_pickle=False)
+                if not isinstance(npz, np.lib.npyio.NpzFile):
+                    raise RunError(f"{path}: a single array, not a checkpoint archive; start the run again.")
+                with npz:
+                    # zipfile unpacks a member no further than its declared size, so the sum bounds the memory.
+                    unpacked = sum(member.file_size for member in npz.zip.infolist())
+                    if unpacked > MAX_CHECKPOINT_BYTES:
+                        raise RunError(f"{path}: the checkpoint unpacks to {unpacked / 2**20:.0f} MiB, over the "
+                                       f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; start the run again.")
+                    return read(npz)
+        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as err:
             raise RunError(f"{path}: checkpoint is unreadable ({err}); start the run again.") from None
 
 

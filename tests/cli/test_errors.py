@@ -82,9 +82,14 @@ def test_a_file_you_may_not_read_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr("pathlib.Path.read_bytes", refuse)
     with pytest.raises(ImageError, match="secret.png: you may not read this file"):
         load_image(tmp_path / "secret.png")
-    with pytest.raises(ModelError, match=r"secret.png: cannot be read \(Permission denied\)"):
-        from digits.read.model import Recognizer
+    from digits import safe_open
+    from digits.read.model import Recognizer
 
+    def refuse_open(path, flags):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(safe_open.os, "open", refuse_open)  # where a model's bytes are read
+    with pytest.raises(ModelError, match=r"secret.png: cannot be read \(Permission denied\)"):
         Recognizer(tmp_path / "secret.png")
 
 

@@ -8,6 +8,7 @@ skip, except under CI, where they fail.
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -202,3 +203,22 @@ def test_kept_val_accuracy_follows_the_presets_early_stopping():
     assert tune.kept_val_accuracy(history, {"early_stopping": 0}) == 0.93
     assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_accuracy"}) == 0.95
     assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_loss"}) == 0.95
+
+
+def test_a_server_that_accepts_and_never_answers_fails_in_one_sentence(monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    pytest.importorskip(make_url("postgresql://").get_dialect().driver)  # psycopg or psycopg2, as SQLAlchemy picks
+    # A listening socket that nobody reads: the kernel completes every TCP
+    # handshake, and the client then waits for a greeting that never comes.
+    monkeypatch.setattr(tune, "CONNECT_TIMEOUT", 2)  # libpq's smallest
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    try:
+        with pytest.raises(tune.TuneError, match="cannot open the study storage .*timeout") as excinfo:
+            tune.open_storage(f"postgresql://digits:secret@127.0.0.1:{port}/none")
+    finally:
+        silent.close()
+    assert "secret" not in str(excinfo.value) and "\n" not in str(excinfo.value)

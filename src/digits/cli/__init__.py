@@ -19,6 +19,7 @@ import typer
 from digits.data import DATASETS
 from digits.errors import DigitsError, Interrupted
 from digits.config import DEFAULT_PRESET, PRESETS
+from digits.cli.terminal import ensure_standard_streams, one_line, shown
 
 app = typer.Typer(
     add_completion=False,
@@ -233,11 +234,11 @@ def predict(
         if as_json:
             _out(json.dumps({"file": str(path), **found.to_dict()}))
         elif found.status == NO_DIGIT:
-            _out(f"{path}: no digit found")
+            _out(f"{shown(path)}: no digit found")
         elif found.status == UNSURE:
-            _out(f"{path}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
+            _out(f"{shown(path)}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
         else:
-            _out(f"{path}: {found.digit} ({found.confidence:.1%})")
+            _out(f"{shown(path)}: {found.digit} ({found.confidence:.1%})")
         if explain:
             save_steps(prepared, explain)
 
@@ -257,7 +258,7 @@ def _each_picture(images: list[str], model: Optional[Path], threshold: float, ex
     if explain:
         from digits.atomic import writable_target
 
-        writable_target(explain)  # a folder, a device or a FIFO there fails now, before any work
+        writable_target(explain)  # a folder, device, FIFO or read-only file there fails now, before any work
     reader = Reader(model, threshold=threshold)
     failures: list[str] = []
     for path, image in _readable_images(images, failures):
@@ -300,10 +301,10 @@ def read(
         if as_json:
             _out(json.dumps({"file": str(path), **page.to_dict()}))
         elif not page.lines:
-            _out(f"{path}: no digits found")
+            _out(f"{shown(path)}: no digits found")
         for line in [] if as_json else page.lines:
             doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
-            _out(f"{path}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
+            _out(f"{shown(path)}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
         if explain:
             save_boxes(image, page, explain)
 
@@ -408,12 +409,13 @@ def _report_broken(rows: list[dict]) -> bool:
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     for _, header in columns:
         table.add_column(header)
-    for row in rows:
-        table.add_row(*(_cell(row.get(key)) for key, _ in columns))
+    for row in rows:  # Text: a folder named "[red]" is a name, not markup
+        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
     # Off a terminal (a pipe, a file) there is no width to fit: print whole values, never "fin…".
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
@@ -423,11 +425,11 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if value < 10 else f"{value:.1f}"
-    return str(value)
+    return shown(str(value))
 
 
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -449,6 +451,7 @@ def main() -> None:
         from click.exceptions import NoArgsIsHelpError, UsageError
 
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
+    ensure_standard_streams()
     try:
         code = app(standalone_mode=False)
         code = code if isinstance(code, int) else 0

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
+from digits.read.prescan import ICO_MAGIC, icon_frame_sizes, tiff_tile_bytes
 
 # The budget for one picture, checked from its header before any pixel is
 # decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
@@ -37,6 +38,12 @@ MAX_DECODE_BYTES = 160 * 2**20
 # this many scan-pixels (scans × pixels) in all.
 MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 1_000_000_000
+# Pillow reads a JPEG's segments before its first scan one by one in Python,
+# inside `Image.open`, and keeps each: millions of empty ones cost seconds and
+# hundreds of MiB. Cameras write a few dozen, and a few MiB of metadata (EXIF,
+# ICC, XMP); the walk is refused past these, before Pillow sees the file.
+MAX_JPEG_SEGMENTS = 4096
+MAX_JPEG_METADATA_BYTES = 16 * 2**20
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
@@ -53,7 +60,12 @@ _WORK_MIN = 256
 ORIGINAL_SIZE = "digits.original_size"
 
 _EXIF_ORIENTATION = 0x0112
-_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+# What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
+_ICON_BYTES_PER_PIXEL = 9
+# Both patterns are linear on any bytes: no quantifier is followed by anything
+# that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
+_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_FILL = re.compile(rb"\xff+")
 
 
 # --------------------------------------------------------------------------
@@ -66,7 +78,10 @@ def load_image(source: str | os.PathLike | bytes) -> Image.Image:
 
     The file is read once and checked with Pillow's `verify()`. Before any
     pixel is decoded, the header is held to `MAX_PIXELS` and the decode's
-    memory to `MAX_DECODE_BYTES`, and a JPEG's scans are counted. A big JPEG
+    memory to `MAX_DECODE_BYTES` (a TIFF's tile and the RGBA copy that
+    transparency needs included), and a JPEG's scans are counted. A JPEG's
+    segments and an ICO's icons are checked before Pillow opens the file:
+    it walks the former and decodes the latter inside `Image.open`. A big JPEG
     is decoded at a reduced size by DCT scaling, never below the analysis
     resolution; its true size is then kept in `image.info[ORIGINAL_SIZE]`.
     The frame is turned upright according to its EXIF orientation.
@@ -120,22 +135,32 @@ def _check_pixels(size: tuple[int, int], name: str) -> None:
         )
 
 
-def jpeg_scans(data: bytes) -> int:
+def jpeg_scans(data: bytes, name: str = "the image data") -> int:
     """How many scans (SOS segments) a JPEG stream holds, counted without decoding it.
 
     Walks the marker segments; after each SOS, skips the entropy-coded data to
     the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a restart, neither
     ends it). Stops at EOI or wherever the stream stops making sense: the
-    decoder then says what is wrong with it.
+    decoder then says what is wrong with it. A stream of more than
+    `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES`
+    before its first scan, is refused (`ImageError` naming `name`).
+    The walk is linear in the bytes.
     """
-    scans, position, end = 0, 2, len(data)
+    scans, segments, position, end = 0, 0, 2, len(data)
     while position + 4 <= end and data[position] == 0xFF:
         marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
+        if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
+            position = _JPEG_FILL.match(data, position).end() - 1
             continue
         if marker == 0xD9:  # end of image
             break
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageError(f"{name}: a JPEG of more than {MAX_JPEG_SEGMENTS} marker segments is refused "
+                             "(cameras write a few dozen; save it again as an ordinary JPEG).")
+        if not scans and position > MAX_JPEG_METADATA_BYTES:
+            raise ImageError(f"{name}: a JPEG with more than {MAX_JPEG_METADATA_BYTES // 2**20} MiB of metadata "
+                             "before its pixels is refused (save it again without the metadata).")
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             position += 2
             continue
@@ -145,20 +170,36 @@ def jpeg_scans(data: bytes) -> int:
             found = _JPEG_MARKER_AFTER_DATA.search(data, position)
             if found is None:
                 break
-            position = found.end() - 2
+            position = found.start()
     return scans
 
 
-def _decode_budget(image: Image.Image, full_size: tuple[int, int], data: bytes, name: str) -> None:
+def _check_icon(data: bytes, name: str) -> None:
+    """Refuse an ICO whose icons would not fit the budget: Pillow decodes the largest inside `Image.open`."""
+    for size in icon_frame_sizes(data):
+        _check_pixels(size, name)
+        _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
+
+
+def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, name: str) -> None:
     """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans."""
     width, height = image.size
     # Pillow keeps one byte per pixel for 1-bit, grey and palette images, two
     # for 16-bit grey, four for everything else (RGB is padded to RGBX).
     per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
-    needed = width * height * per_pixel
-    if image.format == "JPEG":
+    if has_alpha(image):
+        # Transparency is composited from an RGBA copy of the whole picture,
+        # which Pillow resizes through a premultiplied copy (working_grey): a
+        # 1-byte palette picture then peaks at 9 bytes per pixel.
+        per_pixel += 8
+    if image.format == "WEBP":
+        # Pillow decodes every WebP through libwebp's animation decoder, which
+        # keeps canvases of its own: 16.3-16.7 bytes per pixel measured in all.
+        per_pixel += 13
+    # libtiff decodes a tile whole into a buffer of its own, however small the image.
+    needed = width * height * per_pixel + tiff_tile_bytes(image)
+    if image.format in ("JPEG", "MPO"):
         pixels = full_size[0] * full_size[1]
-        scans = jpeg_scans(data)
         if scans > MAX_JPEG_SCANS or scans * pixels > MAX_SCAN_PIXELS:
             raise ImageError(
                 f"{name}: a JPEG of {full_size[0]}×{full_size[1]} pixels in {scans} scans is refused "
@@ -172,15 +213,23 @@ def _decode_budget(image: Image.Image, full_size: tuple[int, int], data: bytes, 
             h_max = max(layer[1] for layer in layers)
             v_max = max(layer[2] for layer in layers)
             needed += sum(2 * pixels * layer[1] * layer[2] // (h_max * v_max) for layer in layers)
+    _refuse_over_budget(needed, full_size, image.format or "", name)
+
+
+def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str) -> None:
     if needed > MAX_DECODE_BYTES:
         raise ImageError(
-            f"{name}: decoding this {full_size[0]}×{full_size[1]} {image.format or ''} image would take "
+            f"{name}: decoding this {size[0]}×{size[1]} {kind} image would take "
             f"{needed / 2**20:.0f} MiB, over the limit of {MAX_DECODE_BYTES // 2**20} MiB "
             "(save it smaller, or as an ordinary JPEG)."
         )
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
+    # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`.
+    scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
+    if data[:4] == ICO_MAGIC:
+        _check_icon(data, name)
     try:
         # Pillow warns from MAX_IMAGE_PIXELS (89 megapixels) and raises from
         # twice that. Our own budget is on what the decode costs, so only
@@ -206,7 +255,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
                 if reduction >= 2:
                     wanted = (max(1, int(full_size[0] / reduction)), max(1, int(full_size[1] / reduction)))
                     image.draft(image.mode, wanted)
-            _decode_budget(image, full_size, data, name)
+            _decode_budget(image, full_size, scans, name)
             image.load()
     except ImageError:
         raise

@@ -14,7 +14,12 @@ import numpy as np
 from digits.errors import ModelError
 from digits.spec import REJECT, SHAPE, class_count
 from digits.runs import RunDir
+from digits.safe_open import read_regular
 
+# The largest model file read. The shipped one is under 2 MiB; without a cap,
+# `--model /dev/zero` reads until the OOM killer, and a 300 GB sparse file
+# fails with MemoryError.
+MAX_MODEL_BYTES = 512 * 2**20
 
 
 def shipped_model() -> Path:
@@ -34,13 +39,21 @@ def resolve_model(source: str | os.PathLike | None) -> Path:
     path = Path(source)
     if path.is_dir():
         path = RunDir(path).onnx_path
-        if not path.is_file():
+        if not path.exists():  # one that is no regular file is refused by read_model
             raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
     elif path.is_symlink() and not path.exists():
         raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
+
+
+def read_model(path: Path) -> bytes:
+    """The bytes of a model file: a regular file of at most `MAX_MODEL_BYTES` (see `safe_open`), or a `ModelError`.
+
+    Read here, so a file we may not read is not reported as an invalid model.
+    """
+    return read_regular(path, MAX_MODEL_BYTES, ModelError, "pass a run folder or an .onnx file")
 
 
 class Recognizer:
@@ -60,10 +73,7 @@ class Recognizer:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        try:  # read here, so a file we may not read is not reported as an invalid model
-            model_bytes = self.path.read_bytes()
-        except OSError as err:
-            raise ModelError(f"{self.path}: cannot be read ({err.strerror or err}).") from None
+        model_bytes = read_model(self.path)
         try:
             self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault

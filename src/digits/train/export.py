@@ -20,14 +20,17 @@ from digits.spec import SHAPE
 
 
 def to_onnx(model, path: Path) -> Path:
-    """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1]."""
+    """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1].
+
+    `path` is a run's model.onnx: a symbolic link there is replaced, never written through (runs.py).
+    """
     from digits.train.tf import load
 
     _, keras = load()
     spec = [keras.InputSpec(shape=(None, *SHAPE), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
-    with atomic.atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with atomic.atomic_path(path, follow_symlinks=False) as tmp, contextlib.redirect_stdout(io.StringIO()):
         model.export(str(tmp), format="onnx", verbose=False, input_signature=spec)
     return path
 

@@ -114,9 +114,9 @@ def _new_figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    """Write `fig` as a PNG at `path`, atomically."""
-    with atomic_path(path) as tmp:
+def _save(fig, path: str | os.PathLike, follow_symlinks: bool = False) -> None:
+    """Write `fig` as a PNG at `path`, atomically; a symlink there is replaced unless `follow_symlinks` (runs.py)."""
+    with atomic_path(path, follow_symlinks) as tmp:
         # The temporary name ends in .tmp.png; say the format outright anyway.
         fig.savefig(tmp, format="png", dpi=_DPI)
 
@@ -269,4 +269,4 @@ def plot_digit(image: np.ndarray, title: str, path: str | os.PathLike) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_axis_off()
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, follow_symlinks=True)  # `--out` names the user's own file

@@ -461,7 +461,7 @@ def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plo
 
     with plotter or plots.Plotter() as plotter:
         plotter.submit(*evaluate.curves_plot(run, config, state["history"], state["best_epoch"]))
-        with phase("save Keras model"), atomic.atomic_path(run.keras_path) as tmp:
+        with phase("save Keras model"), atomic.atomic_path(run.keras_path, follow_symlinks=False) as tmp:
             model.save(tmp)
         with phase("ONNX export"):
             export.to_onnx(model, run.onnx_path)

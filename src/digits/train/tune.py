@@ -48,6 +48,12 @@ class TuneError(DigitsError):
 FIXED_ARCHITECTURE = {"seed", "cnn"}
 
 DEFAULT_HEARTBEAT = 30  # seconds; a worker silent for twice this is considered dead
+# A PostgreSQL server that accepts and never answers must not hang a worker
+# silently: the driver gives up connecting after CONNECT_TIMEOUT seconds, and
+# the server cancels a statement (a lock held by a stuck worker) after
+# STATEMENT_TIMEOUT; Optuna's statements take milliseconds.
+CONNECT_TIMEOUT = 10
+STATEMENT_TIMEOUT = 60
 
 
 def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
@@ -110,7 +116,10 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
+    if url.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT,
+                                         "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}"}
+    elif url.startswith("sqlite"):
         # Workers sharing one SQLite file wait for each other's writes instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(3):

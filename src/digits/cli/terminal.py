@@ -1,0 +1,54 @@
+"""What the CLI prints stays on its line, and the standard streams it prints to exist.
+
+File and folder names come from outside. `shown(name)` returns a name
+unchanged when every character in it prints as itself, and otherwise its
+Python literal, quoted, with each control, format or undecodable character
+escaped (`'a\\nb.png'`, `'x\\x1b[2J.png'`): a name can neither end the line
+(and forge the result line after it) nor send the terminal an escape.
+`one_line(message)` escapes the same characters inside an error message,
+which quotes names as they are.
+
+`ensure_standard_streams()` gives a closed stdin, stdout or stderr
+(`digits read x.png >&-`) /dev/null instead: Python leaves `sys.stdout`
+None then, so the first print fails with a traceback, and the next file the
+command opens would take the free descriptor and receive its output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unicodedata
+
+# Control (newline, ESC...), format (bidirectional overrides), lone surrogates
+# (undecodable bytes in a file name), line and paragraph separators.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
+def shown(name: str | os.PathLike) -> str:
+    """`name` as it is when it prints safely on one line, else as a quoted literal with escapes."""
+    name = os.fspath(name)
+    return repr(name) if any(_unsafe(char) for char in name) else name
+
+
+def one_line(message: str) -> str:
+    """`message` with every character that `shown` would escape written as its escape."""
+    return "".join(repr(char)[1:-1] if _unsafe(char) else char for char in message)
+
+
+def ensure_standard_streams() -> None:
+    """Open /dev/null on any of descriptors 0, 1, 2 that is closed, and give `sys` a stream for each."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one, as the lower are open
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))

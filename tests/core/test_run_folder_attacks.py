@@ -1,0 +1,147 @@
+"""A run folder someone else filled: its links are never written through, its checkpoint is bounded and checked.
+
+Before: `train --resume` on a planted folder overwrote what its symlinked
+model.onnx and history.csv pointed to; a 14 MB zip bomb inside
+checkpoint.npz unpacked past 6 GB; NaN weights were loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from digits import runs
+from digits.atomic import write_bytes
+from digits.errors import RunError
+from digits.runs import RunDir
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """A private copy of the shared tiny run, free to damage."""
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree(tiny_run, copy)
+    return RunDir(copy)
+
+
+def plant_links(run: RunDir, outside, names) -> dict:
+    """Replace `names` in the run folder by symlinks to files outside it; return those files' contents."""
+    victims = {}
+    for name in names:
+        victim = outside / f"victim-{name}"
+        victim.write_bytes(f"precious {name}".encode())
+        (run.path / name).unlink(missing_ok=True)
+        (run.path / name).symlink_to(victim)
+        victims[victim] = victim.read_bytes()
+    return victims
+
+
+def test_a_symlink_is_replaced_not_followed_when_asked(tmp_path):
+    (tmp_path / "real.txt").write_bytes(b"old")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    write_bytes(tmp_path / "link.txt", b"new", follow_symlinks=False)
+    assert not (tmp_path / "link.txt").is_symlink() and (tmp_path / "link.txt").read_bytes() == b"new"
+    assert (tmp_path / "real.txt").read_bytes() == b"old"
+
+
+def test_run_folder_writes_replace_planted_links(tmp_path):
+    outside = tmp_path / "home"
+    outside.mkdir()
+    run = RunDir(tmp_path / "planted")
+    run.path.mkdir()
+    victims = plant_links(run, outside, [RunDir.HISTORY, RunDir.METRICS, RunDir.CONFIG])
+    run.write_history({"epoch": [1], "loss": [0.5]})
+    run.write_metrics({"test_accuracy": 0.9})
+    run.write_config({"preset": "tiny"})
+    assert all(victim.read_bytes() == content for victim, content in victims.items())
+    assert not any(p.is_symlink() for p in run.path.iterdir())
+    assert run.read_history()["loss"] == [0.5]
+
+
+def test_resume_on_a_planted_run_folder_overwrites_no_link_target(run_copy, tmp_path):
+    from digits.train.run import train
+
+    # The tiny run, marked interrupted after its last epoch: resuming goes
+    # straight to saving the model, exporting it and writing the report.
+    config = run_copy.read_config()
+    run_copy.write_config(config, status="interrupted")
+    outside = tmp_path / "home"
+    outside.mkdir()
+    planted = [RunDir.ONNX, RunDir.HISTORY, RunDir.KERAS, RunDir.METRICS, RunDir.CURVES]
+    victims = plant_links(run_copy, outside, planted)
+    train(resume=run_copy.path, log=lambda *a: None, progress=False)
+    assert all(victim.read_bytes() == content for victim, content in victims.items())
+    assert not any((run_copy.path / name).is_symlink() for name in planted)
+    assert run_copy.read_config()["status"] == "finished"
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(run_copy):
+    groups, meta = run_copy.read_checkpoint()
+    name = next(iter(groups["model"]))
+    groups["model"][name] = groups["model"][name].copy()
+    groups["model"][name].flat[0] = np.nan
+    run_copy.save_checkpoint(groups, meta)
+    with pytest.raises(RunError, match=f"model variable '{name}' holds NaN or infinite values"):
+        run_copy.load_checkpoint(expected_shapes(groups))
+
+
+def expected_shapes(groups) -> dict:
+    """What a model with these arrays expects of its checkpoint, as train.load_checkpoint asks it."""
+    shapes = {group: {name: array.shape for name, array in groups[group].items()} for group in ("model", "optimizer")}
+    return shapes | {"best": shapes["model"]}
+
+
+def test_a_zip_bomb_checkpoint_is_refused_before_it_unpacks(tmp_path, monkeypatch):
+    # 4 MiB of zeros deflate to a few KiB; with the cap at 1 MiB the archive
+    # stands for the 14 MB file that unpacked past 6 GB.
+    monkeypatch.setattr(runs, "MAX_CHECKPOINT_BYTES", 2**20)
+    run = RunDir(tmp_path)
+    with zipfile.ZipFile(run.path / RunDir.CHECKPOINT, "w", zipfile.ZIP_DEFLATED) as archive:
+        header = npy_header((2**20,), "<f4")
+        archive.writestr("model/hidden_0/kernel.npy", header + bytes(4 * 2**20))
+    assert (run.path / RunDir.CHECKPOINT).stat().st_size < 64 * 1024
+    with pytest.raises(RunError, match="unpacks to 4 MiB, over the limit of 1 MiB"):
+        run.read_checkpoint()
+
+
+def npy_header(shape, dtype) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_a_checkpoint_over_the_cap_on_disk_is_refused_from_its_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "MAX_CHECKPOINT_BYTES", 2**20)
+    run = RunDir(tmp_path)
+    with open(run.path / RunDir.CHECKPOINT, "wb") as file:
+        file.truncate(2**20 + 1)
+    with pytest.raises(RunError, match="over the limit of 1 MiB"):
+        run.read_checkpoint()
+
+
+def test_a_fifo_checkpoint_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / RunDir.CHECKPOINT)
+    with pytest.raises(RunError, match="not a regular file"):
+        RunDir(tmp_path).checkpoint_meta()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_planted_link_to_an_endless_file_is_refused_not_read(run_copy, tmp_path, target):
+    # `digits runs` reads every finished run's metrics.json: a link to /dev/zero read until the OOM killer.
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = tmp_path / "fifo"
+    elif not os.path.exists(target):
+        pytest.skip("no /dev/zero here")
+    for name in (RunDir.METRICS, RunDir.HISTORY):
+        (run_copy.path / name).unlink()
+        (run_copy.path / name).symlink_to(target)
+    with pytest.raises(RunError, match="not a regular file"):
+        run_copy.read_history()
+    [row] = runs.list_runs(run_copy.path.parent)
+    assert row["status"] == "broken" and "not a regular file" in row["problem"]

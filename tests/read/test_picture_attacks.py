@@ -1,0 +1,172 @@
+"""digits.read.load against hostile files: each test builds what an attacker sent, and asserts the bounded outcome.
+
+No test here times anything: a picture is refused from its header (Pillow is
+never asked to open it, or never to decode it), or the work done is linear in
+the bytes, which a run of the old quadratic code would show as an hour-long test.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import pytest
+from PIL import Image
+
+from digits.read import load as picture
+from digits.read.load import ImageError, jpeg_scans, load_image
+
+
+def baseline_jpeg(size=(32, 32)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "white").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def headers_then_ff(total: int) -> bytes:
+    """A JPEG valid up to its first scan's header, then nothing but 0xFF bytes up to `total` bytes."""
+    jpeg = baseline_jpeg()
+    sos = jpeg.index(b"\xff\xda")
+    header_end = sos + 2 + int.from_bytes(jpeg[sos + 2 : sos + 4], "big")
+    return jpeg[:header_end] + b"\xff" * (total - header_end)
+
+
+@pytest.mark.parametrize("total", [64 * 1024, 2**20])
+def test_a_scan_of_0xff_bytes_is_walked_in_linear_time(total):
+    # The old regex (`\xff+` then a marker byte) backtracked over the whole run
+    # from every start: 16 s of CPU at 64 KB, about an hour at 1 MiB.
+    crafted = headers_then_ff(total)
+    assert jpeg_scans(crafted) == 1
+    with pytest.raises(ImageError) as excinfo:
+        load_image(crafted)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_fill_bytes_between_markers_are_skipped_as_one_run():
+    jpeg = baseline_jpeg()
+    # Fill bytes (0xFF) may pad before any marker: a megabyte of them stays one step of the walk.
+    padded = jpeg[:2] + b"\xff" * 2**20 + jpeg[2:]
+    assert jpeg_scans(padded) == jpeg_scans(jpeg) == 1
+    assert load_image(padded).size == (32, 32)
+
+
+@pytest.fixture
+def pillow_opens(monkeypatch) -> list:
+    """Every `Image.open` that `load_image` makes, recorded: a file refused from its bytes makes none."""
+    calls = []
+    real_open = picture.Image.open
+
+    def recording_open(*args, **kwargs):
+        calls.append(args)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(picture.Image, "open", recording_open)
+    return calls
+
+
+def test_a_jpeg_of_millions_of_empty_segments_is_refused_before_pillow_walks_them(pillow_opens):
+    # 9 MB of empty APP0 segments: Pillow's Python walk took 7.7 s and 615 MiB over them.
+    jpeg = baseline_jpeg()
+    crafted = jpeg[:2] + b"\xff\xe0\x00\x02" * (9 * 2**20 // 4) + jpeg[2:]
+    with pytest.raises(ImageError, match="marker segments"):
+        load_image(crafted)
+    assert pillow_opens == []
+
+
+def test_a_jpeg_of_too_much_metadata_is_refused_before_pillow_reads_it(pillow_opens):
+    jpeg = baseline_jpeg()
+    comment = b"\xff\xfe\xff\xff" + b"x" * 0xFFFD  # the largest segment there is: 64 KiB
+    crafted = jpeg[:2] + comment * (picture.MAX_JPEG_METADATA_BYTES // len(comment) + 1) + jpeg[2:]
+    with pytest.raises(ImageError, match="MiB of metadata"):
+        load_image(crafted)
+    assert pillow_opens == []
+    assert load_image(jpeg[:2] + comment * 4 + jpeg[2:]).size == (32, 32)  # a few segments are an ordinary file
+
+
+def icon_holding(frame: bytes) -> bytes:
+    """An ICO whose one directory entry (which says 256×256, the most it can) points at `frame`."""
+    entry = bytes([0, 0, 0, 0]) + (1).to_bytes(2, "little") + (32).to_bytes(2, "little")
+    entry += len(frame).to_bytes(4, "little") + (6 + 16).to_bytes(4, "little")
+    return b"\x00\x00\x01\x00\x01\x00" + entry + frame
+
+
+def png_header(width: int, height: int, colour_type: int = 6) -> bytes:
+    """The signature and IHDR of a PNG, then a few bytes of pixel data: all an ICO's reader looks at to size it."""
+    ihdr = b"IHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour_type, 0, 0, 0])
+    chunk = len(ihdr[4:]).to_bytes(4, "big") + ihdr + zlib.crc32(ihdr).to_bytes(4, "big")
+    idat = b"IDAT" + zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk + len(idat[4:]).to_bytes(4, "big") + idat + zlib.crc32(idat).to_bytes(4, "big")
+
+
+def test_an_icon_holding_a_huge_png_is_refused_before_pillow_decodes_it(pillow_opens):
+    # Pillow decodes an ICO's largest icon inside Image.open: 12000² RGBA is 549 MiB.
+    with pytest.raises(ImageError, match="ICO image would take"):
+        load_image(icon_holding(png_header(12000, 12000)))
+    assert pillow_opens == []
+
+
+def test_an_icon_holding_a_huge_bitmap_is_refused_before_pillow_decodes_it(pillow_opens):
+    info = (40).to_bytes(4, "little") + (4000).to_bytes(4, "little") + (8000).to_bytes(4, "little", signed=True)
+    info += (1).to_bytes(2, "little") + (32).to_bytes(2, "little") + bytes(24)
+    with pytest.raises(ImageError, match="ICO image would take"):
+        load_image(icon_holding(info + bytes(64)))
+    assert pillow_opens == []
+
+
+def test_an_ordinary_icon_is_still_read():
+    buffer = io.BytesIO()
+    Image.new("RGBA", (48, 48), (0, 0, 0, 255)).save(buffer, format="ICO", sizes=[(48, 48), (16, 16)])
+    assert load_image(buffer.getvalue()).size == (48, 48)
+
+
+def tiff_with_tile(side: int, tile: int) -> bytes:
+    """A grey, deflate-compressed TIFF of side×side pixels in one tile×tile tile (little-endian, one IFD)."""
+    pixels = zlib.compress(bytes(side * side))
+    tags = [(256, 3, side), (257, 3, side), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1),
+            (322, 4, tile), (323, 4, tile), (324, 4, 0), (325, 4, len(pixels))]
+    ifd_at = 8
+    data_at = ifd_at + 2 + 12 * len(tags) + 4
+    ifd = len(tags).to_bytes(2, "little")
+    for tag, kind, value in tags:
+        value = data_at if tag == 324 else value
+        ifd += tag.to_bytes(2, "little") + kind.to_bytes(2, "little") + (1).to_bytes(4, "little")
+        ifd += value.to_bytes(4, "little")
+    return b"II*\x00" + ifd_at.to_bytes(4, "little") + ifd + bytes(4) + pixels
+
+
+def test_a_small_tiff_of_one_huge_tile_is_refused_by_its_tile_size():
+    # 16×16 pixels, but libtiff would decode the whole 16384² tile: 256 MiB.
+    with pytest.raises(ImageError, match=r"16×16 TIFF image would take 256 MiB"):
+        load_image(tiff_with_tile(16, 16384))
+
+
+def test_a_tiff_of_ordinary_tiles_is_still_read():
+    image = load_image(tiff_with_tile(16, 16))
+    assert image.size == (16, 16) and image.getpixel((0, 0)) == 0
+
+
+@pytest.mark.parametrize("mode", ["P", "L"])
+def test_transparency_counts_its_rgba_copy_in_the_budget(monkeypatch, mode):
+    # A 173 KB grey or palette PNG with transparency cost 1.3 GB once composited
+    # through RGBA. Here the budget is 1 MiB: the 800×800 picture decodes in
+    # 625 KiB, but its RGBA and premultiplied copies take 4.9 MiB more.
+    monkeypatch.setattr(picture, "MAX_DECODE_BYTES", 2**20)
+    plain, transparent = io.BytesIO(), io.BytesIO()
+    Image.new(mode, (800, 800), 0).save(plain, format="PNG")
+    Image.new(mode, (800, 800), 0).save(transparent, format="PNG", transparency=0)
+    assert load_image(plain.getvalue()).size == (800, 800)
+    with pytest.raises(ImageError, match="800×800 PNG image would take 5 MiB"):
+        load_image(transparent.getvalue())
+
+
+def test_a_webp_counts_the_canvases_of_its_decoder(monkeypatch):
+    # libwebp's animation decoder, which Pillow uses for every WebP, took a
+    # 6000×6000 file to 549 MiB where the budget counted 137. Budget 1 MiB:
+    # 400×400 pixels fit at 4 bytes each, not with the decoder's canvases.
+    monkeypatch.setattr(picture, "MAX_DECODE_BYTES", 2**20)
+    small, large = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (200, 200), "white").save(small, format="WEBP")
+    Image.new("RGB", (400, 400), "white").save(large, format="WEBP")
+    assert load_image(small.getvalue()).size == (200, 200)
+    with pytest.raises(ImageError, match="400×400 WEBP image would take"):
+        load_image(large.getvalue())
