@@ -79,9 +79,9 @@ def shipped_model_block(card_path: Path) -> str:
         "| figure | shipped model |",
         "| --- | ---: |",
         f"| MNIST test accuracy (a refused digit is an error) | {metrics['test_accuracy']:.2%} |",
-        f"| MNIST test digits refused as \"not a digit\" | {metrics['digits_refused']:.2%} |",
-        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, never trained on) "
-        f"| {metrics['junk_refused']:.2%} |",
+        f'| MNIST test digits refused as "not a digit" | {metrics["digits_refused"]:.2%} |',
+        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, "
+        f"never trained on) | {metrics['junk_refused']:.2%} |",
         f"| of which the preprocessing found no ink | {metrics['junk_refused_no_ink']:.2%} |",
         f"| parameters | {metrics['parameters']:,} |",
         f"| epochs | {metrics['epochs_run']} |",
@@ -110,19 +110,38 @@ def summary_block() -> str:
     fit = speed["fit"]
     page = "docs/benchmarks.md"
     rows = [
-        ("MNIST test accuracy, the model the package ships", f"{card['test_accuracy']:.2%}",
-         f"{page}#the-model-the-package-ships"),
-        ("real photos, scans and drawings of one digit, read right", _share(real["correct"], real["n"]),
-         f"{page}#real-pictures"),
+        (
+            "MNIST test accuracy, the model the package ships",
+            f"{card['test_accuracy']:.2%}",
+            f"{page}#the-model-the-package-ships",
+        ),
+        (
+            "real photos, scans and drawings of one digit, read right",
+            _share(real["correct"], real["n"]),
+            f"{page}#real-pictures",
+        ),
         ("real pictures of a number, read exactly", _share(numbers["exact"], numbers["n"]), f"{page}#real-pictures"),
-        ("generated pictures with no digit, given a digit anyway", _share(junk["accepted"], junk["n"]), f"{page}#real-pictures"),
-        (f"best MNIST test accuracy of a preset (`{best['preset']}`, median of {best['seeds']} seeds)",
-         f"{best['median']:.2%}", f"{page}#accuracy"),
-        ("training the article's network: `digits train --preset fast` against the article's `fit`",
-         f"{fit['digits']:.2f} s against {fit['reference']:.2f} s", f"{page}#speed"),
-        ("`digits serve`, 28×28 PNG uploads (median of repetitions)",
-         f"{serve['digits']['rps']:,.0f} req/s, p99 {serve['digits']['p99_ms']:.0f} ms; "
-         f"{serve['ratio']}× the tutorial's server", f"{page}#serving"),
+        (
+            "generated pictures with no digit, given a digit anyway",
+            _share(junk["accepted"], junk["n"]),
+            f"{page}#real-pictures",
+        ),
+        (
+            f"best MNIST test accuracy of a preset (`{best['preset']}`, median of {best['seeds']} seeds)",
+            f"{best['median']:.2%}",
+            f"{page}#accuracy",
+        ),
+        (
+            "training the article's network: `digits train --preset fast` against the article's `fit`",
+            f"{fit['digits']:.2f} s against {fit['reference']:.2f} s",
+            f"{page}#speed",
+        ),
+        (
+            "`digits serve`, 28×28 PNG uploads (median of repetitions)",
+            f"{serve['digits']['rps']:,.0f} req/s, p99 {serve['digits']['p99_ms']:.0f} ms; "
+            f"{serve['ratio']}× the tutorial's server",
+            f"{page}#serving",
+        ),
     ]
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
@@ -164,8 +183,10 @@ def render(page: Path, made: dict[str, Callable[[], str] | None]) -> str:
     def replace(match: re.Match) -> str:
         name = match.group(2)
         if name not in made:
-            raise SystemExit(f"{page.relative_to(ROOT)}: no generator writes a block named {name!r} "
-                             f"(known: {', '.join(sorted(made))}).")
+            raise SystemExit(
+                f"{page.relative_to(ROOT)}: no generator writes a block named {name!r} "
+                f"(known: {', '.join(sorted(made))})."
+            )
         make = made[name]
         if make is None:
             return match.group(0)
