@@ -15,7 +15,8 @@ is left as it is; a block with a name nothing generates is refused, so a typo
 cannot leave a stale table behind. Bodies write their links from the
 repository root (`docs/seed-curves.png`); each is made relative to the page
 it lands in. With --check nothing is written: the command names every page
-that is out of date and exits 1.
+that is out of date and exits 1. Bad input (a run without its plots, an unknown
+block) is one sentence on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from digits import atomic
 from digits.runs import RunDir
@@ -39,6 +41,12 @@ PAGES = (DOCS / "benchmarks.md", ROOT / "README.md")
 BLOCK = re.compile(r"(<!-- ([\w-]+):start -->\n).*?(<!-- \2:end -->)", re.S)
 # A Markdown link or image target: relative, without a scheme, an anchor only, or an absolute path.
 LINK = re.compile(r"(\]\()(?![a-z][a-z0-9+.-]*:|#|/)([^)\s#]+)")
+
+
+def refuse(sentence: str) -> NoReturn:
+    """Bad input, as every `digits` command says it: one sentence on stderr, exit code 2."""
+    print(f"error: {sentence}", file=sys.stderr)
+    sys.exit(2)
 
 
 def seed_run_block(run: Path) -> str:
@@ -68,8 +76,12 @@ def seed_run_block(run: Path) -> str:
 
 def copy_seed_plots(run: Path) -> None:
     run = RunDir(run)
-    atomic.write_bytes(DOCS / "seed-curves.png", run.curves_path.read_bytes())
-    atomic.write_bytes(DOCS / "seed-confusion.png", run.confusion_path.read_bytes())
+    plots = {run.curves_path: DOCS / "seed-curves.png", run.confusion_path: DOCS / "seed-confusion.png"}
+    missing = [str(plot) for plot in plots if not plot.is_file()]
+    if missing:
+        refuse(f"{', '.join(missing)}: missing; run `digits evaluate {run}` to draw the plots again.")
+    for plot, copy in plots.items():
+        atomic.write_bytes(copy, plot.read_bytes())
 
 
 def shipped_model_block(card_path: Path) -> str:
@@ -183,7 +195,7 @@ def render(page: Path, made: dict[str, Callable[[], str] | None]) -> str:
     def replace(match: re.Match) -> str:
         name = match.group(2)
         if name not in made:
-            raise SystemExit(
+            refuse(
                 f"{page.relative_to(ROOT)}: no generator writes a block named {name!r} "
                 f"(known: {', '.join(sorted(made))})."
             )
@@ -201,6 +213,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is out of date")
     args = parser.parse_args()
     made = generators(args.seed_run)
+    if args.seed_run and not args.check:
+        copy_seed_plots(args.seed_run)  # first: a run without its plots changes no page
     stale = []
     for page in PAGES:
         text = render(page, made)
@@ -209,8 +223,6 @@ def main() -> None:
         stale.append(str(page.relative_to(ROOT)))
         if not args.check:
             atomic.write_text(page, text)
-    if args.seed_run and not args.check:
-        copy_seed_plots(args.seed_run)
     if args.check and stale:
         sys.exit(f"out of date: {', '.join(stale)} (run python benchmarks/update_readme.py)")
 
