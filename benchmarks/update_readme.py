@@ -202,7 +202,12 @@ def render(page: Path, made: dict[str, Callable[[], str] | None]) -> str:
         make = made[name]
         if make is None:
             return match.group(0)
-        return match.group(1) + relink(make(), page).rstrip() + "\n" + match.group(3)
+        try:
+            body = make()
+        except KeyError as err:
+            # A benchmark changed the shape of its JSON: say which key, not a traceback.
+            refuse(f"block {name!r}: its source has no key {err}; update its generator in {Path(__file__).name}.")
+        return match.group(1) + relink(body, page).rstrip() + "\n" + match.group(3)
 
     return BLOCK.sub(replace, text)
 
