@@ -1,5 +1,5 @@
 # One replica of `digits serve`: it keeps no state, so run as many as you like
-# behind a load balancer (see the README's "Serve").
+# behind a load balancer (see docs/serving.md).
 #   docker build -t digits .
 #   docker run -p 8001:8000 digits                                  # the model the package ships
 #   docker run -p 8002:8000 -v $PWD/runs/x:/model digits --model /model

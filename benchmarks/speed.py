@@ -425,7 +425,7 @@ def markdown(report: dict) -> str:
     m, s = report["machine"], report["summary"]
     v = m["versions"]
     settings, first = report["settings"], report["raw"]["training"][0]
-    # No heading: the README includes this file under its own "Speed" heading.
+    # No heading: docs/benchmarks.md includes this file under its own "Speed" heading.
     lines = ["**QUICK RUN (shortened epochs): not the real figures.**", ""] if report["quick"] else []
     lines += [
         f"The article's script vs `digits`: medians of {settings['reps']} repetition(s), alternating article and `digits`; ratio = digits / article "

@@ -1,7 +1,7 @@
-"""The README's tuning section, from the real studies and the runs retrained from them.
+"""The tuning section of docs/benchmarks.md, from the real studies and the runs retrained from them.
 
     python benchmarks/tuning.py [--storage URL]
-    python benchmarks/update_readme.py          # copies results/tuning.md into the README
+    python benchmarks/update_readme.py          # copies results/tuning.md into docs/benchmarks.md
 
 Reads the studies `seed-mnist` and `mlp-mnist` (default: benchmarks/tune/tune.db),
 saves each one's Optuna plots (as `digits tune --show` does) under

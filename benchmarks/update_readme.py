@@ -1,34 +1,57 @@
-"""Copy the generated tables into README.md, between their `<!-- name -->` markers.
+"""Write the generated tables into the docs: docs/benchmarks.md, and the README's one summary table.
 
-    python benchmarks/update_readme.py [--seed-run RUN]
+    python benchmarks/update_readme.py [--seed-run RUN] [--check]
 
-Each block `<!-- NAME:start -->...<!-- NAME:end -->` in the README is replaced by
-benchmarks/results/NAME.md. With --seed-run, the `seed-run` block is written
-from that run's metrics.json and its curves.png is copied to docs/. The
-`shipped-model` block is written from src/digits/shipped/reader.json.
+A generated block is the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`
+in one of the PAGES. Its body comes from:
+
+  * benchmarks/results/NAME.md, the table a benchmark script wrote;
+  * `shipped-model`: src/digits/shipped/reader.json;
+  * `seed-run`: with --seed-run, that run's metrics.json (its plots are copied to docs/);
+  * `summary`: a few headline figures, read from the results' JSON and reader.json.
+
+Nothing between the markers is typed by hand. A block whose source is absent
+is left as it is; a block with a name nothing generates is refused, so a typo
+cannot leave a stale table behind. Bodies write their links from the
+repository root (`docs/seed-curves.png`); each is made relative to the page
+it lands in. With --check nothing is written: the command names every page
+that is out of date and exits 1. Bad input (a run without its plots, an unknown
+block) is one sentence on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
+from digits import atomic
 from digits.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+CARD = ROOT / "src" / "digits" / "shipped" / "reader.json"
+PAGES = (DOCS / "benchmarks.md", ROOT / "README.md")
+BLOCK = re.compile(r"(<!-- ([\w-]+):start -->\n).*?(<!-- \2:end -->)", re.S)
+# A Markdown link or image target: relative, without a scheme, an anchor only, or an absolute path.
+LINK = re.compile(r"(\]\()(?![a-z][a-z0-9+.-]*:|#|/)([^)\s#]+)")
+
+
+def refuse(sentence: str) -> NoReturn:
+    """Bad input, as every `digits` command says it: one sentence on stderr, exit code 2."""
+    print(f"error: {sentence}", file=sys.stderr)
+    sys.exit(2)
 
 
 def seed_run_block(run: Path) -> str:
     run = RunDir(run)
     metrics, config = run.read_metrics(), run.read_config()
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(run.curves_path, docs / "seed-curves.png")
-    shutil.copyfile(run.confusion_path, docs / "seed-confusion.png")
     machine = config["provenance"]["machine"]
     lines = [
         "| figure | this run | the article |",
@@ -51,6 +74,16 @@ def seed_run_block(run: Path) -> str:
     return "\n".join(lines)
 
 
+def copy_seed_plots(run: Path) -> None:
+    run = RunDir(run)
+    plots = {run.curves_path: DOCS / "seed-curves.png", run.confusion_path: DOCS / "seed-confusion.png"}
+    missing = [str(plot) for plot in plots if not plot.is_file()]
+    if missing:
+        refuse(f"{', '.join(missing)}: missing; run `digits evaluate {run}` to draw the plots again.")
+    for plot, copy in plots.items():
+        atomic.write_bytes(copy, plot.read_bytes())
+
+
 def shipped_model_block(card_path: Path) -> str:
     card = json.loads(card_path.read_text())
     metrics, config = card["metrics"], card["config"]
@@ -58,9 +91,9 @@ def shipped_model_block(card_path: Path) -> str:
         "| figure | shipped model |",
         "| --- | ---: |",
         f"| MNIST test accuracy (a refused digit is an error) | {metrics['test_accuracy']:.2%} |",
-        f"| MNIST test digits refused as \"not a digit\" | {metrics['digits_refused']:.2%} |",
-        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, never trained on) "
-        f"| {metrics['junk_refused']:.2%} |",
+        f'| MNIST test digits refused as "not a digit" | {metrics["digits_refused"]:.2%} |',
+        f"| junk refused ({metrics['junk_pictures']} generated pictures, seed {metrics['junk_seed']}, "
+        f"never trained on) | {metrics['junk_refused']:.2%} |",
         f"| of which the preprocessing found no ink | {metrics['junk_refused_no_ink']:.2%} |",
         f"| parameters | {metrics['parameters']:,} |",
         f"| epochs | {metrics['epochs_run']} |",
@@ -73,30 +106,130 @@ def shipped_model_block(card_path: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- {name}:start --> block")
-    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%} of {whole:,}"
+
+
+def summary_block() -> str:
+    """The README's one table: a headline figure from each benchmark, linked to its full table."""
+    card = json.loads(CARD.read_text())["metrics"]
+    shipped = json.loads((RESULTS / "realworld.json").read_text())["models"]["shipped"]
+    accuracy = json.loads((RESULTS / "accuracy.json").read_text())
+    speed = {f["key"]: f for f in json.loads((RESULTS / "speed.json").read_text())["summary"]["figures"]}
+    serve = json.loads((RESULTS / "serve.json").read_text())["load"]["png28"]["median"]
+    best = max((row for row in accuracy["rows"] if row["dataset"] == "mnist"), key=lambda row: row["median"])
+    real, numbers, junk = shipped["singles"]["real"], shipped["numbers"]["real"], shipped["junk"]["all"]
+    fit = speed["fit"]
+    page = "docs/benchmarks.md"
+    rows = [
+        (
+            "MNIST test accuracy, the model the package ships",
+            f"{card['test_accuracy']:.2%}",
+            f"{page}#the-model-the-package-ships",
+        ),
+        (
+            "real photos, scans and drawings of one digit, read right",
+            _share(real["correct"], real["n"]),
+            f"{page}#real-pictures",
+        ),
+        ("real pictures of a number, read exactly", _share(numbers["exact"], numbers["n"]), f"{page}#real-pictures"),
+        (
+            "generated pictures with no digit, given a digit anyway",
+            _share(junk["accepted"], junk["n"]),
+            f"{page}#real-pictures",
+        ),
+        (
+            f"best MNIST test accuracy of a preset (`{best['preset']}`, median of {best['seeds']} seeds)",
+            f"{best['median']:.2%}",
+            f"{page}#accuracy",
+        ),
+        (
+            "training the article's network: `digits train --preset fast` against the article's `fit`",
+            f"{fit['digits']:.2f} s against {fit['reference']:.2f} s",
+            f"{page}#speed",
+        ),
+        (
+            "`digits serve`, 28×28 PNG uploads (median of repetitions)",
+            f"{serve['digits']['rps']:,.0f} req/s, p99 {serve['digits']['p99_ms']:.0f} ms; "
+            f"{serve['ratio']}× the tutorial's server",
+            f"{page}#serving",
+        ),
+    ]
+    lines = ["| what | measured | table |", "| --- | ---: | --- |"]
+    lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
+    machine = accuracy["machine"]
+    lines += ["", f"Measured on {machine['cpu']}, {machine['cores']} cores; each table names its command and date."]
+    return "\n".join(lines)
+
+
+def results_block(table: Path) -> str:
+    # A table's own top heading would break the page's outline.
+    return "\n".join(line for line in table.read_text().splitlines() if not line.startswith("# ")).strip()
+
+
+def generators(seed_run: Path | None) -> dict[str, Callable[[], str] | None]:
+    """Every block name there is, with what writes its body (None: its source is absent, keep the block)."""
+    made: dict[str, Callable[[], str] | None] = {t.stem: (lambda t=t: results_block(t)) for t in RESULTS.glob("*.md")}
+    made["seed-run"] = (lambda: seed_run_block(seed_run)) if seed_run else None
+    made["shipped-model"] = (lambda: shipped_model_block(CARD)) if CARD.is_file() else None
+    sources = [CARD] + [RESULTS / f"{name}.json" for name in ("realworld", "accuracy", "speed", "serve")]
+    made["summary"] = summary_block if all(path.is_file() for path in sources) else None
+    return made
+
+
+def relink(body: str, page: Path) -> str:
+    """Links written from the repository root, made relative to `page`'s folder."""
+
+    def fix(match: re.Match) -> str:
+        target = ROOT / match.group(2)
+        if not target.exists():
+            return match.group(0)
+        return match.group(1) + Path(os.path.relpath(target, page.parent)).as_posix()
+
+    return LINK.sub(fix, body)
+
+
+def render(page: Path, made: dict[str, Callable[[], str] | None]) -> str:
+    text = page.read_text()
+
+    def replace(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in made:
+            refuse(
+                f"{page.relative_to(ROOT)}: no generator writes a block named {name!r} "
+                f"(known: {', '.join(sorted(made))})."
+            )
+        make = made[name]
+        if make is None:
+            return match.group(0)
+        try:
+            body = make()
+        except KeyError as err:
+            # A benchmark changed the shape of its JSON: say which key, not a traceback.
+            refuse(f"block {name!r}: its source has no key {err}; update its generator in {Path(__file__).name}.")
+        return match.group(1) + relink(body, page).rstrip() + "\n" + match.group(3)
+
+    return BLOCK.sub(replace, text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed-run", type=Path, help="run folder of a `digits train --preset seed` run")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is out of date")
     args = parser.parse_args()
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for table in sorted(RESULTS.glob("*.md")):
-        if f"<!-- {table.stem}:start -->" in text:
-            # A table's own top heading would break the README's outline.
-            body = "\n".join(line for line in table.read_text().splitlines() if not line.startswith("# "))
-            text = replace_block(text, table.stem, body.strip())
-    if args.seed_run:
-        text = replace_block(text, "seed-run", seed_run_block(args.seed_run))
-    card = ROOT / "src" / "digits" / "shipped" / "reader.json"
-    if card.is_file():
-        text = replace_block(text, "shipped-model", shipped_model_block(card))
-    readme.write_text(text)
+    made = generators(args.seed_run)
+    if args.seed_run and not args.check:
+        copy_seed_plots(args.seed_run)  # first: a run without its plots changes no page
+    stale = []
+    for page in PAGES:
+        text = render(page, made)
+        if text == page.read_text():
+            continue
+        stale.append(str(page.relative_to(ROOT)))
+        if not args.check:
+            atomic.write_text(page, text)
+    if args.check and stale:
+        sys.exit(f"out of date: {', '.join(stale)} (run python benchmarks/update_readme.py)")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ Contract, per worker process:
     was dropped: an attack cannot fill the disk through the log;
   * no access log (the `/metrics` counters say what it would).
 
-What cannot be changed from here, and so stays uvicorn's (documented in the
-README): a connection closed by the client is not answered; a request cut
+What cannot be changed from here, and so stays uvicorn's (documented in
+docs/serving.md): a connection closed by the client is not answered; a request cut
 before its headers end is closed without an answer; the supervisor of several
 workers logs its own start and stop lines.
 
