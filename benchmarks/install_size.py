@@ -3,7 +3,8 @@
     python benchmarks/install_size.py                       # this tree: core, [serve], [train]
     python benchmarks/install_size.py --ref 39bfb36         # also the flat layout, where TensorFlow was core
 
-Each install goes into a new virtual environment under a temporary folder (pip resolves from the
+The figure is what the install adds to a new virtual environment's site-packages (the pip that
+every venv starts with is not counted). Each install goes into a new virtual environment under a temporary folder (pip resolves from the
 configured indexes, as a user's would). Writes benchmarks/results/install_size.json; update_readme.py
 renders it. Which heavy packages ended up installed is recorded too, so "no TensorFlow" is checked, not said.
 """
@@ -31,10 +32,11 @@ def measure(source: Path, extra: str, work: Path) -> dict:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = venv / "bin" / "pip"
     target = f"{source}[{extra}]" if extra else str(source)
-    subprocess.run([str(pip), "install", "--quiet", "--no-cache-dir", target], check=True, capture_output=True)
     [site] = venv.glob("lib/python*/site-packages")
+    empty = _folder_mb(site)  # pip (and setuptools) that every venv starts with: not ours to count
+    subprocess.run([str(pip), "install", "--quiet", "--no-cache-dir", target], check=True, capture_output=True)
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
-    size = _folder_mb(site)
+    size = _folder_mb(site) - empty
     return {"extra": extra or "core", "site_packages_mb": round(size, 1),
             "heavy_installed": sorted(name for name in HEAVY if name in installed)}
 
