@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from digits.train import tf as backend
+from digits.read.normalize import stroke_width
 from digits.spec import Box
 
 tf, _ = backend.load()
@@ -226,12 +227,8 @@ def _ink_box(image: np.ndarray) -> Box | None:
 
 
 def _stroke_width(image: np.ndarray) -> float:
-    """The typical width of a digit's strokes: the median run of ink along its rows."""
-    runs = []
-    for row in image > 0.5:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
-        runs.extend(edges[1::2] - edges[::2])
-    return float(np.median(runs)) if runs else 2.0
+    """The typical width of a digit's strokes, measured as the reader measures it (2 px if no ink)."""
+    return stroke_width(image > 0.5) or 2.0
 
 
 def _add_strokes(image: np.ndarray, lines: list[list[tuple[float, float]]], width: float) -> np.ndarray:
