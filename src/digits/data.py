@@ -253,13 +253,20 @@ def _spec(dataset: str) -> DatasetSpec:
 
 
 def load(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
-    """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order."""
+    """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order.
+
+    The extra digit sets (`digits.extra_data.DIGIT_SETS`) come from their own loaders.
+    """
+    if dataset in _extra().DIGIT_SETS:
+        return _extra().load(dataset, data_dir)
     arrays = _load_splits(dataset, data_dir, SPLITS)
     return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
 
 
 def load_test(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
     """Only `(x_test, y_test)`: what evaluation needs, without reading the training set."""
+    if dataset in _extra().DIGIT_SETS:
+        return _extra().load(dataset, data_dir)[1]
     arrays = _load_splits(dataset, data_dir, ("test_images", "test_labels"))
     return arrays["test_images"], arrays["test_labels"]
 
@@ -276,6 +283,12 @@ def _load_splits(dataset: str, data_dir, splits: tuple[str, ...]) -> dict[str, n
         if arrays[split].shape != shape:
             raise DataError(f"{dataset} {split}: shape {arrays[split].shape}, expected {shape}.")
     return arrays
+
+
+def _extra():
+    from digits import extra_data  # imported when asked for: it imports this module
+
+    return extra_data
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):
@@ -295,4 +308,6 @@ def _read_npz(path: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
 
 def digests(dataset: str = "mnist") -> dict[str, str]:
     """The pinned content digests, recorded in each run's config for provenance."""
+    if dataset in _extra().DIGIT_SETS:
+        return _extra().digests(dataset)
     return dict(_spec(dataset).sha256)
