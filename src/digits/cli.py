@@ -18,6 +18,7 @@ import typer
 
 from digits.data import DATASETS
 from digits.errors import DigitsError, Interrupted
+from digits.extra_data import DIGIT_SETS
 from digits.presets import DEFAULT_PRESET, PRESETS
 
 app = typer.Typer(
@@ -29,7 +30,7 @@ app = typer.Typer(
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
 
 
@@ -44,7 +45,7 @@ ThresholdOpt = Annotated[float, typer.Option(callback=_fraction, help="Below thi
 ImagePaths = list[str]
 # Choices Typer checks while parsing, before any command imports TensorFlow.
 PresetName = Literal[tuple(PRESETS)]
-DatasetName = Literal[tuple(DATASETS)]
+DatasetName = Literal[tuple(DATASETS) + DIGIT_SETS]
 
 
 def _out(text: str = "") -> None:

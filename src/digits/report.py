@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.atomic import atomic_path
+from digits.extra_data import DIGIT_SETS
 
 CLASS_NAMES: dict[str, list[str]] = {
     "mnist": [str(d) for d in range(10)],
@@ -37,6 +38,7 @@ CLASS_NAMES: dict[str, list[str]] = {
         "Bag",
         "Ankle boot",
     ],
+    **{name: [str(d) for d in range(10)] for name in DIGIT_SETS},
 }
 
 # A validation loss this far above its minimum at the last epoch counts as
