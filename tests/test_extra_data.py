@@ -176,3 +176,32 @@ def test_the_sets_are_registered_for_training():
     for name in extra_data.DIGIT_SETS:
         assert report.CLASS_NAMES[name] == [str(d) for d in range(10)]
         assert data.digests(name) == extra_data.SETS[name].sha256
+
+
+def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out_writers(tmp_path, monkeypatch):
+    from digits.inference import REJECT
+    from digits.reader_mix import extra_training
+
+    write_usps(tmp_path / "usps", train=4, test=2)
+    (tmp_path / "cvl-digits").mkdir()
+    x = np.stack([ring(28, ink=40, paper=240)] * 5).astype(np.uint8)
+    np.savez(tmp_path / "cvl-digits" / "cvl_single_digits_28x28.npz", x=x, y=np.arange(5, dtype=np.uint8),
+             split=np.array([0, 1, 1, 2, 2], np.uint8))
+    (tmp_path / "negatives" / "omniglot").mkdir(parents=True)
+    bar = np.zeros((105, 105), np.uint8)
+    bar[10:95, 50:56] = 255  # one straight upright stroke reads as a 1: never a negative
+    glyphs = np.stack([(ring(105) * 255).astype(np.uint8)] * 40 + [bar])
+    np.savez(tmp_path / "negatives" / "omniglot" / "omniglot_105x105.npz", x=glyphs,
+             label=np.array(["Latin/1"] * 41), digit_like_level=np.zeros(41, np.uint8))
+    for name in ("usps", "cvl", "omniglot"):
+        pin(monkeypatch, name, tmp_path / extra_data.SETS[name].folder)
+    config = {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"], "reject_class": True, "seed": 0}
+    train, val = extra_training(config, tmp_path)
+    train_labels = np.concatenate([labels for _, labels in train])
+    val_labels = np.concatenate([labels for _, labels in val])
+    # USPS train (4) and CVL train (1); CVL validation (2) validates; CVL evaluation (3, 4) is nowhere.
+    assert sorted(train_labels[train_labels != REJECT]) == [0, 0, 1, 2, 3]
+    assert sorted(val_labels[val_labels != REJECT]) == [1, 2]
+    assert (train_labels == REJECT).sum() + (val_labels == REJECT).sum() == 40 and (val_labels == REJECT).sum() == 2
+    images = np.concatenate([images for images, _ in train + val])
+    assert images.dtype == np.float32 and images.max() <= 1.0

@@ -20,10 +20,11 @@ The sets and where they come from are described in the data folder's
     read as digits.
 
 Where a set is looked for, in order: `data_dir` (the CLI's `--data-dir`), else
-`DIGITS_DATA_DIR`, each taken as the set's own folder or as a data root
-holding `<folder>/` (`usps/`, `cvl-digits/`, `negatives/omniglot/`, ...); with
-`DIGITS_DATA_DIR` also its parent, so the variable that points at MNIST finds
-the sets kept beside it; then the user cache `~/.cache/digits/<folder>/`.
+`DIGITS_DATA_DIR`, taken as the set's own folder or as a data root holding
+`<folder>/` (`usps/`, `cvl-digits/`, `negatives/omniglot/`, ...); then its
+parent as a data root, so the folder that holds MNIST finds the sets kept
+beside it (a reader preset trained with `--data-dir data/mnist` finds
+`data/usps/`); then the user cache `~/.cache/digits/<folder>/`.
 There is no download: these sets have no stable public mirror.
 
 How each becomes MNIST-like: 16×16 and 28×28 scans (USPS, Semeion, CVL,
@@ -124,16 +125,13 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     from digits.data import cache_dir
 
     spec = _spec(name)
-    if data_dir is not None:
-        roots = [Path(data_dir).expanduser()]
-    else:
-        env = os.environ.get("DIGITS_DATA_DIR")
-        roots = [Path(env).expanduser(), Path(env).expanduser().parent] if env else []
+    base = data_dir if data_dir is not None else os.environ.get("DIGITS_DATA_DIR")
+    roots = [Path(base).expanduser(), Path(base).expanduser().parent] if base else []
     candidates = [c for root in roots for c in (root, root / spec.folder)] + [cache_dir(spec.folder)]
     for folder in candidates:
         if _holds(folder, spec):
             return folder
-    where = str(Path(data_dir)) if data_dir is not None else "DIGITS_DATA_DIR, its parent and the cache"
+    where = f"{base}, its parent and the cache" if base else "the cache (DIGITS_DATA_DIR is not set)"
     raise DataError(f"{name}: not found in {where} (expected {', '.join(spec.sha256)} in a folder "
                     f"'{spec.folder}/'); point --data-dir or DIGITS_DATA_DIR at that folder or at the data root "
                     "holding it.")
