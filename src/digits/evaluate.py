@@ -67,6 +67,12 @@ def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, tr
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
+    if "calibration" in config:
+        from digits.calibration import expected_calibration_error
+
+        # The test set's calibration error, with the temperature fitted on validation images applied.
+        metrics["calibration"] = config["calibration"] | {
+            "test_ece": expected_calibration_error(probabilities, y_test)}
     if recognizer.num_classes > REJECT:
         from digits.junk import HELD_OUT_SEED, refusal
 

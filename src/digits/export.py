@@ -74,7 +74,7 @@ def load_keras(path: Path):
 
 # What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
 SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
-                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds")
+                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds", "calibration")
 
 
 def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:

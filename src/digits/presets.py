@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from digits import calibration
 from digits.errors import ConfigError
 from digits.extra_data import DIGIT_SETS, NEGATIVE_SETS
 
@@ -51,6 +52,8 @@ _BASE = {
     # of real non-digit pictures learnt as "not a digit".
     "extra_digits": [],
     "real_negatives": [],
+    # Fit a temperature on the validation images after training (`digits.calibration`).
+    "calibrate": False,
 }
 
 PRESETS: dict[str, dict] = {
@@ -100,7 +103,8 @@ PRESETS: dict[str, dict] = {
                "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
                "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
                "reject_class": True, "junk_train": 30000, "junk_val": 1200, "photo_singles": 20000,
-               "photo_lines": 20000, "extra_digits": list(DIGIT_SETS), "real_negatives": list(NEGATIVE_SETS)},
+               "photo_lines": 20000, "extra_digits": list(DIGIT_SETS), "real_negatives": list(NEGATIVE_SETS),
+               "calibrate": True},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -192,6 +196,7 @@ PRESET_KEYS: dict[str, Callable] = {
     "photo_lines": _int_at_least(0),
     "extra_digits": _names_from(*DIGIT_SETS),
     "real_negatives": _names_from(*NEGATIVE_SETS),
+    "calibrate": _boolean,
     "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
     # The `digits tune` study and trial a config came from (`train --from-study`); changes nothing in training.
     "tuned_from": _anything,
@@ -208,6 +213,7 @@ RUN_KEYS: dict[str, Callable] = {
     "status": _anything,
     "pid": _anything,
     "epochs_done": _optional(_int_at_least(0)),
+    "calibration": calibration.check,  # the temperature fitted after training, when the preset calibrates
     "command": _anything,  # runs made before provenance existed kept their command line here
 }
 

@@ -452,6 +452,14 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
             run.write_config(config, status="failed", epochs_done=state["epoch"])
         raise
+    if config.get("calibrate") and len(split.x_val):
+        from digits import calibration
+
+        with phase("calibration"):
+            probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
+            config["calibration"] = calibration.calibrate(
+                probabilities, split.y_val, f"the run's {len(split.x_val)} validation images")
+        run.write_config(config)  # before the evaluation, whose Recognizer reads it
     finish(trainer.model, run, config, state, test, plotter)
     return run.path
 
