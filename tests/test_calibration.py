@@ -103,3 +103,4 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
     card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
     assert card["config"]["calibration"] == stored and card["metrics"]["calibration"]["temperature"] == stored["temperature"]
     assert Recognizer(shipped).temperature == stored["temperature"]
+    assert card["training_data"] == [{"name": "mnist", "licence": "none stated in its source; cite LeCun, Cortes and Burges"}]

@@ -84,6 +84,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     checkout: `src/digits/shipped/`). `reader.json` records the run's
     config and metrics; MNIST test accuracy counts a refused digit as an error.
     """
+    from digits.extra_data import training_sets
     from digits.inference import ModelError, Recognizer
 
     run = RunDir(run_dir)
@@ -99,6 +100,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         "run": run.path.resolve().name,
         "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
         "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+        "training_data": training_sets(config),
         "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
                         "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
                         "junk_seed) through digits.preprocess.prepare, never trained on.",

@@ -354,6 +354,20 @@ def load_negatives(names: tuple[str, ...] = NEGATIVE_SETS, data_dir: str | os.Pa
     return np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
 
 
+# The licences of the datasets `digits.data` loads, as far as their sources state one.
+_DATASET_LICENCES = {
+    "mnist": "none stated in its source; cite LeCun, Cortes and Burges",
+    "fashion-mnist": "MIT (Zalando Research)",
+}
+
+
+def training_sets(config: dict) -> list[dict[str, str]]:
+    """The datasets a run learnt from, each with its licence as stated: the shipped model's card lists them."""
+    names = [config["dataset"], *config.get("extra_digits", []), *config.get("real_negatives", [])]
+    return [{"name": name, "licence": SETS[name].licence if name in SETS else _DATASET_LICENCES.get(name, "unknown")}
+            for name in names]
+
+
 def digests(name: str) -> dict[str, str]:
     """The pinned digests, recorded in a run's provenance."""
     return dict(_spec(name).sha256)
