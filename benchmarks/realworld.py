@@ -16,6 +16,15 @@ exactly, real digits refused ("no digit found"), junk accepted (a confident
 digit), and the time per real picture next to Pillow's own full decode of the
 same file (alternating, median of `--repeat` rounds).
 
+Issue 19 adds, on every picture of `real-digits/` (single, multi, pages,
+junk), a table by fold and by source repository (the fold protocol, which
+folds are "dev" and which "held out", is in `real_sources.py`'s docstring),
+junk refused by kind by both `predict` and `read`, the confident-wrong rate
+(wrong at confidence >= 0.9), accuracy on CVL's evaluation split (176
+writers never trained on) beside MNIST's test set, and the same pictures
+read by two peers, Tesseract and RapidOCR (`peers.py`; a peer that is not
+installed is reported as such).
+
     python benchmarks/realworld.py [--model RUN] [--compare RUN ...] [--singles 2000 --lines 1000 --junk 1000]
     python benchmarks/realworld.py --table-only     # rewrite the table from the JSON
 
@@ -37,6 +46,8 @@ from pathlib import Path
 
 from PIL import Image
 
+import peers
+import real_sources
 from digits.atomic import write_json, write_text
 from digits.synth.junk import make_junk
 from digits.read.normalize import naive
@@ -171,7 +182,7 @@ def markdown(report: dict) -> str:
                     + " | ".join(_pct(r.get(outcome, 0), r.get("n", 0)) for r in real.values()) + " |")
     for kind, row in sorted(first["junk"].items(), key=lambda item: item[0] != "all"):
         cells = [_pct(m["junk"][kind]["accepted"], m["junk"][kind]["n"]) for m in report["models"].values()]
-        rows.append(f"| junk accepted, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
+        rows.append(f"| generated junk accepted, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
     timing = first["time"]
     if timing:
         rows += [
@@ -190,17 +201,75 @@ def markdown(report: dict) -> str:
         f"`python benchmarks/realworld.py {report['arguments']}` on {report['machine']}, Python {report['python']}.",
         "",
     ]
-    return "\n".join(rows)
+    return "\n".join(rows) + issue19_markdown(report)
 
 
-def evaluate(reader: Reader, singles: list, numbers: list, junk: list, timed: list[Path], repeat: int) -> dict:
+def public_sets(reader: Reader, data_dir) -> dict:
+    """Accuracy (argmax over all outputs: a refused digit is wrong) on MNIST's test set and CVL's evaluation split."""
+    from digits.data import load_test
+    from digits.errors import DataError
+    from digits.train.extra_data import load_parts
+
+    scores = {}
+    for name, load in (("MNIST test", lambda: load_test("mnist", data_dir)),
+                       ("CVL evaluation split", lambda: load_parts("cvl", data_dir)["test"])):
+        try:
+            x, y = load()
+        except DataError as err:
+            scores[name] = {"missing": str(err)}
+            continue
+        predicted = reader.recognizer.predict(x)
+        scores[name] = {"n": len(y), "right": int((predicted == y).sum())}
+    return scores
+
+
+def evaluate(reader: Reader, singles: list, numbers: list, junk: list, timed: list[Path], repeat: int,
+             real_rows: list[dict], data_dir) -> dict:
     return {
         "model": str(reader.model_path),
+        "temperature": reader.recognizer.temperature,
         "singles": score_singles(reader, singles),
         "numbers": score_numbers(reader, numbers),
         "junk": score_junk(reader, junk),
         "time": time_pictures(reader, timed, repeat) if timed else None,
+        "folds": real_sources.summarize(real_rows, real_sources.read_with_reader(reader, real_rows)),
+        "public": public_sets(reader, data_dir),
     }
+
+
+def peer_results(real_rows: list[dict]) -> dict:
+    found = {}
+    for name, (read, version) in peers.PEERS.items():
+        answers = real_sources.read_with_peer(read, real_rows)
+        found[name] = ({"version": version(), "folds": real_sources.summarize(real_rows, answers)} if answers
+                       else {"missing": f"{name} is not installed"})
+    return found
+
+
+def issue19_markdown(report: dict) -> str:
+    """The fold, per-source, junk-by-kind, public-set and peer tables."""
+    engines = {Path(name).name: m["folds"] for name, m in report["models"].items() if "folds" in m}
+    engines |= {name: p["folds"] for name, p in report.get("peers", {}).items() if "folds" in p}
+    if not engines:
+        return ""
+    rows = ["", real_sources.markdown(engines), "", "### Public test sets (argmax over all outputs; a refused digit is wrong)",
+            "", "| set | " + " | ".join(f"`{Path(n).name}`" for n in report["models"]) + " |",
+            "|" + "---|" * (1 + len(report["models"]))]
+    first = next(iter(report["models"].values()))
+    for name in first.get("public", {}):
+        cells = []
+        for m in report["models"].values():
+            score = m["public"][name]
+            cells.append(_pct(score["right"], score["n"]) + f" of {score['n']}" if "n" in score else "not found")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows.append("")
+    for name, p in report.get("peers", {}).items():
+        rows.append(f"- `{name}`: {p.get('version') or p.get('missing')}.")
+    rows += ["", "Peers: Tesseract with a digit whitelist (page segmentation 10 for one digit, 7 for a number, 6 for a "
+             "page or junk); RapidOCR (PP-OCR in ONNX Runtime) keeping the digits of what it reads. Junk is refused by "
+             "a peer when it reads no digit. Temperatures applied: " + ", ".join(
+                 f"`{Path(n).name}` {m.get('temperature', 1.0)}" for n, m in report["models"].items()) + ".", ""]
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,12 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for realworld.json and realworld.md")
     parser.add_argument("--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing")
+    parser.add_argument("--no-peers", action="store_true", help="skip Tesseract and RapidOCR")
     args = parser.parse_args(argv)
     if args.table_only:
         write_text(args.out / "realworld.md", markdown(json.loads((args.out / "realworld.json").read_text())))
         return 0
 
     real_singles, real_numbers = real_sets(args.real)
+    real_rows = real_sources.pictures(args.real)
     junk = make_junk(args.junk, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="digits-realworld-") as tmp:
         synth_singles, synth_numbers = synthetic_sets(Path(tmp), args.singles, args.lines, args.seed, args.data_dir)
@@ -232,10 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             reader = Reader(model)
             timed = [path for path, _, _ in real_singles] if index == 0 else []
             models[str(model or "shipped")] = evaluate(
-                reader, real_singles + synth_singles, real_numbers + synth_numbers, junk, timed, args.repeat)
+                reader, real_singles + synth_singles, real_numbers + synth_numbers, junk, timed, args.repeat,
+                real_rows, args.data_dir)
     report = {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
+        "peers": {} if args.no_peers else peer_results(real_rows),
         "machine": platform.platform(),
         "python": platform.python_version(),
     }

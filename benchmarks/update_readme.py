@@ -103,6 +103,10 @@ def shipped_model_block(card_path: Path) -> str:
         f"(commit {str(config['provenance']['git_commit'])[:10]}) in {metrics['train_seconds'] / 60:.0f} min "
         f"on {config['provenance']['machine']['cpu']}; figures from `src/digits/shipped/reader.json`.",
     ]
+    if card.get("training_data"):
+        lines += ["", "Learnt from (licence as stated by each source; the generated junk and photographed digits are "
+                  "made by `digits` itself): " + "; ".join(f"{d['name']} ({d['licence']})" for d in card["training_data"])
+                  + "."]
     return "\n".join(lines)
 
 

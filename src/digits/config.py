@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from digits import calibration
 from digits.errors import ConfigError
+from digits.data import DIGIT_SETS, NEGATIVE_SETS
 
 # What every preset starts from; each one below states only what it changes.
 _BASE = {
@@ -45,6 +47,13 @@ _BASE = {
     # the reader's preprocessing: one-digit pictures, and numbers of 2 to 5 digits.
     "photo_singles": 0,
     "photo_lines": 0,
+    # More writers and real non-digits (`digits.reader_mix`): names of the
+    # extra digit sets whose training parts join training, and of the sets
+    # of real non-digit pictures learnt as "not a digit".
+    "extra_digits": [],
+    "real_negatives": [],
+    # Fit a temperature on the validation images after training (`digits.calibration`).
+    "calibrate": False,
 }
 
 PRESETS: dict[str, dict] = {
@@ -86,13 +95,16 @@ PRESETS: dict[str, dict] = {
     # wider position and size jitter, and European 1s and crossed 7s
     # (`augment.european_variants`). The photographed digits outnumber MNIST's
     # own, so the junk grows with them: with 12000 junk pictures beside them,
-    # specks and textures were read as digits twice as often.
+    # specks and textures were read as digits twice as often. Issue 19: the
+    # writers of USPS, Semeion, CVL (train split) and DIDA, and real non-digits
+    # (Omniglot, QuickDraw, CoMNIST) beside the generated junk.
     "reader": {**_BASE, "arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
                "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
                "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
                "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
                "reject_class": True, "junk_train": 30000, "junk_val": 1200, "photo_singles": 20000,
-               "photo_lines": 20000},
+               "photo_lines": 20000, "extra_digits": list(DIGIT_SETS), "real_negatives": list(NEGATIVE_SETS),
+               "calibrate": True},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {**_BASE, "hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -142,6 +154,11 @@ def _convolutions(v) -> str | None:
     return None if ok else "a list of [filters, kernel, stride] triples of positive whole numbers"
 
 
+def _names_from(*choices) -> Callable:
+    ok = lambda v: isinstance(v, list) and all(name in choices for name in v) and len(set(v)) == len(v)  # noqa: E731
+    return lambda v: None if ok(v) else f"a list of distinct names from {', '.join(choices)}"
+
+
 def _anything(v) -> str | None:
     return None
 
@@ -177,6 +194,9 @@ PRESET_KEYS: dict[str, Callable] = {
     "junk_val": _int_at_least(0),
     "photo_singles": _int_at_least(0),
     "photo_lines": _int_at_least(0),
+    "extra_digits": _names_from(*DIGIT_SETS),
+    "real_negatives": _names_from(*NEGATIVE_SETS),
+    "calibrate": _boolean,
     "junk_test": _int_at_least(0),  # held-out junk pictures evaluation measures refusal on (default 500)
     # The `digits tune` study and trial a config came from (`train --from-study`); changes nothing in training.
     "tuned_from": _anything,
@@ -193,6 +213,7 @@ RUN_KEYS: dict[str, Callable] = {
     "status": _anything,
     "pid": _anything,
     "epochs_done": _optional(_int_at_least(0)),
+    "calibration": calibration.check,  # the temperature fitted after training, when the preset calibrates
     "command": _anything,  # runs made before provenance existed kept their command line here
 }
 
@@ -215,6 +236,8 @@ def check_config(config: dict, where: str) -> dict:
         raise ConfigError(f"{where}: missing {', '.join(missing)}.")
     if config["arch"] == "cnn" and "convs" not in config:
         raise ConfigError(f"{where}: a cnn needs convs ([filters, kernel, stride] per layer).")
+    if config.get("real_negatives") and not config.get("reject_class"):
+        raise ConfigError(f"{where}: real_negatives are learnt as 'not a digit', which needs reject_class true.")
     return config
 
 

@@ -64,6 +64,12 @@ _IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 
+# Handwritten digits from other writers (USPS, Semeion, CVL, DIDA), loaded and normalized by
+# `digits.train.extra_data`, and real non-digit pictures learnt as "not a digit". Named here, in
+# the core, so configs and the CLI can check names without loading anything.
+DIGIT_SETS = ("usps", "semeion", "cvl", "dida")
+NEGATIVE_SETS = ("omniglot", "quickdraw", "comnist")
+
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         name="mnist",
@@ -98,6 +104,12 @@ DATASETS: dict[str, DatasetSpec] = {
                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """What each label of `dataset` means, in label order: the digits, or Fashion-MNIST's garments."""
+    spec = DATASETS.get(dataset)
+    return spec.class_names if spec is not None else tuple(str(digit) for digit in range(10))
+
 
 # An IDX file's largest legal size here: 60000 * 28 * 28 plus header, with room.
 _MAX_IDX_BYTES = 64 * 1024 * 1024
@@ -257,7 +269,11 @@ def _spec(dataset: str) -> DatasetSpec:
 
 
 def load(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
-    """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order."""
+    """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order.
+
+    The extra digit sets (`DIGIT_SETS`) come from their own loaders in `digits.train.extra_data`,
+    which normalize them through the reader.
+    """
     arrays = _load_splits(dataset, data_dir, SPLITS)
     return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
 
@@ -280,6 +296,8 @@ def _load_splits(dataset: str, data_dir, splits: tuple[str, ...]) -> dict[str, n
         if arrays[split].shape != shape:
             raise DataError(f"{dataset} {split}: shape {arrays[split].shape}, expected {shape}.")
     return arrays
+
+
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from digits.data import DATASETS
+from digits.data import DATASETS, DIGIT_SETS, class_names
 from digits.errors import DigitsError, Interrupted
 from digits.config import DEFAULT_PRESET, PRESETS
 from digits.cli.terminal import ensure_standard_streams, one_line, shown
@@ -30,7 +30,7 @@ app = typer.Typer(
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the IDX files (else $DIGITS_DATA_DIR, cache, download).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).")]
 LATEST = Path("runs/latest")
 
 
@@ -45,7 +45,7 @@ ThresholdOpt = Annotated[float, typer.Option(callback=_fraction, help="Below thi
 ImagePaths = list[str]
 # Choices Typer checks while parsing, before any command imports TensorFlow.
 PresetName = Literal[tuple(PRESETS)]
-DatasetName = Literal[tuple(DATASETS)]
+DatasetName = Literal[tuple(DATASETS) + DIGIT_SETS]
 
 
 def _out(text: str = "") -> None:
@@ -73,7 +73,7 @@ def train(
     _require("train", "train", *(["tune"] if from_study else []))
     from concurrent.futures import ThreadPoolExecutor
 
-    from digits.data import load
+    from digits.train.extra_data import load_dataset as load
     from digits.train.timing import phase, save
     from digits.config import make_config
     from digits.train.plots import Plotter
@@ -350,14 +350,14 @@ def show(
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     _require("show", "train")
     from digits.train import plots
-    from digits.data import load_test
+    from digits.train.extra_data import load_test_set as load_test
     from digits.read.model import Recognizer
 
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
         raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
-    names = DATASETS[dataset].class_names
+    names = class_names(dataset)
     predicted = int(probabilities.argmax())
     title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
     out = out or Path(f"show-{index}.png")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.calibration import apply as apply_temperature
+from digits.calibration import stored_temperature
 from digits.errors import ModelError
 from digits.spec import REJECT, SHAPE, class_count
 from digits.runs import RunDir
@@ -86,11 +88,13 @@ class Recognizer:
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
         self.num_classes: int = outputs[0].shape[-1]
+        # Fitted on the run's validation images when it was trained (`digits.calibration`); 1.0 when none was.
+        self.temperature = stored_temperature(self.path)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last."""
+        """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
         batch = as_batch(images)
-        return self.session.run(None, {self.input_name: batch})[0]
+        return apply_temperature(self.session.run(None, {self.input_name: batch})[0], self.temperature)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""

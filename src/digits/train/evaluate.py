@@ -18,7 +18,8 @@ import numpy as np
 
 from digits.train import metrics as run_metrics
 from digits.train import plots
-from digits.data import DATASETS, load_test
+from digits.data import class_names
+from digits.train.extra_data import load_test_set as load_test
 from digits.errors import RunError
 from digits.read.model import REJECT, Recognizer
 from digits.train.timing import phase
@@ -70,6 +71,12 @@ def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, tr
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
+    if "calibration" in config:
+        from digits.calibration import expected_calibration_error
+
+        # The test set's calibration error, with the temperature fitted on validation images applied.
+        metrics["calibration"] = config["calibration"] | {
+            "test_ece": expected_calibration_error(probabilities, y_test)}
     if recognizer.num_classes > REJECT:
         # The test set holds no junk: the macro F1 is over the classes it has.
         metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
@@ -105,7 +112,7 @@ def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recogn
 
 
 def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
-    return list(DATASETS[config["dataset"]].class_names) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
+    return list(class_names(config["dataset"])) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:

@@ -78,7 +78,7 @@ def load_keras(path: Path):
 
 # What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
 SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
-                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds")
+                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds", "calibration")
 
 
 def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -89,6 +89,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     config and metrics; MNIST test accuracy counts a refused digit as an error.
     """
     from digits.read.model import ModelError, Recognizer
+    from digits.train.extra_data import training_sets
 
     run = RunDir(run_dir)
     config = run.read_config()
@@ -103,6 +104,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         "run": run.path.resolve().name,
         "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
         "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+        "training_data": training_sets(config),
         "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
                         "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
                         "junk_seed) through digits.read.pipeline.prepare, never trained on.",

@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from digits.data import digests
+from digits.train.extra_data import dataset_digests as digests
 
 PACKAGES = ("digits", "keras", "tensorflow", "tensorflow-cpu", "numpy", "onnx", "onnxruntime", "tf2onnx")
 

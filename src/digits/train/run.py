@@ -39,7 +39,7 @@ from digits.train import tf as backend
 from digits.train import models
 from digits.train import provenance
 from digits.train import reader_data
-from digits.data import load
+from digits.train.extra_data import load_dataset as load
 from digits.train.timing import add as add_phase
 from digits.train.timing import phase
 from digits.config import DEFAULT_PRESET, make_config
@@ -77,7 +77,7 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
 JUNK_TRAIN_SEED, JUNK_VAL_SEED, PHOTOGRAPHED_SEED = 1000, 2000, 3000
 
 
-def add_reader_data(split: Split, config: dict, progress: bool = False) -> Split:
+def add_reader_data(split: Split, config: dict, progress: bool = False, data_dir=None) -> Split:
     """The extra training images a reader preset asks for.
 
     European 1s and crossed 7s drawn onto training 1s and 7s; training digits
@@ -85,12 +85,23 @@ def add_reader_data(split: Split, config: dict, progress: bool = False) -> Split
     negatives (label 10, "not a digit") for both training and validation.
     The variants and the photographed digits go to training only: validation
     stays MNIST's own digits (plus junk), comparable with the other presets.
+    The extra sets (`digits.train.reader_mix`, found through `data_dir` like the
+    dataset) add their writers and real non-digits.
     With `progress`, bars on stderr follow the pictures being made.
     """
     variants = config.get("european_ones") or config.get("crossed_sevens")
-    if not (variants or reader_data.wanted(config)):
+    extra = config.get("extra_digits") or config.get("real_negatives")
+    if not (variants or extra or reader_data.wanted(config)):
         return split  # nothing to add: no copy of the whole training set
     x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
+    if extra:
+        from digits.train.reader_mix import extra_training
+
+        with phase("extra sets"):
+            more_train, more_val = extra_training(config, data_dir, progress)
+        for xs, ys, parts in ((x_train, y_train, more_train), (x_val, y_val, more_val)):
+            xs.extend(images for images, _ in parts)
+            ys.extend(labels for _, labels in parts)
     if variants:
         from digits.train.augment import european_variants
 
@@ -423,7 +434,8 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
         from digits.data import cache_dir
 
         log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)}).")
-    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress)
+    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress,
+                            data_dir)
     steps = len(split.x_train) // config["batch_size"]
     if steps < 1:
         raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
@@ -445,6 +457,14 @@ def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_lim
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
             run.write_config(config, status="failed", epochs_done=state["epoch"])
         raise
+    if config.get("calibrate") and len(split.x_val):
+        from digits import calibration
+
+        with phase("calibration"):
+            probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
+            config["calibration"] = calibration.calibrate(
+                probabilities, split.y_val, f"the run's {len(split.x_val)} validation images")
+        run.write_config(config)  # before the evaluation, whose Recognizer reads it
     finish(trainer.model, run, config, state, test, plotter)
     return run.path
 

@@ -254,13 +254,13 @@ class Objective:
     """Train one suggested configuration on the training split; return its validation accuracy."""
 
     def __init__(self, preset, dataset, data_dir, train_limit, seed, max_epochs, data=None):
-        from digits.data import load
+        from digits.train.extra_data import load_dataset as load
         from digits.train.run import add_reader_data, split_data
 
         self.preset, self.dataset, self.train_limit, self.seed, self.max_epochs = preset, dataset, train_limit, seed, max_epochs
         (x, y), _test_is_never_used = data or load(dataset, data_dir)
         base = presets.make_config(preset, {}, dataset, seed, train_limit)
-        self.split = add_reader_data(split_data(x, y, base["validation_split"], train_limit), base)
+        self.split = add_reader_data(split_data(x, y, base["validation_split"], train_limit), base, data_dir=data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:

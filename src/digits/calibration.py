@@ -1,0 +1,126 @@
+"""Confidence you can trust: one temperature, fitted on validation data, applied to every prediction.
+
+Contract. A preset with `"calibrate": true` (the reader) fits, after
+training, the temperature T that minimises the negative log-likelihood of
+softmax(log p / T) on its *validation* images (never the test set) and
+stores it in the run's config.json as `calibration` (T, and the NLL and
+expected calibration error before and after, on those images); metrics.json
+repeats it, and `digits.train.export.ship` carries the config into the shipped
+model's card (`reader.json`). `digits.read.model.Recognizer` reads it back
+(`stored_temperature`) and applies it in `predict_proba`, so the reader,
+the CLI and the server all report calibrated confidence. Dividing the
+log-probabilities by one positive number never changes which class is
+largest: accuracy is untouched. A model with no stored temperature gets its
+probabilities unchanged. Log-probabilities are the logits up to a constant
+per row, which the softmax cancels, so the ONNX model needs no change.
+
+This module imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+# The temperatures searched: beyond these a model's confidence is noise, not something to rescale.
+_BOUNDS = (0.05, 20.0)
+_FLOOR = 1e-12  # probabilities below this are taken as this before the log
+_BINS = 15
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T), row by row; T == 1 returns `probabilities` itself."""
+    if temperature == 1.0:
+        return probabilities
+    logits = np.log(np.maximum(probabilities.astype(np.float64), _FLOOR)) / temperature
+    return np.exp(_log_softmax(logits)).astype(np.float32)
+
+
+def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    rows = np.arange(len(labels))
+    return float(-np.log(np.maximum(probabilities[rows, labels].astype(np.float64), _FLOOR)).mean())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = _BINS) -> float:
+    """The gap between confidence and accuracy, averaged over equal-width confidence bins, weighted by count."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).sum()
+              for b in range(bins) if (which == b).any())
+    return float(gap / len(labels))
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The T in `_BOUNDS` that minimises the NLL of `apply(probabilities, T)` on these labels."""
+    from scipy.optimize import minimize_scalar
+
+    log_p = np.log(np.maximum(probabilities.astype(np.float64), _FLOOR))
+    rows = np.arange(len(labels))
+
+    def loss(log_t: float) -> float:
+        return float(-_log_softmax(log_p / math.exp(log_t))[rows, labels].mean())
+
+    found = minimize_scalar(loss, bounds=tuple(math.log(b) for b in _BOUNDS), method="bounded")
+    return float(math.exp(found.x))
+
+
+def calibrate(probabilities: np.ndarray, labels: np.ndarray, fitted_on: str) -> dict:
+    """The `calibration` record a run stores: T and what it does on the images it was fitted on."""
+    labels = np.asarray(labels)
+    temperature = fit_temperature(probabilities, labels)
+    after = apply(probabilities, temperature)
+    return {
+        "temperature": round(temperature, 4),
+        "fitted_on": fitted_on,
+        "nll_before": round(nll(probabilities, labels), 5),
+        "nll_after": round(nll(after, labels), 5),
+        "ece_before": round(expected_calibration_error(probabilities, labels), 5),
+        "ece_after": round(expected_calibration_error(after, labels), 5),
+    }
+
+
+def check(value) -> str | None:
+    """None when `value` is a stored calibration record, else what it should be (for presets.RUN_KEYS)."""
+    t = value.get("temperature") if isinstance(value, dict) else None
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+    return None if ok else "an object whose temperature is a positive number"
+
+
+def stored_temperature(model: Path) -> float:
+    """The temperature stored with an `.onnx` model, 1.0 when none is.
+
+    Looked for in the model's card beside it (`reader.onnx` -> `reader.json`,
+    key config.calibration) or, for a run's `model.onnx`, in the run's
+    config.json. A card or config that cannot be read is a `ModelError` /
+    `RunError` naming the file: silently dropping the calibration would
+    report other confidences than the model's.
+    """
+    from digits.errors import ModelError
+    from digits.runs import RunDir
+
+    card = model.with_suffix(".json")
+    if card.is_file():
+        try:
+            config = json.loads(card.read_text(encoding="utf-8")).get("config", {})
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
+            raise ModelError(f"{card}: the model's card cannot be read ({err}); restore it or ship the model again.") from None
+    elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
+        config = RunDir(model.parent).read_config()
+    else:
+        return 1.0
+    record = config.get("calibration") if isinstance(config, dict) else None
+    if record is None:
+        return 1.0
+    if check(record):
+        where = card if card.is_file() else model.parent / RunDir.CONFIG
+        raise ModelError(f"{where}: its calibration is {record!r}, {check(record)}.")
+    return float(record["temperature"])

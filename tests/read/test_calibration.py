@@ -1,0 +1,106 @@
+"""Calibration: a temperature fitted on validation images, stored with the model, applied to every prediction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digits import calibration
+from digits.errors import ModelError
+from digits.read.model import Recognizer
+from digits.config import PRESETS
+from digits.read.reader import Reader
+from digits.runs import RunDir
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_the_fitted_temperature_undoes_overconfidence():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(logits)])  # labels drawn at temperature 1
+    overconfident = softmax(3 * logits)
+    record = calibration.calibrate(overconfident, labels, "a test")
+    assert 2.6 < record["temperature"] < 3.4
+    assert record["nll_after"] < record["nll_before"] and record["ece_after"] < record["ece_before"]
+    calibrated = calibration.apply(overconfident, record["temperature"])
+    assert (calibrated.argmax(1) == overconfident.argmax(1)).all()
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1, atol=1e-5)
+
+
+def linear_onnx(path) -> None:
+    """A small 11-output ONNX model: flatten, one fixed matrix, softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(1).normal(0, 0.2, (784, 11)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "linear",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 11])],
+        [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(2).uniform(0, 1, (6, 28, 28)).astype(np.float32)
+
+
+def test_a_shipped_models_card_carries_its_temperature(tmp_path, images):
+    linear_onnx(tmp_path / "reader.onnx")
+    raw = Recognizer(tmp_path / "reader.onnx").predict_proba(images)  # no card: unchanged
+    (tmp_path / "reader.json").write_text(json.dumps({"config": {"calibration": {"temperature": 2.5}}}))
+    recognizer = Recognizer(tmp_path / "reader.onnx")
+    assert recognizer.temperature == 2.5
+    np.testing.assert_allclose(recognizer.predict_proba(images), calibration.apply(raw, 2.5), atol=1e-6)
+    # The reader reports the calibrated confidence.
+    digit = Reader(tmp_path / "reader.onnx", threshold=0).decide(recognizer.predict_proba(images)[0])
+    calibrated = calibration.apply(raw, 2.5)[0]
+    assert digit.confidence == pytest.approx(float(max(calibrated[:10].max(), calibrated[10])), abs=1e-4)
+
+
+def test_a_runs_config_carries_its_temperature(tmp_path, images):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    linear_onnx(run.onnx_path)
+    raw = Recognizer(run.path).predict_proba(images)  # a run that did not calibrate: unchanged
+    run.write_config({"preset": "tiny", **PRESETS["tiny"], "calibration": {"temperature": 0.5}}, status="finished")
+    np.testing.assert_allclose(Recognizer(run.path).predict_proba(images), calibration.apply(raw, 0.5), atol=1e-6)
+
+
+def test_a_damaged_card_is_one_sentence_not_silently_uncalibrated(tmp_path):
+    linear_onnx(tmp_path / "reader.onnx")
+    (tmp_path / "reader.json").write_text('{"config": {"calibration": {"temperature": -1}}}')
+    with pytest.raises(ModelError, match="positive number"):
+        Recognizer(tmp_path / "reader.onnx")
+    (tmp_path / "reader.json").write_text("{not json")
+    with pytest.raises(ModelError, match="card cannot be read"):
+        Recognizer(tmp_path / "reader.onnx")
+
+
+def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mnist):
+    from digits.train.export import ship
+    from digits.train.run import train
+
+    run = RunDir(train("tiny", runs_dir=tmp_path, name="calibrated", train_limit=3000,
+                       overrides={"calibrate": True}, progress=False, log=lambda *a: None))
+    stored = run.read_config()["calibration"]
+    assert stored["fitted_on"] == "the run's 300 validation images"
+    assert stored["nll_after"] <= stored["nll_before"]
+    assert run.read_metrics()["calibration"]["temperature"] == stored["temperature"]
+    assert Recognizer(run.path).temperature == stored["temperature"]
+    shipped = ship(run.path, tmp_path / "shipped")
+    card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
+    assert card["config"]["calibration"] == stored and card["metrics"]["calibration"]["temperature"] == stored["temperature"]
+    assert Recognizer(shipped).temperature == stored["temperature"]
+    assert card["training_data"] == [{"name": "mnist", "licence": "none stated in its source; cite LeCun, Cortes and Burges"}]
