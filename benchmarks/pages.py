@@ -1,0 +1,103 @@
+"""Benchmark: what `digits read` gives on real pages, numbers and junk, picture by picture.
+
+For every picture of `pages/`, `multi/` and `junk/` in a real-digits folder
+(`--real`, default ../shared/data/real-digits) it prints the file, what was
+expected and what `Reader.read_page` (the path of `digits read`) gave, lines
+joined with `\\n` as in `pages/labels.csv`; junk expects nothing. Then one
+summary line per set: exact pages and numbers, junk that gave a number, and
+single digits read right by `read_digit`. With `--time`, each page's time
+next to Pillow's own decode of the same file (median of `--repeat` rounds,
+alternating).
+
+    python benchmarks/pages.py [--model RUN] [--real DIR] [--only pages,multi,junk,single] [--time]
+
+Nothing is written: the output is for reading, and for the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from digits.picture import load_image
+from digits.reader import Reader
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "real-digits"
+SETS = ("pages", "multi", "junk", "single")
+
+
+def expected(folder: Path, name: str) -> list[tuple[Path, str]]:
+    """(picture, expected answer) for one set; `\\n` in the labels is the line break."""
+    column = {"pages": "text", "multi": "text", "junk": None, "single": "label"}[name]
+    with open(folder / name / "labels.csv", newline="") as f:
+        return [(folder / name / row["file"], row[column].replace("\\n", "\n") if column else "")
+                for row in csv.DictReader(f)]
+
+
+def timed(work, path: Path, repeat: int) -> tuple[float, float]:
+    """Median seconds of `work(path)` and of Pillow's full decode of the file, alternating."""
+    def pillow(p: Path) -> None:
+        with Image.open(p) as image:
+            image.load()
+
+    rounds: dict[str, list[float]] = {"ours": [], "pillow": []}
+    for _ in range(repeat):
+        for name, job in (("pillow", pillow), ("ours", work)):
+            start = time.perf_counter()
+            job(path)
+            rounds[name].append(time.perf_counter() - start)
+    return statistics.median(rounds["ours"]), statistics.median(rounds["pillow"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a run folder or .onnx file (default: the shipped model)")
+    parser.add_argument("--real", type=Path, default=REAL)
+    parser.add_argument("--only", default=",".join(SETS), help="comma-separated sets among " + ", ".join(SETS))
+    parser.add_argument("--time", action="store_true", help="time each page and number against Pillow's decode")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quiet", action="store_true", help="print only the wrong pictures and the summary")
+    args = parser.parse_args(argv)
+    if not args.real.is_dir():
+        print(f"{args.real}: no such folder; pass --real with the real-digits folder.", file=sys.stderr)
+        return 2
+    reader = Reader(args.model)
+    summary = []
+    for name in args.only.split(","):
+        items = expected(args.real, name)
+        right, ratios = 0, []
+        for path, want in items:
+            if name == "single":
+                found = reader.read_digit(load_image(path))
+                got = "" if found.digit is None else str(found.digit)
+            else:
+                got = reader.read_page(load_image(path)).text
+            right += got == want
+            line = f"{name:6} {'ok ' if got == want else 'BAD'} {path.name:42} want {want!r:40} got {got!r}"
+            if args.time and name != "single":
+                ours, pillow = timed(lambda p: reader.read_page(load_image(p)), path, args.repeat)
+                ratios.append(ours / pillow)
+                line += f"  {1000 * ours:.1f} ms = {ours / pillow:.2f}x Pillow"
+            if not args.quiet or got != want:
+                print(line)
+        what = {"pages": "read exactly", "multi": "read exactly", "junk": "refused (no number)",
+                "single": "read right"}[name]
+        text = f"{name}: {right}/{len(items)} {what}"
+        if name == "junk":
+            text += f"; {len(items) - right}/{len(items)} = {100 * (len(items) - right) / len(items):.1f} % gave a number"
+        if ratios:
+            text += f"; time median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x Pillow's decode"
+        summary.append(text)
+    print("\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
