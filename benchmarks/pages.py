@@ -5,7 +5,7 @@ For every picture of `pages/`, `multi/` and `junk/` in a real-digits folder
 expected and what `Reader.read_page` (the path of `digits read`) gave, lines
 joined with `\\n` as in `pages/labels.csv`; junk expects nothing. Then one
 summary line per set: exact pages and numbers, junk that gave a number, and
-single digits read right by `read_digit`. With `--time`, each page's time
+single digits read right by `read_digit` and by `read_page`. With `--time`, each page's time
 next to Pillow's own decode of the same file (median of `--repeat` rounds,
 alternating).
 
@@ -127,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for name in args.only.split(","):
         items = expected(args.real, name)
-        right, ratios = 0, []
+        right, by_read, ratios = 0, 0, []
         for path, want in items:
             if name == "single":
-                found = reader.read_digit(load_image(path))
+                picture = load_image(path)
+                found = reader.read_digit(picture)
                 got = "" if found.digit is None else str(found.digit)
+                by_read += pages.read_page(picture).text == want
             else:
                 got = pages.read_page(load_image(path)).text
             right += got == want
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         what = {"pages": "read exactly", "multi": "read exactly", "junk": "refused (no number)",
                 "single": "read right"}[name]
         text = f"{name}: {right}/{len(items)} {what}"
+        if name == "single":
+            text += f" by `predict`, {by_read}/{len(items)} by `read`"
         if name == "junk":
             text += f"; {len(items) - right}/{len(items)} = {100 * (len(items) - right) / len(items):.1f} % gave a number"
         if ratios:
