@@ -73,7 +73,7 @@ class PPOCRLines:
         pixels = np.asarray(rgb.resize(size, Image.BILINEAR), np.float32)[:, :, ::-1] / 255  # BGR, as PaddleOCR
         batch = np.ascontiguousarray(((pixels - 0.5) / 0.5).transpose(2, 0, 1)[None])
         probability = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0][0, 0]
-        labels, count = ndimage.label(probability > 0.3)
+        labels, _ = ndimage.label(probability > 0.3)
         found = []
         for index, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
             if probability[rows, cols][labels[rows, cols] == index].mean() < 0.5:

@@ -6,20 +6,15 @@ where it is absent.
 
 from __future__ import annotations
 
-import csv
 import io
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from test_reader import REAL, mnist_page, needs_real, real_rows
 
 from digits.picture import load_image
 from digits.reader import OK, Reader
-from test_reader import mnist_page
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-digits"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-digits is not here")
 _ORIENTATION = 0x0112
 
 
@@ -28,16 +23,11 @@ def reader() -> Reader:
     return Reader()
 
 
-def rows(folder: str) -> list[dict]:
-    with open(REAL / folder / "labels.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @needs_real
 @pytest.mark.parametrize("name", ["hypjudy__5_A4.bmp", "hypjudy__6_A4.bmp"])
 def test_the_real_pages_read_exactly(reader, name):
     """Four numbers on an A4 sheet photographed on a dark desk, with the sheet's dark edge in the picture."""
-    [row] = [row for row in rows("pages") if row["file"] == name]
+    [row] = [row for row in real_rows("pages") if row["file"] == name]
     page = reader.read_page(REAL / "pages" / name)
     assert page.text == row["text"].replace("\\n", "\n")
     tops = [line.box[1] for line in page.lines]
@@ -47,7 +37,7 @@ def test_the_real_pages_read_exactly(reader, name):
 @pytest.fixture(scope="module")
 def junk_read(reader) -> dict[str, tuple[str, str]]:
     """file -> (kind, what `read` gave) for every picture of real-digits/junk."""
-    return {row["file"]: (row["kind"], reader.read_page(REAL / "junk" / row["file"]).text) for row in rows("junk")}
+    return {row["file"]: (row["kind"], reader.read_page(REAL / "junk" / row["file"]).text) for row in real_rows("junk")}
 
 
 @needs_real
@@ -67,7 +57,7 @@ def test_real_junk_gives_no_number(junk_read):
 @needs_real
 def test_no_real_number_is_refused(reader):
     """Judging pieces must not cost numbers: every real number still gives its line."""
-    refused = [row["file"] for row in rows("multi") if not reader.read_page(REAL / "multi" / row["file"]).lines]
+    refused = [row["file"] for row in real_rows("multi") if not reader.read_page(REAL / "multi" / row["file"]).lines]
     assert refused == []
 
 
@@ -89,7 +79,7 @@ def test_a_photo_that_needs_its_exif_rotation_reads_upright(reader):
     tagged, bare = exif_turned(upright)
     assert reader.read_digit(tagged).digit == 7 and reader.read_digit(tagged).status == OK
     assert reader.read_digit(bare).digit != 7, "without the tag the picture is sideways: the test would prove nothing"
-    [row] = [row for row in rows("pages") if row["file"] == "hypjudy__6_A4.bmp"]
+    [row] = [row for row in real_rows("pages") if row["file"] == "hypjudy__6_A4.bmp"]
     tagged, bare = exif_turned(load_image(REAL / "pages" / row["file"]))
     assert reader.read_page(tagged).text == row["text"].replace("\\n", "\n")
     assert reader.read_page(bare).text != reader.read_page(tagged).text

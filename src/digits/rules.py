@@ -56,7 +56,7 @@ def drop_rules(analysis: Analysis) -> Analysis:
     if not short:
         return analysis
     height = _typical_height(short, analysis.areas)
-    length = max(3, int(round(_RULE_DIGITS * height)))
+    length = max(3, round(_RULE_DIGITS * height))
     rows, cols = analysis.labels.shape
     band = _BORDER_BAND * height
     slivers = [i for i, (x0, y0, x1, y1) in boxes.items()
