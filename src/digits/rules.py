@@ -56,7 +56,7 @@ def drop_rules(analysis: Analysis) -> Analysis:
     if not short:
         return analysis
     height = _typical_height(short, analysis.areas)
-    length = max(3, round(_RULE_DIGITS * height))
+    length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
     rows, cols = analysis.labels.shape
     band = _BORDER_BAND * height
     slivers = [i for i, (x0, y0, x1, y1) in boxes.items()
@@ -72,7 +72,7 @@ def drop_rules(analysis: Analysis) -> Analysis:
     for i in long:
         x0, y0, x1, y1 = boxes[i]
         piece = labels[y0:y1, x0:x1] == i
-        if stroke_width(piece) > 0.5 * height:
+        if stroke_width(np.pad(piece, 1)) > 0.5 * height:  # padded: a rule filling its own box has edges too
             continue  # a stroke as thick as half a digit is tall: the digits measured were specks
         rule = _straight_runs(piece, length) | _straight_runs(piece.T, length).T
         if not rule.any():
