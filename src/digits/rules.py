@@ -144,15 +144,20 @@ def _end_to_end(piece: np.ndarray, length: int) -> np.ndarray:
     A rule runs from end to end of what it joined (digits, a frame's corner);
     a straight stretch of a doodle or of a big digit does not.
     """
-    rule = _straight_runs(piece, length)
+    height, width = piece.shape
+    if piece.any(axis=0).mean() < _END_TO_END:
+        return np.zeros_like(piece)  # such a run would leave no column of its span empty
+    # A straight run across most of the box leans at most this much.
+    tilt = min(_MAX_TILT, float(np.degrees(np.arctan(height / (_END_TO_END * width)))))
+    rule = _straight_runs(piece, length, tilt)
     columns = np.flatnonzero(rule.any(axis=0))
-    if columns.size and columns[-1] - columns[0] + 1 >= _END_TO_END * piece.shape[1]:
+    if columns.size and columns[-1] - columns[0] + 1 >= _END_TO_END * width:
         return rule
     return np.zeros_like(piece)
 
 
-def _straight_runs(mask: np.ndarray, length: int) -> np.ndarray:
-    """Pixels on a horizontal run of `length` pixels through `mask`, tilted up to `_MAX_TILT` degrees.
+def _straight_runs(mask: np.ndarray, length: int, max_tilt: float) -> np.ndarray:
+    """Pixels on a horizontal run of `length` pixels through `mask`, tilted up to `max_tilt` degrees.
 
     The mask is sheared so that each tilt becomes horizontal, opened along
     the rows with a `length`-pixel segment (separable minimum and maximum
@@ -169,7 +174,7 @@ def _straight_runs(mask: np.ndarray, length: int) -> np.ndarray:
     step = np.degrees(np.arctan(2.0 / length))
     found = np.zeros_like(mask)
     cols = np.arange(width)
-    for tilt in np.arange(-_MAX_TILT, _MAX_TILT + step / 2, step):
+    for tilt in np.arange(-max_tilt, max_tilt + step / 2, step) if max_tilt > step else [0.0]:
         shifts = np.round(cols * np.tan(np.radians(tilt))).astype(int)
         shifts -= shifts.min()
         pad = int(shifts.max())
