@@ -294,7 +294,6 @@ def read(
 ) -> None:
     """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
     from digits.read.explain import save_boxes
-    from digits.read.reader import UNSURE
 
     for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
@@ -303,8 +302,7 @@ def read(
         elif not page.lines:
             _out(f"{shown(path)}: no digits found")
         for line in [] if as_json else page.lines:
-            doubts = [f"{d.top3[0][0]} or {d.top3[1][0]}" for d in line.digits if d.status == UNSURE]
-            _out(f"{shown(path)}: {line.text}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
+            _out(f"{shown(path)}: {line.text}")  # a line holds only sure digits (`digits.read.refusal`)
         if explain:
             save_boxes(image, page, explain)
 

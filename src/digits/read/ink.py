@@ -201,6 +201,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not count:
         return labels, areas
     dropped = np.zeros(count + 1, dtype=bool)
+    frames = np.zeros(count + 1, dtype=bool)
     shortest = min(mask.shape)
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
@@ -211,9 +212,13 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         thickness = 2 * float(ndimage.distance_transform_edt(labels[rows, cols] == label).max())
         at_border = rows.start == 0 or cols.start == 0 or rows.stop == mask.shape[0] or cols.stop == mask.shape[1]
         dropped[label] = thickness >= _BLOB_THICKNESS * extent or (at_border and thickness >= _BLOB_SIZE * shortest)
+        frames[label] = at_border and extent >= 0.5 * max(mask.shape)
     kept = areas[~dropped]
     if kept.any():
-        min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
+        # A speck is small beside the writing; a frame or scanner border running into the
+        # picture's edge is not writing, and beside it a thin 1 would pass for a speck.
+        reference = areas[~dropped & ~frames]
+        min_area = max((reference if reference.any() else kept).max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
         dropped |= areas < min_area
     dropped[0] = False
     labels[dropped[labels]] = 0

@@ -32,6 +32,7 @@ from PIL import Image
 from digits.read.normalize import MNIST_SIZE, naive, to_mnist
 from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
 from digits.read.ink import Analysis, analyse, find_lines, group_line, pick_digit
+from digits.read.rules import drop_rules
 
 __all__ = [
     "MAX_PIXELS",
@@ -119,8 +120,11 @@ def _already_mnist(image: Image.Image) -> Prepared | None:
 
 
 def segment_page(image: Image.Image) -> list[list[Segment]]:
-    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right."""
-    analysis = analyse(image)
+    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right.
+
+    Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
+    """
+    analysis = drop_rules(analyse(image))
     return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
             for members in find_lines(analysis)]
 

@@ -22,7 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import reduce
 
 import numpy as np
@@ -32,14 +32,12 @@ from digits.read.model import Recognizer
 from digits.read.load import load_image
 from digits.read.pipeline import Prepared, prepare, segment_page
 from digits.read.ink import union
+from digits.read.refusal import line_digits, picture_refused, steady
 from digits.spec import REJECT, Box
 
 OK = "ok"
 UNSURE = "unsure"
 NO_DIGIT = "no digit found"
-
-# In a line, a refused piece at least this share of the accepted digits' height is read as an unsure digit.
-_FULL_HEIGHT = 0.75
 
 
 
@@ -145,30 +143,39 @@ class Reader:
     def read_page(self, picture: PictureSource) -> Page:
         """Every line of digits, top to bottom.
 
-        In a line, a piece as tall as the digits the model accepts there but
-        refused itself is kept as "unsure" with its best digit: beside real
-        digits, a digit is far likelier than junk. Smaller refused pieces (a
-        dash, a speck, a stray mark) are left out, and so is a line without one
-        digit the model is sure of.
+        A line is a number only when its pieces make one (`digits.read.refusal`):
+        none unsure, none of full height refused, none too wide, confident
+        on average, and each digit steady when nudged. Smaller refused pieces
+        (a dash, a speck, a stray mark) are left out. A picture where most
+        lines of writing are not numbers gives none; one whose only number
+        is a single digit gives it only when `read_digit` reads the same.
         """
-        lines = segment_page(_as_image(picture))
+        image = _as_image(picture)
+        lines = [line for line in segment_page(image) if line]
         pieces = [piece for line in lines for piece in line]
         if not pieces:
             return Page()
         probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])))
-        found = []
+        candidates = []
         for line in lines:
             decided = [self.decide(next(probabilities), piece.box) for piece in line]
-            accepted = [digit for digit in decided if digit.status != NO_DIGIT]
-            if not any(digit.status == OK for digit in accepted):
-                continue
-            tall = _FULL_HEIGHT * float(np.median([d.box[3] - d.box[1] for d in accepted]))
-            digits = tuple(
-                replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE) if d.status == NO_DIGIT else d
-                for d in decided
-                if d.status != NO_DIGIT or d.box[3] - d.box[1] >= tall
-            )
-            found.append(Line(digits, reduce(union, [d.box for d in digits])))
+            digits = line_digits(decided, OK)
+            if digits is not None:
+                images = [piece.image for piece, d in zip(line, decided) if d.digit is not None]
+                candidates.append((digits, images))
+        found = []
+        if candidates:
+            images = np.stack([image for _, line_images in candidates for image in line_images])
+            flags = steady(self.classify, images, [d.digit for digits, _ in candidates for d in digits])
+            ends = np.cumsum([len(digits) for digits, _ in candidates])
+            found = [Line(tuple(digits), reduce(union, [d.box for d in digits]))
+                     for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1])) if line_flags.all()]
+        if picture_refused(len(found), len(lines)):
+            return Page()
+        if len(found) == 1 and len(found[0].digits) == 1:
+            whole = self.read_digit(image)
+            if whole.status != OK or whole.digit != found[0].digits[0].digit:
+                return Page()
         return Page(tuple(found))
 
 

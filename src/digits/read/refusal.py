@@ -1,0 +1,107 @@
+"""When pieces of writing make a number, and when they do not.
+
+`digits read` splits a picture into pieces and asks the model about each one.
+A doodle, a signature, a line of print or a photo also splits into pieces,
+and some of those look like digits on their own: a loop reads as 0, a stick
+as 1. The reader (`Reader.read_page`) therefore accepts a line as a number
+only when every test below holds, and refuses it otherwise:
+
+  * `line_digits`: no piece is unsure, no piece of full height is refused
+    ("not a digit"); no piece is much wider than the line's digits are tall (a digit
+    is taller than wide: 99.3 % of MNIST's test digits are less than 1.5
+    times as wide as tall); a number of two digits or more has a mean
+    confidence of at least `_MIN_MEAN_CONFIDENCE`.
+  * `steady`: each digit keeps its reading when its 28×28 image is nudged
+    (shifted two pixels, turned 15°, scaled by a fifth, its stroke
+    thickened or thinned). A real digit does; a piece of a doodle that only
+    happens to look like one flips. Test-time perturbation, one batched
+    model call.
+
+And a whole picture (`picture_refused`): when fewer than half of its lines
+of writing make numbers, the rest is not digits and the few numbers are
+parts of it (grass, a star field, a photo); the picture gives none.
+
+The constants were chosen on the real pictures in ../shared/data/real-digits
+(numbers, pages and junk), kept round and general: no rule names a file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A line's digits must average this confidence (real numbers measured: 0.95 and up).
+_MIN_MEAN_CONFIDENCE = 0.8
+# A piece wider than this many times the line's digit height is not one digit.
+_MAX_WIDTH = 1.5
+# A refused or unsure piece at least this share of the line's digit height stops the line.
+_FULL_HEIGHT = 0.75
+# A digit must keep its reading in this share of its nudged copies (real digits measured: 8 of 10 or more).
+_MIN_AGREEMENT = 0.75
+# At least this share of a picture's lines of writing must be numbers.
+_MIN_NUMBER_LINES = 0.5
+
+
+def line_digits(decided: list, ok: str) -> list | None:
+    """The digits of one line if they can make a number, else None.
+
+    `decided` holds the line's `reader.Digit`s left to right; `ok` is the
+    status of a digit the model is sure of. Refused pieces smaller than
+    `_FULL_HEIGHT` of the line's digits (a dash, a speck) are left out.
+    """
+    accepted = [d for d in decided if d.digit is not None]
+    if not any(d.status == ok for d in accepted):
+        return None
+    height = float(np.median([d.box[3] - d.box[1] for d in accepted]))
+    if any(d.status != ok for d in accepted):
+        return None
+    if any(d.digit is None and d.box[3] - d.box[1] >= _FULL_HEIGHT * height for d in decided):
+        return None
+    if any(d.box[2] - d.box[0] > _MAX_WIDTH * height for d in decided):
+        return None
+    if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < _MIN_MEAN_CONFIDENCE:
+        return None
+    return accepted
+
+
+def nudged(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) -> (N, 10, 28, 28): ten nudged copies of each image."""
+    from scipy import ndimage
+
+    centre = (np.array(images.shape[1:]) - 1) / 2
+    copies = []
+    for dy, dx in ((2, 0), (-2, 0), (0, 2), (0, -2)):
+        copies.append(ndimage.shift(images, (0, dy, dx), order=1))
+    for angle in (-15, 15):
+        copies.append(ndimage.rotate(images, angle, axes=(2, 1), reshape=False, order=1))
+    copies.append(ndimage.grey_dilation(images, size=(1, 2, 2)))
+    copies.append(ndimage.grey_erosion(images, size=(1, 2, 2)))
+    for zoom in (0.8, 1.2):
+        # Output pixel p samples input centre + (p - centre) / zoom: a zoom about the middle.
+        matrix = np.diag([1.0, 1 / zoom, 1 / zoom])
+        offset = np.concatenate([[0.0], centre - centre / zoom])
+        copies.append(ndimage.affine_transform(images, matrix, offset=offset, order=1))
+    return np.stack(copies, axis=1).astype(np.float32)
+
+
+def steady(classify, images: np.ndarray, digits: list[int]) -> np.ndarray:
+    """For each (28, 28) image read as `digits[i]`: does it keep that reading when nudged?
+
+    `classify` maps (M, 28, 28) to (M, 10 or 11) probabilities. A copy keeps
+    the reading when its best digit is the same and, with an 11th output, it
+    is not refused.
+    """
+    if len(images) == 0:
+        return np.zeros(0, dtype=bool)
+    copies = nudged(images)
+    count, per = copies.shape[:2]
+    probabilities = classify(copies.reshape(count * per, *images.shape[1:])).reshape(count, per, -1)
+    best = probabilities[..., :10].argmax(axis=2)
+    kept = best == np.asarray(digits)[:, None]
+    if probabilities.shape[2] > 10:
+        kept &= probabilities[..., 10] < probabilities[..., :10].max(axis=2)
+    return kept.mean(axis=1) >= _MIN_AGREEMENT
+
+
+def picture_refused(numbers: int, lines: int) -> bool:
+    """True when a picture's `numbers` lines that read as numbers are too few among its `lines`."""
+    return numbers > 0 and numbers < _MIN_NUMBER_LINES * lines

@@ -1,0 +1,186 @@
+"""Rules that are not writing: ruled lines, table rules, scanner borders and sheet edges.
+
+A page often carries long straight strokes beside its digits: the lines of
+ruled paper, the rules of a table or a form, the dark edge of a scanned or
+photographed sheet. They are thin like writing, so step 5 keeps them; they
+then chain every line they cross into one, and digits that touch them
+become one huge piece. `drop_rules` removes them from an `Analysis` before
+its lines are found.
+
+Contract, in two passes. First, a piece `_FLAT` times as wide as tall (no
+digit is that flat) loses the straight horizontal run, twice its height
+long, that crosses it from end to end: a ruled line, or the line that
+joined the digits written on it. Then, with the writing's height measured
+on the pieces shorter than half the picture, a piece longer than
+`_RULE_DIGITS` times that height and thinner than `_RULE_WIDTH` of it
+loses the straight runs of that length, within `_MAX_TILT` degrees of the
+horizontal or vertical, that cross it from end to end (`_END_TO_END`).
+Only those pixels go: a digit that touches or crosses a rule keeps its own
+strokes, bridged across the gap the rule leaves. Pieces touching the
+picture's edge and thinner than `_BORDER_BAND` of the writing's height are
+what a border left, and go too. A picture whose pieces are all long (one
+big digit) is returned unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from digits.read.normalize import stroke_width
+from digits.read.ink import Analysis, _typical_height
+
+# MNIST's widest digits are twice as wide as tall.
+_FLAT = 3.0
+# Handwritten strokes are at most about one and a half digits long (a 1's
+# stem, a 7's bar, a slanted 4); a straight run three digits long is a rule.
+_RULE_DIGITS = 3.0
+# A rule is thin: pens' strokes are 0.1-0.2 of the digits' height, a scanner's dark border reaches 0.3.
+_RULE_WIDTH = 0.4
+# A rule spans what it joined; a straight stretch of a doodle or a big digit does not.
+_END_TO_END = 0.8
+# Rules in a photographed page lean a little; runs are looked for in steps
+# fine enough that a 2 px thick rule of the minimum length fits one of them.
+_MAX_TILT = 10.0
+# What is left of a border beside a rule: a piece lying within this share of the
+# writing's height from the picture's edge is too thin to be a digit cut by it.
+_BORDER_BAND = 0.25
+
+
+def drop_rules(analysis: Analysis) -> Analysis:
+    """The analysis without the pixels of long straight rules (see the module's contract)."""
+    analysis = _cut_flat(analysis)
+    boxes = analysis.boxes
+    if not boxes:
+        return analysis
+
+    def extent(i: int) -> int:
+        x0, y0, x1, y1 = boxes[i]
+        return max(x1 - x0, y1 - y0)
+
+    longest = max(analysis.labels.shape)
+    short = {i: b for i, b in boxes.items() if extent(i) < 0.5 * longest}
+    if not short:
+        return analysis
+    height = _typical_height(short, analysis.areas)
+    length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
+    rows, cols = analysis.labels.shape
+    band = _BORDER_BAND * height
+    slivers = [i for i, (x0, y0, x1, y1) in boxes.items()
+               if (x0 == 0 and x1 <= band) or (y0 == 0 and y1 <= band)
+               or (x1 == cols and x0 >= cols - band) or (y1 == rows and y0 >= rows - band)]
+    labels, areas = analysis.labels.copy(), analysis.areas.copy()
+    areas[slivers] = 0
+    labels[np.isin(labels, slivers)] = 0
+    for i in boxes:
+        if extent(i) < length:
+            continue
+        x0, y0, x1, y1 = boxes[i]
+        piece = labels[y0:y1, x0:x1] == i
+        if stroke_width(np.pad(piece, 1)) > _RULE_WIDTH * height:  # padded: a rule filling its box has edges too
+            continue  # too thick for a rule: a big digit or a doodle beside specks that set the height
+        areas = _cut(labels, areas, i, boxes[i], _end_to_end(piece, length) | _end_to_end(piece.T, length).T)
+    return replace(analysis, labels=labels, areas=areas)
+
+
+def _cut_flat(analysis: Analysis) -> Analysis:
+    """First pass: long flat pieces lose their horizontal rules twice their height long.
+
+    No digit is that flat (MNIST's widest are twice as wide as tall): such a
+    piece, if it is also `_RULE_DIGITS` times as wide as the other pieces are
+    tall, is a rule, a segment of one, or a line of digits joined by the rule
+    it crosses. (A shorter one is a dash, or the detached bar of a 5.) Cut
+    out, those no longer hide the writing's height from the second pass, and
+    the digits they joined come apart.
+    """
+    boxes = analysis.boxes
+    flat = {i: b for i, b in boxes.items() if b[2] - b[0] >= _FLAT * (b[3] - b[1])}
+    others = {i: b for i, b in boxes.items() if i not in flat}
+    reach = _RULE_DIGITS * _typical_height(others, analysis.areas) if others else 0.0
+    flat = {i: b for i, b in flat.items() if b[2] - b[0] >= reach}
+    if not flat:
+        return analysis
+    labels, areas = analysis.labels.copy(), analysis.areas.copy()
+    for i, (x0, y0, x1, y1) in flat.items():
+        piece = labels[y0:y1, x0:x1] == i
+        areas = _cut(labels, areas, i, (x0, y0, x1, y1), _end_to_end(piece, (2 * (y1 - y0) + 1) | 1))
+    return replace(analysis, labels=labels, areas=areas)
+
+
+def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: tuple, rule: np.ndarray) -> np.ndarray:
+    """Remove a rule's pixels (`rule`: a mask of the piece's box) from piece `label`; returns the new areas.
+
+    `labels` is changed in place.
+
+    What is left of the piece (digits that touched the rule) gets labels of its own.
+    """
+    from scipy import ndimage
+
+    if not rule.any():
+        return areas
+    x0, y0, x1, y1 = box
+    window = labels[y0:y1, x0:x1]
+    piece = window == label
+    # One pixel round the run: a rule's anti-aliased edge is not writing either.
+    rule = ndimage.binary_dilation(rule, structure=np.ones((3, 3), dtype=bool)) & piece
+    kept = piece & ~rule
+    # Where a stroke crosses the rule, it goes on at the other side: give it back
+    # its pixels across the rule, so that a digit cut in two is whole again.
+    # The gap: the rule, the pixel `_straight_runs` grew it by and the pixel added above, each side.
+    reach = int(stroke_width(np.pad(rule, 1))) + 7
+    for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)):
+        kept |= ndimage.binary_closing(kept, structure=across) & rule
+    rest, count = ndimage.label(kept, structure=np.ones((3, 3), dtype=bool))
+    window[piece] = 0
+    window[rest > 0] = rest[rest > 0] + len(areas) - 1
+    areas[label] = 0
+    return np.concatenate([areas, np.bincount(rest.ravel(), minlength=count + 1)[1:]])
+
+
+def _end_to_end(piece: np.ndarray, length: int) -> np.ndarray:
+    """The piece's horizontal straight runs (`_straight_runs`), if they span `_END_TO_END` of its width; else none.
+
+    A rule runs from end to end of what it joined (digits, a frame's corner);
+    a straight stretch of a doodle or of a big digit does not.
+    """
+    height, width = piece.shape
+    if piece.any(axis=0).mean() < _END_TO_END:
+        return np.zeros_like(piece)  # such a run would leave no column of its span empty
+    # A straight run across most of the box leans at most this much.
+    tilt = min(_MAX_TILT, float(np.degrees(np.arctan(height / (_END_TO_END * width)))))
+    rule = _straight_runs(piece, length, tilt)
+    columns = np.flatnonzero(rule.any(axis=0))
+    if columns.size and columns[-1] - columns[0] + 1 >= _END_TO_END * width:
+        return rule
+    return np.zeros_like(piece)
+
+
+def _straight_runs(mask: np.ndarray, length: int, max_tilt: float) -> np.ndarray:
+    """Pixels on a horizontal run of `length` pixels through `mask`, tilted up to `max_tilt` degrees.
+
+    The mask is sheared so that each tilt becomes horizontal, opened along
+    the rows with a `length`-pixel segment (separable minimum and maximum
+    filters: cost independent of the length), and sheared back.
+    """
+    from scipy import ndimage
+
+    height, width = mask.shape
+    if width < length:
+        return np.zeros_like(mask)
+    # A 1-pixel rule steps a row now and then; grown a pixel up and down, it stays
+    # straight within each tilt tried. (The caller keeps only the mask's own pixels.)
+    mask = ndimage.binary_dilation(mask, structure=np.ones((3, 1), dtype=bool))
+    step = np.degrees(np.arctan(2.0 / length))
+    found = np.zeros_like(mask)
+    cols = np.arange(width)
+    for tilt in np.arange(-max_tilt, max_tilt + step / 2, step) if max_tilt > step else [0.0]:
+        shifts = np.round(cols * np.tan(np.radians(tilt))).astype(int)
+        shifts -= shifts.min()
+        pad = int(shifts.max())
+        rows = np.arange(height)[:, None] + (pad - shifts)[None, :]
+        sheared = np.zeros((height + pad, width), dtype=np.uint8)
+        sheared[rows, cols] = mask
+        opened = ndimage.maximum_filter1d(ndimage.minimum_filter1d(sheared, length, axis=1), length, axis=1)
+        found |= opened[rows, cols].astype(bool)
+    return found
