@@ -37,8 +37,30 @@ def measure(source: Path, extra: str, work: Path) -> dict:
     subprocess.run([str(pip), "install", "--quiet", "--no-cache-dir", target], check=True, capture_output=True)
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     size = _folder_mb(site) - empty
+    packages: dict[str, float] = {}  # a package with its vendored libraries (scipy + scipy.libs)
+    for entry in site.iterdir():
+        if entry.is_dir() and not entry.name.endswith((".dist-info", "__pycache__")):
+            name = entry.name.removesuffix(".libs").lower()
+            packages[name] = packages.get(name, 0.0) + _folder_mb(entry)
+    largest = sorted(packages.items(), key=lambda item: -item[1])[:3]
     return {"extra": extra or "core", "site_packages_mb": round(size, 1),
-            "heavy_installed": sorted(name for name in HEAVY if name in installed)}
+            "heavy_installed": sorted(name for name in HEAVY if name in installed),
+            "largest": [[name, round(mb, 1)] for name, mb in largest]}
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table update_readme.py copies into the README and docs/benchmarks.md."""
+    lines = ["| install | site-packages | TensorFlow, Keras, matplotlib installed | largest packages |",
+             "| --- | ---: | --- | --- |"]
+    for row in rows:
+        what = "`pip install digits`" if row["extra"] == "core" else f"`pip install 'digits[{row['extra']}]'`"
+        when = f" at {row['tree']} (flat layout)" if row["tree"] != "this" else ""
+        heavy = [name for name in row["heavy_installed"] if name in ("tensorflow", "tensorflow_cpu", "keras", "matplotlib")]
+        largest = ", ".join(f"{name} {mb:.0f} MB" for name, mb in row.get("largest", []))
+        lines.append(f"| {what}{when} | {row['site_packages_mb']:.0f} MB | {', '.join(heavy) or 'none'} | {largest} |")
+    lines += ["", "What each install adds to a new virtual environment's site-packages "
+              "(`python benchmarks/install_size.py --ref 39bfb36`)."]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -60,8 +82,8 @@ def main() -> None:
         for extra in args.extras.split(","):
             rows.append({"tree": "this", **measure(ROOT, extra, work / "now")})
             print(rows[-1], flush=True)
-    out = HERE / "results" / "install_size.json"
-    out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    (HERE / "results" / "install_size.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    (HERE / "results" / "install_size.md").write_text(markdown(rows))
     for row in rows:
         print(f"{row['tree']:>8} {row['extra']:>6}: {row['site_packages_mb']:8.1f} MB  heavy: {row['heavy_installed']}")
 
