@@ -22,6 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
 
@@ -30,7 +31,7 @@ from PIL import Image
 
 from digits.read.model import REJECT, Recognizer
 from digits.read.load import load_image
-from digits.read.pipeline import Prepared, prepare, segment_page
+from digits.read.pipeline import Prepared, Segment, prepare, segment_page
 from digits.read.ink import union
 
 OK = "ok"
@@ -134,9 +135,14 @@ class Reader:
 
     def answer(self, prepared: Prepared) -> Digit:
         """Steps 2 and 3 for one prepared picture."""
-        if not prepared.has_ink:
-            return Digit(None, 0.0, (), None, NO_DIGIT)
-        return self.decide(self.classify(prepared.image)[0], prepared.box)
+        return self.answer_many([prepared])[0]
+
+    def answer_many(self, prepared: Sequence[Prepared]) -> list[Digit]:
+        """Steps 2 and 3 for many prepared pictures, in one model call."""
+        inked = [p for p in prepared if p.has_ink]
+        probabilities = iter(self.classify(np.stack([p.image for p in inked])) if inked else ())
+        return [self.decide(next(probabilities), p.box) if p.has_ink else Digit(None, 0.0, (), None, NO_DIGIT)
+                for p in prepared]
 
     def read_digit(self, picture: PictureSource) -> Digit:
         """The one digit a picture holds."""
@@ -151,11 +157,16 @@ class Reader:
         dash, a speck, a stray mark) are left out, and so is a line without one
         digit the model is sure of.
         """
-        lines = segment_page(_as_image(picture))
-        pieces = [piece for line in lines for piece in line]
-        if not pieces:
-            return Page()
-        probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])))
+        return self.decide_pages([segment_page(_as_image(picture))])[0]
+
+    def decide_pages(self, segmented: Sequence[list[list[Segment]]]) -> list[Page]:
+        """Steps 2 and 3 of `read_page` for many pictures' lines (`segment_page`), in one model call."""
+        pieces = [piece for lines in segmented for line in lines for piece in line]
+        probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])) if pieces else ())
+        return [self._page(lines, probabilities) for lines in segmented]
+
+    def _page(self, lines: list[list[Segment]], probabilities: Iterator[np.ndarray]) -> Page:
+        """One picture's page, taking its pieces' rows of probabilities from `probabilities` in order."""
         found = []
         for line in lines:
             decided = [self.decide(next(probabilities), piece.box) for piece in line]
