@@ -62,13 +62,20 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_ctrl_c) as pool:
         try:
             yield from _in_order(lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(),
                                  chunks, 2 * workers)
         except BrokenProcessPool:
             raise ClusterError("a worker process died (out of memory, or killed); "
                                "run the same command again to resume.") from None
+
+
+def _leave_ctrl_c() -> None:
+    """Ctrl-C reaches every process of the terminal: the command stops the pool, workers print nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[list[dict[str, Any]]]:

@@ -220,7 +220,8 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         min_area = max(kept.max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
         dropped |= areas < min_area
     dropped[0] = False
-    labels[dropped[labels]] = 0
+    if dropped.any():  # the usual clean crop drops nothing: no pass over every pixel
+        labels[dropped[labels]] = 0
     areas[dropped] = 0
     return labels, areas
 
