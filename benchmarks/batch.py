@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -193,7 +193,10 @@ def kill_one_worker(paths, job, address, folder: Path, expected) -> dict:
             killed.append(root.pid)
 
     batch.write(paths, None, job, dask=address, chunk_size=16, on_chunk=chunk)
-    same = [(r["path"], r["text"], r["status"]) for r in rows] == [(r["path"], r["text"], r["status"]) for r in expected]
+    def answers(found):
+        return [(r["path"], r["text"], r["status"]) for r in found]
+
+    same = answers(rows) == answers(expected)
     return {"pictures": len(paths), "rows": len(rows), "distinct_paths": len({r["path"] for r in rows}),
             "same_answers_as_workers_1": same}
 
@@ -207,11 +210,11 @@ def markdown(report: dict) -> str:
              "| `digits read` per file | reader's cost / decode's (2 processes) |", "|---|---|---|---|---|---|---|"]
     for name, result in report["sets"].items():
         m = result["median"]
-        lines.append(
-            f"| {name} ({result['pictures']:,} pictures) | {m['workers_1']['steady']:,.0f} ({m['workers_1']['wall']:,.0f}) "
-            f"| {m['workers_2']['steady']:,.0f} ({m['workers_2']['wall']:,.0f}) "
-            f"| {m['dask_2']['steady']:,.0f} ({m['dask_2']['wall']:,.0f}) | {m['pillow_1']:,.0f} / {m['pillow_2']:,.0f} "
-            f"| {m['loop']:,.2f} | {m['pillow_2'] / m['workers_2']['steady']:.1f}× |")
+        ours_cells = " | ".join(f"{m[key]['steady']:,.0f} ({m[key]['wall']:,.0f})"
+                                for key in ("workers_1", "workers_2", "dask_2"))
+        lines.append(f"| {name} ({result['pictures']:,} pictures) | {ours_cells} "
+                     f"| {m['pillow_1']:,.0f} / {m['pillow_2']:,.0f} "
+                     f"| {m['loop']:,.2f} | {m['pillow_2'] / m['workers_2']['steady']:.1f}× |")
     memory, kill, estimate = report["memory"], report["dask_worker_killed"], report["estimate_100m"]
     lines += ["", "Pictures/s, steady (after the first chunk) and, in brackets, wall (with the pool's start-up).",
               f"Memory per worker (--workers 2, mixed set): peak {memory['peak_mib']} MiB, drift {memory['drift_mib']} "
@@ -222,9 +225,11 @@ def markdown(report: dict) -> str:
               f"({estimate['per_core']:,.0f}/s on the mixed set, {estimate['per_core_small']:,.0f}/s on small crops): "
               f"{estimate['hours']:.1f} h (small crops only: {estimate['hours_small']:.1f} h), if the cluster scales "
               f"as linearly as 2 local workers did.", "",
-              "Targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in report["targets_met"].items()),
+              "Targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}"
+                                      for name, ok in report["targets_met"].items()),
               "", f"{report['machine']['cpu']}, {report['machine']['cores']} cores, load average "
-              f"{report['load_average_before']} before the run{'; CPU shared with other jobs' if report['shared'] else ''}; "
+              f"{report['load_average_before']} before the run"
+              f"{'; CPU shared with other jobs' if report['shared'] else ''}; "
               f"{report['reps']} repetitions, alternating, medians. Command: `{report['command']}`."]
     return "\n".join(lines) + "\n"
 
@@ -283,18 +288,21 @@ def main() -> None:
     nodes = 50 * args.node_cores
     estimate = {"cores_per_node": args.node_cores, "per_core": per_core, "per_core_small": per_core_small,
                 "hours": 1e8 / (per_core * nodes) / 3600, "hours_small": 1e8 / (per_core_small * nodes) / 3600}
+    one, two, dask_two = (mixed[key]["steady"] for key in ("workers_1", "workers_2", "dask_2"))
     targets_met = {
-        f"small crops ≥ {TARGETS['small_2_workers']:,}/s on 2 workers": small["workers_2"]["steady"] >= TARGETS["small_2_workers"],
+        f"small crops ≥ {TARGETS['small_2_workers']:,}/s on 2 workers":
+            small["workers_2"]["steady"] >= TARGETS["small_2_workers"],
         f"reader ≤ {TARGETS['reader_vs_decode']}× decode (mixed)":
-            mixed["pillow_2"] / mixed["workers_2"]["steady"] <= TARGETS["reader_vs_decode"],
-        f"2 workers ≥ {TARGETS['workers_2_vs_1']}× 1": mixed["workers_2"]["steady"] >= TARGETS["workers_2_vs_1"] * mixed["workers_1"]["steady"],
-        f"Dask ≥ {TARGETS['dask_vs_workers_2']}× 2 workers": mixed["dask_2"]["steady"] >= TARGETS["dask_vs_workers_2"] * mixed["workers_2"]["steady"],
-        f"≥ {TARGETS['vs_loop']}× the per-file loop (small)": small["workers_2"]["steady"] >= TARGETS["vs_loop"] * small["loop"],
+            mixed["pillow_2"] / two <= TARGETS["reader_vs_decode"],
+        f"2 workers ≥ {TARGETS['workers_2_vs_1']}× 1": two >= TARGETS["workers_2_vs_1"] * one,
+        f"Dask ≥ {TARGETS['dask_vs_workers_2']}× 2 workers": dask_two >= TARGETS["dask_vs_workers_2"] * two,
+        f"≥ {TARGETS['vs_loop']}× the per-file loop (small)":
+            small["workers_2"]["steady"] >= TARGETS["vs_loop"] * small["loop"],
         f"≤ {TARGETS['worker_mib']} MB per worker": memory["peak_mib"] <= TARGETS["worker_mib"],
         "a killed Dask worker loses nothing": killed["rows"] == killed["distinct_paths"] == killed["pictures"]
             and killed["same_answers_as_workers_1"],
     }
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "command": " ".join(["python", "benchmarks/batch.py", *sys.argv[1:]]), "machine": provenance.machine(),
               "versions": provenance.versions(), "load_average_before": load_average, "shared": args.shared,
               "reps": args.reps, "scale": args.scale, "sets": results, "memory": memory, "dask_memory": dask_memory,

@@ -47,7 +47,7 @@ def test_predict_rows_hold_the_digit(tmp_path, pictures, mnist):
     assert run_cli("predict", *map(str, pictures), "--out", str(out), cwd=tmp_path).returncode == 0
     rows = read_back(out)
     labels = mnist[1][1][:10]
-    assert sum(r["digit"] == label for r, label in zip(rows, labels)) >= 9
+    assert sum(r["digit"] == label for r, label in zip(rows, labels, strict=True)) >= 9
     assert all(json.loads(r["boxes"])[0][2] > 0 for r in rows)
 
 

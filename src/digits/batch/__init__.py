@@ -44,7 +44,7 @@ CHUNK_SIZE = 64
 _FEW = 32
 
 
-def job_for(command: str = READ, model: str | os.PathLike | None = None, threshold: float = 0.5) -> Job:
+def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5) -> Job:
     """The job every chunk runs: the model resolved (and loaded here once, so a bad one fails now)."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
@@ -111,24 +111,25 @@ def results(job: Job, items: Sequence[Item], workers: int | None = None, dask: s
     return chunks_read(job, chunked(items, size), count, dask)
 
 
-def read(paths: Iterable[str | os.PathLike], command: str = READ, model: str | os.PathLike | None = None,
+def read(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
          threshold: float = 0.5, workers: int | None = None, dask: str | None = None,
          chunk_size: int | None = None) -> Iterator[Row]:
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
-    items = [stat_item(path) for path in dict.fromkeys(map(os.fspath, paths))]
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
     for chunk in results(job, items, workers, dask, chunk_size):
         yield from (to_row(result, job) for result in chunk)
 
 
-def bag(paths: Iterable[str | os.PathLike], command: str = READ, model: str | os.PathLike | None = None,
-        threshold: float = 0.5, chunk_size: int = CHUNK_SIZE):
+def bag(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
+        threshold: float = 0.5, chunk_size: int = CHUNK_SIZE) -> Any:
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
 
     job = Job(command, str(resolve_model(model)), threshold)
-    items = [stat_item(path) for path in dict.fromkeys(map(os.fspath, paths))]
-    return dask.bag.from_sequence(items, partition_size=chunk_size).map_partitions(_rows_of, job)
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
+    partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
+    return partitions.map_partitions(_rows_of, job)
 
 
 def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:

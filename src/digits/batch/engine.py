@@ -48,7 +48,7 @@ def chunks_read(job: Job, chunks: Iterable[list[Item]], workers: int = 1,
 def _in_order(submit: Callable[[list[Item]], Any], result: Callable[[Any], list[dict[str, Any]]],
               chunks: Iterable[list[Item]], window: int) -> Iterator[list[dict[str, Any]]]:
     """Keep `window` chunks submitted ahead; yield their results first-submitted first."""
-    pending: deque = deque()
+    pending: deque[Any] = deque()
     for chunk in chunks:
         pending.append(submit(chunk))
         if len(pending) >= window:
@@ -62,7 +62,8 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_ctrl_c) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_leave_ctrl_c) as pool:
         try:
             yield from _in_order(lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(),
                                  chunks, 2 * workers)

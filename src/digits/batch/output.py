@@ -45,7 +45,7 @@ class OutputError(DigitsError):
     """The output named for a batch cannot be written or read back."""
 
 
-def _pyarrow():
+def _pyarrow() -> tuple[Any, Any, Any]:
     try:
         import pyarrow
         import pyarrow.parquet
@@ -59,7 +59,7 @@ def _pyarrow():
 class Output:
     """One output file and the parts of the run that writes it."""
 
-    def __init__(self, target: str | os.PathLike):
+    def __init__(self, target: str | os.PathLike[str]):
         self.target = Path(target)
         self.suffix = self.target.suffix.lower()
         if self.suffix not in FORMATS:

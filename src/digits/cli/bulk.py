@@ -33,23 +33,24 @@ def run(command: str, images: list[str], model: Path | None, as_json: bool, thre
     paths = expand(images, recursive)
     if not paths:
         raise InputError("no pictures to read: the folders and lists given hold none "
-                         f"(pictures are found by their suffix; for sub-folders add --recursive).")
+                         "(pictures are found by their suffix; for sub-folders add --recursive).")
     output = Output(out) if out else None
     job = job_for(command, model, threshold)
     show = show_digit if command == PREDICT else show_page
 
-    def printed(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-        for result in results:
+    progress = _Progress()
+
+    def chunk_done(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        for result in results if output is None else ():
             if result["error"]:
                 print(f"error: {printable(result['error'])}", file=sys.stderr, flush=True)
             else:
                 show(result["path"], result["result"], as_json)
+        progress.advance(len(rows))
 
-    with _Progress() as progress:
-        summary = write(paths, output, job, workers, dask, on_plan=progress.plan,
-                        on_chunk=lambda results, rows: (printed(results, rows) if output is None else None,
-                                                        progress.advance(len(rows))))
-    if output:
+    with progress:
+        summary = write(paths, output, job, workers, dask, on_plan=progress.plan, on_chunk=chunk_done)
+    if out:
         _report(summary, out)
     if summary.failed:
         raise typer.Exit(2)
@@ -99,22 +100,24 @@ class _Progress:
     """A rich progress bar on stderr, or nothing when stderr is not a terminal."""
 
     def __init__(self) -> None:
-        self.bar = None
+        from rich.progress import Progress, TaskID
+
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
         if sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                                 console=Console(stderr=True), transient=True)
-        self.task = None
 
     def __enter__(self) -> _Progress:
         if self.bar:
             self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.bar:
             self.bar.__exit__(*exc)
 
