@@ -28,6 +28,7 @@ Writes benchmarks/results/batch.json and batch.md (batch-quick.* when --scale < 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -94,33 +95,31 @@ def make_sets(folder: Path, scale: float, seed: int) -> dict[str, list[str]]:
     return {"small": small, "mixed": [str(p) for p in mixed]}
 
 
-class Memory:
-    """Peak and drift of the resident memory of some processes, sampled every 0.1 s in a thread."""
+@contextlib.contextmanager
+def memory(processes):
+    """Yield {pid: [MiB, ...]}: the resident memory of `processes()`, sampled every 0.1 s until the block ends."""
+    samples, done = {}, threading.Event()
 
-    def __init__(self, roots):
-        self.roots, self.samples, self._stop = roots, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def sample():
+        while not done.wait(0.1):
+            for proc in processes():
+                with contextlib.suppress(psutil.Error):
+                    samples.setdefault(proc.pid, []).append(proc.memory_info().rss / 2**20)
 
-    def _run(self):
-        while not self._stop.wait(0.1):
-            for proc in self.roots():
-                try:
-                    self.samples.setdefault(proc.pid, []).append(proc.memory_info().rss / 2**20)
-                except psutil.Error:
-                    continue
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        thread.join()
 
-    def __enter__(self):
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        sampled = [s for s in self.samples.values() if s]
-        return {"workers": len(sampled), "peak_mib": round(max((max(s) for s in sampled), default=0), 1),
-                "drift_mib": round(max((s[-1] - s[len(s) // 4] for s in sampled), default=0), 1)}
+def memory_summary(samples: dict) -> dict:
+    """Peak over the processes, and drift: last sample minus the one a quarter into the run."""
+    sampled = [s for s in samples.values() if s]
+    return {"workers": len(sampled), "peak_mib": round(max((max(s) for s in sampled), default=0), 1),
+            "drift_mib": round(max((s[-1] - s[len(s) // 4] for s in sampled), default=0), 1)}
 
 
 def ours(paths, job, **where) -> tuple[dict, list]:
@@ -215,9 +214,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} ({result['pictures']:,} pictures) | {ours_cells} "
                      f"| {m['pillow_1']:,.0f} / {m['pillow_2']:,.0f} "
                      f"| {m['loop']:,.2f} | {m['pillow_2'] / m['workers_2']['steady']:.1f}× |")
-    memory, kill, estimate = report["memory"], report["dask_worker_killed"], report["estimate_100m"]
+    workers_mem, kill, estimate = report["memory"], report["dask_worker_killed"], report["estimate_100m"]
     lines += ["", "Pictures/s, steady (after the first chunk) and, in brackets, wall (with the pool's start-up).",
-              f"Memory per worker (--workers 2, mixed set): peak {memory['peak_mib']} MiB, drift {memory['drift_mib']} "
+              f"Memory per worker (--workers 2, mixed set): peak {workers_mem['peak_mib']} MiB, "
+              f"drift {workers_mem['drift_mib']} "
               f"MiB over the run; Dask workers: peak {report['dask_memory']['peak_mib']} MiB.",
               f"A Dask worker killed mid-run: {kill['rows']} rows for {kill['pictures']} pictures, "
               f"{kill['distinct_paths']} distinct, same answers as --workers 1: {kill['same_answers_as_workers_1']}.",
@@ -255,7 +255,7 @@ def main() -> None:
                                  text=True, check=True).stdout.strip()
         try:
             me = psutil.Process()
-            results, memory, expected_rows = {}, None, {}
+            results, worker_memory, expected_rows = {}, None, {}
             for name, paths in sets.items():
                 runs = []
                 for rep in range(args.reps):
@@ -263,12 +263,12 @@ def main() -> None:
                     run = {}
                     run["workers_1"], expected = ours(paths, job, workers=1)
                     run["pillow_1"] = pillow(paths, 1)
-                    with Memory(lambda: me.children(recursive=True)) as sampled:
+                    with memory(lambda: me.children(recursive=True)) as sampled:
                         run["workers_2"], _ = ours(paths, job, workers=2)
-                    if name == "mixed" and memory is None:
-                        memory = sampled.summary()
+                    if name == "mixed" and worker_memory is None:
+                        worker_memory = memory_summary(sampled)
                     run["pillow_2"] = pillow(paths, 2)
-                    with Memory(lambda: dask_processes(work / "dask")) as dask_sampled:
+                    with memory(lambda: dask_processes(work / "dask")) as dask_sampled:
                         run["dask_2"], on_dask = ours(paths, job, dask=address)
                     assert [r["text"] for r in on_dask] == [r["text"] for r in expected], "Dask answers differ"
                     run["loop"] = loop(paths[: args.loop_sample])
@@ -278,7 +278,7 @@ def main() -> None:
                 results[name] = {"pictures": len(paths), "runs": runs, "median": {
                     key: median_of([r[key] for r in runs]) if isinstance(runs[0][key], dict)
                     else round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}}
-            dask_memory = dask_sampled.summary()
+            dask_memory = memory_summary(dask_sampled)
             print("killing a Dask worker mid-run", flush=True)
             killed = kill_one_worker(sets["small"], job, address, work / "dask", expected_rows["small"])
         finally:
@@ -298,14 +298,15 @@ def main() -> None:
         f"Dask ≥ {TARGETS['dask_vs_workers_2']}× 2 workers": dask_two >= TARGETS["dask_vs_workers_2"] * two,
         f"≥ {TARGETS['vs_loop']}× the per-file loop (small)":
             small["workers_2"]["steady"] >= TARGETS["vs_loop"] * small["loop"],
-        f"≤ {TARGETS['worker_mib']} MB per worker": memory["peak_mib"] <= TARGETS["worker_mib"],
+        f"≤ {TARGETS['worker_mib']} MB per worker": worker_memory["peak_mib"] <= TARGETS["worker_mib"],
         "a killed Dask worker loses nothing": killed["rows"] == killed["distinct_paths"] == killed["pictures"]
             and killed["same_answers_as_workers_1"],
     }
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "command": " ".join(["python", "benchmarks/batch.py", *sys.argv[1:]]), "machine": provenance.machine(),
               "versions": provenance.versions(), "load_average_before": load_average, "shared": args.shared,
-              "reps": args.reps, "scale": args.scale, "sets": results, "memory": memory, "dask_memory": dask_memory,
+              "reps": args.reps, "scale": args.scale, "sets": results, "memory": worker_memory,
+              "dask_memory": dask_memory,
               "dask_worker_killed": killed, "estimate_100m": estimate, "targets": TARGETS, "targets_met": targets_met}
     stem = "batch" if args.scale >= 1 else "batch-quick"
     RESULTS.mkdir(exist_ok=True)

@@ -32,7 +32,7 @@ from typing import Any
 from digits.batch.engine import ClusterError, chunks_read
 from digits.batch.inputs import InputError, expand
 from digits.batch.output import COLUMNS, ERROR, Output, OutputError, Row
-from digits.batch.work import PREDICT, READ, Item, Job, read_chunk
+from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
 from digits.read.model import resolve_model
 
 __all__ = ["COLUMNS", "ClusterError", "InputError", "Output", "OutputError", "Summary", "bag", "expand",
@@ -91,17 +91,6 @@ def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, 
         wanted = 1
     size = chunk_size or max(1, min(CHUNK_SIZE, math.ceil(items / (4 * wanted))))
     return max(1, min(wanted, math.ceil(items / size))), size
-
-
-def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def results(job: Job, items: Sequence[Item], workers: int | None = None, dask: str | None = None,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from digits.atomic import atomic_path, writable_target
+from digits.batch.work import chunked
 from digits.errors import DigitsError
 
 COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
@@ -109,7 +110,7 @@ class Output:
         if self.suffix == ".parquet":
             pyarrow, parquet, schema = _pyarrow()
             with parquet.ParquetWriter(path, schema) as writer:
-                for batch in _batches(rows, 10_000):
+                for batch in chunked(rows, 10_000):
                     writer.write_table(pyarrow.Table.from_pylist(batch, schema))
             return
         with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -148,14 +149,3 @@ def _typed(name: str, value: str) -> Any:
     if name in _INTEGERS:
         return int(value)
     return float(value) if name == "confidence" else value
-
-
-def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -15,8 +15,9 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from digits.errors import DigitsError
 from digits.read.load import load_image
@@ -25,6 +26,7 @@ from digits.read.reader import Reader
 
 READ = "read"
 PREDICT = "predict"
+T = TypeVar("T")
 Item = tuple[str, int | None, int | None]  # path, size in bytes, mtime in ns (None: could not stat)
 
 
@@ -48,6 +50,18 @@ def reader(job: Job) -> Reader:
             # One thread per process: the batch's parallelism is its processes.
             _readers[job] = Reader(job.model, threshold=job.threshold, threads=1)
         return _readers[job]
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items (the last one shorter), in order."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:

@@ -242,7 +242,7 @@ def predict(
         return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
-        bulk.show_digit(path, reader.answer(prepared).to_dict(), as_json)
+        bulk.show("predict", path, reader.answer(prepared).to_dict(), as_json)
         save_steps(prepared, explain)
 
 
@@ -307,7 +307,7 @@ def read(
         return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
-        bulk.show_page(path, page.to_dict(), as_json)
+        bulk.show("read", path, page.to_dict(), as_json)
         save_boxes(image, page, explain)
 
 

@@ -36,7 +36,6 @@ def run(command: str, images: list[str], model: Path | None, as_json: bool, thre
                          "(pictures are found by their suffix; for sub-folders add --recursive).")
     output = Output(out) if out else None
     job = job_for(command, model, threshold)
-    show = show_digit if command == PREDICT else show_page
 
     progress = _Progress()
 
@@ -45,7 +44,7 @@ def run(command: str, images: list[str], model: Path | None, as_json: bool, thre
             if result["error"]:
                 print(f"error: {printable(result['error'])}", file=sys.stderr, flush=True)
             else:
-                show(result["path"], result["result"], as_json)
+                show(command, result["path"], result["result"], as_json)
         progress.advance(len(rows))
 
     with progress:
@@ -62,33 +61,35 @@ def _report(summary: Summary, out: Path) -> None:
     print(f"{printable(str(out))}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}", flush=True)
 
 
-def show_digit(path: str, found: dict[str, Any], as_json: bool) -> None:
-    """One line for `digits predict`'s answer about one picture."""
+def show(command: str, path: str, found: dict[str, Any], as_json: bool) -> None:
+    """Print a command's answer about one picture (`Digit.to_dict()` or `Page.to_dict()`): JSON, or its lines."""
     if as_json:
         print(json.dumps({"file": str(path), **found}), flush=True)
         return
     name = printable(str(path))
+    for line in _digit_lines(found) if command == PREDICT else _page_lines(found):
+        print(f"{name}: {line}", flush=True)
+
+
+def _digit_lines(found: dict[str, Any]) -> list[str]:
+    """`digits predict`: one line."""
     if found["status"] == "no digit found":
-        print(f"{name}: no digit found", flush=True)
-    elif found["status"] == "unsure":
-        print(f"{name}: unsure (" + ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in found["top3"]) + ")",
-              flush=True)
-    else:
-        print(f"{name}: {found['digit']} ({found['confidence']:.1%})", flush=True)
+        return ["no digit found"]
+    if found["status"] == "unsure":
+        return ["unsure (" + ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in found["top3"]) + ")"]
+    return [f"{found['digit']} ({found['confidence']:.1%})"]
 
 
-def show_page(path: str, page: dict[str, Any], as_json: bool) -> None:
-    """`digits read`'s lines about one picture: one per line of digits."""
-    if as_json:
-        print(json.dumps({"file": str(path), **page}), flush=True)
-        return
-    name = printable(str(path))
+def _page_lines(page: dict[str, Any]) -> list[str]:
+    """`digits read`: one line per line of digits, with the digits it doubts."""
     if not page["lines"]:
-        print(f"{name}: no digits found", flush=True)
+        return ["no digits found"]
+    lines = []
     for line in page["lines"]:
         doubts = [f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"]
                   if d["status"] == "unsure"]
-        print(f"{name}: {line['text']}" + (f"  (unsure: {', '.join(doubts)})" if doubts else ""), flush=True)
+        lines.append(line["text"] + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
+    return lines
 
 
 def printable(text: str) -> str:
