@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_local_cluster_gives_the_rows_of_one_worker(pictures):
 
     paths = [str(p) for p in pictures] + [str(pictures[0].parent / "missing.png")]
     here = list(batch.read(paths, workers=1, chunk_size=4))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         on_dask = list(batch.read(paths, dask=cluster.scheduler_address, chunk_size=4))
         from distributed import Client
 
@@ -28,6 +29,27 @@ def test_local_cluster_gives_the_rows_of_one_worker(pictures):
             bagged = batch.bag(paths, chunk_size=4).compute()
     assert same(on_dask) == same(here) == same(bagged)
     assert here[-1]["status"] == "error" and here[-1]["error"].endswith("missing.png: no such file.")
+
+
+def test_a_worker_killed_mid_run_loses_no_picture(pictures):
+    """SIGKILL one of two workers once the first chunk is back: Dask runs its chunks again, each picture once."""
+    from distributed import Client, LocalCluster
+
+    paths = [str(p) for p in pictures]
+    job = batch.job_for("read")
+    here = list(batch.read(paths, workers=1, chunk_size=2))
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            victim = next(iter(client.run(os.getpid).values()))
+
+        def chunk_done(results, chunk_rows):
+            if not rows:
+                os.kill(victim, signal.SIGKILL)
+            rows.extend(chunk_rows)
+
+        batch.write(paths, None, job, dask=cluster.scheduler_address, chunk_size=2, on_chunk=chunk_done)
+    assert same(rows) == same(here)
 
 
 @pytest.mark.dask_scheduler

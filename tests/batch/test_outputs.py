@@ -99,6 +99,11 @@ def test_output_must_be_a_known_format(tmp_path, pictures):
                           "x.txt: the output must end in .csv, .jsonl or .parquet")
 
 
+def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "no/such/x.csv", cwd=tmp_path),
+                          "the folder no/such does not exist")
+
+
 def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(OutputError, match=r"^writing Parquet needs pyarrow: pip install pyarrow"):

@@ -44,16 +44,19 @@ CHUNK_SIZE = 64
 _FEW = 32
 
 
-def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5) -> Job:
-    """The job every chunk runs: the model resolved (and loaded here once, so a bad one fails now)."""
+def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5,
+            load: bool = True) -> Job:
+    """The job every chunk runs: the model resolved (and, with `load`, loaded here once, so a bad one fails now)."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
     from digits.batch.work import reader
 
-    job = Job(command, str(resolve_model(model)), threshold)
-    reader(job)
+    # The shipped model stays None: each worker then loads the one its own installation ships.
+    job = Job(command, None if model is None else str(resolve_model(model)), threshold)
+    if load:
+        reader(job)
     return job
 
 
@@ -70,7 +73,7 @@ def to_row(result: dict[str, Any], job: Job) -> Row:
     """A worker's result for one picture -> a flat row (`COLUMNS`)."""
     row: Row = {name: None for name in COLUMNS}
     row.update(path=result["path"], size=result["size"], mtime_ns=result["mtime_ns"],
-               model=os.path.basename(job.model))
+               model=job.model_name)
     found = result["result"]
     if found is None:
         return row | {"status": ERROR, "error": result["error"]}
@@ -115,7 +118,7 @@ def bag(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
 
-    job = Job(command, str(resolve_model(model)), threshold)
+    job = job_for(command, model, threshold, load=False)  # the bag is computed elsewhere
     items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
     partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
     return partitions.map_partitions(_rows_of, job)

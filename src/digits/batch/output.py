@@ -67,6 +67,8 @@ class Output:
             raise OutputError(f"{target}: the output must end in .csv, .jsonl or .parquet.")
         if self.suffix == ".parquet":
             _pyarrow()
+        if not self.target.parent.is_dir():
+            raise OutputError(f"{target}: the folder {self.target.parent} does not exist; create it first.")
         writable_target(self.target)  # a folder or a device there fails now, before any picture is read
         self.parts = self.target.with_name(f".{self.target.name}.parts")
         self._next = len(self._part_files())

@@ -14,6 +14,7 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from digits.errors import DigitsError
 from digits.read.load import load_image
+from digits.read.model import shipped_model
 from digits.read.pipeline import segment_page
 from digits.read.reader import Reader
 
@@ -35,8 +37,13 @@ class Job:
     """What every chunk of one batch is read with: the command, the model file, the threshold."""
 
     command: str  # READ or PREDICT
-    model: str  # the .onnx file, resolved: workers must see the same path
+    model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
     threshold: float = 0.5
+
+    @property
+    def model_name(self) -> str:
+        """The model file's name, for the rows."""
+        return os.path.basename(self.model) if self.model else shipped_model().name
 
 
 _readers: dict[Job, Reader] = {}
