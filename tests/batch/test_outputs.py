@@ -1,10 +1,12 @@
 """--out: CSV, JSON Lines and Parquet read back; resume after a kill, a bad file, a changed file."""
 
+import contextlib
 import csv
 import json
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -64,6 +66,31 @@ def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().endswith("pictures read, 6 already there")  # chunks of 3: two were written
     assert answers(read_back(out)) == answers(read_back(whole))
+
+
+def test_workers_end_with_a_killed_command(tmp_path, pictures):
+    """SIGKILL after the first chunk with --workers 2: no worker outlives the command, and the rest resumes."""
+    import subprocess
+
+    import psutil
+
+    from helpers import DIGITS
+
+    out = tmp_path / "results.csv"
+    command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
+    run = subprocess.Popen(command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "0"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = set()
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(run.pid)
+        while run.poll() is None:  # the workers live from before the first chunk until the command dies
+            workers |= set(parent.children(recursive=True))
+            time.sleep(0.05)
+    assert run.wait() == -signal.SIGKILL and workers
+    _, alive = psutil.wait_procs(workers, timeout=120)
+    assert not alive, "every worker exits once its command is gone"
+    again = run_cli("read", str(pictures[0].parent), "--out", str(out), "--workers", "2", cwd=tmp_path)
+    assert again.returncode == 0 and len(read_back(out)) == 10
 
 
 def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):

@@ -7,6 +7,8 @@ worker are in flight, so memory stays flat over a run of any length.
   * `workers=1` and no `dask`: read here, one chunk after another.
   * `workers=N`: a pool of N processes (spawned, so no ONNX Runtime state is
     inherited), each loading the model once (`digits.batch.work.reader`).
+    SIGTERM or Ctrl-C stops the pool once its chunks in flight are done; a
+    worker whose command was killed outright exits by itself.
   * `dask="tcp://host:8786"`: every chunk is a task on that Dask cluster
     (`Client.submit`). Dask's scheduler places the tasks; a worker lost
     mid-run has its tasks run again elsewhere, and a task that raised is
@@ -17,13 +19,17 @@ worker are in flight, so memory stays flat over a run of any length.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from digits.batch.work import Item, Job, read_chunk
-from digits.errors import DigitsError
+from digits.errors import DigitsError, Interrupted
 
 # A task that raised (not a lost worker: Dask reschedules those on its own) runs this many more times.
 DASK_RETRIES = 2
@@ -63,7 +69,7 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_leave_ctrl_c) as pool:
+    with _term_interrupts(), ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start) as pool:
         try:
             yield from _in_order(lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(),
                                  chunks, 2 * workers)
@@ -72,11 +78,40 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
                                "run the same command again to resume.") from None
 
 
-def _leave_ctrl_c() -> None:
-    """Ctrl-C reaches every process of the terminal: the command stops the pool, workers print nothing."""
-    import signal
+@contextlib.contextmanager
+def _term_interrupts() -> Iterator[None]:
+    """While the pool runs, SIGTERM raises `Interrupted`, so the pool is shut down (not orphaned) on the way out."""
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; its own handler stays
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _worker_start() -> None:
+    """In each worker: Ctrl-C is the command's to handle, and the worker ends with the command.
+
+    Ctrl-C reaches every process of the terminal; the command stops the pool
+    and the workers print nothing. A command killed outright (SIGKILL) cannot
+    stop its pool, so each worker watches its parent and exits when it goes.
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def exit_with_parent() -> None:
+            wait([parent.sentinel])
+            os._exit(1)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
 def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[list[dict[str, Any]]]:
