@@ -112,7 +112,7 @@ class Output:
         if self.suffix == ".parquet":
             pyarrow, parquet, schema = _pyarrow()
             with parquet.ParquetWriter(path, schema) as writer:
-                for batch in chunked(rows, 10_000):
+                for batch in chunked(map(_utf8, rows), 10_000):
                     writer.write_table(pyarrow.Table.from_pylist(batch, schema))
             return
         with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -142,6 +142,14 @@ class Output:
         except Exception as err:  # pyarrow's own error types for a damaged file
             raise OutputError(f"{path}: not a Parquet file digits wrote ({err}); "
                               "name another --out or move this file away.") from None
+
+
+def _utf8(row: Row) -> Row:
+    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped."""
+    path = row["path"]
+    if isinstance(path, str) and not path.isascii():
+        row = row | {"path": os.fsencode(path).decode("utf-8", "backslashreplace")}
+    return row
 
 
 def _typed(name: str, value: str) -> Any:
