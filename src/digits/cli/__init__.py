@@ -7,7 +7,6 @@ Every known fault ends in one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
@@ -216,31 +215,36 @@ def export(run: RunArg = LATEST) -> None:
     _out(str(export_run(run)))
 
 
+# Many pictures at once (digits.cli.bulk): folders, globs, lists, an output file, workers, a Dask cluster.
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Also read the pictures in sub-folders of folders given.")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Write one row per picture to this .csv, .jsonl or .parquet file; running again resumes.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(min=1, help="Processes reading pictures (default: one per core; one for a few pictures).")]
+DaskOpt = Annotated[Optional[str], typer.Option(help="Read on this Dask cluster instead, e.g. tcp://scheduler:8786.")]
+IMAGES_HELP = "Pictures: files, folders, globs ('scans/**/*.jpg'), @list.txt (one path a line), or - (paths on stdin)."
+
+
 @app.command()
 def predict(
-    images: Annotated[ImagePaths, typer.Argument(help="Image files: photos, scans, drawings.")],
+    images: Annotated[ImagePaths, typer.Argument(help=IMAGES_HELP)],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
     threshold: ThresholdOpt = 0.5,
+    recursive: RecursiveOpt = False,
+    out: OutOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
 ) -> None:
-    """Recognize one digit per image."""
+    """Recognize one digit per image (exit code 2 if any picture could not be read)."""
+    from digits.cli import bulk
     from digits.read.explain import save_steps
-    from digits.read.reader import NO_DIGIT, UNSURE
 
+    if explain is None:
+        return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
-        found = reader.answer(prepared)
-        if as_json:
-            _out(json.dumps({"file": str(path), **found.to_dict()}))
-        elif found.status == NO_DIGIT:
-            _out(f"{shown(path)}: no digit found")
-        elif found.status == UNSURE:
-            _out(f"{shown(path)}: unsure (" + ", ".join(f"{d} {c:.1%}" for d, c in found.top3) + ")")
-        else:
-            _out(f"{shown(path)}: {found.digit} ({found.confidence:.1%})")
-        if explain:
-            save_steps(prepared, explain)
+        bulk.show("predict", path, reader.answer(prepared).to_dict(), as_json)
+        save_steps(prepared, explain)
 
 
 def _each_picture(images: list[str], model: Optional[Path], threshold: float, explain: Optional[Path]):
@@ -286,25 +290,26 @@ def _readable_images(paths: list[str], failures: list[str]):
 
 @app.command()
 def read(
-    images: Annotated[ImagePaths, typer.Argument(help="Pictures of numbers: one line or a whole page.")],
+    images: Annotated[ImagePaths, typer.Argument(help=IMAGES_HELP)],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
     explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
     threshold: ThresholdOpt = 0.5,
+    recursive: RecursiveOpt = False,
+    out: OutOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
 ) -> None:
-    """Read the numbers in a picture: every line of digits, top to bottom, one number per line."""
+    """Read the numbers in a picture: every line of digits, top to bottom, one number per line (exit code 2 if any picture could not be read)."""
+    from digits.cli import bulk
     from digits.read.explain import save_boxes
 
+    if explain is None:
+        return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
-        if as_json:
-            _out(json.dumps({"file": str(path), **page.to_dict()}))
-        elif not page.lines:
-            _out(f"{shown(path)}: no digits found")
-        for line in [] if as_json else page.lines:
-            _out(f"{shown(path)}: {line.text}")  # a line holds only sure digits (`digits.read.refusal`)
-        if explain:
-            save_boxes(image, page, explain)
+        bulk.show("read", path, page.to_dict(), as_json)
+        save_boxes(image, page, explain)
 
 
 @app.command()

@@ -22,6 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -30,7 +31,7 @@ from PIL import Image
 
 from digits.read.model import Recognizer
 from digits.read.load import load_image
-from digits.read.pipeline import Prepared, prepare, segment_page
+from digits.read.pipeline import Prepared, Segment, prepare, segment_page
 from digits.read.ink import union
 from digits.read.refusal import line_digits, picture_refused, steady
 from digits.spec import REJECT, Box
@@ -132,9 +133,14 @@ class Reader:
 
     def answer(self, prepared: Prepared) -> Digit:
         """Steps 2 and 3 for one prepared picture."""
-        if not prepared.has_ink:
-            return Digit(None, 0.0, (), None, NO_DIGIT)
-        return self.decide(self.classify(prepared.image)[0], prepared.box)
+        return self.answer_many([prepared])[0]
+
+    def answer_many(self, prepared: Sequence[Prepared]) -> list[Digit]:
+        """Steps 2 and 3 for many prepared pictures, in one model call."""
+        inked = [p for p in prepared if p.has_ink]
+        probabilities = iter(self.classify(np.stack([p.image for p in inked])) if inked else ())
+        return [self.decide(next(probabilities), p.box) if p.has_ink else Digit(None, 0.0, (), None, NO_DIGIT)
+                for p in prepared]
 
     def read_digit(self, picture: PictureSource) -> Digit:
         """The one digit a picture holds."""
@@ -151,11 +157,23 @@ class Reader:
         is a single digit gives it only when `read_digit` reads the same.
         """
         image = _as_image(picture)
-        lines = [line for line in segment_page(image) if line]
-        pieces = [piece for line in lines for piece in line]
-        if not pieces:
+        return self.decide_pages([segment_page(image)], [image])[0]
+
+    def decide_pages(self, segmented: Sequence[list[list[Segment]]], pictures: Sequence[PictureSource]) -> list[Page]:
+        """Steps 2 and 3 of `read_page` for many pictures' lines (`segment_page`), in one model call.
+
+        `pictures` are the pictures the lines came from (a path will do): a page whose only
+        number is one digit is read again whole, which is rare, so a batch need not keep them.
+        """
+        pieces = [piece for lines in segmented for line in lines for piece in line]
+        probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])) if pieces else ())
+        return [self._page(lines, probabilities, picture) for lines, picture in zip(segmented, pictures, strict=True)]
+
+    def _page(self, lines: list[list[Segment]], probabilities: Iterator[np.ndarray], picture: PictureSource) -> Page:
+        """One picture's page, taking its pieces' rows of probabilities from `probabilities` in order."""
+        lines = [line for line in lines if line]
+        if not lines:
             return Page()
-        probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])))
         candidates = []
         for line in lines:
             decided = [self.decide(next(probabilities), piece.box) for piece in line]
@@ -173,7 +191,7 @@ class Reader:
         if picture_refused(len(found), len(lines)):
             return Page()
         if len(found) == 1 and len(found[0].digits) == 1:
-            whole = self.read_digit(image)
+            whole = self.read_digit(picture)
             if whole.status != OK or whole.digit != found[0].digits[0].digit:
                 return Page()
         return Page(tuple(found))

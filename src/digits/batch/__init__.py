@@ -1,0 +1,172 @@
+"""Reading many pictures: one machine's cores, or a Dask cluster, in chunks, resumable.
+
+    >>> from digits import batch
+    >>> for row in batch.read(["a.png", "b.jpg"], workers=2):   # rows in input order
+    ...     print(row["path"], row["text"], row["status"])
+    >>> batch.bag(paths).to_dataframe()                          # the same rows as a dask.bag
+
+A row is a flat dict with the columns `COLUMNS`: `path`; `status` ("ok",
+"unsure", "no digit found" / "no digits found", or "error"); `text` (the
+number(s) read, one line per line; for `predict`, the digit); `digit`
+(`predict` only); `confidence` (of the digit, or the least sure digit of
+the page); `boxes` (JSON: `read`'s lines with their digits and boxes, or
+`predict`'s one box); `error` (the sentence saying why the picture could not
+be read); `model` (the model file's name); `size` and `mtime_ns` (the file
+as it was read, for resuming).
+
+Pictures go in chunks of `chunk_size` to the workers (`digits.batch.engine`);
+each worker loads the model once and makes one model call per chunk. A bad
+picture becomes an error row and the batch goes on. `write` sends the rows to
+an output file (`digits.batch.output`) that a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from digits.batch.engine import ClusterError, chunks_read
+from digits.batch.inputs import InputError, expand
+from digits.batch.output import COLUMNS, ERROR, Output, OutputError, Row
+from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
+from digits.read.model import resolve_model
+
+__all__ = ["COLUMNS", "ClusterError", "InputError", "Output", "OutputError", "Summary", "bag", "expand",
+           "job_for", "read", "write"]
+
+# A chunk: enough digits for an efficient model call, few enough that a kill loses little.
+CHUNK_SIZE = 64
+# Below this many pictures, starting worker processes costs more than it saves (unless asked for).
+_FEW = 32
+
+
+def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5,
+            load: bool = True) -> Job:
+    """The job every chunk runs: the model resolved (and, with `load`, loaded here once, so a bad one fails now)."""
+    if command not in (READ, PREDICT):
+        raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
+    from digits.batch.work import reader
+
+    # The shipped model stays None: each worker then loads the one its own installation ships.
+    job = Job(command, None if model is None else str(resolve_model(model)), threshold)
+    if load:
+        reader(job)
+    return job
+
+
+def stat_item(path: str) -> Item:
+    """(path, size, mtime_ns) as the file is now; a file that cannot be stat'ed has None (its read will say why)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return path, None, None
+    return path, info.st_size, info.st_mtime_ns
+
+
+def to_row(result: dict[str, Any], job: Job) -> Row:
+    """A worker's result for one picture -> a flat row (`COLUMNS`)."""
+    row: Row = {name: None for name in COLUMNS}
+    row.update(path=result["path"], size=result["size"], mtime_ns=result["mtime_ns"],
+               model=job.model_name)
+    found = result["result"]
+    if found is None:
+        return row | {"status": ERROR, "error": result["error"]}
+    if job.command == PREDICT:
+        digit = found["digit"]
+        return row | {"status": found["status"], "digit": digit, "text": "" if digit is None else str(digit),
+                      "confidence": found["confidence"], "boxes": json.dumps([found["box"]] if found["box"] else [])}
+    digits = [d for line in found["lines"] for d in line["digits"]]
+    status = "no digits found" if not digits else "unsure" if any(d["status"] == "unsure" for d in digits) else "ok"
+    return row | {"status": status, "text": found["text"], "boxes": json.dumps(found["lines"]),
+                  "confidence": min((d["confidence"] for d in digits), default=None)}
+
+
+def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, int]:
+    """(workers, chunk size) for this many pictures: chunks spread over the workers, no idle processes."""
+    wanted = workers or os.cpu_count() or 1
+    if workers is None and items < _FEW:
+        wanted = 1
+    size = chunk_size or max(1, min(CHUNK_SIZE, math.ceil(items / (4 * wanted))))
+    return max(1, min(wanted, math.ceil(items / size))), size
+
+
+def results(job: Job, items: Sequence[Item], workers: int | None = None, dask: str | None = None,
+            chunk_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Each chunk's worker results, in input order."""
+    count, size = plan(len(items), workers, chunk_size)
+    return chunks_read(job, chunked(items, size), count, dask)
+
+
+def read(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
+         threshold: float = 0.5, workers: int | None = None, dask: str | None = None,
+         chunk_size: int | None = None) -> Iterator[Row]:
+    """One row per picture, in the order of `paths` (each path once)."""
+    job = job_for(command, model, threshold)
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
+    for chunk in results(job, items, workers, dask, chunk_size):
+        yield from (to_row(result, job) for result in chunk)
+
+
+def bag(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
+        threshold: float = 0.5, chunk_size: int = CHUNK_SIZE) -> Any:
+    """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
+    import dask.bag
+
+    job = job_for(command, model, threshold, load=False)  # the bag is computed elsewhere
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
+    partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
+    return partitions.map_partitions(_rows_of, job)
+
+
+def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:
+    return [to_row(result, job) for result in read_chunk(job, list(items))]
+
+
+@dataclass
+class Summary:
+    """What a `write` did: pictures read now, skipped as already done, and failed (now or before)."""
+
+    read: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def write(paths: Sequence[str], output: Output | None, job: Job, workers: int | None = None,
+          dask: str | None = None, chunk_size: int | None = None,
+          on_chunk: Callable[[list[dict[str, Any]], list[Row]], None] | None = None,
+          on_plan: Callable[[int, int], None] | None = None) -> Summary:
+    """Read `paths` into `output` (None: only `on_chunk` sees the rows), skipping what it already holds.
+
+    `on_plan(to_read, skipped)` is called once before reading, `on_chunk(results, rows)` after each chunk
+    (in input order) once it is written.
+    """
+    done = output.done() if output else {}
+    summary = Summary()
+    items = []
+    for path in dict.fromkeys(paths):
+        item = stat_item(path)
+        before = done.get(path)
+        if before is not None and before[:2] == item[1:] and item[1] is not None:
+            summary.skipped += 1
+            summary.failed += before[2]
+        else:
+            items.append(item)
+    if on_plan:
+        on_plan(len(items), summary.skipped)
+    for chunk in results(job, items, workers, dask, chunk_size):
+        rows = [to_row(result, job) for result in chunk]
+        if output:
+            output.write_chunk(rows)
+        summary.read += len(rows)
+        summary.failed += sum(row["status"] == ERROR for row in rows)
+        if on_chunk:
+            on_chunk(chunk, rows)
+    if output:
+        output.finish()
+    return summary

@@ -1,0 +1,133 @@
+"""Where chunks are read: in this process, in a pool of processes, or on a Dask cluster.
+
+`chunks_read(job, chunks, workers, dask)` yields each chunk's results in the
+order the chunks were given, whichever finishes first. At most two chunks per
+worker are in flight, so memory stays flat over a run of any length.
+
+  * `workers=1` and no `dask`: read here, one chunk after another.
+  * `workers=N`: a pool of N processes (spawned, so no ONNX Runtime state is
+    inherited), each loading the model once (`digits.batch.work.reader`).
+    SIGTERM or Ctrl-C stops the pool once its chunks in flight are done; a
+    worker whose command was killed outright exits by itself.
+  * `dask="tcp://host:8786"`: every chunk is a task on that Dask cluster
+    (`Client.submit`). Dask's scheduler places the tasks; a worker lost
+    mid-run has its tasks run again elsewhere, and a task that raised is
+    retried (`retries`). Results come back here, so each picture is written
+    once whatever the cluster did. Workers must see the same paths (shared
+    storage) and have digits installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from digits.batch.work import Item, Job, read_chunk
+from digits.errors import DigitsError, Interrupted
+
+# A task that raised (not a lost worker: Dask reschedules those on its own) runs this many more times.
+DASK_RETRIES = 2
+
+
+class ClusterError(DigitsError):
+    """The Dask scheduler cannot be reached, or a pool of workers broke down."""
+
+
+def chunks_read(job: Job, chunks: Iterable[list[Item]], workers: int = 1,
+                dask: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Each chunk's results, in the chunks' order."""
+    if dask:
+        yield from _on_dask(job, chunks, dask)
+    elif workers <= 1:
+        for chunk in chunks:
+            yield read_chunk(job, chunk)
+    else:
+        yield from _on_processes(job, chunks, workers)
+
+
+def _in_order(submit: Callable[[list[Item]], Any], result: Callable[[Any], list[dict[str, Any]]],
+              chunks: Iterable[list[Item]], window: int) -> Iterator[list[dict[str, Any]]]:
+    """Keep `window` chunks submitted ahead; yield their results first-submitted first."""
+    pending: deque[Any] = deque()
+    for chunk in chunks:
+        pending.append(submit(chunk))
+        if len(pending) >= window:
+            yield result(pending.popleft())
+    while pending:
+        yield result(pending.popleft())
+
+
+def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Iterator[list[dict[str, Any]]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")
+    with _term_interrupts(), ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start) as pool:
+        try:
+            yield from _in_order(lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(),
+                                 chunks, 2 * workers)
+        except BrokenProcessPool:
+            raise ClusterError("a worker process died (out of memory, or killed); "
+                               "run the same command again to resume.") from None
+
+
+@contextlib.contextmanager
+def _term_interrupts() -> Iterator[None]:
+    """While the pool runs, SIGTERM raises `Interrupted`, so the pool is shut down (not orphaned) on the way out."""
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; its own handler stays
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _worker_start() -> None:
+    """In each worker: Ctrl-C is the command's to handle, and the worker ends with the command.
+
+    Ctrl-C reaches every process of the terminal; the command stops the pool
+    and the workers print nothing. A command killed outright (SIGKILL) cannot
+    stop its pool, so each worker watches its parent and exits when it goes.
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def exit_with_parent() -> None:
+            wait([parent.sentinel])
+            os._exit(1)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[list[dict[str, Any]]]:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--dask needs Dask's distributed scheduler: pip install 'dask[distributed]'.") from None
+    try:
+        client = Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({err}).") from None
+    with client:
+        workers = max(1, sum(client.nthreads().values()))
+        run = uuid.uuid4().hex[:8]  # task keys unique to this run; chunk numbers within it
+        numbers = iter(range(1 << 62))
+        yield from _in_order(
+            lambda chunk: client.submit(read_chunk, job, chunk, key=f"digits-chunk-{run}-{next(numbers)}",
+                                        retries=DASK_RETRIES, pure=False),
+            lambda future: future.result(), chunks, 2 * workers)

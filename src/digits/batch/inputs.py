@@ -1,0 +1,86 @@
+"""Which pictures a batch reads: folders, globs, lists and standard input, as one list of paths.
+
+`expand` turns what a user types into the paths of the pictures, in a
+deterministic order, each once (the first time it is named):
+
+  * a folder: the pictures in it (by suffix, see `PICTURE_SUFFIXES`), sorted by
+    name; with `recursive`, those of its sub-folders too, folder by folder;
+  * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
+    no existing file: the files it matches, sorted; one that matches nothing is
+    an `InputError`;
+  * `@list.txt`: one path per line (blank lines skipped), relative to the
+    current folder as on the command line; `-`: the same, from standard input;
+  * anything else: a path, passed on as it is, so that a missing or unreadable
+    file becomes that picture's error row instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TextIO
+
+from digits.errors import DigitsError
+
+PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".mpo"})
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+class InputError(DigitsError):
+    """A folder, glob or list given to a batch cannot be expanded."""
+
+
+def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | None = None) -> list[str]:
+    """The picture paths the arguments name, in order, each once."""
+    seen: dict[str, None] = {}
+    for argument in arguments:
+        for path in _paths(argument, recursive, stdin or sys.stdin):
+            seen.setdefault(path)
+    return list(seen)
+
+
+def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
+    if argument == "-":
+        yield from _lines(stdin)
+    elif argument.startswith("@") and len(argument) > 1:
+        name = argument[1:]
+        try:
+            with open(name, encoding="utf-8", errors="surrogateescape", newline="") as listing:
+                yield from _lines(listing)
+        except OSError as err:
+            raise InputError(f"{name}: the list of pictures cannot be read ({err.strerror or err}).") from None
+    elif argument and os.path.isdir(argument):
+        yield from _folder(argument, recursive)
+    elif _GLOB_CHARACTERS & set(argument) and not os.path.lexists(argument):
+        matches = sorted(path for path in glob.iglob(argument, recursive=True) if not os.path.isdir(path))
+        if not matches:
+            raise InputError(f"{argument}: no file matches this pattern (quote it so the shell leaves it to digits).")
+        yield from matches
+    else:
+        yield argument
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    """One path per line; the line ending goes, spaces stay (a file name may start or end with one)."""
+    for line in stream:
+        path = line.rstrip("\r\n")
+        if path:
+            yield path
+
+
+def _folder(folder: str, recursive: bool) -> Iterator[str]:
+    """The pictures of a folder by name; with `recursive`, then each sub-folder's, depth first, by name."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as err:
+        raise InputError(f"{folder}: the folder cannot be listed ({err.strerror or err}).") from None
+    for entry in entries:
+        if os.path.splitext(entry.name)[1].lower() in PICTURE_SUFFIXES and not entry.is_dir():
+            yield entry.path
+    if recursive:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _folder(entry.path, recursive)

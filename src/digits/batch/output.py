@@ -1,0 +1,161 @@
+"""A batch's output file: CSV, JSON Lines or Parquet, written chunk by chunk, never half.
+
+Rows have the columns `COLUMNS`. While a batch runs, each chunk of rows is
+written to its own part file, atomically (`digits.atomic`), in a hidden folder
+beside the output (`.results.csv.parts/`); when the batch ends the output is
+rewritten, atomically, as its old rows followed by the parts' rows, and the
+folder is removed. A kill (even SIGKILL) therefore loses at most the chunks in
+flight, and the output file is always whole: the old one or the new one.
+
+Resume: `done()` reads the output and any parts a killed run left, and says,
+for each path, the size and mtime its row was read at and whether it failed.
+A picture whose file still has that size and mtime is not read again; one
+that changed is, and its new row replaces the old one (a path keeps only its
+last row, which then comes after the rows that did not change).
+
+Parquet needs pyarrow; without it, asking for a .parquet output is one
+`OutputError` sentence before anything is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from digits.atomic import atomic_path, writable_target
+from digits.batch.work import chunked
+from digits.errors import DigitsError
+
+COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
+_INTEGERS = ("digit", "size", "mtime_ns")
+FORMATS = (".csv", ".jsonl", ".parquet")
+# Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs itself.
+KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
+ERROR = "error"
+
+Row = dict[str, Any]
+
+
+class OutputError(DigitsError):
+    """The output named for a batch cannot be written or read back."""
+
+
+def _pyarrow() -> tuple[Any, Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise OutputError("writing Parquet needs pyarrow: pip install pyarrow (or write .csv or .jsonl).") from None
+    schema = pyarrow.schema([(name, pyarrow.int64() if name in _INTEGERS else
+                              pyarrow.float64() if name == "confidence" else pyarrow.string()) for name in COLUMNS])
+    return pyarrow, pyarrow.parquet, schema
+
+
+class Output:
+    """One output file and the parts of the run that writes it."""
+
+    def __init__(self, target: str | os.PathLike[str]):
+        self.target = Path(target)
+        self.suffix = self.target.suffix.lower()
+        if self.suffix not in FORMATS:
+            raise OutputError(f"{target}: the output must end in .csv, .jsonl or .parquet.")
+        if self.suffix == ".parquet":
+            _pyarrow()
+        if not self.target.parent.is_dir():
+            raise OutputError(f"{target}: the folder {self.target.parent} does not exist; create it first.")
+        writable_target(self.target)  # a folder or a device there fails now, before any picture is read
+        self.parts = self.target.with_name(f".{self.target.name}.parts")
+        self._next = len(self._part_files())
+        self._written = 0
+
+    def _part_files(self) -> list[Path]:
+        return sorted(self.parts.glob(f"*{self.suffix}")) if self.parts.is_dir() else []
+
+    def _sources(self) -> list[Path]:
+        return ([self.target] if self.target.is_file() else []) + self._part_files()
+
+    def done(self) -> dict[str, tuple[int | None, int | None, bool]]:
+        """path -> (size, mtime_ns, failed) of the last row of each picture already written."""
+        return {row["path"]: (row["size"], row["mtime_ns"], row["status"] == ERROR)
+                for source in self._sources() for row in self._read(source, ("path", "size", "mtime_ns", "status"))}
+
+    def write_chunk(self, rows: list[Row]) -> None:
+        """One chunk of rows, as a part file written atomically."""
+        self.parts.mkdir(exist_ok=True)
+        with atomic_path(self.parts / f"{self._next:09d}{self.suffix}") as tmp:
+            self._write(tmp, rows)
+        self._next += 1
+        self._written += 1
+        if os.environ.get(KILL_AFTER_CHUNK) == str(self._written - 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def finish(self) -> None:
+        """Rewrite the output as its rows and the parts', each path's last row only; remove the parts."""
+        sources = self._sources()
+        if not self._part_files():
+            return
+        last = {row["path"]: (i, j) for i, source in enumerate(sources)
+                for j, row in enumerate(self._read(source, ("path",)))}
+        keep = (row for i, source in enumerate(sources) for j, row in enumerate(self._read(source, COLUMNS))
+                if last[row["path"]] == (i, j))
+        with atomic_path(self.target) as tmp:
+            self._write(tmp, keep)
+        shutil.rmtree(self.parts)
+
+    def _write(self, path: Path, rows: Iterable[Row]) -> None:
+        if self.suffix == ".parquet":
+            pyarrow, parquet, schema = _pyarrow()
+            with parquet.ParquetWriter(path, schema) as writer:
+                for batch in chunked(map(_utf8, rows), 10_000):
+                    writer.write_table(pyarrow.Table.from_pylist(batch, schema))
+            return
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            if self.suffix == ".csv":
+                writer = csv.DictWriter(f, COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                f.writelines(json.dumps({name: row[name] for name in COLUMNS}) + "\n" for row in rows)
+
+    def _read(self, path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
+        try:
+            if self.suffix == ".parquet":
+                _, parquet, _ = _pyarrow()
+                for batch in parquet.ParquetFile(path).iter_batches(columns=list(columns)):
+                    yield from batch.to_pylist()
+                return
+            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+                rows = csv.DictReader(f) if self.suffix == ".csv" else map(json.loads, f)
+                for row in rows:
+                    yield {name: _typed(name, row[name]) if self.suffix == ".csv" else row[name] for name in columns}
+        except OutputError:
+            raise
+        except (OSError, ValueError, KeyError, csv.Error) as err:
+            raise OutputError(f"{path}: not a batch output that digits can resume from ({err}); "
+                              "name another --out or move this file away.") from None
+        except Exception as err:  # pyarrow's own error types for a damaged file
+            raise OutputError(f"{path}: not a Parquet file digits wrote ({err}); "
+                              "name another --out or move this file away.") from None
+
+
+def _utf8(row: Row) -> Row:
+    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped."""
+    path = row["path"]
+    if isinstance(path, str) and not path.isascii():
+        row = row | {"path": os.fsencode(path).decode("utf-8", "backslashreplace")}
+    return row
+
+
+def _typed(name: str, value: str) -> Any:
+    """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
+    if value == "":
+        return None
+    if name in _INTEGERS:
+        return int(value)
+    return float(value) if name == "confidence" else value

@@ -1,0 +1,96 @@
+"""One chunk of pictures read in a worker: the task a process pool or a Dask cluster runs.
+
+`read_chunk(job, items)` reads a list of `(path, size, mtime_ns)` and returns one
+result per item, in order: `{"path", "size", "mtime_ns", "error", "result"}`,
+where `result` is `Page.to_dict()` (`digits read`) or `Digit.to_dict()`
+(`digits predict`), and `error` the one sentence that says why a picture could
+not be read (`result` is then None). A bad picture never stops its chunk.
+
+Each process loads the model once (`reader`) and makes one model call per
+chunk for the digits of all its pictures. Pictures are decoded and segmented
+one at a time, so a worker holds one decoded picture at a time, whatever the
+chunk size. Everything here is picklable and importable on a Dask worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from digits.errors import DigitsError
+from digits.read.load import load_image
+from digits.read.model import shipped_model
+from digits.read.pipeline import segment_page
+from digits.read.reader import Reader
+
+READ = "read"
+PREDICT = "predict"
+T = TypeVar("T")
+Item = tuple[str, int | None, int | None]  # path, size in bytes, mtime in ns (None: could not stat)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every chunk of one batch is read with: the command, the model file, the threshold."""
+
+    command: str  # READ or PREDICT
+    model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
+    threshold: float = 0.5
+
+    @property
+    def model_name(self) -> str:
+        """The model file's name, for the rows."""
+        return os.path.basename(self.model) if self.model else shipped_model().name
+
+
+_readers: dict[Job, Reader] = {}
+_lock = threading.Lock()
+
+
+def reader(job: Job) -> Reader:
+    """This process's reader for `job`: loaded on first use, then kept (one ONNX Runtime thread)."""
+    with _lock:
+        if job not in _readers:
+            # One thread per process: the batch's parallelism is its processes.
+            _readers[job] = Reader(job.model, threshold=job.threshold, threads=1)
+        return _readers[job]
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items (the last one shorter), in order."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
+    """Read every picture of a chunk; one model call for all their digits."""
+    model = reader(job)
+    results = [{"path": path, "size": size, "mtime_ns": mtime, "error": None, "result": None}
+               for path, size, mtime in items]
+    prepared: list[Any] = []  # per picture: its lines of segments (read) or its Prepared (predict)
+    where: list[int] = []
+    for index, (path, _, _) in enumerate(items):
+        try:
+            image = load_image(path)
+            # --explain's steps are full-size arrays: dropped at once, so a chunk costs little memory.
+            prepared.append(segment_page(image) if job.command == READ else replace(model.prepare(image), steps=[]))
+            where.append(index)
+        except DigitsError as err:
+            results[index]["error"] = str(err)
+        except Exception as err:  # a bug in digits must not cost the rest of the batch
+            results[index]["error"] = f"{path}: unexpected {type(err).__name__} while reading it ({err})."
+    pictures = [items[index][0] for index in where]  # a page read again whole is read again from its file
+    answers: list[Any] = (model.decide_pages(prepared, pictures) if job.command == READ
+                          else model.answer_many(prepared))
+    for index, answer in zip(where, answers, strict=True):
+        results[index]["result"] = answer.to_dict()
+    return results

@@ -1,0 +1,130 @@
+"""`digits read` and `digits predict` on many pictures: inputs, workers, output file, progress.
+
+The commands take files, folders (`--recursive`), globs, `@list.txt` and `-`
+(paths on standard input); `digits.batch.expand` makes them one list. The
+pictures are read in chunks by `digits.batch.write`, here, on `--workers`
+processes or on a Dask cluster (`--dask`). With `--out` the rows go to a CSV,
+JSON Lines or Parquet file that a second run resumes; without it, each
+picture's answer is printed as the commands always printed it, in input order.
+
+A progress bar (pictures/s and time left) is drawn on stderr when stderr is
+a terminal. Exit code: 0 when every picture was read (finding no digit is an
+answer), 2 when any picture could not be (each has its error row or error
+line) or the command itself was wrong. File names that hold line breaks or
+terminal escapes are printed escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from digits.cli.terminal import one_line, shown
+from digits.batch import InputError, Output, Summary, expand, job_for, write
+from digits.batch.work import PREDICT
+
+
+def run(command: str, images: list[str], model: Path | None, as_json: bool, threshold: float, recursive: bool,
+        out: Path | None, workers: int | None, dask: str | None) -> None:
+    """Read every picture the arguments name; exit 2 at the end if any could not be read."""
+    paths = expand(images, recursive)
+    if not paths:
+        raise InputError("no pictures to read: the folders and lists given hold none "
+                         "(pictures are found by their suffix; for sub-folders add --recursive).")
+    output = Output(out) if out else None
+    job = job_for(command, model, threshold)
+
+    progress = _Progress()
+
+    def chunk_done(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        for result in results if output is None else ():
+            if result["error"]:
+                print(f"error: {one_line(result['error'])}", file=sys.stderr, flush=True)
+            else:
+                show(command, result["path"], result["result"], as_json)
+        progress.advance(len(rows))
+
+    with progress:
+        summary = write(paths, output, job, workers, dask, on_plan=progress.plan, on_chunk=chunk_done)
+    if out:
+        _report(summary, out)
+    if summary.failed:
+        raise typer.Exit(2)
+
+
+def _report(summary: Summary, out: Path) -> None:
+    skipped = f", {summary.skipped} already there" if summary.skipped else ""
+    failed = f"; {summary.failed} could not be read (see their error column)" if summary.failed else ""
+    print(f"{shown(out)}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}", flush=True)
+
+
+def show(command: str, path: str, found: dict[str, Any], as_json: bool) -> None:
+    """Print a command's answer about one picture (`Digit.to_dict()` or `Page.to_dict()`): JSON, or its lines."""
+    if as_json:
+        print(json.dumps({"file": str(path), **found}), flush=True)
+        return
+    name = shown(path)
+    for line in _digit_lines(found) if command == PREDICT else _page_lines(found):
+        print(f"{name}: {line}", flush=True)
+
+
+def _digit_lines(found: dict[str, Any]) -> list[str]:
+    """`digits predict`: one line."""
+    if found["status"] == "no digit found":
+        return ["no digit found"]
+    if found["status"] == "unsure":
+        return ["unsure (" + ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in found["top3"]) + ")"]
+    return [f"{found['digit']} ({found['confidence']:.1%})"]
+
+
+def _page_lines(page: dict[str, Any]) -> list[str]:
+    """`digits read`: one line per line of digits, with the digits it doubts."""
+    if not page["lines"]:
+        return ["no digits found"]
+    lines = []
+    for line in page["lines"]:
+        doubts = [f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"]
+                  if d["status"] == "unsure"]
+        lines.append(line["text"] + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
+    return lines
+
+
+class _Progress:
+    """A rich progress bar on stderr, or nothing when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, TaskID
+
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _Progress:
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def plan(self, to_read: int, skipped: int) -> None:
+        if self.bar:
+            already = f" ({skipped} already done)" if skipped else ""
+            self.task = self.bar.add_task(f"reading{already}", total=to_read, rate="")
+
+    def advance(self, count: int) -> None:
+        if self.bar and self.task is not None:
+            self.bar.advance(self.task, count)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(self.task, rate=f"{speed:,.0f} pictures/s" if speed else "")

@@ -1,0 +1,69 @@
+"""The same rows on a Dask cluster: a LocalCluster here, a real scheduler and workers when CI starts them."""
+
+import csv
+import os
+import signal
+
+import pytest
+
+from digits import batch
+from helpers import run_cli
+
+pytest.importorskip("distributed")
+
+
+def same(rows):
+    return [{key: row[key] for key in batch.COLUMNS} for row in rows]
+
+
+def test_local_cluster_gives_the_rows_of_one_worker(pictures):
+    from distributed import LocalCluster
+
+    paths = [str(p) for p in pictures] + [str(pictures[0].parent / "missing.png")]
+    here = list(batch.read(paths, workers=1, chunk_size=4))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        on_dask = list(batch.read(paths, dask=cluster.scheduler_address, chunk_size=4))
+        from distributed import Client
+
+        with Client(cluster):
+            bagged = batch.bag(paths, chunk_size=4).compute()
+    assert same(on_dask) == same(here) == same(bagged)
+    assert here[-1]["status"] == "error" and here[-1]["error"].endswith("missing.png: no such file.")
+
+
+def test_a_worker_killed_mid_run_loses_no_picture(pictures):
+    """SIGKILL one of two workers once the first chunk is back: Dask runs its chunks again, each picture once."""
+    from distributed import Client, LocalCluster
+
+    paths = [str(p) for p in pictures]
+    job = batch.job_for("read")
+    here = list(batch.read(paths, workers=1, chunk_size=2))
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            victim = next(iter(client.run(os.getpid).values()))
+
+        def chunk_done(results, chunk_rows):
+            if not rows:
+                os.kill(victim, signal.SIGKILL)
+            rows.extend(chunk_rows)
+
+        batch.write(paths, None, job, dask=cluster.scheduler_address, chunk_size=2, on_chunk=chunk_done)
+    assert same(rows) == same(here)
+
+
+@pytest.mark.dask_scheduler
+def test_real_scheduler_and_two_workers(tmp_path, pictures):
+    """.ci/run starts `dask scheduler` and two `dask worker`s on loopback (.ci/dask) and sets the address."""
+    address = os.environ.get("DIGITS_TEST_DASK_SCHEDULER")
+    if not address:
+        if os.environ.get("CI"):
+            pytest.fail("CI must set DIGITS_TEST_DASK_SCHEDULER (.ci/run starts a Dask scheduler)")
+        pytest.skip("set DIGITS_TEST_DASK_SCHEDULER to run the test on a real Dask cluster")
+    folder = str(pictures[0].parent)
+    local, remote = tmp_path / "local.csv", tmp_path / "remote.csv"
+    assert run_cli("read", folder, "--out", str(local), "--workers", "1", cwd=tmp_path).returncode == 0
+    result = run_cli("read", folder, "--out", str(remote), "--dask", address, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(local, newline="") as a, open(remote, newline="") as b:
+        assert list(csv.DictReader(a)) == list(csv.DictReader(b))

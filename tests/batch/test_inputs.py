@@ -1,0 +1,61 @@
+"""Folders, globs, @lists and stdin become one ordered list of picture paths, each once."""
+
+import io
+import os
+
+import pytest
+
+from digits.batch import InputError, expand
+from helpers import assert_one_line_error, run_cli
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ["a/2.png", "a/1.JPG", "a/notes.txt", "a/sub/3.png", "a/sub/deeper/4.webp", "b.png"]:
+        os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+        open(name, "wb").close()
+    return tmp_path
+
+
+def test_folder_lists_its_pictures_by_name(tree):
+    assert expand(["a"]) == ["a/1.JPG", "a/2.png"]
+
+
+def test_recursive_folder_goes_depth_first(tree):
+    assert expand(["a"], recursive=True) == ["a/1.JPG", "a/2.png", "a/sub/3.png", "a/sub/deeper/4.webp"]
+
+
+def test_glob_and_double_star(tree):
+    assert expand(["a/*.png"]) == ["a/2.png"]
+    assert expand(["a/**/*.png"]) == ["a/2.png", "a/sub/3.png"]
+
+
+def test_glob_without_match_is_an_error(tree):
+    with pytest.raises(InputError, match="no file matches"):
+        expand(["a/*.tiff"])
+
+
+def test_list_file_and_stdin_each_path_once(tree):
+    (tree / "list.txt").write_text("b.png\n\na/2.png\r\nmissing.png\n")
+    assert expand(["@list.txt", "b.png", "-"], stdin=io.StringIO("a/sub/3.png\nb.png\n")) == [
+        "b.png", "a/2.png", "missing.png", "a/sub/3.png"]
+
+
+def test_missing_list_file_is_one_line(tree):
+    assert_one_line_error(run_cli("read", "@nope.txt", cwd=tree), "nope.txt: the list of pictures cannot be read")
+
+
+def test_plain_names_pass_through(tree):
+    """A missing file is not dropped: it becomes its own error row (or line)."""
+    assert expand(["", "nope.png", "b.png"]) == ["", "nope.png", "b.png"]
+
+
+def test_stdin_and_folder_on_the_command_line(pictures):
+    folder = pictures[0].parent
+    listed = run_cli("read", "-", cwd=folder, input="00.png\n01.png\n")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split(":")[0] for line in listed.stdout.splitlines()] == ["00.png", "01.png"]
+    whole = run_cli("predict", str(folder), "--json", cwd=folder)
+    assert whole.returncode == 0 and whole.stderr == "", whole.stderr  # no progress bar off a terminal
+    assert len(whole.stdout.splitlines()) == 10

@@ -1,0 +1,146 @@
+"""--out: CSV, JSON Lines and Parquet read back; resume after a kill, a bad file, a changed file."""
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from digits.batch import COLUMNS, Output, OutputError
+from digits.batch.output import KILL_AFTER_CHUNK
+from helpers import assert_one_line_error, run_cli
+
+
+def read_back(path):
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    import pyarrow.parquet
+
+    return pyarrow.parquet.read_table(path).to_pylist()
+
+
+def answers(rows):
+    """What a row says about its picture, whatever the format (CSV holds strings)."""
+    return [(str(r["path"]), r["status"], str(r["text"]), str(r["confidence"])[:6]) for r in rows]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_each_format_reads_back_in_input_order(tmp_path, pictures, suffix):
+    out = tmp_path / f"results{suffix}"
+    result = run_cli("read", str(pictures[0].parent), "--out", str(out), "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{out}: 10 pictures read"
+    rows = read_back(out)
+    assert list(rows[0]) == list(COLUMNS)
+    assert [r["path"] for r in rows] == [str(p) for p in pictures]
+    assert {r["status"] for r in rows} <= {"ok", "unsure", "no digits found"} and all(r["model"] == "reader.onnx" for r in rows)
+    assert not list(tmp_path.glob(".results*.parts")), "the parts are merged and removed"
+
+
+def test_predict_rows_hold_the_digit(tmp_path, pictures, mnist):
+    out = tmp_path / "digits.jsonl"
+    assert run_cli("predict", *map(str, pictures), "--out", str(out), cwd=tmp_path).returncode == 0
+    rows = read_back(out)
+    labels = mnist[1][1][:10]
+    assert sum(r["digit"] == label for r, label in zip(rows, labels, strict=True)) >= 9
+    assert all(json.loads(r["boxes"])[0][2] > 0 for r in rows)
+
+
+def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
+    folder = str(pictures[0].parent)
+    whole = tmp_path / "whole.csv"
+    assert run_cli("read", folder, "--out", str(whole), "--workers", "1", cwd=tmp_path).returncode == 0
+    out = tmp_path / "resumed.csv"
+    killed = run_cli("read", folder, "--out", str(out), "--workers", "1", cwd=tmp_path,
+                     env=os.environ | {KILL_AFTER_CHUNK: "1"})
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists() and len(list((tmp_path / ".resumed.csv.parts").iterdir())) == 2
+    again = run_cli("read", folder, "--out", str(out), "--workers", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith("pictures read, 6 already there")  # chunks of 3: two were written
+    assert answers(read_back(out)) == answers(read_back(whole))
+
+
+def test_workers_end_with_a_killed_command(tmp_path, pictures):
+    """SIGKILL after the first chunk with --workers 2: no worker outlives the command, and the rest resumes."""
+    import subprocess
+
+    import psutil
+
+    from helpers import DIGITS
+
+    out = tmp_path / "results.csv"
+    command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
+    run = subprocess.Popen(command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "0"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = set()
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(run.pid)
+        while run.poll() is None:  # the workers live from before the first chunk until the command dies
+            workers |= set(parent.children(recursive=True))
+            time.sleep(0.05)
+    assert run.wait() == -signal.SIGKILL and workers
+    _, alive = psutil.wait_procs(workers, timeout=120)
+    assert not alive, "every worker exits once its command is gone"
+    again = run_cli("read", str(pictures[0].parent), "--out", str(out), "--workers", "2", cwd=tmp_path)
+    assert again.returncode == 0 and len(read_back(out)) == 10
+
+
+def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):
+    pictures[4].write_text("not a picture")
+    out = tmp_path / "results.csv"
+    result = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "1 could not be read" in result.stdout
+    rows = read_back(out)
+    assert len(rows) == 10 and rows[4]["status"] == "error" and "not an image" in rows[4]["error"]
+    assert all(r["status"] != "error" for i, r in enumerate(rows) if i != 4)
+    again = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 2 and "0 pictures read, 10 already there" in again.stdout, "the failure still counts"
+
+
+def test_changed_file_is_read_again(tmp_path, pictures, mnist, draw):
+    out = tmp_path / "results.jsonl"
+    folder = str(pictures[0].parent)
+    assert run_cli("predict", folder, "--out", str(out), cwd=tmp_path).returncode == 0
+    before = {r["path"]: r for r in read_back(out)}
+    (x_test, y_test) = mnist[1]
+    other = next(i for i in range(10, 100) if y_test[i] != before[str(pictures[3])]["digit"])
+    draw(x_test[other], pictures[3], 100)
+    again = run_cli("predict", folder, "--out", str(out), cwd=tmp_path)
+    assert again.stdout.strip() == f"{out}: 1 picture read, 9 already there"
+    after = {r["path"]: r for r in read_back(out)}
+    assert len(read_back(out)) == 10 and after[str(pictures[3])]["digit"] == y_test[other]
+    assert after[str(pictures[3])]["size"] == pictures[3].stat().st_size
+
+
+def test_output_must_be_a_known_format(tmp_path, pictures):
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "x.txt", cwd=tmp_path),
+                          "x.txt: the output must end in .csv, .jsonl or .parquet")
+
+
+def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "no/such/x.csv", cwd=tmp_path),
+                          "the folder no/such does not exist")
+
+
+def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(OutputError, match=r"^writing Parquet needs pyarrow: pip install pyarrow"):
+        Output(tmp_path / "x.parquet")
+
+
+def test_names_with_line_breaks_and_escapes_are_printed_escaped(tmp_path, pictures):
+    odd = pictures[0].with_name("two\nlines\x1b[31m.png")
+    pictures[0].rename(odd)
+    result = run_cli("read", str(odd), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and "\x1b" not in result.stdout
+    assert "two\\nlines\\x1b[31m.png" in result.stdout
