@@ -1,13 +1,17 @@
 """Uvicorn, hardened: what `digits serve` runs the app in.
 
 Contract, per worker process:
-  * the request line and headers must arrive within `HEADER_TIMEOUT` seconds,
-    and number at most `MAX_HEADERS` lines of `MAX_HEADER_BYTES` in all, else
-    408 / 431; an idle keep-alive connection is closed after `KEEP_ALIVE`
-    seconds (body timeouts are the app's: see `digits.serve`);
-  * at most `MAX_WAITING` connections may wait for their headers: past that,
-    the one that has waited longest is closed (slow-header attacks cannot
-    fill the file-descriptor table, and a new `/health` always gets in);
+  * every connection state has a timer. The request line and headers must
+    arrive within `HEADER_TIMEOUT` seconds, and number at most `MAX_HEADERS`
+    lines of `MAX_HEADER_BYTES` in all, else 408 / 431; an idle keep-alive
+    connection is closed after `KEEP_ALIVE` seconds; bytes that arrive after
+    an answer (a stray `\r\n`, the rest of a body the app refused) restart
+    the header deadline; an answer the client does not read is dropped after
+    `WRITE_TIMEOUT` seconds (body timeouts are the app's: see `digits.serve`);
+  * at most `MAX_WAITING` connections may be idle (waiting for headers, or
+    kept alive between requests): past that, the one that has waited longest
+    is closed (idle and slow-header attacks cannot fill the file-descriptor
+    table, and a new `/health` always gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
     half-closes in the middle of its body gets the app's 400 for a short body;
@@ -39,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
+WRITE_TIMEOUT = 30.0
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING = 256
@@ -57,21 +62,54 @@ class _Refused(Exception):
 class GuardedProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
 
-    # Per worker process: connections waiting for their headers, oldest first.
+    # Per worker process: idle connections (no request at work), oldest first.
     waiting: OrderedDict[GuardedProtocol, None] = OrderedDict()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
         self._fault = (400, "the request is not valid HTTP/1.1.")
         self._await_headers()
-        while len(self.waiting) > MAX_WAITING:
-            oldest = next(iter(self.waiting))
-            oldest._answer(408, "the server is busy with too many slow connections; this one waited longest.")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_arrived()
+        self.resume_writing()
+        # Uvicorn marks only the newest request disconnected; with pipelining, the
+        # one at work may be older, and would write to the closed transport.
+        running = getattr(self, "_running_cycle", None)
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        self._running_cycle = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def data_received(self, data: bytes) -> None:
+        # Uvicorn cancels its keep-alive timer on any byte, even one that starts
+        # no request (a stray CRLF, the unread rest of a refused body): between
+        # requests, the header deadline takes over.
+        super().data_received(data)
+        if self._header_deadline is None and self._between_requests():
+            self._await_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # kept alive and idle: it counts toward the cap
+            self._wait()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(WRITE_TIMEOUT, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
 
     def eof_received(self) -> bool | None:
         cycle = self.cycle
@@ -120,11 +158,23 @@ class GuardedProtocol(HttpToolsProtocol):
             self._fault = (431, f"the request line and headers are over {MAX_HEADER_BYTES // 1024} KiB.")
             raise _Refused
 
+    def _between_requests(self) -> bool:
+        return not self.transport.is_closing() and not self.pipeline and (
+            self.cycle is None or self.cycle.response_complete)
+
     def _await_headers(self) -> None:
         self._header_count = self._header_bytes = 0
-        message = f"the request headers did not arrive within {HEADER_TIMEOUT:.0f} s."
+        message = f"the request headers did not arrive within {HEADER_TIMEOUT:g} s."
         self._header_deadline = self.loop.call_later(HEADER_TIMEOUT, self._answer, 408, message)
+        self._wait()
+
+    def _wait(self) -> None:
+        """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest."""
+        self.waiting.pop(self, None)
         self.waiting[self] = None
+        while len(self.waiting) > MAX_WAITING:
+            oldest = next(iter(self.waiting))
+            oldest._answer(408, "the server is busy with too many idle connections; this one waited longest.")
 
     def _headers_arrived(self) -> None:
         if self._header_deadline is not None:
@@ -229,17 +279,23 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def guarded_config(app, **options):
+    """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, http=GuardedProtocol, loop="auto", timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING,
+        access_log=False, lifespan="on", server_header=False, date_header=False, **options,
+    )
+
+
 def run(app: str, listener: socket.socket, workers: int) -> None:
     """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     raise_open_file_limit()
-    config = uvicorn.Config(
-        app, factory=True, http=GuardedProtocol, loop="auto", workers=workers,
-        timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING, access_log=False, lifespan="on",
-        server_header=False, date_header=False,
-    )
+    config = guarded_config(app, factory=True, workers=workers)
     if workers > 1:
         Multiprocess(config, sockets=[listener]).run()
     else:

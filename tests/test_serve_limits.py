@@ -1,0 +1,137 @@
+"""The server at its limits: every connection state has a timer, idle connections count toward the cap.
+
+Each test runs the real protocol (`http_server.GuardedProtocol` in uvicorn) in a thread of this process, on
+loopback, with the limit under test made small; sockets get generous timeouts, and no test times the server.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from digits import http_server, serve
+
+GENEROUS = 60.0  # seconds a socket waits for the server: far beyond any timer the tests configure
+
+
+@pytest.fixture(scope="module")
+def app():
+    return serve.create_app()  # the shipped model: no training needed
+
+
+@contextmanager
+def serving(app):
+    """The app behind the guarded protocol on a free loopback port, in a thread; yields (port, uvicorn server)."""
+    import uvicorn
+
+    listener = http_server.bind("127.0.0.1", 0)
+    server = uvicorn.Server(http_server.guarded_config(app))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            thread.join(0.05)
+        yield listener.getsockname()[1], server
+    finally:
+        server.should_exit = True
+        thread.join(GENEROUS)
+        listener.close()
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=GENEROUS)
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """One answer with a Content-Length body, read exactly (the connection stays open)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head
+
+
+def read_to_close(connection: socket.socket) -> bytes:
+    """Everything until the server closes the connection (a socket timeout fails the test)."""
+    data = b""
+    try:
+        while chunk := connection.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_a_stray_crlf_after_an_answer_is_closed_by_a_timer(app, monkeypatch):
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
+    with serving(app) as (port, _), connect(port) as connection:
+        connection.sendall(HEALTH)
+        assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        connection.sendall(b"\r\n")  # uvicorn's keep-alive timer stops here; then silence
+        assert b"did not arrive" in read_to_close(connection)
+
+
+def test_a_body_byte_after_a_413_is_closed_by_a_timer(app, monkeypatch):
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
+    declared = serve.MAX_UPLOAD_BYTES + 1
+    with serving(app) as (port, _), connect(port) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                           b"Content-Length: %d\r\n\r\n" % declared)
+        assert read_answer(connection).startswith(b"HTTP/1.1 413")
+        connection.sendall(b"-")  # one byte of the refused body, then silence
+        read_to_close(connection)
+
+
+def test_kept_alive_connections_count_toward_the_cap(app, monkeypatch):
+    """With timers far away, only the cap can close the idle connections: the oldest go first."""
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
+    monkeypatch.setattr(http_server, "KEEP_ALIVE", 3600)
+    monkeypatch.setattr(http_server, "MAX_WAITING", 4)
+    with serving(app) as (port, _):
+        idle = []
+        try:
+            for index in range(10):
+                connection = connect(port)
+                idle.append(connection)
+                connection.sendall(HEALTH)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+                if index % 2:
+                    connection.sendall(b"\r\n")  # half of them after a stray CRLF
+            for connection in idle[:6]:  # the six oldest were closed to keep four
+                assert b"waited longest" in read_to_close(connection)
+            for connection in idle[6:]:  # the four newest still serve
+                connection.sendall(HEALTH)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+def test_an_answer_the_client_does_not_read_is_dropped(app, monkeypatch):
+    """Pipelined requests for the page, never read: once the buffers fill, the write timer closes it."""
+    import time
+
+    monkeypatch.setattr(http_server, "WRITE_TIMEOUT", 0.2)
+    with serving(app) as (port, server):
+        connection = socket.socket()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        connection.settimeout(GENEROUS)
+        with connection:
+            connection.connect(("127.0.0.1", port))
+            connection.sendall(HEALTH)
+            read_answer(connection)  # the server holds the connection now
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 500)  # megabytes of answers, none read
+            deadline = time.monotonic() + GENEROUS  # a bound on a wait, not a measurement
+            while server.server_state.connections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not server.server_state.connections, "the server still holds the connection"
