@@ -226,8 +226,8 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
         },
     )
 
-    async def decode(function, data: bytes):
-        return await asyncio.get_running_loop().run_in_executor(decoder, function, data)
+    async def decode(function, *args):
+        return await asyncio.get_running_loop().run_in_executor(decoder, function, *args)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
@@ -261,7 +261,7 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
 
     from digits.kserve import router
 
-    app.include_router(router(reader, batcher))
+    app.include_router(router(reader, batcher, decode))
     return Guard(app, metrics)
 
 
