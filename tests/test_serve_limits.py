@@ -6,6 +6,7 @@ loopback, with the limit under test made small; sockets get generous timeouts, a
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from contextlib import contextmanager
@@ -17,9 +18,9 @@ from digits import http_server, serve
 GENEROUS = 60.0  # seconds a socket waits for the server: far beyond any timer the tests configure
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app():
-    return serve.create_app()  # the shipped model: no training needed
+    return serve.create_app()  # the shipped model: no training; one app per server, as its lifespan ends it
 
 
 @contextmanager
@@ -40,6 +41,7 @@ def serving(app):
         server.should_exit = True
         thread.join(GENEROUS)
         listener.close()
+        logging.captureWarnings(False)  # the server routed this process's warnings to its log
 
 
 def connect(port: int) -> socket.socket:
@@ -135,3 +137,44 @@ def test_an_answer_the_client_does_not_read_is_dropped(app, monkeypatch):
             while server.server_state.connections and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not server.server_state.connections, "the server still holds the connection"
+
+
+def corrupt_exif_jpeg(tag: int) -> bytes:
+    """A white JPEG whose EXIF names `tag` with data past its end: Pillow warns twice reading it."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(buffer, format="JPEG")
+    entry = struct.pack(">HHII", tag, 3, 0xFFFFFFFF, 0)
+    exif = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 5) + entry * 5
+    jpeg = buffer.getvalue()
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
+def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
+    """Each request warns with a message of its own (no dedup by Python): the log keeps LOG_BURST lines."""
+    import http.client
+    import io
+
+    monkeypatch.setattr(http_server, "LOG_WINDOW", 3600)  # one window for the whole test
+    log = io.StringIO()
+    with serving(app) as (port, _):
+        [handler] = logging.getLogger("uvicorn").handlers
+        handler.setStream(log)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GENEROUS)
+        for tag in range(1000, 2000):
+            body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n"
+                    + corrupt_exif_jpeg(tag) + b"\r\n--x--\r\n")
+            connection.request("POST", "/predict", body, {"Content-Type": "multipart/form-data; boundary=x"})
+            answer = connection.getresponse()
+            assert answer.status == 200, log.getvalue()
+            answer.read()
+        connection.close()
+        [limit] = handler.filters
+        lines = log.getvalue().splitlines()
+        assert "UserWarning" in log.getvalue()  # the warnings came through the log ...
+        assert len(lines) <= http_server.LOG_BURST  # ... within its limit,
+        assert limit._dropped >= 2 * 1000 - len(lines)  # and the rest were counted, not written

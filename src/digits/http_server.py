@@ -17,7 +17,9 @@ Contract, per worker process:
     half-closes in the middle of its body gets the app's 400 for a short body;
   * logs go to stderr, one line per record (tracebacks folded into the line),
     at most `LOG_BURST` lines per `LOG_WINDOW` seconds, then a count of what
-    was dropped: an attack cannot fill the disk through the log;
+    was dropped: an attack cannot fill the disk through the log. Python
+    warnings (Pillow's about a corrupt EXIF, NumPy's) are log records too,
+    under the same limit;
   * no access log (the `/metrics` counters say what it would).
 
 What cannot be changed from here, and so stays uvicorn's (documented in the
@@ -39,6 +41,7 @@ import socket
 import time
 from collections import OrderedDict
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEADER_TIMEOUT = 10.0
@@ -279,11 +282,16 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def guarded_config(app, **options):
-    """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
-    import uvicorn
+class GuardedConfig(uvicorn.Config):
+    def configure_logging(self) -> None:
+        # Run in each worker process: warnings.showwarning would write to stderr past the limit.
+        super().configure_logging()
+        logging.captureWarnings(True)
 
-    return uvicorn.Config(
+
+def guarded_config(app, **options) -> GuardedConfig:
+    """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
+    return GuardedConfig(
         app, http=GuardedProtocol, loop="auto", timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING,
         access_log=False, lifespan="on", server_header=False, date_header=False, **options,
     )
@@ -291,7 +299,6 @@ def guarded_config(app, **options):
 
 def run(app: str, listener: socket.socket, workers: int) -> None:
     """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes."""
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     raise_open_file_limit()
