@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from conftest import DIGITS, assert_one_line_error, run_cli
 from digits.inference import ModelError
 from digits import http_server, serve
-from digits.serve import MAX_IN_FLIGHT, MAX_UPLOAD_BYTES, create_app
+from digits.serve import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES, create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -142,13 +142,13 @@ def test_a_progressive_jpeg_of_a_thousand_scans_is_refused_with_a_422(client):
 
 def test_past_the_in_flight_limit_a_503_says_when_to_retry(fast_run, mnist):
     app = create_app(fast_run)
-    app.in_flight = MAX_IN_FLIGHT  # as if that many requests were at work
+    app.in_flight_bytes = IN_FLIGHT_BYTES  # as if requests at work held all the memory
     with TestClient(app) as client:
         response = client.post("/predict", **upload(png(mnist[1][0][0])))
         assert_json_error(response, 503, "retry")
         assert response.headers["retry-after"] == "1"
         assert client.get("/health").status_code == 200  # health is never turned away
-        app.in_flight = 0
+        app.in_flight_bytes = 0
         assert client.post("/predict", **upload(png(mnist[1][0][0]))).json()["digit"] == 7
 
 

@@ -178,3 +178,88 @@ def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
         assert "UserWarning" in log.getvalue()  # the warnings came through the log ...
         assert len(lines) <= http_server.LOG_BURST  # ... within its limit,
         assert limit._dropped >= 2 * 1000 - len(lines)  # and the rest were counted, not written
+
+
+def wait_until(condition, what: str) -> None:
+    """Poll `condition` (state the server reaches on its own), failing only after a generous bound."""
+    import time
+
+    deadline = time.monotonic() + GENEROUS
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def upload_request(picture: bytes, declared: int | None = None) -> tuple[bytes, bytes]:
+    """(head, body) of a POST /predict with `picture` in the field `image`; Content-Length `declared` if given."""
+    body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+            + picture + b"\r\n--x--\r\n")
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % (declared or len(body)))
+    return head, body
+
+
+def small_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_slow_uploads_do_not_lock_out_other_uploads(app):
+    """64 uploads declaring the largest body, each stalled after 1 KiB: a new upload is still answered."""
+    head, _ = upload_request(b"", declared=serve.MAX_UPLOAD_BYTES)
+    with serving(app) as (port, _):
+        slow = []
+        try:
+            for _ in range(64):
+                connection = connect(port)
+                connection.sendall(head + bytes(1024))
+                slow.append(connection)
+            wait_until(lambda: app.in_flight_bytes >= 64 * (serve.REQUEST_BYTES + 1024), "the uploads never began")
+            with connect(port) as connection:
+                connection.sendall(b"".join(upload_request(small_png())))
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in slow:
+                connection.close()
+
+
+def test_admission_is_by_memory_many_small_few_large(app, monkeypatch):
+    monkeypatch.setattr(serve, "IN_FLIGHT_BYTES", 3 * 2**20)
+    small_head, small_body = upload_request(small_png())
+    with serving(app) as (port, _):
+        held = []
+        try:
+            # A hundred small requests at once, each stopped half-way through its body: all are admitted ...
+            for _ in range(100):
+                connection = connect(port)
+                connection.sendall(small_head + small_body[:50])
+                held.append(connection)
+            wait_until(lambda: app.in_flight_bytes == 100 * (serve.REQUEST_BYTES + 50), "not all were admitted")
+            for connection in held:
+                connection.sendall(small_body[50:])
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+            wait_until(lambda: app.in_flight_bytes == 0, "the small requests did not give their memory back")
+            # ... but only two large ones: each holds 1.25 MiB of its 1.5 MiB so far.
+            large_head, _ = upload_request(b"", declared=3 * 2**19)
+            large = []
+            for _ in range(2):
+                connection = connect(port)
+                connection.sendall(large_head + bytes(10 * 2**17))
+                large.append(connection)
+            held += large
+            wait_until(lambda: app.in_flight_bytes == 2 * (serve.REQUEST_BYTES + 10 * 2**17), "the large ones stalled")
+            with connect(port) as third:
+                third.sendall(large_head)
+                answer = read_answer(third)
+                assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+            with connect(port) as connection:  # a small one still fits beside them
+                connection.sendall(small_head + small_body)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in held:
+                connection.close()

@@ -19,13 +19,19 @@ status "no digit found"):
     413  the body is over `MAX_UPLOAD_BYTES`
     422  the request is whole but holds no usable picture (no or two `image`
          fields, not an image, over the decode budget)
-    503  `MAX_IN_FLIGHT` requests are already at work in this worker; retry
-         after the `Retry-After` seconds
+    503  this worker's memory for requests at work (`IN_FLIGHT_BYTES`) is
+         taken; retry after the `Retry-After` seconds
 
 Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
-`digits.picture`'s budget (checked from the header), the number at work by
-`MAX_IN_FLIGHT`, and decoding runs on one thread per worker, so a worker
-decodes one picture at a time. Concurrent requests share model calls
+`digits.picture`'s budget (checked from the header), and decoding runs on
+one thread per worker, so a worker decodes one picture at a time. Admission
+is by memory, not by count: each request at work holds `REQUEST_BYTES` plus
+the bytes of its body received so far, and a worker holds at most
+`IN_FLIGHT_BYTES` in all. Thousands of small requests are admitted at once,
+a dozen of the largest; a slow upload holds only what it has sent, so slow
+uploads cannot lock the others out. A request that does not fit is a 503,
+before its body when its Content-Length says it cannot fit, else as soon as
+it would pass the budget. Concurrent requests share model calls
 (`digits.batching`). The app keeps no state between requests: run as many
 replicas as you like behind a load balancer.
 
@@ -55,9 +61,12 @@ from digits.reader import Reader
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
 MAX_UPLOAD_BYTES = 10 * 2**20
-# Requests at work per worker (reading their body, waiting to be decoded, or
-# classified). With the body limit this bounds a worker's memory.
-MAX_IN_FLIGHT = 32
+# Memory of the requests at work in one worker (reading their body, waiting to
+# be decoded, or classified): what they hold of their bodies, plus a fixed
+# cost each. A body is held about three times over (as received, joined, and
+# parsed out of the form), so 128 MiB of bodies stays well under 1 GB a worker.
+IN_FLIGHT_BYTES = 128 * 2**20
+REQUEST_BYTES = 16 * 2**10
 BODY_TIMEOUT = 30.0
 RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
@@ -110,12 +119,12 @@ class _Refusal(Exception):
 
 
 class Guard:
-    """ASGI middleware: in-flight limit, body read whole (size, deadline, length), metrics of every answer."""
+    """ASGI middleware: memory admission, body read whole (size, deadline, length), metrics of every answer."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
-        self.in_flight = 0
+        self.in_flight_bytes = 0  # what the requests at work hold, `REQUEST_BYTES` each plus their bodies
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -132,26 +141,54 @@ class Guard:
         try:
             if scope["method"] not in ("POST", "PUT", "PATCH"):
                 await self.app(scope, receive, send_and_note)
-            elif self.in_flight >= MAX_IN_FLIGHT:
-                await _send_error(send_and_note, 503, f"the server is at its limit of {MAX_IN_FLIGHT} requests "
-                                  f"at work; retry in {RETRY_AFTER_SECONDS} s.",
-                                  [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
-            else:
-                self.in_flight += 1
-                try:
-                    body = await _read_body(scope, receive)
-                    if body is not None:
-                        await self.app(scope, _replay(body, receive), send_and_note)
-                except _Refusal as refusal:
-                    await _send_error(send_and_note, refusal.status, refusal.message)
-                finally:
-                    self.in_flight -= 1
+                return
+            holding = _Holding(self)
+            try:
+                holding.take(REQUEST_BYTES)
+                body = await _read_body(scope, receive, holding)
+                if body is not None:
+                    await self.app(scope, _replay(body, receive), send_and_note)
+            except _Refusal as refusal:
+                headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
+                await _send_error(send_and_note, refusal.status, refusal.message, headers)
+            finally:
+                holding.release()
         finally:
             self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - started)
 
 
-async def _read_body(scope, receive) -> bytes | None:
-    """The whole body, or _Refusal (413, 408, 400); None when the client has gone."""
+class _Holding:
+    """What one request holds of its worker's memory for requests at work (`Guard.in_flight_bytes`)."""
+
+    def __init__(self, guard: Guard):
+        self.guard = guard
+        self.bytes = 0
+
+    def fits(self, size: int) -> bool:
+        return self.guard.in_flight_bytes + size <= IN_FLIGHT_BYTES
+
+    def take(self, size: int) -> None:
+        """Hold `size` more bytes, or raise the 503 that says the memory is taken."""
+        if not self.fits(size):
+            raise self.refusal()
+        self.guard.in_flight_bytes += size
+        self.bytes += size
+
+    def release(self) -> None:
+        self.guard.in_flight_bytes -= self.bytes
+        self.bytes = 0
+
+    @staticmethod
+    def refusal() -> _Refusal:
+        return _Refusal(503, f"the server's memory for requests at work ({IN_FLIGHT_BYTES // 2**20} MiB) is taken; "
+                        f"retry in {RETRY_AFTER_SECONDS} s.")
+
+
+async def _read_body(scope, receive, holding: _Holding) -> bytes | None:
+    """The whole body, or _Refusal (413, 408, 400, or 503 from `holding`); None when the client has gone.
+
+    Each chunk is held from the worker's memory as it arrives.
+    """
     declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
     if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
         raise _Refusal(400, "the Content-Length header is not a byte count.")
@@ -159,6 +196,8 @@ async def _read_body(scope, receive) -> bytes | None:
     too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
     if declared is not None and declared > MAX_UPLOAD_BYTES:
         raise too_large
+    if declared is not None and not holding.fits(declared):  # refused before it is sent, not half-way
+        raise holding.refusal()
     chunks, size = [], 0
     deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
     while True:
@@ -173,6 +212,7 @@ async def _read_body(scope, receive) -> bytes | None:
         size += len(chunk)
         if size > MAX_UPLOAD_BYTES:
             raise too_large
+        holding.take(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
