@@ -314,10 +314,12 @@ def serve(
     except http_server.BindError as err:
         raise _fail(str(err))
     os.environ[MODEL_VARIABLE] = str(path)
+    _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+    if workers == 1:  # counts stay in the process; uvicorn ends it by re-raising SIGTERM, past any cleanup
+        http_server.run("digits.serve:app_from_environment", listener, workers)
+        return
     with tempfile.TemporaryDirectory(prefix="digits-metrics-") as metrics:
-        if workers > 1:  # each worker writes its counts here; /metrics adds them up
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
-        _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # each worker writes its counts here; /metrics adds them up
         http_server.run("digits.serve:app_from_environment", listener, workers)
 
 

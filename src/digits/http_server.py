@@ -27,8 +27,11 @@ README): a connection closed by the client is not answered; a request cut
 before its headers end is closed without an answer; the supervisor of several
 workers logs its own start and stop lines.
 
-`bind` takes the listening socket before anything starts, so a port in use
-or a bad host is one sentence (`BindError`) rather than uvicorn's log and exit 3.
+`bind` takes the address before anything starts, so a port in use or a bad
+host is one sentence (`BindError`) rather than uvicorn's log and exit 3. On
+Linux, each worker then listens on a socket of its own (`SO_REUSEPORT`): the
+kernel spreads new connections evenly across the workers, where one shared
+socket let whichever worker woke first take most of them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import json
 import logging
 import resource
 import socket
+import sys
 import time
 from collections import OrderedDict
 
@@ -248,8 +252,33 @@ LOGGING = {
 }
 
 
+# Linux balances connections across the sockets of one SO_REUSEPORT group.
+REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+
+class PerWorkerSocket(socket.socket):
+    """A socket bound with SO_REUSEPORT that, handed to a worker process, becomes one of the worker's own.
+
+    Uvicorn sends the sockets it serves on to each worker (pickled). This one
+    arrives as a new socket bound to the same address, so each worker listens
+    on its own; the parent's socket is never listened on, and gets no
+    connection: it keeps the port while workers come and go.
+    """
+
+    def __reduce__(self):
+        return _reuse_port, (self.family, self.type, self.proto, self.getsockname())
+
+
+def _reuse_port(family: int, kind: int, protocol: int, address) -> PerWorkerSocket:
+    listener = PerWorkerSocket(family, kind, protocol)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(address)
+    return listener
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or BindError saying why not."""
+    """A socket bound to host:port (uvicorn listens on it), or BindError saying why not."""
     if not host.strip():
         raise BindError("--host is empty: give an address (127.0.0.1 for this machine, 0.0.0.0 for every interface).")
     try:
@@ -262,8 +291,13 @@ def bind(host: str, port: int) -> socket.socket:
     listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Bound without SO_REUSEPORT first: anything else on the port, another
+        # `digits serve` included, is refused here.
         listener.bind(address)
-        listener.listen(2048)
+        if REUSE_PORT:
+            address = listener.getsockname()
+            listener.close()
+            listener = _reuse_port(family, kind, protocol, address)
     except OSError as err:
         listener.close()
         if err.errno == 98:  # EADDRINUSE

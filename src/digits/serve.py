@@ -95,11 +95,15 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.batch_size = Histogram("digits_batch_size", "Images per model call (micro-batching).",
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        worker = Counter("digits_worker_requests", "HTTP requests answered, by worker process id.", ["worker"],
+                         registry=self.registry)
+        self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
 
     def observe(self, path: str, method: str, code: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"
         self.requests.labels(route, method, str(code)).inc()
         self.latency.labels(route).observe(seconds)
+        self.mine.inc()
         if code >= 400:
             self.errors.labels(str(code)).inc()
 
