@@ -187,11 +187,22 @@ def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
 
 
 @app.command()
-def export(run: RunArg = LATEST) -> None:
-    """Write model.onnx next to a run's model.keras."""
-    from digits.export import export_run
+def export(
+    run: RunArg = LATEST,
+    fmt: Annotated[Literal["onnx", "onnx-int8", "tflite"], typer.Option(
+        "--format", help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, its weights in int8; "
+                         "tflite: model.tflite. The last two are checked on the MNIST test set.")] = "onnx",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write a run's model for a runtime: ONNX (what digits runs), int8 ONNX, or TensorFlow Lite."""
+    if fmt == "onnx":
+        from digits.export import export_run
 
-    _out(str(export_run(run)))
+        _out(str(export_run(run)))
+        return
+    from digits.runtimes import export_format
+
+    _out(export_format(run, fmt, data_dir).summary())
 
 
 @app.command()
