@@ -5,6 +5,8 @@
     GET  /health                            -> {"status", "model"}
     GET  /metrics                           Prometheus: requests, latency, batch sizes, errors by code
     GET  /                                  the page: draw a digit or photograph one
+    GET  /model.onnx, /static/...           the served model and the page's scripts, which run it in the
+                                            browser (onnxruntime-web, bundled): drawings are read offline
     /v2/...                                 the Open Inference Protocol (KServe v2), see `digits.kserve`
 
 Uploads are multipart/form-data with the picture in ONE field `image`;
@@ -51,7 +53,7 @@ from importlib.resources import files
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digits.batching import MicroBatcher
@@ -73,8 +75,11 @@ RETRY_AFTER_SECONDS = 1
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
 # The routes the metrics name; anything else is counted as "other".
-ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/v2/models/digits/infer", "/v2/health/live",
-          "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/model.onnx", "/v2/models/digits/infer",
+          "/v2/health/live", "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+# The page's scripts, under /static/: its reader, and onnxruntime-web (from npm; see static/ort/NOTICE).
+ASSETS = {"offline.js": "text/javascript", "ort/ort.wasm.bundle.min.mjs": "text/javascript",
+          "ort/ort-wasm-simd-threaded.wasm": "application/wasm"}
 # The variable that tells uvicorn's worker processes which model to serve.
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
@@ -276,6 +281,16 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
         return page
+
+    @app.api_route("/model.onnx", methods=["GET", "HEAD"])
+    def model_file() -> FileResponse:
+        return FileResponse(reader.model_path, media_type="application/octet-stream")
+
+    @app.api_route("/static/{name:path}", methods=["GET", "HEAD"])
+    def asset(name: str) -> FileResponse:
+        if name not in ASSETS:
+            raise HTTPException(404, "Not Found")
+        return FileResponse(str(files("digits").joinpath("static", name)), media_type=ASSETS[name])
 
     @app.api_route("/health", methods=["GET", "HEAD"])
     def health() -> dict:
