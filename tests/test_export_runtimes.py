@@ -7,9 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 
 @pytest.fixture

@@ -304,19 +304,24 @@ def server(fast_run, tmp_path_factory):
         process = subprocess.Popen([DIGITS, "serve", "--model", str(fast_run), "--port", url.rsplit(":", 1)[1],
                                     "--workers", "2"], stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer within 60 s"
-                time.sleep(0.2)
+        wait_for_health(url, process, log)
         yield url, log
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_for_health(url: str, process: subprocess.Popen, log: Path, bound: float = 60) -> None:
+    """Until the started server answers /health (failing with its log if it exits, or after `bound` seconds)."""
+    deadline = time.monotonic() + bound
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"the server did not answer within {bound:.0f} s"
+            time.sleep(0.2)
 
 
 def free_port() -> int:

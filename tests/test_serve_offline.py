@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from digits import serve
+from test_serve import browser  # noqa: F401 (a fixture: Debian's Chromium, driven by Playwright)
 from test_serve_limits import serving
 
-CHROMIUM = Path("/usr/bin/chromium")
+from digits import serve
 
 
 @pytest.fixture
-def page():
-    """A page in Debian's Chromium, driven by Playwright (which downloads no browser of its own)."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip install playwright)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
-        yield browser.new_context().new_page()
-        browser.close()
+def page(browser):  # noqa: F811 (the fixture imported above)
+    return browser.new_context().new_page()
 
 
 def pen(page, points: list[tuple[float, float]]) -> None:

@@ -8,23 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import DIGITS
+from test_serve import free_port, wait_for_health
+
 from digits import http_server
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -37,15 +31,7 @@ def digits_serve(workers: int, tmp_path: Path):
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # a bound on start-up, not a measurement
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.2)
+        wait_for_health(url, process, tmp_path / "server.log", bound=120)
         yield url, process
     finally:
         if process.poll() is None:
@@ -58,7 +44,7 @@ def worker_counts(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
         text = response.read().decode()
     return {worker: float(count) for worker, count in
-            re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.M)}
+            re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)}
 
 
 def test_new_connections_are_spread_over_both_workers(tmp_path):

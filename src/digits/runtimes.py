@@ -80,7 +80,7 @@ def _quantize(source: Path, path: Path) -> None:
         logging.disable(logging.WARNING)  # its advice to pre-process goes to the root logger, i.e. our stderr
         try:
             quantize_dynamic(source, tmp, weight_type=QuantType.QInt8)
-        except Exception as err:  # onnxruntime raises its own types for a model it cannot quantize
+        except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
             raise ModelError(f"{source}: ONNX Runtime cannot quantize this model ({str(err).splitlines()[0][:160]}).")
         finally:
             logging.disable(logging.NOTSET)
