@@ -90,3 +90,8 @@ def test_parsing_runs_off_the_event_loop(client, monkeypatch):
     monkeypatch.setattr(kserve, "_parse", noting)
     assert client.post(INFER, json=image_input()).status_code == 200
     assert len(threads) == 1 and threads[0].startswith("decode")
+
+
+def test_json_over_its_cap_is_a_413_that_points_to_binary(client):
+    response = client.post(INFER, content=b" " * (kserve.MAX_JSON_BYTES + 1))
+    assert response.status_code == 413 and "binary" in response.json()["error"]
