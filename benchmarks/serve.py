@@ -395,6 +395,8 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
     bodies["scans"].write_bytes(multipart(thousand_scan_jpeg(), "scans.jpg", "image/jpeg"))
     bodies["exif"].write_bytes(multipart(corrupt_exif_jpeg(), "exif.jpg", "image/jpeg"))
     bodies["v2"].write_bytes(large_v2_request())
+    bodies["10mib"] = work / "10mib.body"  # the largest upload allowed, of bytes that are no picture
+    bodies["10mib"].write_bytes(multipart(bytes(10 * 2**20 - 400), "big.png", "image/png"))
     plans = [
         ("a 16-bit PNG of 6300×6300 (%d KB), 6 at once" % (bodies["16bit"].stat().st_size // 1024),
          lambda: hey(f"{url}/predict", bodies["16bit"], 6, requests=24 // scale)),
@@ -418,6 +420,8 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
         (f"{bodies['v2'].stat().st_size // 10**6} MB /v2 JSON requests of 256 images, 32 at once (issue 21)",
          lambda: hey(f"{url}/v2/models/digits/infer", bodies["v2"], 32, requests=128 // scale,
                      content_type="application/json")),
+        ("32 uploads of 10 MiB at once (issue 21)",
+         lambda: hey(f"{url}/predict", bodies["10mib"], 32, requests=128 // scale)),
         ("1,000 JPEGs with a corrupt EXIF, 8 at once (issue 21: Pillow's warnings)",
          lambda: hey(f"{url}/predict", bodies["exif"], 8, requests=1000 // scale)),
     ]

@@ -91,3 +91,16 @@ def test_each_worker_gets_a_socket_of_its_own_on_the_address():
     finally:
         worker.close()
         parent.close()
+
+
+def test_a_photo_upload_closes_its_connection_a_small_one_keeps_it():
+    """After a large upload the client reconnects, and the kernel places the connection afresh."""
+    from fastapi.testclient import TestClient
+
+    from digits import serve
+
+    photo = bytes(serve.REBALANCE_BYTES)  # not a picture: the answer is a 422, which still closes
+    with TestClient(serve.create_app()) as client:
+        large = client.post("/predict", files={"image": ("a.png", photo, "image/png")})
+        small = client.post("/predict", files={"image": ("a.png", photo[:1000], "image/png")})
+    assert large.headers.get("connection") == "close" and "connection" not in small.headers

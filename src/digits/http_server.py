@@ -76,6 +76,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
+        self._running_cycle = None  # the request at work (with pipelining, not always the newest)
         self._fault = (400, "the request is not valid HTTP/1.1.")
         self._await_headers()
 
@@ -84,7 +85,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.resume_writing()
         # Uvicorn marks only the newest request disconnected; with pipelining, the
         # one at work may be older, and would write to the closed transport.
-        running = getattr(self, "_running_cycle", None)
+        running = self._running_cycle
         if running is not None and not running.response_complete:
             running.disconnected = True
             running.message_event.set()

@@ -30,10 +30,12 @@ one thread per worker, so a worker decodes one picture at a time. Admission
 is by memory, not by count: each request at work holds `REQUEST_BYTES` plus
 the bytes of its body received so far, and a worker holds at most
 `IN_FLIGHT_BYTES` in all. Thousands of small requests are admitted at once,
-a dozen of the largest; a slow upload holds only what it has sent, so slow
+four of the largest; a slow upload holds only what it has sent, so slow
 uploads cannot lock the others out. A request that does not fit is a 503,
 before its body when its Content-Length says it cannot fit, else as soon as
-it would pass the budget. Concurrent requests share model calls
+it would pass the budget. After an upload of `REBALANCE_BYTES` or more the
+answer closes the connection, so the client's next one lands on whichever
+worker the kernel picks. Concurrent requests share model calls
 (`digits.batching`). The app keeps no state between requests: run as many
 replicas as you like behind a load balancer.
 
@@ -65,10 +67,17 @@ from digits.reader import Reader
 MAX_UPLOAD_BYTES = 10 * 2**20
 # Memory of the requests at work in one worker (reading their body, waiting to
 # be decoded, or classified): what they hold of their bodies, plus a fixed
-# cost each. A body is held about three times over (as received, joined, and
-# parsed out of the form), so 128 MiB of bodies stays well under 1 GB a worker.
-IN_FLIGHT_BYTES = 128 * 2**20
+# cost each. A body is held about four times over at its peak (as received,
+# joined, parsed out of the form, read back): 32 uploads of 10 MiB at once,
+# admitted against a budget of 128 MiB, took a worker past 500 MB. With 48 MiB,
+# four of the largest uploads are at work at once, or 3,000 small requests.
+IN_FLIGHT_BYTES = 48 * 2**20
 REQUEST_BYTES = 16 * 2**10
+# After an upload this large (a photo, whose decode costs far more than a new
+# connection), the answer closes the connection: the client's next one is
+# placed afresh by the kernel (`SO_REUSEPORT`), so a few kept-alive clients of
+# photos cannot pile their work onto one worker.
+REBALANCE_BYTES = 256 * 2**10
 BODY_TIMEOUT = 30.0
 RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
@@ -140,11 +149,14 @@ class Guard:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 499  # nginx's "client closed the request": no answer was sent
+        rebalance = False
 
         async def send_and_note(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if rebalance:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -155,6 +167,7 @@ class Guard:
             try:
                 holding.take(REQUEST_BYTES)
                 body = await _read_body(scope, receive, holding)
+                rebalance = body is not None and len(body) >= REBALANCE_BYTES
                 if body is not None:
                     await self.app(scope, _replay(body, receive), send_and_note)
             except _Refusal as refusal:
