@@ -73,11 +73,12 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 # four of the largest uploads are at work at once, or 3,000 small requests.
 IN_FLIGHT_BYTES = 48 * 2**20
 REQUEST_BYTES = 16 * 2**10
-# After an upload this large (a photo, whose decode costs far more than a new
-# connection), the answer closes the connection: the client's next one is
-# placed afresh by the kernel (`SO_REUSEPORT`), so a few kept-alive clients of
-# photos cannot pile their work onto one worker.
-REBALANCE_BYTES = 256 * 2**10
+# After an upload this large (a photo: a 2 MP one is 100 KiB and more, a
+# drawing 5-20 KiB; its decode costs far more than a new connection), the
+# answer closes the connection: the client's next one is placed afresh by the
+# kernel (`SO_REUSEPORT`), so a few kept-alive clients of photos cannot pile
+# their work onto one worker (8 such clients split 1/7 in one run of three).
+REBALANCE_BYTES = 32 * 2**10
 BODY_TIMEOUT = 30.0
 RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
