@@ -42,6 +42,9 @@ def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
     pen(page, [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])
     expect(page.locator("#answer")).to_have_text("7")
     expect(page.locator("#error")).to_be_empty()
+    # The answer shown is that of the whole drawing, not of a stroke still being drawn.
+    page.wait_for_function("document.getElementById('answer').dataset.request === "
+                           "document.getElementById('pad').dataset.sent")
     # The 28×28 image the page gave its model is the reader's, for the same drawing.
     drawing = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
     prepared = Reader().prepare(base64.b64decode(drawing.split(",", 1)[1]))
