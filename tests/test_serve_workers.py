@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,9 +52,9 @@ def test_new_connections_are_spread_over_both_workers(tmp_path):
     if not http_server.REUSE_PORT:
         pytest.skip("needs SO_REUSEPORT")
     with digits_serve(2, tmp_path) as (url, _):
-        for _ in range(1000):  # until both workers listen (the second may still be loading its model)
-            if len(worker_counts(url)) == 2:
-                break
+        deadline = time.monotonic() + 120  # a bound on the wait, not a measurement
+        while len(worker_counts(url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until both workers answer (the second may still be loading its model)
         before = worker_counts(url)
         assert len(before) == 2, before
         for _ in range(200):  # each on a connection of its own: the kernel picks the worker
