@@ -1,20 +1,24 @@
 """Benchmark: `digits serve` against the tutorial server, under load and under attack, in one run.
 
-Both servers run on loopback with the load generator (`hey`, from apt) on the
-same machine. Load, alternating between the servers for each repetition so
-that drifting machine load hits both, after a warm-up each:
+Both servers run on loopback with the load generators (`hey` and `wrk`, from
+apt) on the same machine. Load, alternating between the servers for each
+repetition so that drifting machine load hits both, after a warm-up each:
   (a) a 28×28 PNG at 32 clients: `digits` (the shipped model, or `--model`)
       for `--requests` POSTs, the tutorial server (`tutorial_server.py`:
       FastAPI, naive resize, Keras `model.predict` per request, with the
-      Keras model of `--tutorial-model`) for `--anchor-seconds`;
+      Keras model of `--tutorial-model`) for `--anchor-seconds`; then the
+      same with `wrk` for `--wrk-seconds` each;
   (b) a 2-megapixel photo (a real one from ../shared/data/real-digits when
-      present, resized to 2 MP; else a synthetic one) at 8 clients, the same way.
+      present, resized to 2 MP; else a synthetic one) at 8 clients, the same
+      way, with each worker's share of the answers (from /metrics).
 Then, against `digits` only:
-  (c) resident memory of all its processes before and after `--rss-requests`
+  (c) the 28×28 PNG at 256 clients, with `hey` while `/health` is probed
+      every 50 ms, and with `wrk`;
+  (d) resident memory of all its processes before and after `--rss-requests`
       more 28×28 POSTs;
-  (d) each attack of issue 13 while `/health` is probed every 50 ms: its
-      latency, the server's peak resident memory, whether it still answers
-      afterwards, and how much it logged.
+  (e) each attack of issues 13 and 21 while `/health` is probed every 50 ms:
+      its latency, the server's peak resident memory, whether it still
+      answers afterwards, and how much it logged.
 
 Every figure comes from this run: req/s counts the answers `hey` got over
 the span from the first request sent to the last answer received; p50/p99
@@ -33,9 +37,11 @@ import argparse
 import csv
 import io
 import os
+import re
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -59,9 +65,10 @@ REAL_PHOTOS = HERE.parent.parent / "shared" / "data" / "real-digits" / "single"
 DIGITS = str(Path(sys.executable).parent / "digits")
 BOUNDARY = "digitsbenchmarkboundary"
 
-# Issue 13's targets (2-core machine, loopback, client on the same machine).
+# Issue 21's targets (2-core machine, loopback, client on the same machine).
 TARGETS = {
-    "png_rps": 1000, "png_ratio": 20, "png_p99_ms": 50, "photo_p99_ms": 500, "rss_growth": 0.10,
+    "png_rps": 5000, "png_ratio": 100, "png_p99_ms": 20, "png256_share": 0.9, "png256_errors": 0.01,
+    "health_ms": 100, "photo_p99_ms": 300, "worker_share": (0.3, 0.7), "rss_growth": 0.10,
     "attack_health_ms": 100, "attack_rss_mib": 1024,
 }
 
@@ -193,10 +200,10 @@ def thousand_scan_jpeg() -> bytes:
 # --------------------------------------------------------------------------
 
 
-def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds: float | None = None) -> dict:
+def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds: float | None = None,
+        content_type: str = f"multipart/form-data; boundary={BOUNDARY}") -> dict:
     """Run `hey`; its per-request CSV -> answers/s, p50/p99 ms, errors."""
-    command = ["hey", "-c", str(clients), "-m", "POST", "-t", "30", "-o", "csv",
-               "-T", f"multipart/form-data; boundary={BOUNDARY}", "-D", str(body)]
+    command = ["hey", "-c", str(clients), "-m", "POST", "-t", "30", "-o", "csv", "-T", content_type, "-D", str(body)]
     if seconds is not None:
         command += ["-z", f"{seconds:g}s"]
     if requests is not None and seconds is None:
@@ -217,22 +224,80 @@ def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds
     }
 
 
+def wrk(url: str, body: Path, clients: int, seconds: float) -> dict:
+    """Run `wrk` for `seconds` with `clients` connections POSTing `body`: answers/s, p50/p99 ms, errors."""
+    script = body.with_suffix(".lua")
+    script.write_text(f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.method = "POST"\n'
+                      f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n')
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "30s", "--latency",
+               "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    def figure(pattern: str, default: float = 0.0) -> float:
+        found = re.search(pattern, output, re.MULTILINE)
+        return float(found.group(1)) if found else default
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+        return round(float(found.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[found.group(2)], 2) if found else None
+
+    requests = int(figure(r"^\s+(\d+) requests in"))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = int(figure(r"Non-2xx or 3xx responses: (\d+)")) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+    return {"requests": requests, "errors": errors, "rps": figure(r"^Requests/sec:\s+([\d.]+)"),
+            "p50_ms": ms("50"), "p99_ms": ms("99")}
+
+
+def worker_counts(url: str) -> dict[str, float]:
+    """Requests each worker process has answered, from /metrics (`digits_worker_requests_total`)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {pid: float(count) for pid, count in
+            re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+
+
 def load_test(name: str, servers: dict, body: Path, clients: int, requests: int, anchor_seconds: float,
-              reps: int) -> dict:
+              reps: int, wrk_seconds: float = 0) -> dict:
     results = {side: [] for side in servers}
+    wrk_results = {side: [] for side in servers} if wrk_seconds else {}
     for rep in range(reps):
         order = list(servers) if rep % 2 == 0 else list(servers)[::-1]
         for side in order:
             url = f"{servers[side]}/predict"
             hey(url, body, clients, requests=4 * clients)  # warm-up: every connection, every worker
             seconds = anchor_seconds if side == "tutorial" else None
+            before = worker_counts(servers[side]) if side == "digits" else {}
             result = hey(url, body, clients, requests=requests, seconds=seconds)
+            if side == "digits":  # each worker's share of this run's answers
+                counts = {pid: n - before.get(pid, 0) for pid, n in worker_counts(servers[side]).items()}
+                total = sum(counts.values()) or 1
+                result["worker_shares"] = sorted(round(n / total, 3) for n in counts.values() if n)
             results[side].append(result)
             print(f"  {name} rep {rep + 1} {side}: {result}", flush=True)
+            if wrk_seconds:
+                wrk_results[side].append(wrk(url, body, clients, anchor_seconds if side == "tutorial" else wrk_seconds))
+                print(f"  {name} rep {rep + 1} {side} (wrk): {wrk_results[side][-1]}", flush=True)
     summary = {side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p50_ms", "p99_ms", "errors")}
                for side, runs in results.items()}
     summary["ratio"] = round(summary["digits"]["rps"] / summary["tutorial"]["rps"], 1)
-    return {"runs": results, "median": summary}
+    report = {"runs": results, "median": summary}
+    if wrk_seconds:
+        report["wrk"] = {side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p99_ms", "errors")}
+                         for side, runs in wrk_results.items()}
+        report["wrk"]["ratio"] = round(report["wrk"]["digits"]["rps"] / max(report["wrk"]["tutorial"]["rps"], 0.1), 1)
+        report["wrk_runs"] = wrk_results
+    return report
+
+
+def crowd(url: str, pid: int, body: Path, clients: int, requests: int, wrk_seconds: float) -> dict:
+    """The 28×28 PNG at `clients` clients against `digits` alone: hey with /health probed, then wrk."""
+    with HealthProbe(url, pid) as probe:
+        result = hey(f"{url}/predict", body, clients, requests=requests)
+    latencies = probe.latencies or [float("nan")]
+    result.update(health_p99_ms=round(float(np.percentile(latencies, 99)), 1), health_max_ms=round(max(latencies), 1),
+                  health_failures=probe.failures, wrk=wrk(f"{url}/predict", body, clients, wrk_seconds))
+    print(f"  {clients} clients: {result}", flush=True)
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -310,11 +375,28 @@ def held_connections(url: str, payload: bytes, count: int, hold_seconds: float) 
             connection.close()
 
 
+def corrupt_exif_jpeg() -> bytes:
+    """Issue 21's warning attack: a JPEG whose EXIF points past its end (Pillow warns twice reading it)."""
+    entries = b"".join(struct.pack(">HHII", 0x0112, 3, 0xFFFFFFFF, 0) for _ in range(5))
+    return encode(Image.new("L", (64, 64), 255), "JPEG", exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05" + entries)
+
+
+def large_v2_request() -> bytes:
+    """Issue 21's /v2 attack: JSON of 256 images, each value written out long (4 MB; refused past 1 MiB)."""
+    data = ",".join(["0.0039215686274509803"] * (256 * 28 * 28))
+    return f'{{"inputs": [{{"name": "image", "datatype": "FP32", "shape": [256, 28, 28], "data": [{data}]}}]}}'.encode()
+
+
 def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict]:
     scale = 4 if quick else 1
-    bodies = {"16bit": work / "16bit.body", "scans": work / "scans.body"}
+    bodies = {"16bit": work / "16bit.body", "scans": work / "scans.body", "exif": work / "exif.body",
+              "v2": work / "v2.body"}
     bodies["16bit"].write_bytes(multipart(sixteen_bit_png(), "deep.png", "image/png"))
     bodies["scans"].write_bytes(multipart(thousand_scan_jpeg(), "scans.jpg", "image/jpeg"))
+    bodies["exif"].write_bytes(multipart(corrupt_exif_jpeg(), "exif.jpg", "image/jpeg"))
+    bodies["v2"].write_bytes(large_v2_request())
+    bodies["10mib"] = work / "10mib.body"  # the largest upload allowed, of bytes that are no picture
+    bodies["10mib"].write_bytes(multipart(bytes(10 * 2**20 - 400), "big.png", "image/png"))
     plans = [
         ("a 16-bit PNG of 6300×6300 (%d KB), 6 at once" % (bodies["16bit"].stat().st_size // 1024),
          lambda: hey(f"{url}/predict", bodies["16bit"], 6, requests=24 // scale)),
@@ -330,6 +412,18 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
              b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
              b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n",
              b"GET /health HTTP/1.1\r\n\r\n")]),
+        ("2,000 idle connections, each a CRLF after its answer (issue 21)",
+         lambda: held_connections(url, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n\r\n", 2000 // scale, 5)),
+        ("1,000 answers of 413, each followed by one body byte (issue 21)",
+         lambda: held_connections(url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n-",
+                                  1000 // scale, 5)),
+        (f"{bodies['v2'].stat().st_size // 10**6} MB /v2 JSON requests of 256 images, 32 at once (issue 21)",
+         lambda: hey(f"{url}/v2/models/digits/infer", bodies["v2"], 32, requests=128 // scale,
+                     content_type="application/json")),
+        ("32 uploads of 10 MiB at once (issue 21)",
+         lambda: hey(f"{url}/predict", bodies["10mib"], 32, requests=128 // scale)),
+        ("1,000 JPEGs with a corrupt EXIF, 8 at once (issue 21: Pillow's warnings)",
+         lambda: hey(f"{url}/predict", bodies["exif"], 8, requests=1000 // scale)),
     ]
     results = []
     for name, attack in plans:
@@ -376,6 +470,26 @@ def markdown(report: dict) -> str:
             m = load[key]["median"][side]
             lines.append(f"| {label} | {side} | {m['rps']:,.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']:.0f} |")
         lines.append(f"| {label} | ratio | **{load[key]['median']['ratio']}×** | | | |")
+        if "wrk" in load[key]:
+            w = load[key]["wrk"]
+            for side in ("digits", "tutorial"):
+                lines.append(f"| {label} (wrk) | {side} | {w[side]['rps']:,.0f} | | {w[side]['p99_ms']} | "
+                             f"{w[side]['errors']:.0f} |")
+            lines.append(f"| {label} (wrk) | ratio | **{w['ratio']}×** | | | |")
+    for clients, c in sorted(report.get("crowds", {}).items()):
+        lines.append(f"| 28×28 PNG, {clients} | digits | {c['rps']:,.0f} | {c['p50_ms']} | {c['p99_ms']} | "
+                     f"{c['errors']:.0f} |")
+        lines.append(f"| 28×28 PNG, {clients} (wrk) | digits | {c['wrk']['rps']:,.0f} | | {c['wrk']['p99_ms']} | "
+                     f"{c['wrk']['errors']:.0f} |")
+    shares = [r["worker_shares"] for r in load["photo"].get("runs", {}).get("digits", []) if "worker_shares" in r]
+    if shares:
+        lines += ["", "Each worker's share of the 2 MP answers, per run: " + "; ".join(
+            " / ".join(f"{100 * x:.0f} %" for x in run) for run in shares) + "."]
+    crowds = report.get("crowds", {})
+    if crowds:
+        lines += ["", "/health while 28×28 PNGs come from " + "; ".join(
+            f"{clients} clients: p99 {c['health_p99_ms']} ms, max {c['health_max_ms']} ms, {c['health_failures']} failed"
+            for clients, c in sorted(crowds.items())) + "."]
     rss = report["rss"]
     lines += [
         "",
@@ -383,7 +497,7 @@ def markdown(report: dict) -> str:
         f"{rss['before_mib']:.0f} MiB before and {rss['after_mib']:.0f} MiB after {rss['requests']:,} more "
         f"28×28 POSTs ({100 * rss['growth']:+.1f} %).",
         "",
-        "| attack (issue 13) | /health p50 ms | /health p99 ms | /health max ms | failed probes | peak RSS MiB | alive after | logged bytes |",
+        "| attack | /health p50 ms | /health p99 ms | /health max ms | failed probes | peak RSS MiB | alive after | logged bytes |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for a in report["attacks"]:
@@ -408,14 +522,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000, help="POSTs per load measurement of digits")
     parser.add_argument("--photo-requests", type=int, default=200)
     parser.add_argument("--anchor-seconds", type=float, default=20, help="time cap per tutorial-server measurement")
+    parser.add_argument("--wrk-seconds", type=float, default=10, help="length of each wrk measurement of digits")
     parser.add_argument("--rss-requests", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--quick", action="store_true", help="fewer requests and one repetition: a smoke run")
     args = parser.parse_args()
-    if shutil.which("hey") is None:
-        raise SystemExit("benchmarks/serve.py needs `hey` (apt-get install hey).")
+    if shutil.which("hey") is None or shutil.which("wrk") is None:
+        raise SystemExit("benchmarks/serve.py needs `hey` and `wrk` (apt-get install hey wrk).")
     if args.quick:
         args.reps, args.requests, args.photo_requests, args.anchor_seconds, args.rss_requests = 1, 500, 40, 5, 2000
+        args.wrk_seconds = 3
     onnx = resolve_model(args.model)
     keras_model = RunDir(args.tutorial_model).keras_path if args.tutorial_model.is_dir() else args.tutorial_model
     if not keras_model.is_file():
@@ -437,10 +553,13 @@ def main() -> None:
                           urls["tutorial"].rsplit(":", 1)[1]], urls["tutorial"], tutorial_log, env=env, cwd=HERE)
         try:
             print("load: 28x28 PNG, 32 clients", flush=True)
-            png = load_test("png28", urls, png_body, 32, args.requests, args.anchor_seconds, args.reps)
+            png = load_test("png28", urls, png_body, 32, args.requests, args.anchor_seconds, args.reps,
+                            args.wrk_seconds)
             print("load: 2 MP photo, 8 clients", flush=True)
             photo_load = load_test("photo", urls, photo_body, 8, args.photo_requests, args.anchor_seconds, args.reps)
             stop(tutorial)
+            print("load: 28x28 PNG, 256 clients, digits alone", flush=True)
+            crowds = {256: crowd(urls["digits"], ours.pid, png_body, 256, args.requests, args.wrk_seconds)}
             print(f"memory: {args.rss_requests} POSTs", flush=True)
             before = rss_mib(ours.pid)
             soak = hey(f"{urls['digits']}/predict", png_body, 32, requests=args.rss_requests)
@@ -455,13 +574,20 @@ def main() -> None:
             if tutorial.poll() is None:
                 stop(tutorial)
 
-    p, ph = png["median"], photo_load["median"]
+    p, ph, c256 = png["median"], photo_load["median"], crowds[256]
+    low, high = TARGETS["worker_share"]
     targets_met = {
         f"≥ {TARGETS['png_rps']:,} req/s": p["digits"]["rps"] >= TARGETS["png_rps"],
         f"≥ {TARGETS['png_ratio']}× the tutorial": p["ratio"] >= TARGETS["png_ratio"],
         f"PNG p99 ≤ {TARGETS['png_p99_ms']} ms": p["digits"]["p99_ms"] <= TARGETS["png_p99_ms"],
         "0 errors": p["digits"]["errors"] == 0 and ph["digits"]["errors"] == 0,
+        f"256 clients ≥ {TARGETS['png256_share']:.0%} of 32's req/s": c256["rps"] >= TARGETS["png256_share"] * p["digits"]["rps"],
+        f"256 clients ≤ {TARGETS['png256_errors']:.0%} errors": c256["errors"] <= TARGETS["png256_errors"] * c256["requests"],
+        f"/health ≤ {TARGETS['health_ms']} ms at 256 clients": c256["health_max_ms"] <= TARGETS["health_ms"],
         f"photo p99 ≤ {TARGETS['photo_p99_ms']} ms": ph["digits"]["p99_ms"] <= TARGETS["photo_p99_ms"],
+        f"each worker {low:.0%}-{high:.0%} of the photos, every run": all(
+            len(r.get("worker_shares", [])) == args.workers and all(low <= x <= high for x in r["worker_shares"])
+            for r in photo_load["runs"]["digits"]),
         f"RSS growth ≤ {TARGETS['rss_growth']:.0%}": rss["growth"] <= TARGETS["rss_growth"],
         f"/health ≤ {TARGETS['attack_health_ms']} ms under attack":
             all(a["health_p99_ms"] <= TARGETS["attack_health_ms"] and a["health_failures"] == 0 for a in attacked),
@@ -474,7 +600,7 @@ def main() -> None:
         "machine": provenance.machine(), "versions": provenance.versions(),
         "load_average_before": " ".join(load_average), "model": f"{onnx} (digits), {keras_model} (tutorial)", "workers": args.workers,
         "reps": args.reps, "photo_source": photo_source,
-        "load": {"png28": png, "photo": photo_load}, "rss": rss, "attacks": attacked,
+        "load": {"png28": png, "photo": photo_load}, "crowds": crowds, "rss": rss, "attacks": attacked,
         "targets": TARGETS, "targets_met": targets_met,
     }
     stem = "serve-quick" if args.quick else "serve"

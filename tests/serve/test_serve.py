@@ -19,7 +19,7 @@ from helpers import DIGITS, assert_one_line_error, run_cli
 from digits.read.model import ModelError
 from digits.serve import server as http_server
 from digits.serve import app as serve
-from digits.serve.app import MAX_IN_FLIGHT, MAX_UPLOAD_BYTES, create_app
+from digits.serve.app import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES, create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -143,13 +143,13 @@ def test_a_progressive_jpeg_of_a_thousand_scans_is_refused_with_a_422(client):
 
 def test_past_the_in_flight_limit_a_503_says_when_to_retry(fast_run, mnist):
     app = create_app(fast_run)
-    app.in_flight = MAX_IN_FLIGHT  # as if that many requests were at work
+    app.in_flight_bytes = IN_FLIGHT_BYTES  # as if requests at work held all the memory
     with TestClient(app) as client:
         response = client.post("/predict", **upload(png(mnist[1][0][0])))
         assert_json_error(response, 503, "retry")
         assert response.headers["retry-after"] == "1"
         assert client.get("/health").status_code == 200  # health is never turned away
-        app.in_flight = 0
+        app.in_flight_bytes = 0
         assert client.post("/predict", **upload(png(mnist[1][0][0]))).json()["digit"] == 7
 
 
@@ -305,19 +305,24 @@ def server(fast_run, tmp_path_factory):
         process = subprocess.Popen([DIGITS, "serve", "--model", str(fast_run), "--port", url.rsplit(":", 1)[1],
                                     "--workers", "2"], stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer within 60 s"
-                time.sleep(0.2)
+        wait_for_health(url, process, log)
         yield url, log
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_for_health(url: str, process: subprocess.Popen, log: Path, bound: float = 60) -> None:
+    """Until the started server answers /health (failing with its log if it exits, or after `bound` seconds)."""
+    deadline = time.monotonic() + bound
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"the server did not answer within {bound:.0f} s"
+            time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -207,12 +207,23 @@ def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
 
 
 @app.command()
-def export(run: RunArg = LATEST) -> None:
-    """Write model.onnx next to a run's model.keras (needs the `train` extra)."""
+def export(
+    run: RunArg = LATEST,
+    fmt: Annotated[Literal["onnx", "onnx-int8", "tflite"], typer.Option(
+        "--format", help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, its weights in int8; "
+                         "tflite: model.tflite. The last two are checked on the MNIST test set.")] = "onnx",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write a run's model for a runtime: ONNX (what digits runs), int8 ONNX, or TensorFlow Lite (needs `train`)."""
     _require("export", "train")
-    from digits.train.export import export_run
+    if fmt == "onnx":
+        from digits.train.export import export_run
 
-    _out(str(export_run(run)))
+        _out(str(export_run(run)))
+        return
+    from digits.train.runtimes import export_format
+
+    _out(export_format(run, fmt, data_dir).summary())
 
 
 # Many pictures at once (digits.cli.bulk): folders, globs, lists, an output file, workers, a Dask cluster.
@@ -335,10 +346,12 @@ def serve(
     except http_server.BindError as err:
         raise _fail(str(err))
     os.environ[MODEL_VARIABLE] = str(path)
+    _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+    if workers == 1:  # counts stay in the process; uvicorn ends it by re-raising SIGTERM, past any cleanup
+        http_server.run("digits.serve.app:app_from_environment", listener, workers)
+        return
     with tempfile.TemporaryDirectory(prefix="digits-metrics-") as metrics:
-        if workers > 1:  # each worker writes its counts here; /metrics adds them up
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
-        _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # each worker writes its counts here; /metrics adds them up
         http_server.run("digits.serve.app:app_from_environment", listener, workers)
 
 

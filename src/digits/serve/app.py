@@ -5,6 +5,8 @@
     GET  /health                            -> {"status", "model"}
     GET  /metrics                           Prometheus: requests, latency, batch sizes, errors by code
     GET  /                                  the page: draw a digit or photograph one
+    GET  /model.onnx, /static/...           the served model and the page's scripts, which run it in the
+                                            browser (onnxruntime-web, bundled): drawings are read offline
     /v2/...                                 the Open Inference Protocol (KServe v2), see `digits.serve.v2`
 
 Uploads are multipart/form-data with the picture in ONE field `image`;
@@ -19,13 +21,21 @@ status "no digit found"):
     413  the body is over `MAX_UPLOAD_BYTES`
     422  the request is whole but holds no usable picture (no or two `image`
          fields, not an image, over the decode budget)
-    503  `MAX_IN_FLIGHT` requests are already at work in this worker; retry
-         after the `Retry-After` seconds
+    503  this worker's memory for requests at work (`IN_FLIGHT_BYTES`) is
+         taken; retry after the `Retry-After` seconds
 
 Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
-`digits.read.load`'s budget (checked from the header), the number at work by
-`MAX_IN_FLIGHT`, and decoding runs on one thread per worker, so a worker
-decodes one picture at a time. Concurrent requests share model calls
+`digits.read.load`'s budget (checked from the header), and decoding runs on
+one thread per worker, so a worker decodes one picture at a time. Admission
+is by memory, not by count: each request at work holds `REQUEST_BYTES` plus
+the bytes of its body received so far, and a worker holds at most
+`IN_FLIGHT_BYTES` in all. Thousands of small requests are admitted at once,
+four of the largest; a slow upload holds only what it has sent, so slow
+uploads cannot lock the others out. A request that does not fit is a 503,
+before its body when its Content-Length says it cannot fit, else as soon as
+it would pass the budget. After an upload of `REBALANCE_BYTES` or more the
+answer closes the connection, so the client's next one lands on whichever
+worker the kernel picks. Concurrent requests share model calls
 (`digits.serve.batching`). The app keeps no state between requests: run as many
 replicas as you like behind a load balancer.
 
@@ -45,7 +55,7 @@ from importlib.resources import files
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digits.serve.batching import MicroBatcher
@@ -55,17 +65,31 @@ from digits.read.reader import Reader
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
 MAX_UPLOAD_BYTES = 10 * 2**20
-# Requests at work per worker (reading their body, waiting to be decoded, or
-# classified). With the body limit this bounds a worker's memory.
-MAX_IN_FLIGHT = 32
+# Memory of the requests at work in one worker (reading their body, waiting to
+# be decoded, or classified): what they hold of their bodies, plus a fixed
+# cost each. A body is held about four times over at its peak (as received,
+# joined, parsed out of the form, read back): 32 uploads of 10 MiB at once,
+# admitted against a budget of 128 MiB, took a worker past 500 MB. With 48 MiB,
+# four of the largest uploads are at work at once, or 3,000 small requests.
+IN_FLIGHT_BYTES = 48 * 2**20
+REQUEST_BYTES = 16 * 2**10
+# After an upload this large (a photo: a 2 MP one is 100 KiB and more, a
+# drawing 5-20 KiB; its decode costs far more than a new connection), the
+# answer closes the connection: the client's next one is placed afresh by the
+# kernel (`SO_REUSEPORT`), so a few kept-alive clients of photos cannot pile
+# their work onto one worker (8 such clients split 1/7 in one run of three).
+REBALANCE_BYTES = 32 * 2**10
 BODY_TIMEOUT = 30.0
 RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
 # The routes the metrics name; anything else is counted as "other".
-ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/v2/models/digits/infer", "/v2/health/live",
-          "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/model.onnx", "/v2/models/digits/infer",
+          "/v2/health/live", "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+# The page's scripts, under /static/: its reader, and onnxruntime-web (from npm; see static/ort/NOTICE).
+ASSETS = {"offline.js": "text/javascript", "ort/ort.wasm.bundle.min.mjs": "text/javascript",
+          "ort/ort-wasm-simd-threaded.wasm": "application/wasm"}
 # The variable that tells uvicorn's worker processes which model to serve.
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
@@ -86,11 +110,15 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.batch_size = Histogram("digits_batch_size", "Images per model call (micro-batching).",
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        worker = Counter("digits_worker_requests", "HTTP requests answered, by worker process id.", ["worker"],
+                         registry=self.registry)
+        self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
 
     def observe(self, path: str, method: str, code: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"
         self.requests.labels(route, method, str(code)).inc()
         self.latency.labels(route).observe(seconds)
+        self.mine.inc()
         if code >= 400:
             self.errors.labels(str(code)).inc()
 
@@ -110,48 +138,80 @@ class _Refusal(Exception):
 
 
 class Guard:
-    """ASGI middleware: in-flight limit, body read whole (size, deadline, length), metrics of every answer."""
+    """ASGI middleware: memory admission, body read whole (size, deadline, length), metrics of every answer."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
-        self.in_flight = 0
+        self.in_flight_bytes = 0  # what the requests at work hold, `REQUEST_BYTES` each plus their bodies
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 499  # nginx's "client closed the request": no answer was sent
+        rebalance = False
 
         async def send_and_note(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if rebalance:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
             if scope["method"] not in ("POST", "PUT", "PATCH"):
                 await self.app(scope, receive, send_and_note)
-            elif self.in_flight >= MAX_IN_FLIGHT:
-                await _send_error(send_and_note, 503, f"the server is at its limit of {MAX_IN_FLIGHT} requests "
-                                  f"at work; retry in {RETRY_AFTER_SECONDS} s.",
-                                  [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
-            else:
-                self.in_flight += 1
-                try:
-                    body = await _read_body(scope, receive)
-                    if body is not None:
-                        await self.app(scope, _replay(body, receive), send_and_note)
-                except _Refusal as refusal:
-                    await _send_error(send_and_note, refusal.status, refusal.message)
-                finally:
-                    self.in_flight -= 1
+                return
+            holding = _Holding(self)
+            try:
+                holding.take(REQUEST_BYTES)
+                body = await _read_body(scope, receive, holding)
+                rebalance = body is not None and len(body) >= REBALANCE_BYTES
+                if body is not None:
+                    await self.app(scope, _replay(body, receive), send_and_note)
+            except _Refusal as refusal:
+                headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
+                await _send_error(send_and_note, refusal.status, refusal.message, headers)
+            finally:
+                holding.release()
         finally:
             self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - started)
 
 
-async def _read_body(scope, receive) -> bytes | None:
-    """The whole body, or _Refusal (413, 408, 400); None when the client has gone."""
+class _Holding:
+    """What one request holds of its worker's memory for requests at work (`Guard.in_flight_bytes`)."""
+
+    def __init__(self, guard: Guard):
+        self.guard = guard
+        self.bytes = 0
+
+    def fits(self, size: int) -> bool:
+        return self.guard.in_flight_bytes + size <= IN_FLIGHT_BYTES
+
+    def take(self, size: int) -> None:
+        """Hold `size` more bytes, or raise the 503 that says the memory is taken."""
+        if not self.fits(size):
+            raise self.refusal()
+        self.guard.in_flight_bytes += size
+        self.bytes += size
+
+    def release(self) -> None:
+        self.guard.in_flight_bytes -= self.bytes
+        self.bytes = 0
+
+    @staticmethod
+    def refusal() -> _Refusal:
+        return _Refusal(503, f"the server's memory for requests at work ({IN_FLIGHT_BYTES // 2**20} MiB) is taken; "
+                        f"retry in {RETRY_AFTER_SECONDS} s.")
+
+
+async def _read_body(scope, receive, holding: _Holding) -> bytes | None:
+    """The whole body, or _Refusal (413, 408, 400, or 503 from `holding`); None when the client has gone.
+
+    Each chunk is held from the worker's memory as it arrives.
+    """
     declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
     if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
         raise _Refusal(400, "the Content-Length header is not a byte count.")
@@ -159,6 +219,8 @@ async def _read_body(scope, receive) -> bytes | None:
     too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
     if declared is not None and declared > MAX_UPLOAD_BYTES:
         raise too_large
+    if declared is not None and not holding.fits(declared):  # refused before it is sent, not half-way
+        raise holding.refusal()
     chunks, size = [], 0
     deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
     while True:
@@ -173,6 +235,7 @@ async def _read_body(scope, receive) -> bytes | None:
         size += len(chunk)
         if size > MAX_UPLOAD_BYTES:
             raise too_large
+        holding.take(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -226,12 +289,22 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
         },
     )
 
-    async def decode(function, data: bytes):
-        return await asyncio.get_running_loop().run_in_executor(decoder, function, data)
+    async def decode(function, *args):
+        return await asyncio.get_running_loop().run_in_executor(decoder, function, *args)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
         return page
+
+    @app.api_route("/model.onnx", methods=["GET", "HEAD"])
+    def model_file() -> FileResponse:
+        return FileResponse(reader.model_path, media_type="application/octet-stream")
+
+    @app.api_route("/static/{name:path}", methods=["GET", "HEAD"])
+    def asset(name: str) -> FileResponse:
+        if name not in ASSETS:
+            raise HTTPException(404, "Not Found")
+        return FileResponse(str(files("digits.serve").joinpath("static", name)), media_type=ASSETS[name])
 
     @app.api_route("/health", methods=["GET", "HEAD"])
     def health() -> dict:
@@ -261,7 +334,7 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
 
     from digits.serve.v2 import router
 
-    app.include_router(router(reader, batcher))
+    app.include_router(router(reader, batcher, decode))
     return Guard(app, metrics)
 
 

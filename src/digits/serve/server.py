@@ -1,19 +1,25 @@
 """Uvicorn, hardened: what `digits serve` runs the app in.
 
 Contract, per worker process:
-  * the request line and headers must arrive within `HEADER_TIMEOUT` seconds,
-    and number at most `MAX_HEADERS` lines of `MAX_HEADER_BYTES` in all, else
-    408 / 431; an idle keep-alive connection is closed after `KEEP_ALIVE`
-    seconds (body timeouts are the app's: see `digits.serve.app`);
-  * at most `MAX_WAITING` connections may wait for their headers: past that,
-    the one that has waited longest is closed (slow-header attacks cannot
-    fill the file-descriptor table, and a new `/health` always gets in);
+  * every connection state has a timer. The request line and headers must
+    arrive within `HEADER_TIMEOUT` seconds, and number at most `MAX_HEADERS`
+    lines of `MAX_HEADER_BYTES` in all, else 408 / 431; an idle keep-alive
+    connection is closed after `KEEP_ALIVE` seconds; bytes that arrive after
+    an answer (a stray `\r\n`, the rest of a body the app refused) restart
+    the header deadline; an answer the client does not read is dropped after
+    `WRITE_TIMEOUT` seconds (body timeouts are the app's: see `digits.serve.app`);
+  * at most `MAX_WAITING` connections may be idle (waiting for headers, or
+    kept alive between requests): past that, the one that has waited longest
+    is closed (idle and slow-header attacks cannot fill the file-descriptor
+    table, and a new `/health` always gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
     half-closes in the middle of its body gets the app's 400 for a short body;
   * logs go to stderr, one line per record (tracebacks folded into the line),
     at most `LOG_BURST` lines per `LOG_WINDOW` seconds, then a count of what
-    was dropped: an attack cannot fill the disk through the log;
+    was dropped: an attack cannot fill the disk through the log. Python
+    warnings (Pillow's about a corrupt EXIF, NumPy's) are log records too,
+    under the same limit;
   * no access log (the `/metrics` counters say what it would).
 
 What cannot be changed from here, and so stays uvicorn's (documented in
@@ -21,8 +27,11 @@ docs/serving.md): a connection closed by the client is not answered; a request c
 before its headers end is closed without an answer; the supervisor of several
 workers logs its own start and stop lines.
 
-`bind` takes the listening socket before anything starts, so a port in use
-or a bad host is one sentence (`BindError`) rather than uvicorn's log and exit 3.
+`bind` takes the address before anything starts, so a port in use or a bad
+host is one sentence (`BindError`) rather than uvicorn's log and exit 3. On
+Linux, each worker then listens on a socket of its own (`SO_REUSEPORT`): the
+kernel spreads new connections evenly across the workers, where one shared
+socket let whichever worker woke first take most of them.
 """
 
 from __future__ import annotations
@@ -32,13 +41,16 @@ import json
 import logging
 import resource
 import socket
+import sys
 import time
 from collections import OrderedDict
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
+WRITE_TIMEOUT = 30.0
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING = 256
@@ -57,21 +69,55 @@ class _Refused(Exception):
 class GuardedProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
 
-    # Per worker process: connections waiting for their headers, oldest first.
+    # Per worker process: idle connections (no request at work), oldest first.
     waiting: OrderedDict[GuardedProtocol, None] = OrderedDict()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
+        self._running_cycle = None  # the request at work (with pipelining, not always the newest)
         self._fault = (400, "the request is not valid HTTP/1.1.")
         self._await_headers()
-        while len(self.waiting) > MAX_WAITING:
-            oldest = next(iter(self.waiting))
-            oldest._answer(408, "the server is busy with too many slow connections; this one waited longest.")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_arrived()
+        self.resume_writing()
+        # Uvicorn marks only the newest request disconnected; with pipelining, the
+        # one at work may be older, and would write to the closed transport.
+        running = self._running_cycle
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        self._running_cycle = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def data_received(self, data: bytes) -> None:
+        # Uvicorn cancels its keep-alive timer on any byte, even one that starts
+        # no request (a stray CRLF, the unread rest of a refused body): between
+        # requests, the header deadline takes over.
+        super().data_received(data)
+        if self._header_deadline is None and self._between_requests():
+            self._await_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # kept alive and idle: it counts toward the cap
+            self._wait()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(WRITE_TIMEOUT, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
 
     def eof_received(self) -> bool | None:
         cycle = self.cycle
@@ -120,11 +166,23 @@ class GuardedProtocol(HttpToolsProtocol):
             self._fault = (431, f"the request line and headers are over {MAX_HEADER_BYTES // 1024} KiB.")
             raise _Refused
 
+    def _between_requests(self) -> bool:
+        return not self.transport.is_closing() and not self.pipeline and (
+            self.cycle is None or self.cycle.response_complete)
+
     def _await_headers(self) -> None:
         self._header_count = self._header_bytes = 0
-        message = f"the request headers did not arrive within {HEADER_TIMEOUT:.0f} s."
+        message = f"the request headers did not arrive within {HEADER_TIMEOUT:g} s."
         self._header_deadline = self.loop.call_later(HEADER_TIMEOUT, self._answer, 408, message)
+        self._wait()
+
+    def _wait(self) -> None:
+        """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest."""
+        self.waiting.pop(self, None)
         self.waiting[self] = None
+        while len(self.waiting) > MAX_WAITING:
+            oldest = next(iter(self.waiting))
+            oldest._answer(408, "the server is busy with too many idle connections; this one waited longest.")
 
     def _headers_arrived(self) -> None:
         if self._header_deadline is not None:
@@ -195,8 +253,33 @@ LOGGING = {
 }
 
 
+# Linux balances connections across the sockets of one SO_REUSEPORT group.
+REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+
+class PerWorkerSocket(socket.socket):
+    """A socket bound with SO_REUSEPORT that, handed to a worker process, becomes one of the worker's own.
+
+    Uvicorn sends the sockets it serves on to each worker (pickled). This one
+    arrives as a new socket bound to the same address, so each worker listens
+    on its own; the parent's socket is never listened on, and gets no
+    connection: it keeps the port while workers come and go.
+    """
+
+    def __reduce__(self):
+        return _reuse_port, (self.family, self.type, self.proto, self.getsockname())
+
+
+def _reuse_port(family: int, kind: int, protocol: int, address) -> PerWorkerSocket:
+    listener = PerWorkerSocket(family, kind, protocol)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(address)
+    return listener
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or BindError saying why not."""
+    """A socket bound to host:port (uvicorn listens on it), or BindError saying why not."""
     if not host.strip():
         raise BindError("--host is empty: give an address (127.0.0.1 for this machine, 0.0.0.0 for every interface).")
     try:
@@ -209,8 +292,13 @@ def bind(host: str, port: int) -> socket.socket:
     listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Bound without SO_REUSEPORT first: anything else on the port, another
+        # `digits serve` included, is refused here.
         listener.bind(address)
-        listener.listen(2048)
+        if REUSE_PORT:
+            address = listener.getsockname()
+            listener.close()
+            listener = _reuse_port(family, kind, protocol, address)
     except OSError as err:
         listener.close()
         if err.errno == 98:  # EADDRINUSE
@@ -229,17 +317,27 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class GuardedConfig(uvicorn.Config):
+    def configure_logging(self) -> None:
+        # Run in each worker process: warnings.showwarning would write to stderr past the limit.
+        super().configure_logging()
+        logging.captureWarnings(True)
+
+
+def guarded_config(app, **options) -> GuardedConfig:
+    """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
+    return GuardedConfig(
+        app, http=GuardedProtocol, loop="auto", timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING,
+        access_log=False, lifespan="on", server_header=False, date_header=False, **options,
+    )
+
+
 def run(app: str, listener: socket.socket, workers: int) -> None:
     """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes."""
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     raise_open_file_limit()
-    config = uvicorn.Config(
-        app, factory=True, http=GuardedProtocol, loop="auto", workers=workers,
-        timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING, access_log=False, lifespan="on",
-        server_header=False, date_header=False,
-    )
+    config = guarded_config(app, factory=True, workers=workers)
     if workers > 1:
         Multiprocess(config, sockets=[listener]).run()
     else:

@@ -15,12 +15,25 @@ sends by default); outputs are returned in binary when the request asks
 (`binary_data` per output, or `binary_data_output`), else as JSON. The
 images go through the same micro-batcher as the rest of the server. Errors
 are 400 (404 for another model name) with {"error": "<one sentence>"}, as
-the protocol says.
+the protocol says; a body over `MAX_BODY_BYTES`, or JSON over
+`MAX_JSON_BYTES`, is a 413.
+
+Work per request is bounded: at most `MAX_IMAGES` images, a body of at most
+`MAX_BODY_BYTES`, and the JSON is parsed and checked off the event loop (in
+the `offload` the server gives, its decode thread). Parsing JSON holds
+Python's lock throughout (about 50 ms for 4 MB on one core), which would
+stall the event loop all the same: so the JSON part is capped at
+`MAX_JSON_BYTES`, and more images go as binary tensors, which cost nothing
+to parse. Every field of the wrong type, any nesting depth, any
+shape (sizes are Python ints: no wrap-around) and any header is a 4xx, never
+a 500.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
@@ -33,10 +46,16 @@ MODEL = "digits"
 VERSION = "1"
 INPUT = "image"
 DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+MAX_IMAGES = 256
+# 256 FP32 images as binary tensors (784 KiB) and their JSON header, with room to spare.
+MAX_BODY_BYTES = 2 * 2**20
+# The JSON part: 64 FP32 images written out in full, or 256 of UINT8.
+MAX_JSON_BYTES = 2**20
 
 
-def router(reader, batcher: MicroBatcher) -> APIRouter:
-    """The /v2 routes over `reader` (for its model's metadata) and `batcher` (for inference)."""
+def router(reader, batcher: MicroBatcher, offload: Callable[..., Awaitable]) -> APIRouter:
+    """The /v2 routes over `reader` (its model's metadata), `batcher` (inference) and `offload(function, *args)`,
+    which runs the parsing off the event loop."""
     routes = APIRouter(prefix="/v2")
     classes = reader.recognizer.num_classes  # 10 digits, or 11 with "not a digit"
     metadata = {
@@ -76,8 +95,10 @@ def router(reader, batcher: MicroBatcher) -> APIRouter:
     async def infer(name: str, request: Request) -> Response:
         _check_model(name)
         body = await request.body()
-        header, binary = _split(body, request.headers.get("inference-header-content-length"))
-        images = _images(header, binary)
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the inference request is over {MAX_BODY_BYTES // 2**20} MiB: send at most "
+                                f"{MAX_IMAGES} images per request.")
+        header, images = await offload(_parse, body, request.headers.get("inference-header-content-length"))
         probabilities = (await batcher.classify(images)).astype(np.float32)
         digits = [reader.decide(row).digit for row in probabilities]
         tensors = {"probabilities": probabilities,
@@ -92,18 +113,39 @@ def _check_model(name: str) -> None:
         raise HTTPException(404, f"no model named {name!r}: this server serves {MODEL!r}.")
 
 
+def _parse(body: bytes, header_length: str | None) -> tuple[dict, np.ndarray]:
+    """The request's JSON header and its images as (N, 28, 28) float32 in [0, 1]."""
+    header, binary = _split(body, header_length)
+    return header, _images(header, binary)
+
+
+def _object(value, what: str) -> dict:
+    """`value` if it is a JSON object, {} if it is absent; else a 400 naming `what`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise HTTPException(400, f"{what} must be a JSON object, not {type(value).__name__}.")
+    return value
+
+
 def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     """The request's JSON header and the binary tensor data after it."""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # str.isdigit accepts other scripts' digits ("²", "٣"), which int() refuses.
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise HTTPException(400, "Inference-Header-Content-Length must be a byte count within the body.")
         cut = int(header_length)
     else:
         cut = len(body)
+    if cut > MAX_JSON_BYTES:
+        raise HTTPException(413, f"the inference request's JSON is over {MAX_JSON_BYTES // 2**20} MiB: send the "
+                            "tensor as binary data (the binary tensor extension), or fewer images per request.")
     try:
         header = json.loads(body[:cut])
     except (ValueError, UnicodeDecodeError) as err:
         raise HTTPException(400, f"the inference request is not JSON ({err}).") from None
+    except RecursionError:
+        raise HTTPException(400, "the inference request's JSON is nested too deeply.") from None
     if not isinstance(header, dict):
         raise HTTPException(400, "the inference request must be a JSON object with \"inputs\".")
     return header, body[cut:]
@@ -116,14 +158,18 @@ def _images(header: dict, binary: bytes) -> np.ndarray:
         raise HTTPException(400, f"send exactly one input, {INPUT!r}: a (28, 28) or (N, 28, 28) tensor.")
     tensor = inputs[0]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
-    if datatype not in DATATYPES:
-        raise HTTPException(400, f"input datatype {datatype!r} is not supported: send FP32 (0-1) or UINT8 (0-255).")
-    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise HTTPException(400, f"input datatype {str(datatype)[:20]!r} is not supported: send FP32 (0-1) or "
+                            "UINT8 (0-255).")
+    if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
             and (shape[-2:] == [28, 28] and len(shape) in (2, 3))):
-        raise HTTPException(400, f"input shape {shape} is not (28, 28) or (N, 28, 28).")
+        raise HTTPException(400, f"input shape {str(shape)[:40]} is not (28, 28) or (N, 28, 28).")
+    if not 0 < math.prod(shape[:-2]) <= MAX_IMAGES:  # Python ints: a shape of 2**60 + 1 images stays that
+        raise HTTPException(400, f"input shape {shape} holds no image or more than {MAX_IMAGES}: send 1 to "
+                            f"{MAX_IMAGES} images per request.")
     dtype = DATATYPES[datatype]
-    count = int(np.prod(shape))
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    count = math.prod(shape)
+    size = _object(tensor.get("parameters"), f"input {INPUT!r}'s parameters").get("binary_data_size")
     try:
         if size is not None:
             if size != count * dtype.itemsize or size > len(binary):
@@ -134,7 +180,9 @@ def _images(header: dict, binary: bytes) -> np.ndarray:
             if values.size != count:
                 raise ValueError(f"{values.size} values for shape {shape}")
     except (ValueError, TypeError, OverflowError) as err:
-        raise HTTPException(400, f"input {INPUT!r}: {err}.") from None
+        raise HTTPException(400, f"input {INPUT!r}: {str(err)[:200]}.") from None
+    except RecursionError:
+        raise HTTPException(400, f"input {INPUT!r}: the data is nested too deeply.") from None
     images = values.reshape([-1, 28, 28])
     if dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255)
@@ -146,19 +194,21 @@ def _images(header: dict, binary: bytes) -> np.ndarray:
 def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
     """The inference response: the outputs asked for (all when none is named), in JSON or binary as asked."""
     datatypes = {"probabilities": "FP32", "digit": "INT64"}
-    everything_binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
+    everything_binary = bool(_object(header.get("parameters"), "the request's parameters").get("binary_data_output"))
     requested = header.get("outputs") or [{"name": name} for name in tensors]
+    if not isinstance(requested, list):
+        raise HTTPException(400, "the request's outputs must be a list of objects with a \"name\".")
     result = {"model_name": MODEL, "model_version": VERSION, "outputs": []}
     if "id" in header:
         result["id"] = header["id"]
     chunks = []
     for output in requested:
         name = output.get("name") if isinstance(output, dict) else None
-        if name not in tensors:
-            raise HTTPException(400, f"no output named {name!r}: there are {', '.join(map(repr, tensors))}.")
+        if not isinstance(name, str) or name not in tensors:
+            raise HTTPException(400, f"no output named {str(name)[:40]!r}: there are {', '.join(map(repr, tensors))}.")
         tensor = tensors[name]
         entry = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
-        if (output.get("parameters") or {}).get("binary_data", everything_binary):
+        if _object(output.get("parameters"), f"output {name!r}'s parameters").get("binary_data", everything_binary):
             data = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(data)}
             chunks.append(data)

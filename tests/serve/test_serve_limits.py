@@ -1,0 +1,266 @@
+"""The server at its limits: every connection state has a timer, idle connections count toward the cap.
+
+Each test runs the real protocol (`http_server.GuardedProtocol` in uvicorn) in a thread of this process, on
+loopback, with the limit under test made small; sockets get generous timeouts, and no test times the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from digits.serve import app as serve
+from digits.serve import server as http_server
+
+GENEROUS = 60.0  # seconds a socket waits for the server: far beyond any timer the tests configure
+
+
+@pytest.fixture
+def app():
+    return serve.create_app()  # the shipped model: no training; one app per server, as its lifespan ends it
+
+
+@contextmanager
+def serving(app):
+    """The app behind the guarded protocol on a free loopback port, in a thread; yields (port, uvicorn server)."""
+    import uvicorn
+
+    listener = http_server.bind("127.0.0.1", 0)
+    server = uvicorn.Server(http_server.guarded_config(app))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            thread.join(0.05)
+        yield listener.getsockname()[1], server
+    finally:
+        server.should_exit = True
+        thread.join(GENEROUS)
+        listener.close()
+        logging.captureWarnings(False)  # the server routed this process's warnings to its log
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=GENEROUS)
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """One answer with a Content-Length body, read exactly (the connection stays open)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head
+
+
+def read_to_close(connection: socket.socket) -> bytes:
+    """Everything until the server closes the connection (a socket timeout fails the test)."""
+    data = b""
+    try:
+        while chunk := connection.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_a_stray_crlf_after_an_answer_is_closed_by_a_timer(app, monkeypatch):
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
+    with serving(app) as (port, _), connect(port) as connection:
+        connection.sendall(HEALTH)
+        assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        connection.sendall(b"\r\n")  # uvicorn's keep-alive timer stops here; then silence
+        assert b"did not arrive" in read_to_close(connection)
+
+
+def test_a_body_byte_after_a_413_is_closed_by_a_timer(app, monkeypatch):
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
+    declared = serve.MAX_UPLOAD_BYTES + 1
+    with serving(app) as (port, _), connect(port) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                           b"Content-Length: %d\r\n\r\n" % declared)
+        assert read_answer(connection).startswith(b"HTTP/1.1 413")
+        connection.sendall(b"-")  # one byte of the refused body, then silence
+        read_to_close(connection)
+
+
+def test_kept_alive_connections_count_toward_the_cap(app, monkeypatch):
+    """With timers far away, only the cap can close the idle connections: the oldest go first."""
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
+    monkeypatch.setattr(http_server, "KEEP_ALIVE", 3600)
+    monkeypatch.setattr(http_server, "MAX_WAITING", 4)
+    with serving(app) as (port, _):
+        idle = []
+        try:
+            for index in range(10):
+                connection = connect(port)
+                idle.append(connection)
+                connection.sendall(HEALTH)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+                if index % 2:
+                    connection.sendall(b"\r\n")  # half of them after a stray CRLF
+            for connection in idle[:6]:  # the six oldest were closed to keep four
+                assert b"waited longest" in read_to_close(connection)
+            for connection in idle[6:]:  # the four newest still serve
+                connection.sendall(HEALTH)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+def test_an_answer_the_client_does_not_read_is_dropped(app, monkeypatch):
+    """Pipelined requests for the page, never read: once the buffers fill, the write timer closes it."""
+    import time
+
+    monkeypatch.setattr(http_server, "WRITE_TIMEOUT", 0.2)
+    with serving(app) as (port, server):
+        connection = socket.socket()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        connection.settimeout(GENEROUS)
+        with connection:
+            connection.connect(("127.0.0.1", port))
+            connection.sendall(HEALTH)
+            read_answer(connection)  # the server holds the connection now
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 500)  # megabytes of answers, none read
+            deadline = time.monotonic() + GENEROUS  # a bound on a wait, not a measurement
+            while server.server_state.connections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not server.server_state.connections, "the server still holds the connection"
+
+
+def corrupt_exif_jpeg(tag: int) -> bytes:
+    """A white JPEG whose EXIF names `tag` with data past its end: Pillow warns twice reading it."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(buffer, format="JPEG")
+    entry = struct.pack(">HHII", tag, 3, 0xFFFFFFFF, 0)
+    exif = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 5) + entry * 5
+    jpeg = buffer.getvalue()
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
+def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
+    """Each request warns with a message of its own (no dedup by Python): the log keeps LOG_BURST lines."""
+    import http.client
+    import io
+
+    monkeypatch.setattr(http_server, "LOG_WINDOW", 3600)  # one window for the whole test
+    log = io.StringIO()
+    with serving(app) as (port, _):
+        [handler] = logging.getLogger("uvicorn").handlers
+        handler.setStream(log)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GENEROUS)
+        for tag in range(1000, 2000):
+            body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n"
+                    + corrupt_exif_jpeg(tag) + b"\r\n--x--\r\n")
+            connection.request("POST", "/predict", body, {"Content-Type": "multipart/form-data; boundary=x"})
+            answer = connection.getresponse()
+            assert answer.status == 200, log.getvalue()
+            answer.read()
+        connection.close()
+        [limit] = handler.filters
+        lines = log.getvalue().splitlines()
+        assert "UserWarning" in log.getvalue()  # the warnings came through the log ...
+        assert len(lines) <= http_server.LOG_BURST  # ... within its limit,
+        assert limit._dropped >= 2 * 1000 - len(lines)  # and the rest were counted, not written
+
+
+def wait_until(condition, what: str) -> None:
+    """Poll `condition` (state the server reaches on its own), failing only after a generous bound."""
+    import time
+
+    deadline = time.monotonic() + GENEROUS
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def upload_request(picture: bytes, declared: int | None = None) -> tuple[bytes, bytes]:
+    """(head, body) of a POST /predict with `picture` in the field `image`; Content-Length `declared` if given."""
+    body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+            + picture + b"\r\n--x--\r\n")
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % (declared or len(body)))
+    return head, body
+
+
+def small_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_slow_uploads_do_not_lock_out_other_uploads(app):
+    """64 uploads declaring the largest body, each stalled after 1 KiB: a new upload is still answered."""
+    head, _ = upload_request(b"", declared=serve.MAX_UPLOAD_BYTES)
+    with serving(app) as (port, _):
+        slow = []
+        try:
+            for _ in range(64):
+                connection = connect(port)
+                connection.sendall(head + bytes(1024))
+                slow.append(connection)
+            wait_until(lambda: app.in_flight_bytes >= 64 * (serve.REQUEST_BYTES + 1024), "the uploads never began")
+            with connect(port) as connection:
+                connection.sendall(b"".join(upload_request(small_png())))
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in slow:
+                connection.close()
+
+
+def test_admission_is_by_memory_many_small_few_large(app, monkeypatch):
+    monkeypatch.setattr(serve, "IN_FLIGHT_BYTES", 3 * 2**20)
+    small_head, small_body = upload_request(small_png())
+    with serving(app) as (port, _):
+        held = []
+        try:
+            # A hundred small requests at once, each stopped half-way through its body: all are admitted ...
+            for _ in range(100):
+                connection = connect(port)
+                connection.sendall(small_head + small_body[:50])
+                held.append(connection)
+            wait_until(lambda: app.in_flight_bytes == 100 * (serve.REQUEST_BYTES + 50), "not all were admitted")
+            for connection in held:
+                connection.sendall(small_body[50:])
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+            wait_until(lambda: app.in_flight_bytes == 0, "the small requests did not give their memory back")
+            # ... but only two large ones: each holds 1.25 MiB of its 1.5 MiB so far.
+            large_head, _ = upload_request(b"", declared=3 * 2**19)
+            large = []
+            for _ in range(2):
+                connection = connect(port)
+                connection.sendall(large_head + bytes(10 * 2**17))
+                large.append(connection)
+            held += large
+            wait_until(lambda: app.in_flight_bytes == 2 * (serve.REQUEST_BYTES + 10 * 2**17), "the large ones stalled")
+            with connect(port) as third:
+                third.sendall(large_head)
+                answer = read_answer(third)
+                assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+            with connect(port) as connection:  # a small one still fits beside them
+                connection.sendall(small_head + small_body)
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in held:
+                connection.close()

@@ -1,0 +1,63 @@
+"""The page reads drawings offline: the served model runs in the browser, on drawings prepared as the reader does."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from test_serve import browser  # noqa: F401 (a fixture: Debian's Chromium, driven by Playwright)
+from test_serve_limits import serving
+
+from digits.serve import app as serve
+
+
+@pytest.fixture
+def page(browser):  # noqa: F811 (the fixture imported above)
+    return browser.new_context().new_page()
+
+
+def pen(page, points: list[tuple[float, float]]) -> None:
+    """One stroke through `points`, fractions of the pad's width and height."""
+    box = page.locator("#pad").bounding_box()
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=12)
+    page.mouse.up()
+
+
+def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
+    from playwright.sync_api import expect
+
+    from digits.read.reader import Reader
+
+    with serving(serve.create_app()) as (port, _):
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("body")).to_have_attribute("data-offline", "ready", timeout=60_000)
+    # The server is gone, and the network with it.
+    page.context.set_offline(True)
+    pen(page, [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])
+    expect(page.locator("#answer")).to_have_text("7")
+    expect(page.locator("#error")).to_be_empty()
+    # The answer shown is that of the whole drawing, not of a stroke still being drawn.
+    page.wait_for_function("document.getElementById('answer').dataset.request === "
+                           "document.getElementById('pad').dataset.sent")
+    # The 28×28 image the page gave its model is the reader's, for the same drawing.
+    drawing = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+    prepared = Reader().prepare(base64.b64decode(drawing.split(",", 1)[1]))
+    seen = np.array(page.locator("#seen canvas").evaluate(
+        "view => Array.from(view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"))
+    difference = np.abs(seen.reshape(28, 28) - np.round(prepared.image * 255))
+    assert difference.max() <= 2, difference.max()
+
+
+def test_only_the_pages_own_files_are_served():
+    with TestClient(serve.create_app()) as client:
+        assert client.get("/static/offline.js").headers["content-type"].startswith("text/javascript")
+        assert client.get("/static/ort/ort-wasm-simd-threaded.wasm").headers["content-type"] == "application/wasm"
+        assert client.get("/model.onnx").content[:1] == b"\x08"  # an ONNX protobuf: ir_version first
+        for path in ("/static/index.html", "/static/../serve.py", "/static/ort/NOTICE", "/static/%2e%2e/serve.py"):
+            assert client.get(path).status_code == 404, path

@@ -1,0 +1,98 @@
+"""`/v2` (the Open Inference Protocol) under hostile requests: every one a 4xx in JSON, parsed off the event loop."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from digits.serve import app as serve
+from digits.serve import v2 as kserve
+
+INFER = "/v2/models/digits/infer"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(serve.create_app()) as client:  # the shipped model: no training needed
+        yield client
+
+
+def image_input(**changes) -> dict:
+    tensor = {"name": "image", "datatype": "UINT8", "shape": [1, 28, 28], "data": [0] * 784}
+    return {"inputs": [{**tensor, **changes}]}
+
+
+HOSTILE = {
+    "parameters a list": {**image_input(), "parameters": [1, 2]},
+    "input parameters a string": image_input(parameters="binary"),
+    "outputs a number": {**image_input(), "outputs": 5},
+    "outputs a string": {**image_input(), "outputs": "digit"},
+    "output name a list": {**image_input(), "outputs": [{"name": ["digit"]}]},
+    "output parameters a list": {**image_input(), "outputs": [{"name": "digit", "parameters": [True]}]},
+    "datatype a list": image_input(datatype=["UINT8"]),
+    "datatype an object": image_input(datatype={"a": 1}),
+    "shape of 2**60 + 1 images": image_input(shape=[2**60 + 1, 28, 28]),
+    "shape with booleans": image_input(shape=[True, 28, 28]),
+    "shape of no images": image_input(shape=[0, 28, 28], data=[]),
+    "more images than the cap": image_input(shape=[256 + 1, 28, 28],
+                                            data=[0] * 784 * (256 + 1)),
+    "data of strings": image_input(data=["x"] * 784),
+    "data of objects": image_input(data=[{}] * 784),
+    "data nested 500 deep": json.dumps(image_input(data=None)).replace("null", "[" * 500 + "0" + "]" * 500),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_inference_requests_are_400s(client, case):
+    body = HOSTILE[case] if isinstance(HOSTILE[case], str) else json.dumps(HOSTILE[case])
+    response = client.post(INFER, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000 + b"]" * 200_000, b'{"inputs": ' + b"[" * 200_000])
+def test_json_nested_past_any_stack_is_a_400(client, body):
+    response = client.post(INFER, content=body)
+    assert response.status_code == 400 and "error" in response.json()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b9", "12 ", "-1", "99999999"])
+def test_a_bad_binary_header_length_is_a_400(client, value):
+    response = client.post(INFER, content=json.dumps(image_input()).encode(),
+                           headers={"inference-header-content-length": value.encode("latin-1")})
+    assert response.status_code == 400 and "Inference-Header-Content-Length" in response.json()["error"]
+
+
+def test_a_body_over_the_cap_is_a_413(client):
+    response = client.post(INFER, content=b" " * (8*2**20 + 1))
+    assert response.status_code == 413 and f"{256} images" in response.json()["error"]
+
+
+def test_the_largest_request_allowed_is_answered(client):
+    images = np.zeros((256, 28, 28), np.uint8)
+    body = json.dumps(image_input(shape=list(images.shape), data=images.tolist(), parameters=None)).encode()
+    response = client.post(INFER, content=body)
+    assert response.status_code == 200, response.text
+    assert {o["name"]: o["shape"] for o in response.json()["outputs"]}["digit"] == [256]
+
+
+def test_parsing_runs_off_the_event_loop(client, monkeypatch):
+    threads = []
+    parse = kserve._parse
+
+    def noting(*args):
+        threads.append(threading.current_thread().name)
+        return parse(*args)
+
+    monkeypatch.setattr(kserve, "_parse", noting)
+    assert client.post(INFER, json=image_input()).status_code == 200
+    assert len(threads) == 1 and threads[0].startswith("decode")
+
+
+def test_json_over_its_cap_is_a_413_that_points_to_binary(client):
+    response = client.post(INFER, content=b" " * (kserve.MAX_JSON_BYTES + 1))
+    assert response.status_code == 413 and "binary" in response.json()["error"]

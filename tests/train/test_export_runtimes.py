@@ -1,0 +1,51 @@
+"""`digits export --format onnx-int8 | tflite`: files for other runtimes, each checked on the MNIST test set."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from helpers import run_cli
+from PIL import Image
+
+
+@pytest.fixture
+def run(tiny_run, tmp_path):
+    """A copy of the shared tiny run: exporting writes into the run folder."""
+    return shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
+
+
+def figures(line: str) -> tuple[float, float, float]:
+    """(accuracy %, float accuracy %, size as a share of the float model's) from the command's line."""
+    found = re.search(r"accuracy ([\d.]+) % \(float ONNX ([\d.]+) %\), \d+ KiB \(([\d.]+) of", line)
+    assert found, line
+    return tuple(float(group) for group in found.groups())
+
+
+def test_int8_is_as_accurate_a_third_of_the_size_and_served_by_read(run, tmp_path, mnist):
+    result = run_cli("export", str(run), "--format", "onnx-int8", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    accuracy, float_accuracy, share = figures(result.stdout)
+    assert abs(accuracy - float_accuracy) <= 0.1 and share <= 1 / 3
+    # An ONNX model like any other: `read` (and `serve`) take it with --model.
+    _, (x_test, y_test) = mnist
+    picture = tmp_path / "seven.png"
+    index = int(np.flatnonzero(y_test == 7)[0])
+    Image.fromarray(255 - x_test[index]).resize((112, 112)).save(picture)
+    read = run_cli("read", str(picture), "--model", str(run / "model.int8.onnx"), cwd=tmp_path)
+    assert read.returncode == 0 and read.stdout.strip().endswith(": 7"), (read.stdout, read.stderr)
+
+
+def test_tflite_is_as_accurate(run, tmp_path):
+    pytest.importorskip("tensorflow", reason="needs TensorFlow (the train extra)")
+    result = run_cli("export", str(run), "--format", "tflite", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    accuracy, float_accuracy, _ = figures(result.stdout)
+    assert abs(accuracy - float_accuracy) <= 0.1 and (run / "model.tflite").stat().st_size > 0
+
+
+def test_an_unknown_format_is_a_usage_error(run, tmp_path):
+    result = run_cli("export", str(run), "--format", "coreml", cwd=tmp_path)
+    assert result.returncode == 2 and "--format" in result.stderr and "Traceback" not in result.stderr
