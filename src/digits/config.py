@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import ConfigError
@@ -128,12 +128,14 @@ def _positive_ints(v) -> str | None:
 
 
 def _convolutions(v) -> str | None:
-    ok = isinstance(v, (list, tuple)) and v and all(isinstance(c, (list, tuple)) and len(c) == 3 and _positive_ints(c) is None for c in v)
+    ok = isinstance(v, (list, tuple)) and v and all(
+        isinstance(c, (list, tuple)) and len(c) == 3 and _positive_ints(c) is None for c in v)
     return None if ok else "a list of [filters, kernel, stride] triples of positive whole numbers"
 
 
 def _names_from(*choices) -> Callable:
-    ok = lambda v: isinstance(v, (list, tuple)) and all(name in choices for name in v) and len(set(v)) == len(v)  # noqa: E731
+    ok = lambda v: (isinstance(v, (list, tuple)) and all(name in choices for name in v)  # noqa: E731
+                    and len(set(v)) == len(v))
     return lambda v: None if ok(v) else f"a list of distinct names from {', '.join(choices)}"
 
 
@@ -191,7 +193,7 @@ class Settings:
         return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
 
     @classmethod
-    def from_dict(cls, data: dict, where: str):
+    def from_dict(cls, data: dict, where: str) -> Self:
         """The settings `data` holds (JSON from a file), checked; `where` names the file in any refusal."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a JSON object of settings, found {type(data).__name__}.")
@@ -236,7 +238,8 @@ class TrainConfig(Settings, Mapping[str, Any]):
     validation_split: float = setting(_number_in(0, 1, high_open=True), 0.1)
     # Patience in epochs; 0 = off. When on, the best epoch's weights are kept.
     early_stopping: int = setting(int_at_least(0), 0)
-    monitor: str = setting(_one_of("val_loss", "val_accuracy", "loss", "accuracy"), "val_loss")  # what "best epoch" means
+    # What "best epoch" means.
+    monitor: str = setting(_one_of("val_loss", "val_accuracy", "loss", "accuracy"), "val_loss")
     # true (the deformations of augment.py as set), or their strength (tuning sets 0 to 1).
     augment: bool | float = setting(
         lambda v: None if isinstance(v, bool) or _number_in(0, 2)(v) is None else "true, false or a strength in [0, 2]",
@@ -252,7 +255,8 @@ class TrainConfig(Settings, Mapping[str, Any]):
     european_ones: int = setting(int_at_least(0), 0)
     crossed_sevens: int = setting(int_at_least(0), 0)
     reject_class: bool = setting(_boolean, False)
-    junk_train: int = setting(int_at_least(0), 0)  # junk pictures made for training negatives (fewer survive preprocessing)
+    # Junk pictures made for training negatives (fewer survive preprocessing).
+    junk_train: int = setting(int_at_least(0), 0)
     junk_val: int = setting(int_at_least(0), 0)
     junk_test: int = setting(int_at_least(0), 500)  # held-out junk pictures evaluation measures refusal on
     # Training digits photographed (`digits.synth.photograph`) and read back through

@@ -86,7 +86,8 @@ def train(
         preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
         overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
     # The one check of the preset and its overrides: a bad value fails before TensorFlow loads.
-    config = None if resume else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit)
+    config = (None if resume
+              else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit))
     # Read and verify the data while TensorFlow imports: both take about a second. The first run's
     # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.
     def timed_load():

@@ -485,7 +485,8 @@ def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, da
             state = fit(trainer, split, config, run, state, show_progress)
     except Interrupted as stop:
         run.write_config(config, replace(info, status="interrupted", epochs_done=state["epoch"]))
-        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. Resume with: digits train --resume {run}")
+        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. "
+            f"Resume with: digits train --resume {run}")
         raise
     except BaseException:
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed

@@ -237,7 +237,8 @@ def run_study(
     data=None,
 ) -> optuna.Study:
     """Run `trials` trials of the study (creating it if new); return the study."""
-    base = TrainConfig.from_preset(preset, {}, dataset, seed, train_limit)  # a bad preset fails here, before the storage
+    # The one check of the preset: a bad one fails here, before the storage is opened.
+    base = TrainConfig.from_preset(preset, {}, dataset, seed, train_limit)
     if trials < 0 or max_epochs < 1:
         raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
