@@ -54,7 +54,7 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see presets.py; default {DEFAULT_PRESET}).")] = None,
+    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,

@@ -14,6 +14,10 @@ Why a custom loop rather than `model.fit`:
 
 The run folder's files (config.json, checkpoint.npz, history.csv, the model
 files and the report) are read and written only through `runs.RunDir`.
+A run trains one `TrainConfig`, checked before it gets here and never
+changed; what the run records about itself (status, pid, epochs done,
+parameters, calibration) is a `RunInfo`, replaced at each step and written
+beside the config. `set_up` is the run setup `digits tune` shares.
 
 Determinism: batches come from a stateless shuffle keyed by (seed, epoch), and
 Keras's dropout RNG state lives in the model's variables, which the checkpoint
@@ -431,7 +435,7 @@ def train_config(
     A finished run is not trained again: its metrics are those it recorded.
     """
     if (config is None) == (resume is None):
-        raise ValueError("train_config needs either a config or a run folder to resume, not both")
+        raise ValueError("train_config needs a config or a run folder to resume: exactly one of them")
     with plotter or contextlib.nullcontext():
         if resume is not None:
             run = RunDir(resume)
@@ -447,7 +451,7 @@ def train_config(
                                 log=log, data=data, plotter=plotter)
 
 
-def prepare(config: TrainConfig, split: Split) -> Trainer:
+def set_up(config: TrainConfig, split: Split) -> Trainer:
     """The run setup `train` and `tune` share: check the batch count, seed everything, build the Trainer.
 
     Each run starts from a cleared Keras state and the config's seed, with
@@ -474,7 +478,7 @@ def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, da
         log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)}).")
     split = add_reader_data(split_data(x, y, config.validation_split, config.train_limit), config, show_progress,
                             data_dir)
-    trainer = prepare(config, split)
+    trainer = set_up(config, split)
     state = new_state()
     if resumed and run.has_checkpoint():
         state = load_checkpoint(run, trainer)

@@ -267,11 +267,11 @@ class Objective:
         import tempfile
 
         from digits.runs import RunDir
-        from digits.train.run import fit, new_state, prepare
+        from digits.train.run import fit, new_state, set_up
 
         config = replace(self.base, **search_space(trial, self.base, self.max_epochs))
         trial.set_user_attr("worker", self.worker)
-        trainer = prepare(config, self.split)
+        trainer = set_up(config, self.split)
 
         def report(epoch: int, logs: dict) -> None:
             trial.report(logs["val_accuracy"], epoch)
