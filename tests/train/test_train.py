@@ -10,7 +10,7 @@ from helpers import run_cli
 from digits.train import models
 from digits.config import PRESETS, TrainConfig
 from digits.runs import RunDir, TrainingError
-from digits.train.run import TEST_SIGNAL_VARIABLE, train
+from digits.train.run import TEST_SIGNAL_VARIABLE, train, train_config
 
 
 def test_seed_model_has_the_articles_parameter_count():
@@ -46,6 +46,18 @@ def test_run_folder_holds_everything(tiny_run):
     assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
     assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
+
+
+def test_train_config_trains_the_given_config_and_returns_its_metrics(tmp_path, mnist):
+    """The config is trained as given and written back unchanged; the metrics come back without a re-read."""
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    run, metrics = train_config(config, runs_dir=tmp_path, name="given", progress=False, log=lambda *a: None)
+    stored, info = RunDir(run).read_run()
+    assert stored == config and metrics == RunDir(run).read_metrics()
+    assert (info.status, info.epochs_done, info.parameters) == ("finished", 1, metrics["parameters"])
+    assert train_config(None, resume=run, log=lambda *a: None) == (run, metrics)  # finished: nothing to do
+    with pytest.raises(ValueError, match="exactly one"):
+        train_config(config, resume=run)
 
 
 def _weights(run):

@@ -94,6 +94,17 @@ def test_the_objective_never_touches_the_test_set(mnist):
     assert 0.1 < value <= 1.0
 
 
+def test_a_trial_shares_trainings_check_of_the_batch_count(mnist):
+    from digits.runs import TrainingError
+
+    (x, y), _ = mnist
+    objective = tune.Objective(TrainConfig.from_preset("tiny", {}, "mnist", 0, 300), None, 1, data=((x, y), None))
+    with pytest.raises(TrainingError, match="270 training images are fewer than one batch of 512"):
+        objective(optuna.trial.FixedTrial({
+            "learning_rate": 3e-3, "schedule": "constant", "batch_size": 512, "epochs": 1, "dropout": 0.0,
+            "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
+
+
 def test_seed_keeps_the_articles_network():
     from digits.train import models
 
