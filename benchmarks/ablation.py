@@ -82,10 +82,11 @@ def score(variants: list[str], seeds: int, runs: Path, real: Path, data_dir) -> 
         for seed in range(seeds):
             run = RunDir(runs / variant / f"s{seed}")
             reader = Reader(run.path)
-            metrics = run.read_metrics()
+            metrics, (config, info) = run.read_metrics(), run.read_run()
             scored[f"{variant} s{seed}"] = {
                 "run": str(run.path),
-                "config": {key: run.read_config().get(key) for key in ("extra_digits", "real_negatives", "calibration")},
+                "config": {"extra_digits": list(config.extra_digits), "real_negatives": list(config.real_negatives),
+                           "calibration": info.calibration},
                 "junk_refused": metrics.get("junk_refused"),
                 "public": public_sets(reader, data_dir),
                 "folds": real_sources.summarize(rows, real_sources.read_with_reader(reader, rows)),

@@ -23,13 +23,14 @@ import time
 from digits.train import models
 from digits.train.tf import load as load_backend
 from digits.data import load_mnist
-from digits.config import PRESETS, make_config
+from digits.config import PRESETS, TrainConfig
 from digits.train.run import split_data
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="fast", choices=[name for name, p in PRESETS.items() if not p["augment"]])
+    parser.add_argument("--preset", default="fast",
+                        choices=[name for name in PRESETS if not TrainConfig.from_preset(name).augment])
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--steps-per-execution", type=int, default=64, help="the custom loop's chunk is up to 64")
     parser.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -40,7 +41,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     _, keras = load_backend()
-    config = make_config(args.preset, {"epochs": args.epochs}, "mnist", args.seed, None)
+    config = TrainConfig.from_preset(args.preset, {"epochs": args.epochs}, "mnist", args.seed, None)
     keras.utils.set_random_seed(args.seed)
     (x, y), _ = load_mnist()
     split = split_data(x, y, config["validation_split"])

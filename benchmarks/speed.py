@@ -169,7 +169,7 @@ def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: i
     seconds, result = run_process(command, {**env, PHASES_VARIABLE: str(phases_file)})
     check(result, f"digits train --preset {preset}")
     run = RunDir(runs_dir / name)
-    config, metrics = run.read_config(), run.read_metrics()
+    (config, info), metrics = run.read_run(), run.read_metrics()
     return {
         "phases": json.loads(phases_file.read_text()),
         "run_dir": str(run),
@@ -182,7 +182,7 @@ def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: i
         "validation_split": config["validation_split"],
         "train_limit": config["train_limit"],
         "samples_per_epoch": samples_per_epoch(config),
-        "parameters": config["parameters"],
+        "parameters": info.parameters,
         "test_accuracy": metrics["test_accuracy"],
     }
 

@@ -65,8 +65,9 @@ COMMANDS = {
 
 def read_run(run: Path) -> dict:
     folder = RunDir(run)
-    config, metrics, history = folder.read_config(), folder.read_metrics(), folder.read_history()
-    return {"run": str(run.relative_to(ROOT)), "config": config, "metrics": metrics, "history": history,
+    (config, info), metrics, history = folder.read_run(), folder.read_metrics(), folder.read_history()
+    return {"run": str(run.relative_to(ROOT)), "config": config.to_dict() | info.to_dict(), "metrics": metrics,
+            "history": history,
             "kept_val_accuracy": tune.kept_val_accuracy(history, config)}
 
 

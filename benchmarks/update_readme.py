@@ -51,8 +51,8 @@ def refuse(sentence: str) -> NoReturn:
 
 def seed_run_block(run: Path) -> str:
     run = RunDir(run)
-    metrics, config = run.read_metrics(), run.read_config()
-    machine = config["provenance"]["machine"]
+    metrics, provenance = run.read_metrics(), run.read_info().provenance
+    machine = provenance["machine"]
     lines = [
         "| figure | this run | the article |",
         "| --- | ---: | ---: |",
@@ -65,9 +65,9 @@ def seed_run_block(run: Path) -> str:
         "",
         f"{metrics['overfitting']['verdict']}",
         "",
-        f"Run `{' '.join(['digits'] + config['provenance']['command'][1:])}` on {machine['cpu']} "
-        f"({machine['cores']} cores), keras {config['provenance']['versions'].get('keras')}, "
-        f"commit {str(config['provenance']['git_commit'])[:10]}; figures from its metrics.json.",
+        f"Run `{' '.join(['digits'] + provenance['command'][1:])}` on {machine['cpu']} "
+        f"({machine['cores']} cores), keras {provenance['versions'].get('keras')}, "
+        f"commit {str(provenance['git_commit'])[:10]}; figures from its metrics.json.",
         "",
         "![loss and accuracy per epoch](docs/seed-curves.png)",
     ]

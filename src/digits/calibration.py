@@ -89,7 +89,7 @@ def calibrate(probabilities: np.ndarray, labels: np.ndarray, fitted_on: str) -> 
 
 
 def check(value) -> str | None:
-    """None when `value` is a stored calibration record, else what it should be (for presets.RUN_KEYS)."""
+    """None when `value` is a stored calibration record, else what it should be (for `digits.runs.RunInfo`)."""
     t = value.get("temperature") if isinstance(value, dict) else None
     ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
     return None if ok else "an object whose temperature is a positive number"
@@ -113,11 +113,11 @@ def stored_temperature(model: Path) -> float:
             config = json.loads(card.read_text(encoding="utf-8")).get("config", {})
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
             raise ModelError(f"{card}: the model's card cannot be read ({err}); restore it or ship the model again.") from None
+        record = config.get("calibration") if isinstance(config, dict) else None
     elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
-        config = RunDir(model.parent).read_config()
+        record = RunDir(model.parent).read_info().calibration
     else:
         return 1.0
-    record = config.get("calibration") if isinstance(config, dict) else None
     if record is None:
         return 1.0
     if check(record):

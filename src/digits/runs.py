@@ -2,8 +2,9 @@
 
 A run folder `runs/<name>/` holds:
 
-    config.json      the preset with its overrides, dataset, seed, provenance and
-                     status; checked key by key on every read (presets.check_config)
+    config.json      the run's `TrainConfig` (the preset with its overrides, dataset,
+                     seed) and its `RunInfo` (status, pid, epochs done, provenance, ...)
+                     side by side in one object; checked key by key on every read
     checkpoint.npz   model, optimizer and best-epoch arrays keyed by variable name
                      ("model/hidden_0/kernel"), plus the loop's state as JSON ("meta");
                      on load every array is matched to its variable by name and shape
@@ -29,14 +30,15 @@ import io
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from digits import atomic
+from digits import atomic, calibration
+from digits.config import Settings, TrainConfig, anything, int_at_least, optional, setting
 from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
-from digits.config import check_config
 from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
@@ -48,6 +50,23 @@ MAX_CHECKPOINT_BYTES = 512 * 2**20
 # The largest config.json, history.csv or metrics.json read: a planted link
 # to /dev/zero must not fill the memory of `digits runs`.
 MAX_TEXT_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo(Settings):
+    """What a run records about itself beside its config; training replaces it, never edits it."""
+
+    status: str | None = setting(anything, None)  # running, interrupted, failed or finished
+    pid: int | None = setting(anything, None)  # the training process, to tell a killed run from a running one
+    epochs_done: int | None = setting(optional(int_at_least(0)), None)
+    parameters: int | None = setting(optional(int_at_least(0)), None)
+    provenance: dict | None = setting(anything, None)  # versions, data digests, git commit, command, machine
+    calibration: dict | None = setting(optional(calibration.check), None)  # the temperature fitted after training
+    command: list | None = setting(anything, None)  # runs made before provenance existed kept their command line here
+
+    def to_dict(self) -> dict:
+        """What is known; a key not yet recorded is left out of config.json, as before."""
+        return {key: value for key, value in super().to_dict().items() if value is not None}
 
 
 class RunDir:
@@ -110,11 +129,11 @@ class RunDir:
     # ------------------------------------------------------------ creation
 
     @classmethod
-    def create(cls, runs_dir: str | os.PathLike, name: str | None, config: dict) -> RunDir:
+    def create(cls, runs_dir: str | os.PathLike, name: str | None, config: TrainConfig) -> RunDir:
         """A new, empty run folder under `runs_dir`, which `runs_dir/latest` then points to."""
         runs_dir = Path(runs_dir)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = name or f"{config['preset']}-{config['dataset']}-s{config['seed']}-{stamp}"
+        name = name or f"{config.preset}-{config.dataset}-s{config.seed}-{stamp}"
         run = cls(runs_dir / name)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -128,24 +147,33 @@ class RunDir:
 
     # ------------------------------------------------------------ config and status
 
-    def read_config(self) -> dict:
+    def read_run(self) -> tuple[TrainConfig, RunInfo]:
+        """config.json as the run's config and its bookkeeping, each checked key by key."""
         if not self.path.is_dir():
             raise RunError(f"{self.path}: no such run folder (train one with `digits train`).")
         if not self.has(self.CONFIG):
             raise RunError(f"{self.path} is not a run folder (no {self.CONFIG}).")
-        config = self._read_json(self.CONFIG, "the run cannot be used without it; train it again")
-        return check_config(config, str(self.path / self.CONFIG))
+        data = self._read_json(self.CONFIG, "the run cannot be used without it; train it again")
+        where = str(self.path / self.CONFIG)
+        recorded = RunInfo.names()
+        config = TrainConfig.from_dict({k: v for k, v in data.items() if k not in recorded}, where)
+        return config, RunInfo.from_dict({k: v for k, v in data.items() if k in recorded}, where)
 
-    def write_config(self, config: dict, **status) -> None:
-        """Write `config` (updated in place with `status`, e.g. status="finished")."""
-        config.update(status)
-        atomic.write_json(self.path / self.CONFIG, config, follow_symlinks=False)
+    def read_config(self) -> TrainConfig:
+        return self.read_run()[0]
 
-    def status(self, config: dict | None = None) -> str:
+    def read_info(self) -> RunInfo:
+        return self.read_run()[1]
+
+    def write_config(self, config: TrainConfig, info: RunInfo) -> None:
+        """config.json: the config and the run's bookkeeping side by side (neither is changed)."""
+        atomic.write_json(self.path / self.CONFIG, config.to_dict() | info.to_dict(), follow_symlinks=False)
+
+    def status(self, info: RunInfo | None = None) -> str:
         """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
-        config = self.read_config() if config is None else config
-        state = config.get("status", "unknown")
-        if state == "running" and not _alive(config.get("pid")):
+        info = self.read_info() if info is None else info
+        state = info.status or "unknown"
+        if state == "running" and not _alive(info.pid):
             return "killed"
         return state
 
@@ -302,16 +330,16 @@ def run_row(run: RunDir) -> dict:
     """What `digits runs` and `digits compare` show of one run; a broken run gets status "broken" and "problem"."""
     row = {"name": run.name, "path": run.path}
     try:
-        config = run.read_config()
+        config, info = run.read_run()
     except TrainingError as err:
         return row | {"status": "broken", "problem": str(err)}
     row |= {
-        "preset": config.get("preset"),
-        "dataset": config.get("dataset"),
-        "seed": config.get("seed"),
-        "status": run.status(config),
-        "epochs": f"{config.get('epochs_done', 0)}/{config.get('epochs')}",
-        "parameters": config.get("parameters"),
+        "preset": config.preset,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "status": run.status(info),
+        "epochs": f"{info.epochs_done or 0}/{config.epochs}",
+        "parameters": info.parameters,
     }
     if row["status"] != "finished" and not run.has(RunDir.METRICS):
         return row

@@ -9,7 +9,7 @@ import pytest
 from helpers import run_cli, run_python
 from digits.train import tf as backend
 from digits.errors import ConfigError, DataError, DigitsError, ImageError, ModelError, TrainingError, WriteError
-from digits.config import PRESETS, make_config
+from digits.config import PRESETS, TrainConfig
 
 
 def test_core_and_inference_never_import_tensorflow(tiny_run):
@@ -60,7 +60,7 @@ def test_every_user_facing_error_is_a_digits_error():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_passes_its_own_checks(preset):
-    assert make_config(preset, {}, "mnist", 0, None)["preset"] == preset
+    assert TrainConfig.from_preset(preset, {}, "mnist", 0, None).preset == preset
 
 
 @pytest.mark.parametrize("overrides, fragment", [
@@ -75,13 +75,13 @@ def test_every_preset_passes_its_own_checks(preset):
 ])
 def test_bad_overrides_are_refused_in_one_sentence(overrides, fragment):
     with pytest.raises(ConfigError) as caught:
-        make_config("tiny", overrides, "mnist", 0, None)
+        TrainConfig.from_preset("tiny", overrides, "mnist", 0, None)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_unknown_preset_is_refused():
     with pytest.raises(ConfigError, match="unknown preset 'huge'; choose one of seed, fast"):
-        make_config("huge", {}, "mnist", 0, None)
+        TrainConfig.from_preset("huge", {}, "mnist", 0, None)
 
 
 def test_native_log_lines_are_dropped_and_everything_else_kept(capfd):

@@ -11,14 +11,16 @@ import io
 import os
 import shutil
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from digits import runs
 from digits.atomic import write_bytes
+from digits.config import TrainConfig
 from digits.errors import RunError
-from digits.runs import RunDir
+from digits.runs import RunDir, RunInfo
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_run_folder_writes_replace_planted_links(tmp_path):
     victims = plant_links(run, outside, [RunDir.HISTORY, RunDir.METRICS, RunDir.CONFIG])
     run.write_history({"epoch": [1], "loss": [0.5]})
     run.write_metrics({"test_accuracy": 0.9})
-    run.write_config({"preset": "tiny"})
+    run.write_config(TrainConfig.from_preset("tiny"), RunInfo(status="finished"))
     assert all(victim.read_bytes() == content for victim, content in victims.items())
     assert not any(p.is_symlink() for p in run.path.iterdir())
     assert run.read_history()["loss"] == [0.5]
@@ -68,8 +70,8 @@ def test_resume_on_a_planted_run_folder_overwrites_no_link_target(run_copy, tmp_
 
     # The tiny run, marked interrupted after its last epoch: resuming goes
     # straight to saving the model, exporting it and writing the report.
-    config = run_copy.read_config()
-    run_copy.write_config(config, status="interrupted")
+    config, info = run_copy.read_run()
+    run_copy.write_config(config, replace(info, status="interrupted"))
     outside = tmp_path / "home"
     outside.mkdir()
     planted = [RunDir.ONNX, RunDir.HISTORY, RunDir.KERAS, RunDir.METRICS, RunDir.CURVES]
@@ -77,7 +79,7 @@ def test_resume_on_a_planted_run_folder_overwrites_no_link_target(run_copy, tmp_
     train(resume=run_copy.path, log=lambda *a: None, progress=False)
     assert all(victim.read_bytes() == content for victim, content in victims.items())
     assert not any((run_copy.path / name).is_symlink() for name in planted)
-    assert run_copy.read_config()["status"] == "finished"
+    assert run_copy.read_info().status == "finished"
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(run_copy):

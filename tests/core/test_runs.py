@@ -1,5 +1,6 @@
 """Run folders through RunDir: the checkpoint keyed by name, old layouts, validated configs, broken folders."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -61,18 +62,48 @@ def test_old_positional_checkpoint_is_still_read(run_copy):
         run_copy.load_checkpoint(expected)
 
 
+def _edit_config(run: RunDir, **changes) -> None:
+    path = run.path / RunDir.CONFIG
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
 def test_config_with_an_unknown_key_is_refused(run_copy):
-    config = run_copy.read_config()
-    run_copy.write_config(config, learnig_rate=0.1)
+    _edit_config(run_copy, learnig_rate=0.1)
     with pytest.raises(ConfigError, match="config.json: unknown setting 'learnig_rate'"):
         run_copy.read_config()
 
 
 def test_config_with_a_bad_value_is_refused(run_copy):
-    config = run_copy.read_config()
-    run_copy.write_config(config, dropout=1.5)
-    with pytest.raises(ConfigError, match=r"dropout is 1.5, expected a number in \[0, 1\)"):
+    _edit_config(run_copy, dropout=1.5)
+    with pytest.raises(ConfigError, match=r"config.json: dropout is 1.5, expected a number in \[0, 1\)"):
         run_copy.read_config()
+
+
+def test_run_bookkeeping_with_a_bad_value_is_refused(run_copy):
+    _edit_config(run_copy, epochs_done=-1)
+    with pytest.raises(ConfigError, match="config.json: epochs_done is -1, expected a whole number of at least 0"):
+        run_copy.read_info()
+
+
+def test_config_and_run_info_round_trip_through_config_json(run_copy):
+    """config.json is the config beside the run's bookkeeping; writing it back changes neither."""
+    before = (run_copy.path / RunDir.CONFIG).read_text()
+    config, info = run_copy.read_run()
+    assert info.status == "finished" and info.epochs_done == 2 and info.parameters > 0
+    assert "status" not in config.to_dict() and "epochs" not in info.to_dict()
+    run_copy.write_config(config, info)
+    assert run_copy.read_run() == (config, info)
+    assert json.loads((run_copy.path / RunDir.CONFIG).read_text()) == json.loads(before)
+
+
+def test_a_config_json_without_the_newer_keys_loads_with_their_defaults(run_copy):
+    """Files written before a key existed (benchmarks/runs lack chunk_steps, jit_compile, ...) take its default."""
+    path = run_copy.path / RunDir.CONFIG
+    old = {k: v for k, v in json.loads(path.read_text()).items()
+           if k not in ("chunk_steps", "junk_test", "jit_compile", "calibrate", "extra_digits", "tuned_from")}
+    path.write_text(json.dumps(old))
+    config = run_copy.read_config()
+    assert (config.chunk_steps, config.junk_test, config.jit_compile, config.extra_digits) == (64, 500, True, ())
 
 
 def test_listing_marks_a_broken_run_and_keeps_the_good_ones(run_copy, tiny_run):
@@ -108,7 +139,7 @@ def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
 @pytest.mark.parametrize("filename, content, fragment", [
     (RunDir.HISTORY, "epoch,loss\n1,abc\n", "history.csv: not a history table"),
     (RunDir.CONFIG, "{", "config.json: not valid JSON"),
-    (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing arch"),
+    (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing hidden, epochs, batch_size, learning_rate"),
 ])
 def test_evaluate_of_a_corrupt_run_file_is_one_sentence(run_copy, tmp_path, filename, content, fragment):
     (run_copy.path / filename).write_text(content)

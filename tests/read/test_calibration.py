@@ -10,9 +10,9 @@ import pytest
 from digits import calibration
 from digits.errors import ModelError
 from digits.read.model import Recognizer
-from digits.config import PRESETS
+from digits.config import TrainConfig
 from digits.read.reader import Reader
-from digits.runs import RunDir
+from digits.runs import RunDir, RunInfo
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_a_runs_config_carries_its_temperature(tmp_path, images):
     run.path.mkdir()
     linear_onnx(run.onnx_path)
     raw = Recognizer(run.path).predict_proba(images)  # a run that did not calibrate: unchanged
-    run.write_config({"preset": "tiny", **PRESETS["tiny"], "calibration": {"temperature": 0.5}}, status="finished")
+    run.write_config(TrainConfig.from_preset("tiny"), RunInfo(status="finished", calibration={"temperature": 0.5}))
     np.testing.assert_allclose(Recognizer(run.path).predict_proba(images), calibration.apply(raw, 0.5), atol=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
 
     run = RunDir(train("tiny", runs_dir=tmp_path, name="calibrated", train_limit=3000,
                        overrides={"calibrate": True}, progress=False, log=lambda *a: None))
-    stored = run.read_config()["calibration"]
+    stored = run.read_info().calibration
     assert stored["fitted_on"] == "the run's 300 validation images"
     assert stored["nll_after"] <= stored["nll_before"]
     assert run.read_metrics()["calibration"]["temperature"] == stored["temperature"]

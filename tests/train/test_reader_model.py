@@ -71,11 +71,11 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
 
 def test_an_unfinished_run_is_not_shipped(tmp_path):
     from digits.train.export import ship
-    from digits.config import PRESETS
-    from digits.runs import RunDir
+    from digits.config import TrainConfig
+    from digits.runs import RunDir, RunInfo
 
     (tmp_path / "run").mkdir()
-    RunDir(tmp_path / "run").write_config({"preset": "reader", **PRESETS["reader"]}, status="interrupted")
+    RunDir(tmp_path / "run").write_config(TrainConfig.from_preset("reader"), RunInfo(status="interrupted"))
     with pytest.raises(ModelError, match="has not finished"):
         ship(tmp_path / "run", tmp_path / "shipped")
     assert not (tmp_path / "shipped").exists()

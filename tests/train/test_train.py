@@ -8,19 +8,18 @@ import pytest
 
 from helpers import run_cli
 from digits.train import models
-from digits.config import PRESETS
+from digits.config import PRESETS, TrainConfig
 from digits.runs import RunDir, TrainingError
-from digits.train.run import TEST_SIGNAL_VARIABLE, train
+from digits.train.run import TEST_SIGNAL_VARIABLE, train, train_config
 
 
 def test_seed_model_has_the_articles_parameter_count():
-    config = {"preset": "seed", **PRESETS["seed"]}
-    assert models.build(config).count_params() == 104_938
+    assert models.build(TrainConfig.from_preset("seed")).count_params() == 104_938
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_for_28x28_input(preset):
-    model = models.build({"preset": preset, **PRESETS[preset]})
+    model = models.build(TrainConfig.from_preset(preset))
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
 
 
@@ -38,14 +37,27 @@ def test_run_folder_holds_everything(tiny_run):
                  "metrics.json", "confusion.png", "mistakes.png", "checkpoint.npz"):
         assert (tiny_run / name).is_file(), name
     assert (tiny_run.parent / "latest").resolve() == tiny_run.resolve()
-    config = RunDir(tiny_run).read_config()
-    assert config["status"] == "finished"
-    assert set(config["provenance"]) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
-    assert config["provenance"]["versions"]["keras"].startswith("3.")
+    config, info = RunDir(tiny_run).read_run()
+    assert config == TrainConfig.from_preset("tiny", train_limit=6000)
+    assert info.status == "finished" and info.epochs_done == 2 and info.parameters == 25_450
+    assert set(info.provenance) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
+    assert info.provenance["versions"]["keras"].startswith("3.")
     metrics = RunDir(tiny_run).read_metrics()
     assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
     assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
+
+
+def test_train_config_trains_the_given_config_and_returns_its_metrics(tmp_path, mnist):
+    """The config is trained as given and written back unchanged; the metrics come back without a re-read."""
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    run, metrics = train_config(config, runs_dir=tmp_path, name="given", progress=False, log=lambda *a: None)
+    stored, info = RunDir(run).read_run()
+    assert stored == config and metrics == RunDir(run).read_metrics()
+    assert (info.status, info.epochs_done, info.parameters) == ("finished", 1, metrics["parameters"])
+    assert train_config(None, resume=run, log=lambda *a: None) == (run, metrics)  # finished: nothing to do
+    with pytest.raises(ValueError, match="exactly one"):
+        train_config(config, resume=run)
 
 
 def _weights(run):
@@ -123,18 +135,18 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
     assert "digits train --resume" in stopped.stdout
     assert stopped.stderr == ""
     run = tmp_path / "runs" / "stopped"
-    assert RunDir(run).read_config()["status"] == "interrupted"
+    assert RunDir(run).read_info().status == "interrupted"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
     resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert RunDir(run).read_config()["status"] == "finished"
+    assert RunDir(run).read_info().status == "finished"
     assert len(_history(run)["loss"]) == 6
 
 
 def test_sigterm_exits_143(tmp_path, mnist):
     terminated = _train_until_signal(tmp_path, "terminated", "SIGTERM", 1)
     assert terminated.returncode == 143, terminated.stderr
-    assert RunDir(tmp_path / "runs" / "terminated").read_config()["status"] == "interrupted"
+    assert RunDir(tmp_path / "runs" / "terminated").read_info().status == "interrupted"
 
 
 def test_existing_run_name_is_refused(tiny_run):
@@ -176,7 +188,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     run = tmp_path / "full"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
-    assert RunDir(run).read_config()["status"] == "failed"
+    assert RunDir(run).read_info().status == "failed"
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from helpers import DIGITS, assert_one_line_error, run_cli  # noqa: E402
+from digits.config import TrainConfig  # noqa: E402
 from digits.train import tune  # noqa: E402
 from digits.train.run import TEST_SIGNAL_VARIABLE  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
@@ -85,23 +86,33 @@ def test_tiny_study_end_to_end(tmp_path):
 
 def test_the_objective_never_touches_the_test_set(mnist):
     (x, y), _ = mnist
-    objective = tune.Objective("tiny", "mnist", None, 2000, 0, 1, data=((x, y), None))
+    base = TrainConfig.from_preset("tiny", {}, "mnist", 0, 2000)
+    objective = tune.Objective(base, None, 1, data=((x, y), None))
     value = objective(optuna.trial.FixedTrial({
         "learning_rate": 3e-3, "schedule": "constant", "batch_size": 256, "epochs": 1, "dropout": 0.0,
         "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
     assert 0.1 < value <= 1.0
 
 
+def test_a_trial_shares_trainings_check_of_the_batch_count(mnist):
+    from digits.runs import TrainingError
+
+    (x, y), _ = mnist
+    objective = tune.Objective(TrainConfig.from_preset("tiny", {}, "mnist", 0, 300), None, 1, data=((x, y), None))
+    with pytest.raises(TrainingError, match="270 training images are fewer than one batch of 512"):
+        objective(optuna.trial.FixedTrial({
+            "learning_rate": 3e-3, "schedule": "constant", "batch_size": 512, "epochs": 1, "dropout": 0.0,
+            "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
+
+
 def test_seed_keeps_the_articles_network():
     from digits.train import models
-    from digits import config as presets
 
     overrides = tune.overrides_from_params("seed", {
         "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 256, "epochs": 20, "dropout": 0.1,
         "weight_decay": 1e-4, "augment": 0.5})
     assert "hidden" not in overrides
-    config = {"preset": "seed", **presets.PRESETS["seed"], **overrides}
-    assert models.build(config).count_params() == 104_938
+    assert models.build(TrainConfig.from_preset("seed", overrides)).count_params() == 104_938
 
 
 @pytest.mark.slow
@@ -200,9 +211,12 @@ def test_a_study_of_another_preset_is_refused(tmp_path):
 
 def test_kept_val_accuracy_follows_the_presets_early_stopping():
     history = {"val_accuracy": [0.90, 0.95, 0.93], "val_loss": [0.3, 0.2, 0.25]}
-    assert tune.kept_val_accuracy(history, {"early_stopping": 0}) == 0.93
-    assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_accuracy"}) == 0.95
-    assert tune.kept_val_accuracy(history, {"early_stopping": 5, "monitor": "val_loss"}) == 0.95
+    def kept(**overrides) -> float:
+        return tune.kept_val_accuracy(history, TrainConfig.from_preset("tiny", overrides))
+
+    assert kept(early_stopping=0) == 0.93
+    assert kept(early_stopping=5, monitor="val_accuracy") == 0.95
+    assert kept(early_stopping=5, monitor="val_loss") == 0.95
 
 
 def test_a_server_that_accepts_and_never_answers_fails_in_one_sentence(monkeypatch):

@@ -53,7 +53,7 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see presets.py; default {DEFAULT_PRESET}).")] = None,
+    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
@@ -71,12 +71,12 @@ def train(
     """Train a preset; writes runs/<name>/ with model, ONNX, history, plots and metrics (needs the `train` extra)."""
     _require("train", "train", *(["tune"] if from_study else []))
     from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
 
     from digits.train.extra_data import load_dataset as load
     from digits.train.timing import phase, save
-    from digits.config import make_config
+    from digits.config import TrainConfig
     from digits.train.plots import Plotter
-    from digits.runs import RunDir
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     if from_study:
@@ -84,9 +84,9 @@ def train(
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
         preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
         overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
-    preset = preset or DEFAULT_PRESET
-    if resume is None:
-        make_config(preset, overrides, dataset, seed, train_limit)  # a bad value fails before TensorFlow loads
+    # The one check of the preset and its overrides: a bad value fails before TensorFlow loads.
+    config = (None if resume
+              else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit))
     # Read and verify the data while TensorFlow imports: both take about a second. The first run's
     # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.
     def timed_load():
@@ -97,17 +97,16 @@ def train(
         with ThreadPoolExecutor(1) as pool:
             loading = None if resume else pool.submit(timed_load)
             with phase("import TensorFlow"):
-                from digits.train.run import train as train_run
+                from digits.train.run import train_config
 
             data = loading.result() if loading else None
         results = []
         for s in range(seed, seed + seeds):
-            run_dir = train_run(
-                preset, runs_dir=runs_dir, name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume,
-                dataset=dataset, data_dir=data_dir, seed=s, train_limit=train_limit, overrides=overrides, log=_out,
+            run_dir, metrics = train_config(
+                config if config is None or s == seed else replace(config, seed=s), runs_dir=runs_dir,
+                name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume, data_dir=data_dir, log=_out,
                 data=data, plotter=plotter if s == seed else None,
             )
-            metrics = RunDir(run_dir).read_metrics()
             results.append(metrics["test_accuracy"])
             _summarize(run_dir, metrics)
     if seeds > 1:

@@ -23,7 +23,8 @@ from digits.train.extra_data import load_test_set as load_test
 from digits.errors import RunError
 from digits.read.model import REJECT, Recognizer
 from digits.train.timing import phase
-from digits.runs import RunDir
+from digits.config import TrainConfig
+from digits.runs import RunDir, RunInfo
 from digits.spec import REJECT_NAME
 from digits.synth.junk import HELD_OUT_SEED, make_junk
 
@@ -36,7 +37,7 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(p).mean())
 
 
-def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray, np.ndarray],
+def report_run(run: RunDir, config: TrainConfig, info: RunInfo, history: dict, test: tuple[np.ndarray, np.ndarray],
                best_epoch: int | None = None, train_seconds: float | None = None, plotter=None,
                curves_sent: bool = False) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into the run folder.
@@ -45,56 +46,56 @@ def report_run(run: RunDir, config: dict, history: dict, test: tuple[np.ndarray,
     `curves_sent`: the caller has already sent `curves_plot` to the plotter (it needs no test results).
     """
     with phase("evaluation"):
-        metrics, recognizer, predicted = _test_metrics(run, config, history, test, best_epoch, train_seconds)
+        metrics, recognizer, predicted = _test_metrics(run, config, info, history, test, best_epoch, train_seconds)
     with phase("plots (waited for)"):
         _plots(run, config, history, test, metrics, recognizer, predicted, plotter, curves_sent)
     return metrics
 
 
-def _test_metrics(run: RunDir, config: dict, history: dict, test, best_epoch, train_seconds):
+def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict, test, best_epoch, train_seconds):
     x_test, y_test = test
     recognizer = Recognizer(run.path)
     probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
     names = _class_names(config, recognizer)
     metrics = {
-        "dataset": config["dataset"],
-        "preset": config["preset"],
-        "seed": config["seed"],
+        "dataset": config.dataset,
+        "preset": config.preset,
+        "seed": config.seed,
         "test_loss": cross_entropy(probabilities, y_test),
         "test_accuracy": float((predicted == y_test).mean()),
-        "parameters": config.get("parameters"),
+        "parameters": info.parameters,
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": train_seconds,
         **run_metrics.classification_metrics(y_test, predicted, names),
-        "overfitting": run_metrics.overfitting(history, monitor=config.get("monitor", "val_loss")),
+        "overfitting": run_metrics.overfitting(history, monitor=config.monitor),
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
-    if "calibration" in config:
+    if info.calibration is not None:
         from digits.calibration import expected_calibration_error
 
         # The test set's calibration error, with the temperature fitted on validation images applied.
-        metrics["calibration"] = config["calibration"] | {
+        metrics["calibration"] = info.calibration | {
             "test_ece": expected_calibration_error(probabilities, y_test)}
     if recognizer.num_classes > REJECT:
         # The test set holds no junk: the macro F1 is over the classes it has.
         metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
         metrics["digits_refused"] = float((predicted == REJECT).mean())
-        metrics |= refusal(recognizer, config.get("junk_test", 500), HELD_OUT_SEED)
+        metrics |= refusal(recognizer, config.junk_test, HELD_OUT_SEED)
     if train_seconds is None:
         metrics["train_seconds"] = _previous_train_seconds(run)
     run.write_metrics(metrics)
     return metrics, recognizer, predicted
 
 
-def curves_plot(run: RunDir, config: dict, history: dict, best_epoch: int | None = None) -> tuple:
+def curves_plot(run: RunDir, config: TrainConfig, history: dict, best_epoch: int | None = None) -> tuple:
     """The learning curves as (plot, *args): they need only the history, so they can be drawn first."""
-    best = best_epoch or run_metrics.best_epoch(history, config.get("monitor", "val_loss"))
-    return plots.plot_curves, history, run.curves_path, best, f"{config['preset']} on {config['dataset']}"
+    best = best_epoch or run_metrics.best_epoch(history, config.monitor)
+    return plots.plot_curves, history, run.curves_path, best, f"{config.preset} on {config.dataset}"
 
 
-def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recognizer, predicted, plotter,
+def _plots(run: RunDir, config: TrainConfig, history: dict, test, metrics: dict, recognizer, predicted, plotter,
            curves_sent: bool) -> None:
     x_test, y_test = test
     names = _class_names(config, recognizer)
@@ -111,8 +112,8 @@ def _plots(run: RunDir, config: dict, history: dict, test, metrics: dict, recogn
             plotter.submit(plot, *args)
 
 
-def _class_names(config: dict, recognizer: Recognizer) -> list[str]:
-    return list(class_names(config["dataset"])) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
+def _class_names(config: TrainConfig, recognizer: Recognizer) -> list[str]:
+    return list(class_names(config.dataset)) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:
@@ -129,8 +130,8 @@ def _previous_train_seconds(run: RunDir) -> float | None:
 def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
     run = RunDir(run_dir)
-    config = run.read_config()
-    return report_run(run, config, run.read_history(), load_test(config["dataset"], data_dir))
+    config, info = run.read_run()
+    return report_run(run, config, info, run.read_history(), load_test(config.dataset, data_dir))
 
 
 def refusal(recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:

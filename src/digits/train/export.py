@@ -92,9 +92,9 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     from digits.train.extra_data import training_sets
 
     run = RunDir(run_dir)
-    config = run.read_config()
-    if config.get("status") != "finished":
-        raise ModelError(f"{run}: the run has not finished (status {config.get('status')!r}); train it first.")
+    config, info = run.read_run()
+    if info.status != "finished":
+        raise ModelError(f"{run}: the run has not finished (status {info.status!r}); train it first.")
     model = Recognizer(run.path).path  # checks that it loads
     metrics = run.read_metrics()
     out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
@@ -102,7 +102,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     atomic.write_bytes(out / "reader.onnx", model.read_bytes())
     atomic.write_json(out / "reader.json", {
         "run": run.path.resolve().name,
-        "config": {k: v for k, v in config.items() if k not in ("status", "pid")},
+        "config": config.to_dict() | {k: v for k, v in info.to_dict().items() if k not in ("status", "pid")},
         "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
         "training_data": training_sets(config),
         "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "

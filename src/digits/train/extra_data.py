@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.config import TrainConfig
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import DataError
 
@@ -382,9 +383,9 @@ _DATASET_LICENCES = {
 }
 
 
-def training_sets(config: dict) -> list[dict[str, str]]:
+def training_sets(config: TrainConfig) -> list[dict[str, str]]:
     """The datasets a run learnt from, each with its licence as stated: the shipped model's card lists them."""
-    names = [config["dataset"], *config.get("extra_digits", []), *config.get("real_negatives", [])]
+    names = [config.dataset, *config.extra_digits, *config.real_negatives]
     return [{"name": name, "licence": SETS[name].licence if name in SETS else _DATASET_LICENCES.get(name, "unknown")}
             for name in names]
 

@@ -1,12 +1,13 @@
-"""The Keras networks and optimizers a config (see `presets.py`) describes.
+"""The Keras networks and optimizers a `digits.config.TrainConfig` describes.
 
 Every model takes a batch of 28x28 float32 images with pixels in [0, 1]
 (the article's `X / 255`) and returns `num_classes` softmax probabilities.
-The presets themselves are plain data in `presets.py`, which never imports Keras.
+The config and the presets live in `digits.config`, which never imports Keras.
 """
 
 from __future__ import annotations
 
+from digits.config import TrainConfig
 from digits.train import tf as backend
 from digits.spec import DIGITS, SHAPE, class_count
 
@@ -18,36 +19,36 @@ layers = keras.layers
 BN_MOMENTUM = 0.9
 
 
-def num_classes(config: dict) -> int:
+def num_classes(config: TrainConfig) -> int:
     """10 digits, plus "not a digit" when the config has a reject class."""
-    return class_count(bool(config.get("reject_class")))
+    return class_count(config.reject_class)
 
 
-def build(config: dict, num_classes: int = DIGITS) -> keras.Model:
+def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
     """Build the network a config describes (uncompiled).
 
     Every layer is named after its place ("conv_0", "hidden_1_dropout"), not
     numbered by Keras per process, so a checkpoint can key its arrays by name.
     """
     inputs = keras.Input(shape=SHAPE, name="image")
-    if config["arch"] == "dense":
+    if config.arch == "dense":
         x = layers.Flatten(name="flatten")(inputs)
-    elif config["arch"] == "cnn":
+    elif config.arch == "cnn":
         x = layers.Reshape((*SHAPE, 1), name="channels")(inputs)
-        for i, (filters, kernel, stride) in enumerate(config["convs"]):
-            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config["batch_norm"],
+        for i, (filters, kernel, stride) in enumerate(config.convs):
+            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config.batch_norm,
                               name=f"conv_{i}")(x)
-            x = _normalize_and_activate(x, config["batch_norm"], f"conv_{i}")
+            x = _normalize_and_activate(x, config.batch_norm, f"conv_{i}")
         x = layers.Flatten(name="flatten")(x)
     else:
-        raise ValueError(f"unknown architecture {config['arch']!r}")
-    for i, units in enumerate(config["hidden"]):
-        x = layers.Dense(units, use_bias=not config["batch_norm"], name=f"hidden_{i}")(x)
-        x = _normalize_and_activate(x, config["batch_norm"], f"hidden_{i}")
-        if config["dropout"]:
-            x = layers.Dropout(config["dropout"], name=f"hidden_{i}_dropout")(x)
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    for i, units in enumerate(config.hidden):
+        x = layers.Dense(units, use_bias=not config.batch_norm, name=f"hidden_{i}")(x)
+        x = _normalize_and_activate(x, config.batch_norm, f"hidden_{i}")
+        if config.dropout:
+            x = layers.Dropout(config.dropout, name=f"hidden_{i}_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=config.get("preset", config["arch"]).replace("-", "_"))
+    return keras.Model(inputs, outputs, name=config.preset.replace("-", "_"))
 
 
 def _normalize_and_activate(x, batch_norm: bool, name: str):
@@ -57,11 +58,11 @@ def _normalize_and_activate(x, batch_norm: bool, name: str):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def optimizer(config: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam (the article's) or AdamW when weight decay is set, with the config's schedule."""
-    lr = config["learning_rate"]
-    if config["schedule"] == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config["epochs"])
-    if config["weight_decay"]:
-        return keras.optimizers.AdamW(lr, weight_decay=config["weight_decay"])
+    lr = config.learning_rate
+    if config.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config.epochs)
+    if config.weight_decay:
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(lr)

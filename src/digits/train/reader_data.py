@@ -28,6 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from digits.config import TrainConfig
+
 __all__ = ["CACHE", "negatives", "photographed_digits", "wanted"]
 
 # The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
@@ -122,9 +124,9 @@ def _fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
     return b"".join(part[key].tobytes() for part in parts for key in ("images", "labels"))
 
 
-def wanted(config: dict) -> bool:
+def wanted(config: TrainConfig) -> bool:
     """Whether a training config asks for any of these pictures."""
-    return bool(config.get("reject_class") or config.get("photo_singles") or config.get("photo_lines"))
+    return bool(config.reject_class or config.photo_singles or config.photo_lines)
 
 
 def _workers(workers: int | None) -> int:

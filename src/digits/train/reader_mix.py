@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from digits.config import TrainConfig
 from digits.train import extra_data
 
 # Added to the run's seed: which real negatives go to validation.
@@ -58,13 +59,14 @@ def real_negatives(names: list[str], data_dir: str | os.PathLike | None, seed: i
     return images[np.setdiff1d(order, to_val)], images[to_val]
 
 
-def extra_training(config: dict, data_dir: str | os.PathLike | None, progress: bool = False) -> tuple[list, list]:
+def extra_training(config: TrainConfig, data_dir: str | os.PathLike | None,
+                   progress: bool = False) -> tuple[list, list]:
     """(training parts, validation parts), each part (images, labels), that the config's extra sets add."""
     from digits.read.model import REJECT
 
-    train, val = more_writers(config.get("extra_digits", []), data_dir, progress)
-    if config.get("real_negatives"):
-        negatives_train, negatives_val = real_negatives(config["real_negatives"], data_dir, config["seed"], progress)
+    train, val = more_writers(config.extra_digits, data_dir, progress)
+    if config.real_negatives:
+        negatives_train, negatives_val = real_negatives(config.real_negatives, data_dir, config.seed, progress)
         train.append((negatives_train, np.full(len(negatives_train), REJECT, np.int32)))
         val.append((negatives_val, np.full(len(negatives_val), REJECT, np.int32)))
     return train, val

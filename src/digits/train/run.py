@@ -14,6 +14,10 @@ Why a custom loop rather than `model.fit`:
 
 The run folder's files (config.json, checkpoint.npz, history.csv, the model
 files and the report) are read and written only through `runs.RunDir`.
+A run trains one `TrainConfig`, checked before it gets here and never
+changed; what the run records about itself (status, pid, epochs done,
+parameters, calibration) is a `RunInfo`, replaced at each step and written
+beside the config. `set_up` is the run setup `digits tune` shares.
 
 Determinism: batches come from a stateless shuffle keyed by (seed, epoch), and
 Keras's dropout RNG state lives in the model's variables, which the checkpoint
@@ -29,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +46,9 @@ from digits.train import reader_data
 from digits.train.extra_data import load_dataset as load
 from digits.train.timing import add as add_phase
 from digits.train.timing import phase
-from digits.config import DEFAULT_PRESET, make_config
+from digits.config import DEFAULT_PRESET, TrainConfig
 from digits.train.metrics import lower_is_better
-from digits.runs import EXIT_CODES, Interrupted, RunDir, TrainingError
+from digits.runs import EXIT_CODES, Interrupted, RunDir, RunInfo, TrainingError
 
 tf, keras = backend.load()
 
@@ -77,7 +81,7 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
 JUNK_TRAIN_SEED, JUNK_VAL_SEED, PHOTOGRAPHED_SEED = 1000, 2000, 3000
 
 
-def add_reader_data(split: Split, config: dict, progress: bool = False, data_dir=None) -> Split:
+def add_reader_data(split: Split, config: TrainConfig, progress: bool = False, data_dir=None) -> Split:
     """The extra training images a reader preset asks for.
 
     European 1s and crossed 7s drawn onto training 1s and 7s; training digits
@@ -89,8 +93,8 @@ def add_reader_data(split: Split, config: dict, progress: bool = False, data_dir
     dataset) add their writers and real non-digits.
     With `progress`, bars on stderr follow the pictures being made.
     """
-    variants = config.get("european_ones") or config.get("crossed_sevens")
-    extra = config.get("extra_digits") or config.get("real_negatives")
+    variants = config.european_ones or config.crossed_sevens
+    extra = config.extra_digits or config.real_negatives
     if not (variants or extra or reader_data.wanted(config)):
         return split  # nothing to add: no copy of the whole training set
     x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
@@ -105,23 +109,23 @@ def add_reader_data(split: Split, config: dict, progress: bool = False, data_dir
     if variants:
         from digits.train.augment import european_variants
 
-        images, labels = european_variants(split.x_train, split.y_train, config.get("european_ones", 0),
-                                           config.get("crossed_sevens", 0), config["seed"])
+        images, labels = european_variants(split.x_train, split.y_train, config.european_ones,
+                                           config.crossed_sevens, config.seed)
         x_train.append(images)
         y_train.append(labels)
-    if config.get("photo_singles") or config.get("photo_lines"):
+    if config.photo_singles or config.photo_lines:
         with phase("photograph training digits"):
             images, labels = reader_data.photographed_digits(
-                split.x_train, split.y_train, config.get("photo_singles", 0), config.get("photo_lines", 0),
-                seed=PHOTOGRAPHED_SEED + config["seed"], progress=progress)
+                split.x_train, split.y_train, config.photo_singles, config.photo_lines,
+                seed=PHOTOGRAPHED_SEED + config.seed, progress=progress)
         x_train.append(images)
         y_train.append(labels)
-    if config.get("reject_class"):
+    if config.reject_class:
         from digits.read.model import REJECT
 
-        for xs, ys, count, base in ((x_train, y_train, config["junk_train"], JUNK_TRAIN_SEED),
-                                    (x_val, y_val, config["junk_val"], JUNK_VAL_SEED)):
-            images = (reader_data.negatives(count, seed=base + config["seed"], progress=progress) if count
+        for xs, ys, count, base in ((x_train, y_train, config.junk_train, JUNK_TRAIN_SEED),
+                                    (x_val, y_val, config.junk_val, JUNK_VAL_SEED)):
+            images = (reader_data.negatives(count, seed=base + config.seed, progress=progress) if count
                       else np.zeros((0, 28, 28), np.float32))
             xs.append(images)
             ys.append(np.full(len(images), REJECT, np.int32))
@@ -154,7 +158,7 @@ class Trainer:
     signals and updates the progress bar.
     """
 
-    def __init__(self, config: dict, steps_per_epoch: int):
+    def __init__(self, config: TrainConfig, steps_per_epoch: int):
         self.config = config
         self.model = models.build(config, models.num_classes(config))
         self.optimizer = models.optimizer(config, steps_per_epoch)
@@ -163,14 +167,14 @@ class Trainer:
         self.loss = keras.losses.SparseCategoricalCrossentropy()
         # autograph=False: the loop is an explicit tf.while_loop and every `if` is on the static config, so
         # there is nothing to convert, and tracing skips autograph's parse of the source (a few hundred ms).
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=config["jit_compile"], autograph=False)
+        self.train_chunk = tf.function(self._train_chunk, jit_compile=config.jit_compile, autograph=False)
         # One forward pass per epoch: XLA's compile time (~0.7 s) would outweigh its gain.
         self.evaluate = tf.function(self._evaluate, jit_compile=False, autograph=False)
 
     def _train_chunk(self, x, y, order, first_step):
         model, variables = self.model, self.model.trainable_variables
-        augment, augment_real = self.config["augment"], self.config.get("augment_real", False)
-        seed = tf.constant(self.config["seed"], tf.int64)
+        augment, augment_real = self.config.augment, self.config.augment_real
+        seed = tf.constant(self.config.seed, tf.int64)
 
         def step(i, loss_sum, correct):
             images, labels = tf.gather(x, order[i]), tf.gather(y, order[i])
@@ -320,7 +324,7 @@ def _score(logs: dict, monitor: str) -> float:
     return lower_is_better(logs[monitor], monitor)
 
 
-def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, progress: bool,
+def fit(trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state: dict, progress: bool,
         on_epoch=None) -> dict:
     """Train from where `state` stands to the last epoch; checkpoint after every epoch.
 
@@ -330,15 +334,15 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
     """
     x, y = tf.constant(split.x_train), tf.constant(split.y_train)
     x_val, y_val = tf.constant(split.x_val), tf.constant(split.y_val)
-    batch_size, epochs, patience = config["batch_size"], config["epochs"], config["early_stopping"]
+    batch_size, epochs, patience = config.batch_size, config.epochs, config.early_stopping
     steps = len(split.x_train) // batch_size
-    chunk = chunk_size(steps, config.get("chunk_steps", 64))
+    chunk = chunk_size(steps, config.chunk_steps)
     history = state["history"]
     chunk_seconds: list[float] = []
     with SignalFlag() as stop, ProgressBar(progress, steps, epochs) as bar:
         while state["epoch"] < epochs:
             epoch = state["epoch"]
-            order = epoch_order(len(split.x_train), batch_size, config["seed"], epoch)
+            order = epoch_order(len(split.x_train), batch_size, config.seed, epoch)
             bar.epoch(epoch, state["step"])
             start = time.perf_counter()
             while state["step"] < steps:
@@ -363,7 +367,7 @@ def fit(trainer: Trainer, split: Split, config: dict, run: RunDir, state: dict, 
             history.setdefault("epoch", []).append(epoch + 1)
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
-            score = _score(logs, config.get("monitor", "val_loss"))
+            score = _score(logs, config.monitor)
             if score < state["best_score"]:
                 state.update(best_score=score, best_epoch=epoch + 1,
                              best_weights=_values(trainer.variables["model"]) if patience else None)
@@ -401,76 +405,111 @@ def train(
     data=None,
     plotter=None,
 ) -> Path:
-    """Train (or resume) a run; return its folder once model, ONNX and report are written.
+    """Train a preset (or resume a run); return its folder once model, ONNX and report are written.
+
+    The config is `TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)`;
+    `train_config` does the rest.
+    """
+    config = None if resume is not None else TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)
+    path, _ = train_config(config, runs_dir=runs_dir, name=name, resume=resume, data_dir=data_dir, progress=progress,
+                           log=log, data=data, plotter=plotter)
+    return path
+
+
+def train_config(
+    config: TrainConfig | None,
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    name: str | None = None,
+    resume: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    log=print,
+    data=None,
+    plotter=None,
+) -> tuple[Path, dict]:
+    """Train `config` into a new run folder, or resume the run `resume` (config None); return its folder and metrics.
 
     `data` may hold the dataset already loaded (as `digits.data.load` returns it), and
     `plotter` a `plots.Plotter` already started; the run closes it either way.
+    A finished run is not trained again: its metrics are those it recorded.
     """
+    if (config is None) == (resume is None):
+        raise ValueError("train_config needs a config or a run folder to resume: exactly one of them")
     with plotter or contextlib.nullcontext():
-        return _train(preset, runs_dir=runs_dir, name=name, resume=resume, dataset=dataset, data_dir=data_dir,
-                      seed=seed, train_limit=train_limit, overrides=overrides, progress=progress, log=log, data=data,
-                      plotter=plotter)
+        if resume is not None:
+            run = RunDir(resume)
+            config, info = run.read_run()
+            if info.status == "finished":
+                log(f"{run} already finished; nothing to do.")
+                return run.path, run.read_metrics()
+        else:
+            with phase("provenance"):
+                info = RunInfo(provenance=provenance.collect(config.dataset))
+            run = RunDir.create(runs_dir, name, config)
+        return run.path, _train(run, config, info, resumed=resume is not None, data_dir=data_dir, progress=progress,
+                                log=log, data=data, plotter=plotter)
 
 
-def _train(preset, *, runs_dir, name, resume, dataset, data_dir, seed, train_limit, overrides, progress, log, data,
-           plotter) -> Path:
-    if resume is not None:
-        run = RunDir(resume)
-        config = run.read_config()
-        if config.get("status") == "finished":
-            log(f"{run} already finished; nothing to do.")
-            return run.path
-    else:
-        config = make_config(preset, overrides or {}, dataset, seed, train_limit)
-        with phase("provenance"):
-            config["provenance"] = provenance.collect(config["dataset"])
-        run = RunDir.create(runs_dir, name, config)
-    keras.utils.set_random_seed(config["seed"])
+def set_up(config: TrainConfig, split: Split) -> Trainer:
+    """The run setup `train` and `tune` share: check the batch count, seed everything, build the Trainer.
+
+    Each run starts from a cleared Keras state and the config's seed, with
+    deterministic ops, so the same config gives bit-identical weights whether
+    it is the process's first run or a later seed or trial.
+    """
+    steps = len(split.x_train) // config.batch_size
+    if steps < 1:
+        raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config.batch_size}.")
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
+    with phase("build model"):
+        return Trainer(config, steps)
 
-    (x, y), test = data or load(config["dataset"], data_dir)
+
+def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, data_dir, progress, log, data,
+           plotter) -> dict:
+    (x, y), test = data or load(config.dataset, data_dir)
     show_progress = sys.stderr.isatty() if progress is None else progress
     if reader_data.wanted(config):
         from digits.data import cache_dir
 
         log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)}).")
-    split = add_reader_data(split_data(x, y, config["validation_split"], config["train_limit"]), config, show_progress,
+    split = add_reader_data(split_data(x, y, config.validation_split, config.train_limit), config, show_progress,
                             data_dir)
-    steps = len(split.x_train) // config["batch_size"]
-    if steps < 1:
-        raise TrainingError(f"{len(split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
-    with phase("build model"):
-        trainer = Trainer(config, steps)
-    config["parameters"] = trainer.model.count_params()
+    trainer = set_up(config, split)
     state = new_state()
-    if resume is not None and run.has_checkpoint():
+    if resumed and run.has_checkpoint():
         state = load_checkpoint(run, trainer)
-    run.write_config(config, status="running", pid=os.getpid())
+    info = replace(info, parameters=trainer.model.count_params(), status="running", pid=os.getpid())
+    run.write_config(config, info)
     try:
         with phase("training"):
             state = fit(trainer, split, config, run, state, show_progress)
     except Interrupted as stop:
-        run.write_config(config, status="interrupted", epochs_done=state["epoch"])
-        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config['epochs']} is saved. Resume with: digits train --resume {run}")
+        run.write_config(config, replace(info, status="interrupted", epochs_done=state["epoch"]))
+        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. "
+            f"Resume with: digits train --resume {run}")
         raise
     except BaseException:
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
-            run.write_config(config, status="failed", epochs_done=state["epoch"])
+            run.write_config(config, replace(info, status="failed", epochs_done=state["epoch"]))
         raise
-    if config.get("calibrate") and len(split.x_val):
+    if config.calibrate and len(split.x_val):
         from digits import calibration
 
         with phase("calibration"):
             probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
-            config["calibration"] = calibration.calibrate(
-                probabilities, split.y_val, f"the run's {len(split.x_val)} validation images")
-        run.write_config(config)  # before the evaluation, whose Recognizer reads it
-    finish(trainer.model, run, config, state, test, plotter)
-    return run.path
+            info = replace(info, calibration=calibration.calibrate(
+                probabilities, split.y_val, f"the run's {len(split.x_val)} validation images"))
+        run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
+    return finish(trainer.model, run, config, info, state, test, plotter)
 
 
-def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plotter=None) -> None:
-    """Save the trained model and its ONNX twin, then write the evaluation report.
+def finish(model: keras.Model, run: RunDir, config: TrainConfig, info: RunInfo, state: dict, test,
+           plotter=None) -> dict:
+    """Save the trained model and its ONNX twin, write the evaluation report; return its metrics.
 
     The plots are drawn in a second process (`plotter`, else one started
     now) while this one saves, exports and evaluates the model.
@@ -486,8 +525,9 @@ def finish(model: keras.Model, run: RunDir, config: dict, state: dict, test, plo
         with phase("ONNX export"):
             export.to_onnx(model, run.onnx_path)
         run.write_history(state["history"])
-        evaluate.report_run(run, config, state["history"], test, best_epoch=state["best_epoch"],
-                            train_seconds=state["train_seconds"], plotter=plotter, curves_sent=True)
+        metrics = evaluate.report_run(run, config, info, state["history"], test, best_epoch=state["best_epoch"],
+                                      train_seconds=state["train_seconds"], plotter=plotter, curves_sent=True)
         with phase("plots (waited for)"):
             plotter.close()
-    run.write_config(config, status="finished", epochs_done=state["epoch"])
+    run.write_config(config, replace(info, status="finished", epochs_done=state["epoch"]))
+    return metrics

@@ -29,13 +29,14 @@ import socket
 import time
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from digits import config as presets
+from digits.config import TrainConfig
 from digits.errors import DigitsError
 
 
@@ -56,9 +57,8 @@ CONNECT_TIMEOUT = 10
 STATEMENT_TIMEOUT = 60
 
 
-def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
-    """Suggest one configuration: the config keys it overrides in the preset."""
-    base = presets.PRESETS[preset]
+def search_space(trial: optuna.Trial, base: TrainConfig, max_epochs: int) -> dict:
+    """Suggest one configuration: the config keys it overrides in `base`, the preset's config."""
     overrides = {
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         "schedule": trial.suggest_categorical("schedule", ["constant", "cosine"]),
@@ -70,8 +70,8 @@ def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
         # 0 = no augmentation; 1 = the deformations of augment.py as set (mlp-aug's and cnn's).
         "augment": trial.suggest_float("augment", 0.0, 1.0),
     }
-    if preset not in FIXED_ARCHITECTURE and base["arch"] == "dense":
-        width = base["hidden"][0]
+    if base.preset not in FIXED_ARCHITECTURE and base.arch == "dense":
+        width = base.hidden[0]
         depth = trial.suggest_int("depth", 1, 3)
         units = trial.suggest_categorical("width", [max(8, width // 4), max(8, width // 2), width])
         overrides["hidden"] = [units] * depth
@@ -81,17 +81,17 @@ def search_space(trial: optuna.Trial, preset: str, max_epochs: int) -> dict:
 def overrides_from_params(preset: str, params: dict) -> dict:
     """A finished trial's parameters as config overrides (what `train --from-study` applies)."""
     fixed = optuna.trial.FixedTrial(params)
-    return search_space(fixed, preset, max_epochs=params["epochs"])
+    return search_space(fixed, TrainConfig.from_preset(preset), max_epochs=params["epochs"])
 
 
-def kept_val_accuracy(history: dict, config: dict) -> float:
+def kept_val_accuracy(history: dict, config: TrainConfig) -> float:
     """Validation accuracy of the weights a run keeps: the best epoch's with early stopping, else the last's."""
     from digits.train.metrics import best_epoch
 
     accuracies = history["val_accuracy"]
-    if not config["early_stopping"]:
+    if not config.early_stopping:
         return accuracies[-1]
-    return accuracies[best_epoch(history, config.get("monitor", "val_loss")) - 1]
+    return accuracies[best_epoch(history, config.monitor) - 1]
 
 
 def default_storage(runs_dir: Path) -> str:
@@ -237,13 +237,14 @@ def run_study(
     data=None,
 ) -> optuna.Study:
     """Run `trials` trials of the study (creating it if new); return the study."""
-    presets.make_config(preset, {}, dataset, seed, train_limit)  # an unknown preset fails here, before the storage
+    # The one check of the preset: a bad one fails here, before the storage is opened.
+    base = TrainConfig.from_preset(preset, {}, dataset, seed, train_limit)
     if trials < 0 or max_epochs < 1:
         raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
     if trials == 0:
         return study
-    objective = Objective(preset, dataset, data_dir, train_limit, seed, max_epochs, data)
+    objective = Objective(base, data_dir, max_epochs, data)
     bar = TrialProgress(progress, trials, log)
     with bar.progress:
         study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[bar], gc_after_trial=True)
@@ -253,35 +254,24 @@ def run_study(
 class Objective:
     """Train one suggested configuration on the training split; return its validation accuracy."""
 
-    def __init__(self, preset, dataset, data_dir, train_limit, seed, max_epochs, data=None):
+    def __init__(self, base: TrainConfig, data_dir, max_epochs: int, data=None):
         from digits.train.extra_data import load_dataset as load
         from digits.train.run import add_reader_data, split_data
 
-        self.preset, self.dataset, self.train_limit, self.seed, self.max_epochs = preset, dataset, train_limit, seed, max_epochs
-        (x, y), _test_is_never_used = data or load(dataset, data_dir)
-        base = presets.make_config(preset, {}, dataset, seed, train_limit)
-        self.split = add_reader_data(split_data(x, y, base["validation_split"], train_limit), base, data_dir=data_dir)
+        self.base, self.max_epochs = base, max_epochs
+        (x, y), _test_is_never_used = data or load(base.dataset, data_dir)
+        self.split = add_reader_data(split_data(x, y, base.validation_split, base.train_limit), base, data_dir=data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:
         import tempfile
 
-        from digits.train import tf as backend
         from digits.runs import RunDir
-        from digits.train.run import Trainer, fit, new_state
+        from digits.train.run import fit, new_state, set_up
 
-        tf, keras = backend.load()
-
-        config = presets.make_config(self.preset, search_space(trial, self.preset, self.max_epochs), self.dataset,
-                             self.seed, self.train_limit)
+        config = replace(self.base, **search_space(trial, self.base, self.max_epochs))
         trial.set_user_attr("worker", self.worker)
-        steps = len(self.split.x_train) // config["batch_size"]
-        if steps < 1:
-            raise TuneError(f"{len(self.split.x_train)} training images are fewer than one batch of {config['batch_size']}.")
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(config["seed"])
-        tf.config.experimental.enable_op_determinism()
-        trainer = Trainer(config, steps)
+        trainer = set_up(config, self.split)
 
         def report(epoch: int, logs: dict) -> None:
             trial.report(logs["val_accuracy"], epoch)
