@@ -194,7 +194,10 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
              label=np.array(["Latin/1"] * 41), digit_like_level=np.zeros(41, np.uint8))
     for name in ("usps", "cvl", "omniglot"):
         pin(monkeypatch, name, tmp_path / extra_data.SETS[name].folder)
-    config = {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"], "reject_class": True, "seed": 0}
+    from digits.config import TrainConfig
+
+    config = TrainConfig.from_preset("tiny", {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"],
+                                              "reject_class": True}, "mnist", 0, None)
     train, val = extra_training(config, tmp_path)
     train_labels = np.concatenate([labels for _, labels in train])
     val_labels = np.concatenate([labels for _, labels in val])
