@@ -65,8 +65,12 @@ def results_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     widths = [max([len(headers[c]), 3] + [len(r[c]) for r in cells]) for c in range(len(columns))]
 
     def line(values: list[str]) -> str:
-        padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "| " + " | ".join("-" * (w - 1) + ":" if num else "-" * w for w, num in zip(widths, numeric)) + " |"
+    rule = (
+        "| "
+        + " | ".join("-" * (w - 1) + ":" if num else "-" * w for w, num in zip(widths, numeric, strict=False))
+        + " |"
+    )
     return "\n".join([line(headers), rule, *(line(r) for r in cells)]) + "\n"

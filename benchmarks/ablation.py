@@ -38,10 +38,10 @@ import sys
 from pathlib import Path
 
 import real_sources
-from realworld import REAL, public_sets
 from digits.atomic import write_json, write_text
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.runs import RunDir
+from realworld import REAL, public_sets
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -51,8 +51,15 @@ VARIANTS = {
     "+negatives": {"extra_digits": [], "real_negatives": list(NEGATIVE_SETS)},
     "all": {"extra_digits": list(DIGIT_SETS), "real_negatives": list(NEGATIVE_SETS)},
 }
-SMOKE = {"epochs": 1, "photo_singles": 200, "photo_lines": 100, "junk_train": 300, "junk_val": 60,
-         "european_ones": 50, "crossed_sevens": 50}
+SMOKE = {
+    "epochs": 1,
+    "photo_singles": 200,
+    "photo_lines": 100,
+    "junk_train": 300,
+    "junk_val": 60,
+    "european_ones": 50,
+    "crossed_sevens": 50,
+}
 SMOKE_TRAIN_LIMIT = 2000
 
 
@@ -68,9 +75,15 @@ def train_missing(variants: list[str], seeds: int, runs: Path, data_dir, smoke: 
             if run.path.is_dir():
                 train(resume=run.path, data_dir=data_dir)
             else:
-                train("reader", runs_dir=run.path.parent, name=run.name, data_dir=data_dir, seed=seed,
-                      train_limit=SMOKE_TRAIN_LIMIT if smoke else None,
-                      overrides=VARIANTS[variant] | (SMOKE if smoke else {}))
+                train(
+                    "reader",
+                    runs_dir=run.path.parent,
+                    name=run.name,
+                    data_dir=data_dir,
+                    seed=seed,
+                    train_limit=SMOKE_TRAIN_LIMIT if smoke else None,
+                    overrides=VARIANTS[variant] | (SMOKE if smoke else {}),
+                )
 
 
 def score(variants: list[str], seeds: int, runs: Path, real: Path, data_dir) -> dict:
@@ -85,8 +98,11 @@ def score(variants: list[str], seeds: int, runs: Path, real: Path, data_dir) -> 
             metrics, (config, info) = run.read_metrics(), run.read_run()
             scored[f"{variant} s{seed}"] = {
                 "run": str(run.path),
-                "config": {"extra_digits": list(config.extra_digits), "real_negatives": list(config.real_negatives),
-                           "calibration": info.calibration},
+                "config": {
+                    "extra_digits": list(config.extra_digits),
+                    "real_negatives": list(config.real_negatives),
+                    "calibration": info.calibration,
+                },
                 "junk_refused": metrics.get("junk_refused"),
                 "public": public_sets(reader, data_dir),
                 "folds": real_sources.summarize(rows, real_sources.read_with_reader(reader, rows)),
@@ -99,22 +115,42 @@ def _pct(score: dict | None, right: str = "right") -> str:
 
 
 def markdown(report: dict) -> str:
-    head = ("| variant | MNIST test | CVL eval | generated junk refused | dev: one digit | dev: numbers | held out: numbers "
-            "| junk `predict` digit (dev / held out) | junk `read` number (dev / held out) | worst dev source |")
+    head = (
+        "| variant | MNIST test | CVL eval | generated junk refused | dev: one digit | dev: numbers | held out: numbers "
+        "| junk `predict` digit (dev / held out) | junk `read` number (dev / held out) | worst dev source |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in report["variants"].items():
         dev, held = r["folds"]["dev"], r["folds"]["held out"]
         junk = [f.get("junk_kinds", {}).get("all") for f in (dev, held)]
         worst = dev.get("worst_source")
-        lines.append(" | ".join([
-            f"| {name}", _pct(r["public"].get("MNIST test")), _pct(r["public"].get("CVL evaluation split")),
-            f"{100 * r['junk_refused']:.1f} %" if r.get("junk_refused") is not None else "-",
-            _pct(dev["sets"].get("single")), _pct(dev["sets"].get("multi")), _pct(held["sets"].get("multi")),
-            " / ".join(_pct(j, "predict_digit") for j in junk), " / ".join(_pct(j, "read_number") for j in junk),
-            f"{worst} {_pct(dev['sources'][worst])}" if worst else "-"]) + " |")
-    lines += ["", f"`python benchmarks/ablation.py {report['arguments']}` on {report['machine']}."
-              + (" **Smoke run: one epoch on 2000 digits; these figures only show that the pipeline works.**"
-                 if report["smoke"] else ""), ""]
+        lines.append(
+            " | ".join(
+                [
+                    f"| {name}",
+                    _pct(r["public"].get("MNIST test")),
+                    _pct(r["public"].get("CVL evaluation split")),
+                    f"{100 * r['junk_refused']:.1f} %" if r.get("junk_refused") is not None else "-",
+                    _pct(dev["sets"].get("single")),
+                    _pct(dev["sets"].get("multi")),
+                    _pct(held["sets"].get("multi")),
+                    " / ".join(_pct(j, "predict_digit") for j in junk),
+                    " / ".join(_pct(j, "read_number") for j in junk),
+                    f"{worst} {_pct(dev['sources'][worst])}" if worst else "-",
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        f"`python benchmarks/ablation.py {report['arguments']}` on {report['machine']}."
+        + (
+            " **Smoke run: one epoch on 2000 digits; these figures only show that the pipeline works.**"
+            if report["smoke"]
+            else ""
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -122,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--real", type=Path, default=REAL, help="folder of real pictures (single/, multi/, pages/, junk/)")
-    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR); the extra sets beside it")
+    parser.add_argument(
+        "--real", type=Path, default=REAL, help="folder of real pictures (single/, multi/, pages/, junk/)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR); the extra sets beside it"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny trainings that only check the pipeline")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
@@ -133,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs = HERE / "ablation" / ("smoke" if args.smoke else "full")
     train_missing(args.variants, args.seeds, runs, args.data_dir, args.smoke)
-    report = {"arguments": " ".join(sys.argv[1:] if argv is None else argv), "smoke": args.smoke,
-              "machine": platform.platform(), "variants": score(args.variants, args.seeds, runs, args.real, args.data_dir)}
+    report = {
+        "arguments": " ".join(sys.argv[1:] if argv is None else argv),
+        "smoke": args.smoke,
+        "machine": platform.platform(),
+        "variants": score(args.variants, args.seeds, runs, args.real, args.data_dir),
+    }
     RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / f"{stem}.json", report)
     write_text(RESULTS / f"{stem}.md", markdown(report))

@@ -15,14 +15,14 @@ import json
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from digits.data import DATASETS
-from digits.config import PRESETS
-from digits.train.provenance import machine
-from digits.runs import RunDir
 from _common import results_table
+from digits.config import PRESETS
+from digits.data import DATASETS
+from digits.runs import RunDir
+from digits.train.provenance import machine
 
 HERE = Path(__file__).parent
 RUNS = HERE / "runs"
@@ -54,24 +54,28 @@ def collect() -> list[dict]:
     # Rows in the package's own order (MNIST first, the article's preset first), not alphabetical.
     for dataset_dir in (RUNS / name for name in DATASETS):
         for preset_dir in (dataset_dir / name for name in PRESETS):
-            metrics = [RunDir(run).read_metrics() for run in sorted(preset_dir.glob("s*")) if RunDir(run).has(RunDir.METRICS)]
+            metrics = [
+                RunDir(run).read_metrics() for run in sorted(preset_dir.glob("s*")) if RunDir(run).has(RunDir.METRICS)
+            ]
             if not metrics:
                 continue
             accuracy = [m["test_accuracy"] for m in metrics]
             seconds = [m["train_seconds"] for m in metrics]
-            rows.append({
-                "dataset": dataset_dir.name,
-                "preset": preset_dir.name,
-                "seeds": len(metrics),
-                "median": statistics.median(accuracy),
-                # Fixed point: seed-to-seed spreads are a few 1e-4, which the table would print in e-notation.
-                "std": f"{statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0:.4f}",
-                "error": f"{100 * (1 - statistics.median(accuracy)):.2f} %",
-                "train_s": statistics.median(seconds),
-                "train_s_max": max(seconds),
-                "params": metrics[0]["parameters"],
-                "target": target_verdict(preset_dir.name, accuracy, seconds) if dataset_dir.name == "mnist" else "",
-            })
+            rows.append(
+                {
+                    "dataset": dataset_dir.name,
+                    "preset": preset_dir.name,
+                    "seeds": len(metrics),
+                    "median": statistics.median(accuracy),
+                    # Fixed point: seed-to-seed spreads are a few 1e-4, which the table would print in e-notation.
+                    "std": f"{statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0:.4f}",
+                    "error": f"{100 * (1 - statistics.median(accuracy)):.2f} %",
+                    "train_s": statistics.median(seconds),
+                    "train_s_max": max(seconds),
+                    "params": metrics[0]["parameters"],
+                    "target": target_verdict(preset_dir.name, accuracy, seconds) if dataset_dir.name == "mnist" else "",
+                }
+            )
     return rows
 
 
@@ -98,14 +102,24 @@ def main() -> None:
     if not args.table_only:
         train_missing(args.presets, args.datasets, args.seeds)
     rows = collect()
-    columns = [("dataset", "dataset"), ("preset", "preset"), ("seeds", "seeds"), ("median", "test accuracy (median)"),
-               ("std", "± std"), ("error", "error"), ("train_s", "train s (median)"), ("train_s_max", "train s (max)"),
-               ("params", "parameters"),
-               ("target", "target")]
+    columns = [
+        ("dataset", "dataset"),
+        ("preset", "preset"),
+        ("seeds", "seeds"),
+        ("median", "test accuracy (median)"),
+        ("std", "± std"),
+        ("error", "error"),
+        ("train_s", "train s (median)"),
+        ("train_s_max", "train s (max)"),
+        ("params", "parameters"),
+        ("target", "target"),
+    ]
     stamp = machine()
     table = results_table(rows, columns)
-    footer = (f"\nMachine: {stamp['cpu']}, {stamp['cores']} cores. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-              f"by `python benchmarks/accuracy.py {' '.join(sys.argv[1:])}` from benchmarks/runs/*/*/s*/metrics.json.\n")
+    footer = (
+        f"\nMachine: {stamp['cpu']}, {stamp['cores']} cores. Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"by `python benchmarks/accuracy.py {' '.join(sys.argv[1:])}` from benchmarks/runs/*/*/s*/metrics.json.\n"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "accuracy.md").write_text(table + footer)
     (RESULTS / "accuracy.json").write_text(json.dumps({"machine": stamp, "rows": rows}, indent=2) + "\n")

@@ -58,8 +58,14 @@ DASK_SCRIPT = HERE.parent / ".ci" / "dask"
 DIGITS = str(Path(sys.executable).parent / "digits")
 PHONE = (1632, 1224)
 PAGE = (827, 1169)
-TARGETS = {"small_2_workers": 1000, "reader_vs_decode": 2.0, "workers_2_vs_1": 1.8, "dask_vs_workers_2": 0.85,
-           "vs_loop": 100, "worker_mib": 300}
+TARGETS = {
+    "small_2_workers": 1000,
+    "reader_vs_decode": 2.0,
+    "workers_2_vs_1": 1.8,
+    "dask_vs_workers_2": 0.85,
+    "vs_loop": 100,
+    "worker_mib": 300,
+}
 
 
 def make_sets(folder: Path, scale: float, seed: int) -> dict[str, list[str]]:
@@ -118,8 +124,11 @@ def memory(processes):
 def memory_summary(samples: dict) -> dict:
     """Peak over the processes, and drift: last sample minus the one a quarter into the run."""
     sampled = [s for s in samples.values() if s]
-    return {"workers": len(sampled), "peak_mib": round(max((max(s) for s in sampled), default=0), 1),
-            "drift_mib": round(max((s[-1] - s[len(s) // 4] for s in sampled), default=0), 1)}
+    return {
+        "workers": len(sampled),
+        "peak_mib": round(max((max(s) for s in sampled), default=0), 1),
+        "drift_mib": round(max((s[-1] - s[len(s) // 4] for s in sampled), default=0), 1),
+    }
 
 
 def ours(paths, job, **where) -> tuple[dict, list]:
@@ -148,7 +157,7 @@ def _decode(paths):
 
 def pillow(paths, processes) -> float:
     """Pictures/s of Pillow alone, once its processes have started (the limit a reader could reach)."""
-    chunks = [paths[i:i + 64] for i in range(0, len(paths), 64)]
+    chunks = [paths[i : i + 64] for i in range(0, len(paths), 64)]
     if processes == 1:
         start = time.perf_counter()
         list(map(_decode, chunks))
@@ -192,12 +201,17 @@ def kill_one_worker(paths, job, address, folder: Path, expected) -> dict:
             killed.append(root.pid)
 
     batch.write(paths, None, job, dask=address, chunk_size=16, on_chunk=chunk)
+
     def answers(found):
         return [(r["path"], r["text"], r["status"]) for r in found]
 
     same = answers(rows) == answers(expected)
-    return {"pictures": len(paths), "rows": len(rows), "distinct_paths": len({r["path"] for r in rows}),
-            "same_answers_as_workers_1": same}
+    return {
+        "pictures": len(paths),
+        "rows": len(rows),
+        "distinct_paths": len({r["path"] for r in rows}),
+        "same_answers_as_workers_1": same,
+    }
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -205,32 +219,42 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = ["| set | ours, 1 worker | ours, 2 workers | Dask, 2 local workers | Pillow decode, 1 / 2 processes "
-             "| `digits read` per file | reader's cost / decode's (2 processes) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| set | ours, 1 worker | ours, 2 workers | Dask, 2 local workers | Pillow decode, 1 / 2 processes "
+        "| `digits read` per file | reader's cost / decode's (2 processes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, result in report["sets"].items():
         m = result["median"]
-        ours_cells = " | ".join(f"{m[key]['steady']:,.0f} ({m[key]['wall']:,.0f})"
-                                for key in ("workers_1", "workers_2", "dask_2"))
-        lines.append(f"| {name} ({result['pictures']:,} pictures) | {ours_cells} "
-                     f"| {m['pillow_1']:,.0f} / {m['pillow_2']:,.0f} "
-                     f"| {m['loop']:,.2f} | {m['pillow_2'] / m['workers_2']['steady']:.1f}× |")
+        ours_cells = " | ".join(
+            f"{m[key]['steady']:,.0f} ({m[key]['wall']:,.0f})" for key in ("workers_1", "workers_2", "dask_2")
+        )
+        lines.append(
+            f"| {name} ({result['pictures']:,} pictures) | {ours_cells} "
+            f"| {m['pillow_1']:,.0f} / {m['pillow_2']:,.0f} "
+            f"| {m['loop']:,.2f} | {m['pillow_2'] / m['workers_2']['steady']:.1f}× |"
+        )
     workers_mem, kill, estimate = report["memory"], report["dask_worker_killed"], report["estimate_100m"]
-    lines += ["", "Pictures/s, steady (after the first chunk) and, in brackets, wall (with the pool's start-up).",
-              f"Memory per worker (--workers 2, mixed set): peak {workers_mem['peak_mib']} MiB, "
-              f"drift {workers_mem['drift_mib']} "
-              f"MiB over the run; Dask workers: peak {report['dask_memory']['peak_mib']} MiB.",
-              f"A Dask worker killed mid-run: {kill['rows']} rows for {kill['pictures']} pictures, "
-              f"{kill['distinct_paths']} distinct, same answers as --workers 1: {kill['same_answers_as_workers_1']}.",
-              f"100 million pictures on 50 nodes of {estimate['cores_per_node']} cores at the measured per-core rate "
-              f"({estimate['per_core']:,.0f}/s on the mixed set, {estimate['per_core_small']:,.0f}/s on small crops): "
-              f"{estimate['hours']:.1f} h (small crops only: {estimate['hours_small']:.1f} h), if the cluster scales "
-              f"as linearly as 2 local workers did.", "",
-              "Targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}"
-                                      for name, ok in report["targets_met"].items()),
-              "", f"{report['machine']['cpu']}, {report['machine']['cores']} cores, load average "
-              f"{report['load_average_before']} before the run"
-              f"{'; CPU shared with other jobs' if report['shared'] else ''}; "
-              f"{report['reps']} repetitions, alternating, medians. Command: `{report['command']}`."]
+    lines += [
+        "",
+        "Pictures/s, steady (after the first chunk) and, in brackets, wall (with the pool's start-up).",
+        f"Memory per worker (--workers 2, mixed set): peak {workers_mem['peak_mib']} MiB, "
+        f"drift {workers_mem['drift_mib']} "
+        f"MiB over the run; Dask workers: peak {report['dask_memory']['peak_mib']} MiB.",
+        f"A Dask worker killed mid-run: {kill['rows']} rows for {kill['pictures']} pictures, "
+        f"{kill['distinct_paths']} distinct, same answers as --workers 1: {kill['same_answers_as_workers_1']}.",
+        f"100 million pictures on 50 nodes of {estimate['cores_per_node']} cores at the measured per-core rate "
+        f"({estimate['per_core']:,.0f}/s on the mixed set, {estimate['per_core_small']:,.0f}/s on small crops): "
+        f"{estimate['hours']:.1f} h (small crops only: {estimate['hours_small']:.1f} h), if the cluster scales "
+        f"as linearly as 2 local workers did.",
+        "",
+        "Targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in report["targets_met"].items()),
+        "",
+        f"{report['machine']['cpu']}, {report['machine']['cores']} cores, load average "
+        f"{report['load_average_before']} before the run"
+        f"{'; CPU shared with other jobs' if report['shared'] else ''}; "
+        f"{report['reps']} repetitions, alternating, medians. Command: `{report['command']}`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -251,8 +275,9 @@ def main() -> None:
         print("generating the sets", flush=True)
         sets = make_sets(work / "pictures", args.scale, args.seed)
         env = dict(os.environ, PYTHON=sys.executable)
-        address = subprocess.run([str(DASK_SCRIPT), "start", str(work / "dask")], env=env, capture_output=True,
-                                 text=True, check=True).stdout.strip()
+        address = subprocess.run(
+            [str(DASK_SCRIPT), "start", str(work / "dask")], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
         try:
             me = psutil.Process()
             results, worker_memory, expected_rows = {}, None, {}
@@ -275,9 +300,16 @@ def main() -> None:
                     runs.append(run)
                     expected_rows[name] = expected
                     print(f"  {run}", flush=True)
-                results[name] = {"pictures": len(paths), "runs": runs, "median": {
-                    key: median_of([r[key] for r in runs]) if isinstance(runs[0][key], dict)
-                    else round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}}
+                results[name] = {
+                    "pictures": len(paths),
+                    "runs": runs,
+                    "median": {
+                        key: median_of([r[key] for r in runs])
+                        if isinstance(runs[0][key], dict)
+                        else round(statistics.median(r[key] for r in runs), 2)
+                        for key in runs[0]
+                    },
+                }
             dask_memory = memory_summary(dask_sampled)
             print("killing a Dask worker mid-run", flush=True)
             killed = kill_one_worker(sets["small"], job, address, work / "dask", expected_rows["small"])
@@ -286,28 +318,44 @@ def main() -> None:
     small, mixed = results["small"]["median"], results["mixed"]["median"]
     per_core, per_core_small = mixed["workers_1"]["steady"], small["workers_1"]["steady"]
     nodes = 50 * args.node_cores
-    estimate = {"cores_per_node": args.node_cores, "per_core": per_core, "per_core_small": per_core_small,
-                "hours": 1e8 / (per_core * nodes) / 3600, "hours_small": 1e8 / (per_core_small * nodes) / 3600}
+    estimate = {
+        "cores_per_node": args.node_cores,
+        "per_core": per_core,
+        "per_core_small": per_core_small,
+        "hours": 1e8 / (per_core * nodes) / 3600,
+        "hours_small": 1e8 / (per_core_small * nodes) / 3600,
+    }
     one, two, dask_two = (mixed[key]["steady"] for key in ("workers_1", "workers_2", "dask_2"))
     targets_met = {
-        f"small crops ≥ {TARGETS['small_2_workers']:,}/s on 2 workers":
-            small["workers_2"]["steady"] >= TARGETS["small_2_workers"],
-        f"reader ≤ {TARGETS['reader_vs_decode']}× decode (mixed)":
-            mixed["pillow_2"] / two <= TARGETS["reader_vs_decode"],
+        f"small crops ≥ {TARGETS['small_2_workers']:,}/s on 2 workers": small["workers_2"]["steady"]
+        >= TARGETS["small_2_workers"],
+        f"reader ≤ {TARGETS['reader_vs_decode']}× decode (mixed)": mixed["pillow_2"] / two
+        <= TARGETS["reader_vs_decode"],
         f"2 workers ≥ {TARGETS['workers_2_vs_1']}× 1": two >= TARGETS["workers_2_vs_1"] * one,
         f"Dask ≥ {TARGETS['dask_vs_workers_2']}× 2 workers": dask_two >= TARGETS["dask_vs_workers_2"] * two,
-        f"≥ {TARGETS['vs_loop']}× the per-file loop (small)":
-            small["workers_2"]["steady"] >= TARGETS["vs_loop"] * small["loop"],
+        f"≥ {TARGETS['vs_loop']}× the per-file loop (small)": small["workers_2"]["steady"]
+        >= TARGETS["vs_loop"] * small["loop"],
         f"≤ {TARGETS['worker_mib']} MB per worker": worker_memory["peak_mib"] <= TARGETS["worker_mib"],
         "a killed Dask worker loses nothing": killed["rows"] == killed["distinct_paths"] == killed["pictures"]
-            and killed["same_answers_as_workers_1"],
+        and killed["same_answers_as_workers_1"],
     }
-    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "command": " ".join(["python", "benchmarks/batch.py", *sys.argv[1:]]), "machine": provenance.machine(),
-              "versions": provenance.versions(), "load_average_before": load_average, "shared": args.shared,
-              "reps": args.reps, "scale": args.scale, "sets": results, "memory": worker_memory,
-              "dask_memory": dask_memory,
-              "dask_worker_killed": killed, "estimate_100m": estimate, "targets": TARGETS, "targets_met": targets_met}
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/batch.py", *sys.argv[1:]]),
+        "machine": provenance.machine(),
+        "versions": provenance.versions(),
+        "load_average_before": load_average,
+        "shared": args.shared,
+        "reps": args.reps,
+        "scale": args.scale,
+        "sets": results,
+        "memory": worker_memory,
+        "dask_memory": dask_memory,
+        "dask_worker_killed": killed,
+        "estimate_100m": estimate,
+        "targets": TARGETS,
+        "targets_met": targets_met,
+    }
     stem = "batch" if args.scale >= 1 else "batch-quick"
     RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / f"{stem}.json", report)

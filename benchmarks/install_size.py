@@ -43,23 +43,33 @@ def measure(source: Path, extra: str, work: Path) -> dict:
             name = entry.name.removesuffix(".libs").lower()
             packages[name] = packages.get(name, 0.0) + _folder_mb(entry)
     largest = sorted(packages.items(), key=lambda item: -item[1])[:3]
-    return {"extra": extra or "core", "site_packages_mb": round(size, 1),
-            "heavy_installed": sorted(name for name in HEAVY if name in installed),
-            "largest": [[name, round(mb, 1)] for name, mb in largest]}
+    return {
+        "extra": extra or "core",
+        "site_packages_mb": round(size, 1),
+        "heavy_installed": sorted(name for name in HEAVY if name in installed),
+        "largest": [[name, round(mb, 1)] for name, mb in largest],
+    }
 
 
 def markdown(rows: list[dict]) -> str:
     """The table update_readme.py copies into the README and docs/benchmarks.md."""
-    lines = ["| install | site-packages | TensorFlow, Keras, matplotlib installed | largest packages |",
-             "| --- | ---: | --- | --- |"]
+    lines = [
+        "| install | site-packages | TensorFlow, Keras, matplotlib installed | largest packages |",
+        "| --- | ---: | --- | --- |",
+    ]
     for row in rows:
         what = "`pip install digits`" if row["extra"] == "core" else f"`pip install 'digits[{row['extra']}]'`"
         when = f" at {row['tree']} (flat layout)" if row["tree"] != "this" else ""
-        heavy = [name for name in row["heavy_installed"] if name in ("tensorflow", "tensorflow_cpu", "keras", "matplotlib")]
+        heavy = [
+            name for name in row["heavy_installed"] if name in ("tensorflow", "tensorflow_cpu", "keras", "matplotlib")
+        ]
         largest = ", ".join(f"{name} {mb:.0f} MB" for name, mb in row.get("largest", []))
         lines.append(f"| {what}{when} | {row['site_packages_mb']:.0f} MB | {', '.join(heavy) or 'none'} | {largest} |")
-    lines += ["", "What each install adds to a new virtual environment's site-packages "
-              "(`python benchmarks/install_size.py --ref 39bfb36`)."]
+    lines += [
+        "",
+        "What each install adds to a new virtual environment's site-packages "
+        "(`python benchmarks/install_size.py --ref 39bfb36`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -73,8 +83,11 @@ def main() -> None:
         work = Path(tmp)
         if args.ref:
             old = work / "old"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.ref],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.ref],
+                check=True,
+                capture_output=True,
+            )
             try:
                 rows.append({"tree": args.ref, **measure(old, "", work / "before")})
             finally:

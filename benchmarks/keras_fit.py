@@ -20,17 +20,18 @@ import argparse
 import json
 import time
 
-from digits.train import models
-from digits.train.tf import load as load_backend
-from digits.data import load_mnist
 from digits.config import PRESETS, TrainConfig
+from digits.data import load_mnist
+from digits.train import models
 from digits.train.run import split_data
+from digits.train.tf import load as load_backend
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="fast",
-                        choices=[name for name in PRESETS if not TrainConfig.from_preset(name).augment])
+    parser.add_argument(
+        "--preset", default="fast", choices=[name for name in PRESETS if not TrainConfig.from_preset(name).augment]
+    )
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--steps-per-execution", type=int, default=64, help="the custom loop's chunk is up to 64")
     parser.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -47,16 +48,32 @@ def main(argv=None) -> dict:
     split = split_data(x, y, config["validation_split"])
     steps = len(split.x_train) // config["batch_size"]
     model = models.build(config)
-    model.compile(optimizer=models.optimizer(config, steps), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
+    model.compile(
+        optimizer=models.optimizer(config, steps),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=args.steps_per_execution,
+        jit_compile=args.jit_compile,
+    )
     start = time.perf_counter()
-    history = model.fit(split.x_train, split.y_train, batch_size=config["batch_size"], epochs=config["epochs"],
-                        validation_data=(split.x_val, split.y_val), shuffle=True, verbose=0)
+    history = model.fit(
+        split.x_train,
+        split.y_train,
+        batch_size=config["batch_size"],
+        epochs=config["epochs"],
+        validation_data=(split.x_val, split.y_val),
+        shuffle=True,
+        verbose=0,
+    )
     seconds = time.perf_counter() - start
     result = {
-        "preset": args.preset, "epochs": config["epochs"], "batch_size": config["batch_size"],
-        "steps_per_execution": args.steps_per_execution, "jit_compile": args.jit_compile,
-        "fit_seconds": seconds, "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "preset": args.preset,
+        "epochs": config["epochs"],
+        "batch_size": config["batch_size"],
+        "steps_per_execution": args.steps_per_execution,
+        "jit_compile": args.jit_compile,
+        "fit_seconds": seconds,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
     }
     print(json.dumps(result))
     return result

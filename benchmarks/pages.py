@@ -46,8 +46,10 @@ def expected(folder: Path, name: str) -> list[tuple[Path, str]]:
     """(picture, expected answer) for one set; `\\n` in the labels is the line break."""
     column = {"pages": "text", "multi": "text", "junk": None, "single": "label"}[name]
     with open(folder / name / "labels.csv", newline="") as f:
-        return [(folder / name / row["file"], row[column].replace("\\n", "\n") if column else "")
-                for row in csv.DictReader(f)]
+        return [
+            (folder / name / row["file"], row[column].replace("\\n", "\n") if column else "")
+            for row in csv.DictReader(f)
+        ]
 
 
 class PPOCRLines:
@@ -81,19 +83,29 @@ class PPOCRLines:
             w, h = cols.stop - cols.start, rows.stop - rows.start
             grow = w * h * 1.6 / (2 * (w + h))  # DB's unclip distance
             sx, sy = width / size[0], height / size[1]
-            found.append((max(0.0, (cols.start - grow) * sx), max(0.0, (rows.start - grow) * sy),
-                          min(width, (cols.stop + grow) * sx), min(height, (rows.stop + grow) * sy)))
+            found.append(
+                (
+                    max(0.0, (cols.start - grow) * sx),
+                    max(0.0, (rows.start - grow) * sy),
+                    min(width, (cols.stop + grow) * sx),
+                    min(height, (rows.stop + grow) * sy),
+                )
+            )
         return sorted(found, key=lambda box: box[1])
 
     def read_page(self, image: Image.Image):
         crops = [tuple(round(v) for v in box) for box in self.boxes(image)]
-        texts = [self.reader.read_page(image.crop(box)).text.replace("\n", "")
-                 for box in crops if box[2] > box[0] and box[3] > box[1]]
+        texts = [
+            self.reader.read_page(image.crop(box)).text.replace("\n", "")
+            for box in crops
+            if box[2] > box[0] and box[3] > box[1]
+        ]
         return SimpleNamespace(text="\n".join(text for text in texts if text))
 
 
 def timed(work, path: Path, repeat: int) -> tuple[float, float]:
     """Median seconds of `work(path)` and of Pillow's full decode of the file, alternating."""
+
     def pillow(p: Path) -> None:
         with Image.open(p) as image:
             image.load()
@@ -115,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time", action="store_true", help="time each page and number against Pillow's decode")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quiet", action="store_true", help="print only the wrong pictures and the summary")
-    parser.add_argument("--detector", choices=("rules", "ppocr"), default="rules",
-                        help="find lines with the reader's own rules, or with PP-OCR's text detector")
+    parser.add_argument(
+        "--detector",
+        choices=("rules", "ppocr"),
+        default="rules",
+        help="find lines with the reader's own rules, or with PP-OCR's text detector",
+    )
     parser.add_argument("--side", type=int, default=640, help="ppocr: the longer side the detector sees")
     args = parser.parse_args(argv)
     if not args.real.is_dir():
@@ -144,13 +160,19 @@ def main(argv: list[str] | None = None) -> int:
                 line += f"  {1000 * ours:.1f} ms = {ours / pillow:.2f}x Pillow"
             if not args.quiet or got != want:
                 print(line)
-        what = {"pages": "read exactly", "multi": "read exactly", "junk": "refused (no number)",
-                "single": "read right"}[name]
+        what = {
+            "pages": "read exactly",
+            "multi": "read exactly",
+            "junk": "refused (no number)",
+            "single": "read right",
+        }[name]
         text = f"{name}: {right}/{len(items)} {what}"
         if name == "single":
             text += f" by `predict`, {by_read}/{len(items)} by `read`"
         if name == "junk":
-            text += f"; {len(items) - right}/{len(items)} = {100 * (len(items) - right) / len(items):.1f} % gave a number"
+            text += (
+                f"; {len(items) - right}/{len(items)} = {100 * (len(items) - right) / len(items):.1f} % gave a number"
+            )
         if ratios:
             text += f"; time median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x Pillow's decode"
         summary.append(text)

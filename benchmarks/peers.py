@@ -42,9 +42,12 @@ def read_tesseract(path: Path, layout: str) -> str | None:
     """Tesseract's digits for `layout` "single", "number" or "page"."""
     if not shutil.which("tesseract"):
         return None
-    out = subprocess.run(["tesseract", str(path), "stdout", "--psm", _PSM[layout],
-                          "-c", "tessedit_char_whitelist=0123456789"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["tesseract", str(path), "stdout", "--psm", _PSM[layout], "-c", "tessedit_char_whitelist=0123456789"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return _digits_by_line(out.stdout.splitlines()) if out.returncode == 0 else ""
 
 
@@ -76,7 +79,7 @@ def read_rapidocr(path: Path, layout: str) -> str | None:
     if not found.txts:
         return ""
     tops = [min(point[1] for point in box) for box in found.boxes]
-    return _digits_by_line([text for _, text in sorted(zip(tops, found.txts))])
+    return _digits_by_line([text for _, text in sorted(zip(tops, found.txts, strict=False))])
 
 
 PEERS = {"tesseract": (read_tesseract, tesseract_version), "rapidocr": (read_rapidocr, rapidocr_version)}

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from digits.train import provenance
 from digits.atomic import write_json, write_text
 from digits.errors import ImageError
 from digits.read.load import load_image
 from digits.read.pipeline import prepare
+from digits.train import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -88,16 +88,24 @@ def main(argv=None) -> int:
         raw = {name: {"pillow": [], "digits": []} for name in cases}
         for _ in range(args.reps):
             for name, (theirs, ours, path) in cases.items():
-                raw[name]["pillow"].append(seconds(lambda: theirs(path)))
-                raw[name]["digits"].append(seconds(lambda: ours(path)))
+                raw[name]["pillow"].append(seconds(lambda theirs=theirs, path=path: theirs(path)))
+                raw[name]["digits"].append(seconds(lambda ours=ours, path=path: ours(path)))
     rows = {name: {side: statistics.median(values) for side, values in sides.items()} for name, sides in raw.items()}
     machine = provenance.machine()
-    lines = [f"Medians of {args.reps} alternating rounds (`python benchmarks/preprocess_speed.py`).", "",
-             "| case | Pillow alone | digits |", "|---|---|---|"]
+    lines = [
+        f"Medians of {args.reps} alternating rounds (`python benchmarks/preprocess_speed.py`).",
+        "",
+        "| case | Pillow alone | digits |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {row['pillow'] * 1e3:.2f} ms | {row['digits'] * 1e3:.2f} ms |" for name, row in rows.items()]
-    lines += ["", "Pillow alone: `Image.open` + `load()` for the bomb, `convert('L').resize((28, 28))` for the photo; "
-              "digits: `load_image` (+ `prepare` for the photo).", "",
-              f"Machine: {machine['cpu']}, {machine['cores']} cores."]
+    lines += [
+        "",
+        "Pillow alone: `Image.open` + `load()` for the bomb, `convert('L').resize((28, 28))` for the photo; "
+        "digits: `load_image` (+ `prepare` for the photo).",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores.",
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "preprocess_speed.json", {"reps": args.reps, "machine": machine, "raw": raw, "medians": rows})
     write_text(args.out / "preprocess_speed.md", "\n".join(lines) + "\n")

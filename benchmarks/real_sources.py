@@ -36,18 +36,30 @@ from pathlib import Path
 
 CONFIDENT = 0.9
 
-DEV_SOURCES = frozenset({
-    # in real-digits/ before issue 19
-    "rksharma007/Handwritten_Digit_Recognition_Using_Custom_Images", "Happy1HappyHappy/Recognition-using-Deep-Networks",
-    "Sourav-02121996/Recognition-using-Deep-Networks", "ParkerCai/PRCV_Project-5_Recognition-using-Deep-Networks",
-    "juttu-s/Recognition-using-Deep-Networks", "msdanatr/cs5330_project5",
-    "MelancholyZhong/Recognition-using-Deep-Networks", "hangyin2020/cs5330_p5", "mzecic/CS5330Project5",
-    "DanilaEremenko/NeuralNetwork", "filippoguerranti/handwritten_long_numbers_recognition",
-    "niraj-dudani/mnist-multiple-digits", "lucksoft-yungui/handwritten-multi-digit-number-recognition",
-    # added by issue 19, chosen as dev
-    "anuraglodhi/hand-drawn-doodle-recognition", "scikit-image/scikit-image", "SHIVITG/Signature_Detection_Analysis",
-    "mrsadeghi/handwritten-multi-digits", "HYPJUDY/handwritten-digits-recognition",
-})
+DEV_SOURCES = frozenset(
+    {
+        # in real-digits/ before issue 19
+        "rksharma007/Handwritten_Digit_Recognition_Using_Custom_Images",
+        "Happy1HappyHappy/Recognition-using-Deep-Networks",
+        "Sourav-02121996/Recognition-using-Deep-Networks",
+        "ParkerCai/PRCV_Project-5_Recognition-using-Deep-Networks",
+        "juttu-s/Recognition-using-Deep-Networks",
+        "msdanatr/cs5330_project5",
+        "MelancholyZhong/Recognition-using-Deep-Networks",
+        "hangyin2020/cs5330_p5",
+        "mzecic/CS5330Project5",
+        "DanilaEremenko/NeuralNetwork",
+        "filippoguerranti/handwritten_long_numbers_recognition",
+        "niraj-dudani/mnist-multiple-digits",
+        "lucksoft-yungui/handwritten-multi-digit-number-recognition",
+        # added by issue 19, chosen as dev
+        "anuraglodhi/hand-drawn-doodle-recognition",
+        "scikit-image/scikit-image",
+        "SHIVITG/Signature_Detection_Analysis",
+        "mrsadeghi/handwritten-multi-digits",
+        "HYPJUDY/handwritten-digits-recognition",
+    }
+)
 FOLDS = ("dev", "held out")
 SETS = ("single", "multi", "pages", "junk")
 
@@ -66,8 +78,16 @@ def pictures(folder: Path) -> list[dict]:
         with open(labels, newline="") as f:
             for row in csv.DictReader(f):
                 truth = row[column].replace("\\n", "\n") if column else ""
-                rows.append({"path": folder / name / row["file"], "set": name, "truth": truth, "kind": row["kind"],
-                             "source": row["file"].split("__")[0], "fold": fold(row["source_repo"])})
+                rows.append(
+                    {
+                        "path": folder / name / row["file"],
+                        "set": name,
+                        "truth": truth,
+                        "kind": row["kind"],
+                        "source": row["file"].split("__")[0],
+                        "fold": fold(row["source_repo"]),
+                    }
+                )
     return rows
 
 
@@ -80,8 +100,11 @@ def read_with_reader(reader, rows: list[dict]) -> list[dict]:
         answer = {}
         if row["set"] in ("single", "junk"):
             found = reader.read_digit(row["path"])
-            answer |= {"digit": None if found.status == NO_DIGIT else str(found.digit),
-                       "confidence": found.confidence, "refused": found.status == NO_DIGIT}
+            answer |= {
+                "digit": None if found.status == NO_DIGIT else str(found.digit),
+                "confidence": found.confidence,
+                "refused": found.status == NO_DIGIT,
+            }
         if row["set"] != "single":
             answer["text"] = reader.read_page(row["path"]).text
         answers.append(answer)
@@ -116,10 +139,17 @@ def _right(row: dict, answer: dict) -> bool:
 
 def summarize(rows: list[dict], answers: list[dict]) -> dict:
     """Per fold: each set's score, junk by kind both ways, confident-wrong, and every source's score."""
-    out = {f: {"sets": defaultdict(lambda: {"n": 0, "right": 0}), "sources": defaultdict(lambda: {"n": 0, "right": 0}),
-               "junk_kinds": defaultdict(lambda: {"n": 0, "predict_digit": 0, "read_number": 0}),
-               "confident_wrong": {"single": 0, "junk": 0}, "single_refused": 0} for f in FOLDS}
-    for row, answer in zip(rows, answers):
+    out = {
+        f: {
+            "sets": defaultdict(lambda: {"n": 0, "right": 0}),
+            "sources": defaultdict(lambda: {"n": 0, "right": 0}),
+            "junk_kinds": defaultdict(lambda: {"n": 0, "predict_digit": 0, "read_number": 0}),
+            "confident_wrong": {"single": 0, "junk": 0},
+            "single_refused": 0,
+        }
+        for f in FOLDS
+    }
+    for row, answer in zip(rows, answers, strict=False):
         here = out[row["fold"]]
         right = _right(row, answer)
         for bucket in (here["sets"][row["set"]], here["sources"][f"{row['set']}: {row['source']}"]):
@@ -160,49 +190,95 @@ def markdown(engines: dict[str, dict]) -> str:
     """The folds table (engines side by side), then per source and junk by kind for each fold."""
     names = list(engines)
     head = "| fold | | " + " | ".join(f"`{n}`" for n in names) + " |"
-    lines = ["### Real pictures by fold (dev: rules may be chosen on it; held out: reported only)", "", head,
-             "|" + "---|" * (2 + len(names))]
+    lines = [
+        "### Real pictures by fold (dev: rules may be chosen on it; held out: reported only)",
+        "",
+        head,
+        "|" + "---|" * (2 + len(names)),
+    ]
     labels = {"single": "one digit, right", "multi": "a number, exact", "pages": "a page, exact"}
     for f in FOLDS:
         for key, label in labels.items():
             cells = [engines[n][f]["sets"].get(key) for n in names]
             if any(cells):
-                lines.append(f"| {f} | {label} | " + " | ".join(_frac(c["right"], c["n"]) if c else "-" for c in cells)
-                             + " |")
+                lines.append(
+                    f"| {f} | {label} | " + " | ".join(_frac(c["right"], c["n"]) if c else "-" for c in cells) + " |"
+                )
         first = engines[names[0]][f]
         single_n = first["sets"].get("single", {}).get("n", 0)
         junk_n = first["junk_kinds"].get("all", {}).get("n", 0)
         if single_n:
-            lines.append(f"| {f} | real digits refused | " + " | ".join(
-                _frac(engines[n][f]["single_refused"], single_n) for n in names) + " |")
-            lines.append(f"| {f} | one digit wrong at confidence ≥ {CONFIDENT} | " + " | ".join(
-                _frac(engines[n][f]["confident_wrong"]["single"], single_n) if engines[n]["confidence"]
-                else "-" for n in names) + " |")
+            lines.append(
+                f"| {f} | real digits refused | "
+                + " | ".join(_frac(engines[n][f]["single_refused"], single_n) for n in names)
+                + " |"
+            )
+            lines.append(
+                f"| {f} | one digit wrong at confidence ≥ {CONFIDENT} | "
+                + " | ".join(
+                    _frac(engines[n][f]["confident_wrong"]["single"], single_n) if engines[n]["confidence"] else "-"
+                    for n in names
+                )
+                + " |"
+            )
         if junk_n:
-            for key, label in (("predict_digit", "junk: `predict` gives a digit"),
-                               ("read_number", "junk: `read` finds a number")):
-                lines.append(f"| {f} | {label} | " + " | ".join(
-                    _frac(engines[n][f]["junk_kinds"]["all"][key], junk_n) for n in names) + " |")
-            lines.append(f"| {f} | junk: a digit at confidence ≥ {CONFIDENT} | " + " | ".join(
-                _frac(engines[n][f]["confident_wrong"]["junk"], junk_n) if engines[n]["confidence"]
-                else "-" for n in names) + " |")
+            for key, label in (
+                ("predict_digit", "junk: `predict` gives a digit"),
+                ("read_number", "junk: `read` finds a number"),
+            ):
+                lines.append(
+                    f"| {f} | {label} | "
+                    + " | ".join(_frac(engines[n][f]["junk_kinds"]["all"][key], junk_n) for n in names)
+                    + " |"
+                )
+            lines.append(
+                f"| {f} | junk: a digit at confidence ≥ {CONFIDENT} | "
+                + " | ".join(
+                    _frac(engines[n][f]["confident_wrong"]["junk"], junk_n) if engines[n]["confidence"] else "-"
+                    for n in names
+                )
+                + " |"
+            )
         worst = [engines[n][f]["worst_source"] for n in names]
         if any(worst):
-            lines.append(f"| {f} | worst source (digits, numbers, pages) | " + " | ".join(
-                f"{w} {_pct(engines[n][f]['sources'][w]['right'], engines[n][f]['sources'][w]['n'])}" if w else "-"
-                for n, w in zip(names, worst)) + " |")
-    lines += ["", "Per source (right / pictures; for junk: refused by both `predict` and `read`):", "",
-              "| fold | set: source | " + " | ".join(f"`{n}`" for n in names) + " |", "|" + "---|" * (2 + len(names))]
+            lines.append(
+                f"| {f} | worst source (digits, numbers, pages) | "
+                + " | ".join(
+                    f"{w} {_pct(engines[n][f]['sources'][w]['right'], engines[n][f]['sources'][w]['n'])}" if w else "-"
+                    for n, w in zip(names, worst, strict=False)
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "Per source (right / pictures; for junk: refused by both `predict` and `read`):",
+        "",
+        "| fold | set: source | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|" + "---|" * (2 + len(names)),
+    ]
     for f in FOLDS:
         for source in sorted(engines[names[0]][f]["sources"]):
-            lines.append(f"| {f} | {source} | " + " | ".join(
-                _frac(engines[n][f]["sources"][source]["right"], engines[n][f]["sources"][source]["n"]) for n in names)
-                + " |")
-    lines += ["", "Junk by kind (gives a digit with `predict` / finds a number with `read`):", "",
-              "| fold | kind | " + " | ".join(f"`{n}`" for n in names) + " |", "|" + "---|" * (2 + len(names))]
+            lines.append(
+                f"| {f} | {source} | "
+                + " | ".join(
+                    _frac(engines[n][f]["sources"][source]["right"], engines[n][f]["sources"][source]["n"])
+                    for n in names
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "Junk by kind (gives a digit with `predict` / finds a number with `read`):",
+        "",
+        "| fold | kind | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|" + "---|" * (2 + len(names)),
+    ]
     for f in FOLDS:
         for kind in sorted(engines[names[0]][f]["junk_kinds"]):
             cells = [engines[n][f]["junk_kinds"][kind] for n in names]
-            lines.append(f"| {f} | {kind} | " + " | ".join(
-                f"{c['predict_digit']}/{c['n']} / {c['read_number']}/{c['n']}" for c in cells) + " |")
+            lines.append(
+                f"| {f} | {kind} | "
+                + " | ".join(f"{c['predict_digit']}/{c['n']} / {c['read_number']}/{c['n']}" for c in cells)
+                + " |"
+            )
     return "\n".join(lines)

@@ -49,10 +49,10 @@ from PIL import Image
 import peers
 import real_sources
 from digits.atomic import write_json, write_text
-from digits.synth.junk import make_junk
-from digits.read.normalize import naive
 from digits.read.load import load_image
+from digits.read.normalize import naive
 from digits.read.reader import NO_DIGIT, OK, UNSURE, Reader
+from digits.synth.junk import make_junk
 from digits.synth.photograph import write_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +63,7 @@ REAL_KINDS = ("photo", "scan", "drawn")
 
 def real_sets(folder: Path) -> tuple[list[tuple[Path, str, str]], list[tuple[Path, str, str]]]:
     """(path, label, kind) for the single digits and the numbers of a real-digits folder."""
+
     def rows(name: str, column: str) -> list[tuple[Path, str, str]]:
         with open(folder / name / "labels.csv", newline="") as f:
             return [(folder / name / row["file"], row[column], row["kind"]) for row in csv.DictReader(f)]
@@ -75,8 +76,10 @@ def synthetic_sets(folder: Path, singles: int, lines: int, seed: int, data_dir) 
 
     x_test, y_test = load_test("mnist", data_dir)
     labels = json.loads(write_set(folder, x_test, y_test, singles, lines, seed).read_text())
-    return ([(folder / e["file"], str(e["label"]), "synthetic") for e in labels["singles"]],
-            [(folder / e["file"], str(e["label"]), "synthetic") for e in labels["lines"]])
+    return (
+        [(folder / e["file"], str(e["label"]), "synthetic") for e in labels["singles"]],
+        [(folder / e["file"], str(e["label"]), "synthetic") for e in labels["lines"]],
+    )
 
 
 def _totals(kind: str) -> tuple[str, ...]:
@@ -129,6 +132,7 @@ def score_junk(reader: Reader, pictures: list[tuple[Image.Image, str]]) -> dict:
 
 def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
     """Median seconds per picture for the reader (file to answer) and for Pillow's full decode, alternating."""
+
     def pillow(path: Path) -> None:
         with Image.open(path) as image:
             image.load()
@@ -150,7 +154,7 @@ def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
         "reader_ms_total": round(1000 * sum(ours), 1),
         "pillow_ms_total": round(1000 * sum(theirs), 1),
         "ratio_of_totals": round(sum(ours) / sum(theirs), 2),
-        "ratio_median": round(statistics.median(o / t for o, t in zip(ours, theirs)), 2),
+        "ratio_median": round(statistics.median(o / t for o, t in zip(ours, theirs, strict=False)), 2),
     }
 
 
@@ -172,14 +176,20 @@ def markdown(report: dict) -> str:
     first = report["models"][names[0]]
     for kind, row in _ordered(first["singles"]):
         cells = [_pct(m["singles"][kind]["correct"], m["singles"][kind]["n"]) for m in report["models"].values()]
-        rows.append(f"| one digit, {kind} | {row['n']} | {_pct(row['naive_correct'], row['n'])} | " + " | ".join(cells) + " |")
+        rows.append(
+            f"| one digit, {kind} | {row['n']} | {_pct(row['naive_correct'], row['n'])} | " + " | ".join(cells) + " |"
+        )
     for kind, row in _ordered(first["numbers"]):
         cells = [_pct(m["numbers"][kind]["exact"], m["numbers"][kind]["n"]) for m in report["models"].values()]
         rows.append(f"| whole number exact, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
     real = {name: m["singles"].get("real", {}) for name, m in report["models"].items()}
     for outcome in ("refused", "unsure"):
-        rows.append(f"| real digits {outcome} | " + f"{first['singles'].get('real', {}).get('n', 0)} | | "
-                    + " | ".join(_pct(r.get(outcome, 0), r.get("n", 0)) for r in real.values()) + " |")
+        rows.append(
+            f"| real digits {outcome} | "
+            + f"{first['singles'].get('real', {}).get('n', 0)} | | "
+            + " | ".join(_pct(r.get(outcome, 0), r.get("n", 0)) for r in real.values())
+            + " |"
+        )
     for kind, row in sorted(first["junk"].items(), key=lambda item: item[0] != "all"):
         cells = [_pct(m["junk"][kind]["accepted"], m["junk"][kind]["n"]) for m in report["models"].values()]
         rows.append(f"| generated junk accepted, {kind} | {row['n']} | | " + " | ".join(cells) + " |")
@@ -194,9 +204,9 @@ def markdown(report: dict) -> str:
         ]
     rows += [
         "",
-        "\"Real\" pictures are photos, scans and drawings by people outside the project, never trained on; "
-        "\"synthetic\" ones are rendered from MNIST test digits; junk holds no digit. A digit read right "
-        "counts whether it is sure or \"unsure\"; junk is accepted when it gets a sure digit.",
+        '"Real" pictures are photos, scans and drawings by people outside the project, never trained on; '
+        '"synthetic" ones are rendered from MNIST test digits; junk holds no digit. A digit read right '
+        'counts whether it is sure or "unsure"; junk is accepted when it gets a sure digit.',
         "",
         f"`python benchmarks/realworld.py {report['arguments']}` on {report['machine']}, Python {report['python']}.",
         "",
@@ -211,8 +221,10 @@ def public_sets(reader: Reader, data_dir) -> dict:
     from digits.train.extra_data import load_parts
 
     scores = {}
-    for name, load in (("MNIST test", lambda: load_test("mnist", data_dir)),
-                       ("CVL evaluation split", lambda: load_parts("cvl", data_dir)["test"])):
+    for name, load in (
+        ("MNIST test", lambda: load_test("mnist", data_dir)),
+        ("CVL evaluation split", lambda: load_parts("cvl", data_dir)["test"]),
+    ):
         try:
             x, y = load()
         except DataError as err:
@@ -223,8 +235,16 @@ def public_sets(reader: Reader, data_dir) -> dict:
     return scores
 
 
-def evaluate(reader: Reader, singles: list, numbers: list, junk: list, timed: list[Path], repeat: int,
-             real_rows: list[dict], data_dir) -> dict:
+def evaluate(
+    reader: Reader,
+    singles: list,
+    numbers: list,
+    junk: list,
+    timed: list[Path],
+    repeat: int,
+    real_rows: list[dict],
+    data_dir,
+) -> dict:
     return {
         "model": str(reader.model_path),
         "temperature": reader.recognizer.temperature,
@@ -241,8 +261,11 @@ def peer_results(real_rows: list[dict]) -> dict:
     found = {}
     for name, (read, version) in peers.PEERS.items():
         answers = real_sources.read_with_peer(read, real_rows)
-        found[name] = ({"version": version(), "folds": real_sources.summarize(real_rows, answers)} if answers
-                       else {"missing": f"{name} is not installed"})
+        found[name] = (
+            {"version": version(), "folds": real_sources.summarize(real_rows, answers)}
+            if answers
+            else {"missing": f"{name} is not installed"}
+        )
     return found
 
 
@@ -252,9 +275,15 @@ def issue19_markdown(report: dict) -> str:
     engines |= {name: p["folds"] for name, p in report.get("peers", {}).items() if "folds" in p}
     if not engines:
         return ""
-    rows = ["", real_sources.markdown(engines), "", "### Public test sets (argmax over all outputs; a refused digit is wrong)",
-            "", "| set | " + " | ".join(f"`{Path(n).name}`" for n in report["models"]) + " |",
-            "|" + "---|" * (1 + len(report["models"]))]
+    rows = [
+        "",
+        real_sources.markdown(engines),
+        "",
+        "### Public test sets (argmax over all outputs; a refused digit is wrong)",
+        "",
+        "| set | " + " | ".join(f"`{Path(n).name}`" for n in report["models"]) + " |",
+        "|" + "---|" * (1 + len(report["models"])),
+    ]
     first = next(iter(report["models"].values()))
     for name in first.get("public", {}):
         cells = []
@@ -265,10 +294,15 @@ def issue19_markdown(report: dict) -> str:
     rows.append("")
     for name, p in report.get("peers", {}).items():
         rows.append(f"- `{name}`: {p.get('version') or p.get('missing')}.")
-    rows += ["", "Peers: Tesseract with a digit whitelist (page segmentation 10 for one digit, 7 for a number, 6 for a "
-             "page or junk); RapidOCR (PP-OCR in ONNX Runtime) keeping the digits of what it reads. Junk is refused by "
-             "a peer when it reads no digit. Temperatures applied: " + ", ".join(
-                 f"`{Path(n).name}` {m.get('temperature', 1.0)}" for n, m in report["models"].items()) + ".", ""]
+    rows += [
+        "",
+        "Peers: Tesseract with a digit whitelist (page segmentation 10 for one digit, 7 for a number, 6 for a "
+        "page or junk); RapidOCR (PP-OCR in ONNX Runtime) keeping the digits of what it reads. Junk is refused by "
+        "a peer when it reads no digit. Temperatures applied: "
+        + ", ".join(f"`{Path(n).name}` {m.get('temperature', 1.0)}" for n, m in report["models"].items())
+        + ".",
+        "",
+    ]
     return "\n".join(rows)
 
 
@@ -284,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timing rounds per picture")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for realworld.json and realworld.md")
-    parser.add_argument("--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing")
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip Tesseract and RapidOCR")
     args = parser.parse_args(argv)
     if args.table_only:
@@ -303,8 +339,15 @@ def main(argv: list[str] | None = None) -> int:
             reader = Reader(model)
             timed = [path for path, _, _ in real_singles] if index == 0 else []
             models[str(model or "shipped")] = evaluate(
-                reader, real_singles + synth_singles, real_numbers + synth_numbers, junk, timed, args.repeat,
-                real_rows, args.data_dir)
+                reader,
+                real_singles + synth_singles,
+                real_numbers + synth_numbers,
+                junk,
+                timed,
+                args.repeat,
+                real_rows,
+                args.data_dir,
+            )
     report = {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,

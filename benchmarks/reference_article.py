@@ -74,8 +74,9 @@ def article(epochs: int) -> tuple[dict, keras.Model, object]:
     model.add(Dense(10, activation="softmax"))
     model.compile(loss="sparse_categorical_crossentropy", optimizer="Adam", metrics=["accuracy"])
 
-    history, fit_seconds = timed(model.fit, X_train, y_train, epochs=epochs, batch_size=32,
-                                 validation_split=0.2, verbose=2)
+    history, fit_seconds = timed(
+        model.fit, X_train, y_train, epochs=epochs, batch_size=32, validation_split=0.2, verbose=2
+    )
     y_prob, predict_first = timed(model.predict, X_test, verbose=0)
     y_pred = y_prob.argmax(axis=1)
     accuracy = float((y_pred == y_test).mean())

@@ -48,16 +48,16 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digits.train import provenance
 from digits.atomic import write_json, write_text
 from digits.read.model import resolve_model
 from digits.runs import RunDir
+from digits.train import provenance
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -67,9 +67,17 @@ BOUNDARY = "digitsbenchmarkboundary"
 
 # Issue 21's targets (2-core machine, loopback, client on the same machine).
 TARGETS = {
-    "png_rps": 5000, "png_ratio": 100, "png_p99_ms": 20, "png256_share": 0.9, "png256_errors": 0.01,
-    "health_ms": 100, "photo_p99_ms": 300, "worker_share": (0.3, 0.7), "rss_growth": 0.10,
-    "attack_health_ms": 100, "attack_rss_mib": 1024,
+    "png_rps": 5000,
+    "png_ratio": 100,
+    "png_p99_ms": 20,
+    "png256_share": 0.9,
+    "png256_errors": 0.01,
+    "health_ms": 100,
+    "photo_p99_ms": 300,
+    "worker_share": (0.3, 0.7),
+    "rss_growth": 0.10,
+    "attack_health_ms": 100,
+    "attack_rss_mib": 1024,
 }
 
 
@@ -84,7 +92,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(command: list[str], url: str, log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def start(
+    command: list[str], url: str, log: Path, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     with log.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     deadline = time.monotonic() + 180
@@ -96,7 +106,7 @@ def start(command: list[str], url: str, log: Path, env: dict | None = None, cwd:
                 return process
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer within 180 s")
+                raise SystemExit(f"{url} did not answer within 180 s") from None
             time.sleep(0.5)
 
 
@@ -146,8 +156,14 @@ def rss_mib(pid: int) -> float:
 
 
 def multipart(data: bytes, filename: str, content_type: str) -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -200,8 +216,14 @@ def thousand_scan_jpeg() -> bytes:
 # --------------------------------------------------------------------------
 
 
-def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds: float | None = None,
-        content_type: str = f"multipart/form-data; boundary={BOUNDARY}") -> dict:
+def hey(
+    url: str,
+    body: Path,
+    clients: int,
+    requests: int | None = None,
+    seconds: float | None = None,
+    content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
+) -> dict:
     """Run `hey`; its per-request CSV -> answers/s, p50/p99 ms, errors."""
     command = ["hey", "-c", str(clients), "-m", "POST", "-t", "30", "-o", "csv", "-T", content_type, "-D", str(body)]
     if seconds is not None:
@@ -217,7 +239,10 @@ def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds
     sent = (requests // clients) * clients if requests is not None and seconds is None else len(rows)
     span = float((starts + times).max() - starts.min()) if len(rows) else float("nan")
     return {
-        "requests": sent, "answered": len(rows), "ok": ok, "errors": sent - ok,
+        "requests": sent,
+        "answered": len(rows),
+        "ok": ok,
+        "errors": sent - ok,
         "rps": round(len(rows) / span, 1) if len(rows) else 0.0,
         "p50_ms": round(float(np.percentile(times, 50)) * 1000, 2) if len(rows) else None,
         "p99_ms": round(float(np.percentile(times, 99)) * 1000, 2) if len(rows) else None,
@@ -227,10 +252,25 @@ def hey(url: str, body: Path, clients: int, requests: int | None = None, seconds
 def wrk(url: str, body: Path, clients: int, seconds: float) -> dict:
     """Run `wrk` for `seconds` with `clients` connections POSTing `body`: answers/s, p50/p99 ms, errors."""
     script = body.with_suffix(".lua")
-    script.write_text(f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.method = "POST"\n'
-                      f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n')
-    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "30s", "--latency",
-               "-s", str(script), url]
+    script.write_text(
+        f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.method = "POST"\n'
+        f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
+    )
+    command = [
+        "wrk",
+        "-t",
+        "2",
+        "-c",
+        str(clients),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     def figure(pattern: str, default: float = 0.0) -> float:
@@ -239,25 +279,46 @@ def wrk(url: str, body: Path, clients: int, seconds: float) -> dict:
 
     def ms(label: str) -> float:
         found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
-        return round(float(found.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[found.group(2)], 2) if found else None
+        return (
+            round(float(found.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[found.group(2)], 2)
+            if found
+            else None
+        )
 
     requests = int(figure(r"^\s+(\d+) requests in"))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    errors = int(figure(r"Non-2xx or 3xx responses: (\d+)")) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
-    return {"requests": requests, "errors": errors, "rps": figure(r"^Requests/sec:\s+([\d.]+)"),
-            "p50_ms": ms("50"), "p99_ms": ms("99")}
+    errors = int(figure(r"Non-2xx or 3xx responses: (\d+)")) + (
+        sum(map(int, socket_errors.groups())) if socket_errors else 0
+    )
+    return {
+        "requests": requests,
+        "errors": errors,
+        "rps": figure(r"^Requests/sec:\s+([\d.]+)"),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+    }
 
 
 def worker_counts(url: str) -> dict[str, float]:
     """Requests each worker process has answered, from /metrics (`digits_worker_requests_total`)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
         text = response.read().decode()
-    return {pid: float(count) for pid, count in
-            re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+    return {
+        pid: float(count)
+        for pid, count in re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)
+    }
 
 
-def load_test(name: str, servers: dict, body: Path, clients: int, requests: int, anchor_seconds: float,
-              reps: int, wrk_seconds: float = 0) -> dict:
+def load_test(
+    name: str,
+    servers: dict,
+    body: Path,
+    clients: int,
+    requests: int,
+    anchor_seconds: float,
+    reps: int,
+    wrk_seconds: float = 0,
+) -> dict:
     results = {side: [] for side in servers}
     wrk_results = {side: [] for side in servers} if wrk_seconds else {}
     for rep in range(reps):
@@ -277,13 +338,17 @@ def load_test(name: str, servers: dict, body: Path, clients: int, requests: int,
             if wrk_seconds:
                 wrk_results[side].append(wrk(url, body, clients, anchor_seconds if side == "tutorial" else wrk_seconds))
                 print(f"  {name} rep {rep + 1} {side} (wrk): {wrk_results[side][-1]}", flush=True)
-    summary = {side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p50_ms", "p99_ms", "errors")}
-               for side, runs in results.items()}
+    summary = {
+        side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p50_ms", "p99_ms", "errors")}
+        for side, runs in results.items()
+    }
     summary["ratio"] = round(summary["digits"]["rps"] / summary["tutorial"]["rps"], 1)
     report = {"runs": results, "median": summary}
     if wrk_seconds:
-        report["wrk"] = {side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p99_ms", "errors")}
-                         for side, runs in wrk_results.items()}
+        report["wrk"] = {
+            side: {key: statistics.median([r[key] for r in runs]) for key in ("rps", "p99_ms", "errors")}
+            for side, runs in wrk_results.items()
+        }
         report["wrk"]["ratio"] = round(report["wrk"]["digits"]["rps"] / max(report["wrk"]["tutorial"]["rps"], 0.1), 1)
         report["wrk_runs"] = wrk_results
     return report
@@ -294,8 +359,12 @@ def crowd(url: str, pid: int, body: Path, clients: int, requests: int, wrk_secon
     with HealthProbe(url, pid) as probe:
         result = hey(f"{url}/predict", body, clients, requests=requests)
     latencies = probe.latencies or [float("nan")]
-    result.update(health_p99_ms=round(float(np.percentile(latencies, 99)), 1), health_max_ms=round(max(latencies), 1),
-                  health_failures=probe.failures, wrk=wrk(f"{url}/predict", body, clients, wrk_seconds))
+    result.update(
+        health_p99_ms=round(float(np.percentile(latencies, 99)), 1),
+        health_max_ms=round(max(latencies), 1),
+        health_failures=probe.failures,
+        wrk=wrk(f"{url}/predict", body, clients, wrk_seconds),
+    )
     print(f"  {clients} clients: {result}", flush=True)
     return result
 
@@ -378,7 +447,9 @@ def held_connections(url: str, payload: bytes, count: int, hold_seconds: float) 
 def corrupt_exif_jpeg() -> bytes:
     """Issue 21's warning attack: a JPEG whose EXIF points past its end (Pillow warns twice reading it)."""
     entries = b"".join(struct.pack(">HHII", 0x0112, 3, 0xFFFFFFFF, 0) for _ in range(5))
-    return encode(Image.new("L", (64, 64), 255), "JPEG", exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05" + entries)
+    return encode(
+        Image.new("L", (64, 64), 255), "JPEG", exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05" + entries
+    )
 
 
 def large_v2_request() -> bytes:
@@ -389,8 +460,12 @@ def large_v2_request() -> bytes:
 
 def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict]:
     scale = 4 if quick else 1
-    bodies = {"16bit": work / "16bit.body", "scans": work / "scans.body", "exif": work / "exif.body",
-              "v2": work / "v2.body"}
+    bodies = {
+        "16bit": work / "16bit.body",
+        "scans": work / "scans.body",
+        "exif": work / "exif.body",
+        "v2": work / "v2.body",
+    }
     bodies["16bit"].write_bytes(multipart(sixteen_bit_png(), "deep.png", "image/png"))
     bodies["scans"].write_bytes(multipart(thousand_scan_jpeg(), "scans.jpg", "image/jpeg"))
     bodies["exif"].write_bytes(multipart(corrupt_exif_jpeg(), "exif.jpg", "image/jpeg"))
@@ -398,32 +473,63 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
     bodies["10mib"] = work / "10mib.body"  # the largest upload allowed, of bytes that are no picture
     bodies["10mib"].write_bytes(multipart(bytes(10 * 2**20 - 400), "big.png", "image/png"))
     plans = [
-        ("a 16-bit PNG of 6300×6300 (%d KB), 6 at once" % (bodies["16bit"].stat().st_size // 1024),
-         lambda: hey(f"{url}/predict", bodies["16bit"], 6, requests=24 // scale)),
-        ("a progressive JPEG of 1,000 scans, 8 at once",
-         lambda: hey(f"{url}/predict", bodies["scans"], 8, requests=400 // scale)),
-        ("2,000 connections sending half their headers",
-         lambda: held_connections(url, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", 2000 // scale, 5)),
-        ("1,000 bodies shorter than their Content-Length",
-         lambda: held_connections(url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n--x",
-                                  1000 // scale, 5)),
-        ("2,000 malformed requests (bad Content-Length, 3,000 headers, no Host)",
-         lambda: [raw_requests(url, payload, 700 // scale) for payload in (
-             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
-             b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n",
-             b"GET /health HTTP/1.1\r\n\r\n")]),
-        ("2,000 idle connections, each a CRLF after its answer (issue 21)",
-         lambda: held_connections(url, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n\r\n", 2000 // scale, 5)),
-        ("1,000 answers of 413, each followed by one body byte (issue 21)",
-         lambda: held_connections(url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n-",
-                                  1000 // scale, 5)),
-        (f"{bodies['v2'].stat().st_size // 10**6} MB /v2 JSON requests of 256 images, 32 at once (issue 21)",
-         lambda: hey(f"{url}/v2/models/digits/infer", bodies["v2"], 32, requests=128 // scale,
-                     content_type="application/json")),
-        ("32 uploads of 10 MiB at once (issue 21)",
-         lambda: hey(f"{url}/predict", bodies["10mib"], 32, requests=128 // scale)),
-        ("1,000 JPEGs with a corrupt EXIF, 8 at once (issue 21: Pillow's warnings)",
-         lambda: hey(f"{url}/predict", bodies["exif"], 8, requests=1000 // scale)),
+        (
+            f"a 16-bit PNG of 6300×6300 ({bodies['16bit'].stat().st_size // 1024} KB), 6 at once",
+            lambda: hey(f"{url}/predict", bodies["16bit"], 6, requests=24 // scale),
+        ),
+        (
+            "a progressive JPEG of 1,000 scans, 8 at once",
+            lambda: hey(f"{url}/predict", bodies["scans"], 8, requests=400 // scale),
+        ),
+        (
+            "2,000 connections sending half their headers",
+            lambda: held_connections(url, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", 2000 // scale, 5),
+        ),
+        (
+            "1,000 bodies shorter than their Content-Length",
+            lambda: held_connections(
+                url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n--x", 1000 // scale, 5
+            ),
+        ),
+        (
+            "2,000 malformed requests (bad Content-Length, 3,000 headers, no Host)",
+            lambda: [
+                raw_requests(url, payload, 700 // scale)
+                for payload in (
+                    b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n",
+                    b"GET /health HTTP/1.1\r\n\r\n",
+                )
+            ],
+        ),
+        (
+            "2,000 idle connections, each a CRLF after its answer (issue 21)",
+            lambda: held_connections(url, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n\r\n", 2000 // scale, 5),
+        ),
+        (
+            "1,000 answers of 413, each followed by one body byte (issue 21)",
+            lambda: held_connections(
+                url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n-", 1000 // scale, 5
+            ),
+        ),
+        (
+            f"{bodies['v2'].stat().st_size // 10**6} MB /v2 JSON requests of 256 images, 32 at once (issue 21)",
+            lambda: hey(
+                f"{url}/v2/models/digits/infer",
+                bodies["v2"],
+                32,
+                requests=128 // scale,
+                content_type="application/json",
+            ),
+        ),
+        (
+            "32 uploads of 10 MiB at once (issue 21)",
+            lambda: hey(f"{url}/predict", bodies["10mib"], 32, requests=128 // scale),
+        ),
+        (
+            "1,000 JPEGs with a corrupt EXIF, 8 at once (issue 21: Pillow's warnings)",
+            lambda: hey(f"{url}/predict", bodies["exif"], 8, requests=1000 // scale),
+        ),
     ]
     results = []
     for name, attack in plans:
@@ -439,11 +545,14 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
             alive = False
         latencies = probe.latencies or [float("nan")]
         result = {
-            "attack": name, "health_probes": len(probe.latencies), "health_failures": probe.failures,
+            "attack": name,
+            "health_probes": len(probe.latencies),
+            "health_failures": probe.failures,
             "health_p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "health_p99_ms": round(float(np.percentile(latencies, 99)), 1),
             "health_max_ms": round(max(latencies), 1),
-            "peak_rss_mib": round(probe.peak_rss), "alive_after": alive,
+            "peak_rss_mib": round(probe.peak_rss),
+            "alive_after": alive,
             "log_bytes": log.stat().st_size - log_before,
             "answers": {k: outcome[k] for k in ("requests", "ok", "errors")} if isinstance(outcome, dict) else None,
         }
@@ -468,28 +577,45 @@ def markdown(report: dict) -> str:
     for key, label in (("png28", "28×28 PNG, 32"), ("photo", "2 MP photo, 8")):
         for side in ("digits", "tutorial"):
             m = load[key]["median"][side]
-            lines.append(f"| {label} | {side} | {m['rps']:,.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']:.0f} |")
+            lines.append(
+                f"| {label} | {side} | {m['rps']:,.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']:.0f} |"
+            )
         lines.append(f"| {label} | ratio | **{load[key]['median']['ratio']}×** | | | |")
         if "wrk" in load[key]:
             w = load[key]["wrk"]
             for side in ("digits", "tutorial"):
-                lines.append(f"| {label} (wrk) | {side} | {w[side]['rps']:,.0f} | | {w[side]['p99_ms']} | "
-                             f"{w[side]['errors']:.0f} |")
+                lines.append(
+                    f"| {label} (wrk) | {side} | {w[side]['rps']:,.0f} | | {w[side]['p99_ms']} | "
+                    f"{w[side]['errors']:.0f} |"
+                )
             lines.append(f"| {label} (wrk) | ratio | **{w['ratio']}×** | | | |")
     for clients, c in sorted(report.get("crowds", {}).items()):
-        lines.append(f"| 28×28 PNG, {clients} | digits | {c['rps']:,.0f} | {c['p50_ms']} | {c['p99_ms']} | "
-                     f"{c['errors']:.0f} |")
-        lines.append(f"| 28×28 PNG, {clients} (wrk) | digits | {c['wrk']['rps']:,.0f} | | {c['wrk']['p99_ms']} | "
-                     f"{c['wrk']['errors']:.0f} |")
+        lines.append(
+            f"| 28×28 PNG, {clients} | digits | {c['rps']:,.0f} | {c['p50_ms']} | {c['p99_ms']} | {c['errors']:.0f} |"
+        )
+        lines.append(
+            f"| 28×28 PNG, {clients} (wrk) | digits | {c['wrk']['rps']:,.0f} | | {c['wrk']['p99_ms']} | "
+            f"{c['wrk']['errors']:.0f} |"
+        )
     shares = [r["worker_shares"] for r in load["photo"].get("runs", {}).get("digits", []) if "worker_shares" in r]
     if shares:
-        lines += ["", "Each worker's share of the 2 MP answers, per run: " + "; ".join(
-            " / ".join(f"{100 * x:.0f} %" for x in run) for run in shares) + "."]
+        lines += [
+            "",
+            "Each worker's share of the 2 MP answers, per run: "
+            + "; ".join(" / ".join(f"{100 * x:.0f} %" for x in run) for run in shares)
+            + ".",
+        ]
     crowds = report.get("crowds", {})
     if crowds:
-        lines += ["", "/health while 28×28 PNGs come from " + "; ".join(
-            f"{clients} clients: p99 {c['health_p99_ms']} ms, max {c['health_max_ms']} ms, {c['health_failures']} failed"
-            for clients, c in sorted(crowds.items())) + "."]
+        lines += [
+            "",
+            "/health while 28×28 PNGs come from "
+            + "; ".join(
+                f"{clients} clients: p99 {c['health_p99_ms']} ms, max {c['health_max_ms']} ms, {c['health_failures']} failed"
+                for clients, c in sorted(crowds.items())
+            )
+            + ".",
+        ]
     rss = report["rss"]
     lines += [
         "",
@@ -501,23 +627,35 @@ def markdown(report: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for a in report["attacks"]:
-        lines.append(f"| {a['attack']} | {a['health_p50_ms']} | {a['health_p99_ms']} | {a['health_max_ms']} | "
-                     f"{a['health_failures']} | {a['peak_rss_mib']} | {'yes' if a['alive_after'] else '**no**'} | "
-                     f"{a['log_bytes']:,} |")
+        lines.append(
+            f"| {a['attack']} | {a['health_p50_ms']} | {a['health_p99_ms']} | {a['health_max_ms']} | "
+            f"{a['health_failures']} | {a['peak_rss_mib']} | {'yes' if a['alive_after'] else '**no**'} | "
+            f"{a['log_bytes']:,} |"
+        )
     met = report["targets_met"]
-    lines += ["", "Targets: " + ", ".join(f"{name} {'met' if ok else '**not met**'}" for name, ok in met.items()) + ".",
-              "", f"{report['machine']['cpu']}, {report['machine']['cores']} cores, load average "
-              f"{report['load_average_before']} before the run; `hey` on the same machine; model "
-              f"`{report['model']}`; {report['reps']} repetitions, alternating, medians shown; "
-              f"{report['photo_source']}. Command: `{report['command']}`."]
+    lines += [
+        "",
+        "Targets: " + ", ".join(f"{name} {'met' if ok else '**not met**'}" for name, ok in met.items()) + ".",
+        "",
+        f"{report['machine']['cpu']}, {report['machine']['cores']} cores, load average "
+        f"{report['load_average_before']} before the run; `hey` on the same machine; model "
+        f"`{report['model']}`; {report['reps']} repetitions, alternating, medians shown; "
+        f"{report['photo_source']}. Command: `{report['command']}`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="what digits serves: run folder or .onnx (default: the shipped model)")
-    parser.add_argument("--tutorial-model", type=Path, required=True,
-                        help="what the tutorial server serves: a run folder with model.keras, or a .keras file")
+    parser.add_argument(
+        "--model", type=Path, help="what digits serves: run folder or .onnx (default: the shipped model)"
+    )
+    parser.add_argument(
+        "--tutorial-model",
+        type=Path,
+        required=True,
+        help="what the tutorial server serves: a run folder with model.keras, or a .keras file",
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--requests", type=int, default=5000, help="POSTs per load measurement of digits")
     parser.add_argument("--photo-requests", type=int, default=200)
@@ -546,15 +684,33 @@ def main() -> None:
         photo_body.write_bytes(multipart(photo, "photo.jpg", "image/jpeg"))
         urls = {"digits": f"http://127.0.0.1:{free_port()}", "tutorial": f"http://127.0.0.1:{free_port()}"}
         ours_log, tutorial_log = work / "digits.log", work / "tutorial.log"
-        ours = start([DIGITS, "serve", "--model", str(onnx), "--port", urls["digits"].rsplit(":", 1)[1],
-                      "--workers", str(args.workers)], urls["digits"], ours_log)
+        ours = start(
+            [
+                DIGITS,
+                "serve",
+                "--model",
+                str(onnx),
+                "--port",
+                urls["digits"].rsplit(":", 1)[1],
+                "--workers",
+                str(args.workers),
+            ],
+            urls["digits"],
+            ours_log,
+        )
         env = dict(os.environ, DIGITS_TUTORIAL_MODEL=str(keras_model), TF_CPP_MIN_LOG_LEVEL="2")
-        tutorial = start([sys.executable, "-m", "uvicorn", "tutorial_server:app", "--port",
-                          urls["tutorial"].rsplit(":", 1)[1]], urls["tutorial"], tutorial_log, env=env, cwd=HERE)
+        tutorial = start(
+            [sys.executable, "-m", "uvicorn", "tutorial_server:app", "--port", urls["tutorial"].rsplit(":", 1)[1]],
+            urls["tutorial"],
+            tutorial_log,
+            env=env,
+            cwd=HERE,
+        )
         try:
             print("load: 28x28 PNG, 32 clients", flush=True)
-            png = load_test("png28", urls, png_body, 32, args.requests, args.anchor_seconds, args.reps,
-                            args.wrk_seconds)
+            png = load_test(
+                "png28", urls, png_body, 32, args.requests, args.anchor_seconds, args.reps, args.wrk_seconds
+            )
             print("load: 2 MP photo, 8 clients", flush=True)
             photo_load = load_test("photo", urls, photo_body, 8, args.photo_requests, args.anchor_seconds, args.reps)
             stop(tutorial)
@@ -564,8 +720,14 @@ def main() -> None:
             before = rss_mib(ours.pid)
             soak = hey(f"{urls['digits']}/predict", png_body, 32, requests=args.rss_requests)
             after = rss_mib(ours.pid)
-            rss = {"before_mib": round(before, 1), "after_mib": round(after, 1), "requests": args.rss_requests,
-                   "growth": round(after / before - 1, 4), "errors": soak["errors"], "rps": soak["rps"]}
+            rss = {
+                "before_mib": round(before, 1),
+                "after_mib": round(after, 1),
+                "requests": args.rss_requests,
+                "growth": round(after / before - 1, 4),
+                "errors": soak["errors"],
+                "rps": soak["rps"],
+            }
             print(f"  {rss}", flush=True)
             print("attacks", flush=True)
             attacked = attacks(urls["digits"], ours.pid, ours_log, work, args.quick)
@@ -581,27 +743,39 @@ def main() -> None:
         f"≥ {TARGETS['png_ratio']}× the tutorial": p["ratio"] >= TARGETS["png_ratio"],
         f"PNG p99 ≤ {TARGETS['png_p99_ms']} ms": p["digits"]["p99_ms"] <= TARGETS["png_p99_ms"],
         "0 errors": p["digits"]["errors"] == 0 and ph["digits"]["errors"] == 0,
-        f"256 clients ≥ {TARGETS['png256_share']:.0%} of 32's req/s": c256["rps"] >= TARGETS["png256_share"] * p["digits"]["rps"],
-        f"256 clients ≤ {TARGETS['png256_errors']:.0%} errors": c256["errors"] <= TARGETS["png256_errors"] * c256["requests"],
+        f"256 clients ≥ {TARGETS['png256_share']:.0%} of 32's req/s": c256["rps"]
+        >= TARGETS["png256_share"] * p["digits"]["rps"],
+        f"256 clients ≤ {TARGETS['png256_errors']:.0%} errors": c256["errors"]
+        <= TARGETS["png256_errors"] * c256["requests"],
         f"/health ≤ {TARGETS['health_ms']} ms at 256 clients": c256["health_max_ms"] <= TARGETS["health_ms"],
         f"photo p99 ≤ {TARGETS['photo_p99_ms']} ms": ph["digits"]["p99_ms"] <= TARGETS["photo_p99_ms"],
         f"each worker {low:.0%}-{high:.0%} of the photos, every run": all(
             len(r.get("worker_shares", [])) == args.workers and all(low <= x <= high for x in r["worker_shares"])
-            for r in photo_load["runs"]["digits"]),
+            for r in photo_load["runs"]["digits"]
+        ),
         f"RSS growth ≤ {TARGETS['rss_growth']:.0%}": rss["growth"] <= TARGETS["rss_growth"],
-        f"/health ≤ {TARGETS['attack_health_ms']} ms under attack":
-            all(a["health_p99_ms"] <= TARGETS["attack_health_ms"] and a["health_failures"] == 0 for a in attacked),
+        f"/health ≤ {TARGETS['attack_health_ms']} ms under attack": all(
+            a["health_p99_ms"] <= TARGETS["attack_health_ms"] and a["health_failures"] == 0 for a in attacked
+        ),
         "RSS < 1 GB under attack": all(a["peak_rss_mib"] < TARGETS["attack_rss_mib"] for a in attacked),
         "alive after every attack": all(a["alive_after"] for a in attacked),
     }
     report = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/serve.py", *sys.argv[1:]]),
-        "machine": provenance.machine(), "versions": provenance.versions(),
-        "load_average_before": " ".join(load_average), "model": f"{onnx} (digits), {keras_model} (tutorial)", "workers": args.workers,
-        "reps": args.reps, "photo_source": photo_source,
-        "load": {"png28": png, "photo": photo_load}, "crowds": crowds, "rss": rss, "attacks": attacked,
-        "targets": TARGETS, "targets_met": targets_met,
+        "machine": provenance.machine(),
+        "versions": provenance.versions(),
+        "load_average_before": " ".join(load_average),
+        "model": f"{onnx} (digits), {keras_model} (tutorial)",
+        "workers": args.workers,
+        "reps": args.reps,
+        "photo_source": photo_source,
+        "load": {"png28": png, "photo": photo_load},
+        "crowds": crowds,
+        "rss": rss,
+        "attacks": attacked,
+        "targets": TARGETS,
+        "targets_met": targets_met,
     }
     stem = "serve-quick" if args.quick else "serve"
     RESULTS.mkdir(exist_ok=True)

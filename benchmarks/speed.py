@@ -40,24 +40,32 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from digits.train import provenance
 from digits.atomic import write_json, write_text
 from digits.data import DataError, cache_dir, load_mnist, locate
-from digits.train.timing import PHASES_VARIABLE
 from digits.runs import RunDir
+from digits.train import provenance
+from digits.train.timing import PHASES_VARIABLE
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REFERENCE = HERE / "reference_article.py"
 KERAS_FIT = HERE / "keras_fit.py"
 # The phases of one `digits train` in the order they happen; the data load runs beside the TensorFlow import.
-SEQUENTIAL_PHASES = ("import TensorFlow", "provenance", "build model", "training", "save Keras model", "ONNX export",
-                     "evaluation", "plots (waited for)")
+SEQUENTIAL_PHASES = (
+    "import TensorFlow",
+    "provenance",
+    "build model",
+    "training",
+    "save Keras model",
+    "ONNX export",
+    "evaluation",
+    "plots (waited for)",
+)
 PYTHON = sys.executable
 DIGITS = str(Path(sys.executable).parent / "digits")
 TEST_IMAGE_INDEX = 1  # the article's example, X_test[1]
@@ -125,7 +133,9 @@ def find_data() -> Path:
     try:
         locate("mnist", folder)
     except DataError as err:
-        raise SystemExit(f"speed.py: MNIST not found ({err}); set DIGITS_DATA_DIR to the folder with the IDX files.")
+        raise SystemExit(
+            f"speed.py: MNIST not found ({err}); set DIGITS_DATA_DIR to the folder with the IDX files."
+        ) from None
     return folder
 
 
@@ -220,8 +230,9 @@ def breakdown(training: list[dict]) -> dict:
     phases = [r["fast"]["phases"] for r in training]
     names = list(dict.fromkeys(name for p in phases for name in p))
     medians = {name: median([p.get(name) for p in phases]) for name in names}
-    outside = [r["fast"]["process_seconds"] - sum(r["fast"]["phases"].get(n, 0.0) for n in SEQUENTIAL_PHASES)
-               for r in training]
+    outside = [
+        r["fast"]["process_seconds"] - sum(r["fast"]["phases"].get(n, 0.0) for n in SEQUENTIAL_PHASES) for r in training
+    ]
     medians["interpreter start, CLI and the rest"] = median(outside)
     return medians
 
@@ -256,8 +267,10 @@ def cold_start_phase(env: dict, reference_model: Path, run_dir: str, image: Path
         if result.returncode != 0:
             ours["error"] = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
             ours["process_seconds"] = None
-        log(f"    cold start {rep}/{reps}: article {reference['process_seconds']:.2f} s, digits "
-            + (f"{seconds:.2f} s" if result.returncode == 0 else f"FAILED: {ours['error']}"))
+        log(
+            f"    cold start {rep}/{reps}: article {reference['process_seconds']:.2f} s, digits "
+            + (f"{seconds:.2f} s" if result.returncode == 0 else f"FAILED: {ours['error']}")
+        )
         rounds.append({"rep": rep, "reference": reference, "digits": ours})
     return rounds
 
@@ -282,8 +295,14 @@ def figure(key: str, name: str, reference: float | None, ours: float | None, uni
     ratio = ours / reference if ours is not None and reference else None
     target, stretch = TARGETS.get(key, (None, None))
     return {
-        "key": key, "name": name, "unit": unit, "reference": reference, "digits": ours, "ratio": ratio,
-        "target_ratio": target, "stretch_ratio": stretch,
+        "key": key,
+        "name": name,
+        "unit": unit,
+        "reference": reference,
+        "digits": ours,
+        "ratio": ratio,
+        "target_ratio": target,
+        "stretch_ratio": stretch,
         "met": None if ratio is None or target is None else ratio <= target,
         "stretch_met": None if ratio is None or stretch is None else ratio <= stretch,
     }
@@ -319,34 +338,69 @@ def summarize(training: list[dict], inference: dict, cold: list[dict], matmul: d
     rates = {
         "matmul_peak": matmul["gflops"],
         "reference_training": gflops(per_epoch(ref, ref["train_samples"]), med["reference_epoch_seconds"]),
-        "fast_training": gflops(per_epoch(fast, fast["samples_per_epoch"]),
-                                median([r["fast"]["epoch_seconds"] for r in training])),
+        "fast_training": gflops(
+            per_epoch(fast, fast["samples_per_epoch"]), median([r["fast"]["epoch_seconds"] for r in training])
+        ),
         "seed_training": gflops(per_epoch(seed, seed["samples_per_epoch"]), med["seed_epoch_seconds"]),
         "reference_inference": gflops(2 * ref["parameters"] * 10_000, med["reference_predict_10k_seconds"]),
         "digits_inference": gflops(2 * fast["parameters"] * 10_000, med["digits_predict_10k_seconds"]),
     }
     figures = [
-        figure("fit", "training time: article `fit` vs `digits train --preset fast`",
-               med["reference_fit_seconds"], med["fast_train_seconds"]),
-        figure("command", "whole command (process wall time)", med["reference_process_seconds"], med["fast_process_seconds"]),
-        figure("epoch", "seconds per epoch at batch 32 (`--preset seed`)",
-               med["reference_epoch_seconds"], med["seed_epoch_seconds"]),
-        figure("batch_predict", "predict 10,000 test images (warm)",
-               med["reference_predict_10k_seconds"], med["digits_predict_10k_seconds"]),
-        figure("cold_start", "cold start: one image, whole process (import + load + predict)",
-               med["reference_cold_seconds"], med["digits_cold_seconds"]),
-        figure("latency_p50", "single-image latency p50 (in process)",
-               med["reference_single_p50_seconds"], med["digits_single_p50_seconds"]),
-        figure("latency_p99", "single-image latency p99 (in process)",
-               med["reference_single_p99_seconds"], med["digits_single_p99_seconds"]),
+        figure(
+            "fit",
+            "training time: article `fit` vs `digits train --preset fast`",
+            med["reference_fit_seconds"],
+            med["fast_train_seconds"],
+        ),
+        figure(
+            "command",
+            "whole command (process wall time)",
+            med["reference_process_seconds"],
+            med["fast_process_seconds"],
+        ),
+        figure(
+            "epoch",
+            "seconds per epoch at batch 32 (`--preset seed`)",
+            med["reference_epoch_seconds"],
+            med["seed_epoch_seconds"],
+        ),
+        figure(
+            "batch_predict",
+            "predict 10,000 test images (warm)",
+            med["reference_predict_10k_seconds"],
+            med["digits_predict_10k_seconds"],
+        ),
+        figure(
+            "cold_start",
+            "cold start: one image, whole process (import + load + predict)",
+            med["reference_cold_seconds"],
+            med["digits_cold_seconds"],
+        ),
+        figure(
+            "latency_p50",
+            "single-image latency p50 (in process)",
+            med["reference_single_p50_seconds"],
+            med["digits_single_p50_seconds"],
+        ),
+        figure(
+            "latency_p99",
+            "single-image latency p99 (in process)",
+            med["reference_single_p99_seconds"],
+            med["digits_single_p99_seconds"],
+        ),
     ]
     accuracies = {
         "reference": pick("reference", "test_accuracy"),
         "fast": pick("fast", "test_accuracy"),
         "seed": pick("seed", "test_accuracy"),
     }
-    return {"medians": med, "gflops": rates, "figures": figures, "accuracies": accuracies,
-            "breakdown": breakdown(training)}
+    return {
+        "medians": med,
+        "gflops": rates,
+        "figures": figures,
+        "accuracies": accuracies,
+        "breakdown": breakdown(training),
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -392,15 +446,22 @@ def breakdown_lines(phases: dict | None, medians: dict) -> list[str]:
     """Where the whole command's time goes, phase by phase."""
     if not phases:
         return []
-    lines = ["", f"Where the whole `digits train --preset fast` command's {fmt_seconds(medians['fast_process_seconds'])} "
-             "go (medians; the data load runs beside the TensorFlow import, and the plots are drawn in a second "
-             "process beside the ONNX export and the evaluation, so only the wait for them counts):", "",
-             "| phase | seconds |", "|---|---|"]
+    lines = [
+        "",
+        f"Where the whole `digits train --preset fast` command's {fmt_seconds(medians['fast_process_seconds'])} "
+        "go (medians; the data load runs beside the TensorFlow import, and the plots are drawn in a second "
+        "process beside the ONNX export and the evaluation, so only the wait for them counts):",
+        "",
+        "| phase | seconds |",
+        "|---|---|",
+    ]
     for name in ("interpreter start, CLI and the rest", *SEQUENTIAL_PHASES):
         if name in phases:
             lines.append(f"| {name} | {fmt_seconds(phases[name])} |")
     if "compile" in phases:
-        lines.append(f"| of which training: first compiled call over a typical one (compile) | {fmt_seconds(phases['compile'])} |")
+        lines.append(
+            f"| of which training: first compiled call over a typical one (compile) | {fmt_seconds(phases['compile'])} |"
+        )
     if "data" in phases:
         lines.append(f"| data, read and verified (beside the import) | {fmt_seconds(phases['data'])} |")
     return lines
@@ -410,14 +471,21 @@ def keras_fit_lines(runs: list[dict] | None, loop_seconds: float | None) -> list
     """The custom loop against Keras's `model.fit` on the same preset, run once."""
     if not runs:
         return []
-    lines = ["", "The custom training loop against Keras's own `model.fit` on the same preset, data, network and "
-             "optimizer (`benchmarks/keras_fit.py`, run once each; compile included on both sides):", "",
-             "| `--preset fast`, training | seconds | val accuracy | loop / fit |", "|---|---|---|---|"]
+    lines = [
+        "",
+        "The custom training loop against Keras's own `model.fit` on the same preset, data, network and "
+        "optimizer (`benchmarks/keras_fit.py`, run once each; compile included on both sides):",
+        "",
+        "| `--preset fast`, training | seconds | val accuracy | loop / fit |",
+        "|---|---|---|---|",
+    ]
     lines.append(f"| `digits` custom loop (median) | {fmt_seconds(loop_seconds)} | | |")
     for run in runs:
         ratio = loop_seconds / run["fit_seconds"] if loop_seconds else None
-        lines.append(f"| `model.fit`, steps_per_execution={run['steps_per_execution']}, jit_compile={run['jit_compile']} "
-                     f"| {fmt_seconds(run['fit_seconds'])} | {run['val_accuracy']:.4f} | {fmt_ratio(ratio)} |")
+        lines.append(
+            f"| `model.fit`, steps_per_execution={run['steps_per_execution']}, jit_compile={run['jit_compile']} "
+            f"| {fmt_seconds(run['fit_seconds'])} | {run['val_accuracy']:.4f} | {fmt_ratio(ratio)} |"
+        )
     return lines
 
 
@@ -437,8 +505,10 @@ def markdown(report: dict) -> str:
     ]
     for row in s["figures"]:
         target, met = fmt_target(row)
-        lines.append(f"| {row['name']} | {fmt_seconds(row['reference'])} | {fmt_seconds(row['digits'])} "
-                     f"| {fmt_ratio(row['ratio'])} | {target} | {met} |")
+        lines.append(
+            f"| {row['name']} | {fmt_seconds(row['reference'])} | {fmt_seconds(row['digits'])} "
+            f"| {fmt_ratio(row['ratio'])} | {target} | {met} |"
+        )
     lines += breakdown_lines(s.get("breakdown"), s["medians"])
     lines += keras_fit_lines(report["raw"].get("keras_fit"), s["medians"]["fast_train_seconds"])
     acc = s["accuracies"]
@@ -503,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = find_data()
     env = {**os.environ, "DIGITS_DATA_DIR": str(data_dir)}
     _, (x_test, y_test) = load_mnist(data_dir)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="digits-speed-") as tmp:
         tmp = Path(tmp)
         image = tmp / "one.png"
@@ -526,11 +596,26 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": started,
         "command": [PYTHON, *sys.argv],
         "machine": machine_info(),
-        "settings": {k: getattr(args, k) for k in ("reps", "cold_reps", "reference_epochs", "seed_epochs",
-                                                   "reference_latency_calls", "batch_calls", "latency_calls")},
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "reps",
+                "cold_reps",
+                "reference_epochs",
+                "seed_epochs",
+                "reference_latency_calls",
+                "batch_calls",
+                "latency_calls",
+            )
+        },
         "test_image": {"index": TEST_IMAGE_INDEX, "label": int(y_test[TEST_IMAGE_INDEX])},
-        "raw": {"training": training, "inference": inference, "cold_start": cold, "matmul": matmul,
-                "keras_fit": keras_fit},
+        "raw": {
+            "training": training,
+            "inference": inference,
+            "cold_start": cold,
+            "matmul": matmul,
+            "keras_fit": keras_fit,
+        },
     }
     report["summary"] = summarize(training, inference, cold, matmul)
     stem = "speed-quick" if args.quick else "speed"

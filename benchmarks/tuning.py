@@ -30,14 +30,14 @@ import argparse
 import json
 import statistics
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from digits.train import tune  # noqa: E402
 from digits.runs import RunDir  # noqa: E402
+from digits.train import tune  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "tuning"
@@ -66,9 +66,13 @@ COMMANDS = {
 def read_run(run: Path) -> dict:
     folder = RunDir(run)
     (config, info), metrics, history = folder.read_run(), folder.read_metrics(), folder.read_history()
-    return {"run": str(run.relative_to(ROOT)), "config": config.to_dict() | info.to_dict(), "metrics": metrics,
-            "history": history,
-            "kept_val_accuracy": tune.kept_val_accuracy(history, config)}
+    return {
+        "run": str(run.relative_to(ROOT)),
+        "config": config.to_dict() | info.to_dict(),
+        "metrics": metrics,
+        "history": history,
+        "kept_val_accuracy": tune.kept_val_accuracy(history, config),
+    }
 
 
 def read_runs(pattern: str) -> list[dict]:
@@ -90,7 +94,8 @@ def summarize(runs: list[dict]) -> dict:
         "kept_val_accuracy_median": statistics.median(r["kept_val_accuracy"] for r in runs),
         "train_val_gap_median": statistics.median(o["train_val_gap"]["accuracy"] for o in overfitting),
         "val_loss_rise_median": statistics.median(
-            r["history"]["val_loss"][-1] / min(r["history"]["val_loss"]) - 1 for r in runs),
+            r["history"]["val_loss"][-1] / min(r["history"]["val_loss"]) - 1 for r in runs
+        ),
         "overfits": sum(o["overfits"] for o in overfitting),
         "epochs": runs[0]["config"]["epochs"],
         "train_seconds_median": statistics.median(r["metrics"]["train_seconds"] for r in runs),
@@ -107,10 +112,17 @@ def study_summary(storage: str, name: str) -> dict:
     plots = tune.save_plots(study, DOCS / name)
     finished = [t for t in trials if t.datetime_complete]
     seconds = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
-    return {"study": name, "preset": study.user_attrs["preset"], "trials": states, "wall_minutes": round(seconds / 60),
-            "workers": len({t.user_attrs.get("worker") for t in finished}), "best_trial": best.number,
-            "best_val_accuracy": best.value, "best_params": best.params,
-            "plots": [str(p.relative_to(ROOT)) for p in plots]}
+    return {
+        "study": name,
+        "preset": study.user_attrs["preset"],
+        "trials": states,
+        "wall_minutes": round(seconds / 60),
+        "workers": len({t.user_attrs.get("worker") for t in finished}),
+        "best_trial": best.number,
+        "best_val_accuracy": best.value,
+        "best_params": best.params,
+        "plots": [str(p.relative_to(ROOT)) for p in plots],
+    }
 
 
 def plot_curves(article: dict, tuned: dict, out: Path) -> None:
@@ -121,8 +133,9 @@ def plot_curves(article: dict, tuned: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex="col", sharey="row")
-    for column, (title, run) in enumerate((("the article's recipe (seed preset)", article),
-                                           ("tuned (best trial of seed-mnist)", tuned))):
+    for column, (title, run) in enumerate(
+        (("the article's recipe (seed preset)", article), ("tuned (best trial of seed-mnist)", tuned))
+    ):
         h = run["history"]
         for row, (metric, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
             ax = axes[row][column]
@@ -216,14 +229,18 @@ def _params(params: dict) -> str:
 
 
 def _seed_row(label: str, s: dict) -> str:
-    return (f"| {label} | {s['seeds']} | {pct(s['test_accuracy_median'])} | {pct(s['test_accuracy_min'])} – "
-            f"{pct(s['test_accuracy_max'])} | {s['epochs']} | {pct(s['train_val_gap_median'])} | "
-            f"{100 * s['val_loss_rise_median']:.0f} % | {s['overfits']} of {s['seeds']} |")
+    return (
+        f"| {label} | {s['seeds']} | {pct(s['test_accuracy_median'])} | {pct(s['test_accuracy_min'])} – "
+        f"{pct(s['test_accuracy_max'])} | {s['epochs']} | {pct(s['train_val_gap_median'])} | "
+        f"{100 * s['val_loss_rise_median']:.0f} % | {s['overfits']} of {s['seeds']} |"
+    )
 
 
 def _mlp_row(label: str, s: dict) -> str:
-    return (f"| {label} | {s['seeds']} | {pct(s['kept_val_accuracy_median'])} | {pct(s['test_accuracy_median'])} | "
-            f"{s['epochs']} | {s['parameters']:,} |")
+    return (
+        f"| {label} | {s['seeds']} | {pct(s['kept_val_accuracy_median'])} | {pct(s['test_accuracy_median'])} | "
+        f"{s['epochs']} | {s['parameters']:,} |"
+    )
 
 
 def main() -> None:
@@ -235,11 +252,17 @@ def main() -> None:
     tuned_mlp = read_runs("benchmarks/tune/runs/mlp-s*")
     preset_mlp = [read_run(ROOT / f"benchmarks/runs/mnist/mlp/s{run['config']['seed']}") for run in tuned_mlp]
     result = {
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "seed": {"study": study_summary(args.storage, "seed-mnist"), "article_recipe": summarize(article_runs),
-                 "tuned": summarize(tuned_runs)},
-        "mlp": {"study": study_summary(args.storage, "mlp-mnist"), "preset": summarize(preset_mlp),
-                "tuned": summarize(tuned_mlp)},
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seed": {
+            "study": study_summary(args.storage, "seed-mnist"),
+            "article_recipe": summarize(article_runs),
+            "tuned": summarize(tuned_runs),
+        },
+        "mlp": {
+            "study": study_summary(args.storage, "mlp-mnist"),
+            "preset": summarize(preset_mlp),
+            "tuned": summarize(tuned_mlp),
+        },
         "commands": COMMANDS,
     }
     plot_curves(article_runs[0], tuned_runs[0], DOCS / "seed-curves.png")

@@ -27,7 +27,7 @@ def health():
 
 
 @app.post("/predict")
-async def predict(image: UploadFile = File(...)):
+async def predict(image: UploadFile = File(...)):  # noqa: B008 (the article's FastAPI idiom)
     picture = Image.open(io.BytesIO(await image.read())).convert("L").resize((28, 28))
     pixels = np.array(picture).astype("float32") / 255
     prediction = model.predict(pixels.reshape(1, 28, 28), verbose=0)

@@ -104,9 +104,13 @@ def shipped_model_block(card_path: Path) -> str:
         f"on {config['provenance']['machine']['cpu']}; figures from `src/digits/shipped/reader.json`.",
     ]
     if card.get("training_data"):
-        lines += ["", "Learnt from (licence as stated by each source; the generated junk and photographed digits are "
-                  "made by `digits` itself): " + "; ".join(f"{d['name']} ({d['licence']})" for d in card["training_data"])
-                  + "."]
+        lines += [
+            "",
+            "Learnt from (licence as stated by each source; the generated junk and photographed digits are "
+            "made by `digits` itself): "
+            + "; ".join(f"{d['name']} ({d['licence']})" for d in card["training_data"])
+            + ".",
+        ]
     return "\n".join(lines)
 
 

@@ -31,17 +31,20 @@ from pathlib import Path
 
 from digits.errors import WriteError
 
-_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
-          stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISSOCK: "a socket",
+}
 
 
 def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> tuple[Path, int]:
     """The regular file a write to `target` replaces or creates, and its mode (see the module's rules)."""
     target = Path(target)
-    if follow_symlinks:
-        real = Path(os.path.realpath(target))
-    else:  # the folders on the way are the caller's; only the name itself is not followed
-        real = Path(os.path.realpath(target.parent)) / target.name
+    # Without following: the folders on the way are the caller's; only the name itself is not followed.
+    real = Path(os.path.realpath(target)) if follow_symlinks else Path(os.path.realpath(target.parent)) / target.name
     try:
         info = os.stat(real, follow_symlinks=follow_symlinks)
     except FileNotFoundError:

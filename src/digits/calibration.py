@@ -54,8 +54,11 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).sum()
-              for b in range(bins) if (which == b).any())
+    gap = sum(
+        abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).sum()
+        for b in range(bins)
+        if (which == b).any()
+    )
     return float(gap / len(labels))
 
 
@@ -112,7 +115,9 @@ def stored_temperature(model: Path) -> float:
         try:
             config = json.loads(card.read_text(encoding="utf-8")).get("config", {})
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
-            raise ModelError(f"{card}: the model's card cannot be read ({err}); restore it or ship the model again.") from None
+            raise ModelError(
+                f"{card}: the model's card cannot be read ({err}); restore it or ship the model again."
+            ) from None
         record = config.get("calibration") if isinstance(config, dict) else None
     elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
         record = RunDir(model.parent).read_info().calibration

@@ -35,34 +35,66 @@ from digits.errors import ConfigError
 PRESETS: dict[str, dict] = {
     # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
     # the last 20 % of the training set held out for validation.
-    "seed": {"hidden": [128, 32], "epochs": 25, "batch_size": 32, "learning_rate": 1e-3,
-             "validation_split": 0.2},
+    "seed": {"hidden": [128, 32], "epochs": 25, "batch_size": 32, "learning_rate": 1e-3, "validation_split": 0.2},
     # The default: the article's network, trained fast. Large batches with a
     # cosine-decayed learning rate reach the article's accuracy in a few
     # seconds instead of a couple of minutes.
     # With only ~100 steps per epoch, XLA's compile time costs more than it saves.
-    "fast": {"hidden": [128, 32], "epochs": 8, "batch_size": 512, "learning_rate": 5e-3,
-             "schedule": "cosine", "jit_compile": False},
+    "fast": {
+        "hidden": [128, 32],
+        "epochs": 8,
+        "batch_size": 512,
+        "learning_rate": 5e-3,
+        "schedule": "cosine",
+        "jit_compile": False,
+    },
     # The article's family done right: wider, dropout, decoupled weight decay,
     # a cosine schedule and early stopping that restores the best weights.
     # Validation loss starts rising from over-confidence long before validation
     # accuracy stops improving, so the best epoch is chosen by accuracy.
-    "mlp": {"hidden": [1024, 1024], "dropout": 0.5, "epochs": 30, "batch_size": 256,
-            "learning_rate": 1e-3, "schedule": "cosine", "weight_decay": 1e-4, "early_stopping": 10,
-            "monitor": "val_accuracy"},
+    "mlp": {
+        "hidden": [1024, 1024],
+        "dropout": 0.5,
+        "epochs": 30,
+        "batch_size": 256,
+        "learning_rate": 1e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "early_stopping": 10,
+        "monitor": "val_accuracy",
+    },
     # Dense only, on images deformed on the fly (affine + elastic): the
     # Simard/Cireşan recipe.
-    "mlp-aug": {"hidden": [1024, 1024], "dropout": 0.2, "epochs": 40, "batch_size": 256,
-                "learning_rate": 1e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
+    "mlp-aug": {
+        "hidden": [1024, 1024],
+        "dropout": 0.2,
+        "epochs": 40,
+        "batch_size": 256,
+        "learning_rate": 1e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "augment": True,
+    },
     # A small convnet: three 'same' convolutions of stride 2 (28 -> 14 -> 7 -> 4
     # pixels) instead of convolutions plus max-pooling, each with batch
     # normalization, on deformed images. Striding does the downsampling inside
     # the convolution, so three layers cost less than the two-layer pooled
     # version (25 s per epoch on 2 cores instead of 46 s). It runs as a plain
     # graph: XLA's CPU convolutions measured over 10x slower than TensorFlow's own.
-    "cnn": {"arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
-            "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
-            "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True},
+    "cnn": {
+        "arch": "cnn",
+        "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
+        "jit_compile": False,
+        "hidden": [128],
+        "dropout": 0.3,
+        "batch_norm": True,
+        "epochs": 30,
+        "batch_size": 128,
+        "learning_rate": 2e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "augment": True,
+    },
     # The model the package ships, for real pictures: the cnn, plus an 11th
     # class "not a digit" learnt from generated junk run through the
     # preprocessing (`digits.train.reader_data.negatives`), training digits
@@ -74,13 +106,31 @@ PRESETS: dict[str, dict] = {
     # specks and textures were read as digits twice as often. Issue 19: the
     # writers of USPS, Semeion, CVL (train split) and DIDA, and real non-digits
     # (Omniglot, QuickDraw, CoMNIST) beside the generated junk.
-    "reader": {"arch": "cnn", "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]], "jit_compile": False,
-               "hidden": [128], "dropout": 0.3, "batch_norm": True, "epochs": 30, "batch_size": 128,
-               "learning_rate": 2e-3, "schedule": "cosine", "weight_decay": 1e-4, "augment": True,
-               "augment_real": True, "european_ones": 3000, "crossed_sevens": 2000,
-               "reject_class": True, "junk_train": 30000, "junk_val": 1200, "photo_singles": 20000,
-               "photo_lines": 20000, "extra_digits": list(DIGIT_SETS), "real_negatives": list(NEGATIVE_SETS),
-               "calibrate": True},
+    "reader": {
+        "arch": "cnn",
+        "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
+        "jit_compile": False,
+        "hidden": [128],
+        "dropout": 0.3,
+        "batch_norm": True,
+        "epochs": 30,
+        "batch_size": 128,
+        "learning_rate": 2e-3,
+        "schedule": "cosine",
+        "weight_decay": 1e-4,
+        "augment": True,
+        "augment_real": True,
+        "european_ones": 3000,
+        "crossed_sevens": 2000,
+        "reject_class": True,
+        "junk_train": 30000,
+        "junk_val": 1200,
+        "photo_singles": 20000,
+        "photo_lines": 20000,
+        "extra_digits": list(DIGIT_SETS),
+        "real_negatives": list(NEGATIVE_SETS),
+        "calibrate": True,
+    },
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {"hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
@@ -111,6 +161,7 @@ def _number_in(low: float, high: float, *, high_open: bool = False, low_open: bo
         if _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high):
             return None
         return f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
     return check
 
 
@@ -128,15 +179,20 @@ def _positive_ints(v) -> str | None:
 
 
 def _convolutions(v) -> str | None:
-    ok = isinstance(v, (list, tuple)) and v and all(
-        isinstance(c, (list, tuple)) and len(c) == 3 and _positive_ints(c) is None for c in v)
+    ok = (
+        isinstance(v, (list, tuple))
+        and v
+        and all(isinstance(c, (list, tuple)) and len(c) == 3 and _positive_ints(c) is None for c in v)
+    )
     return None if ok else "a list of [filters, kernel, stride] triples of positive whole numbers"
 
 
 def _names_from(*choices) -> Callable:
-    ok = lambda v: (isinstance(v, (list, tuple)) and all(name in choices for name in v)  # noqa: E731
-                    and len(set(v)) == len(v))
-    return lambda v: None if ok(v) else f"a list of distinct names from {', '.join(choices)}"
+    def check(v) -> str | None:
+        ok = isinstance(v, (list, tuple)) and all(name in choices for name in v) and len(set(v)) == len(v)
+        return None if ok else f"a list of distinct names from {', '.join(choices)}"
+
+    return check
 
 
 def anything(v) -> str | None:
@@ -243,7 +299,8 @@ class TrainConfig(Settings, Mapping[str, Any]):
     # true (the deformations of augment.py as set), or their strength (tuning sets 0 to 1).
     augment: bool | float = setting(
         lambda v: None if isinstance(v, bool) or _number_in(0, 2)(v) is None else "true, false or a strength in [0, 2]",
-        False)
+        False,
+    )
     # Compile each chunk of training steps with XLA: at small batches it removes
     # the per-step overhead (the seed preset runs ~6x faster), at the cost of a
     # second or two of compile time.
@@ -281,8 +338,14 @@ class TrainConfig(Settings, Mapping[str, Any]):
             raise ConfigError("real_negatives are learnt as 'not a digit', which needs reject_class true.")
 
     @classmethod
-    def from_preset(cls, name: str, overrides: dict | None = None, dataset: str = "mnist", seed: int = 0,
-                    train_limit: int | None = None) -> TrainConfig:
+    def from_preset(
+        cls,
+        name: str,
+        overrides: dict | None = None,
+        dataset: str = "mnist",
+        seed: int = 0,
+        train_limit: int | None = None,
+    ) -> TrainConfig:
         """A preset with the command line's overrides (None = keep the preset's) applied, checked once."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")

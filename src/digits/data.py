@@ -100,10 +100,21 @@ DATASETS: dict[str, DatasetSpec] = {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         ),
         system_dirs=("/usr/share/datasets/fashion-mnist",),
-        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
 }
+
 
 def class_names(dataset: str) -> tuple[str, ...]:
     """What each label of `dataset` means, in label order: the digits, or Fashion-MNIST's garments."""
@@ -217,7 +228,9 @@ def locate(dataset: str = "mnist", data_dir: str | os.PathLike | None = None) ->
         return files
     searched = []
     env_dir = os.environ.get("DIGITS_DATA_DIR")
-    for folder in ([Path(env_dir).expanduser()] if env_dir else []) + [Path(d) for d in spec.system_dirs] + [cache_dir(dataset)]:
+    for folder in (
+        ([Path(env_dir).expanduser()] if env_dir else []) + [Path(d) for d in spec.system_dirs] + [cache_dir(dataset)]
+    ):
         searched.append(str(folder))
         files = _files_in(folder, spec)
         if files is not None and not (isinstance(files, dict) and _other_dataset_in(files, spec)):
@@ -296,8 +309,6 @@ def _load_splits(dataset: str, data_dir, splits: tuple[str, ...]) -> dict[str, n
         if arrays[split].shape != shape:
             raise DataError(f"{dataset} {split}: shape {arrays[split].shape}, expected {shape}.")
     return arrays
-
-
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):

@@ -184,7 +184,7 @@ class RunDir:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(keys)
-        writer.writerows(zip(*(history[k] for k in keys)))
+        writer.writerows(zip(*(history[k] for k in keys), strict=False))
         atomic.write_text(self.path / self.HISTORY, out.getvalue(), follow_symlinks=False)
 
     def read_history(self) -> dict[str, list[float]]:
@@ -195,8 +195,9 @@ class RunDir:
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
             history = {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
         except (ValueError, TypeError, csv.Error) as err:
-            raise RunError(f"{path}: not a history table of numbers ({err}); "
-                           f"retrain, or restore the file from a backup.") from None
+            raise RunError(
+                f"{path}: not a history table of numbers ({err}); retrain, or restore the file from a backup."
+            ) from None
         if "loss" not in history:
             raise RunError(f"{path}: has no loss column (the file is corrupt or empty).")
         return history
@@ -205,8 +206,9 @@ class RunDir:
         """metrics.json; `digits evaluate` rewrites it when it is missing or corrupt."""
         metrics = self._read_json(self.METRICS, f"rewrite it with `digits evaluate {self.path}`")
         if not isinstance(metrics.get("test_accuracy"), (int, float)):
-            raise RunError(f"{self.path / self.METRICS}: has no test_accuracy; "
-                           f"rewrite it with `digits evaluate {self.path}`.")
+            raise RunError(
+                f"{self.path / self.METRICS}: has no test_accuracy; rewrite it with `digits evaluate {self.path}`."
+            )
         return metrics
 
     def write_metrics(self, metrics: dict) -> None:
@@ -230,6 +232,7 @@ class RunDir:
 
     def read_checkpoint(self) -> tuple[dict[str, Arrays], dict]:
         """Every array by group and name, unchecked, and the meta; `load_checkpoint` is what resumes."""
+
         def read(npz):
             groups: dict[str, Arrays] = {}
             for key in npz.files:
@@ -258,23 +261,35 @@ class RunDir:
                 continue
             if arrays and all(key.isdigit() for key in arrays):  # the layout before names: by position
                 if len(arrays) != len(shapes):
-                    raise RunError(f"{path}: the checkpoint holds {len(arrays)} {group} arrays, this run's "
-                                   f"{group} has {len(shapes)}; it belongs to another model.")
-                arrays = dict(zip(shapes, (arrays[k] for k in sorted(arrays, key=int))))
+                    raise RunError(
+                        f"{path}: the checkpoint holds {len(arrays)} {group} arrays, this run's "
+                        f"{group} has {len(shapes)}; it belongs to another model."
+                    )
+                arrays = dict(zip(shapes, (arrays[k] for k in sorted(arrays, key=int)), strict=False))
             missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
             if missing or extra:
                 what = f"lacks {missing[0]!r}" if missing else f"holds {extra[0]!r}, which this model has not"
                 raise RunError(f"{path}: the checkpoint's {group} {what}; it belongs to another model.")
             for name, shape in shapes.items():
                 if tuple(arrays[name].shape) != tuple(shape):
-                    raise RunError(f"{path}: {group} variable {name!r} has shape {tuple(arrays[name].shape)} "
-                                   f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model.")
+                    raise RunError(
+                        f"{path}: {group} variable {name!r} has shape {tuple(arrays[name].shape)} "
+                        f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model."
+                    )
             matched[group] = {name: arrays[name] for name in shapes}
-            broken = next((name for name, array in matched[group].items()
-                           if array.dtype.kind in "fc" and not np.isfinite(array).all()), None)
+            broken = next(
+                (
+                    name
+                    for name, array in matched[group].items()
+                    if array.dtype.kind in "fc" and not np.isfinite(array).all()
+                ),
+                None,
+            )
             if broken:
-                raise RunError(f"{path}: {group} variable {broken!r} holds NaN or infinite values "
-                               "(training diverged, or the file was altered); start the run again.")
+                raise RunError(
+                    f"{path}: {group} variable {broken!r} holds NaN or infinite values "
+                    "(training diverged, or the file was altered); start the run again."
+                )
         return matched, meta
 
     def _open_checkpoint(self, read):
@@ -291,8 +306,10 @@ class RunDir:
                     # zipfile unpacks a member no further than its declared size, so the sum bounds the memory.
                     unpacked = sum(member.file_size for member in npz.zip.infolist())
                     if unpacked > MAX_CHECKPOINT_BYTES:
-                        raise RunError(f"{path}: the checkpoint unpacks to {unpacked / 2**20:.0f} MiB, over the "
-                                       f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; start the run again.")
+                        raise RunError(
+                            f"{path}: the checkpoint unpacks to {unpacked / 2**20:.0f} MiB, over the "
+                            f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; start the run again."
+                        )
                     return read(npz)
         except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as err:
             raise RunError(f"{path}: checkpoint is unreadable ({err}); start the run again.") from None
@@ -364,4 +381,3 @@ def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
         return []
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink())
     return [run_row(RunDir(p)) for p in folders if (p / RunDir.CONFIG).exists()]
-

@@ -34,8 +34,9 @@ def open_regular(path: str | os.PathLike, limit: int, error: type[DigitsError], 
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{path}: not a regular file (a folder, device, FIFO or socket); {fix}.")
         if info.st_size > limit:
-            raise error(f"{path}: the file is {info.st_size / 2**20:.0f} MiB, over the limit of "
-                        f"{limit / 2**20:.0f} MiB; {fix}.")
+            raise error(
+                f"{path}: the file is {info.st_size / 2**20:.0f} MiB, over the limit of {limit / 2**20:.0f} MiB; {fix}."
+            )
         yield file
 
 

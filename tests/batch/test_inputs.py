@@ -39,7 +39,11 @@ def test_glob_without_match_is_an_error(tree):
 def test_list_file_and_stdin_each_path_once(tree):
     (tree / "list.txt").write_text("b.png\n\na/2.png\r\nmissing.png\n")
     assert expand(["@list.txt", "b.png", "-"], stdin=io.StringIO("a/sub/3.png\nb.png\n")) == [
-        "b.png", "a/2.png", "missing.png", "a/sub/3.png"]
+        "b.png",
+        "a/2.png",
+        "missing.png",
+        "a/sub/3.png",
+    ]
 
 
 def test_missing_list_file_is_one_line(tree):

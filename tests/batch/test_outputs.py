@@ -40,7 +40,9 @@ def test_each_format_reads_back_in_input_order(tmp_path, pictures, suffix):
     rows = read_back(out)
     assert list(rows[0]) == list(COLUMNS)
     assert [r["path"] for r in rows] == [str(p) for p in pictures]
-    assert {r["status"] for r in rows} <= {"ok", "unsure", "no digits found"} and all(r["model"] == "reader.onnx" for r in rows)
+    assert {r["status"] for r in rows} <= {"ok", "unsure", "no digits found"} and all(
+        r["model"] == "reader.onnx" for r in rows
+    )
     assert not list(tmp_path.glob(".results*.parts")), "the parts are merged and removed"
 
 
@@ -58,8 +60,9 @@ def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
     whole = tmp_path / "whole.csv"
     assert run_cli("read", folder, "--out", str(whole), "--workers", "1", cwd=tmp_path).returncode == 0
     out = tmp_path / "resumed.csv"
-    killed = run_cli("read", folder, "--out", str(out), "--workers", "1", cwd=tmp_path,
-                     env=os.environ | {KILL_AFTER_CHUNK: "1"})
+    killed = run_cli(
+        "read", folder, "--out", str(out), "--workers", "1", cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "1"}
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists() and len(list((tmp_path / ".resumed.csv.parts").iterdir())) == 2
     again = run_cli("read", folder, "--out", str(out), "--workers", "1", cwd=tmp_path)
@@ -78,8 +81,13 @@ def test_workers_end_with_a_killed_command(tmp_path, pictures):
 
     out = tmp_path / "results.csv"
     command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
-    run = subprocess.Popen(command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "0"},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=os.environ | {KILL_AFTER_CHUNK: "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers = set()
     with contextlib.suppress(psutil.NoSuchProcess):
         parent = psutil.Process(run.pid)
@@ -122,13 +130,16 @@ def test_changed_file_is_read_again(tmp_path, pictures, mnist, draw):
 
 
 def test_output_must_be_a_known_format(tmp_path, pictures):
-    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "x.txt", cwd=tmp_path),
-                          "x.txt: the output must end in .csv, .jsonl or .parquet")
+    assert_one_line_error(
+        run_cli("read", str(pictures[0]), "--out", "x.txt", cwd=tmp_path),
+        "x.txt: the output must end in .csv, .jsonl or .parquet",
+    )
 
 
 def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
-    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "no/such/x.csv", cwd=tmp_path),
-                          "the folder no/such does not exist")
+    assert_one_line_error(
+        run_cli("read", str(pictures[0]), "--out", "no/such/x.csv", cwd=tmp_path), "the folder no/such does not exist"
+    )
 
 
 def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):

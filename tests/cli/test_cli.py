@@ -92,7 +92,8 @@ def test_onnx_of_the_wrong_shape_is_refused(tmp_path, digit_png):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "wrong",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "wrong",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 32, 32])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32, 32])],
     )

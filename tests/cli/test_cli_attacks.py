@@ -12,11 +12,11 @@ import stat
 import subprocess
 
 import pytest
-from helpers import DIGITS, assert_one_line_error, run_cli
 from PIL import Image, ImageDraw
 
 from digits.atomic import WriteError, write_bytes
 from digits.cli.terminal import one_line, shown
+from helpers import DIGITS, assert_one_line_error, run_cli
 
 
 def digit_picture(path) -> None:
@@ -59,7 +59,9 @@ def test_with_stdout_closed_the_command_ends_without_a_traceback(tmp_path):
 
 def test_with_stderr_closed_an_error_does_not_land_on_stdout(tmp_path):
     (tmp_path / "notes.png").write_text("not a picture")
-    result = subprocess.run(["sh", "-c", '"$0" read notes.png 2>&-', DIGITS], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        ["sh", "-c", '"$0" read notes.png 2>&-', DIGITS], cwd=tmp_path, capture_output=True, text=True
+    )
     assert (result.returncode, result.stdout) == (2, "")
 
 

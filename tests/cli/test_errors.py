@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_one_line_error, run_cli
 from digits.errors import ImageError, ModelError
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -27,14 +27,17 @@ def model(tiny_run):
     return str(tiny_run)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--threshold", "abc"], "'--threshold'"),
-    (["--threshold", "-1"], "must be a number from 0 to 1, not -1.0"),
-    (["--threshold", "2"], "must be a number from 0 to 1, not 2.0"),
-    (["--threshold", "nan"], "not nan"),
-    (["--threshold", "inf"], "not inf"),
-    (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--threshold", "abc"], "'--threshold'"),
+        (["--threshold", "-1"], "must be a number from 0 to 1, not -1.0"),
+        (["--threshold", "2"], "must be a number from 0 to 1, not 2.0"),
+        (["--threshold", "nan"], "not nan"),
+        (["--threshold", "inf"], "not inf"),
+        (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
+    ],
+)
 def test_predict_usage_errors_are_one_line(tmp_path, picture, model, args, fragment):
     assert_one_line_error(run_cli("predict", "two.png", *args, "--model", model, cwd=tmp_path), fragment)
     assert not (tmp_path / "out.png").exists()
@@ -59,8 +62,10 @@ def test_empty_file_name_is_not_the_current_folder(tmp_path, model):
 def test_symlink_loop_is_not_called_missing(tmp_path, model):
     (tmp_path / "a.png").symlink_to("b.png")
     (tmp_path / "b.png").symlink_to("a.png")
-    assert_one_line_error(run_cli("predict", "a.png", "--model", model, cwd=tmp_path),
-                          "a.png: cannot be opened (Too many levels of symbolic links)")
+    assert_one_line_error(
+        run_cli("predict", "a.png", "--model", model, cwd=tmp_path),
+        "a.png: cannot be opened (Too many levels of symbolic links)",
+    )
 
 
 def test_eps_is_refused_without_ghostscript_talk(tmp_path, model):
@@ -98,13 +103,16 @@ def test_onnx_model_whose_output_shape_is_unknown_is_refused(tmp_path, picture):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "shapeless",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "shapeless",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 28, 28])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     onnx.save(helper.make_model(graph), tmp_path / "shapeless.onnx")
-    assert_one_line_error(run_cli("predict", "two.png", "--model", "shapeless.onnx", cwd=tmp_path),
-                          "shapeless.onnx: does not output 10 digit probabilities")
+    assert_one_line_error(
+        run_cli("predict", "two.png", "--model", "shapeless.onnx", cwd=tmp_path),
+        "shapeless.onnx: does not output 10 digit probabilities",
+    )
 
 
 def _keras_run(tmp_path, name: str, build) -> str:

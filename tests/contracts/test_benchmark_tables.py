@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import results_table  # noqa: E402
@@ -36,5 +33,3 @@ def test_results_table_markdown():
 def test_results_table_empty_rows():
     table = results_table([], [("a", "A")])
     assert table.strip().split("\n")[0].strip() == "| A   |"
-
-

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from helpers import run_cli, run_python
-from digits.train import tf as backend
-from digits.errors import ConfigError, DataError, DigitsError, ImageError, ModelError, TrainingError, WriteError
 from digits.config import PRESETS, TrainConfig
+from digits.errors import ConfigError, DataError, DigitsError, ImageError, ModelError, TrainingError, WriteError
+from digits.train import tf as backend
+from helpers import run_cli, run_python
 
 
 def test_core_and_inference_never_import_tensorflow(tiny_run):
@@ -55,7 +55,12 @@ def test_every_user_facing_error_is_a_digits_error():
     from digits.runs import TrainingError as from_runs
 
     assert (from_atomic, from_data, from_inference, from_preprocess, from_runs) == (
-        WriteError, DataError, ModelError, ImageError, TrainingError)
+        WriteError,
+        DataError,
+        ModelError,
+        ImageError,
+        TrainingError,
+    )
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -63,16 +68,19 @@ def test_every_preset_passes_its_own_checks(preset):
     assert TrainConfig.from_preset(preset, {}, "mnist", 0, None).preset == preset
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    ({"epoch": 3}, "unknown override 'epoch'"),
-    ({"epochs": 0}, "epochs is 0, expected a whole number of at least 1"),
-    ({"batch_size": 2.5}, "batch_size is 2.5"),
-    ({"learning_rate": math.nan}, "learning_rate is nan"),
-    ({"learning_rate": -1.0}, "learning_rate is -1.0"),
-    ({"dropout": 1.0}, "dropout is 1.0"),
-    ({"schedule": "linear"}, "expected one of constant, cosine"),
-    ({"hidden": [128, 0]}, "hidden is [128, 0]"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"epoch": 3}, "unknown override 'epoch'"),
+        ({"epochs": 0}, "epochs is 0, expected a whole number of at least 1"),
+        ({"batch_size": 2.5}, "batch_size is 2.5"),
+        ({"learning_rate": math.nan}, "learning_rate is nan"),
+        ({"learning_rate": -1.0}, "learning_rate is -1.0"),
+        ({"dropout": 1.0}, "dropout is 1.0"),
+        ({"schedule": "linear"}, "expected one of constant, cosine"),
+        ({"hidden": [128, 0]}, "hidden is [128, 0]"),
+    ],
+)
 def test_bad_overrides_are_refused_in_one_sentence(overrides, fragment):
     with pytest.raises(ConfigError) as caught:
         TrainConfig.from_preset("tiny", overrides, "mnist", 0, None)

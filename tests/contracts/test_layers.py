@@ -19,8 +19,14 @@ pytestmark = pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_tree_keeps_every_contract():
@@ -29,17 +35,23 @@ def test_the_tree_keeps_every_contract():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "contract"), [
-    ("read/reader.py", "import tensorflow", "never import TensorFlow"),
-    ("serve/app.py", "import digits.train.export", "never import TensorFlow"),
-    ("runs.py", "import matplotlib", "never import TensorFlow"),
-    ("synth/junk.py", "import onnxruntime", "need no model"),
-    ("read/ink.py", "import digits.serve.app", "sits on serving and training"),
-    ("config.py", "import digits.read.reader", "imports no layer above it"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("read/reader.py", "import tensorflow", "never import TensorFlow"),
+        ("serve/app.py", "import digits.train.export", "never import TensorFlow"),
+        ("runs.py", "import matplotlib", "never import TensorFlow"),
+        ("synth/junk.py", "import onnxruntime", "need no model"),
+        ("read/ink.py", "import digits.serve.app", "sits on serving and training"),
+        ("config.py", "import digits.read.reader", "imports no layer above it"),
+    ],
+)
 def test_each_contract_fails_when_a_forbidden_import_is_added(tmp_path, module, line, contract):
-    shutil.copytree(ROOT / "src" / "digits", tmp_path / "src" / "digits",
-                    ignore=shutil.ignore_patterns("__pycache__", "shipped", "static"))
+    shutil.copytree(
+        ROOT / "src" / "digits",
+        tmp_path / "src" / "digits",
+        ignore=shutil.ignore_patterns("__pycache__", "shipped", "static"),
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "src" / "digits" / module
     target.write_text(target.read_text() + f"\n{line}  # added on purpose by the test\n")

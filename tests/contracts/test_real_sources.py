@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("real_sources", Path(__file__).parents[2] / "benchmarks" / "real_sources.py")
+SPEC = importlib.util.spec_from_file_location(
+    "real_sources", Path(__file__).parents[2] / "benchmarks" / "real_sources.py"
+)
 real_sources = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(real_sources)
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-digits"
@@ -31,14 +33,18 @@ def test_every_real_picture_has_a_fold_and_every_kind_is_held_out_somewhere():
 
 
 def test_summary_scores_each_source_and_names_the_worst():
-    rows = [{"set": "single", "truth": "3", "kind": "photo", "source": "a", "fold": "dev"},
-            {"set": "single", "truth": "4", "kind": "photo", "source": "b", "fold": "dev"},
-            {"set": "junk", "truth": "", "kind": "doodle", "source": "c", "fold": "held out"},
-            {"set": "junk", "truth": "", "kind": "blank", "source": "c", "fold": "held out"}]
-    answers = [{"digit": "3", "confidence": 0.99, "refused": False},
-               {"digit": "7", "confidence": 0.95, "refused": False},  # wrong and confident
-               {"digit": "0", "confidence": 0.97, "refused": False, "text": ""},  # predict takes junk for a 0
-               {"digit": None, "confidence": 0.9, "refused": True, "text": ""}]
+    rows = [
+        {"set": "single", "truth": "3", "kind": "photo", "source": "a", "fold": "dev"},
+        {"set": "single", "truth": "4", "kind": "photo", "source": "b", "fold": "dev"},
+        {"set": "junk", "truth": "", "kind": "doodle", "source": "c", "fold": "held out"},
+        {"set": "junk", "truth": "", "kind": "blank", "source": "c", "fold": "held out"},
+    ]
+    answers = [
+        {"digit": "3", "confidence": 0.99, "refused": False},
+        {"digit": "7", "confidence": 0.95, "refused": False},  # wrong and confident
+        {"digit": "0", "confidence": 0.97, "refused": False, "text": ""},  # predict takes junk for a 0
+        {"digit": None, "confidence": 0.9, "refused": True, "text": ""},
+    ]
     summary = real_sources.summarize(rows, answers)
     dev, held = summary["dev"], summary["held out"]
     assert dev["sets"]["single"] == {"n": 2, "right": 1} and dev["worst_source"] == "single: b"

@@ -69,7 +69,7 @@ def test_load_mnist_matches_keras_contract(mnist):
 def test_uncompressed_copy_is_accepted(tmp_path, mnist):
     """The digests pin the content, so a gunzipped copy is the same dataset."""
     source = data.locate("mnist")
-    for split, path in source.items():
+    for path in source.values():
         (tmp_path / path.name.removesuffix(".gz")).write_bytes(gzip.decompress(path.read_bytes()))
     (x_train, _), (x_test, y_test) = data.load("mnist", tmp_path)
     np.testing.assert_array_equal(y_test, mnist[1][1])
@@ -123,7 +123,10 @@ def test_explicit_folder_of_another_dataset_is_named(monkeypatch):
         data.load("fashion-mnist", folder)
 
 
-@pytest.mark.skipif(not data.Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not data.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 def test_fashion_mnist_from_debian_package():
     (x_train, y_train), (x_test, y_test) = data.load("fashion-mnist")
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)

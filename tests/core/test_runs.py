@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import assert_one_line_error, run_cli
 from digits.errors import ConfigError, RunError
 from digits.runs import RunDir, list_runs
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -99,8 +99,11 @@ def test_config_and_run_info_round_trip_through_config_json(run_copy):
 def test_a_config_json_without_the_newer_keys_loads_with_their_defaults(run_copy):
     """Files written before a key existed (benchmarks/runs lack chunk_steps, jit_compile, ...) take its default."""
     path = run_copy.path / RunDir.CONFIG
-    old = {k: v for k, v in json.loads(path.read_text()).items()
-           if k not in ("chunk_steps", "junk_test", "jit_compile", "calibrate", "extra_digits", "tuned_from")}
+    old = {
+        k: v
+        for k, v in json.loads(path.read_text()).items()
+        if k not in ("chunk_steps", "junk_test", "jit_compile", "calibrate", "extra_digits", "tuned_from")
+    }
     path.write_text(json.dumps(old))
     config = run_copy.read_config()
     assert (config.chunk_steps, config.junk_test, config.jit_compile, config.extra_digits) == (64, 500, True, ())
@@ -129,25 +132,32 @@ def test_runs_and_compare_list_good_runs_beside_a_broken_one(run_copy, tmp_path)
 def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
     before = run_copy.read_metrics()
     (run_copy.path / RunDir.METRICS).write_text('{"test_accuracy": ')
-    assert_one_line_error(run_cli("compare", str(run_copy), cwd=tmp_path), "metrics.json: not valid JSON",
-                          "digits evaluate")
+    assert_one_line_error(
+        run_cli("compare", str(run_copy), cwd=tmp_path), "metrics.json: not valid JSON", "digits evaluate"
+    )
     evaluated = run_cli("evaluate", str(run_copy), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert run_copy.read_metrics()["test_accuracy"] == before["test_accuracy"]
 
 
-@pytest.mark.parametrize("filename, content, fragment", [
-    (RunDir.HISTORY, "epoch,loss\n1,abc\n", "history.csv: not a history table"),
-    (RunDir.CONFIG, "{", "config.json: not valid JSON"),
-    (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing hidden, epochs, batch_size, learning_rate"),
-])
+@pytest.mark.parametrize(
+    "filename, content, fragment",
+    [
+        (RunDir.HISTORY, "epoch,loss\n1,abc\n", "history.csv: not a history table"),
+        (RunDir.CONFIG, "{", "config.json: not valid JSON"),
+        (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing hidden, epochs, batch_size, learning_rate"),
+    ],
+)
 def test_evaluate_of_a_corrupt_run_file_is_one_sentence(run_copy, tmp_path, filename, content, fragment):
     (run_copy.path / filename).write_text(content)
     assert_one_line_error(run_cli("evaluate", str(run_copy), cwd=tmp_path), fragment)
 
 
-@pytest.mark.parametrize("run", sorted(p for p in (Path(__file__).parents[2] / "benchmarks" / "runs").glob("*/*/s*")),
-                         ids=lambda p: "/".join(p.parts[-3:]))
+@pytest.mark.parametrize(
+    "run",
+    sorted(p for p in (Path(__file__).parents[2] / "benchmarks" / "runs").glob("*/*/s*")),
+    ids=lambda p: "/".join(p.parts[-3:]),
+)
 def test_every_stored_run_folder_still_loads(run):
     """Run folders written by earlier versions (benchmarks/runs) pass today's checks."""
     config, metrics = RunDir(run).read_config(), RunDir(run).read_metrics()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from digits import calibration
+from digits.config import TrainConfig
 from digits.errors import ModelError
 from digits.read.model import Recognizer
-from digits.config import TrainConfig
 from digits.read.reader import Reader
 from digits.runs import RunDir, RunInfo
 
@@ -40,9 +40,11 @@ def linear_onnx(path) -> None:
 
     weights = np.random.default_rng(1).normal(0, 0.2, (784, 11)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["image", "shape"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        [
+            helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
         "linear",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 11])],
@@ -92,8 +94,17 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
     from digits.train.export import ship
     from digits.train.run import train
 
-    run = RunDir(train("tiny", runs_dir=tmp_path, name="calibrated", train_limit=3000,
-                       overrides={"calibrate": True}, progress=False, log=lambda *a: None))
+    run = RunDir(
+        train(
+            "tiny",
+            runs_dir=tmp_path,
+            name="calibrated",
+            train_limit=3000,
+            overrides={"calibrate": True},
+            progress=False,
+            log=lambda *a: None,
+        )
+    )
     stored = run.read_info().calibration
     assert stored["fitted_on"] == "the run's 300 validation images"
     assert stored["nll_after"] <= stored["nll_before"]
@@ -101,6 +112,11 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
     assert Recognizer(run.path).temperature == stored["temperature"]
     shipped = ship(run.path, tmp_path / "shipped")
     card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
-    assert card["config"]["calibration"] == stored and card["metrics"]["calibration"]["temperature"] == stored["temperature"]
+    assert (
+        card["config"]["calibration"] == stored
+        and card["metrics"]["calibration"]["temperature"] == stored["temperature"]
+    )
     assert Recognizer(shipped).temperature == stored["temperature"]
-    assert card["training_data"] == [{"name": "mnist", "licence": "none stated in its source; cite LeCun, Cortes and Burges"}]
+    assert card["training_data"] == [
+        {"name": "mnist", "licence": "none stated in its source; cite LeCun, Cortes and Burges"}
+    ]

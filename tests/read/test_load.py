@@ -100,7 +100,9 @@ print(json.dumps({"growth_kib": after - before, "boxes": [list(piece.box) for pi
 
 def read_big_picture(path: str, kind: str) -> dict:
     subprocess.run([sys.executable, "-c", BIG_PICTURE, path, kind], check=True)
-    result = subprocess.run([sys.executable, "-c", BIG_PICTURE, path, "read"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", BIG_PICTURE, path, "read"], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 

@@ -11,12 +11,13 @@ from digits.runs import RunDir
 
 
 def test_onnx_matches_keras_on_all_test_images(fast_run, mnist):
-    import keras
 
     from digits.train.export import load_keras
 
     _, (x_test, _) = mnist
-    keras_probabilities = load_keras(fast_run / "model.keras").predict(x_test.astype("float32") / 255, verbose=0, batch_size=1000)
+    keras_probabilities = load_keras(fast_run / "model.keras").predict(
+        x_test.astype("float32") / 255, verbose=0, batch_size=1000
+    )
     onnx_probabilities = Recognizer(fast_run).predict_proba(x_test)
     assert np.array_equal(keras_probabilities.argmax(1), onnx_probabilities.argmax(1))
     assert np.abs(keras_probabilities - onnx_probabilities).max() <= 1e-4

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers import assert_one_line_error, run_cli
 from PIL import Image
 
 from digits import safe_open
-from digits.read import model as inference
 from digits.errors import ModelError
+from digits.read import model as inference
 from digits.read.model import MAX_MODEL_BYTES, Recognizer, read_model
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")

@@ -122,8 +122,18 @@ def test_an_ordinary_icon_is_still_read():
 def tiff_with_tile(side: int, tile: int) -> bytes:
     """A grey, deflate-compressed TIFF of side×side pixels in one tile×tile tile (little-endian, one IFD)."""
     pixels = zlib.compress(bytes(side * side))
-    tags = [(256, 3, side), (257, 3, side), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1),
-            (322, 4, tile), (323, 4, tile), (324, 4, 0), (325, 4, len(pixels))]
+    tags = [
+        (256, 3, side),
+        (257, 3, side),
+        (258, 3, 8),
+        (259, 3, 8),
+        (262, 3, 1),
+        (277, 3, 1),
+        (322, 4, tile),
+        (323, 4, tile),
+        (324, 4, 0),
+        (325, 4, len(pixels)),
+    ]
     ifd_at = 8
     data_at = ifd_at + 2 + 12 * len(tags) + 4
     ifd = len(tags).to_bytes(2, "little")

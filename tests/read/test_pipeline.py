@@ -25,7 +25,10 @@ _STROKES = {
     "4": [[(0.6, 0.0), (0.05, 0.65), (0.95, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],
     "0": "ellipse",
     # A 5 whose top bar does not touch its body: two pieces.
-    "broken5": [[(0.35, 0.0), (0.95, 0.0)], [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)]],
+    "broken5": [
+        [(0.35, 0.0), (0.95, 0.0)],
+        [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)],
+    ],
 }
 
 
@@ -36,9 +39,7 @@ def segment_line(image):
     return lines[0] if lines else []
 
 
-def draw_digit(
-    draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int], width: int, fill=0
-) -> None:
+def draw_digit(draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int], width: int, fill=0) -> None:
     x0, y0, x1, y1 = box
     if _STROKES[kind] == "ellipse":
         draw.ellipse(box, outline=fill, width=width)
@@ -104,7 +105,7 @@ def test_output_is_mnist_like(kind):
     image = prepared.image
     assert prepared.has_ink
     assert image.shape == (28, 28) and image.dtype == np.float32
-    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() > 0.9
+    assert image.min() >= 0.0 and image.max() <= 1.0 and image.max() > 0.9
     # Centred on its centre of mass, like MNIST.
     row, col = centre_of_mass(image)
     assert abs(row - 14) <= 1.0 and abs(col - 14) <= 1.0
@@ -141,7 +142,10 @@ def test_uneven_light_and_colour():
 def test_sheet_on_a_table():
     """A photo showing the table round the sheet: the table is neither paper nor ink."""
     expected = prepare(paper("7")).image
-    for sheet_box, digit_box in [((110, 60, 510, 390), (280, 150, 360, 290)), ((120, 0, 640, 480), (330, 150, 410, 290))]:
+    for sheet_box, digit_box in [
+        ((110, 60, 510, 390), (280, 150, 360, 290)),
+        ((120, 0, 640, 480), (330, 150, 410, 290)),
+    ]:
         photo = Image.new("RGB", (640, 480), (90, 60, 40))  # dark wood
         photo.paste((235, 235, 228), sheet_box)
         draw_digit(ImageDraw.Draw(photo), "7", digit_box, 12, fill=(20, 20, 60))
@@ -159,8 +163,8 @@ def test_sheet_on_a_table():
 @pytest.mark.parametrize("angle", [0, 6, 10])
 def test_a_tilted_sheet_is_told_from_the_table(angle):
     """Wedges and thin strips of table along a tilted sheet's edges are table, not writing."""
-    from digits.read.load import working_grey
     from digits.read.ink import _outside_sheet
+    from digits.read.load import working_grey
 
     sheet = Image.new("RGB", (340, 240), (235, 235, 228))
     draw_digit(ImageDraw.Draw(sheet), "7", (120, 40, 180, 180), 10, fill=(20, 20, 60))
@@ -346,7 +350,7 @@ def test_our_own_pixel_limit(tmp_path):
     # 160 megapixels: under Pillow's hard limit, over ours.
     path = tmp_path / "huge.png"
     path.write_bytes(bomb_png(16000, 10000))
-    assert 16000 * 10000 > preprocess.MAX_PIXELS
+    assert preprocess.MAX_PIXELS < 16000 * 10000
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
     assert "megapixels" in assert_one_line_error(excinfo, "huge.png")
@@ -408,7 +412,7 @@ def line_image(kinds: list[str], height: int = 80, gap: int = 30, width: int = 1
     canvas = Image.new("L", (sum(widths) + gap * (len(kinds) + 3), height * 2), "white")
     draw = ImageDraw.Draw(canvas)
     spans, x = [], 2 * gap
-    for kind, w in zip(kinds, widths):
+    for kind, w in zip(kinds, widths, strict=False):
         draw_digit(draw, kind, (x, height // 2, x + w, height // 2 + height), width, fill="black")
         spans.append((x, x + w))
         x += w + gap
@@ -417,7 +421,7 @@ def line_image(kinds: list[str], height: int = 80, gap: int = 30, width: int = 1
 
 def assert_in_order(segments, spans):
     assert len(segments) == len(spans)
-    for found, (x0, x1) in zip(segments, spans):
+    for found, (x0, x1) in zip(segments, spans, strict=False):
         centre = (found.box[0] + found.box[2]) / 2
         assert x0 - 10 <= centre <= x1 + 10
         assert found.image.shape == (28, 28) and found.image.max() > 0.9

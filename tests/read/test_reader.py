@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from helpers import run_cli
-from digits.synth.junk import make_junk
 from digits.read.reader import NO_DIGIT, OK, Reader
+from digits.synth.junk import make_junk
+from helpers import run_cli
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-digits"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-digits is not here")
@@ -59,7 +59,7 @@ def test_junk_is_refused(reader):
     """Blank paper, specks, strokes, grids, letters, hatching, smudges: never a confident digit."""
     junk = make_junk(20, seed=9)
     answers = [reader.read_digit(image) for image, _ in junk]
-    accepted = [kind for (_, kind), found in zip(junk, answers) if found.status == OK]
+    accepted = [kind for (_, kind), found in zip(junk, answers, strict=False) if found.status == OK]
     assert len(accepted) <= 1, accepted
     blank = reader.read_digit(Image.new("L", (300, 200), 235))
     assert blank.status == NO_DIGIT and blank.digit is None
@@ -75,7 +75,7 @@ def mnist_page(mnist, lines: list[str], scale: int = 3) -> Image.Image:
     width = max(row.shape[1] for row in rows)
     page = np.full((len(rows) * 56, width + 28), 255, np.uint8)
     for k, row in enumerate(rows):
-        page[14 + 56 * k:42 + 56 * k, 14:14 + row.shape[1]] = row
+        page[14 + 56 * k : 42 + 56 * k, 14 : 14 + row.shape[1]] = row
     return Image.fromarray(page).resize((page.shape[1] * scale, page.shape[0] * scale), Image.BICUBIC)
 
 
@@ -167,7 +167,7 @@ def test_a_page_of_specks_reads_no_numbers(reader):
     rng = np.random.default_rng(0)
     page = np.full((600, 800), 240, np.uint8)
     for y, x in rng.integers(10, 590, size=(400, 2)):
-        page[y:y + 5, x:x + 5] = 20
+        page[y : y + 5, x : x + 5] = 20
     assert reader.read_page(Image.fromarray(page)).lines == ()
 
 
@@ -205,8 +205,12 @@ def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
     import zipfile
 
     root = Path(__file__).resolve().parents[2]
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(root)],
-                           capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "dist").glob("digits-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -214,9 +218,18 @@ def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
         # A new environment: this wheel installed (a wheel installs by unpacking), and the
         # dependencies borrowed from the test's own environment through a .pth file.
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=120)
-        purelib = Path(subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c",
-                                       "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                      capture_output=True, text=True, check=True).stdout.strip())
+        purelib = Path(
+            subprocess.run(
+                [
+                    str(tmp_path / "venv" / "bin" / "python"),
+                    "-c",
+                    "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         archive.extractall(purelib)
     dependencies = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if Path(p).is_dir()]
     (purelib / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
@@ -224,8 +237,13 @@ def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
     Image.new("L", (64, 64), 255).save(picture)
     code = "from digits.read.reader import Reader; r = Reader(); print(r.model_path); print(r.read_digit('blank.png').status)"
     # -I: ignore PYTHONPATH and the user's site, so the source tree cannot leak in.
-    ran = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-I", "-c", code], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    ran = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-I", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ran.returncode == 0, ran.stderr
     model_path, status = ran.stdout.split("\n")[:2]
     assert model_path.startswith(str(purelib)) and status == "no digit found"

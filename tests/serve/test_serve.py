@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
-from helpers import DIGITS, assert_one_line_error, run_cli
 from digits.read.model import ModelError
-from digits.serve import server as http_server
 from digits.serve import app as serve
+from digits.serve import server as http_server
 from digits.serve.app import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES, create_app
+from helpers import DIGITS, assert_one_line_error, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -95,7 +95,9 @@ BAD_INPUT = {
     "not an image": (upload(b"just some notes"), 422, "not an image"),
     "over the size limit": (upload(bytes(MAX_UPLOAD_BYTES + 1)), 413, "10 MiB"),
     "malformed multipart": (
-        {"content": b"no parts here", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "multipart"
+        {"content": b"no parts here", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+        400,
+        "multipart",
     ),
 }
 
@@ -128,7 +130,7 @@ def test_a_second_image_part_is_refused(client):
 
 
 def test_a_body_shorter_than_its_content_length_is_a_400(client):
-    body = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
     headers = {"content-type": "multipart/form-data; boundary=x", "content-length": str(len(body) + 100)}
     assert_json_error(client.post("/predict", content=body, headers=headers), 400, "Content-Length")
 
@@ -196,8 +198,8 @@ def test_explain_shows_the_28x28_image_the_model_saw(client, mnist):
 def test_micro_batching_gives_the_answers_of_single_calls(fast_run, mnist):
     import asyncio
 
-    from digits.serve.batching import MicroBatcher
     from digits.read.reader import Reader
+    from digits.serve.batching import MicroBatcher
 
     reader = Reader(fast_run)
     images = mnist[1][0][:40].astype(np.float32) / 255
@@ -221,23 +223,31 @@ def test_open_inference_protocol_in_json(client, mnist):
     assert client.get("/v2/health/ready").status_code == 200
     metadata = client.get("/v2/models/digits").json()
     assert metadata["inputs"][0]["shape"] == [-1, 28, 28]
-    request = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [3, 28, 28], "data": x_test[:3].tolist()}],
-               "outputs": [{"name": "digit"}]}
+    request = {
+        "inputs": [{"name": "image", "datatype": "UINT8", "shape": [3, 28, 28], "data": x_test[:3].tolist()}],
+        "outputs": [{"name": "digit"}],
+    }
     answer = client.post("/v2/models/digits/infer", json=request).json()
     assert answer["outputs"] == [{"name": "digit", "datatype": "INT64", "shape": [3], "data": y_test[:3].tolist()}]
-    one = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28],
-                       "data": (x_test[0] / 255).reshape(-1).tolist()}]}
+    one = {
+        "inputs": [
+            {"name": "image", "datatype": "FP32", "shape": [28, 28], "data": (x_test[0] / 255).reshape(-1).tolist()}
+        ]
+    }
     outputs = {o["name"]: o for o in client.post("/v2/models/digits/infer", json=one).json()["outputs"]}
     assert outputs["digit"]["data"] == [y_test[0]] and outputs["probabilities"]["shape"] == [1, 10]
 
 
-@pytest.mark.parametrize("request_body, status, fragment", [
-    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 27], "data": [0] * 756}]}, 400, "shape"),
-    ({"inputs": [{"name": "image", "datatype": "FP64", "shape": [28, 28], "data": [0] * 784}]}, 400, "datatype"),
-    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [0] * 700}]}, 400, "700 values"),
-    ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [255] * 784}]}, 400, "[0, 1]"),
-    ({"inputs": []}, 400, "exactly one input"),
-])
+@pytest.mark.parametrize(
+    "request_body, status, fragment",
+    [
+        ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 27], "data": [0] * 756}]}, 400, "shape"),
+        ({"inputs": [{"name": "image", "datatype": "FP64", "shape": [28, 28], "data": [0] * 784}]}, 400, "datatype"),
+        ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [0] * 700}]}, 400, "700 values"),
+        ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [28, 28], "data": [255] * 784}]}, 400, "[0, 1]"),
+        ({"inputs": []}, 400, "exactly one input"),
+    ],
+)
 def test_open_inference_protocol_errors(client, request_body, status, fragment):
     assert_json_error(client.post("/v2/models/digits/infer", json=request_body), status, fragment)
     assert_json_error(client.post("/v2/models/other/infer", json=request_body), 404, "digits")
@@ -302,8 +312,11 @@ def server(fast_run, tmp_path_factory):
     url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as output:
-        process = subprocess.Popen([DIGITS, "serve", "--model", str(fast_run), "--port", url.rsplit(":", 1)[1],
-                                    "--workers", "2"], stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [DIGITS, "serve", "--model", str(fast_run), "--port", url.rsplit(":", 1)[1], "--workers", "2"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_health(url, process, log)
         yield url, log
@@ -356,7 +369,8 @@ def test_page_in_a_browser(browser, server):
     # The 28×28 image the model saw, drawn: white ink on black.
     expect(page.locator("#seen canvas")).to_have_count(1)
     ink = page.locator("#seen canvas").evaluate(
-        "view => view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0 && v > 128).length")
+        "view => view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0 && v > 128).length"
+    )
     assert 20 < ink < 300
     # Phones are offered the camera.
     assert page.locator("#camera").get_attribute("capture") == "environment"
@@ -399,7 +413,11 @@ def exchange(url: str, data: bytes, half_close: bool = False) -> tuple[int, dict
 
 
 ATTACKS = {
-    "malformed Content-Length": (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n", 400, "HTTP/1.1"),
+    "malformed Content-Length": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
+        400,
+        "HTTP/1.1",
+    ),
     "3,000 headers": (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n", 431, "header"),
     "16 KiB of URL": (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431, "KiB"),
     "missing Host": (b"GET /health HTTP/1.1\r\n\r\n", 400, "Host"),
@@ -415,8 +433,10 @@ def test_protocol_errors_are_json(server, attack):
 
 
 def test_a_body_cut_short_by_a_half_close_is_a_400(server):
-    request = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-               b"Content-Length: 1000\r\n\r\n--x\r\n")
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        b"Content-Length: 1000\r\n\r\n--x\r\n"
+    )
     status, body = exchange(server[0], request, half_close=True)
     assert status == 400 and "ended after 5 of the 1000 bytes" in body["error"]
 
@@ -541,7 +561,9 @@ def test_metrics_add_up_across_workers(server):
 
 @pytest.mark.parametrize("host, fragment", [("", "--host is empty"), ("256.1.1.1", "--host 256.1.1.1")])
 def test_a_bad_host_is_one_line(fast_run, tmp_path, host, fragment):
-    assert_one_line_error(run_cli("serve", "--model", str(fast_run), "--host", host, cwd=tmp_path, timeout=60), fragment)
+    assert_one_line_error(
+        run_cli("serve", "--model", str(fast_run), "--host", host, cwd=tmp_path, timeout=60), fragment
+    )
 
 
 def test_a_port_in_use_is_one_line(fast_run, tmp_path):

@@ -55,7 +55,9 @@ def read_answer(connection: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += connection.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     while len(body) < length:
         body += connection.recv(65536)
     return head
@@ -88,8 +90,10 @@ def test_a_body_byte_after_a_413_is_closed_by_a_timer(app, monkeypatch):
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
     declared = serve.MAX_UPLOAD_BYTES + 1
     with serving(app) as (port, _), connect(port) as connection:
-        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-                           b"Content-Length: %d\r\n\r\n" % declared)
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % declared
+        )
         assert read_answer(connection).startswith(b"HTTP/1.1 413")
         connection.sendall(b"-")  # one byte of the refused body, then silence
         read_to_close(connection)
@@ -167,8 +171,11 @@ def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
         handler.setStream(log)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GENEROUS)
         for tag in range(1000, 2000):
-            body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n"
-                    + corrupt_exif_jpeg(tag) + b"\r\n--x--\r\n")
+            body = (
+                b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+                + corrupt_exif_jpeg(tag)
+                + b"\r\n--x--\r\n"
+            )
             connection.request("POST", "/predict", body, {"Content-Type": "multipart/form-data; boundary=x"})
             answer = connection.getresponse()
             assert answer.status == 200, log.getvalue()
@@ -193,10 +200,11 @@ def wait_until(condition, what: str) -> None:
 
 def upload_request(picture: bytes, declared: int | None = None) -> tuple[bytes, bytes]:
     """(head, body) of a POST /predict with `picture` in the field `image`; Content-Length `declared` if given."""
-    body = (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
-            + picture + b"\r\n--x--\r\n")
-    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-            b"Content-Length: %d\r\n\r\n" % (declared or len(body)))
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n' + picture + b"\r\n--x--\r\n"
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        b"Content-Length: %d\r\n\r\n" % (declared or len(body))
+    )
     return head, body
 
 

@@ -43,13 +43,17 @@ def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
     expect(page.locator("#answer")).to_have_text("7")
     expect(page.locator("#error")).to_be_empty()
     # The answer shown is that of the whole drawing, not of a stroke still being drawn.
-    page.wait_for_function("document.getElementById('answer').dataset.request === "
-                           "document.getElementById('pad').dataset.sent")
+    page.wait_for_function(
+        "document.getElementById('answer').dataset.request === document.getElementById('pad').dataset.sent"
+    )
     # The 28×28 image the page gave its model is the reader's, for the same drawing.
     drawing = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
     prepared = Reader().prepare(base64.b64decode(drawing.split(",", 1)[1]))
-    seen = np.array(page.locator("#seen canvas").evaluate(
-        "view => Array.from(view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"))
+    seen = np.array(
+        page.locator("#seen canvas").evaluate(
+            "view => Array.from(view.getContext('2d').getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"
+        )
+    )
     difference = np.abs(seen.reshape(28, 28) - np.round(prepared.image * 255))
     assert difference.max() <= 2, difference.max()
 

@@ -38,8 +38,7 @@ HOSTILE = {
     "shape of 2**60 + 1 images": image_input(shape=[2**60 + 1, 28, 28]),
     "shape with booleans": image_input(shape=[True, 28, 28]),
     "shape of no images": image_input(shape=[0, 28, 28], data=[]),
-    "more images than the cap": image_input(shape=[256 + 1, 28, 28],
-                                            data=[0] * 784 * (256 + 1)),
+    "more images than the cap": image_input(shape=[256 + 1, 28, 28], data=[0] * 784 * (256 + 1)),
     "data of strings": image_input(data=["x"] * 784),
     "data of objects": image_input(data=[{}] * 784),
     "data nested 500 deep": json.dumps(image_input(data=None)).replace("null", "[" * 500 + "0" + "]" * 500),
@@ -62,13 +61,16 @@ def test_json_nested_past_any_stack_is_a_400(client, body):
 
 @pytest.mark.parametrize("value", ["\u00b2", "1\u00b9", "12 ", "-1", "99999999"])
 def test_a_bad_binary_header_length_is_a_400(client, value):
-    response = client.post(INFER, content=json.dumps(image_input()).encode(),
-                           headers={"inference-header-content-length": value.encode("latin-1")})
+    response = client.post(
+        INFER,
+        content=json.dumps(image_input()).encode(),
+        headers={"inference-header-content-length": value.encode("latin-1")},
+    )
     assert response.status_code == 400 and "Inference-Header-Content-Length" in response.json()["error"]
 
 
 def test_a_body_over_the_cap_is_a_413(client):
-    response = client.post(INFER, content=b" " * (8*2**20 + 1))
+    response = client.post(INFER, content=b" " * (8 * 2**20 + 1))
     assert response.status_code == 413 and f"{256} images" in response.json()["error"]
 
 

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import DIGITS
 from test_serve import free_port, wait_for_health
 
 from digits.serve import server as http_server
+from helpers import DIGITS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
 
@@ -28,8 +28,12 @@ def digits_serve(workers: int, tmp_path: Path):
     port = free_port()
     environment = {**os.environ, "TMPDIR": str(tmp_path)}
     log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen([DIGITS, "serve", "--port", str(port), "--workers", str(workers)], env=environment,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [DIGITS, "serve", "--port", str(port), "--workers", str(workers)],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, process, tmp_path / "server.log", bound=120)
@@ -44,8 +48,10 @@ def digits_serve(workers: int, tmp_path: Path):
 def worker_counts(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
         text = response.read().decode()
-    return {worker: float(count) for worker, count in
-            re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+    return {
+        worker: float(count)
+        for worker, count in re.findall(r'^digits_worker_requests_total\{worker="(\d+)"\} (\S+)$', text, re.MULTILINE)
+    }
 
 
 def test_new_connections_are_spread_over_both_workers(tmp_path):

@@ -31,15 +31,17 @@ def arrays(samples):
 def test_singles_are_deterministic_under_the_seed():
     x, y = drawn_digits()
     first, again, other = make_singles(x, y, 5, seed=7), make_singles(x, y, 5, seed=7), make_singles(x, y, 5, seed=8)
-    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again)))
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again), strict=False))
     assert [label for _, label in first] == [label for _, label in again]
-    assert not all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(arrays(first), arrays(other)))
+    assert not all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(arrays(first), arrays(other), strict=False)
+    )
 
 
 def test_lines_are_deterministic_and_2_to_5_digits():
     x, y = drawn_digits()
     first, again = make_lines(x, y, 6, seed=3), make_lines(x, y, 6, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again)))
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again), strict=False))
     for image, text in first:
         assert text.isdigit() and 2 <= len(text) <= 5
         assert image.mode == "RGB"
@@ -69,7 +71,7 @@ def test_write_set_files_match_the_images(tmp_path):
     suffixes = {entry["file"].rsplit(".", 1)[1] for entry in labels["singles"] + labels["lines"]}
     assert suffixes == {"png", "jpg"}  # some JPEG, for its artefacts
     singles = make_singles(x, y, 10, seed=5)
-    for entry, (image, label) in zip(labels["singles"], singles):
+    for entry, (image, label) in zip(labels["singles"], singles, strict=False):
         assert entry["label"] == label
         loaded = preprocess.load_image(tmp_path / entry["file"])
         assert np.array_equal(np.asarray(loaded.convert("RGB")), np.asarray(image.convert("RGB")))
@@ -79,7 +81,7 @@ def test_generated_from_mnist_test_digits_is_reproducible(mnist):
     (_, _), (x_test, y_test) = mnist
     first = make_singles(x_test, y_test, 4, seed=11)
     again = make_singles(x_test, y_test, 4, seed=11)
-    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again)))
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again), strict=False))
     for image, label in first:
         assert label == int(y_test[image.info["mnist_index"]])
 
@@ -138,8 +140,22 @@ def test_realworld_benchmark_script_on_a_tiny_set(tmp_path, tiny_run, monkeypatc
                 (real / "set" / entry["file"]).rename(real / name / entry["file"])
                 writer.writerow([entry["file"], entry["label"], "photo", "someone/elsewhere"])
     out = tmp_path / "out"
-    args = ["--model", str(tiny_run), "--real", str(real), "--singles", "4", "--lines", "2", "--junk", "4",
-            "--repeat", "1", "--out", str(out)]
+    args = [
+        "--model",
+        str(tiny_run),
+        "--real",
+        str(real),
+        "--singles",
+        "4",
+        "--lines",
+        "2",
+        "--junk",
+        "4",
+        "--repeat",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert realworld.main(args) == 0
     report = json.loads((out / "realworld.json").read_text())
     [scores] = report["models"].values()

@@ -7,8 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import run_cli
 from PIL import Image
+
+from helpers import run_cli
 
 
 @pytest.fixture

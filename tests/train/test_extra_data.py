@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from digits import data
-from digits.train import extra_data
 from digits.errors import DataError
+from digits.train import extra_data
 
 
 def ring(size: int, ink: float = 1.0, paper: float = 0.0) -> np.ndarray:
@@ -75,8 +75,9 @@ def test_semeion(tmp_path, monkeypatch):
     folder = tmp_path / "semeion"
     folder.mkdir()
     pixels = " ".join("1.0000" if v else "0.0000" for v in ring(16).ravel() > 0.5)
-    rows = [pixels + " " + " ".join("1" if j == d else "0" for j in range(10)) + " "
-            for d in range(10) for _ in range(5)]
+    rows = [
+        pixels + " " + " ".join("1" if j == d else "0" for j in range(10)) + " " for d in range(10) for _ in range(5)
+    ]
     (folder / "semeion.data").write_bytes(("\r\n".join(rows) + "\r\n").encode())
     pin(monkeypatch, "semeion", folder)
     parts = extra_data.load_parts("semeion", folder)
@@ -91,9 +92,15 @@ def test_cvl_keeps_its_writer_disjoint_splits(tmp_path, monkeypatch):
     folder.mkdir()
     split = np.array([0, 0, 1, 2, 2, 2], np.uint8)
     x = np.stack([ring(28, ink=40, paper=240)] * len(split)).astype(np.uint8)  # dark ink on grey paper
-    np.savez(folder / "cvl_single_digits_28x28.npz", x=x, y=np.arange(6, dtype=np.uint8), split=split,
-             writer=np.arange(6, dtype=np.uint16), filename=np.array([f"f{i}.png" for i in range(6)]),
-             split_note=np.array("fixture"))
+    np.savez(
+        folder / "cvl_single_digits_28x28.npz",
+        x=x,
+        y=np.arange(6, dtype=np.uint8),
+        split=split,
+        writer=np.arange(6, dtype=np.uint16),
+        filename=np.array([f"f{i}.png" for i in range(6)]),
+        split_note=np.array("fixture"),
+    )
     pin(monkeypatch, "cvl", folder)
     parts = extra_data.load_parts("cvl", folder)
     assert sorted(parts["train"][1]) == [0, 1] and list(parts["val"][1]) == [2] and list(parts["test"][1]) == [3, 4, 5]
@@ -131,17 +138,26 @@ def test_negatives_drop_digit_look_alikes_and_the_doodles_the_junk_shows(tmp_pat
     root = tmp_path / "data"
     big = (ring(105) * 255).astype(np.uint8)
     (root / "negatives" / "omniglot").mkdir(parents=True)
-    np.savez_compressed(root / "negatives" / "omniglot" / "omniglot_105x105.npz", x=np.stack([big] * 3),
-                        label=np.array(["Latin/683", "Korean/1", "Greek/2"]),
-                        digit_like_level=np.array([1, 2, 0], np.uint8))
+    np.savez_compressed(
+        root / "negatives" / "omniglot" / "omniglot_105x105.npz",
+        x=np.stack([big] * 3),
+        label=np.array(["Latin/683", "Korean/1", "Greek/2"]),
+        digit_like_level=np.array([1, 2, 0], np.uint8),
+    )
     (root / "negatives" / "quickdraw").mkdir()
     small = (ring(28) * 255).astype(np.uint8)
-    np.savez_compressed(root / "negatives" / "quickdraw" / "quickdraw_28x28.npz", x=np.stack([small] * 3),
-                        label=np.array(["fish", "apple", "rainbow"]))
+    np.savez_compressed(
+        root / "negatives" / "quickdraw" / "quickdraw_28x28.npz",
+        x=np.stack([small] * 3),
+        label=np.array(["fish", "apple", "rainbow"]),
+    )
     (root / "negatives" / "comnist-early").mkdir()
-    np.savez_compressed(root / "negatives" / "comnist-early" / "comnist_early_278x278.npz",
-                        x=np.stack([(ring(278) * 255).astype(np.uint8)] * 2), label=np.array(["A", "З"]),
-                        digit_like_level=np.array([0, 2], np.uint8))
+    np.savez_compressed(
+        root / "negatives" / "comnist-early" / "comnist_early_278x278.npz",
+        x=np.stack([(ring(278) * 255).astype(np.uint8)] * 2),
+        label=np.array(["A", "З"]),
+        digit_like_level=np.array([0, 2], np.uint8),
+    )
     for name in extra_data.NEGATIVE_SETS:
         pin(monkeypatch, name, root / extra_data.SETS[name].folder)
     assert "apple" in extra_data.QUICKDRAW_SEEN_IN_JUNK
@@ -178,26 +194,39 @@ def test_the_sets_are_registered_for_training():
 
 
 def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out_writers(tmp_path, monkeypatch):
-    from digits.read.model import REJECT
+    from digits.spec import REJECT
     from digits.train.reader_mix import extra_training
 
     write_usps(tmp_path / "usps", train=4, test=2)
     (tmp_path / "cvl-digits").mkdir()
     x = np.stack([ring(28, ink=40, paper=240)] * 5).astype(np.uint8)
-    np.savez(tmp_path / "cvl-digits" / "cvl_single_digits_28x28.npz", x=x, y=np.arange(5, dtype=np.uint8),
-             split=np.array([0, 1, 1, 2, 2], np.uint8))
+    np.savez(
+        tmp_path / "cvl-digits" / "cvl_single_digits_28x28.npz",
+        x=x,
+        y=np.arange(5, dtype=np.uint8),
+        split=np.array([0, 1, 1, 2, 2], np.uint8),
+    )
     (tmp_path / "negatives" / "omniglot").mkdir(parents=True)
     bar = np.zeros((105, 105), np.uint8)
     bar[10:95, 50:56] = 255  # one straight upright stroke reads as a 1: never a negative
     glyphs = np.stack([(ring(105) * 255).astype(np.uint8)] * 40 + [bar])
-    np.savez(tmp_path / "negatives" / "omniglot" / "omniglot_105x105.npz", x=glyphs,
-             label=np.array(["Latin/1"] * 41), digit_like_level=np.zeros(41, np.uint8))
+    np.savez(
+        tmp_path / "negatives" / "omniglot" / "omniglot_105x105.npz",
+        x=glyphs,
+        label=np.array(["Latin/1"] * 41),
+        digit_like_level=np.zeros(41, np.uint8),
+    )
     for name in ("usps", "cvl", "omniglot"):
         pin(monkeypatch, name, tmp_path / extra_data.SETS[name].folder)
     from digits.config import TrainConfig
 
-    config = TrainConfig.from_preset("tiny", {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"],
-                                              "reject_class": True}, "mnist", 0, None)
+    config = TrainConfig.from_preset(
+        "tiny",
+        {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"], "reject_class": True},
+        "mnist",
+        0,
+        None,
+    )
     train, val = extra_training(config, tmp_path)
     train_labels = np.concatenate([labels for _, labels in train])
     val_labels = np.concatenate([labels for _, labels in val])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from digits.train import reader_data
-from digits.read.model import REJECT
 from digits.read.reader import Reader
+from digits.spec import REJECT
+from digits.train import reader_data
 
 
 def test_negatives_are_the_same_for_any_number_of_workers(monkeypatch):
@@ -43,7 +43,7 @@ def test_photographed_digits_keep_their_labels_and_do_not_depend_on_workers(mnis
     x, y = x_train[:500], y_train[:500]
     one = reader_data.photographed_digits(x, y, singles=40, lines=20, seed=3, workers=1, cache=False)
     two = reader_data.photographed_digits(x / 255, y, singles=40, lines=20, seed=3, workers=2, cache=False)
-    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=False))
     images, labels = one
     # Every single digit, and the digits of most numbers (2 to 5 each), come back as 28x28 model inputs.
     assert images.shape[1:] == (28, 28) and images.dtype == np.float32 and 40 + 2 * 15 <= len(images) <= 40 + 5 * 20

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits.read.model import REJECT, ModelError, Recognizer, shipped_model
+from digits.read.model import ModelError, Recognizer, shipped_model
 from digits.runs import RunDir
+from digits.spec import REJECT
 
 
 def linear_onnx(path: Path, outputs: int) -> Path:
@@ -19,8 +20,11 @@ def linear_onnx(path: Path, outputs: int) -> Path:
 
     weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(784, outputs)).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["image"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        [
+            helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
         "linear",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", outputs])],
@@ -49,11 +53,28 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
     from digits.train.run import train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    overrides = {"reject_class": True, "junk_train": 100, "junk_val": 30, "junk_test": 20, "augment": True,
-                 "augment_real": True, "european_ones": 50, "crossed_sevens": 50, "photo_singles": 40,
-                 "photo_lines": 20, "epochs": 2}
-    run = train("tiny", runs_dir=tmp_path, name="reject", train_limit=4000, overrides=overrides, progress=False,
-                log=lambda *a: None)
+    overrides = {
+        "reject_class": True,
+        "junk_train": 100,
+        "junk_val": 30,
+        "junk_test": 20,
+        "augment": True,
+        "augment_real": True,
+        "european_ones": 50,
+        "crossed_sevens": 50,
+        "photo_singles": 40,
+        "photo_lines": 20,
+        "epochs": 2,
+    }
+    run = train(
+        "tiny",
+        runs_dir=tmp_path,
+        name="reject",
+        train_limit=4000,
+        overrides=overrides,
+        progress=False,
+        log=lambda *a: None,
+    )
     assert Recognizer(run).num_classes == 11
     metrics = RunDir(run).read_metrics()
     assert len(metrics["confusion_matrix"]) == 11 and "not a digit" in metrics["per_class"]
@@ -70,9 +91,9 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
 
 
 def test_an_unfinished_run_is_not_shipped(tmp_path):
-    from digits.train.export import ship
     from digits.config import TrainConfig
     from digits.runs import RunDir, RunInfo
+    from digits.train.export import ship
 
     (tmp_path / "run").mkdir()
     RunDir(tmp_path / "run").write_config(TrainConfig.from_preset("reader"), RunInfo(status="interrupted"))

@@ -6,11 +6,11 @@ import signal
 import numpy as np
 import pytest
 
-from helpers import run_cli
-from digits.train import models
 from digits.config import PRESETS, TrainConfig
 from digits.runs import RunDir, TrainingError
+from digits.train import models
 from digits.train.run import TEST_SIGNAL_VARIABLE, train, train_config
+from helpers import run_cli
 
 
 def test_seed_model_has_the_articles_parameter_count():
@@ -25,16 +25,32 @@ def test_every_preset_builds_for_28x28_input(preset):
 
 @pytest.mark.slow
 def test_one_short_epoch_beats_85_percent(tmp_path, mnist):
-    run = train("seed", runs_dir=tmp_path, name="short", train_limit=10000, overrides={"epochs": 1},
-                progress=False, log=lambda *a: None)
+    run = train(
+        "seed",
+        runs_dir=tmp_path,
+        name="short",
+        train_limit=10000,
+        overrides={"epochs": 1},
+        progress=False,
+        log=lambda *a: None,
+    )
     metrics = RunDir(run).read_metrics()
     assert metrics["test_accuracy"] > 0.85
     assert metrics["parameters"] == 104_938
 
 
 def test_run_folder_holds_everything(tiny_run):
-    for name in ("model.keras", "model.onnx", "config.json", "history.csv", "curves.png",
-                 "metrics.json", "confusion.png", "mistakes.png", "checkpoint.npz"):
+    for name in (
+        "model.keras",
+        "model.onnx",
+        "config.json",
+        "history.csv",
+        "curves.png",
+        "metrics.json",
+        "confusion.png",
+        "mistakes.png",
+        "checkpoint.npz",
+    ):
         assert (tiny_run / name).is_file(), name
     assert (tiny_run.parent / "latest").resolve() == tiny_run.resolve()
     config, info = RunDir(tiny_run).read_run()
@@ -43,7 +59,9 @@ def test_run_folder_holds_everything(tiny_run):
     assert set(info.provenance) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
     assert info.provenance["versions"]["keras"].startswith("3.")
     metrics = RunDir(tiny_run).read_metrics()
-    assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(metrics)
+    assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(
+        metrics
+    )
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
     assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
 
@@ -66,18 +84,29 @@ def _weights(run):
 
 @pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
-    runs = [train("tiny", runs_dir=tmp_path, name=f"r{i}", seed=7, train_limit=4000, progress=False, log=lambda *a: None)
-            for i in range(2)]
+    runs = [
+        train("tiny", runs_dir=tmp_path, name=f"r{i}", seed=7, train_limit=4000, progress=False, log=lambda *a: None)
+        for i in range(2)
+    ]
     first, second = (_weights(r) for r in runs)
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    other = train("tiny", runs_dir=tmp_path, name="other", seed=8, train_limit=4000, progress=False, log=lambda *a: None)
-    assert not all(np.array_equal(a, b) for a, b in zip(first, _weights(other)))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=False))
+    other = train(
+        "tiny", runs_dir=tmp_path, name="other", seed=8, train_limit=4000, progress=False, log=lambda *a: None
+    )
+    assert not all(np.array_equal(a, b) for a, b in zip(first, _weights(other), strict=False))
 
 
 def test_early_stopping_restores_best_weights(tmp_path, mnist):
     """A learning rate far too high makes validation loss climb; the saved model is the best epoch's."""
-    run = train("tiny", runs_dir=tmp_path, name="es", train_limit=3000, progress=False, log=lambda *a: None,
-                overrides={"epochs": 6, "early_stopping": 2, "learning_rate": 0.3})
+    run = train(
+        "tiny",
+        runs_dir=tmp_path,
+        name="es",
+        train_limit=3000,
+        progress=False,
+        log=lambda *a: None,
+        overrides={"epochs": 6, "early_stopping": 2, "learning_rate": 0.3},
+    )
     history = _history(run)
     best = int(np.nanargmin(history["val_loss"]))
     assert best < len(history["val_loss"]) - 1, "the test needs a run whose last epoch is not its best"
@@ -156,6 +185,7 @@ def test_existing_run_name_is_refused(tiny_run):
 
 def test_unwritable_output_folder_is_one_clear_error(tmp_path, monkeypatch):
     """Root ignores permission bits, so the refusal is simulated where the folder is made."""
+
     def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
@@ -183,8 +213,15 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
 
     monkeypatch.setattr("digits.train.run.save_checkpoint", save_until_full)
     with pytest.raises(atomic.WriteError, match="cannot write .*checkpoint.npz: No space left on device"):
-        train("tiny", runs_dir=tmp_path, name="full", train_limit=3000, overrides={"epochs": 4},
-              progress=False, log=lambda *a: None)
+        train(
+            "tiny",
+            runs_dir=tmp_path,
+            name="full",
+            train_limit=3000,
+            overrides={"epochs": 4},
+            progress=False,
+            log=lambda *a: None,
+        )
     run = tmp_path / "full"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
@@ -199,7 +236,14 @@ def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
     The test accuracy is measured on the exported model.onnx, so this also
     proves each preset exports and runs on ONNX Runtime.
     """
-    run = train(preset, runs_dir=tmp_path, name=preset, train_limit=4000, overrides={"epochs": 2},
-                progress=False, log=lambda *a: None)
+    run = train(
+        preset,
+        runs_dir=tmp_path,
+        name=preset,
+        train_limit=4000,
+        overrides={"epochs": 2},
+        progress=False,
+        log=lambda *a: None,
+    )
     metrics = RunDir(run).read_metrics()
     assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]

@@ -17,11 +17,12 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from helpers import DIGITS, assert_one_line_error, run_cli  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
 from digits.config import TrainConfig  # noqa: E402
 from digits.train import tune  # noqa: E402
 from digits.train.run import TEST_SIGNAL_VARIABLE  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+from helpers import DIGITS, assert_one_line_error, run_cli  # noqa: E402
 
 # A few seconds per trial: 3000 images, at most 2 epochs.
 SMALL = ["--preset", "tiny", "--train-limit", "3000", "--max-epochs", "2"]
@@ -63,7 +64,11 @@ def test_tiny_study_end_to_end(tmp_path):
     for trial in trials:
         # Every epoch's validation accuracy reached the trial, and the objective is one of them.
         assert list(trial.intermediate_values) == list(range(1, trial.params["epochs"] + 1))
-        assert trial.value == trial.user_attrs["val_accuracy_history"][-1] == trial.intermediate_values[trial.params["epochs"]]
+        assert (
+            trial.value
+            == trial.user_attrs["val_accuracy_history"][-1]
+            == trial.intermediate_values[trial.params["epochs"]]
+        )
 
     shown = run_cli("tune", "--show", "tiny-mnist", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -80,7 +85,8 @@ def test_tiny_study_end_to_end(tmp_path):
     assert config["train_limit"] == 3000 and config["status"] == "finished"
     assert config["hidden"] == [best.params["width"]] * best.params["depth"]
     assert {k: config[k] for k in ("learning_rate", "batch_size", "epochs", "dropout", "augment")} == {
-        k: best.params[k] for k in ("learning_rate", "batch_size", "epochs", "dropout", "augment")}
+        k: best.params[k] for k in ("learning_rate", "batch_size", "epochs", "dropout", "augment")
+    }
     assert "test_accuracy" in json.loads((run_dir / "metrics.json").read_text())
 
 
@@ -88,9 +94,21 @@ def test_the_objective_never_touches_the_test_set(mnist):
     (x, y), _ = mnist
     base = TrainConfig.from_preset("tiny", {}, "mnist", 0, 2000)
     objective = tune.Objective(base, None, 1, data=((x, y), None))
-    value = objective(optuna.trial.FixedTrial({
-        "learning_rate": 3e-3, "schedule": "constant", "batch_size": 256, "epochs": 1, "dropout": 0.0,
-        "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
+    value = objective(
+        optuna.trial.FixedTrial(
+            {
+                "learning_rate": 3e-3,
+                "schedule": "constant",
+                "batch_size": 256,
+                "epochs": 1,
+                "dropout": 0.0,
+                "weight_decay": 1e-5,
+                "augment": 0.0,
+                "depth": 1,
+                "width": 32,
+            }
+        )
+    )
     assert 0.1 < value <= 1.0
 
 
@@ -100,17 +118,38 @@ def test_a_trial_shares_trainings_check_of_the_batch_count(mnist):
     (x, y), _ = mnist
     objective = tune.Objective(TrainConfig.from_preset("tiny", {}, "mnist", 0, 300), None, 1, data=((x, y), None))
     with pytest.raises(TrainingError, match="270 training images are fewer than one batch of 512"):
-        objective(optuna.trial.FixedTrial({
-            "learning_rate": 3e-3, "schedule": "constant", "batch_size": 512, "epochs": 1, "dropout": 0.0,
-            "weight_decay": 1e-5, "augment": 0.0, "depth": 1, "width": 32}))
+        objective(
+            optuna.trial.FixedTrial(
+                {
+                    "learning_rate": 3e-3,
+                    "schedule": "constant",
+                    "batch_size": 512,
+                    "epochs": 1,
+                    "dropout": 0.0,
+                    "weight_decay": 1e-5,
+                    "augment": 0.0,
+                    "depth": 1,
+                    "width": 32,
+                }
+            )
+        )
 
 
 def test_seed_keeps_the_articles_network():
     from digits.train import models
 
-    overrides = tune.overrides_from_params("seed", {
-        "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 256, "epochs": 20, "dropout": 0.1,
-        "weight_decay": 1e-4, "augment": 0.5})
+    overrides = tune.overrides_from_params(
+        "seed",
+        {
+            "learning_rate": 1e-3,
+            "schedule": "cosine",
+            "batch_size": 256,
+            "epochs": 20,
+            "dropout": 0.1,
+            "weight_decay": 1e-4,
+            "augment": 0.5,
+        },
+    )
     assert "hidden" not in overrides
     assert models.build(TrainConfig.from_preset("seed", overrides)).count_params() == 104_938
 
@@ -119,8 +158,10 @@ def test_seed_keeps_the_articles_network():
 def test_two_workers_share_one_study(tmp_path, storage):
     name = f"shared-{uuid.uuid4().hex[:8]}"
     args = [DIGITS, "tune", *SMALL, "--trials", "2", "--runs-dir", str(tmp_path), "--storage", storage, "--study", name]
-    workers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
@@ -150,8 +191,12 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     storage, name = tune.default_storage(tmp_path), "killed"
     args = ["--study", name, "--heartbeat", "1"]
     # Many trials, so the worker is always in one; it is frozen before we look, so what we see is what we kill.
-    worker = subprocess.Popen([DIGITS, "tune", *SMALL, "--runs-dir", str(tmp_path), "--trials", "1000", *args],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [DIGITS, "tune", *SMALL, "--runs-dir", str(tmp_path), "--trials", "1000", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         killed = None
         for _ in range(600):
@@ -189,10 +234,13 @@ def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
     assert trial.state == TrialState.FAIL
 
 
-@pytest.mark.parametrize("url, fragment", [
-    ("nonsense", "not a storage URL"),
-    ("postgresql://digits:secret@127.0.0.1:1/none", "cannot open the study storage"),
-])
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("nonsense", "not a storage URL"),
+        ("postgresql://digits:secret@127.0.0.1:1/none", "cannot open the study storage"),
+    ],
+)
 def test_bad_storage_is_one_line(tmp_path, url, fragment):
     result = _tune(tmp_path, "--trials", "1", "--storage", url)
     assert_one_line_error(result, fragment)
@@ -201,7 +249,9 @@ def test_bad_storage_is_one_line(tmp_path, url, fragment):
 
 def test_a_study_of_another_preset_is_refused(tmp_path):
     assert _tune(tmp_path, "--trials", "0", "--study", "mine").returncode == 0
-    result = run_cli("tune", "--preset", "seed", "--trials", "1", "--study", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    result = run_cli(
+        "tune", "--preset", "seed", "--trials", "1", "--study", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path
+    )
     assert_one_line_error(result, "study 'mine' tunes preset tiny", "--study")
     missing = run_cli("tune", "--show", "other", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(missing, "no study named 'other'", "mine")
@@ -211,6 +261,7 @@ def test_a_study_of_another_preset_is_refused(tmp_path):
 
 def test_kept_val_accuracy_follows_the_presets_early_stopping():
     history = {"val_accuracy": [0.90, 0.95, 0.93], "val_loss": [0.3, 0.2, 0.25]}
+
     def kept(**overrides) -> float:
         return tune.kept_val_accuracy(history, TrainConfig.from_preset("tiny", overrides))
 

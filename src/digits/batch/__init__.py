@@ -35,8 +35,19 @@ from digits.batch.output import COLUMNS, ERROR, Output, OutputError, Row
 from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
 from digits.read.model import resolve_model
 
-__all__ = ["COLUMNS", "ClusterError", "InputError", "Output", "OutputError", "Summary", "bag", "expand",
-           "job_for", "read", "write"]
+__all__ = [
+    "COLUMNS",
+    "ClusterError",
+    "InputError",
+    "Output",
+    "OutputError",
+    "Summary",
+    "bag",
+    "expand",
+    "job_for",
+    "read",
+    "write",
+]
 
 # A chunk: enough digits for an efficient model call, few enough that a kill loses little.
 CHUNK_SIZE = 64
@@ -44,8 +55,9 @@ CHUNK_SIZE = 64
 _FEW = 32
 
 
-def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5,
-            load: bool = True) -> Job:
+def job_for(
+    command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, load: bool = True
+) -> Job:
     """The job every chunk runs: the model resolved (and, with `load`, loaded here once, so a bad one fails now)."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
@@ -72,19 +84,27 @@ def stat_item(path: str) -> Item:
 def to_row(result: dict[str, Any], job: Job) -> Row:
     """A worker's result for one picture -> a flat row (`COLUMNS`)."""
     row: Row = {name: None for name in COLUMNS}
-    row.update(path=result["path"], size=result["size"], mtime_ns=result["mtime_ns"],
-               model=job.model_name)
+    row.update(path=result["path"], size=result["size"], mtime_ns=result["mtime_ns"], model=job.model_name)
     found = result["result"]
     if found is None:
         return row | {"status": ERROR, "error": result["error"]}
     if job.command == PREDICT:
         digit = found["digit"]
-        return row | {"status": found["status"], "digit": digit, "text": "" if digit is None else str(digit),
-                      "confidence": found["confidence"], "boxes": json.dumps([found["box"]] if found["box"] else [])}
+        return row | {
+            "status": found["status"],
+            "digit": digit,
+            "text": "" if digit is None else str(digit),
+            "confidence": found["confidence"],
+            "boxes": json.dumps([found["box"]] if found["box"] else []),
+        }
     digits = [d for line in found["lines"] for d in line["digits"]]
     status = "no digits found" if not digits else "unsure" if any(d["status"] == "unsure" for d in digits) else "ok"
-    return row | {"status": status, "text": found["text"], "boxes": json.dumps(found["lines"]),
-                  "confidence": min((d["confidence"] for d in digits), default=None)}
+    return row | {
+        "status": status,
+        "text": found["text"],
+        "boxes": json.dumps(found["lines"]),
+        "confidence": min((d["confidence"] for d in digits), default=None),
+    }
 
 
 def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, int]:
@@ -96,16 +116,23 @@ def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, 
     return max(1, min(wanted, math.ceil(items / size))), size
 
 
-def results(job: Job, items: Sequence[Item], workers: int | None = None, dask: str | None = None,
-            chunk_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+def results(
+    job: Job, items: Sequence[Item], workers: int | None = None, dask: str | None = None, chunk_size: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """Each chunk's worker results, in input order."""
     count, size = plan(len(items), workers, chunk_size)
     return chunks_read(job, chunked(items, size), count, dask)
 
 
-def read(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
-         threshold: float = 0.5, workers: int | None = None, dask: str | None = None,
-         chunk_size: int | None = None) -> Iterator[Row]:
+def read(
+    paths: Iterable[str | os.PathLike[str]],
+    command: str = READ,
+    model: str | os.PathLike[str] | None = None,
+    threshold: float = 0.5,
+    workers: int | None = None,
+    dask: str | None = None,
+    chunk_size: int | None = None,
+) -> Iterator[Row]:
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
     items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
@@ -113,8 +140,13 @@ def read(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: st
         yield from (to_row(result, job) for result in chunk)
 
 
-def bag(paths: Iterable[str | os.PathLike[str]], command: str = READ, model: str | os.PathLike[str] | None = None,
-        threshold: float = 0.5, chunk_size: int = CHUNK_SIZE) -> Any:
+def bag(
+    paths: Iterable[str | os.PathLike[str]],
+    command: str = READ,
+    model: str | os.PathLike[str] | None = None,
+    threshold: float = 0.5,
+    chunk_size: int = CHUNK_SIZE,
+) -> Any:
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
 
@@ -137,10 +169,16 @@ class Summary:
     failed: int = 0
 
 
-def write(paths: Sequence[str], output: Output | None, job: Job, workers: int | None = None,
-          dask: str | None = None, chunk_size: int | None = None,
-          on_chunk: Callable[[list[dict[str, Any]], list[Row]], None] | None = None,
-          on_plan: Callable[[int, int], None] | None = None) -> Summary:
+def write(
+    paths: Sequence[str],
+    output: Output | None,
+    job: Job,
+    workers: int | None = None,
+    dask: str | None = None,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[list[dict[str, Any]], list[Row]], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> Summary:
     """Read `paths` into `output` (None: only `on_chunk` sees the rows), skipping what it already holds.
 
     `on_plan(to_read, skipped)` is called once before reading, `on_chunk(results, rows)` after each chunk

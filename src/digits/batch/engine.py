@@ -39,8 +39,9 @@ class ClusterError(DigitsError):
     """The Dask scheduler cannot be reached, or a pool of workers broke down."""
 
 
-def chunks_read(job: Job, chunks: Iterable[list[Item]], workers: int = 1,
-                dask: str | None = None) -> Iterator[list[dict[str, Any]]]:
+def chunks_read(
+    job: Job, chunks: Iterable[list[Item]], workers: int = 1, dask: str | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """Each chunk's results, in the chunks' order."""
     if dask:
         yield from _on_dask(job, chunks, dask)
@@ -51,8 +52,12 @@ def chunks_read(job: Job, chunks: Iterable[list[Item]], workers: int = 1,
         yield from _on_processes(job, chunks, workers)
 
 
-def _in_order(submit: Callable[[list[Item]], Any], result: Callable[[Any], list[dict[str, Any]]],
-              chunks: Iterable[list[Item]], window: int) -> Iterator[list[dict[str, Any]]]:
+def _in_order(
+    submit: Callable[[list[Item]], Any],
+    result: Callable[[Any], list[dict[str, Any]]],
+    chunks: Iterable[list[Item]],
+    window: int,
+) -> Iterator[list[dict[str, Any]]]:
     """Keep `window` chunks submitted ahead; yield their results first-submitted first."""
     pending: deque[Any] = deque()
     for chunk in chunks:
@@ -71,16 +76,19 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     context = multiprocessing.get_context("spawn")
     with _term_interrupts(), ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start) as pool:
         try:
-            yield from _in_order(lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(),
-                                 chunks, 2 * workers)
+            yield from _in_order(
+                lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(), chunks, 2 * workers
+            )
         except BrokenProcessPool:
-            raise ClusterError("a worker process died (out of memory, or killed); "
-                               "run the same command again to resume.") from None
+            raise ClusterError(
+                "a worker process died (out of memory, or killed); run the same command again to resume."
+            ) from None
 
 
 @contextlib.contextmanager
 def _term_interrupts() -> Iterator[None]:
     """While the pool runs, SIGTERM raises `Interrupted`, so the pool is shut down (not orphaned) on the way out."""
+
     def stop(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
@@ -107,6 +115,7 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is not None:
+
         def exit_with_parent() -> None:
             wait([parent.sentinel])
             os._exit(1)
@@ -128,6 +137,10 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         run = uuid.uuid4().hex[:8]  # task keys unique to this run; chunk numbers within it
         numbers = iter(range(1 << 62))
         yield from _in_order(
-            lambda chunk: client.submit(read_chunk, job, chunk, key=f"digits-chunk-{run}-{next(numbers)}",
-                                        retries=DASK_RETRIES, pure=False),
-            lambda future: future.result(), chunks, 2 * workers)
+            lambda chunk: client.submit(
+                read_chunk, job, chunk, key=f"digits-chunk-{run}-{next(numbers)}", retries=DASK_RETRIES, pure=False
+            ),
+            lambda future: future.result(),
+            chunks,
+            2 * workers,
+        )

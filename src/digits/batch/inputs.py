@@ -24,8 +24,27 @@ from typing import TextIO
 
 from digits.errors import DigitsError
 
-PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff",
-                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".mpo"})
+PICTURE_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".tga",
+        ".ico",
+        ".mpo",
+    }
+)
 _GLOB_CHARACTERS = frozenset("*?[")
 
 

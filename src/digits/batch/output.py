@@ -52,8 +52,19 @@ def _pyarrow() -> tuple[Any, Any, Any]:
         import pyarrow.parquet
     except ImportError:
         raise OutputError("writing Parquet needs pyarrow: pip install pyarrow (or write .csv or .jsonl).") from None
-    schema = pyarrow.schema([(name, pyarrow.int64() if name in _INTEGERS else
-                              pyarrow.float64() if name == "confidence" else pyarrow.string()) for name in COLUMNS])
+    schema = pyarrow.schema(
+        [
+            (
+                name,
+                pyarrow.int64()
+                if name in _INTEGERS
+                else pyarrow.float64()
+                if name == "confidence"
+                else pyarrow.string(),
+            )
+            for name in COLUMNS
+        ]
+    )
     return pyarrow, pyarrow.parquet, schema
 
 
@@ -82,8 +93,11 @@ class Output:
 
     def done(self) -> dict[str, tuple[int | None, int | None, bool]]:
         """path -> (size, mtime_ns, failed) of the last row of each picture already written."""
-        return {row["path"]: (row["size"], row["mtime_ns"], row["status"] == ERROR)
-                for source in self._sources() for row in self._read(source, ("path", "size", "mtime_ns", "status"))}
+        return {
+            row["path"]: (row["size"], row["mtime_ns"], row["status"] == ERROR)
+            for source in self._sources()
+            for row in self._read(source, ("path", "size", "mtime_ns", "status"))
+        }
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of rows, as a part file written atomically."""
@@ -100,10 +114,17 @@ class Output:
         sources = self._sources()
         if not self._part_files():
             return
-        last = {row["path"]: (i, j) for i, source in enumerate(sources)
-                for j, row in enumerate(self._read(source, ("path",)))}
-        keep = (row for i, source in enumerate(sources) for j, row in enumerate(self._read(source, COLUMNS))
-                if last[row["path"]] == (i, j))
+        last = {
+            row["path"]: (i, j)
+            for i, source in enumerate(sources)
+            for j, row in enumerate(self._read(source, ("path",)))
+        }
+        keep = (
+            row
+            for i, source in enumerate(sources)
+            for j, row in enumerate(self._read(source, COLUMNS))
+            if last[row["path"]] == (i, j)
+        )
         with atomic_path(self.target) as tmp:
             self._write(tmp, keep)
         shutil.rmtree(self.parts)
@@ -137,11 +158,14 @@ class Output:
         except OutputError:
             raise
         except (OSError, ValueError, KeyError, csv.Error) as err:
-            raise OutputError(f"{path}: not a batch output that digits can resume from ({err}); "
-                              "name another --out or move this file away.") from None
+            raise OutputError(
+                f"{path}: not a batch output that digits can resume from ({err}); "
+                "name another --out or move this file away."
+            ) from None
         except Exception as err:  # pyarrow's own error types for a damaged file
-            raise OutputError(f"{path}: not a Parquet file digits wrote ({err}); "
-                              "name another --out or move this file away.") from None
+            raise OutputError(
+                f"{path}: not a Parquet file digits wrote ({err}); name another --out or move this file away."
+            ) from None
 
 
 def _utf8(row: Row) -> Row:

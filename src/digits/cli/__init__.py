@@ -11,14 +11,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
+from digits.cli.terminal import ensure_standard_streams, one_line, shown
+from digits.config import DEFAULT_PRESET, PRESETS
 from digits.data import DATASETS, DIGIT_SETS, class_names
 from digits.errors import DigitsError, Interrupted
-from digits.config import DEFAULT_PRESET, PRESETS
-from digits.cli.terminal import ensure_standard_streams, one_line, shown
 
 app = typer.Typer(
     add_completion=False,
@@ -28,8 +28,16 @@ app = typer.Typer(
 )
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).",
+    ),
+]
 LATEST = Path("runs/latest")
 
 
@@ -39,7 +47,9 @@ def _fraction(value: float) -> float:
     return value
 
 
-ThresholdOpt = Annotated[float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")]
+ThresholdOpt = Annotated[
+    float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")
+]
 # Paths of pictures stay strings: Typer would turn "" into Path("."), the current folder.
 ImagePaths = list[str]
 # Choices Typer checks while parsing, before any command imports TensorFlow.
@@ -53,30 +63,38 @@ def _out(text: str = "") -> None:
 
 @app.command()
 def train(
-    preset: Annotated[Optional[PresetName], typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Override the preset's batch size.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
+    preset: Annotated[
+        PresetName | None, typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same weights.")] = 0,
-    seeds: Annotated[int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")] = 1,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")
+    ] = 1,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
-    train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.")] = None,
-    from_study: Annotated[Optional[str], typer.Option(help="Train the best configuration of this `digits tune` study.")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="The study's database URL (default: sqlite in --runs-dir).")] = None,
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    from_study: Annotated[
+        str | None, typer.Option(help="Train the best configuration of this `digits tune` study.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="The study's database URL (default: sqlite in --runs-dir).")
+    ] = None,
 ) -> None:
     """Train a preset; writes runs/<name>/ with model, ONNX, history, plots and metrics (needs the `train` extra)."""
     _require("train", "train", *(["tune"] if from_study else []))
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
-    from digits.train.extra_data import load_dataset as load
-    from digits.train.timing import phase, save
     from digits.config import TrainConfig
+    from digits.train.extra_data import load_dataset as load
     from digits.train.plots import Plotter
+    from digits.train.timing import phase, save
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     if from_study:
@@ -85,8 +103,10 @@ def train(
         preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
         overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
     # The one check of the preset and its overrides: a bad value fails before TensorFlow loads.
-    config = (None if resume
-              else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit))
+    config = (
+        None if resume else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit)
+    )
+
     # Read and verify the data while TensorFlow imports: both take about a second. The first run's
     # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.
     def timed_load():
@@ -103,9 +123,14 @@ def train(
         results = []
         for s in range(seed, seed + seeds):
             run_dir, metrics = train_config(
-                config if config is None or s == seed else replace(config, seed=s), runs_dir=runs_dir,
-                name=f"{name}-s{s}" if name and seeds > 1 else name, resume=resume, data_dir=data_dir, log=_out,
-                data=data, plotter=plotter if s == seed else None,
+                config if config is None or s == seed else replace(config, seed=s),
+                runs_dir=runs_dir,
+                name=f"{name}-s{s}" if name and seeds > 1 else name,
+                resume=resume,
+                data_dir=data_dir,
+                log=_out,
+                data=data,
+                plotter=plotter if s == seed else None,
             )
             results.append(metrics["test_accuracy"])
             _summarize(run_dir, metrics)
@@ -113,8 +138,10 @@ def train(
         import statistics
 
         spread = statistics.stdev(results)
-        _out(f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
-             f"median {statistics.median(results):.4f}")
+        _out(
+            f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
+            f"median {statistics.median(results):.4f}"
+        )
     save()
 
 
@@ -125,7 +152,12 @@ def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | N
     overrides = tune.overrides_from_params(attrs["preset"], trial.params)
     overrides["tuned_from"] = {"study": study, "trial": trial.number, "val_accuracy": trial.value}
     _out(f"study {study}: best trial {trial.number} (val acc {trial.value:.4f}) on preset {attrs['preset']}")
-    return attrs["preset"], attrs["dataset"], train_limit if train_limit is not None else attrs["train_limit"], overrides
+    return (
+        attrs["preset"],
+        attrs["dataset"],
+        train_limit if train_limit is not None else attrs["train_limit"],
+        overrides,
+    )
 
 
 # What each extra brings, by the import name of a package it installs.
@@ -143,8 +175,9 @@ def _require(command: str, *extras: str) -> None:
     missing = [extra for extra in extras if any(find_spec(name) is None for name in _EXTRAS[extra])]
     if missing:
         spec = ",".join(missing)
-        raise _fail(f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: "
-                    f"pip install 'digits[{spec}]'.")
+        raise _fail(
+            f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: pip install 'digits[{spec}]'."
+        )
 
 
 def _import_tune():
@@ -157,19 +190,32 @@ def _import_tune():
 @app.command()
 def tune(
     preset: Annotated[PresetName, typer.Option(help="The preset whose open settings are searched.")] = "seed",
-    trials: Annotated[int, typer.Option(min=0, help="Trials this worker runs; running again continues the study.")] = 20,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file runs/tune.db).")] = None,
-    study: Annotated[Optional[str], typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
-    show: Annotated[Optional[str], typer.Option(help="Print this study's best trials and save its plots; trains nothing.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")] = None,
+    trials: Annotated[
+        int, typer.Option(min=0, help="Trials this worker runs; running again continues the study.")
+    ] = 20,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file runs/tune.db)."
+        ),
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
+    show: Annotated[
+        str | None, typer.Option(help="Print this study's best trials and save its plots; trains nothing.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")
+    ] = None,
     max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = "mnist",
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = Path("runs"),
-    train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.")] = None,
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     seed: Annotated[int, typer.Option(help="The seed every trial trains with.")] = 0,
-    heartbeat: Annotated[int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")] = 30,
+    heartbeat: Annotated[
+        int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")
+    ] = 30,
 ) -> None:
     """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy (one or many workers)."""
     tune = _import_tune()
@@ -181,17 +227,29 @@ def tune(
             _out(f"  plot: {path}")
         return
     found = tune.run_study(
-        preset, trials, storage=storage, study_name=study or f"{preset}-{dataset}", timeout=timeout,
-        max_epochs=max_epochs, dataset=dataset, train_limit=train_limit, seed=seed, heartbeat=heartbeat,
-        data_dir=data_dir, progress=sys.stderr.isatty(), log=_out,
+        preset,
+        trials,
+        storage=storage,
+        study_name=study or f"{preset}-{dataset}",
+        timeout=timeout,
+        max_epochs=max_epochs,
+        dataset=dataset,
+        train_limit=train_limit,
+        seed=seed,
+        heartbeat=heartbeat,
+        data_dir=data_dir,
+        progress=sys.stderr.isatty(),
+        log=_out,
     )
     _out(tune.describe(found))
 
 
 def _summarize(run_dir: Path, metrics: dict) -> None:
     seconds = metrics.get("train_seconds")
-    _out(f"{run_dir}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
-         + (f", trained in {seconds:.1f} s" if seconds is not None else ""))
+    _out(
+        f"{run_dir}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
+        + (f", trained in {seconds:.1f} s" if seconds is not None else "")
+    )
     _out(f"  {metrics['overfitting']['verdict']}")
     _out(f"  report: {run_dir}/curves.png, confusion.png, mistakes.png, metrics.json")
 
@@ -208,9 +266,14 @@ def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
 @app.command()
 def export(
     run: RunArg = LATEST,
-    fmt: Annotated[Literal["onnx", "onnx-int8", "tflite"], typer.Option(
-        "--format", help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, its weights in int8; "
-                         "tflite: model.tflite. The last two are checked on the MNIST test set.")] = "onnx",
+    fmt: Annotated[
+        Literal["onnx", "onnx-int8", "tflite"],
+        typer.Option(
+            "--format",
+            help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, its weights in int8; "
+            "tflite: model.tflite. The last two are checked on the MNIST test set.",
+        ),
+    ] = "onnx",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Write a run's model for a runtime: ONNX (what digits runs), int8 ONNX, or TensorFlow Lite (needs `train`)."""
@@ -226,10 +289,17 @@ def export(
 
 
 # Many pictures at once (digits.cli.bulk): folders, globs, lists, an output file, workers, a Dask cluster.
-RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Also read the pictures in sub-folders of folders given.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Write one row per picture to this .csv, .jsonl or .parquet file; running again resumes.")]
-WorkersOpt = Annotated[Optional[int], typer.Option(min=1, help="Processes reading pictures (default: one per core; one for a few pictures).")]
-DaskOpt = Annotated[Optional[str], typer.Option(help="Read on this Dask cluster instead, e.g. tcp://scheduler:8786.")]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also read the pictures in sub-folders of folders given.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write one row per picture to this .csv, .jsonl or .parquet file; running again resumes."),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option(min=1, help="Processes reading pictures (default: one per core; one for a few pictures).")
+]
+DaskOpt = Annotated[str | None, typer.Option(help="Read on this Dask cluster instead, e.g. tcp://scheduler:8786.")]
 IMAGES_HELP = "Pictures: files, folders, globs ('scans/**/*.jpg'), @list.txt (one path a line), or - (paths on stdin)."
 
 
@@ -238,7 +308,9 @@ def predict(
     images: Annotated[ImagePaths, typer.Argument(help=IMAGES_HELP)],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
-    explain: Annotated[Optional[Path], typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
+    explain: Annotated[
+        Path | None, typer.Option(help="Save the preprocessing steps as a PNG (one image only).")
+    ] = None,
     threshold: ThresholdOpt = 0.5,
     recursive: RecursiveOpt = False,
     out: OutOpt = None,
@@ -257,7 +329,7 @@ def predict(
         save_steps(prepared, explain)
 
 
-def _each_picture(images: list[str], model: Optional[Path], threshold: float, explain: Optional[Path]):
+def _each_picture(images: list[str], model: Path | None, threshold: float, explain: Path | None):
     """Check --explain, load the reader, then yield (reader, path, picture) for each picture that opens.
 
     A file that does not open is reported in one line and the rest are still
@@ -302,8 +374,12 @@ def _readable_images(paths: list[str], failures: list[str]):
 def read(
     images: Annotated[ImagePaths, typer.Argument(help=IMAGES_HELP)],
     model: ModelOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")] = False,
-    explain: Annotated[Optional[Path], typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")
+    ] = False,
+    explain: Annotated[
+        Path | None, typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")
+    ] = None,
     threshold: ThresholdOpt = 0.5,
     recursive: RecursiveOpt = False,
     out: OutOpt = None,
@@ -327,14 +403,14 @@ def serve(
     model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
 ) -> None:
     """Serve the HTTP API, the Open Inference Protocol and a page to draw digits on (needs the `serve` extra)."""
     _require("serve", "serve")
     import tempfile
 
-    from digits.serve import server as http_server
     from digits.read.model import Recognizer
+    from digits.serve import server as http_server
     from digits.serve.app import MODEL_VARIABLE
 
     # Load the model once here: a bad one is a one-line error before anything listens.
@@ -343,7 +419,7 @@ def serve(
     try:
         listener = http_server.bind(host, port)
     except http_server.BindError as err:
-        raise _fail(str(err))
+        raise _fail(str(err)) from None
     os.environ[MODEL_VARIABLE] = str(path)
     _out(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
     if workers == 1:  # counts stay in the process; uvicorn ends it by re-raising SIGTERM, past any cleanup
@@ -358,15 +434,15 @@ def serve(
 def show(
     index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
-    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
+    out: Annotated[Path | None, typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     _require("show", "train")
+    from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test
-    from digits.read.model import Recognizer
 
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
@@ -374,7 +450,9 @@ def show(
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = class_names(dataset)
     predicted = int(probabilities.argmax())
-    title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
+    title = (
+        f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
+    )
     out = out or Path(f"show-{index}.png")
     plots.plot_digit(x_test[index], title, out)
     _out(f"{title} -> {out}")
@@ -389,8 +467,19 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Pat
     if not rows:
         _out(f"no runs in {runs_dir}")
         return
-    _table(rows, [("name", "run"), ("preset", "preset"), ("dataset", "dataset"), ("seed", "seed"),
-                  ("status", "status"), ("epochs", "epochs"), ("test_accuracy", "test acc"), ("train_seconds", "train s")])
+    _table(
+        rows,
+        [
+            ("name", "run"),
+            ("preset", "preset"),
+            ("dataset", "dataset"),
+            ("seed", "seed"),
+            ("status", "status"),
+            ("epochs", "epochs"),
+            ("test_accuracy", "test acc"),
+            ("train_seconds", "train s"),
+        ],
+    )
     if _report_broken(rows):
         raise typer.Exit(2)
 
@@ -401,14 +490,28 @@ def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to 
     from digits.runs import RunDir, run_row
 
     rows = [run_row(RunDir(run_dir)) for run_dir in run_dirs]
-    _table(rows, [("name", "run"), ("status", "status"), ("preset", "preset"), ("dataset", "dataset"),
-                  ("seed", "seed"), ("test_accuracy", "test acc"), ("test_loss", "test loss"),
-                  ("parameters", "params"), ("train_seconds", "train s"), ("best_epoch", "best epoch"),
-                  ("gap", "train-val acc gap")])
+    _table(
+        rows,
+        [
+            ("name", "run"),
+            ("status", "status"),
+            ("preset", "preset"),
+            ("dataset", "dataset"),
+            ("seed", "seed"),
+            ("test_accuracy", "test acc"),
+            ("test_loss", "test loss"),
+            ("parameters", "params"),
+            ("train_seconds", "train s"),
+            ("best_epoch", "best epoch"),
+            ("gap", "train-val acc gap"),
+        ],
+    )
     incomplete = [row for row in rows if row.get("test_accuracy") is None and "problem" not in row]
     for row in incomplete:
-        _error(f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
-               f"`digits train --resume {row['path']}`).")
+        _error(
+            f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
+            f"`digits train --resume {row['path']}`)."
+        )
     if _report_broken(rows) or incomplete:
         raise typer.Exit(2)
 

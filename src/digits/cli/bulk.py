@@ -23,18 +23,29 @@ from typing import Any
 
 import typer
 
-from digits.cli.terminal import one_line, shown
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT
+from digits.cli.terminal import one_line, shown
 
 
-def run(command: str, images: list[str], model: Path | None, as_json: bool, threshold: float, recursive: bool,
-        out: Path | None, workers: int | None, dask: str | None) -> None:
+def run(
+    command: str,
+    images: list[str],
+    model: Path | None,
+    as_json: bool,
+    threshold: float,
+    recursive: bool,
+    out: Path | None,
+    workers: int | None,
+    dask: str | None,
+) -> None:
     """Read every picture the arguments name; exit 2 at the end if any could not be read."""
     paths = expand(images, recursive)
     if not paths:
-        raise InputError("no pictures to read: the folders and lists given hold none "
-                         "(pictures are found by their suffix; for sub-folders add --recursive).")
+        raise InputError(
+            "no pictures to read: the folders and lists given hold none "
+            "(pictures are found by their suffix; for sub-folders add --recursive)."
+        )
     output = Output(out) if out else None
     job = job_for(command, model, threshold)
 
@@ -87,8 +98,9 @@ def _page_lines(page: dict[str, Any]) -> list[str]:
         return ["no digits found"]
     lines = []
     for line in page["lines"]:
-        doubts = [f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"]
-                  if d["status"] == "unsure"]
+        doubts = [
+            f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"] if d["status"] == "unsure"
+        ]
         lines.append(line["text"] + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
     return lines
 
@@ -105,9 +117,15 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
 
     def __enter__(self) -> _Progress:
         if self.bar:

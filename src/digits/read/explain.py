@@ -17,7 +17,6 @@ from digits.read.load import grey_array, true_size
 from digits.read.pipeline import Prepared
 from digits.read.reader import OK, Page
 
-
 _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible
 _TITLE_HEIGHT = 24  # px above each step for its title
 
@@ -35,8 +34,9 @@ def save_steps(prepared: Prepared, path: str | os.PathLike) -> None:
         panels.append(grey.resize((width, _STEP_HEIGHT), Image.Resampling.NEAREST))
     gap = 12
     footer = _TITLE_HEIGHT if not prepared.has_ink else 0
-    sheet = Image.new("L", (sum(p.width for p in panels) + gap * (len(panels) + 1),
-                            _STEP_HEIGHT + _TITLE_HEIGHT + footer + gap), 255)
+    sheet = Image.new(
+        "L", (sum(p.width for p in panels) + gap * (len(panels) + 1), _STEP_HEIGHT + _TITLE_HEIGHT + footer + gap), 255
+    )
     draw = ImageDraw.Draw(sheet)
     left = gap
     for (title, _), panel in zip(steps, panels, strict=True):
@@ -55,7 +55,7 @@ def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike) -> Non
     # float pictures scaled. Boxes are in the picture's true pixels; a big JPEG may
     # have been decoded smaller.
     canvas = Image.fromarray(np.uint8(np.rint(grey_array(picture) * 255))).convert("RGB")
-    scale_x, scale_y = (shown / true for shown, true in zip(canvas.size, true_size(picture)))
+    scale_x, scale_y = (shown / true for shown, true in zip(canvas.size, true_size(picture), strict=False))
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 400))
     for line in page.lines:

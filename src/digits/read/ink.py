@@ -26,8 +26,8 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.load import grey_array, true_size, working_grey
+from digits.read.normalize import crop_to_ink, stroke_width
 
 # Ink must differ from the paper by at least this fraction of the full grey
 # range; below it we are looking at paper texture, JPEG noise or shadows.
@@ -78,8 +78,11 @@ class Analysis:
     def boxes(self) -> dict[int, tuple[int, int, int, int]]:
         """Box of every component still kept, by label (found once, used by every line)."""
         count = len(self.areas) - 1
-        return {i: b for i, b in zip(range(1, count + 1), component_boxes(self.labels, count))
-                if b is not None and self.areas[i] > 0}
+        return {
+            i: b
+            for i, b in zip(range(1, count + 1), component_boxes(self.labels, count), strict=False)
+            if b is not None and self.areas[i] > 0
+        }
 
 
 def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -239,8 +242,9 @@ def _join_grain(labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarr
     """
     from scipy import ndimage
 
-    joined, _ = ndimage.label(ndimage.binary_closing(labels > 0, iterations=max(1, round(stroke / 2))),
-                              structure=np.ones((3, 3), dtype=bool))
+    joined, _ = ndimage.label(
+        ndimage.binary_closing(labels > 0, iterations=max(1, round(stroke / 2))), structure=np.ones((3, 3), dtype=bool)
+    )
     labels = np.where(labels > 0, joined, 0)
     areas = np.bincount(labels.ravel())
     areas[0] = 0
@@ -278,7 +282,7 @@ def _rectangle_area(region: np.ndarray) -> float:
     except Exception:  # a line or a point: no area
         return float("inf")
     best = float("inf")
-    for start, end in zip(corners, np.roll(corners, -1, axis=0)):
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=False):
         edge = end - start
         length = float(np.hypot(*edge))
         if length == 0:
@@ -405,7 +409,7 @@ def _clean_paper(grey: np.ndarray) -> float | None:
     """
     levels = np.bincount(np.rint(grey.ravel() * 255).astype(np.uint8), minlength=256)
     mode = int(levels.argmax())
-    share = levels[max(0, mode - _CLEAN_LEVELS):mode + _CLEAN_LEVELS + 1].sum() / grey.size
+    share = levels[max(0, mode - _CLEAN_LEVELS) : mode + _CLEAN_LEVELS + 1].sum() / grey.size
     return mode / 255 if share >= _CLEAN_SHARE else None
 
 
@@ -435,7 +439,7 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
     sheet = _outside_sheet(grey)
-    for outside in ([sheet, None] if sheet is not None else [None]):
+    for outside in [sheet, None] if sheet is not None else [None]:
         background = _background(grey, exclude=outside)
         signal, dark_ink = _signal(grey, background, None if outside is None else ~outside)
         if outside is not None:
@@ -586,7 +590,7 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
 
     for n, i in enumerate(ids):
         a = boxes[i]
-        for j in ids[n + 1:]:
+        for j in ids[n + 1 :]:
             b = boxes[j]
             if b[0] - a[2] > _LINE_GAP * page_height:
                 break  # sorted by left edge: every later piece is further still
@@ -596,8 +600,11 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
     lines: dict[int, list[int]] = {}
     for i in ids:
         lines.setdefault(root(i), []).append(i)
-    kept = [members for members in lines.values()
-            if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height]
+    kept = [
+        members
+        for members in lines.values()
+        if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height
+    ]
     return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
 
 
@@ -648,8 +655,12 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
         if merged:
             last_members, last = merged[-1]
             joined = union(last, box)
-            if (box[0] - last[2] <= 0.15 * line and max(height(last), height(box)) < 0.85 * line
-                    and height(joined) >= 0.9 * line and width(joined) <= line):
+            if (
+                box[0] - last[2] <= 0.15 * line
+                and max(height(last), height(box)) < 0.85 * line
+                and height(joined) >= 0.9 * line
+                and width(joined) <= line
+            ):
                 merged[-1] = (last_members + members, joined)
                 continue
         merged.append((members, box))
@@ -675,4 +686,3 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
             leftovers.append(([i], box))
     groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
     return [members for members, box in sorted(groups, key=lambda g: g[1][0])]
-

@@ -156,11 +156,15 @@ def jpeg_scans(data: bytes, name: str = "the image data") -> int:
             break
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
-            raise ImageError(f"{name}: a JPEG of more than {MAX_JPEG_SEGMENTS} marker segments is refused "
-                             "(cameras write a few dozen; save it again as an ordinary JPEG).")
+            raise ImageError(
+                f"{name}: a JPEG of more than {MAX_JPEG_SEGMENTS} marker segments is refused "
+                "(cameras write a few dozen; save it again as an ordinary JPEG)."
+            )
         if not scans and position > MAX_JPEG_METADATA_BYTES:
-            raise ImageError(f"{name}: a JPEG with more than {MAX_JPEG_METADATA_BYTES // 2**20} MiB of metadata "
-                             "before its pixels is refused (save it again without the metadata).")
+            raise ImageError(
+                f"{name}: a JPEG with more than {MAX_JPEG_METADATA_BYTES // 2**20} MiB of metadata "
+                "before its pixels is refused (save it again without the metadata)."
+            )
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             position += 2
             continue
@@ -239,8 +243,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.format not in READABLE_FORMATS:
                     # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
-                    raise ImageError(f"{name}: {probe.format} is a format digits does not read "
-                                     f"(expected {EXPECTED}).")
+                    raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
                 _check_pixels(probe.size, name)
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
@@ -336,9 +339,9 @@ def grey_array(image: Image.Image) -> np.ndarray:
         low = float(values.min()) if values.size else 0.0
         if wide or 255 < high <= 65535 and low >= 0:
             full = 65535.0
-        elif 0 <= low and high <= 1 and image.mode == "F":
+        elif low >= 0 and high <= 1 and image.mode == "F":
             full = 1.0
-        elif 0 <= low and high <= 255:
+        elif low >= 0 and high <= 255:
             full = 255.0
         else:  # arbitrary range: stretch it
             values = values - low

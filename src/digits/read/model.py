@@ -1,7 +1,7 @@
 """Predictions on ONNX Runtime. This module never imports TensorFlow or Keras.
 
-    >>> from digits import Recognizer
-    >>> Recognizer("runs/latest").predict(images)      # (N, 28, 28) -> (N,) digits
+>>> from digits import Recognizer
+>>> Recognizer("runs/latest").predict(images)      # (N, 28, 28) -> (N,) digits
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 from digits.calibration import apply as apply_temperature
 from digits.calibration import stored_temperature
 from digits.errors import ModelError
-from digits.spec import REJECT, SHAPE, class_count
 from digits.runs import RunDir
 from digits.safe_open import read_regular
+from digits.spec import SHAPE, class_count
 
 # The largest model file read. The shipped one is under 2 MiB; without a cap,
 # `--model /dev/zero` reads until the OOM killer, and a 300 GB sparse file
@@ -30,7 +30,9 @@ def shipped_model() -> Path:
 
     path = Path(str(files("digits").joinpath("shipped/reader.onnx")))
     if not path.is_file():
-        raise ModelError(f"{path}: this installation ships no model; train one with `digits train` and pass --model RUN.")
+        raise ModelError(
+            f"{path}: this installation ships no model; train one with `digits train` and pass --model RUN."
+        )
     return path
 
 
@@ -84,7 +86,11 @@ class Recognizer:
         if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != SHAPE or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
             raise ModelError(f"{self.path}: expects input {found}, not a batch of 28x28 float images.")
-        if len(outputs) != 1 or not outputs[0].shape or outputs[0].shape[-1] not in (class_count(False), class_count(True)):
+        if (
+            len(outputs) != 1
+            or not outputs[0].shape
+            or outputs[0].shape[-1] not in (class_count(False), class_count(True))
+        ):
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
         self.input_name = inputs[0].name
         self.num_classes: int = outputs[0].shape[-1]

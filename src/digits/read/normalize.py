@@ -103,4 +103,3 @@ def naive(image: Image.Image) -> np.ndarray:
     """The baseline: grey, squash to 28×28, divide by 255. For the benchmark only."""
     grey = Image.fromarray(grey_array(image), "F").resize((MNIST_SIZE, MNIST_SIZE), Image.BILINEAR)
     return np.clip(np.asarray(grey, dtype=np.float32), 0, 1)
-

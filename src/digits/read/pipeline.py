@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from digits.read.normalize import MNIST_SIZE, naive, to_mnist
-from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
 from digits.read.ink import Analysis, analyse, find_lines, group_line, pick_digit
+from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
+from digits.read.normalize import MNIST_SIZE, naive, to_mnist
 from digits.read.rules import drop_rules
 
 __all__ = [
@@ -125,8 +125,10 @@ def segment_page(image: Image.Image) -> list[list[Segment]]:
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
     """
     analysis = drop_rules(analyse(image))
-    return [[_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
-            for members in find_lines(analysis)]
+    return [
+        [_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
+        for members in find_lines(analysis)
+    ]
 
 
 def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:

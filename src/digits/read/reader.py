@@ -29,17 +29,16 @@ from functools import reduce
 import numpy as np
 from PIL import Image
 
-from digits.read.model import Recognizer
-from digits.read.load import load_image
-from digits.read.pipeline import Prepared, Segment, prepare, segment_page
 from digits.read.ink import union
+from digits.read.load import load_image
+from digits.read.model import Recognizer
+from digits.read.pipeline import Prepared, Segment, prepare, segment_page
 from digits.read.refusal import line_digits, picture_refused, steady
 from digits.spec import REJECT, Box
 
 OK = "ok"
 UNSURE = "unsure"
 NO_DIGIT = "no digit found"
-
 
 
 @dataclass(frozen=True)
@@ -139,8 +138,10 @@ class Reader:
         """Steps 2 and 3 for many prepared pictures, in one model call."""
         inked = [p for p in prepared if p.has_ink]
         probabilities = iter(self.classify(np.stack([p.image for p in inked])) if inked else ())
-        return [self.decide(next(probabilities), p.box) if p.has_ink else Digit(None, 0.0, (), None, NO_DIGIT)
-                for p in prepared]
+        return [
+            self.decide(next(probabilities), p.box) if p.has_ink else Digit(None, 0.0, (), None, NO_DIGIT)
+            for p in prepared
+        ]
 
     def read_digit(self, picture: PictureSource) -> Digit:
         """The one digit a picture holds."""
@@ -179,15 +180,18 @@ class Reader:
             decided = [self.decide(next(probabilities), piece.box) for piece in line]
             digits = line_digits(decided, OK)
             if digits is not None:
-                images = [piece.image for piece, d in zip(line, decided) if d.digit is not None]
+                images = [piece.image for piece, d in zip(line, decided, strict=False) if d.digit is not None]
                 candidates.append((digits, images))
         found = []
         if candidates:
             images = np.stack([image for _, line_images in candidates for image in line_images])
             flags = steady(self.classify, images, [d.digit for digits, _ in candidates for d in digits])
             ends = np.cumsum([len(digits) for digits, _ in candidates])
-            found = [Line(tuple(digits), reduce(union, [d.box for d in digits]))
-                     for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1])) if line_flags.all()]
+            found = [
+                Line(tuple(digits), reduce(union, [d.box for d in digits]))
+                for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1]), strict=False)
+                if line_flags.all()
+            ]
         if picture_refused(len(found), len(lines)):
             return Page()
         if len(found) == 1 and len(found[0].digits) == 1:

@@ -28,8 +28,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.normalize import stroke_width
 from digits.read.ink import Analysis, _typical_height
+from digits.read.normalize import stroke_width
 
 # MNIST's widest digits are twice as wide as tall.
 _FLAT = 3.0
@@ -67,9 +67,14 @@ def drop_rules(analysis: Analysis) -> Analysis:
     length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
     rows, cols = analysis.labels.shape
     band = _BORDER_BAND * height
-    slivers = [i for i, (x0, y0, x1, y1) in boxes.items()
-               if (x0 == 0 and x1 <= band) or (y0 == 0 and y1 <= band)
-               or (x1 == cols and x0 >= cols - band) or (y1 == rows and y0 >= rows - band)]
+    slivers = [
+        i
+        for i, (x0, y0, x1, y1) in boxes.items()
+        if (x0 == 0 and x1 <= band)
+        or (y0 == 0 and y1 <= band)
+        or (x1 == cols and x0 >= cols - band)
+        or (y1 == rows and y0 >= rows - band)
+    ]
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
     areas[slivers] = 0
     labels[np.isin(labels, slivers)] = 0

@@ -58,9 +58,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digits.serve.batching import MicroBatcher
 from digits.read.load import ImageError
 from digits.read.reader import Reader
+from digits.serve.batching import MicroBatcher
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
@@ -85,11 +85,26 @@ RETRY_AFTER_SECONDS = 1
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
 # The routes the metrics name; anything else is counted as "other".
-ROUTES = ("/predict", "/read", "/health", "/metrics", "/", "/model.onnx", "/v2/models/digits/infer",
-          "/v2/health/live", "/v2/health/ready", "/v2/models/digits", "/v2/models/digits/ready", "/v2")
+ROUTES = (
+    "/predict",
+    "/read",
+    "/health",
+    "/metrics",
+    "/",
+    "/model.onnx",
+    "/v2/models/digits/infer",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/digits",
+    "/v2/models/digits/ready",
+    "/v2",
+)
 # The page's scripts, under /static/: its reader, and onnxruntime-web (from npm; see static/ort/NOTICE).
-ASSETS = {"offline.js": "text/javascript", "ort/ort.wasm.bundle.min.mjs": "text/javascript",
-          "ort/ort-wasm-simd-threaded.wasm": "application/wasm"}
+ASSETS = {
+    "offline.js": "text/javascript",
+    "ort/ort.wasm.bundle.min.mjs": "text/javascript",
+    "ort/ort-wasm-simd-threaded.wasm": "application/wasm",
+}
 # The variable that tells uvicorn's worker processes which model to serve.
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
@@ -101,17 +116,34 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.requests = Counter("digits_http_requests", "HTTP requests answered, by route, method and status code.",
-                                ["route", "method", "code"], registry=self.registry)
-        self.errors = Counter("digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"],
-                              registry=self.registry)
-        self.latency = Histogram("digits_http_request_seconds", "Time from the request's headers to its answer.",
-                                 ["route"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.batch_size = Histogram("digits_batch_size", "Images per model call (micro-batching).",
-                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-        worker = Counter("digits_worker_requests", "HTTP requests answered, by worker process id.", ["worker"],
-                         registry=self.registry)
+        self.requests = Counter(
+            "digits_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "digits_http_request_seconds",
+            "Time from the request's headers to its answer.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_size = Histogram(
+            "digits_batch_size",
+            "Images per model call (micro-batching).",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        worker = Counter(
+            "digits_worker_requests",
+            "HTTP requests answered, by worker process id.",
+            ["worker"],
+            registry=self.registry,
+        )
         self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
 
     def observe(self, path: str, method: str, code: int, seconds: float) -> None:
@@ -203,8 +235,11 @@ class _Holding:
 
     @staticmethod
     def refusal() -> _Refusal:
-        return _Refusal(503, f"the server's memory for requests at work ({IN_FLIGHT_BYTES // 2**20} MiB) is taken; "
-                        f"retry in {RETRY_AFTER_SECONDS} s.")
+        return _Refusal(
+            503,
+            f"the server's memory for requests at work ({IN_FLIGHT_BYTES // 2**20} MiB) is taken; "
+            f"retry in {RETRY_AFTER_SECONDS} s.",
+        )
 
 
 async def _read_body(scope, receive, holding: _Holding) -> bytes | None:

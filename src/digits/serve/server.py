@@ -167,8 +167,11 @@ class GuardedProtocol(HttpToolsProtocol):
             raise _Refused
 
     def _between_requests(self) -> bool:
-        return not self.transport.is_closing() and not self.pipeline and (
-            self.cycle is None or self.cycle.response_complete)
+        return (
+            not self.transport.is_closing()
+            and not self.pipeline
+            and (self.cycle is None or self.cycle.response_complete)
+        )
 
     def _await_headers(self) -> None:
         self._header_count = self._header_bytes = 0
@@ -239,8 +242,12 @@ LOGGING = {
     "filters": {"one_line": {"()": OneLineLogs}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                   "formatter": "plain", "filters": ["one_line"]},
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "plain",
+            "filters": ["one_line"],
+        },
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
@@ -302,7 +309,9 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         listener.close()
         if err.errno == 98:  # EADDRINUSE
-            raise BindError(f"port {port} on {host} is in use: stop what listens there, or pick another --port.") from None
+            raise BindError(
+                f"port {port} on {host} is in use: stop what listens there, or pick another --port."
+            ) from None
         if err.errno == 99:  # EADDRNOTAVAIL
             raise BindError(f"--host {host}: not an address of this machine.") from None
         raise BindError(f"cannot listen on {host}:{port} ({err.strerror}).") from None
@@ -327,8 +336,16 @@ class GuardedConfig(uvicorn.Config):
 def guarded_config(app, **options) -> GuardedConfig:
     """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
     return GuardedConfig(
-        app, http=GuardedProtocol, loop="auto", timeout_keep_alive=KEEP_ALIVE, log_config=LOGGING,
-        access_log=False, lifespan="on", server_header=False, date_header=False, **options,
+        app,
+        http=GuardedProtocol,
+        loop="auto",
+        timeout_keep_alive=KEEP_ALIVE,
+        log_config=LOGGING,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        date_header=False,
+        **options,
     )
 
 

@@ -96,13 +96,18 @@ def router(reader, batcher: MicroBatcher, offload: Callable[..., Awaitable]) -> 
         _check_model(name)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"the inference request is over {MAX_BODY_BYTES // 2**20} MiB: send at most "
-                                f"{MAX_IMAGES} images per request.")
+            raise HTTPException(
+                413,
+                f"the inference request is over {MAX_BODY_BYTES // 2**20} MiB: send at most "
+                f"{MAX_IMAGES} images per request.",
+            )
         header, images = await offload(_parse, body, request.headers.get("inference-header-content-length"))
         probabilities = (await batcher.classify(images)).astype(np.float32)
         digits = [reader.decide(row).digit for row in probabilities]
-        tensors = {"probabilities": probabilities,
-                   "digit": np.array([-1 if d is None else d for d in digits], dtype=np.int64)}
+        tensors = {
+            "probabilities": probabilities,
+            "digit": np.array([-1 if d is None else d for d in digits], dtype=np.int64),
+        }
         return _answer(header, tensors)
 
     return routes
@@ -138,8 +143,11 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     else:
         cut = len(body)
     if cut > MAX_JSON_BYTES:
-        raise HTTPException(413, f"the inference request's JSON is over {MAX_JSON_BYTES // 2**20} MiB: send the "
-                            "tensor as binary data (the binary tensor extension), or fewer images per request.")
+        raise HTTPException(
+            413,
+            f"the inference request's JSON is over {MAX_JSON_BYTES // 2**20} MiB: send the "
+            "tensor as binary data (the binary tensor extension), or fewer images per request.",
+        )
     try:
         header = json.loads(body[:cut])
     except (ValueError, UnicodeDecodeError) as err:
@@ -147,7 +155,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     except RecursionError:
         raise HTTPException(400, "the inference request's JSON is nested too deeply.") from None
     if not isinstance(header, dict):
-        raise HTTPException(400, "the inference request must be a JSON object with \"inputs\".")
+        raise HTTPException(400, 'the inference request must be a JSON object with "inputs".')
     return header, body[cut:]
 
 
@@ -159,14 +167,20 @@ def _images(header: dict, binary: bytes) -> np.ndarray:
     tensor = inputs[0]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise HTTPException(400, f"input datatype {str(datatype)[:20]!r} is not supported: send FP32 (0-1) or "
-                            "UINT8 (0-255).")
-    if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
-            and (shape[-2:] == [28, 28] and len(shape) in (2, 3))):
+        raise HTTPException(
+            400, f"input datatype {str(datatype)[:20]!r} is not supported: send FP32 (0-1) or UINT8 (0-255)."
+        )
+    if not (
+        isinstance(shape, list)
+        and all(type(n) is int and n >= 0 for n in shape)
+        and (shape[-2:] == [28, 28] and len(shape) in (2, 3))
+    ):
         raise HTTPException(400, f"input shape {str(shape)[:40]} is not (28, 28) or (N, 28, 28).")
     if not 0 < math.prod(shape[:-2]) <= MAX_IMAGES:  # Python ints: a shape of 2**60 + 1 images stays that
-        raise HTTPException(400, f"input shape {shape} holds no image or more than {MAX_IMAGES}: send 1 to "
-                            f"{MAX_IMAGES} images per request.")
+        raise HTTPException(
+            400,
+            f"input shape {shape} holds no image or more than {MAX_IMAGES}: send 1 to {MAX_IMAGES} images per request.",
+        )
     dtype = DATATYPES[datatype]
     count = math.prod(shape)
     size = _object(tensor.get("parameters"), f"input {INPUT!r}'s parameters").get("binary_data_size")
@@ -197,7 +211,7 @@ def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
     everything_binary = bool(_object(header.get("parameters"), "the request's parameters").get("binary_data_output"))
     requested = header.get("outputs") or [{"name": name} for name in tensors]
     if not isinstance(requested, list):
-        raise HTTPException(400, "the request's outputs must be a list of objects with a \"name\".")
+        raise HTTPException(400, 'the request\'s outputs must be a list of objects with a "name".')
     result = {"model_name": MODEL, "model_version": VERSION, "outputs": []}
     if "id" in header:
         result["id"] = header["id"]
@@ -218,5 +232,8 @@ def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
     if not chunks:
         return JSONResponse(result)
     head = json.dumps(result).encode()
-    return Response(head + b"".join(chunks), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+    return Response(
+        head + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )

@@ -57,15 +57,20 @@ _PEN_LETTERS: dict[str, list[list[tuple[float, float]]]] = {
     "H": [[(0.1, 0), (0.1, 1)], [(0.9, 0), (0.9, 1)], [(0.1, 0.5), (0.9, 0.5)]],
     "N": [[(0.1, 1), (0.1, 0), (0.9, 1), (0.9, 0)]],
     "V": [[(0, 0), (0.5, 1), (1, 0)]],
-    "R": [[(0.15, 1), (0.15, 0), (0.7, 0.02), (0.85, 0.15), (0.85, 0.35), (0.7, 0.48), (0.15, 0.5)],
-          [(0.45, 0.5), (0.9, 1)]],
+    "R": [
+        [(0.15, 1), (0.15, 0), (0.7, 0.02), (0.85, 0.15), (0.85, 0.35), (0.7, 0.48), (0.15, 0.5)],
+        [(0.45, 0.5), (0.9, 1)],
+    ],
     "E": [[(0.85, 0), (0.15, 0), (0.15, 1), (0.85, 1)], [(0.15, 0.5), (0.7, 0.5)]],
     "F": [[(0.85, 0), (0.15, 0), (0.15, 1)], [(0.15, 0.48), (0.7, 0.48)]],
     "k": [[(0.2, 0), (0.2, 1)], [(0.8, 0.4), (0.2, 0.75)], [(0.4, 0.65), (0.85, 1)]],
     "w": [[(0, 0.4), (0.22, 1), (0.5, 0.55), (0.78, 1), (1, 0.4)]],
     "x": [[(0.1, 0.4), (0.9, 1)], [(0.9, 0.4), (0.1, 1)]],
-    "m": [[(0.05, 1), (0.05, 0.4)], [(0.05, 0.55), (0.25, 0.4), (0.45, 0.5), (0.5, 1)],
-          [(0.5, 0.55), (0.7, 0.4), (0.9, 0.5), (0.95, 1)]],
+    "m": [
+        [(0.05, 1), (0.05, 0.4)],
+        [(0.05, 0.55), (0.25, 0.4), (0.45, 0.5), (0.5, 1)],
+        [(0.5, 0.55), (0.7, 0.4), (0.9, 0.5), (0.95, 1)],
+    ],
     "h": [[(0.2, 0), (0.2, 1)], [(0.2, 0.6), (0.45, 0.42), (0.75, 0.45), (0.8, 0.6), (0.8, 1)]],
 }
 
@@ -136,7 +141,9 @@ def _grid(rng, size: int) -> np.ndarray:
     rows, cols = int(rng.integers(2, 7)), int(rng.integers(2, 7))
     lines = [[(0, y), (size, y)] for y in np.linspace(0, size, rows + 2)[1:-1]]
     lines += [[(x, 0), (x, size)] for x in np.linspace(0, size, cols + 2)[1:-1]]
-    return draw_strokes((size, size), [_jitter(rng, line, size * 0.004) for line in lines], _pen_width(rng, size * 0.25))
+    return draw_strokes(
+        (size, size), [_jitter(rng, line, size * 0.004) for line in lines], _pen_width(rng, size * 0.25)
+    )
 
 
 def _font_letter(rng, size: int) -> np.ndarray:
@@ -194,7 +201,9 @@ def _texture(rng, size: int) -> np.ndarray:
     starts = rng.uniform(0, size, size=(count, 2))
     angles = rng.uniform(0, 2 * np.pi, size=count)
     lengths = rng.uniform(0.02, 0.08, size=count) * size
-    lines = [[(x, y), (x + np.cos(a) * n, y + np.sin(a) * n)] for (x, y), a, n in zip(starts, angles, lengths)]
+    lines = [
+        [(x, y), (x + np.cos(a) * n, y + np.sin(a) * n)] for (x, y), a, n in zip(starts, angles, lengths, strict=False)
+    ]
     return draw_strokes((size, size), lines, _pen_width(rng, size * 0.15))
 
 
@@ -206,13 +215,21 @@ def _scribble(rng, size: int) -> np.ndarray:
     xs = np.where(np.arange(turns) % 2 == 0, -0.5, 0.5) * width + rng.normal(0, 0.05 * width, turns)
     ys = np.linspace(-0.5, 0.5, turns) * height
     cos, sin = np.cos(angle), np.sin(angle)
-    line = [(size / 2 + cos * x - sin * y, size / 2 + sin * x + cos * y) for x, y in zip(xs, ys)]
+    line = [(size / 2 + cos * x - sin * y, size / 2 + sin * x + cos * y) for x, y in zip(xs, ys, strict=False)]
     return draw_strokes((size, size), [line], _pen_width(rng, size * 0.25))
 
 
 _MAKERS = {
-    "blank": _blank, "specks": _specks, "stroke": _stroke, "grid": _grid, "font letter": _font_letter,
-    "pen letter": _pen_letter, "hatching": _hatching, "smudge": _smudge, "texture": _texture, "scribble": _scribble,
+    "blank": _blank,
+    "specks": _specks,
+    "stroke": _stroke,
+    "grid": _grid,
+    "font letter": _font_letter,
+    "pen letter": _pen_letter,
+    "hatching": _hatching,
+    "smudge": _smudge,
+    "texture": _texture,
+    "scribble": _scribble,
 }
 assert tuple(_MAKERS) == KINDS
 

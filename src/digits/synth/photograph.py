@@ -201,7 +201,7 @@ def render(
 
     height, width = shape
     coverage = np.zeros(shape, dtype=np.float32)
-    for glyph, (top, left) in zip(glyphs, offsets):
+    for glyph, (top, left) in zip(glyphs, offsets, strict=False):
         gh, gw = glyph.shape
         region = coverage[top : top + gh, left : left + gw]
         np.maximum(region, glyph, out=region)
@@ -295,7 +295,9 @@ def make_lines(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, str]]:
             offsets.append((max(0, top), left))
             left += glyph.shape[1] + (int(gaps[k]) + 2 if k < count - 1 else 0)
         shape = (
-            max(t + g.shape[0] for (t, _), g in zip(offsets, glyphs)) + int(margin[1] + 0.1 * style.height) + 2,
+            max(t + g.shape[0] for (t, _), g in zip(offsets, glyphs, strict=False))
+            + int(margin[1] + 0.1 * style.height)
+            + 2,
             left + int(margin[3]) + 2,
         )
         text = "".join(str(int(y[i])) for i in indices)
@@ -327,7 +329,10 @@ def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries: dict[str, list] = {"singles": [], "lines": []}
-    batches = (("singles", make_singles(x_test, y_test, n_singles, seed)), ("lines", make_lines(x_test, y_test, n_lines, seed)))
+    batches = (
+        ("singles", make_singles(x_test, y_test, n_singles, seed)),
+        ("lines", make_lines(x_test, y_test, n_lines, seed)),
+    )
     for kind, samples in batches:
         for number, (image, label) in enumerate(samples):
             data, suffix = encoded(image)
@@ -338,4 +343,3 @@ def write_set(out_dir, x_test, y_test, n_singles: int, n_lines: int, seed: int) 
     labels = out / "labels.json"
     write_json(labels, {"seed": seed, "source": "MNIST test set", **entries})
     return labels
-

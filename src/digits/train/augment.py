@@ -30,9 +30,9 @@ import math
 
 import numpy as np
 
-from digits.train import tf as backend
 from digits.read.normalize import stroke_width
 from digits.spec import Box
+from digits.train import tf as backend
 
 tf, _ = backend.load()
 
@@ -113,8 +113,13 @@ def _bilinear_sample(images: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> t
     return top * (1.0 - wy) + bottom * wy
 
 
-def deform_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: float | None = None,
-                 scale_range: tuple[float, float] | None = None, strength: float = 1.0) -> tf.Tensor:
+def deform_batch(
+    images: tf.Tensor,
+    seed: tf.Tensor,
+    max_shift: float | None = None,
+    scale_range: tuple[float, float] | None = None,
+    strength: float = 1.0,
+) -> tf.Tensor:
     """Random affine (shift, rotation, scale, slight shear) plus elastic distortion per image (the Simard 2003 / Cireşan 2010 recipe), deterministic for a given seed.
 
     images: float32 (B, H, W) in [0, 1], white digit on black.

@@ -16,17 +16,17 @@ import os
 
 import numpy as np
 
+from digits.config import TrainConfig
+from digits.data import class_names
+from digits.errors import RunError
+from digits.read.model import Recognizer
+from digits.runs import RunDir, RunInfo
+from digits.spec import REJECT, REJECT_NAME
+from digits.synth.junk import HELD_OUT_SEED, make_junk
 from digits.train import metrics as run_metrics
 from digits.train import plots
-from digits.data import class_names
 from digits.train.extra_data import load_test_set as load_test
-from digits.errors import RunError
-from digits.read.model import REJECT, Recognizer
 from digits.train.timing import phase
-from digits.config import TrainConfig
-from digits.runs import RunDir, RunInfo
-from digits.spec import REJECT_NAME
-from digits.synth.junk import HELD_OUT_SEED, make_junk
 
 MISTAKES_SHOWN = 36
 
@@ -37,9 +37,17 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(p).mean())
 
 
-def report_run(run: RunDir, config: TrainConfig, info: RunInfo, history: dict, test: tuple[np.ndarray, np.ndarray],
-               best_epoch: int | None = None, train_seconds: float | None = None, plotter=None,
-               curves_sent: bool = False) -> dict:
+def report_run(
+    run: RunDir,
+    config: TrainConfig,
+    info: RunInfo,
+    history: dict,
+    test: tuple[np.ndarray, np.ndarray],
+    best_epoch: int | None = None,
+    train_seconds: float | None = None,
+    plotter=None,
+    curves_sent: bool = False,
+) -> dict:
     """Test metrics, overfitting verdict and the three plots, all written into the run folder.
 
     `plotter` (plots.Plotter) draws the plots in its own process; without one they are drawn here.
@@ -76,8 +84,7 @@ def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict
         from digits.calibration import expected_calibration_error
 
         # The test set's calibration error, with the temperature fitted on validation images applied.
-        metrics["calibration"] = info.calibration | {
-            "test_ece": expected_calibration_error(probabilities, y_test)}
+        metrics["calibration"] = info.calibration | {"test_ece": expected_calibration_error(probabilities, y_test)}
     if recognizer.num_classes > REJECT:
         # The test set holds no junk: the macro F1 is over the classes it has.
         metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
@@ -95,8 +102,17 @@ def curves_plot(run: RunDir, config: TrainConfig, history: dict, best_epoch: int
     return plots.plot_curves, history, run.curves_path, best, f"{config.preset} on {config.dataset}"
 
 
-def _plots(run: RunDir, config: TrainConfig, history: dict, test, metrics: dict, recognizer, predicted, plotter,
-           curves_sent: bool) -> None:
+def _plots(
+    run: RunDir,
+    config: TrainConfig,
+    history: dict,
+    test,
+    metrics: dict,
+    recognizer,
+    predicted,
+    plotter,
+    curves_sent: bool,
+) -> None:
     x_test, y_test = test
     names = _class_names(config, recognizer)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]

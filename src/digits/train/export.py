@@ -43,8 +43,10 @@ def export_run(run_dir: str | os.PathLike) -> Path:
     model = load_keras(run.keras_path)
     takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
     if takes != SHAPE:
-        raise ModelError(f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
-                         "digits exports only models of 28x28 pictures.")
+        raise ModelError(
+            f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
+            "digits exports only models of 28x28 pictures."
+        )
     return to_onnx(model, run.onnx_path)
 
 
@@ -52,8 +54,8 @@ def load_keras(path: Path):
     """Load a `.keras` file with `safe_mode`, so a file from elsewhere cannot run code."""
     import zipfile
 
-    from digits.train.tf import load
     from digits.errors import ModelError
+    from digits.train.tf import load
 
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
@@ -63,8 +65,9 @@ def load_keras(path: Path):
         raise ModelError(f"{path}: cannot be read ({err.strerror or err}).") from None
     if not is_zip:
         # Keras would say "File not found" of a file that is there but damaged.
-        raise ModelError(f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of "
-                         "another kind).")
+        raise ModelError(
+            f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of another kind)."
+        )
     _, keras = load()
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
@@ -77,8 +80,20 @@ def load_keras(path: Path):
 
 
 # What reader.json keeps of a run's metrics.json: the figures that describe the shipped model.
-SHIPPED_METRICS = ("test_accuracy", "test_loss", "macro_f1", "digits_refused", "junk_refused", "junk_refused_no_ink",
-                   "junk_pictures", "junk_seed", "parameters", "epochs_run", "train_seconds", "calibration")
+SHIPPED_METRICS = (
+    "test_accuracy",
+    "test_loss",
+    "macro_f1",
+    "digits_refused",
+    "junk_refused",
+    "junk_refused_no_ink",
+    "junk_pictures",
+    "junk_seed",
+    "parameters",
+    "epochs_run",
+    "train_seconds",
+    "calibration",
+)
 
 
 def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -100,13 +115,16 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out / "reader.onnx", model.read_bytes())
-    atomic.write_json(out / "reader.json", {
-        "run": run.path.resolve().name,
-        "config": config.to_dict() | {k: v for k, v in info.to_dict().items() if k not in ("status", "pid")},
-        "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
-        "training_data": training_sets(config),
-        "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
-                        "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
-                        "junk_seed) through digits.read.pipeline.prepare, never trained on.",
-    })
+    atomic.write_json(
+        out / "reader.json",
+        {
+            "run": run.path.resolve().name,
+            "config": config.to_dict() | {k: v for k, v in info.to_dict().items() if k not in ("status", "pid")},
+            "metrics": {k: metrics[k] for k in SHIPPED_METRICS if k in metrics},
+            "training_data": training_sets(config),
+            "metrics_note": "test_accuracy is on the MNIST test set, argmax over all outputs: a refused digit counts as "
+            "an error; digits_refused is that share; junk_refused is on make_junk(junk_pictures, "
+            "junk_seed) through digits.read.pipeline.prepare, never trained on.",
+        },
+    )
     return out / "reader.onnx"

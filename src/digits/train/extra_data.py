@@ -65,7 +65,6 @@ from digits.config import TrainConfig
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import DataError
 
-
 # QuickDraw's categories that are also among `real-digits/junk`'s doodles (drawn
 # from the same public QuickDraw files): kept out of training negatives, so
 # refusing those doodles still measures pictures the model has never seen.
@@ -86,31 +85,69 @@ class ExtraSet:
     licence: str
 
 
-SETS: dict[str, ExtraSet] = {s.name: s for s in (
-    ExtraSet("usps", "usps", {
-        "zip.train.gz": "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046ca16",
-        "zip.test.gz": "8dacc3c6e136af6c3488de9e5113a7daf140c8c2f1f0b61c54ee02f03f1a962f",
-    }, "none stated; research data (Hull 1994, LeCun et al. 1990)"),
-    ExtraSet("semeion", "semeion", {
-        "semeion.data": "f43228ae3da5ea6a3c95069d53450b86166770e3b719dcc333182128fe08d4b1",
-    }, "for machine-learning research, cite Semeion / Buscema 1998 (UCI)"),
-    ExtraSet("cvl", "cvl-digits", {
-        "cvl_single_digits_28x28.npz": "347e46af9707eceeecaf61bc6474dad8daf7fb37342d1e01e7e83ef5bd6ab783",
-    }, "'freely available' (TU Wien CVL, ICDAR 2013 HDRC); no licence text"),
-    ExtraSet("dida", "dida-10k", {
-        "dida_10k_original_jpg.zip": "caba95250efbfed28e7acbaf82b1b21392f0dfc8c46ee2517078ba1977fe2bc9",
-        "labels.csv": "22d2a579e708ae5821c485d2c6f041f4f8f91ab48e19b4e3bcfc5be980d4590f",
-    }, "GPL-3.0 in the authors' repository, cite Kusetogullari et al. 2020; doubtful"),
-    ExtraSet("omniglot", "negatives/omniglot", {
-        "omniglot_105x105.npz": "5b13dcd2c78d409400d8d135f8ccfe8c171c997829620254415e6d616951445b",
-    }, "MIT, cite Lake et al., Science 2015"),
-    ExtraSet("quickdraw", "negatives/quickdraw", {
-        "quickdraw_28x28.npz": "70fe6c4fdec349076280bf0e0157d04b351faf3e6c56ddd4cf0b0a6c60848880",
-    }, "CC BY 4.0 (Google)"),
-    ExtraSet("comnist", "negatives/comnist-early", {
-        "comnist_early_278x278.npz": "a339991b92f4110f713b88c0b50e1cbb3992beb8e5da4b9fc60608438fb3fcef",
-    }, "CC BY-SA 4.0 (G. Vial)"),
-)}
+SETS: dict[str, ExtraSet] = {
+    s.name: s
+    for s in (
+        ExtraSet(
+            "usps",
+            "usps",
+            {
+                "zip.train.gz": "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046ca16",
+                "zip.test.gz": "8dacc3c6e136af6c3488de9e5113a7daf140c8c2f1f0b61c54ee02f03f1a962f",
+            },
+            "none stated; research data (Hull 1994, LeCun et al. 1990)",
+        ),
+        ExtraSet(
+            "semeion",
+            "semeion",
+            {
+                "semeion.data": "f43228ae3da5ea6a3c95069d53450b86166770e3b719dcc333182128fe08d4b1",
+            },
+            "for machine-learning research, cite Semeion / Buscema 1998 (UCI)",
+        ),
+        ExtraSet(
+            "cvl",
+            "cvl-digits",
+            {
+                "cvl_single_digits_28x28.npz": "347e46af9707eceeecaf61bc6474dad8daf7fb37342d1e01e7e83ef5bd6ab783",
+            },
+            "'freely available' (TU Wien CVL, ICDAR 2013 HDRC); no licence text",
+        ),
+        ExtraSet(
+            "dida",
+            "dida-10k",
+            {
+                "dida_10k_original_jpg.zip": "caba95250efbfed28e7acbaf82b1b21392f0dfc8c46ee2517078ba1977fe2bc9",
+                "labels.csv": "22d2a579e708ae5821c485d2c6f041f4f8f91ab48e19b4e3bcfc5be980d4590f",
+            },
+            "GPL-3.0 in the authors' repository, cite Kusetogullari et al. 2020; doubtful",
+        ),
+        ExtraSet(
+            "omniglot",
+            "negatives/omniglot",
+            {
+                "omniglot_105x105.npz": "5b13dcd2c78d409400d8d135f8ccfe8c171c997829620254415e6d616951445b",
+            },
+            "MIT, cite Lake et al., Science 2015",
+        ),
+        ExtraSet(
+            "quickdraw",
+            "negatives/quickdraw",
+            {
+                "quickdraw_28x28.npz": "70fe6c4fdec349076280bf0e0157d04b351faf3e6c56ddd4cf0b0a6c60848880",
+            },
+            "CC BY 4.0 (Google)",
+        ),
+        ExtraSet(
+            "comnist",
+            "negatives/comnist-early",
+            {
+                "comnist_early_278x278.npz": "a339991b92f4110f713b88c0b50e1cbb3992beb8e5da4b9fc60608438fb3fcef",
+            },
+            "CC BY-SA 4.0 (G. Vial)",
+        ),
+    )
+}
 
 
 # --- finding and verifying ------------------------------------------------------------
@@ -132,9 +169,11 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
         if _holds(folder, spec):
             return folder
     where = f"{base}, its parent and the cache" if base else "the cache (DIGITS_DATA_DIR is not set)"
-    raise DataError(f"{name}: not found in {where} (expected {', '.join(spec.sha256)} in a folder "
-                    f"'{spec.folder}/'); point --data-dir or DIGITS_DATA_DIR at that folder or at the data root "
-                    "holding it.")
+    raise DataError(
+        f"{name}: not found in {where} (expected {', '.join(spec.sha256)} in a folder "
+        f"'{spec.folder}/'); point --data-dir or DIGITS_DATA_DIR at that folder or at the data root "
+        "holding it."
+    )
 
 
 def read_verified(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bytes]:
@@ -183,7 +222,7 @@ def _parse_usps(raw: dict[str, bytes]):
             raise _fault(file, f"{table.shape[1]} columns, expected 257")
         images = np.round((table[:, 1:] + 1) * 127.5).clip(0, 255).astype(np.uint8).reshape(-1, 16, 16)
         parts.append((images, table[:, 0].astype(np.uint8), np.full(len(table), split)))
-    return tuple(np.concatenate(column) for column in zip(*parts))
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=False))
 
 
 def _parse_semeion(raw: dict[str, bytes]):
@@ -233,6 +272,7 @@ def _parse_negatives(file: str, exclude: tuple[str, ...] = ()):
         with _npz(raw[file]) as npz:
             images = _kept(npz, exclude)
         return images, None, np.full(len(images), "train")
+
     return parse
 
 
@@ -276,8 +316,10 @@ def prepare_crops(files: list[bytes]) -> dict[str, np.ndarray]:
     from digits.read.pipeline import prepare
 
     prepared = [prepare(load_image(file)) for file in files]
-    return {"images": np.stack([p.image for p in prepared]).astype(np.float32).reshape(-1, 28, 28),
-            "labels": np.array([p.has_ink for p in prepared], np.int32)}
+    return {
+        "images": np.stack([p.image for p in prepared]).astype(np.float32).reshape(-1, 28, 28),
+        "labels": np.array([p.has_ink for p in prepared], np.int32),
+    }
 
 
 def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, progress: bool) -> tuple:
@@ -286,7 +328,7 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
 
     job = prepare_crops if name == "dida" else box_scans
     chunk = 500
-    jobs = [(images[start:start + chunk],) for start in range(0, len(images), chunk)]
+    jobs = [(images[start : start + chunk],) for start in range(0, len(images), chunk)]
     # A change to the files, to this step's code or to what the reader's
     # normalizing makes of a sample spread over the set makes a new cache file.
     probe = [images[i] for i in np.linspace(0, len(images) - 1, 16).astype(int)]
@@ -294,8 +336,9 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
     fingerprint += inspect.getsource(job).encode() + reader_data._fingerprint(job(probe))
 
     def make():
-        made = reader_data._in_chunks(job, jobs, reader_data._workers(workers),
-                                      f"{name}: {len(images)} pictures" if progress else None)
+        made = reader_data._in_chunks(
+            job, jobs, reader_data._workers(workers), f"{name}: {len(images)} pictures" if progress else None
+        )
         return {"images": np.round(made["images"] * 255).astype(np.uint8), "labels": made["labels"]}
 
     made = reader_data._cached(f"extra-{name}", fingerprint, make)
@@ -305,8 +348,9 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
 # --- public loaders ---------------------------------------------------------------------
 
 
-def load_parts(name: str, data_dir: str | os.PathLike | None = None, workers: int | None = None,
-               progress: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def load_parts(
+    name: str, data_dir: str | os.PathLike | None = None, workers: int | None = None, progress: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """A set's parts ("train", and "val" and "test" where it has them) as (images, labels).
 
     Images are uint8 (N, 28, 28), MNIST-like; labels uint8, or None for a
@@ -336,7 +380,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None):
         raise DataError(f"{name!r} holds no digits; `--dataset` takes one of {', '.join(DIGIT_SETS)} (or mnist).")
     parts = load_parts(name, data_dir)
     train = [parts[part] for part in ("train", "val") if part in parts]
-    x_train, y_train = (np.concatenate(column) for column in zip(*train))
+    x_train, y_train = (np.concatenate(column) for column in zip(*train, strict=False))
     return (x_train, y_train), parts["test"]
 
 
@@ -362,8 +406,9 @@ def dataset_digests(dataset: str) -> dict[str, str]:
     return digests(dataset) if dataset in DIGIT_SETS else data.digests(dataset)
 
 
-def load_negatives(names: tuple[str, ...] = NEGATIVE_SETS, data_dir: str | os.PathLike | None = None,
-                   progress: bool = False) -> np.ndarray:
+def load_negatives(
+    names: tuple[str, ...] = NEGATIVE_SETS, data_dir: str | os.PathLike | None = None, progress: bool = False
+) -> np.ndarray:
     """Real non-digits from the named negative sets, uint8 (N, 28, 28), MNIST-like.
 
     Omniglot's and CoMNIST's digit look-alikes are dropped, and so are
@@ -386,8 +431,10 @@ _DATASET_LICENCES = {
 def training_sets(config: TrainConfig) -> list[dict[str, str]]:
     """The datasets a run learnt from, each with its licence as stated: the shipped model's card lists them."""
     names = [config.dataset, *config.extra_digits, *config.real_negatives]
-    return [{"name": name, "licence": SETS[name].licence if name in SETS else _DATASET_LICENCES.get(name, "unknown")}
-            for name in names]
+    return [
+        {"name": name, "licence": SETS[name].licence if name in SETS else _DATASET_LICENCES.get(name, "unknown")}
+        for name in names
+    ]
 
 
 def digests(name: str) -> dict[str, str]:

@@ -186,9 +186,7 @@ def _accuracy_clause(history: dict[str, list[float]]) -> str:
     return f"training accuracy ends at {accuracy[-1]:.1%} against {val_accuracy[-1]:.1%} on validation"
 
 
-def _overfit_by_loss(
-    history: dict[str, list[float]], min_epoch: int, rise: float, accuracy_split: bool
-) -> str:
+def _overfit_by_loss(history: dict[str, list[float]], min_epoch: int, rise: float, accuracy_split: bool) -> str:
     """The verdict for a validation loss that bottomed out and climbed again."""
     last_epoch = len(history["val_loss"])
     loss = history.get("loss") or []

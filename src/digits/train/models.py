@@ -8,8 +8,8 @@ The config and the presets live in `digits.config`, which never imports Keras.
 from __future__ import annotations
 
 from digits.config import TrainConfig
-from digits.train import tf as backend
 from digits.spec import DIGITS, SHAPE, class_count
+from digits.train import tf as backend
 
 _, keras = backend.load()
 layers = keras.layers
@@ -36,8 +36,9 @@ def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
     elif config.arch == "cnn":
         x = layers.Reshape((*SHAPE, 1), name="channels")(inputs)
         for i, (filters, kernel, stride) in enumerate(config.convs):
-            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not config.batch_norm,
-                              name=f"conv_{i}")(x)
+            x = layers.Conv2D(
+                filters, kernel, strides=stride, padding="same", use_bias=not config.batch_norm, name=f"conv_{i}"
+            )(x)
             x = _normalize_and_activate(x, config.batch_norm, f"conv_{i}")
         x = layers.Flatten(name="flatten")(x)
     else:

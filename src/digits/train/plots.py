@@ -47,8 +47,13 @@ class Plotter:
 
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-c", "from digits.train.plots import _plot_requests; _plot_requests()"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from digits.train.plots import _plot_requests; _plot_requests()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
 
     def submit(self, plot, *args) -> None:
         import pickle
@@ -151,7 +156,7 @@ def plot_curves(
     """
     fig = _new_figure(10, 4)
     panels = fig.subplots(1, 2)
-    for ax, metric in zip(panels, ("loss", "accuracy")):
+    for ax, metric in zip(panels, ("loss", "accuracy"), strict=False):
         for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
             values = history.get(key) or []
             if values:
@@ -175,9 +180,7 @@ def plot_curves(
     _save(fig, path)
 
 
-def plot_confusion(
-    confusion: list[list[int]] | np.ndarray, class_names: list[str], path: str | os.PathLike
-) -> None:
+def plot_confusion(confusion: list[list[int]] | np.ndarray, class_names: list[str], path: str | os.PathLike) -> None:
     """Confusion matrix as a heatmap, every cell annotated with its count."""
     cm = np.asarray(confusion, dtype=np.int64)
     n = len(class_names)
@@ -251,8 +254,15 @@ def plot_mistakes(
     for k, i in enumerate(wrong):
         top, left = (k // cols) * cell_h + label, (k % cols) * cell_w + (cell_w - 28) // 2
         mosaic[top : top + 28, left : left + 28] = images[i]
-        ax.text((k % cols + 0.5) * cell_w, top - 2, f"true {class_names[y_true[i]]} / pred {class_names[y_pred[i]]}",
-                ha="center", va="bottom", color="white", fontsize=7 if long_names else 8)
+        ax.text(
+            (k % cols + 0.5) * cell_w,
+            top - 2,
+            f"true {class_names[y_true[i]]} / pred {class_names[y_pred[i]]}",
+            ha="center",
+            va="bottom",
+            color="white",
+            fontsize=7 if long_names else 8,
+        )
     ax.imshow(mosaic, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     _save(fig, path)

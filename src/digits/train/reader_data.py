@@ -83,7 +83,7 @@ def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | N
 
             # Not fork: training has TensorFlow's threads running, and a forked copy of them can deadlock.
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-            parts = stack.enter_context(pool).map(job, *zip(*jobs))
+            parts = stack.enter_context(pool).map(job, *zip(*jobs, strict=False))
         else:
             parts = (job(*args) for args in jobs)
         if progress:
@@ -137,9 +137,9 @@ def _workers(workers: int | None) -> int:
 
 
 def _negatives_chunk(seed: int, chunk: int, n: int) -> dict[str, np.ndarray]:
-    from digits.read.model import REJECT
-    from digits.synth.junk import make_junk
     from digits.read.pipeline import prepare
+    from digits.spec import REJECT
+    from digits.synth.junk import make_junk
 
     kept = []
     for picture, _ in make_junk(n, seed=(seed, chunk)):
@@ -199,9 +199,16 @@ def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, 
     return _stack(kept, kept_labels)
 
 
-def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, seed: int,
-                        workers: int | None = None, cache: bool = True,
-                        progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def photographed_digits(
+    x: np.ndarray,
+    y: np.ndarray,
+    singles: int,
+    lines: int,
+    seed: int,
+    workers: int | None = None,
+    cache: bool = True,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Digits of (x, y) photographed as `singles` one-digit pictures and `lines` numbers, as the reader sees them.
 
     x: (N, 28, 28) MNIST digits, uint8 0-255 or float in [0, 1]; y: their labels.
@@ -237,10 +244,19 @@ def photographed_digits(x: np.ndarray, y: np.ndarray, singles: int, lines: int, 
         jobs_lines.append((seed, chunk, digits[pick], y[pick], min(_CHUNK, lines - start)))
 
     def make():
-        return _merge([
-            _in_chunks(_singles_chunk, jobs_singles, _workers(workers), f"{singles} photographed digits" if progress else None),
-            _in_chunks(_lines_chunk, jobs_lines, _workers(workers), f"{lines} photographed numbers" if progress else None),
-        ])
+        return _merge(
+            [
+                _in_chunks(
+                    _singles_chunk,
+                    jobs_singles,
+                    _workers(workers),
+                    f"{singles} photographed digits" if progress else None,
+                ),
+                _in_chunks(
+                    _lines_chunk, jobs_lines, _workers(workers), f"{lines} photographed numbers" if progress else None
+                ),
+            ]
+        )
 
     if not cache:
         made = make()

@@ -47,22 +47,24 @@ def more_writers(names: list[str], data_dir: str | os.PathLike | None, progress:
     return train, val
 
 
-def real_negatives(names: list[str], data_dir: str | os.PathLike | None, seed: int,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def real_negatives(
+    names: list[str], data_dir: str | os.PathLike | None, seed: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) real non-digits, float32 (N, 28, 28); what reads as a 1 is left out."""
     from digits.train.reader_data import _looks_like_a_one
 
     images = _floats(extra_data.load_negatives(tuple(names), data_dir, progress=progress))
     images = images[[not _looks_like_a_one(image) for image in images]]
     order = np.random.default_rng(REAL_NEGATIVES_SEED + seed).permutation(len(images))
-    to_val = order[:: _VALIDATION_SHARE]
+    to_val = order[::_VALIDATION_SHARE]
     return images[np.setdiff1d(order, to_val)], images[to_val]
 
 
-def extra_training(config: TrainConfig, data_dir: str | os.PathLike | None,
-                   progress: bool = False) -> tuple[list, list]:
+def extra_training(
+    config: TrainConfig, data_dir: str | os.PathLike | None, progress: bool = False
+) -> tuple[list, list]:
     """(training parts, validation parts), each part (images, labels), that the config's extra sets add."""
-    from digits.read.model import REJECT
+    from digits.spec import REJECT
 
     train, val = more_writers(config.extra_digits, data_dir, progress)
     if config.real_negatives:

@@ -39,16 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from digits import atomic
+from digits.config import DEFAULT_PRESET, TrainConfig
+from digits.runs import EXIT_CODES, Interrupted, RunDir, RunInfo, TrainingError
+from digits.train import models, provenance, reader_data
 from digits.train import tf as backend
-from digits.train import models
-from digits.train import provenance
-from digits.train import reader_data
 from digits.train.extra_data import load_dataset as load
+from digits.train.metrics import lower_is_better
 from digits.train.timing import add as add_phase
 from digits.train.timing import phase
-from digits.config import DEFAULT_PRESET, TrainConfig
-from digits.train.metrics import lower_is_better
-from digits.runs import EXIT_CODES, Interrupted, RunDir, RunInfo, TrainingError
 
 tf, keras = backend.load()
 
@@ -109,28 +107,43 @@ def add_reader_data(split: Split, config: TrainConfig, progress: bool = False, d
     if variants:
         from digits.train.augment import european_variants
 
-        images, labels = european_variants(split.x_train, split.y_train, config.european_ones,
-                                           config.crossed_sevens, config.seed)
+        images, labels = european_variants(
+            split.x_train, split.y_train, config.european_ones, config.crossed_sevens, config.seed
+        )
         x_train.append(images)
         y_train.append(labels)
     if config.photo_singles or config.photo_lines:
         with phase("photograph training digits"):
             images, labels = reader_data.photographed_digits(
-                split.x_train, split.y_train, config.photo_singles, config.photo_lines,
-                seed=PHOTOGRAPHED_SEED + config.seed, progress=progress)
+                split.x_train,
+                split.y_train,
+                config.photo_singles,
+                config.photo_lines,
+                seed=PHOTOGRAPHED_SEED + config.seed,
+                progress=progress,
+            )
         x_train.append(images)
         y_train.append(labels)
     if config.reject_class:
-        from digits.read.model import REJECT
+        from digits.spec import REJECT
 
-        for xs, ys, count, base in ((x_train, y_train, config.junk_train, JUNK_TRAIN_SEED),
-                                    (x_val, y_val, config.junk_val, JUNK_VAL_SEED)):
-            images = (reader_data.negatives(count, seed=base + config.seed, progress=progress) if count
-                      else np.zeros((0, 28, 28), np.float32))
+        for xs, ys, count, base in (
+            (x_train, y_train, config.junk_train, JUNK_TRAIN_SEED),
+            (x_val, y_val, config.junk_val, JUNK_VAL_SEED),
+        ):
+            images = (
+                reader_data.negatives(count, seed=base + config.seed, progress=progress)
+                if count
+                else np.zeros((0, 28, 28), np.float32)
+            )
             xs.append(images)
             ys.append(np.full(len(images), REJECT, np.int32))
-    return Split(np.concatenate(x_train), np.concatenate(y_train).astype(np.int32),
-                 np.concatenate(x_val), np.concatenate(y_val).astype(np.int32))
+    return Split(
+        np.concatenate(x_train),
+        np.concatenate(y_train).astype(np.int32),
+        np.concatenate(x_val),
+        np.concatenate(y_val).astype(np.int32),
+    )
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> tf.Tensor:
@@ -195,7 +208,7 @@ class Trainer:
                 loss = self.loss(labels, probabilities)
                 if model.losses:
                     loss += tf.add_n(model.losses)
-            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
             hits = tf.reduce_sum(tf.cast(tf.argmax(probabilities, 1, output_type=tf.int32) == labels, tf.float32))
             return i + 1, loss_sum + loss, correct + hits
 
@@ -264,7 +277,10 @@ class ProgressBar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[accuracy]:.4f}  {task.fields[val]}"),
             )
 
@@ -279,8 +295,9 @@ class ProgressBar:
 
     def epoch(self, epoch: int, done: int) -> None:
         if self.enabled:
-            self.task = self.progress.add_task("", total=self.steps, completed=done, epoch=f"{epoch + 1}/{self.epochs}",
-                                               loss=0.0, accuracy=0.0, val="")
+            self.task = self.progress.add_task(
+                "", total=self.steps, completed=done, epoch=f"{epoch + 1}/{self.epochs}", loss=0.0, accuracy=0.0, val=""
+            )
 
     def update(self, done: int, loss: float, accuracy: float, val: str = "") -> None:
         if self.enabled:
@@ -291,8 +308,17 @@ STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "
 
 
 def new_state() -> dict:
-    return {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0.0, "history": {}, "best_epoch": 0,
-            "best_score": math.inf, "best_weights": None, "train_seconds": 0.0}
+    return {
+        "epoch": 0,
+        "step": 0,
+        "loss_sum": 0.0,
+        "correct": 0.0,
+        "history": {},
+        "best_epoch": 0,
+        "best_score": math.inf,
+        "best_weights": None,
+        "train_seconds": 0.0,
+    }
 
 
 def _values(variables: dict) -> dict[str, np.ndarray]:
@@ -308,8 +334,9 @@ def save_checkpoint(run: RunDir, trainer: Trainer, state: dict) -> None:
 
 def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
     """Restore model and optimizer variables in place, matched by name and shape; return the loop state."""
-    expected = {group: {name: tuple(v.shape) for name, v in variables.items()}
-                for group, variables in trainer.variables.items()}
+    expected = {
+        group: {name: tuple(v.shape) for name, v in variables.items()} for group, variables in trainer.variables.items()
+    }
     arrays, meta = run.load_checkpoint(expected | {"best": expected["model"]})
     for group, variables in trainer.variables.items():
         for name, variable in variables.items():
@@ -324,8 +351,9 @@ def _score(logs: dict, monitor: str) -> float:
     return lower_is_better(logs[monitor], monitor)
 
 
-def fit(trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state: dict, progress: bool,
-        on_epoch=None) -> dict:
+def fit(
+    trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state: dict, progress: bool, on_epoch=None
+) -> dict:
     """Train from where `state` stands to the last epoch; checkpoint after every epoch.
 
     `on_epoch(epoch, logs)`, if given, sees each finished epoch's metrics
@@ -348,12 +376,16 @@ def fit(trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state:
             while state["step"] < steps:
                 first = state["step"]
                 chunk_start = time.perf_counter()
-                loss_sum, correct = trainer.train_chunk(x, y, order[first : first + chunk], tf.constant(epoch * steps + first, tf.int64))
+                loss_sum, correct = trainer.train_chunk(
+                    x, y, order[first : first + chunk], tf.constant(epoch * steps + first, tf.int64)
+                )
                 chunk_seconds.append(time.perf_counter() - chunk_start)
                 state["loss_sum"] += float(loss_sum)
                 state["correct"] += float(correct)
                 state["step"] = first + chunk
-                bar.update(state["step"], state["loss_sum"] / state["step"], state["correct"] / (state["step"] * batch_size))
+                bar.update(
+                    state["step"], state["loss_sum"] / state["step"], state["correct"] / (state["step"] * batch_size)
+                )
                 if stop.received is not None and state["step"] < steps:
                     state["train_seconds"] += time.perf_counter() - start
                     save_checkpoint(run, trainer, state)
@@ -362,15 +394,23 @@ def fit(trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state:
             if len(split.x_val):
                 val_loss, val_accuracy = trainer.evaluate(x_val, y_val)
                 logs |= {"val_loss": float(val_loss), "val_accuracy": float(val_accuracy)}
-                bar.update(steps, logs["loss"], logs["accuracy"], f"val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}")
+                bar.update(
+                    steps,
+                    logs["loss"],
+                    logs["accuracy"],
+                    f"val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}",
+                )
             state["train_seconds"] += time.perf_counter() - start
             history.setdefault("epoch", []).append(epoch + 1)
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
             score = _score(logs, config.monitor)
             if score < state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch + 1,
-                             best_weights=_values(trainer.variables["model"]) if patience else None)
+                state.update(
+                    best_score=score,
+                    best_epoch=epoch + 1,
+                    best_weights=_values(trainer.variables["model"]) if patience else None,
+                )
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0.0)
             if patience and epoch + 1 - state["best_epoch"] >= patience:
                 state["epoch"] = epochs  # early stop: the run is complete
@@ -411,8 +451,17 @@ def train(
     `train_config` does the rest.
     """
     config = None if resume is not None else TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)
-    path, _ = train_config(config, runs_dir=runs_dir, name=name, resume=resume, data_dir=data_dir, progress=progress,
-                           log=log, data=data, plotter=plotter)
+    path, _ = train_config(
+        config,
+        runs_dir=runs_dir,
+        name=name,
+        resume=resume,
+        data_dir=data_dir,
+        progress=progress,
+        log=log,
+        data=data,
+        plotter=plotter,
+    )
     return path
 
 
@@ -447,8 +496,17 @@ def train_config(
             with phase("provenance"):
                 info = RunInfo(provenance=provenance.collect(config.dataset))
             run = RunDir.create(runs_dir, name, config)
-        return run.path, _train(run, config, info, resumed=resume is not None, data_dir=data_dir, progress=progress,
-                                log=log, data=data, plotter=plotter)
+        return run.path, _train(
+            run,
+            config,
+            info,
+            resumed=resume is not None,
+            data_dir=data_dir,
+            progress=progress,
+            log=log,
+            data=data,
+            plotter=plotter,
+        )
 
 
 def set_up(config: TrainConfig, split: Split) -> Trainer:
@@ -468,16 +526,20 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
         return Trainer(config, steps)
 
 
-def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, data_dir, progress, log, data,
-           plotter) -> dict:
+def _train(
+    run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, data_dir, progress, log, data, plotter
+) -> dict:
     (x, y), test = data or load(config.dataset, data_dir)
     show_progress = sys.stderr.isatty() if progress is None else progress
     if reader_data.wanted(config):
         from digits.data import cache_dir
 
-        log(f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)}).")
-    split = add_reader_data(split_data(x, y, config.validation_split, config.train_limit), config, show_progress,
-                            data_dir)
+        log(
+            f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)})."
+        )
+    split = add_reader_data(
+        split_data(x, y, config.validation_split, config.train_limit), config, show_progress, data_dir
+    )
     trainer = set_up(config, split)
     state = new_state()
     if resumed and run.has_checkpoint():
@@ -489,8 +551,10 @@ def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, da
             state = fit(trainer, split, config, run, state, show_progress)
     except Interrupted as stop:
         run.write_config(config, replace(info, status="interrupted", epochs_done=state["epoch"]))
-        log(f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. "
-            f"Resume with: digits train --resume {run}")
+        log(
+            f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. "
+            f"Resume with: digits train --resume {run}"
+        )
         raise
     except BaseException:
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
@@ -501,22 +565,25 @@ def _train(run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, da
 
         with phase("calibration"):
             probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
-            info = replace(info, calibration=calibration.calibrate(
-                probabilities, split.y_val, f"the run's {len(split.x_val)} validation images"))
+            info = replace(
+                info,
+                calibration=calibration.calibrate(
+                    probabilities, split.y_val, f"the run's {len(split.x_val)} validation images"
+                ),
+            )
         run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
     return finish(trainer.model, run, config, info, state, test, plotter)
 
 
-def finish(model: keras.Model, run: RunDir, config: TrainConfig, info: RunInfo, state: dict, test,
-           plotter=None) -> dict:
+def finish(
+    model: keras.Model, run: RunDir, config: TrainConfig, info: RunInfo, state: dict, test, plotter=None
+) -> dict:
     """Save the trained model and its ONNX twin, write the evaluation report; return its metrics.
 
     The plots are drawn in a second process (`plotter`, else one started
     now) while this one saves, exports and evaluates the model.
     """
-    from digits.train import evaluate
-    from digits.train import export
-    from digits.train import plots
+    from digits.train import evaluate, export, plots
 
     with plotter or plots.Plotter() as plotter:
         plotter.submit(*evaluate.curves_plot(run, config, state["history"], state["best_epoch"]))
@@ -525,8 +592,17 @@ def finish(model: keras.Model, run: RunDir, config: TrainConfig, info: RunInfo, 
         with phase("ONNX export"):
             export.to_onnx(model, run.onnx_path)
         run.write_history(state["history"])
-        metrics = evaluate.report_run(run, config, info, state["history"], test, best_epoch=state["best_epoch"],
-                                      train_seconds=state["train_seconds"], plotter=plotter, curves_sent=True)
+        metrics = evaluate.report_run(
+            run,
+            config,
+            info,
+            state["history"],
+            test,
+            best_epoch=state["best_epoch"],
+            train_seconds=state["train_seconds"],
+            plotter=plotter,
+            curves_sent=True,
+        )
         with phase("plots (waited for)"):
             plotter.close()
     run.write_config(config, replace(info, status="finished", epochs_done=state["epoch"]))

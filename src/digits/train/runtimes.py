@@ -41,9 +41,11 @@ class Export:
     float_accuracy: float
 
     def summary(self) -> str:
-        return (f"{self.path}: MNIST test accuracy {100 * self.accuracy:.2f} % (float ONNX "
-                f"{100 * self.float_accuracy:.2f} %), {self.size / 1024:.0f} KiB ({self.size / self.float_size:.2f} "
-                f"of the float model's {self.float_size / 1024:.0f} KiB)")
+        return (
+            f"{self.path}: MNIST test accuracy {100 * self.accuracy:.2f} % (float ONNX "
+            f"{100 * self.float_accuracy:.2f} %), {self.size / 1024:.0f} KiB ({self.size / self.float_size:.2f} "
+            f"of the float model's {self.float_size / 1024:.0f} KiB)"
+        )
 
 
 def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export:
@@ -61,13 +63,20 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
         _to_tflite(run.keras_path, path)
         predict = _tflite_predictor(path)
     _, (images, labels) = load_mnist(data_dir)
-    return Export(path, path.stat().st_size, _accuracy(predict, images, labels), float_model.path.stat().st_size,
-                  _accuracy(float_model.predict_proba, images, labels))
+    return Export(
+        path,
+        path.stat().st_size,
+        _accuracy(predict, images, labels),
+        float_model.path.stat().st_size,
+        _accuracy(float_model.predict_proba, images, labels),
+    )
 
 
 def _accuracy(predict, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
-    hits = sum(int((predict(images[i : i + batch]).argmax(axis=1) == labels[i : i + batch]).sum())
-               for i in range(0, len(images), batch))
+    hits = sum(
+        int((predict(images[i : i + batch]).argmax(axis=1) == labels[i : i + batch]).sum())
+        for i in range(0, len(images), batch)
+    )
     return hits / len(images)
 
 
@@ -81,7 +90,9 @@ def _quantize(source: Path, path: Path) -> None:
         try:
             quantize_dynamic(source, tmp, weight_type=QuantType.QInt8)
         except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
-            raise ModelError(f"{source}: ONNX Runtime cannot quantize this model ({str(err).splitlines()[0][:160]}).")
+            raise ModelError(
+                f"{source}: ONNX Runtime cannot quantize this model ({str(err).splitlines()[0][:160]})."
+            ) from err
         finally:
             logging.disable(logging.NOTSET)
 
@@ -91,8 +102,8 @@ def _to_tflite(keras_path: Path, path: Path) -> None:
     import io
     import tempfile
 
-    from digits.train.tf import load, native_logs_filtered
     from digits.train.export import load_keras
+    from digits.train.tf import load, native_logs_filtered
 
     tf, keras = load()
     model = load_keras(keras_path)
@@ -110,8 +121,10 @@ def _tflite_predictor(path: Path):
 
     tf, _ = load()
     # Without the XNNPACK delegate, which announces itself on stderr; the results are the same.
-    interpreter = tf.lite.Interpreter(model_path=str(path), experimental_op_resolver_type=(
-        tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter = tf.lite.Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=(tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+    )
     [entry], [exit_] = interpreter.get_input_details(), interpreter.get_output_details()
 
     def predict(images: np.ndarray) -> np.ndarray:

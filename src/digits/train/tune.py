@@ -117,8 +117,10 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
-        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT,
-                                         "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}"}
+        engine_kwargs["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}",
+        }
     elif url.startswith("sqlite"):
         # Workers sharing one SQLite file wait for each other's writes instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -127,16 +129,23 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's terms
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
         except (ArgumentError, NoSuchModuleError) as err:
-            raise TuneError(f"{_shown(url)} is not a storage URL Optuna can use ({err}); "
-                            "give sqlite:///path.db or postgresql://user:password@host/database.") from None
+            raise TuneError(
+                f"{_shown(url)} is not a storage URL Optuna can use ({err}); "
+                "give sqlite:///path.db or postgresql://user:password@host/database."
+            ) from None
         except ImportError as err:  # Optuna's wrapper of the driver's ModuleNotFoundError
             missing = getattr(err.__cause__, "name", None) or "its database driver"
-            raise TuneError(f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
-                            "(PostgreSQL) or that driver.") from None
+            raise TuneError(
+                f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
+                "(PostgreSQL) or that driver."
+            ) from None
         except SQLAlchemyError as err:
             # Workers started together race to create the tables and stamp their version: the loser retries.
             if attempt < 2 and (isinstance(err, IntegrityError) or "already exists" in str(err)):
@@ -171,7 +180,10 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
         with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna's terms
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                study_name=name,
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
                 # Unseeded: workers must not all draw the same trials. Multivariate TPE
                 # models how learning rate, batch size and epochs work together.
                 sampler=optuna.samplers.TPESampler(n_startup_trials=8, multivariate=True),
@@ -182,8 +194,10 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
     stored = study.user_attrs
     if any(key in stored and stored[key] != value for key, value in attrs.items()):
         theirs = ", ".join(f"{k} {stored.get(k)}" for k in attrs)
-        raise TuneError(f"study {name!r} tunes {theirs}, not {', '.join(f'{k} {v}' for k, v in attrs.items())}; "
-                        "choose another --study.")
+        raise TuneError(
+            f"study {name!r} tunes {theirs}, not {', '.join(f'{k} {v}' for k, v in attrs.items())}; "
+            "choose another --study."
+        )
     # A new study (or one another worker is still labelling, one key at a time) gets what it lacks.
     for key, value in attrs.items():
         if key not in stored:
@@ -199,8 +213,12 @@ class TrialProgress:
 
         self.enabled, self.log = enabled, log
         self.progress = Progress(  # a context manager; disabled, it draws nothing
-            TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
-            TimeRemainingColumn(), disable=not enabled,
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TimeRemainingColumn(),
+            disable=not enabled,
         )
         self.task = self.progress.add_task("", total=total, best="-")
 
@@ -301,8 +319,10 @@ def trial_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
 def describe(study: optuna.Study, count: int = 5) -> str:
     """The study in a few lines: trial counts by state and the best trials with their parameters."""
     states = trial_states(study.get_trials(deepcopy=False))
-    lines = [f"study {study.study_name}: preset {study.user_attrs.get('preset')}, "
-             + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
+    lines = [
+        f"study {study.study_name}: preset {study.user_attrs.get('preset')}, "
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    ]
     for t in best_trials(study, count):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))
         lines.append(f"  trial {t.number}: val acc {t.value:.4f}  {params}")
@@ -333,7 +353,8 @@ def save_plots(study: optuna.Study, out_dir: Path, best: int = 20) -> list[Path]
     plots = {
         "optimization-history.png": lambda: vis.plot_optimization_history(study),
         "param-importances.png": lambda: vis.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()),
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+        ),
         "parallel-coordinates.png": lambda: vis.plot_parallel_coordinate(top),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
