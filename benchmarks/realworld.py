@@ -298,7 +298,13 @@ def issue19_markdown(report: dict) -> str:
         "",
         "Peers: Tesseract with a digit whitelist (page segmentation 10 for one digit, 7 for a number, 6 for a "
         "page or junk); RapidOCR (PP-OCR in ONNX Runtime) keeping the digits of what it reads. Junk is refused by "
-        "a peer when it reads no digit. Temperatures applied: "
+        "a peer when it reads no digit."
+        + (
+            f" The peers' figures come from an earlier run (`{report['peers_from']}`)."
+            if report.get("peers_from")
+            else ""
+        )
+        + " Temperatures applied: "
         + ", ".join(f"`{Path(n).name}` {m.get('temperature', 1.0)}" for n, m in report["models"].items())
         + ".",
         "",
@@ -322,11 +328,20 @@ def main(argv: list[str] | None = None) -> int:
         "--table-only", action="store_true", help="rewrite realworld.md from realworld.json, measure nothing"
     )
     parser.add_argument("--no-peers", action="store_true", help="skip Tesseract and RapidOCR")
+    parser.add_argument(
+        "--keep-peers",
+        action="store_true",
+        help="take the peers' figures from the realworld.json already in --out (they do not depend on our model)",
+    )
     args = parser.parse_args(argv)
     if args.table_only:
         write_text(args.out / "realworld.md", markdown(json.loads((args.out / "realworld.json").read_text())))
         return 0
 
+    kept_peers, kept_from = None, None
+    if args.keep_peers:
+        earlier = json.loads((args.out / "realworld.json").read_text())
+        kept_peers, kept_from = earlier["peers"], earlier.get("peers_from") or earlier["arguments"]
     real_singles, real_numbers = real_sets(args.real)
     real_rows = real_sources.pictures(args.real)
     junk = make_junk(args.junk, seed=args.seed)
@@ -351,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
-        "peers": {} if args.no_peers else peer_results(real_rows),
+        "peers": kept_peers if kept_peers is not None else {} if args.no_peers else peer_results(real_rows),
+        # The run whose arguments measured the peers, when they were kept from an earlier run.
+        "peers_from": kept_from,
         "machine": platform.platform(),
         "python": platform.python_version(),
     }
