@@ -150,20 +150,24 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     return report_run(run, config, info, run.read_history(), load_test(config.dataset, data_dir))
 
 
-def refusal(recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
-    """How much of `make_junk(n, seed)` a model refuses, through `digits.read.pipeline.prepare`.
+def refusal(recognizer: Recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
+    """How much of `make_junk(n, seed)` a model refuses, read as the reader reads a digit.
 
-    A picture is refused when the preprocessing finds no ink in it or the
-    model's most likely class is "not a digit" (an 11-output model).
+    A picture is refused when the reader answers "no digit found": the
+    preprocessing finds no ink in it, or the model's most likely class is
+    "not a digit" (an 11-output model). The reader makes that decision
+    (`Reader.answer_many`); this only counts.
     """
-    from digits.read.pipeline import prepare
+    from digits.read.reader import NO_DIGIT, Reader
 
-    prepared = [prepare(picture) for picture, _ in make_junk(n, seed)]
-    inked = [p.image for p in prepared if p.has_ink]
-    rejected = int((recognizer.predict(np.stack(inked)) == REJECT).sum()) if inked else 0
+    reader = Reader(recognizer.path)
+    prepared = [reader.prepare(picture) for picture, _ in make_junk(n, seed)]
+    answers = reader.answer_many(prepared)
+    no_ink = sum(not p.has_ink for p in prepared)
+    refused = sum(answer.status == NO_DIGIT for answer in answers)
     return {
         "junk_pictures": n,
         "junk_seed": seed,
-        "junk_refused": (n - len(inked) + rejected) / n if n else 0.0,
-        "junk_refused_no_ink": (n - len(inked)) / n if n else 0.0,
+        "junk_refused": refused / n if n else 0.0,
+        "junk_refused_no_ink": no_ink / n if n else 0.0,
     }
