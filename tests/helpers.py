@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 DIGITS = str(Path(sys.executable).parent / "digits")
 
@@ -51,3 +53,19 @@ def healthy_history(epochs=10):
         "accuracy": np.linspace(0.85, 0.985, epochs).tolist(),
         "val_accuracy": np.linspace(0.86, 0.982, epochs).tolist(),
     }
+
+
+# Progressive JPEGs, for the decode budget (reading and serving).
+def progressive_jpeg(size=(64, 64)) -> bytes:
+    image = Image.new("L", size, "white")
+    ImageDraw.Draw(image).line([(size[0] // 2, 8), (size[0] // 2, size[1] - 8)], fill="black", width=6)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", progressive=True, quality=90)
+    return buffer.getvalue()
+
+
+def with_repeated_last_scan(jpeg: bytes, copies: int) -> bytes:
+    """The same JPEG with its last scan repeated: what a crafted many-scan file looks like to a decoder."""
+    last_scan = jpeg.rindex(b"\xff\xda")
+    end = jpeg.rindex(b"\xff\xd9")
+    return jpeg[:end] + jpeg[last_scan:end] * copies + jpeg[end:]

@@ -16,21 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.read.load import MAX_JPEG_SCANS, ORIGINAL_SIZE, ImageError, jpeg_scans, load_image, working_grey
-
-
-def progressive_jpeg(size=(64, 64)) -> bytes:
-    image = Image.new("L", size, "white")
-    ImageDraw.Draw(image).line([(size[0] // 2, 8), (size[0] // 2, size[1] - 8)], fill="black", width=6)
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", progressive=True, quality=90)
-    return buffer.getvalue()
-
-
-def with_repeated_last_scan(jpeg: bytes, copies: int) -> bytes:
-    """The same JPEG with its last scan repeated: what a crafted many-scan file looks like to a decoder."""
-    last_scan = jpeg.rindex(b"\xff\xda")
-    end = jpeg.rindex(b"\xff\xd9")
-    return jpeg[:end] + jpeg[last_scan:end] * copies + jpeg[end:]
+from helpers import progressive_jpeg, with_repeated_last_scan
 
 
 def test_scans_are_counted_without_decoding():

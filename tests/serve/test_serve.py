@@ -136,7 +136,7 @@ def test_a_body_shorter_than_its_content_length_is_a_400(client):
 
 
 def test_a_progressive_jpeg_of_a_thousand_scans_is_refused_with_a_422(client):
-    from test_picture import progressive_jpeg, with_repeated_last_scan
+    from helpers import progressive_jpeg, with_repeated_last_scan
 
     crafted = with_repeated_last_scan(progressive_jpeg(), 1000)
     response = client.post("/predict", files={"image": ("scans.jpg", crafted, "image/jpeg")})
