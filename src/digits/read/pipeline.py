@@ -7,7 +7,7 @@ answers almost at random. This module rebuilds MNIST's format from a real
 image, in the order MNIST itself was made:
 
   1. convert to grey (alpha over white, 16-bit scaled, palette expanded);
-  2-5. find the writing (`writing`): flatten the paper's light, detect the
+  2-5. find the writing (`ink`): flatten the paper's light, detect the
      ink's polarity, threshold at the writing's own stroke width, and drop
      specks, shadows and whatever else is not a stroke;
   6. crop the digit's bounding box (hairline or marker strokes are brought
@@ -17,8 +17,9 @@ image, in the order MNIST itself was made:
 
 `prepare` does this for one digit and `segment_page` for every line of
 digits on a page (the pieces of one broken digit are merged). The steps
-live in their own modules: `picture` (loading, step 1), `writing` (finding
-the ink, steps 2-5) and `normalize` (one digit to MNIST's format, steps 6-8).
+live in their own modules: `load` (loading, step 1), `ink` (finding the
+ink, steps 2-5), `layout` (which pieces make a digit, a line) and
+`normalize` (one digit to MNIST's format, steps 6-8).
 A picture already in MNIST's format is returned as it is.
 """
 
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from digits.read.ink import Analysis, analyse, find_lines, group_line, pick_digit
+from digits.read.ink import Analysis, analyse
+from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
 from digits.read.normalize import MNIST_SIZE, naive, to_mnist
 from digits.read.rules import drop_rules

@@ -29,7 +29,7 @@ from functools import reduce
 import numpy as np
 from PIL import Image
 
-from digits.read.ink import union
+from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segment, prepare, segment_page
