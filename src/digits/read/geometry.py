@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from digits.spec import Box
 
-def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, int, int] | None]:
+
+def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
     """(x0, y0, x1, y1) per label 1..count, exclusive ends; None for unused labels."""
     from scipy import ndimage
 
-    boxes = []
+    boxes: list[Box | None] = []
     for found in ndimage.find_objects(labels, max_label=count):
         if found is None:
             boxes.append(None)
@@ -22,18 +24,19 @@ def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, int,
     return boxes
 
 
-def union(a, b):
+def union(a: Box, b: Box) -> Box:
+    """The smallest box holding both."""
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
-def gap(a, b) -> float:
+def gap(a: Box, b: Box) -> float:
     """Distance between two boxes (0 when they touch or overlap)."""
     dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
     dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
     return float(np.hypot(dx, dy))
 
 
-def typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
+def typical_height(boxes: dict[int, Box], areas: np.ndarray) -> float:
     """How tall the writing is: the median height of its components, weighted by ink.
 
     Weighting by ink lets whole digits outvote the fragments beside them; on

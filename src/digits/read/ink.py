@@ -31,6 +31,7 @@ from digits.read.levels import MIN_CONTRAST, otsu
 from digits.read.load import grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.sheet import outside_sheet
+from digits.spec import Box
 
 # The first look at a picture is at this many pixels on its longer side; writing
 # smaller than half of `_DIGIT_PIXELS` there gets a second look, cut out and scaled
@@ -72,7 +73,7 @@ class Analysis:
     dark_ink: bool
 
     @cached_property
-    def boxes(self) -> dict[int, tuple[int, int, int, int]]:
+    def boxes(self) -> dict[int, Box]:
         """Box of every component still kept, by label (found once, used by every line)."""
         count = len(self.areas) - 1
         return {
@@ -96,12 +97,12 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     height, width = grey.shape
     factor = max(1, int(np.ceil(max(height, width) / _BG_GRID)))
     small_size = (max(1, width // factor), max(1, height // factor))
-    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.BOX), dtype=np.float64)
+    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
     # Light varies over a good part of the shorter side, ink over much less.
     sigma = max(1.5, min(small.shape) / 6)
     keep = np.ones_like(small)
     if exclude is not None:
-        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.BOX)
+        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         keep = (np.asarray(coverage) < 0.5).astype(np.float64)
     weight = keep.copy()
     estimate = small
@@ -117,7 +118,7 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
         kept = residual[weight > 0] if weight.any() else residual
         noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
         weight = (np.abs(residual) <= max(3 * noise, 0.02)) * keep
-    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.BILINEAR)
+    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(full, dtype=np.float32)
 
 
@@ -132,7 +133,7 @@ def _noise(values: np.ndarray, lag: int = 1) -> float:
     if values.shape[1] < 2:
         return 0.0
     steps = np.abs(values[:, lag:] - values[:, :-lag])
-    return 1.4826 * float(np.median(steps)) / np.sqrt(2)
+    return float(1.4826 * float(np.median(steps)) / np.sqrt(2))
 
 
 def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -285,11 +286,12 @@ def analyse(image: Image.Image) -> Analysis:
     region = (max(0.0, x0 / sx), max(0.0, y0 / sy), min(true_width, x1 / sx), min(true_height, y1 / sy))
     size = (round((region[2] - region[0]) * sx * zoom), round((region[3] - region[1]) * sy * zoom))
     if max(size) > _FINE_MAX:
-        size = tuple(max(1, round(v * _FINE_MAX / max(size))) for v in size)
+        longest = max(size)
+        size = (max(1, round(size[0] * _FINE_MAX / longest)), max(1, round(size[1] * _FINE_MAX / longest)))
     # The decoded picture may be smaller than the true one (JPEG draft): cut in its pixels.
     fx, fy = image.size[0] / true_width, image.size[1] / true_height
     cut = image.crop((round(region[0] * fx), round(region[1] * fy), round(region[2] * fx), round(region[3] * fy)))
-    grey = np.clip(grey_array(cut.resize(size, Image.BICUBIC)), 0, 1).astype(np.float32)
+    grey = np.clip(grey_array(cut.resize(size, Image.Resampling.BICUBIC)), 0, 1).astype(np.float32)
     scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
     fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
     return fine if fine.areas.any() else coarse

@@ -12,6 +12,7 @@ import numpy as np
 
 from digits.read.geometry import gap, typical_height, union
 from digits.read.ink import Analysis
+from digits.spec import Box
 
 # A single digit spans at least this share of its picture's shorter side (the
 # smallest among the real pictures measured spans 0.22).
@@ -128,17 +129,17 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
         return []
     line = typical_height(boxes, areas)
 
-    def height(box):
+    def height(box: Box) -> int:
         return box[3] - box[1]
 
-    def width(box):
+    def width(box: Box) -> int:
         return box[2] - box[0]
 
-    def x_overlap(a, b):
+    def x_overlap(a: Box, b: Box) -> int:
         return min(a[2], b[2]) - max(a[0], b[0])
 
     # Tall pieces: digits, merged when they overlap by half the narrower one.
-    groups: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    groups: list[tuple[list[int], Box]] = []
     for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
         box = boxes[i]
         for members, other in groups:
@@ -151,7 +152,7 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
 
     # Two pieces side by side that are each short of the line's height but
     # span it together are one digit drawn in two strokes (an open 4).
-    merged: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    merged: list[tuple[list[int], Box]] = []
     for members, box in groups:
         if merged:
             last_members, last = merged[-1]
@@ -168,7 +169,7 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     groups = merged
 
     # Fragments, biggest first, join the nearest digit when close.
-    leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []
+    leftovers: list[tuple[list[int], Box]] = []
     for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
         box = boxes[i]
         best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)

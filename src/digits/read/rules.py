@@ -31,6 +31,7 @@ import numpy as np
 from digits.read.geometry import typical_height
 from digits.read.ink import Analysis
 from digits.read.normalize import stroke_width
+from digits.spec import Box
 
 # MNIST's widest digits are twice as wide as tall.
 _FLAT = 3.0
@@ -114,7 +115,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     return replace(analysis, labels=labels, areas=areas)
 
 
-def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: tuple, rule: np.ndarray) -> np.ndarray:
+def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
     """Remove a rule's pixels (`rule`: a mask of the piece's box) from piece `label`; returns the new areas.
 
     `labels` is changed in place.

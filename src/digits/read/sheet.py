@@ -54,7 +54,7 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     height, width = grey.shape
     factor = max(1, int(np.ceil(max(height, width) / 256)))
     size = (max(1, width // factor), max(1, height // factor))
-    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.BOX)), 1.0)
+    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.Resampling.BOX)), 1.0)
     if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
         return None
     bright = small > otsu(small.ravel())
@@ -96,6 +96,12 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(table, reach), reach)
         detail = np.maximum(closed - table, table - opened)
         if not core.any() or (detail[core] > 0.1).mean() < 0.002:
-            outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
-            return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
+            outside = (
+                np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.Resampling.NEAREST))
+                > 0
+            )
+            table_mask: np.ndarray = ndimage.binary_dilation(
+                outside, iterations=max(2, round(0.01 * max(height, width)))
+            )
+            return table_mask
     return None
