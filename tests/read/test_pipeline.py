@@ -163,15 +163,15 @@ def test_sheet_on_a_table():
 @pytest.mark.parametrize("angle", [0, 6, 10])
 def test_a_tilted_sheet_is_told_from_the_table(angle):
     """Wedges and thin strips of table along a tilted sheet's edges are table, not writing."""
-    from digits.read.ink import _outside_sheet
     from digits.read.load import working_grey
+    from digits.read.sheet import outside_sheet
 
     sheet = Image.new("RGB", (340, 240), (235, 235, 228))
     draw_digit(ImageDraw.Draw(sheet), "7", (120, 40, 180, 180), 10, fill=(20, 20, 60))
     sheet = sheet.rotate(angle, Image.BICUBIC, expand=True, fillcolor=(90, 60, 40))
     photo = Image.new("RGB", (400, 300), (90, 60, 40))
     photo.paste(sheet, ((400 - sheet.width) // 2, (300 - sheet.height) // 2))
-    outside = _outside_sheet(working_grey(photo, 512)[0])
+    outside = outside_sheet(working_grey(photo, 512)[0])
     assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
 
 

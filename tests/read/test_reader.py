@@ -183,6 +183,16 @@ def test_the_shipped_model_is_part_of_the_installed_package(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_digit_found_on_paper_has_its_place_and_a_blank_has_none(reader, mnist):
+    _, (x_test, _) = mnist
+    found = reader.read_digit(Image.fromarray(np.pad(x_test[0], 20)))
+    assert found.placed_box() == found.box and found.box is not None
+    blank = reader.read_digit(Image.new("L", (64, 64), 255))
+    assert blank.status == NO_DIGIT and blank.box is None
+    with pytest.raises(ValueError, match="no box"):
+        blank.placed_box()
+
+
 def test_threshold_must_be_a_probability():
     with pytest.raises(ValueError):
         Reader(threshold=1.5)

@@ -21,7 +21,7 @@ _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels ar
 _TITLE_HEIGHT = 24  # px above each step for its title
 
 
-def save_steps(prepared: Prepared, path: str | os.PathLike) -> None:
+def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
     """Save the pipeline's steps side by side as one PNG (written atomically).
 
     Drawn with Pillow, so `--explain` works with the core install (no matplotlib).
@@ -49,7 +49,7 @@ def save_steps(prepared: Prepared, path: str | os.PathLike) -> None:
         sheet.save(tmp, format="PNG")
 
 
-def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike) -> None:
+def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike[str]) -> None:
     """The picture with a box round every digit found: green when sure, orange when unsure."""
     # Grey through the reader's own conversion: transparency over white, 16-bit and
     # float pictures scaled. Boxes are in the picture's true pixels; a big JPEG may
@@ -60,7 +60,7 @@ def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike) -> Non
     width = max(2, round(max(canvas.size) / 400))
     for line in page.lines:
         for digit in line.digits:
-            x0, y0, x1, y1 = digit.box
+            x0, y0, x1, y1 = digit.placed_box()
             box = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
             colour = (0, 170, 0) if digit.status == OK else (230, 140, 0)
             draw.rectangle(box, outline=colour, width=width)

@@ -1,4 +1,4 @@
-"""Finding the writing: which pixels of a picture are ink, and how they group into digits.
+"""Finding the writing: which pixels of a picture are ink.
 
 Steps 2-5 of the pipeline, at analysis resolution:
 
@@ -13,9 +13,9 @@ Steps 2-5 of the pipeline, at analysis resolution:
 
 It looks first at a reduced copy and again, closer, where the writing is
 small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
-scans) skip steps 2-3. `analyse` returns the labelled ink; `pick_digit`
-chooses the one digit of a single-digit picture, `find_lines` the lines of
-a page, top to bottom, and `group_line` the digits of one line.
+scans) skip steps 2-3. `analyse` returns the labelled ink as an `Analysis`;
+`digits.read.layout` groups it into digits and lines, `digits.read.sheet`
+finds the table round a sheet.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
+from digits.read.geometry import component_boxes, typical_height
+from digits.read.levels import MIN_CONTRAST, otsu
 from digits.read.load import grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
+from digits.read.sheet import outside_sheet
+from digits.spec import Box
 
-# Ink must differ from the paper by at least this fraction of the full grey
-# range; below it we are looking at paper texture, JPEG noise or shadows.
-MIN_CONTRAST = 0.1
 # The first look at a picture is at this many pixels on its longer side; writing
 # smaller than half of `_DIGIT_PIXELS` there gets a second look, cut out and scaled
 # so that its digits are that tall (at most `_FINE_MAX` pixels on the longer side).
@@ -54,9 +55,6 @@ _BLOB_THICKNESS = 0.75
 # shirt: they go on beyond it) thicker than this fraction of the picture's shorter
 # side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
-# A single digit spans at least this share of its picture's shorter side (the
-# smallest among the real pictures measured spans 0.22).
-_MIN_DIGIT_SHARE = 0.04
 
 
 @dataclass
@@ -75,7 +73,7 @@ class Analysis:
     dark_ink: bool
 
     @cached_property
-    def boxes(self) -> dict[int, tuple[int, int, int, int]]:
+    def boxes(self) -> dict[int, Box]:
         """Box of every component still kept, by label (found once, used by every line)."""
         count = len(self.areas) - 1
         return {
@@ -99,12 +97,12 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     height, width = grey.shape
     factor = max(1, int(np.ceil(max(height, width) / _BG_GRID)))
     small_size = (max(1, width // factor), max(1, height // factor))
-    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.BOX), dtype=np.float64)
+    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
     # Light varies over a good part of the shorter side, ink over much less.
     sigma = max(1.5, min(small.shape) / 6)
     keep = np.ones_like(small)
     if exclude is not None:
-        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.BOX)
+        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         keep = (np.asarray(coverage) < 0.5).astype(np.float64)
     weight = keep.copy()
     estimate = small
@@ -120,22 +118,8 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
         kept = residual[weight > 0] if weight.any() else residual
         noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
         weight = (np.abs(residual) <= max(3 * noise, 0.02)) * keep
-    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.BILINEAR)
+    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(full, dtype=np.float32)
-
-
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the split that maximises between-class variance."""
-    hist, edges = np.histogram(values, bins=bins)
-    hist = hist.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
-    mean0 = m0 / np.maximum(w0, 1)
-    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
 
 
 def _noise(values: np.ndarray, lag: int = 1) -> float:
@@ -149,7 +133,7 @@ def _noise(values: np.ndarray, lag: int = 1) -> float:
     if values.shape[1] < 2:
         return 0.0
     steps = np.abs(values[:, lag:] - values[:, :-lag])
-    return 1.4826 * float(np.median(steps)) / np.sqrt(2)
+    return float(1.4826 * float(np.median(steps)) / np.sqrt(2))
 
 
 def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -179,7 +163,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
         return ink, np.zeros(signal.shape, dtype=bool), contrast
     noise_floor = 4 * noise / contrast
     if stroke <= 0:
-        split = _otsu(ink[ink > max(noise_floor, 0.1)])
+        split = otsu(ink[ink > max(noise_floor, 0.1)])
         return ink, ink > max(min(max(split, 0.35), 0.65), noise_floor), contrast
     window = max(3, int(round(3 * stroke)) | 1)
     local_peak = ndimage.maximum_filter(ink, size=window)
@@ -272,93 +256,6 @@ def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) 
     return (-diff if dark_ink else diff), dark_ink
 
 
-def _rectangle_area(region: np.ndarray) -> float:
-    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
-    from scipy import spatial
-
-    points = np.argwhere(region).astype(float)
-    try:
-        corners = points[spatial.ConvexHull(points).vertices]
-    except Exception:  # a line or a point: no area
-        return float("inf")
-    best = float("inf")
-    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=False):
-        edge = end - start
-        length = float(np.hypot(*edge))
-        if length == 0:
-            continue
-        along = corners @ (edge / length)
-        across = corners @ (np.array([-edge[1], edge[0]]) / length)
-        # +1: pixel centres to pixel edges.
-        best = min(best, (np.ptp(along) + 1) * (np.ptp(across) + 1))
-    return best
-
-
-def _outside_sheet(grey: np.ndarray) -> np.ndarray | None:
-    """Where the picture is not the sheet (or board) the digit is written on.
-
-    A photo of a sheet lying on a table shows two surfaces: the table, and
-    the sheet that holds the ink. The sheet is found on a coarse copy as the
-    largest region of one side of Otsu's brightness split that, once its
-    holes are filled, is big, nearly fills its smallest enclosing rectangle
-    (a sheet is a quadrilateral; a digit is not), has a few holes (the ink)
-    but is mostly solid, leaves part of the border to the table, ends in a
-    sharp step of brightness and has no writing outside it. Returns the
-    mask of everything else, or None when the sheet fills the picture (the
-    usual case).
-    """
-    from scipy import ndimage
-
-    height, width = grey.shape
-    factor = max(1, int(np.ceil(max(height, width) / 256)))
-    size = (max(1, width // factor), max(1, height // factor))
-    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.BOX)), 1.0)
-    if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
-        return None
-    bright = small > _otsu(small.ravel())
-    for side in (bright, ~bright):
-        labels, count = ndimage.label(side)
-        if count == 0:
-            continue
-        region = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
-        filled = ndimage.binary_fill_holes(region)
-        area, holes = int(filled.sum()), int(filled.sum() - region.sum())
-        if not (0.1 * small.size <= area <= 0.9 * small.size and 0.001 * area <= holes <= 0.2 * area):
-            continue
-        if area < 0.85 * _rectangle_area(filled):
-            continue  # not a quadrilateral: a bold 0 or 6 is round, a sheet is not
-        border = np.concatenate([filled[0], filled[-1], filled[:, 0], filled[:, -1]])
-        if (~border).mean() < 0.2:
-            continue
-        # A sheet's edge is a sharp step; uneven light also splits a page
-        # into a brighter and a darker part, but with no step between them.
-        # Compare a band a few pixels inside with one a few pixels outside:
-        # right at the boundary, both sides differ by construction (noise).
-        inner = ndimage.binary_erosion(filled, iterations=2) & ~ndimage.binary_erosion(filled, iterations=5)
-        outer = ndimage.binary_dilation(filled, iterations=5) & ~ndimage.binary_dilation(filled, iterations=2)
-        if not (inner.any() and outer.any()) or abs(np.median(small[inner]) - np.median(small[outer])) < 0.15:
-            continue
-        # A table is bare; writing outside the "sheet" means the darker part
-        # is paper too, in the shadow of a hand or a phone. Writing is
-        # whatever stands out from its surroundings, dark or light, and is
-        # narrower than a good part of the picture: a marker digit's thick
-        # stroke as well as a pen's thin one (top-hats, not a small median).
-        # The sheet is painted over with the table's own level first, so a
-        # thin strip or wedge of table beside it does not stand out.
-        core = ndimage.binary_erosion(~filled, iterations=3)
-        grown = ndimage.binary_dilation(filled, iterations=3)
-        table = np.where(grown, np.median(small[~grown]), small) if (~grown).any() else small
-        reach = max(7, round(0.12 * min(small.shape)))
-        # Closing and opening from separable maximum and minimum filters: fast at any reach.
-        closed = ndimage.minimum_filter(ndimage.maximum_filter(table, reach), reach)
-        opened = ndimage.maximum_filter(ndimage.minimum_filter(table, reach), reach)
-        detail = np.maximum(closed - table, table - opened)
-        if not core.any() or (detail[core] > 0.1).mean() < 0.002:
-            outside = np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.NEAREST)) > 0
-            return ndimage.binary_dilation(outside, iterations=max(2, round(0.01 * max(height, width))))
-    return None
-
-
 def analyse(image: Image.Image) -> Analysis:
     """Steps 2-5 at the resolution the writing needs.
 
@@ -376,7 +273,7 @@ def analyse(image: Image.Image) -> Analysis:
     boxes = coarse.boxes
     if not boxes:
         return coarse
-    height = _typical_height(boxes, coarse.areas)
+    height = typical_height(boxes, coarse.areas)
     if height >= _DIGIT_PIXELS / 2:
         return coarse
     zoom = _DIGIT_PIXELS / height  # how much finer the second look is
@@ -389,11 +286,12 @@ def analyse(image: Image.Image) -> Analysis:
     region = (max(0.0, x0 / sx), max(0.0, y0 / sy), min(true_width, x1 / sx), min(true_height, y1 / sy))
     size = (round((region[2] - region[0]) * sx * zoom), round((region[3] - region[1]) * sy * zoom))
     if max(size) > _FINE_MAX:
-        size = tuple(max(1, round(v * _FINE_MAX / max(size))) for v in size)
+        longest = max(size)
+        size = (max(1, round(size[0] * _FINE_MAX / longest)), max(1, round(size[1] * _FINE_MAX / longest)))
     # The decoded picture may be smaller than the true one (JPEG draft): cut in its pixels.
     fx, fy = image.size[0] / true_width, image.size[1] / true_height
     cut = image.crop((round(region[0] * fx), round(region[1] * fy), round(region[2] * fx), round(region[3] * fy)))
-    grey = np.clip(grey_array(cut.resize(size, Image.BICUBIC)), 0, 1).astype(np.float32)
+    grey = np.clip(grey_array(cut.resize(size, Image.Resampling.BICUBIC)), 0, 1).astype(np.float32)
     scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
     fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
     return fine if fine.areas.any() else coarse
@@ -438,7 +336,7 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
 def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float]) -> Analysis:
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
-    sheet = _outside_sheet(grey)
+    sheet = outside_sheet(grey)
     for outside in [sheet, None] if sheet is not None else [None]:
         background = _background(grey, exclude=outside)
         signal, dark_ink = _signal(grey, background, None if outside is None else ~outside)
@@ -477,212 +375,3 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
         contrast=contrast,
         dark_ink=dark_ink,
     )
-
-
-def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, int, int] | None]:
-    """(x0, y0, x1, y1) per label 1..count, exclusive ends; None for unused labels."""
-    from scipy import ndimage
-
-    boxes = []
-    for found in ndimage.find_objects(labels, max_label=count):
-        if found is None:
-            boxes.append(None)
-        else:
-            rows, cols = found
-            boxes.append((cols.start, rows.start, cols.stop, rows.stop))
-    return boxes
-
-
-def union(a, b):
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
-def gap(a, b) -> float:
-    """Distance between two boxes (0 when they touch or overlap)."""
-    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
-    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
-    return float(np.hypot(dx, dy))
-
-
-def pick_digit(analysis: Analysis) -> np.ndarray:
-    """Mask of the one digit: the largest piece plus substantial pieces near it.
-
-    Empty when what is left is too small to be a digit someone meant to be
-    read (a few specks of dust, grain in a texture): under `_MIN_DIGIT_SHARE`
-    of the picture's shorter side.
-    """
-    labels, areas, boxes = analysis.labels, analysis.areas, analysis.boxes
-    live = list(boxes)
-    if not live:
-        return np.zeros(labels.shape, dtype=bool)
-    height, width = labels.shape
-
-    def touches_border(i: int) -> bool:
-        x0, y0, x1, y1 = boxes[i]
-        return x0 == 0 or y0 == 0 or x1 == width or y1 == height
-
-    # Paper edges, table tops and frame lines touch the border; a digit
-    # usually does not. Prefer inner pieces when there are substantial ones.
-    inner = [i for i in live if not touches_border(i)]
-    if inner and max(areas[i] for i in inner) >= 0.1 * max(areas[i] for i in live):
-        live = inner
-    live.sort(key=lambda i: -areas[i])
-    chosen = [live[0]]
-    box = boxes[live[0]]
-    changed = True
-    while changed:
-        changed = False
-        for i in live:
-            if i in chosen or areas[i] < 0.03 * areas[live[0]]:
-                continue
-            size = max(box[2] - box[0], box[3] - box[1])
-            if gap(box, boxes[i]) <= 0.25 * size:
-                chosen.append(i)
-                box = union(box, boxes[i])
-                changed = True
-    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
-        return np.zeros(labels.shape, dtype=bool)
-    return np.isin(labels, chosen)
-
-
-def _typical_height(boxes: dict[int, tuple[int, int, int, int]], areas: np.ndarray) -> float:
-    """How tall the writing is: the median height of its components, weighted by ink.
-
-    Weighting by ink lets whole digits outvote the fragments beside them; on
-    a line that climbs or curves, each digit is still only one digit tall.
-    """
-    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
-    weights = np.array([areas[i] for i in boxes], dtype=float)
-    order = np.argsort(heights)
-    cumulative = np.cumsum(weights[order]) / weights.sum()
-    return float(heights[order][np.searchsorted(cumulative, 0.5)])
-
-
-# Lines of writing are chained from components whose vertical extents
-# overlap by this fraction of the shorter one, no further apart than this
-# many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
-_LINE_OVERLAP = 0.4
-_LINE_GAP = 4.0
-# A line whose tallest piece is under this fraction of the page's digit
-# height is a scrap (a speck, a stray mark between lines), not writing.
-_LINE_MIN_HEIGHT = 0.4
-# Where noise survives cleaning, only the largest pieces are considered.
-_MAX_PIECES = 400
-
-
-def find_lines(analysis: Analysis) -> list[list[int]]:
-    """The components of each line of writing, lines top to bottom."""
-    boxes = analysis.boxes
-    if not boxes:
-        return []
-    if len(boxes) > _MAX_PIECES:
-        keep = sorted(boxes, key=lambda i: -analysis.areas[i])[:_MAX_PIECES]
-        boxes = {i: boxes[i] for i in keep}
-    page_height = _typical_height(boxes, analysis.areas)
-    ids = sorted(boxes, key=lambda i: boxes[i][0])
-    parent = {i: i for i in ids}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for n, i in enumerate(ids):
-        a = boxes[i]
-        for j in ids[n + 1 :]:
-            b = boxes[j]
-            if b[0] - a[2] > _LINE_GAP * page_height:
-                break  # sorted by left edge: every later piece is further still
-            overlap = min(a[3], b[3]) - max(a[1], b[1])
-            if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
-                parent[root(j)] = root(i)
-    lines: dict[int, list[int]] = {}
-    for i in ids:
-        lines.setdefault(root(i), []).append(i)
-    kept = [
-        members
-        for members in lines.values()
-        if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height
-    ]
-    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
-
-
-def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
-    """Group the components of one line into its digits, left to right.
-
-    Handwritten digits on one line are about equally tall, so the line's
-    digit height H tells whole strokes from fragments. Tall pieces (at least
-    0.6 H) are digits, or halves of one when they overlap horizontally by
-    half the narrower width (a 0 broken in two). Short pieces are fragments
-    (a 5's detached bar, a 4 split at its crossbar, a speck above a stroke,
-    chalk broken by grain) and join the nearest digit if close enough and the
-    result is still digit-sized. Fragments left over become a digit only if
-    together they are tall enough; otherwise they are noise. Two tall pieces
-    side by side stay two digits, even under a 7's overhang.
-    """
-    areas = analysis.areas
-    boxes = {i: analysis.boxes[i] for i in members}
-    if not boxes:
-        return []
-    line = _typical_height(boxes, areas)
-
-    def height(box):
-        return box[3] - box[1]
-
-    def width(box):
-        return box[2] - box[0]
-
-    def x_overlap(a, b):
-        return min(a[2], b[2]) - max(a[0], b[0])
-
-    # Tall pieces: digits, merged when they overlap by half the narrower one.
-    groups: list[tuple[list[int], tuple[int, int, int, int]]] = []
-    for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
-        box = boxes[i]
-        for members, other in groups:
-            if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
-                members.append(i)
-                groups[groups.index((members, other))] = (members, union(box, other))
-                break
-        else:
-            groups.append(([i], box))
-
-    # Two pieces side by side that are each short of the line's height but
-    # span it together are one digit drawn in two strokes (an open 4).
-    merged: list[tuple[list[int], tuple[int, int, int, int]]] = []
-    for members, box in groups:
-        if merged:
-            last_members, last = merged[-1]
-            joined = union(last, box)
-            if (
-                box[0] - last[2] <= 0.15 * line
-                and max(height(last), height(box)) < 0.85 * line
-                and height(joined) >= 0.9 * line
-                and width(joined) <= line
-            ):
-                merged[-1] = (last_members + members, joined)
-                continue
-        merged.append((members, box))
-    groups = merged
-
-    # Fragments, biggest first, join the nearest digit when close.
-    leftovers: list[tuple[list[int], tuple[int, int, int, int]]] = []
-    for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
-        box = boxes[i]
-        best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
-        if best is not None:
-            members, other = groups[best]
-            joined = union(box, other)
-            if gap(box, other) <= 0.3 * line and width(joined) <= 1.2 * line:
-                groups[best] = (members + [i], joined)
-                continue
-        # Not near a digit: gather with other stray fragments above or below it.
-        for k, (members, other) in enumerate(leftovers):
-            if x_overlap(box, other) >= -0.05 * line and width(union(box, other)) <= 1.2 * line:
-                leftovers[k] = (members + [i], union(box, other))
-                break
-        else:
-            leftovers.append(([i], box))
-    groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
-    return [members for members, box in sorted(groups, key=lambda g: g[1][0])]

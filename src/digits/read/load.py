@@ -73,7 +73,7 @@ _JPEG_FILL = re.compile(rb"\xff+")
 # --------------------------------------------------------------------------
 
 
-def load_image(source: str | os.PathLike | bytes) -> Image.Image:
+def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
     """Open an image file (or its bytes) safely and return its first frame.
 
     The file is read once and checked with Pillow's `verify()`. Before any
@@ -150,7 +150,9 @@ def jpeg_scans(data: bytes, name: str = "the image data") -> int:
     while position + 4 <= end and data[position] == 0xFF:
         marker = data[position + 1]
         if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
-            position = _JPEG_FILL.match(data, position).end() - 1
+            fill = _JPEG_FILL.match(data, position)
+            assert fill is not None  # data[position] is 0xFF, which the pattern matches
+            position = fill.end() - 1
             continue
         if marker == 0xD9:  # end of image
             break
@@ -276,7 +278,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
         fault = "truncated" if "truncated" in str(err).lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({err}).") from None
     decoded_size = image.size
-    upright = image
+    upright: Image.Image = image
     try:
         # EXIF turns phone photos upright. Only a picture that must turn is
         # copied: a full-size copy of a big upright one would double its memory.
@@ -346,13 +348,15 @@ def grey_array(image: Image.Image) -> np.ndarray:
         else:  # arbitrary range: stretch it
             values = values - low
             full = max(high - low, 1e-12)
-        return np.clip(values / full, 0, 1).astype(np.float32)
+        scaled: np.ndarray = np.clip(values / full, 0, 1).astype(np.float32)
+        return scaled
     return np.asarray(convert_mode(image, "L"), dtype=np.float32) / 255
 
 
 def true_size(image: Image.Image) -> tuple[int, int]:
     """The picture's size as the user has it, even when `load_image` decoded it smaller."""
-    return image.info.get(ORIGINAL_SIZE, image.size)
+    size: tuple[int, int] = image.info.get(ORIGINAL_SIZE, image.size)
+    return size
 
 
 def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.ndarray, tuple[float, float]]:
@@ -371,16 +375,18 @@ def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.
         scale = longest_side / longest
         target = (max(1, round(width * scale)), max(1, round(height * scale)))
         if has_alpha(image):
-            grey = grey_array(convert_mode(image, "RGBA").resize(target, Image.BOX))
+            grey = grey_array(convert_mode(image, "RGBA").resize(target, Image.Resampling.BOX))
         elif image.mode.startswith("I") or image.mode == "F":
-            grey = grey_array(image.resize(target, Image.BOX))
+            grey = grey_array(image.resize(target, Image.Resampling.BOX))
         else:
-            grey = np.asarray(convert_mode(image, "L").resize(target, Image.BOX), dtype=np.float32) / 255
+            grey = np.asarray(convert_mode(image, "L").resize(target, Image.Resampling.BOX), dtype=np.float32) / 255
         grey = np.clip(grey, 0, 1).astype(np.float32)
     elif longest < _WORK_MIN:
         factor = _WORK_MIN / longest
         target = (max(1, round(width * factor)), max(1, round(height * factor)))
-        grey = np.asarray(Image.fromarray(grey_array(image), "F").resize(target, Image.BICUBIC), dtype=np.float32)
+        grey = np.asarray(
+            Image.fromarray(grey_array(image), "F").resize(target, Image.Resampling.BICUBIC), dtype=np.float32
+        )
         grey = np.clip(grey, 0, 1)
     else:
         target = (width, height)

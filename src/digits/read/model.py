@@ -36,7 +36,7 @@ def shipped_model() -> Path:
     return path
 
 
-def resolve_model(source: str | os.PathLike | None) -> Path:
+def resolve_model(source: str | os.PathLike[str] | None) -> Path:
     """A run folder (or `runs/latest`), an `.onnx` file, or None for the shipped model -> the `.onnx` file."""
     if source is None:
         return shipped_model()
@@ -69,7 +69,7 @@ class Recognizer:
     (28, 28), either uint8 0-255 or float in [0, 1], white digit on black.
     """
 
-    def __init__(self, source: str | os.PathLike | None = None, threads: int | None = None):
+    def __init__(self, source: str | os.PathLike[str] | None = None, threads: int | None = None):
         import onnxruntime as ort
 
         self.path = resolve_model(source)
@@ -104,7 +104,8 @@ class Recognizer:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""
-        return self.predict_proba(images).argmax(axis=1)
+        classes: np.ndarray = self.predict_proba(images).argmax(axis=1)
+        return classes
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:

@@ -61,7 +61,8 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
         radius = (low - width) / 2
         pad = int(np.ceil(radius)) + 1
         padded = np.pad(mask, pad)
-        return ndimage.distance_transform_edt(~padded) <= radius
+        thicker: np.ndarray = ndimage.distance_transform_edt(~padded) <= radius
+        return thicker
     if width > high:
         radius = (width - high) / 2
         thinner = ndimage.distance_transform_edt(mask) > radius
@@ -88,7 +89,7 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     height, width = crop.shape
     factor = _MNIST_BOX / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    method = Image.BOX if factor < 1 else Image.BILINEAR
+    method = Image.Resampling.BOX if factor < 1 else Image.Resampling.BILINEAR
     small = np.asarray(Image.fromarray(crop, "F").resize(size, method), dtype=np.float32)
     small = np.clip(small, 0, 1)
     com_row, com_col = ndimage.center_of_mass(small)
@@ -101,5 +102,5 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def naive(image: Image.Image) -> np.ndarray:
     """The baseline: grey, squash to 28×28, divide by 255. For the benchmark only."""
-    grey = Image.fromarray(grey_array(image), "F").resize((MNIST_SIZE, MNIST_SIZE), Image.BILINEAR)
+    grey = Image.fromarray(grey_array(image), "F").resize((MNIST_SIZE, MNIST_SIZE), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(grey, dtype=np.float32), 0, 1)

@@ -7,7 +7,7 @@ answers almost at random. This module rebuilds MNIST's format from a real
 image, in the order MNIST itself was made:
 
   1. convert to grey (alpha over white, 16-bit scaled, palette expanded);
-  2-5. find the writing (`writing`): flatten the paper's light, detect the
+  2-5. find the writing (`ink`): flatten the paper's light, detect the
      ink's polarity, threshold at the writing's own stroke width, and drop
      specks, shadows and whatever else is not a stroke;
   6. crop the digit's bounding box (hairline or marker strokes are brought
@@ -17,8 +17,9 @@ image, in the order MNIST itself was made:
 
 `prepare` does this for one digit and `segment_page` for every line of
 digits on a page (the pieces of one broken digit are merged). The steps
-live in their own modules: `picture` (loading, step 1), `writing` (finding
-the ink, steps 2-5) and `normalize` (one digit to MNIST's format, steps 6-8).
+live in their own modules: `load` (loading, step 1), `ink` (finding the
+ink, steps 2-5), `layout` (which pieces make a digit, a line) and
+`normalize` (one digit to MNIST's format, steps 6-8).
 A picture already in MNIST's format is returned as it is.
 """
 
@@ -29,10 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from digits.read.ink import Analysis, analyse, find_lines, group_line, pick_digit
-from digits.read.load import MAX_PIXELS, ImageError, grey_array, has_alpha, load_image, true_size
+from digits.errors import ImageError
+from digits.read.ink import Analysis, analyse
+from digits.read.layout import find_lines, group_line, pick_digit
+from digits.read.load import MAX_PIXELS, grey_array, has_alpha, load_image, true_size
 from digits.read.normalize import MNIST_SIZE, naive, to_mnist
 from digits.read.rules import drop_rules
+from digits.spec import Box
 
 __all__ = [
     "MAX_PIXELS",
@@ -59,7 +63,7 @@ class Prepared:
 
     image: np.ndarray  # (28, 28) float32 in [0, 1], white digit on black
     has_ink: bool  # False when no digit-like ink was found
-    box: tuple[int, int, int, int] | None = None  # where the digit is, in the picture's pixels
+    box: Box | None = None  # where the digit is, in the picture's pixels
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
@@ -90,7 +94,7 @@ def prepare(image: Image.Image) -> Prepared:
 class Segment:
     """One digit of a line: where it is, and its MNIST-style image."""
 
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in original image pixels
+    box: Box  # x0, y0, x1, y1 in original image pixels
     image: np.ndarray  # (28, 28) float32, ready for the model
 
 
@@ -136,7 +140,7 @@ def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Seg
     return Segment(box=original_box(digit, analysis, size), image=to_mnist(digit)[1])
 
 
-def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> tuple[int, int, int, int]:
+def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Box:
     """The box around a mask's working pixels, in the original picture's pixels."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))

@@ -25,11 +25,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from digits.read.ink import union
+from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segment, prepare, segment_page
@@ -51,7 +53,7 @@ class Digit:
     box: Box | None
     status: str  # "ok", "unsure" or "no digit found"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "digit": self.digit,
             "confidence": self.confidence,
@@ -59,6 +61,12 @@ class Digit:
             "box": list(self.box) if self.box else None,
             "status": self.status,
         }
+
+    def placed_box(self) -> Box:
+        """`box`, for a digit known to have one: every digit of a page does (and every one with ink)."""
+        if self.box is None:
+            raise ValueError(f"this digit ({self.status}) has no box: no ink was found for it")
+        return self.box
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class Line:
     def text(self) -> str:
         return "".join(str(d.digit) for d in self.digits)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "box": list(self.box), "digits": [d.to_dict() for d in self.digits]}
 
 
@@ -86,11 +94,11 @@ class Page:
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "lines": [line.to_dict() for line in self.lines]}
 
 
-PictureSource = Image.Image | bytes | str | os.PathLike
+PictureSource = Image.Image | bytes | str | os.PathLike[str]
 
 
 class Reader:
@@ -101,14 +109,14 @@ class Reader:
     "unsure" (0 to 1).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, threshold: float = 0.5, threads: int | None = None):
+    def __init__(self, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, threads: int | None = None):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
         self.recognizer = Recognizer(model, threads=threads)
         self.threshold = threshold
 
     @property
-    def model_path(self):
+    def model_path(self) -> Path:
         return self.recognizer.path
 
     def prepare(self, picture: PictureSource) -> Prepared:
@@ -184,11 +192,13 @@ class Reader:
                 candidates.append((digits, images))
         found = []
         if candidates:
-            images = np.stack([image for _, line_images in candidates for image in line_images])
-            flags = steady(self.classify, images, [d.digit for digits, _ in candidates for d in digits])
+            batch = np.stack([image for _, line_images in candidates for image in line_images])
+            # `line_digits` keeps only the digits that were read: none is filtered out here.
+            readings = [d.digit for digits, _ in candidates for d in digits if d.digit is not None]
+            flags = steady(self.classify, batch, readings)
             ends = np.cumsum([len(digits) for digits, _ in candidates])
             found = [
-                Line(tuple(digits), reduce(union, [d.box for d in digits]))
+                Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
                 for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1]), strict=False)
                 if line_flags.all()
             ]

@@ -27,7 +27,13 @@ The constants were chosen on the real pictures in ../shared/data/real-digits
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # the reader imports this module: its Digit is only named here
+    from digits.read.reader import Digit
 
 # A line's digits must average this confidence (real numbers measured: 0.95 and up).
 _MIN_MEAN_CONFIDENCE = 0.8
@@ -41,7 +47,7 @@ _MIN_AGREEMENT = 0.75
 _MIN_NUMBER_LINES = 0.5
 
 
-def line_digits(decided: list, ok: str) -> list | None:
+def line_digits(decided: Sequence[Digit], ok: str) -> list[Digit] | None:
     """The digits of one line if they can make a number, else None.
 
     `decided` holds the line's `reader.Digit`s left to right; `ok` is the
@@ -51,16 +57,26 @@ def line_digits(decided: list, ok: str) -> list | None:
     accepted = [d for d in decided if d.digit is not None]
     if not any(d.status == ok for d in accepted):
         return None
-    height = float(np.median([d.box[3] - d.box[1] for d in accepted]))
+    height = float(np.median([_height(d) for d in accepted]))
     if any(d.status != ok for d in accepted):
         return None
-    if any(d.digit is None and d.box[3] - d.box[1] >= _FULL_HEIGHT * height for d in decided):
+    if any(d.digit is None and _height(d) >= _FULL_HEIGHT * height for d in decided):
         return None
-    if any(d.box[2] - d.box[0] > _MAX_WIDTH * height for d in decided):
+    if any(_width(d) > _MAX_WIDTH * height for d in decided):
         return None
     if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < _MIN_MEAN_CONFIDENCE:
         return None
     return accepted
+
+
+def _height(digit: Digit) -> int:
+    x0, y0, x1, y1 = digit.placed_box()
+    return y1 - y0
+
+
+def _width(digit: Digit) -> int:
+    x0, y0, x1, y1 = digit.placed_box()
+    return x1 - x0
 
 
 def nudged(images: np.ndarray) -> np.ndarray:
@@ -83,7 +99,7 @@ def nudged(images: np.ndarray) -> np.ndarray:
     return np.stack(copies, axis=1).astype(np.float32)
 
 
-def steady(classify, images: np.ndarray, digits: list[int]) -> np.ndarray:
+def steady(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, digits: list[int]) -> np.ndarray:
     """For each (28, 28) image read as `digits[i]`: does it keep that reading when nudged?
 
     `classify` maps (M, 28, 28) to (M, 10 or 11) probabilities. A copy keeps
@@ -99,7 +115,8 @@ def steady(classify, images: np.ndarray, digits: list[int]) -> np.ndarray:
     kept = best == np.asarray(digits)[:, None]
     if probabilities.shape[2] > 10:
         kept &= probabilities[..., 10] < probabilities[..., :10].max(axis=2)
-    return kept.mean(axis=1) >= _MIN_AGREEMENT
+    steady_ones: np.ndarray = kept.mean(axis=1) >= _MIN_AGREEMENT
+    return steady_ones
 
 
 def picture_refused(numbers: int, lines: int) -> bool:

@@ -28,8 +28,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.ink import Analysis, _typical_height
+from digits.read.geometry import typical_height
+from digits.read.ink import Analysis
 from digits.read.normalize import stroke_width
+from digits.spec import Box
 
 # MNIST's widest digits are twice as wide as tall.
 _FLAT = 3.0
@@ -63,7 +65,7 @@ def drop_rules(analysis: Analysis) -> Analysis:
     short = {i: b for i, b in boxes.items() if extent(i) < 0.5 * longest}
     if not short:
         return analysis
-    height = _typical_height(short, analysis.areas)
+    height = typical_height(short, analysis.areas)
     length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
     rows, cols = analysis.labels.shape
     band = _BORDER_BAND * height
@@ -102,7 +104,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     boxes = analysis.boxes
     flat = {i: b for i, b in boxes.items() if b[2] - b[0] >= _FLAT * (b[3] - b[1])}
     others = {i: b for i, b in boxes.items() if i not in flat}
-    reach = _RULE_DIGITS * _typical_height(others, analysis.areas) if others else 0.0
+    reach = _RULE_DIGITS * typical_height(others, analysis.areas) if others else 0.0
     flat = {i: b for i, b in flat.items() if b[2] - b[0] >= reach}
     if not flat:
         return analysis
@@ -113,7 +115,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     return replace(analysis, labels=labels, areas=areas)
 
 
-def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: tuple, rule: np.ndarray) -> np.ndarray:
+def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
     """Remove a rule's pixels (`rule`: a mask of the piece's box) from piece `label`; returns the new areas.
 
     `labels` is changed in place.

@@ -1,0 +1,49 @@
+"""Box geometry: the boxes of labelled components, their union, the gap between two, a typical height.
+
+A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digits.spec import Box
+
+
+def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
+    """(x0, y0, x1, y1) per label 1..count, exclusive ends; None for unused labels."""
+    from scipy import ndimage
+
+    boxes: list[Box | None] = []
+    for found in ndimage.find_objects(labels, max_label=count):
+        if found is None:
+            boxes.append(None)
+        else:
+            rows, cols = found
+            boxes.append((cols.start, rows.start, cols.stop, rows.stop))
+    return boxes
+
+
+def union(a: Box, b: Box) -> Box:
+    """The smallest box holding both."""
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def gap(a: Box, b: Box) -> float:
+    """Distance between two boxes (0 when they touch or overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float(np.hypot(dx, dy))
+
+
+def typical_height(boxes: dict[int, Box], areas: np.ndarray) -> float:
+    """How tall the writing is: the median height of its components, weighted by ink.
+
+    Weighting by ink lets whole digits outvote the fragments beside them; on
+    a line that climbs or curves, each digit is still only one digit tall.
+    """
+    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
+    weights = np.array([areas[i] for i in boxes], dtype=float)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(heights[order][np.searchsorted(cumulative, 0.5)])

@@ -1,0 +1,190 @@
+"""Layout: which pieces of ink make the one digit, the lines of a page, and the digits of a line.
+
+`pick_digit` chooses the one digit of a single-digit picture, `find_lines`
+the lines of a page, top to bottom, and `group_line` the digits of one
+line, left to right. All work on the components an `Analysis` kept
+(`digits.read.ink`), by their boxes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digits.read.geometry import gap, typical_height, union
+from digits.read.ink import Analysis
+from digits.spec import Box
+
+# A single digit spans at least this share of its picture's shorter side (the
+# smallest among the real pictures measured spans 0.22).
+_MIN_DIGIT_SHARE = 0.04
+
+
+def pick_digit(analysis: Analysis) -> np.ndarray:
+    """Mask of the one digit: the largest piece plus substantial pieces near it.
+
+    Empty when what is left is too small to be a digit someone meant to be
+    read (a few specks of dust, grain in a texture): under `_MIN_DIGIT_SHARE`
+    of the picture's shorter side.
+    """
+    labels, areas, boxes = analysis.labels, analysis.areas, analysis.boxes
+    live = list(boxes)
+    if not live:
+        return np.zeros(labels.shape, dtype=bool)
+    height, width = labels.shape
+
+    def touches_border(i: int) -> bool:
+        x0, y0, x1, y1 = boxes[i]
+        return x0 == 0 or y0 == 0 or x1 == width or y1 == height
+
+    # Paper edges, table tops and frame lines touch the border; a digit
+    # usually does not. Prefer inner pieces when there are substantial ones.
+    inner = [i for i in live if not touches_border(i)]
+    if inner and max(areas[i] for i in inner) >= 0.1 * max(areas[i] for i in live):
+        live = inner
+    live.sort(key=lambda i: -areas[i])
+    chosen = [live[0]]
+    box = boxes[live[0]]
+    changed = True
+    while changed:
+        changed = False
+        for i in live:
+            if i in chosen or areas[i] < 0.03 * areas[live[0]]:
+                continue
+            size = max(box[2] - box[0], box[3] - box[1])
+            if gap(box, boxes[i]) <= 0.25 * size:
+                chosen.append(i)
+                box = union(box, boxes[i])
+                changed = True
+    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
+        return np.zeros(labels.shape, dtype=bool)
+    return np.isin(labels, chosen)
+
+
+# Lines of writing are chained from components whose vertical extents
+# overlap by this fraction of the shorter one, no further apart than this
+# many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
+_LINE_OVERLAP = 0.4
+_LINE_GAP = 4.0
+# A line whose tallest piece is under this fraction of the page's digit
+# height is a scrap (a speck, a stray mark between lines), not writing.
+_LINE_MIN_HEIGHT = 0.4
+# Where noise survives cleaning, only the largest pieces are considered.
+_MAX_PIECES = 400
+
+
+def find_lines(analysis: Analysis) -> list[list[int]]:
+    """The components of each line of writing, lines top to bottom."""
+    boxes = analysis.boxes
+    if not boxes:
+        return []
+    if len(boxes) > _MAX_PIECES:
+        keep = sorted(boxes, key=lambda i: -analysis.areas[i])[:_MAX_PIECES]
+        boxes = {i: boxes[i] for i in keep}
+    page_height = typical_height(boxes, analysis.areas)
+    ids = sorted(boxes, key=lambda i: boxes[i][0])
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(ids):
+        a = boxes[i]
+        for j in ids[n + 1 :]:
+            b = boxes[j]
+            if b[0] - a[2] > _LINE_GAP * page_height:
+                break  # sorted by left edge: every later piece is further still
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
+                parent[root(j)] = root(i)
+    lines: dict[int, list[int]] = {}
+    for i in ids:
+        lines.setdefault(root(i), []).append(i)
+    kept = [
+        members
+        for members in lines.values()
+        if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height
+    ]
+    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+
+
+def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
+    """Group the components of one line into its digits, left to right.
+
+    Handwritten digits on one line are about equally tall, so the line's
+    digit height H tells whole strokes from fragments. Tall pieces (at least
+    0.6 H) are digits, or halves of one when they overlap horizontally by
+    half the narrower width (a 0 broken in two). Short pieces are fragments
+    (a 5's detached bar, a 4 split at its crossbar, a speck above a stroke,
+    chalk broken by grain) and join the nearest digit if close enough and the
+    result is still digit-sized. Fragments left over become a digit only if
+    together they are tall enough; otherwise they are noise. Two tall pieces
+    side by side stay two digits, even under a 7's overhang.
+    """
+    areas = analysis.areas
+    boxes = {i: analysis.boxes[i] for i in members}
+    if not boxes:
+        return []
+    line = typical_height(boxes, areas)
+
+    def height(box: Box) -> int:
+        return box[3] - box[1]
+
+    def width(box: Box) -> int:
+        return box[2] - box[0]
+
+    def x_overlap(a: Box, b: Box) -> int:
+        return min(a[2], b[2]) - max(a[0], b[0])
+
+    # Tall pieces: digits, merged when they overlap by half the narrower one.
+    groups: list[tuple[list[int], Box]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
+        box = boxes[i]
+        for members, other in groups:
+            if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
+                members.append(i)
+                groups[groups.index((members, other))] = (members, union(box, other))
+                break
+        else:
+            groups.append(([i], box))
+
+    # Two pieces side by side that are each short of the line's height but
+    # span it together are one digit drawn in two strokes (an open 4).
+    merged: list[tuple[list[int], Box]] = []
+    for members, box in groups:
+        if merged:
+            last_members, last = merged[-1]
+            joined = union(last, box)
+            if (
+                box[0] - last[2] <= 0.15 * line
+                and max(height(last), height(box)) < 0.85 * line
+                and height(joined) >= 0.9 * line
+                and width(joined) <= line
+            ):
+                merged[-1] = (last_members + members, joined)
+                continue
+        merged.append((members, box))
+    groups = merged
+
+    # Fragments, biggest first, join the nearest digit when close.
+    leftovers: list[tuple[list[int], Box]] = []
+    for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
+        box = boxes[i]
+        best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
+        if best is not None:
+            members, other = groups[best]
+            joined = union(box, other)
+            if gap(box, other) <= 0.3 * line and width(joined) <= 1.2 * line:
+                groups[best] = (members + [i], joined)
+                continue
+        # Not near a digit: gather with other stray fragments above or below it.
+        for k, (members, other) in enumerate(leftovers):
+            if x_overlap(box, other) >= -0.05 * line and width(union(box, other)) <= 1.2 * line:
+                leftovers[k] = (members + [i], union(box, other))
+                break
+        else:
+            leftovers.append(([i], box))
+    groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
+    return [members for members, box in sorted(groups, key=lambda g: g[1][0])]

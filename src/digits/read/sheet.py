@@ -1,0 +1,107 @@
+"""Sheet-on-a-table detection: which part of a photo is the sheet the writing is on.
+
+A photo of a sheet lying on a table shows two surfaces, and only the sheet
+is paper. `outside_sheet` returns the mask of the table (everything that is
+not the sheet), or None when the sheet fills the picture; `digits.read.ink`
+then leaves the table out of the paper's estimate and of the ink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from digits.read.levels import MIN_CONTRAST, otsu
+
+
+def _rectangle_area(region: np.ndarray) -> float:
+    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
+    from scipy import spatial
+
+    points = np.argwhere(region).astype(float)
+    try:
+        corners = points[spatial.ConvexHull(points).vertices]
+    except Exception:  # a line or a point: no area
+        return float("inf")
+    best = float("inf")
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=False):
+        edge = end - start
+        length = float(np.hypot(*edge))
+        if length == 0:
+            continue
+        along = corners @ (edge / length)
+        across = corners @ (np.array([-edge[1], edge[0]]) / length)
+        # +1: pixel centres to pixel edges.
+        best = min(best, (np.ptp(along) + 1) * (np.ptp(across) + 1))
+    return best
+
+
+def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
+    """Where the picture is not the sheet (or board) the digit is written on.
+
+    A photo of a sheet lying on a table shows two surfaces: the table, and
+    the sheet that holds the ink. The sheet is found on a coarse copy as the
+    largest region of one side of Otsu's brightness split that, once its
+    holes are filled, is big, nearly fills its smallest enclosing rectangle
+    (a sheet is a quadrilateral; a digit is not), has a few holes (the ink)
+    but is mostly solid, leaves part of the border to the table, ends in a
+    sharp step of brightness and has no writing outside it. Returns the
+    mask of everything else, or None when the sheet fills the picture (the
+    usual case).
+    """
+    from scipy import ndimage
+
+    height, width = grey.shape
+    factor = max(1, int(np.ceil(max(height, width) / 256)))
+    size = (max(1, width // factor), max(1, height // factor))
+    small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.Resampling.BOX)), 1.0)
+    if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
+        return None
+    bright = small > otsu(small.ravel())
+    for side in (bright, ~bright):
+        labels, count = ndimage.label(side)
+        if count == 0:
+            continue
+        region = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+        filled = ndimage.binary_fill_holes(region)
+        area, holes = int(filled.sum()), int(filled.sum() - region.sum())
+        if not (0.1 * small.size <= area <= 0.9 * small.size and 0.001 * area <= holes <= 0.2 * area):
+            continue
+        if area < 0.85 * _rectangle_area(filled):
+            continue  # not a quadrilateral: a bold 0 or 6 is round, a sheet is not
+        border = np.concatenate([filled[0], filled[-1], filled[:, 0], filled[:, -1]])
+        if (~border).mean() < 0.2:
+            continue
+        # A sheet's edge is a sharp step; uneven light also splits a page
+        # into a brighter and a darker part, but with no step between them.
+        # Compare a band a few pixels inside with one a few pixels outside:
+        # right at the boundary, both sides differ by construction (noise).
+        inner = ndimage.binary_erosion(filled, iterations=2) & ~ndimage.binary_erosion(filled, iterations=5)
+        outer = ndimage.binary_dilation(filled, iterations=5) & ~ndimage.binary_dilation(filled, iterations=2)
+        if not (inner.any() and outer.any()) or abs(np.median(small[inner]) - np.median(small[outer])) < 0.15:
+            continue
+        # A table is bare; writing outside the "sheet" means the darker part
+        # is paper too, in the shadow of a hand or a phone. Writing is
+        # whatever stands out from its surroundings, dark or light, and is
+        # narrower than a good part of the picture: a marker digit's thick
+        # stroke as well as a pen's thin one (top-hats, not a small median).
+        # The sheet is painted over with the table's own level first, so a
+        # thin strip or wedge of table beside it does not stand out.
+        core = ndimage.binary_erosion(~filled, iterations=3)
+        grown = ndimage.binary_dilation(filled, iterations=3)
+        table = np.where(grown, np.median(small[~grown]), small) if (~grown).any() else small
+        reach = max(7, round(0.12 * min(small.shape)))
+        # Closing and opening from separable maximum and minimum filters: fast at any reach.
+        closed = ndimage.minimum_filter(ndimage.maximum_filter(table, reach), reach)
+        opened = ndimage.maximum_filter(ndimage.minimum_filter(table, reach), reach)
+        detail = np.maximum(closed - table, table - opened)
+        if not core.any() or (detail[core] > 0.1).mean() < 0.002:
+            outside = (
+                np.asarray(Image.fromarray(np.uint8(~filled) * 255).resize((width, height), Image.Resampling.NEAREST))
+                > 0
+            )
+            table_mask: np.ndarray = ndimage.binary_dilation(
+                outside, iterations=max(2, round(0.01 * max(height, width)))
+            )
+            return table_mask
+    return None
