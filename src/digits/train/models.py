@@ -7,11 +7,16 @@ The config and the presets live in `digits.config`, which never imports Keras.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from digits.config import TrainConfig
 from digits.spec import DIGITS, SHAPE, class_count
 from digits.train import tf as backend
 
-_, keras = backend.load()
+if TYPE_CHECKING:  # mypy reads the module; at run time it comes through the one door, `backend.load()`
+    import keras
+else:
+    _, keras = backend.load()
 layers = keras.layers
 
 # PyTorch's default (Keras's is 0.99): moving statistics that settle within a

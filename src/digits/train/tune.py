@@ -273,8 +273,8 @@ class Objective:
     """Train one suggested configuration on the training split; return its validation accuracy."""
 
     def __init__(self, base: TrainConfig, data_dir, max_epochs: int, data=None):
+        from digits.train.dataset import add_reader_data, split_data
         from digits.train.extra_data import load_dataset as load
-        from digits.train.run import add_reader_data, split_data
 
         self.base, self.max_epochs = base, max_epochs
         (x, y), _test_is_never_used = data or load(base.dataset, data_dir)
@@ -285,7 +285,8 @@ class Objective:
         import tempfile
 
         from digits.runs import RunDir
-        from digits.train.run import fit, new_state, set_up
+        from digits.train.loop import fit, new_state
+        from digits.train.run import set_up
 
         config = replace(self.base, **search_space(trial, self.base, self.max_epochs))
         trial.set_user_attr("worker", self.worker)
