@@ -100,9 +100,11 @@ class Trainer:
             if augment:
                 from digits.train import augment as aug
 
-                jitter = (aug.REAL_MAX_SHIFT_PX, aug.REAL_SCALE_RANGE) if augment_real else ()
+                max_shift, scale_range = (aug.REAL_MAX_SHIFT_PX, aug.REAL_SCALE_RANGE) if augment_real else (None, None)
                 # `augment` is True (strength 1) or a strength, as tuning sets it.
-                images = aug.deform_batch(images, tf.stack([seed, global_step]), *jitter, strength=float(augment))
+                images = aug.deform_batch(
+                    images, tf.stack([seed, global_step]), max_shift, scale_range, strength=float(augment)
+                )
             if augment_real:
                 from digits.train.augment import real_batch
 

@@ -40,7 +40,7 @@ def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
         x = layers.Flatten(name="flatten")(inputs)
     elif config.arch == "cnn":
         x = layers.Reshape((*SHAPE, 1), name="channels")(inputs)
-        for i, (filters, kernel, stride) in enumerate(config.convs):
+        for i, (filters, kernel, stride) in enumerate(config.convs or ()):  # a cnn config always has them
             x = layers.Conv2D(
                 filters, kernel, strides=stride, padding="same", use_bias=not config.batch_norm, name=f"conv_{i}"
             )(x)

@@ -104,6 +104,7 @@ def train_config(
                 log(f"{run} already finished; nothing to do.")
                 return run.path, run.read_metrics()
         else:
+            assert config is not None  # exactly one of config and resume, checked above
             with phase("provenance"):
                 info = RunInfo(provenance=provenance.collect(config.dataset))
             run = RunDir.create(runs_dir, name, config)
