@@ -64,6 +64,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digits.errors import ImageError
 from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
+from digits.serve.metrics import Metrics
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
@@ -87,21 +88,6 @@ RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
-# The routes the metrics name; anything else is counted as "other".
-ROUTES = (
-    "/predict",
-    "/read",
-    "/health",
-    "/metrics",
-    "/",
-    "/model.onnx",
-    "/v2/models/digits/infer",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/digits",
-    "/v2/models/digits/ready",
-    "/v2",
-)
 # The page's scripts, under /static/: its reader, and onnxruntime-web (from npm; see static/ort/NOTICE).
 ASSETS = {
     "offline.js": "text/javascript",
@@ -112,62 +98,6 @@ ASSETS = {
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
 _T = TypeVar("_T")
-
-
-class Metrics:
-    """Prometheus metrics of one app; across worker processes when PROMETHEUS_MULTIPROC_DIR is set."""
-
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "digits_http_requests",
-            "HTTP requests answered, by route, method and status code.",
-            ["route", "method", "code"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "digits_http_request_seconds",
-            "Time from the request's headers to its answer.",
-            ["route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
-        self.batch_size = Histogram(
-            "digits_batch_size",
-            "Images per model call (micro-batching).",
-            registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-        )
-        worker = Counter(
-            "digits_worker_requests",
-            "HTTP requests answered, by worker process id.",
-            ["worker"],
-            registry=self.registry,
-        )
-        self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
-
-    def observe(self, path: str, method: str, code: int, seconds: float) -> None:
-        route = path if path in ROUTES else "other"
-        self.requests.labels(route, method, str(code)).inc()
-        self.latency.labels(route).observe(seconds)
-        self.mine.inc()
-        if code >= 400:
-            self.errors.labels(str(code)).inc()
-
-    def exposition(self) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-
-        registry = self.registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class _Refusal(Exception):
