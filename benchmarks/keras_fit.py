@@ -23,7 +23,7 @@ import time
 from digits.config import PRESETS, TrainConfig
 from digits.data import load_mnist
 from digits.train import models
-from digits.train.run import split_data
+from digits.train.dataset import split_data
 from digits.train.tf import load as load_backend
 
 

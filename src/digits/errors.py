@@ -54,4 +54,4 @@ class Interrupted(Exception):
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
-        self.exit_code = EXIT_CODES[signum]
+        self.exit_code = EXIT_CODES[signal.Signals(signum)]

@@ -224,7 +224,7 @@ class RunDir:
         arrays = {f"{group}/{name}": value for group, named in groups.items() for name, value in named.items()}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic.atomic_path(self.path / self.CHECKPOINT, follow_symlinks=False) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: a key might be allow_pickle
 
     def checkpoint_meta(self) -> dict:
         """Only the loop's state (epoch, step, history, ...), without the arrays."""
@@ -253,7 +253,7 @@ class RunDir:
         """
         stored, meta = self.read_checkpoint()
         path = self.path / self.CHECKPOINT
-        matched = {}
+        matched: dict[str, Arrays] = {}
         for group, shapes in expected.items():
             arrays = stored.get(group, {})
             if group == "best" and not arrays:
@@ -304,7 +304,9 @@ class RunDir:
                     raise RunError(f"{path}: a single array, not a checkpoint archive; start the run again.")
                 with npz:
                     # zipfile unpacks a member no further than its declared size, so the sum bounds the memory.
-                    unpacked = sum(member.file_size for member in npz.zip.infolist())
+                    archive = npz.zip
+                    assert archive is not None  # an NpzFile opened from a file always has its zip
+                    unpacked = sum(member.file_size for member in archive.infolist())
                     if unpacked > MAX_CHECKPOINT_BYTES:
                         raise RunError(
                             f"{path}: the checkpoint unpacks to {unpacked / 2**20:.0f} MiB, over the "

@@ -9,7 +9,8 @@ import pytest
 from digits.config import PRESETS, TrainConfig
 from digits.runs import RunDir, TrainingError
 from digits.train import models
-from digits.train.run import TEST_SIGNAL_VARIABLE, train, train_config
+from digits.train.loop import TEST_SIGNAL_VARIABLE
+from digits.train.run import train, train_config
 from helpers import run_cli
 
 
@@ -199,7 +200,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     import errno
 
     from digits import atomic
-    from digits.train.run import save_checkpoint as real_save
+    from digits.train.loop import save_checkpoint as real_save
 
     calls = []
 
@@ -211,7 +212,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
                 raise OSError(errno.ENOSPC, "No space left on device")
         real_save(run, trainer, state)
 
-    monkeypatch.setattr("digits.train.run.save_checkpoint", save_until_full)
+    monkeypatch.setattr("digits.train.loop.save_checkpoint", save_until_full)
     with pytest.raises(atomic.WriteError, match="cannot write .*checkpoint.npz: No space left on device"):
         train(
             "tiny",

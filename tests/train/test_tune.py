@@ -21,7 +21,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from digits.config import TrainConfig  # noqa: E402
 from digits.train import tune  # noqa: E402
-from digits.train.run import TEST_SIGNAL_VARIABLE  # noqa: E402
+from digits.train.loop import TEST_SIGNAL_VARIABLE  # noqa: E402
 from helpers import DIGITS, assert_one_line_error, run_cli  # noqa: E402
 
 # A few seconds per trial: 3000 images, at most 2 epochs.

@@ -6,7 +6,8 @@ Python literal, quoted, with each control, format or undecodable character
 escaped (`'a\\nb.png'`, `'x\\x1b[2J.png'`): a name can neither end the line
 (and forge the result line after it) nor send the terminal an escape.
 `one_line(message)` escapes the same characters inside an error message,
-which quotes names as they are.
+which quotes names as they are. `echo`, `error` and `fail` print a result line,
+an error line, and an error that ends the command with exit code 2.
 
 `ensure_standard_streams()` gives a closed stdin, stdout or stderr
 (`digits read x.png >&-`) /dev/null instead: Python leaves `sys.stdout`
@@ -20,6 +21,8 @@ import os
 import sys
 import unicodedata
 
+import typer
+
 # Control (newline, ESC...), format (bidirectional overrides), lone surrogates
 # (undecodable bytes in a file name), line and paragraph separators.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
@@ -29,7 +32,7 @@ def _unsafe(char: str) -> bool:
     return unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
-def shown(name: str | os.PathLike) -> str:
+def shown(name: str | os.PathLike[str]) -> str:
     """`name` as it is when it prints safely on one line, else as a quoted literal with escapes."""
     name = os.fspath(name)
     return repr(name) if any(_unsafe(char) for char in name) else name
@@ -52,3 +55,19 @@ def ensure_standard_streams() -> None:
                 os.close(null)
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (the stream lives as long as sys does)
+
+
+def echo(text: str = "") -> None:
+    """A line of the command's result on stdout, flushed (a pipe sees it at once)."""
+    print(text, flush=True)
+
+
+def error(message: str) -> None:
+    """`error: <message>` on stderr, on one line."""
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Report `message` and return the exit (code 2) for the caller to raise."""
+    error(message)
+    return typer.Exit(2)

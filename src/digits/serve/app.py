@@ -48,19 +48,23 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digits.read.load import ImageError
+from digits.errors import ImageError
 from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
+from digits.serve.metrics import Metrics
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
@@ -84,21 +88,6 @@ RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
-# The routes the metrics name; anything else is counted as "other".
-ROUTES = (
-    "/predict",
-    "/read",
-    "/health",
-    "/metrics",
-    "/",
-    "/model.onnx",
-    "/v2/models/digits/infer",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/digits",
-    "/v2/models/digits/ready",
-    "/v2",
-)
 # The page's scripts, under /static/: its reader, and onnxruntime-web (from npm; see static/ort/NOTICE).
 ASSETS = {
     "offline.js": "text/javascript",
@@ -108,83 +97,30 @@ ASSETS = {
 # The variable that tells uvicorn's worker processes which model to serve.
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
-
-class Metrics:
-    """Prometheus metrics of one app; across worker processes when PROMETHEUS_MULTIPROC_DIR is set."""
-
-    def __init__(self):
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "digits_http_requests",
-            "HTTP requests answered, by route, method and status code.",
-            ["route", "method", "code"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "digits_http_request_seconds",
-            "Time from the request's headers to its answer.",
-            ["route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
-        self.batch_size = Histogram(
-            "digits_batch_size",
-            "Images per model call (micro-batching).",
-            registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-        )
-        worker = Counter(
-            "digits_worker_requests",
-            "HTTP requests answered, by worker process id.",
-            ["worker"],
-            registry=self.registry,
-        )
-        self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
-
-    def observe(self, path: str, method: str, code: int, seconds: float) -> None:
-        route = path if path in ROUTES else "other"
-        self.requests.labels(route, method, str(code)).inc()
-        self.latency.labels(route).observe(seconds)
-        self.mine.inc()
-        if code >= 400:
-            self.errors.labels(str(code)).inc()
-
-    def exposition(self) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-
-        registry = self.registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+_T = TypeVar("_T")
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         self.status, self.message = status, message
 
 
 class Guard:
     """ASGI middleware: memory admission, body read whole (size, deadline, length), metrics of every answer."""
 
-    def __init__(self, app, metrics: Metrics):
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
         self.in_flight_bytes = 0  # what the requests at work hold, `REQUEST_BYTES` each plus their bodies
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 499  # nginx's "client closed the request": no answer was sent
         rebalance = False
 
-        async def send_and_note(message):
+        async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -215,7 +151,7 @@ class Guard:
 class _Holding:
     """What one request holds of its worker's memory for requests at work (`Guard.in_flight_bytes`)."""
 
-    def __init__(self, guard: Guard):
+    def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self.bytes = 0
 
@@ -242,7 +178,7 @@ class _Holding:
         )
 
 
-async def _read_body(scope, receive, holding: _Holding) -> bytes | None:
+async def _read_body(scope: Scope, receive: Receive, holding: _Holding) -> bytes | None:
     """The whole body, or _Refusal (413, 408, 400, or 503 from `holding`); None when the client has gone.
 
     Each chunk is held from the worker's memory as it arrives.
@@ -279,10 +215,10 @@ async def _read_body(scope, receive, holding: _Holding) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive):
+def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
-    async def replay():
+    async def replay() -> Message:
         nonlocal sent
         if sent:
             return await receive()  # after the body: wait for the disconnect, as a server would
@@ -292,14 +228,14 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _send_error(send, status: int, message: str, headers: list | None = None) -> None:
+async def _send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(model: str | os.PathLike | None = None) -> Guard:
+def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     """The app, its model loaded now: a bad model raises ModelError here, not at the first request."""
     reader = Reader(model, threads=1)  # one worker per core: each model call on one thread
     metrics = Metrics()
@@ -308,23 +244,26 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
     page = files("digits.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.close()
         decoder.shutdown(wait=False, cancel_futures=True)
 
+    handlers: dict[int | type[Exception], Callable[[Request, Any], JSONResponse]] = {
+        ImageError: _unreadable_image,
+        RequestValidationError: _invalid_request,
+        StarletteHTTPException: _http_error,
+        Exception: _internal_error,
+    }
     app = FastAPI(
         title="digits",
         lifespan=lifespan,
-        exception_handlers={
-            ImageError: _unreadable_image,
-            RequestValidationError: _invalid_request,
-            StarletteHTTPException: _http_error,
-            Exception: _internal_error,
-        },
+        # FastAPI annotates handlers as coroutine functions; Starlette also takes plain ones (run in its
+        # thread pool), as these are.
+        exception_handlers=handlers,  # type: ignore[arg-type]
     )
 
-    async def decode(function, *args):
+    async def decode(function: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(decoder, function, *args)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
@@ -342,7 +281,7 @@ def create_app(model: str | os.PathLike | None = None) -> Guard:
         return FileResponse(str(files("digits.serve").joinpath("static", name)), media_type=ASSETS[name])
 
     @app.api_route("/health", methods=["GET", "HEAD"])
-    def health() -> dict:
+    def health() -> dict[str, str]:
         return {"status": "ok", "model": str(reader.model_path)}
 
     @app.api_route("/metrics", methods=["GET", "HEAD"])
@@ -392,7 +331,7 @@ async def _picture(request: Request) -> bytes:
     return await images[0].read()
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 

@@ -33,7 +33,7 @@ class MicroBatcher:
         self.max_wait = max_wait
         self._on_batch = on_batch  # told each batch's size (the metrics' histogram)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="classify")
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
         self._pending_images = 0
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
@@ -41,7 +41,7 @@ class MicroBatcher:
     async def classify(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for (k, 28, 28) images, computed in a batch with whatever else is waiting."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.append((images, future))
         self._pending_images += len(images)
         if self._pending_images >= self.max_batch:
@@ -74,7 +74,9 @@ class MicroBatcher:
         call = asyncio.get_running_loop().run_in_executor(self._executor, self._classify, images)
         call.add_done_callback(lambda done: self._deliver(batch, done))
 
-    def _deliver(self, batch: list[tuple[np.ndarray, asyncio.Future]], done: asyncio.Future) -> None:
+    def _deliver(
+        self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]], done: asyncio.Future[np.ndarray]
+    ) -> None:
         self._running = False
         error = done.exception()
         start = 0

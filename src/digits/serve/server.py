@@ -44,9 +44,12 @@ import socket
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
@@ -76,7 +79,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
-        self._running_cycle = None  # the request at work (with pipelining, not always the newest)
+        self._running_cycle: RequestResponseCycle | None = (
+            None  # the request at work (with pipelining, not always the newest)
+        )
         self._fault = (400, "the request is not valid HTTP/1.1.")
         self._await_headers()
 
@@ -91,7 +96,7 @@ class GuardedProtocol(HttpToolsProtocol):
             running.message_event.set()
         super().connection_lost(exc)
 
-    def _start_asgi_task(self, cycle, app) -> None:
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running_cycle = cycle
         super()._start_asgi_task(cycle, app)
 
@@ -119,7 +124,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self._write_deadline.cancel()
             self._write_deadline = None
 
-    def eof_received(self) -> bool | None:
+    # asyncio.Protocol.eof_received may return True (keep the transport open to write); uvicorn's annotation
+    # narrows it to None.
+    def eof_received(self) -> bool | None:  # type: ignore[override]
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and cycle.more_body:
             # The client stopped sending in the middle of its body but can still
@@ -273,11 +280,11 @@ class PerWorkerSocket(socket.socket):
     connection: it keeps the port while workers come and go.
     """
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., PerWorkerSocket], tuple[int, int, int, Any]]:
         return _reuse_port, (self.family, self.type, self.proto, self.getsockname())
 
 
-def _reuse_port(family: int, kind: int, protocol: int, address) -> PerWorkerSocket:
+def _reuse_port(family: int, kind: int, protocol: int, address: Any) -> PerWorkerSocket:
     listener = PerWorkerSocket(family, kind, protocol)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -333,7 +340,7 @@ class GuardedConfig(uvicorn.Config):
         logging.captureWarnings(True)
 
 
-def guarded_config(app, **options) -> GuardedConfig:
+def guarded_config(app: ASGI3Application | Callable[..., Any] | str, **options: Any) -> GuardedConfig:
     """Uvicorn's configuration for `app` with the guarded protocol, the bounded log and our timers."""
     return GuardedConfig(
         app,

@@ -34,31 +34,35 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from digits import __version__
+from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
 
 MODEL = "digits"
 VERSION = "1"
 INPUT = "image"
-DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+DATATYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 MAX_IMAGES = 256
 # 256 FP32 images as binary tensors (784 KiB) and their JSON header, with room to spare.
 MAX_BODY_BYTES = 2 * 2**20
 # The JSON part: 64 FP32 images written out in full, or 256 of UINT8.
 MAX_JSON_BYTES = 2**20
 
+JSONObject = dict[str, Any]
 
-def router(reader, batcher: MicroBatcher, offload: Callable[..., Awaitable]) -> APIRouter:
+
+def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitable[Any]]) -> APIRouter:
     """The /v2 routes over `reader` (its model's metadata), `batcher` (inference) and `offload(function, *args)`,
     which runs the parsing off the event loop."""
     routes = APIRouter(prefix="/v2")
     classes = reader.recognizer.num_classes  # 10 digits, or 11 with "not a digit"
-    metadata = {
+    metadata: JSONObject = {
         "name": MODEL,
         "versions": [VERSION],
         "platform": "onnxruntime_onnx",
@@ -70,24 +74,24 @@ def router(reader, batcher: MicroBatcher, offload: Callable[..., Awaitable]) -> 
     }
 
     @routes.api_route("", methods=["GET", "HEAD"])
-    def server_metadata() -> dict:
+    def server_metadata() -> JSONObject:
         return {"name": "digits", "version": __version__, "extensions": ["binary_tensor_data"]}
 
     @routes.api_route("/health/live", methods=["GET", "HEAD"])
-    def live() -> dict:
+    def live() -> JSONObject:
         return {"live": True}
 
     @routes.api_route("/health/ready", methods=["GET", "HEAD"])
-    def ready() -> dict:
+    def ready() -> JSONObject:
         return {"ready": True}
 
     @routes.api_route("/models/{name}", methods=["GET", "HEAD"])
-    def model_metadata(name: str) -> dict:
+    def model_metadata(name: str) -> JSONObject:
         _check_model(name)
         return metadata
 
     @routes.api_route("/models/{name}/ready", methods=["GET", "HEAD"])
-    def model_ready(name: str) -> dict:
+    def model_ready(name: str) -> JSONObject:
         _check_model(name)
         return {"name": MODEL, "ready": True}
 
@@ -104,7 +108,7 @@ def router(reader, batcher: MicroBatcher, offload: Callable[..., Awaitable]) -> 
         header, images = await offload(_parse, body, request.headers.get("inference-header-content-length"))
         probabilities = (await batcher.classify(images)).astype(np.float32)
         digits = [reader.decide(row).digit for row in probabilities]
-        tensors = {
+        tensors: dict[str, np.ndarray] = {
             "probabilities": probabilities,
             "digit": np.array([-1 if d is None else d for d in digits], dtype=np.int64),
         }
@@ -118,13 +122,13 @@ def _check_model(name: str) -> None:
         raise HTTPException(404, f"no model named {name!r}: this server serves {MODEL!r}.")
 
 
-def _parse(body: bytes, header_length: str | None) -> tuple[dict, np.ndarray]:
+def _parse(body: bytes, header_length: str | None) -> tuple[JSONObject, np.ndarray]:
     """The request's JSON header and its images as (N, 28, 28) float32 in [0, 1]."""
     header, binary = _split(body, header_length)
     return header, _images(header, binary)
 
 
-def _object(value, what: str) -> dict:
+def _object(value: object, what: str) -> JSONObject:
     """`value` if it is a JSON object, {} if it is absent; else a 400 naming `what`."""
     if value is None:
         return {}
@@ -133,7 +137,7 @@ def _object(value, what: str) -> dict:
     return value
 
 
-def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
+def _split(body: bytes, header_length: str | None) -> tuple[JSONObject, bytes]:
     """The request's JSON header and the binary tensor data after it."""
     if header_length is not None:
         # str.isdigit accepts other scripts' digits ("²", "٣"), which int() refuses.
@@ -159,7 +163,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     return header, body[cut:]
 
 
-def _images(header: dict, binary: bytes) -> np.ndarray:
+def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     """The one input tensor as (N, 28, 28) float32 in [0, 1]."""
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -205,14 +209,15 @@ def _images(header: dict, binary: bytes) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
+def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
     """The inference response: the outputs asked for (all when none is named), in JSON or binary as asked."""
     datatypes = {"probabilities": "FP32", "digit": "INT64"}
     everything_binary = bool(_object(header.get("parameters"), "the request's parameters").get("binary_data_output"))
     requested = header.get("outputs") or [{"name": name} for name in tensors]
     if not isinstance(requested, list):
         raise HTTPException(400, 'the request\'s outputs must be a list of objects with a "name".')
-    result = {"model_name": MODEL, "model_version": VERSION, "outputs": []}
+    outputs: list[JSONObject] = []
+    result: JSONObject = {"model_name": MODEL, "model_version": VERSION, "outputs": outputs}
     if "id" in header:
         result["id"] = header["id"]
     chunks = []
@@ -221,14 +226,14 @@ def _answer(header: dict, tensors: dict[str, np.ndarray]) -> Response:
         if not isinstance(name, str) or name not in tensors:
             raise HTTPException(400, f"no output named {str(name)[:40]!r}: there are {', '.join(map(repr, tensors))}.")
         tensor = tensors[name]
-        entry = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
+        entry: JSONObject = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
         if _object(output.get("parameters"), f"output {name!r}'s parameters").get("binary_data", everything_binary):
             data = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(data)}
             chunks.append(data)
         else:
             entry["data"] = tensor.reshape(-1).tolist()
-        result["outputs"].append(entry)
+        outputs.append(entry)
     if not chunks:
         return JSONResponse(result)
     head = json.dumps(result).encode()

@@ -82,7 +82,7 @@ _MAX_CANVAS = 720  # px, as the realistic singles
 
 def _fonts() -> list[str | None]:
     """Font files to draw letters with; None stands for Pillow's built-in font."""
-    found = [str(Path(_DEJAVU, name)) for name in _FONT_FILES if Path(_DEJAVU, name).is_file()]
+    found: list[str | None] = [str(Path(_DEJAVU, name)) for name in _FONT_FILES if Path(_DEJAVU, name).is_file()]
     return found or [None]
 
 
@@ -101,7 +101,7 @@ def draw_strokes(shape: tuple[int, int], polylines, width: float) -> np.ndarray:
         draw.line(points, fill=255, width=pen, joint="curve")
         for x, y in (points[0], points[-1]):  # round pen tips
             draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
-    small = canvas.resize((width_px, height), Image.BOX)
+    small = canvas.resize((width_px, height), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float64) / 255
 
 

@@ -131,8 +131,8 @@ def _glyph(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle
     height = style.height * rng.uniform(0.92, 1.08)
     factor = height / _MNIST_DIGIT
     size = max(28, round(28 * factor))
-    grey = Image.fromarray(digit.astype(np.float32) / 255, "F").resize((size, size), Image.BICUBIC)
-    grey = np.asarray(grey, dtype=np.float64)
+    upscaled = Image.fromarray(digit.astype(np.float32) / 255, "F").resize((size, size), Image.Resampling.BICUBIC)
+    grey = np.asarray(upscaled, dtype=np.float64)
     # A pen stroke has a crisp edge: threshold the smooth upscale and give
     # the edge one pixel of anti-aliasing with a distance transform. Dividing
     # by the local maximum first makes every stroke peak at 1, so a high
@@ -149,7 +149,7 @@ def _glyph(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle
     pad = int(np.ceil(style.extra)) + 2
     coverage = np.clip(np.pad(signed, pad, constant_values=-pad) + 0.5, 0, 1)
     angle = float(rng.uniform(-max_angle, max_angle))
-    rotated = Image.fromarray(coverage.astype(np.float32), "F").rotate(angle, Image.BICUBIC, expand=True)
+    rotated = Image.fromarray(coverage.astype(np.float32), "F").rotate(angle, Image.Resampling.BICUBIC, expand=True)
     coverage = np.clip(np.asarray(rotated, dtype=np.float64), 0, 1)
     rows = np.flatnonzero((coverage > 0.02).any(axis=1))
     cols = np.flatnonzero((coverage > 0.02).any(axis=0))
@@ -168,7 +168,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     coarse = (max(2, -(-shape[0] // step)), max(2, -(-shape[1] // step)))
     field = ndimage.gaussian_filter(rng.normal(size=coarse).astype(np.float32), sigma / step, truncate=3)
     if step > 1:
-        enlarged = Image.fromarray(field, "F").resize((coarse[1] * step, coarse[0] * step), Image.BICUBIC)
+        enlarged = Image.fromarray(field, "F").resize((coarse[1] * step, coarse[0] * step), Image.Resampling.BICUBIC)
         field = np.asarray(enlarged, dtype=np.float32)[: shape[0], : shape[1]]
     return field / max(float(field.std()), 1e-9)
 

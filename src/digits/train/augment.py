@@ -27,6 +27,7 @@ For a model that reads real pictures, two more steps:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,7 +35,10 @@ from digits.read.normalize import stroke_width
 from digits.spec import Box
 from digits.train import tf as backend
 
-tf, _ = backend.load()
+if TYPE_CHECKING:  # mypy reads the module; at run time it comes through the one door, `backend.load()`
+    import tensorflow as tf
+else:
+    tf, _ = backend.load()
 
 # --- Tunable parameters ----------------------------------------------------
 # Milder than Simard's alpha=34/sigma=4: digits stay legible at 28x28.

@@ -103,7 +103,8 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     checkout: `src/digits/shipped/`). `reader.json` records the run's
     config and metrics; MNIST test accuracy counts a refused digit as an error.
     """
-    from digits.read.model import ModelError, Recognizer
+    from digits.errors import ModelError
+    from digits.read.model import Recognizer
     from digits.train.extra_data import training_sets
 
     run = RunDir(run_dir)

@@ -290,7 +290,7 @@ _PARSERS: dict[str, Callable] = {
 # --- normalizing: the reader's own steps ---------------------------------------------
 
 
-def box_scans(images: np.ndarray) -> dict[str, np.ndarray]:
+def box_scans(images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
     """Ink-bright scans -> MNIST-like float32 images through `to_mnist`; "labels" is 1 where there was ink.
 
     The mask is the ink above half-way between the picture's paper (its

@@ -146,6 +146,7 @@ def overfitting(history: dict[str, list[float]], monitor: str = "val_loss") -> d
     accuracy_split = gap_last["accuracy"] is not None and gap_last["accuracy"] > ACCURACY_GAP_TOLERANCE
 
     if loss_turned_up:
+        assert loss_min_epoch is not None  # a loss that rose had a lowest epoch
         verdict = _overfit_by_loss(history, loss_min_epoch, loss_rise, accuracy_split)
     elif accuracy_split:
         verdict = f"Overfits: {_accuracy_clause(history)}, a gap of more than one point."

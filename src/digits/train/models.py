@@ -7,11 +7,16 @@ The config and the presets live in `digits.config`, which never imports Keras.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from digits.config import TrainConfig
 from digits.spec import DIGITS, SHAPE, class_count
 from digits.train import tf as backend
 
-_, keras = backend.load()
+if TYPE_CHECKING:  # mypy reads the module; at run time it comes through the one door, `backend.load()`
+    import keras
+else:
+    _, keras = backend.load()
 layers = keras.layers
 
 # PyTorch's default (Keras's is 0.99): moving statistics that settle within a
@@ -35,7 +40,7 @@ def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
         x = layers.Flatten(name="flatten")(inputs)
     elif config.arch == "cnn":
         x = layers.Reshape((*SHAPE, 1), name="channels")(inputs)
-        for i, (filters, kernel, stride) in enumerate(config.convs):
+        for i, (filters, kernel, stride) in enumerate(config.convs or ()):  # a cnn config always has them
             x = layers.Conv2D(
                 filters, kernel, strides=stride, padding="same", use_bias=not config.batch_norm, name=f"conv_{i}"
             )(x)

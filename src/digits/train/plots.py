@@ -58,9 +58,11 @@ class Plotter:
     def submit(self, plot, *args) -> None:
         import pickle
 
+        stdin = self.process.stdin
+        assert stdin is not None  # opened with PIPE
         try:
-            pickle.dump((plot.__name__, args), self.process.stdin)
-            self.process.stdin.flush()
+            pickle.dump((plot.__name__, args), stdin)
+            stdin.flush()
         except BrokenPipeError:
             pass  # the child has stopped; close() says why
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -76,6 +76,7 @@ def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | N
     """
     from contextlib import ExitStack
 
+    parts: Iterable[dict[str, np.ndarray]]
     with ExitStack() as stack:
         if workers > 1 and len(jobs) > 1:
             import multiprocessing
@@ -90,8 +91,8 @@ def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | N
             from rich.progress import track
 
             parts = track(parts, description=progress, total=len(jobs), console=_stderr())
-        parts = list(parts)
-    return _merge(parts) if parts else _stack([], [])
+        done = list(parts)
+    return _merge(done) if done else _stack([], [])
 
 
 def _stderr():
@@ -116,7 +117,7 @@ def _cached(name: str, fingerprint: bytes, make: Callable[[], dict[str, np.ndarr
     made = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **made)
+        np.savez(f, **made)  # type: ignore[arg-type]  # numpy's stub: a key might be allow_pickle
     return made
 
 
@@ -175,7 +176,8 @@ def _singles_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray
     from digits.read.pipeline import prepare
     from digits.synth.photograph import make_singles
 
-    kept, kept_labels = [], []
+    kept: list[np.ndarray] = []
+    kept_labels: list[int] = []
     for picture, label in make_singles(digits, labels, len(digits), seed=(seed, chunk)):
         prepared = prepare(picture)
         if prepared.has_ink:
@@ -189,7 +191,8 @@ def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, 
     from digits.read.pipeline import segment_page
     from digits.synth.photograph import make_lines
 
-    kept, kept_labels = [], []
+    kept: list[np.ndarray] = []
+    kept_labels: list[int] = []
     for picture, text in make_lines(digits, labels, n, seed=(seed, chunk)):
         lines = segment_page(picture)
         # Any other split leaves no way to tell which piece is which digit.
@@ -271,8 +274,9 @@ def photographed_digits(
         if jobs_lines:
             _, _, first_digits, first_labels, _ = jobs_lines[0]
             probes.append(_lines_chunk(seed, 0, first_digits[:20], first_labels[:20], 5))
-        data = hashlib.sha256(digits)
-        data.update(np.ascontiguousarray(y, np.int64))
-        data = data.digest()
+        # numpy's stubs do not say that an ndarray is a buffer; hashlib reads it as one.
+        digest = hashlib.sha256(digits)  # type: ignore[arg-type]
+        digest.update(np.ascontiguousarray(y, np.int64))  # type: ignore[arg-type]
+        data = digest.digest()
         made = _cached(f"photographed-{singles}-{lines}-{seed}", _fingerprint(*probes) + data, make)
     return made["images"], made["labels"]

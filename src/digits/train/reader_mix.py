@@ -21,6 +21,7 @@ Images come back float32 in [0, 1], labels int32, as `train.split_data` makes th
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,19 +37,20 @@ def _floats(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-def more_writers(names: list[str], data_dir: str | os.PathLike | None, progress: bool = False) -> tuple[list, list]:
+def more_writers(names: Sequence[str], data_dir: str | os.PathLike | None, progress: bool = False) -> tuple[list, list]:
     """(training parts, validation parts) of the named digit sets, each part (images, labels)."""
     train, val = [], []
     for name in names:
         parts = extra_data.load_parts(name, data_dir, progress=progress)
-        train.append((_floats(parts["train"][0]), parts["train"][1].astype(np.int32)))
+        # A digit set's parts always have labels (only negatives come without).
+        train.append((_floats(parts["train"][0]), parts["train"][1].astype(np.int32)))  # type: ignore[union-attr]
         if "val" in parts:
-            val.append((_floats(parts["val"][0]), parts["val"][1].astype(np.int32)))
+            val.append((_floats(parts["val"][0]), parts["val"][1].astype(np.int32)))  # type: ignore[union-attr]
     return train, val
 
 
 def real_negatives(
-    names: list[str], data_dir: str | os.PathLike | None, seed: int, progress: bool = False
+    names: Sequence[str], data_dir: str | os.PathLike | None, seed: int, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) real non-digits, float32 (N, 28, 28); what reads as a 1 is left out."""
     from digits.train.reader_data import _looks_like_a_one

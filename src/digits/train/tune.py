@@ -31,6 +31,7 @@ import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -57,7 +58,7 @@ CONNECT_TIMEOUT = 10
 STATEMENT_TIMEOUT = 60
 
 
-def search_space(trial: optuna.Trial, base: TrainConfig, max_epochs: int) -> dict:
+def search_space(trial: optuna.trial.BaseTrial, base: TrainConfig, max_epochs: int) -> dict:
     """Suggest one configuration: the config keys it overrides in `base`, the preset's config."""
     overrides = {
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
@@ -91,7 +92,9 @@ def kept_val_accuracy(history: dict, config: TrainConfig) -> float:
     accuracies = history["val_accuracy"]
     if not config.early_stopping:
         return accuracies[-1]
-    return accuracies[best_epoch(history, config.monitor) - 1]
+    best = best_epoch(history, config.monitor)
+    assert best is not None  # a history with validation accuracies has a best epoch
+    return accuracies[best - 1]
 
 
 def default_storage(runs_dir: Path) -> str:
@@ -115,7 +118,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs = {"pool_pre_ping": True}
+    engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {
             "connect_timeout": CONNECT_TIMEOUT,
@@ -273,8 +276,8 @@ class Objective:
     """Train one suggested configuration on the training split; return its validation accuracy."""
 
     def __init__(self, base: TrainConfig, data_dir, max_epochs: int, data=None):
+        from digits.train.dataset import add_reader_data, split_data
         from digits.train.extra_data import load_dataset as load
-        from digits.train.run import add_reader_data, split_data
 
         self.base, self.max_epochs = base, max_epochs
         (x, y), _test_is_never_used = data or load(base.dataset, data_dir)
@@ -285,7 +288,8 @@ class Objective:
         import tempfile
 
         from digits.runs import RunDir
-        from digits.train.run import fit, new_state, set_up
+        from digits.train.loop import fit, new_state
+        from digits.train.run import set_up
 
         config = replace(self.base, **search_space(trial, self.base, self.max_epochs))
         trial.set_user_attr("worker", self.worker)
@@ -308,7 +312,7 @@ class Objective:
 def best_trials(study: optuna.Study, count: int | None = None) -> list[optuna.trial.FrozenTrial]:
     """Complete trials, best first; the first `count` of them if given."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted(complete, key=lambda t: -t.value)[:count]
+    return sorted(complete, key=lambda t: -cast(float, t.value))[:count]
 
 
 def trial_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -362,7 +366,7 @@ def save_plots(study: optuna.Study, out_dir: Path, best: int = 20) -> list[Path]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for name, plot in plots.items():
-            axes = plot()
+            axes: Any = plot()  # one Axes, or an array of them
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             figure.set_size_inches(10, 6)
             figure.tight_layout()

@@ -1,0 +1,70 @@
+"""What the commands share: their common options and arguments, and the check that a command's extra is installed.
+
+The choices Typer checks while parsing (presets, datasets) come from the TF-free core, so a bad value
+fails before any command imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from digits.cli.terminal import fail
+from digits.config import PRESETS
+from digits.data import DATASETS, DIGIT_SETS
+
+RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).",
+    ),
+]
+LATEST = Path("runs/latest")
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:  # also refuses nan, for which every comparison is false
+        raise typer.BadParameter(f"must be a number from 0 to 1, not {value}.")
+    return value
+
+
+ThresholdOpt = Annotated[
+    float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")
+]
+
+# Paths of pictures stay strings: Typer would turn "" into Path("."), the current folder.
+ImagePaths = list[str]
+# Choices Typer checks while parsing, before any command imports TensorFlow.
+if TYPE_CHECKING:  # a Literal built at run time is no type to mypy
+    PresetName = str
+    DatasetName = str
+else:
+    PresetName = Literal[tuple(PRESETS)]
+    DatasetName = Literal[tuple(DATASETS) + DIGIT_SETS]
+
+
+# What each extra brings, by the import name of a package it installs.
+EXTRAS = {
+    "train": ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib"),
+    "tune": ("optuna", "sqlalchemy"),
+    "serve": ("fastapi", "uvicorn", "python_multipart", "httptools", "prometheus_client"),
+}
+
+
+def require(command: str, *extras: str) -> None:
+    """Refuse, in one line that says what to install, a command whose extra is not installed."""
+    from importlib.util import find_spec
+
+    missing = [extra for extra in extras if any(find_spec(name) is None for name in EXTRAS[extra])]
+    if missing:
+        spec = ",".join(missing)
+        raise fail(
+            f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: pip install 'digits[{spec}]'."
+        )

@@ -1,0 +1,313 @@
+"""The commands of training and its runs: train, tune, evaluate, export, show, runs, compare.
+
+Every command that needs TensorFlow, matplotlib or Optuna checks its extra first (one line and exit 2 when
+it is missing) and imports them inside the command, so that this module loads without them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
+from digits.cli.tables import print_table
+from digits.cli.terminal import echo, error
+from digits.config import DEFAULT_PRESET
+from digits.data import class_names
+
+
+def train(
+    preset: Annotated[
+        PresetName | None, typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Override the preset's learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same weights.")] = 0,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")
+    ] = 1,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
+    data_dir: DataDirOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    from_study: Annotated[
+        str | None, typer.Option(help="Train the best configuration of this `digits tune` study.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="The study's database URL (default: sqlite in --runs-dir).")
+    ] = None,
+) -> None:
+    """Train a preset; writes runs/<name>/ with model, ONNX, history, plots and metrics (needs the `train` extra)."""
+    require("train", "train", *(["tune"] if from_study else []))
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from digits.config import TrainConfig
+    from digits.train.extra_data import load_dataset as load
+    from digits.train.plots import Plotter
+    from digits.train.timing import phase, save
+
+    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+    if from_study:
+        if preset:
+            raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
+        preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
+        overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
+    # The one check of the preset and its overrides: a bad value fails before TensorFlow loads.
+    config = (
+        None if resume else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit)
+    )
+
+    # Read and verify the data while TensorFlow imports: both take about a second. The first run's
+    # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.
+    def timed_load():
+        with phase("data"):
+            return load(dataset, data_dir)
+
+    with Plotter() as plotter:
+        with ThreadPoolExecutor(1) as pool:
+            loading = None if resume else pool.submit(timed_load)
+            with phase("import TensorFlow"):
+                from digits.train.run import train_config
+
+            data = loading.result() if loading else None
+        results = []
+        for s in range(seed, seed + seeds):
+            run_dir, metrics = train_config(
+                config if config is None or s == seed else replace(config, seed=s),
+                runs_dir=runs_dir,
+                name=f"{name}-s{s}" if name and seeds > 1 else name,
+                resume=resume,
+                data_dir=data_dir,
+                log=echo,
+                data=data,
+                plotter=plotter if s == seed else None,
+            )
+            results.append(metrics["test_accuracy"])
+            _summarize(run_dir, metrics)
+    if seeds > 1:
+        import statistics
+
+        spread = statistics.stdev(results)
+        echo(
+            f"{seeds} seeds: test accuracy mean {statistics.mean(results):.4f} ± {spread:.4f}, "
+            f"median {statistics.median(results):.4f}"
+        )
+    save()
+
+
+def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | None):
+    """preset, dataset, train_limit and config overrides of a study's best trial."""
+    tune = _import_tune()
+    attrs, trial = tune.best_config(storage or tune.default_storage(runs_dir), study)
+    overrides = tune.overrides_from_params(attrs["preset"], trial.params)
+    overrides["tuned_from"] = {"study": study, "trial": trial.number, "val_accuracy": trial.value}
+    echo(f"study {study}: best trial {trial.number} (val acc {trial.value:.4f}) on preset {attrs['preset']}")
+    return (
+        attrs["preset"],
+        attrs["dataset"],
+        train_limit if train_limit is not None else attrs["train_limit"],
+        overrides,
+    )
+
+
+def _import_tune():
+    require("tune", "tune", "train")
+    from digits.train import tune
+
+    return tune
+
+
+def tune(
+    preset: Annotated[PresetName, typer.Option(help="The preset whose open settings are searched.")] = "seed",
+    trials: Annotated[
+        int, typer.Option(min=0, help="Trials this worker runs; running again continues the study.")
+    ] = 20,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file runs/tune.db)."
+        ),
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
+    show: Annotated[
+        str | None, typer.Option(help="Print this study's best trials and save its plots; trains nothing.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")
+    ] = None,
+    max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = "mnist",
+    data_dir: DataDirOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = Path("runs"),
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    seed: Annotated[int, typer.Option(help="The seed every trial trains with.")] = 0,
+    heartbeat: Annotated[
+        int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")
+    ] = 30,
+) -> None:
+    """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy (one or many workers)."""
+    tune = _import_tune()
+    storage = storage or tune.default_storage(runs_dir)
+    if show:
+        found = tune.open_study(tune.open_storage(storage), show)
+        echo(tune.describe(found))
+        for path in tune.save_plots(found, out or runs_dir / f"tune-{show}"):
+            echo(f"  plot: {path}")
+        return
+    found = tune.run_study(
+        preset,
+        trials,
+        storage=storage,
+        study_name=study or f"{preset}-{dataset}",
+        timeout=timeout,
+        max_epochs=max_epochs,
+        dataset=dataset,
+        train_limit=train_limit,
+        seed=seed,
+        heartbeat=heartbeat,
+        data_dir=data_dir,
+        progress=sys.stderr.isatty(),
+        log=echo,
+    )
+    echo(tune.describe(found))
+
+
+def _summarize(run_dir: Path, metrics: dict) -> None:
+    seconds = metrics.get("train_seconds")
+    echo(
+        f"{run_dir}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
+        + (f", trained in {seconds:.1f} s" if seconds is not None else "")
+    )
+    echo(f"  {metrics['overfitting']['verdict']}")
+    echo(f"  report: {run_dir}/curves.png, confusion.png, mistakes.png, metrics.json")
+
+
+def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
+    """Evaluate a run on the test set and rewrite its report (needs the `train` extra)."""
+    require("evaluate", "train")
+    from digits.train.evaluate import evaluate_run
+
+    _summarize(run, evaluate_run(run, data_dir))
+
+
+def export(
+    run: RunArg = LATEST,
+    fmt: Annotated[
+        Literal["onnx", "onnx-int8", "tflite"],
+        typer.Option(
+            "--format",
+            help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, its weights in int8; "
+            "tflite: model.tflite. The last two are checked on the MNIST test set.",
+        ),
+    ] = "onnx",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write a run's model for a runtime: ONNX (what digits runs), int8 ONNX, or TensorFlow Lite (needs `train`)."""
+    require("export", "train")
+    if fmt == "onnx":
+        from digits.train.export import export_run
+
+        echo(str(export_run(run)))
+        return
+    from digits.train.runtimes import export_format
+
+    echo(export_format(run, fmt, data_dir).summary())
+
+
+def show(
+    index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
+    out: Annotated[Path | None, typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
+    require("show", "train")
+    from digits.read.model import Recognizer
+    from digits.train import plots
+    from digits.train.extra_data import load_test_set as load_test
+
+    x_test, y_test = load_test(dataset, data_dir)
+    if not 0 <= index < len(x_test):
+        raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
+    probabilities = Recognizer(model).predict_proba(x_test[index])[0]
+    names = class_names(dataset)
+    predicted = int(probabilities.argmax())
+    title = (
+        f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
+    )
+    out = out or Path(f"show-{index}.png")
+    plots.plot_digit(x_test[index], title, out)
+    echo(f"{title} -> {out}")
+
+
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs")) -> None:
+    """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
+    from digits.runs import list_runs
+
+    rows = list_runs(runs_dir)
+    if not rows:
+        echo(f"no runs in {runs_dir}")
+        return
+    print_table(
+        rows,
+        [
+            ("name", "run"),
+            ("preset", "preset"),
+            ("dataset", "dataset"),
+            ("seed", "seed"),
+            ("status", "status"),
+            ("epochs", "epochs"),
+            ("test_accuracy", "test acc"),
+            ("train_seconds", "train s"),
+        ],
+    )
+    if _report_broken(rows):
+        raise typer.Exit(2)
+
+
+def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")]) -> None:
+    """A table of runs side by side; a broken or unfinished run is marked, and the command exits 2."""
+    from digits.runs import RunDir, run_row
+
+    rows = [run_row(RunDir(run_dir)) for run_dir in run_dirs]
+    print_table(
+        rows,
+        [
+            ("name", "run"),
+            ("status", "status"),
+            ("preset", "preset"),
+            ("dataset", "dataset"),
+            ("seed", "seed"),
+            ("test_accuracy", "test acc"),
+            ("test_loss", "test loss"),
+            ("parameters", "params"),
+            ("train_seconds", "train s"),
+            ("best_epoch", "best epoch"),
+            ("gap", "train-val acc gap"),
+        ],
+    )
+    incomplete = [row for row in rows if row.get("test_accuracy") is None and "problem" not in row]
+    for row in incomplete:
+        error(
+            f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
+            f"`digits train --resume {row['path']}`)."
+        )
+    if _report_broken(rows) or incomplete:
+        raise typer.Exit(2)
+
+
+def _report_broken(rows: list[dict]) -> bool:
+    """One line on stderr per broken run under the table; whether there was any."""
+    broken = [row for row in rows if "problem" in row]
+    for row in broken:
+        error(row["problem"])
+    return bool(broken)

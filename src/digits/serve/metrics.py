@@ -1,0 +1,84 @@
+"""Prometheus metrics of the server: requests by route, method and code, latency, batch sizes, errors, workers.
+
+One `Metrics` per app. With `PROMETHEUS_MULTIPROC_DIR` set (several worker processes), each worker writes
+its counts there and `/metrics` adds them up. Routes outside `ROUTES` count as "other", so a client cannot
+grow the label set.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi.responses import Response
+
+# The routes the metrics name; anything else is counted as "other".
+ROUTES = (
+    "/predict",
+    "/read",
+    "/health",
+    "/metrics",
+    "/",
+    "/model.onnx",
+    "/v2/models/digits/infer",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/digits",
+    "/v2/models/digits/ready",
+    "/v2",
+)
+
+
+class Metrics:
+    """Prometheus metrics of one app; across worker processes when PROMETHEUS_MULTIPROC_DIR is set."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "digits_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "digits_http_errors", "Answers with a 4xx or 5xx status, by code.", ["code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "digits_http_request_seconds",
+            "Time from the request's headers to its answer.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_size = Histogram(
+            "digits_batch_size",
+            "Images per model call (micro-batching).",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        worker = Counter(
+            "digits_worker_requests",
+            "HTTP requests answered, by worker process id.",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.mine = worker.labels(str(os.getpid()))  # the app is made in the worker process
+
+    def observe(self, path: str, method: str, code: int, seconds: float) -> None:
+        route = path if path in ROUTES else "other"
+        self.requests.labels(route, method, str(code)).inc()
+        self.latency.labels(route).observe(seconds)
+        self.mine.inc()
+        if code >= 400:
+            self.errors.labels(str(code)).inc()
+
+    def exposition(self) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
