@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits import data
+from digits import data, extra_sets
 from digits.errors import DataError
 from digits.train import extra_data
 
@@ -38,9 +38,9 @@ def own_cache(tmp_path, monkeypatch):
 
 def pin(monkeypatch, name: str, folder: Path) -> None:
     """Pin the fixture files' own digests in place of the real set's."""
-    spec = extra_data.SETS[name]
+    spec = extra_sets.SETS[name]
     digests = {file: hashlib.sha256((folder / file).read_bytes()).hexdigest() for file in spec.sha256}
-    monkeypatch.setitem(extra_data.SETS, name, dataclasses.replace(spec, sha256=digests))
+    monkeypatch.setitem(extra_sets.SETS, name, dataclasses.replace(spec, sha256=digests))
 
 
 def assert_mnist_like(images: np.ndarray) -> None:
@@ -159,8 +159,8 @@ def test_negatives_drop_digit_look_alikes_and_the_doodles_the_junk_shows(tmp_pat
         digit_like_level=np.array([0, 2], np.uint8),
     )
     for name in extra_data.NEGATIVE_SETS:
-        pin(monkeypatch, name, root / extra_data.SETS[name].folder)
-    assert "apple" in extra_data.QUICKDRAW_SEEN_IN_JUNK
+        pin(monkeypatch, name, root / extra_sets.SETS[name].folder)
+    assert "apple" in extra_sets.QUICKDRAW_SEEN_IN_JUNK
     counts = {name: len(extra_data.load_negatives((name,), root)) for name in extra_data.NEGATIVE_SETS}
     assert counts == {"omniglot": 2, "quickdraw": 2, "comnist": 1}
     assert_mnist_like(extra_data.load_negatives(data_dir=root))
@@ -171,7 +171,7 @@ def test_the_variable_that_points_at_mnist_finds_the_sets_beside_it(tmp_path, mo
     pin(monkeypatch, "usps", tmp_path / "usps")
     (tmp_path / "mnist").mkdir()
     monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "mnist"))
-    assert extra_data.locate("usps") == tmp_path / "usps"
+    assert extra_sets.locate("usps") == tmp_path / "usps"
 
 
 def test_a_file_that_is_not_the_set_is_one_sentence(tmp_path):
@@ -190,7 +190,7 @@ def test_a_missing_set_says_where_to_point(tmp_path):
 def test_the_sets_are_registered_for_training():
     for name in extra_data.DIGIT_SETS:
         assert data.class_names(name) == tuple(str(d) for d in range(10))
-        assert extra_data.dataset_digests(name) == extra_data.SETS[name].sha256
+        assert extra_data.dataset_digests(name) == extra_sets.SETS[name].sha256
 
 
 def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out_writers(tmp_path, monkeypatch):
@@ -217,7 +217,7 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
         digit_like_level=np.zeros(41, np.uint8),
     )
     for name in ("usps", "cvl", "omniglot"):
-        pin(monkeypatch, name, tmp_path / extra_data.SETS[name].folder)
+        pin(monkeypatch, name, tmp_path / extra_sets.SETS[name].folder)
     from digits.config import TrainConfig
 
     config = TrainConfig.from_preset(
