@@ -254,7 +254,8 @@ def box_scans(images: np.ndarray) -> dict[str, np.ndarray]:
     """Ink-bright scans -> MNIST-like float32 images through `to_mnist`; "labels" is 1 where there was ink.
 
     The mask is the ink above half-way between the picture's paper (its
-    10th percentile: Semeion's stretched digits cover half their box) and its strongest ink, so grey paper (CVL) and antialiased strokes
+    10th percentile: Semeion's stretched digits cover half their box) and
+    its strongest ink, so grey paper (CVL) and antialiased strokes
     (QuickDraw) give the same masks as binary scans (Semeion, Omniglot).
     """
     from digits.normalize import to_mnist
