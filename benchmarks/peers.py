@@ -57,8 +57,9 @@ def _rapidocr():
         from rapidocr import RapidOCR
     except ImportError:
         return None
-    logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # it logs every model file it opens
-    return RapidOCR()
+    engine = RapidOCR()
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # it logs every model file and every empty result
+    return engine
 
 
 def rapidocr_version() -> str | None:

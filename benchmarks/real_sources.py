@@ -25,7 +25,8 @@ Per picture: a single digit is right when the reader's digit (sure or
 unsure) is the label; a number or page is right when `read` gives exactly
 its lines; junk is refused by `predict` when it gives no digit (neither
 sure nor unsure) and by `read` when it finds no number. Confident-wrong: a
-wrong digit at confidence >= 0.9, for a single digit or for junk.
+wrong digit at confidence >= 0.9, for a single digit or for junk. Peers give
+no confidence and have no "no digit" answer, so those rows are "-" for them.
 """
 
 from __future__ import annotations
@@ -210,7 +211,9 @@ def markdown(engines: dict[str, dict]) -> str:
         if single_n:
             lines.append(
                 f"| {f} | real digits refused | "
-                + " | ".join(_frac(engines[n][f]["single_refused"], single_n) for n in names)
+                + " | ".join(
+                    _frac(engines[n][f]["single_refused"], single_n) if engines[n]["confidence"] else "-" for n in names
+                )
                 + " |"
             )
             lines.append(
