@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import statistics
 import sys
 import time
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.real.is_dir():
         print(f"{args.real}: no such folder; pass --real with the real-digits folder.", file=sys.stderr)
+        return 2
+    if args.detector == "ppocr" and importlib.util.find_spec("rapidocr") is None:
+        print("--detector ppocr needs the rapidocr wheel, which carries the model: pip install rapidocr.",
+              file=sys.stderr)
         return 2
     reader = Reader(args.model)
     pages = PPOCRLines(reader, args.side) if args.detector == "ppocr" else reader
