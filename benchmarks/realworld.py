@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     kept_peers, kept_from = None, None
     if args.keep_peers:
         earlier = json.loads((args.out / "realworld.json").read_text())
-        kept_peers, kept_from = earlier["peers"], earlier.get("peers_from") or earlier["arguments"]
+        measured_by = f"python benchmarks/realworld.py {earlier['arguments']}".strip()
+        kept_peers, kept_from = earlier["peers"], earlier.get("peers_from") or measured_by
     real_singles, real_numbers = real_sets(args.real)
     real_rows = real_sources.pictures(args.real)
     junk = make_junk(args.junk, seed=args.seed)
