@@ -198,15 +198,18 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        killed = None
+        killed, seen = None, None
         for _ in range(600):
             worker.send_signal(signal.SIGSTOP)
             killed = _running_trial(storage, name)
-            if killed is not None and killed.number >= 1:
+            # Seen running twice, with the worker let run between the looks: by then its heartbeat
+            # thread has written the first beat, without which no later worker could tell it died.
+            if killed is not None and killed.number >= 1 and seen == killed.number:
                 break
+            seen = killed.number if killed is not None else None
             worker.send_signal(signal.SIGCONT)
             time.sleep(0.2)
-        assert killed is not None, "the worker never started a second trial"
+        assert killed is not None and seen == killed.number, "the worker never started a second trial"
     finally:
         worker.kill()
         worker.wait()
