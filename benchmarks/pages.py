@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.real}: no such folder; pass --real with the real-digits folder.", file=sys.stderr)
         return 2
     if args.detector == "ppocr" and importlib.util.find_spec("rapidocr") is None:
-        print("--detector ppocr needs the rapidocr wheel, which carries the model: pip install rapidocr.",
-              file=sys.stderr)
+        print(
+            "--detector ppocr needs the rapidocr wheel, which carries the model: pip install rapidocr.", file=sys.stderr
+        )
         return 2
     reader = Reader(args.model)
     pages = PPOCRLines(reader, args.side) if args.detector == "ppocr" else reader
