@@ -179,6 +179,14 @@ def _plain(value):
     return value
 
 
+def _table_head(column: str, names: list[str]) -> list[str]:
+    """A table's header and rule: the fold, `column`, then one column per engine."""
+    return [
+        f"| fold | {column}".rstrip() + " | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|" + "---|" * (2 + len(names)),
+    ]
+
+
 def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f} %" if n else "-"
 
@@ -190,12 +198,10 @@ def _frac(k: int, n: int) -> str:
 def markdown(engines: dict[str, dict]) -> str:
     """The folds table (engines side by side), then per source and junk by kind for each fold."""
     names = list(engines)
-    head = "| fold | | " + " | ".join(f"`{n}`" for n in names) + " |"
     lines = [
         "### Real pictures by fold (dev: rules may be chosen on it; held out: reported only)",
         "",
-        head,
-        "|" + "---|" * (2 + len(names)),
+        *_table_head("", names),
     ]
     labels = {"single": "one digit, right", "multi": "a number, exact", "pages": "a page, exact"}
     for f in FOLDS:
@@ -256,8 +262,7 @@ def markdown(engines: dict[str, dict]) -> str:
         "",
         "Per source (right / pictures; for junk: refused by both `predict` and `read`):",
         "",
-        "| fold | set: source | " + " | ".join(f"`{n}`" for n in names) + " |",
-        "|" + "---|" * (2 + len(names)),
+        *_table_head("set: source", names),
     ]
     for f in FOLDS:
         for source in sorted(engines[names[0]][f]["sources"]):
@@ -273,8 +278,7 @@ def markdown(engines: dict[str, dict]) -> str:
         "",
         "Junk by kind (gives a digit with `predict` / finds a number with `read`):",
         "",
-        "| fold | kind | " + " | ".join(f"`{n}`" for n in names) + " |",
-        "|" + "---|" * (2 + len(names)),
+        *_table_head("kind", names),
     ]
     for f in FOLDS:
         for kind in sorted(engines[names[0]][f]["junk_kinds"]):

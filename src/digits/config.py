@@ -31,6 +31,22 @@ from typing import Any, Self
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import ConfigError
 
+# The `cnn` preset, which the `reader` preset builds on.
+_CNN: dict = {
+    "arch": "cnn",
+    "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
+    "jit_compile": False,
+    "hidden": [128],
+    "dropout": 0.3,
+    "batch_norm": True,
+    "epochs": 30,
+    "batch_size": 128,
+    "learning_rate": 2e-3,
+    "schedule": "cosine",
+    "weight_decay": 1e-4,
+    "augment": True,
+}
+
 # What each preset changes from TrainConfig's defaults.
 PRESETS: dict[str, dict] = {
     # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
@@ -81,20 +97,7 @@ PRESETS: dict[str, dict] = {
     # the convolution, so three layers cost less than the two-layer pooled
     # version (25 s per epoch on 2 cores instead of 46 s). It runs as a plain
     # graph: XLA's CPU convolutions measured over 10x slower than TensorFlow's own.
-    "cnn": {
-        "arch": "cnn",
-        "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
-        "jit_compile": False,
-        "hidden": [128],
-        "dropout": 0.3,
-        "batch_norm": True,
-        "epochs": 30,
-        "batch_size": 128,
-        "learning_rate": 2e-3,
-        "schedule": "cosine",
-        "weight_decay": 1e-4,
-        "augment": True,
-    },
+    "cnn": _CNN,
     # The model the package ships, for real pictures: the cnn, plus an 11th
     # class "not a digit" learnt from generated junk run through the
     # preprocessing (`digits.train.reader_data.negatives`), training digits
@@ -107,18 +110,7 @@ PRESETS: dict[str, dict] = {
     # writers of USPS, Semeion, CVL (train split) and DIDA, and real non-digits
     # (Omniglot, QuickDraw, CoMNIST) beside the generated junk.
     "reader": {
-        "arch": "cnn",
-        "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
-        "jit_compile": False,
-        "hidden": [128],
-        "dropout": 0.3,
-        "batch_norm": True,
-        "epochs": 30,
-        "batch_size": 128,
-        "learning_rate": 2e-3,
-        "schedule": "cosine",
-        "weight_decay": 1e-4,
-        "augment": True,
+        **_CNN,
         "augment_real": True,
         "european_ones": 3000,
         "crossed_sevens": 2000,

@@ -90,25 +90,24 @@ def test_tiny_study_end_to_end(tmp_path):
     assert "test_accuracy" in json.loads((run_dir / "metrics.json").read_text())
 
 
+# One epoch of a one-layer network: a trial's parameters, fixed (with a batch size of the test's own).
+ONE_SMALL_TRIAL = {
+    "learning_rate": 3e-3,
+    "schedule": "constant",
+    "epochs": 1,
+    "dropout": 0.0,
+    "weight_decay": 1e-5,
+    "augment": 0.0,
+    "depth": 1,
+    "width": 32,
+}
+
+
 def test_the_objective_never_touches_the_test_set(mnist):
     (x, y), _ = mnist
     base = TrainConfig.from_preset("tiny", {}, "mnist", 0, 2000)
     objective = tune.Objective(base, None, 1, data=((x, y), None))
-    value = objective(
-        optuna.trial.FixedTrial(
-            {
-                "learning_rate": 3e-3,
-                "schedule": "constant",
-                "batch_size": 256,
-                "epochs": 1,
-                "dropout": 0.0,
-                "weight_decay": 1e-5,
-                "augment": 0.0,
-                "depth": 1,
-                "width": 32,
-            }
-        )
-    )
+    value = objective(optuna.trial.FixedTrial({**ONE_SMALL_TRIAL, "batch_size": 256}))
     assert 0.1 < value <= 1.0
 
 
@@ -118,21 +117,7 @@ def test_a_trial_shares_trainings_check_of_the_batch_count(mnist):
     (x, y), _ = mnist
     objective = tune.Objective(TrainConfig.from_preset("tiny", {}, "mnist", 0, 300), None, 1, data=((x, y), None))
     with pytest.raises(TrainingError, match="270 training images are fewer than one batch of 512"):
-        objective(
-            optuna.trial.FixedTrial(
-                {
-                    "learning_rate": 3e-3,
-                    "schedule": "constant",
-                    "batch_size": 512,
-                    "epochs": 1,
-                    "dropout": 0.0,
-                    "weight_decay": 1e-5,
-                    "augment": 0.0,
-                    "depth": 1,
-                    "width": 32,
-                }
-            )
-        )
+        objective(optuna.trial.FixedTrial({**ONE_SMALL_TRIAL, "batch_size": 512}))
 
 
 def test_seed_keeps_the_articles_network():
