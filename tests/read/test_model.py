@@ -69,6 +69,12 @@ def test_single_image_and_batch_agree(tiny_run, mnist):
     np.testing.assert_allclose(recognizer.predict_proba(x_test[:8].astype(np.float32) / 255), batch, atol=1e-6)
 
 
+def test_waiting_model_threads_sleep_rather_than_spin():
+    """Between model calls the reader works on the same cores: idle threads must not take them."""
+    session = Recognizer().session
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_wrong_image_shape_is_a_clear_error(tiny_run):
     with pytest.raises(ValueError, match="28, 28"):
         Recognizer(tiny_run).predict(np.zeros((4, 32, 32)))

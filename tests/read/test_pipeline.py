@@ -190,6 +190,32 @@ def test_mnist_digit_comes_back_almost_unchanged(mnist):
     assert np.mean(differences) < 0.04 and max(differences) < 0.1
 
 
+def test_an_mnist_digit_as_dark_ink_on_white_is_taken_as_it_is(mnist):
+    """A crop already in MNIST's format, but dark on white, skips every stage: the model gets its negative."""
+    (_, _), (x_test, _) = mnist
+    for digit in x_test[:20]:
+        as_is, negative = prepare(Image.fromarray(digit)), prepare(Image.fromarray(255 - digit))
+        assert len(negative.steps) == len(as_is.steps)
+        if len(as_is.steps) == 1:  # MNIST's own picture went to the model unchanged: so does its negative
+            assert np.allclose(negative.image, digit / 255, atol=1e-6) and negative.box == as_is.box
+
+
+def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
+    """A clean crop is analysed at 128 px on its shorter side; a small photo crop still at 256 (costs: benchmarks/latency.py)."""
+    from digits.read.ink import analyse
+
+    crop = paper("7", size=(28, 28), box=(7, 4, 21, 24), width=3)
+    assert analyse(crop).grey.shape == (128, 128)
+    # A line of digits: its longer side is never enlarged past what a photo gets (256 px).
+    assert analyse(paper("7", size=(100, 40), box=(40, 5, 60, 35), width=4)).grey.shape == (102, 256)
+    # The same crop photographed: uneven light and sensor noise, no one paper level.
+    light = np.linspace(0.75, 1.0, 28)[None, :] * np.asarray(crop, dtype=np.float64)
+    noisy = light + np.random.default_rng(0).normal(0, 6, light.shape)
+    photo = Image.fromarray(np.uint8(np.clip(noisy, 0, 255)))
+    assert analyse(photo).grey.shape == (256, 256)
+    assert prepare(crop).has_ink and prepare(photo).has_ink
+
+
 def test_steps_for_explain_end_with_the_model_input(tmp_path):
     prepared = prepare(paper("7"))
     names = [name for name, _ in prepared.steps]

@@ -54,7 +54,7 @@ EXPECTED = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 # images are enlarged so that thresholding and morphology work on smooth
 # edges and the final downscale produces MNIST-like anti-aliasing.
 _WORK_MAX = 1024
-_WORK_MIN = 256
+WORK_MIN = 256
 # The key in `Image.info` under which a picture decoded at a reduced size
 # keeps its true (upright) size, so that boxes are given in its own pixels.
 ORIGINAL_SIZE = "digits.original_size"
@@ -359,11 +359,16 @@ def true_size(image: Image.Image) -> tuple[int, int]:
     return size
 
 
-def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.ndarray, tuple[float, float]]:
+def working_grey(
+    image: Image.Image, longest_side: int = _WORK_MAX, shortest_side: int = WORK_MIN
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Grey image at analysis resolution, and working pixels per original pixel.
 
-    A picture `load_image` decoded at a reduced size counts in the pixels of
-    its true size (`ORIGINAL_SIZE`), so boxes land on the picture the user has.
+    A picture longer than `longest_side` is reduced to it. One shorter than
+    `WORK_MIN` is enlarged towards it, and no further than its shorter side
+    reaching `shortest_side`. A picture `load_image`
+    decoded at a reduced size counts in the pixels of its true size
+    (`ORIGINAL_SIZE`), so boxes land on the picture the user has.
     """
     width, height = image.size
     true_width, true_height = true_size(image)
@@ -381,8 +386,7 @@ def working_grey(image: Image.Image, longest_side: int = _WORK_MAX) -> tuple[np.
         else:
             grey = np.asarray(convert_mode(image, "L").resize(target, Image.Resampling.BOX), dtype=np.float32) / 255
         grey = np.clip(grey, 0, 1).astype(np.float32)
-    elif longest < _WORK_MIN:
-        factor = _WORK_MIN / longest
+    elif (factor := min(WORK_MIN / longest, shortest_side / min(width, height))) > 1:
         target = (max(1, round(width * factor)), max(1, round(height * factor)))
         grey = np.asarray(
             Image.fromarray(grey_array(image), "F").resize(target, Image.Resampling.BICUBIC), dtype=np.float32
