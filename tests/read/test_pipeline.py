@@ -190,16 +190,6 @@ def test_mnist_digit_comes_back_almost_unchanged(mnist):
     assert np.mean(differences) < 0.04 and max(differences) < 0.1
 
 
-def test_an_mnist_digit_as_dark_ink_on_white_is_taken_as_it_is(mnist):
-    """A crop already in MNIST's format, but dark on white, skips every stage: the model gets its negative."""
-    (_, _), (x_test, _) = mnist
-    for digit in x_test[:20]:
-        as_is, negative = prepare(Image.fromarray(digit)), prepare(Image.fromarray(255 - digit))
-        assert len(negative.steps) == len(as_is.steps)
-        if len(as_is.steps) == 1:  # MNIST's own picture went to the model unchanged: so does its negative
-            assert np.allclose(negative.image, digit / 255, atol=1e-6) and negative.box == as_is.box
-
-
 def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
     """A clean crop is analysed at 128 px on its shorter side; a small photo crop still at 256 (costs: benchmarks/latency.py)."""
     from digits.read.ink import analyse

@@ -55,8 +55,6 @@ __all__ = [
 # mass lies within this many pixels of the middle.
 _MNIST_EXTENT = (16, 22)
 _MNIST_CENTRE_SLACK = 2.0
-# ...and its paper (the median pixel) is within this of black (or, for dark ink, of white).
-_MNIST_PAPER = 0.05
 
 
 @dataclass
@@ -105,17 +103,14 @@ def _already_mnist(image: Image.Image) -> Prepared | None:
 
     That is 28×28, a white digit on black whose longer side spans about
     20 px and whose centre of mass is near the middle: an MNIST image, or a
-    canvas that did the normalizing itself. A dark digit on white paper so
-    made (the crops of a form, CVL's digits) is its negative. The eight steps
-    would give it back almost unchanged, at a hundred times the cost.
+    canvas that did the normalizing itself. The eight steps would give it
+    back almost unchanged, at a hundred times the cost.
     """
     if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
         return None
     grey = grey_array(image)
-    if np.median(grey) >= 1 - _MNIST_PAPER:
-        grey = 1 - grey
     ink = grey > 0.5
-    if np.median(grey) > _MNIST_PAPER or not ink.any():
+    if np.median(grey) > 0.05 or not ink.any():
         return None
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
