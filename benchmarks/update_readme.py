@@ -163,6 +163,16 @@ def summary_block() -> str:
             f"{page}#serving",
         ),
     ]
+    latency = RESULTS / "latency.json"
+    if latency.is_file():
+        crops = json.loads(latency.read_text())["sets"]["28×28 PNG crops"]
+        rows.append(
+            (
+                "a 28×28 PNG crop read by `Reader`, bytes to answer (median)",
+                f"{crops['reader_ms']:.2f} ms; {crops['ratio_to_decode']}× Pillow's decode",
+                f"{page}#one-picture",
+            )
+        )
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
     machine = accuracy["machine"]
