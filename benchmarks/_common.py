@@ -7,8 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.atomic import write_json, write_text
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+
+
+def write_results(folder: Path, name: str, report: dict, table: str) -> None:
+    """A benchmark's `name`.json and `name`.md (its table) in `folder`, each written atomically; the table on stdout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / f"{name}.json", report)
+    write_text(folder / f"{name}.md", table)
+    print(table)
 
 
 # ---------------------------------------------------------------------------

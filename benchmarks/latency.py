@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS
-from digits.atomic import write_json, write_text
+from _common import RESULTS, write_results
 from digits.read.reader import Reader
 from digits.train import provenance
 
@@ -184,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": provenance.machine(),
         "sets": {name: measure(reader, pictures, args.reps) for name, pictures in sets.items() if pictures},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "latency.json", report)
-    write_text(args.out / "latency.md", markdown(report))
-    print(markdown(report))
+    write_results(args.out, "latency", report, markdown(report))
     return 0
 
 

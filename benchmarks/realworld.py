@@ -48,7 +48,8 @@ from PIL import Image
 
 import peers
 import real_sources
-from digits.atomic import write_json, write_text
+from _common import write_results
+from digits.atomic import write_text
 from digits.read.load import load_image
 from digits.read.normalize import naive
 from digits.read.reader import NO_DIGIT, OK, UNSURE, Reader
@@ -373,10 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(),
         "python": platform.python_version(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "realworld.json", report)
-    write_text(args.out / "realworld.md", markdown(report))
-    print(markdown(report))
+    write_results(args.out, "realworld", report, markdown(report))
     return 0
 
 
