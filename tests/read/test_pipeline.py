@@ -190,6 +190,17 @@ def test_mnist_digit_comes_back_almost_unchanged(mnist):
     assert np.mean(differences) < 0.04 and max(differences) < 0.1
 
 
+def test_an_mnist_picture_goes_to_the_model_as_it_is(mnist):
+    """No stage runs on a picture already in MNIST's format: the model gets its own pixels."""
+    (_, _), (x_test, _) = mnist
+    prepared = [prepare(Image.fromarray(digit)) for digit in x_test[:50]]
+    as_is = [p for p in prepared if len(p.steps) == 1]
+    assert len(as_is) >= 45
+    for p, digit in zip(prepared, x_test[:50], strict=True):
+        if len(p.steps) == 1:
+            assert np.array_equal(p.image, digit / np.float32(255))
+
+
 def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
     """A clean crop is analysed at 128 px on its shorter side; a small photo crop still at 256 (costs: benchmarks/latency.py)."""
     from digits.read.ink import analyse
