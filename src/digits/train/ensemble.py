@@ -27,6 +27,7 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class EnsembleError(TrainingError):
     """Runs that cannot be averaged into one model, or an --out that cannot receive it."""
 
 
-def build(run_dirs: list[str | os.PathLike], out: str | os.PathLike, data_dir=None) -> tuple[Path, dict]:
+def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_dir=None) -> tuple[Path, dict]:
     """Average finished runs into the run folder `out`; return it and its test metrics."""
     from digits.train.evaluate import report_run
     from digits.train.extra_data import load_test_set
@@ -154,15 +155,14 @@ def _calibrated(nodes: list, initializers: list, probabilities: str, temperature
     floor, t = f"{prefix}floor", f"{prefix}temperature"
     initializers.append(numpy_helper.from_array(np.array(_FLOOR, np.float32), floor))
     initializers.append(numpy_helper.from_array(np.array(temperature, np.float32), t))
-    steps = [("Max", [probabilities, floor]), ("Log", None), ("Div", [None, t]), ("Softmax", None)]
-    last = probabilities
-    for op, inputs in steps:
-        name = f"{prefix}calibration_{op.lower()}"
-        ins = [last] if inputs is None else [last if x is None else x for x in inputs]
-        attributes = {"axis": -1} if op == "Softmax" else {}
-        nodes.append(helper.make_node(op, ins, [name], name=name, **attributes))
-        last = name
-    return last
+    floored, log_p, scaled, out = (f"{prefix}calibration_{step}" for step in ("max", "log", "div", "softmax"))
+    nodes += [
+        helper.make_node("Max", [probabilities, floor], [floored], name=floored),
+        helper.make_node("Log", [floored], [log_p], name=log_p),
+        helper.make_node("Div", [log_p, t], [scaled], name=scaled),
+        helper.make_node("Softmax", [scaled], [out], name=out, axis=-1),
+    ]
+    return out
 
 
 def _shape(value_info) -> list:
