@@ -93,3 +93,18 @@ def test_the_torch_network_is_the_keras_network():
     )
     assert counted == models.build(config).count_params()
     assert network(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_the_readme_summary_row():
+    import update_readme
+
+    rows = [
+        {"contender": "article", "recipe": "article", "train_seconds": 48.2, "final_accuracy": 0.9736},
+        {"contender": "digits", "recipe": "sprint", "to_990": 14.26},
+        {"contender": "digits", "recipe": "sprint:8", "to_990": None},
+    ]
+    what, figure, link = update_readme.frontier_row({"rows": rows}, "docs/benchmarks.md")
+    assert figure == "14.3 s (`sprint`) against 48 s of the article's `fit` (97.36 %)"
+    assert link == "docs/benchmarks.md#training-at-the-frontier" and "99.0 %" in what
+    _, never, _ = update_readme.frontier_row({"rows": rows[:1]}, "docs/benchmarks.md")
+    assert never == "not reached"
