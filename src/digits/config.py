@@ -123,21 +123,26 @@ PRESETS: dict[str, dict] = {
         "real_negatives": list(NEGATIVE_SETS),
         "calibrate": True,
     },
-    # Issue 22: the least time to 99.0 % test accuracy on a CPU. The cnn's strided
-    # layout at half its width (a third of its multiply-adds), batch norm, no dropout
-    # and no deformations: a two-epoch run does not overfit, and both would slow the
-    # first epochs down. OneCycle (warm up, then anneal) at a 5x higher peak than the
-    # cnn's rate is what lets so few steps get there (tuomaso/train_mnist_fast).
+    # Issue 22: the least time to 99.0 % test accuracy on a CPU: one epoch. The
+    # cnn's strided layout at half its width (a third of its multiply-adds), batch
+    # norm, no dropout and no deformations, which would slow the first epoch down.
+    # OneCycle (warm up, then anneal) at 5x the cnn's rate, as tuomaso/train_mnist_fast
+    # does; all 60000 images (no validation split); label smoothing. Measured (one
+    # epoch, seed 0, a shared CPU): 98.99 % without smoothing, 99.09 % with it
+    # (seeds 1-3: 99.08, 99.00, 99.06 %); OneCycle beat cosine decay over two
+    # epochs (99.11 against 99.02 %); batches of 64 or 256 did worse than 128.
     "sprint": {
         "arch": "cnn",
         "convs": [[16, 5, 2], [32, 5, 2], [64, 3, 2]],
         "jit_compile": False,
         "hidden": [128],
         "batch_norm": True,
-        "epochs": 2,
+        "epochs": 1,
         "batch_size": 128,
         "learning_rate": 1e-2,
         "schedule": "onecycle",
+        "validation_split": 0.0,
+        "label_smoothing": 0.1,
     },
     # Issue 22: the honest best single model: the cnn recipe, its last epoch, no
     # choice made on the test set or on validation. All 60000 training images
@@ -145,6 +150,9 @@ PRESETS: dict[str, dict] = {
     # over-confidence the cnn's validation loss shows late in training; the model
     # saved is an exponential moving average of the weights (momentum 0.999: about
     # the last 1000 steps, two epochs), which smooths the last epochs' noise.
+    # Measured on 6-epoch runs of the cnn recipe (seed 0, all 60000 images, a
+    # shared CPU): 99.31 % as it is, 99.41 % with label smoothing, 99.33 % with
+    # the average alone, 99.47 % with both (benchmarks/accuracy.py measures the full length).
     "record": {**_CNN, "validation_split": 0.0, "label_smoothing": 0.1, "ema": 0.999},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {"hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
