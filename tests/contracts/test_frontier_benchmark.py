@@ -18,9 +18,12 @@ def test_forward_flops_of_the_articles_network_and_a_strided_cnn():
     assert frontier.forward_flops(sprint) == 2 * (convs + 4 * 4 * 64 * 128 + 128 * 10)
 
 
-def test_recipes_with_deformations_or_an_average_are_refused():
+def test_recipes_of_digits_own_are_trained_by_digits_only():
     assert frontier.recipe_config("sprint:5", quick=False).epochs == 5
-    for recipe in ("cnn", "record", "reader", "nope"):
+    assert frontier.comparable(frontier.recipe_config("sprint", quick=True))
+    for recipe in ("cnn:10", "record"):
+        assert not frontier.comparable(frontier.recipe_config(recipe, quick=False))
+    for recipe in ("reader", "nope"):
         with pytest.raises(SystemExit):
             frontier.recipe_config(recipe, quick=False)
 
@@ -59,7 +62,17 @@ def test_summary_times_ratios_and_table():
         }
         for rep in (1, 2, 3)
     ]
-    rows = {row["contender"]: row for row in frontier.summarize(rounds, {"article": 1000, "sprint": 4000}, peak=100.0)}
+    rounds.append({"rep": 1, "recipe": "cnn", "article": article, "digits": _result([(30.0, 0.996)])})
+    summary = frontier.summarize(rounds, {"article": 1000, "sprint": 4000, "cnn": 9000}, peak=100.0)
+    assert [(row["contender"], row["recipe"]) for row in summary] == [
+        ("article", "article"),
+        ("keras", "sprint"),
+        ("torch", "sprint"),
+        ("digits", "sprint"),
+        ("digits", "cnn"),
+    ]
+    assert summary[-1]["to_995"] == 30.0 and summary[-1]["to_995_ratio"] == pytest.approx(0.3)
+    rows = {row["contender"]: row for row in summary if row["recipe"] != "cnn"}
     assert rows["article"]["to_990"] is None and rows["article"]["final_accuracy"] == 0.975
     assert rows["keras"]["to_990"] == 20.0 and rows["keras"]["to_995"] is None
     assert rows["digits"]["to_990"] == 7.0 and rows["digits"]["to_990_ratio"] == pytest.approx(0.07)
