@@ -79,6 +79,8 @@ def test_every_preset_passes_its_own_checks(preset):
         ({"dropout": 1.0}, "dropout is 1.0"),
         ({"schedule": "linear"}, "expected one of constant, cosine"),
         ({"hidden": [128, 0]}, "hidden is [128, 0]"),
+        ({"ema": 1.0}, "ema is 1.0, expected a number in [0, 1)"),
+        ({"label_smoothing": 0.7}, "label_smoothing is 0.7"),
     ],
 )
 def test_bad_overrides_are_refused_in_one_sentence(overrides, fragment):
