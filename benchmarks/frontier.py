@@ -49,7 +49,8 @@ from pathlib import Path
 
 from _common import RESULTS, results_table
 from digits.atomic import write_json, write_text
-from digits.config import PRESETS, TrainConfig
+from digits.config import TrainConfig
+from digits.presets import PRESETS
 from speed import last_json_line, machine_info, matmul_gflops, run_reference
 
 HERE = Path(__file__).resolve().parent

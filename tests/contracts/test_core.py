@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from digits.config import PRESETS, TrainConfig
+from digits.config import TrainConfig
 from digits.errors import ConfigError, DataError, DigitsError, ImageError, ModelError, TrainingError, WriteError
+from digits.presets import PRESETS
 from digits.train import tf as backend
 from helpers import run_cli, run_python
 

@@ -15,8 +15,8 @@ import typer
 from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
 from digits.cli.terminal import echo, error
-from digits.config import DEFAULT_PRESET
 from digits.data import class_names
+from digits.presets import DEFAULT_PRESET
 
 
 def train(
