@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import results_table
-from digits.config import PRESETS
 from digits.data import DATASETS
+from digits.presets import PRESETS
 from digits.runs import RunDir
 from digits.train.provenance import machine
 

@@ -20,8 +20,9 @@ import argparse
 import json
 import time
 
-from digits.config import PRESETS, TrainConfig
+from digits.config import TrainConfig
 from digits.data import load_mnist
+from digits.presets import PRESETS
 from digits.train import models
 from digits.train.dataset import split_data
 from digits.train.tf import load as load_backend

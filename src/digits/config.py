@@ -1,4 +1,4 @@
-"""One typed training config, validated once, and the presets as plain data.
+"""One typed training config, validated once; the presets it starts from are in `digits.presets`.
 
 Contract:
 - `TrainConfig` is a frozen dataclass: everything that defines how a network
@@ -9,7 +9,7 @@ Contract:
   so a `TrainConfig` that exists is valid. An unknown key or a bad value is
   refused with one `ConfigError` sentence, so a typo never trains silently
   with a default. `from_preset` and `from_dict` name the source in it.
-- A preset in `PRESETS` is plain data: only what it changes from the
+- A preset (`digits.presets.PRESETS`) is plain data: only what it changes from the
   defaults. `digits train --preset NAME` picks one; flags override single keys.
 - A run's bookkeeping (status, pid, epochs done, provenance) is not config:
   it is `digits.runs.RunInfo`, checked the same way (`Settings`).
@@ -30,105 +30,7 @@ from typing import Any, Self
 
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import ConfigError
-
-# The `cnn` preset, which the `reader` preset builds on.
-_CNN: dict = {
-    "arch": "cnn",
-    "convs": [[32, 5, 2], [64, 5, 2], [128, 3, 2]],
-    "jit_compile": False,
-    "hidden": [128],
-    "dropout": 0.3,
-    "batch_norm": True,
-    "epochs": 30,
-    "batch_size": 128,
-    "learning_rate": 2e-3,
-    "schedule": "cosine",
-    "weight_decay": 1e-4,
-    "augment": True,
-}
-
-# What each preset changes from TrainConfig's defaults.
-PRESETS: dict[str, dict] = {
-    # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
-    # the last 20 % of the training set held out for validation.
-    "seed": {"hidden": [128, 32], "epochs": 25, "batch_size": 32, "learning_rate": 1e-3, "validation_split": 0.2},
-    # The default: the article's network, trained fast. Large batches with a
-    # cosine-decayed learning rate reach the article's accuracy in a few
-    # seconds instead of a couple of minutes.
-    # With only ~100 steps per epoch, XLA's compile time costs more than it saves.
-    "fast": {
-        "hidden": [128, 32],
-        "epochs": 8,
-        "batch_size": 512,
-        "learning_rate": 5e-3,
-        "schedule": "cosine",
-        "jit_compile": False,
-    },
-    # The article's family done right: wider, dropout, decoupled weight decay,
-    # a cosine schedule and early stopping that restores the best weights.
-    # Validation loss starts rising from over-confidence long before validation
-    # accuracy stops improving, so the best epoch is chosen by accuracy.
-    "mlp": {
-        "hidden": [1024, 1024],
-        "dropout": 0.5,
-        "epochs": 30,
-        "batch_size": 256,
-        "learning_rate": 1e-3,
-        "schedule": "cosine",
-        "weight_decay": 1e-4,
-        "early_stopping": 10,
-        "monitor": "val_accuracy",
-    },
-    # Dense only, on images deformed on the fly (affine + elastic): the
-    # Simard/Cireşan recipe.
-    "mlp-aug": {
-        "hidden": [1024, 1024],
-        "dropout": 0.2,
-        "epochs": 40,
-        "batch_size": 256,
-        "learning_rate": 1e-3,
-        "schedule": "cosine",
-        "weight_decay": 1e-4,
-        "augment": True,
-    },
-    # A small convnet: three 'same' convolutions of stride 2 (28 -> 14 -> 7 -> 4
-    # pixels) instead of convolutions plus max-pooling, each with batch
-    # normalization, on deformed images. Striding does the downsampling inside
-    # the convolution, so three layers cost less than the two-layer pooled
-    # version (25 s per epoch on 2 cores instead of 46 s). It runs as a plain
-    # graph: XLA's CPU convolutions measured over 10x slower than TensorFlow's own.
-    "cnn": _CNN,
-    # The model the package ships, for real pictures: the cnn, plus an 11th
-    # class "not a digit" learnt from generated junk run through the
-    # preprocessing (`digits.train.reader_data.negatives`), training digits
-    # photographed and read back the same way (`reader_data.photographed_digits`),
-    # pens from hairline to marker, blur and faint ink (`augment.real_batch`),
-    # wider position and size jitter, and European 1s and crossed 7s
-    # (`augment.european_variants`). The photographed digits outnumber MNIST's
-    # own, so the junk grows with them: with 12000 junk pictures beside them,
-    # specks and textures were read as digits twice as often. Issue 19: the
-    # writers of USPS, Semeion, CVL (train split) and DIDA, and real non-digits
-    # (Omniglot, QuickDraw, CoMNIST) beside the generated junk.
-    "reader": {
-        **_CNN,
-        "augment_real": True,
-        "european_ones": 3000,
-        "crossed_sevens": 2000,
-        "reject_class": True,
-        "junk_train": 30000,
-        "junk_val": 1200,
-        "photo_singles": 20000,
-        "photo_lines": 20000,
-        "extra_digits": list(DIGIT_SETS),
-        "real_negatives": list(NEGATIVE_SETS),
-        "calibrate": True,
-    },
-    # A seconds-long smoke test for the test suite and for trying the CLI.
-    "tiny": {"hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
-}
-
-DEFAULT_PRESET = "fast"
-
+from digits.presets import PRESETS
 
 # ---------------------------------------------------------------- validation
 # Each check returns None when the value is fine, else what it should be.
@@ -281,9 +183,14 @@ class TrainConfig(Settings, Mapping[str, Any]):
     epochs: int = setting(int_at_least(1))
     batch_size: int = setting(int_at_least(1))
     learning_rate: float = setting(_number_in(0, 10, low_open=True))
-    schedule: str = setting(_one_of("constant", "cosine"), "constant")
+    # cosine: decays to 0; onecycle: warms up over the first quarter, then decays (models.optimizer).
+    schedule: str = setting(_one_of("constant", "cosine", "onecycle"), "constant")
     weight_decay: float = setting(_number_in(0, 1), 0.0)
     validation_split: float = setting(_number_in(0, 1, high_open=True), 0.1)
+    # Momentum of an exponential moving average of the weights, which becomes the model; 0 = off.
+    ema: float = setting(_number_in(0, 1, high_open=True), 0.0)
+    # Training targets of 1 - s for the label and s / classes spread over all classes; 0 = off.
+    label_smoothing: float = setting(_number_in(0, 0.5), 0.0)
     # Patience in epochs; 0 = off. When on, the best epoch's weights are kept.
     early_stopping: int = setting(int_at_least(0), 0)
     # What "best epoch" means.
@@ -317,6 +224,8 @@ class TrainConfig(Settings, Mapping[str, Any]):
     # of real non-digit pictures learnt as "not a digit".
     extra_digits: tuple[str, ...] = setting(_names_from(*DIGIT_SETS), ())
     real_negatives: tuple[str, ...] = setting(_names_from(*NEGATIVE_SETS), ())
+    # At most this many real negatives, drawn at random (0: all of them).
+    real_negatives_limit: int = setting(int_at_least(0), 0)
     # Fit a temperature on the validation images after training (`digits.calibration`).
     calibrate: bool = setting(_boolean, False)
     # The `digits tune` study and trial a config came from (`train --from-study`); changes nothing in training.
@@ -326,6 +235,8 @@ class TrainConfig(Settings, Mapping[str, Any]):
         super().__post_init__()
         if self.arch == "cnn" and not self.convs:
             raise ConfigError("a cnn needs convs ([filters, kernel, stride] per layer).")
+        if self.ema and self.early_stopping:
+            raise ConfigError("ema and early_stopping exclude each other: the best epoch is judged on raw weights.")
         if self.real_negatives and not self.reject_class:
             raise ConfigError("real_negatives are learnt as 'not a digit', which needs reject_class true.")
 

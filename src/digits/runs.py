@@ -52,6 +52,11 @@ MAX_CHECKPOINT_BYTES = 512 * 2**20
 MAX_TEXT_BYTES = 64 * 2**20
 
 
+def _members(v) -> str | None:
+    ok = isinstance(v, (list, tuple)) and len(v) >= 2 and all(isinstance(m, dict) and "run" in m for m in v)
+    return None if ok else "a list of at least two members, each with its run folder"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunInfo(Settings):
     """What a run records about itself beside its config; training replaces it, never edits it."""
@@ -63,6 +68,8 @@ class RunInfo(Settings):
     provenance: dict | None = setting(anything, None)  # versions, data digests, git commit, command, machine
     calibration: dict | None = setting(optional(calibration.check), None)  # the temperature fitted after training
     command: list | None = setting(anything, None)  # runs made before provenance existed kept their command line here
+    # An ensemble's members (`digits.train.ensemble`): folder, preset, seed, test accuracy, temperature of each.
+    ensemble: list | None = setting(optional(_members), None)
 
     def to_dict(self) -> dict:
         """What is known; a key not yet recorded is left out of config.json, as before."""

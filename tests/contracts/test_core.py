@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from digits.config import PRESETS, TrainConfig
+from digits.config import TrainConfig
 from digits.errors import ConfigError, DataError, DigitsError, ImageError, ModelError, TrainingError, WriteError
+from digits.presets import PRESETS
 from digits.train import tf as backend
 from helpers import run_cli, run_python
 
@@ -79,6 +80,8 @@ def test_every_preset_passes_its_own_checks(preset):
         ({"dropout": 1.0}, "dropout is 1.0"),
         ({"schedule": "linear"}, "expected one of constant, cosine"),
         ({"hidden": [128, 0]}, "hidden is [128, 0]"),
+        ({"ema": 1.0}, "ema is 1.0, expected a number in [0, 1)"),
+        ({"label_smoothing": 0.7}, "label_smoothing is 0.7"),
     ],
 )
 def test_bad_overrides_are_refused_in_one_sentence(overrides, fragment):

@@ -154,15 +154,15 @@ def test_negatives_drop_digit_look_alikes_and_the_doodles_the_junk_shows(tmp_pat
     (root / "negatives" / "comnist-early").mkdir()
     np.savez_compressed(
         root / "negatives" / "comnist-early" / "comnist_early_278x278.npz",
-        x=np.stack([(ring(278) * 255).astype(np.uint8)] * 2),
-        label=np.array(["A", "З"]),
-        digit_like_level=np.array([0, 2], np.uint8),
+        x=np.stack([(ring(278) * 255).astype(np.uint8)] * 3),
+        label=np.array(["A", "З", "S"]),
+        digit_like_level=np.array([0, 2, 1], np.uint8),
     )
     for name in extra_data.NEGATIVE_SETS:
         pin(monkeypatch, name, root / extra_sets.SETS[name].folder)
     assert "apple" in extra_sets.QUICKDRAW_SEEN_IN_JUNK
     counts = {name: len(extra_data.load_negatives((name,), root)) for name in extra_data.NEGATIVE_SETS}
-    assert counts == {"omniglot": 2, "quickdraw": 2, "comnist": 1}
+    assert counts == {"omniglot": 1, "quickdraw": 2, "comnist": 1}
     assert_mnist_like(extra_data.load_negatives(data_dir=root))
 
 
@@ -220,13 +220,8 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
         pin(monkeypatch, name, tmp_path / extra_sets.SETS[name].folder)
     from digits.config import TrainConfig
 
-    config = TrainConfig.from_preset(
-        "tiny",
-        {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"], "reject_class": True},
-        "mnist",
-        0,
-        None,
-    )
+    mix = {"extra_digits": ["usps", "cvl"], "real_negatives": ["omniglot"], "reject_class": True}
+    config = TrainConfig.from_preset("tiny", mix, "mnist", 0, None)
     train, val = extra_training(config, tmp_path)
     train_labels = np.concatenate([labels for _, labels in train])
     val_labels = np.concatenate([labels for _, labels in val])
@@ -236,3 +231,7 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
     assert (train_labels == REJECT).sum() + (val_labels == REJECT).sum() == 40 and (val_labels == REJECT).sum() == 2
     images = np.concatenate([images for images, _ in train + val])
     assert images.dtype == np.float32 and images.max() <= 1.0
+    # A limit draws that many of the real negatives, and the same ones for the same seed.
+    limited = TrainConfig.from_preset("tiny", {**mix, "real_negatives_limit": 20}, "mnist", 0, None)
+    _, limited_val = extra_training(limited, tmp_path)
+    assert sum((labels == REJECT).sum() for _, labels in extra_training(limited, tmp_path)[0] + limited_val) == 20

@@ -6,7 +6,8 @@ import signal
 import numpy as np
 import pytest
 
-from digits.config import PRESETS, TrainConfig
+from digits.config import TrainConfig
+from digits.presets import PRESETS
 from digits.runs import RunDir, TrainingError
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE

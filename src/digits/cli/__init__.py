@@ -5,7 +5,7 @@ that need them, so `digits predict` starts in a fraction of a second.
 Every known fault ends in one line on stderr and exit code 2.
 
 The commands live by audience: `cli.read` (predict, read), `cli.train` (train, tune, evaluate,
-export, show, runs, compare) and `cli.serve` (serve); `main()` here turns errors into exit codes.
+ensemble, export, show, runs, compare) and `cli.serve` (serve); `main()` here turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ for command in (
     train.train,
     train.tune,
     train.evaluate,
+    train.ensemble,
     train.export,
     read.predict,
     read.read,

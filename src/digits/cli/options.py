@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from digits.cli.terminal import fail
-from digits.config import PRESETS
 from digits.data import DATASETS, DIGIT_SETS
+from digits.presets import PRESETS
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
 ModelOpt = Annotated[

@@ -1,4 +1,4 @@
-"""The commands of training and its runs: train, tune, evaluate, export, show, runs, compare.
+"""The commands of training and its runs: train, tune, evaluate, ensemble, export, show, runs, compare.
 
 Every command that needs TensorFlow, matplotlib or Optuna checks its extra first (one line and exit 2 when
 it is missing) and imports them inside the command, so that this module loads without them.
@@ -15,8 +15,8 @@ import typer
 from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
 from digits.cli.terminal import echo, error
-from digits.config import DEFAULT_PRESET
 from digits.data import class_names
+from digits.presets import DEFAULT_PRESET
 
 
 def train(
@@ -196,6 +196,18 @@ def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
     from digits.train.evaluate import evaluate_run
 
     _summarize(run, evaluate_run(run, data_dir))
+
+
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders to average (two or more).")],
+    out: Annotated[Path, typer.Option(help="The new run folder the ensemble is written to.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Average runs' probabilities into one ONNX model in a new run folder, and evaluate it (needs `train`)."""
+    require("ensemble", "train")
+    from digits.train.ensemble import build
+
+    _summarize(*build(run_dirs, out, data_dir))
 
 
 def export(

@@ -147,7 +147,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
     run = RunDir(run_dir)
     config, info = run.read_run()
-    return report_run(run, config, info, run.read_history(), load_test(config.dataset, data_dir))
+    history = {} if info.ensemble else run.read_history()  # an ensemble was never trained: it has no history
+    return report_run(run, config, info, history, load_test(config.dataset, data_dir))
 
 
 def refusal(recognizer: Recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:

@@ -16,8 +16,8 @@ The sets and where they come from are described in the data folder's
     (Swedish historical crops at their original size);
   * negatives ("not a digit"): `omniglot` (50 alphabets), `quickdraw`
     (doodles), `comnist` (Latin and Cyrillic capitals). Characters flagged
-    `digit_like_level == 2` (Cyrillic з, Korean ㄱ, ...) are dropped: they
-    read as digits.
+    digit-like at all (`digit_like_level` 1 or 2: Cyrillic з, Korean ㄱ, and
+    the letters shaped like O, I, S, Z, ...) are dropped: they read as digits.
 
 Where a set is looked for, in order: `data_dir` (the CLI's `--data-dir`), else
 `DIGITS_DATA_DIR`, taken as the set's own folder or as a data root holding

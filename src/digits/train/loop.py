@@ -82,7 +82,8 @@ class Trainer:
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
         self.variables = named_variables(self.model, self.optimizer)
-        self.loss = keras.losses.SparseCategoricalCrossentropy()
+        self.loss = keras.losses.SparseCategoricalCrossentropy()  # what validation reports
+        self.train_loss = models.train_loss(config, models.num_classes(config))
         # autograph=False: the loop is an explicit tf.while_loop and every `if` is on the static config, so
         # there is nothing to convert, and tracing skips autograph's parse of the source (a few hundred ms).
         self.train_chunk = tf.function(self._train_chunk, jit_compile=config.jit_compile, autograph=False)
@@ -112,7 +113,7 @@ class Trainer:
                 images = real_batch(images, tf.stack([seed, -1 - global_step]))
             with tf.GradientTape() as tape:
                 probabilities = model(images, training=True)
-                loss = self.loss(labels, probabilities)
+                loss = self.train_loss(labels, probabilities)
                 if model.losses:
                     loss += tf.add_n(model.losses)
             self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
@@ -333,4 +334,6 @@ def fit(
     if patience and state["best_weights"] is not None:
         for name, variable in trainer.variables["model"].items():
             variable.assign(state["best_weights"][name])
+    if config.ema:  # the model saved is the average of the weights; validation above saw the raw ones
+        trainer.optimizer.finalize_variable_values(trainer.model.trainable_variables)
     return state

@@ -64,11 +64,49 @@ def _normalize_and_activate(x, batch_norm: bool, name: str):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+# OneCycle as PyTorch's OneCycleLR sets it: from learning_rate / 25 up to learning_rate over the
+# first quarter of the steps, then a cosine down to 1/10^4 of the start.
+ONECYCLE_WARMUP, ONECYCLE_START, ONECYCLE_END = 0.25, 1 / 25, 1e-4 / 25
+
+
 def optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam (the article's) or AdamW when weight decay is set, with the config's schedule."""
-    lr = config.learning_rate
-    if config.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config.epochs)
+    """Adam (the article's) or AdamW when weight decay is set, with the config's schedule.
+
+    With `ema` on, Keras's optimizer keeps an exponential moving average of
+    the weights as optimizer variables (so a checkpoint holds it and a resume
+    continues it exactly); `loop.fit` moves it into the model after the last epoch.
+    """
+    lr = learning_rate(config, steps_per_epoch)
+    average = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     if config.weight_decay:
-        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(lr)
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **average)
+    return keras.optimizers.Adam(lr, **average)
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The config's learning rate: a number, or a Keras schedule of the optimizer step."""
+    lr = config.learning_rate
+    total = steps_per_epoch * config.epochs
+    if config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total)
+    if config.schedule == "onecycle":
+        warmup = max(1, round(total * ONECYCLE_WARMUP))
+        return keras.optimizers.schedules.CosineDecay(
+            lr * ONECYCLE_START,
+            decay_steps=max(1, total - warmup),
+            alpha=ONECYCLE_END,
+            warmup_target=lr,
+            warmup_steps=warmup,
+        )
+    return lr
+
+
+def train_loss(config: TrainConfig, num_classes: int):
+    """The loss training minimises: cross-entropy, against labels smoothed by `label_smoothing` when it is set.
+
+    Validation and test losses stay the plain cross-entropy, so runs with and without smoothing compare.
+    """
+    if not config.label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    return lambda labels, probabilities: smoothed(keras.ops.one_hot(labels, num_classes), probabilities)

@@ -8,7 +8,8 @@ Contract (`digits.train.add_reader_data` calls `extra_training`):
     on it, `digits.calibration`) sees writers training never saw; CVL's
     evaluation writers, and every set's test part, are never touched here.
   * `real_negatives` names non-digit sets (`extra_data.NEGATIVE_SETS`), learnt
-    as the 11th class beside the generated junk. A fixed 1/20 of them goes
+    as the 11th class beside the generated junk, at most
+    `real_negatives_limit` of them, drawn at random. A fixed 1/20 of them goes
     to validation. A negative that the reader's rule for junk calls a 1 (one
     near-vertical straight stroke: Latin l, I, Korean ㅣ) is dropped as the
     generated junk's are, or the model would learn to refuse real 1s.
@@ -50,14 +51,15 @@ def more_writers(names: Sequence[str], data_dir: str | os.PathLike | None, progr
 
 
 def real_negatives(
-    names: Sequence[str], data_dir: str | os.PathLike | None, seed: int, progress: bool = False
+    names: Sequence[str], data_dir: str | os.PathLike | None, seed: int, limit: int = 0, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(training, validation) real non-digits, float32 (N, 28, 28); what reads as a 1 is left out."""
+    """(training, validation) real non-digits, float32 (N, 28, 28), at most `limit` (0: all) drawn at
+    random; what reads as a 1 is left out."""
     from digits.train.reader_data import _looks_like_a_one
 
     images = _floats(extra_data.load_negatives(tuple(names), data_dir, progress=progress))
     images = images[[not _looks_like_a_one(image) for image in images]]
-    order = np.random.default_rng(REAL_NEGATIVES_SEED + seed).permutation(len(images))
+    order = np.random.default_rng(REAL_NEGATIVES_SEED + seed).permutation(len(images))[: limit or None]
     to_val = order[::_VALIDATION_SHARE]
     return images[np.setdiff1d(order, to_val)], images[to_val]
 
@@ -70,7 +72,9 @@ def extra_training(
 
     train, val = more_writers(config.extra_digits, data_dir, progress)
     if config.real_negatives:
-        negatives_train, negatives_val = real_negatives(config.real_negatives, data_dir, config.seed, progress)
+        negatives_train, negatives_val = real_negatives(
+            config.real_negatives, data_dir, config.seed, config.real_negatives_limit, progress
+        )
         train.append((negatives_train, np.full(len(negatives_train), REJECT, np.int32)))
         val.append((negatives_val, np.full(len(negatives_val), REJECT, np.int32)))
     return train, val

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digits import atomic
-from digits.config import DEFAULT_PRESET, TrainConfig
+from digits.config import TrainConfig
 from digits.errors import Interrupted, TrainingError
+from digits.presets import DEFAULT_PRESET
 from digits.runs import RunDir, RunInfo
 from digits.train import provenance, reader_data
 from digits.train import tf as backend
