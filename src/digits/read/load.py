@@ -366,9 +366,9 @@ def working_grey(
 
     A picture longer than `longest_side` is reduced to it. One shorter than
     `WORK_MIN` is enlarged towards it, and no further than its shorter side
-    reaching `shortest_side`. A picture `load_image`
-    decoded at a reduced size counts in the pixels of its true size
-    (`ORIGINAL_SIZE`), so boxes land on the picture the user has.
+    reaching `shortest_side`. A picture `load_image` decoded at a reduced
+    size counts in the pixels of its true size (`ORIGINAL_SIZE`), so boxes
+    land on the picture the user has.
     """
     width, height = image.size
     true_width, true_height = true_size(image)
