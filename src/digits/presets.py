@@ -7,7 +7,7 @@ above each says what the recipe is for and why its settings are there.
 
 from __future__ import annotations
 
-from digits.data import DIGIT_SETS, NEGATIVE_SETS
+from digits.data import DIGIT_SETS
 
 # The `cnn` preset, which the `reader` preset builds on.
 _CNN: dict = {
