@@ -86,7 +86,7 @@ PRESETS: dict[str, dict] = {
     # own, so the junk grows with them: with 12000 junk pictures beside them,
     # specks and textures were read as digits twice as often. Issue 19: the
     # writers of USPS, Semeion, CVL (train split) and DIDA, and real non-digits
-    # (Omniglot, QuickDraw, CoMNIST) beside the generated junk.
+    # beside the generated junk.
     "reader": {
         **_CNN,
         "augment_real": True,
