@@ -195,6 +195,15 @@ def _frac(k: int, n: int) -> str:
     return f"{k}/{n} = {_pct(k, n)}" if n else "-"
 
 
+def _row(fold: str, label: str, cells) -> str:
+    return f"| {fold} | {label} | " + " | ".join(cells) + " |"
+
+
+def _scored(engines: dict[str, dict], fold: str, count, n: int):
+    """One row's cells: `count(an engine's fold)` of n, or "-" for an engine without confidences."""
+    return (_frac(count(engine[fold]), n) if engine["confidence"] else "-" for engine in engines.values())
+
+
 def markdown(engines: dict[str, dict]) -> str:
     """The folds table (engines side by side), then per source and junk by kind for each fold."""
     names = list(engines)
@@ -205,58 +214,47 @@ def markdown(engines: dict[str, dict]) -> str:
     ]
     labels = {"single": "one digit, right", "multi": "a number, exact", "pages": "a page, exact"}
     for f in FOLDS:
+        fold = {n: engines[n][f] for n in names}
         for key, label in labels.items():
-            cells = [engines[n][f]["sets"].get(key) for n in names]
+            cells = [fold[n]["sets"].get(key) for n in names]
             if any(cells):
-                lines.append(
-                    f"| {f} | {label} | " + " | ".join(_frac(c["right"], c["n"]) if c else "-" for c in cells) + " |"
-                )
-        first = engines[names[0]][f]
+                lines.append(_row(f, label, (_frac(c["right"], c["n"]) if c else "-" for c in cells)))
+        first = fold[names[0]]
         single_n = first["sets"].get("single", {}).get("n", 0)
         junk_n = first["junk_kinds"].get("all", {}).get("n", 0)
         if single_n:
+            lines.append(_row(f, "real digits refused", _scored(engines, f, lambda e: e["single_refused"], single_n)))
             lines.append(
-                f"| {f} | real digits refused | "
-                + " | ".join(
-                    _frac(engines[n][f]["single_refused"], single_n) if engines[n]["confidence"] else "-" for n in names
+                _row(
+                    f,
+                    f"one digit wrong at confidence ≥ {CONFIDENT}",
+                    _scored(engines, f, lambda e: e["confident_wrong"]["single"], single_n),
                 )
-                + " |"
-            )
-            lines.append(
-                f"| {f} | one digit wrong at confidence ≥ {CONFIDENT} | "
-                + " | ".join(
-                    _frac(engines[n][f]["confident_wrong"]["single"], single_n) if engines[n]["confidence"] else "-"
-                    for n in names
-                )
-                + " |"
             )
         if junk_n:
             for key, label in (
                 ("predict_digit", "junk: `predict` gives a digit"),
                 ("read_number", "junk: `read` finds a number"),
             ):
-                lines.append(
-                    f"| {f} | {label} | "
-                    + " | ".join(_frac(engines[n][f]["junk_kinds"]["all"][key], junk_n) for n in names)
-                    + " |"
-                )
+                lines.append(_row(f, label, (_frac(fold[n]["junk_kinds"]["all"][key], junk_n) for n in names)))
             lines.append(
-                f"| {f} | junk: a digit at confidence ≥ {CONFIDENT} | "
-                + " | ".join(
-                    _frac(engines[n][f]["confident_wrong"]["junk"], junk_n) if engines[n]["confidence"] else "-"
-                    for n in names
+                _row(
+                    f,
+                    f"junk: a digit at confidence ≥ {CONFIDENT}",
+                    _scored(engines, f, lambda e: e["confident_wrong"]["junk"], junk_n),
                 )
-                + " |"
             )
-        worst = [engines[n][f]["worst_source"] for n in names]
-        if any(worst):
+        worst = {n: fold[n]["worst_source"] for n in names}
+        if any(worst.values()):
             lines.append(
-                f"| {f} | worst source (digits, numbers, pages) | "
-                + " | ".join(
-                    f"{w} {_pct(engines[n][f]['sources'][w]['right'], engines[n][f]['sources'][w]['n'])}" if w else "-"
-                    for n, w in zip(names, worst, strict=False)
+                _row(
+                    f,
+                    "worst source (digits, numbers, pages)",
+                    (
+                        f"{w} {_pct(fold[n]['sources'][w]['right'], fold[n]['sources'][w]['n'])}" if w else "-"
+                        for n, w in worst.items()
+                    ),
                 )
-                + " |"
             )
     lines += [
         "",
@@ -266,14 +264,8 @@ def markdown(engines: dict[str, dict]) -> str:
     ]
     for f in FOLDS:
         for source in sorted(engines[names[0]][f]["sources"]):
-            lines.append(
-                f"| {f} | {source} | "
-                + " | ".join(
-                    _frac(engines[n][f]["sources"][source]["right"], engines[n][f]["sources"][source]["n"])
-                    for n in names
-                )
-                + " |"
-            )
+            cells = [engines[n][f]["sources"][source] for n in names]
+            lines.append(_row(f, source, (_frac(c["right"], c["n"]) for c in cells)))
     lines += [
         "",
         "Junk by kind (gives a digit with `predict` / finds a number with `read`):",
@@ -283,9 +275,5 @@ def markdown(engines: dict[str, dict]) -> str:
     for f in FOLDS:
         for kind in sorted(engines[names[0]][f]["junk_kinds"]):
             cells = [engines[n][f]["junk_kinds"][kind] for n in names]
-            lines.append(
-                f"| {f} | {kind} | "
-                + " | ".join(f"{c['predict_digit']}/{c['n']} / {c['read_number']}/{c['n']}" for c in cells)
-                + " |"
-            )
+            lines.append(_row(f, kind, (f"{c['predict_digit']}/{c['n']} / {c['read_number']}/{c['n']}" for c in cells)))
     return "\n".join(lines)

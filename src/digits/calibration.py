@@ -27,7 +27,7 @@ import numpy as np
 
 # The temperatures searched: beyond these a model's confidence is noise, not something to rescale.
 _BOUNDS = (0.05, 20.0)
-_FLOOR = 1e-12  # probabilities below this are taken as this before the log
+FLOOR = 1e-12  # probabilities below this are taken as this before the log (also in `train.ensemble`'s graph)
 _BINS = 15
 
 
@@ -40,13 +40,13 @@ def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T), row by row; T == 1 returns `probabilities` itself."""
     if temperature == 1.0:
         return probabilities
-    logits = np.log(np.maximum(probabilities.astype(np.float64), _FLOOR)) / temperature
+    logits = np.log(np.maximum(probabilities.astype(np.float64), FLOOR)) / temperature
     return np.exp(_log_softmax(logits)).astype(np.float32)
 
 
 def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
     rows = np.arange(len(labels))
-    return float(-np.log(np.maximum(probabilities[rows, labels].astype(np.float64), _FLOOR)).mean())
+    return float(-np.log(np.maximum(probabilities[rows, labels].astype(np.float64), FLOOR)).mean())
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = _BINS) -> float:
@@ -66,7 +66,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The T in `_BOUNDS` that minimises the NLL of `apply(probabilities, T)` on these labels."""
     from scipy.optimize import minimize_scalar
 
-    log_p = np.log(np.maximum(probabilities.astype(np.float64), _FLOOR))
+    log_p = np.log(np.maximum(probabilities.astype(np.float64), FLOOR))
     rows = np.arange(len(labels))
 
     def loss(log_t: float) -> float:

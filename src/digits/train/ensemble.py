@@ -34,14 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from digits import atomic
+from digits.calibration import FLOOR
 from digits.errors import TrainingError
 from digits.read.model import Recognizer, read_model
 from digits.runs import RunDir, RunInfo
 
 INPUT = "image"
 OUTPUT = "probabilities"
-# calibration.apply's floor: probabilities below it are taken as it before the log.
-_FLOOR = 1e-12
 
 
 class EnsembleError(TrainingError):
@@ -153,7 +152,7 @@ def _calibrated(nodes: list, initializers: list, probabilities: str, temperature
     from onnx import helper, numpy_helper
 
     floor, t = f"{prefix}floor", f"{prefix}temperature"
-    initializers.append(numpy_helper.from_array(np.array(_FLOOR, np.float32), floor))
+    initializers.append(numpy_helper.from_array(np.array(FLOOR, np.float32), floor))
     initializers.append(numpy_helper.from_array(np.array(temperature, np.float32), t))
     floored, log_p, scaled, out = (f"{prefix}calibration_{step}" for step in ("max", "log", "div", "softmax"))
     nodes += [
