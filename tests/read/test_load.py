@@ -78,7 +78,7 @@ warm = Image.new("L", (300, 200), "white"); ImageDraw.Draw(warm).line([(150, 40)
 segment_page(warm), prepare(warm)  # imports and first-call allocations before the baseline
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 picture = load_image(path)
-pieces = [piece for line in segment_page(picture) for piece in line]
+pieces = [piece for line in segment_page(picture).lines for piece in line]
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"growth_kib": after - before, "boxes": [list(piece.box) for piece in pieces]}))
 """

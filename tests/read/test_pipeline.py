@@ -34,7 +34,7 @@ _STROKES = {
 
 def segment_line(image):
     """The digits of a picture holding one line of them."""
-    lines = segment_page(image)
+    lines = segment_page(image).lines
     assert len(lines) <= 1, f"expected one line, found {len(lines)}"
     return lines[0] if lines else []
 

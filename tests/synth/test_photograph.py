@@ -109,7 +109,7 @@ def test_pipeline_reads_the_realistic_set(mnist, fast_run):
     lines = make_lines(x_test, y_test, 30, seed=2024)
     exact = 0
     for image, text in lines:
-        segments = [piece for line in preprocess.segment_page(image) for piece in line]
+        segments = [piece for line in preprocess.segment_page(image).lines for piece in line]
         digits = model.predict(np.stack([s.image for s in segments])) if segments else []
         exact += "".join(str(d) for d in digits) == text
     assert exact / len(lines) >= 0.75

@@ -77,7 +77,7 @@ def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
     results = [
         {"path": path, "size": size, "mtime_ns": mtime, "error": None, "result": None} for path, size, mtime in items
     ]
-    prepared: list[Any] = []  # per picture: its lines of segments (read) or its Prepared (predict)
+    prepared: list[Any] = []  # per picture: its Segmented (read) or its Prepared (predict)
     where: list[int] = []
     for index, (path, _, _) in enumerate(items):
         try:
@@ -89,8 +89,7 @@ def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
             results[index]["error"] = str(err)
         except Exception as err:  # a bug in digits must not cost the rest of the batch
             results[index]["error"] = f"{path}: unexpected {type(err).__name__} while reading it ({err})."
-    pictures = [items[index][0] for index in where]  # a page read again whole is read again from its file
-    answers: list[Any] = model.decide_pages(prepared, pictures) if job.command == READ else model.answer_many(prepared)
+    answers: list[Any] = model.decide_pages(prepared) if job.command == READ else model.answer_many(prepared)
     for index, answer in zip(where, answers, strict=True):
         results[index]["result"] = answer.to_dict()
     return results

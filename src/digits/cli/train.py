@@ -21,7 +21,7 @@ from digits.presets import DEFAULT_PRESET
 
 def train(
     preset: Annotated[
-        PresetName | None, typer.Option(help=f"Training preset (see digits/config.py; default {DEFAULT_PRESET}).")
+        PresetName | None, typer.Option(help=f"Training preset (see digits/presets.py; default {DEFAULT_PRESET}).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,

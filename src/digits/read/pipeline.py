@@ -43,6 +43,7 @@ __all__ = [
     "ImageError",
     "Prepared",
     "Segment",
+    "Segmented",
     "load_image",
     "naive",
     "prepare",
@@ -69,13 +70,17 @@ class Prepared:
 
 def prepare(image: Image.Image) -> Prepared:
     """Run the eight-step pipeline on an image holding ONE digit."""
-    ready = _already_mnist(image)
-    if ready is not None:
-        return ready
-    analysis = analyse(image)
+    return _already_mnist(image) or _prepare_from(image, analyse(image), explain=True)
+
+
+def _prepare_from(image: Image.Image, analysis: Analysis, explain: bool) -> Prepared:
+    """Steps 6-8 for the one digit of an analysed picture; with `explain`, every step's image."""
     digit = pick_digit(analysis)
     crop, final = to_mnist(digit)
     has_ink = bool(digit.any())
+    box = original_box(digit, analysis, true_size(image)) if has_ink else None
+    if not explain:
+        return Prepared(image=final, has_ink=has_ink, box=box)
     polarity = "dark ink on light" if analysis.dark_ink else "light ink on dark"
     steps = [
         ("1 grey", analysis.grey),
@@ -86,7 +91,6 @@ def prepare(image: Image.Image) -> Prepared:
         ("6 cropped", crop),
         ("7-8 model input 28×28", final),
     ]
-    box = original_box(digit, analysis, true_size(image)) if has_ink else None
     return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
 
 
@@ -123,16 +127,31 @@ def _already_mnist(image: Image.Image) -> Prepared | None:
     return Prepared(image=grey, has_ink=True, box=box, steps=[("model input 28×28 (already MNIST's format)", grey)])
 
 
-def segment_page(image: Image.Image) -> list[list[Segment]]:
+@dataclass
+class Segmented:
+    """A picture cut into lines of digits, and the same picture read as one digit.
+
+    `whole` is what `prepare` gives (without --explain's steps): a page whose only
+    number is one digit is checked against it, and both come from one analysis.
+    """
+
+    lines: list[list[Segment]]  # top to bottom, each left to right
+    whole: Prepared
+
+
+def segment_page(image: Image.Image) -> Segmented:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right.
 
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
     """
-    analysis = drop_rules(analyse(image))
-    return [
-        [_segment(analysis, true_size(image), group) for group in group_line(analysis, members)]
-        for members in find_lines(analysis)
+    analysis = analyse(image)
+    whole = _already_mnist(image) or _prepare_from(image, analysis, explain=False)
+    ruled_out = drop_rules(analysis)
+    lines = [
+        [_segment(ruled_out, true_size(image), group) for group in group_line(ruled_out, members)]
+        for members in find_lines(ruled_out)
     ]
+    return Segmented(lines, whole)
 
 
 def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:

@@ -22,7 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -34,7 +34,7 @@ from PIL import Image
 from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
-from digits.read.pipeline import Prepared, Segment, prepare, segment_page
+from digits.read.pipeline import Prepared, Segment, Segmented, prepare, segment_page
 from digits.read.refusal import line_digits, picture_refused, steady
 from digits.spec import REJECT, Box
 
@@ -165,30 +165,34 @@ class Reader:
         lines of writing are not numbers gives none; one whose only number
         is a single digit gives it only when `read_digit` reads the same.
         """
-        image = _as_image(picture)
-        return self.decide_pages([segment_page(image)], [image])[0]
+        return self.decide_pages([segment_page(_as_image(picture))])[0]
 
-    def decide_pages(self, segmented: Sequence[list[list[Segment]]], pictures: Sequence[PictureSource]) -> list[Page]:
-        """Steps 2 and 3 of `read_page` for many pictures' lines (`segment_page`), in one model call.
+    def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
+        """Steps 2 and 3 of `read_page` for many pictures (`segment_page`), in one model call."""
+        pieces = [piece.image for page in segmented for line in page.lines for piece in line]
+        wholes = [page.whole.image for page in segmented if page.whole.has_ink]
+        probabilities = iter(self.classify(np.stack(pieces + wholes)) if pieces or wholes else ())
+        lines_read = [
+            [[self.decide(next(probabilities), piece.box) for piece in line] for line in page.lines]
+            for page in segmented
+        ]
+        wholes_read = [
+            self.decide(next(probabilities), page.whole.box) if page.whole.has_ink else None for page in segmented
+        ]
+        return [
+            self._page(page.lines, decided, whole)
+            for page, decided, whole in zip(segmented, lines_read, wholes_read, strict=True)
+        ]
 
-        `pictures` are the pictures the lines came from (a path will do): a page whose only
-        number is one digit is read again whole, which is rare, so a batch need not keep them.
-        """
-        pieces = [piece for lines in segmented for line in lines for piece in line]
-        probabilities = iter(self.classify(np.stack([piece.image for piece in pieces])) if pieces else ())
-        return [self._page(lines, probabilities, picture) for lines, picture in zip(segmented, pictures, strict=True)]
-
-    def _page(self, lines: list[list[Segment]], probabilities: Iterator[np.ndarray], picture: PictureSource) -> Page:
-        """One picture's page, taking its pieces' rows of probabilities from `probabilities` in order."""
-        lines = [line for line in lines if line]
-        if not lines:
-            return Page()
+    def _page(self, lines: list[list[Segment]], decided_lines: list[list[Digit]], whole: Digit | None) -> Page:
+        """One picture's page from its lines, their pieces' answers, and the picture read as one digit."""
         candidates = []
-        for line in lines:
-            decided = [self.decide(next(probabilities), piece.box) for piece in line]
+        for line, decided in zip(lines, decided_lines, strict=True):
+            if not line:
+                continue
             digits = line_digits(decided, OK)
             if digits is not None:
-                images = [piece.image for piece, d in zip(line, decided, strict=False) if d.digit is not None]
+                images = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
                 candidates.append((digits, images))
         found = []
         if candidates:
@@ -202,12 +206,11 @@ class Reader:
                 for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1]), strict=False)
                 if line_flags.all()
             ]
-        if picture_refused(len(found), len(lines)):
+        if picture_refused(len(found), sum(1 for line in lines if line)):
             return Page()
-        if len(found) == 1 and len(found[0].digits) == 1:
-            whole = self.read_digit(picture)
-            if whole.status != OK or whole.digit != found[0].digits[0].digit:
-                return Page()
+        lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
+        if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
+            return Page()
         return Page(tuple(found))
 
 

@@ -194,7 +194,7 @@ def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, 
     kept: list[np.ndarray] = []
     kept_labels: list[int] = []
     for picture, text in make_lines(digits, labels, n, seed=(seed, chunk)):
-        lines = segment_page(picture)
+        lines = segment_page(picture).lines
         # Any other split leaves no way to tell which piece is which digit.
         if len(lines) == 1 and len(lines[0]) == len(text):
             kept.extend(piece.image for piece in lines[0])
