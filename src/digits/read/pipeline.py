@@ -70,12 +70,14 @@ class Prepared:
 
 def prepare(image: Image.Image) -> Prepared:
     """Run the eight-step pipeline on an image holding ONE digit."""
-    return _already_mnist(image) or _prepare_from(image, analyse(image), explain=True)
+    if ready := _already_mnist(image):
+        return ready
+    analysis = analyse(image)
+    return _prepare_from(image, analysis, pick_digit(analysis), explain=True)
 
 
-def _prepare_from(image: Image.Image, analysis: Analysis, explain: bool) -> Prepared:
-    """Steps 6-8 for the one digit of an analysed picture; with `explain`, every step's image."""
-    digit = pick_digit(analysis)
+def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
+    """Steps 6-8 for an analysed picture's one digit (its mask); with `explain`, every step's image."""
     crop, final = to_mnist(digit)
     has_ink = bool(digit.any())
     box = original_box(digit, analysis, true_size(image)) if has_ink else None
@@ -145,18 +147,20 @@ def segment_page(image: Image.Image) -> Segmented:
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
     """
     analysis = analyse(image)
-    whole = _already_mnist(image) or _prepare_from(image, analysis, explain=False)
+    one_digit = pick_digit(analysis)
+    made = _prepare_from(image, analysis, one_digit, explain=False)
     ruled_out = drop_rules(analysis)
-    lines = [
-        [_segment(ruled_out, true_size(image), group) for group in group_line(ruled_out, members)]
-        for members in find_lines(ruled_out)
-    ]
-    return Segmented(lines, whole)
-
-
-def _segment(analysis: Analysis, size: tuple[int, int], group: list[int]) -> Segment:
-    digit = np.isin(analysis.labels, group)
-    return Segment(box=original_box(digit, analysis, size), image=to_mnist(digit)[1])
+    size = true_size(image)
+    lines = []
+    for members in find_lines(ruled_out):
+        line = []
+        for group in group_line(ruled_out, members):
+            digit = np.isin(ruled_out.labels, group)
+            # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
+            same = made.has_ink and np.array_equal(digit, one_digit)
+            line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))
+        lines.append(line)
+    return Segmented(lines, _already_mnist(image) or made)
 
 
 def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Box:

@@ -34,7 +34,7 @@ from PIL import Image
 from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
-from digits.read.pipeline import Prepared, Segment, Segmented, prepare, segment_page
+from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import line_digits, picture_refused, steady
 from digits.spec import REJECT, Box
 
@@ -168,45 +168,56 @@ class Reader:
         return self.decide_pages([segment_page(_as_image(picture))])[0]
 
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
-        """Steps 2 and 3 of `read_page` for many pictures (`segment_page`), in one model call."""
+        """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
+
+        Two model calls in all, whatever the number of pictures: one for every
+        piece and every picture read whole, one for the nudged copies that test
+        whether the digits of every line that can make a number are steady.
+        """
         pieces = [piece.image for page in segmented for line in page.lines for piece in line]
         wholes = [page.whole.image for page in segmented if page.whole.has_ink]
         probabilities = iter(self.classify(np.stack(pieces + wholes)) if pieces or wholes else ())
-        lines_read = [
-            [[self.decide(next(probabilities), piece.box) for piece in line] for line in page.lines]
-            for page in segmented
-        ]
+        candidates: list[list[tuple[list[Digit], list[np.ndarray]]]] = []  # per page: its lines that can make a number
+        for page in segmented:
+            here = []
+            for line in page.lines:
+                decided = [self.decide(next(probabilities), piece.box) for piece in line]
+                digits = line_digits(decided, OK)
+                if digits is not None:
+                    images = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
+                    here.append((digits, images))
+            candidates.append(here)
         wholes_read = [
             self.decide(next(probabilities), page.whole.box) if page.whole.has_ink else None for page in segmented
         ]
+        steady_lines = iter(self._steady_lines([line for here in candidates for line in here]))
         return [
-            self._page(page.lines, decided, whole)
-            for page, decided, whole in zip(segmented, lines_read, wholes_read, strict=True)
+            self._page(
+                [
+                    Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
+                    for digits, _ in here
+                    if next(steady_lines)
+                ],
+                sum(1 for line in page.lines if line),
+                whole,
+            )
+            for page, here, whole in zip(segmented, candidates, wholes_read, strict=True)
         ]
 
-    def _page(self, lines: list[list[Segment]], decided_lines: list[list[Digit]], whole: Digit | None) -> Page:
-        """One picture's page from its lines, their pieces' answers, and the picture read as one digit."""
-        candidates = []
-        for line, decided in zip(lines, decided_lines, strict=True):
-            if not line:
-                continue
-            digits = line_digits(decided, OK)
-            if digits is not None:
-                images = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
-                candidates.append((digits, images))
-        found = []
-        if candidates:
-            batch = np.stack([image for _, line_images in candidates for image in line_images])
-            # `line_digits` keeps only the digits that were read: none is filtered out here.
-            readings = [d.digit for digits, _ in candidates for d in digits if d.digit is not None]
-            flags = steady(self.classify, batch, readings)
-            ends = np.cumsum([len(digits) for digits, _ in candidates])
-            found = [
-                Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
-                for (digits, _), line_flags in zip(candidates, np.split(flags, ends[:-1]), strict=False)
-                if line_flags.all()
-            ]
-        if picture_refused(len(found), sum(1 for line in lines if line)):
+    def _steady_lines(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[bool]:
+        """For each line (its digits and their images): is every digit steady when nudged? One model call."""
+        if not lines:
+            return []
+        # `line_digits` keeps only the digits that were read: none is None here.
+        readings = [d.digit for digits, _ in lines for d in digits if d.digit is not None]
+        flags = steady(self.classify, np.stack([image for _, images in lines for image in images]), readings)
+        ends = np.cumsum([len(digits) for digits, _ in lines])
+        return [bool(line_flags.all()) for line_flags in np.split(flags, ends[:-1])]
+
+    @staticmethod
+    def _page(found: list[Line], lines_of_writing: int, whole: Digit | None) -> Page:
+        """A picture's page from its steady numbers, its count of lines of writing, and the picture read whole."""
+        if picture_refused(len(found), lines_of_writing):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
