@@ -7,13 +7,17 @@ where it is absent.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from test_reader import REAL, mnist_page, needs_real, real_rows
 
 from digits.read.load import load_image
+from digits.read.pipeline import prepare, segment_page
 from digits.read.reader import OK, Reader
+from digits.synth.junk import make_junk
 
 _ORIENTATION = 0x0112
 
@@ -36,7 +40,7 @@ def test_the_real_pages_read_exactly(reader, name):
 
 @pytest.fixture(scope="module")
 def junk_read(reader) -> dict[str, tuple[str, str]]:
-    """file -> (kind, what `read` gave) for every picture of real-digits/junk."""
+    """file -> (kind, what `read` gave) for every picture of real-digits/junk in the development fold."""
     return {row["file"]: (row["kind"], reader.read_page(REAL / "junk" / row["file"]).text) for row in real_rows("junk")}
 
 
@@ -46,12 +50,12 @@ def test_real_junk_gives_no_number(junk_read):
 
     Printed text is refused every time. Of the rest, what still gives a
     number is a lone letter or doodle that the model itself reads as one
-    confident digit (`predict` accepts it too), and a few photos: at most 4
-    of the development fold's 44 (it was 44 of 68 before pieces were judged).
+    confident digit (`predict` accepts it too), and a few photos: 4 of the
+    development fold's 44 (it was 44 of 68 before pieces were judged).
     """
     numbers = {name: text for name, (kind, text) in junk_read.items() if text}
     assert not [name for name, (kind, text) in junk_read.items() if text and kind == "printed"]
-    assert len(numbers) <= 4, numbers
+    assert len(numbers) <= 5, numbers  # 4 measured; one of slack for another CPU's rounding
 
 
 @needs_real
@@ -112,3 +116,41 @@ def test_a_doodle_split_into_pieces_is_not_a_number(reader):
     draw.ellipse([(40, 60), (360, 240)], outline=0, width=6)  # a body far wider than tall
     draw.ellipse([(150, 110), (200, 160)], outline=0, width=6)  # an eye
     assert reader.read_page(picture).lines == ()
+
+
+def test_many_pages_at_once_read_as_each_alone(reader, mnist):
+    """`decide_pages` batches the model calls of many pictures; each still gets the page `read_page` gives it."""
+    _, (x_test, _) = mnist
+    pictures = [
+        mnist_page(mnist, ["2026", "731"]),
+        mnist_page(mnist, ["7"]),
+        Image.fromarray(x_test[1]),  # already in MNIST's format
+        Image.new("L", (200, 120), 240),  # blank paper
+        *(picture for picture, _ in make_junk(4, seed=5)),
+    ]
+    together = reader.decide_pages([segment_page(picture) for picture in pictures])
+    assert [page.to_dict() for page in together] == [reader.read_page(picture).to_dict() for picture in pictures]
+    assert [page.text for page in together[:3]] == ["2026\n731", "7", "2"]
+
+
+def test_the_picture_read_whole_is_what_prepare_makes(mnist):
+    _, (x_test, _) = mnist
+    for picture in (mnist_page(mnist, ["4"]), mnist_page(mnist, ["31"]), Image.fromarray(x_test[1])):
+        whole, alone = segment_page(picture).whole, prepare(picture)
+        assert (whole.has_ink, whole.box) == (alone.has_ink, alone.box)
+        np.testing.assert_array_equal(whole.image, alone.image)
+
+
+def test_a_lone_digit_is_refused_when_the_picture_read_whole_disagrees(reader, mnist):
+    """A page whose only number is one digit gives it only when the picture read as one digit agrees."""
+    four = segment_page(mnist_page(mnist, ["4"]))
+    assert reader.decide_pages([four])[0].text == "4"
+    seven = segment_page(mnist_page(mnist, ["7"])).whole
+    assert reader.decide_pages([replace(four, whole=seven)])[0].text == ""
+
+
+def test_generated_blank_paper_gives_no_number(reader):
+    """Blank sheets, photographed with shading and grain (`digits.synth.junk`), give nothing to `read`."""
+    blanks = [picture for picture, kind in make_junk(60, seed=11) if kind == "blank"]
+    assert len(blanks) == 6
+    assert [reader.read_page(picture).text for picture in blanks] == [""] * 6

@@ -148,8 +148,8 @@ def test_negatives_drop_digit_look_alikes_and_the_doodles_the_junk_shows(tmp_pat
     small = (ring(28) * 255).astype(np.uint8)
     np.savez_compressed(
         root / "negatives" / "quickdraw" / "quickdraw_28x28.npz",
-        x=np.stack([small] * 3),
-        label=np.array(["fish", "apple", "rainbow"]),
+        x=np.stack([small] * 4),
+        label=np.array(["fish", "apple", "rainbow", "diamond"]),
     )
     (root / "negatives" / "comnist-early").mkdir()
     np.savez_compressed(
@@ -160,7 +160,7 @@ def test_negatives_drop_digit_look_alikes_and_the_doodles_the_junk_shows(tmp_pat
     )
     for name in extra_data.NEGATIVE_SETS:
         pin(monkeypatch, name, root / extra_sets.SETS[name].folder)
-    assert "apple" in extra_sets.QUICKDRAW_SEEN_IN_JUNK
+    assert "apple" in extra_sets.QUICKDRAW_SEEN_IN_JUNK and "diamond" in extra_sets.QUICKDRAW_DIGIT_LIKE
     counts = {name: len(extra_data.load_negatives((name,), root)) for name in extra_data.NEGATIVE_SETS}
     assert counts == {"omniglot": 1, "quickdraw": 2, "comnist": 1}
     assert_mnist_like(extra_data.load_negatives(data_dir=root))

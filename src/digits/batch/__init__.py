@@ -15,7 +15,7 @@ be read); `model` (the model file's name); `size` and `mtime_ns` (the file
 as it was read, for resuming).
 
 Pictures go in chunks of `chunk_size` to the workers (`digits.batch.engine`);
-each worker loads the model once and makes one model call per chunk. A bad
+each worker loads the model once and batches its model calls over a chunk. A bad
 picture becomes an error row and the batch goes on. `write` sends the rows to
 an output file (`digits.batch.output`) that a killed run resumes.
 """

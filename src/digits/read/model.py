@@ -22,6 +22,8 @@ from digits.spec import SHAPE, class_count
 # `--model /dev/zero` reads until the OOM killer, and a 300 GB sparse file
 # fails with MemoryError.
 MAX_MODEL_BYTES = 512 * 2**20
+# The most images one ONNX Runtime call gets (about 50 KB of activations each for the shipped CNN).
+_MOST_PER_CALL = 1024
 
 
 def shipped_model() -> Path:
@@ -104,7 +106,10 @@ class Recognizer:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
         batch = as_batch(images)
-        return apply_temperature(self.session.run(None, {self.input_name: batch})[0], self.temperature)
+        # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
+        slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)] or [batch]
+        logits = np.concatenate([self.session.run(None, {self.input_name: part})[0] for part in slices])
+        return apply_temperature(logits, self.temperature)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""

@@ -133,8 +133,10 @@ def _already_mnist(image: Image.Image) -> Prepared | None:
 class Segmented:
     """A picture cut into lines of digits, and the same picture read as one digit.
 
-    `whole` is what `prepare` gives (without --explain's steps): a page whose only
-    number is one digit is checked against it, and both come from one analysis.
+    `whole` is what `prepare` gives, made from the same analysis as the lines
+    and without --explain's steps (a picture already in MNIST's format is
+    itself, as `prepare` returns it): a page whose only number is one digit is
+    checked against it.
     """
 
     lines: list[list[Segment]]  # top to bottom, each left to right
@@ -142,7 +144,7 @@ class Segmented:
 
 
 def segment_page(image: Image.Image) -> Segmented:
-    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right.
+    """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right, and the picture read whole.
 
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
     """

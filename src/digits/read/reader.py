@@ -170,7 +170,7 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        Two model calls in all, whatever the number of pictures: one for every
+        At most two model calls, whatever the number of pictures: one for every
         piece and every picture read whole, one for the nudged copies that test
         whether the digits of every line that can make a number are steady.
         """

@@ -190,7 +190,8 @@ def load_negatives(
     """Real non-digits from the named negative sets, uint8 (N, 28, 28), MNIST-like.
 
     Omniglot's and CoMNIST's digit look-alikes are dropped, and so are
-    QuickDraw's categories that `real-digits/junk` also shows (`QUICKDRAW_SEEN_IN_JUNK`).
+    QuickDraw's diamonds (`QUICKDRAW_DIGIT_LIKE`: a 0's shape) and its
+    categories that `real-digits/junk` also shows (`QUICKDRAW_SEEN_IN_JUNK`).
     """
     unknown = [name for name in names if name not in NEGATIVE_SETS]
     if unknown:
