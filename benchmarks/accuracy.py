@@ -2,6 +2,11 @@
 
     python benchmarks/accuracy.py --presets seed fast mlp --seeds 3 --datasets mnist fashion-mnist
     python benchmarks/accuracy.py --table-only          # re-tabulate existing runs
+    python benchmarks/accuracy.py --presets record --seeds 3 --ensembles record
+
+`--ensembles PRESET ...` also averages each preset's finished seeds into one
+model (`digits ensemble`, in benchmarks/runs/<dataset>/<preset>/ensemble-<n>)
+and adds its row: its test accuracy, and the members' training time summed.
 
 Runs go to benchmarks/runs/<dataset>/<preset>/s<seed>; a run already finished
 is reused, so the table can be built up over several sessions. Every figure in
@@ -49,14 +54,55 @@ def train_missing(presets: list[str], datasets: list[str], seeds: int) -> None:
                 subprocess.run([DIGITS, *args], check=True)
 
 
+def build_ensembles(presets: list[str], datasets: list[str]) -> None:
+    from digits.train.ensemble import build
+
+    for dataset in datasets:
+        for preset in presets:
+            members = finished(RUNS / dataset / preset)
+            out = RUNS / dataset / preset / f"ensemble-{len(members)}"
+            if len(members) >= 2 and not RunDir(out).has(RunDir.METRICS):
+                print(f"$ digits ensemble {' '.join(str(m) for m in members)} --out {out}", flush=True)
+                build(members, out)
+
+
+def finished(preset_dir: Path) -> list[Path]:
+    """The preset's seed runs that finished, in seed order."""
+    return [run for run in sorted(preset_dir.glob("s*")) if RunDir(run).has(RunDir.METRICS)]
+
+
+def ensemble_rows(dataset: str, preset_dir: Path) -> list[dict]:
+    rows = []
+    for folder in sorted(preset_dir.glob("ensemble-*")):
+        if not RunDir(folder).has(RunDir.METRICS):
+            continue
+        metrics = RunDir(folder).read_metrics()
+        members = RunDir(folder).read_info().ensemble or []
+        # Members by folder name: the stored path is where they were built, not where a clone has them.
+        seconds = sum(RunDir(preset_dir / Path(m["run"]).name).read_metrics()["train_seconds"] for m in members)
+        rows.append(
+            {
+                "dataset": dataset,
+                "preset": f"{preset_dir.name}: ensemble of {len(members)}",
+                "seeds": len(members),
+                "median": metrics["test_accuracy"],
+                "std": "",
+                "error": f"{100 * (1 - metrics['test_accuracy']):.2f} %",
+                "train_s": seconds,
+                "train_s_max": seconds,
+                "params": metrics["parameters"],
+                "target": "",
+            }
+        )
+    return rows
+
+
 def collect() -> list[dict]:
     rows = []
     # Rows in the package's own order (MNIST first, the article's preset first), not alphabetical.
     for dataset_dir in (RUNS / name for name in DATASETS):
         for preset_dir in (dataset_dir / name for name in PRESETS):
-            metrics = [
-                RunDir(run).read_metrics() for run in sorted(preset_dir.glob("s*")) if RunDir(run).has(RunDir.METRICS)
-            ]
+            metrics = [RunDir(run).read_metrics() for run in finished(preset_dir)]
             if not metrics:
                 continue
             accuracy = [m["test_accuracy"] for m in metrics]
@@ -76,6 +122,7 @@ def collect() -> list[dict]:
                     "target": target_verdict(preset_dir.name, accuracy, seconds) if dataset_dir.name == "mnist" else "",
                 }
             )
+            rows.extend(ensemble_rows(dataset_dir.name, preset_dir))
     return rows
 
 
@@ -98,9 +145,13 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--table-only", action="store_true", help="only tabulate the runs already there")
+    parser.add_argument(
+        "--ensembles", nargs="*", default=[], help="presets whose finished seeds to average into one model"
+    )
     args = parser.parse_args()
     if not args.table_only:
         train_missing(args.presets, args.datasets, args.seeds)
+        build_ensembles(args.ensembles, args.datasets)
     rows = collect()
     columns = [
         ("dataset", "dataset"),
