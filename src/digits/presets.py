@@ -137,7 +137,10 @@ PRESETS: dict[str, dict] = {
     # Measured on 6-epoch runs of the cnn recipe (seed 0, all 60000 images, a
     # shared CPU): 99.31 % as it is, 99.41 % with label smoothing, 99.33 % with
     # the average alone, 99.47 % with both (benchmarks/accuracy.py measures the full length).
-    "record": {**_CNN, "validation_split": 0.0, "label_smoothing": 0.1, "ema": 0.999},
+    # Twice the cnn's 30 epochs, from the time budget alone: issue 22 allows each seed
+    # 18× the article's fit (about 15 minutes here), and 30 epochs took 4.4-5.2.
+    # (At 30 epochs: 99.59, 99.65 and 99.62 % for seeds 0-2; the 60 was fixed before any 60-epoch run.)
+    "record": {**_CNN, "epochs": 60, "validation_split": 0.0, "label_smoothing": 0.1, "ema": 0.999},
     # A seconds-long smoke test for the test suite and for trying the CLI.
     "tiny": {"hidden": [32], "epochs": 2, "batch_size": 256, "learning_rate": 3e-3},
 }
