@@ -138,7 +138,7 @@ PRESETS: dict[str, dict] = {
     # shared CPU): 99.31 % as it is, 99.41 % with label smoothing, 99.33 % with
     # the average alone, 99.47 % with both (benchmarks/accuracy.py measures the full length).
     # Twice the cnn's 30 epochs, from the time budget alone: issue 22 allows each seed
-    # 18× the article's fit (about 15 minutes here), and 30 epochs took 4.4-5.2.
+    # 18× the article's fit (about 15 minutes here), and 30 epochs took 4.4 to 7.1 minutes.
     # (At 30 epochs: 99.59, 99.65 and 99.62 % for seeds 0-2; the 60 was fixed before any 60-epoch run.)
     "record": {**_CNN, "epochs": 60, "validation_split": 0.0, "label_smoothing": 0.1, "ema": 0.999},
     # A seconds-long smoke test for the test suite and for trying the CLI.
