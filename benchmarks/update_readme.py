@@ -125,7 +125,9 @@ def summary_block() -> str:
     accuracy = json.loads((RESULTS / "accuracy.json").read_text())
     speed = {f["key"]: f for f in json.loads((RESULTS / "speed.json").read_text())["summary"]["figures"]}
     serve = json.loads((RESULTS / "serve.json").read_text())["load"]["png28"]["median"]
-    best = max((row for row in accuracy["rows"] if row["dataset"] == "mnist"), key=lambda row: row["median"])
+    # A single preset's median over seeds; an ensemble row is several models in one, not a preset.
+    presets = [row for row in accuracy["rows"] if row["dataset"] == "mnist" and ": ensemble of" not in row["preset"]]
+    best = max(presets, key=lambda row: row["median"])
     real, numbers, junk = shipped["singles"]["real"], shipped["numbers"]["real"], shipped["junk"]["all"]
     fit = speed["fit"]
     page = "docs/benchmarks.md"
