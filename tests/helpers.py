@@ -1,7 +1,8 @@
-"""Helpers the tests share: run the command as a user would, and check its one-line errors."""
+"""Helpers the tests share: run the command as a user would, check its one-line errors, load a benchmark script."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import subprocess
 import sys
@@ -11,6 +12,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 DIGITS = str(Path(sys.executable).parent / "digits")
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark_module(name: str):
+    """`benchmarks/<name>.py` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

@@ -1,11 +1,8 @@
 """The speed benchmark's summary and table, on made-up measurements (no training)."""
 
-import importlib.util
-from pathlib import Path
+from helpers import benchmark_module
 
-SPEC = importlib.util.spec_from_file_location("speed", Path(__file__).parents[2] / "benchmarks" / "speed.py")
-speed = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(speed)
+speed = benchmark_module("speed")
 
 
 def _report():

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location(
-    "real_sources", Path(__file__).parents[2] / "benchmarks" / "real_sources.py"
-)
-real_sources = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(real_sources)
+from helpers import benchmark_module
+
+real_sources = benchmark_module("real_sources")
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-digits"
 
 

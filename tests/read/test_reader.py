@@ -10,7 +10,6 @@ toward it. The held-out fold is measured by `benchmarks/realworld.py` alone.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -21,15 +20,11 @@ from PIL import Image, ImageOps
 
 from digits.read.reader import NO_DIGIT, OK, Reader
 from digits.synth.junk import make_junk
-from helpers import run_cli
+from helpers import benchmark_module, run_cli
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-digits"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-digits is not here")
-_FOLDS = importlib.util.spec_from_file_location(
-    "real_sources", Path(__file__).parents[2] / "benchmarks" / "real_sources.py"
-)
-real_sources = importlib.util.module_from_spec(_FOLDS)
-_FOLDS.loader.exec_module(real_sources)
+real_sources = benchmark_module("real_sources")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,8 @@
 """The serving benchmark's table, on made-up measurements (no servers, no load)."""
 
-import importlib.util
-from pathlib import Path
+from helpers import benchmark_module
 
-SPEC = importlib.util.spec_from_file_location("serve_benchmark", Path(__file__).parents[2] / "benchmarks" / "serve.py")
-bench = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(bench)
+bench = benchmark_module("serve")
 
 
 def side(rps, p99):
