@@ -67,11 +67,17 @@ def seed_run_block(run: Path) -> str:
         "",
         f"Run `{' '.join(['digits'] + provenance['command'][1:])}` on {machine['cpu']} "
         f"({machine['cores']} cores), keras {provenance['versions'].get('keras')}, "
-        f"commit {str(provenance['git_commit'])[:10]}; figures from its metrics.json.",
+        f"{commit_text(provenance)}; figures from its metrics.json.",
         "",
         "![loss and accuracy per epoch](docs/seed-curves.png)",
     ]
     return "\n".join(lines)
+
+
+def commit_text(provenance: dict) -> str:
+    """The run's commit (`commit abc1234567`), and whether its code had changes not in that commit."""
+    text = f"commit {str(provenance['git_commit'])[:10]}"
+    return text + " with uncommitted changes" if provenance.get("git_dirty") else text
 
 
 def copy_seed_plots(run: Path) -> None:
@@ -100,7 +106,7 @@ def shipped_model_block(card_path: Path) -> str:
         f"| model file | {card_path.with_suffix('.onnx').stat().st_size / 1e6:.1f} MB |",
         "",
         f"Trained by `{' '.join(['digits'] + config['provenance']['command'][1:])}` "
-        f"(commit {str(config['provenance']['git_commit'])[:10]}) in {metrics['train_seconds'] / 60:.0f} min "
+        f"({commit_text(config['provenance'])}) in {metrics['train_seconds'] / 60:.0f} min "
         f"on {config['provenance']['machine']['cpu']}; figures from `src/digits/shipped/reader.json`.",
     ]
     if card.get("training_data"):

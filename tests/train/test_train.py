@@ -58,7 +58,7 @@ def test_run_folder_holds_everything(tiny_run):
     config, info = RunDir(tiny_run).read_run()
     assert config == TrainConfig.from_preset("tiny", train_limit=6000)
     assert info.status == "finished" and info.epochs_done == 2 and info.parameters == 25_450
-    assert set(info.provenance) >= {"versions", "data_sha256", "git_commit", "command", "machine"}
+    assert set(info.provenance) >= {"versions", "data_sha256", "git_commit", "git_dirty", "command", "machine"}
     assert info.provenance["versions"]["keras"].startswith("3.")
     metrics = RunDir(tiny_run).read_metrics()
     assert {"test_loss", "test_accuracy", "per_class", "confusion_matrix", "parameters", "train_seconds"} <= set(

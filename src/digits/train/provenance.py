@@ -44,15 +44,24 @@ def versions() -> dict:
     return found
 
 
-def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, if it runs from one."""
+def _git(*args: str) -> str | None:
+    """`git ARGS` run in this package's folder: its output, or None outside a checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this package runs from, if it runs from one."""
+    return (_git("rev-parse", "HEAD") or "").strip() or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from that commit (the run's code is then not the commit's); None outside a checkout."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status.strip())
 
 
 def collect(dataset: str) -> dict:
@@ -60,6 +69,7 @@ def collect(dataset: str) -> dict:
         "versions": versions(),
         "data_sha256": digests(dataset),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "command": sys.argv,
         "machine": machine(),
     }
