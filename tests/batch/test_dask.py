@@ -3,6 +3,8 @@
 import csv
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -67,3 +69,38 @@ def test_real_scheduler_and_two_workers(tmp_path, pictures):
     assert result.returncode == 0, result.stderr
     with open(local, newline="") as a, open(remote, newline="") as b:
         assert list(csv.DictReader(a)) == list(csv.DictReader(b))
+
+
+MAPPED_BYTES = """
+import ctypes, sys
+import numpy as np
+from digits.batch.work import keep_large_blocks
+
+libc = ctypes.CDLL("libc.so.6")
+fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in fields]
+libc.mallinfo2.restype = Mallinfo2
+
+def mapped_by(size):
+    before = libc.mallinfo2().hblkhd
+    block = np.ones(size, np.uint8)
+    return libc.mallinfo2().hblkhd - before
+
+size = 4 * 2**20
+print(mapped_by(size) >= size)
+keep_large_blocks()
+print(mapped_by(size) >= size)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_worker_started_by_dask_keeps_big_pictures_off_mmap():
+    """Under Dask's MALLOC_TRIM_THRESHOLD_ a 4 MiB array is mmapped anew each time; a batch worker undoes that."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
+        pytest.skip("glibc older than 2.33 has no mallinfo2")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", MAPPED_BYTES], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
