@@ -141,6 +141,16 @@ def test_the_picture_read_whole_is_what_prepare_makes(mnist):
         np.testing.assert_array_equal(whole.image, alone.image)
 
 
+def test_a_picture_in_mnists_format_is_one_digit_itself(mnist):
+    """No analysis: its one line is its one digit, the picture as `prepare` gives it (either polarity)."""
+    _, (x_test, _) = mnist
+    for picture in (Image.fromarray(x_test[1]), Image.fromarray(255 - x_test[1])):
+        segmented, alone = segment_page(picture), prepare(picture)
+        [[digit]] = segmented.lines
+        assert digit.box == alone.box and digit.image is segmented.whole.image
+        np.testing.assert_array_equal(digit.image, alone.image)
+
+
 def test_a_lone_digit_is_refused_when_the_picture_read_whole_disagrees(reader, mnist):
     """A page whose only number is one digit gives it only when the picture read as one digit agrees."""
     four = segment_page(mnist_page(mnist, ["4"]))

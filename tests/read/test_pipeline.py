@@ -201,6 +201,17 @@ def test_an_mnist_picture_goes_to_the_model_as_it_is(mnist):
             assert np.array_equal(p.image, digit / np.float32(255))
 
 
+def test_an_mnist_picture_in_black_on_white_goes_to_the_model_inverted(mnist):
+    """MNIST's format saved for print (or drawn in ink by a canvas): its own pixels, inverted, and no stage run."""
+    (_, _), (x_test, _) = mnist
+    for digit in x_test[:50]:
+        as_is, printed = prepare(Image.fromarray(digit)), prepare(Image.fromarray(255 - digit))
+        assert len(printed.steps) == len(as_is.steps)
+        if len(as_is.steps) == 1:
+            assert "inverted" in printed.steps[0][0] and printed.box == as_is.box
+            np.testing.assert_allclose(printed.image, as_is.image, atol=1e-6)
+
+
 def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
     """A clean crop is analysed at 128 px on its shorter side; a small photo crop still at 256 (costs: benchmarks/latency.py)."""
     from digits.read.ink import analyse

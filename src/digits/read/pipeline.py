@@ -20,7 +20,8 @@ digits on a page (the pieces of one broken digit are merged). The steps
 live in their own modules: `load` (loading, step 1), `ink` (finding the
 ink, steps 2-5), `layout` (which pieces make a digit, a line) and
 `normalize` (one digit to MNIST's format, steps 6-8).
-A picture already in MNIST's format is returned as it is.
+A picture already in MNIST's format, white on black or black on white, is
+returned as it is (inverted in the second case).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ __all__ = [
 # mass lies within this many pixels of the middle.
 _MNIST_EXTENT = (16, 22)
 _MNIST_CENTRE_SLACK = 2.0
+# ...on a background this close to black (its median grey level, 0 to 1).
+_MNIST_PAPER = 0.05
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Prepared:
 def prepare(image: Image.Image) -> Prepared:
     """Run the eight-step pipeline on an image holding ONE digit."""
     if ready := _already_mnist(image):
-        return ready
+        return ready[0]
     analysis = analyse(image)
     return _prepare_from(image, analysis, pick_digit(analysis), explain=True)
 
@@ -104,19 +107,24 @@ class Segment:
     image: np.ndarray  # (28, 28) float32, ready for the model
 
 
-def _already_mnist(image: Image.Image) -> Prepared | None:
-    """The picture itself, when it is already in MNIST's format; else None.
+def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
+    """The picture itself and its digit's box, when it is already in MNIST's format; else None.
 
     That is 28×28, a white digit on black whose longer side spans about
     20 px and whose centre of mass is near the middle: an MNIST image, or a
-    canvas that did the normalizing itself. The eight steps would give it
-    back almost unchanged, at a hundred times the cost.
+    canvas that did the normalizing itself. The same in black on white (an
+    MNIST image saved for print, a canvas that draws in ink) is taken
+    inverted. The eight steps would give either back almost unchanged, at a
+    hundred times the cost.
     """
     if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
         return None
     grey = grey_array(image)
+    inverted = np.median(grey) > 1 - _MNIST_PAPER
+    if inverted:
+        grey = 1 - grey
     ink = grey > 0.5
-    if np.median(grey) > 0.05 or not ink.any():
+    if np.median(grey) > _MNIST_PAPER or not ink.any():
         return None
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
@@ -126,7 +134,8 @@ def _already_mnist(image: Image.Image) -> Prepared | None:
     if np.hypot(*(centre - (MNIST_SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
         return None
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    return Prepared(image=grey, has_ink=True, box=box, steps=[("model input 28×28 (already MNIST's format)", grey)])
+    kind = "MNIST's format in black on white, inverted" if inverted else "already MNIST's format"
+    return Prepared(image=grey, has_ink=True, box=box, steps=[(f"model input 28×28 ({kind})", grey)]), box
 
 
 @dataclass
@@ -135,8 +144,8 @@ class Segmented:
 
     `whole` is what `prepare` gives, made from the same analysis as the lines
     and without --explain's steps (a picture already in MNIST's format is
-    itself, as `prepare` returns it): a page whose only number is one digit is
-    checked against it.
+    itself, as `prepare` returns it, and its one line is that digit): a page
+    whose only number is one digit is checked against it.
     """
 
     lines: list[list[Segment]]  # top to bottom, each left to right
@@ -147,7 +156,11 @@ def segment_page(image: Image.Image) -> Segmented:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right, and the picture read whole.
 
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
+    A picture already in MNIST's format is one digit, itself.
     """
+    if ready := _already_mnist(image):
+        itself, box = ready
+        return Segmented([[Segment(box, itself.image)]], itself)
     analysis = analyse(image)
     one_digit = pick_digit(analysis)
     made = _prepare_from(image, analysis, one_digit, explain=False)
@@ -162,7 +175,7 @@ def segment_page(image: Image.Image) -> Segmented:
             same = made.has_ink and np.array_equal(digit, one_digit)
             line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))
         lines.append(line)
-    return Segmented(lines, _already_mnist(image) or made)
+    return Segmented(lines, made)
 
 
 def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Box:
