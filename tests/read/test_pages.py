@@ -151,6 +151,23 @@ def test_a_picture_in_mnists_format_is_one_digit_itself(mnist):
         np.testing.assert_array_equal(digit.image, alone.image)
 
 
+def test_two_digits_squeezed_into_mnists_format_are_still_two(reader, mnist):
+    """A 28×28 "14" passes for MNIST's format (ink 18 px, centred); its two pieces send it through the analysis."""
+    _, (x_test, y_test) = mnist
+
+    def squeezed(label):
+        digit = x_test[np.flatnonzero(y_test == label)[0]]
+        rows, cols = np.flatnonzero(digit.max(axis=1)), np.flatnonzero(digit.max(axis=0))
+        crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        return np.asarray(Image.fromarray(crop).resize((8, 18), Image.Resampling.BILINEAR))
+
+    canvas = np.zeros((28, 28), np.uint8)
+    canvas[5:23, 5:13], canvas[5:23, 15:23] = squeezed(1), squeezed(4)
+    for picture in (Image.fromarray(canvas), Image.fromarray(255 - canvas)):
+        assert [len(line) for line in segment_page(picture).lines] == [2]
+        assert reader.read_page(picture).text == "14"
+
+
 def test_a_lone_digit_is_refused_when_the_picture_read_whole_disagrees(reader, mnist):
     """A page whose only number is one digit gives it only when the picture read as one digit agrees."""
     four = segment_page(mnist_page(mnist, ["4"]))

@@ -133,6 +133,9 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
     except (OSError, TimeoutError, ValueError) as err:
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({err}).") from None
     with client:
+        from digits.batch.dask_worker import PLUGIN_NAME, KeepLargeBlocks
+
+        client.register_plugin(KeepLargeBlocks(), name=PLUGIN_NAME)
         workers = max(1, sum(client.nthreads().values()))
         run = uuid.uuid4().hex[:8]  # task keys unique to this run; chunk numbers within it
         numbers = iter(range(1 << 62))

@@ -15,9 +15,7 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -52,39 +50,11 @@ class Job:
 _readers: dict[Job, Reader] = {}
 _lock = threading.Lock()
 
-# glibc's mallopt parameters, and the ceilings glibc itself lets the mmap threshold
-# grow to (64-bit), with the trim threshold it then sets (twice that).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 2**20
-
-
-def keep_large_blocks() -> None:
-    """Undo, in this process, the malloc setting Dask's workers start with: big pictures cost twice as much under it.
-
-    Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536
-    (`distributed.nanny.pre-spawn-environ`), to hand freed memory back to the
-    kernel at once. Setting it also stops glibc from raising its mmap threshold,
-    so every array over 128 KiB (a phone photo's are megabytes) is mapped and
-    unmapped anew, and every page of it faults when first touched: measured,
-    a phone photo or a page then costs 80 ms instead of 42. This restores
-    glibc's own ceilings; a worker holds one picture at a time, so its memory
-    stays flat. Nothing happens when the variable is not set, or off glibc.
-    """
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, say): the variable means nothing there
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-    libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
-
 
 def reader(job: Job) -> Reader:
     """This process's reader for `job`: loaded on first use, then kept (one ONNX Runtime thread)."""
     with _lock:
         if job not in _readers:
-            keep_large_blocks()
             # One thread per process: the batch's parallelism is its processes.
             _readers[job] = Reader(job.model, threshold=job.threshold, threads=1)
         return _readers[job]

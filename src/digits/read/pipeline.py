@@ -113,8 +113,8 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     That is 28×28, a white digit on black whose longer side spans about
     20 px and whose centre of mass is near the middle: an MNIST image, or a
     canvas that did the normalizing itself. The same in black on white (an
-    MNIST image saved for print, a canvas that draws in ink) is taken
-    inverted. The eight steps would give either back almost unchanged, at a
+    MNIST image saved for print, a canvas exported without transparency) is
+    taken inverted. The eight steps would give either back almost unchanged, at a
     hundred times the cost.
     """
     if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
@@ -156,9 +156,10 @@ def segment_page(image: Image.Image) -> Segmented:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right, and the picture read whole.
 
     Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
-    A picture already in MNIST's format is one digit, itself.
+    A picture already in MNIST's format whose ink is one piece is one digit, itself
+    (two digits squeezed into 28×28 pass for MNIST's format, and are analysed).
     """
-    if ready := _already_mnist(image):
+    if (ready := _already_mnist(image)) and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
     analysis = analyse(image)
@@ -176,6 +177,13 @@ def segment_page(image: Image.Image) -> Segmented:
             line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))
         lines.append(line)
     return Segmented(lines, made)
+
+
+def _one_piece(image: np.ndarray) -> bool:
+    """Whether the ink (over half-white) of a 28×28 image is one 8-connected piece."""
+    from scipy import ndimage
+
+    return int(ndimage.label(image > 0.5, structure=np.ones((3, 3), dtype=bool))[1]) == 1
 
 
 def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Box:

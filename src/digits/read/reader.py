@@ -171,24 +171,36 @@ class Reader:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
         At most two model calls, whatever the number of pictures: one for every
-        piece and every picture read whole, one for the nudged copies that test
-        whether the digits of every line that can make a number are steady.
+        piece and every picture read whole (once when they are the same image),
+        one for the nudged copies that test whether the digits of every line
+        that can make a number are steady.
         """
-        pieces = [piece.image for page in segmented for line in page.lines for piece in line]
-        wholes = [page.whole.image for page in segmented if page.whole.has_ink]
-        probabilities = iter(self.classify(np.stack(pieces + wholes)) if pieces or wholes else ())
+        images: list[np.ndarray] = []
+        rows: dict[int, int] = {}
+
+        def row(image: np.ndarray) -> int:
+            """Its row in the model call: one per distinct image (a one-digit picture's piece is the picture read whole)."""
+            if id(image) not in rows:
+                rows[id(image)] = len(images)
+                images.append(image)
+            return rows[id(image)]
+
+        piece_rows = [[[row(piece.image) for piece in line] for line in page.lines] for page in segmented]
+        whole_rows = [row(page.whole.image) if page.whole.has_ink else None for page in segmented]
+        probabilities = self.classify(np.stack(images)) if images else np.zeros((0, 10), np.float32)
         candidates: list[list[tuple[list[Digit], list[np.ndarray]]]] = []  # per page: its lines that can make a number
-        for page in segmented:
+        for page, page_rows in zip(segmented, piece_rows, strict=True):
             here = []
-            for line in page.lines:
-                decided = [self.decide(next(probabilities), piece.box) for piece in line]
+            for line, line_rows in zip(page.lines, page_rows, strict=True):
+                decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
                 digits = line_digits(decided, OK)
                 if digits is not None:
-                    images = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
-                    here.append((digits, images))
+                    kept = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
+                    here.append((digits, kept))
             candidates.append(here)
         wholes_read = [
-            self.decide(next(probabilities), page.whole.box) if page.whole.has_ink else None for page in segmented
+            self.decide(probabilities[r], page.whole.box) if r is not None else None
+            for page, r in zip(segmented, whole_rows, strict=True)
         ]
         steady_lines = iter(self._steady_lines([line for here in candidates for line in here]))
         return [

@@ -44,10 +44,14 @@ def versions() -> dict:
     return found
 
 
+# The digits package's own folder: git runs there, and only its files make a run's code "dirty".
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
 def _git(*args: str) -> str | None:
     """`git ARGS` run in this package's folder: its output, or None outside a checkout."""
     try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", *args], cwd=_PACKAGE, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -59,8 +63,12 @@ def git_commit() -> str | None:
 
 
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from that commit (the run's code is then not the commit's); None outside a checkout."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    """Whether the package's tracked files differ from that commit (the run's code is not the commit's); None outside a checkout.
+
+    Only this package's folder counts (results and docs do not change a run), and git
+    takes no lock: a commit made while a run starts does not fail for it.
+    """
+    status = _git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", str(_PACKAGE))
     return None if status is None else bool(status.strip())
 
 
