@@ -280,8 +280,10 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
             raise HTTPException(404, "Not Found")
         return FileResponse(str(files("digits.serve").joinpath("static", name)), media_type=ASSETS[name])
 
+    # On the event loop itself, not Starlette's thread pool: under load, a hop to a thread and
+    # back waits behind every request in flight, and a health check must answer fast.
     @app.api_route("/health", methods=["GET", "HEAD"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "model": str(reader.model_path)}
 
     @app.api_route("/metrics", methods=["GET", "HEAD"])

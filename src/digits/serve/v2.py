@@ -78,11 +78,11 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
         return {"name": "digits", "version": __version__, "extensions": ["binary_tensor_data"]}
 
     @routes.api_route("/health/live", methods=["GET", "HEAD"])
-    def live() -> JSONObject:
+    async def live() -> JSONObject:
         return {"live": True}
 
     @routes.api_route("/health/ready", methods=["GET", "HEAD"])
-    def ready() -> JSONObject:
+    async def ready() -> JSONObject:
         return {"ready": True}
 
     @routes.api_route("/models/{name}", methods=["GET", "HEAD"])
