@@ -186,7 +186,7 @@ def latency_row(latency: dict, page: str) -> tuple[str, str, str]:
     """The summary's row of `benchmarks/latency.py`: one 28×28 crop through the reader, against its decode."""
     crops = latency["sets"]["28×28 PNG crops"]
     return (
-        "a 28×28 PNG crop read by `Reader`, bytes to answer (median)",
+        "a 28×28 MNIST digit as a black-on-white PNG, read by `Reader`, bytes to answer (median)",
         f"{crops['reader_ms']:.2f} ms; {crops['ratio_to_decode']}× Pillow's decode",
         f"{page}#one-picture",
     )
