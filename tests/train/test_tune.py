@@ -165,7 +165,9 @@ def _running_trial(storage: str, name: str):
 
     try:
         trials = _study(storage, name).get_trials(states=(TrialState.RUNNING,))
-    except (KeyError, OperationalError):  # the study is not created yet, or the frozen worker holds the lock
+    # The study is not created yet, or the frozen worker holds the lock (Optuna wraps the
+    # "database is locked" of a write, such as the one opening a storage makes, in its own error).
+    except (KeyError, OperationalError, optuna.exceptions.StorageInternalError):
         return None
     return trials[0] if trials else None
 
