@@ -159,7 +159,8 @@ def segment_page(image: Image.Image) -> Segmented:
     A picture already in MNIST's format whose ink is one piece is one digit, itself
     (two digits squeezed into 28×28 pass for MNIST's format, and are analysed).
     """
-    if (ready := _already_mnist(image)) and _one_piece(ready[0].image):
+    ready = _already_mnist(image)
+    if ready and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
     analysis = analyse(image)
@@ -176,7 +177,8 @@ def segment_page(image: Image.Image) -> Segmented:
             same = made.has_ink and np.array_equal(digit, one_digit)
             line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))
         lines.append(line)
-    return Segmented(lines, made)
+    # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
+    return Segmented(lines, ready[0] if ready else made)
 
 
 def _one_piece(image: np.ndarray) -> bool:
