@@ -310,12 +310,12 @@ def markdown(report: dict) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--recipe", action="append", help="PRESET[:EPOCHS]; default: sprint, and sprint:8")
+    parser.add_argument("--recipe", action="append", help="PRESET[:EPOCHS]; default: sprint, sprint:8 and sprint-99.5")
     parser.add_argument("--quick", action="store_true", help="1 rep, 1 epoch on 3000 images; writes frontier-quick.*")
     parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--article-epochs", type=int, default=25, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.recipe = args.recipe or (["sprint"] if args.quick else ["sprint", "sprint:8"])
+    args.recipe = args.recipe or (["sprint"] if args.quick else ["sprint", "sprint:8", "sprint-99.5"])
     if args.quick:
         args.reps, args.article_epochs = 1, QUICK["article_epochs"]
     return args

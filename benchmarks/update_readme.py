@@ -193,22 +193,24 @@ def latency_row(latency: dict, page: str) -> tuple[str, str, str]:
 
 
 def frontier_row(frontier: dict, page: str) -> tuple[str, str, str]:
-    """The summary's row of `benchmarks/frontier.py`: digits' time to 99.0 % against the article's `fit`."""
+    """The summary's row of `benchmarks/frontier.py`: digits' least time to 99.0 % and to 99.5 % against the article's `fit`."""
     article = next(row for row in frontier["rows"] if row["contender"] == "article")
-    ours = min(
-        (row for row in frontier["rows"] if row["contender"] == "digits" and row.get("to_990") is not None),
-        key=lambda row: row["to_990"],
-        default=None,
-    )
+
+    def fastest(key: str, accuracy: str) -> str:
+        ours = min(
+            (row for row in frontier["rows"] if row["contender"] == "digits" and row.get(key) is not None),
+            key=lambda row: row[key],
+            default=None,
+        )
+        return f"{ours[key]:.1f} s to {accuracy} (`{ours['recipe']}`)" if ours else f"{accuracy} not reached"
+
     figure = (
-        f"{ours['to_990']:.1f} s (`{ours['recipe']}`) against {article['train_seconds']:.0f} s of the article's `fit` "
-        f"({article['final_accuracy']:.2%})"
-        if ours
-        else "not reached"
+        f"{fastest('to_990', '99.0 %')}, {fastest('to_995', '99.5 %')}; "
+        f"the article's `fit`: {article['train_seconds']:.0f} s ({article['final_accuracy']:.2%})"
     )
     return (
-        "time to 99.0 % MNIST test accuracy, training on this CPU",
-        figure.replace("%", " %"),
+        "time to 99.0 % and 99.5 % MNIST test accuracy, training on this CPU",
+        figure.replace("%)", " %)"),
         f"{page}#training-at-the-frontier",
     )
 

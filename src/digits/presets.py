@@ -25,6 +25,21 @@ _CNN: dict = {
     "augment": True,
 }
 
+# The `sprint` preset, which `sprint-99.5` builds on.
+_SPRINT: dict = {
+    "arch": "cnn",
+    "convs": [[16, 5, 2], [32, 5, 2], [64, 3, 2]],
+    "jit_compile": False,
+    "hidden": [128],
+    "batch_norm": True,
+    "epochs": 1,
+    "batch_size": 128,
+    "learning_rate": 1e-2,
+    "schedule": "onecycle",
+    "validation_split": 0.0,
+    "label_smoothing": 0.1,
+}
+
 # What each preset changes from TrainConfig's defaults.
 PRESETS: dict[str, dict] = {
     # The article, exactly: 784-128-32-10, Adam defaults, batch 32, 25 epochs,
@@ -115,19 +130,14 @@ PRESETS: dict[str, dict] = {
     # epoch, seed 0, a shared CPU): 98.99 % without smoothing, 99.09 % with it
     # (seeds 1-3: 99.08, 99.00, 99.06 %); OneCycle beat cosine decay over two
     # epochs (99.11 against 99.02 %); batches of 64 or 256 did worse than 128.
-    "sprint": {
-        "arch": "cnn",
-        "convs": [[16, 5, 2], [32, 5, 2], [64, 3, 2]],
-        "jit_compile": False,
-        "hidden": [128],
-        "batch_norm": True,
-        "epochs": 1,
-        "batch_size": 128,
-        "learning_rate": 1e-2,
-        "schedule": "onecycle",
-        "validation_split": 0.0,
-        "label_smoothing": 0.1,
-    },
+    "sprint": _SPRINT,
+    # Issue 22: the least time to 99.5 %: the sprint network and schedule over ten
+    # epochs, on digits deformed at half the cnn's strength (digits' own
+    # `augment.deform_batch`: 13 % more time over 4 epochs, 27.2 s against 24.1 s).
+    # Without deformations the sprint network stalls below 99.5 %: 99.44 % after 8
+    # epochs, 99.46 % after 12. Measured with seeds 0-2 (a shared CPU): 99.56,
+    # 99.55 and 99.59 % after the 9th epoch, 99.60, 99.54 and 99.63 % after the 10th.
+    "sprint-99.5": {**_SPRINT, "epochs": 10, "augment": 0.5},
     # Issue 22: the honest best single model: the cnn recipe, its last epoch, no
     # choice made on the test set or on validation. All 60000 training images
     # (no early stopping needs a validation split); label smoothing against the

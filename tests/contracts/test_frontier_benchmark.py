@@ -113,11 +113,15 @@ def test_the_readme_summary_row():
 
     rows = [
         {"contender": "article", "recipe": "article", "train_seconds": 48.2, "final_accuracy": 0.9736},
-        {"contender": "digits", "recipe": "sprint", "to_990": 14.26},
-        {"contender": "digits", "recipe": "sprint:8", "to_990": None},
+        {"contender": "keras", "recipe": "sprint", "to_990": 3.1, "to_995": None},
+        {"contender": "digits", "recipe": "sprint", "to_990": 14.26, "to_995": None},
+        {"contender": "digits", "recipe": "sprint:8", "to_990": None, "to_995": None},
+        {"contender": "digits", "recipe": "sprint-99.5", "to_990": 20.5, "to_995": 52.04},
     ]
     what, figure, link = update_readme.frontier_row({"rows": rows}, "docs/benchmarks.md")
-    assert figure == "14.3 s (`sprint`) against 48 s of the article's `fit` (97.36 %)"
-    assert link == "docs/benchmarks.md#training-at-the-frontier" and "99.0 %" in what
+    assert figure == (
+        "14.3 s to 99.0 % (`sprint`), 52.0 s to 99.5 % (`sprint-99.5`); the article's `fit`: 48 s (97.36 %)"
+    )
+    assert link == "docs/benchmarks.md#training-at-the-frontier" and "99.0 %" in what and "99.5 %" in what
     _, never, _ = update_readme.frontier_row({"rows": rows[:1]}, "docs/benchmarks.md")
-    assert never == "not reached"
+    assert never.startswith("99.0 % not reached, 99.5 % not reached;")
