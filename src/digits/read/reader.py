@@ -170,10 +170,11 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        At most two model calls, whatever the number of pictures: one for every
+        At most three model calls, whatever the number of pictures: one for every
         piece and every picture read whole (once when they are the same image),
-        one for the nudged copies that test whether the digits of every line
-        that can make a number are steady.
+        then the nudged copies that test whether the digits of every line that
+        can make a number are steady (`refusal.steady`: one call for the copies
+        that settle most digits, one for the rest).
         """
         images: list[np.ndarray] = []
         rows: dict[int, int] = {}
@@ -217,7 +218,7 @@ class Reader:
         ]
 
     def _steady_lines(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[bool]:
-        """For each line (its digits and their images): is every digit steady when nudged? One model call."""
+        """For each line (its digits and their images): is every digit steady when nudged? One or two model calls."""
         if not lines:
             return []
         # `line_digits` keeps only the digits that were read: none is None here.
