@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage
 
-from digits.read.refusal import _keep_reading, _linear_nudges, nudged, steady
+from digits.read.refusal import _linear_nudges, nudged, steady
 
 
 def test_nudged_copies_are_ndimages_transforms(mnist):
@@ -20,24 +20,33 @@ def test_nudged_copies_are_ndimages_transforms(mnist):
 
 
 def test_steady_asks_for_fewer_copies_and_answers_as_all_ten_would(mnist):
-    """A stand-in model whose reading flips with the ink's amount gives every mix of agreeing copies."""
+    """A stand-in model whose answer depends on each copy's ink gives digits settled by eight copies and open ones."""
     _, (x_test, _) = mnist
-    images = (x_test[:200] / np.float32(255)).astype(np.float32)
+    images = (x_test[:300] / np.float32(255)).astype(np.float32)
+    readings = np.arange(len(images)) % 3  # the reading each image's copies must keep
     asked = []
+
+    def answer(batch):
+        """Per copy: 0, 1 or 2 by its ink, and for some copies "not a digit" (column 10) above it."""
+        ink = batch.reshape(len(batch), -1).sum(axis=1)
+        return (ink * 5).astype(int) % 3 * (ink > 100), (ink * 13).astype(int) % 7 == 0
 
     def classify(batch):
         asked.append(len(batch))
-        ink = batch.reshape(len(batch), -1).sum(axis=1)
-        reading = (ink * 7).astype(int) % 2 * (ink > 95)  # a 1 for some copies of heavy images, else 0
+        best, refused = answer(batch)
         probabilities = np.full((len(batch), 11), 0.01, np.float32)
-        probabilities[np.arange(len(batch)), reading] = 0.9
+        probabilities[np.arange(len(batch)), best] = 0.8
+        probabilities[refused, 10] = 0.9
         return probabilities
 
-    readings = [0] * len(images)
-    every_copy = _keep_reading(classify, nudged(images), np.asarray(readings)).sum(axis=1) >= 8
-    asked.clear()
-    answers = steady(classify, images, readings)
-    np.testing.assert_array_equal(answers, every_copy)
-    assert 0 < every_copy.sum() < len(images), "the stand-in must give steady and unsteady images"
-    assert sum(asked) < 10 * len(images) and asked[0] == 8 * len(images)
-    assert len(asked) == 2, "some images were still open after eight copies"
+    copies = nudged(images)
+    best, refused = answer(copies.reshape(-1, 28, 28))
+    kept = ((best == np.repeat(readings, 10)) & ~refused).reshape(len(images), 10)
+    first_eight = kept[:, :8].sum(axis=1)
+    still_open = (first_eight >= 6) & (first_eight < 8)
+    assert still_open.any() and (first_eight == 8).any() and (first_eight < 6).any()
+    assert refused.any() and (kept.sum(axis=1) >= 8).any()
+
+    answers = steady(classify, images, list(readings))
+    np.testing.assert_array_equal(answers, kept.sum(axis=1) >= 8)
+    assert asked == [8 * len(images), 2 * still_open.sum()], "the last two copies only for the digits left open"

@@ -173,8 +173,8 @@ class Reader:
         At most three model calls, whatever the number of pictures: one for every
         piece and every picture read whole (once when they are the same image),
         then the nudged copies that test whether the digits of every line that
-        can make a number are steady (`refusal.steady`: one call for the copies
-        that settle most digits, one for the rest).
+        can make a number are steady (`refusal.steady`: one call for the first
+        eight copies of each digit, one more only for the digits they leave open).
         """
         images: list[np.ndarray] = []
         rows: dict[int, int] = {}
