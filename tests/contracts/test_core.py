@@ -2,6 +2,7 @@
 
 import math
 import os
+import subprocess
 import sys
 
 import pytest
@@ -101,6 +102,18 @@ def test_native_log_lines_are_dropped_and_everything_else_kept(capfd):
         os.write(2, b"I0000 00:00:1795674312.478481    6472 port.cc:153] oneDNN custom operations are on.\n")
         print("a Python warning", file=sys.stderr)
     assert capfd.readouterr().err == "a Python warning\n"
+
+
+@pytest.mark.parametrize(("setting", "on"), [(None, True), ("0", False), ("1", True)])
+def test_onednn_is_on_unless_the_user_turns_it_off(setting, on):
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    env |= {"TF_ENABLE_ONEDNN_OPTS": setting} if setting else {}
+    probe = (
+        "from digits.train import tf as backend; backend.load(); "
+        "from tensorflow.python.util import _pywrap_util_port; print(_pywrap_util_port.IsMklEnabled())"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.split() == [str(on)]
 
 
 def test_no_command_lets_tensorflow_talk_on_stderr(tmp_path):
