@@ -30,9 +30,9 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess
     return subprocess.run([DIGITS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter, so what it imports is all that is in sys.modules."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter (with `env`, else this one's), so what it imports is all that is in sys.modules."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -2,7 +2,6 @@
 
 import math
 import os
-import subprocess
 import sys
 
 import pytest
@@ -112,7 +111,7 @@ def test_onednn_is_on_unless_the_user_turns_it_off(setting, on):
         "from digits.train import tf as backend; backend.load(); "
         "from tensorflow.python.util import _pywrap_util_port; print(_pywrap_util_port.IsMklEnabled())"
     )
-    found = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    found = run_python(probe, env)
     assert found.stdout.split() == [str(on)]
 
 
