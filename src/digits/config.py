@@ -223,6 +223,10 @@ class TrainConfig(Settings, Mapping[str, Any]):
     # extra digit sets whose training parts join training, and of the sets
     # of real non-digit pictures learnt as "not a digit".
     extra_digits: tuple[str, ...] = setting(_names_from(*DIGIT_SETS), ())
+    # How many times each epoch sees the extra sets' training digits: their few
+    # thousand writers are otherwise a small share beside MNIST's and the
+    # photographed digits, and the model underfits them.
+    extra_repeat: int = setting(int_at_least(1), 1)
     real_negatives: tuple[str, ...] = setting(_names_from(*NEGATIVE_SETS), ())
     # At most this many real negatives, drawn at random (0: all of them).
     real_negatives_limit: int = setting(int_at_least(0), 0)

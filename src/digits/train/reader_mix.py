@@ -3,7 +3,8 @@
 Contract (`digits.train.add_reader_data` calls `extra_training`):
 
   * `extra_digits` names digit sets (`digits.data.DIGIT_SETS`) whose
-    *training* parts join the training images. CVL's validation writers join
+    *training* parts join the training images, `extra_repeat` times each
+    (every copy is deformed afresh by the training's augmentation). CVL's validation writers join
     the validation images instead, so validation (and the temperature fitted
     on it, `digits.calibration`) sees writers training never saw; CVL's
     evaluation writers, and every set's test part, are never touched here.
@@ -38,13 +39,17 @@ def _floats(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-def more_writers(names: Sequence[str], data_dir: str | os.PathLike | None, progress: bool = False) -> tuple[list, list]:
-    """(training parts, validation parts) of the named digit sets, each part (images, labels)."""
+def more_writers(
+    names: Sequence[str], data_dir: str | os.PathLike | None, progress: bool = False, repeat: int = 1
+) -> tuple[list, list]:
+    """(training parts, validation parts) of the named digit sets, each part (images, labels); each
+    training part holds its set's training digits `repeat` times over."""
     train, val = [], []
     for name in names:
         parts = extra_data.load_parts(name, data_dir, progress=progress)
+        images, labels = parts["train"]
         # A digit set's parts always have labels (only negatives come without).
-        train.append((_floats(parts["train"][0]), parts["train"][1].astype(np.int32)))  # type: ignore[union-attr]
+        train.append((np.tile(_floats(images), (repeat, 1, 1)), np.tile(labels.astype(np.int32), repeat)))  # type: ignore[union-attr]
         if "val" in parts:
             val.append((_floats(parts["val"][0]), parts["val"][1].astype(np.int32)))  # type: ignore[union-attr]
     return train, val
@@ -70,7 +75,7 @@ def extra_training(
     """(training parts, validation parts), each part (images, labels), that the config's extra sets add."""
     from digits.spec import REJECT
 
-    train, val = more_writers(config.extra_digits, data_dir, progress)
+    train, val = more_writers(config.extra_digits, data_dir, progress, config.extra_repeat)
     if config.real_negatives:
         negatives_train, negatives_val = real_negatives(
             config.real_negatives, data_dir, config.seed, config.real_negatives_limit, progress
