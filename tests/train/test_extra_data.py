@@ -231,6 +231,13 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
     assert (train_labels == REJECT).sum() + (val_labels == REJECT).sum() == 40 and (val_labels == REJECT).sum() == 2
     images = np.concatenate([images for images, _ in train + val])
     assert images.dtype == np.float32 and images.max() <= 1.0
+    # extra_repeat shows the training digits that many times; validation and the negatives stay as they were.
+    repeated = TrainConfig.from_preset("tiny", {**mix, "extra_repeat": 3}, "mnist", 0, None)
+    repeated_train, repeated_val = extra_training(repeated, tmp_path)
+    repeated_labels = np.concatenate([labels for _, labels in repeated_train])
+    assert sorted(repeated_labels[repeated_labels != REJECT]) == sorted([0, 0, 1, 2, 3] * 3)
+    assert (repeated_labels == REJECT).sum() == (train_labels == REJECT).sum()
+    assert sum(len(labels) for _, labels in repeated_val) == len(val_labels)
     # A limit draws that many of the real negatives, and the same ones for the same seed.
     limited = TrainConfig.from_preset("tiny", {**mix, "real_negatives_limit": 20}, "mnist", 0, None)
     _, limited_val = extra_training(limited, tmp_path)
