@@ -8,6 +8,8 @@ line, left to right. All work on the components an `Analysis` kept
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from digits.read.geometry import gap, typical_height, union
@@ -65,6 +67,14 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
 # many digit heights. Chaining neighbour to neighbour follows a slope or an arc.
 _LINE_OVERLAP = 0.4
 _LINE_GAP = 4.0
+# A number on an arc (`_join_arcs`): a piece of it stands at most this many
+# digit heights above or below the pieces beside it (lines of a page stand 1.3
+# or more apart), at most this many digit heights right of the piece before
+# (a thin 1 leaves a wide gap), overlapping it by at most this share of the
+# narrower one's width.
+_ARC_RISE = 0.9
+_ARC_GAP = 1.5
+_ARC_OVERLAP = 0.25
 # A line whose tallest piece is under this fraction of the page's digit
 # height is a scrap (a speck, a stray mark between lines), not writing.
 _LINE_MIN_HEIGHT = 0.4
@@ -104,10 +114,72 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
         lines.setdefault(root(i), []).append(i)
     kept = [
         members
-        for members in lines.values()
+        for members in _join_arcs(list(lines.values()), boxes, page_height)
         if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height
     ]
     return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+
+
+def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float) -> list[list[int]]:
+    """Lines that are parts of one number written on an arc, joined.
+
+    On an arc, a number's middle digits ride up to most of a digit's height
+    above (or below) its ends: too far to chain with them. Its ends, level
+    with each other, may still chain across the middle; or the number comes
+    out as pieces of lines, each starting where the one before ends. So a
+    line joins another when it sits in the gap between two consecutive
+    pieces of the other, or starts right of the other's last piece (within
+    `_ARC_GAP` digit heights, over or under none of its pieces); and, either
+    way, its pieces' middles are within `_ARC_RISE` digit heights of the
+    pieces beside them. The lines of a page lie further apart than that, a
+    line below another starts under it, and the digits of one number stand
+    too close together for another line to fit between them: ordinary lines
+    are never joined.
+    """
+
+    def centre(i: int) -> float:
+        return (boxes[i][1] + boxes[i][3]) / 2
+
+    def near(i: int, j: int) -> bool:
+        return abs(centre(i) - centre(j)) <= _ARC_RISE * page_height
+
+    def slack(i: int, j: int) -> float:
+        return _ARC_OVERLAP * min(boxes[i][2] - boxes[i][0], boxes[j][2] - boxes[j][0])
+
+    def in_a_gap(middle: list[int], host: list[int]) -> bool:
+        """Whether all of `middle` sits between two consecutive pieces of `host`, near their height."""
+        for left, right in itertools.pairwise(host):
+            if all(
+                boxes[left][2] - slack(left, i) <= boxes[i][0]
+                and boxes[i][2] <= boxes[right][0] + slack(i, right)
+                and near(i, left)
+                and near(i, right)
+                for i in middle
+            ):
+                return True
+        return False
+
+    def goes_on(after: list[int], host: list[int]) -> bool:
+        """Whether `after` starts just right of `host`'s last piece, near its height, beside none of `host`."""
+        last, first = max(host, key=lambda i: boxes[i][2]), after[0]
+        gap = boxes[first][0] - boxes[last][2]
+        return (
+            -slack(last, first) <= gap <= _ARC_GAP * page_height
+            and near(first, last)
+            and all(boxes[i][0] >= boxes[j][2] - slack(i, j) for i in after for j in host)
+        )
+
+    ordered = [sorted(line, key=lambda i: boxes[i][0]) for line in lines]
+    while True:
+        pair = next(
+            ((a, b) for a in ordered for b in ordered if b is not a and (in_a_gap(b, a) or goes_on(b, a))),
+            None,
+        )
+        if pair is None:
+            return ordered
+        host, joining = pair
+        ordered.remove(joining)
+        host[:] = sorted(host + joining, key=lambda i: boxes[i][0])
 
 
 def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:

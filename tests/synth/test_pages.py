@@ -1,0 +1,48 @@
+"""The page generator: pages of numbers in the scenes real pages come in."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits.read.load import load_image
+from digits.synth import pages
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    _, (x_test, y_test) = mnist
+    return x_test[:200], y_test[:200]
+
+
+def test_same_seed_gives_the_same_pages_and_every_scene_comes_in_turn(digits):
+    first, again = pages.make_pages(*digits, 7, seed=3), pages.make_pages(*digits, 7, seed=3)
+    assert [p.tobytes() for p, _, _ in first] == [p.tobytes() for p, _, _ in again]
+    assert [scene for _, _, scene in first] == list(pages.SCENES)
+    for _, text, scene in first:
+        numbers = text.split("\n")
+        assert 2 <= len(numbers) <= 4 and all(2 <= len(n) <= 5 and n.isdigit() for n in numbers), scene
+
+
+def test_the_exif_scene_is_stored_on_its_side_and_loads_upright(digits):
+    ((picture, _, _),) = pages.make_pages(*digits, 1, seed=0, scenes=("exif rotation",))
+    data = pages.encoded(picture)
+    stored = Image.open(io.BytesIO(data))
+    assert stored.getexif()[0x0112] in (6, 8)
+    assert load_image(data).size == stored.size[::-1]
+
+
+def test_a_sheet_on_a_desk_shows_the_desk_round_it(digits):
+    ((picture, _, _),) = pages.make_pages(*digits, 1, seed=0, scenes=("sheet on a desk",))
+    grey = np.asarray(picture.convert("L"), dtype=np.float32)
+    corners = [grey[:5, :5], grey[:5, -5:], grey[-5:, :5], grey[-5:, -5:]]
+    middle = grey[grey.shape[0] // 3 : 2 * grey.shape[0] // 3, grey.shape[1] // 3 : 2 * grey.shape[1] // 3]
+    assert all(np.median(corner) != pytest.approx(np.median(middle), abs=8) for corner in corners)
+
+
+def test_unknown_scenes_are_refused(digits):
+    with pytest.raises(ValueError, match="scenes must be among"):
+        pages.make_pages(*digits, 1, seed=0, scenes=("moon",))
