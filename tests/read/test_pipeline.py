@@ -175,6 +175,23 @@ def test_a_tilted_sheet_is_told_from_the_table(angle):
     assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
 
 
+def test_a_sheet_half_in_shadow_is_still_one_sheet():
+    """Light falling off across the sheet puts its far side below Otsu's split, and there is writing there too."""
+    from digits.read.load import working_grey
+    from digits.read.sheet import outside_sheet
+
+    photo = Image.new("RGB", (400, 300), (130, 110, 90))  # a light wooden desk
+    photo.paste((235, 235, 228), (60, 40, 340, 260))
+    draw = ImageDraw.Draw(photo)
+    draw_digit(draw, "7", (100, 90, 150, 200), 8, fill=(20, 20, 60))
+    draw_digit(draw, "1", (260, 90, 310, 200), 8, fill=(20, 20, 60))
+    light = np.linspace(1.0, 0.35, 400, dtype=np.float32)[None, :, None]  # bright on the left, dim on the right
+    shaded = Image.fromarray(np.uint8(np.asarray(photo, dtype=np.float32) * light))
+    outside = outside_sheet(working_grey(shaded, 512)[0])
+    assert outside is not None and outside[0, 0] and outside[-1, -1]
+    assert not outside[150, 100] and not outside[150, 290]  # both halves of the sheet are sheet
+
+
 def test_specks_are_dropped():
     clean = paper("7")
     noisy = clean.copy()

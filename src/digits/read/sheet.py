@@ -13,6 +13,10 @@ from PIL import Image
 
 from digits.read.levels import MIN_CONTRAST, otsu
 
+# Where Otsu's split cuts a sheet, the levels tried next: these shares of the
+# way down from Otsu's level to the median of what lies below it.
+_LOWER_LEVELS = (0.25, 0.5, 0.75)
+
 
 def _rectangle_area(region: np.ndarray) -> float:
     """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
@@ -45,7 +49,9 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     holes are filled, is big, nearly fills its smallest enclosing rectangle
     (a sheet is a quadrilateral; a digit is not), has a few holes (the ink)
     but is mostly solid, leaves part of the border to the table, ends in a
-    sharp step of brightness and has no writing outside it. Returns the
+    sharp step of brightness and has no writing outside it. Uneven light
+    can leave part of a bright sheet below Otsu's level, so lower levels,
+    towards the desk's, are tried next. Returns the
     mask of everything else, or None when the sheet fills the picture (the
     usual case).
     """
@@ -57,8 +63,14 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     small = ndimage.gaussian_filter(np.asarray(Image.fromarray(grey, "F").resize(size, Image.Resampling.BOX)), 1.0)
     if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
         return None
-    bright = small > otsu(small.ravel())
-    for side in (bright, ~bright):
+    level = otsu(small.ravel())
+    bright = small > level
+    # Uneven light darkens part of a sheet below Otsu's split, which then
+    # cuts the sheet in two (and finds writing beyond its bright part): a
+    # bright sheet is also looked for above lower levels, towards the desk's.
+    desk = float(np.median(small[~bright])) if (~bright).any() else level
+    lower = [small > level - step * (level - desk) for step in _LOWER_LEVELS]
+    for side in (bright, *lower, ~bright):
         labels, count = ndimage.label(side)
         if count == 0:
             continue
