@@ -12,7 +12,7 @@ line counts when it is read exactly somewhere on its page.
 With `--peers`, RapidOCR (PP-OCR in ONNX Runtime, from its wheel) reads the
 same files in the same run, its digits kept line by line (`peers.py`).
 
-    python benchmarks/synth_pages.py [--pages 140] [--seed 0] [--model RUN] [--peers]
+    python benchmarks/synth_pages.py [--pages 140] [--seed 2] [--model RUN] [--peers]
 
 Writes `synth_pages.json` and `synth_pages.md` to `--out` (default benchmarks/results).
 """
@@ -23,7 +23,7 @@ import argparse
 import platform
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from _common import RESULTS, results_table, write_results
@@ -35,7 +35,11 @@ from digits.synth.pages import SCENES, encoded, make_pages
 def score(texts: list[str], expected: list[str]) -> dict:
     """Exact pages and lines found, over pictures of one scene."""
     pages = sum(got == want for got, want in zip(texts, expected, strict=True))
-    lines = sum(len(set(want.split("\n")) & set(got.split("\n"))) for got, want in zip(texts, expected, strict=True))
+    # A number written twice on a page counts twice: multisets, not sets.
+    lines = sum(
+        (Counter(want.split("\n")) & Counter(got.split("\n"))).total()
+        for got, want in zip(texts, expected, strict=True)
+    )
     return {
         "pages": len(expected),
         "exact": pages,
@@ -79,7 +83,8 @@ def table(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=140, help="pages in all, the scenes taking turns")
-    parser.add_argument("--seed", type=int, default=0)
+    # The reader's rules for arcs and sheets were changed looking at seeds 0 and 1: report another.
+    parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--model", default=None, help="run folder or .onnx file (default: the shipped model)")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
     parser.add_argument("--peers", action="store_true", help="RapidOCR reads the same files")
@@ -90,13 +95,11 @@ def main() -> None:
 
     x, y = load_test("mnist", args.data_dir)
     reader = Reader(args.model)
-    name = (
-        "digits"
-        if args.model is None
-        else Path(args.model).stem
-        if args.model.endswith(".onnx")
-        else Path(args.model).name
-    )
+    if args.model is None:
+        name = "digits"
+    else:
+        model = Path(args.model)
+        name = model.stem if model.suffix == ".onnx" else model.name
     readers = {name: lambda file: reader.read_page(file).text}
     if args.peers:
         from peers import rapidocr_version, read_rapidocr

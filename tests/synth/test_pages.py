@@ -35,6 +35,18 @@ def test_the_exif_scene_is_stored_on_its_side_and_loads_upright(digits):
     assert load_image(data).size == stored.size[::-1]
 
 
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_each_stored_turn_is_the_one_its_exif_orientation_undoes(orientation):
+    """A mark in the upright page's top-left corner is there again once the stored file is loaded."""
+    upright = Image.new("RGB", (120, 80), "white")
+    upright.paste((0, 0, 0), (0, 0, 30, 20))
+    stored = upright.transpose(pages._STORED_TURN[orientation])
+    stored.info["exif_orientation"] = orientation
+    loaded = np.asarray(load_image(pages.encoded(stored)).convert("L"))
+    assert loaded.shape == (80, 120)
+    assert loaded[:20, :30].mean() < 40 and loaded[-20:, -30:].mean() > 200
+
+
 def test_a_sheet_on_a_desk_shows_the_desk_round_it(digits):
     ((picture, _, _),) = pages.make_pages(*digits, 1, seed=0, scenes=("sheet on a desk",))
     grey = np.asarray(picture.convert("L"), dtype=np.float32)

@@ -236,6 +236,10 @@ def test_the_reader_mixes_training_writers_and_real_negatives_but_never_held_out
     repeated_train, repeated_val = extra_training(repeated, tmp_path)
     repeated_labels = np.concatenate([labels for _, labels in repeated_train])
     assert sorted(repeated_labels[repeated_labels != REJECT]) == sorted([0, 0, 1, 2, 3] * 3)
+    for (once, once_labels), (thrice, thrice_labels) in zip(train[:2], repeated_train[:2], strict=True):
+        assert np.array_equal(thrice, np.concatenate([once] * 3)) and np.array_equal(
+            thrice_labels, np.tile(once_labels, 3)
+        )
     assert (repeated_labels == REJECT).sum() == (train_labels == REJECT).sum()
     assert sum(len(labels) for _, labels in repeated_val) == len(val_labels)
     # A limit draws that many of the real negatives, and the same ones for the same seed.

@@ -114,10 +114,13 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
         lines.setdefault(root(i), []).append(i)
     kept = [
         members
-        for members in _join_arcs(list(lines.values()), boxes, page_height)
+        for members in lines.values()
         if max(boxes[i][3] - boxes[i][1] for i in members) >= _LINE_MIN_HEIGHT * page_height
     ]
-    return sorted(kept, key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]))
+    return sorted(
+        _join_arcs(kept, boxes, page_height),
+        key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]),
+    )
 
 
 def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float) -> list[list[int]]:
@@ -134,7 +137,8 @@ def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float
     pieces beside them. The lines of a page lie further apart than that, a
     line below another starts under it, and the digits of one number stand
     too close together for another line to fit between them: ordinary lines
-    are never joined.
+    are never joined. Only pairs whose boxes are that close are tested, so a
+    page of hundreds of pieces costs little more than a line of them.
     """
 
     def centre(i: int) -> float:
@@ -170,16 +174,43 @@ def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float
         )
 
     ordered = [sorted(line, key=lambda i: boxes[i][0]) for line in lines]
-    while True:
-        pair = next(
-            ((a, b) for a in ordered for b in ordered if b is not a and (in_a_gap(b, a) or goes_on(b, a))),
-            None,
-        )
-        if pair is None:
-            return ordered
-        host, joining = pair
-        ordered.remove(joining)
-        host[:] = sorted(host + joining, key=lambda i: boxes[i][0])
+    if len(ordered) < 2:
+        return ordered
+    # Each line's box; a pair can join only if the second starts within the
+    # first's span (or just past it) and their middles are within reach.
+    spans = np.array(
+        [
+            [min(boxes[i][k] for i in line) if k < 2 else max(boxes[i][k] for i in line) for k in range(4)]
+            for line in ordered
+        ],
+        dtype=float,
+    )
+    middles = (spans[:, 1] + spans[:, 3]) / 2
+    reach = _ARC_RISE * page_height + (spans[:, 3] - spans[:, 1])
+    starts = spans[:, 0][None, :]
+    close = (
+        (starts >= spans[:, 0][:, None] - page_height)
+        & (starts <= spans[:, 2][:, None] + _ARC_GAP * page_height)
+        & (np.abs(middles[None, :] - middles[:, None]) <= reach[:, None])
+    )
+    np.fill_diagonal(close, False)
+    parent = list(range(len(ordered)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for host, joining in zip(*np.nonzero(close), strict=True):
+        if root(host) != root(joining) and (
+            in_a_gap(ordered[joining], ordered[host]) or goes_on(ordered[joining], ordered[host])
+        ):
+            parent[root(joining)] = root(host)
+    joined: dict[int, list[int]] = {}
+    for k, line in enumerate(ordered):
+        joined.setdefault(root(k), []).extend(line)
+    return [sorted(line, key=lambda i: boxes[i][0]) for line in joined.values()]
 
 
 def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:

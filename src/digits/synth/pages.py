@@ -7,15 +7,15 @@ so each can be measured apart and a change to the reader's rules can be
 judged on pictures that are not the real ones (`benchmarks/synth_pages.py`):
 
   * `sheet`: a whole photo of paper with the numbers on it;
-  * `sheet on a desk`: a smaller sheet, turned a little, on a dark or wooden
-    desk that fills the rest of the photo;
-  * `sticky note`: a small yellow square on a desk, its numbers close together;
+  * `sheet on a desk`: a smaller sheet, turned a little, on a dark, wooden
+    or grey desk that fills the rest of the photo;
+  * `sticky note`: a small yellow note on a desk, its numbers close together;
   * `ruled paper`: blue lines under the numbers (each number sits on one) and
     a red margin;
   * `arc`: each number written along a gentle curve, its middle digits up to
     0.8 of a digit's height above (or below) its ends;
-  * `table and border`: the numbers in the cells of a ruled table, inside
-    the black border a scanner leaves round a page;
+  * `table and border`: the numbers in the cells of a ruled table, with the
+    black border a scanner leaves along a page's top, bottom and left edges;
   * `exif rotation`: a sheet stored on its side with the EXIF orientation
     that turns it upright, as phones save photos.
 
@@ -27,12 +27,14 @@ Each page's text is its numbers top to bottom, joined with "\\n", as
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
 from digits.synth import photograph
 
-__all__ = ["SCENES", "make_pages"]
+__all__ = ["SCENES", "encoded", "make_pages"]
 
 SCENES = ("sheet", "sheet on a desk", "sticky note", "ruled paper", "arc", "table and border", "exif rotation")
 
@@ -48,7 +50,7 @@ def _number(x, y, rng, style, arc: bool) -> tuple[list[np.ndarray], list[tuple[i
     """One number: glyphs, their offsets from the line's top left, its text, its width and how far its arc rises."""
     count = int(rng.integers(2, 6))
     indices = rng.choice(len(x), size=count)
-    glyphs = [photograph._glyph(x[i], style, rng, max_angle=8) for i in indices]
+    glyphs = [photograph.digit_coverage(x[i], style, rng, max_angle=8) for i in indices]
     gaps = rng.uniform(0.2, 0.6, size=count - 1) * style.height
     # On an arc the digits climb (or fall) along a parabola; otherwise they wobble a little.
     bend = rng.uniform(0.4, 0.8) * style.height * rng.choice([-1, 1]) if arc else 0.0
@@ -113,18 +115,18 @@ def _table(image: Image.Image, baselines: list[int], column: int, height: float,
 
 def _on_a_desk(sheet: Image.Image, rng, scale: float) -> Image.Image:
     """The sheet, turned up to 6°, on a desk `scale` times its size, lit and noisy like a photo."""
-    desk_colour = photograph._pick(rng, _DESKS)
+    desk_colour = photograph.pick(rng, _DESKS)
     angle = float(rng.uniform(-6, 6))
     turned = sheet.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     mask = Image.new("L", sheet.size, 255).rotate(angle, Image.Resampling.BICUBIC, expand=True)
     width, height = (int(side * scale) for side in turned.size)
-    texture = 1 + 0.06 * photograph._smooth_noise(rng, (height, width), max(width, height) / 30)[..., None]
+    texture = 1 + 0.06 * photograph.smooth_noise(rng, (height, width), max(width, height) / 30)[..., None]
     desk = Image.fromarray(np.round(np.clip(desk_colour * texture, 0, 1) * 255).astype(np.uint8), "RGB")
     left = int(rng.uniform(0.2, 0.8) * (width - turned.width))
     top = int(rng.uniform(0.2, 0.8) * (height - turned.height))
     desk.paste(turned, (left, top), mask)
     pixels = np.asarray(desk, dtype=np.float32) / 255
-    pixels *= photograph._lighting(rng, (height, width)).astype(np.float32)[..., None]
+    pixels *= photograph.lighting(rng, (height, width)).astype(np.float32)[..., None]
     pixels += 0.02 * rng.standard_normal(size=pixels.shape, dtype=np.float32)
     return Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), "RGB")
 
@@ -146,7 +148,7 @@ def _page(x, y, rng, scene: str) -> tuple[Image.Image, str]:
     image = photograph.render(glyphs, [(t + top, c + left) for t, c in offsets], shape, style, rng)
     baselines = [b + top for b in baselines]
     if scene == "ruled paper":
-        step = int(np.median(np.diff(baselines))) if len(baselines) > 1 else int(style.height * 1.7)
+        step = int(np.median(np.diff(baselines)))  # a page has 2 to 4 lines
         rows = list(range(baselines[0] % step, shape[0], step))
         image = _paint_rules(image, rows, left - int(style.height * 0.4), rng)
     elif scene == "table and border":
@@ -170,7 +172,7 @@ def make_pages(x, y, n: int, seed: photograph.Seed, scenes=SCENES) -> list[tuple
     saves it as a JPEG whose EXIF orientation turns it upright.
     """
     x, y = np.asarray(x), np.asarray(y)
-    photograph._check(x, y)
+    photograph.check_digits(x, y)
     unknown = set(scenes) - set(SCENES)
     if unknown or not scenes:
         raise ValueError(f"scenes must be among {', '.join(SCENES)}; not {', '.join(sorted(unknown)) or 'none'}.")
@@ -180,8 +182,6 @@ def make_pages(x, y, n: int, seed: photograph.Seed, scenes=SCENES) -> list[tuple
 
 def encoded(picture: Image.Image) -> bytes:
     """A page as the JPEG file a phone would save: quality 90, with its EXIF orientation when it has one."""
-    import io
-
     exif = Image.Exif()
     if "exif_orientation" in picture.info:
         exif[_EXIF_ORIENTATION] = picture.info["exif_orientation"]

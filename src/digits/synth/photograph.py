@@ -36,7 +36,18 @@ from PIL import Image
 
 from digits.spec import SHAPE
 
-__all__ = ["make_lines", "make_singles", "random_stream", "write_set"]
+__all__ = [
+    "digit_coverage",
+    "lighting",
+    "make_lines",
+    "make_singles",
+    "paper_style",
+    "pick",
+    "random_stream",
+    "render",
+    "smooth_noise",
+    "write_set",
+]
 
 # Colours as RGB in [0, 1].
 _PAPERS = {
@@ -87,7 +98,7 @@ class _Style:
     jpeg: int  # JPEG quality, 0 = no JPEG
 
 
-def _pick(rng: np.random.Generator, table: dict) -> np.ndarray:
+def pick(rng: np.random.Generator, table: dict) -> np.ndarray:
     keys = sorted(table)
     return np.array(table[keys[int(rng.integers(len(keys)))]], dtype=np.float64)
 
@@ -99,10 +110,10 @@ def paper_style(rng: np.random.Generator, height_range: tuple[float, float]) -> 
     extra = float(rng.uniform(0.01, 0.035) * height) if stroke == "thick" else 0.0
     chalk = bool(rng.random() < 0.2)
     if chalk:
-        paper, ink = _pick(rng, _BOARDS), _pick(rng, _CHALKS)
+        paper, ink = pick(rng, _BOARDS), pick(rng, _CHALKS)
         grain = float(rng.uniform(0.1, 0.45))
     else:
-        paper, ink = _pick(rng, _PAPERS), _pick(rng, _INKS)
+        paper, ink = pick(rng, _PAPERS), pick(rng, _INKS)
         pencil = np.ptp(ink) < 0.05 and ink[0] > 0.2  # grey, not black
         grain = float(rng.uniform(0.1, 0.3)) if pencil else 0.0
     # A white-balance tint shifts paper and ink alike, as a camera would.
@@ -124,7 +135,7 @@ def paper_style(rng: np.random.Generator, height_range: tuple[float, float]) -> 
     )
 
 
-def _glyph(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle: float) -> np.ndarray:
+def digit_coverage(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle: float) -> np.ndarray:
     """Ink coverage in [0, 1] of one MNIST digit, scaled, re-stroked and rotated."""
     from scipy import ndimage
 
@@ -156,7 +167,7 @@ def _glyph(digit: np.ndarray, style: _Style, rng: np.random.Generator, max_angle
     return coverage[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Low-frequency noise with unit standard deviation (paper texture, chalk).
 
     Wide noise is drawn on a coarser grid and enlarged: the same look for a
@@ -173,7 +184,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return field / max(float(field.std()), 1e-9)
 
 
-def _lighting(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def lighting(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """A multiplicative light field: gradient, vignette and maybe a shadow edge."""
     height, width = shape
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -207,14 +218,14 @@ def render(
         np.maximum(region, glyph, out=region)
     if style.grain:
         # Chalk and pencil leave the paper showing through the stroke.
-        breakup = _smooth_noise(rng, shape, max(0.8, style.height / 60))
+        breakup = smooth_noise(rng, shape, max(0.8, style.height / 60))
         coverage *= np.clip(1 - style.grain * (0.6 + 0.6 * breakup), 0, 1)
     coverage *= style.opacity
-    texture = 0.025 * _smooth_noise(rng, shape, max(height, width) / 25)
+    texture = 0.025 * smooth_noise(rng, shape, max(height, width) / 25)
     texture += 0.012 * rng.standard_normal(size=shape, dtype=np.float32)
     paper = style.paper.astype(np.float32)[None, None, :] * (1 + texture[..., None])
     picture = paper * (1 - coverage[..., None]) + style.ink.astype(np.float32)[None, None, :] * coverage[..., None]
-    picture *= _lighting(rng, shape).astype(np.float32)[..., None]
+    picture *= lighting(rng, shape).astype(np.float32)[..., None]
     if style.blur > 0.3:
         picture = ndimage.gaussian_filter(picture, (style.blur, style.blur, 0), truncate=3)
     picture += style.noise * rng.standard_normal(size=picture.shape, dtype=np.float32)
@@ -230,7 +241,7 @@ def render(
     return image
 
 
-def _check(x: np.ndarray, y: np.ndarray) -> None:
+def check_digits(x: np.ndarray, y: np.ndarray) -> None:
     if x.ndim != 3 or x.shape[1:] != SHAPE or len(x) != len(y) or len(x) == 0:
         raise ValueError("x must be (N, 28, 28) MNIST images with N labels in y.")
 
@@ -251,12 +262,12 @@ def _indices(rng: np.random.Generator, total: int, n: int) -> np.ndarray:
 def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
     """`n` photo-like images of one MNIST digit of (x, y) each, with their labels."""
     x, y = np.asarray(x), np.asarray(y)
-    _check(x, y)
+    check_digits(x, y)
     rng = random_stream(seed, 1)
     samples = []
     for index in _indices(rng, len(x), n):
         style = paper_style(rng, (28, 180))
-        glyph = _glyph(x[index], style, rng, max_angle=12)
+        glyph = digit_coverage(x[index], style, rng, max_angle=12)
         gh, gw = glyph.shape
         # A canvas between about 1.5× and 4× the digit, never huge.
         margin = rng.uniform(0.25, 1.5, size=4) * style.height
@@ -275,14 +286,14 @@ def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
 def make_lines(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, str]]:
     """`n` images of a written number of 2 to 5 MNIST digits of (x, y), with its text."""
     x, y = np.asarray(x), np.asarray(y)
-    _check(x, y)
+    check_digits(x, y)
     rng = random_stream(seed, 2)
     samples = []
     for _ in range(n):
         count = int(rng.integers(2, 6))
         indices = _indices(rng, len(x), count)
         style = paper_style(rng, (28, 110))
-        glyphs = [_glyph(x[i], style, rng, max_angle=8) for i in indices]
+        glyphs = [digit_coverage(x[i], style, rng, max_angle=8) for i in indices]
         gaps = rng.uniform(0.15, 0.6, size=count - 1) * style.height
         jitter = rng.uniform(-0.08, 0.08, size=count) * style.height
         margin = rng.uniform(0.3, 1.2, size=4) * style.height
