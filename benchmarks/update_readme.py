@@ -175,11 +175,26 @@ def summary_block() -> str:
         rows.append(frontier_row(json.loads((RESULTS / "frontier.json").read_text()), page))
     if (RESULTS / "latency.json").is_file():
         rows.append(latency_row(json.loads((RESULTS / "latency.json").read_text()), page))
+    if (RESULTS / "synth_pages.json").is_file():
+        rows.append(pages_row(json.loads((RESULTS / "synth_pages.json").read_text()), page))
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
     machine = accuracy["machine"]
     lines += ["", f"Measured on {machine['cpu']}, {machine['cores']} cores; each table names its command and date."]
     return "\n".join(lines)
+
+
+def pages_row(pages: dict, page: str) -> tuple[str, str, str]:
+    """Generated pages read exactly, by the reader and by each peer of the same run."""
+    scores = {name: by_scene["all"] for name, by_scene in pages["results"].items()}
+    ours = next(iter(scores))  # the reader is the first contender
+    figure = f"{scores[ours]['exact']} of {scores[ours]['pages']}"
+    peers = [f"{name}: {score['exact']}" for name, score in scores.items() if name != ours]
+    return (
+        "generated pages of 2 to 4 numbers in seven scenes, read exactly",
+        figure + (f" ({'; '.join(peers)})" if peers else ""),
+        f"{page}#generated-pages-scene-by-scene",
+    )
 
 
 def latency_row(latency: dict, page: str) -> tuple[str, str, str]:
