@@ -113,10 +113,6 @@ PRESETS: dict[str, dict] = {
         "photo_singles": 20000,
         "photo_lines": 20000,
         "extra_digits": list(DIGIT_SETS),
-        # Seen once per epoch, CVL's writers stayed underfitted: the shipped
-        # model of 2026-12-01 read 96.3 % of the very CVL digits it trained on
-        # (and refused plain 0s and 8s among them).
-        "extra_repeat": 3,
         # Doodles and Latin capitals. Omniglot's characters of 50 scripts, even
         # without its digit look-alikes, taught the model to refuse real digits
         # (1 % of the real single digits, a 0 on a page); and all 50,000 real
