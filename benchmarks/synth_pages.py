@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.pages < 1:
-        sys.exit("--pages must be at least 1.")
+        parser.error("--pages must be at least 1.")
 
     x, y = load_test("mnist", args.data_dir)
     reader = Reader(args.model)
@@ -105,7 +105,7 @@ def main() -> None:
         from peers import rapidocr_version, read_rapidocr
 
         if rapidocr_version() is None:
-            sys.exit("--peers needs RapidOCR: pip install rapidocr")
+            parser.error("--peers needs RapidOCR: pip install rapidocr")
         readers["RapidOCR"] = lambda file: read_rapidocr(file, "page") or ""
     pages = make_pages(x, y, args.pages, args.seed)
     with tempfile.TemporaryDirectory() as folder:

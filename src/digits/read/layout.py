@@ -9,6 +9,7 @@ line, left to right. All work on the components an `Analysis` kept
 from __future__ import annotations
 
 import itertools
+from functools import reduce
 
 import numpy as np
 
@@ -92,14 +93,7 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
         boxes = {i: boxes[i] for i in keep}
     page_height = typical_height(boxes, analysis.areas)
     ids = sorted(boxes, key=lambda i: boxes[i][0])
-    parent = {i: i for i in ids}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    chained = {i: i for i in ids}
     for n, i in enumerate(ids):
         a = boxes[i]
         for j in ids[n + 1 :]:
@@ -108,10 +102,10 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
                 break  # sorted by left edge: every later piece is further still
             overlap = min(a[3], b[3]) - max(a[1], b[1])
             if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
-                parent[root(j)] = root(i)
+                chained[_root(chained, j)] = _root(chained, i)
     lines: dict[int, list[int]] = {}
     for i in ids:
-        lines.setdefault(root(i), []).append(i)
+        lines.setdefault(_root(chained, i), []).append(i)
     kept = [
         members
         for members in lines.values()
@@ -121,6 +115,18 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
         _join_arcs(kept, boxes, page_height),
         key=lambda members: np.median([(boxes[i][1] + boxes[i][3]) / 2 for i in members]),
     )
+
+
+def _root(parent: dict[int, int], i: int) -> int:
+    """The representative of `i`'s group in a union-find forest (`parent[i] == i` at a root), halving paths on the way.
+
+    Hand-written because it is six lines: scipy's `DisjointSet` would cost every
+    process about 65 ms to import `scipy.cluster`.
+    """
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float) -> list[list[int]]:
@@ -178,13 +184,7 @@ def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float
         return ordered
     # Each line's box; a pair can join only if the second starts within the
     # first's span (or just past it) and their middles are within reach.
-    spans = np.array(
-        [
-            [min(boxes[i][k] for i in line) if k < 2 else max(boxes[i][k] for i in line) for k in range(4)]
-            for line in ordered
-        ],
-        dtype=float,
-    )
+    spans = np.array([reduce(union, (boxes[i] for i in line)) for line in ordered], dtype=float)
     middles = (spans[:, 1] + spans[:, 3]) / 2
     reach = _ARC_RISE * page_height + (spans[:, 3] - spans[:, 1])
     starts = spans[:, 0][None, :]
@@ -194,22 +194,15 @@ def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float
         & (np.abs(middles[None, :] - middles[:, None]) <= reach[:, None])
     )
     np.fill_diagonal(close, False)
-    parent = list(range(len(ordered)))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for host, joining in zip(*np.nonzero(close), strict=True):
-        if root(host) != root(joining) and (
+    joins = {k: k for k in range(len(ordered))}
+    for host, joining in np.argwhere(close).tolist():
+        if _root(joins, host) != _root(joins, joining) and (
             in_a_gap(ordered[joining], ordered[host]) or goes_on(ordered[joining], ordered[host])
         ):
-            parent[root(joining)] = root(host)
+            joins[_root(joins, joining)] = _root(joins, host)
     joined: dict[int, list[int]] = {}
     for k, line in enumerate(ordered):
-        joined.setdefault(root(k), []).extend(line)
+        joined.setdefault(_root(joins, k), []).extend(line)
     return [sorted(line, key=lambda i: boxes[i][0]) for line in joined.values()]
 
 

@@ -82,18 +82,16 @@ def _lines(x, y, rng, style, scene: str) -> tuple[list, list, list[str], int, in
     return glyphs, offsets, texts, top, width, baselines
 
 
-def _paint_rules(image: Image.Image, rows: list[int], left_margin: int | None, rng) -> Image.Image:
-    """Thin coloured rules across the paper: ruled-paper lines under the numbers, and a margin."""
+def _paint_rules(image: Image.Image, rows: list[int], margin: int, rng) -> Image.Image:
+    """Thin coloured rules across the paper: ruled-paper lines under the numbers, and a margin down column `margin`."""
     pixels = np.asarray(image, dtype=np.float32) / 255
     width = max(1, pixels.shape[0] // 400)
     strength = rng.uniform(0.5, 0.85)
-    for row in rows:
-        band = pixels[max(0, row) : row + width]
-        band[:] = band * (1 - strength) + _RULE_BLUE * band.mean() * strength * 1.1
-    if left_margin is not None:
-        band = pixels[:, left_margin : left_margin + width]
-        band[:] = band * (1 - strength) + _MARGIN_RED * band.mean() * strength * 1.1
-    return Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), "RGB")
+    bands = [(pixels[max(0, row) : row + width], _RULE_BLUE) for row in rows]
+    bands.append((pixels[:, margin : margin + width], _MARGIN_RED))
+    for band, colour in bands:
+        band[:] = band * (1 - strength) + colour * band.mean() * strength * 1.1
+    return photograph.to_image(pixels)
 
 
 def _table(image: Image.Image, baselines: list[int], column: int, height: float, rng) -> Image.Image:
@@ -110,7 +108,7 @@ def _table(image: Image.Image, baselines: list[int], column: int, height: float,
     for sides in ((slice(0, border), slice(None)), (slice(rows - border, rows), slice(None))):
         pixels[sides] = dark
     pixels[:, : int(border * rng.uniform(0.5, 1.5))] = dark
-    return Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), "RGB")
+    return photograph.to_image(pixels)
 
 
 def _on_a_desk(sheet: Image.Image, rng, scale: float) -> Image.Image:
@@ -121,14 +119,14 @@ def _on_a_desk(sheet: Image.Image, rng, scale: float) -> Image.Image:
     mask = Image.new("L", sheet.size, 255).rotate(angle, Image.Resampling.BICUBIC, expand=True)
     width, height = (int(side * scale) for side in turned.size)
     texture = 1 + 0.06 * photograph.smooth_noise(rng, (height, width), max(width, height) / 30)[..., None]
-    desk = Image.fromarray(np.round(np.clip(desk_colour * texture, 0, 1) * 255).astype(np.uint8), "RGB")
+    desk = photograph.to_image(desk_colour * texture)
     left = int(rng.uniform(0.2, 0.8) * (width - turned.width))
     top = int(rng.uniform(0.2, 0.8) * (height - turned.height))
     desk.paste(turned, (left, top), mask)
     pixels = np.asarray(desk, dtype=np.float32) / 255
     pixels *= photograph.lighting(rng, (height, width)).astype(np.float32)[..., None]
     pixels += 0.02 * rng.standard_normal(size=pixels.shape, dtype=np.float32)
-    return Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), "RGB")
+    return photograph.to_image(pixels)
 
 
 def _page(x, y, rng, scene: str) -> tuple[Image.Image, str]:

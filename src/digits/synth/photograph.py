@@ -229,7 +229,7 @@ def render(
     if style.blur > 0.3:
         picture = ndimage.gaussian_filter(picture, (style.blur, style.blur, 0), truncate=3)
     picture += style.noise * rng.standard_normal(size=picture.shape, dtype=np.float32)
-    image = Image.fromarray(np.round(np.clip(picture, 0, 1) * 255).astype(np.uint8), "RGB")
+    image = to_image(picture)
     if style.jpeg:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=style.jpeg)
@@ -239,6 +239,11 @@ def render(
         # The exact bytes, so write_set saves what the caller saw.
         image.info["digits_jpeg"] = data
     return image
+
+
+def to_image(pixels: np.ndarray) -> Image.Image:
+    """An RGB picture from (H, W, 3) floats, clipped to [0, 1]."""
+    return Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), "RGB")
 
 
 def check_digits(x: np.ndarray, y: np.ndarray) -> None:

@@ -4,7 +4,7 @@ Contract (`digits.train.add_reader_data` calls `extra_training`):
 
   * `extra_digits` names digit sets (`digits.data.DIGIT_SETS`) whose
     *training* parts join the training images, `extra_repeat` times each
-    (every copy is deformed afresh by the training's augmentation). CVL's validation writers join
+    (with `augment` on, every copy is deformed afresh). CVL's validation writers join
     the validation images instead, so validation (and the temperature fitted
     on it, `digits.calibration`) sees writers training never saw; CVL's
     evaluation writers, and every set's test part, are never touched here.
