@@ -192,6 +192,43 @@ def test_a_sheet_half_in_shadow_is_still_one_sheet():
     assert not outside[150, 100] and not outside[150, 290]  # both halves of the sheet are sheet
 
 
+def test_a_sheet_on_a_dim_desk_is_found():
+    """A sheet's edge is a sharp step even when dim light leaves the desk only 0.13 darker than the paper."""
+    from digits.read.load import working_grey
+    from digits.read.sheet import outside_sheet
+
+    photo = Image.new("L", (400, 300), round(255 * 0.57))
+    photo.paste(round(255 * 0.70), (60, 40, 340, 260))
+    draw_digit(ImageDraw.Draw(photo), "7", (100, 90, 150, 200), 6, fill=40)
+    outside = outside_sheet(working_grey(photo, 512)[0])
+    assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
+
+
+def test_light_falling_off_across_a_small_sheet_is_not_ink():
+    """The paper's level is estimated at the scale of the sheet, not of the whole photo.
+
+    A sticky note fills a small part of the photo, and the light dims towards
+    its far corner. Smoothed at the scale of the whole photo, the estimate
+    near the note's dim edges followed its bright middle, and the whole edge
+    stood out as one dark ring of "ink" round the digits.
+    """
+    from digits.read.ink import analyse
+
+    photo = Image.new("RGB", (400, 400), (110, 112, 118))  # a grey desk
+    photo.paste((240, 232, 150), (120, 100, 280, 260))  # a yellow note
+    draw = ImageDraw.Draw(photo)
+    draw_digit(draw, "7", (140, 120, 170, 170), 4, fill=(20, 20, 60))
+    draw_digit(draw, "1", (190, 120, 220, 170), 4, fill=(20, 20, 60))
+    falloff = 1 - 0.35 * np.clip((np.arange(400, dtype=np.float32) - 200) / 80, 0, 1)
+    light = (falloff[None, :] * falloff[:, None])[..., None]
+    analysis = analyse(Image.fromarray(np.uint8(np.asarray(photo, dtype=np.float32) * light)))
+    ink = analysis.labels > 0
+    around_the_digits = np.zeros_like(ink)
+    around_the_digits[110:180, 130:230] = True
+    assert ink[around_the_digits].sum() > 0
+    assert ink[~around_the_digits].sum() <= 0.05 * ink.sum()  # a speck at most, never the edge
+
+
 def test_specks_are_dropped():
     clean = paper("7")
     noisy = clean.copy()

@@ -99,7 +99,10 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     outliers (normalised convolution) is refined a few times: ink of either
     polarity is an outlier, so it drops out and the estimate follows only the
     slowly varying paper, uneven light and shadows included. Pixels in
-    `exclude` (a table around the sheet) never count as paper.
+    `exclude` (a table around the sheet) never count as paper, and the
+    average spans a sixth of the sheet rather than of the photo: over a small
+    sticky note, a photo-wide average carried the note's bright middle out to
+    its dimmer edges, which then stood out as ink.
     """
     from scipy import ndimage
 
@@ -107,12 +110,16 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     factor = max(1, int(np.ceil(max(height, width) / _BG_GRID)))
     small_size = (max(1, width // factor), max(1, height // factor))
     small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
-    # Light varies over a good part of the shorter side, ink over much less.
-    sigma = max(1.5, min(small.shape) / 6)
     keep = np.ones_like(small)
+    paper_shape = small.shape
     if exclude is not None:
         coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         keep = (np.asarray(coverage) < 0.5).astype(np.float64)
+        if keep.any():
+            rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+            paper_shape = (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    # Light varies over a good part of the paper's shorter side, ink over much less.
+    sigma = max(1.5, min(paper_shape) / 6)
     weight = keep.copy()
     estimate = small
     for _ in range(4):
