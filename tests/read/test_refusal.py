@@ -1,9 +1,43 @@
-"""The steadiness test: its nudged copies are ndimage's transforms, and asking for fewer of them changes no outcome."""
+"""When pieces make a number: the steadiness test, whose nudged copies are ndimage's transforms and
+which asks for fewer of them without changing an outcome, and the lines read beside numbers."""
 
 import numpy as np
 from scipy import ndimage
 
-from digits.read.refusal import _linear_nudges, nudged, steady
+from digits.read.reader import NO_DIGIT, OK, UNSURE, Digit, Line, Reader
+from digits.read.refusal import _linear_nudges, line_digits, nudged, steady
+
+
+def digit(value: int | None, status: str, left: int = 0, confidence: float = 0.95) -> Digit:
+    """A digit 30 px tall and 20 wide, `left` px from the picture's edge."""
+    return Digit(value, confidence, (), (left, 0, left + 20, 30), status)
+
+
+def test_beside_numbers_a_line_may_hold_unsure_digits_but_not_be_one_digit():
+    sure_and_unsure = [digit(4, OK), digit(7, UNSURE, 30, confidence=0.7)]
+    assert line_digits(sure_and_unsure, OK) is None
+    assert line_digits(sure_and_unsure, OK, beside_numbers=True) == sure_and_unsure
+    for lone in ([digit(5, OK)], [digit(5, UNSURE)], [digit(5, OK), digit(None, NO_DIGIT, 30)]):
+        assert line_digits(lone, OK, beside_numbers=True) is None  # a mark at the edge, a corner of the desk
+    assert line_digits([digit(5, OK)], OK) == [digit(5, OK)]
+    # The rules that are about shapes, not about the model's certainty, still hold.
+    too_wide = [digit(4, OK), Digit(7, 0.95, (), (30, 0, 130, 30), UNSURE)]
+    full_height_refused = [digit(4, OK), digit(7, UNSURE, 30), digit(None, NO_DIGIT, 60)]
+    assert line_digits(too_wide, OK, beside_numbers=True) is None
+    assert line_digits(full_height_refused, OK, beside_numbers=True) is None
+
+
+def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
+    def line(text: str) -> Line:
+        return Line(tuple(digit(int(c), OK, 30 * k) for k, c in enumerate(text)), (0, 0, 30 * len(text), 30))
+
+    passed, beside, neither = (line("58221"), True, True), (line("97"), False, True), (line("1"), False, False)
+    page = Reader._page([passed, beside, neither], lines_of_writing=2, whole=None)
+    assert page.text == "58221\n97"
+    # Lines that only read beside numbers are no numbers on their own: junk stays refused.
+    assert Reader._page([beside, beside, neither], lines_of_writing=3, whole=None).text == ""
+    # Too few of the lines of writing are numbers that passed: the picture gives none.
+    assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
 
 
 def test_nudged_copies_are_ndimages_transforms(mnist):

@@ -164,6 +164,8 @@ class Reader:
         (a dash, a speck, a stray mark) are left out. A picture where most
         lines of writing are not numbers gives none; one whose only number
         is a single digit gives it only when `read_digit` reads the same.
+        Once a picture gives numbers, its other lines of two digits or more
+        need not be sure or steady: their unsure digits keep the status "unsure".
         """
         return self.decide_pages([segment_page(_as_image(picture))])[0]
 
@@ -189,27 +191,35 @@ class Reader:
         piece_rows = [[[row(piece.image) for piece in line] for line in page.lines] for page in segmented]
         whole_rows = [row(page.whole.image) if page.whole.has_ink else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, 10), np.float32)
-        candidates: list[list[tuple[list[Digit], list[np.ndarray]]]] = []  # per page: its lines that can make a number
+        # Per page, per line of writing that can make a number: its digits and images, whether
+        # every digit is sure (only those lines are tested for steadiness), and whether it
+        # can make one beside numbers that passed every test.
+        candidates: list[list[tuple[list[Digit], list[np.ndarray], bool, bool]]] = []
         for page, page_rows in zip(segmented, piece_rows, strict=True):
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
                 decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
-                digits = line_digits(decided, OK)
+                sure = line_digits(decided, OK)
+                beside = line_digits(decided, OK, beside_numbers=True)
+                digits = sure or beside
                 if digits is not None:
                     kept = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
-                    here.append((digits, kept))
+                    here.append((digits, kept, sure is not None, beside is not None))
             candidates.append(here)
         wholes_read = [
             self.decide(probabilities[r], page.whole.box) if r is not None else None
             for page, r in zip(segmented, whole_rows, strict=True)
         ]
-        steady_lines = iter(self._steady_lines([line for here in candidates for line in here]))
+        steady_lines = iter(self._steady_lines([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
         return [
             self._page(
                 [
-                    Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
-                    for digits, _ in here
-                    if next(steady_lines)
+                    (
+                        Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])),
+                        sure and next(steady_lines),
+                        beside,
+                    )
+                    for digits, _, sure, beside in here
                 ],
                 sum(1 for line in page.lines if line),
                 whole,
@@ -228,14 +238,21 @@ class Reader:
         return [bool(line_flags.all()) for line_flags in np.split(flags, ends[:-1])]
 
     @staticmethod
-    def _page(found: list[Line], lines_of_writing: int, whole: Digit | None) -> Page:
-        """A picture's page from its steady numbers, its count of lines of writing, and the picture read whole."""
-        if picture_refused(len(found), lines_of_writing):
+    def _page(lines: list[tuple[Line, bool, bool]], lines_of_writing: int, whole: Digit | None) -> Page:
+        """A picture's page from its lines that can make numbers, its count of lines of writing,
+        and the picture read whole. Each line comes flagged: did it pass every test, and can it
+        make a number beside numbers that did (`refusal.line_digits`)?
+
+        The numbers that passed every test decide whether the picture holds numbers
+        at all; if it does, the lines that can make one beside them come too.
+        """
+        found = [line for line, passed, _ in lines if passed]
+        if not found or picture_refused(len(found), lines_of_writing):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
-        return Page(tuple(found))
+        return Page(tuple(line for line, passed, beside in lines if passed or beside))
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
