@@ -204,6 +204,20 @@ def test_a_sheet_on_a_dim_desk_is_found():
     assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
 
 
+def test_a_scan_in_a_thin_dark_border_is_a_sheet():
+    """A scanner's border may leave the sheet 93 % of the picture; the sheet is found, and the border is left out."""
+    from digits.read.load import working_grey
+    from digits.read.sheet import outside_sheet
+
+    scan = Image.new("L", (400, 300), 20)
+    scan.paste(235, (10, 8, 392, 296))
+    draw = ImageDraw.Draw(scan)
+    draw_digit(draw, "7", (100, 90, 150, 200), 6, fill=40)
+    draw_digit(draw, "1", (260, 90, 310, 200), 6, fill=40)
+    outside = outside_sheet(working_grey(scan, 512)[0])
+    assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
+
+
 def test_light_falling_off_across_a_small_sheet_is_not_ink():
     """The paper's level is estimated at the scale of the sheet, not of the whole photo.
 
