@@ -205,7 +205,7 @@ def test_a_sheet_on_a_dim_desk_is_found():
 
 
 def test_a_scan_in_a_thin_dark_border_is_a_sheet():
-    """A scanner's border may leave the sheet 93 % of the picture; the sheet is found, and the border is left out."""
+    """A scanner's border may leave the sheet 92 % of the picture; the sheet is found, and the border is left out."""
     from digits.read.load import working_grey
     from digits.read.sheet import outside_sheet
 

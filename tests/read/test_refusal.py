@@ -4,6 +4,8 @@ which asks for fewer of them without changing an outcome, and the lines read bes
 import numpy as np
 from scipy import ndimage
 
+from digits.read import reader as reader_module
+from digits.read.pipeline import Prepared, Segment, Segmented
 from digits.read.reader import NO_DIGIT, OK, UNSURE, Digit, Line, Reader
 from digits.read.refusal import _linear_nudges, line_digits, nudged, steady
 
@@ -14,9 +16,16 @@ def digit(value: int | None, status: str, left: int = 0, confidence: float = 0.9
 
 
 def test_beside_numbers_a_line_may_hold_unsure_digits_but_not_be_one_digit():
-    sure_and_unsure = [digit(4, OK), digit(7, UNSURE, 30, confidence=0.7)]
+    sure_and_unsure = [
+        digit(4, OK, confidence=1.0),
+        digit(7, UNSURE, 30, confidence=0.45),
+        digit(1, OK, 60, confidence=1.0),
+    ]
     assert line_digits(sure_and_unsure, OK) is None
     assert line_digits(sure_and_unsure, OK, beside_numbers=True) == sure_and_unsure
+    # Beside numbers too, a line's digits must be confident on average.
+    doubtful = [digit(4, OK, confidence=0.9), digit(7, UNSURE, 30, confidence=0.45)]
+    assert line_digits(doubtful, OK, beside_numbers=True) is None
     for lone in ([digit(5, OK)], [digit(5, UNSURE)], [digit(5, OK), digit(None, NO_DIGIT, 30)]):
         assert line_digits(lone, OK, beside_numbers=True) is None  # a mark at the edge, a corner of the desk
     assert line_digits([digit(5, OK)], OK) == [digit(5, OK)]
@@ -84,3 +93,52 @@ def test_steady_asks_for_fewer_copies_and_answers_as_all_ten_would(mnist):
     answers = steady(classify, images, list(readings))
     np.testing.assert_array_equal(answers, kept.sum(axis=1) >= 8)
     assert asked == [8 * len(images), 2 * still_open.sum()], "the last two copies only for the digits left open"
+
+
+def test_decide_pages_keeps_lines_beside_numbers_and_marks_their_doubtful_digits(monkeypatch):
+    """A stand-in model and steadiness test: each piece's image says what the model and the nudges make of it."""
+    # piece -> (digit, confidence, steady when nudged)
+    pieces = {1: (5, 0.99, True), 2: (8, 0.99, True), 3: (1, 0.99, True), 4: (2, 0.99, True)}
+    pieces |= {5: (9, 0.99, False), 6: (7, 0.99, True), 7: (1, 0.99, False), 8: (4, 0.99, True)}
+    pieces |= {9: (5, 0.99, True), 10: (3, 0.98, True), 11: (6, 0.45, True), 12: (4, 0.99, True)}
+    pieces |= {13: (7, 0.99, True), 14: (7, 0.45, True)}
+
+    def image(piece: int) -> np.ndarray:
+        marked = np.zeros((28, 28), np.float32)
+        marked[0, 0] = piece
+        return marked
+
+    def classify(images: np.ndarray) -> np.ndarray:
+        rows = np.zeros((len(images), 11), np.float32)
+        for row, picture in zip(rows, images, strict=True):
+            digit, confidence, _ = pieces[int(picture[0, 0])]
+            row[digit] = confidence
+            row[(digit + 1) % 10] = min(1 - confidence, confidence / 2)  # the runner-up
+        return rows
+
+    def steady(classify, images, readings):
+        return np.array([pieces[int(picture[0, 0])][2] for picture in images])
+
+    def page(*lines: list[int]) -> Segmented:
+        return Segmented(
+            [
+                [Segment((30 * k, 40 * n, 30 * k + 20, 40 * n + 30), image(p)) for k, p in enumerate(line)]
+                for n, line in enumerate(lines)
+            ],
+            Prepared(np.zeros((28, 28), np.float32), has_ink=False),
+        )
+
+    reader = Reader()
+    monkeypatch.setattr(reader, "classify", classify)
+    monkeypatch.setattr(reader_module, "steady", steady)
+    pages = reader.decide_pages(
+        [
+            page([1, 2], [3, 4], [5, 6], [7]),  # two numbers; "97" whose 9 flips; a lone 1 that flips
+            page([8, 9], [10, 11, 12]),  # a number; "364" whose 6 is unsure
+            page([13, 14]),  # only a line with an unsure digit: no number passed every test
+            page(),
+        ]
+    )
+    assert [p.text for p in pages] == ["58\n12\n97", "45\n364", "", ""]
+    statuses = [[d.status for d in line.digits] for p in pages for line in p.lines]
+    assert statuses == [[OK, OK], [OK, OK], [UNSURE, OK], [OK, OK], [OK, UNSURE, OK]]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,8 @@ class Reader:
         lines of writing are not numbers gives none; one whose only number
         is a single digit gives it only when `read_digit` reads the same.
         Once a picture gives numbers, its other lines of two digits or more
-        need not be sure or steady: their unsure digits keep the status "unsure".
+        need not be sure or steady: their digits that are unsure, or that
+        flipped when nudged, have the status "unsure".
         """
         return self.decide_pages([segment_page(_as_image(picture))])[0]
 
@@ -175,8 +176,9 @@ class Reader:
         At most three model calls, whatever the number of pictures: one for every
         piece and every picture read whole (once when they are the same image),
         then the nudged copies that test whether the digits of every line that
-        can make a number are steady (`refusal.steady`: one call for the first
-        eight copies of each digit, one more only for the digits they leave open).
+        can make a number with every digit sure are steady (`refusal.steady`: one
+        call for the first eight copies of each digit, one more only for the
+        digits they leave open).
         """
         images: list[np.ndarray] = []
         rows: dict[int, int] = {}
@@ -210,32 +212,31 @@ class Reader:
             self.decide(probabilities[r], page.whole.box) if r is not None else None
             for page, r in zip(segmented, whole_rows, strict=True)
         ]
-        steady_lines = iter(self._steady_lines([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
-        return [
-            self._page(
-                [
-                    (
-                        Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])),
-                        sure and next(steady_lines),
-                        beside,
-                    )
-                    for digits, _, sure, beside in here
-                ],
-                sum(1 for line in page.lines if line),
-                whole,
-            )
-            for page, here, whole in zip(segmented, candidates, wholes_read, strict=True)
-        ]
+        steadiness = iter(self._steady_digits([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
+        pages = []
+        for page, here, whole in zip(segmented, candidates, wholes_read, strict=True):
+            lines: list[tuple[Line, bool, bool]] = []
+            for digits, _, all_sure, can_be_beside in here:
+                steady_ones = next(steadiness) if all_sure else None
+                passed = steady_ones is not None and bool(steady_ones.all())
+                if steady_ones is not None and not passed:
+                    # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
+                    digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
+                lines.append(
+                    (Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])), passed, can_be_beside)
+                )
+            pages.append(self._page(lines, sum(1 for line in page.lines if line), whole))
+        return pages
 
-    def _steady_lines(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[bool]:
-        """For each line (its digits and their images): is every digit steady when nudged? One or two model calls."""
+    def _steady_digits(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[np.ndarray]:
+        """For each line (its digits and their images): which digits are steady when nudged. One or two model calls."""
         if not lines:
             return []
         # `line_digits` keeps only the digits that were read: none is None here.
         readings = [d.digit for digits, _ in lines for d in digits if d.digit is not None]
         flags = steady(self.classify, np.stack([image for _, images in lines for image in images]), readings)
         ends = np.cumsum([len(digits) for digits, _ in lines])
-        return [bool(line_flags.all()) for line_flags in np.split(flags, ends[:-1])]
+        return np.split(flags, ends[:-1])
 
     @staticmethod
     def _page(lines: list[tuple[Line, bool, bool]], lines_of_writing: int, whole: Digit | None) -> Page:

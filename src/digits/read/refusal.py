@@ -24,11 +24,13 @@ parts of it (grass, a star field, a photo); the picture gives none.
 
 Once a picture holds numbers that pass every test, it is a page of numbers,
 and its other lines of two digits or more need less: they pass `line_digits`
-with unsure digits allowed, and need not be steady. On generated pages, a
-page's lines were dropped for one unsure or unsteady digit far more often than
-a stray mark passed for a number (seeds 0 and 1: 21 more of 280 pages read
-exactly). Junk pictures are unaffected: they are refused, or not, before
-these lines are added.
+with unsure digits allowed (still confident on average), and need not be
+steady; their digits that flipped when nudged are marked unsure. On
+generated pages, a page's lines were dropped for one unsure or unsteady
+digit far more often than a stray mark passed for a number (seeds 0 and 1:
+22 more of 280 pages read exactly). These lines count as lines of writing,
+not as numbers, in `picture_refused`, so junk pictures are unaffected: they
+are refused, or not, before these lines are added.
 
 The constants were chosen on the real pictures in ../shared/data/real-digits
 (numbers, pages and junk), kept round and general: no rule names a file.
@@ -49,7 +51,7 @@ if TYPE_CHECKING:  # the reader imports this module: its Digit is only named her
 _MIN_MEAN_CONFIDENCE = 0.8
 # A piece wider than this many times the line's digit height is not one digit.
 _MAX_WIDTH = 1.5
-# A refused or unsure piece at least this share of the line's digit height stops the line.
+# A refused piece ("no digit found") at least this share of the line's digit height stops the line.
 _FULL_HEIGHT = 0.75
 # A digit must keep its reading in this many of its ten nudged copies (real digits measured: 8 or more).
 _MIN_KEPT = 8
