@@ -224,7 +224,9 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path):
     retry = trials[-1]
     assert retry.number > killed.number and retry.state == TrialState.COMPLETE
     assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
-    assert retry.params == killed.params
+    # The retry keeps every value the killed trial had drawn. The worker may have been
+    # frozen while it was still drawing them: the rest are drawn afresh by the retry.
+    assert killed.params.items() <= retry.params.items()
 
 
 def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):

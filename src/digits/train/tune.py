@@ -17,7 +17,7 @@ Contract:
   the runs; a PostgreSQL URL lets workers on many machines share it. Workers
   send a heartbeat; a worker that dies (even by SIGKILL) leaves its trial
   RUNNING only until another worker sees the heartbeat stop, which marks it
-  FAIL and queues its parameters to be tried again.
+  FAIL and queues the parameters it had drawn to be tried again.
 - `--trials N` is how many trials this worker runs; running again on the same
   study continues it (the sampler learns from every earlier trial).
 """
