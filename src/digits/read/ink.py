@@ -111,15 +111,11 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     small_size = (max(1, width // factor), max(1, height // factor))
     small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
     keep = np.ones_like(small)
-    paper_shape = small.shape
     if exclude is not None:
         coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         keep = (np.asarray(coverage) < 0.5).astype(np.float64)
-        if keep.any():
-            rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
-            paper_shape = (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
     # Light varies over a good part of the paper's shorter side, ink over much less.
-    sigma = max(1.5, min(paper_shape) / 6)
+    sigma = max(1.5, min(crop_to_ink(keep > 0).shape) / 6)
     weight = keep.copy()
     estimate = small
     for _ in range(4):
