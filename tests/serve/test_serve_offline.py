@@ -65,3 +65,30 @@ def test_only_the_pages_own_files_are_served():
         assert client.get("/model.onnx").content[:1] == b"\x08"  # an ONNX protobuf: ir_version first
         for path in ("/static/index.html", "/static/../serve.py", "/static/ort/NOTICE", "/static/%2e%2e/serve.py"):
             assert client.get(path).status_code == 404, path
+
+
+def test_the_page_reads_28x28_images_as_the_reader_does(page, mnist):
+    """Calibration and the turns where the model is unsure (`digits.read.turns`) happen in the browser too."""
+    from digits.read.reader import Reader
+    from digits.read.turns import SETTLED
+
+    reader = Reader()
+    (x_test, _) = mnist[1]
+    images = x_test[:400].astype(np.float32) / 255
+    alone = reader.recognizer.predict_proba(images).max(axis=1)
+    # Four the model is sure of and four it is not: both paths.
+    chosen = np.concatenate([np.flatnonzero(alone >= SETTLED)[:4], np.flatnonzero(alone < SETTLED)[:4]])
+    assert len(chosen) == 8
+    with serving(serve.create_app()) as (port, _):
+        page.goto(f"http://127.0.0.1:{port}/")
+        found = page.evaluate(
+            """async ([images, temperature]) => {
+                const module = await import("/static/offline.js");
+                const offline = await module.Offline.load(temperature);
+                const rows = [];
+                for (const image of images) rows.push(await offline.probabilities(Float32Array.from(image)));
+                return rows;
+            }""",
+            [images[chosen].reshape(len(chosen), -1).tolist(), reader.recognizer.temperature],
+        )
+    np.testing.assert_allclose(np.array(found), reader.classify(images[chosen]), atol=1e-4)

@@ -241,7 +241,13 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     metrics = Metrics()
     batcher = MicroBatcher(reader.classify, MAX_BATCH, MAX_WAIT_SECONDS, metrics.batch_size.observe)
     decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture at a time: bounded memory
-    page = files("digits.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+    # The page's own reader calibrates the model's answers as the server does: it needs the temperature.
+    page = (
+        files("digits.serve")
+        .joinpath("static/index.html")
+        .read_text(encoding="utf-8")
+        .replace('data-temperature="1"', f'data-temperature="{reader.recognizer.temperature!r}"', 1)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

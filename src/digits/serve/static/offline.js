@@ -7,12 +7,15 @@
 // (writing._clean_paper, _analyse_clean), 8-connected pieces without blobs and specks (_components),
 // the one digit (pick_digit), pen width brought into MNIST's range (normalize._normalise_stroke), the
 // 20 px box with Pillow's BOX / BILINEAR resampling and the centre of mass at (14, 14)
-// (normalize.to_mnist). `Offline.load()` gives null when the browser cannot run the model.
+// (normalize.to_mnist). Then the model, calibrated by the served model's temperature (calibration.apply),
+// and, where it is unsure, averaged with the image turned ±10° (read.turns), as Reader.classify does.
+// `Offline.load(temperature)` gives null when the browser cannot run the model.
 
 const MIN_CONTRAST = 0.1, CLEAN_SHARE = 0.6, CLEAN_LEVELS = 2;
 const BLOB_THICKNESS = 0.75, BLOB_SIZE = 0.22, MIN_DIGIT_SHARE = 0.04;
 const STROKE_RANGE = [0.08, 0.17], BOX = 20, SIZE = 28, COM = 14;
 const REJECT = 10, THRESHOLD = 0.5;
+const TURNS = [-10, 10], SETTLED = 0.99, FLOOR = 1e-12;  // read.turns, calibration.FLOOR
 
 function roundHalfEven(x) {  // Python's round()
   const r = Math.round(x);
@@ -273,6 +276,37 @@ export function prepare(grey, width, height) {
   return { image: hasInk ? toMnist(digit, height, width) : new Float32Array(SIZE * SIZE), hasInk };
 }
 
+export function turn(image, degrees) {
+  // turns._turned: scipy.ndimage.rotate(image, degrees, reshape=False, order=1), bilinear, zero outside.
+  const a = degrees * Math.PI / 180, cos = Math.cos(a), sin = Math.sin(a), c = (SIZE - 1) / 2;
+  const out = new Float32Array(SIZE * SIZE);
+  for (let r = 0; r < SIZE; r++) {
+    for (let q = 0; q < SIZE; q++) {
+      const y = r - c, x = q - c;
+      const sy = cos * y + sin * x + c, sx = -sin * y + cos * x + c;
+      const y0 = Math.floor(sy), x0 = Math.floor(sx), fy = sy - y0, fx = sx - x0;
+      let v = 0;
+      for (const [dy, wy] of [[0, 1 - fy], [1, fy]]) {
+        for (const [dx, wx] of [[0, 1 - fx], [1, fx]]) {
+          const yy = y0 + dy, xx = x0 + dx;
+          if (yy >= 0 && yy < SIZE && xx >= 0 && xx < SIZE) v += wy * wx * image[yy * SIZE + xx];
+        }
+      }
+      out[r * SIZE + q] = v;
+    }
+  }
+  return out;
+}
+
+function calibrated(row, temperature) {  // calibration.apply: softmax(log p / T)
+  if (temperature === 1) return row;
+  const logits = row.map(v => Math.log(Math.max(v, FLOOR)) / temperature);
+  const top = Math.max(...logits);
+  const e = logits.map(l => Math.exp(l - top));
+  const total = e.reduce((s, v) => s + v, 0);
+  return e.map(v => v / total);
+}
+
 export function decide(probabilities) {
   // Reader.decide: the answer the server gives, from one row of probabilities.
   const digits = Array.from(probabilities.slice(0, 10));
@@ -286,21 +320,31 @@ export function decide(probabilities) {
 }
 
 export class Offline {
-  static async load() {
+  static async load(temperature = 1) {
     try {
       const ort = await import("./ort/ort.wasm.bundle.min.mjs");
       ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
       const session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
-      return new Offline(ort, session);
+      return new Offline(ort, session, temperature);
     } catch (err) {
       console.warn("the model cannot run in this browser; the server reads the drawings", err);
       return null;
     }
   }
 
-  constructor(ort, session) {
+  constructor(ort, session, temperature) {
     this.ort = ort;
     this.session = session;
+    this.temperature = temperature;
+  }
+
+  async classify(images) {
+    // Recognizer.predict_proba: one calibrated row of probabilities per 28×28 image.
+    const input = new Float32Array(images.length * SIZE * SIZE);
+    images.forEach((image, i) => input.set(image, i * SIZE * SIZE));
+    const output = await this.session.run({ [this.session.inputNames[0]]: new this.ort.Tensor("float32", input, [images.length, SIZE, SIZE]) });
+    const flat = Array.from(output[this.session.outputNames[0]].data), classes = flat.length / images.length;
+    return images.map((_, i) => calibrated(flat.slice(i * classes, (i + 1) * classes), this.temperature));
   }
 
   async read(grey, width, height) {
@@ -310,8 +354,14 @@ export class Offline {
     const rows = [];
     for (let y = 0; y < SIZE; y++) rows.push(Array.from(prepared.image.slice(y * SIZE, (y + 1) * SIZE), v => Math.round(v * 255)));
     if (!prepared.hasInk) return { digit: null, confidence: 0, top3: [], status: "no digit found", model_input: rows };
-    const input = new this.ort.Tensor("float32", prepared.image, [1, SIZE, SIZE]);
-    const output = await this.session.run({ [this.session.inputNames[0]]: input });
-    return { ...decide(output[this.session.outputNames[0]].data), model_input: rows };
+    return { ...decide(await this.probabilities(prepared.image)), model_input: rows };
+  }
+
+  async probabilities(image) {
+    // Reader.classify (turns.averaged) for one 28×28 image: turned ±10° too when the model is unsure.
+    const [own] = await this.classify([image]);
+    if (Math.max(...own) >= SETTLED) return own;
+    const turned = await this.classify(TURNS.map(degrees => turn(image, degrees)));
+    return own.map((p, k) => (p + turned.reduce((s, row) => s + row[k], 0)) / (1 + TURNS.length));
   }
 }
