@@ -105,7 +105,7 @@ def seconds(work, argument) -> tuple[float, float]:
 def measure(reader: Reader, pictures: list[bytes], reps: int) -> dict:
     """Each picture's median over `reps` alternating rounds; the medians over the pictures, and the ratios."""
     one = np.zeros((1, 28, 28), dtype=np.float32)
-    work = {"pillow": decode, "model": reader.classify, "ours": reader.read_digit}
+    work = {"pillow": decode, "model": reader.recognizer.predict_proba, "ours": reader.read_digit}
     medians: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in work}
     for data in pictures:
         reader.read_digit(data)  # warm: the first call of a shape pays for allocations
