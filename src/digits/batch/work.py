@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, TypeVar
 
 from digits.errors import DigitsError
@@ -41,7 +42,7 @@ class Job:
     model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
     threshold: float = 0.5
 
-    @property
+    @cached_property  # asked once per row: finding the shipped model each time cost the writer 0.1 ms a row
     def model_name(self) -> str:
         """The model file's name, for the rows."""
         return os.path.basename(self.model) if self.model else shipped_model().name
