@@ -7,7 +7,8 @@ alternating, `--reps` rounds each:
   * Pillow: `Image.open(bytes)` + `load()`, the full decode;
   * the model call alone: `Recognizer.predict_proba` on one 28×28 image;
   * ours: `Reader.read_digit(bytes)`, bytes to answer (decode checks,
-    finding the ink, the model call, the decision).
+    finding the ink, the model call (two when the model is unsure and the
+    reader asks about the digit turned, `digits.read.turns`), the decision).
 
 Sets: `--small` generated crops, MNIST test digits as dark ink on white paper
 (half at 28×28, half resized to 100×100 PNGs, as `benchmarks/batch.py` makes

@@ -33,7 +33,7 @@ class CountingModel:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         self.calls.append(len(images))
         assert images.dtype == np.float32  # as the model takes them
-        brightness = images.reshape(len(images), 28 * 28).astype(np.float64).mean(axis=1)
+        brightness = images.reshape(-1, 28 * 28).astype(np.float64).mean(axis=1)
         top = np.clip(brightness, 0, 1)
         rest = (1 - top) / 10
         rows = np.repeat(rest[:, None], 11, axis=1)
@@ -69,3 +69,18 @@ def test_sure_images_alone_are_one_call_and_one_image_may_come_without_its_batch
     np.testing.assert_array_equal(averaged(model, sure), CountingModel()(sure))
     assert model.calls == [4]
     np.testing.assert_array_equal(averaged(CountingModel(), sure[0]), CountingModel()(sure[:1]))
+
+
+def test_an_empty_batch_is_one_empty_answer():
+    assert averaged(CountingModel(), np.zeros((0, 28, 28), np.float32)).shape == (0, 11)
+
+
+def test_with_the_shipped_model_each_row_is_its_own_images(mnist):
+    from digits.read.reader import Reader
+
+    reader = Reader(threads=1)
+    images = mnist[1][0][:64]
+    together = reader.classify(images)
+    assert (reader.recognizer.predict_proba(images).max(axis=1) < SETTLED).any()  # both paths are taken
+    alone = np.concatenate([reader.classify(images[i : i + 1]) for i in range(len(images))])
+    np.testing.assert_allclose(alone, together, atol=1e-6)

@@ -92,3 +92,31 @@ def test_the_page_reads_28x28_images_as_the_reader_does(page, mnist):
             [images[chosen].reshape(len(chosen), -1).tolist(), reader.recognizer.temperature],
         )
     np.testing.assert_allclose(np.array(found), reader.classify(images[chosen]), atol=1e-4)
+
+
+def test_the_pages_turns_are_scipys_to_the_edges(page):
+    """`turn` in the page equals `turns._turned` (scipy's rotate), ink on the outer ring included."""
+    from digits.read.turns import TURNS, _turned
+
+    images = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)  # ink up to every edge
+    with serving(serve.create_app()) as (port, _):
+        page.goto(f"http://127.0.0.1:{port}/")
+        found = page.evaluate(
+            """async ([images, turns]) => {
+                const module = await import("/static/offline.js");
+                return images.map(image => turns.map(degrees => Array.from(module.turn(Float32Array.from(image), degrees))));
+            }""",
+            [images.reshape(3, -1).tolist(), list(TURNS)],
+        )
+    expected = np.stack(_turned(images.astype(np.float64)), axis=1).reshape(3, len(TURNS), -1)
+    np.testing.assert_allclose(np.array(found), expected, atol=1e-5)
+
+
+def test_the_page_is_given_the_served_models_temperature():
+    from digits.read.reader import Reader
+
+    temperature = Reader().recognizer.temperature
+    assert temperature != 1.0  # the shipped model is calibrated: the test would pass on the default otherwise
+    with TestClient(serve.create_app()) as client:
+        page = client.get("/").text
+    assert page.count(f'data-temperature="{temperature!r}"') == 1

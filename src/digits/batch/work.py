@@ -6,9 +6,10 @@ where `result` is `Page.to_dict()` (`digits read`) or `Digit.to_dict()`
 (`digits predict`), and `error` the one sentence that says why a picture could
 not be read (`result` is then None). A bad picture never stops its chunk.
 
-Each process loads the model once (`reader`) and makes one model call per
-chunk for the digits of all its pictures (`digits read` makes one or two more:
-the steadiness test of the chunk's candidate numbers). Pictures are decoded and segmented
+Each process loads the model once (`reader`) and makes one `Reader.classify`
+per chunk for the digits of all its pictures (one model call, and one more for
+the turns of the digits the model is unsure of); `digits read` makes one or two
+more: the steadiness test of the chunk's candidate numbers. Pictures are decoded and segmented
 one at a time, so a worker holds one decoded picture at a time, whatever the
 chunk size. Everything here is picklable and importable on a Dask worker.
 """
@@ -74,7 +75,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
-    """Read every picture of a chunk; one model call for all their digits (and one or two to test them, for `read`)."""
+    """Read every picture of a chunk; one `Reader.classify` for all their digits (and one or two model calls to test them, for `read`)."""
     model = reader(job)
     results = [
         {"path": path, "size": size, "mtime_ns": mtime, "error": None, "result": None} for path, size, mtime in items

@@ -125,8 +125,9 @@ class Reader:
         return prepare(_as_image(picture))
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        """Step 2: (N, 28, 28) -> (N, 10 or 11) probabilities, each image's the mean of the model's for it
-        and for it turned ±10° (`digits.read.turns`), in one model call."""
+        """Step 2: (N, 28, 28) -> (N, 10 or 11) probabilities: the model's, and for the images it is unsure of,
+        the mean of its answers for them and for them turned ±10° (`digits.read.turns`). One model call for
+        all the images, and one more for the turns of the unsure ones, if any."""
         return averaged(self.recognizer.predict_proba, images)
 
     def decide(self, probabilities: np.ndarray, box: Box | None = None) -> Digit:
@@ -145,7 +146,7 @@ class Reader:
         return self.answer_many([prepared])[0]
 
     def answer_many(self, prepared: Sequence[Prepared]) -> list[Digit]:
-        """Steps 2 and 3 for many prepared pictures, in one model call."""
+        """Steps 2 and 3 for many prepared pictures, in one `classify` (one model call, two with turns)."""
         inked = [p for p in prepared if p.has_ink]
         probabilities = iter(self.classify(np.stack([p.image for p in inked])) if inked else ())
         return [
@@ -175,9 +176,9 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        At most three model calls, whatever the number of pictures: one for every
-        piece and every picture read whole (once when they are the same image),
-        then the nudged copies that test whether the digits of every line that
+        At most four model calls, whatever the number of pictures: one `classify` for
+        every piece and every picture read whole (once when they are the same image;
+        a second call for the turns of those the model is unsure of), then the nudged copies that test whether the digits of every line that
         can make a number with every digit sure are steady (`refusal.steady`: one
         call for the first eight copies of each digit, one more only for the
         digits they leave open).

@@ -241,13 +241,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     metrics = Metrics()
     batcher = MicroBatcher(reader.classify, MAX_BATCH, MAX_WAIT_SECONDS, metrics.batch_size.observe)
     decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture at a time: bounded memory
-    # The page's own reader calibrates the model's answers as the server does: it needs the temperature.
-    page = (
-        files("digits.serve")
-        .joinpath("static/index.html")
-        .read_text(encoding="utf-8")
-        .replace('data-temperature="1"', f'data-temperature="{reader.recognizer.temperature!r}"', 1)
-    )
+    page = _page_with_temperature(reader.recognizer.temperature)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -318,6 +312,15 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     app.include_router(router(reader, batcher, decode))
     return Guard(app, metrics)
+
+
+def _page_with_temperature(temperature: float) -> str:
+    """index.html, its `data-temperature` the model's: the page's own reader calibrates as the server does."""
+    page = files("digits.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+    marker = 'data-temperature="1"'
+    if page.count(marker) != 1:
+        raise RuntimeError(f"static/index.html must hold {marker} exactly once, for the model's temperature.")
+    return page.replace(marker, f'data-temperature="{temperature!r}"')
 
 
 def app_from_environment() -> Guard:

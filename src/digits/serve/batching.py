@@ -1,4 +1,4 @@
-"""Dynamic micro-batching: requests that arrive together share one model call.
+"""Dynamic micro-batching: requests that arrive together share one `classify` call.
 
     batcher = MicroBatcher(reader.classify, max_batch=64, max_wait=0.002)
     probabilities = await batcher.classify(images)   # (k, 28, 28) -> (k, C)

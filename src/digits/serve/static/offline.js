@@ -284,6 +284,7 @@ export function turn(image, degrees) {
     for (let q = 0; q < SIZE; q++) {
       const y = r - c, x = q - c;
       const sy = cos * y + sin * x + c, sx = -sin * y + cos * x + c;
+      if (sy < 0 || sy > SIZE - 1 || sx < 0 || sx > SIZE - 1) continue;  // scipy's mode "constant": 0 beyond the edge pixels' centres
       const y0 = Math.floor(sy), x0 = Math.floor(sx), fy = sy - y0, fx = sx - x0;
       let v = 0;
       for (const [dy, wy] of [[0, 1 - fy], [1, fy]]) {
@@ -321,6 +322,7 @@ export function decide(probabilities) {
 
 export class Offline {
   static async load(temperature = 1) {
+    if (!(Number.isFinite(temperature) && temperature > 0)) temperature = 1;  // calibration.check: finite, above 0
     try {
       const ort = await import("./ort/ort.wasm.bundle.min.mjs");
       ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
