@@ -37,7 +37,7 @@ import numpy as np
 
 from digits.read.model import as_batch
 
-TURNS = (-10.0, 10.0)  # degrees, anticlockwise positive
+TURNS = (-10.0, 10.0)  # degrees, as `scipy.ndimage.rotate` takes them
 # An image the model alone gives this probability or more is settled: its turns are not asked about.
 SETTLED = 0.99
 
