@@ -19,7 +19,11 @@ less on CVL; turns and zooms together (four copies) 0.05 point more for
 twice the cost. Turning only the images below 0.99 gave the same accuracy
 on both (96.39 and 99.57 %) while turning 38 % of CVL's and 7 % of MNIST's
 (below 0.9: 96.31 and 99.55 %); so a clear digit costs one model call, as
-before, and small crops in bulk stay near their old speed.
+before, and small crops in bulk stay near their old speed. The mean is less
+sure than the model alone: on CVL's validation digits the negative
+log-likelihood fell (0.175 -> 0.139) and so did the mistakes made at 0.9 or
+more (0.8 -> 0.4 %), while the expected calibration error rose (0.008 -> 0.020):
+the reader's confidence sits a little below its accuracy.
 
 Turning is linear in the pixels, so all the turns of a batch are one product
 with a sparse matrix (`warp_matrix`), built once per process from the warp's
