@@ -176,12 +176,13 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        At most four model calls, whatever the number of pictures: one `classify` for
-        every piece and every picture read whole (once when they are the same image;
-        a second call for the turns of those the model is unsure of), then the nudged copies that test whether the digits of every line that
-        can make a number with every digit sure are steady (`refusal.steady`: one
-        call for the first eight copies of each digit, one more only for the
-        digits they leave open).
+        At most four model calls, whatever the number of pictures: one `classify`
+        for every piece and every picture read whole (once when they are the same
+        image; a second call for the turns of those the model is unsure of), then
+        the nudged copies that test whether the digits of every line that can make
+        a number with every digit sure are steady (`refusal.steady`: one call for
+        the first eight copies of each digit, one more only for the digits they
+        leave open).
         """
         images: list[np.ndarray] = []
         rows: dict[int, int] = {}

@@ -74,10 +74,11 @@ def warped(warps: Callable[[np.ndarray], list[np.ndarray]], images: np.ndarray) 
 
 
 def averaged(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) or (28, 28) images, uint8 or floats in [0, 1] -> (N, C): `classify`'s probabilities, averaged over each image and its turns where it is unsure.
+    """(N, 28, 28) or (28, 28) images, uint8 or floats in [0, 1] -> (N, C) probabilities.
 
-    One call for every image; a second only for those whose largest probability
-    is below `SETTLED`, on their turns.
+    One `classify` call for every image; a second only for those whose largest
+    probability is below `SETTLED`, on their turns, whose rows become the mean
+    of the image's and its turns' probabilities.
     """
     images = as_batch(images)  # float32 in [0, 1], as the model takes them: turns need no rounding
     probabilities = classify(images)
