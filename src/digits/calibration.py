@@ -114,7 +114,7 @@ def stored_temperature(model: Path) -> float:
     if card.is_file():
         try:
             config = json.loads(card.read_text(encoding="utf-8")).get("config", {})
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError) as err:
             raise ModelError(
                 f"{card}: the model's card cannot be read ({err}); restore it or ship the model again."
             ) from None

@@ -222,7 +222,8 @@ def locate(dataset: str = "mnist", data_dir: str | os.PathLike | None = None) ->
         files = _files_in(folder, spec)
         if files is None:
             missing = ", ".join(f"{base}[.gz]" for base in spec.files.values())
-            raise DataError(f"{folder}: no {dataset} data there (expected {missing}).")
+            or_npz = f", or {spec.npz[0]}" if spec.npz else ""
+            raise DataError(f"{folder}: no {dataset} data there (expected {missing}{or_npz}).")
         if isinstance(files, dict) and (other := _other_dataset_in(files, spec)):
             raise DataError(f"{folder}: holds {other}, not {dataset}.")
         return files

@@ -129,6 +129,8 @@ class RunDir:
             value = json.loads(self._read_text(filename, fix))
         except ValueError as err:
             raise RunError(f"{path}: not valid JSON ({err}); {fix}.") from None
+        except RecursionError:
+            raise RunError(f"{path}: its JSON is nested too deeply to be a run's; {fix}.") from None
         if not isinstance(value, dict):
             raise RunError(f"{path}: expected a JSON object, found {type(value).__name__}; {fix}.")
         return value
@@ -320,7 +322,7 @@ class RunDir:
                             f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; start the run again."
                         )
                     return read(npz)
-        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, MemoryError, RecursionError, zipfile.BadZipFile) as err:
             raise RunError(f"{path}: checkpoint is unreadable ({err}); start the run again.") from None
 
 
@@ -364,7 +366,7 @@ def run_row(run: RunDir) -> dict:
         "dataset": config.dataset,
         "seed": config.seed,
         "status": run.status(info),
-        "epochs": f"{info.epochs_done or 0}/{config.epochs}",
+        "epochs": f"{len(info.ensemble)} members" if info.ensemble else f"{info.epochs_done or 0}/{config.epochs}",
         "parameters": info.parameters,
     }
     if row["status"] != "finished" and not run.has(RunDir.METRICS):

@@ -63,3 +63,29 @@ def test_stdin_and_folder_on_the_command_line(pictures):
     whole = run_cli("predict", str(folder), "--json", cwd=folder)
     assert whole.returncode == 0 and whole.stderr == "", whole.stderr  # no progress bar off a terminal
     assert len(whole.stdout.splitlines()) == 10
+
+
+def test_double_star_does_not_follow_links_to_folders(tree):
+    """A link loop under `**` is walked once (glob.glob follows it, 40 levels deep or for ever)."""
+    os.symlink("..", "a/sub/loop")
+    os.symlink(".", "a/self")
+    assert expand(["a/**/*.png"]) == ["a/2.png", "a/sub/3.png"]
+    assert expand(["./a/*.png"]) == ["./a/2.png"], "the folders before the wildcard stay as typed"
+
+
+def test_hidden_files_match_only_a_pattern_that_names_them(tree):
+    open("a/.hidden.png", "wb").close()
+    assert expand(["a/*.png"]) == ["a/2.png"]
+    assert expand(["a/.*.png"]) == ["a/.hidden.png"]
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [("x" * 5000 + "\n", "line 1 is longer than any path"), ("b.png\nbad\0name.png\n", "line 2 holds a NUL byte")],
+)
+def test_a_list_that_is_not_paths_is_one_line(tree, content, fragment):
+    """/dev/zero as a list is one endless line: it must fail in bounded memory, not grow until killed."""
+    (tree / "list.txt").write_text(content)
+    with pytest.raises(InputError, match=fragment):
+        expand(["@list.txt"])
+    assert_one_line_error(run_cli("read", "-", cwd=tree, input=content), fragment)

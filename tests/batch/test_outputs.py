@@ -144,7 +144,7 @@ def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
 
 def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(OutputError, match=r"^writing Parquet needs pyarrow: pip install pyarrow"):
+    with pytest.raises(OutputError, match=r"^writing Parquet needs pyarrow: pip install 'digits\[batch\]'"):
         Output(tmp_path / "x.parquet")
 
 
@@ -155,3 +155,49 @@ def test_names_with_line_breaks_and_escapes_are_printed_escaped(tmp_path, pictur
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1 and "\x1b" not in result.stdout
     assert "two\\nlines\\x1b[31m.png" in result.stdout
+
+
+def test_a_file_that_is_not_an_output_is_never_replaced(tmp_path, pictures):
+    """A one-line text file has a "header" and no rows: it is still not ours to overwrite."""
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,age\n")
+    assert_one_line_error(run_cli("predict", str(pictures[0]), "--out", str(notes), cwd=tmp_path), "its header is not")
+    assert notes.read_text() == "name,age\n"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_an_output_of_the_wrong_types_fails_before_any_picture_is_read(tmp_path, pictures, suffix):
+    out = tmp_path / f"mine{suffix}"
+    row = dict.fromkeys(COLUMNS) | {"path": 1, "status": "ok"}  # a number where a path belongs
+    if suffix == ".jsonl":
+        out.write_text(json.dumps(row) + "\n")
+    else:
+        import pyarrow
+        import pyarrow.parquet
+
+        pyarrow.parquet.write_table(pyarrow.Table.from_pylist([row]), out)
+    before = out.read_bytes()
+    assert_one_line_error(run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path), "not a")
+    assert out.read_bytes() == before and not list(tmp_path.glob(".mine*.parts"))
+
+
+def test_resuming_with_another_command_or_model_is_refused(tmp_path, pictures, tiny_run):
+    out = tmp_path / "answers.csv"
+    assert run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path).returncode == 0
+    before = out.read_bytes()
+    other_command = run_cli("read", str(pictures[0]), str(pictures[1]), "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(other_command, "holds answers of `digits predict`")
+    other_model = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path)
+    assert_one_line_error(other_model, "holds answers of the model reader.onnx")
+    assert out.read_bytes() == before
+
+
+def test_a_temporary_file_left_by_a_kill_is_not_a_part(tmp_path, pictures):
+    """atomic_path's temporary file, empty when the kill came before its rename, is not read back."""
+    out = tmp_path / "e.jsonl"
+    parts = tmp_path / ".e.jsonl.parts"
+    parts.mkdir()
+    (parts / ".000000000.jsonl.abcdefgh.tmp.jsonl").write_text("")
+    result = run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(read_back(out)) == 1 and not parts.exists()

@@ -36,6 +36,9 @@ def model(tiny_run):
         (["--threshold", "nan"], "not nan"),
         (["--threshold", "inf"], "not inf"),
         (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
+        (["--explain", "out.png", "--out", "rows.csv"], "drop --out"),
+        (["--explain", "out.jpg"], "--explain saves a PNG"),
+        (["--explain", "nowhere/out.png"], "the folder nowhere does not exist; create it first"),
     ],
 )
 def test_predict_usage_errors_are_one_line(tmp_path, picture, model, args, fragment):
@@ -168,3 +171,33 @@ def test_explain_through_a_symlink_writes_its_target(tmp_path, picture, model):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "link.png").is_symlink() and Image.open(tmp_path / "target.png").size[0] > 28
     assert np.asarray(Image.open(tmp_path / "link.png")).size > 0
+
+
+def test_runs_of_a_folder_that_is_not_there_is_one_line(tmp_path):
+    assert_one_line_error(run_cli("runs", "nope", cwd=tmp_path), "nope: no such folder of runs")
+    (tmp_path / "file.txt").write_text("x")
+    assert_one_line_error(run_cli("runs", "file.txt", cwd=tmp_path), "is a file, not a folder of runs")
+    assert run_cli("runs", cwd=tmp_path).returncode == 0, "before the first training, ./runs is simply empty"
+
+
+def test_a_run_folder_without_its_model_says_how_to_finish_it(tmp_path, tiny_run):
+    import shutil
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tiny_run, unfinished)
+    (unfinished / "model.onnx").unlink()
+    assert_one_line_error(run_cli("predict", "x.png", "--model", str(unfinished), cwd=tmp_path), "digits export")
+    (unfinished / "model.keras").unlink()
+    result = run_cli("predict", "x.png", "--model", str(unfinished), cwd=tmp_path)
+    assert_one_line_error(result, "not a finished training run")
+    assert_one_line_error(run_cli("export", str(unfinished), cwd=tmp_path), "has no model.keras to export")
+
+
+def test_resume_refuses_settings_it_would_ignore(tmp_path, tiny_run):
+    result = run_cli("train", "--resume", str(tiny_run), "--preset", "seed", "--epochs", "3", cwd=tmp_path)
+    assert_one_line_error(result, "drop --preset, --epochs")
+
+
+def test_showing_a_study_never_creates_a_database(tmp_path):
+    assert_one_line_error(run_cli("tune", "--show", "seed-mnist", cwd=tmp_path), "no study database at", "runs/tune.db")
+    assert not (tmp_path / "runs").exists()

@@ -108,8 +108,12 @@ def to_row(result: dict[str, Any], job: Job) -> Row:
 
 
 def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, int]:
-    """(workers, chunk size) for this many pictures: chunks spread over the workers, no idle processes."""
-    wanted = workers or os.cpu_count() or 1
+    """(workers, chunk size) for this many pictures: chunks spread over the workers, no idle processes.
+
+    Never more processes than cores: each loads its own model, and more would only take turns.
+    """
+    cores = os.cpu_count() or 1
+    wanted = min(workers, cores) if workers else cores
     if workers is None and items < _FEW:
         wanted = 1
     size = chunk_size or max(1, min(CHUNK_SIZE, math.ceil(items / (4 * wanted))))
@@ -184,7 +188,7 @@ def write(
     `on_plan(to_read, skipped)` is called once before reading, `on_chunk(results, rows)` after each chunk
     (in input order) once it is written.
     """
-    done = output.done() if output else {}
+    done = output.done(job.model_name, job.command) if output else {}
     summary = Summary()
     items = []
     for path in dict.fromkeys(paths):

@@ -81,7 +81,8 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
             )
         except BrokenProcessPool:
             raise ClusterError(
-                "a worker process died (out of memory, or killed); run the same command again to resume."
+                "a worker process died (out of memory or killed; from Python, a script that starts workers "
+                "must do it under `if __name__ == '__main__':`); run the same command again to resume."
             ) from None
 
 
@@ -128,6 +129,15 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         from distributed import Client
     except ImportError:
         raise ClusterError("--dask needs Dask's distributed scheduler: pip install 'dask[distributed]'.") from None
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        # Checked before Client: a Client given no port fails, then waits 40 s and prints a traceback at exit.
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls") and not parse_host_port(location)[0]:
+            raise ValueError("no host")
+    except ValueError as err:
+        raise ClusterError(f"{address} is not a scheduler address ({err}); give tcp://host:port.") from None
     try:
         client = Client(address, timeout="20s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as err:

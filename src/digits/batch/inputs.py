@@ -7,19 +7,23 @@ deterministic order, each once (the first time it is named):
     name; with `recursive`, those of its sub-folders too, folder by folder;
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
-    an `InputError`;
+    an `InputError`. As in the shell, `*` skips hidden names (unless the
+    pattern starts them with a dot), and `**` does not follow links to
+    folders (so a link loop is walked once);
   * `@list.txt`: one path per line (blank lines skipped), relative to the
-    current folder as on the command line; `-`: the same, from standard input;
+    current folder as on the command line; `-`: the same, from standard input.
+    A line longer than any path (`MAX_LINE`) or holding a NUL byte is an
+    `InputError`: the file is not a list of paths;
   * anything else: a path, passed on as it is, so that a missing or unreadable
     file becomes that picture's error row instead of stopping the batch.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 from digits.errors import DigitsError
@@ -46,6 +50,8 @@ PICTURE_SUFFIXES = frozenset(
     }
 )
 _GLOB_CHARACTERS = frozenset("*?[")
+# Linux's PATH_MAX: a longer line is no path (and /dev/zero is one endless line).
+MAX_LINE = 4096
 
 
 class InputError(DigitsError):
@@ -63,18 +69,18 @@ def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | No
 
 def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     if argument == "-":
-        yield from _lines(stdin)
+        yield from _lines(stdin, "standard input")
     elif argument.startswith("@") and len(argument) > 1:
         name = argument[1:]
         try:
             with open(name, encoding="utf-8", errors="surrogateescape", newline="") as listing:
-                yield from _lines(listing)
+                yield from _lines(listing, name)
         except OSError as err:
             raise InputError(f"{name}: the list of pictures cannot be read ({err.strerror or err}).") from None
     elif argument and os.path.isdir(argument):
         yield from _folder(argument, recursive)
     elif _GLOB_CHARACTERS & set(argument) and not os.path.lexists(argument):
-        matches = sorted(path for path in glob.iglob(argument, recursive=True) if not os.path.isdir(path))
+        matches = sorted(_matches(argument))
         if not matches:
             raise InputError(f"{argument}: no file matches this pattern (quote it so the shell leaves it to digits).")
         yield from matches
@@ -82,10 +88,30 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
         yield argument
 
 
-def _lines(stream: TextIO) -> Iterator[str]:
+def _matches(pattern: str) -> Iterator[str]:
+    """The files a glob matches: pathlib's `**` does not follow links to folders, where `glob.glob`'s does."""
+    parts = pattern.split(os.sep)
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARACTERS & set(part))
+    # The folders before the first wildcard, as typed ("./scans" stays "./scans"; "/x*" starts at "/").
+    root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")
+    rest = Path(*(part for part in parts[fixed:] if part))
+    shows_hidden = any(part.startswith(".") for part in rest.parts)
+    for path in Path(root or ".").glob(str(rest)):
+        below = path.relative_to(root or ".")
+        hidden = any(part.startswith(".") for part in below.parts)
+        if (shows_hidden or not hidden) and not path.is_dir():
+            yield os.path.join(root, below)
+
+
+def _lines(stream: TextIO, name: str) -> Iterator[str]:
     """One path per line; the line ending goes, spaces stay (a file name may start or end with one)."""
-    for line in stream:
+    number = 0
+    while line := stream.readline(MAX_LINE + 2):  # room for the longest path and its CRLF
+        number += 1
         path = line.rstrip("\r\n")
+        if len(path) > MAX_LINE or "\0" in path:
+            problem = f"is longer than any path ({MAX_LINE} characters)" if len(path) > MAX_LINE else "holds a NUL byte"
+            raise InputError(f"{name}: line {number} {problem}; a list of pictures is text, one path per line.")
         if path:
             yield path
 

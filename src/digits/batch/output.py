@@ -51,7 +51,9 @@ def _pyarrow() -> tuple[Any, Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
-        raise OutputError("writing Parquet needs pyarrow: pip install pyarrow (or write .csv or .jsonl).") from None
+        raise OutputError(
+            "writing Parquet needs pyarrow: pip install 'digits[batch]' (or write .csv or .jsonl)."
+        ) from None
     schema = pyarrow.schema(
         [
             (
@@ -86,18 +88,31 @@ class Output:
         self._written = 0
 
     def _part_files(self) -> list[Path]:
-        return sorted(self.parts.glob(f"*{self.suffix}")) if self.parts.is_dir() else []
+        # Numbered parts only: a kill can leave atomic_path's hidden temporary file beside them.
+        return sorted(self.parts.glob(f"{'[0-9]' * 9}{self.suffix}")) if self.parts.is_dir() else []
 
     def _sources(self) -> list[Path]:
-        return ([self.target] if self.target.is_file() else []) + self._part_files()
+        # An empty file holds no rows (a header-less CSV, a Parquet file without its footer would not read).
+        whole = self.target.is_file() and self.target.stat().st_size > 0
+        return ([self.target] if whole else []) + self._part_files()
 
-    def done(self) -> dict[str, tuple[int | None, int | None, bool]]:
-        """path -> (size, mtime_ns, failed) of the last row of each picture already written."""
-        return {
-            row["path"]: (row["size"], row["mtime_ns"], row["status"] == ERROR)
-            for source in self._sources()
-            for row in self._read(source, ("path", "size", "mtime_ns", "status"))
-        }
+    def done(self, model: str, command: str) -> dict[str, tuple[int | None, int | None, bool]]:
+        """path -> (size, mtime_ns, failed) of the last row of each picture already written.
+
+        Every row is read and checked, so a file that is not a batch output fails now, before any
+        picture is read; so does one written by another model, or by the other command.
+        """
+        found: dict[str, tuple[int | None, int | None, bool]] = {}
+        for source in self._sources():
+            for row in self._read(source, COLUMNS):
+                if row["model"] != model or _command(row) not in (None, command):
+                    other = f"`digits {_command(row)}`" if row["model"] == model else f"the model {row['model']}"
+                    raise OutputError(
+                        f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
+                        f"and the model {model} would mix the two: name another --out, or move this file away."
+                    )
+                found[row["path"]] = (row["size"], row["mtime_ns"], row["status"] == ERROR)
+        return found
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of rows, as a part file written atomically."""
@@ -146,18 +161,16 @@ class Output:
 
     def _read(self, path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
         try:
-            if self.suffix == ".parquet":
-                _, parquet, _ = _pyarrow()
-                for batch in parquet.ParquetFile(path).iter_batches(columns=list(columns)):
-                    yield from batch.to_pylist()
-                return
-            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-                rows = csv.DictReader(f) if self.suffix == ".csv" else map(json.loads, f)
-                for row in rows:
-                    yield {name: _typed(name, row[name]) if self.suffix == ".csv" else row[name] for name in columns}
+            for number, row in enumerate(self._rows(path), start=1):
+                if problem := _problem(row):
+                    raise OutputError(
+                        f"{path}: not a batch output that digits can resume from (row {number}: {problem}); "
+                        "name another --out or move this file away."
+                    )
+                yield {name: row[name] for name in columns}
         except OutputError:
             raise
-        except (OSError, ValueError, KeyError, csv.Error) as err:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, csv.Error) as err:
             raise OutputError(
                 f"{path}: not a batch output that digits can resume from ({err}); "
                 "name another --out or move this file away."
@@ -166,6 +179,55 @@ class Output:
             raise OutputError(
                 f"{path}: not a Parquet file digits wrote ({err}); name another --out or move this file away."
             ) from None
+
+    def _rows(self, path: Path) -> Iterator[Row]:
+        """Every row of one output or part file, with its columns checked: exactly `COLUMNS`."""
+        if self.suffix == ".parquet":
+            _, parquet, schema = _pyarrow()
+            table = parquet.ParquetFile(path)
+            if not table.schema_arrow.equals(schema):
+                raise OutputError(
+                    f"{path}: not a Parquet file digits wrote (its columns are not {', '.join(COLUMNS)} with "
+                    "digits' types); name another --out or move this file away."
+                )
+            for batch in table.iter_batches():
+                yield from batch.to_pylist()
+            return
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            if self.suffix == ".csv":
+                rows = csv.DictReader(f)
+                if tuple(rows.fieldnames or ()) != COLUMNS:
+                    raise ValueError(f"its header is not {','.join(COLUMNS)}")
+                for row in rows:
+                    yield {name: _typed(name, row[name]) for name in COLUMNS}
+                return
+            for line in f:
+                row = json.loads(line)
+                if not isinstance(row, dict) or set(row) != set(COLUMNS):
+                    raise ValueError(f"a line is not an object with the keys {', '.join(COLUMNS)}")
+                yield row
+
+
+def _problem(row: Row) -> str | None:
+    """What is wrong with a row read back (a column of the wrong type), or None."""
+    for name in COLUMNS:
+        value = row[name]
+        kinds: tuple[type, ...] = (int,) if name in _INTEGERS else (int, float) if name == "confidence" else (str,)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{name} is {type(value).__name__}"
+        if value is None and name in ("path", "status"):
+            return f"it has no {name}"
+    return None
+
+
+def _command(row: Row) -> str | None:
+    """Which command wrote a row: `predict` and `read` differ in their statuses and boxes; None for an error row."""
+    status = row["status"]
+    if status == ERROR:
+        return None
+    if status == "no digit found" or (row["boxes"] or "").startswith("[["):
+        return "predict"
+    return "read"
 
 
 def _utf8(row: Row) -> Row:

@@ -56,10 +56,21 @@ def predict(
 
     if explain is None:
         return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
+    _explain_alone(images, explain, recursive=recursive, out=out, workers=workers, dask=dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         prepared = reader.prepare(image)
         bulk.show("predict", path, reader.answer(prepared).to_dict(), as_json)
         save_steps(prepared, explain)
+
+
+def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> None:
+    """--explain reads one picture file here: the options of many pictures would be ignored, so they are refused."""
+    if given := [f"--{name}" for name, value in bulk_options.items() if value]:
+        raise typer.BadParameter(f"--explain reads one picture and writes no table; drop {', '.join(given)}.")
+    if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
+        raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
+    if explain.suffix.lower() != ".png":
+        raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {explain.name}.")
 
 
 def _each_picture(
@@ -127,6 +138,7 @@ def read(
 
     if explain is None:
         return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
+    _explain_alone(images, explain, recursive=recursive, out=out, workers=workers, dask=dask)
     for reader, path, image in _each_picture(images, model, threshold, explain):
         page = reader.read_page(image)
         bulk.show("read", path, page.to_dict(), as_json)

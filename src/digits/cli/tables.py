@@ -18,14 +18,15 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> N
     for _, header in columns:
         table.add_column(header)
     for row in rows:  # Text: a folder named "[red]" is a name, not markup
-        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
+        table.add_row(*(Text(_cell(key, row.get(key))) for key, _ in columns))
     # Off a terminal (a pipe, a file) there is no width to fit: print whole values, never "fin…".
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
-def _cell(value: object) -> str:
+def _cell(key: str, value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if value < 10 else f"{value:.1f}"
+        # Seconds to a tenth; accuracies and losses to four places (a loss of 10 or more to a tenth).
+        return f"{value:.1f}" if key.endswith("seconds") or value >= 10 else f"{value:.4f}"
     return shown(str(value))

@@ -14,7 +14,7 @@ import typer
 
 from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error
+from digits.cli.terminal import echo, error, fail
 from digits.data import class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -54,6 +54,24 @@ def train(
     from digits.train.timing import phase, save
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+    if resume:
+        # A resumed run goes on with the settings in its config.json: these would be ignored, so they are refused.
+        given = {
+            "--preset": preset is not None,
+            "--from-study": from_study is not None,
+            "--epochs": epochs is not None,
+            "--batch-size": batch_size is not None,
+            "--learning-rate": learning_rate is not None,
+            "--train-limit": train_limit is not None,
+            "--name": name is not None,
+            "--seed": seed != 0,
+            "--seeds": seeds != 1,
+            "--dataset": dataset != "mnist",
+        }
+        if clashing := [option for option, set_ in given.items() if set_]:
+            raise typer.BadParameter(
+                f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}."
+            )
     if from_study:
         if preset:
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
@@ -157,7 +175,7 @@ def tune(
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:
-        found = tune.open_study(tune.open_storage(storage), show)
+        found = tune.open_study(tune.open_storage(storage, existing=True), show)
         echo(tune.describe(found))
         for path in tune.save_plots(found, out or runs_dir / f"tune-{show}"):
             echo(f"  plot: {path}")
@@ -235,7 +253,9 @@ def export(
 
 
 def show(
-    index: Annotated[int, typer.Option(min=0, help="Index into the test set (the article's X_test[1] is 1).")] = 1,
+    index: Annotated[
+        int, typer.Option(min=0, help="Index into the test set (default 1: the article's X_test[1], a 2).")
+    ] = 1,
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
     out: Annotated[Path | None, typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
@@ -261,10 +281,17 @@ def show(
     echo(f"{title} -> {out}")
 
 
-def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs")) -> None:
+_RUNS = Path("runs")
+
+
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = _RUNS) -> None:
     """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
     from digits.runs import list_runs
 
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise fail(f"{runs_dir} is a file, not a folder of runs; pass the folder that `digits train` wrote runs in.")
+    if not runs_dir.exists() and runs_dir != _RUNS:  # the default folder is missing before the first training
+        raise fail(f"{runs_dir}: no such folder of runs (`digits train` writes them in ./runs).")
     rows = list_runs(runs_dir)
     if not rows:
         echo(f"no runs in {runs_dir}")

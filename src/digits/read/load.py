@@ -48,7 +48,7 @@ MAX_JPEG_METADATA_BYTES = 16 * 2**20
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
 READABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
-EXPECTED = "PNG, JPEG, BMP, GIF, WebP or TIFF"
+EXPECTED = "PNG, JPEG, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
 
 # Analysis resolution. Huge photos are reduced first (speed, memory); tiny
 # images are enlarged so that thresholding and morphology work on smooth
@@ -236,6 +236,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
     if data[:4] == ICO_MAGIC:
         _check_icon(data, name)
+    if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
+        raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
         # Pillow warns from MAX_IMAGE_PIXELS (89 megapixels) and raises from
         # twice that. Our own budget is on what the decode costs, so only

@@ -13,7 +13,7 @@ import numpy as np
 
 from digits.calibration import apply as apply_temperature
 from digits.calibration import stored_temperature
-from digits.errors import ModelError
+from digits.errors import DigitsError, ModelError
 from digits.runs import RunDir
 from digits.safe_open import read_regular
 from digits.spec import SHAPE, class_count
@@ -44,14 +44,30 @@ def resolve_model(source: str | os.PathLike[str] | None) -> Path:
         return shipped_model()
     path = Path(source)
     if path.is_dir():
-        path = RunDir(path).onnx_path
+        run = RunDir(path)
+        path = run.onnx_path
         if not path.exists():  # one that is no regular file is refused by read_model
-            raise ModelError(f"{source}: run folder has no model.onnx (export it with `digits export {source}`).")
+            raise ModelError(f"{source}: run folder has no model.onnx ({how_to_finish(run)}).")
     elif path.is_symlink() and not path.exists():
         raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
+
+
+def how_to_finish(run: RunDir) -> str:
+    """What gives a run folder without model.onnx its model: an export, the rest of its training, or a new one."""
+    if run.keras_path.exists():
+        return f"export it with `digits export {run}`"
+    if not run.has(RunDir.CONFIG):
+        return "not a training run: pass a run folder made by `digits train`, or an .onnx file"
+    try:
+        finished = run.status() == "finished"
+    except DigitsError:
+        finished = True  # its config is damaged: nothing to resume
+    if not finished and run.has_checkpoint():
+        return f"its training did not finish: `digits train --resume {run}`"
+    return "not a finished training run, and its model files are gone: train it again with `digits train`"
 
 
 def read_model(path: Path) -> bytes:

@@ -15,12 +15,12 @@ Uploads are multipart/form-data with the picture in ONE field `image`;
 JSON {"error": "<one sentence>"} (a picture without digits is an answer:
 status "no digit found"):
 
-    400  the body is not multipart, or is shorter than its Content-Length
+    400  the multipart body is malformed, or shorter than its Content-Length
     404 / 405  no such path / method
     408  the body did not arrive within `BODY_TIMEOUT` seconds
     413  the body is over `MAX_UPLOAD_BYTES`
-    422  the request is whole but holds no usable picture (no or two `image`
-         fields, not an image, over the decode budget)
+    422  the request is whole but holds no usable picture (not multipart,
+         no or two `image` fields, not an image, over the decode budget)
     503  this worker's memory for requests at work (`IN_FLIGHT_BYTES`) is
          taken; retry after the `Retry-After` seconds
 

@@ -1,6 +1,6 @@
 """Photo-like pages of 2 to 4 handwritten numbers, in the scenes real pages come in.
 
-Six real pages cannot say which kinds of page `digits read` gets wrong, and
+Two real pages cannot say which kinds of page `digits read` gets wrong, and
 the real ones must not be tuned on. This module renders pages from MNIST
 digits (the benchmarks use the *test* digits) in the scenes issue 19 names,
 so each can be measured apart and a change to the reader's rules can be

@@ -80,6 +80,8 @@ def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict
     }
     if best_epoch:
         metrics["overfitting"]["best_epoch"] = best_epoch
+    if info.ensemble:
+        metrics["overfitting"]["verdict"] = "An ensemble has no learning curves of its own: each member's run has them."
     if info.calibration is not None:
         from digits.calibration import expected_calibration_error
 

@@ -112,12 +112,18 @@ def _shown(url: str) -> str:
         return url
 
 
-def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStorage:
-    """Connect to (and if needed initialise) a study database; one clear TuneError on any fault."""
+def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = False) -> RDBStorage:
+    """Connect to (and if needed initialise) a study database; one clear TuneError on any fault.
+
+    `existing`: only read studies, so an SQLite file that is not there is an error, not a new database.
+    """
     from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url.removeprefix("sqlite:///"))
+        if existing and not database.is_file():
+            raise TuneError(f"no study database at {database} (`digits tune` makes one; pass --storage with its URL).")
+        database.parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {
@@ -379,7 +385,7 @@ def save_plots(study: optuna.Study, out_dir: Path, best: int = 20) -> list[Path]
 
 def best_config(storage: str, study_name: str) -> tuple[dict, optuna.trial.FrozenTrial]:
     """The study's attrs (preset, dataset, train_limit) and its best complete trial."""
-    study = open_study(open_storage(storage), study_name)
+    study = open_study(open_storage(storage, existing=True), study_name)
     try:
         trial = study.best_trial
     except ValueError:
