@@ -38,6 +38,7 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 # Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs itself.
 KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
 ERROR = "error"
+_LONGEST_CELL = 64 * 2**20
 
 Row = dict[str, Any]
 
@@ -177,7 +178,7 @@ class Output:
             ) from None
         except Exception as err:  # pyarrow's own error types for a damaged file
             raise OutputError(
-                f"{path}: not a Parquet file digits wrote ({err}); name another --out or move this file away."
+                f"{path}: not a {self.suffix[1:]} file digits wrote ({err}); name another --out or move this file away."
             ) from None
 
     def _rows(self, path: Path) -> Iterator[Row]:
@@ -195,6 +196,8 @@ class Output:
             return
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             if self.suffix == ".csv":
+                # A page of many digits has a long `boxes` cell: csv's default cap (128 KiB) would refuse our own row.
+                csv.field_size_limit(max(csv.field_size_limit(), _LONGEST_CELL))
                 rows = csv.DictReader(f)
                 if tuple(rows.fieldnames or ()) != COLUMNS:
                     raise ValueError(f"its header is not {','.join(COLUMNS)}")

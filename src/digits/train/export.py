@@ -24,13 +24,17 @@ def to_onnx(model, path: Path) -> Path:
 
     `path` is a run's model.onnx: a symbolic link there is replaced, never written through (runs.py).
     """
-    from digits.train.tf import load
+    from digits.train.tf import load, their_deprecations_quiet
 
     _, keras = load()
     spec = [keras.InputSpec(shape=(None, *SHAPE), dtype="float32", name="image")]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
-    with atomic.atomic_path(path, follow_symlinks=False) as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with (
+        atomic.atomic_path(path, follow_symlinks=False) as tmp,
+        contextlib.redirect_stdout(io.StringIO()),
+        their_deprecations_quiet(),
+    ):
         model.export(str(tmp), format="onnx", verbose=False, input_signature=spec)
     return path
 

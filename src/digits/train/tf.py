@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 # absl/TensorFlow log lines: "I0000 00:00:1795674312.478481    6472 port.cc:153] ..." and absl's preamble.
@@ -72,7 +73,18 @@ def load():
     os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read by TensorFlow's import; see the module's docstring
-    with native_logs_filtered():
+    with native_logs_filtered(), their_deprecations_quiet():
         import keras
         import tensorflow
     return tensorflow, keras
+
+
+@contextlib.contextmanager
+def their_deprecations_quiet() -> Iterator[None]:
+    """Within the block, Keras's and TensorFlow's own deprecation notices (numpy's `np.object` in Keras's
+    ONNX export) are not shown: they are theirs to fix, not the user's to read. Warnings about the user's
+    own code still show."""
+    with warnings.catch_warnings():
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"(keras|tensorflow|tf2onnx)")
+        yield
