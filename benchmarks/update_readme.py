@@ -161,6 +161,14 @@ def summary_block() -> str:
         ),
         ("real pictures of a number, read exactly", _share(numbers["exact"], numbers["n"]), f"{page}#real-pictures"),
         (
+            "real pictures with no digit, refused by both `predict` and `read`: development / held-out sources",
+            " / ".join(
+                f"{junk_fold['right']} of {junk_fold['n']}"
+                for junk_fold in (shipped["folds"][fold]["sets"]["junk"] for fold in ("dev", "held out"))
+            ),
+            f"{page}#real-pictures",
+        ),
+        (
             "generated pictures with no digit, given a digit anyway",
             _share(junk["accepted"], junk["n"]),
             f"{page}#real-pictures",
