@@ -89,3 +89,26 @@ def test_a_list_that_is_not_paths_is_one_line(tree, content, fragment):
     with pytest.raises(InputError, match=fragment):
         expand(["@list.txt"])
     assert_one_line_error(run_cli("read", "-", cwd=tree, input=content), fragment)
+
+
+def test_double_star_at_the_end_or_inside_a_name_matches_as_glob_did(tree):
+    assert expand(["a/**"]) == ["a/1.JPG", "a/2.png", "a/notes.txt", "a/sub/3.png", "a/sub/deeper/4.webp"]
+    assert expand(["a/**.png"]) == ["a/2.png"], "** within a name is *"
+    with pytest.raises(InputError, match="no file matches"):
+        expand(["a/*/"])  # a pattern ending in / names folders only
+
+
+def test_workers_never_outnumber_the_cores(monkeypatch):
+    from digits.batch import plan
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert plan(3000, 100_000, None)[0] == 2
+    assert plan(3000, None, None)[0] == 2 and plan(3000, 1, None)[0] == 1
+
+
+def test_a_dask_address_without_a_port_fails_at_once(tree):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with pytest.raises(ClusterError, match="garbage is not a scheduler address"):
+        write(["b.png"], None, job_for("predict"), dask="garbage")

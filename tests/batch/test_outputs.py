@@ -192,6 +192,15 @@ def test_resuming_with_another_command_or_model_is_refused(tmp_path, pictures, t
     assert out.read_bytes() == before
 
 
+def test_a_run_is_named_by_its_folder_in_the_rows(tmp_path, pictures, tiny_run):
+    """Every run's model file is model.onnx: the rows name the run, so two runs' answers are never mixed."""
+    out = tmp_path / "run.jsonl"
+    assert (
+        run_cli("predict", str(pictures[0]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path).returncode == 0
+    )
+    assert read_back(out)[0]["model"] == f"{tiny_run.name}/model.onnx"
+
+
 def test_a_temporary_file_left_by_a_kill_is_not_a_part(tmp_path, pictures):
     """atomic_path's temporary file, empty when the kill came before its rename, is not read back."""
     out = tmp_path / "e.jsonl"

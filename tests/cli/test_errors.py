@@ -189,13 +189,43 @@ def test_a_run_folder_without_its_model_says_how_to_finish_it(tmp_path, tiny_run
     assert_one_line_error(run_cli("predict", "x.png", "--model", str(unfinished), cwd=tmp_path), "digits export")
     (unfinished / "model.keras").unlink()
     result = run_cli("predict", "x.png", "--model", str(unfinished), cwd=tmp_path)
-    assert_one_line_error(result, "not a finished training run")
+    assert_one_line_error(result, "its model files are gone")
     assert_one_line_error(run_cli("export", str(unfinished), cwd=tmp_path), "has no model.keras to export")
 
 
 def test_resume_refuses_settings_it_would_ignore(tmp_path, tiny_run):
     result = run_cli("train", "--resume", str(tiny_run), "--preset", "seed", "--epochs", "3", cwd=tmp_path)
     assert_one_line_error(result, "drop --preset, --epochs")
+    # Even typed with its default value: the run's own seed, not this one, is what resuming uses.
+    assert_one_line_error(run_cli("train", "--resume", str(tiny_run), "--seed", "0", cwd=tmp_path), "drop --seed.")
+
+
+def test_explain_reads_one_picture_file(tmp_path, picture, model):
+    (tmp_path / "list.txt").write_text("two.png\n")
+    for source in ("@list.txt", "-", "."):
+        result = run_cli("predict", source, "--explain", "out.png", "--model", model, cwd=tmp_path, input="two.png\n")
+        assert_one_line_error(result, "--explain takes one picture file")
+
+
+def test_json_nested_too_deeply_in_a_run_or_a_card_is_one_line(tmp_path, tiny_run):
+    deep = "[" * 100_000 + "]" * 100_000
+    run = tmp_path / "deep"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(deep)
+    assert_one_line_error(run_cli("runs", str(tmp_path), cwd=tmp_path), "nested too deeply")
+    card = tmp_path / "m.onnx"
+    shutil.copy(tiny_run / "model.onnx", card)
+    (tmp_path / "m.json").write_text(deep)
+    assert_one_line_error(run_cli("predict", "x.png", "--model", str(card), cwd=tmp_path), "card cannot be read")
+
+
+def test_an_ensemble_without_its_model_says_to_make_it_again(tmp_path, tiny_run):
+    ensemble = tmp_path / "ens"
+    made = run_cli("ensemble", str(tiny_run), str(tiny_run), "--out", str(ensemble), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    (ensemble / "model.onnx").unlink()
+    assert_one_line_error(run_cli("predict", "x.png", "--model", str(ensemble), cwd=tmp_path), "digits ensemble")
+    assert_one_line_error(run_cli("export", str(ensemble), cwd=tmp_path), "an ensemble has no Keras model")
 
 
 def test_showing_a_study_never_creates_a_database(tmp_path):

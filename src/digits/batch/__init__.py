@@ -11,7 +11,7 @@ number(s) read, one line per line; for `predict`, the digit); `digit`
 (`predict` only); `confidence` (of the digit, or the least sure digit of
 the page); `boxes` (JSON: `read`'s lines with their digits and boxes, or
 `predict`'s one box); `error` (the sentence saying why the picture could not
-be read); `model` (the model file's name); `size` and `mtime_ns` (the file
+be read); `model` (the model file's name; a run's as `<run>/model.onnx`); `size` and `mtime_ns` (the file
 as it was read, for resuming).
 
 Pictures go in chunks of `chunk_size` to the workers (`digits.batch.engine`);
@@ -112,7 +112,7 @@ def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, 
 
     Never more processes than cores: each loads its own model, and more would only take turns.
     """
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     wanted = min(workers, cores) if workers else cores
     if workers is None and items < _FEW:
         wanted = 1

@@ -7,9 +7,11 @@ deterministic order, each once (the first time it is named):
     name; with `recursive`, those of its sub-folders too, folder by folder;
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
-    an `InputError`. As in the shell, `*` skips hidden names (unless the
-    pattern starts them with a dot), and `**` does not follow links to
-    folders (so a link loop is walked once);
+    an `InputError`. `**` alone as a part crosses folders (at the end too:
+    `scans/**` is every file below), within a name it is `*`; it does not
+    follow links to folders, so a link loop is walked once. Hidden names match
+    only a pattern with a part that starts with a dot; a pattern ending in `/`
+    names folders, so it matches no picture;
   * `@list.txt`: one path per line (blank lines skipped), relative to the
     current folder as on the command line; `-`: the same, from standard input.
     A line longer than any path (`MAX_LINE`) or holding a NUL byte is an
@@ -90,7 +92,12 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
 
 def _matches(pattern: str) -> Iterator[str]:
     """The files a glob matches: pathlib's `**` does not follow links to folders, where `glob.glob`'s does."""
-    parts = pattern.split(os.sep)
+    if pattern.endswith(os.sep):
+        return  # folders only, as in the shell: no picture
+    # As glob.glob had it: "**" within a name is "*", and a final "**" is every file below (pathlib gives folders).
+    parts = [part if part == "**" else part.replace("**", "*") for part in pattern.split(os.sep)]
+    if parts[-1] == "**":
+        parts.append("*")
     fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARACTERS & set(part))
     # The folders before the first wildcard, as typed ("./scans" stays "./scans"; "/x*" starts at "/").
     root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")

@@ -16,11 +16,11 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 from digits.errors import DigitsError
@@ -28,6 +28,7 @@ from digits.read.load import load_image
 from digits.read.model import shipped_model
 from digits.read.pipeline import segment_page
 from digits.read.reader import Reader
+from digits.runs import RunDir
 
 READ = "read"
 PREDICT = "predict"
@@ -45,8 +46,11 @@ class Job:
 
     @cached_property  # asked once per row: finding the shipped model each time cost the writer 0.1 ms a row
     def model_name(self) -> str:
-        """The model file's name, for the rows."""
-        return os.path.basename(self.model) if self.model else shipped_model().name
+        """The model file's name, for the rows; a run's `model.onnx` as `<run>/model.onnx` (every run's has that name)."""
+        if not self.model:
+            return shipped_model().name
+        model = Path(self.model)
+        return f"{model.parent.name}/{model.name}" if (model.parent / RunDir.CONFIG).is_file() else model.name
 
 
 _readers: dict[Job, Reader] = {}

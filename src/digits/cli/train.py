@@ -20,6 +20,7 @@ from digits.presets import DEFAULT_PRESET
 
 
 def train(
+    ctx: typer.Context,
     preset: Annotated[
         PresetName | None, typer.Option(help=f"Training preset (see digits/presets.py; default {DEFAULT_PRESET}).")
     ] = None,
@@ -55,23 +56,17 @@ def train(
 
     overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     if resume:
-        # A resumed run goes on with the settings in its config.json: these would be ignored, so they are refused.
-        given = {
-            "--preset": preset is not None,
-            "--from-study": from_study is not None,
-            "--epochs": epochs is not None,
-            "--batch-size": batch_size is not None,
-            "--learning-rate": learning_rate is not None,
-            "--train-limit": train_limit is not None,
-            "--name": name is not None,
-            "--seed": seed != 0,
-            "--seeds": seeds != 1,
-            "--dataset": dataset != "mnist",
-        }
-        if clashing := [option for option, set_ in given.items() if set_]:
-            raise typer.BadParameter(
-                f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}."
-            )
+        # A resumed run goes on with the settings in its config.json: any other option the user gave (even one
+        # equal to its default) would be ignored, so it is refused. Only the data's folder still counts.
+        # By name: Typer vendors its own copy of Click, whose ParameterSource is not click's.
+        typed = ("COMMANDLINE", "ENVIRONMENT")
+        clashing = [
+            "--" + name.replace("_", "-")
+            for name in ctx.params
+            if name not in ("resume", "data_dir") and getattr(ctx.get_parameter_source(name), "name", None) in typed
+        ]
+        if clashing:
+            raise fail(f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}.")
     if from_study:
         if preset:
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")

@@ -62,12 +62,14 @@ def how_to_finish(run: RunDir) -> str:
     if not run.has(RunDir.CONFIG):
         return "not a training run: pass a run folder made by `digits train`, or an .onnx file"
     try:
-        finished = run.status() == "finished"
+        info = run.read_info()
     except DigitsError:
-        finished = True  # its config is damaged: nothing to resume
-    if not finished and run.has_checkpoint():
+        return "its config.json is damaged: train it again with `digits train`"
+    if info.ensemble:
+        return "an ensemble whose model file is gone: make it again with `digits ensemble`"
+    if run.status(info) != "finished" and run.has_checkpoint():
         return f"its training did not finish: `digits train --resume {run}`"
-    return "not a finished training run, and its model files are gone: train it again with `digits train`"
+    return "its model files are gone: train it again with `digits train`"
 
 
 def read_model(path: Path) -> bytes:

@@ -120,7 +120,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
     from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
     if url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///"))
+        database = Path(url.removeprefix("sqlite:///").split("?")[0])  # without the URL's query (?timeout=5)
         if existing and not database.is_file():
             raise TuneError(f"no study database at {database} (`digits tune` makes one; pass --storage with its URL).")
         database.parent.mkdir(parents=True, exist_ok=True)
