@@ -50,3 +50,16 @@ def test_tflite_is_as_accurate(run, tmp_path):
 def test_an_unknown_format_is_a_usage_error(run, tmp_path):
     result = run_cli("export", str(run), "--format", "coreml", cwd=tmp_path)
     assert result.returncode == 2 and "--format" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keras_own_deprecation_notices_do_not_reach_a_python_user(run):
+    """Keras's `np.object` FutureWarning (at import and in its ONNX export) is theirs, not the user's to read."""
+    import subprocess
+    import sys
+
+    script = f"from digits.train.export import export_run; export_run({str(run)!r})"
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FutureWarning" not in result.stderr and "DeprecationWarning" not in result.stderr, result.stderr
