@@ -3,7 +3,7 @@
     >>> from digits import batch
     >>> for row in batch.read(["a.png", "b.jpg"], workers=2):   # rows in input order
     ...     print(row["path"], row["text"], row["status"])
-    >>> batch.bag(paths).to_dataframe()                          # the same rows as a dask.bag
+    >>> batch.bag(paths).compute()                               # the same rows, from a dask.bag
 
 A row is a flat dict with the columns `COLUMNS`: `path`; `status` ("ok",
 "unsure", "no digit found" / "no digits found", or "error"); `text` (the
