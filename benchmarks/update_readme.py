@@ -196,11 +196,24 @@ def summary_block() -> str:
         rows.append(latency_row(json.loads((RESULTS / "latency.json").read_text()), page))
     if (RESULTS / "synth_pages.json").is_file():
         rows.append(pages_row(json.loads((RESULTS / "synth_pages.json").read_text()), page))
+    if (RESULTS / "batch-quick.json").is_file():
+        rows.append(batch_row(json.loads((RESULTS / "batch-quick.json").read_text()), page))
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
     machine = accuracy["machine"]
     lines += ["", f"Measured on {machine['cpu']}, {machine['cores']} cores; each table names its command and date."]
     return "\n".join(lines)
+
+
+def batch_row(batch: dict, page: str) -> tuple[str, str, str]:
+    """The summary's row of `benchmarks/batch.py`: `digits read` on many pictures, 2 worker processes and Dask."""
+    small, mixed = (batch["sets"][name]["median"] for name in ("small", "mixed"))
+    return (
+        "`digits read` on many pictures, 2 worker processes (on 2 local Dask workers), pictures/s",
+        f"small crops {small['workers_2']['steady']:,.0f} ({small['dask_2']['steady']:,.0f}); "
+        f"a mix with phone photos and pages {mixed['workers_2']['steady']:,.0f} ({mixed['dask_2']['steady']:,.0f})",
+        f"{page}#reading-many-pictures",
+    )
 
 
 def pages_row(pages: dict, page: str) -> tuple[str, str, str]:

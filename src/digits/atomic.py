@@ -49,9 +49,9 @@ def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> 
         info = os.stat(real, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         if not real.parent.is_dir():
-            raise WriteError(
-                f"cannot write {target}: the folder {target.parent} does not exist; create it first."
-            ) from None
+            # The folder as the user typed it; through a dangling link, the folder of the link's target.
+            folder = real.parent if target.is_symlink() else target.parent
+            raise WriteError(f"cannot write {target}: the folder {folder} does not exist; create it first.") from None
         return real, 0o666 & ~_umask()
     except OSError as err:  # a symlink loop, a folder on the way that is a file, no permission
         raise WriteError(f"cannot write {target}: {err.strerror or err}.") from None

@@ -231,3 +231,9 @@ def test_an_ensemble_without_its_model_says_to_make_it_again(tmp_path, tiny_run)
 def test_showing_a_study_never_creates_a_database(tmp_path):
     assert_one_line_error(run_cli("tune", "--show", "seed-mnist", cwd=tmp_path), "no study database at", "runs/tune.db")
     assert not (tmp_path / "runs").exists()
+
+
+def test_explain_through_a_dangling_link_names_the_missing_folder(tmp_path, picture, model):
+    os.symlink("nowhere/x.png", tmp_path / "dangling.png")
+    result = run_cli("predict", "two.png", "--explain", "dangling.png", "--model", model, cwd=tmp_path)
+    assert_one_line_error(result, "the folder", "nowhere does not exist")
