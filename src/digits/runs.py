@@ -113,6 +113,22 @@ class RunDir:
     def has(self, filename: str) -> bool:
         return (self.path / filename).is_file()
 
+    def missing_model_advice(self) -> str:
+        """For a run folder without model.onnx: what gives it one (an export, the rest of its training, a new one)."""
+        if self.keras_path.exists():
+            return f"export it with `digits export {self}`"
+        if not self.has(self.CONFIG):
+            return "not a training run: pass a run folder made by `digits train`, or an .onnx file"
+        try:
+            info = self.read_info()
+        except TrainingError:
+            return "its config.json is damaged: train it again with `digits train`"
+        if info.ensemble:
+            return "an ensemble whose model file is gone: make it again with `digits ensemble`"
+        if self.status(info) != "finished" and self.has_checkpoint():
+            return f"its training did not finish: `digits train --resume {self}`"
+        return "its model files are gone: train it again with `digits train`"
+
     def _read_text(self, filename: str, fix: str) -> str:
         """The file's text; `fix` ends the sentence when it is missing or corrupt."""
         path = self.path / filename

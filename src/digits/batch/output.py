@@ -81,9 +81,7 @@ class Output:
             raise OutputError(f"{target}: the output must end in .csv, .jsonl or .parquet.")
         if self.suffix == ".parquet":
             _pyarrow()
-        if not self.target.parent.is_dir():
-            raise OutputError(f"{target}: the folder {self.target.parent} does not exist; create it first.")
-        writable_target(self.target)  # a folder or a device there fails now, before any picture is read
+        writable_target(self.target)  # a missing folder, a folder or a device there fails now, before any picture
         self.parts = self.target.with_name(f".{self.target.name}.parts")
         self._next = len(self._part_files())
         self._written = 0
@@ -105,9 +103,10 @@ class Output:
         """
         found: dict[str, tuple[int | None, int | None, bool]] = {}
         for source in self._sources():
-            for row in self._read(source, COLUMNS):
-                if row["model"] != model or _command(row) not in (None, command):
-                    other = f"`digits {_command(row)}`" if row["model"] == model else f"the model {row['model']}"
+            for row in self._read(source, COLUMNS, check=True):
+                written_by = _command(row)
+                if row["model"] != model or written_by not in (None, command):
+                    other = f"`digits {written_by}`" if row["model"] == model else f"the model {row['model']}"
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
                         f"and the model {model} would mix the two: name another --out, or move this file away."
@@ -160,10 +159,11 @@ class Output:
             else:
                 f.writelines(json.dumps({name: row[name] for name in COLUMNS}) + "\n" for row in rows)
 
-    def _read(self, path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
+    def _read(self, path: Path, columns: tuple[str, ...], check: bool = False) -> Iterator[Row]:
+        """`columns` of each row; with `check` (`done`, before any work), every value's type is checked too."""
         try:
-            for number, row in enumerate(self._rows(path), start=1):
-                if problem := _problem(row):
+            for number, row in enumerate(self._rows(path, columns), start=1):
+                if check and (problem := _problem(row)):
                     raise OutputError(
                         f"{path}: not a batch output that digits can resume from (row {number}: {problem}); "
                         "name another --out or move this file away."
@@ -181,8 +181,8 @@ class Output:
                 f"{path}: not a {self.suffix[1:]} file digits wrote ({err}); name another --out or move this file away."
             ) from None
 
-    def _rows(self, path: Path) -> Iterator[Row]:
-        """Every row of one output or part file, with its columns checked: exactly `COLUMNS`."""
+    def _rows(self, path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
+        """The rows of one output or part file (of Parquet, only `columns`), its columns checked: exactly `COLUMNS`."""
         if self.suffix == ".parquet":
             _, parquet, schema = _pyarrow()
             table = parquet.ParquetFile(path)
@@ -191,7 +191,7 @@ class Output:
                     f"{path}: not a Parquet file digits wrote (its columns are not {', '.join(COLUMNS)} with "
                     "digits' types); name another --out or move this file away."
                 )
-            for batch in table.iter_batches():
+            for batch in table.iter_batches(columns=list(columns)):
                 yield from batch.to_pylist()
             return
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:

@@ -13,7 +13,7 @@ import numpy as np
 
 from digits.calibration import apply as apply_temperature
 from digits.calibration import stored_temperature
-from digits.errors import DigitsError, ModelError
+from digits.errors import ModelError
 from digits.runs import RunDir
 from digits.safe_open import read_regular
 from digits.spec import SHAPE, class_count
@@ -47,29 +47,12 @@ def resolve_model(source: str | os.PathLike[str] | None) -> Path:
         run = RunDir(path)
         path = run.onnx_path
         if not path.exists():  # one that is no regular file is refused by read_model
-            raise ModelError(f"{source}: run folder has no model.onnx ({how_to_finish(run)}).")
+            raise ModelError(f"{source}: run folder has no model.onnx ({run.missing_model_advice()}).")
     elif path.is_symlink() and not path.exists():
         raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
     return path
-
-
-def how_to_finish(run: RunDir) -> str:
-    """What gives a run folder without model.onnx its model: an export, the rest of its training, or a new one."""
-    if run.keras_path.exists():
-        return f"export it with `digits export {run}`"
-    if not run.has(RunDir.CONFIG):
-        return "not a training run: pass a run folder made by `digits train`, or an .onnx file"
-    try:
-        info = run.read_info()
-    except DigitsError:
-        return "its config.json is damaged: train it again with `digits train`"
-    if info.ensemble:
-        return "an ensemble whose model file is gone: make it again with `digits ensemble`"
-    if run.status(info) != "finished" and run.has_checkpoint():
-        return f"its training did not finish: `digits train --resume {run}`"
-    return "its model files are gone: train it again with `digits train`"
 
 
 def read_model(path: Path) -> bytes:

@@ -42,7 +42,6 @@ def to_onnx(model, path: Path) -> Path:
 def export_run(run_dir: str | os.PathLike) -> Path:
     """`digits export RUN`: (re)write `model.onnx` from the run's `model.keras`."""
     from digits.errors import ModelError
-    from digits.read.model import how_to_finish
 
     run = RunDir(run_dir)
     if not run.path.is_dir():
@@ -50,7 +49,7 @@ def export_run(run_dir: str | os.PathLike) -> Path:
     if not run.keras_path.exists():
         if run.has(RunDir.CONFIG) and run.read_info().ensemble:
             raise ModelError(f"{run_dir}: an ensemble has no Keras model; its model.onnx is already its export.")
-        raise ModelError(f"{run_dir}: the run has no model.keras to export ({how_to_finish(run)}).")
+        raise ModelError(f"{run_dir}: the run has no model.keras to export ({run.missing_model_advice()}).")
     model = load_keras(run.keras_path)
     takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
     if takes != SHAPE:
