@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-quick lint fmt docs bench clean shipped-model
+.PHONY: setup run test test-quick lint fmt docs bench clean shipped-model shipped-sheet-finder
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ bench: setup
 shipped-model: setup
 	$(BIN)/digits train --preset reader --seed 0
 	$(BIN)/python -c "from digits.train.export import ship; print(ship('runs/latest'))"
+
+# The segmenter that finds a sheet on a desk (digits.read.sheet): seeded, about 20 minutes on 2 cores.
+shipped-sheet-finder: setup
+	$(BIN)/python -m digits.train.sheet_finder
 
 clean:
 	rm -rf $(VENV) runs

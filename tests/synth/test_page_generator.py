@@ -58,3 +58,25 @@ def test_a_sheet_on_a_desk_shows_the_desk_round_it(digits):
 def test_unknown_scenes_are_refused(digits):
     with pytest.raises(ValueError, match="scenes must be among"):
         pages.make_pages(*digits, 1, seed=0, scenes=("moon",))
+
+
+def test_sheets_come_with_where_the_sheet_is(digits):
+    """Photos for the sheet finder: on a desk, part of the photo is not the sheet; otherwise all of it is."""
+    sheets = pages.make_sheets(*digits, 8, seed=0)
+    assert [saved for saved, _ in sheets] == [saved for saved, _ in pages.make_sheets(*digits, 8, seed=0)]
+    for k, (saved, sheet) in enumerate(sheets):
+        picture = Image.open(io.BytesIO(saved))
+        assert sheet.shape == (picture.height, picture.width) and sheet.dtype == bool
+        grey = np.asarray(picture.convert("L"), dtype=np.float32)
+        if k % 2 == 0:  # a sheet or a sticky note on a desk: the sheet is brighter than the desk round it
+            assert 0.1 < (~sheet).mean() < 0.8
+            assert np.median(grey[sheet]) > np.median(grey[~sheet])
+        else:  # all sheet, but for a scanner's border
+            assert sheet.mean() > 0.85
+
+
+def test_a_scanners_border_is_not_the_sheet(digits):
+    picture, _, sheet = pages._page(*digits, np.random.default_rng(0), "table and border")
+    grey = np.asarray(picture.convert("L"), dtype=np.float32)
+    assert not sheet[0].any() and not sheet[-1].any() and not sheet[:, 0].any() and sheet.mean() > 0.8
+    assert grey[~sheet].max() < 0.15 * 255

@@ -34,7 +34,7 @@ from PIL import Image
 
 from digits.synth import photograph
 
-__all__ = ["SCENES", "encoded", "make_pages"]
+__all__ = ["SCENES", "encoded", "make_pages", "make_sheets"]
 
 SCENES = ("sheet", "sheet on a desk", "sticky note", "ruled paper", "arc", "table and border", "exif rotation")
 
@@ -94,8 +94,11 @@ def _paint_rules(image: Image.Image, rows: list[int], margin: int, rng) -> Image
     return photograph.to_image(pixels)
 
 
-def _table(image: Image.Image, baselines: list[int], column: int, height: float, rng) -> Image.Image:
-    """Dark table rules between the lines and down `column` beside the numbers, and a scanner's black border."""
+def _table(image: Image.Image, baselines: list[int], column: int, height: float, rng) -> tuple[Image.Image, np.ndarray]:
+    """Dark table rules between the lines and down `column` beside the numbers, and a scanner's black border.
+
+    Returns the picture and where the sheet is (everything inside the border).
+    """
     pixels = np.asarray(image, dtype=np.float32) / 255
     rows, cols = pixels.shape[:2]
     rule = max(1, round(height / 25))
@@ -105,31 +108,46 @@ def _table(image: Image.Image, baselines: list[int], column: int, height: float,
     pixels[:, column : column + rule] *= ink
     border = max(3, int(rng.uniform(0.01, 0.04) * max(rows, cols)))
     dark = rng.uniform(0.02, 0.12)
-    for sides in ((slice(0, border), slice(None)), (slice(rows - border, rows), slice(None))):
-        pixels[sides] = dark
-    pixels[:, : int(border * rng.uniform(0.5, 1.5))] = dark
-    return photograph.to_image(pixels)
+    left = int(border * rng.uniform(0.5, 1.5))
+    sheet = np.zeros((rows, cols), dtype=bool)
+    sheet[border : rows - border, left:] = True
+    pixels[~sheet] = dark
+    return photograph.to_image(pixels), sheet
 
 
-def _on_a_desk(sheet: Image.Image, rng, scale: float) -> Image.Image:
-    """The sheet, turned up to 6°, on a desk `scale` times its size, lit and noisy like a photo."""
-    desk_colour = photograph.pick(rng, _DESKS)
-    angle = float(rng.uniform(-6, 6))
+def _on_a_desk(sheet: Image.Image, rng, scale: float, varied: bool = False) -> tuple[Image.Image, np.ndarray]:
+    """The sheet, turned up to 6°, on a desk `scale` times its size, lit and noisy like a photo.
+
+    Returns the photo and where the sheet is in it. `varied` draws from wider
+    ranges (any dark to mid colour, rougher grain, up to 8°, anywhere in the
+    photo): what the sheet finder learns from (`digits.train.sheet_finder`),
+    so that the benchmark's desks lie inside what it saw rather than being it.
+    """
+    if varied and rng.random() < 0.5:
+        desk_colour = np.clip(rng.uniform(0.05, 0.6) + rng.uniform(-0.12, 0.12, 3), 0.02, 0.8)
+    else:
+        desk_colour = photograph.pick(rng, _DESKS)
+    angle = float(rng.uniform(-8, 8) if varied else rng.uniform(-6, 6))
     turned = sheet.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     mask = Image.new("L", sheet.size, 255).rotate(angle, Image.Resampling.BICUBIC, expand=True)
     width, height = (int(side * scale) for side in turned.size)
-    texture = 1 + 0.06 * photograph.smooth_noise(rng, (height, width), max(width, height) / 30)[..., None]
+    grain, blotch = (rng.uniform(0.02, 0.15), rng.uniform(10, 60)) if varied else (0.06, 30)
+    texture = 1 + grain * photograph.smooth_noise(rng, (height, width), max(width, height) / blotch)[..., None]
     desk = photograph.to_image(desk_colour * texture)
-    left = int(rng.uniform(0.2, 0.8) * (width - turned.width))
-    top = int(rng.uniform(0.2, 0.8) * (height - turned.height))
+    place = (0.05, 0.95) if varied else (0.2, 0.8)
+    left = int(rng.uniform(*place) * (width - turned.width))
+    top = int(rng.uniform(*place) * (height - turned.height))
     desk.paste(turned, (left, top), mask)
+    on_sheet = Image.new("L", (width, height), 0)
+    on_sheet.paste(mask, (left, top), mask)
     pixels = np.asarray(desk, dtype=np.float32) / 255
     pixels *= photograph.lighting(rng, (height, width)).astype(np.float32)[..., None]
     pixels += 0.02 * rng.standard_normal(size=pixels.shape, dtype=np.float32)
-    return photograph.to_image(pixels)
+    return photograph.to_image(pixels), np.asarray(on_sheet) > 127
 
 
-def _page(x, y, rng, scene: str) -> tuple[Image.Image, str]:
+def _page(x, y, rng, scene: str, varied: bool = False) -> tuple[Image.Image, str, np.ndarray]:
+    """A page of `scene`: (picture, text, where the sheet is in the picture as it is stored)."""
     height_range = (22, 40) if scene == "sticky note" else (28, 70)
     style = photograph.paper_style(rng, height_range)
     style.chalk = False  # pages are paper
@@ -145,22 +163,23 @@ def _page(x, y, rng, scene: str) -> tuple[Image.Image, str]:
     shape = (top + block_height + int(margin[1]), left + block_width + int(margin[3]))
     image = photograph.render(glyphs, [(t + top, c + left) for t, c in offsets], shape, style, rng)
     baselines = [b + top for b in baselines]
+    sheet = np.ones(shape, dtype=bool)
     if scene == "ruled paper":
         step = int(np.median(np.diff(baselines)))  # a page has 2 to 4 lines
         rows = list(range(baselines[0] % step, shape[0], step))
         image = _paint_rules(image, rows, left - int(style.height * 0.4), rng)
     elif scene == "table and border":
-        image = _table(image, baselines, left - int(style.height * 0.5), style.height, rng)
+        image, sheet = _table(image, baselines, left - int(style.height * 0.5), style.height, rng)
     if scene in ("sheet on a desk", "sticky note"):
         # As people photograph them: the sheet fills a good part of the photo, a sticky note less.
-        image = _on_a_desk(
-            image, rng, scale=rng.uniform(1.15, 1.6) if scene == "sheet on a desk" else rng.uniform(1.3, 2.0)
-        )
+        scale = rng.uniform(1.15, 1.6) if scene == "sheet on a desk" else rng.uniform(1.3, 2.0)
+        image, sheet = _on_a_desk(image, rng, scale, varied)
     if scene == "exif rotation":
         orientation = int(rng.choice(sorted(_STORED_TURN)))
         image = image.transpose(_STORED_TURN[orientation])
         image.info["exif_orientation"] = orientation
-    return image, "\n".join(texts)
+        sheet = np.ones((image.height, image.width), dtype=bool)
+    return image, "\n".join(texts), sheet
 
 
 def make_pages(x, y, n: int, seed: photograph.Seed, scenes=SCENES) -> list[tuple[Image.Image, str, str]]:
@@ -175,7 +194,38 @@ def make_pages(x, y, n: int, seed: photograph.Seed, scenes=SCENES) -> list[tuple
     if unknown or not scenes:
         raise ValueError(f"scenes must be among {', '.join(SCENES)}; not {', '.join(sorted(unknown)) or 'none'}.")
     rng = photograph.random_stream(seed, 4)
-    return [(*_page(x, y, rng, scene), scene) for scene in (scenes[k % len(scenes)] for k in range(n))]
+    pages = []
+    for k in range(n):
+        scene = scenes[k % len(scenes)]
+        picture, text, _ = _page(x, y, rng, scene)
+        pages.append((picture, text, scene))
+    return pages
+
+
+def make_sheets(x, y, n: int, seed: photograph.Seed) -> list[tuple[bytes, np.ndarray]]:
+    """`n` photos as saved files with where the sheet is in each: what the sheet finder learns from.
+
+    Half are a sheet or a sticky note on a desk drawn from `varied` desks; the
+    other half are photos that are all sheet (a page of any other scene, or one
+    digit from `photograph.make_singles`), so that the finder also learns when
+    to find nothing. A scanner's border is not the sheet.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    photograph.check_digits(x, y)
+    rng = photograph.random_stream(seed, 5)
+    on_desks, whole = ("sheet on a desk", "sticky note"), ("sheet", "ruled paper", "arc", "table and border", "single")
+    sheets = []
+    for k in range(n):
+        scenes = on_desks if k % 2 == 0 else whole
+        scene = scenes[rng.integers(len(scenes))]
+        if scene == "single":
+            picture, _ = photograph.make_singles(x, y, 1, int(rng.integers(2**31)))[0]
+            saved, _ = photograph.encoded(picture)
+            sheets.append((saved, np.ones((picture.height, picture.width), dtype=bool)))
+        else:
+            picture, _, sheet = _page(x, y, rng, scene, varied=True)
+            sheets.append((encoded(picture), sheet))
+    return sheets
 
 
 def encoded(picture: Image.Image) -> bytes:

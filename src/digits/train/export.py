@@ -19,15 +19,15 @@ from digits.runs import RunDir
 from digits.spec import SHAPE
 
 
-def to_onnx(model, path: Path) -> Path:
-    """Write `model` as ONNX with a dynamic batch axis: input (N, 28, 28) float32 in [0, 1].
+def to_onnx(model, path: Path, shape: tuple[int, ...] = SHAPE, name: str = "image") -> Path:
+    """Write `model` as ONNX with a dynamic batch axis: input `name`, (N, *shape) float32 (a digit: 28×28 in [0, 1]).
 
     `path` is a run's model.onnx: a symbolic link there is replaced, never written through (runs.py).
     """
     from digits.train.tf import load, their_deprecations_quiet
 
     _, keras = load()
-    spec = [keras.InputSpec(shape=(None, *SHAPE), dtype="float32", name="image")]
+    spec = [keras.InputSpec(shape=(None, *shape), dtype="float32", name=name)]
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx reports each conversion step on stdout; the CLI's output is ours.
     with (

@@ -114,8 +114,8 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
     fingerprint += inspect.getsource(job).encode() + reader_data._fingerprint(job(probe))
 
     def make():
-        made = reader_data._in_chunks(
-            job, jobs, reader_data._workers(workers), f"{name}: {len(images)} pictures" if progress else None
+        made = reader_data.in_chunks(
+            job, jobs, reader_data.worker_count(workers), f"{name}: {len(images)} pictures" if progress else None
         )
         return {"images": np.round(made["images"] * 255).astype(np.uint8), "labels": made["labels"]}
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from digits.config import TrainConfig
 
-__all__ = ["CACHE", "negatives", "photographed_digits", "wanted"]
+__all__ = ["CACHE", "in_chunks", "negatives", "photographed_digits", "wanted", "worker_count"]
 
 # The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
 CACHE = "reader-data"
@@ -66,11 +66,13 @@ def _stack(images: list[np.ndarray], labels: list[int]) -> dict[str, np.ndarray]
 
 
 def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {key: np.concatenate([part[key] for part in parts]) for key in ("images", "labels")}
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
-def _in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | None) -> dict[str, np.ndarray]:
+def in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | None) -> dict[str, np.ndarray]:
     """Run `job(*args)` for every tuple in `jobs`, in worker processes when there are several, and merge.
+
+    Each job returns arrays under "images" and "labels"; the merged arrays keep the jobs' order.
 
     `progress` is the label of a progress bar on stderr, or None for none.
     """
@@ -130,7 +132,7 @@ def wanted(config: TrainConfig) -> bool:
     return bool(config.reject_class or config.photo_singles or config.photo_lines)
 
 
-def _workers(workers: int | None) -> int:
+def worker_count(workers: int | None) -> int:
     return workers or min(4, os.cpu_count() or 1)
 
 
@@ -161,7 +163,7 @@ def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True,
     jobs = [(seed, chunk, min(_CHUNK, n - start)) for chunk, start in enumerate(range(0, n, _CHUNK))]
 
     def make():
-        return _in_chunks(_negatives_chunk, jobs, _workers(workers), f"{n} junk pictures" if progress else None)
+        return in_chunks(_negatives_chunk, jobs, worker_count(workers), f"{n} junk pictures" if progress else None)
 
     if not cache:
         return make()["images"]
@@ -249,14 +251,17 @@ def photographed_digits(
     def make():
         return _merge(
             [
-                _in_chunks(
+                in_chunks(
                     _singles_chunk,
                     jobs_singles,
-                    _workers(workers),
+                    worker_count(workers),
                     f"{singles} photographed digits" if progress else None,
                 ),
-                _in_chunks(
-                    _lines_chunk, jobs_lines, _workers(workers), f"{lines} photographed numbers" if progress else None
+                in_chunks(
+                    _lines_chunk,
+                    jobs_lines,
+                    worker_count(workers),
+                    f"{lines} photographed numbers" if progress else None,
                 ),
             ]
         )
