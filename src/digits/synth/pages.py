@@ -19,6 +19,10 @@ judged on pictures that are not the real ones (`benchmarks/synth_pages.py`):
   * `exif rotation`: a sheet stored on its side with the EXIF orientation
     that turns it upright, as phones save photos.
 
+`make_sheets` draws photos of the same scenes from wider ranges of desks,
+each with the mask of its sheet: what `digits.train.sheet_finder` learns
+from, with MNIST's *training* digits.
+
 Each page's text is its numbers top to bottom, joined with "\\n", as
 `Page.text` gives them. A number's digits never touch, as in
 `digits.synth.photograph.make_lines`. Everything is drawn from one
