@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from digits.read.load import load_image, working_grey
-from digits.read.sheet import FINDER_SIDE, _finder_session, finder_input, outside_sheet
+from digits.read.sheet import FINDER_SIDE, finder_input, finder_session, outside_sheet
 from digits.synth import pages
 
 
@@ -21,7 +21,7 @@ def photos(mnist):
 
 
 def test_the_shipped_finder_takes_and_gives_a_square_picture():
-    session = _finder_session()
+    session = finder_session()
     (given,), (returned,) = session.get_inputs(), session.get_outputs()
     assert tuple(given.shape[1:]) == (FINDER_SIDE, FINDER_SIDE, 1) == tuple(returned.shape[1:])
 

@@ -36,6 +36,7 @@ from digits.read.load import load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import line_digits, picture_refused, steady
+from digits.read.sheet import finder_session
 from digits.read.turns import averaged
 from digits.spec import REJECT, Box
 
@@ -115,6 +116,7 @@ class Reader:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
         self.recognizer = Recognizer(model, threads=threads)
         self.threshold = threshold
+        finder_session()  # the sheet finder too: a broken install fails here, not at the first photo of a desk
 
     @property
     def model_path(self) -> Path:

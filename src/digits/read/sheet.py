@@ -7,7 +7,7 @@ then leaves the table out of the paper's estimate and of the ink.
 
 Two finders, on a coarse copy of the photo:
 
-  * rules (`_sheet`): the largest region of one side of Otsu's brightness
+  * rules (`_rules_sheet`): the largest region of one side of Otsu's brightness
     split that ends in a sharp edge, is a quadrilateral and leaves a bare
     table round it;
   * where they find none, a small segmenter (`shipped/sheet.onnx`, 100k
@@ -50,7 +50,9 @@ _SHARP_STEP = 0.12
 _MAX_AREA = 0.95
 # The side of the square the segmenter sees, and the probability above which a pixel is sheet.
 FINDER_SIDE = 64
-_FINDER_LEVEL = 0.5
+FINDER_LEVEL = 0.5
+# A "sheet" smaller than this share of the photo is a bright patch, not paper to write on.
+_FINDER_LEAST_SHEET = 0.05
 # Where the segmenter leaves less than this share of the photo to the table, the sheet
 # fills it. Chosen on generated pages of seeds 0 and 1: 0.02 (a scanner's thin border
 # counts) read one page more than 0.08.
@@ -104,11 +106,16 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     from scipy import ndimage
 
     height, width = grey.shape
-    on_picture = Image.fromarray(np.uint8(~sheet) * 255).resize((width, height), Image.Resampling.BILINEAR)
     table_mask: np.ndarray = ndimage.binary_dilation(
-        np.asarray(on_picture) > 127, iterations=max(2, round(0.01 * max(height, width)))
+        _resized(~sheet, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
     )
     return table_mask
+
+
+def _resized(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask brought to `shape` (rows, columns), its edge where it crosses half way."""
+    smooth = Image.fromarray(np.uint8(mask) * 255).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return np.asarray(smooth) > 127
 
 
 def _coarse(grey: np.ndarray) -> np.ndarray:
@@ -126,7 +133,7 @@ def _coarse(grey: np.ndarray) -> np.ndarray:
 
 def finder_input(grey: np.ndarray) -> np.ndarray:
     """What the segmenter sees of a working grey picture: FINDER_SIDE² pixels around its median, in its spread."""
-    return _finder_input(_coarse(np.asarray(grey, dtype=np.float32)))
+    return _finder_input(_coarse(grey))
 
 
 def _finder_input(small: np.ndarray) -> np.ndarray:
@@ -139,7 +146,8 @@ def _finder_input(small: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _finder_session() -> Any:
+def finder_session() -> Any:
+    """The shipped segmenter, loaded once per process (a `Reader` loads it, so a broken install fails early)."""
     import onnxruntime as ort
 
     path = Path(str(files("digits").joinpath("shipped/sheet.onnx")))
@@ -148,21 +156,36 @@ def _finder_session() -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # 64×64 pixels: more threads would only wait for each other
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for every decode fault
+        raise ModelError(
+            f"{path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}); reinstall digits."
+        ) from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (FINDER_SIDE, FINDER_SIDE, 1):
+        raise ModelError(
+            f"{path}: not the sheet finder (it takes no {FINDER_SIDE}×{FINDER_SIDE} picture); reinstall digits."
+        )
+    return session
 
 
 def _learned_sheet(small: np.ndarray) -> np.ndarray | None:
-    """The segmenter's sheet as a mask of `small`: its largest region, holes filled; None when it fills the photo."""
+    """The segmenter's sheet as a mask of `small`: its largest region, holes filled.
+
+    None when it leaves too little to a table, when it is too small to be a
+    sheet, or when no step of brightness runs along its edge.
+    """
     from scipy import ndimage
 
-    session = _finder_session()
+    session = finder_session()
     square = _finder_input(small)[None, ..., None]
     probability = session.run(None, {session.get_inputs()[0].name: square})[0][0, ..., 0]
-    labels, count = ndimage.label(probability > _FINDER_LEVEL)
+    labels, count = ndimage.label(probability > FINDER_LEVEL)
     if count == 0:
         return None
     sheet = ndimage.binary_fill_holes(labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1)
-    if (~sheet).mean() < _FINDER_LEAST_TABLE or sheet.mean() < 0.05:
+    if (~sheet).mean() < _FINDER_LEAST_TABLE or sheet.mean() < _FINDER_LEAST_SHEET:
         return None
     # On a picture with no sheet in it, lit unevenly, the segmenter can see one in the light. A real
     # sheet's edge is a step, if a small one under dim light: larger than the brightness varies beside it.
@@ -195,7 +218,7 @@ def _edge(small: np.ndarray, sheet: np.ndarray) -> tuple[float, float]:
 
     inner = ndimage.binary_erosion(sheet, iterations=2) & ~ndimage.binary_erosion(sheet, iterations=5)
     outer = ndimage.binary_dilation(sheet, iterations=5) & ~ndimage.binary_dilation(sheet, iterations=2)
-    if not (inner.any() and outer.any()):
+    if not (inner.any() and outer.any()):  # no edge to measure: no step
         return 0.0, 0.0
     inside, outside = small[inner], small[outer]
     middle_in, middle_out = np.median(inside), np.median(outside)

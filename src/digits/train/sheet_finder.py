@@ -1,6 +1,6 @@
 """The sheet finder: a small segmenter that marks the sheet in a photo of a sheet on a desk.
 
-`digits.read.sheet` runs it (from `shipped/sheet.onnx`) before its rules. It
+`digits.read.sheet` runs it (from `shipped/sheet.onnx`) where its rules find no sheet. It
 learns from photos generated from MNIST's *training* digits
 (`digits.synth.pages.make_sheets`: sheets and sticky notes on varied desks,
 and pictures that are all sheet), each seen as the reader sees it: saved as
@@ -97,12 +97,13 @@ def train(
     out_dir: Path, data_dir: str | None, epochs: int = EPOCHS, samples: int = SAMPLES, validation: int = VALIDATION
 ) -> dict:
     """Train the sheet finder, write `sheet.onnx` and its card `sheet.json` into `out_dir`; return the card."""
-    from digits.read.sheet import FINDER_SIDE
+    from digits.read.sheet import FINDER_LEVEL, FINDER_SIDE
     from digits.train.export import to_onnx
     from digits.train.tf import load
 
     for name in ("sheet.onnx", "sheet.json"):  # before the work, not after it
         atomic.writable_target(out_dir / name)
+    _training_digits(data_dir)  # MNIST missing or damaged: said now, before TensorFlow and the workers start
     _, keras = load()
     keras.utils.set_random_seed(TRAIN_SEED)
     learn, held_out = photos(samples, TRAIN_SEED, data_dir), photos(validation, VALIDATION_SEED, data_dir)
@@ -113,7 +114,7 @@ def train(
     started = time.perf_counter()
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2)
     seconds = time.perf_counter() - started
-    found = model.predict(held_out["images"][..., None], batch_size=256, verbose=0)[..., 0] > 0.5
+    found = model.predict(held_out["images"][..., None], batch_size=256, verbose=0)[..., 0] > FINDER_LEVEL
     truth = held_out["labels"]
     table = ~truth
     to_onnx(model, out_dir / "sheet.onnx", shape=(FINDER_SIDE, FINDER_SIDE, 1), name="picture")
@@ -146,7 +147,7 @@ def main(
     out: Annotated[Path, typer.Option(help="folder for sheet.onnx and sheet.json")] = _SHIPPED,
     data_dir: Annotated[str | None, typer.Option(envvar="DIGITS_DATA_DIR", help="folder holding MNIST's files")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="passes over the photos")] = EPOCHS,
-    samples: Annotated[int, typer.Option(min=_CHUNK, help="photos to learn from")] = SAMPLES,
+    samples: Annotated[int, typer.Option(min=1, help="photos to learn from")] = SAMPLES,
 ) -> None:
     """Train the sheet finder that `digits read` runs on photos of pages."""
     from digits.errors import DigitsError
