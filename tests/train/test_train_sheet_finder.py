@@ -32,3 +32,14 @@ def test_the_same_photos_for_any_number_of_workers(mnist):
 def test_a_missing_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(WriteError, match="does not exist"):
         sheet_finder.train(tmp_path / "nowhere", None)
+
+
+def test_the_command_says_what_is_wrong_in_one_sentence(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    command = typer.Typer()
+    command.command()(sheet_finder.main)
+    result = CliRunner().invoke(command, ["--out", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "does not exist; create it first." in result.output and "Traceback" not in result.output
