@@ -189,12 +189,9 @@ def _learned_sheet(small: np.ndarray) -> np.ndarray | None:
         return None
     # On a picture with no sheet in it, lit unevenly, the segmenter can see one in the light. A real
     # sheet's edge is a step, if a small one under dim light: larger than the brightness varies beside it.
-    height, width = small.shape
-    on_small = (
-        np.asarray(Image.fromarray(np.uint8(sheet) * 255).resize((width, height), Image.Resampling.BILINEAR)) > 127
-    )
+    on_small = _resized(sheet, small.shape)
     step, spread = _edge(small, on_small)
-    return on_small if step >= _FINDER_EDGE * spread else None
+    return on_small if step > 0 and step >= _FINDER_EDGE * spread else None
 
 
 def _sharp_edge(small: np.ndarray, sheet: np.ndarray) -> bool:
