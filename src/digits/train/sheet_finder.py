@@ -109,7 +109,7 @@ def train(
     learn, held_out = photos(samples, TRAIN_SEED, data_dir), photos(validation, VALIDATION_SEED, data_dir)
     x, y = _turned(learn["images"])[..., None], _turned(learn["labels"])[..., None].astype(np.float32)
     model = build(keras)
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * (len(x) // BATCH_SIZE))
+    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * max(1, -(-len(x) // BATCH_SIZE)))
     model.compile(keras.optimizers.Adam(schedule), "binary_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2)
