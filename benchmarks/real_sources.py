@@ -94,7 +94,7 @@ def pictures(folder: Path) -> list[dict]:
 
 def read_with_reader(reader, rows: list[dict]) -> list[dict]:
     """The reader's answers, one per row: `digit` and its confidence (`predict`), `text` (`read`)."""
-    from digits.read.reader import NO_DIGIT
+    from digits.spec import NO_DIGIT
 
     answers = []
     for row in rows:

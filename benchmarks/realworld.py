@@ -52,7 +52,8 @@ from _common import write_results
 from digits.atomic import write_text
 from digits.read.load import load_image
 from digits.read.normalize import naive
-from digits.read.reader import NO_DIGIT, OK, UNSURE, Reader
+from digits.read.reader import Reader
+from digits.spec import NO_DIGIT, OK, UNSURE
 from digits.synth.junk import make_junk
 from digits.synth.photograph import write_set
 

@@ -8,13 +8,18 @@ imports them from here, so the contract is written once.
 
 from __future__ import annotations
 
-__all__ = ["DIGITS", "REJECT", "REJECT_NAME", "SHAPE", "SIZE", "Box", "class_count"]
+__all__ = ["DIGITS", "NO_DIGIT", "OK", "REJECT", "REJECT_NAME", "SHAPE", "SIZE", "UNSURE", "Box", "class_count"]
 
 SIZE = 28  # px: MNIST's side, and the side of every image a model takes
 SHAPE = (SIZE, SIZE)
 DIGITS = 10  # the classes 0-9
 REJECT = DIGITS  # index of the "not a digit" class, in models that have it
 REJECT_NAME = "not a digit"
+
+# The status of a reader's answer for one digit: sure, below the threshold, or refused.
+OK = "ok"
+UNSURE = "unsure"
+NO_DIGIT = "no digit found"
 
 # x0, y0, x1, y1 in a picture's pixels, ends exclusive.
 Box = tuple[int, int, int, int]

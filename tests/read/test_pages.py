@@ -16,7 +16,8 @@ from test_reader import REAL, mnist_page, needs_real, real_rows
 
 from digits.read.load import load_image
 from digits.read.pipeline import prepare, segment_page
-from digits.read.reader import OK, Reader
+from digits.read.reader import Reader
+from digits.spec import OK
 from digits.synth.junk import make_junk
 
 _ORIENTATION = 0x0112

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from digits.read.reader import NO_DIGIT, OK, Reader
+from digits.read.reader import Reader
+from digits.spec import NO_DIGIT, OK
 from digits.synth.junk import make_junk
 from helpers import benchmark_module, run_cli
 

@@ -6,8 +6,9 @@ from scipy import ndimage
 
 from digits.read import reader as reader_module
 from digits.read.pipeline import Prepared, Segment, Segmented
-from digits.read.reader import NO_DIGIT, OK, UNSURE, Digit, Line, Reader
+from digits.read.reader import Digit, Line, Reader
 from digits.read.refusal import _linear_nudges, line_digits, nudged, steady
+from digits.spec import NO_DIGIT, OK, UNSURE
 
 
 def digit(value: int | None, status: str, left: int = 0, confidence: float = 0.95) -> Digit:
@@ -21,19 +22,36 @@ def test_beside_numbers_a_line_may_hold_unsure_digits_but_not_be_one_digit():
         digit(7, UNSURE, 30, confidence=0.45),
         digit(1, OK, 60, confidence=1.0),
     ]
-    assert line_digits(sure_and_unsure, OK) is None
-    assert line_digits(sure_and_unsure, OK, beside_numbers=True) == sure_and_unsure
-    # Beside numbers too, a line's digits must be confident on average.
-    doubtful = [digit(4, OK, confidence=0.9), digit(7, UNSURE, 30, confidence=0.45)]
-    assert line_digits(doubtful, OK, beside_numbers=True) is None
+    assert line_digits(sure_and_unsure) is None
+    assert line_digits(sure_and_unsure, beside_numbers=True) == sure_and_unsure
+    # Beside numbers too, a line's digits must be confident on average (less than alone).
+    doubtful = [digit(4, OK, confidence=0.7), digit(7, UNSURE, 30, confidence=0.45)]
+    assert line_digits(doubtful, beside_numbers=True) is None
     for lone in ([digit(5, OK)], [digit(5, UNSURE)], [digit(5, OK), digit(None, NO_DIGIT, 30)]):
-        assert line_digits(lone, OK, beside_numbers=True) is None  # a mark at the edge, a corner of the desk
-    assert line_digits([digit(5, OK)], OK) == [digit(5, OK)]
+        assert line_digits(lone, beside_numbers=True) is None  # a mark at the edge, a corner of the desk
+    assert line_digits([digit(5, OK)]) == [digit(5, OK)]
     # The rules that are about shapes, not about the model's certainty, still hold.
     too_wide = [digit(4, OK), Digit(7, 0.95, (), (30, 0, 130, 30), UNSURE)]
     full_height_refused = [digit(4, OK), digit(7, UNSURE, 30), digit(None, NO_DIGIT, 60)]
-    assert line_digits(too_wide, OK, beside_numbers=True) is None
-    assert line_digits(full_height_refused, OK, beside_numbers=True) is None
+    assert line_digits(too_wide, beside_numbers=True) is None
+    assert line_digits(full_height_refused, beside_numbers=True) is None
+
+
+def test_beside_numbers_a_doubtful_refusal_of_full_height_is_read_as_its_likeliest_digit():
+    def refused(sure_it_is_none: float, left: int, height: int = 30) -> Digit:
+        return Digit(None, sure_it_is_none, ((8, 0.3), (3, 0.1), (0, 0.05)), (left, 0, left + 20, height), NO_DIGIT)
+
+    six_doubt_four = [digit(6, OK, confidence=1.0), refused(0.6, 30), digit(4, OK, 60, confidence=1.0)]
+    assert line_digits(six_doubt_four) is None  # alone, a refused piece of full height stops the line
+    read = line_digits(six_doubt_four, beside_numbers=True)
+    assert read is not None and [d.digit for d in read] == [6, 8, 4]
+    assert (read[1].status, read[1].confidence, read[1].box) == (UNSURE, 0.3, (30, 0, 50, 30))
+    # A piece the model is sure is no digit still stops the line, and a small one (a dash) is still left out.
+    assert line_digits([*six_doubt_four[:1], refused(0.95, 30), six_doubt_four[2]], beside_numbers=True) is None
+    dash = [six_doubt_four[0], refused(0.6, 30, height=10), six_doubt_four[2]]
+    assert [d.digit for d in line_digits(dash, beside_numbers=True) or []] == [6, 4]
+    # Read so, it counts toward the line's mean confidence.
+    assert line_digits([digit(6, OK, confidence=0.7), refused(0.6, 30)], beside_numbers=True) is None
 
 
 def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():

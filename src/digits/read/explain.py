@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 from digits.atomic import atomic_path
 from digits.read.load import grey_array, true_size
 from digits.read.pipeline import Prepared
-from digits.read.reader import OK, Page
+from digits.read.reader import Page
+from digits.spec import OK
 
 _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible
 _TITLE_HEIGHT = 24  # px above each step for its title

@@ -38,11 +38,7 @@ from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import line_digits, picture_refused, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
-from digits.spec import REJECT, Box
-
-OK = "ok"
-UNSURE = "unsure"
-NO_DIGIT = "no digit found"
+from digits.spec import NO_DIGIT, OK, REJECT, UNSURE, Box
 
 
 @dataclass(frozen=True)
@@ -207,8 +203,8 @@ class Reader:
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
                 decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
-                sure = line_digits(decided, OK)
-                beside = line_digits(decided, OK, beside_numbers=True)
+                sure = line_digits(decided)
+                beside = line_digits(decided, beside_numbers=True)
                 digits = sure or beside
                 if digits is not None:
                     kept = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]

@@ -24,13 +24,16 @@ parts of it (grass, a star field, a photo); the picture gives none.
 
 Once a picture holds numbers that pass every test, it is a page of numbers,
 and its other lines of two digits or more need less: they pass `line_digits`
-with unsure digits allowed (still confident on average), and need not be
-steady; their digits that flipped when nudged are marked unsure. On
-generated pages, a page's lines were dropped for one unsure or unsteady
-digit far more often than a stray mark passed for a number (seeds 0 and 1:
-22 more of 280 pages read exactly). These lines count as lines of writing,
-not as numbers, in `picture_refused`, so junk pictures are unaffected: they
-are refused, or not, before these lines are added.
+with unsure digits allowed (confident on average, less than alone), and need
+not be steady; their digits that flipped when nudged are marked unsure. A
+piece of full height that the model refuses, but is not sure about
+(`_SURE_NOT_A_DIGIT`), is read there as its likeliest digit, marked unsure.
+On generated pages, a page's lines were dropped for one doubtful piece far
+more often than a stray mark passed for a number (seeds 0 and 1: 22 more of
+280 pages read exactly with unsure digits allowed, 20 more with the doubtful
+refusals and the lower mean confidence). These lines count as lines of
+writing, not as numbers, in `picture_refused`, so junk pictures are
+unaffected: they are refused, or not, before these lines are added.
 
 The constants were chosen on the real pictures in ../shared/data/real-digits
 (numbers, pages and junk), kept round and general: no rule names a file.
@@ -39,17 +42,24 @@ The constants were chosen on the real pictures in ../shared/data/real-digits
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from digits.read.turns import warped
+from digits.spec import OK, UNSURE
 
 if TYPE_CHECKING:  # the reader imports this module: its Digit is only named here
     from digits.read.reader import Digit
 
-# A line's digits must average this confidence (real numbers measured: 0.95 and up).
+# A line's digits must average this confidence (real numbers measured: 0.95 and up)...
 _MIN_MEAN_CONFIDENCE = 0.8
+# ...and this much beside numbers that passed every test (seeds 0 and 1: 0.5 and 0.6 read as many pages, 0.7 one less).
+_MIN_MEAN_BESIDE = 0.6
+# Beside numbers, a refused piece of full height is a digit the model doubts unless it is this sure it is none
+# (seeds 0 and 1: 0.9 and 1 read as many pages, 0.7 four less).
+_SURE_NOT_A_DIGIT = 0.9
 # A piece wider than this many times the line's digit height is not one digit.
 _MAX_WIDTH = 1.5
 # A refused piece ("no digit found") at least this share of the line's digit height stops the line.
@@ -60,30 +70,48 @@ _MIN_KEPT = 8
 _MIN_NUMBER_LINES = 0.5
 
 
-def line_digits(decided: Sequence[Digit], ok: str, *, beside_numbers: bool = False) -> list[Digit] | None:
+def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> list[Digit] | None:
     """The digits of one line if they can make a number, else None.
 
-    `decided` holds the line's `reader.Digit`s left to right; `ok` is the
-    status of a digit the model is sure of. Refused pieces smaller than
-    `_FULL_HEIGHT` of the line's digits (a dash, a speck) are left out.
-    `beside_numbers`: the line is on a picture that holds numbers which
-    passed every test, so digits the model is unsure of count too; but a
-    lone digit does not (a mark at the picture's edge, a corner of the desk).
+    `decided` holds the line's `reader.Digit`s left to right. Refused pieces
+    smaller than `_FULL_HEIGHT` of the line's digits (a dash, a speck) are
+    left out. `beside_numbers`: the line is on a picture that holds numbers
+    which passed every test, so digits the model is unsure of count too, and
+    so do refused pieces of full height it is not sure about (as their
+    likeliest digit, unsure); but a lone digit does not (a mark at the
+    picture's edge, a corner of the desk).
     """
     accepted = [d for d in decided if d.digit is not None]
+    if not beside_numbers and (not accepted or any(d.status != OK for d in accepted)):
+        return None
     if beside_numbers:
+        decided = _doubtful_refusals_read(decided, accepted)
+        accepted = [d for d in decided if d.digit is not None]
         if len(accepted) < 2:
             return None
-    elif not accepted or any(d.status != ok for d in accepted):
-        return None
     height = float(np.median([_height(d) for d in accepted]))
     if any(d.digit is None and _height(d) >= _FULL_HEIGHT * height for d in decided):
         return None
     if any(_width(d) > _MAX_WIDTH * height for d in decided):
         return None
-    if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < _MIN_MEAN_CONFIDENCE:
+    least = _MIN_MEAN_BESIDE if beside_numbers else _MIN_MEAN_CONFIDENCE
+    if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < least:
         return None
     return accepted
+
+
+def _doubtful_refusals_read(decided: Sequence[Digit], accepted: list[Digit]) -> list[Digit]:
+    """`decided`, with each refused piece of full height that the model is not sure is no digit read as its
+    likeliest digit (its confidence, that digit's probability), marked unsure."""
+    if not accepted:
+        return list(decided)
+    height = float(np.median([_height(d) for d in accepted]))
+    return [
+        replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE)
+        if d.digit is None and d.top3 and d.confidence < _SURE_NOT_A_DIGIT and _height(d) >= _FULL_HEIGHT * height
+        else d
+        for d in decided
+    ]
 
 
 def _height(digit: Digit) -> int:

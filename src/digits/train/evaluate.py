@@ -161,7 +161,8 @@ def refusal(recognizer: Recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
     "not a digit" (an 11-output model). The reader makes that decision
     (`Reader.answer_many`); this only counts.
     """
-    from digits.read.reader import NO_DIGIT, Reader
+    from digits.read.reader import Reader
+    from digits.spec import NO_DIGIT
 
     reader = Reader(recognizer.path)
     prepared = [reader.prepare(picture) for picture, _ in make_junk(n, seed)]
