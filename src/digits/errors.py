@@ -50,7 +50,7 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class Interrupted(Exception):
-    """Training stopped on a signal after saving a resumable checkpoint."""
+    """A command stopped on SIGINT or SIGTERM, after leaving its work resumable (a checkpoint, written chunks) or its server shut down."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)

@@ -2,6 +2,7 @@
 
 import io
 import os
+import socket
 
 import pytest
 
@@ -112,3 +113,14 @@ def test_a_dask_address_without_a_port_fails_at_once(tree):
 
     with pytest.raises(ClusterError, match="garbage is not a scheduler address"):
         write(["b.png"], None, job_for("predict"), dask="garbage")
+
+
+def test_a_dask_address_where_nothing_listens_fails_at_once(tree):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with socket.socket() as closed:  # a port that was just free: nothing listens on it
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(ClusterError, match="nothing listens on that port"):
+        write(["b.png"], None, job_for("predict"), dask=f"tcp://127.0.0.1:{port}")

@@ -106,7 +106,7 @@ def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):
     out = tmp_path / "results.csv"
     result = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2
-    assert "1 could not be read" in result.stdout
+    assert result.stdout.strip() == f"{out}: 9 pictures read; 1 could not be read (see their error column)"
     rows = read_back(out)
     assert len(rows) == 10 and rows[4]["status"] == "error" and "not an image" in rows[4]["error"]
     assert all(r["status"] != "error" for i, r in enumerate(rows) if i != 4)

@@ -111,3 +111,21 @@ def test_a_photo_upload_closes_its_connection_a_small_one_keeps_it():
         large = client.post("/predict", files={"image": ("a.png", photo, "image/png")})
         small = client.post("/predict", files={"image": ("a.png", photo[:1000], "image/png")})
     assert large.headers.get("connection") == "close" and "connection" not in small.headers
+
+
+@pytest.mark.parametrize(("workers", "stop", "code"), [(1, signal.SIGINT, 130), (2, signal.SIGTERM, 143)])
+def test_a_server_stopped_by_a_signal_exits_with_the_shells_code_for_it(tmp_path, workers, stop, code):
+    with digits_serve(workers, tmp_path) as (url, process):
+        urllib.request.urlopen(f"{url}/health", timeout=30).close()
+        process.send_signal(stop)
+        # Popen's exit status: 128 + n from the command, or -n where the signal itself ended it.
+        assert process.wait(timeout=60) in (code, -stop), (tmp_path / "server.log").read_text()[-2000:]
+
+
+def test_workers_never_outnumber_the_cores(tmp_path):
+    from digits.batch import usable_cores
+
+    with digits_serve(100_000_000, tmp_path) as (url, _):
+        urllib.request.urlopen(f"{url}/health", timeout=30).close()
+    cores = usable_cores()
+    assert f"with {cores} worker{'s' * (cores > 1)}" in (tmp_path / "server.log").read_text()

@@ -46,6 +46,7 @@ __all__ = [
     "expand",
     "job_for",
     "read",
+    "usable_cores",
     "write",
 ]
 
@@ -107,12 +108,17 @@ def to_row(result: dict[str, Any], job: Job) -> Row:
     }
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, int]:
     """(workers, chunk size) for this many pictures: chunks spread over the workers, no idle processes.
 
     Never more processes than cores: each loads its own model, and more would only take turns.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     wanted = min(workers, cores) if workers else cores
     if workers is None and items < _FEW:
         wanted = 1
@@ -166,7 +172,7 @@ def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:
 
 @dataclass
 class Summary:
-    """What a `write` did: pictures read now, skipped as already done, and failed (now or before)."""
+    """What a `write` did: pictures read now, skipped as already done, and failed (now or before: never in `read`)."""
 
     read: int = 0
     skipped: int = 0
@@ -205,8 +211,9 @@ def write(
         rows = [to_row(result, job) for result in chunk]
         if output:
             output.write_chunk(rows)
-        summary.read += len(rows)
-        summary.failed += sum(row["status"] == ERROR for row in rows)
+        failed = sum(row["status"] == ERROR for row in rows)
+        summary.read += len(rows) - failed
+        summary.failed += failed
         if on_chunk:
             on_chunk(chunk, rows)
     if output:

@@ -138,6 +138,8 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
             raise ValueError("no host")
     except ValueError as err:
         raise ClusterError(f"{address} is not a scheduler address ({err}); give tcp://host:port.") from None
+    if scheme == "tcp":
+        _listening(address, *parse_host_port(location))
     try:
         client = Client(address, timeout="20s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as err:
@@ -157,3 +159,15 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
             chunks,
             2 * workers,
         )
+
+
+def _listening(address: str, host: str, port: int) -> None:
+    """Fail at once where nothing listens (Dask's client would retry for its whole timeout, silently)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except ConnectionRefusedError:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: nothing listens on that port.") from None
+    except OSError:
+        pass  # slow or unresolved: Dask's own connection says why, within its timeout

@@ -15,7 +15,9 @@ def serve(
     model: ModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default and most: one per CPU core).")
+    ] = None,
 ) -> None:
     """Serve the HTTP API, the Open Inference Protocol and a page to draw digits on (needs the `serve` extra)."""
     require("serve", "serve")
@@ -27,7 +29,11 @@ def serve(
 
     # Load the model once here: a bad one is a one-line error before anything listens.
     path = Recognizer(model).path
-    workers = workers or os.cpu_count() or 1
+    from digits.batch import usable_cores
+
+    # Each worker holds a model and decodes on a core of its own: more would only take turns, and
+    # `--workers 100000000` would start processes until memory ran out.
+    workers = min(workers or usable_cores(), usable_cores())
     try:
         listener = http_server.bind(host, port)
     except http_server.BindError as err:

@@ -7,7 +7,8 @@ escaped (`'a\\nb.png'`, `'x\\x1b[2J.png'`): a name can neither end the line
 (and forge the result line after it) nor send the terminal an escape.
 `one_line(message)` escapes the same characters inside an error message,
 which quotes names as they are. `echo`, `error` and `fail` print a result line,
-an error line, and an error that ends the command with exit code 2.
+an error line, and an error that ends the command with exit code 2; `waiting`
+shows what a long silent step is doing, on a terminal only.
 
 `ensure_standard_streams()` gives a closed stdin, stdout or stderr
 (`digits read x.png >&-`) /dev/null instead: Python leaves `sys.stdout`
@@ -17,9 +18,11 @@ command opens would take the free descriptor and receive its output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import unicodedata
+from collections.abc import Iterator
 
 import typer
 
@@ -60,6 +63,18 @@ def ensure_standard_streams() -> None:
 def echo(text: str = "") -> None:
     """A line of the command's result on stdout, flushed (a pipe sees it at once)."""
     print(text, flush=True)
+
+
+@contextlib.contextmanager
+def waiting(what: str) -> Iterator[None]:
+    """A spinner with `what` on stderr while the block runs, when stderr is a terminal (like the progress bars)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(what):
+        yield
 
 
 def error(message: str) -> None:

@@ -14,7 +14,7 @@ import typer
 
 from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error, fail
+from digits.cli.terminal import echo, error, fail, waiting
 from digits.data import class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -84,7 +84,7 @@ def train(
             return load(dataset, data_dir)
 
     with Plotter() as plotter:
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool, waiting("Loading TensorFlow and the data..."):
             loading = None if resume else pool.submit(timed_load)
             with phase("import TensorFlow"):
                 from digits.train.run import train_config

@@ -40,16 +40,20 @@ import asyncio
 import json
 import logging
 import resource
+import signal
 import socket
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from digits.errors import EXIT_CODES, Interrupted
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
@@ -357,12 +361,35 @@ def guarded_config(app: ASGI3Application | Callable[..., Any] | str, **options: 
 
 
 def run(app: str, listener: socket.socket, workers: int) -> None:
-    """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes."""
+    """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes.
+
+    After a shutdown on SIGINT or SIGTERM it raises `Interrupted`, so the command exits 130 or 143
+    whatever the number of workers (uvicorn's supervisor returns as if nothing happened, and a lone
+    server re-raises the signal only where the signal was not ignored, as in a background job).
+    """
     from uvicorn.supervisors import Multiprocess
+
+    stopped_by: list[int] = []
+
+    class Supervisor(Multiprocess):
+        def handle_int(self) -> None:
+            stopped_by.append(signal.SIGINT)
+            super().handle_int()
+
+        def handle_term(self) -> None:
+            stopped_by.append(signal.SIGTERM)
+            super().handle_term()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopped_by.append(sig)
+            super().handle_exit(sig, frame)
 
     raise_open_file_limit()
     config = guarded_config(app, factory=True, workers=workers)
     if workers > 1:
-        Multiprocess(config, sockets=[listener]).run()
+        Supervisor(config, sockets=[listener]).run()
     else:
-        uvicorn.Server(config).run(sockets=[listener])
+        Server(config).run(sockets=[listener])
+    if stopped_by and stopped_by[0] in EXIT_CODES:
+        raise Interrupted(stopped_by[0])
