@@ -55,6 +55,29 @@ def test_predict_rows_hold_the_digit(tmp_path, pictures, mnist):
     assert all(json.loads(r["boxes"])[0][2] > 0 for r in rows)
 
 
+def test_a_bad_file_whose_name_is_not_utf8_is_an_escaped_error_row_in_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    bad = tmp_path / os.fsdecode(b"x\xe9.png")
+    bad.write_text("not a picture")
+    out = tmp_path / "names.parquet"
+    result = run_cli("predict", str(bad), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (row,) = read_back(out)
+    assert row["path"] == str(tmp_path / "x\\xe9.png") and row["status"] == "error"
+    assert "x\\xe9.png" in row["error"] and "not an image" in row["error"]
+
+
+def test_a_second_command_on_the_same_output_is_refused_while_the_first_writes_it(tmp_path, pictures):
+    out = tmp_path / "results.csv"
+    first = Output(out)  # holds the output's lock, as a command does while it reads
+    second = run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(second, f"{out}: another command is writing it now")
+    assert not out.exists()
+    first.close()
+    assert run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path).returncode == 0
+    assert len(read_back(out)) == 1 and not list(tmp_path.glob(".results.csv.*")), "no lock or parts left"
+
+
 def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
     folder = str(pictures[0].parent)
     whole = tmp_path / "whole.csv"

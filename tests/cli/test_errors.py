@@ -6,6 +6,8 @@ that are not regular files. (Broken run folders: test_runs.py; writes: test_atom
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,39 @@ def test_explain_through_a_dangling_link_names_the_missing_folder(tmp_path, pict
     os.symlink("nowhere/x.png", tmp_path / "dangling.png")
     result = run_cli("predict", "two.png", "--explain", "dangling.png", "--model", model, cwd=tmp_path)
     assert_one_line_error(result, "the folder", "nowhere does not exist")
+
+
+# Ctrl-C at a known point of the start-up: an import hook sends it when a module starts loading.
+_CTRL_C_WHEN_LOADING = """
+import os, signal, sys, importlib.abc
+LOADING = sys.argv[1]
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == LOADING:
+            sys.meta_path.remove(self)
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:  # as a C extension's init reports it: its own error
+                raise ImportError("initialization failed") from None
+        return None
+sys.meta_path.insert(0, CtrlC())
+from digits.__main__ import main
+sys.argv = ["digits", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "loading",
+    [
+        "typer",  # while the command's own modules load
+        "digits.read.reader",  # inside the command, where the import fails with the library's own error
+    ],
+)
+def test_ctrl_c_while_modules_load_exits_130_without_a_word(tmp_path, picture, loading):
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_WHEN_LOADING)
+    result = subprocess.run(
+        [sys.executable, str(script), loading, "predict", str(picture)], capture_output=True, text=True, timeout=300
+    )
+    assert (result.returncode, result.stderr) == (130, ""), result.stderr

@@ -13,6 +13,11 @@ A picture whose file still has that size and mtime is not read again; one
 that changed is, and its new row replaces the old one (a path keeps only its
 last row, which then comes after the rows that did not change).
 
+One output, one command at a time: an `Output` holds a lock (`flock`) on a
+hidden file beside it (`.results.csv.lock`) from its start to `close()`, and a
+second command given the same output is refused in one sentence, where it
+would have replaced the first one's rows with its own.
+
 Parquet needs pyarrow; without it, asking for a .parquet output is one
 `OutputError` sentence before anything is read.
 """
@@ -20,6 +25,7 @@ Parquet needs pyarrow; without it, asking for a .parquet output is one
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -83,8 +89,43 @@ class Output:
             _pyarrow()
         writable_target(self.target)  # a missing folder, a folder or a device there fails now, before any picture
         self.parts = self.target.with_name(f".{self.target.name}.parts")
+        self._lock_path = self.target.with_name(f".{self.target.name}.lock")
+        self._lock = self._locked()
         self._next = len(self._part_files())
         self._written = 0
+
+    def _locked(self) -> int:
+        """A descriptor of the lock file, locked for this command; an `OutputError` when another holds it."""
+        while True:
+            try:
+                lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise OutputError(
+                    f"{self.target}: cannot write in its folder ({err.strerror}); name another --out."
+                ) from None
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock)
+                raise OutputError(
+                    f"{self.target}: another command is writing it now (one output, one command at a time); "
+                    "wait for it to end, or name another --out."
+                ) from None
+            # The command before may have removed the file between our open and our lock: lock the one there now.
+            try:
+                if os.stat(self._lock_path).st_ino == os.fstat(lock).st_ino:
+                    return lock
+            except FileNotFoundError:
+                pass
+            os.close(lock)
+
+    def close(self) -> None:
+        """Let another command write the output: remove the lock file (while still holding it), then release it."""
+        if self._lock < 0:
+            return
+        self._lock_path.unlink(missing_ok=True)
+        os.close(self._lock)
+        self._lock = -1
 
     def _part_files(self) -> list[Path]:
         # Numbered parts only: a kill can leave atomic_path's hidden temporary file beside them.
@@ -234,11 +275,14 @@ def _command(row: Row) -> str | None:
 
 
 def _utf8(row: Row) -> Row:
-    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped."""
-    path = row["path"]
-    if isinstance(path, str) and not path.isascii():
-        row = row | {"path": os.fsencode(path).decode("utf-8", "backslashreplace")}
-    return row
+    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
+    in the path and wherever else it is quoted (an error sentence names its file)."""
+    return {
+        name: value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if isinstance(value, str) and not value.isascii()
+        else value
+        for name, value in row.items()
+    }
 
 
 def _typed(name: str, value: str) -> Any:

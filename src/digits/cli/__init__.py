@@ -11,8 +11,11 @@ ensemble, export, show, runs, compare) and `cli.serve` (serve); `main()` here tu
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import warnings
+from types import FrameType
 
 import typer
 
@@ -58,6 +61,14 @@ def main() -> None:
     """Entry point: our errors and usage errors become one line and exit code 2, signals 130/143."""
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf2onnx|onnx)")
     ensure_standard_streams()
+    interrupted: list[int] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_interrupt)
     try:
         code = app(standalone_mode=False)
         code = code if isinstance(code, int) else 0
@@ -78,6 +89,8 @@ def main() -> None:
         error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
         code = 2
     except Exception as err:
+        if interrupted:  # Ctrl-C inside an import the command made turns into the library's own error
+            _exit(130)
         if os.environ.get("DIGITS_DEBUG"):
             raise
         error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
