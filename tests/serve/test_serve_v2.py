@@ -33,6 +33,8 @@ HOSTILE = {
     "outputs a string": {**image_input(), "outputs": "digit"},
     "output name a list": {**image_input(), "outputs": [{"name": ["digit"]}]},
     "output parameters a list": {**image_input(), "outputs": [{"name": "digit", "parameters": [True]}]},
+    "another input's name": image_input(name="x"),
+    "no input name": {"inputs": [{k: v for k, v in image_input()["inputs"][0].items() if k != "name"}]},
     "datatype a list": image_input(datatype=["UINT8"]),
     "datatype an object": image_input(datatype={"a": 1}),
     "shape of 2**60 + 1 images": image_input(shape=[2**60 + 1, 28, 28]),

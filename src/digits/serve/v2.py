@@ -169,6 +169,8 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise HTTPException(400, f"send exactly one input, {INPUT!r}: a (28, 28) or (N, 28, 28) tensor.")
     tensor = inputs[0]
+    if tensor.get("name") != INPUT:  # as Triton answers: a client that names another input sends something else
+        raise HTTPException(400, f"the model's input is {INPUT!r}, not {str(tensor.get('name'))[:40]!r}.")
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise HTTPException(
