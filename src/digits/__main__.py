@@ -13,10 +13,14 @@ import signal
 
 
 def main() -> None:
-    before = signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+    # Only where Ctrl-C would interrupt anyway: a command started with SIGINT ignored (a background job) keeps it so.
+    quiet = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if quiet:
+        signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
     from digits.cli import main as command
 
-    signal.signal(signal.SIGINT, before)
+    if quiet:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     command()
 
 

@@ -78,6 +78,22 @@ def test_a_second_command_on_the_same_output_is_refused_while_the_first_writes_i
     assert len(read_back(out)) == 1 and not list(tmp_path.glob(".results.csv.*")), "no lock or parts left"
 
 
+def test_an_output_is_locked_through_a_link_too_and_a_closed_one_is_not_written(tmp_path, pictures):
+    from digits.batch import job_for, write
+
+    out = tmp_path / "results.csv"
+    (tmp_path / "link.csv").symlink_to(out)
+    with Output(out) as first:
+        with pytest.raises(OutputError, match="another command is writing it now"):
+            Output(tmp_path / "link.csv")
+    assert first.closed and not list(tmp_path.glob(".results.csv.*"))
+    with pytest.raises(OutputError, match="this Output is closed"):
+        write([str(pictures[0])], first, job_for("predict"))
+    dropped = Output(out)
+    del dropped  # dropped unclosed, an Output lets go of its lock as well
+    Output(out).close()
+
+
 def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
     folder = str(pictures[0].parent)
     whole = tmp_path / "whole.csv"

@@ -50,8 +50,9 @@ def test_beside_numbers_a_doubtful_refusal_of_full_height_is_read_as_its_likelie
     assert line_digits([*six_doubt_four[:1], refused(0.95, 30), six_doubt_four[2]], beside_numbers=True) is None
     dash = [six_doubt_four[0], refused(0.6, 30, height=10), six_doubt_four[2]]
     assert [d.digit for d in line_digits(dash, beside_numbers=True) or []] == [6, 4]
-    # Read so, it counts toward the line's mean confidence.
-    assert line_digits([digit(6, OK, confidence=0.7), refused(0.6, 30)], beside_numbers=True) is None
+    # Read so, it counts toward the line's mean confidence, and it never makes a lone digit a number.
+    assert line_digits([digit(6, UNSURE, confidence=0.4), *six_doubt_four[1:]], beside_numbers=True) is None
+    assert line_digits([digit(5, OK, confidence=1.0), refused(0.7, 30)], beside_numbers=True) is None
 
 
 def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():

@@ -22,7 +22,6 @@ an output file (`digits.batch.output`) that a killed run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -195,30 +194,30 @@ def write(
     `on_plan(to_read, skipped)` is called once before reading, `on_chunk(results, rows)` after each chunk
     (in input order) once it is written.
     """
-    # The output's lock is released however the batch ends (`Output.close`).
-    with contextlib.closing(output) if output else contextlib.nullcontext():
-        done = output.done(job.model_name, job.command) if output else {}
-        summary = Summary()
-        items = []
-        for path in dict.fromkeys(paths):
-            item = stat_item(path)
-            before = done.get(path)
-            if before is not None and before[:2] == item[1:] and item[1] is not None:
-                summary.skipped += 1
-                summary.failed += before[2]
-            else:
-                items.append(item)
-        if on_plan:
-            on_plan(len(items), summary.skipped)
-        for chunk in results(job, items, workers, dask, chunk_size):
-            rows = [to_row(result, job) for result in chunk]
-            if output:
-                output.write_chunk(rows)
-            failed = sum(row["status"] == ERROR for row in rows)
-            summary.read += len(rows) - failed
-            summary.failed += failed
-            if on_chunk:
-                on_chunk(chunk, rows)
+    if output is not None and output.closed:
+        raise OutputError(f"{output.target}: this Output is closed; open it again to write more rows.")
+    done = output.done(job.model_name, job.command) if output else {}
+    summary = Summary()
+    items = []
+    for path in dict.fromkeys(paths):
+        item = stat_item(path)
+        before = done.get(path)
+        if before is not None and before[:2] == item[1:] and item[1] is not None:
+            summary.skipped += 1
+            summary.failed += before[2]
+        else:
+            items.append(item)
+    if on_plan:
+        on_plan(len(items), summary.skipped)
+    for chunk in results(job, items, workers, dask, chunk_size):
+        rows = [to_row(result, job) for result in chunk]
         if output:
-            output.finish()
-        return summary
+            output.write_chunk(rows)
+        failed = sum(row["status"] == ERROR for row in rows)
+        summary.read += len(rows) - failed
+        summary.failed += failed
+        if on_chunk:
+            on_chunk(chunk, rows)
+    if output:
+        output.finish()
+    return summary

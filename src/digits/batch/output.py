@@ -14,9 +14,10 @@ that changed is, and its new row replaces the old one (a path keeps only its
 last row, which then comes after the rows that did not change).
 
 One output, one command at a time: an `Output` holds a lock (`flock`) on a
-hidden file beside it (`.results.csv.lock`) from its start to `close()`, and a
-second command given the same output is refused in one sentence, where it
-would have replaced the first one's rows with its own.
+hidden file beside it (`.results.csv.lock`) from its start to `close()` (or
+the end of its `with` block), and a second command given the same output is
+refused in one sentence, where it would have replaced the first one's rows
+with its own.
 
 Parquet needs pyarrow; without it, asking for a .parquet output is one
 `OutputError` sentence before anything is read.
@@ -30,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,13 @@ class Output:
             raise OutputError(f"{target}: the output must end in .csv, .jsonl or .parquet.")
         if self.suffix == ".parquet":
             _pyarrow()
-        writable_target(self.target)  # a missing folder, a folder or a device there fails now, before any picture
+        # A missing folder, a folder or a device there fails now, before any picture. The lock sits beside the
+        # file the output really is, so a link to it and its own name share one lock.
+        real, _ = writable_target(self.target)
         self.parts = self.target.with_name(f".{self.target.name}.parts")
-        self._lock_path = self.target.with_name(f".{self.target.name}.lock")
+        self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
+        self._release = weakref.finalize(self, os.close, self._lock)  # an Output dropped unclosed lets go too
         self._next = len(self._part_files())
         self._written = 0
 
@@ -98,19 +103,22 @@ class Output:
         """A descriptor of the lock file, locked for this command; an `OutputError` when another holds it."""
         while True:
             try:
-                lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                # Read-only: a lock file another user created in a shared folder can still be locked.
+                lock = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
             except OSError as err:
                 raise OutputError(
                     f"{self.target}: cannot write in its folder ({err.strerror}); name another --out."
                 ) from None
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError as err:
                 os.close(lock)
-                raise OutputError(
-                    f"{self.target}: another command is writing it now (one output, one command at a time); "
-                    "wait for it to end, or name another --out."
-                ) from None
+                if isinstance(err, BlockingIOError):
+                    raise OutputError(
+                        f"{self.target}: another command is writing it now (one output, one command at a time); "
+                        "wait for it to end, or name another --out."
+                    ) from None
+                raise OutputError(f"{self.target}: cannot lock it ({err.strerror}); name another --out.") from None
             # The command before may have removed the file between our open and our lock: lock the one there now.
             try:
                 if os.stat(self._lock_path).st_ino == os.fstat(lock).st_ino:
@@ -119,13 +127,21 @@ class Output:
                 pass
             os.close(lock)
 
+    @property
+    def closed(self) -> bool:
+        return not self._release.alive
+
     def close(self) -> None:
         """Let another command write the output: remove the lock file (while still holding it), then release it."""
-        if self._lock < 0:
-            return
-        self._lock_path.unlink(missing_ok=True)
-        os.close(self._lock)
-        self._lock = -1
+        if self._release.alive:
+            self._lock_path.unlink(missing_ok=True)
+            self._release()
+
+    def __enter__(self) -> Output:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _part_files(self) -> list[Path]:
         # Numbered parts only: a kill can leave atomic_path's hidden temporary file beside them.
@@ -276,12 +292,11 @@ def _command(row: Row) -> str | None:
 
 def _utf8(row: Row) -> Row:
     """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
-    in the path and wherever else it is quoted (an error sentence names its file)."""
-    return {
-        name: value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        if isinstance(value, str) and not value.isascii()
-        else value
-        for name, value in row.items()
+    in the path and in the error sentence that names it."""
+    return row | {
+        name: row[name].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        for name in ("path", "error")
+        if isinstance(row[name], str) and not row[name].isascii()
     }
 
 

@@ -67,7 +67,11 @@ def main() -> None:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
+    # Only where Ctrl-C would interrupt anyway: a command started with SIGINT ignored (a background job) keeps it so.
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
         signal.signal(signal.SIGINT, on_interrupt)
     try:
         code = app(standalone_mode=False)
@@ -78,24 +82,28 @@ def main() -> None:
     except UsageError as err:
         error(_usage_error(err))
         code = 2
-    except DigitsError as err:
-        error(str(err))
-        code = 2
     except Interrupted as stop:
         code = stop.exit_code
     except (KeyboardInterrupt, typer.Abort):
         code = 130
-    except OSError as err:
-        error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
-        code = 2
     except Exception as err:
-        if interrupted:  # Ctrl-C inside an import the command made turns into the library's own error
-            _exit(130)
-        if os.environ.get("DIGITS_DEBUG"):
-            raise
-        error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
-        code = 1
+        # Ctrl-C inside an import the command made surfaces as the library's own error, or as ours.
+        code = 130 if interrupted else _failed(err)
     _exit(code)
+
+
+def _failed(err: Exception) -> int:
+    """The exit code of a command that raised `err`, once its line is printed: 2 for our errors and the system's."""
+    if isinstance(err, DigitsError):
+        error(str(err))
+        return 2
+    if isinstance(err, OSError):
+        error(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
+        return 2
+    if os.environ.get("DIGITS_DEBUG"):
+        raise err
+    error(f"unexpected {type(err).__name__}: {err} (set DIGITS_DEBUG=1 for the traceback)")
+    return 1
 
 
 def _exit(code: int) -> None:

@@ -16,6 +16,7 @@ terminal escapes are printed escaped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import typer
 
 from digits.batch import InputError, Output, Summary, expand, job_for, write
-from digits.batch.work import PREDICT
+from digits.batch.work import PREDICT, Job
 from digits.cli.terminal import one_line, shown
 
 
@@ -46,9 +47,24 @@ def run(
             "no pictures to read: the folders and lists given hold none "
             "(pictures are found by their suffix; for sub-folders add --recursive)."
         )
-    output = Output(out) if out else None
-    job = job_for(command, model, threshold)
+    job = job_for(command, model, threshold)  # a bad model fails before the output is locked
+    with Output(out) if out else contextlib.nullcontext() as output:
+        summary = _read(command, paths, output, job, as_json, workers, dask)
+    if out:
+        _report(summary, out)
+    if summary.failed:
+        raise typer.Exit(2)
 
+
+def _read(
+    command: str,
+    paths: list[str],
+    output: Output | None,
+    job: Job,
+    as_json: bool,
+    workers: int | None,
+    dask: str | None,
+) -> Summary:
     progress = _Progress()
 
     def chunk_done(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
@@ -60,16 +76,14 @@ def run(
         progress.advance(len(rows))
 
     with progress:
-        summary = write(paths, output, job, workers, dask, on_plan=progress.plan, on_chunk=chunk_done)
-    if out:
-        _report(summary, out)
-    if summary.failed:
-        raise typer.Exit(2)
+        return write(paths, output, job, workers, dask, on_plan=progress.plan, on_chunk=chunk_done)
 
 
 def _report(summary: Summary, out: Path) -> None:
     skipped = f", {summary.skipped} already there" if summary.skipped else ""
-    failed = f"; {summary.failed} could not be read (see their error column)" if summary.failed else ""
+    # A picture that failed before and is unchanged is among those already there: said so, not counted twice.
+    when = ", now or before" if summary.skipped else ""
+    failed = f"; {summary.failed} could not be read{when} (see their error column)" if summary.failed else ""
     print(f"{shown(out)}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}", flush=True)
 
 

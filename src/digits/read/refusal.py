@@ -30,7 +30,7 @@ piece of full height that the model refuses, but is not sure about
 (`_SURE_NOT_A_DIGIT`), is read there as its likeliest digit, marked unsure.
 On generated pages, a page's lines were dropped for one doubtful piece far
 more often than a stray mark passed for a number (seeds 0 and 1: 22 more of
-280 pages read exactly with unsure digits allowed, 20 more with the doubtful
+280 pages read exactly with unsure digits allowed, 19 more with the doubtful
 refusals and the lower mean confidence). These lines count as lines of
 writing, not as numbers, in `picture_refused`, so junk pictures are
 unaffected: they are refused, or not, before these lines are added.
@@ -85,10 +85,10 @@ def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> li
     if not beside_numbers and (not accepted or any(d.status != OK for d in accepted)):
         return None
     if beside_numbers:
+        if len(accepted) < 2:  # counted before the doubtful refusals: a digit beside a smudge is no number
+            return None
         decided = _doubtful_refusals_read(decided, accepted)
         accepted = [d for d in decided if d.digit is not None]
-        if len(accepted) < 2:
-            return None
     height = float(np.median([_height(d) for d in accepted]))
     if any(d.digit is None and _height(d) >= _FULL_HEIGHT * height for d in decided):
         return None
@@ -103,8 +103,6 @@ def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> li
 def _doubtful_refusals_read(decided: Sequence[Digit], accepted: list[Digit]) -> list[Digit]:
     """`decided`, with each refused piece of full height that the model is not sure is no digit read as its
     likeliest digit (its confidence, that digit's probability), marked unsure."""
-    if not accepted:
-        return list(decided)
     height = float(np.median([_height(d) for d in accepted]))
     return [
         replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE)

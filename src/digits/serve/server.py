@@ -364,8 +364,8 @@ def run(app: str, listener: socket.socket, workers: int) -> None:
     """Serve the ASGI app factory `app` ("module:function") on `listener` with `workers` processes.
 
     After a shutdown on SIGINT or SIGTERM it raises `Interrupted`, so the command exits 130 or 143
-    whatever the number of workers (uvicorn's supervisor returns as if nothing happened, and a lone
-    server re-raises the signal only where the signal was not ignored, as in a background job).
+    whatever the number of workers: uvicorn's supervisor returns as if nothing happened. A lone server
+    re-raises the signal itself, so the process may end by it, which a shell reports as the same code.
     """
     from uvicorn.supervisors import Multiprocess
 
