@@ -83,9 +83,8 @@ def test_an_output_is_locked_through_a_link_too_and_a_closed_one_is_not_written(
 
     out = tmp_path / "results.csv"
     (tmp_path / "link.csv").symlink_to(out)
-    with Output(out) as first:
-        with pytest.raises(OutputError, match="another command is writing it now"):
-            Output(tmp_path / "link.csv")
+    with Output(out) as first, pytest.raises(OutputError, match="another command is writing it now"):
+        Output(tmp_path / "link.csv")
     assert first.closed and not list(tmp_path.glob(".results.csv.*"))
     with pytest.raises(OutputError, match="this Output is closed"):
         write([str(pictures[0])], first, job_for("predict"))
