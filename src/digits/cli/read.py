@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from digits.cli.options import ImagePaths, ModelOpt, ThresholdOpt
-from digits.cli.terminal import error
+from digits.cli.terminal import error, shown
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -70,7 +70,7 @@ def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> 
     if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
     if explain.suffix.lower() != ".png":
-        raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {explain.name}.")
+        raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {shown(explain)}.")
 
 
 def _each_picture(
