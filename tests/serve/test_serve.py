@@ -421,6 +421,7 @@ ATTACKS = {
     "3,000 headers": (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n", 431, "header"),
     "16 KiB of URL": (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431, "KiB"),
     "missing Host": (b"GET /health HTTP/1.1\r\n\r\n", 400, "Host"),
+    "no HTTP version": (b"GET /health\r\n\r\n", 400, "HTTP version"),
     "not HTTP at all": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(100), 400, "HTTP/1.1"),
 }
 

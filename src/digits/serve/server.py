@@ -162,7 +162,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_arrived()
-        if self.parser.get_http_version() == "1.1" and not any(name == b"host" for name, _ in self.headers):
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):  # "GET /health" alone is HTTP/0.9 to the parser, which has no headers
+            self._fault = (400, "the request line must end with the HTTP version (HTTP/1.1).")
+            raise _Refused
+        if version == "1.1" and not any(name == b"host" for name, _ in self.headers):
             self._fault = (400, "an HTTP/1.1 request must have a Host header.")
             raise _Refused
         super().on_headers_complete()
