@@ -110,7 +110,8 @@ def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):
 
 
 def test_workers_end_with_a_killed_command(tmp_path, pictures):
-    """SIGKILL after the first chunk with --workers 2: no worker outlives the command, and the rest resumes."""
+    """SIGKILL after the first chunk with --workers 2: no worker outlives the command, none writes to the terminal
+    after it (multiprocessing's resource tracker warned about the pool's semaphores), and the rest resumes."""
     import subprocess
 
     import psutil
@@ -119,12 +120,9 @@ def test_workers_end_with_a_killed_command(tmp_path, pictures):
 
     out = tmp_path / "results.csv"
     command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
+    stderr = (tmp_path / "stderr.txt").open("w")
     run = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=os.environ | {KILL_AFTER_CHUNK: "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "0"}, stdout=subprocess.DEVNULL, stderr=stderr
     )
     workers = set()
     with contextlib.suppress(psutil.NoSuchProcess):
@@ -135,6 +133,8 @@ def test_workers_end_with_a_killed_command(tmp_path, pictures):
     assert run.wait() == -signal.SIGKILL and workers
     _, alive = psutil.wait_procs(workers, timeout=120)
     assert not alive, "every worker exits once its command is gone"
+    stderr.close()
+    assert (tmp_path / "stderr.txt").read_text() == ""
     again = run_cli("read", str(pictures[0].parent), "--out", str(out), "--workers", "2", cwd=tmp_path)
     assert again.returncode == 0 and len(read_back(out)) == 10
 

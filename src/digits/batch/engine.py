@@ -74,7 +74,9 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
-    with _term_interrupts(), ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start) as pool:
+    with _quiet_resource_tracker():
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start)
+    with _term_interrupts(), pool:
         try:
             yield from _in_order(
                 lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(), chunks, 2 * workers
@@ -84,6 +86,27 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
                 "a worker process died (out of memory or killed; from Python, a script that starts workers "
                 "must do it under `if __name__ == '__main__':`); run the same command again to resume."
             ) from None
+
+
+@contextlib.contextmanager
+def _quiet_resource_tracker() -> Iterator[None]:
+    """While the pool's queues start multiprocessing's resource tracker, its warnings are off.
+
+    The tracker is a process of its own that outlives a command killed outright (`kill -9`); it then
+    frees the pool's semaphores and warns about them on the terminal, after the shell's prompt. The
+    filter reaches it through the environment it starts with, and is taken back at once.
+    """
+    variable = "PYTHONWARNINGS"
+    before = os.environ.get(variable)
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    os.environ[variable] = f"{before},{quiet}" if before else quiet
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
 
 
 @contextlib.contextmanager
