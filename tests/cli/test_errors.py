@@ -244,6 +244,7 @@ def test_explain_through_a_dangling_link_names_the_missing_folder(tmp_path, pict
 # Ctrl-C at a known point of the start-up: an import hook sends it when a module starts loading.
 _CTRL_C_WHEN_LOADING = """
 import os, signal, sys, importlib.abc
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even where the tests run in the background
 LOADING = sys.argv[1]
 class CtrlC(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
