@@ -38,7 +38,7 @@ import numpy as np
 
 from digits import atomic, calibration
 from digits.config import Settings, TrainConfig, anything, int_at_least, optional, setting
-from digits.errors import EXIT_CODES, Interrupted, RunError, TrainingError  # noqa: F401  (importable from here)
+from digits.errors import RunError, TrainingError  # noqa: F401  (TrainingError: importable from here)
 from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
@@ -157,8 +157,7 @@ class RunDir:
     def create(cls, runs_dir: str | os.PathLike, name: str | None, config: TrainConfig) -> RunDir:
         """A new, empty run folder under `runs_dir`, which `runs_dir/latest` then points to."""
         runs_dir = Path(runs_dir)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = name or f"{config.preset}-{config.dataset}-s{config.seed}-{stamp}"
+        name = name or f"{config.preset}-{config.dataset}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
         run = cls(runs_dir / name)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -198,18 +197,14 @@ class RunDir:
         """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
         info = self.read_info() if info is None else info
         state = info.status or "unknown"
-        if state == "running" and not _alive(info.pid):
-            return "killed"
-        return state
+        return "killed" if state == "running" and not _alive(info.pid) else state
 
     # ------------------------------------------------------------ history and metrics
 
     def write_history(self, history: dict[str, list[float]]) -> None:
         keys = ["epoch"] + [k for k in history if k != "epoch"]
         out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(keys)
-        writer.writerows(zip(*(history[k] for k in keys), strict=False))
+        csv.writer(out).writerows([keys, *zip(*(history[k] for k in keys), strict=False)])
         atomic.write_text(self.path / self.HISTORY, out.getvalue(), follow_symlinks=False)
 
     def read_history(self) -> dict[str, list[float]]:
@@ -253,7 +248,7 @@ class RunDir:
 
     def checkpoint_meta(self) -> dict:
         """Only the loop's state (epoch, step, history, ...), without the arrays."""
-        return self._open_checkpoint(lambda npz: _meta(npz))
+        return self._open_checkpoint(_meta)
 
     def read_checkpoint(self) -> tuple[dict[str, Arrays], dict]:
         """Every array by group and name, unchecked, and the meta; `load_checkpoint` is what resumes."""
@@ -302,19 +297,12 @@ class RunDir:
                         f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model."
                     )
             matched[group] = {name: arrays[name] for name in shapes}
-            broken = next(
-                (
-                    name
-                    for name, array in matched[group].items()
-                    if array.dtype.kind in "fc" and not np.isfinite(array).all()
-                ),
-                None,
-            )
-            if broken:
-                raise RunError(
-                    f"{path}: {group} variable {broken!r} holds NaN or infinite values "
-                    "(training diverged, or the file was altered); start the run again."
-                )
+            for name, array in matched[group].items():
+                if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                    raise RunError(
+                        f"{path}: {group} variable {name!r} holds NaN or infinite values "
+                        "(training diverged, or the file was altered); start the run again."
+                    )
         return matched, meta
 
     def _open_checkpoint(self, read):
@@ -366,7 +354,7 @@ def _alive(pid) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: alive
     return True
 
 

@@ -27,6 +27,7 @@ import typer
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
 from digits.cli.terminal import one_line, shown
+from digits.spec import NO_DIGIT, UNSURE
 
 
 def run(
@@ -99,9 +100,9 @@ def show(command: str, path: str, found: dict[str, Any], as_json: bool) -> None:
 
 def _digit_lines(found: dict[str, Any]) -> list[str]:
     """`digits predict`: one line."""
-    if found["status"] == "no digit found":
-        return ["no digit found"]
-    if found["status"] == "unsure":
+    if found["status"] == NO_DIGIT:
+        return [NO_DIGIT]
+    if found["status"] == UNSURE:
         return ["unsure (" + ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in found["top3"]) + ")"]
     return [f"{found['digit']} ({found['confidence']:.1%})"]
 
@@ -113,7 +114,7 @@ def _page_lines(page: dict[str, Any]) -> list[str]:
     lines = []
     for line in page["lines"]:
         doubts = [
-            f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"] if d["status"] == "unsure"
+            f"{d['top3'][0]['digit']} or {d['top3'][1]['digit']}" for d in line["digits"] if d["status"] == UNSURE
         ]
         lines.append(line["text"] + (f"  (unsure: {', '.join(doubts)})" if doubts else ""))
     return lines

@@ -33,7 +33,8 @@ def serve(
 
     # Each worker holds a model and decodes on a core of its own: more would only take turns, and
     # `--workers 100000000` would start processes until memory ran out.
-    workers = min(workers or usable_cores(), usable_cores())
+    cores = usable_cores()
+    workers = min(workers or cores, cores)
     try:
         listener = http_server.bind(host, port)
     except http_server.BindError as err:
