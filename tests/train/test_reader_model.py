@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -82,12 +83,18 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
     assert 0 <= metrics["junk_refused"] <= 1 and metrics["test_accuracy"] > 0.5
     assert (run / "confusion.png").stat().st_size > 0
 
-    from digits.train.export import ship
+    from digits.train.export import quantize_shipped, ship
 
     shipped = ship(run, tmp_path / "shipped")
     card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
-    assert shipped.read_bytes() == (run / "model.onnx").read_bytes()
-    assert card["config"]["reject_class"] and card["metrics"]["digits_refused"] == metrics["digits_refused"]
+    # Shipped as int8, measured again; the card keeps the float model's digest and figures beside.
+    assert card["float_model"]["sha256"] == hashlib.sha256((run / "model.onnx").read_bytes()).hexdigest()
+    assert card["float_model"]["metrics"]["digits_refused"] == metrics["digits_refused"] and "int8" in card
+    assert shipped.stat().st_size < (run / "model.onnx").stat().st_size / 2
+    assert card["config"]["reject_class"] and abs(card["metrics"]["test_accuracy"] - metrics["test_accuracy"]) < 0.02
+    assert Recognizer(shipped).num_classes == 11 and card["metrics"]["junk_pictures"] == 20
+    with pytest.raises(ModelError, match="already int8"):
+        quantize_shipped(tmp_path / "shipped")
 
 
 def test_an_unfinished_run_is_not_shipped(tmp_path):
@@ -119,6 +126,10 @@ def test_the_shipped_model_loads_from_the_package_with_its_metrics(shipped):
     card = json.loads(shipped.path.with_suffix(".json").read_text())
     assert card["config"]["preset"] == "reader" and card["config"]["reject_class"] is True
     assert card["metrics"]["test_accuracy"] >= 0.99 and card["metrics"]["junk_refused"] >= 0.95
+    # Int8, and as accurate as the float model it was made from (its card keeps that model's figures).
+    assert (
+        "int8" in card and card["metrics"]["test_accuracy"] >= card["float_model"]["metrics"]["test_accuracy"] - 0.001
+    )
 
 
 def test_the_shipped_model_refuses_junk_it_never_saw(shipped):

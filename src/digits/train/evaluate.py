@@ -61,21 +61,16 @@ def report_run(
 
 
 def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict, test, best_epoch, train_seconds):
-    x_test, y_test = test
     recognizer = Recognizer(run.path)
-    probabilities = recognizer.predict_proba(x_test)
-    predicted = probabilities.argmax(axis=1)
-    names = _class_names(config, recognizer)
+    measured, probabilities, predicted = model_metrics(recognizer, config, test)
     metrics = {
         "dataset": config.dataset,
         "preset": config.preset,
         "seed": config.seed,
-        "test_loss": cross_entropy(probabilities, y_test),
-        "test_accuracy": float((predicted == y_test).mean()),
+        **measured,
         "parameters": info.parameters,
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": train_seconds,
-        **run_metrics.classification_metrics(y_test, predicted, names),
         "overfitting": run_metrics.overfitting(history, monitor=config.monitor),
     }
     if best_epoch:
@@ -86,16 +81,31 @@ def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict
         from digits.calibration import expected_calibration_error
 
         # The test set's calibration error, with the temperature fitted on validation images applied.
-        metrics["calibration"] = info.calibration | {"test_ece": expected_calibration_error(probabilities, y_test)}
+        metrics["calibration"] = info.calibration | {"test_ece": expected_calibration_error(probabilities, test[1])}
+    if train_seconds is None:
+        metrics["train_seconds"] = _previous_train_seconds(run)
+    run.write_metrics(metrics)
+    return metrics, recognizer, predicted
+
+
+def model_metrics(recognizer: Recognizer, config: TrainConfig, test) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(metrics, probabilities, predicted classes) of a model on `test`: loss, accuracy, per-class figures and,
+    with "not a digit", how often it refuses test digits and generated junk (`refusal`)."""
+    x_test, y_test = test
+    probabilities = recognizer.predict_proba(x_test)
+    predicted = probabilities.argmax(axis=1)
+    names = _class_names(config, recognizer)
+    metrics = {
+        "test_loss": cross_entropy(probabilities, y_test),
+        "test_accuracy": float((predicted == y_test).mean()),
+        **run_metrics.classification_metrics(y_test, predicted, names),
+    }
     if recognizer.num_classes > REJECT:
         # The test set holds no junk: the macro F1 is over the classes it has.
         metrics["macro_f1"] = float(np.mean([metrics["per_class"][name]["f1"] for name in names[:REJECT]]))
         metrics["digits_refused"] = float((predicted == REJECT).mean())
         metrics |= refusal(recognizer, config.junk_test, HELD_OUT_SEED)
-    if train_seconds is None:
-        metrics["train_seconds"] = _previous_train_seconds(run)
-    run.write_metrics(metrics)
-    return metrics, recognizer, predicted
+    return metrics, probabilities, predicted
 
 
 def curves_plot(run: RunDir, config: TrainConfig, history: dict, best_epoch: int | None = None) -> tuple:

@@ -1,9 +1,10 @@
 """Keras model -> ONNX, the format every prediction runs on; and shipping a run's model with the package.
 
-`ship(run_dir)` copies a finished run's `model.onnx` to
-`src/digits/shipped/reader.onnx` and writes `reader.json` beside it (the
-run's config and its metrics), which is how `make shipped-model` turns
-`digits train --preset reader` into the model the package carries.
+`ship(run_dir)` writes a finished run's `model.onnx`, quantized to int8
+(`quantize_shipped`), to `src/digits/shipped/reader.onnx` and `reader.json`
+beside it (the run's config, the int8 model's metrics and the float model's),
+which is how `make shipped-model` turns `digits train --preset reader` into
+the model the package carries.
 """
 
 from __future__ import annotations
@@ -106,12 +107,13 @@ SHIPPED_METRICS = (
 )
 
 
-def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Copy a finished run's ONNX model into the package as the shipped model; return the `.onnx` path.
+def ship(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None) -> Path:
+    """Ship a finished run's model with the package, as int8; return the `.onnx` path.
 
     `out_dir` defaults to the package's own `shipped/` folder (in a source
     checkout: `src/digits/shipped/`). `reader.json` records the run's
     config and metrics; MNIST test accuracy counts a refused digit as an error.
+    The float model is then quantized in place (`quantize_shipped`).
     """
     from digits.errors import ModelError
     from digits.read.model import Recognizer
@@ -138,4 +140,47 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
             "junk_seed) through digits.read.pipeline.prepare, never trained on.",
         },
     )
-    return out / "reader.onnx"
+    return quantize_shipped(out, data_dir)
+
+
+def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
+    """Quantize a shipped float `reader.onnx` to int8 in place (`runtimes.quantize`), and measure it.
+
+    Its card keeps the config; the metrics it holds become the int8 model's
+    (`evaluate.model_metrics`: training time and the like stay the run's),
+    and "float_model" keeps the float model's SHA-256 and metrics. A model that is int8
+    already is refused: quantizing twice would measure ranges on int8 rounding.
+    """
+    import hashlib
+    import json
+
+    import onnx
+
+    from digits.config import TrainConfig
+    from digits.errors import ModelError
+    from digits.read.model import Recognizer
+    from digits.train.evaluate import model_metrics
+    from digits.train.extra_data import load_test_set
+    from digits.train.runtimes import CALIBRATION_IMAGES, CALIBRATION_PERCENTILE, calibration_images, quantize
+
+    out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
+    model, card_path = out / "reader.onnx", out / "reader.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if any(node.op_type == "QuantizeLinear" for node in onnx.load(model).graph.node):
+        raise ModelError(f"{model}: already int8; ship the run again to quantize its float model.")
+    settings = {k: v for k, v in card["config"].items() if k in TrainConfig.names()}
+    config = TrainConfig.from_dict(settings, str(card_path))
+    float_bytes = model.read_bytes()
+    quantize(model, model, calibration_images(config, data_dir))
+    measured, _, _ = model_metrics(Recognizer(model), config, load_test_set(config.dataset, data_dir))
+    measured = {k: v for k, v in measured.items() if k in card["metrics"]}
+    float_metrics = {k: card["metrics"][k] for k in measured}
+    card["float_model"] = {"sha256": hashlib.sha256(float_bytes).hexdigest(), "metrics": float_metrics}
+    card["metrics"] = card["metrics"] | measured
+    card["int8"] = (
+        "weights (per output channel) and activations in int8: ONNX Runtime's static quantization, QDQ format; "
+        f"activation ranges at the {CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's "
+        "training images (digits.train.runtimes.calibration_images)"
+    )
+    atomic.write_json(card_path, card)
+    return model

@@ -1,6 +1,6 @@
 """Other runtimes for a run's model: int8 ONNX and TensorFlow Lite, each checked on the MNIST test set.
 
-    digits export RUN --format onnx-int8   ->  RUN/model.int8.onnx   (ONNX Runtime, dynamic quantization)
+    digits export RUN --format onnx-int8   ->  RUN/model.int8.onnx   (ONNX Runtime, static int8 quantization)
     digits export RUN --format tflite      ->  RUN/model.tflite      (TensorFlow's converter, float32)
 
 Contract: `export_format(run, fmt)` writes the file atomically next to the
@@ -12,9 +12,13 @@ The int8 file is an ONNX model like any other: `serve` and `read` take it
 with `--model RUN/model.int8.onnx`. The TFLite file is for TensorFlow Lite
 (phones, microcontrollers); `digits` itself predicts only with ONNX Runtime.
 
-Dynamic quantization stores the weights of MatMul and Conv as int8 and
-quantizes activations per batch at run time: no calibration data, and the
-predictions stay those of the float model to within a few test images.
+Static quantization (`quantize`) stores weights (per output channel) and
+activations as int8, the activations' ranges measured once on a fixed
+sample of the images the run learnt from (`calibration_images`). It is what
+makes int8 pay on a CPU: with the shipped reader, 43 µs per image on one
+core against the float model's 113 µs, at batches of 512, where dynamic
+quantization (activations quantized per call) took 506 µs. The shipped
+model itself is this int8 model (`export.ship`).
 """
 
 from __future__ import annotations
@@ -26,10 +30,18 @@ from pathlib import Path
 import numpy as np
 
 from digits import atomic
+from digits.config import TrainConfig
 from digits.errors import ModelError
 from digits.runs import RunDir
 
 FILES = {"onnx-int8": "model.int8.onnx", "tflite": "model.tflite"}
+# Activation ranges are measured on this many training images, drawn with a fixed seed...
+CALIBRATION_IMAGES = 4000
+_CALIBRATION_SEED = 0
+# ...as the range holding all but this share of each activation's values: one stray value
+# must not stretch the range the other values share (the shipped reader: MNIST 99.40 % as the
+# float model, where the full range (min-max) gave 99.38 %).
+CALIBRATION_PERCENTILE = 99.999
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,8 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
     float_model = Recognizer(run.path)  # the run's model.onnx, checked
     path = run.path / FILES[fmt]
     if fmt == "onnx-int8":
-        _quantize(float_model.path, path)
+        config, _ = run.read_run()
+        quantize(float_model.path, path, calibration_images(config, data_dir))
         predict = Recognizer(path).predict_proba
     else:
         _to_tflite(run.keras_path, path)
@@ -80,15 +93,78 @@ def _accuracy(predict, images: np.ndarray, labels: np.ndarray, batch: int = 1000
     return hits / len(images)
 
 
-def _quantize(source: Path, path: Path) -> None:
+def calibration_images(config: TrainConfig, data_dir=None, count: int = CALIBRATION_IMAGES) -> np.ndarray:
+    """A fixed sample of `count` images the run learnt from, float32 (N, 28, 28) in [0, 1].
+
+    An equal share from each of its sources: its dataset's training images,
+    and each set of other writers' digits and the real non-digits its config
+    adds (`reader_mix.extra_training`). Drawn in proportion instead, MNIST's
+    60,000 would fill most of the sample, and the ranges would be MNIST's.
+    """
+    from digits.train.extra_data import load_dataset
+    from digits.train.reader_mix import extra_training
+
+    (x_train, _), _ = load_dataset(config.dataset, data_dir)
+    parts = [x_train]
+    if config.extra_digits or config.real_negatives:
+        parts += [images for images, _ in extra_training(config, data_dir)[0]]
+    rng = np.random.default_rng(_CALIBRATION_SEED)
+    share = -(-count // len(parts))
+    sample = [part[np.sort(rng.choice(len(part), min(share, len(part)), replace=False))] for part in parts]
+    return np.concatenate([part.astype(np.float32) / (255 if part.dtype == np.uint8 else 1) for part in sample])
+
+
+def quantize(source: Path, path: Path, images: np.ndarray) -> None:
+    """Write `source` (a float ONNX model) to `path` with int8 weights and activations (ONNX Runtime's static
+    quantization, QDQ format, weights per channel), activation ranges measured on `images`; atomically."""
+    import contextlib
+    import io
     import logging
+    import tempfile
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with atomic.atomic_path(path) as tmp:
-        logging.disable(logging.WARNING)  # its advice to pre-process goes to the root logger, i.e. our stderr
+    input_name = onnx.load(source).graph.input[0].name
+
+    class Batches(CalibrationDataReader):
+        # Of one size (its calibrator stacks them), the last few images left out if they make a smaller one.
+        def __init__(self, size: int = min(250, len(images))):
+            self.batches = iter(range(0, len(images) - size + 1, size))
+            self.size = size
+
+        def get_next(self):
+            start = next(self.batches, None)
+            return None if start is None else {input_name: images[start : start + self.size]}
+
+    # Its calibrator prints its progress on stdout, and its advice goes to the root logger (our stderr).
+    with (
+        atomic.atomic_path(path) as tmp,
+        tempfile.TemporaryDirectory() as work,
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        logging.disable(logging.WARNING)
         try:
-            quantize_dynamic(source, tmp, weight_type=QuantType.QInt8)
+            prepared = Path(work) / "prepared.onnx"
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(tmp),
+                Batches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
+            )
         except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
             raise ModelError(
                 f"{source}: ONNX Runtime cannot quantize this model ({str(err).splitlines()[0][:160]})."
