@@ -99,6 +99,14 @@ BAD_INPUT = {
         400,
         "multipart",
     ),
+    "multipart cut off before its closing boundary": (
+        {
+            "content": b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n' + BLANK,
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        400,
+        "closing boundary",
+    ),
 }
 
 

@@ -330,16 +330,47 @@ def app_from_environment() -> Guard:
 
 async def _picture(request: Request) -> bytes:
     """The bytes of the one file in the form's `image` field."""
+    # The parser drops a part the body never closes, and reports nothing: the body's last bytes say
+    # whether its closing delimiter came (`--boundary--`, RFC 2046), so a cut-off upload is a 400.
+    tail = b""
+
+    async def receive() -> Message:
+        nonlocal tail
+        message = await request.receive()
+        if message["type"] == "http.request":
+            tail = (tail + message.get("body", b"")[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+        return message
+
     try:
-        form = await request.form(max_files=4, max_fields=16)
+        form = await Request(request.scope, receive).form(max_files=4, max_fields=16)
     except StarletteHTTPException as err:  # Starlette's word for a malformed multipart body
         raise HTTPException(400, f"the body is not valid multipart/form-data ({err.detail.rstrip('.')}).") from None
+    boundary = _boundary(request.headers.get("content-type", ""))
+    if boundary and tail and b"--" + boundary + b"--" not in tail:
+        raise HTTPException(400, "the body is not valid multipart/form-data (it ends before its closing boundary).")
     images = form.getlist("image")
     if not images or isinstance(images[0], str):
         raise HTTPException(422, "send the picture as multipart/form-data, in a file field named 'image'.")
     if len(images) > 1:
         raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
     return await images[0].read()
+
+
+# Enough of a body's end for its closing delimiter: a boundary is at most 70 characters (RFC 2046),
+# and an epilogue after it is rare and short.
+_TAIL_BYTES = 512
+
+
+def _boundary(content_type: str) -> bytes | None:
+    """The boundary a multipart/form-data Content-Type names, None for any other type."""
+    from email.message import Message as Header
+
+    header = Header()
+    header["content-type"] = content_type
+    if header.get_content_type() != "multipart/form-data":
+        return None
+    boundary = header.get_param("boundary")
+    return boundary.encode("latin-1", "replace") if isinstance(boundary, str) and boundary else None
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
