@@ -180,6 +180,13 @@ def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
     )
 
 
+def test_an_output_ending_in_a_slash_names_a_folder_and_writes_nothing(tmp_path, pictures):
+    assert_one_line_error(
+        run_cli("read", str(pictures[0]), "--out", "x.csv/", cwd=tmp_path), "x.csv/: names a folder (it ends in /)"
+    )
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(OutputError, match=r"^writing Parquet needs pyarrow: pip install 'digits\[batch\]'"):

@@ -37,7 +37,7 @@ def run(
     as_json: bool,
     threshold: float,
     recursive: bool,
-    out: Path | None,
+    out: str | None,
     workers: int | None,
     dask: str | None,
 ) -> None:
@@ -80,7 +80,7 @@ def _read(
         return write(paths, output, job, workers, dask, on_plan=progress.plan, on_chunk=chunk_done)
 
 
-def _report(summary: Summary, out: Path) -> None:
+def _report(summary: Summary, out: str) -> None:
     skipped = f", {summary.skipped} already there" if summary.skipped else ""
     # A picture that failed before and is unchanged is among those already there: said so, not counted twice.
     when = ", now or before" if summary.skipped else ""

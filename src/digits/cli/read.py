@@ -27,7 +27,7 @@ RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", help="Also read the pictures in sub-folders of folders given.")
 ]
 OutOpt = Annotated[
-    Path | None,
+    str | None,  # as typed: a Path would drop the slash of "results.csv/", which names a folder
     typer.Option(help="Write one row per picture to this .csv, .jsonl or .parquet file; running again resumes."),
 ]
 WorkersOpt = Annotated[
