@@ -67,6 +67,25 @@ def test_a_bad_file_whose_name_is_not_utf8_is_an_escaped_error_row_in_parquet(tm
     assert "x\\xe9.png" in row["error"] and "not an image" in row["error"]
 
 
+def test_a_picture_whose_name_is_not_utf8_is_not_read_again_on_resume_in_parquet(tmp_path, pictures):
+    pytest.importorskip("pyarrow")
+    odd = pictures[0].rename(pictures[0].with_name(os.fsdecode(b"y\xe9.png")))
+    out = tmp_path / "names.parquet"
+    assert run_cli("predict", str(odd), "--out", str(out), cwd=tmp_path).returncode == 0
+    again = run_cli("predict", str(odd), "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0 and "0 pictures read, 1 already there" in again.stdout, again.stdout
+    assert len(read_back(out)) == 1
+
+
+def test_parts_sit_beside_the_real_file_whatever_name_reaches_it(tmp_path, pictures):
+    real = tmp_path / "real.csv"
+    real.write_text("")
+    (tmp_path / "link.csv").symlink_to(real)
+    output = Output(tmp_path / "link.csv")
+    assert output.parts == tmp_path / ".real.csv.parts"
+    output.close()
+
+
 def test_a_second_command_on_the_same_output_is_refused_while_the_first_writes_it(tmp_path, pictures):
     out = tmp_path / "results.csv"
     first = Output(out)  # holds the output's lock, as a command does while it reads

@@ -201,7 +201,7 @@ def write(
     items = []
     for path in dict.fromkeys(paths):
         item = stat_item(path)
-        before = done.get(path)
+        before = done.get(output.stored(path) if output else path)
         if before is not None and before[:2] == item[1:] and item[1] is not None:
             summary.skipped += 1
             summary.failed += before[2]

@@ -96,7 +96,7 @@ class Output:
         # A missing folder, a folder or a device there fails now, before any picture. The lock sits beside the
         # file the output really is, so a link to it and its own name share one lock.
         real, _ = writable_target(self.target)
-        self.parts = self.target.with_name(f".{self.target.name}.parts")
+        self.parts = real.with_name(f".{real.name}.parts")  # beside the real file too, whatever name reached it
         self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
         self._release = weakref.finalize(self, os.close, self._lock)  # an Output dropped unclosed lets go too
@@ -174,6 +174,10 @@ class Output:
                     )
                 found[row["path"]] = (row["size"], row["mtime_ns"], row["status"] == ERROR)
         return found
+
+    def stored(self, path: str) -> str:
+        """`path` as this output's rows hold it, the key `done` gives it: escaped where Parquet needs UTF-8."""
+        return _utf8({"path": path, "error": None})["path"] if self.suffix == ".parquet" else path
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of rows, as a part file written atomically."""
