@@ -45,7 +45,7 @@ from digits.safe_open import open_regular, read_regular
 Arrays = dict[str, np.ndarray]
 # The largest checkpoint read, on disk and once unpacked: it holds a model
 # about four times (weights, two optimizer slots, the best epoch's), and the
-# shipped model is 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
+# shipped float model was 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
 MAX_CHECKPOINT_BYTES = 512 * 2**20
 # The largest config.json, history.csv or metrics.json read: a planted link
 # to /dev/zero must not fill the memory of `digits runs`.

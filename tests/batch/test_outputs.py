@@ -199,11 +199,14 @@ def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):
     )
 
 
-def test_an_output_ending_in_a_slash_names_a_folder_and_writes_nothing(tmp_path, pictures):
-    assert_one_line_error(
-        run_cli("read", str(pictures[0]), "--out", "x.csv/", cwd=tmp_path), "x.csv/: names a folder (it ends in /)"
-    )
+@pytest.mark.parametrize("name", ["x.csv/", "x.csv/.", "x.csv/.."])
+def test_an_output_ending_in_a_slash_names_a_folder_and_writes_nothing(tmp_path, pictures, name):
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", name, cwd=tmp_path), f"{name}: names a folder")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_an_empty_output_name_is_refused(tmp_path, pictures):
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "", cwd=tmp_path), "the output's name is empty")
 
 
 def test_parquet_without_pyarrow_is_one_sentence(tmp_path, monkeypatch):

@@ -131,6 +131,13 @@ def test_upload_without_a_declared_size_is_cut_off_at_the_limit(client, endpoint
     assert_json_error(response, 413, "10 MiB")
 
 
+def test_a_form_closed_then_followed_by_a_long_epilogue_is_read(client):
+    head = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    body = head + BLANK + b"\r\n--x--\r\n" + b"an epilogue, which RFC 2046 allows " * 100
+    response = client.post("/predict", content=body, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 200 and response.json()["status"] == "no digit found", response.text
+
+
 def test_a_second_image_part_is_refused(client):
     picture = png(np.zeros((28, 28), np.uint8))
     files = [("image", ("a.png", picture, "image/png")), ("image", ("b.png", picture, "image/png"))]

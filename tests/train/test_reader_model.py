@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,13 @@ def test_an_11_class_run_trains_exports_and_reports_refusals(tmp_path, monkeypat
     assert Recognizer(shipped).num_classes == 11 and card["metrics"]["junk_pictures"] == 20
     with pytest.raises(ModelError, match="already int8"):
         quantize_shipped(tmp_path / "shipped")
+    # As a kill between writing the card and moving the model in leaves it: an int8 card beside the float
+    # model. Running again finishes, and the float model's figures stay those measured on it.
+    shutil.copy(run / "model.onnx", shipped)
+    quantize_shipped(tmp_path / "shipped")
+    again = json.loads((tmp_path / "shipped" / "reader.json").read_text())
+    assert again["float_model"] == card["float_model"] and again["metrics"] == card["metrics"]
+    assert not (tmp_path / "shipped" / ".quantizing").exists()
 
 
 def test_an_unfinished_run_is_not_shipped(tmp_path):

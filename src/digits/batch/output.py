@@ -83,10 +83,12 @@ class Output:
     """One output file and the parts of the run that writes it."""
 
     def __init__(self, target: str | os.PathLike[str]):
-        if os.fspath(target).endswith(os.sep):  # Path() would drop the slash, and write a file where a folder was meant
-            raise OutputError(
-                f"{target}: names a folder (it ends in {os.sep}); --out takes a file, such as results.csv."
-            )
+        name = os.fspath(target)
+        if not name:
+            raise OutputError("the output's name is empty; --out takes a file, such as results.csv.")
+        # Path() would drop a last "/" or "/." and write a file where a folder was meant.
+        if os.path.basename(name) in ("", ".", ".."):
+            raise OutputError(f"{name}: names a folder; --out takes a file, such as results.csv.")
         self.target = Path(target)
         self.suffix = self.target.suffix.lower()
         if self.suffix not in FORMATS:

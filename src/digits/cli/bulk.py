@@ -49,9 +49,9 @@ def run(
             "(pictures are found by their suffix; for sub-folders add --recursive)."
         )
     job = job_for(command, model, threshold)  # a bad model fails before the output is locked
-    with Output(out) if out else contextlib.nullcontext() as output:
+    with Output(out) if out is not None else contextlib.nullcontext() as output:
         summary = _read(command, paths, output, job, as_json, workers, dask)
-    if out:
+    if out is not None:
         _report(summary, out)
     if summary.failed:
         raise typer.Exit(2)

@@ -330,23 +330,29 @@ def app_from_environment() -> Guard:
 
 async def _picture(request: Request) -> bytes:
     """The bytes of the one file in the form's `image` field."""
-    # The parser drops a part the body never closes, and reports nothing: the body's last bytes say
-    # whether its closing delimiter came (`--boundary--`, RFC 2046), so a cut-off upload is a 400.
-    tail = b""
+    # The parser drops a part the body never closes, and says nothing: whether the body's close delimiter
+    # (CRLF "--boundary--", RFC 2046) came is watched as it streams by, so a cut-off upload is a 400.
+    boundary = _boundary(request.headers.get("content-type", ""))
+    close = b"--" + (boundary or b"") + b"--"
+    needle = b"\r\n" + close
+    head = carry = b""  # the body's first bytes (a form of no parts is the close delimiter alone); its last few
+    closed = False
 
     async def receive() -> Message:
-        nonlocal tail
+        nonlocal head, carry, closed
         message = await request.receive()
-        if message["type"] == "http.request":
-            tail = (tail + message.get("body", b"")[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+        if message["type"] == "http.request" and (body := message.get("body", b"")):
+            if len(head) < len(close):
+                head = (head + body)[: len(close)]
+            closed = closed or needle in body or needle in carry + body[: len(needle) - 1]
+            carry = (carry + body[-(len(needle) - 1) :])[-(len(needle) - 1) :]
         return message
 
     try:
         form = await Request(request.scope, receive).form(max_files=4, max_fields=16)
     except StarletteHTTPException as err:  # Starlette's word for a malformed multipart body
         raise HTTPException(400, f"the body is not valid multipart/form-data ({err.detail.rstrip('.')}).") from None
-    boundary = _boundary(request.headers.get("content-type", ""))
-    if boundary and tail and b"--" + boundary + b"--" not in tail:
+    if boundary and head and not (closed or head == close):
         raise HTTPException(400, "the body is not valid multipart/form-data (it ends before its closing boundary).")
     images = form.getlist("image")
     if not images or isinstance(images[0], str):
@@ -354,11 +360,6 @@ async def _picture(request: Request) -> bytes:
     if len(images) > 1:
         raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
     return await images[0].read()
-
-
-# Enough of a body's end for its closing delimiter: a boundary is at most 70 characters (RFC 2046),
-# and an epilogue after it is rare and short.
-_TAIL_BYTES = 512
 
 
 def _boundary(content_type: str) -> bytes | None:

@@ -147,15 +147,21 @@ def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
     """Quantize a shipped float `reader.onnx` to int8 in place (`runtimes.quantize`), and measure it.
 
     Its card keeps the config; the metrics it holds become the int8 model's
-    (`evaluate.model_metrics`: training time and the like stay the run's),
-    and "float_model" keeps the float model's SHA-256 and metrics. A model that is int8
-    already is refused: quantizing twice would measure ranges on int8 rounding.
+    (`evaluate.model_metrics`, and the test set's calibration error; training
+    time and the like stay the run's), and "float_model" keeps the float
+    model's SHA-256 and metrics. The int8 model is made and measured beside,
+    in `.quantizing/`; the card is written before the model replaces the
+    float one, so a run killed in between is finished by running it again.
+    A model that is int8 already is refused: quantizing twice would measure
+    ranges on int8 rounding.
     """
     import hashlib
     import json
+    import shutil
 
     import onnx
 
+    from digits.calibration import expected_calibration_error
     from digits.config import TrainConfig
     from digits.errors import ModelError
     from digits.read.model import Recognizer
@@ -170,17 +176,32 @@ def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
         raise ModelError(f"{model}: already int8; ship the run again to quantize its float model.")
     settings = {k: v for k, v in card["config"].items() if k in TrainConfig.names()}
     config = TrainConfig.from_dict(settings, str(card_path))
-    float_bytes = model.read_bytes()
-    quantize(model, model, calibration_images(config, data_dir))
-    measured, _, _ = model_metrics(Recognizer(model), config, load_test_set(config.dataset, data_dir))
-    measured = {k: v for k, v in measured.items() if k in card["metrics"]}
-    float_metrics = {k: card["metrics"][k] for k in measured}
-    card["float_model"] = {"sha256": hashlib.sha256(float_bytes).hexdigest(), "metrics": float_metrics}
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    # A run killed after the card was written holds the float model's figures under float_model already.
+    earlier = card.get("float_model", {})
+    float_figures = earlier["metrics"] if earlier.get("sha256") == digest else card["metrics"]
+
+    work = out / ".quantizing"
+    work.mkdir(exist_ok=True)
+    candidate = work / model.name
+    atomic.write_json(work / card_path.name, card)  # beside it, its temperature applies to what is measured
+    quantize(model, candidate, calibration_images(config, data_dir))
+    test = load_test_set(config.dataset, data_dir)
+    measured, probabilities, _ = model_metrics(Recognizer(candidate), config, test)
+    if "calibration" in float_figures:
+        measured["calibration"] = float_figures["calibration"] | {
+            "test_ece": expected_calibration_error(probabilities, test[1])
+        }
+    measured = {k: v for k, v in measured.items() if k in float_figures}
+    card["float_model"] = {"sha256": digest, "metrics": {k: float_figures[k] for k in measured}}
     card["metrics"] = card["metrics"] | measured
     card["int8"] = (
-        "weights (per output channel) and activations in int8: ONNX Runtime's static quantization, QDQ format; "
-        f"activation ranges at the {CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's "
-        "training images (digits.train.runtimes.calibration_images)"
+        "weights (per output channel) and activations in int8, the last layer and its softmax in float: "
+        "ONNX Runtime's static quantization, QDQ format; activation ranges at the "
+        f"{CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's training images "
+        "(digits.train.runtimes.calibration_images)"
     )
     atomic.write_json(card_path, card)
+    os.replace(candidate, model)
+    shutil.rmtree(work)
     return model
