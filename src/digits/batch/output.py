@@ -179,7 +179,7 @@ class Output:
 
     def stored(self, path: str) -> str:
         """`path` as this output's rows hold it, the key `done` gives it: escaped where Parquet needs UTF-8."""
-        return _utf8({"path": path, "error": None})["path"] if self.suffix == ".parquet" else path
+        return _escaped(path) if self.suffix == ".parquet" else path
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of rows, as a part file written atomically."""
@@ -303,11 +303,12 @@ def _command(row: Row) -> str | None:
 def _utf8(row: Row) -> Row:
     """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
     in the path and in the error sentence that names it."""
-    return row | {
-        name: row[name].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        for name in ("path", "error")
-        if isinstance(row[name], str) and not row[name].isascii()
-    }
+    return row | {name: _escaped(row[name]) for name in ("path", "error") if isinstance(row[name], str)}
+
+
+def _escaped(text: str) -> str:
+    """`text` with the bytes surrogateescape kept (a name that is not UTF-8) written as \\x escapes."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _typed(name: str, value: str) -> Any:

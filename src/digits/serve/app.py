@@ -65,6 +65,7 @@ from digits.errors import ImageError
 from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
 from digits.serve.metrics import Metrics
+from digits.serve.multipart import CloseDelimiter
 
 # The whole request body, multipart framing included. A phone photo is a few
 # megabytes; anything bigger is refused before it is read, let alone decoded.
@@ -330,29 +331,19 @@ def app_from_environment() -> Guard:
 
 async def _picture(request: Request) -> bytes:
     """The bytes of the one file in the form's `image` field."""
-    # The parser drops a part the body never closes, and says nothing: whether the body's close delimiter
-    # (CRLF "--boundary--", RFC 2046) came is watched as it streams by, so a cut-off upload is a 400.
-    boundary = _boundary(request.headers.get("content-type", ""))
-    close = b"--" + (boundary or b"") + b"--"
-    needle = b"\r\n" + close
-    head = carry = b""  # the body's first bytes (a form of no parts is the close delimiter alone); its last few
-    closed = False
+    delimiter = CloseDelimiter(request.headers.get("content-type", ""))
 
     async def receive() -> Message:
-        nonlocal head, carry, closed
         message = await request.receive()
-        if message["type"] == "http.request" and (body := message.get("body", b"")):
-            if len(head) < len(close):
-                head = (head + body)[: len(close)]
-            closed = closed or needle in body or needle in carry + body[: len(needle) - 1]
-            carry = (carry + body[-(len(needle) - 1) :])[-(len(needle) - 1) :]
+        if message["type"] == "http.request":
+            delimiter.feed(message.get("body", b""))
         return message
 
     try:
         form = await Request(request.scope, receive).form(max_files=4, max_fields=16)
     except StarletteHTTPException as err:  # Starlette's word for a malformed multipart body
         raise HTTPException(400, f"the body is not valid multipart/form-data ({err.detail.rstrip('.')}).") from None
-    if boundary and head and not (closed or head == close):
+    if delimiter.cut_off:
         raise HTTPException(400, "the body is not valid multipart/form-data (it ends before its closing boundary).")
     images = form.getlist("image")
     if not images or isinstance(images[0], str):
@@ -360,18 +351,6 @@ async def _picture(request: Request) -> bytes:
     if len(images) > 1:
         raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
     return await images[0].read()
-
-
-def _boundary(content_type: str) -> bytes | None:
-    """The boundary a multipart/form-data Content-Type names, None for any other type."""
-    from email.message import Message as Header
-
-    header = Header()
-    header["content-type"] = content_type
-    if header.get_content_type() != "multipart/form-data":
-        return None
-    boundary = header.get_param("boundary")
-    return boundary.encode("latin-1", "replace") if isinstance(boundary, str) and boundary else None
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

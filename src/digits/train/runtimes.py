@@ -108,10 +108,13 @@ def calibration_images(config: TrainConfig, data_dir=None, count: int = CALIBRAT
     parts = [x_train]
     if config.extra_digits or config.real_negatives:
         parts += [images for images, _ in extra_training(config, data_dir)[0]]
+    from digits.read.model import as_batch
+
     rng = np.random.default_rng(_CALIBRATION_SEED)
     share = -(-count // len(parts))
-    sample = [part[np.sort(rng.choice(len(part), min(share, len(part)), replace=False))] for part in parts]
-    return np.concatenate([part.astype(np.float32) / (255 if part.dtype == np.uint8 else 1) for part in sample])
+    return np.concatenate(
+        [as_batch(part[np.sort(rng.choice(len(part), min(share, len(part)), replace=False))]) for part in parts]
+    )
 
 
 def quantize(source: Path, path: Path, images: np.ndarray) -> None:
