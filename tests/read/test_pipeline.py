@@ -8,10 +8,15 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
 from digits.read import pipeline as preprocess
 from digits.read.explain import save_steps
+from digits.read.geometry import pixels_of
+from digits.read.levels import ink_level
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
 
 # --------------------------------------------------------------------------
@@ -578,3 +583,26 @@ def test_segment_mnist_line_with_a_broken_digit(mnist):
         spans.append((left + cols[0], left + cols[-1]))
     photo = Image.fromarray(np.uint8(255 - np.clip(canvas, 0, 255)))  # dark ink on white
     assert_in_order(segment_line(photo), spans)
+
+
+# --------------------------------------------------------------------------
+# Shortcuts the pipeline takes for speed give exactly what they replace
+# --------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        st.integers(1, 400),
+        elements=st.floats(0, 1, width=32),
+    )
+)
+def test_ink_level_is_numpys_90th_percentile_to_the_last_bit(values):
+    assert ink_level(values) == float(np.percentile(values, 90))
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.int32, (9, 7), elements=st.integers(0, 5)), st.lists(st.integers(0, 6), min_size=1, max_size=3))
+def test_pixels_of_is_isin(labels, chosen):
+    np.testing.assert_array_equal(pixels_of(labels, chosen), np.isin(labels, chosen))

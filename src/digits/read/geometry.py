@@ -1,4 +1,4 @@
-"""Box geometry: the boxes of labelled components, their union, the gap between two, a typical height.
+"""Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -22,6 +22,18 @@ def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
             rows, cols = found
             boxes.append((cols.start, rows.start, cols.stop, rows.stop))
     return boxes
+
+
+def pixels_of(labels: np.ndarray, chosen: list[int]) -> np.ndarray:
+    """The mask of the pixels whose label is among `chosen`.
+
+    Most pictures' digits are one piece: one comparison, where `np.isin`
+    would sort and search (a tenth of a millisecond on a small picture).
+    """
+    if len(chosen) == 1:
+        one: np.ndarray = labels == chosen[0]
+        return one
+    return np.isin(labels, chosen)
 
 
 def union(a: Box, b: Box) -> Box:

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, typical_height
-from digits.read.levels import MIN_CONTRAST, otsu
+from digits.read.levels import MIN_CONTRAST, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.sheet import outside_sheet
@@ -169,7 +169,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
     smooth = ndimage.gaussian_filter(signal, sigma)
     noise = _noise(smooth, int(np.ceil(2 * sigma)))
     candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
-    contrast = float(np.percentile(candidates, 90)) if candidates.size else 0.0
+    contrast = ink_level(candidates) if candidates.size else 0.0
     ink = smooth / max(contrast, 1e-6)
     if contrast < MIN_CONTRAST or candidates.size < 4:
         return ink, np.zeros(signal.shape, dtype=bool), contrast
@@ -332,7 +332,7 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
     dark_ink = paper >= 0.5
     signal = (paper - grey) if dark_ink else (grey - paper)
     inked = signal[signal > MIN_CONTRAST / 2]
-    contrast = float(np.percentile(inked, 90)) if inked.size else 0.0
+    contrast = ink_level(inked) if inked.size else 0.0
     mask = signal > 0.5 * contrast if contrast >= MIN_CONTRAST else np.zeros(grey.shape, dtype=bool)
     labels, areas = _components(mask)
     return Analysis(

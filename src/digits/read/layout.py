@@ -13,7 +13,7 @@ from functools import reduce
 
 import numpy as np
 
-from digits.read.geometry import gap, typical_height, union
+from digits.read.geometry import gap, pixels_of, typical_height, union
 from digits.read.ink import Analysis
 from digits.spec import Box
 
@@ -60,7 +60,7 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
                 changed = True
     if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
         return np.zeros(labels.shape, dtype=bool)
-    return np.isin(labels, chosen)
+    return pixels_of(labels, chosen)
 
 
 # Lines of writing are chained from components whose vertical extents

@@ -21,7 +21,6 @@ _MNIST_BOX = 20
 # on the test set, it is (13.99, 14.00) with a spread of 0.3 px.
 _MNIST_COM = (14.0, 14.0)
 
-
 # MNIST's stroke width as a fraction of the digit's longer side, measured on
 # the test set (upscaled, thresholded at half): 5th percentile 0.075, median
 # 0.11, 95th percentile 0.19. Strokes outside this band are a pen the model
@@ -77,7 +76,6 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns (crop, image). The binary mask is downscaled with area averaging,
     which is how MNIST got its grey edges from NIST's binary scans.
     """
-    from scipy import ndimage
 
     image = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     mask = _normalise_stroke(mask)
@@ -92,8 +90,11 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     method = Image.Resampling.BOX if factor < 1 else Image.Resampling.BILINEAR
     small = np.asarray(Image.fromarray(crop, "F").resize(size, method), dtype=np.float32)
     small = np.clip(small, 0, 1)
-    com_row, com_col = ndimage.center_of_mass(small)
     h, w = small.shape
+    # `ndimage.center_of_mass`'s own sums, without its label handling (a fifth of this function's time).
+    total = small.sum()
+    com_row = (small * np.arange(h, dtype=float)[:, None]).sum() / total
+    com_col = (small * np.arange(w, dtype=float)[None, :]).sum() / total
     top = int(np.clip(round(_MNIST_COM[0] - com_row), 0, MNIST_SIZE - h))
     left = int(np.clip(round(_MNIST_COM[1] - com_col), 0, MNIST_SIZE - w))
     image[top : top + h, left : left + w] = small

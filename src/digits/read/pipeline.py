@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError
+from digits.read.geometry import pixels_of
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.load import MAX_PIXELS, grey_array, has_alpha, load_image, true_size
@@ -172,7 +173,7 @@ def segment_page(image: Image.Image) -> Segmented:
     for members in find_lines(ruled_out):
         line = []
         for group in group_line(ruled_out, members):
-            digit = np.isin(ruled_out.labels, group)
+            digit = pixels_of(ruled_out.labels, group)
             # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
             same = made.has_ink and np.array_equal(digit, one_digit)
             line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))

@@ -79,7 +79,8 @@ def drop_rules(analysis: Analysis) -> Analysis:
     ]
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
     areas[slivers] = 0
-    labels[np.isin(labels, slivers)] = 0
+    if slivers:
+        labels[np.isin(labels, slivers)] = 0
     for i in boxes:
         if extent(i) < length:
             continue
