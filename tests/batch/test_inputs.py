@@ -115,6 +115,73 @@ def test_a_dask_address_without_a_port_fails_at_once(tree):
         write(["b.png"], None, job_for("predict"), dask="garbage")
 
 
+@pytest.fixture
+def server():
+    """A loopback server that accepts connections and answers each with `reply` (None: never answers)."""
+    import threading
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    held = []
+
+    def start(reply):
+        def serve():
+            while True:
+                try:
+                    connection, _ = listening.accept()
+                except OSError:
+                    return
+                held.append(connection)
+                if reply is not None:
+                    connection.sendall(reply)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+
+    yield start
+    listening.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_port_that_never_answers_fails_within_the_deadline(tree, server, monkeypatch):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, engine, job_for, write
+
+    monkeypatch.setattr(engine, "SCHEDULER_ANSWER_SECONDS", 0.5)
+    with pytest.raises(ClusterError, match="gave no answer in"):
+        write(["b.png"], None, job_for("predict"), dask=server(None))
+
+
+def test_a_port_that_speaks_another_protocol_fails_in_one_sentence(tree, server):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with pytest.raises(ClusterError, match="answers in another protocol"):
+        write(["b.png"], None, job_for("predict"), dask=server(b"HTTP/1.1 400 Bad Request\r\n\r\n"))
+
+
+@pytest.mark.parametrize("address", ["inproc://x", "ws://127.0.0.1:1"])
+def test_a_scheme_other_than_tcp_or_tls_is_refused(tree, address):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with pytest.raises(ClusterError, match="over tcp:// or tls://"):
+        write(["b.png"], None, job_for("predict"), dask=address)
+
+
+def test_tls_without_certificates_says_what_to_set(tree):
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        with pytest.raises(ClusterError, match="needs Dask's TLS settings"):
+            write(["b.png"], None, job_for("predict"), dask=f"tls://127.0.0.1:{listening.getsockname()[1]}")
+
+
 def test_a_dask_address_where_nothing_listens_fails_at_once(tree):
     pytest.importorskip("distributed")
     from digits.batch import ClusterError, job_for, write
@@ -124,3 +191,26 @@ def test_a_dask_address_where_nothing_listens_fails_at_once(tree):
         port = closed.getsockname()[1]
     with pytest.raises(ClusterError, match="nothing listens on that port"):
         write(["b.png"], None, job_for("predict"), dask=f"tcp://127.0.0.1:{port}")
+
+
+def test_a_list_that_is_a_fifo_with_no_writer_is_empty_not_a_hang(tree):
+    os.mkfifo("list.fifo")
+    assert expand(["@list.fifo", "b.png"]) == ["b.png"]
+
+
+def test_a_folder_tree_deeper_than_pythons_recursion_is_walked(tree):
+    deep = "deep"
+    os.mkdir(deep)
+    for _ in range(1100):  # os.makedirs itself recurses, a frame per level
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)
+    open(os.path.join(deep, "x.png"), "wb").close()
+    try:
+        assert expand(["deep"], recursive=True) == [os.path.join(deep, "x.png")]
+        with pytest.raises(InputError, match="too deep for a glob"):
+            expand(["deep/**/*.png"])
+    finally:  # from the bottom up: shutil.rmtree, and so pytest's clean-up, recurses a frame per level too
+        os.remove(os.path.join(deep, "x.png"))
+        while deep:
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)

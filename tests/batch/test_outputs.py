@@ -77,6 +77,40 @@ def test_a_picture_whose_name_is_not_utf8_is_not_read_again_on_resume_in_parquet
     assert len(read_back(out)) == 1
 
 
+def test_a_name_that_is_not_utf8_and_one_spelling_its_escape_are_two_rows_in_parquet(tmp_path, pictures):
+    pytest.importorskip("pyarrow")
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = folder / os.fsdecode(b"b\xff.png")
+    spelled = folder / "b\\xff.png"  # the four characters backslash, x, f, f
+    raw.write_bytes(pictures[0].read_bytes())
+    spelled.write_bytes(pictures[1].read_bytes())
+    out = tmp_path / "names.parquet"
+    assert run_cli("predict", str(folder), "--out", str(out), cwd=tmp_path).returncode == 0
+    paths = sorted(row["path"] for row in read_back(out))
+    assert paths == sorted([str(folder / "b\\xff.png"), str(folder / "b\\\\xff.png")])
+    again = run_cli("predict", str(folder), "--out", str(out), cwd=tmp_path)
+    assert "0 pictures read, 2 already there" in again.stdout, again.stdout
+    assert len(read_back(out)) == 2
+
+
+def test_a_lock_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path, pictures):
+    os.mkfifo(tmp_path / ".results.csv.lock")
+    result = run_cli("predict", str(pictures[0]), "--out", str(tmp_path / "results.csv"), cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, "is not a plain file")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_an_output_without_line_breaks_is_refused_a_line_at_a_time(tmp_path, pictures, suffix, monkeypatch):
+    from digits.batch import output
+
+    monkeypatch.setattr(output, "_LONGEST_LINE", 1000)
+    out = tmp_path / f"long{suffix}"
+    out.write_text("x" * 5000)
+    with pytest.raises(OutputError, match="a line is longer than any row digits writes"):
+        Output(out).done("model", "predict")
+
+
 def test_parts_sit_beside_the_real_file_whatever_name_reaches_it(tmp_path, pictures):
     real = tmp_path / "real.csv"
     real.write_text("")
@@ -110,6 +144,23 @@ def test_an_output_is_locked_through_a_link_too_and_a_closed_one_is_not_written(
     dropped = Output(out)
     del dropped  # dropped unclosed, an Output lets go of its lock as well
     Output(out).close()
+
+
+def test_a_pool_stopped_mid_run_ends_its_workers_at_once(tmp_path, pictures):
+    """Ctrl-C, SIGTERM or a failing caller: the workers are ended, not waited for (a second Ctrl-C hung that wait)."""
+    import multiprocessing
+
+    from digits.batch import job_for, write
+
+    class Stop(Exception):
+        pass
+
+    def stop(results, rows):
+        raise Stop
+
+    with pytest.raises(Stop):
+        write([str(p) for p in pictures] * 8, None, job_for("read"), workers=2, chunk_size=1, on_chunk=stop)
+    assert not multiprocessing.active_children()
 
 
 def test_kill_then_resume_gives_every_picture_once(tmp_path, pictures):

@@ -22,10 +22,11 @@ an output file (`digits.batch.output`) that a killed run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,8 +129,8 @@ def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, 
 
 def results(
     job: Job, items: Sequence[Item], workers: int | None = None, dask: str | None = None, chunk_size: int | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Each chunk's worker results, in input order."""
+) -> Generator[list[dict[str, Any]], None, None]:
+    """Each chunk's worker results, in input order (closing it stops the workers)."""
     count, size = plan(len(items), workers, chunk_size)
     return chunks_read(job, chunked(items, size), count, dask)
 
@@ -146,8 +147,11 @@ def read(
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
     items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
-    for chunk in results(job, items, workers, dask, chunk_size):
-        yield from (to_row(result, job) for result in chunk)
+    with contextlib.closing(
+        results(job, items, workers, dask, chunk_size)
+    ) as chunks:  # a caller that stops ends the pool
+        for chunk in chunks:
+            yield from (to_row(result, job) for result in chunk)
 
 
 def bag(
@@ -209,15 +213,17 @@ def write(
             items.append(item)
     if on_plan:
         on_plan(len(items), summary.skipped)
-    for chunk in results(job, items, workers, dask, chunk_size):
-        rows = [to_row(result, job) for result in chunk]
-        if output:
-            output.write_chunk(rows)
-        failed = sum(row["status"] == ERROR for row in rows)
-        summary.read += len(rows) - failed
-        summary.failed += failed
-        if on_chunk:
-            on_chunk(chunk, rows)
+    # Closed on any way out (Ctrl-C while a chunk is written included): the pool stops then, not at exit.
+    with contextlib.closing(results(job, items, workers, dask, chunk_size)) as chunks:
+        for chunk in chunks:
+            rows = [to_row(result, job) for result in chunk]
+            if output:
+                output.write_chunk(rows)
+            failed = sum(row["status"] == ERROR for row in rows)
+            summary.read += len(rows) - failed
+            summary.failed += failed
+            if on_chunk:
+                on_chunk(chunk, rows)
     if output:
         output.finish()
     return summary

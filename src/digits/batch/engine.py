@@ -7,8 +7,8 @@ worker are in flight, so memory stays flat over a run of any length.
   * `workers=1` and no `dask`: read here, one chunk after another.
   * `workers=N`: a pool of N processes (spawned, so no ONNX Runtime state is
     inherited), each loading the model once (`digits.batch.work.reader`).
-    SIGTERM or Ctrl-C stops the pool once its chunks in flight are done; a
-    worker whose command was killed outright exits by itself.
+    SIGTERM or Ctrl-C stops the pool at once (its chunks in flight are not
+    written); a worker whose command was killed outright exits by itself.
   * `dask="tcp://host:8786"`: every chunk is a task on that Dask cluster
     (`Client.submit`). Dask's scheduler places the tasks; a worker lost
     mid-run has its tasks run again elsewhere, and a task that raised is
@@ -23,13 +23,17 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from digits.batch.work import Item, Job, read_chunk
 from digits.errors import DigitsError, Interrupted
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 # A task that raised (not a lost worker: Dask reschedules those on its own) runs this many more times.
 DASK_RETRIES = 2
@@ -41,7 +45,7 @@ class ClusterError(DigitsError):
 
 def chunks_read(
     job: Job, chunks: Iterable[list[Item]], workers: int = 1, dask: str | None = None
-) -> Iterator[list[dict[str, Any]]]:
+) -> Generator[list[dict[str, Any]], None, None]:
     """Each chunk's results, in the chunks' order."""
     if dask:
         yield from _on_dask(job, chunks, dask)
@@ -76,16 +80,45 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
     context = multiprocessing.get_context("spawn")
     with _quiet_resource_tracker():
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start)
-    with _term_interrupts(), pool:
-        try:
+    try:
+        with _term_interrupts():
             yield from _in_order(
                 lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(), chunks, 2 * workers
             )
-        except BrokenProcessPool:
-            raise ClusterError(
-                "a worker process died (out of memory or killed; from Python, a script that starts workers "
-                "must do it under `if __name__ == '__main__':`); run the same command again to resume."
-            ) from None
+    except BrokenProcessPool:
+        _stop_now(pool)
+        raise ClusterError(
+            "a worker process died (out of memory or killed; from Python, a script that starts workers "
+            "must do it under `if __name__ == '__main__':`); run the same command again to resume."
+        ) from None
+    except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped (an output that failed)
+        _stop_now(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool without waiting for its chunks in flight: what they would give is not written anyway.
+
+    Waiting (`shutdown(wait=True)`) took 10 s on chunks of pages, and a second Ctrl-C in
+    that wait left the pool's threads and workers waiting on each other for ever.
+    Python 3.14 has `terminate_workers()`; before it, the pool's processes are `_processes`.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    # Gone before the command goes on, none left to the exit's joins. A join can return before
+    # the process may be reaped (its pipe closes first), so it is asked again until it has an exit code.
+    deadline = time.monotonic() + 5
+    for process in processes:
+        with contextlib.suppress(Exception):
+            while process.exitcode is None and time.monotonic() < deadline:
+                process.join(0.05)
+            if process.exitcode is None:
+                process.kill()
+                process.join(1)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -157,12 +190,14 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
     try:
         # Checked before Client: a Client given no port fails, then waits 40 s and prints a traceback at exit.
         scheme, location = parse_address(address)
-        if scheme in ("tcp", "tls") and not parse_host_port(location)[0]:
+        if scheme not in ("tcp", "tls"):
+            raise ValueError(f"digits reaches a scheduler over tcp:// or tls://, not {scheme}://")
+        if not parse_host_port(location)[0]:
             raise ValueError("no host")
     except ValueError as err:
         raise ClusterError(f"{address} is not a scheduler address ({err}); give tcp://host:port.") from None
-    if scheme == "tcp":
-        _listening(address, *parse_host_port(location))
+    _listening(address, *parse_host_port(location))
+    _answers_as_scheduler(address)
     try:
         client = Client(address, timeout="20s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as err:
@@ -182,6 +217,52 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
             chunks,
             2 * workers,
         )
+
+
+# How long a scheduler has to answer who it is, before Client is made.
+SCHEDULER_ANSWER_SECONDS = 10.0
+
+
+def _answers_as_scheduler(address: str) -> None:
+    """Fail in one sentence unless a Dask scheduler answers at `address` within `SCHEDULER_ANSWER_SECONDS`.
+
+    Client waits for ever on a port that accepts and never answers (a mistyped port, a dashboard),
+    and on one that answers something else it fails inside Dask's decoder, then prints a traceback
+    at exit. Asking the scheduler who it is, under one deadline, catches all of these first.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    connection = Security().get_connection_args("client")
+    if address.startswith("tls://") and connection.get("ssl_context") is None:
+        raise ClusterError(
+            f"{address}: tls:// needs Dask's TLS settings (distributed.comm.tls: ca-file, and the client's cert "
+            "and key) in its configuration; set them, or give the scheduler's tcp:// address."
+        )
+
+    async def identity() -> object:
+        comm = await connect(address, **connection)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        answer = asyncio.run(asyncio.wait_for(identity(), SCHEDULER_ANSWER_SECONDS))
+    except TimeoutError:
+        raise ClusterError(
+            f"{address} accepted the connection but gave no answer in {SCHEDULER_ANSWER_SECONDS:.0f} s: "
+            "is that the scheduler's port (8786 by default, not the dashboard's)?"
+        ) from None
+    except OSError as err:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({err}).") from None
+    except Exception:  # Dask's decoder fails in many ways (even MemoryError) on bytes of another protocol
+        raise ClusterError(f"{address} answers in another protocol, not as a Dask scheduler.") from None
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise ClusterError(f"{address} answers, but it is not a Dask scheduler.")
 
 
 def _listening(address: str, host: str, port: int) -> None:

@@ -75,7 +75,7 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     elif argument.startswith("@") and len(argument) > 1:
         name = argument[1:]
         try:
-            with open(name, encoding="utf-8", errors="surrogateescape", newline="") as listing:
+            with _open_list(name) as listing:
                 yield from _lines(listing, name)
         except OSError as err:
             raise InputError(f"{name}: the list of pictures cannot be read ({err.strerror or err}).") from None
@@ -84,10 +84,21 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     elif _GLOB_CHARACTERS & set(argument) and not os.path.lexists(argument):
         matches = sorted(_matches(argument))
         if not matches:
-            raise InputError(f"{argument}: no file matches this pattern (quote it so the shell leaves it to digits).")
+            raise InputError(f"{argument}: no file matches this pattern.")
         yield from matches
     else:
         yield argument
+
+
+def _open_list(name: str) -> TextIO:
+    """The list file for reading; a FIFO no program writes to reads as empty instead of blocking for ever.
+
+    Opening a FIFO waits for a writer, unless non-blocking; the flag then goes, so that the
+    lines of a writer that is there (`digits read @<(find ...)`) are waited for.
+    """
+    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(descriptor, True)
+    return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 def _matches(pattern: str) -> Iterator[str]:
@@ -103,11 +114,16 @@ def _matches(pattern: str) -> Iterator[str]:
     root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")
     rest = Path(*(part for part in parts[fixed:] if part))
     shows_hidden = any(part.startswith(".") for part in rest.parts)
-    for path in Path(root or ".").glob(str(rest)):
-        below = path.relative_to(root or ".")
-        hidden = any(part.startswith(".") for part in below.parts)
-        if (shows_hidden or not hidden) and not path.is_dir():
-            yield os.path.join(root, below)
+    try:
+        for path in Path(root or ".").glob(str(rest)):
+            below = path.relative_to(root or ".")
+            hidden = any(part.startswith(".") for part in below.parts)
+            if (shows_hidden or not hidden) and not path.is_dir():
+                yield os.path.join(root, below)
+    except RecursionError:  # pathlib walks `**` by recursion, a frame per folder level
+        raise InputError(
+            f"{pattern}: the folders below are too deep for a glob; give the folder with --recursive instead."
+        ) from None
 
 
 def _lines(stream: TextIO, name: str) -> Iterator[str]:
@@ -123,16 +139,20 @@ def _lines(stream: TextIO, name: str) -> Iterator[str]:
             yield path
 
 
-def _folder(folder: str, recursive: bool) -> Iterator[str]:
-    """The pictures of a folder by name; with `recursive`, then each sub-folder's, depth first, by name."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-    except OSError as err:
-        raise InputError(f"{folder}: the folder cannot be listed ({err.strerror or err}).") from None
-    for entry in entries:
-        if os.path.splitext(entry.name)[1].lower() in PICTURE_SUFFIXES and not entry.is_dir():
-            yield entry.path
-    if recursive:
+def _folder(top: str, recursive: bool) -> Iterator[str]:
+    """The pictures of a folder by name; with `recursive`, then each sub-folder's, depth first, by name.
+
+    A stack of folders still to list, not recursion: a tree a thousand folders deep is walked too.
+    """
+    waiting = [top]
+    while waiting:
+        folder = waiting.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as err:
+            raise InputError(f"{folder}: the folder cannot be listed ({err.strerror or err}).") from None
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _folder(entry.path, recursive)
+            if os.path.splitext(entry.name)[1].lower() in PICTURE_SUFFIXES and not entry.is_dir():
+                yield entry.path
+        if recursive:
+            waiting.extend(reversed([entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]))

@@ -31,10 +31,11 @@ import json
 import os
 import shutil
 import signal
+import stat
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from digits.atomic import atomic_path, writable_target
 from digits.batch.work import chunked
@@ -47,6 +48,7 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
 ERROR = "error"
 _LONGEST_CELL = 64 * 2**20
+_LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
 
 Row = dict[str, Any]
 
@@ -110,11 +112,17 @@ class Output:
         while True:
             try:
                 # Read-only: a lock file another user created in a shared folder can still be locked.
-                lock = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+                # Non-blocking: a FIFO planted under the lock's name would hold the open for ever.
+                lock = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
             except OSError as err:
                 raise OutputError(
                     f"{self.target}: cannot write in its folder ({err.strerror}); name another --out."
                 ) from None
+            if not stat.S_ISREG(os.fstat(lock).st_mode):
+                os.close(lock)
+                raise OutputError(
+                    f"{self.target}: its lock {self._lock_path} is not a plain file; remove it, or name another --out."
+                )
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -182,10 +190,10 @@ class Output:
         return _escaped(path) if self.suffix == ".parquet" else path
 
     def write_chunk(self, rows: list[Row]) -> None:
-        """One chunk of rows, as a part file written atomically."""
+        """One chunk of new rows, as a part file written atomically (for Parquet, their text escaped, once)."""
         self.parts.mkdir(exist_ok=True)
         with atomic_path(self.parts / f"{self._next:09d}{self.suffix}") as tmp:
-            self._write(tmp, rows)
+            self._write(tmp, map(_utf8, rows) if self.suffix == ".parquet" else rows)
         self._next += 1
         self._written += 1
         if os.environ.get(KILL_AFTER_CHUNK) == str(self._written - 1):
@@ -215,7 +223,7 @@ class Output:
         if self.suffix == ".parquet":
             pyarrow, parquet, schema = _pyarrow()
             with parquet.ParquetWriter(path, schema) as writer:
-                for batch in chunked(map(_utf8, rows), 10_000):
+                for batch in chunked(rows, 10_000):  # rows read back are escaped already
                     writer.write_table(pyarrow.Table.from_pylist(batch, schema))
             return
         with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -265,17 +273,25 @@ class Output:
             if self.suffix == ".csv":
                 # A page of many digits has a long `boxes` cell: csv's default cap (128 KiB) would refuse our own row.
                 csv.field_size_limit(max(csv.field_size_limit(), _LONGEST_CELL))
-                rows = csv.DictReader(f)
+                rows = csv.DictReader(_lines(f))
                 if tuple(rows.fieldnames or ()) != COLUMNS:
                     raise ValueError(f"its header is not {','.join(COLUMNS)}")
                 for row in rows:
                     yield {name: _typed(name, row[name]) for name in COLUMNS}
                 return
-            for line in f:
+            for line in _lines(f):
                 row = json.loads(line)
                 if not isinstance(row, dict) or set(row) != set(COLUMNS):
                     raise ValueError(f"a line is not an object with the keys {', '.join(COLUMNS)}")
                 yield row
+
+
+def _lines(file: TextIO) -> Iterator[str]:
+    """The file's lines, each read up to the longest digits writes: a file of no line breaks is refused, not loaded whole."""
+    while line := file.readline(_LONGEST_LINE + 1):
+        if len(line) > _LONGEST_LINE:
+            raise ValueError(f"a line is longer than any row digits writes ({_LONGEST_LINE // 2**20} MiB)")
+        yield line
 
 
 def _problem(row: Row) -> str | None:
@@ -307,8 +323,15 @@ def _utf8(row: Row) -> Row:
 
 
 def _escaped(text: str) -> str:
-    """`text` with the bytes surrogateescape kept (a name that is not UTF-8) written as \\x escapes."""
-    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """`text` with the bytes surrogateescape kept (a name that is not UTF-8) written as \\xNN, and \\ as \\\\.
+
+    Doubling the backslashes keeps two names apart that would otherwise be stored alike:
+    a byte 0xFF, and the four characters \\xff that another file's name may hold.
+    """
+    if text.isascii() and "\\" not in text:
+        return text
+    doubled = text.replace("\\", "\\\\")
+    return doubled.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _typed(name: str, value: str) -> Any:
