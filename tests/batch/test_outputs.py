@@ -242,6 +242,10 @@ def test_output_must_be_a_known_format(tmp_path, pictures):
         run_cli("read", str(pictures[0]), "--out", "x.txt", cwd=tmp_path),
         "x.txt: the output must end in .csv, .jsonl or .parquet",
     )
+    assert_one_line_error(
+        run_cli("read", str(pictures[0]), "--out", ".csv", cwd=tmp_path),
+        ".csv: a name is needed before the suffix, such as results.csv",
+    )
 
 
 def test_output_in_a_missing_folder_is_one_line(tmp_path, pictures):

@@ -276,3 +276,15 @@ def test_ctrl_c_while_modules_load_exits_130_without_a_word(tmp_path, picture, l
         [sys.executable, str(script), loading, "predict", str(picture)], capture_output=True, text=True, timeout=300
     )
     assert (result.returncode, result.stderr) == (130, ""), result.stderr
+
+
+def test_a_mistyped_command_is_one_sentence_ending_once(tmp_path):
+    result = run_cli("perdict", "x.png", cwd=tmp_path)
+    assert_one_line_error(result, "No such command 'perdict'")
+    assert result.stderr.strip().endswith("Did you mean 'predict'?")
+
+
+def test_a_confidence_under_one_is_never_printed_as_100_percent():
+    from digits.cli.bulk import _percent
+
+    assert _percent(0.9995) == "99.9%" and _percent(1.0) == "100.0%" and _percent(0.5) == "50.0%"

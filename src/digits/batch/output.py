@@ -93,6 +93,8 @@ class Output:
             raise OutputError(f"{name}: names a folder; --out takes a file, such as results.csv.")
         self.target = Path(target)
         self.suffix = self.target.suffix.lower()
+        if self.target.name.lower() in FORMATS:  # ".csv" is a hidden file's name, without a suffix
+            raise OutputError(f"{target}: a name is needed before the suffix, such as results{self.target.name}.")
         if self.suffix not in FORMATS:
             raise OutputError(f"{target}: the output must end in .csv, .jsonl or .parquet.")
         if self.suffix == ".parquet":

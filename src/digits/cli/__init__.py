@@ -54,7 +54,7 @@ for command in (
 def _usage_error(err: UsageError) -> str:
     """Typer's usage error as one sentence (without the box, and without pydantic's "Value error, " prefix)."""
     message = err.format_message().replace("Value error, ", "")
-    return message if message.endswith(".") else message + "."
+    return message if message.endswith((".", "?", "!")) else message + "."
 
 
 def main() -> None:

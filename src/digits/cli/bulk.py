@@ -103,8 +103,13 @@ def _digit_lines(found: dict[str, Any]) -> list[str]:
     if found["status"] == NO_DIGIT:
         return [NO_DIGIT]
     if found["status"] == UNSURE:
-        return ["unsure (" + ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in found["top3"]) + ")"]
-    return [f"{found['digit']} ({found['confidence']:.1%})"]
+        return ["unsure (" + ", ".join(f"{d['digit']} {_percent(d['confidence'])}" for d in found["top3"]) + ")"]
+    return [f"{found['digit']} ({_percent(found['confidence'])})"]
+
+
+def _percent(confidence: float) -> str:
+    """A confidence to one decimal, never shown as 100.0 % unless it is 1: 0.9995 under a 0.9999 threshold is 99.9 %."""
+    return f"{min(confidence, 0.999):.1%}" if confidence < 1 else f"{confidence:.1%}"
 
 
 def _page_lines(page: dict[str, Any]) -> list[str]:

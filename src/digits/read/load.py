@@ -268,11 +268,9 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (expected {EXPECTED}).") from None
-    except Image.DecompressionBombError:
-        limit = Image.MAX_IMAGE_PIXELS or 0
+    except Image.DecompressionBombError:  # Pillow's own check, in Image.open: far over ours too
         raise ImageError(
-            f"{name}: refused as a possible decompression bomb "
-            f"(over Pillow's limit of {2 * limit // 1_000_000} megapixels)."
+            f"{name}: over the limit of {MAX_PIXELS // 1_000_000} megapixels (possible decompression bomb)."
         ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
