@@ -195,6 +195,22 @@ def test_head_works_wherever_get_does(client, path):
     assert head.content == b""
 
 
+@pytest.mark.parametrize("path", ["/health/", "/predict/", "/v2/health/live/"])
+def test_a_trailing_slash_is_a_json_404_not_a_redirect_to_the_clients_host(client, path):
+    response = client.request("POST" if path == "/predict/" else "GET", path, headers={"host": "evil.example"})
+    assert response.status_code == 404 and list(response.json()) == ["error"]
+    assert "location" not in response.headers
+
+
+@pytest.mark.parametrize("value", ["bytes=99999999-", "bytes=5-1", "bytes=x", "items=0-1"])
+@pytest.mark.parametrize("path", ["/model.onnx", "/static/offline.js"])
+def test_a_files_range_header_is_ignored_and_the_file_sent_whole(client, path, value):
+    whole = client.get(path)
+    ranged = client.get(path, headers={"range": value})
+    assert ranged.status_code == whole.status_code == 200 and ranged.content == whole.content
+    assert "accept-ranges" not in whole.headers
+
+
 def test_metrics_count_requests_errors_and_batch_sizes(client, mnist):
     client.post("/predict", **upload(png(mnist[1][0][0])))
     client.post("/predict", **upload(b"not a picture"))

@@ -44,6 +44,18 @@ HOSTILE = {
     "data of strings": image_input(data=["x"] * 784),
     "data of objects": image_input(data=[{}] * 784),
     "data nested 500 deep": json.dumps(image_input(data=None)).replace("null", "[" * 500 + "0" + "]" * 500),
+    # An attacker's: one output asked for 10,000 times made a 580 MB answer and lost its worker.
+    "an output asked for twice": {**image_input(), "outputs": [{"name": "digit"}, {"name": "digit"}]},
+    "more outputs than the model has": {**image_input(), "outputs": [{"name": "digit"}] * 10_000},
+    # The answer repeats "id": one that is no JSON text (NaN, a lone surrogate) made a 500.
+    "id NaN": json.dumps({**image_input(), "id": "X"}).replace('"X"', "NaN"),
+    "id a number": {**image_input(), "id": 1e300},
+    "id an object": {**image_input(), "id": {"a": [1]}},
+    "id a lone surrogate": json.dumps({**image_input(), "id": "X"}).replace('"X"', '"\\ud800"'),
+    "id too long": {**image_input(), "id": "x" * 10_000},
+    "binary_data_size a lone surrogate": json.dumps(
+        image_input(data=None, parameters={"binary_data_size": "X"})
+    ).replace('"X"', '"\\ud800"'),
 }
 
 

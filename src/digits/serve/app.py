@@ -271,15 +271,17 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     def index() -> str:
         return page
 
+    app.router.redirect_slashes = False  # "/health/" is a 404 in JSON, not a 307 to the client's own Host
+
     @app.api_route("/model.onnx", methods=["GET", "HEAD"])
     def model_file() -> FileResponse:
-        return FileResponse(reader.model_path, media_type="application/octet-stream")
+        return _WholeFile(reader.model_path, media_type="application/octet-stream")
 
     @app.api_route("/static/{name:path}", methods=["GET", "HEAD"])
     def asset(name: str) -> FileResponse:
         if name not in ASSETS:
             raise HTTPException(404, "Not Found")
-        return FileResponse(str(files("digits.serve").joinpath("static", name)), media_type=ASSETS[name])
+        return _WholeFile(str(files("digits.serve").joinpath("static", name)), media_type=ASSETS[name])
 
     # On the event loop itself, not Starlette's thread pool: under load, a hop to a thread and
     # back waits behind every request in flight, and a health check must answer fast.
@@ -353,8 +355,23 @@ async def _picture(request: Request) -> bytes:
     return await images[0].read()
 
 
+class _WholeFile(FileResponse):
+    """A file sent whole, its Range header ignored (RFC 9110 allows it): the files are small, and
+    Starlette answers a bad Range in plain text, where every error here is JSON."""
+
+    def __init__(self, path: str | os.PathLike[str], media_type: str) -> None:
+        super().__init__(path, media_type=media_type)
+        del self.headers["accept-ranges"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
+
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    # A message may quote what the client sent: a lone surrogate there would not encode as UTF-8.
+    sayable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": sayable}, status_code=status, headers=headers)
 
 
 def _unreadable_image(request: Request, err: ImageError) -> JSONResponse:

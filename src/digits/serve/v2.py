@@ -53,6 +53,8 @@ MAX_IMAGES = 256
 MAX_BODY_BYTES = 2 * 2**20
 # The JSON part: 64 FP32 images written out in full, or 256 of UINT8.
 MAX_JSON_BYTES = 2**20
+# The request's "id", repeated in the answer: room for a UUID or a trace id, not for a payload.
+MAX_ID = 256
 
 JSONObject = dict[str, Any]
 
@@ -192,6 +194,8 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     size = _object(tensor.get("parameters"), f"input {INPUT!r}'s parameters").get("binary_data_size")
     try:
         if size is not None:
+            if type(size) is not int:
+                raise ValueError(f"binary_data_size must be a byte count, not {type(size).__name__}")
             if size != count * dtype.itemsize or size > len(binary):
                 raise ValueError(f"binary_data_size {size} does not hold {count} {datatype} values")
             values = np.frombuffer(binary, dtype=dtype, count=count)
@@ -216,17 +220,21 @@ def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
     datatypes = {"probabilities": "FP32", "digit": "INT64"}
     everything_binary = bool(_object(header.get("parameters"), "the request's parameters").get("binary_data_output"))
     requested = header.get("outputs") or [{"name": name} for name in tensors]
-    if not isinstance(requested, list):
-        raise HTTPException(400, 'the request\'s outputs must be a list of objects with a "name".')
+    if not isinstance(requested, list) or len(requested) > len(tensors):
+        raise HTTPException(
+            400, f'the request\'s outputs must be a list of at most {len(tensors)} objects, each with a "name".'
+        )
     outputs: list[JSONObject] = []
     result: JSONObject = {"model_name": MODEL, "model_version": VERSION, "outputs": outputs}
     if "id" in header:
-        result["id"] = header["id"]
+        result["id"] = _request_id(header["id"])
     chunks = []
     for output in requested:
         name = output.get("name") if isinstance(output, dict) else None
         if not isinstance(name, str) or name not in tensors:
             raise HTTPException(400, f"no output named {str(name)[:40]!r}: there are {', '.join(map(repr, tensors))}.")
+        if any(entry["name"] == name for entry in outputs):
+            raise HTTPException(400, f"the output {name!r} is asked for twice: name each output once.")
         tensor = tensors[name]
         entry: JSONObject = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
         if _object(output.get("parameters"), f"output {name!r}'s parameters").get("binary_data", everything_binary):
@@ -244,3 +252,14 @@ def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(len(head))},
     )
+
+
+def _request_id(value: object) -> str:
+    """The request's "id", which the answer repeats: a string (as the protocol has it) of at most `MAX_ID` characters."""
+    if not isinstance(value, str) or len(value) > MAX_ID:
+        raise HTTPException(400, f'the request\'s "id" must be a string of at most {MAX_ID} characters.')
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HTTPException(400, 'the request\'s "id" holds a lone surrogate, which is not text.') from None
+    return value
