@@ -209,6 +209,35 @@ def test_workers_end_with_a_killed_command(tmp_path, pictures):
     assert again.returncode == 0 and len(read_back(out)) == 10
 
 
+@pytest.mark.parametrize("stop, code", [("INT", 130), ("TERM", 143)])
+def test_ctrl_c_or_sigterm_with_workers_ends_them_at_once_and_keeps_what_was_written(tmp_path, pictures, stop, code):
+    """A signal after the first chunk: the command exits at once (it used to wait for the chunks in flight,
+    and a second Ctrl-C in that wait hung it), no worker outlives it, and the next run reads the rest."""
+    import subprocess
+
+    import psutil
+
+    from helpers import DIGITS
+
+    out = tmp_path / "results.csv"
+    command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
+    run = subprocess.Popen(
+        command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: f"0:{stop}"}, stdout=subprocess.DEVNULL
+    )
+    workers = set()
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(run.pid)
+        while run.poll() is None:
+            workers |= set(parent.children(recursive=True))
+            time.sleep(0.05)
+    assert run.wait(timeout=120) == code
+    _, alive = psutil.wait_procs(workers, timeout=120)  # the resource tracker ends when it sees its command gone
+    assert not alive
+    assert len(list((tmp_path / ".results.csv.parts").iterdir())) >= 1
+    again = run_cli("read", str(pictures[0].parent), "--out", str(out), "--workers", "2", cwd=tmp_path)
+    assert again.returncode == 0 and len(read_back(out)) == 10
+
+
 def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):
     pictures[4].write_text("not a picture")
     out = tmp_path / "results.csv"

@@ -231,6 +231,7 @@ def _answers_as_scheduler(address: str) -> None:
     at exit. Asking the scheduler who it is, under one deadline, catches all of these first.
     """
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from distributed.comm import connect
     from distributed.security import Security
@@ -251,7 +252,9 @@ def _answers_as_scheduler(address: str) -> None:
             comm.abort()
 
     try:
-        answer = asyncio.run(asyncio.wait_for(identity(), SCHEDULER_ANSWER_SECONDS))
+        # On a thread of its own: the caller may be inside an event loop already (a notebook).
+        with ThreadPoolExecutor(1, thread_name_prefix="dask-probe") as probe:
+            answer = probe.submit(asyncio.run, asyncio.wait_for(identity(), SCHEDULER_ANSWER_SECONDS)).result()
     except TimeoutError:
         raise ClusterError(
             f"{address} accepted the connection but gave no answer in {SCHEDULER_ANSWER_SECONDS:.0f} s: "

@@ -91,14 +91,18 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
 
 
 def _open_list(name: str) -> TextIO:
-    """The list file for reading; a FIFO no program writes to reads as empty instead of blocking for ever.
+    """The list file for reading; a FIFO that no program writes to yet reads as empty instead of blocking for ever.
 
     Opening a FIFO waits for a writer, unless non-blocking; the flag then goes, so that the
     lines of a writer that is there (`digits read @<(find ...)`) are waited for.
     """
     descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
-    os.set_blocking(descriptor, True)
-    return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        os.set_blocking(descriptor, True)
+        return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="")
+    except BaseException:  # a folder given as the list: its descriptor goes too
+        os.close(descriptor)
+        raise
 
 
 def _matches(pattern: str) -> Iterator[str]:
@@ -120,7 +124,7 @@ def _matches(pattern: str) -> Iterator[str]:
             hidden = any(part.startswith(".") for part in below.parts)
             if (shows_hidden or not hidden) and not path.is_dir():
                 yield os.path.join(root, below)
-    except RecursionError:  # pathlib walks `**` by recursion, a frame per folder level
+    except RecursionError:  # Python 3.11's pathlib walks `**` by recursion, a frame per folder level
         raise InputError(
             f"{pattern}: the folders below are too deep for a glob; give the folder with --recursive instead."
         ) from None

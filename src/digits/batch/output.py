@@ -44,7 +44,8 @@ from digits.errors import DigitsError
 COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
 _INTEGERS = ("digit", "size", "mtime_ns")
 FORMATS = (".csv", ".jsonl", ".parquet")
-# Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs itself.
+# Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs
+# itself ("N"), or sends itself SIGINT or SIGTERM ("N:INT", "N:TERM"), as Ctrl-C and a supervisor do.
 KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
 ERROR = "error"
 _LONGEST_CELL = 64 * 2**20
@@ -198,8 +199,9 @@ class Output:
             self._write(tmp, map(_utf8, rows) if self.suffix == ".parquet" else rows)
         self._next += 1
         self._written += 1
-        if os.environ.get(KILL_AFTER_CHUNK) == str(self._written - 1):
-            os.kill(os.getpid(), signal.SIGKILL)
+        chunk, _, name = os.environ.get(KILL_AFTER_CHUNK, "").partition(":")
+        if chunk == str(self._written - 1):
+            os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
 
     def finish(self) -> None:
         """Rewrite the output as its rows and the parts', each path's last row only; remove the parts."""
