@@ -222,7 +222,12 @@ def test_ctrl_c_or_sigterm_with_workers_ends_them_at_once_and_keeps_what_was_wri
     out = tmp_path / "results.csv"
     command = [DIGITS, "read", str(pictures[0].parent), "--out", str(out), "--workers", "2"]
     run = subprocess.Popen(
-        command, cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: f"0:{stop}"}, stdout=subprocess.DEVNULL
+        command,
+        cwd=tmp_path,
+        env=os.environ | {KILL_AFTER_CHUNK: f"0:{stop}"},
+        stdout=subprocess.DEVNULL,
+        # As from a terminal: a test run in the background (`make test &`) hands its children SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     workers = set()
     with contextlib.suppress(psutil.NoSuchProcess):

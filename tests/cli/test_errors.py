@@ -285,6 +285,6 @@ def test_a_mistyped_command_is_one_sentence_ending_once(tmp_path):
 
 
 def test_a_confidence_under_one_is_never_printed_as_100_percent():
-    from digits.cli.bulk import _percent
+    from digits.cli.terminal import percent
 
-    assert _percent(0.9995) == "99.9%" and _percent(1.0) == "100.0%" and _percent(0.5) == "50.0%"
+    assert percent(0.9995) == "99.9%" and percent(1.0) == "100.0%" and percent(0.5) == "50.0%"

@@ -26,7 +26,7 @@ import typer
 
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
-from digits.cli.terminal import one_line, shown
+from digits.cli.terminal import one_line, percent, shown
 from digits.spec import NO_DIGIT, UNSURE
 
 
@@ -103,13 +103,8 @@ def _digit_lines(found: dict[str, Any]) -> list[str]:
     if found["status"] == NO_DIGIT:
         return [NO_DIGIT]
     if found["status"] == UNSURE:
-        return ["unsure (" + ", ".join(f"{d['digit']} {_percent(d['confidence'])}" for d in found["top3"]) + ")"]
-    return [f"{found['digit']} ({_percent(found['confidence'])})"]
-
-
-def _percent(confidence: float) -> str:
-    """A confidence to one decimal, never shown as 100.0 % unless it is 1: 0.9995 under a 0.9999 threshold is 99.9 %."""
-    return f"{min(confidence, 0.999):.1%}" if confidence < 1 else f"{confidence:.1%}"
+        return ["unsure (" + ", ".join(f"{d['digit']} {percent(d['confidence'])}" for d in found["top3"]) + ")"]
+    return [f"{found['digit']} ({percent(found['confidence'])})"]
 
 
 def _page_lines(page: dict[str, Any]) -> list[str]:

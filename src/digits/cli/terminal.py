@@ -6,7 +6,8 @@ Python literal, quoted, with each control, format or undecodable character
 escaped (`'a\\nb.png'`, `'x\\x1b[2J.png'`): a name can neither end the line
 (and forge the result line after it) nor send the terminal an escape.
 `one_line(message)` escapes the same characters inside an error message,
-which quotes names as they are. `echo`, `error` and `fail` print a result line,
+which quotes names as they are. `percent(confidence)` writes a probability
+without rounding it up to certainty. `echo`, `error` and `fail` print a result line,
 an error line, and an error that ends the command with exit code 2; `waiting`
 shows what a long silent step is doing, on a terminal only.
 
@@ -29,6 +30,11 @@ import typer
 # Control (newline, ESC...), format (bidirectional overrides), lone surrogates
 # (undecodable bytes in a file name), line and paragraph separators.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def percent(confidence: float) -> str:
+    """A probability to one decimal, shown as 100.0 % only when it is 1: 0.9995 (unsure under 0.9999) is 99.9 %."""
+    return f"{min(confidence, 0.999):.1%}" if confidence < 1 else f"{confidence:.1%}"
 
 
 def _unsafe(char: str) -> bool:

@@ -14,7 +14,7 @@ import typer
 
 from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error, fail, waiting
+from digits.cli.terminal import echo, error, fail, percent, waiting
 from digits.data import class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -268,9 +268,7 @@ def show(
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = class_names(dataset)
     predicted = int(probabilities.argmax())
-    title = (
-        f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({probabilities[predicted]:.1%})"
-    )
+    title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({percent(float(probabilities[predicted]))})"
     out = out or Path(f"show-{index}.png")
     plots.plot_digit(x_test[index], title, out)
     echo(f"{title} -> {out}")
