@@ -147,9 +147,8 @@ def read(
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
     items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
-    with contextlib.closing(
-        results(job, items, workers, dask, chunk_size)
-    ) as chunks:  # a caller that stops ends the pool
+    # A caller that stops iterating closes this generator, and with it the pool.
+    with contextlib.closing(results(job, items, workers, dask, chunk_size)) as chunks:
         for chunk in chunks:
             yield from (to_row(result, job) for result in chunk)
 

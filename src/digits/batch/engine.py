@@ -85,14 +85,13 @@ def _on_processes(job: Job, chunks: Iterable[list[Item]], workers: int) -> Itera
             yield from _in_order(
                 lambda chunk: pool.submit(read_chunk, job, chunk), lambda f: f.result(), chunks, 2 * workers
             )
-    except BrokenProcessPool:
+    except BaseException as err:  # a worker died; Ctrl-C, SIGTERM, or the caller stopped (an output that failed)
         _stop_now(pool)
-        raise ClusterError(
-            "a worker process died (out of memory or killed; from Python, a script that starts workers "
-            "must do it under `if __name__ == '__main__':`); run the same command again to resume."
-        ) from None
-    except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped (an output that failed)
-        _stop_now(pool)
+        if isinstance(err, BrokenProcessPool):
+            raise ClusterError(
+                "a worker process died (out of memory or killed; from Python, a script that starts workers "
+                "must do it under `if __name__ == '__main__':`); run the same command again to resume."
+            ) from None
         raise
     pool.shutdown(wait=True)
 

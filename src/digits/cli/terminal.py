@@ -32,11 +32,6 @@ import typer
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
-def percent(confidence: float) -> str:
-    """A probability to one decimal, shown as 100.0 % only when it is 1: 0.9995 (unsure under 0.9999) is 99.9 %."""
-    return f"{min(confidence, 0.999):.1%}" if confidence < 1 else f"{confidence:.1%}"
-
-
 def _unsafe(char: str) -> bool:
     return unicodedata.category(char) in _UNSAFE_CATEGORIES
 
@@ -50,6 +45,11 @@ def shown(name: str | os.PathLike[str]) -> str:
 def one_line(message: str) -> str:
     """`message` with every character that `shown` would escape written as its escape."""
     return "".join(repr(char)[1:-1] if _unsafe(char) else char for char in message)
+
+
+def percent(confidence: float) -> str:
+    """A probability to one decimal, shown as 100.0 % only when it is 1: 0.9995 (unsure under 0.9999) is 99.9 %."""
+    return f"{min(confidence, 0.999):.1%}" if confidence < 1 else f"{confidence:.1%}"
 
 
 def ensure_standard_streams() -> None:

@@ -268,7 +268,8 @@ def show(
     probabilities = Recognizer(model).predict_proba(x_test[index])[0]
     names = class_names(dataset)
     predicted = int(probabilities.argmax())
-    title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({percent(float(probabilities[predicted]))})"
+    confidence = percent(float(probabilities[predicted]))
+    title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({confidence})"
     out = out or Path(f"show-{index}.png")
     plots.plot_digit(x_test[index], title, out)
     echo(f"{title} -> {out}")

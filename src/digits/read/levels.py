@@ -2,7 +2,7 @@
 
 `MIN_CONTRAST` is how far ink must stand from the paper to count at all;
 `otsu` is Otsu's split of a set of grey values, `ink_level` the level a
-set of ink values reaches. Both work on grey values in
+set of ink values reaches. All work on grey values in
 [0, 1] (the working images of `digits.read.load`).
 """
 

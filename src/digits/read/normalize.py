@@ -76,7 +76,6 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns (crop, image). The binary mask is downscaled with area averaging,
     which is how MNIST got its grey edges from NIST's binary scans.
     """
-
     image = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     mask = _normalise_stroke(mask)
     rows = np.flatnonzero(mask.any(axis=1))
