@@ -17,7 +17,7 @@ from test_reader import REAL, mnist_page, needs_real, real_rows
 from digits.read.load import load_image
 from digits.read.pipeline import prepare, segment_page
 from digits.read.reader import Reader
-from digits.spec import OK, UNSURE
+from digits.spec import OK
 from digits.synth.junk import make_junk
 
 _ORIENTATION = 0x0112
@@ -61,22 +61,15 @@ def test_real_junk_gives_no_number(junk_read):
 
 @needs_real
 def test_no_real_number_is_read_wrong(reader):
-    """Judging pieces never gives a wrong digit it is sure of, and costs at most one real number.
+    """Judging pieces never gives a wrong number, and costs at most one real number.
 
-    A digit that flips when nudged (niraj's 4 drawn like a 9, read 4 at 0.56 on one CPU and 9 at
-    0.66 on another) is kept in a number of ten digits, marked unsure: the answer names the digit to check.
+    A line whose digit is ambiguous (niraj's 4 drawn like a 9, read 9 at 0.66
+    and not steady) gives nothing rather than a wrong number.
     """
     rows = real_rows("multi")
-    pages = {row["file"]: reader.read_page(REAL / "multi" / row["file"]) for row in rows}
-    for row in rows:
-        page = pages[row["file"]]
-        if page.text in ("", row["text"]):
-            continue
-        digits = [d for line in page.lines for d in line.digits]
-        assert len(digits) == len(row["text"].replace(" ", "")), row["file"]
-        wrong = [d for d, want in zip(digits, row["text"].replace(" ", ""), strict=True) if str(d.digit) != want]
-        assert all(d.status == UNSURE for d in wrong), (row["file"], page.text)
-    assert sum(page.text == "" for page in pages.values()) <= 1
+    read = {row["file"]: reader.read_page(REAL / "multi" / row["file"]).text for row in rows}
+    assert [row["file"] for row in rows if read[row["file"]] not in ("", row["text"])] == []
+    assert sum(text == "" for text in read.values()) <= 1
 
 
 def exif_turned(picture: Image.Image) -> tuple[bytes, bytes]:

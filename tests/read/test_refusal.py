@@ -121,7 +121,6 @@ def test_decide_pages_keeps_lines_beside_numbers_and_marks_their_doubtful_digits
     pieces |= {5: (9, 0.99, False), 6: (7, 0.99, True), 7: (1, 0.99, False), 8: (4, 0.99, True)}
     pieces |= {9: (5, 0.99, True), 10: (3, 0.98, True), 11: (6, 0.45, True), 12: (4, 0.99, True)}
     pieces |= {13: (7, 0.99, True), 14: (7, 0.45, True)}
-    pieces |= {15: (2, 0.99, True), 16: (0, 0.99, False), 17: (3, 0.99, True), 18: (8, 0.99, False)}
 
     def image(piece: int) -> np.ndarray:
         marked = np.zeros((28, 28), np.float32)
@@ -157,11 +156,8 @@ def test_decide_pages_keeps_lines_beside_numbers_and_marks_their_doubtful_digits
             page([8, 9], [10, 11, 12]),  # a number; "364" whose 6 is unsure
             page([13, 14]),  # only a line with an unsure digit: no number passed every test
             page(),
-            page([15, 16, 17]),  # three digits, one flips: a number, its flipped digit unsure
-            page([15, 16, 17, 18]),  # two flip: no number
-            page([15, 16]),  # two digits, one flips: no number
         ]
     )
-    assert [p.text for p in pages] == ["58\n12\n97", "45\n364", "", "", "203", "", ""]
+    assert [p.text for p in pages] == ["58\n12\n97", "45\n364", "", ""]
     statuses = [[d.status for d in line.digits] for p in pages for line in p.lines]
-    assert statuses == [[OK, OK], [OK, OK], [UNSURE, OK], [OK, OK], [OK, UNSURE, OK], [OK, UNSURE, OK]]
+    assert statuses == [[OK, OK], [OK, OK], [UNSURE, OK], [OK, OK], [OK, UNSURE, OK]]

@@ -35,7 +35,7 @@ from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
-from digits.read.refusal import line_digits, picture_refused, steady, steady_enough
+from digits.read.refusal import line_digits, picture_refused, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
 from digits.spec import NO_DIGIT, OK, REJECT, UNSURE, Box
@@ -161,9 +161,8 @@ class Reader:
 
         A line is a number only when its pieces make one (`digits.read.refusal`):
         none unsure, none of full height refused, none too wide, confident
-        on average, and each digit steady when nudged (in a number of three
-        digits or more, one may flip, and is marked unsure). Smaller refused
-        pieces (a dash, a speck, a stray mark) are left out. A picture where most
+        on average, and each digit steady when nudged. Smaller refused pieces
+        (a dash, a speck, a stray mark) are left out. A picture where most
         lines of writing are not numbers gives none; one whose only number
         is a single digit gives it only when `read_digit` reads the same.
         Once a picture gives numbers, its other lines of two digits or more
@@ -221,9 +220,9 @@ class Reader:
             lines: list[tuple[Line, bool, bool]] = []
             for digits, _, all_sure, can_be_beside in here:
                 steady_ones = next(steadiness) if all_sure else None
-                passed = steady_ones is not None and steady_enough(steady_ones)
-                if steady_ones is not None and not steady_ones.all():
-                    # A digit that flipped when nudged is not one to trust.
+                passed = steady_ones is not None and bool(steady_ones.all())
+                if steady_ones is not None and not passed:
+                    # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
                 lines.append(
                     (Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])), passed, can_be_beside)

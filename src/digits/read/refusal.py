@@ -16,9 +16,7 @@ only when every test below holds, and refuses it otherwise:
     thickened or thinned). A real digit does; a piece of a doodle that only
     happens to look like one flips. Test-time perturbation, batched: one
     model call for the first eight copies of every digit, and one more for
-    the last two of the digits those eight leave open. A number of three
-    digits or more may hold one digit that flips (`steady_enough`); that
-    digit is marked unsure, so the answer says which digit to check.
+    the last two of the digits those eight leave open.
 
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing make numbers, the rest is not digits and the few numbers are
@@ -68,11 +66,6 @@ _MAX_WIDTH = 1.5
 _FULL_HEIGHT = 0.75
 # A digit must keep its reading in this many of its ten nudged copies (real digits measured: 8 or more).
 _MIN_KEPT = 8
-# A number of this many digits or more passes with one digit that flipped (marked unsure): junk seldom makes
-# a line of three sure digits, and one doubtful digit in ten left whole numbers unread. Dev fold, generated
-# pages of seeds 0 and 1 and lines of seed 0: 2 more real numbers, 13 more of 280 pages, 26 more of 500 lines
-# read (20 exactly, 6 with the flagged digit wrong), and not one more junk picture, real or generated.
-_LONG_NUMBER = 3
 # At least this share of a picture's lines of writing must be numbers.
 _MIN_NUMBER_LINES = 0.5
 
@@ -184,11 +177,6 @@ def steady(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, dig
         kept[still_open, _MIN_KEPT:] = _keep_reading(classify, copies[still_open, _MIN_KEPT:], readings[still_open])
     steady_ones: np.ndarray = kept.sum(axis=1) >= _MIN_KEPT
     return steady_ones
-
-
-def steady_enough(steady_ones: np.ndarray) -> bool:
-    """Whether a line whose digits are `steady` (one flag each) is steady enough to be a number."""
-    return bool(steady_ones.all()) or (len(steady_ones) >= _LONG_NUMBER and int((~steady_ones).sum()) == 1)
 
 
 def _keep_reading(classify: Callable[[np.ndarray], np.ndarray], copies: np.ndarray, readings: np.ndarray) -> np.ndarray:
