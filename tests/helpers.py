@@ -25,6 +25,24 @@ def benchmark_module(name: str):
     return module
 
 
+def weights_beyond_7_bits(model: Path) -> list[str]:
+    """The 8-bit weights of a QDQ model that use more than 7 bits: ONNX Runtime's kernel for x86 CPUs
+    without VNNI (AVX2 alone) adds pairs of their products in 16 bits, and those saturate."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(model).graph
+    weights = {t.name: t for t in graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+    return [
+        node.input[0]
+        for node in graph.node
+        if node.op_type == "DequantizeLinear"
+        and node.input[0] in weights
+        and len(weights[node.input[0]].dims) > 1  # a kernel, not a vector of scales
+        and np.abs(numpy_helper.to_array(weights[node.input[0]]).astype(np.int16)).max() > 64
+    ]
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the installed `digits` command as a user would."""
     return subprocess.run([DIGITS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import run_cli
+from helpers import run_cli, weights_beyond_7_bits
 
 
 @pytest.fixture
@@ -30,6 +30,7 @@ def test_int8_is_as_accurate_a_third_of_the_size_and_served_by_read(run, tmp_pat
     assert result.returncode == 0 and result.stderr == "", result.stderr
     accuracy, float_accuracy, share = figures(result.stdout)
     assert abs(accuracy - float_accuracy) <= 0.1 and share <= 1 / 3
+    assert not weights_beyond_7_bits(run / "model.int8.onnx")
     # An ONNX model like any other: `read` (and `serve`) take it with --model.
     _, (x_test, y_test) = mnist
     picture = tmp_path / "seven.png"
@@ -37,41 +38,6 @@ def test_int8_is_as_accurate_a_third_of_the_size_and_served_by_read(run, tmp_pat
     Image.fromarray(255 - x_test[index]).resize((112, 112)).save(picture)
     read = run_cli("read", str(picture), "--model", str(run / "model.int8.onnx"), cwd=tmp_path)
     assert read.returncode == 0 and read.stdout.strip().endswith(": 7"), (read.stdout, read.stderr)
-
-
-def test_unsigned_weights_are_the_same_numbers(tmp_path):
-    """int8 weights become uint8 with zero points 128 higher: a QDQ graph gives exactly the same output."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    from digits.train.runtimes import unsigned_weights
-
-    rng = np.random.default_rng(0)
-    weights = rng.integers(-128, 128, size=(6, 4), dtype=np.int8)
-    initializers = [
-        numpy_helper.from_array(weights, "w"),
-        numpy_helper.from_array(np.linspace(0.01, 0.02, 4).astype(np.float32), "scale"),
-        numpy_helper.from_array(np.array([0, -3, 5, 127], np.int8), "zero"),
-    ]
-    graph = helper.make_graph(
-        [
-            helper.make_node("DequantizeLinear", ["w", "scale", "zero"], ["wf"], axis=1),
-            helper.make_node("MatMul", ["x", "wf"], ["y"]),
-        ],
-        "qdq",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
-        initializers,
-    )
-    path = tmp_path / "qdq.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    x = {"x": rng.normal(size=(3, 6)).astype(np.float32)}
-    before = ort.InferenceSession(str(path)).run(None, x)[0]
-    unsigned_weights(path)
-    stored = {t.name: t.data_type for t in onnx.load(path).graph.initializer}
-    assert stored["w"] == stored["zero"] == TensorProto.UINT8
-    np.testing.assert_array_equal(ort.InferenceSession(str(path)).run(None, x)[0], before)
 
 
 def test_tflite_is_as_accurate(run, tmp_path):

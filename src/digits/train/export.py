@@ -196,11 +196,10 @@ def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
     card["float_model"] = {"sha256": digest, "metrics": {k: float_figures[k] for k in measured}}
     card["metrics"] = card["metrics"] | measured
     card["int8"] = (
-        "weights (per output channel) and activations in 8 bits, the last layer and its softmax in float: "
-        "ONNX Runtime's static quantization, QDQ format; activation ranges at the "
-        f"{CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's training images "
-        "(digits.train.runtimes.calibration_images); weights stored unsigned, so that no CPU's kernel "
-        "saturates (digits.train.runtimes.unsigned_weights)"
+        "activations in 8 bits and weights (per output channel) in 7, so that no CPU's kernel saturates; "
+        "the last layer and its softmax in float: ONNX Runtime's static quantization, QDQ format; activation "
+        f"ranges at the {CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's training "
+        "images (digits.train.runtimes.calibration_images)"
     )
     atomic.write_json(card_path, card)
     os.replace(candidate, model)
