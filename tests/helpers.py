@@ -26,21 +26,19 @@ def benchmark_module(name: str):
 
 
 def weights_beyond_7_bits(model: Path) -> list[str]:
-    """The 8-bit weights of a QDQ model that use more than 7 bits: ONNX Runtime's kernel for x86 CPUs
-    without VNNI (AVX2 alone) adds pairs of their products in 16 bits, and those saturate."""
+    """The signed 8-bit weight kernels of a QDQ model that use more than 7 bits: ONNX Runtime's u8s8 kernel for
+    x86 CPUs without VNNI (AVX2 alone) adds pairs of their products in 16 bits, and those saturate. Fails when
+    the model has no such kernel at all, so that a model of another format does not pass unchecked."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(model).graph
-    weights = {t.name: t for t in graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
-    return [
-        node.input[0]
-        for node in graph.node
-        if node.op_type == "DequantizeLinear"
-        and node.input[0] in weights
-        and len(weights[node.input[0]].dims) > 1  # a kernel, not a vector of scales
-        and np.abs(numpy_helper.to_array(weights[node.input[0]]).astype(np.int16)).max() > 64
-    ]
+    signed = {t.name: t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    # A kernel has two dimensions or more; a per-channel zero point is a vector.
+    read = [node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"]
+    kernels = [name for name in read if name in signed and len(signed[name].dims) > 1]
+    assert kernels, f"{model}: no signed 8-bit weight kernel to check"
+    return [name for name in kernels if np.abs(numpy_helper.to_array(signed[name]).astype(np.int16)).max() > 64]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

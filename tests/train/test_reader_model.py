@@ -147,8 +147,8 @@ def test_the_shipped_model_reads_mnist_as_its_card_says_on_this_cpu(shipped, mni
     alone (ONNX Runtime's kernel there saturates) against the 99.38 % its card gave."""
     _, (x_test, y_test) = mnist
     card = json.loads(shipped.path.with_suffix(".json").read_text())
-    accuracy = float((shipped.predict_proba(x_test).argmax(axis=1) == y_test).mean())
-    assert abs(accuracy - card["metrics"]["test_accuracy"]) <= 0.0005
+    right = int((shipped.predict_proba(x_test).argmax(axis=1) == y_test).sum())
+    assert abs(right - round(card["metrics"]["test_accuracy"] * len(y_test))) <= 5
     assert not weights_beyond_7_bits(shipped.path)
 
 

@@ -229,7 +229,7 @@ def export(
         Literal["onnx", "onnx-int8", "tflite"],
         typer.Option(
             "--format",
-            help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, weights and activations in int8; "
+            help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, 8-bit activations and 7-bit weights; "
             "tflite: model.tflite. The last two are checked on the MNIST test set.",
         ),
     ] = "onnx",
