@@ -196,10 +196,10 @@ def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
     card["float_model"] = {"sha256": digest, "metrics": {k: float_figures[k] for k in measured}}
     card["metrics"] = card["metrics"] | measured
     card["int8"] = (
-        "activations in 8 bits and weights (per output channel) in 7, so that ONNX Runtime's x86 kernels without VNNI do not saturate; "
-        "the last layer and its softmax in float: ONNX Runtime's static quantization, QDQ format; activation "
-        f"ranges at the {CALIBRATION_PERCENTILE}th percentile of {CALIBRATION_IMAGES:,} of the run's training "
-        "images (digits.train.runtimes.calibration_images)"
+        "activations in 8 bits and weights (per output channel) in 7, so that ONNX Runtime's x86 kernels "
+        "without VNNI do not saturate; the last layer and its softmax in float: ONNX Runtime's static "
+        f"quantization, QDQ format; activation ranges at the {CALIBRATION_PERCENTILE}th percentile of "
+        f"{CALIBRATION_IMAGES:,} of the run's training images (digits.train.runtimes.calibration_images)"
     )
     atomic.write_json(card_path, card)
     os.replace(candidate, model)
