@@ -62,6 +62,17 @@ _MNIST_CENTRE_SLACK = 2.0
 _MNIST_PAPER = 0.05
 
 
+# Each pixel's row and column, as a (2, 784) matrix: the centre of mass of a 28×28 image is one product.
+_PIXEL_CENTRES = np.indices((MNIST_SIZE, MNIST_SIZE)).reshape(2, -1).astype(np.float64)
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median` of an array of even size, by one partition (a tenth of `np.median`'s cost on 784 values)."""
+    middle = values.size // 2
+    low, high = np.partition(values.ravel(), (middle - 1, middle))[middle - 1 : middle + 1]
+    return (float(low) + float(high)) / 2
+
+
 @dataclass
 class Prepared:
     """One image made MNIST-like, with the intermediate steps for --explain."""
@@ -121,17 +132,16 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
         return None
     grey = grey_array(image)
-    inverted = np.median(grey) > 1 - _MNIST_PAPER
+    inverted = _median(grey) > 1 - _MNIST_PAPER
     if inverted:
         grey = 1 - grey
     ink = grey > 0.5
-    if np.median(grey) > _MNIST_PAPER or not ink.any():
+    if _median(grey) > _MNIST_PAPER or not ink.any():
         return None
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
         return None
-    weights = grey / grey.sum()
-    centre = np.indices(grey.shape).reshape(2, -1) @ weights.ravel()
+    centre = _PIXEL_CENTRES @ grey.ravel() / grey.sum()
     if np.hypot(*(centre - (MNIST_SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
         return None
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
