@@ -34,6 +34,8 @@ _STROKES = {
         [(0.35, 0.0), (0.95, 0.0)],
         [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)],
     ],
+    # A 1 whose pen skipped: two strokes, each short of a digit's height, one above the other.
+    "broken1": [[(0.55, 0.0), (0.5, 0.5)], [(0.48, 0.72), (0.45, 1.0)]],
 }
 
 
@@ -520,7 +522,7 @@ def test_large_photo_is_reduced_not_choked_on():
 
 def line_image(kinds: list[str], height: int = 80, gap: int = 30, width: int = 10):
     """A line of drawn digits, and where each one was drawn (x0, x1)."""
-    widths = [height // 5 if k == "1" else int(height * 0.6) for k in kinds]
+    widths = [height // 5 if k in ("1", "broken1") else int(height * 0.6) for k in kinds]
     canvas = Image.new("L", (sum(widths) + gap * (len(kinds) + 3), height * 2), "white")
     draw = ImageDraw.Draw(canvas)
     spans, x = [], 2 * gap
@@ -555,6 +557,12 @@ def test_segment_merges_a_broken_digit():
     # As a single digit, both pieces are kept too.
     single = prepare(paper("broken5"))
     assert ink_box(single.image)[0] >= 19
+
+
+def test_segment_keeps_a_broken_1_apart_from_the_digit_beside_it():
+    # Each piece alone is a fragment close enough to join the 0; together they are a digit's height.
+    image, spans = line_image(["7", "broken1", "0", "4"], gap=12)
+    assert_in_order(segment_line(image), spans)
 
 
 def test_segment_mnist_line_with_a_broken_digit(mnist):

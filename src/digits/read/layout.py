@@ -217,7 +217,9 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     chalk broken by grain) and join the nearest digit if close enough and the
     result is still digit-sized. Fragments left over become a digit only if
     together they are tall enough; otherwise they are noise. Two tall pieces
-    side by side stay two digits, even under a 7's overhang.
+    side by side stay two digits, even under a 7's overhang. Two short pieces
+    that make one thin stroke of digit height together (a 1 whose pen
+    skipped) count as one tall piece first.
     """
     areas = analysis.areas
     boxes = {i: analysis.boxes[i] for i in members}
@@ -234,17 +236,39 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     def x_overlap(a: Box, b: Box) -> int:
         return min(a[2], b[2]) - max(a[0], b[0])
 
+    # A thin stroke broken in two (a 1 whose pen skipped, or cut by a ruled line): two short pieces,
+    # neither a speck, that nearly touch and together make a thin piece of a digit's height are one
+    # piece. Apart, each would join the digit beside it as a fragment.
+    short = sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: boxes[i][0])
+    strokes = {i: i for i in boxes}
+    for k, i in enumerate(short):
+        for j in short[k + 1 :]:
+            if boxes[j][0] > boxes[i][0] + 0.35 * line:
+                break  # sorted by left edge: none further right can make a thin piece with it
+            stroke = union(boxes[i], boxes[j])
+            if (
+                min(height(boxes[i]), height(boxes[j])) >= 0.2 * line
+                and gap(boxes[i], boxes[j]) <= 0.15 * line
+                and width(stroke) <= 0.35 * line
+                and 0.6 * line <= height(stroke) <= 1.2 * line
+            ):
+                strokes[_root(strokes, j)] = _root(strokes, i)
+    pieces: dict[int, list[int]] = {}
+    for i in boxes:
+        pieces.setdefault(_root(strokes, i), []).append(i)
+    units = [(members, reduce(union, (boxes[i] for i in members))) for members in pieces.values()]
+    ink = {tuple(members): float(sum(areas[i] for i in members)) for members, _ in units}
+
     # Tall pieces: digits, merged when they overlap by half the narrower one.
     groups: list[tuple[list[int], Box]] = []
-    for i in sorted((i for i, b in boxes.items() if height(b) >= 0.6 * line), key=lambda i: boxes[i][0]):
-        box = boxes[i]
+    for unit, box in sorted((u for u in units if height(u[1]) >= 0.6 * line), key=lambda u: u[1][0]):
         for members, other in groups:
             if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
-                members.append(i)
+                members.extend(unit)
                 groups[groups.index((members, other))] = (members, union(box, other))
                 break
         else:
-            groups.append(([i], box))
+            groups.append((list(unit), box))
 
     # Two pieces side by side that are each short of the line's height but
     # span it together are one digit drawn in two strokes (an open 4).
@@ -266,21 +290,20 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
 
     # Fragments, biggest first, join the nearest digit when close.
     leftovers: list[tuple[list[int], Box]] = []
-    for i in sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: -areas[i]):
-        box = boxes[i]
+    for unit, box in sorted((u for u in units if height(u[1]) < 0.6 * line), key=lambda u: -ink[tuple(u[0])]):
         best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
         if best is not None:
             members, other = groups[best]
             joined = union(box, other)
             if gap(box, other) <= 0.3 * line and width(joined) <= 1.2 * line:
-                groups[best] = (members + [i], joined)
+                groups[best] = (members + unit, joined)
                 continue
         # Not near a digit: gather with other stray fragments above or below it.
         for k, (members, other) in enumerate(leftovers):
             if x_overlap(box, other) >= -0.05 * line and width(union(box, other)) <= 1.2 * line:
-                leftovers[k] = (members + [i], union(box, other))
+                leftovers[k] = (members + unit, union(box, other))
                 break
         else:
-            leftovers.append(([i], box))
+            leftovers.append((list(unit), box))
     groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
     return [members for members, box in sorted(groups, key=lambda g: g[1][0])]
