@@ -271,18 +271,21 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
             groups.append((list(unit), box))
 
     # Two pieces side by side that are each short of the line's height but
-    # span it together are one digit drawn in two strokes (an open 4).
+    # span it together are one digit drawn in two strokes (an open 4). So are a
+    # short piece that stops well above the baseline and the full stroke just
+    # right of it: an open 4's top-left and its stem (digits stand on the baseline).
     merged: list[tuple[list[int], Box]] = []
     for members, box in groups:
         if merged:
             last_members, last = merged[-1]
             joined = union(last, box)
-            if (
-                box[0] - last[2] <= 0.15 * line
-                and max(height(last), height(box)) < 0.85 * line
-                and height(joined) >= 0.9 * line
-                and width(joined) <= line
-            ):
+            halves = max(height(last), height(box)) < 0.85 * line and height(joined) >= 0.9 * line
+            top_left_and_stem = (
+                height(last) < 0.85 * line <= height(box)
+                and last[3] <= box[3] - 0.2 * line
+                and last[1] >= box[1] - 0.15 * line
+            )
+            if box[0] - last[2] <= 0.15 * line and width(joined) <= line and (halves or top_left_and_stem):
                 merged[-1] = (last_members + members, joined)
                 continue
         merged.append((members, box))
