@@ -257,7 +257,6 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     for i in boxes:
         pieces.setdefault(_root(strokes, i), []).append(i)
     units = [(members, reduce(union, (boxes[i] for i in members))) for members in pieces.values()]
-    ink = {tuple(members): float(sum(areas[i] for i in members)) for members, _ in units}
 
     # Tall pieces: digits, merged when they overlap by half the narrower one.
     groups: list[tuple[list[int], Box]] = []
@@ -293,7 +292,8 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
 
     # Fragments, biggest first, join the nearest digit when close.
     leftovers: list[tuple[list[int], Box]] = []
-    for unit, box in sorted((u for u in units if height(u[1]) < 0.6 * line), key=lambda u: -ink[tuple(u[0])]):
+    fragments = [u for u in units if height(u[1]) < 0.6 * line]
+    for unit, box in sorted(fragments, key=lambda u: -sum(areas[i] for i in u[0])):
         best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
         if best is not None:
             members, other = groups[best]
