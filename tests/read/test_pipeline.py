@@ -35,7 +35,7 @@ _STROKES = {
         [(0.2, 0.18), (0.15, 0.5), (0.6, 0.45), (0.85, 0.7), (0.6, 0.98), (0.1, 0.9)],
     ],
     # A 4 in two strokes whose top-left stops short of its stem: two pieces, one of full height.
-    "open4": [[(0.45, 0.0), (0.05, 0.6), (0.5, 0.6)], [(0.75, 0.0), (0.75, 1.0)]],
+    "open4": [[(0.45, 0.0), (0.05, 0.6), (0.55, 0.6)], [(0.9, 0.0), (0.6, 1.0)]],
     # A 1 whose pen skipped: two strokes, each short of a digit's height, one above the other.
     "broken1": [[(0.55, 0.0), (0.5, 0.5)], [(0.48, 0.72), (0.45, 1.0)]],
 }
@@ -570,7 +570,7 @@ def test_segment_keeps_a_broken_1_apart_from_the_digit_beside_it():
 def test_segment_joins_an_open_4s_top_left_to_its_stem():
     # The stem alone is a 1, and the top-left a digit-sized piece beside it: the top-left
     # stopping well above the baseline that the digits around it stand on tells them apart.
-    image, spans = line_image(["7", "open4", "1", "0"])
+    image, spans = line_image(["7", "open4", "1", "0"], width=6)
     assert_in_order(segment_line(image), spans)
 
 

@@ -217,8 +217,9 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     chalk broken by grain) and join the nearest digit if close enough and the
     result is still digit-sized. Fragments left over become a digit only if
     together they are tall enough; otherwise they are noise. Two tall pieces
-    side by side stay two digits, even under a 7's overhang. Two short pieces
-    that make one thin stroke of digit height together (a 1 whose pen
+    side by side stay two digits, even under a 7's overhang, except an open
+    4's top-left, which stops well above the baseline, and its stem. Short
+    pieces that make one thin stroke of digit height together (a 1 whose pen
     skipped) count as one tall piece first.
     """
     areas = analysis.areas
@@ -241,22 +242,26 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     # piece. Apart, each would join the digit beside it as a fragment.
     short = sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: boxes[i][0])
     strokes = {i: i for i in boxes}
+    stroke_box = dict(boxes)  # at each root: the box of its whole stroke, so a chain stays one thin stroke
     for k, i in enumerate(short):
         for j in short[k + 1 :]:
             if boxes[j][0] > boxes[i][0] + 0.35 * line:
                 break  # sorted by left edge: none further right can make a thin piece with it
-            stroke = union(boxes[i], boxes[j])
+            first, second = _root(strokes, i), _root(strokes, j)
+            stroke = union(stroke_box[first], stroke_box[second])
             if (
-                min(height(boxes[i]), height(boxes[j])) >= 0.2 * line
+                first != second
+                and min(height(boxes[i]), height(boxes[j])) >= 0.2 * line
                 and gap(boxes[i], boxes[j]) <= 0.15 * line
                 and width(stroke) <= 0.35 * line
                 and 0.6 * line <= height(stroke) <= 1.2 * line
             ):
-                strokes[_root(strokes, j)] = _root(strokes, i)
+                strokes[second] = first
+                stroke_box[first] = stroke
     pieces: dict[int, list[int]] = {}
     for i in boxes:
         pieces.setdefault(_root(strokes, i), []).append(i)
-    units = [(members, reduce(union, (boxes[i] for i in members))) for members in pieces.values()]
+    units = [(members, stroke_box[root]) for root, members in pieces.items()]
 
     # Tall pieces: digits, merged when they overlap by half the narrower one.
     groups: list[tuple[list[int], Box]] = []
@@ -271,8 +276,10 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
 
     # Two pieces side by side that are each short of the line's height but
     # span it together are one digit drawn in two strokes (an open 4). So are a
-    # short piece that stops well above the baseline and the full stroke just
-    # right of it: an open 4's top-left and its stem (digits stand on the baseline).
+    # short piece, about as wide as it is tall, that stops well above the baseline,
+    # and a full-height stroke, no wider than a slanted stem, whose span it reaches
+    # into: an open 4's top-left and its stem. Digits stand on the baseline and sit
+    # side by side; a 1 written high is narrow.
     merged: list[tuple[list[int], Box]] = []
     for members, box in groups:
         if merged:
@@ -281,6 +288,9 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
             halves = max(height(last), height(box)) < 0.85 * line and height(joined) >= 0.9 * line
             top_left_and_stem = (
                 height(last) < 0.85 * line <= height(box)
+                and width(last) >= 0.5 * height(last)
+                and width(box) <= 0.7 * line
+                and x_overlap(last, box) > 0
                 and last[3] <= box[3] - 0.2 * line
                 and last[1] >= box[1] - 0.15 * line
             )
