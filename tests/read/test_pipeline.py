@@ -36,6 +36,11 @@ _STROKES = {
     ],
     # A 4 in two strokes whose top-left stops short of its stem: two pieces, one of full height.
     "open4": [[(0.45, 0.0), (0.05, 0.6), (0.55, 0.6)], [(0.9, 0.0), (0.6, 1.0)]],
+    # A 9 whose tail came off its loop: two pieces one above the other, each half a digit tall.
+    "broken9": [
+        [(0.5, 0.0), (0.9, 0.1), (0.95, 0.3), (0.7, 0.48), (0.3, 0.48), (0.1, 0.3), (0.15, 0.1), (0.5, 0.0)],
+        [(1.1, 0.62), (1.05, 1.0)],
+    ],
     # A 1 whose pen skipped: two strokes, each short of a digit's height, one above the other.
     "broken1": [[(0.55, 0.0), (0.5, 0.5)], [(0.48, 0.72), (0.45, 1.0)]],
 }
@@ -571,6 +576,12 @@ def test_segment_joins_an_open_4s_top_left_to_its_stem():
     # The stem alone is a 1, and the top-left a digit-sized piece beside it: the top-left
     # stopping well above the baseline that the digits around it stand on tells them apart.
     image, spans = line_image(["7", "open4", "1", "0"], width=6)
+    assert_in_order(segment_line(image), spans)
+
+
+def test_segment_a_short_line_with_a_digit_broken_in_two_halves():
+    # Two 9s in halves beside one whole 7: by their ink the halves would set the line's height.
+    image, spans = line_image(["broken9", "7", "broken9"])
     assert_in_order(segment_line(image), spans)
 
 

@@ -206,6 +206,29 @@ def _join_arcs(lines: list[list[int]], boxes: dict[int, Box], page_height: float
     return [sorted(line, key=lambda i: boxes[i][0]) for line in joined.values()]
 
 
+def _stacked(boxes: dict[int, Box]) -> dict[int, int]:
+    """A union-find forest (`_root`) joining pieces that nearly touch one above the other.
+
+    A digit broken in two across (a 9 whose tail came off its loop) is two pieces
+    of about half its height, together half as tall again as the taller one, less
+    than a tenth of the shorter one's height apart. Digits side by side never make
+    a piece that much taller.
+    """
+    parent = {i: i for i in boxes}
+    ordered = sorted(boxes, key=lambda i: boxes[i][0])
+    for k, i in enumerate(ordered):
+        a = boxes[i]
+        for j in ordered[k + 1 :]:
+            b = boxes[j]
+            if b[0] > a[2] + 0.1 * (a[3] - a[1]):
+                break  # sorted by left edge: every piece further on is further away
+            shorter, taller = sorted((a[3] - a[1], b[3] - b[1]))
+            both = union(a, b)
+            if both[3] - both[1] >= 1.5 * taller and gap(a, b) <= 0.1 * shorter:
+                parent[_root(parent, j)] = _root(parent, i)
+    return parent
+
+
 def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     """Group the components of one line into its digits, left to right.
 
@@ -218,15 +241,25 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     result is still digit-sized. Fragments left over become a digit only if
     together they are tall enough; otherwise they are noise. Two tall pieces
     side by side stay two digits, even under a 7's overhang, except an open
-    4's top-left, which stops well above the baseline, and its stem. Short
-    pieces that make one thin stroke of digit height together (a 1 whose pen
-    skipped) count as one tall piece first.
+    4's top-left, which stops well above the baseline, and its stem. Pieces
+    that nearly touch one above the other (a 9 whose tail came off), and
+    short pieces that make one thin stroke of digit height together (a 1 whose
+    pen skipped), count as one piece first, the line's height included.
     """
     areas = analysis.areas
     boxes = {i: analysis.boxes[i] for i in members}
     if not boxes:
         return []
-    line = typical_height(boxes, areas)
+    # A digit broken in two across is one piece from the start: on a short line, its two
+    # halves would otherwise outweigh the whole digits and set the line's height.
+    strokes = _stacked(boxes)
+    stroke_box: dict[int, Box] = {}  # at each root: the box of its whole piece
+    stroke_ink = np.zeros(len(areas))
+    for i, box in boxes.items():
+        root = _root(strokes, i)
+        stroke_box[root] = union(stroke_box[root], box) if root in stroke_box else box
+        stroke_ink[root] += areas[i]
+    line = typical_height(stroke_box, stroke_ink)
 
     def height(box: Box) -> int:
         return box[3] - box[1]
@@ -241,8 +274,6 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     # neither a speck, that nearly touch and together make a thin piece of a digit's height are one
     # piece. Apart, each would join the digit beside it as a fragment.
     short = sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: boxes[i][0])
-    strokes = {i: i for i in boxes}
-    stroke_box = dict(boxes)  # at each root: the box of its whole stroke, so a chain stays one thin stroke
     for k, i in enumerate(short):
         for j in short[k + 1 :]:
             if boxes[j][0] > boxes[i][0] + 0.35 * line:
