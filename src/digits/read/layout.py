@@ -9,6 +9,7 @@ line, left to right. All work on the components an `Analysis` kept
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from functools import reduce
 
 import numpy as np
@@ -215,18 +216,28 @@ def _stacked(boxes: dict[int, Box]) -> dict[int, int]:
     a piece that much taller.
     """
     parent = {i: i for i in boxes}
-    ordered = sorted(boxes, key=lambda i: boxes[i][0])
-    for k, i in enumerate(ordered):
-        a = boxes[i]
-        for j in ordered[k + 1 :]:
-            b = boxes[j]
-            if b[0] > a[2] + 0.1 * (a[3] - a[1]):
-                break  # sorted by left edge: every piece further on is further away
-            shorter, taller = sorted((a[3] - a[1], b[3] - b[1]))
-            both = union(a, b)
-            if both[3] - both[1] >= 1.5 * taller and gap(a, b) <= 0.1 * shorter:
-                parent[_root(parent, j)] = _root(parent, i)
+    for i, j in _pairs_within(list(boxes), boxes, lambda a: a[2] + 0.1 * (a[3] - a[1])):
+        a, b = boxes[i], boxes[j]
+        shorter, taller = sorted((a[3] - a[1], b[3] - b[1]))
+        both = union(a, b)
+        if both[3] - both[1] >= 1.5 * taller and gap(a, b) <= 0.1 * shorter:
+            parent[_root(parent, j)] = _root(parent, i)
     return parent
+
+
+def _pairs_within(pieces: list[int], boxes: dict[int, Box], reach: Callable[[Box], float]) -> Iterator[tuple[int, int]]:
+    """Each pair (i, j) of `pieces`, i left of j by left edge, whose j starts no further right than `reach(box of i)`.
+
+    Sorted by left edge, the pieces after the first beyond reach are all beyond it: the
+    sweep stops there, so a line of many specks costs far less than every pair.
+    """
+    ordered = sorted(pieces, key=lambda i: boxes[i][0])
+    for k, i in enumerate(ordered):
+        limit = reach(boxes[i])
+        for j in ordered[k + 1 :]:
+            if boxes[j][0] > limit:
+                break
+            yield i, j
 
 
 def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
@@ -273,22 +284,19 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     # A thin stroke broken in two (a 1 whose pen skipped, or cut by a ruled line): two short pieces,
     # neither a speck, that nearly touch and together make a thin piece of a digit's height are one
     # piece. Apart, each would join the digit beside it as a fragment.
-    short = sorted((i for i, b in boxes.items() if height(b) < 0.6 * line), key=lambda i: boxes[i][0])
-    for k, i in enumerate(short):
-        for j in short[k + 1 :]:
-            if boxes[j][0] > boxes[i][0] + 0.35 * line:
-                break  # sorted by left edge: none further right can make a thin piece with it
-            first, second = _root(strokes, i), _root(strokes, j)
-            stroke = union(stroke_box[first], stroke_box[second])
-            if (
-                first != second
-                and min(height(boxes[i]), height(boxes[j])) >= 0.2 * line
-                and gap(boxes[i], boxes[j]) <= 0.15 * line
-                and width(stroke) <= 0.35 * line
-                and 0.6 * line <= height(stroke) <= 1.2 * line
-            ):
-                strokes[second] = first
-                stroke_box[first] = stroke
+    short = [i for i, b in boxes.items() if height(b) < 0.6 * line]
+    for i, j in _pairs_within(short, boxes, lambda a: a[0] + 0.35 * line):  # farther: wider than a thin stroke
+        first, second = _root(strokes, i), _root(strokes, j)
+        stroke = union(stroke_box[first], stroke_box[second])
+        if (
+            first != second
+            and min(height(boxes[i]), height(boxes[j])) >= 0.2 * line
+            and gap(boxes[i], boxes[j]) <= 0.15 * line
+            and width(stroke) <= 0.35 * line
+            and 0.6 * line <= height(stroke) <= 1.2 * line
+        ):
+            strokes[second] = first
+            stroke_box[first] = stroke
     pieces: dict[int, list[int]] = {}
     for i in boxes:
         pieces.setdefault(_root(strokes, i), []).append(i)
