@@ -180,3 +180,25 @@ def test_a_webp_counts_the_canvases_of_its_decoder(monkeypatch):
     assert load_image(small.getvalue()).size == (200, 200)
     with pytest.raises(ImageError, match="400×400 WEBP image would take"):
         load_image(large.getvalue())
+
+
+def png_bytes(size=(28, 28), **params) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", size, 255).save(buffer, format="PNG", **params)
+    return buffer.getvalue()
+
+
+def test_only_a_tiny_png_without_inflated_chunks_counts_as_small():
+    from PIL import PngImagePlugin
+
+    from digits.read.prescan import SMALL_PNG_BYTES, small_png
+
+    assert small_png(png_bytes()) and small_png(png_bytes((32, 32)))
+    assert not small_png(png_bytes((33, 32)))  # more pixels than a crop
+    assert not small_png(baseline_jpeg((28, 28)))  # only a PNG's header is read here
+    text = PngImagePlugin.PngInfo()
+    text.add_text("comment", "x" * 100_000, zip=True)  # a few hundred bytes that Pillow inflates to 100 KB
+    assert not small_png(png_bytes(pnginfo=text))
+    tiny = png_bytes()
+    padded = tiny[:-12] + (b"\x00" * 4 + b"tEXt" + b"\x00" * 4) * (SMALL_PNG_BYTES // 12) + tiny[-12:]
+    assert not small_png(padded)  # over the byte limit, whatever it holds

@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from digits.read.model import ModelError
-from digits.serve import app as serve
+from digits.serve import admission
 from digits.serve import server as http_server
-from digits.serve.app import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES, create_app
+from digits.serve.admission import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES
+from digits.serve.app import create_app
 from helpers import DIGITS, assert_one_line_error, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -173,7 +174,7 @@ def test_past_the_in_flight_limit_a_503_says_when_to_retry(fast_run, mnist):
 def test_a_body_that_stops_arriving_is_a_408(fast_run, monkeypatch):
     import asyncio
 
-    monkeypatch.setattr(serve, "BODY_TIMEOUT", 0.01)
+    monkeypatch.setattr(admission, "BODY_TIMEOUT", 0.01)
     app = create_app(fast_run)
     sent = []
 
@@ -247,6 +248,15 @@ def test_micro_batching_gives_the_answers_of_single_calls(fast_run, mnist):
     single = np.concatenate([reader.classify(images[i : i + 1]) for i in range(40)])
     assert np.allclose(batched, single, atol=1e-6) and (batched.argmax(1) == single.argmax(1)).all()
     assert sum(sizes) == 40 and max(sizes) > 1 and max(sizes) <= 16  # batched, within the limit
+
+
+def test_explain_is_read_as_fastapi_reads_a_flag(client, mnist):
+    picture = png(mnist[1][0][0])
+    assert "model_input" in client.post("/predict?explain=true", **upload(picture)).json()
+    assert "model_input" not in client.post("/predict?explain=off", **upload(picture)).json()
+    answer = client.post("/predict?explain=maybe", **upload(picture))
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "query.explain: Input should be a valid boolean, unable to interpret input."}
 
 
 def test_open_inference_protocol_in_json(client, mnist):
@@ -605,3 +615,20 @@ def test_a_port_in_use_is_one_line(fast_run, tmp_path):
         port = str(taken.getsockname()[1])
         result = run_cli("serve", "--model", str(fast_run), "--port", port, cwd=tmp_path, timeout=60)
     assert_one_line_error(result, f"port {port} on 127.0.0.1 is in use")
+
+
+def test_a_small_png_is_read_on_the_event_loop_and_a_larger_one_on_the_decode_thread(client, mnist, monkeypatch):
+    import threading
+
+    from digits.read.reader import Reader
+
+    where = []
+    original = Reader.prepare
+    monkeypatch.setattr(
+        Reader, "prepare", lambda self, data: where.append(threading.current_thread().name) or original(self, data)
+    )
+    digit = mnist[1][0][0]
+    small = client.post("/predict", **upload(png(digit))).json()
+    larger = client.post("/predict", **upload(png(np.kron(digit, np.ones((2, 2), np.uint8))))).json()
+    assert small["digit"] == larger["digit"] == mnist[1][1][0]
+    assert not where[0].startswith("decode") and where[1].startswith("decode")

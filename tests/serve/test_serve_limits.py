@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from digits.serve import admission
 from digits.serve import app as serve
 from digits.serve import server as http_server
 
@@ -88,7 +89,7 @@ def test_a_stray_crlf_after_an_answer_is_closed_by_a_timer(app, monkeypatch):
 
 def test_a_body_byte_after_a_413_is_closed_by_a_timer(app, monkeypatch):
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 0.2)
-    declared = serve.MAX_UPLOAD_BYTES + 1
+    declared = admission.MAX_UPLOAD_BYTES + 1
     with serving(app) as (port, _), connect(port) as connection:
         connection.sendall(
             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
@@ -220,7 +221,7 @@ def small_png() -> bytes:
 
 def test_slow_uploads_do_not_lock_out_other_uploads(app):
     """64 uploads declaring the largest body, each stalled after 1 KiB: a new upload is still answered."""
-    head, _ = upload_request(b"", declared=serve.MAX_UPLOAD_BYTES)
+    head, _ = upload_request(b"", declared=admission.MAX_UPLOAD_BYTES)
     with serving(app) as (port, _):
         slow = []
         try:
@@ -228,7 +229,7 @@ def test_slow_uploads_do_not_lock_out_other_uploads(app):
                 connection = connect(port)
                 connection.sendall(head + bytes(1024))
                 slow.append(connection)
-            wait_until(lambda: app.in_flight_bytes >= 64 * (serve.REQUEST_BYTES + 1024), "the uploads never began")
+            wait_until(lambda: app.in_flight_bytes >= 64 * (admission.REQUEST_BYTES + 1024), "the uploads never began")
             with connect(port) as connection:
                 connection.sendall(b"".join(upload_request(small_png())))
                 assert read_answer(connection).startswith(b"HTTP/1.1 200")
@@ -238,7 +239,7 @@ def test_slow_uploads_do_not_lock_out_other_uploads(app):
 
 
 def test_admission_is_by_memory_many_small_few_large(app, monkeypatch):
-    monkeypatch.setattr(serve, "IN_FLIGHT_BYTES", 3 * 2**20)
+    monkeypatch.setattr(admission, "IN_FLIGHT_BYTES", 3 * 2**20)
     small_head, small_body = upload_request(small_png())
     with serving(app) as (port, _):
         held = []
@@ -248,7 +249,7 @@ def test_admission_is_by_memory_many_small_few_large(app, monkeypatch):
                 connection = connect(port)
                 connection.sendall(small_head + small_body[:50])
                 held.append(connection)
-            wait_until(lambda: app.in_flight_bytes == 100 * (serve.REQUEST_BYTES + 50), "not all were admitted")
+            wait_until(lambda: app.in_flight_bytes == 100 * (admission.REQUEST_BYTES + 50), "not all were admitted")
             for connection in held:
                 connection.sendall(small_body[50:])
                 assert read_answer(connection).startswith(b"HTTP/1.1 200")
@@ -261,7 +262,9 @@ def test_admission_is_by_memory_many_small_few_large(app, monkeypatch):
                 connection.sendall(large_head + bytes(10 * 2**17))
                 large.append(connection)
             held += large
-            wait_until(lambda: app.in_flight_bytes == 2 * (serve.REQUEST_BYTES + 10 * 2**17), "the large ones stalled")
+            wait_until(
+                lambda: app.in_flight_bytes == 2 * (admission.REQUEST_BYTES + 10 * 2**17), "the large ones stalled"
+            )
             with connect(port) as third:
                 third.sendall(large_head)
                 answer = read_answer(third)

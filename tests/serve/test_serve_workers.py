@@ -104,9 +104,10 @@ def test_a_photo_upload_closes_its_connection_a_small_one_keeps_it():
     """After a large upload the client reconnects, and the kernel places the connection afresh."""
     from fastapi.testclient import TestClient
 
+    from digits.serve import admission
     from digits.serve import app as serve
 
-    photo = bytes(serve.REBALANCE_BYTES)  # not a picture: the answer is a 422, which still closes
+    photo = bytes(admission.REBALANCE_BYTES)  # not a picture: the answer is a 422, which still closes
     with TestClient(serve.create_app()) as client:
         large = client.post("/predict", files={"image": ("a.png", photo, "image/png")})
         small = client.post("/predict", files={"image": ("a.png", photo[:1000], "image/png")})

@@ -26,17 +26,13 @@ status "no digit found"):
 
 Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
 `digits.read.load`'s budget (checked from the header), and decoding runs on
-one thread per worker, so a worker decodes one picture at a time. Admission
-is by memory, not by count: each request at work holds `REQUEST_BYTES` plus
-the bytes of its body received so far, and a worker holds at most
-`IN_FLIGHT_BYTES` in all. Thousands of small requests are admitted at once,
-four of the largest; a slow upload holds only what it has sent, so slow
-uploads cannot lock the others out. A request that does not fit is a 503,
-before its body when its Content-Length says it cannot fit, else as soon as
-it would pass the budget. After an upload of `REBALANCE_BYTES` or more the
-answer closes the connection, so the client's next one lands on whichever
-worker the kernel picks. Concurrent requests share model calls
-(`digits.serve.batching`). The app keeps no state between requests: run as many
+one thread per worker, so a worker decodes one picture at a time.
+Admission is by memory, not by count (`digits.serve.admission`). Concurrent
+requests share hops to the decode thread and model calls
+(`digits.serve.batching`). `/predict` and `/read`, the routes that carry the
+load, are plain Starlette routes: FastAPI's handling of a request (its
+dependencies, parameters and response model) cost a fifth of a 28×28
+request's CPU. The app keeps no state between requests: run as many
 replicas as you like behind a load balancer.
 
 Like `digits predict`, this module never imports TensorFlow.
@@ -45,12 +41,11 @@ Like `digits predict`, this module never imports TensorFlow.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib.resources import files
 from typing import Any, TypeVar
 
@@ -58,34 +53,19 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from digits.errors import ImageError
+from digits.read.pipeline import Prepared
+from digits.read.prescan import small_png
 from digits.read.reader import Reader
+from digits.serve.admission import Guard
 from digits.serve.batching import MicroBatcher
 from digits.serve.metrics import Metrics
 from digits.serve.multipart import CloseDelimiter
 
-# The whole request body, multipart framing included. A phone photo is a few
-# megabytes; anything bigger is refused before it is read, let alone decoded.
-MAX_UPLOAD_BYTES = 10 * 2**20
-# Memory of the requests at work in one worker (reading their body, waiting to
-# be decoded, or classified): what they hold of their bodies, plus a fixed
-# cost each. A body is held about four times over at its peak (as received,
-# joined, parsed out of the form, read back): 32 uploads of 10 MiB at once,
-# admitted against a budget of 128 MiB, took a worker past 500 MB. With 48 MiB,
-# four of the largest uploads are at work at once, or 3,000 small requests.
-IN_FLIGHT_BYTES = 48 * 2**20
-REQUEST_BYTES = 16 * 2**10
-# After an upload this large (a photo: a 2 MP one is 100 KiB and more, a
-# drawing 5-20 KiB; its decode costs far more than a new connection), the
-# answer closes the connection: the client's next one is placed afresh by the
-# kernel (`SO_REUSEPORT`), so a few kept-alive clients of photos cannot pile
-# their work onto one worker (8 such clients split 1/7 in one run of three).
-REBALANCE_BYTES = 32 * 2**10
-BODY_TIMEOUT = 30.0
-RETRY_AFTER_SECONDS = 1
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
 MAX_WAIT_SECONDS = 0.002
@@ -99,141 +79,6 @@ ASSETS = {
 MODEL_VARIABLE = "DIGITS_SERVE_MODEL"
 
 _T = TypeVar("_T")
-
-
-class _Refusal(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-
-
-class Guard:
-    """ASGI middleware: memory admission, body read whole (size, deadline, length), metrics of every answer."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.in_flight_bytes = 0  # what the requests at work hold, `REQUEST_BYTES` each plus their bodies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        status = 499  # nginx's "client closed the request": no answer was sent
-        rebalance = False
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if rebalance:
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
-            await send(message)
-
-        try:
-            if scope["method"] not in ("POST", "PUT", "PATCH"):
-                await self.app(scope, receive, send_and_note)
-                return
-            holding = _Holding(self)
-            try:
-                holding.take(REQUEST_BYTES)
-                body = await _read_body(scope, receive, holding)
-                rebalance = body is not None and len(body) >= REBALANCE_BYTES
-                if body is not None:
-                    await self.app(scope, _replay(body, receive), send_and_note)
-            except _Refusal as refusal:
-                headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
-                await _send_error(send_and_note, refusal.status, refusal.message, headers)
-            finally:
-                holding.release()
-        finally:
-            self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - started)
-
-
-class _Holding:
-    """What one request holds of its worker's memory for requests at work (`Guard.in_flight_bytes`)."""
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
-        self.bytes = 0
-
-    def fits(self, size: int) -> bool:
-        return self.guard.in_flight_bytes + size <= IN_FLIGHT_BYTES
-
-    def take(self, size: int) -> None:
-        """Hold `size` more bytes, or raise the 503 that says the memory is taken."""
-        if not self.fits(size):
-            raise self.refusal()
-        self.guard.in_flight_bytes += size
-        self.bytes += size
-
-    def release(self) -> None:
-        self.guard.in_flight_bytes -= self.bytes
-        self.bytes = 0
-
-    @staticmethod
-    def refusal() -> _Refusal:
-        return _Refusal(
-            503,
-            f"the server's memory for requests at work ({IN_FLIGHT_BYTES // 2**20} MiB) is taken; "
-            f"retry in {RETRY_AFTER_SECONDS} s.",
-        )
-
-
-async def _read_body(scope: Scope, receive: Receive, holding: _Holding) -> bytes | None:
-    """The whole body, or _Refusal (413, 408, 400, or 503 from `holding`); None when the client has gone.
-
-    Each chunk is held from the worker's memory as it arrives.
-    """
-    declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-    if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
-        raise _Refusal(400, "the Content-Length header is not a byte count.")
-    declared = int(declared) if declared is not None else None
-    too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
-    if declared is not None and declared > MAX_UPLOAD_BYTES:
-        raise too_large
-    if declared is not None and not holding.fits(declared):  # refused before it is sent, not half-way
-        raise holding.refusal()
-    chunks, size = [], 0
-    deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
-    while True:
-        try:
-            async with asyncio.timeout_at(deadline):
-                message = await receive()
-        except TimeoutError:
-            raise _Refusal(408, f"the request body did not arrive within {BODY_TIMEOUT:.0f} s.") from None
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise too_large
-        holding.take(len(chunk))
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if declared is not None and size < declared:
-        raise _Refusal(400, f"the body ended after {size} of the {declared} bytes its Content-Length declares.")
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()  # after the body: wait for the disconnect, as a server would
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-async def _send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
@@ -267,6 +112,16 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     async def decode(function: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(decoder, function, *args)
 
+    async def read_upload(function: Callable[[bytes], _T], data: bytes) -> _T:
+        """`function(data)` for an uploaded picture: here, on the event loop, when it is a small PNG
+        (`prescan.small_png`: a 28×28 crop is read in less time than the hop to the decode thread
+        and back costs, which was a third of such a request's CPU), else on the decode thread."""
+        return function(data) if small_png(data) else await decode(function, data)
+
+    def prepare(data: bytes) -> Prepared:
+        """`reader.prepare` without --explain's steps: full-size arrays that no answer of the server shows."""
+        return replace(reader.prepare(data), steps=[])
+
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
         return page
@@ -293,9 +148,9 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     def prometheus() -> Response:
         return metrics.exposition()
 
-    @app.post("/predict")
-    async def predict(request: Request, explain: bool = False) -> JSONResponse:
-        prepared = await decode(reader.prepare, await _picture(request))
+    async def predict(request: Request) -> JSONResponse:
+        explain = _flag(request, "explain")
+        prepared = await read_upload(prepare, await _picture(request))
         if prepared.has_ink:
             probabilities = (await batcher.classify(prepared.image[None]))[0]
             digit = reader.decide(probabilities, prepared.box)
@@ -306,11 +161,12 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
             answer["model_input"] = np.round(prepared.image * 255).astype(np.uint8).tolist()
         return JSONResponse(answer)
 
-    @app.post("/read")
     async def read(request: Request) -> JSONResponse:
         # A page's digits already go to the model in one call; pages are not batched across requests.
-        return JSONResponse((await decode(reader.read_page, await _picture(request))).to_dict())
+        return JSONResponse((await read_upload(reader.read_page, await _picture(request))).to_dict())
 
+    app.add_route("/predict", predict, methods=["POST"])
+    app.add_route("/read", read, methods=["POST"])
     from digits.serve.v2 import router
 
     app.include_router(router(reader, batcher, decode))
@@ -329,6 +185,18 @@ def _page_with_temperature(temperature: float) -> str:
 def app_from_environment() -> Guard:
     """The app factory uvicorn's worker processes call: the model comes from `MODEL_VARIABLE`."""
     return create_app(os.environ.get(MODEL_VARIABLE))
+
+
+_BOOLEAN = TypeAdapter(bool)
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A true/false query parameter, read as FastAPI reads one ("1", "true", "yes", "on"...); absent is False."""
+    value = request.query_params.get(name)
+    try:
+        return value is not None and _BOOLEAN.validate_python(value)
+    except ValidationError as err:
+        raise RequestValidationError([{**err.errors()[0], "loc": ("query", name)}]) from None
 
 
 async def _picture(request: Request) -> bytes:
