@@ -635,3 +635,11 @@ def test_ink_level_is_numpys_90th_percentile(values):
 @given(hnp.arrays(np.int32, (9, 7), elements=st.integers(0, 5)), st.lists(st.integers(0, 6), min_size=1, max_size=3))
 def test_pixels_of_is_isin(labels, chosen):
     np.testing.assert_array_equal(pixels_of(labels, chosen), np.isin(labels, chosen))
+
+
+def test_prepare_keeps_the_steps_only_when_asked_and_gives_the_same_digit_without(mnist):
+    (_, _), (x_test, _) = mnist
+    for picture in (paper("4"), Image.fromarray(x_test[0]), Image.fromarray(255 - x_test[0])):
+        explained, plain = prepare(picture), prepare(picture, explain=False)
+        assert explained.steps and plain.steps == []
+        assert np.array_equal(explained.image, plain.image) and explained.box == plain.box

@@ -625,7 +625,9 @@ def test_a_small_png_is_read_on_the_event_loop_and_a_larger_one_on_the_decode_th
     where = []
     original = Reader.prepare
     monkeypatch.setattr(
-        Reader, "prepare", lambda self, data: where.append(threading.current_thread().name) or original(self, data)
+        Reader,
+        "prepare",
+        lambda self, data, **options: where.append(threading.current_thread().name) or original(self, data, **options),
     )
     digit = mnist[1][0][0]
     small = client.post("/predict", **upload(png(digit))).json()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,8 +90,8 @@ def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
     for index, (path, _, _) in enumerate(items):
         try:
             image = load_image(path)
-            # --explain's steps are full-size arrays: dropped at once, so a chunk costs little memory.
-            prepared.append(segment_page(image) if job.command == READ else replace(model.prepare(image), steps=[]))
+            # Without --explain's steps (full-size arrays), a chunk holds little memory.
+            prepared.append(segment_page(image) if job.command == READ else model.prepare(image, explain=False))
             where.append(index)
         except DigitsError as err:
             results[index]["error"] = str(err)

@@ -83,12 +83,15 @@ class Prepared:
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
-def prepare(image: Image.Image) -> Prepared:
-    """Run the eight-step pipeline on an image holding ONE digit."""
+def prepare(image: Image.Image, explain: bool = True) -> Prepared:
+    """Run the eight-step pipeline on an image holding ONE digit; with `explain`, keep every step's image
+    (full-size arrays, for --explain), else none."""
     if ready := _already_mnist(image):
+        if not explain:
+            ready[0].steps = []
         return ready[0]
     analysis = analyse(image)
-    return _prepare_from(image, analysis, pick_digit(analysis), explain=True)
+    return _prepare_from(image, analysis, pick_digit(analysis), explain=explain)
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:

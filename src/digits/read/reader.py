@@ -118,9 +118,9 @@ class Reader:
     def model_path(self) -> Path:
         return self.recognizer.path
 
-    def prepare(self, picture: PictureSource) -> Prepared:
-        """Step 1 for a picture of one digit."""
-        return prepare(_as_image(picture))
+    def prepare(self, picture: PictureSource, explain: bool = True) -> Prepared:
+        """Step 1 for a picture of one digit; with `explain`, every step's image in `steps` (for --explain)."""
+        return prepare(_as_image(picture), explain)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """Step 2: (N, 28, 28) -> (N, 10 or 11) probabilities: the model's, and for the images it is unsure of,
@@ -154,7 +154,7 @@ class Reader:
 
     def read_digit(self, picture: PictureSource) -> Digit:
         """The one digit a picture holds."""
-        return self.answer(self.prepare(picture))
+        return self.answer(self.prepare(picture, explain=False))
 
     def read_page(self, picture: PictureSource) -> Page:
         """Every line of digits, top to bottom.

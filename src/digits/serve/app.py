@@ -45,7 +45,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from functools import partial
 from importlib.resources import files
 from typing import Any, TypeVar
 
@@ -58,7 +58,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from digits.errors import ImageError
-from digits.read.pipeline import Prepared
 from digits.read.prescan import small_png
 from digits.read.reader import Reader
 from digits.serve.admission import Guard
@@ -118,10 +117,6 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
         and back costs, which was a third of such a request's CPU), else on the decode thread."""
         return function(data) if small_png(data) else await decode(function, data)
 
-    def prepare(data: bytes) -> Prepared:
-        """`reader.prepare` without --explain's steps: full-size arrays that no answer of the server shows."""
-        return replace(reader.prepare(data), steps=[])
-
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
         return page
@@ -150,7 +145,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     async def predict(request: Request) -> JSONResponse:
         explain = _flag(request, "explain")
-        prepared = await read_upload(prepare, await _picture(request))
+        prepared = await read_upload(partial(reader.prepare, explain=False), await _picture(request))
         if prepared.has_ink:
             probabilities = (await batcher.classify(prepared.image[None]))[0]
             digit = reader.decide(probabilities, prepared.box)

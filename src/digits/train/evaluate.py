@@ -175,7 +175,7 @@ def refusal(recognizer: Recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
     from digits.spec import NO_DIGIT
 
     reader = Reader(recognizer.path)
-    prepared = [reader.prepare(picture) for picture, _ in make_junk(n, seed)]
+    prepared = [reader.prepare(picture, explain=False) for picture, _ in make_junk(n, seed)]
     answers = reader.answer_many(prepared)
     no_ink = sum(not p.has_ink for p in prepared)
     refused = sum(answer.status == NO_DIGIT for answer in answers)
