@@ -195,6 +195,14 @@ def two_megapixel_photo() -> tuple[bytes, str]:
     return encode(picture, "JPEG", quality=90), "synthetic photo"
 
 
+def rings_png() -> bytes:
+    """A 32×32 PNG of concentric rings (248 bytes): small enough to be decoded on the event loop, yet
+    analysed at 2048×2048 (about 2 s), which must happen on the decode thread."""
+    rows, cols = np.indices((32, 32))
+    rings = np.where(np.hypot(rows - 16, cols - 16).astype(int) % 2 == 0, 0, 255).astype(np.uint8)
+    return encode(Image.fromarray(rings), "PNG")
+
+
 def sixteen_bit_png() -> bytes:
     """Issue 13's first attack: a small 16-bit PNG of 6300×6300 pixels."""
     picture = Image.new("I;16", (6300, 6300), 60000)
@@ -470,6 +478,8 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
     bodies["scans"].write_bytes(multipart(thousand_scan_jpeg(), "scans.jpg", "image/jpeg"))
     bodies["exif"].write_bytes(multipart(corrupt_exif_jpeg(), "exif.jpg", "image/jpeg"))
     bodies["v2"].write_bytes(large_v2_request())
+    bodies["rings"] = work / "rings.body"
+    bodies["rings"].write_bytes(multipart(rings_png(), "rings.png", "image/png"))
     bodies["10mib"] = work / "10mib.body"  # the largest upload allowed, of bytes that are no picture
     bodies["10mib"].write_bytes(multipart(bytes(10 * 2**20 - 400), "big.png", "image/png"))
     plans = [
@@ -525,6 +535,10 @@ def attacks(url: str, pid: int, log: Path, work: Path, quick: bool) -> list[dict
         (
             "32 uploads of 10 MiB at once (issue 21)",
             lambda: hey(f"{url}/predict", bodies["10mib"], 32, requests=128 // scale),
+        ),
+        (
+            "a 32×32 PNG of rings that is analysed at 2048×2048, 8 at once",
+            lambda: hey(f"{url}/predict", bodies["rings"], 8, requests=16 // scale),
         ),
         (
             "1,000 JPEGs with a corrupt EXIF, 8 at once (issue 21: Pillow's warnings)",

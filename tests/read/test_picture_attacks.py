@@ -202,3 +202,9 @@ def test_only_a_tiny_png_without_inflated_chunks_counts_as_small():
     tiny = png_bytes()
     padded = tiny[:-12] + (b"\x00" * 4 + b"tEXt" + b"\x00" * 4) * (SMALL_PNG_BYTES // 12) + tiny[-12:]
     assert not small_png(padded)  # over the byte limit, whatever it holds
+    many = tiny[:-12] + (b"\x00" * 4 + b"tEXt" + b"\x00" * 4) * 64 + tiny[-12:]
+    assert len(many) < SMALL_PNG_BYTES and not small_png(many)  # too many chunks to walk on an event loop
+    exif = Image.Exif()
+    exif[0x0112] = 6  # an orientation: Pillow parses the whole EXIF to find it
+    with_exif = png_bytes(exif=exif.tobytes())
+    assert b"eXIf" in with_exif and not small_png(with_exif)

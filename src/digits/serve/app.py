@@ -25,11 +25,12 @@ status "no digit found"):
          taken; retry after the `Retry-After` seconds
 
 Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
-`digits.read.load`'s budget (checked from the header), and decoding runs on
-one thread per worker, so a worker decodes one picture at a time.
-Admission is by memory, not by count (`digits.serve.admission`). Concurrent
-requests share hops to the decode thread and model calls
-(`digits.serve.batching`). `/predict` and `/read`, the routes that carry the
+`digits.read.load`'s budget (checked from the header), and pictures are
+read on one thread per worker, so a worker reads one picture at a time; only
+a small PNG already in MNIST's format (a 28×28 crop) is decoded and checked
+on the event loop itself (`prepare` below). Admission is by memory, not by
+count (`digits.serve.admission`, where the limits above live). Concurrent
+requests share model calls (`digits.serve.batching`). `/predict` and `/read`, the routes that carry the
 load, are plain Starlette routes: FastAPI's handling of a request (its
 dependencies, parameters and response model) cost a fifth of a 28×28
 request's CPU. The app keeps no state between requests: run as many
@@ -58,6 +59,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from digits.errors import ImageError
+from digits.read.load import load_image
+from digits.read.pipeline import Prepared, ready_for_model
 from digits.read.prescan import small_png
 from digits.read.reader import Reader
 from digits.serve.admission import Guard
@@ -85,7 +88,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     reader = Reader(model, threads=1)  # one worker per core: each model call on one thread
     metrics = Metrics()
     batcher = MicroBatcher(reader.classify, MAX_BATCH, MAX_WAIT_SECONDS, metrics.batch_size.observe)
-    decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture at a time: bounded memory
+    decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")  # one picture read at a time: bounded memory
     page = _page_with_temperature(reader.recognizer.temperature)
 
     @asynccontextmanager
@@ -111,11 +114,20 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     async def decode(function: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(decoder, function, *args)
 
-    async def read_upload(function: Callable[[bytes], _T], data: bytes) -> _T:
-        """`function(data)` for an uploaded picture: here, on the event loop, when it is a small PNG
-        (`prescan.small_png`: a 28×28 crop is read in less time than the hop to the decode thread
-        and back costs, which was a third of such a request's CPU), else on the decode thread."""
-        return function(data) if small_png(data) else await decode(function, data)
+    async def prepare(data: bytes) -> Prepared:
+        """`reader.prepare` for one uploaded digit, without --explain's steps.
+
+        A small PNG (`prescan.small_png`: its decode is bounded by a few pixels) is decoded here, on the
+        event loop, and if it is already in MNIST's format it goes to the model as it is: a 28×28 crop
+        costs less that way than the hop to the decode thread and back, which was a third of such a
+        request's CPU. Everything else, the analysis of a small picture included (a 32×32 checkerboard
+        is analysed at 2048×2048 in over a second), runs on the decode thread.
+        """
+        if not small_png(data):
+            return await decode(partial(reader.prepare, explain=False), data)
+        image = load_image(data)
+        ready = ready_for_model(image)
+        return ready if ready is not None else await decode(partial(reader.prepare, explain=False), image)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index() -> str:
@@ -145,7 +157,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     async def predict(request: Request) -> JSONResponse:
         explain = _flag(request, "explain")
-        prepared = await read_upload(partial(reader.prepare, explain=False), await _picture(request))
+        prepared = await prepare(await _picture(request))
         if prepared.has_ink:
             probabilities = (await batcher.classify(prepared.image[None]))[0]
             digit = reader.decide(probabilities, prepared.box)
@@ -158,7 +170,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     async def read(request: Request) -> JSONResponse:
         # A page's digits already go to the model in one call; pages are not batched across requests.
-        return JSONResponse((await read_upload(reader.read_page, await _picture(request))).to_dict())
+        return JSONResponse((await decode(reader.read_page, await _picture(request))).to_dict())
 
     app.add_route("/predict", predict, methods=["POST"])
     app.add_route("/read", read, methods=["POST"])
