@@ -208,3 +208,14 @@ def test_only_a_tiny_png_without_inflated_chunks_counts_as_small():
     exif[0x0112] = 6  # an orientation: Pillow parses the whole EXIF to find it
     with_exif = png_bytes(exif=exif.tobytes())
     assert b"eXIf" in with_exif and not small_png(with_exif)
+
+
+def test_a_tiny_pattern_is_not_looked_at_far_beyond_its_own_pixels():
+    # One-pixel rings in 32×32: the second look for small writing enlarged them to 2048×2048 (2 s, 300 MiB).
+    import numpy as np
+
+    from digits.read.ink import analyse
+
+    rows, cols = np.indices((32, 32))
+    rings = Image.fromarray(np.where(np.hypot(rows - 16, cols - 16).astype(int) % 2 == 0, 0, 255).astype(np.uint8))
+    assert max(analyse(rings).grey.shape) <= 8 * 32
