@@ -84,22 +84,21 @@ class Prepared:
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
-def ready_for_model(image: Image.Image) -> Prepared | None:
-    """The picture as the model takes it when it is already in MNIST's format (`prepare` would give it back
-    as it is), without --explain's steps; else None. Costs a few checks on 784 pixels, never the analysis."""
-    if ready := _already_mnist(image):
+def ready_for_model(image: Image.Image, explain: bool = False) -> Prepared | None:
+    """The picture as the model takes it when it is already in MNIST's format (`prepare` gives it back
+    as it is), its one step only with `explain`; else None. Costs a few checks on 784 pixels, never the analysis."""
+    if not (ready := _already_mnist(image)):
+        return None
+    if not explain:
         ready[0].steps = []
-        return ready[0]
-    return None
+    return ready[0]
 
 
 def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     """Run the eight-step pipeline on an image holding ONE digit; with `explain`, keep every step's image
     (full-size arrays, for --explain), else none."""
-    if ready := _already_mnist(image):
-        if not explain:
-            ready[0].steps = []
-        return ready[0]
+    if (ready := ready_for_model(image, explain)) is not None:
+        return ready
     analysis = analyse(image)
     return _prepare_from(image, analysis, pick_digit(analysis), explain=explain)
 
