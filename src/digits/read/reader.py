@@ -35,7 +35,7 @@ from digits.read.geometry import union
 from digits.read.load import load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
-from digits.read.refusal import line_digits, picture_refused, steady
+from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
 from digits.spec import NO_DIGIT, OK, REJECT, UNSURE, Box
@@ -231,17 +231,24 @@ class Reader:
         return pages
 
     def _steady_digits(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[np.ndarray]:
-        """For each line (its digits and their images): which digits are steady when nudged. One or two model calls."""
+        """For each line (its digits and their images): which digits are steady when nudged (those read at
+        `refusal.BEYOND_DOUBT` or more are, unasked). One or two model calls, none when no digit is in doubt."""
         if not lines:
             return []
-        # `line_digits` keeps only the digits that were read: none is None here.
-        readings = [d.digit for digits, _ in lines for d in digits if d.digit is not None]
-        # The model alone, not `classify`'s mean over turns: the same lines passed on the development
-        # pictures and generated pages (seeds 0 and 1), for a third of the cost.
-        flags = steady(
-            self.recognizer.predict_proba, np.stack([image for _, images in lines for image in images]), readings
-        )
-        ends = np.cumsum([len(digits) for digits, _ in lines])
+        digits = [d for line, _ in lines for d in line]
+        images = [image for _, line_images in lines for image in line_images]
+        flags = np.ones(len(digits), dtype=bool)
+        doubted = [i for i, d in enumerate(digits) if d.confidence < BEYOND_DOUBT]
+        if doubted:
+            # The model alone, not `classify`'s mean over turns: the same lines passed on the development
+            # pictures and generated pages (seeds 0 and 1), for a third of the cost. `line_digits` keeps
+            # only the digits that were read: none is None here.
+            flags[doubted] = steady(
+                self.recognizer.predict_proba,
+                np.stack([images[i] for i in doubted]),
+                [digit for i in doubted if (digit := digits[i].digit) is not None],
+            )
+        ends = np.cumsum([len(line) for line, _ in lines])
         return np.split(flags, ends[:-1])
 
     @staticmethod
