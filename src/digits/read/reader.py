@@ -179,8 +179,8 @@ class Reader:
         image; a second call for the turns of those the model is unsure of), then
         the nudged copies that test whether the digits of every line that can make
         a number with every digit sure are steady (`refusal.steady`: one call for
-        the first eight copies of each digit, one more only for the digits they
-        leave open).
+        the first eight copies of each digit under `refusal.BEYOND_DOUBT`, one more
+        only for the digits they leave open).
         """
         images: list[np.ndarray] = []
         rows: dict[int, int] = {}
