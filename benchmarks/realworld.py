@@ -21,7 +21,9 @@ junk), a table by fold and by source repository (the fold protocol, which
 folds are "dev" and which "held out", is in `real_sources.py`'s docstring),
 junk refused by kind by both `predict` and `read`, the confident-wrong rate
 (wrong at confidence >= 0.9), accuracy on CVL's evaluation split (176
-writers never trained on) beside MNIST's test set, and the same pictures
+writers never trained on) and on DIDA's test part (2,000 crops of Swedish
+historical records, numbered above 800 in each class, never trained on;
+not split by writer) beside MNIST's test set, and the same pictures
 read by two peers, Tesseract and RapidOCR (`peers.py`; a peer that is not
 installed is reported as such).
 
@@ -217,8 +219,8 @@ def markdown(report: dict) -> str:
 
 
 def public_sets(reader: Reader, data_dir) -> dict:
-    """Accuracy (argmax over all outputs: a refused digit is wrong) on MNIST's test set and CVL's evaluation split,
-    of the model alone and of the reader (which turns the images the model is unsure of)."""
+    """Accuracy (argmax over all outputs: a refused digit is wrong) on MNIST's test set, CVL's evaluation split
+    and DIDA's test part, of the model alone and of the reader (which turns the images the model is unsure of)."""
     from digits.data import load_test
     from digits.errors import DataError
     from digits.train.extra_data import load_parts
@@ -227,6 +229,8 @@ def public_sets(reader: Reader, data_dir) -> dict:
     for name, load in (
         ("MNIST test", lambda: load_test("mnist", data_dir)),
         ("CVL evaluation split", lambda: load_parts("cvl", data_dir)["test"]),
+        # Real photos of old paper, made MNIST-like by the reader's own `prepare` (`extra_data`).
+        ("DIDA test part", lambda: load_parts("dida", data_dir)["test"]),
     ):
         try:
             x, y = load()
