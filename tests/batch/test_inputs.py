@@ -199,6 +199,14 @@ def test_a_list_that_is_a_fifo_with_no_writer_is_empty_not_a_hang(tree):
     assert expand(["@list.fifo", "b.png"]) == ["b.png"]
 
 
+def test_a_folder_with_no_pictures_is_named_in_the_error(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not a picture")
+    assert_one_line_error(
+        run_cli("read", "notes", cwd=tmp_path), "no pictures to read in notes (pictures are found by their suffix"
+    )
+
+
 def test_a_folder_tree_deeper_than_pythons_recursion_is_walked(tree):
     deep = "deep"
     os.mkdir(deep)

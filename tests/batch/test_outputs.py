@@ -294,6 +294,18 @@ def test_an_output_ending_in_a_slash_names_a_folder_and_writes_nothing(tmp_path,
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.parametrize("name", ["results", "results.csv"])
+def test_an_output_that_is_a_folder_is_said_to_be_one(tmp_path, pictures, name):
+    (tmp_path / name).mkdir()
+    assert_one_line_error(run_cli("read", str(pictures[0]), "--out", name, cwd=tmp_path), f"{name}: names a folder")
+
+
+def test_json_with_an_output_file_is_refused(tmp_path, pictures):
+    result = run_cli("read", str(pictures[0]), "--json", "--out", "r.csv", cwd=tmp_path)
+    assert_one_line_error(result, "--json prints answers, --out writes them")
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_an_empty_output_name_is_refused(tmp_path, pictures):
     assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "", cwd=tmp_path), "the output's name is empty")
 

@@ -89,8 +89,9 @@ class Output:
         name = os.fspath(target)
         if not name:
             raise OutputError("the output's name is empty; --out takes a file, such as results.csv.")
-        # Path() would drop a last "/" or "/." and write a file where a folder was meant.
-        if os.path.basename(name) in ("", ".", ".."):
+        # Path() would drop a last "/" or "/." and write a file where a folder was meant; a folder that
+        # exists is said to be one, whatever its name ends in.
+        if os.path.basename(name) in ("", ".", "..") or os.path.isdir(name):
             raise OutputError(f"{name}: names a folder; --out takes a file, such as results.csv.")
         self.target = Path(target)
         self.suffix = self.target.suffix.lower()

@@ -44,10 +44,12 @@ def run(
     """Read every picture the arguments name; exit 2 at the end if any could not be read."""
     paths = expand(images, recursive)
     if not paths:
+        given = ", ".join(images[:3]) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
         raise InputError(
-            "no pictures to read: the folders and lists given hold none "
-            "(pictures are found by their suffix; for sub-folders add --recursive)."
+            f"no pictures to read in {given} (pictures are found by their suffix; for sub-folders add --recursive)."
         )
+    if as_json and out is not None:
+        raise InputError("--json prints answers, --out writes them: give one (the rows' format is --out's suffix).")
     job = job_for(command, model, threshold)  # a bad model fails before the output is locked
     with Output(out) if out is not None else contextlib.nullcontext() as output:
         summary = _read(command, paths, output, job, as_json, workers, dask)

@@ -41,7 +41,7 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
     draw = ImageDraw.Draw(sheet)
     left = gap
     for (title, _), panel in zip(steps, panels, strict=True):
-        draw.text((left, 4), title, fill=0)
+        draw.text((left, 4), title.replace("×", "x"), fill=0)  # Pillow's built-in font has no "×"
         sheet.paste(panel, (left, _TITLE_HEIGHT))
         left += panel.width + gap
     if not prepared.has_ink:
