@@ -207,6 +207,13 @@ def test_a_folder_with_no_pictures_is_named_in_the_error(tmp_path):
     )
 
 
+def test_an_empty_standard_input_and_an_escaping_name_are_said_plainly(tmp_path):
+    (tmp_path / "a\x1b[2Jb").mkdir()
+    result = run_cli("read", "-", "a\x1b[2Jb", cwd=tmp_path, input="")
+    assert_one_line_error(result, "no pictures to read in the standard input, 'a\\x1b[2Jb' (")
+    assert "\x1b" not in result.stderr
+
+
 def test_a_folder_tree_deeper_than_pythons_recursion_is_walked(tree):
     deep = "deep"
     os.mkdir(deep)

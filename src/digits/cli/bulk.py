@@ -44,7 +44,8 @@ def run(
     """Read every picture the arguments name; exit 2 at the end if any could not be read."""
     paths = expand(images, recursive)
     if not paths:
-        given = ", ".join(images[:3]) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
+        named = [shown(image) if image != "-" else "the standard input" for image in images[:3]]
+        given = ", ".join(named) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
         raise InputError(
             f"no pictures to read in {given} (pictures are found by their suffix; for sub-folders add --recursive)."
         )
