@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from digits.calibration import apply as apply_temperature
 from digits.read.model import ModelError, Recognizer
 from digits.runs import RunDir
 
@@ -67,6 +68,15 @@ def test_single_image_and_batch_agree(tiny_run, mnist):
     one = recognizer.predict_proba(x_test[3])
     np.testing.assert_allclose(one[0], batch[3], atol=1e-6)
     np.testing.assert_allclose(recognizer.predict_proba(x_test[:8].astype(np.float32) / 255), batch, atol=1e-6)
+
+
+def test_a_few_images_on_one_thread_give_the_same_probabilities(mnist):
+    """One image or a few go to a one-thread session (quicker than handing them to a pool): bit for bit the same."""
+    _, (x_test, _) = mnist
+    recognizer = Recognizer(threads=2)
+    images = x_test[:3].astype(np.float32) / 255
+    pooled = recognizer.session.run(None, {recognizer.input_name: images})[0]
+    np.testing.assert_array_equal(recognizer.predict_proba(images), apply_temperature(pooled, recognizer.temperature))
 
 
 def test_waiting_model_threads_sleep_rather_than_spin():

@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 from digits.read import pipeline as preprocess
 from digits.read.explain import save_steps
 from digits.read.geometry import pixels_of
-from digits.read.levels import ink_level
+from digits.read.levels import ink_level, median
+from digits.read.normalize import _largest_around
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
 
 # --------------------------------------------------------------------------
@@ -629,6 +630,20 @@ def test_segment_mnist_line_with_a_broken_digit(mnist):
 )
 def test_ink_level_is_numpys_90th_percentile(values):
     assert ink_level(values) == pytest.approx(float(np.percentile(values, 90)), rel=1e-6, abs=1e-7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(1, 400), elements=st.floats(0, 50)))
+def test_median_is_numpys(values):
+    assert median(values) == float(np.median(values))
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=12), elements=st.floats(0, 50)))
+def test_largest_around_is_scipys_maximum_filter(values):
+    from scipy import ndimage
+
+    np.testing.assert_array_equal(_largest_around(values), ndimage.maximum_filter(values, 3))
 
 
 @settings(max_examples=100, deadline=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from digits.spec import SHAPE, class_count
 MAX_MODEL_BYTES = 512 * 2**20
 # The most images one ONNX Runtime call gets (about 50 KB of activations each for the shipped CNN).
 _MOST_PER_CALL = 1024
+# Up to this many images, one thread is quicker than several: handing so little work to the pool and
+# waiting for it cost more than the work (the shipped CNN on 2 cores: one image 100 µs on one thread,
+# 150 µs on two; even at 4). A reader that reads one picture at a time makes such calls.
+_FEW = 4
 
 
 def shipped_model() -> Path:
@@ -73,22 +78,11 @@ class Recognizer:
     """
 
     def __init__(self, source: str | os.PathLike[str] | None = None, threads: int | None = None):
-        import onnxruntime as ort
-
         self.path = resolve_model(source)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # A reader calls the model between stretches of its own work on the same cores. Threads
-        # spinning while they wait for the next call took that work's CPU: 2-3× the time per
-        # small picture on 2 busy cores. Waiting threads sleep instead; a big batch still uses them all.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         model_bytes = read_model(self.path)
-        try:
-            self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-            raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
+        self.session = self._session(model_bytes, threads)
+        # Same weights, same outputs bit for bit (the threads split the work, not the sums): for `_FEW` images.
+        self._few_session = self.session if threads == 1 else self._session(model_bytes, 1)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != SHAPE or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
@@ -104,11 +98,29 @@ class Recognizer:
         # Fitted on the run's validation images when it was trained (`digits.calibration`); 1.0 when none was.
         self.temperature = stored_temperature(self.path)
 
+    def _session(self, model_bytes: bytes, threads: int | None) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        # A reader calls the model between stretches of its own work on the same cores. Threads
+        # spinning while they wait for the next call took that work's CPU: 2-3× the time per
+        # small picture on 2 busy cores. Waiting threads sleep instead; a big batch still uses them all.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for every decode fault
+            raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
         batch = as_batch(images)
+        if len(batch) <= _FEW:
+            return apply_temperature(self._few_session.run(None, {self.input_name: batch})[0], self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
-        slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)] or [batch]
+        slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]
         logits = np.concatenate([self.session.run(None, {self.input_name: part})[0] for part in slices])
         return apply_temperature(logits, self.temperature)
 

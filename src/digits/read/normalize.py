@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from digits.read.levels import median
 from digits.read.load import grey_array
 from digits.spec import SIZE
 
@@ -42,8 +43,17 @@ def stroke_width(mask: np.ndarray) -> float:
     from scipy import ndimage
 
     distance = ndimage.distance_transform_edt(mask)
-    ridge = mask & (distance >= ndimage.maximum_filter(distance, 3))
-    return 2 * float(np.median(distance[ridge])) if ridge.any() else 0.0
+    ridge = mask & (distance >= _largest_around(distance))
+    return 2 * median(distance[ridge]) if ridge.any() else 0.0
+
+
+def _largest_around(values: np.ndarray) -> np.ndarray:
+    """Each pixel's largest value in its 3×3 neighbourhood, the border repeated: `ndimage.maximum_filter(values, 3)`,
+    whose general n-dimensional loop costs twice these four array maxima on a digit's crop."""
+    padded = np.pad(values, 1, mode="edge")  # the filter's "reflect" mode, for a window of 3
+    rows = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+    largest: np.ndarray = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    return largest
 
 
 def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
