@@ -48,6 +48,28 @@ def test_list_file_and_stdin_each_path_once(tree):
     ]
 
 
+def test_a_list_ends_lines_at_newlines_only_and_drops_a_byte_order_mark(tree):
+    (tree / "list.txt").write_bytes(b"\xef\xbb\xbfb.png\r\nname\rwith a carriage return.png\n")
+    assert expand(["@list.txt"]) == ["b.png", "name\rwith a carriage return.png"]
+
+
+@pytest.mark.parametrize("one_path", ["a", b"a", os.path.curdir])
+def test_one_path_where_a_list_is_due_is_a_type_error_not_read_letter_by_letter(tree, one_path):
+    from pathlib import Path
+
+    from digits import batch
+
+    for call in (
+        lambda p: expand(p),
+        lambda p: list(batch.read(p)),
+        lambda p: batch.write(p, None, batch.job_for("read")),
+    ):
+        with pytest.raises(TypeError, match="a list of paths"):
+            call(one_path)
+        with pytest.raises(TypeError, match="a list of paths"):
+            call(Path("a"))
+
+
 def test_missing_list_file_is_one_line(tree):
     assert_one_line_error(run_cli("read", "@nope.txt", cwd=tree), "nope.txt: the list of pictures cannot be read")
 

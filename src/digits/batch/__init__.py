@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from digits.batch.engine import ClusterError, chunks_read
-from digits.batch.inputs import InputError, expand
+from digits.batch.inputs import InputError, expand, many_paths
 from digits.batch.output import COLUMNS, ERROR, Output, OutputError, Row
 from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
 from digits.read.model import resolve_model
@@ -146,7 +146,7 @@ def read(
 ) -> Iterator[Row]:
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
-    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
     # A caller that stops iterating closes this generator, and with it the pool.
     with contextlib.closing(results(job, items, workers, dask, chunk_size)) as chunks:
         for chunk in chunks:
@@ -164,7 +164,7 @@ def bag(
     import dask.bag
 
     job = job_for(command, model, threshold, load=False)  # the bag is computed elsewhere
-    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in paths)]
+    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
     partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
     return partitions.map_partitions(_rows_of, job)
 
@@ -199,6 +199,7 @@ def write(
     """
     if output is not None and output.closed:
         raise OutputError(f"{output.target}: this Output is closed; open it again to write more rows.")
+    paths = many_paths(paths)
     done = output.done(job.model_name, job.command) if output else {}
     summary = Summary()
     items = []

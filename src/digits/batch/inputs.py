@@ -12,7 +12,9 @@ deterministic order, each once (the first time it is named):
     follow links to folders, so a link loop is walked once. Hidden names match
     only a pattern with a part that starts with a dot; a pattern ending in `/`
     names folders, so it matches no picture;
-  * `@list.txt`: one path per line (blank lines skipped), relative to the
+  * `@list.txt`: one path per line (blank lines skipped; a line ends at "\n"
+    only, so a name may hold a carriage return, and a CRLF's goes; a
+    byte-order mark before the first path goes too), relative to the
     current folder as on the command line; `-`: the same, from standard input.
     A line longer than any path (`MAX_LINE`) or holding a NUL byte is an
     `InputError`: the file is not a list of paths;
@@ -22,11 +24,13 @@ deterministic order, each once (the first time it is named):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from digits.errors import DigitsError
 
@@ -52,6 +56,7 @@ PICTURE_SUFFIXES = frozenset(
     }
 )
 _GLOB_CHARACTERS = frozenset("*?[")
+PathsT = TypeVar("PathsT", bound=Iterable[Any])
 # Linux's PATH_MAX: a longer line is no path (and /dev/zero is one endless line).
 MAX_LINE = 4096
 
@@ -60,10 +65,17 @@ class InputError(DigitsError):
     """A folder, glob or list given to a batch cannot be expanded."""
 
 
+def many_paths(paths: PathsT) -> PathsT:
+    """`paths` itself, refused when it is one path: a string is iterable too, and would be read letter by letter."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(f"expected a list of paths, not the one path {os.fsdecode(paths)!r}: pass [path].")
+    return paths
+
+
 def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | None = None) -> list[str]:
     """The picture paths the arguments name, in order, each once."""
     seen: dict[str, None] = {}
-    for argument in arguments:
+    for argument in many_paths(arguments):
         for path in _paths(argument, recursive, stdin or sys.stdin):
             seen.setdefault(path)
     return list(seen)
@@ -71,6 +83,9 @@ def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | No
 
 def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     if argument == "-":
+        if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line
+            with contextlib.suppress(ValueError):  # already read (a second "-"): nothing is left to read anyway
+                stdin.reconfigure(newline="\n")
         yield from _lines(stdin, "standard input")
     elif argument.startswith("@") and len(argument) > 1:
         name = argument[1:]
@@ -99,7 +114,9 @@ def _open_list(name: str) -> TextIO:
     descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     try:
         os.set_blocking(descriptor, True)
-        return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="")
+        # Only "\n" ends a line (a name may hold a carriage return; CRLF's goes in `_lines`), and the
+        # byte-order mark some editors put first is not part of the first path.
+        return open(descriptor, encoding="utf-8-sig", errors="surrogateescape", newline="\n")
     except BaseException:  # a folder given as the list: its descriptor goes too
         os.close(descriptor)
         raise

@@ -50,6 +50,11 @@ KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
 ERROR = "error"
 _LONGEST_CELL = 64 * 2**20
 _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
+# Parquet is compressed: a small file can hold rows of any length, and reading it would hold them all.
+# Its footer says how large each row group is once uncompressed; a row digits writes is far below this
+# (a long path and the boxes of a page of many digits), and a group beyond it is refused before it is read.
+_PARQUET_ROW_BYTES = 64 * 2**10
+_PARQUET_ROWS_PER_BATCH = 1024
 
 Row = dict[str, Any]
 
@@ -108,6 +113,13 @@ class Output:
         self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
         self._release = weakref.finalize(self, os.close, self._lock)  # an Output dropped unclosed lets go too
+        # The parts are read back and removed: through a link they would come from, and go, elsewhere.
+        if self.parts.is_symlink() or (self.parts.exists() and not self.parts.is_dir()):
+            self.close()
+            raise OutputError(
+                f"{self.target}: {self.parts} (where a run keeps its chunks until it ends) is not a folder of "
+                "its own; remove it, or name another --out."
+            )
         self._next = len(self._part_files())
         self._written = 0
 
@@ -117,8 +129,14 @@ class Output:
             try:
                 # Read-only: a lock file another user created in a shared folder can still be locked.
                 # Non-blocking: a FIFO planted under the lock's name would hold the open for ever.
-                lock = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
+                # No link followed: one planted there would have us create its target, wherever it points.
+                flags = os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
+                lock = os.open(self._lock_path, flags, 0o644)
             except OSError as err:
+                if self._lock_path.is_symlink():
+                    raise OutputError(
+                        f"{self.target}: its lock {self._lock_path} is a symbolic link; remove it, or name another --out."
+                    ) from None
                 raise OutputError(
                     f"{self.target}: cannot write in its folder ({err.strerror}); name another --out."
                 ) from None
@@ -271,8 +289,12 @@ class Output:
                     f"{path}: not a Parquet file digits wrote (its columns are not {', '.join(COLUMNS)} with "
                     "digits' types); name another --out or move this file away."
                 )
-            for batch in table.iter_batches(columns=list(columns)):
-                yield from batch.to_pylist()
+            _check_sizes(table.metadata)
+            for batch in table.iter_batches(batch_size=_PARQUET_ROWS_PER_BATCH, columns=list(columns)):
+                for row in batch.to_pylist():
+                    if any(isinstance(value, str) and len(value) > _LONGEST_CELL for value in row.values()):
+                        raise ValueError(f"a value is longer than any digits writes ({_LONGEST_CELL // 2**20} MiB)")
+                    yield row
             return
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             if self.suffix == ".csv":
@@ -289,6 +311,20 @@ class Output:
                 if not isinstance(row, dict) or set(row) != set(COLUMNS):
                     raise ValueError(f"a line is not an object with the keys {', '.join(COLUMNS)}")
                 yield row
+
+
+def _check_sizes(metadata: Any) -> None:
+    """A Parquet file's row groups, by what its footer says they take uncompressed: none beyond what digits writes."""
+    for group in range(metadata.num_row_groups):
+        found = metadata.row_group(group)
+        largest = max(_LONGEST_LINE, found.num_rows * _PARQUET_ROW_BYTES)
+        if found.total_byte_size > largest or any(
+            found.column(column).total_uncompressed_size > largest for column in range(found.num_columns)
+        ):
+            raise ValueError(
+                f"its row group {group} holds {found.total_byte_size:,} bytes uncompressed for {found.num_rows} rows, "
+                "more than digits writes"
+            )
 
 
 def _lines(file: TextIO) -> Iterator[str]:

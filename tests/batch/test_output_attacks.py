@@ -1,0 +1,68 @@
+"""An output's neighbours planted by someone else, and outputs built to exhaust memory: refused in one sentence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from digits.batch import COLUMNS, Output, OutputError
+from helpers import DIGITS, assert_one_line_error, run_cli
+
+
+def test_a_lock_planted_as_a_link_is_refused_and_its_target_never_created(tmp_path, pictures):
+    target = tmp_path / "elsewhere" / "created-by-digits"
+    target.parent.mkdir()
+    (tmp_path / ".results.csv.lock").symlink_to(target)
+    result = run_cli("predict", str(pictures[0]), "--out", str(tmp_path / "results.csv"), cwd=tmp_path)
+    assert_one_line_error(result, "is a symbolic link; remove it")
+    assert not target.exists() and not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize("planted", ["link", "file"])
+def test_parts_that_are_not_a_folder_of_their_own_are_refused_before_any_picture(tmp_path, pictures, planted):
+    parts, elsewhere = tmp_path / ".results.csv.parts", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == "link":
+        parts.symlink_to(elsewhere)
+    else:
+        parts.write_text("not a folder")
+    result = run_cli("predict", str(pictures[0]), "--out", str(tmp_path / "results.csv"), cwd=tmp_path)
+    assert_one_line_error(result, "is not a folder of its own; remove it")
+    assert not list(elsewhere.iterdir()) and not (tmp_path / "results.csv").exists()
+    assert not (tmp_path / ".results.csv.lock").exists()  # let go: the next command may write it
+
+
+def test_a_small_parquet_file_of_huge_rows_is_refused_before_they_are_read(tmp_path, monkeypatch):
+    """Compressed, a 2 MiB path takes a few kilobytes: its row group's size in the footer gives it away."""
+    import pyarrow
+    import pyarrow.parquet
+
+    from digits.batch import output
+
+    monkeypatch.setattr(output, "_LONGEST_LINE", 2**20)
+    out = tmp_path / "bomb.parquet"
+    row = dict.fromkeys(COLUMNS) | {"path": "a" * 2 * 2**20, "status": "error", "model": "reader.onnx"}
+    schema = output._pyarrow()[2]
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist([row], schema), out, compression="zstd")
+    assert out.stat().st_size < 64 * 2**10
+    with pytest.raises(OutputError, match="more than digits writes"):
+        Output(out).done("reader.onnx", "predict")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_code_1(tmp_path, pictures):
+    """`digits predict pics | head -1`, made certain: the pipe's reading end is closed before the first answer."""
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        result = subprocess.run(
+            [DIGITS, "predict", str(pictures[0].parent)],
+            cwd=tmp_path,
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            timeout=300,
+        )
+    finally:
+        os.close(writing)
+    assert result.returncode == 1 and result.stderr == b""  # as cli.md and batch.md say
