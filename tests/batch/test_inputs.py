@@ -49,8 +49,9 @@ def test_list_file_and_stdin_each_path_once(tree):
 
 
 def test_a_list_ends_lines_at_newlines_only_and_drops_a_byte_order_mark(tree):
-    (tree / "list.txt").write_bytes(b"\xef\xbb\xbfb.png\r\nname\rwith a carriage return.png\n")
-    assert expand(["@list.txt"]) == ["b.png", "name\rwith a carriage return.png"]
+    (tree / "list.txt").write_bytes(b"\xef\xbb\xbfb.png\r\nname\rwith a carriage return.png\nends in a CR\r\r\n")
+    assert expand(["@list.txt"]) == ["b.png", "name\rwith a carriage return.png", "ends in a CR\r"]
+    assert expand(["-"], stdin=io.StringIO("\ufeffb.png\n")) == ["b.png"]
 
 
 @pytest.mark.parametrize("one_path", ["a", b"a", os.path.curdir])

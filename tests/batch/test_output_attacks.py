@@ -66,3 +66,38 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_code_1(tmp_p
     finally:
         os.close(writing)
     assert result.returncode == 1 and result.stderr == b""  # as cli.md and batch.md say
+
+
+def test_parts_planted_as_a_link_after_the_output_opened_are_refused_at_the_first_chunk(tmp_path):
+    out, elsewhere = tmp_path / "results.csv", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    output = Output(out)
+    (tmp_path / ".results.csv.parts").symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="is not a folder of its own"):
+        output.write_chunk([dict.fromkeys(COLUMNS) | {"path": "a.png", "status": "error"}])
+    output.close()
+    assert not list(elsewhere.iterdir())
+
+
+def test_an_output_name_too_long_for_its_parts_is_one_sentence_and_leaves_no_lock(tmp_path):
+    name = (
+        "r" * (255 - len(".") - len(".lock") - len(".csv")) + ".csv"
+    )  # its lock fits the file system, its parts do not
+    with pytest.raises(OutputError, match="cannot be used"):
+        Output(tmp_path / name)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_parquet_value_longer_than_any_digits_writes_is_refused(tmp_path, monkeypatch):
+    """A footer can understate a row group: each value is checked as its batch is read."""
+    import pyarrow
+    import pyarrow.parquet
+
+    from digits.batch import output
+
+    monkeypatch.setattr(output, "_LONGEST_CELL", 1000)
+    out = tmp_path / "long.parquet"
+    row = dict.fromkeys(COLUMNS) | {"path": "a" * 2000, "status": "error", "model": "reader.onnx"}
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist([row], output._pyarrow()[2]), out)
+    with pytest.raises(OutputError, match="a value is longer than any digits writes"):
+        Output(out).done("reader.onnx", "predict")

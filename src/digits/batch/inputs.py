@@ -84,7 +84,9 @@ def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | No
 def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     if argument == "-":
         if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line
-            with contextlib.suppress(ValueError):  # already read (a second "-"): nothing is left to read anyway
+            # Refused once the stream has been read from (a second "-", a caller's own read): its lines
+            # then split as they were opened to split.
+            with contextlib.suppress(ValueError):
                 stdin.reconfigure(newline="\n")
         yield from _lines(stdin, "standard input")
     elif argument.startswith("@") and len(argument) > 1:
@@ -114,9 +116,8 @@ def _open_list(name: str) -> TextIO:
     descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     try:
         os.set_blocking(descriptor, True)
-        # Only "\n" ends a line (a name may hold a carriage return; CRLF's goes in `_lines`), and the
-        # byte-order mark some editors put first is not part of the first path.
-        return open(descriptor, encoding="utf-8-sig", errors="surrogateescape", newline="\n")
+        # Only "\n" ends a line: a name may hold a carriage return (a CRLF's goes in `_lines`).
+        return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="\n")
     except BaseException:  # a folder given as the list: its descriptor goes too
         os.close(descriptor)
         raise
@@ -152,7 +153,10 @@ def _lines(stream: TextIO, name: str) -> Iterator[str]:
     number = 0
     while line := stream.readline(MAX_LINE + 2):  # room for the longest path and its CRLF
         number += 1
-        path = line.rstrip("\r\n")
+        # The line's end: "\n" and a CR before it (CRLF); a byte-order mark an editor put before the first path.
+        path = line.removesuffix("\n").removesuffix("\r")
+        if number == 1:
+            path = path.removeprefix("\ufeff")
         if len(path) > MAX_LINE or "\0" in path:
             problem = f"is longer than any path ({MAX_LINE} characters)" if len(path) > MAX_LINE else "holds a NUL byte"
             raise InputError(f"{name}: line {number} {problem}; a list of pictures is text, one path per line.")

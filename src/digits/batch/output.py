@@ -25,6 +25,7 @@ Parquet needs pyarrow; without it, asking for a .parquet output is one
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -53,6 +54,8 @@ _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
 # Parquet is compressed: a small file can hold rows of any length, and reading it would hold them all.
 # Its footer says how large each row group is once uncompressed; a row digits writes is far below this
 # (a long path and the boxes of a page of many digits), and a group beyond it is refused before it is read.
+# A footer forged to understate them is not caught here: its rows are read a batch at a time, and a value
+# longer than any digits writes is refused, but a page is decompressed whole first.
 _PARQUET_ROW_BYTES = 64 * 2**10
 _PARQUET_ROWS_PER_BATCH = 1024
 
@@ -113,13 +116,11 @@ class Output:
         self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
         self._release = weakref.finalize(self, os.close, self._lock)  # an Output dropped unclosed lets go too
-        # The parts are read back and removed: through a link they would come from, and go, elsewhere.
-        if self.parts.is_symlink() or (self.parts.exists() and not self.parts.is_dir()):
+        try:
+            self._check_parts()
+        except BaseException:
             self.close()
-            raise OutputError(
-                f"{self.target}: {self.parts} (where a run keeps its chunks until it ends) is not a folder of "
-                "its own; remove it, or name another --out."
-            )
+            raise
         self._next = len(self._part_files())
         self._written = 0
 
@@ -162,6 +163,29 @@ class Output:
             except FileNotFoundError:
                 pass
             os.close(lock)
+
+    def _check_parts(self, create: bool = False) -> None:
+        """The parts' folder, if there (or made, with `create`), is a folder of this user's, not a link.
+
+        Its chunks are read back and it is removed: through a link they would come from, and go,
+        elsewhere. Checked when the output is opened, when a chunk is written and before the end.
+        """
+        try:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self.parts, 0o700)
+            found = os.lstat(self.parts)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise OutputError(
+                f"{self.target}: {self.parts} cannot be used ({err.strerror}); name another --out."
+            ) from None
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+            raise OutputError(
+                f"{self.target}: {self.parts} (where a run keeps its chunks until it ends) is not a folder of "
+                "its own; remove it, or name another --out."
+            )
 
     @property
     def closed(self) -> bool:
@@ -213,7 +237,7 @@ class Output:
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of new rows, as a part file written atomically (for Parquet, their text escaped, once)."""
-        self.parts.mkdir(exist_ok=True)
+        self._check_parts(create=True)
         with atomic_path(self.parts / f"{self._next:09d}{self.suffix}") as tmp:
             self._write(tmp, map(_utf8, rows) if self.suffix == ".parquet" else rows)
         self._next += 1
@@ -224,6 +248,7 @@ class Output:
 
     def finish(self) -> None:
         """Rewrite the output as its rows and the parts', each path's last row only; remove the parts."""
+        self._check_parts()
         sources = self._sources()
         if not self._part_files():
             return
