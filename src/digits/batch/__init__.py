@@ -32,7 +32,8 @@ from typing import Any
 
 from digits.batch.engine import ClusterError, chunks_read
 from digits.batch.inputs import InputError, expand, many_paths
-from digits.batch.output import COLUMNS, ERROR, Output, OutputError, Row
+from digits.batch.output import Output, OutputError
+from digits.batch.rows import COLUMNS, ERROR, Row
 from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
 from digits.read.model import resolve_model
 
@@ -146,7 +147,7 @@ def read(
 ) -> Iterator[Row]:
     """One row per picture, in the order of `paths` (each path once)."""
     job = job_for(command, model, threshold)
-    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
+    items = _items(paths)
     # A caller that stops iterating closes this generator, and with it the pool.
     with contextlib.closing(results(job, items, workers, dask, chunk_size)) as chunks:
         for chunk in chunks:
@@ -164,9 +165,14 @@ def bag(
     import dask.bag
 
     job = job_for(command, model, threshold, load=False)  # the bag is computed elsewhere
-    items = [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
+    items = _items(paths)
     partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
     return partitions.map_partitions(_rows_of, job)
+
+
+def _items(paths: Iterable[str | os.PathLike[str]]) -> list[Item]:
+    """Each path once, in order, with what `stat` says of its file now."""
+    return [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
 
 
 def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:

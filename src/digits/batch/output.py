@@ -39,16 +39,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from digits.atomic import atomic_path, writable_target
+from digits.batch.rows import COLUMNS, ERROR, INTEGERS, Row, command_of, escaped, problem_of, typed, utf8
 from digits.batch.work import chunked
 from digits.errors import DigitsError
 
-COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
-_INTEGERS = ("digit", "size", "mtime_ns")
 FORMATS = (".csv", ".jsonl", ".parquet")
 # Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs
 # itself ("N"), or sends itself SIGINT or SIGTERM ("N:INT", "N:TERM"), as Ctrl-C and a supervisor do.
 KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
-ERROR = "error"
 _LONGEST_CELL = 64 * 2**20
 _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
 # Parquet is compressed: a small file can hold rows of any length, and reading it would hold them all.
@@ -58,8 +56,6 @@ _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
 # longer than any digits writes is refused, but a page is decompressed whole first.
 _PARQUET_ROW_BYTES = 64 * 2**10
 _PARQUET_ROWS_PER_BATCH = 1024
-
-Row = dict[str, Any]
 
 
 class OutputError(DigitsError):
@@ -79,7 +75,7 @@ def _pyarrow() -> tuple[Any, Any, Any]:
             (
                 name,
                 pyarrow.int64()
-                if name in _INTEGERS
+                if name in INTEGERS
                 else pyarrow.float64()
                 if name == "confidence"
                 else pyarrow.string(),
@@ -221,7 +217,7 @@ class Output:
         found: dict[str, tuple[int | None, int | None, bool]] = {}
         for source in self._sources():
             for row in self._read(source, COLUMNS, check=True):
-                written_by = _command(row)
+                written_by = command_of(row)
                 if row["model"] != model or written_by not in (None, command):
                     other = f"`digits {written_by}`" if row["model"] == model else f"the model {row['model']}"
                     raise OutputError(
@@ -233,13 +229,13 @@ class Output:
 
     def stored(self, path: str) -> str:
         """`path` as this output's rows hold it, the key `done` gives it: escaped where Parquet needs UTF-8."""
-        return _escaped(path) if self.suffix == ".parquet" else path
+        return escaped(path) if self.suffix == ".parquet" else path
 
     def write_chunk(self, rows: list[Row]) -> None:
         """One chunk of new rows, as a part file written atomically (for Parquet, their text escaped, once)."""
         self._check_parts(create=True)
         with atomic_path(self.parts / f"{self._next:09d}{self.suffix}") as tmp:
-            self._write(tmp, map(_utf8, rows) if self.suffix == ".parquet" else rows)
+            self._write(tmp, map(utf8, rows) if self.suffix == ".parquet" else rows)
         self._next += 1
         self._written += 1
         chunk, _, name = os.environ.get(KILL_AFTER_CHUNK, "").partition(":")
@@ -286,7 +282,7 @@ class Output:
         """`columns` of each row; with `check` (`done`, before any work), every value's type is checked too."""
         try:
             for number, row in enumerate(self._rows(path, columns), start=1):
-                if check and (problem := _problem(row)):
+                if check and (problem := problem_of(row)):
                     raise OutputError(
                         f"{path}: not a batch output that digits can resume from (row {number}: {problem}); "
                         "name another --out or move this file away."
@@ -316,10 +312,9 @@ class Output:
                 )
             _check_sizes(table.metadata)
             for batch in table.iter_batches(batch_size=_PARQUET_ROWS_PER_BATCH, columns=list(columns)):
-                for row in batch.to_pylist():
-                    if any(isinstance(value, str) and len(value) > _LONGEST_CELL for value in row.values()):
-                        raise ValueError(f"a value is longer than any digits writes ({_LONGEST_CELL // 2**20} MiB)")
-                    yield row
+                if _longest_text(batch) > _LONGEST_CELL:  # measured in Arrow's buffers, before Python copies them
+                    raise ValueError(f"a value is longer than any digits writes ({_LONGEST_CELL // 2**20} MiB)")
+                yield from batch.to_pylist()
             return
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             if self.suffix == ".csv":
@@ -329,7 +324,7 @@ class Output:
                 if tuple(rows.fieldnames or ()) != COLUMNS:
                     raise ValueError(f"its header is not {','.join(COLUMNS)}")
                 for row in rows:
-                    yield {name: _typed(name, row[name]) for name in COLUMNS}
+                    yield {name: typed(name, row[name]) for name in COLUMNS}
                 return
             for line in _lines(f):
                 row = json.loads(line)
@@ -360,50 +355,14 @@ def _lines(file: TextIO) -> Iterator[str]:
         yield line
 
 
-def _problem(row: Row) -> str | None:
-    """What is wrong with a row read back (a column of the wrong type), or None."""
-    for name in COLUMNS:
-        value = row[name]
-        kinds: tuple[type, ...] = (int,) if name in _INTEGERS else (int, float) if name == "confidence" else (str,)
-        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            return f"{name} is {type(value).__name__}"
-        if value is None and name in ("path", "status"):
-            return f"it has no {name}"
-    return None
+def _longest_text(batch: Any) -> int:
+    """The longest text value of a Parquet record batch, in bytes (0 when it has none)."""
+    import pyarrow
+    import pyarrow.compute
 
-
-def _command(row: Row) -> str | None:
-    """Which command wrote a row: `predict` and `read` differ in their statuses and boxes; None for an error row."""
-    status = row["status"]
-    if status == ERROR:
-        return None
-    if status == "no digit found" or (row["boxes"] or "").startswith("[["):
-        return "predict"
-    return "read"
-
-
-def _utf8(row: Row) -> Row:
-    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
-    in the path and in the error sentence that names it."""
-    return row | {name: _escaped(row[name]) for name in ("path", "error") if isinstance(row[name], str)}
-
-
-def _escaped(text: str) -> str:
-    """`text` with the bytes surrogateescape kept (a name that is not UTF-8) written as \\xNN, and \\ as \\\\.
-
-    Doubling the backslashes keeps two names apart that would otherwise be stored alike:
-    a byte 0xFF, and the four characters \\xff that another file's name may hold.
-    """
-    if text.isascii() and "\\" not in text:
-        return text
-    doubled = text.replace("\\", "\\\\")
-    return doubled.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _typed(name: str, value: str) -> Any:
-    """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
-    if value == "":
-        return None
-    if name in _INTEGERS:
-        return int(value)
-    return float(value) if name == "confidence" else value
+    lengths = [
+        pyarrow.compute.max(pyarrow.compute.binary_length(column)).as_py()
+        for column in batch.columns
+        if pyarrow.types.is_string(column.type)
+    ]
+    return max((length for length in lengths if length is not None), default=0)

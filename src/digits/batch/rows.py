@@ -1,0 +1,65 @@
+"""The rows of a batch output: their columns and types, and what is done to a row between Python and a file.
+
+`problem_of` says what is wrong with a row read back, `command_of` which command
+wrote it, `utf8` and `escaped` make its text storable as Parquet's UTF-8, and
+`typed` turns a CSV cell back into the value the row had.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
+INTEGERS = ("digit", "size", "mtime_ns")
+ERROR = "error"
+
+Row = dict[str, Any]
+
+
+def problem_of(row: Row) -> str | None:
+    """What is wrong with a row read back (a column of the wrong type), or None."""
+    for name in COLUMNS:
+        value = row[name]
+        kinds: tuple[type, ...] = (int,) if name in INTEGERS else (int, float) if name == "confidence" else (str,)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{name} is {type(value).__name__}"
+        if value is None and name in ("path", "status"):
+            return f"it has no {name}"
+    return None
+
+
+def command_of(row: Row) -> str | None:
+    """Which command wrote a row: `predict` and `read` differ in their statuses and boxes; None for an error row."""
+    status = row["status"]
+    if status == ERROR:
+        return None
+    if status == "no digit found" or (row["boxes"] or "").startswith("[["):
+        return "predict"
+    return "read"
+
+
+def utf8(row: Row) -> Row:
+    """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
+    in the path and in the error sentence that names it."""
+    return row | {name: escaped(row[name]) for name in ("path", "error") if isinstance(row[name], str)}
+
+
+def escaped(text: str) -> str:
+    """`text` with the bytes surrogateescape kept (a name that is not UTF-8) written as \\xNN, and \\ as \\\\.
+
+    Doubling the backslashes keeps two names apart that would otherwise be stored alike:
+    a byte 0xFF, and the four characters \\xff that another file's name may hold.
+    """
+    if text.isascii() and "\\" not in text:
+        return text
+    doubled = text.replace("\\", "\\\\")
+    return doubled.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def typed(name: str, value: str) -> Any:
+    """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
+    if value == "":
+        return None
+    if name in INTEGERS:
+        return int(value)
+    return float(value) if name == "confidence" else value
