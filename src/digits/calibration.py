@@ -31,17 +31,14 @@ FLOOR = 1e-12  # probabilities below this are taken as this before the log (also
 _BINS = 15
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T), row by row; T == 1 returns `probabilities` itself."""
     if temperature == 1.0:
         return probabilities
+    from scipy.special import softmax  # here: `digits.runs` imports this module, and a CLI start need not load SciPy
+
     logits = np.log(np.maximum(probabilities.astype(np.float64), FLOOR)) / temperature
-    return np.exp(_log_softmax(logits)).astype(np.float32)
+    return softmax(logits, axis=1).astype(np.float32)
 
 
 def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -65,12 +62,13 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The T in `_BOUNDS` that minimises the NLL of `apply(probabilities, T)` on these labels."""
     from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     log_p = np.log(np.maximum(probabilities.astype(np.float64), FLOOR))
     rows = np.arange(len(labels))
 
     def loss(log_t: float) -> float:
-        return float(-_log_softmax(log_p / math.exp(log_t))[rows, labels].mean())
+        return float(-log_softmax(log_p / math.exp(log_t), axis=1)[rows, labels].mean())
 
     found = minimize_scalar(loss, bounds=tuple(math.log(b) for b in _BOUNDS), method="bounded")
     return float(math.exp(found.x))

@@ -59,7 +59,7 @@ def _number_in(low: float, high: float, *, high_open: bool = False, low_open: bo
     return check
 
 
-def _one_of(*choices) -> Callable:
+def one_of(*choices) -> Callable:
     return lambda v: None if v in choices else f"one of {', '.join(map(str, choices))}"
 
 
@@ -174,7 +174,7 @@ class TrainConfig(Settings, Mapping[str, Any]):
     seed: int = setting(int_at_least(0), 0)
     train_limit: int | None = setting(optional(int_at_least(1)), None)  # only the first N training images
     # The network.
-    arch: str = setting(_one_of("dense", "cnn"), "dense")
+    arch: str = setting(one_of("dense", "cnn"), "dense")
     hidden: tuple[int, ...] = setting(_positive_ints)
     convs: tuple[tuple[int, int, int], ...] | None = setting(optional(_convolutions), None)  # a cnn's layers
     dropout: float = setting(_number_in(0, 1, high_open=True), 0.0)
@@ -184,7 +184,7 @@ class TrainConfig(Settings, Mapping[str, Any]):
     batch_size: int = setting(int_at_least(1))
     learning_rate: float = setting(_number_in(0, 10, low_open=True))
     # cosine: decays to 0; onecycle: warms up over the first quarter, then decays (models.optimizer).
-    schedule: str = setting(_one_of("constant", "cosine", "onecycle"), "constant")
+    schedule: str = setting(one_of("constant", "cosine", "onecycle"), "constant")
     weight_decay: float = setting(_number_in(0, 1), 0.0)
     validation_split: float = setting(_number_in(0, 1, high_open=True), 0.1)
     # Momentum of an exponential moving average of the weights, which becomes the model; 0 = off.
@@ -194,7 +194,7 @@ class TrainConfig(Settings, Mapping[str, Any]):
     # Patience in epochs; 0 = off. When on, the best epoch's weights are kept.
     early_stopping: int = setting(int_at_least(0), 0)
     # What "best epoch" means.
-    monitor: str = setting(_one_of("val_loss", "val_accuracy", "loss", "accuracy"), "val_loss")
+    monitor: str = setting(one_of("val_loss", "val_accuracy", "loss", "accuracy"), "val_loss")
     # true (the deformations of augment.py as set), or their strength (tuning sets 0 to 1).
     augment: bool | float = setting(
         lambda v: None if isinstance(v, bool) or _number_in(0, 2)(v) is None else "true, false or a strength in [0, 2]",

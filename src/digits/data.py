@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from digits import atomic
 from digits.errors import DataError
+from digits.safe_open import open_regular, read_regular
+from digits.spec import DIGIT_NAMES
 
 SPLITS = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -46,7 +50,7 @@ class DatasetSpec:
     # Keras's own single-file copy, with the digest Keras pins for it.
     npz: tuple[str, str] | None = None
     # What each label means, in label order (the digits for every digit set).
-    class_names: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+    class_names: tuple[str, ...] = DIGIT_NAMES
     shapes: dict[str, tuple[int, ...]] = field(
         default_factory=lambda: {
             "train_images": (60000, 28, 28),
@@ -119,7 +123,7 @@ DATASETS: dict[str, DatasetSpec] = {
 def class_names(dataset: str) -> tuple[str, ...]:
     """What each label of `dataset` means, in label order: the digits, or Fashion-MNIST's garments."""
     spec = DATASETS.get(dataset)
-    return spec.class_names if spec is not None else tuple(str(digit) for digit in range(10))
+    return spec.class_names if spec is not None else DIGIT_NAMES
 
 
 # An IDX file's largest legal size here: 60000 * 28 * 28 plus header, with room.
@@ -151,11 +155,11 @@ def read_idx(path: Path, expected_sha256: str | None = None) -> np.ndarray:
     """Read an IDX file (`.gz` or not), verify its digest, and parse it."""
     raw = _read_bytes(path, gzipped=path.suffix == ".gz")
     if expected_sha256 is not None:
-        _check_digest(raw, expected_sha256, path)
+        check_digest(raw, expected_sha256, path)
     return parse_idx(raw, str(path))
 
 
-def _check_digest(raw: bytes, expected_sha256: str, name: object) -> None:
+def check_digest(raw: bytes, expected_sha256: str, name: object) -> None:
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected_sha256:
         raise DataError(
@@ -165,16 +169,22 @@ def _check_digest(raw: bytes, expected_sha256: str, name: object) -> None:
 
 
 def _read_bytes(path: Path, gzipped: bool) -> bytes:
-    try:
-        if gzipped:
-            with gzip.open(path, "rb") as f:
-                raw = f.read(_MAX_IDX_BYTES + 1)
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: cannot be read as {'gzip' if gzipped else 'a file'} ({err}).") from err
+    """The file's bytes (unpacked when `gzipped`), never more than any MNIST-format file holds."""
+    fix = "point --data-dir at the dataset's own files"
+    if not gzipped:
+        return read_regular(path, _MAX_IDX_BYTES, DataError, fix)
+    with open_regular(path, _MAX_IDX_BYTES, DataError, fix) as file:
+        try:
+            return _gunzip(file)
+        except (OSError, EOFError, zlib.error, DataError) as err:
+            raise DataError(f"{path}: cannot be read as gzip ({err}).") from None
+
+
+def _gunzip(file: BinaryIO) -> bytes:
+    """The unpacked bytes of a gzip stream, never more than any MNIST-format file holds (a gzip bomb stops there)."""
+    raw = gzip.GzipFile(fileobj=file).read(_MAX_IDX_BYTES + 1)
     if len(raw) > _MAX_IDX_BYTES:
-        raise DataError(f"{path}: larger than any MNIST-format file; refusing to read it.")
+        raise DataError("larger than any MNIST-format file once unpacked")
     return raw
 
 
@@ -241,7 +251,13 @@ def locate(dataset: str = "mnist", data_dir: str | os.PathLike | None = None) ->
 
 def _download(spec: DatasetSpec, searched: list[str]) -> dict[str, Path]:
     target = cache_dir(spec.name)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"cannot create the cache folder {target} ({err.strerror or err}); "
+            "set XDG_CACHE_HOME, or point DIGITS_DATA_DIR (or --data-dir) at the dataset's files."
+        ) from None
     paths = {}
     for split, base in spec.files.items():
         dest = target / f"{base}.gz"
@@ -251,23 +267,32 @@ def _download(spec: DatasetSpec, searched: list[str]) -> dict[str, Path]:
     return paths
 
 
+def _fetch(url: str) -> bytes:
+    """The body at `url`, never more than any MNIST-format file packs to."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data = response.read(_MAX_IDX_BYTES + 1)
+    if len(data) > _MAX_IDX_BYTES:
+        raise DataError("larger than any MNIST-format file")
+    return data
+
+
 def _download_one(spec: DatasetSpec, filename: str, dest: Path, content_sha256: str, searched: list[str]) -> None:
     errors = []
     for mirror in spec.mirrors:
         url = mirror + filename
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{filename}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            _check_digest(_read_bytes(Path(tmp), gzipped=True), content_sha256, url)
-            os.replace(tmp, dest)
-            return
-        except (OSError, DataError) as err:
+            packed = _fetch(url)
+            raw = _gunzip(io.BytesIO(packed))
+        except (OSError, EOFError, zlib.error, http.client.HTTPException, DataError) as err:
             errors.append(f"{url}: {err}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            continue
+        try:
+            check_digest(raw, content_sha256, url)
+        except DataError as err:
+            errors.append(str(err))
+            continue
+        atomic.write_bytes(dest, packed)  # a WriteError names the cache file that could not be written
+        return
     raise DataError(
         f"{spec.name} is not in {', '.join(searched)} and could not be downloaded "
         f"({'; '.join(errors)}). If you are offline, point DIGITS_DATA_DIR (or --data-dir) at a folder holding the "
@@ -320,7 +345,7 @@ def load_mnist(data_dir: str | os.PathLike | None = None):
 def _read_npz(path: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
     assert spec.npz is not None
     raw = _read_bytes(path, gzipped=False)
-    _check_digest(raw, spec.npz[1], path)
+    check_digest(raw, spec.npz[1], path)
 
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
         keys = {"train_images": "x_train", "train_labels": "y_train", "test_images": "x_test", "test_labels": "y_test"}

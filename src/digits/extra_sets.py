@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.errors import DataError
+from digits.safe_open import read_regular
 
 # QuickDraw's categories that are also among `real-digits/junk`'s doodles (drawn
 # from the same public QuickDraw files): kept out of training negatives, so
@@ -139,19 +140,14 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
 
 def read_verified(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bytes]:
     """Every file of a set, as bytes, each checked against its pinned SHA-256."""
-    from digits.data import _check_digest
+    from digits.data import check_digest
 
     spec, folder = set_spec(name), locate(name, data_dir)
     raw = {}
     for file, digest in spec.sha256.items():
         path = folder / file
-        try:
-            if path.stat().st_size > _MAX_BYTES:
-                raise DataError(f"{path}: larger than any file of the {name} set; refusing to read it.")
-            raw[file] = path.read_bytes()
-        except OSError as err:
-            raise DataError(f"{path}: cannot be read ({err.strerror or err}).") from None
-        _check_digest(raw[file], digest, path)
+        raw[file] = read_regular(path, _MAX_BYTES, DataError, f"restore the {name} set's own files")
+        check_digest(raw[file], digest, path)
     return raw
 
 

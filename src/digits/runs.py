@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from digits import atomic, calibration
-from digits.config import Settings, TrainConfig, anything, int_at_least, optional, setting
-from digits.errors import RunError, TrainingError  # noqa: F401  (TrainingError: importable from here)
+from digits.config import Settings, TrainConfig, anything, int_at_least, one_of, optional, setting
+from digits.errors import RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
@@ -52,6 +52,18 @@ MAX_CHECKPOINT_BYTES = 512 * 2**20
 MAX_TEXT_BYTES = 64 * 2**20
 
 
+# What a run records of itself; `RunDir.status` adds "killed" (recorded as running, its process gone).
+STATUSES = ("running", "interrupted", "failed", "finished")
+# The name `RunDir.create` points at the newest run; no run may take it.
+LATEST = "latest"
+
+
+def _process_number(v) -> str | None:
+    # os.kill takes a C int; 0 and negative numbers name process groups, not the run's process.
+    ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
+    return None if ok else "a process number (a whole number from 1 to 2147483647)"
+
+
 def _members(v) -> str | None:
     ok = isinstance(v, (list, tuple)) and len(v) >= 2 and all(isinstance(m, dict) and "run" in m for m in v)
     return None if ok else "a list of at least two members, each with its run folder"
@@ -61,8 +73,9 @@ def _members(v) -> str | None:
 class RunInfo(Settings):
     """What a run records about itself beside its config; training replaces it, never edits it."""
 
-    status: str | None = setting(anything, None)  # running, interrupted, failed or finished
-    pid: int | None = setting(anything, None)  # the training process, to tell a killed run from a running one
+    status: str | None = setting(optional(one_of(*STATUSES)), None)
+    # The training process, to tell a killed run from a running one.
+    pid: int | None = setting(optional(_process_number), None)
     epochs_done: int | None = setting(optional(int_at_least(0)), None)
     parameters: int | None = setting(optional(int_at_least(0)), None)
     provenance: dict | None = setting(anything, None)  # versions, data digests, git commit, command, machine
@@ -129,6 +142,14 @@ class RunDir:
             return f"its training did not finish: `digits train --resume {self}`"
         return "its model files are gone: train it again with `digits train`"
 
+    def unfinished_advice(self, status: str) -> str:
+        """For a run with no results yet (its `status` is not finished): what gives it them."""
+        if status == "running":
+            return "wait for it to finish"
+        if self.has_checkpoint():
+            return f"its training did not finish: `digits train --resume {self}`"
+        return "it has no checkpoint to resume from: train it again with `digits train`"
+
     def _read_text(self, filename: str, fix: str) -> str:
         """The file's text; `fix` ends the sentence when it is missing or corrupt."""
         path = self.path / filename
@@ -158,6 +179,11 @@ class RunDir:
         """A new, empty run folder under `runs_dir`, which `runs_dir/latest` then points to."""
         runs_dir = Path(runs_dir)
         name = name or f"{config.preset}-{config.dataset}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+        if name == LATEST or name.startswith(".") or Path(name).name != name or os.sep in name:
+            raise TrainingError(
+                f"{name!r} cannot name a run: use a plain folder name, not {LATEST!r}, not starting with a dot "
+                "and without a slash (--runs-dir says where run folders go)."
+            )
         run = cls(runs_dir / name)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +192,14 @@ class RunDir:
             raise TrainingError(f"{run.path} already exists; choose another --name or --resume it.") from None
         except OSError as err:
             raise TrainingError(f"cannot create {run.path}: {err.strerror}.") from None
-        _point_latest(runs_dir, run.path)
+        try:
+            _point_latest(runs_dir, run.path)
+        except OSError as err:
+            run.path.rmdir()  # still empty: the run was not made
+            raise TrainingError(
+                f"cannot point {runs_dir / LATEST} at {run.path}: {err.strerror}; "
+                f"remove {runs_dir / LATEST} if it is not a link digits made."
+            ) from None
         return run
 
     # ------------------------------------------------------------ config and status
@@ -194,7 +227,7 @@ class RunDir:
         atomic.write_json(self.path / self.CONFIG, config.to_dict() | info.to_dict(), follow_symlinks=False)
 
     def status(self, info: RunInfo | None = None) -> str:
-        """finished, interrupted, failed, running, or killed (its process vanished mid-run)."""
+        """finished, interrupted, failed, running, killed (its process vanished mid-run), or unknown (none recorded)."""
         info = self.read_info() if info is None else info
         state = info.status or "unknown"
         return "killed" if state == "running" and not _alive(info.pid) else state
@@ -343,7 +376,11 @@ def _point_latest(runs_dir: Path, run_dir: Path) -> None:
     if tmp.is_symlink():
         tmp.unlink()
     tmp.symlink_to(run_dir.name)
-    os.replace(tmp, runs_dir / "latest")
+    try:
+        os.replace(tmp, runs_dir / LATEST)
+    except OSError:
+        tmp.unlink()
+        raise
 
 
 def _alive(pid) -> bool:
@@ -390,7 +427,7 @@ def run_row(run: RunDir) -> dict:
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
-    """One row per run folder (a folder holding a config.json), oldest first; broken ones marked."""
+    """One row per run folder (a folder holding a config.json), by name; broken ones marked."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []

@@ -226,7 +226,8 @@ def test_a_folder_with_no_pictures_is_named_in_the_error(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("not a picture")
     assert_one_line_error(
-        run_cli("read", "notes", cwd=tmp_path), "no pictures to read in notes (pictures are found by their suffix"
+        run_cli("read", "notes", cwd=tmp_path),
+        "no pictures to read in notes (in a folder, pictures are found by their suffix",
     )
 
 
@@ -235,6 +236,15 @@ def test_an_empty_standard_input_and_an_escaping_name_are_said_plainly(tmp_path)
     result = run_cli("read", "-", "a\x1b[2Jb", cwd=tmp_path, input="")
     assert_one_line_error(result, "no pictures to read in the standard input, 'a\\x1b[2Jb' (")
     assert "\x1b" not in result.stderr
+
+
+def test_an_empty_list_is_said_to_name_no_picture(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    for args, given in ((["-"], "the standard input"), (["@empty.txt"], "@empty.txt")):
+        assert_one_line_error(
+            run_cli("read", *args, cwd=tmp_path, input=""),
+            f"no pictures to read in {given} (a list names pictures one per line, and this one names none).",
+        )
 
 
 def test_a_folder_tree_deeper_than_pythons_recursion_is_walked(tree):

@@ -243,7 +243,7 @@ def test_ctrl_c_or_sigterm_with_workers_ends_them_at_once_and_keeps_what_was_wri
     assert again.returncode == 0 and len(read_back(out)) == 10
 
 
-def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):
+def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures, mnist, draw):
     pictures[4].write_text("not a picture")
     out = tmp_path / "results.csv"
     result = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
@@ -253,7 +253,41 @@ def test_bad_file_in_the_middle_is_an_error_row(tmp_path, pictures):
     assert len(rows) == 10 and rows[4]["status"] == "error" and "not an image" in rows[4]["error"]
     assert all(r["status"] != "error" for i, r in enumerate(rows) if i != 4)
     again = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
-    assert again.returncode == 2 and "0 pictures read, 10 already there" in again.stdout, "the failure still counts"
+    assert again.returncode == 2, "the failure still counts"
+    assert (
+        again.stdout.strip() == f"{out}: 0 pictures read, 9 already there; 1 could not be read (see their error column)"
+    )
+    draw(mnist[1][0][0], pictures[4], 100)  # the file is mended: the next run reads it, and its row replaces the error
+    mended = run_cli("read", str(pictures[0].parent), "--out", str(out), cwd=tmp_path)
+    assert mended.returncode == 0 and mended.stdout.strip() == f"{out}: 1 picture read, 9 already there"
+    rows = read_back(out)
+    assert len(rows) == 10 and all(r["status"] != "error" for r in rows)
+
+
+def test_a_bug_in_digits_is_exit_code_1_and_its_pictures_are_retried(tmp_path, pictures, monkeypatch):
+    """A picture that meets a bug (not a fault of its file) is a row with its error, the command exits 1, as every
+    bug in digits does, and the next run reads it again."""
+    from typer.testing import CliRunner
+
+    from digits.cli import app
+
+    def broken(image):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("digits.batch.work.segment_page", broken)
+    out = tmp_path / "results.csv"
+    folder = str(pictures[0].parent)
+    result = CliRunner().invoke(app, ["read", folder, "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert "10 pictures met a bug in digits" in result.output
+    rows = read_back(out)
+    assert all(
+        r["status"] == "error" and "unexpected RuntimeError while reading it (a bug)" in r["error"] for r in rows
+    )
+    monkeypatch.undo()
+    again = CliRunner().invoke(app, ["read", folder, "--out", str(out), "--workers", "1"])
+    assert again.exit_code == 0 and f"{out}: 10 pictures read" in again.output
+    assert all(r["status"] != "error" for r in read_back(out))
 
 
 def test_changed_file_is_read_again(tmp_path, pictures, mnist, draw):

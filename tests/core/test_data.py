@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import http.client
 import struct
 
 import numpy as np
@@ -115,6 +116,74 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch, mnist):
     with pytest.raises(DataError, match="SHA-256 mismatch"):
         data.load("mnist")
     assert not list((tmp_path / "digits" / "mnist").glob("*"))
+
+
+class _Mirror:
+    """A stand-in for `urlopen` whose answer is `body`, or which raises `error` as it is read."""
+
+    def __init__(self, body: bytes = b"", error: Exception | None = None):
+        self.body, self.error, self.urls = body, error, []
+
+    def __call__(self, url, timeout=None):
+        self.urls.append(url)
+        return self
+
+    def read(self, n):
+        if self.error is not None:
+            raise self.error
+        return self.body[:n]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize(
+    "mirror",
+    [_Mirror(error=http.client.IncompleteRead(b"")), _Mirror(error=http.client.BadStatusLine("x"))],
+    ids=["incomplete read", "bad status line"],
+)
+def test_a_mirror_that_breaks_http_is_passed_over(tmp_path, monkeypatch, mirror):
+    """HTTP's own errors are no OSError: each mirror is still tried, and the end is one DataError."""
+    monkeypatch.delenv("DIGITS_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(data.urllib.request, "urlopen", mirror)
+    with pytest.raises(DataError, match="could not be downloaded.*DIGITS_DATA_DIR"):
+        data.load("mnist")
+    assert len(mirror.urls) == len(data.DATASETS["mnist"].mirrors)
+    assert not list((tmp_path / "digits" / "mnist").glob("*"))
+
+
+def test_a_gzip_bomb_from_a_mirror_is_not_unpacked_whole(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIGITS_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    bomb = gzip.compress(bytes(data._MAX_IDX_BYTES + 1))
+    assert len(bomb) < 2**20
+    monkeypatch.setattr(data.urllib.request, "urlopen", _Mirror(bomb))
+    with pytest.raises(DataError, match="larger than any MNIST-format file once unpacked"):
+        data.load("mnist")
+    assert not list((tmp_path / "digits" / "mnist").glob("*"))
+
+
+def test_a_good_mirror_fills_the_cache(tmp_path, monkeypatch, mnist):
+    """What a mirror serves is checked, then written whole into the cache, and read from there next time."""
+    local = data.locate("mnist")
+    served = {
+        f"{base}.gz": gzip.compress(data._read_bytes(local[split], local[split].suffix == ".gz"))
+        for split, base in data.DATASETS["mnist"].files.items()
+    }
+    monkeypatch.delenv("DIGITS_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    def urlopen(url, timeout=None):
+        return _Mirror(served[url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    (_, _), (x_test, y_test) = data.load("mnist")
+    np.testing.assert_array_equal(y_test, mnist[1][1])
+    assert sorted(p.name for p in (tmp_path / "digits" / "mnist").iterdir()) == sorted(served)
 
 
 def test_explicit_folder_of_another_dataset_is_named(monkeypatch):

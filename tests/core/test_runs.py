@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits.errors import ConfigError, RunError
+from digits.config import TrainConfig
+from digits.errors import ConfigError, RunError, TrainingError
 from digits.runs import RunDir, list_runs
 from helpers import assert_one_line_error, run_cli
 
@@ -85,6 +86,43 @@ def test_run_bookkeeping_with_a_bad_value_is_refused(run_copy):
         run_copy.read_info()
 
 
+@pytest.mark.parametrize("pid", ["123", -1, 0, 2**70, 1.5])
+def test_a_recorded_pid_that_is_no_process_number_marks_the_run_broken(run_copy, pid):
+    """`digits runs` probes the pid (os.kill(pid, 0)): -1 would probe every process, "123" raised TypeError."""
+    _edit_config(run_copy, status="running", pid=pid)
+    with pytest.raises(ConfigError, match=r"config.json: pid is .*, expected a process number \(a whole number from 1"):
+        run_copy.read_info()
+    rows = list_runs(run_copy.path.parent)
+    assert [row["status"] for row in rows] == ["broken"]
+
+
+def test_an_unknown_recorded_status_marks_the_run_broken(run_copy):
+    _edit_config(run_copy, status="done")
+    with pytest.raises(ConfigError, match="status is 'done', expected one of running, interrupted, failed, finished"):
+        run_copy.read_info()
+
+
+@pytest.mark.parametrize("name", ["latest", "../escaped", "a/b", ".hidden", ""])
+def test_a_run_name_that_is_no_plain_folder_name_is_refused(tmp_path, name):
+    config = TrainConfig.from_preset("tiny", {}, "mnist", 0, None)
+    if name == "":  # an empty --name falls back to the default name, like no --name
+        assert RunDir.create(tmp_path / "runs", name, config).path.parent == tmp_path / "runs"
+        return
+    with pytest.raises(TrainingError, match="cannot name a run: use a plain folder name"):
+        RunDir.create(tmp_path / "runs", name, config)
+    assert not (tmp_path / "escaped").exists()
+    assert not list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else True
+
+
+def test_a_real_folder_named_latest_is_one_sentence_and_nothing_is_left_behind(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "latest").mkdir(parents=True)
+    config = TrainConfig.from_preset("tiny", {}, "mnist", 0, None)
+    with pytest.raises(TrainingError, match="cannot point .*latest at .*: .*remove .*latest if it is not a link"):
+        RunDir.create(runs, "first", config)
+    assert [p.name for p in runs.iterdir()] == ["latest"]  # neither the empty run nor a .latest.<pid> link is left
+
+
 def test_config_and_run_info_round_trip_through_config_json(run_copy):
     """config.json is the config beside the run's bookkeeping; writing it back changes neither."""
     before = (run_copy.path / RunDir.CONFIG).read_text()
@@ -127,6 +165,15 @@ def test_runs_and_compare_list_good_runs_beside_a_broken_one(run_copy, tmp_path)
     compared = run_cli("compare", str(run_copy), "runs/bad", cwd=tmp_path)
     assert "copy" in compared.stdout and "broken" in compared.stdout
     assert_one_line_error(compared, "runs/bad/config.json")
+
+
+def test_evaluate_of_an_unfinished_run_says_how_to_finish_it(run_copy, tmp_path):
+    _edit_config(run_copy, status="interrupted")
+    (run_copy.path / RunDir.HISTORY).unlink()
+    assert_one_line_error(
+        run_cli("evaluate", str(run_copy), cwd=tmp_path),
+        "interrupted, so it has nothing to evaluate yet (its training did not finish: `digits train --resume",
+    )
 
 
 def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):

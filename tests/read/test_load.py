@@ -49,6 +49,16 @@ def test_a_big_jpeg_is_decoded_smaller_and_keeps_its_true_size():
     assert grey.shape == (768, 1024) and scale == (0.25, 0.25)
 
 
+def test_a_big_mpo_is_decoded_smaller_like_a_jpeg():
+    """A phone's MPO (a JPEG with a second frame) takes the JPEG's reduced decode, not the full one."""
+    frame = Image.new("RGB", (4096, 3072), "white")
+    buffer = io.BytesIO()
+    frame.save(buffer, format="MPO", save_all=True, append_images=[frame.resize((64, 48))])
+    assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    loaded = load_image(buffer.getvalue())
+    assert loaded.size == (1024, 768) and loaded.info[ORIGINAL_SIZE] == (4096, 3072)
+
+
 def test_16bit_picture_is_reduced_in_its_own_mode():
     wide = Image.new("I;16", (3000, 2000), 60000)
     ImageDraw.Draw(wide).rectangle((1000, 500, 1100, 1500), fill=1000)

@@ -79,6 +79,28 @@ def test_a_few_images_on_one_thread_give_the_same_probabilities(mnist):
     np.testing.assert_array_equal(recognizer.predict_proba(images), apply_temperature(pooled, recognizer.temperature))
 
 
+def test_threads_sharing_a_recognizer_make_its_one_thread_session_once(mnist):
+    """The one-thread session is made at the first small call; threads calling at once all get answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, (x_test, _) = mnist
+    recognizer = Recognizer(threads=2)
+    image = x_test[:1].astype(np.float32) / 255
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: recognizer.predict_proba(image), range(32)))
+    for answer in answers:
+        np.testing.assert_array_equal(answer, answers[0])
+
+
+def test_not_a_digit_wins_only_when_it_outweighs_every_digit():
+    from digits.spec import refused
+
+    rows = np.array([[0.4, 0.2] + [0.0] * 8 + [0.4], [0.3, 0.2] + [0.0] * 8 + [0.5], [0.6, 0.4] + [0.0] * 8 + [0.0]])
+    assert refused(rows).tolist() == [False, True, False]  # a tie goes to the digit
+    assert refused(rows[:, :10]).tolist() == [False, False, False]  # a model without the class never refuses
+    assert bool(refused(rows[1])) is True
+
+
 def test_waiting_model_threads_sleep_rather_than_spin():
     """Between model calls the reader works on the same cores: idle threads must not take them."""
     session = Recognizer().session

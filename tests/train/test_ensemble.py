@@ -74,8 +74,9 @@ def test_it_is_a_finished_run_with_a_report(ensemble, members):
     assert [m["run"] for m in info.ensemble] == [str(m) for m in members]
     metrics = RunDir(ensemble).read_metrics()
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
-    for name in ("confusion.png", "mistakes.png", "curves.png"):
+    for name in ("confusion.png", "mistakes.png"):
         assert (ensemble / name).is_file(), name
+    assert not (ensemble / "curves.png").exists(), "an ensemble was never trained: it has no learning curves"
 
 
 def test_evaluate_and_the_reader_load_it(ensemble, mnist, tmp_path):

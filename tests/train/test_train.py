@@ -180,6 +180,29 @@ def test_sigterm_exits_143(tmp_path, mnist):
     assert RunDir(tmp_path / "runs" / "terminated").read_info().status == "interrupted"
 
 
+@pytest.mark.parametrize("where", ["digits.train.run.finish", "digits.train.run.set_up"])
+def test_a_signal_outside_the_training_loop_leaves_the_run_interrupted(tmp_path, monkeypatch, mnist, where):
+    """SIGTERM while the report is written (or the model built) is recorded as such, never left as "running"."""
+    from digits.errors import Interrupted
+
+    real = getattr(__import__("digits.train.run", fromlist=["x"]), where.rsplit(".", 1)[1])
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(where, signalled)
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        train_config(config, runs_dir=tmp_path, name="stopped", progress=False, log=lambda *a: None)
+    info = RunDir(tmp_path / "stopped").read_info()
+    done = 1 if where.endswith("finish") else 0
+    assert (info.status, info.epochs_done) == ("interrupted", done)
+    monkeypatch.undo()
+    run, metrics = train_config(None, resume=tmp_path / "stopped", progress=False, log=lambda *a: None)
+    assert RunDir(run).read_info().status == "finished" and metrics["epochs_run"] == 1
+
+
 def test_existing_run_name_is_refused(tiny_run):
     with pytest.raises(TrainingError, match="already exists"):
         train("tiny", runs_dir=tiny_run.parent, name=tiny_run.name, log=lambda *a: None)

@@ -181,11 +181,13 @@ def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:
 
 @dataclass
 class Summary:
-    """What a `write` did: pictures read now, skipped as already done, and failed (now or before: never in `read`)."""
+    """What a `write` did: pictures read, skipped as already read, failed (each one a row with its error),
+    and of those, failed on a bug in digits rather than on their file."""
 
     read: int = 0
     skipped: int = 0
     failed: int = 0
+    bugs: int = 0
 
 
 def write(
@@ -212,9 +214,9 @@ def write(
     for path in dict.fromkeys(paths):
         item = stat_item(path)
         before = done.get(output.stored(path) if output else path)
-        if before is not None and before[:2] == item[1:] and item[1] is not None:
+        # A picture that failed is tried again: the file may be whole now, or readable, or the bug fixed.
+        if before is not None and before[:2] == item[1:] and item[1] is not None and not before[2]:
             summary.skipped += 1
-            summary.failed += before[2]
         else:
             items.append(item)
     if on_plan:
@@ -228,6 +230,7 @@ def write(
             failed = sum(row["status"] == ERROR for row in rows)
             summary.read += len(rows) - failed
             summary.failed += failed
+            summary.bugs += sum(bool(result.get("bug")) for result in chunk)
             if on_chunk:
                 on_chunk(chunk, rows)
     if output:

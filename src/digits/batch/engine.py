@@ -183,7 +183,7 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
     try:
         from distributed import Client
     except ImportError:
-        raise ClusterError("--dask needs Dask's distributed scheduler: pip install 'dask[distributed]'.") from None
+        raise ClusterError("--dask needs Dask's distributed scheduler: pip install 'digits[batch]'.") from None
     from distributed.comm.addressing import parse_address, parse_host_port
 
     try:

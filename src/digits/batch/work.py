@@ -97,6 +97,7 @@ def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
             results[index]["error"] = str(err)
         except Exception as err:  # a bug in digits must not cost the rest of the batch
             results[index]["error"] = f"{path}: unexpected {type(err).__name__} while reading it ({err})."
+            results[index]["bug"] = True  # the command's exit code says so: 1, not 2
     answers: list[Any] = model.decide_pages(prepared) if job.command == READ else model.answer_many(prepared)
     for index, answer in zip(where, answers, strict=True):
         results[index]["result"] = answer.to_dict()

@@ -26,7 +26,7 @@ import typer
 
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
-from digits.cli.terminal import one_line, percent, shown
+from digits.cli.terminal import error, one_line, percent, shown
 from digits.spec import NO_DIGIT, UNSURE
 
 
@@ -46,9 +46,13 @@ def run(
     if not paths:
         named = [shown(image) if image != "-" else "the standard input" for image in images[:3]]
         given = ", ".join(named) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
-        raise InputError(
-            f"no pictures to read in {given} (pictures are found by their suffix; for sub-folders add --recursive)."
+        folders = any(Path(image).is_dir() for image in images if image != "-" and not image.startswith("@"))
+        why = (
+            "in a folder, pictures are found by their suffix; for sub-folders add --recursive"
+            if folders
+            else "a list names pictures one per line, and this one names none"
         )
+        raise InputError(f"no pictures to read in {given} ({why}).")
     if as_json and out is not None:
         raise InputError("--json prints answers, --out writes them: give one (the rows' format is --out's suffix).")
     job = job_for(command, model, threshold)  # a bad model fails before the output is locked
@@ -56,6 +60,12 @@ def run(
         summary = _read(command, paths, output, job, as_json, workers, dask)
     if out is not None:
         _report(summary, out)
+    if summary.bugs:
+        error(
+            f"{summary.bugs} picture{'s' * (summary.bugs != 1)} met a bug in digits, not a fault of the file "
+            "(the error says which): please report it; run the command again to retry them."
+        )
+        raise typer.Exit(1)
     if summary.failed:
         raise typer.Exit(2)
 
@@ -85,9 +95,7 @@ def _read(
 
 def _report(summary: Summary, out: str) -> None:
     skipped = f", {summary.skipped} already there" if summary.skipped else ""
-    # A picture that failed before and is unchanged is among those already there: said so, not counted twice.
-    when = ", now or before" if summary.skipped else ""
-    failed = f"; {summary.failed} could not be read{when} (see their error column)" if summary.failed else ""
+    failed = f"; {summary.failed} could not be read (see their error column)" if summary.failed else ""
     print(f"{shown(out)}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}", flush=True)
 
 

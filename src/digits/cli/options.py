@@ -26,7 +26,8 @@ DataDirOpt = Annotated[
         help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).",
     ),
 ]
-LATEST = Path("runs/latest")
+RUNS = Path("runs")  # where `digits train` writes run folders unless --runs-dir says otherwise
+LATEST = RUNS / "latest"
 
 
 def _fraction(value: float) -> float:

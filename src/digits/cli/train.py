@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from digits.cli.options import LATEST, DataDirOpt, DatasetName, PresetName, RunArg, require
+from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
 from digits.cli.terminal import echo, error, fail, percent, waiting
 from digits.data import class_names
@@ -33,7 +33,7 @@ def train(
     ] = 1,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
     data_dir: DataDirOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = RUNS,
     name: Annotated[str | None, typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
@@ -159,14 +159,14 @@ def tune(
     max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
     dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = "mnist",
     data_dir: DataDirOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = RUNS,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     seed: Annotated[int, typer.Option(help="The seed every trial trains with.")] = 0,
     heartbeat: Annotated[
         int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")
     ] = 30,
 ) -> None:
-    """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy (one or many workers)."""
+    """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy, on one or many workers (needs the `tune` and `train` extras)."""
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:
@@ -200,7 +200,8 @@ def _summarize(run_dir: Path, metrics: dict) -> None:
         + (f", trained in {seconds:.1f} s" if seconds is not None else "")
     )
     echo(f"  {metrics['overfitting']['verdict']}")
-    echo(f"  report: {run_dir}/curves.png, confusion.png, mistakes.png, metrics.json")
+    curves = "curves.png, " if (Path(run_dir) / "curves.png").exists() else ""
+    echo(f"  report: {run_dir}/{curves}confusion.png, mistakes.png, metrics.json")
 
 
 def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
@@ -275,16 +276,13 @@ def show(
     echo(f"{title} -> {out}")
 
 
-_RUNS = Path("runs")
-
-
-def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = _RUNS) -> None:
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = RUNS) -> None:
     """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
     from digits.runs import list_runs
 
     if runs_dir.exists() and not runs_dir.is_dir():
         raise fail(f"{runs_dir} is a file, not a folder of runs; pass the folder that `digits train` wrote runs in.")
-    if not runs_dir.exists() and runs_dir != _RUNS:  # the default folder is missing before the first training
+    if not runs_dir.exists() and runs_dir != RUNS:  # the default folder is missing before the first training
         raise fail(f"{runs_dir}: no such folder of runs (`digits train` writes them in ./runs).")
     rows = list_runs(runs_dir)
     if not rows:
@@ -330,10 +328,8 @@ def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to 
     )
     incomplete = [row for row in rows if row.get("test_accuracy") is None and "problem" not in row]
     for row in incomplete:
-        error(
-            f"{row['path']}: {row['status']}, so it has no test results to compare (finish it with "
-            f"`digits train --resume {row['path']}`)."
-        )
+        advice = RunDir(row["path"]).unfinished_advice(row["status"])
+        error(f"{row['path']}: {row['status']}, so it has no test results to compare ({advice}).")
     if _report_broken(rows) or incomplete:
         raise typer.Exit(2)
 

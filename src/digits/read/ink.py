@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, typical_height
-from digits.read.levels import MIN_CONTRAST, ink_level, otsu
+from digits.read.levels import MIN_CONTRAST, ink_level, otsu, reduced
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.sheet import outside_sheet
@@ -110,9 +110,8 @@ def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarr
     from scipy import ndimage
 
     height, width = grey.shape
-    factor = max(1, int(np.ceil(max(height, width) / _BG_GRID)))
-    small_size = (max(1, width // factor), max(1, height // factor))
-    small = np.asarray(Image.fromarray(grey, "F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
+    small, small_size = reduced(grey, _BG_GRID)
+    small = small.astype(np.float64)
     keep = np.ones_like(small)
     if exclude is not None:
         coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)

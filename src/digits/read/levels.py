@@ -2,13 +2,15 @@
 
 `MIN_CONTRAST` is how far ink must stand from the paper to count at all;
 `otsu` is Otsu's split of a set of grey values, `ink_level` the level a
-set of ink values reaches, `median` their middle. All work on grey values in
-[0, 1] (the working images of `digits.read.load`).
+set of ink values reaches, `median` their middle; `reduced` is a small copy
+of a picture for looking at the paper and the sheet, not the ink. All work on
+grey values in [0, 1] (the working images of `digits.read.load`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 # Ink must differ from the paper by at least this fraction of the full grey
 # range; below it we are looking at paper texture, JPEG noise or shadows.
@@ -54,3 +56,13 @@ def median(values: np.ndarray) -> float:
         return float(np.partition(flat, middle)[middle])
     low, high = np.partition(flat, (middle - 1, middle))[middle - 1 : middle + 1]
     return (float(low) + float(high)) / 2
+
+
+def reduced(grey: np.ndarray, longest: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """`grey` box-averaged by the least whole factor that brings its longer side to `longest` or under,
+    and that size as Pillow's (width, height), for shrinking masks of the same picture alike."""
+    height, width = grey.shape
+    factor = max(1, int(np.ceil(max(height, width) / longest)))
+    size = (max(1, width // factor), max(1, height // factor))
+    small = np.asarray(Image.fromarray(grey.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BOX))
+    return small, size

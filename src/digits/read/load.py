@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
 from digits.read.prescan import ICO_MAGIC, icon_frame_sizes, tiff_tile_bytes
+from digits.safe_open import read_regular
 
 # The budget for one picture, checked from its header before any pixel is
 # decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
@@ -116,12 +117,8 @@ def _read_file(path: Path, name: str) -> bytes:
         raise ImageError(f"{name}: a device, FIFO or socket, not an image file.")
     if info.st_size > MAX_FILE_BYTES:
         raise ImageError(f"{name}: the file is {info.st_size / 2**20:.0f} MiB, too large for a digit image.")
-    try:
-        return path.read_bytes()
-    except PermissionError:
-        raise ImageError(f"{name}: you may not read this file (permission denied).") from None
-    except OSError as err:
-        raise ImageError(f"{name}: cannot be read ({err.strerror or err}).") from None
+    # The checks above name the common mistakes; this read holds if the file is swapped meanwhile (a FIFO, /dev/zero).
+    return read_regular(path, MAX_FILE_BYTES, ImageError, "pass an image file")
 
 
 def _check_pixels(size: tuple[int, int], name: str) -> None:
@@ -255,7 +252,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
             image.seek(0)  # first frame of an animation or multi-page TIFF
             full_size = image.size
             _check_pixels(full_size, name)
-            if image.format == "JPEG":
+            if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second frame
                 # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
                 # below the analysis resolution (both sides stay at or above it).
                 reduction = max(full_size) / _WORK_MAX

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ class Recognizer:
         # Made at the first such call (the model's bytes are kept till then): big batches alone never load it twice.
         self._few_session = self.session if threads == 1 else None
         self._model_bytes = b"" if threads == 1 else model_bytes
+        self._making_few = threading.Lock()
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != SHAPE or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
@@ -121,7 +123,9 @@ class Recognizer:
         batch = as_batch(images)
         if len(batch) <= _FEW:
             if self._few_session is None:
-                self._few_session, self._model_bytes = self._session(self._model_bytes, 1), b""
+                with self._making_few:  # two threads of one Recognizer: one makes it, the other uses it
+                    if self._few_session is None:
+                        self._few_session, self._model_bytes = self._session(self._model_bytes, 1), b""
             return apply_temperature(self._few_session.run(None, {self.input_name: batch})[0], self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
         slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]

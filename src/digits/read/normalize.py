@@ -16,7 +16,6 @@ from digits.read.levels import median
 from digits.read.load import grey_array
 from digits.spec import SIZE
 
-MNIST_SIZE = SIZE
 _MNIST_BOX = 20
 # MNIST's centre of mass, in array index coordinates (row, column); measured
 # on the test set, it is (13.99, 14.00) with a spread of 0.3 px.
@@ -86,13 +85,11 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns (crop, image). The binary mask is downscaled with area averaging,
     which is how MNIST got its grey edges from NIST's binary scans.
     """
-    image = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    image = np.zeros((SIZE, SIZE), dtype=np.float32)
     mask = _normalise_stroke(mask)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    if not mask.any():
         return np.zeros((1, 1), dtype=np.float32), image
-    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    crop = crop_to_ink(mask).astype(np.float32)
     height, width = crop.shape
     factor = _MNIST_BOX / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
@@ -104,13 +101,13 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = small.sum()
     com_row = (small * np.arange(h, dtype=float)[:, None]).sum() / total
     com_col = (small * np.arange(w, dtype=float)[None, :]).sum() / total
-    top = int(np.clip(round(_MNIST_COM[0] - com_row), 0, MNIST_SIZE - h))
-    left = int(np.clip(round(_MNIST_COM[1] - com_col), 0, MNIST_SIZE - w))
+    top = int(np.clip(round(_MNIST_COM[0] - com_row), 0, SIZE - h))
+    left = int(np.clip(round(_MNIST_COM[1] - com_col), 0, SIZE - w))
     image[top : top + h, left : left + w] = small
     return crop, image
 
 
 def naive(image: Image.Image) -> np.ndarray:
     """The baseline: grey, squash to 28×28, divide by 255. For the benchmark only."""
-    grey = Image.fromarray(grey_array(image), "F").resize((MNIST_SIZE, MNIST_SIZE), Image.Resampling.BILINEAR)
+    grey = Image.fromarray(grey_array(image), "F").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(grey, dtype=np.float32), 0, 1)

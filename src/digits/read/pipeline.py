@@ -36,13 +36,12 @@ from digits.read.geometry import pixels_of
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.levels import median
-from digits.read.load import MAX_PIXELS, grey_array, has_alpha, load_image, true_size
-from digits.read.normalize import MNIST_SIZE, naive, to_mnist
+from digits.read.load import grey_array, has_alpha, load_image, true_size
+from digits.read.normalize import naive, to_mnist
 from digits.read.rules import drop_rules
-from digits.spec import Box
+from digits.spec import SIZE, Box
 
 __all__ = [
-    "MAX_PIXELS",
     "ImageError",
     "Prepared",
     "Segment",
@@ -65,7 +64,7 @@ _MNIST_PAPER = 0.05
 
 
 # Each pixel's row and column, as a (2, 784) matrix: the centre of mass of a 28×28 image is one product.
-_PIXEL_CENTRES = np.indices((MNIST_SIZE, MNIST_SIZE)).reshape(2, -1).astype(np.float64)
+_PIXEL_CENTRES = np.indices((SIZE, SIZE)).reshape(2, -1).astype(np.float64)
 
 
 @dataclass
@@ -135,7 +134,7 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     taken inverted. The eight steps would give either back almost unchanged, at a
     hundred times the cost.
     """
-    if image.size != (MNIST_SIZE, MNIST_SIZE) or has_alpha(image):
+    if image.size != (SIZE, SIZE) or has_alpha(image):
         return None
     grey = grey_array(image)
     inverted = median(grey) > 1 - _MNIST_PAPER
@@ -148,7 +147,7 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
         return None
     centre = _PIXEL_CENTRES @ grey.ravel() / grey.sum()
-    if np.hypot(*(centre - (MNIST_SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
+    if np.hypot(*(centre - (SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
         return None
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     kind = "MNIST's format in black on white, inverted" if inverted else "already MNIST's format"

@@ -1,6 +1,6 @@
 """What a picture will cost to decode, read from the bytes of formats whose cost Pillow fixes before we can look.
 
-`picture.load_image` holds every decode to a budget read from the image's
+`digits.read.load.load_image` holds every decode to a budget read from the image's
 header. Two formats escape a check made on the opened image:
 
   * ICO: Pillow decodes the largest icon inside `Image.open`, and that

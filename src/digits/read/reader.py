@@ -38,7 +38,7 @@ from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
-from digits.spec import NO_DIGIT, OK, REJECT, UNSURE, Box
+from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,10 @@ class Reader:
 
     def decide(self, probabilities: np.ndarray, box: Box | None = None) -> Digit:
         """Step 3: one row of probabilities -> a Digit with its status."""
-        digit_probabilities = probabilities[:10]
+        digit_probabilities = probabilities[:DIGITS]
         top = digit_probabilities.argsort()[::-1][:3]
         top3 = tuple((int(d), round(float(digit_probabilities[d]), 4)) for d in top)
-        if len(probabilities) > REJECT and probabilities[REJECT] > digit_probabilities[top[0]]:
+        if refused(probabilities):
             return Digit(None, round(float(probabilities[REJECT]), 4), top3, box, NO_DIGIT)
         best, confidence = top3[0]
         sure = digit_probabilities[top[0]] >= self.threshold  # unrounded: 0.99996 is not 1

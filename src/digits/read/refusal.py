@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digits.read.turns import warped
-from digits.spec import OK, UNSURE
+from digits.spec import DIGITS, OK, UNSURE, refused
 
 if TYPE_CHECKING:  # the reader imports this module: its Digit is only named here
     from digits.read.reader import Digit
@@ -188,9 +188,7 @@ def _keep_reading(classify: Callable[[np.ndarray], np.ndarray], copies: np.ndarr
     """(N, K, 28, 28) nudged copies of images read as `readings` -> (N, K): does each copy keep its image's reading?"""
     count, per = copies.shape[:2]
     probabilities = classify(copies.reshape(count * per, *copies.shape[2:])).reshape(count, per, -1)
-    kept: np.ndarray = probabilities[..., :10].argmax(axis=2) == readings[:, None]
-    if probabilities.shape[2] > 10:
-        kept &= probabilities[..., 10] < probabilities[..., :10].max(axis=2)
+    kept: np.ndarray = (probabilities[..., :DIGITS].argmax(axis=2) == readings[:, None]) & ~refused(probabilities)
     return kept
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ModelError
-from digits.read.levels import MIN_CONTRAST, otsu
+from digits.read.levels import MIN_CONTRAST, otsu, reduced
 
 # Where Otsu's split cuts a sheet whose edge it saw, the levels tried next:
 # these shares of the way down from Otsu's level to the median of what lies below it.
@@ -122,12 +122,7 @@ def _coarse(grey: np.ndarray) -> np.ndarray:
     """A copy of at most 256 pixels a side, smoothed: the sheet is big, the grain and the ink are not."""
     from scipy import ndimage
 
-    height, width = grey.shape
-    factor = max(1, int(np.ceil(max(height, width) / 256)))
-    size = (max(1, width // factor), max(1, height // factor))
-    small: np.ndarray = ndimage.gaussian_filter(
-        np.asarray(Image.fromarray(grey, "F").resize(size, Image.Resampling.BOX)), 1.0
-    )
+    small: np.ndarray = ndimage.gaussian_filter(reduced(grey, 256)[0], 1.0)
     return small
 
 

@@ -128,7 +128,9 @@ def _plots(
     x_test, y_test = test
     names = _class_names(config, recognizer)
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
-    requests = [] if curves_sent else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
+    # An ensemble was never trained (no history): it gets no curves, rather than an empty plot.
+    drawn = curves_sent or not history
+    requests = [] if drawn else [curves_plot(run, config, history, metrics["overfitting"]["best_epoch"])]
     requests += [
         (plots.plot_confusion, metrics["confusion_matrix"], names, run.confusion_path),
         (plots.plot_mistakes, x_test[wrong], y_test[wrong], predicted[wrong], names, run.mistakes_path),
@@ -159,6 +161,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     """`digits evaluate RUN`: re-evaluate a finished run from its files."""
     run = RunDir(run_dir)
     config, info = run.read_run()
+    status = run.status(info)
+    if status not in ("finished", "unknown"):  # unknown: a run from before runs recorded their status
+        raise RunError(f"{run}: {status}, so it has nothing to evaluate yet ({run.unfinished_advice(status)}).")
     history = {} if info.ensemble else run.read_history()  # an ensemble was never trained: it has no history
     return report_run(run, config, info, history, load_test(config.dataset, data_dir))
 

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from digits import atomic
 from digits.config import TrainConfig
-from digits.errors import Interrupted, TrainingError
+from digits.errors import EXIT_CODES, Interrupted, TrainingError
 from digits.presets import DEFAULT_PRESET
 from digits.runs import RunDir, RunInfo
 from digits.train import provenance, reader_data
@@ -142,50 +145,70 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
 def _train(
     run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, data_dir, progress, log, data, plotter
 ) -> dict:
-    (x, y), test = data or load(config.dataset, data_dir)
-    show_progress = sys.stderr.isatty() if progress is None else progress
-    if reader_data.wanted(config):
-        from digits.data import cache_dir
-
-        log(
-            f"Making the reader's training pictures (minutes the first time; then read from {cache_dir(reader_data.CACHE)})."
-        )
-    split = add_reader_data(
-        split_data(x, y, config.validation_split, config.train_limit), config, show_progress, data_dir
-    )
-    trainer = set_up(config, split)
-    state = new_state()
-    if resumed and run.has_checkpoint():
-        state = load_checkpoint(run, trainer)
-    info = replace(info, parameters=trainer.model.count_params(), status="running", pid=os.getpid())
-    run.write_config(config, info)
+    state: dict | None = None
     try:
-        with phase("training"):
-            state = fit(trainer, split, config, run, state, show_progress)
+        with _signals_stop_the_run():
+            (x, y), test = data or load(config.dataset, data_dir)
+            show_progress = sys.stderr.isatty() if progress is None else progress
+            if reader_data.wanted(config):
+                from digits.data import cache_dir
+
+                log(
+                    "Making the reader's training pictures (minutes the first time; then read from "
+                    f"{cache_dir(reader_data.CACHE)})."
+                )
+            split = add_reader_data(
+                split_data(x, y, config.validation_split, config.train_limit), config, show_progress, data_dir
+            )
+            trainer = set_up(config, split)
+            state = load_checkpoint(run, trainer) if resumed and run.has_checkpoint() else new_state()
+            info = replace(info, parameters=trainer.model.count_params(), status="running", pid=os.getpid())
+            run.write_config(config, info)
+            with phase("training"):
+                state = fit(trainer, split, config, run, state, show_progress)
+            if config.calibrate and len(split.x_val):
+                info = _calibrated(trainer, split, info)
+                run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
+            return finish(trainer.model, run, config, info, state, test, plotter)
     except Interrupted as stop:
-        run.write_config(config, replace(info, status="interrupted", epochs_done=state["epoch"]))
+        done = state["epoch"] if state is not None else info.epochs_done or 0
+        run.write_config(config, replace(info, status="interrupted", epochs_done=done))
         log(
-            f"Interrupted by {stop}; epoch {state['epoch']} of {config.epochs} is saved. "
-            f"Resume with: digits train --resume {run}"
+            f"Interrupted by {stop}; epoch {done} of {config.epochs} is saved. Resume with: digits train --resume {run}"
         )
         raise
     except BaseException:
+        done = state["epoch"] if state is not None else info.epochs_done or 0
         with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
-            run.write_config(config, replace(info, status="failed", epochs_done=state["epoch"]))
+            run.write_config(config, replace(info, status="failed", epochs_done=done))
         raise
-    if config.calibrate and len(split.x_val):
-        from digits import calibration
 
-        with phase("calibration"):
-            probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
-            info = replace(
-                info,
-                calibration=calibration.calibrate(
-                    probabilities, split.y_val, f"the run's {len(split.x_val)} validation images"
-                ),
-            )
-        run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
-    return finish(trainer.model, run, config, info, state, test, plotter)
+
+@contextlib.contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGINT and SIGTERM raise `Interrupted` wherever the run stands, so that `_train` records it as interrupted
+    (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into a flag
+    of its own instead (`loop.SignalFlag`: it stops at the next chunk, after a checkpoint)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, stop) for s in EXIT_CODES}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _calibrated(trainer: Trainer, split: Split, info: RunInfo) -> RunInfo:
+    """The run's record with the temperature fitted on its validation images (`digits.calibration`)."""
+    from digits import calibration
+
+    with phase("calibration"):
+        probabilities = trainer.model.predict(split.x_val, batch_size=1024, verbose=0)
+        fitted = calibration.calibrate(probabilities, split.y_val, f"the run's {len(split.x_val)} validation images")
+    return replace(info, calibration=fitted)
 
 
 def finish(
