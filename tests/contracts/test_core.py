@@ -17,12 +17,12 @@ def test_core_and_inference_never_import_tensorflow(tiny_run):
     code = (
         "import sys, importlib.util\n"
         "import numpy as np\n"
-        "import digits.config, digits.errors, digits.runs, digits.data, digits.read.pipeline, digits.cli\n"
+        "import digits.config, digits.errors, digits.runs, digits.run_table, digits.data, digits.read.pipeline, digits.cli\n"
         "from digits.read.model import Recognizer\n"
         "if importlib.util.find_spec('digits.read.reader'):\n"
         "    import digits.read.reader\n"
         f"Recognizer({str(tiny_run)!r}).predict(np.zeros((2, 28, 28), np.uint8))\n"
-        f"digits.runs.list_runs({str(tiny_run.parent)!r})\n"
+        f"digits.run_table.list_runs({str(tiny_run.parent)!r})\n"
         "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from digits import runs
+from digits import run_table, runs
 from digits.atomic import write_bytes
 from digits.config import TrainConfig
 from digits.errors import RunError
@@ -145,5 +145,5 @@ def test_a_planted_link_to_an_endless_file_is_refused_not_read(run_copy, tmp_pat
         (run_copy.path / name).symlink_to(target)
     with pytest.raises(RunError, match="not a regular file"):
         run_copy.read_history()
-    [row] = runs.list_runs(run_copy.path.parent)
+    [row] = run_table.list_runs(run_copy.path.parent)
     assert row["status"] == "broken" and "not a regular file" in row["problem"]

@@ -9,7 +9,8 @@ import pytest
 
 from digits.config import TrainConfig
 from digits.errors import ConfigError, RunError, TrainingError
-from digits.runs import RunDir, list_runs
+from digits.run_table import list_runs
+from digits.runs import RunDir
 from helpers import assert_one_line_error, run_cli
 
 

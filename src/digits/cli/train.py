@@ -278,7 +278,7 @@ def show(
 
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = RUNS) -> None:
     """List run folders with their status and test accuracy; a broken one is marked, and the command exits 2."""
-    from digits.runs import list_runs
+    from digits.run_table import list_runs
 
     if runs_dir.exists() and not runs_dir.is_dir():
         raise fail(f"{runs_dir} is a file, not a folder of runs; pass the folder that `digits train` wrote runs in.")
@@ -307,7 +307,8 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = RUN
 
 def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")]) -> None:
     """A table of runs side by side; a broken or unfinished run is marked, and the command exits 2."""
-    from digits.runs import RunDir, run_row
+    from digits.run_table import run_row
+    from digits.runs import RunDir
 
     rows = [run_row(RunDir(run_dir)) for run_dir in run_dirs]
     print_table(

@@ -1,0 +1,53 @@
+"""The table of run folders that `digits runs` and `digits compare` print: one row per run, read through `RunDir`.
+
+A run whose files cannot be read is a row too, with status "broken" and the sentence that says why, so one
+damaged folder never hides the others.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from digits.errors import RunError, TrainingError
+from digits.runs import RunDir
+
+
+def run_row(run: RunDir) -> dict:
+    """What `digits runs` and `digits compare` show of one run; a broken run gets status "broken" and "problem"."""
+    row = {"name": run.name, "path": run.path}
+    try:
+        config, info = run.read_run()
+    except TrainingError as err:
+        return row | {"status": "broken", "problem": str(err)}
+    row |= {
+        "preset": config.preset,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "status": run.status(info),
+        "epochs": f"{len(info.ensemble)} members" if info.ensemble else f"{info.epochs_done or 0}/{config.epochs}",
+        "parameters": info.parameters,
+    }
+    if row["status"] != "finished" and not run.has(RunDir.METRICS):
+        return row
+    try:
+        metrics = run.read_metrics()
+    except RunError as err:
+        return row | {"status": "broken", "problem": str(err)}
+    overfitting = metrics.get("overfitting") or {}
+    return row | {
+        "test_accuracy": metrics.get("test_accuracy"),
+        "test_loss": metrics.get("test_loss"),
+        "train_seconds": metrics.get("train_seconds"),
+        "best_epoch": overfitting.get("best_epoch"),
+        "gap": (overfitting.get("train_val_gap") or {}).get("accuracy"),
+    }
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
+    """One row per run folder (a folder holding a config.json), by name; broken ones marked."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    return [run_row(RunDir(p)) for p in folders if (p / RunDir.CONFIG).exists()]
