@@ -25,10 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.safe_open import read_regular
+
 # The temperatures searched: beyond these a model's confidence is noise, not something to rescale.
 _BOUNDS = (0.05, 20.0)
 FLOOR = 1e-12  # probabilities below this are taken as this before the log (also in `train.ensemble`'s graph)
 _BINS = 15
+# A model's card is a few kilobytes; a link to /dev/zero or a huge file beside a model is refused, not read.
+_MAX_CARD_BYTES = 2**20
 
 
 def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -109,13 +113,12 @@ def stored_temperature(model: Path) -> float:
     from digits.runs import RunDir
 
     card = model.with_suffix(".json")
-    if card.is_file():
+    if card.exists() or card.is_symlink():  # a card that is not a readable file is an error, not no card
+        fix = "restore it or ship the model again"
         try:
-            config = json.loads(card.read_text(encoding="utf-8")).get("config", {})
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError) as err:
-            raise ModelError(
-                f"{card}: the model's card cannot be read ({err}); restore it or ship the model again."
-            ) from None
+            config = json.loads(read_regular(card, _MAX_CARD_BYTES, ModelError, fix).decode()).get("config", {})
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as err:
+            raise ModelError(f"{card}: the model's card cannot be read ({err}); {fix}.") from None
         record = config.get("calibration") if isinstance(config, dict) else None
     elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
         record = RunDir(model.parent).read_info().calibration

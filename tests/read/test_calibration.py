@@ -88,6 +88,10 @@ def test_a_damaged_card_is_one_sentence_not_silently_uncalibrated(tmp_path):
     (tmp_path / "reader.json").write_text("{not json")
     with pytest.raises(ModelError, match="card cannot be read"):
         Recognizer(tmp_path / "reader.onnx")
+    (tmp_path / "reader.json").unlink()
+    (tmp_path / "reader.json").symlink_to("/dev/zero")  # read whole, it would fill the memory
+    with pytest.raises(ModelError, match="reader.json: not a regular file"):
+        Recognizer(tmp_path / "reader.onnx")
 
 
 def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mnist):
