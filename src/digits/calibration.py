@@ -96,8 +96,9 @@ def calibrate(probabilities: np.ndarray, labels: np.ndarray, fitted_on: str) -> 
 def check(value) -> str | None:
     """None when `value` is a stored calibration record, else what it should be (for `digits.runs.RunInfo`)."""
     t = value.get("temperature") if isinstance(value, dict) else None
-    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
-    return None if ok else "an object whose temperature is a positive number"
+    # Only what `fit_temperature` can find: 1e-320 made every confidence NaN, and 10**400 is no float.
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and _BOUNDS[0] <= t <= _BOUNDS[1]
+    return None if ok else f"an object whose temperature is a number from {_BOUNDS[0]} to {_BOUNDS[1]}"
 
 
 def stored_temperature(model: Path) -> float:

@@ -47,6 +47,8 @@ def read_regular(path: str | os.PathLike, limit: int, error: type[DigitsError], 
             data = file.read(limit + 1)  # the file may have grown since it was checked
         except OSError as err:
             raise error(f"{path}: cannot be read ({err.strerror or err}).") from None
+    if data is None:  # a file of the kernel's that has nothing to give yet (/proc/kmsg): it would block
+        raise error(f"{path}: not a file with contents to read (reading it would wait); {fix}.")
     if len(data) > limit:
         raise error(f"{path}: the file grew past the limit of {limit / 2**20:.0f} MiB while it was read; {fix}.")
     return data

@@ -81,6 +81,15 @@ def test_config_with_a_bad_value_is_refused(run_copy):
         run_copy.read_config()
 
 
+def test_a_number_of_more_digits_than_a_float_holds_marks_the_run_broken(run_copy):
+    """JSON numbers have no size limit: 10**400 is an int no float holds (math.isfinite raised OverflowError)."""
+    _edit_config(run_copy, learning_rate=10**400)
+    with pytest.raises(ConfigError, match="learning_rate is 1000.*, expected a number"):
+        run_copy.read_config()
+    [row] = list_runs(run_copy.path.parent)
+    assert row["status"] == "broken"
+
+
 def test_run_bookkeeping_with_a_bad_value_is_refused(run_copy):
     _edit_config(run_copy, epochs_done=-1)
     with pytest.raises(ConfigError, match="config.json: epochs_done is -1, expected a whole number of at least 0"):

@@ -83,8 +83,12 @@ def test_a_runs_config_carries_its_temperature(tmp_path, images):
 def test_a_damaged_card_is_one_sentence_not_silently_uncalibrated(tmp_path):
     linear_onnx(tmp_path / "reader.onnx")
     (tmp_path / "reader.json").write_text('{"config": {"calibration": {"temperature": -1}}}')
-    with pytest.raises(ModelError, match="positive number"):
+    with pytest.raises(ModelError, match="temperature is a number from 0.05 to 20"):
         Recognizer(tmp_path / "reader.onnx")
+    for temperature in ("1e-320", "1" + "0" * 400, "NaN"):  # NaN confidences; no float; no number
+        (tmp_path / "reader.json").write_text('{"config": {"calibration": {"temperature": ' + temperature + "}}}")
+        with pytest.raises(ModelError, match="temperature is a number from 0.05 to 20"):
+            Recognizer(tmp_path / "reader.onnx")
     (tmp_path / "reader.json").write_text("{not json")
     with pytest.raises(ModelError, match="card cannot be read"):
         Recognizer(tmp_path / "reader.onnx")

@@ -48,6 +48,16 @@ def test_tflite_is_as_accurate(run, tmp_path):
     assert abs(accuracy - float_accuracy) <= 0.1 and (run / "model.tflite").stat().st_size > 0
 
 
+def test_a_link_planted_where_the_int8_model_goes_is_replaced_not_followed(run, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (run / "model.int8.onnx").symlink_to(victim)
+    result = run_cli("export", str(run), "--format", "onnx-int8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == "keep me"
+    assert not (run / "model.int8.onnx").is_symlink() and (run / "model.int8.onnx").stat().st_size > 1000
+
+
 def test_an_unknown_format_is_a_usage_error(run, tmp_path):
     result = run_cli("export", str(run), "--format", "coreml", cwd=tmp_path)
     assert result.returncode == 2 and "--format" in result.stderr and "Traceback" not in result.stderr

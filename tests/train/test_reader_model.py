@@ -16,25 +16,44 @@ from digits.spec import REJECT
 from helpers import weights_beyond_7_bits
 
 
-def linear_onnx(path: Path, outputs: int) -> Path:
-    """A tiny softmax-regression ONNX model with the given number of outputs (no TensorFlow needed)."""
+def linear_onnx(path: Path, outputs: int, batch: int | str = "N", times: float | None = None) -> Path:
+    """A tiny softmax-regression ONNX model with the given number of outputs (no TensorFlow needed); `batch` fixes
+    its first dimension, and `times` multiplies its probabilities (a model that declares one thing, computes another)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(784, outputs)).astype(np.float32), "w")
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["softmax" if times is not None else "probabilities"], axis=1),
+    ]
+    constants = [weights]
+    if times is not None:
+        constants.append(numpy_helper.from_array(np.array(times, np.float32), "times"))
+        nodes.append(helper.make_node("Mul", ["softmax", "times"], ["probabilities"]))
     graph = helper.make_graph(
-        [
-            helper.make_node("Flatten", ["image"], ["flat"], axis=1),
-            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
+        nodes,
         "linear",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", outputs])],
-        [weights],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, outputs])],
+        constants,
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
+
+
+def test_a_model_of_a_fixed_batch_is_refused_as_it_loads(tmp_path):
+    with pytest.raises(ModelError, match="takes batches of exactly 1 images; export it with a batch dimension"):
+        Recognizer(linear_onnx(tmp_path / "m.onnx", 11, batch=1))
+
+
+@pytest.mark.parametrize("times", [float("nan"), float("inf")])
+def test_a_model_that_answers_nan_or_infinity_is_one_sentence(tmp_path, times):
+    recognizer = Recognizer(linear_onnx(tmp_path / "m.onnx", 11, times=times))
+    for count in (1, 40):  # the one-thread session and the pooled one
+        with pytest.raises(ModelError, match="answered NaN or infinite probabilities"):
+            recognizer.predict_proba(np.zeros((count, 28, 28), np.uint8))
 
 
 @pytest.mark.parametrize("outputs", [10, 11])

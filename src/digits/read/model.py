@@ -91,9 +91,15 @@ class Recognizer:
         if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != SHAPE or inputs[0].type != "tensor(float)":
             found = ", ".join(f"{i.name}{i.shape} {i.type}" for i in inputs)
             raise ModelError(f"{self.path}: expects input {found}, not a batch of 28x28 float images.")
+        if isinstance(inputs[0].shape[0], int):  # a named or unknown first dimension takes any batch
+            raise ModelError(
+                f"{self.path}: takes batches of exactly {inputs[0].shape[0]} images; "
+                "export it with a batch dimension of any size (digits export does)."
+            )
         if (
             len(outputs) != 1
-            or not outputs[0].shape
+            or len(outputs[0].shape or ()) != 2
+            or outputs[0].type != "tensor(float)"
             or outputs[0].shape[-1] not in (class_count(False), class_count(True))
         ):
             raise ModelError(f"{self.path}: does not output 10 digit probabilities (or 11, with 'not a digit').")
@@ -126,11 +132,27 @@ class Recognizer:
                 with self._making_few:  # two threads of one Recognizer: one makes it, the other uses it
                     if self._few_session is None:
                         self._few_session, self._model_bytes = self._session(self._model_bytes, 1), b""
-            return apply_temperature(self._few_session.run(None, {self.input_name: batch})[0], self.temperature)
+            return apply_temperature(self._answer(self._few_session, batch), self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
         slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]
-        logits = np.concatenate([self.session.run(None, {self.input_name: part})[0] for part in slices])
+        logits = np.concatenate([self._answer(self.session, part) for part in slices])
         return apply_temperature(logits, self.temperature)
+
+    def _answer(self, session: Any, batch: np.ndarray) -> np.ndarray:
+        """One model call, checked: a model file can declare one thing and compute another."""
+        try:
+            found = session.run(None, {self.input_name: batch})[0]
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ModelError(
+                f"{self.path}: failed on {len(batch)} images ({str(err).splitlines()[0][:160]})."
+            ) from None
+        expected = (len(batch), self.num_classes)
+        if not isinstance(found, np.ndarray) or found.shape != expected or found.dtype != np.float32:
+            shape = getattr(found, "shape", type(found).__name__)
+            raise ModelError(f"{self.path}: answered {shape} for {len(batch)} images, not {expected} probabilities.")
+        if not np.isfinite(found).all():
+            raise ModelError(f"{self.path}: answered NaN or infinite probabilities; it is not a usable model.")
+        return found
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The most likely class for each image, shape (N,): a digit, or `REJECT` (10) for "not a digit"."""

@@ -27,6 +27,7 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +61,11 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
     if out_run.path.exists() or out_run.path.is_symlink():
         kind = "a run folder" if out_run.has(RunDir.CONFIG) else "something that is not a run folder"
         raise EnsembleError(f"{out_run.path} already exists ({kind}); choose another --out.")
-    model = averaged_model([m["onnx"] for m in members], [m["temperature"] for m in members])
+    try:
+        model = averaged_model([m["onnx"] for m in members], [m["temperature"] for m in members])
+    except Exception as err:  # onnx's checker and its graph tools raise their own types
+        first_line = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        raise EnsembleError(f"the members' models cannot be joined into one ({first_line}).") from None
     config = replace(members[0]["config"], preset="ensemble")
     test = load_test_set(config.dataset, data_dir)
     info = RunInfo(
@@ -73,9 +78,14 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
         out_run.path.mkdir(parents=True)
     except OSError as err:
         raise EnsembleError(f"cannot create {out_run.path}: {err.strerror}.") from None
-    atomic.write_bytes(out_run.onnx_path, model.SerializeToString(), follow_symlinks=False)
-    out_run.write_config(config, info)
-    return out_run.path, report_run(out_run, config, info, {}, test)
+    try:
+        atomic.write_bytes(out_run.onnx_path, model.SerializeToString(), follow_symlinks=False)
+        Recognizer(out_run.onnx_path).predict_proba(test[0][:2])  # the joined model answers, or nothing is left
+        out_run.write_config(config, info)
+        return out_run.path, report_run(out_run, config, info, {}, test)
+    except BaseException:
+        shutil.rmtree(out_run.path, ignore_errors=True)  # made by this call: no half-made ensemble stays
+        raise
 
 
 def _member(run: RunDir) -> dict:

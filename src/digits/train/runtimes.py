@@ -153,7 +153,9 @@ def quantize(source: Path, path: Path, images: np.ndarray) -> None:
 
     # Its calibrator prints its progress on stdout, and its advice goes to the root logger (our stderr).
     with (
-        atomic.atomic_path(path) as tmp,
+        atomic.atomic_path(
+            path, follow_symlinks=False
+        ) as tmp,  # a link planted in a run folder is replaced, not followed
         tempfile.TemporaryDirectory() as work,
         contextlib.redirect_stdout(io.StringIO()),
     ):
@@ -210,7 +212,7 @@ def _to_tflite(keras_path: Path, path: Path) -> None:
     with tempfile.TemporaryDirectory() as saved, native_logs_filtered(), contextlib.redirect_stdout(io.StringIO()):
         model.export(saved, format="tf_saved_model", verbose=False, input_signature=spec)
         data = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
-    atomic.write_bytes(path, data)
+    atomic.write_bytes(path, data, follow_symlinks=False)
 
 
 def _tflite_predictor(path: Path):
