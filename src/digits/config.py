@@ -42,7 +42,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     try:
@@ -57,7 +57,7 @@ def int_at_least(low: int) -> Callable:
 
 def _number_in(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Callable:
     def check(v):
-        if _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high):
+        if is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high):
             return None
         return f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 

@@ -21,6 +21,7 @@ from digits.atomic import write_bytes
 from digits.config import TrainConfig
 from digits.errors import RunError
 from digits.runs import RunDir, RunInfo
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -90,6 +91,26 @@ def test_a_checkpoint_with_nan_weights_is_refused(run_copy):
     run_copy.save_checkpoint(groups, meta)
     with pytest.raises(RunError, match=f"model variable '{name}' holds NaN or infinite values"):
         run_copy.load_checkpoint(expected_shapes(groups))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"history": []}, {"epoch": "1"}, {"best_score": "x"}, {"loss_sum": float("nan")}, {"step": -1}],
+    ids=["history a list", "epoch a string", "best score a string", "loss NaN", "step negative"],
+)
+def test_a_checkpoint_whose_loop_state_was_altered_is_one_sentence_and_the_run_failed(run_copy, tmp_path, change):
+    """A resume read the state as it was: a KeyError or TypeError, and the run left "running" (shown as killed)."""
+    groups, meta = run_copy.read_checkpoint()
+    run_copy.save_checkpoint(groups, meta | change)
+    config, info = run_copy.read_run()
+    run_copy.write_config(config, replace(info, status="interrupted"))
+    key = next(iter(change))
+    assert_one_line_error(
+        run_cli("train", "--resume", str(run_copy.path), cwd=tmp_path),
+        f"where the loop stood ('{key}')",
+        "start the run again",
+    )
+    assert run_copy.read_info().status == "failed"
 
 
 def expected_shapes(groups) -> dict:

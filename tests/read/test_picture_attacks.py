@@ -8,13 +8,16 @@ the bytes, which a run of the old quadratic code would show as an hour-long test
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 
 import pytest
 from PIL import Image
 
 from digits.read import load as picture
-from digits.read.load import ImageError, jpeg_scans, load_image
+from digits.read import prescan
+from digits.read.load import ImageError, load_image
+from digits.read.prescan import jpeg_scans
 
 
 def baseline_jpeg(size=(32, 32)) -> bytes:
@@ -76,7 +79,7 @@ def test_a_jpeg_of_millions_of_empty_segments_is_refused_before_pillow_walks_the
 def test_a_jpeg_of_too_much_metadata_is_refused_before_pillow_reads_it(pillow_opens):
     jpeg = baseline_jpeg()
     comment = b"\xff\xfe\xff\xff" + b"x" * 0xFFFD  # the largest segment there is: 64 KiB
-    crafted = jpeg[:2] + comment * (picture.MAX_JPEG_METADATA_BYTES // len(comment) + 1) + jpeg[2:]
+    crafted = jpeg[:2] + comment * (prescan.MAX_JPEG_METADATA_BYTES // len(comment) + 1) + jpeg[2:]
     with pytest.raises(ImageError, match="MiB of metadata"):
         load_image(crafted)
     assert pillow_opens == []
@@ -219,3 +222,67 @@ def test_a_tiny_pattern_is_not_looked_at_far_beyond_its_own_pixels():
     rows, cols = np.indices((32, 32))
     rings = Image.fromarray(np.where(np.hypot(rows - 16, cols - 16).astype(int) % 2 == 0, 0, 255).astype(np.uint8))
     assert max(analyse(rings).grey.shape) <= 8 * 32
+
+
+def _png_with_chunks_before_its_pixels(count: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    empty = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    at = png.index(b"IDAT") - 4
+    return png[:at] + empty * count + png[at:]
+
+
+def test_a_png_of_a_hundred_thousand_chunks_is_refused_from_its_headers():
+    """Pillow keeps and walks every chunk in Python: 8.7 million empty ones (100 MB) took 77 s and 2.2 GB."""
+    load_image(_png_with_chunks_before_its_pixels(100))  # a few extra chunks are nothing
+    with pytest.raises(ImageError, match="a PNG of more than 100,000 chunks is no picture digits reads"):
+        load_image(_png_with_chunks_before_its_pixels(prescan.MAX_PNG_CHUNKS + 1))
+
+
+def test_a_text_pnm_of_many_comments_is_refused():
+    """Pillow copied its block once per comment: 3 million comments (6 MB) ran for minutes."""
+    body = b"2 2\n255\n0 255 255 0\n"
+    assert load_image(b"P2\n# made by hand\n" + body).size == (2, 2)
+    with pytest.raises(ImageError, match="a text PNM with 101 comments is no picture digits reads"):
+        load_image(b"P2\n" + b"#\n" * 101 + body)
+
+
+def _rle_bmp(width: int, height: int) -> bytes:
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    body = b"\x01\x00\x00\x00" * height + b"\x00\x01"  # one pixel, then the row ends: Pillow pads it byte by byte
+    offset = 14 + 40 + len(palette)
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(body), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + header + palette + body
+
+
+def test_a_big_run_length_bmp_is_refused_from_its_header():
+    """A 51 KB RLE8 BMP of 12000×12500 took 25 s and 528 MB to decode."""
+    assert load_image(_rle_bmp(100, 100)).size == (100, 100)
+    with pytest.raises(ImageError, match="a run-length BMP of 2001×1000 is slow to decode"):
+        load_image(_rle_bmp(2001, 1000))
+
+
+def test_a_picture_of_no_pixels_given_to_the_python_api_is_an_image_error():
+    from digits.read.reader import Reader
+
+    reader = Reader()
+    for read in (reader.read_digit, reader.read_page):
+        with pytest.raises(ImageError, match=r"the image has no pixels \(0×5\)"):
+            read(Image.new("L", (0, 5)))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_one_nan_or_infinite_pixel_of_a_float_tiff_is_paper(tmp_path, mnist, bad):
+    """It made the whole picture NaN: a clear 7 was read as "no digit found", with NumPy's warnings on stderr."""
+    import warnings
+
+    from digits.read.reader import Reader
+
+    (x_test, y_test) = mnist[1]
+    pixels = (255 - x_test[0]).astype("float32") / 255
+    pixels[0, 0] = bad
+    Image.fromarray(pixels).save(tmp_path / "seven.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Reader().read_digit(tmp_path / "seven.tif").digit == y_test[0]

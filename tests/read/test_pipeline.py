@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-from digits.read import pipeline as preprocess
 from digits.read.explain import save_steps
 from digits.read.geometry import pixels_of
 from digits.read.levels import ink_level, median
+from digits.read.load import MAX_PIXELS
 from digits.read.normalize import _largest_around
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
 
@@ -472,7 +472,7 @@ def test_our_own_pixel_limit(tmp_path):
     # 160 megapixels: under Pillow's hard limit, over ours.
     path = tmp_path / "huge.png"
     path.write_bytes(bomb_png(16000, 10000))
-    assert preprocess.MAX_PIXELS < 16000 * 10000
+    assert MAX_PIXELS < 16000 * 10000
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
     assert "megapixels" in assert_one_line_error(excinfo, "huge.png")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
 import warnings
 from pathlib import Path
@@ -23,7 +22,19 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
-from digits.read.prescan import ICO_MAGIC, icon_frame_sizes, tiff_tile_bytes
+from digits.read.prescan import (
+    ICO_MAGIC,
+    MAX_PNG_CHUNKS,
+    MAX_PNM_COMMENTS,
+    MAX_RLE_BMP_PIXELS,
+    PNG_MAGIC,
+    icon_frame_sizes,
+    jpeg_scans,
+    png_chunks,
+    pnm_comments,
+    rle_bmp,
+    tiff_tile_bytes,
+)
 from digits.safe_open import read_regular
 
 # The budget for one picture, checked from its header before any pixel is
@@ -39,12 +50,6 @@ MAX_DECODE_BYTES = 160 * 2**20
 # this many scan-pixels (scans × pixels) in all.
 MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 1_000_000_000
-# Pillow reads a JPEG's segments before its first scan one by one in Python,
-# inside `Image.open`, and keeps each: millions of empty ones cost seconds and
-# hundreds of MiB. Cameras write a few dozen, and a few MiB of metadata (EXIF,
-# ICC, XMP); the walk is refused past these, before Pillow sees the file.
-MAX_JPEG_SEGMENTS = 4096
-MAX_JPEG_METADATA_BYTES = 16 * 2**20
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
@@ -63,10 +68,6 @@ ORIGINAL_SIZE = "digits.original_size"
 _EXIF_ORIENTATION = 0x0112
 # What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
 _ICON_BYTES_PER_PIXEL = 9
-# Both patterns are linear on any bytes: no quantifier is followed by anything
-# that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
-_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_JPEG_FILL = re.compile(rb"\xff+")
 
 
 # --------------------------------------------------------------------------
@@ -121,7 +122,8 @@ def _read_file(path: Path, name: str) -> bytes:
     return read_regular(path, MAX_FILE_BYTES, ImageError, "pass an image file")
 
 
-def _check_pixels(size: tuple[int, int], name: str) -> None:
+def check_pixels(size: tuple[int, int], name: str) -> None:
+    """Refuse a picture of no pixels, or of more than `MAX_PIXELS` (`ImageError` naming `name`)."""
     width, height = size
     if width < 1 or height < 1:
         raise ImageError(f"{name}: the image has no pixels ({width}×{height}).")
@@ -132,55 +134,10 @@ def _check_pixels(size: tuple[int, int], name: str) -> None:
         )
 
 
-def jpeg_scans(data: bytes, name: str = "the image data") -> int:
-    """How many scans (SOS segments) a JPEG stream holds, counted without decoding it.
-
-    Walks the marker segments; after each SOS, skips the entropy-coded data to
-    the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a restart, neither
-    ends it). Stops at EOI or wherever the stream stops making sense: the
-    decoder then says what is wrong with it. A stream of more than
-    `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES`
-    before its first scan, is refused (`ImageError` naming `name`).
-    The walk is linear in the bytes.
-    """
-    scans, segments, position, end = 0, 0, 2, len(data)
-    while position + 4 <= end and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
-            fill = _JPEG_FILL.match(data, position)
-            assert fill is not None  # data[position] is 0xFF, which the pattern matches
-            position = fill.end() - 1
-            continue
-        if marker == 0xD9:  # end of image
-            break
-        segments += 1
-        if segments > MAX_JPEG_SEGMENTS:
-            raise ImageError(
-                f"{name}: a JPEG of more than {MAX_JPEG_SEGMENTS} marker segments is refused "
-                "(cameras write a few dozen; save it again as an ordinary JPEG)."
-            )
-        if not scans and position > MAX_JPEG_METADATA_BYTES:
-            raise ImageError(
-                f"{name}: a JPEG with more than {MAX_JPEG_METADATA_BYTES // 2**20} MiB of metadata "
-                "before its pixels is refused (save it again without the metadata)."
-            )
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            position += 2
-            continue
-        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker == 0xDA:
-            scans += 1
-            found = _JPEG_MARKER_AFTER_DATA.search(data, position)
-            if found is None:
-                break
-            position = found.start()
-    return scans
-
-
 def _check_icon(data: bytes, name: str) -> None:
     """Refuse an ICO whose icons would not fit the budget: Pillow decodes the largest inside `Image.open`."""
     for size in icon_frame_sizes(data):
-        _check_pixels(size, name)
+        check_pixels(size, name)
         _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
 
 
@@ -233,6 +190,10 @@ def _decode(data: bytes, name: str) -> Image.Image:
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
     if data[:4] == ICO_MAGIC:
         _check_icon(data, name)
+    if data[:8] == PNG_MAGIC and png_chunks(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
+        raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    if pnm_comments(data) > MAX_PNM_COMMENTS:
+        raise ImageError(f"{name}: a text PNM with {pnm_comments(data):,} comments is no picture digits reads.")
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
@@ -245,13 +206,18 @@ def _decode(data: bytes, name: str) -> Image.Image:
                 if probe.format not in READABLE_FORMATS:
                     # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
                     raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
-                _check_pixels(probe.size, name)
+                check_pixels(probe.size, name)
+                if rle_bmp(probe) and probe.size[0] * probe.size[1] > MAX_RLE_BMP_PIXELS:
+                    raise ImageError(
+                        f"{name}: a run-length BMP of {probe.size[0]}×{probe.size[1]} is slow to decode; "
+                        f"digits reads one up to {MAX_RLE_BMP_PIXELS // 10**6} megapixels (save it as PNG)."
+                    )
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
             image = Image.open(io.BytesIO(data))
             image.seek(0)  # first frame of an animation or multi-page TIFF
             full_size = image.size
-            _check_pixels(full_size, name)
+            check_pixels(full_size, name)
             if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second frame
                 # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
                 # below the analysis resolution (both sides stay at or above it).
@@ -334,6 +300,9 @@ def grey_array(image: Image.Image) -> np.ndarray:
         # so scale by the range the values can have instead.
         wide = image.mode.startswith("I;16")
         values = np.asarray(image if image.mode == "F" else image.convert("I"), dtype=np.float32)
+        finite = np.isfinite(values)
+        if not finite.all():  # a float TIFF's NaN or infinite pixel has no grey: it is taken as the paper
+            values = np.where(finite, values, values[finite].max() if finite.any() else 0.0)
         high = float(values.max()) if values.size else 0.0
         low = float(values.min()) if values.size else 0.0
         if wide or 255 < high <= 65535 and low >= 0:

@@ -1,7 +1,9 @@
 """What a picture will cost to decode, read from the bytes of formats whose cost Pillow fixes before we can look.
 
 `digits.read.load.load_image` holds every decode to a budget read from the image's
-header. Two formats escape a check made on the opened image:
+header. `jpeg_scans` walks a JPEG's segments before Pillow does (it reads them one by one in
+Python inside `Image.open`), counting its scans for the budget. Two formats escape a check made
+on the opened image:
 
   * ICO: Pillow decodes the largest icon inside `Image.open`, and that
     icon's true size is in its own PNG or BMP header, not in the directory
@@ -12,6 +14,11 @@ header. Two formats escape a check made on the opened image:
     that one tile takes, from the opened image's tags (opening decodes nothing).
 
 Both only read headers: their work is linear in the directory, never in the pixels.
+
+Three formats have parts Pillow walks in Python, so a small file can hold enough of them to take minutes:
+`png_chunks` counts a PNG's chunks (Pillow keeps and walks each one: 8.7 million empty chunks, 100 MB, took
+77 s and 2.2 GB), `pnm_comments` a plain PBM/PGM/PPM's comments (each one copied its block: a 6 MB file ran
+for minutes), and `rle_bmp` tells a run-length BMP, which Pillow decodes in Python (0.7 s for 2000×2000).
 `small_png` tells, from a PNG's chunk headers, that decoding it costs next to
 nothing (an MNIST-sized crop): the server decodes such a picture where it stands.
 What the reader then does with it is not bounded by its size (a tiny pattern is
@@ -20,10 +27,34 @@ analysed at a large scale): that is the caller's to bound.
 
 from __future__ import annotations
 
+import re
+
 from PIL import Image
 
+from digits.errors import ImageError
+
+# Pillow reads a JPEG's segments before its first scan one by one in Python,
+# inside `Image.open`, and keeps each: millions of empty ones cost seconds and
+# hundreds of MiB. Cameras write a few dozen, and a few MiB of metadata (EXIF,
+# ICC, XMP); the walk is refused past these, before Pillow sees the file.
+MAX_JPEG_SEGMENTS = 4096
+MAX_JPEG_METADATA_BYTES = 16 * 2**20
+
+# The same for the other formats Pillow reads part by part in Python: a PNG is
+# written in chunks of 8 KiB of pixels (a file of `load.MAX_FILE_BYTES` holds
+# 32,768), a text PNM's comments are a line or two of its header, and a
+# run-length BMP is an old screenshot's format.
+MAX_PNG_CHUNKS = 100_000
+MAX_PNM_COMMENTS = 100
+MAX_RLE_BMP_PIXELS = 2_000_000
+
+# Both patterns are linear on any bytes: no quantifier is followed by anything
+# that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
+_JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_FILL = re.compile(rb"\xff+")
+
 ICO_MAGIC = b"\x00\x00\x01\x00"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _BITMAPCOREHEADER = 12
 # A PNG within these limits, with none of the chunks below, decodes in a tenth of a
 # millisecond (a 28×28 crop); a real one has 3 to 10 chunks.
@@ -51,7 +82,7 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
             break
         offset = int.from_bytes(data[at + 12 : at + 16], "little")
         frame = data[offset : offset + 24]
-        if frame[:8] == _PNG_MAGIC and len(frame) == 24:  # the IHDR chunk comes first
+        if frame[:8] == PNG_MAGIC and len(frame) == 24:  # the IHDR chunk comes first
             sizes.append((int.from_bytes(frame[16:20], "big"), int.from_bytes(frame[20:24], "big")))
         elif len(frame) >= 12:
             if int.from_bytes(frame[:4], "little") == _BITMAPCOREHEADER:
@@ -82,15 +113,81 @@ def small_png(data: bytes) -> bool:
 
     Walks the chunk headers only. A damaged PNG may pass: `load_image` then refuses it just as fast.
     """
-    if len(data) > SMALL_PNG_BYTES or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
+    if len(data) > SMALL_PNG_BYTES or data[:8] != PNG_MAGIC or data[12:16] != b"IHDR":
         return False
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if width * height > SMALL_PNG_PIXELS:
         return False
-    at, chunks = len(_PNG_MAGIC), 0
+    at, chunks = len(PNG_MAGIC), 0
     while at + 8 <= len(data):  # each chunk: 4 bytes of length, 4 of type, the data, 4 of CRC
         chunks += 1
         if chunks > SMALL_PNG_CHUNKS or data[at + 4 : at + 8] in _COSTLY_CHUNKS:
             return False
         at += 12 + int.from_bytes(data[at : at + 4], "big")
     return True
+
+
+def png_chunks(data: bytes, limit: int) -> int:
+    """How many chunks a PNG's headers chain together, counting no further than `limit` + 1."""
+    at, chunks = len(PNG_MAGIC), 0
+    while at + 8 <= len(data) and chunks <= limit:
+        chunks += 1
+        if data[at + 4 : at + 8] == b"IEND":
+            break
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
+    return chunks
+
+
+def pnm_comments(data: bytes) -> int:
+    """How many comments a plain (text) PBM, PGM or PPM holds; 0 for any other file."""
+    return data.count(b"#") if data[:2] in (b"P1", b"P2", b"P3") else 0
+
+
+def rle_bmp(image: Image.Image) -> bool:
+    """Whether an opened BMP is run-length encoded (RLE8 or RLE4)."""
+    return image.format in ("BMP", "DIB") and image.info.get("compression") in (1, 2)
+
+
+def jpeg_scans(data: bytes, name: str = "the image data") -> int:
+    """How many scans (SOS segments) a JPEG stream holds, counted without decoding it.
+
+    Walks the marker segments; after each SOS, skips the entropy-coded data to
+    the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a restart, neither
+    ends it). Stops at EOI or wherever the stream stops making sense: the
+    decoder then says what is wrong with it. A stream of more than
+    `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES`
+    before its first scan, is refused (`ImageError` naming `name`).
+    The walk is linear in the bytes.
+    """
+    scans, segments, position, end = 0, 0, 2, len(data)
+    while position + 4 <= end and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
+            fill = _JPEG_FILL.match(data, position)
+            assert fill is not None  # data[position] is 0xFF, which the pattern matches
+            position = fill.end() - 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageError(
+                f"{name}: a JPEG of more than {MAX_JPEG_SEGMENTS} marker segments is refused "
+                "(cameras write a few dozen; save it again as an ordinary JPEG)."
+            )
+        if not scans and position > MAX_JPEG_METADATA_BYTES:
+            raise ImageError(
+                f"{name}: a JPEG with more than {MAX_JPEG_METADATA_BYTES // 2**20} MiB of metadata "
+                "before its pixels is refused (save it again without the metadata)."
+            )
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            found = _JPEG_MARKER_AFTER_DATA.search(data, position)
+            if found is None:
+                break
+            position = found.start()
+    return scans

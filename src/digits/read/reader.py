@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import union
-from digits.read.load import load_image
+from digits.read.load import check_pixels, load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
@@ -270,4 +270,7 @@ class Reader:
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
-    return picture if isinstance(picture, Image.Image) else load_image(picture)
+    if isinstance(picture, Image.Image):
+        check_pixels(picture.size, "the picture")  # as a file's would be: 0×5 pixels is no picture
+        return picture
+    return load_image(picture)

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digits.config import TrainConfig
-from digits.errors import EXIT_CODES, Interrupted
+from digits.config import TrainConfig, is_number
+from digits.errors import EXIT_CODES, Interrupted, RunError
 from digits.runs import RunDir
 from digits.train import models
 from digits.train import tf as backend
@@ -215,6 +215,30 @@ class ProgressBar:
 STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "best_score", "train_seconds")
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _history(value) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(column, list) and all(is_number(v) for v in column)
+        for key, column in value.items()
+    )
+
+
+# What each key of a checkpoint's loop state must hold for `fit` to go on from it.
+_STATE_CHECKS = {
+    "epoch": _count,
+    "step": _count,
+    "loss_sum": is_number,
+    "correct": is_number,
+    "history": _history,
+    "best_epoch": _count,
+    "best_score": lambda v: is_number(v) or v == math.inf,  # inf: no epoch scored yet
+    "train_seconds": is_number,
+}
+
+
 def new_state() -> dict:
     return {
         "epoch": 0,
@@ -246,6 +270,12 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
         group: {name: tuple(v.shape) for name, v in variables.items()} for group, variables in trainer.variables.items()
     }
     arrays, meta = run.load_checkpoint(expected | {"best": expected["model"]})
+    wrong = next((key for key in STATE_KEYS if key not in meta or not _STATE_CHECKS[key](meta[key])), None)
+    if wrong is not None:
+        raise RunError(
+            f"{run.path / RunDir.CHECKPOINT}: where the loop stood ({wrong!r}) is missing or not what the loop "
+            "writes there; the file was altered: start the run again."
+        )
     for group, variables in trainer.variables.items():
         for name, variable in variables.items():
             variable.assign(arrays[group][name])
