@@ -84,7 +84,10 @@ def atomic_path(target: str | os.PathLike, follow_symlinks: bool = True) -> Iter
     target, mode = writable_target(target, follow_symlinks)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + target.suffix)
+        # The name cut short: a target whose own name is near the file system's limit still gets its temporary twin.
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name[:96]}.", suffix=".tmp" + target.suffix[:16]
+        )
         os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:

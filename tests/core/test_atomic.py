@@ -72,3 +72,10 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
     path.chmod(0o640)
     write_bytes(path, b"new")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640 and path.read_bytes() == b"new"
+
+
+def test_a_name_near_the_file_systems_limit_still_gets_its_temporary_twin(tmp_path):
+    """The temporary file's name adds a dot, a random part and a suffix: a 250-character name overflowed."""
+    target = tmp_path / ("n" * 246 + ".png")
+    write_bytes(target, b"picture")
+    assert target.read_bytes() == b"picture" and [p.name for p in tmp_path.iterdir()] == [target.name]

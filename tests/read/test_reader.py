@@ -127,6 +127,19 @@ def test_read_explain_draws_the_boxes(mnist, tmp_path):
         assert ((colours[:, 1] > 120) & (colours[:, 0] < 60)).any(), "green boxes drawn"
 
 
+def test_explain_draws_a_huge_picture_reduced(tmp_path):
+    """A 12247² 1-bit PNG (61 KB) drawn at full size took 1.4 GB: it is drawn at most 2048 pixels long."""
+    from digits.read.explain import save_boxes
+    from digits.read.load import load_image
+    from digits.read.reader import Page
+
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12247, 6000), 1).save(huge)
+    save_boxes(load_image(huge), Page(), tmp_path / "boxes.png")
+    with Image.open(tmp_path / "boxes.png") as drawn:
+        assert drawn.size == (2048, round(6000 * 2048 / 12247))
+
+
 def test_explain_boxes_land_on_the_digits_of_a_big_jpeg(mnist, tmp_path):
     """A big JPEG is decoded smaller than it is; its boxes must still frame its digits."""
     from digits.read.explain import save_boxes

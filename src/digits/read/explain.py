@@ -13,13 +13,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digits.atomic import atomic_path
-from digits.read.load import grey_array, true_size
+from digits.read.load import working_grey
 from digits.read.pipeline import Prepared
 from digits.read.reader import Page
 from digits.spec import OK
 
 _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible
 _TITLE_HEIGHT = 24  # px above each step for its title
+_BOXES_LONGEST = 2048  # px: the longer side of the picture `save_boxes` draws on, at most
 
 
 def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
@@ -53,10 +54,11 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
 def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike[str]) -> None:
     """The picture with a box round every digit found: green when sure, orange when unsure."""
     # Grey through the reader's own conversion: transparency over white, 16-bit and
-    # float pictures scaled. Boxes are in the picture's true pixels; a big JPEG may
-    # have been decoded smaller.
-    canvas = Image.fromarray(np.uint8(np.rint(grey_array(picture) * 255))).convert("RGB")
-    scale_x, scale_y = (shown / true for shown, true in zip(canvas.size, true_size(picture), strict=False))
+    # float pictures scaled; a picture longer than `_BOXES_LONGEST` reduced first (a
+    # 12247² 1-bit PNG drawn at full size took 1.4 GB), any other drawn at its size. Boxes
+    # are in the picture's true pixels; a big JPEG may have been decoded smaller.
+    grey, (scale_x, scale_y) = working_grey(picture, longest_side=_BOXES_LONGEST, shortest_side=1)
+    canvas = Image.fromarray(np.uint8(np.rint(grey * 255))).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 400))
     for line in page.lines:
