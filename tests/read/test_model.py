@@ -101,6 +101,13 @@ def test_not_a_digit_wins_only_when_it_outweighs_every_digit():
     assert bool(refused(rows[1])) is True
 
 
+@pytest.mark.parametrize("threads", [0, 10**9, "2", True, 1.5])
+def test_a_thread_count_that_is_none_is_a_value_error(threads):
+    """ONNX Runtime answered 10**9 threads with std::bad_alloc, reported as "not a valid ONNX model"."""
+    with pytest.raises(ValueError, match="a whole number from 1 to 1024, or None for every core"):
+        Recognizer(threads=threads)
+
+
 def test_waiting_model_threads_sleep_rather_than_spin():
     """Between model calls the reader works on the same cores: idle threads must not take them."""
     session = Recognizer().session

@@ -30,6 +30,8 @@ _MOST_PER_CALL = 1024
 # waiting for it cost more than the work (the shipped CNN on 2 cores: one image 100 µs on one thread,
 # 150 µs on two; even at 4). A reader that reads one picture at a time makes such calls.
 _FEW = 4
+# More threads than any machine has cores; ONNX Runtime answered 10**9 with std::bad_alloc.
+_MOST_THREADS = 1024
 
 
 def shipped_model() -> Path:
@@ -79,9 +81,17 @@ class Recognizer:
     """
 
     def __init__(self, source: str | os.PathLike[str] | None = None, threads: int | None = None):
+        if threads is not None and not (type(threads) is int and 1 <= threads <= _MOST_THREADS):
+            raise ValueError(
+                f"threads is {threads!r}: a whole number from 1 to {_MOST_THREADS}, or None for every core."
+            )
         self.path = resolve_model(source)
         model_bytes = read_model(self.path)
         self.session = self._session(model_bytes, threads)
+        import onnxruntime as ort
+
+        self._quiet = ort.RunOptions()
+        self._quiet.log_severity_level = 3  # a model's failure is our ModelError, not also a line of its log
         # Same weights, same outputs bit for bit (the threads split the work, not the sums): for `_FEW` images.
         # Made at the first such call (the model's bytes are kept till then): big batches alone never load it twice.
         self._few_session = self.session if threads == 1 else None
@@ -141,7 +151,7 @@ class Recognizer:
     def _answer(self, session: Any, batch: np.ndarray) -> np.ndarray:
         """One model call, checked: a model file can declare one thing and compute another."""
         try:
-            found = session.run(None, {self.input_name: batch})[0]
+            found = session.run(None, {self.input_name: batch}, self._quiet)[0]
         except Exception as err:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"{self.path}: failed on {len(batch)} images ({str(err).splitlines()[0][:160]})."
