@@ -286,3 +286,22 @@ def test_one_nan_or_infinite_pixel_of_a_float_tiff_is_paper(tmp_path, mnist, bad
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Reader().read_digit(tmp_path / "seven.tif").digit == y_test[0]
+
+
+def _gif_with_extensions_before_its_picture(extension: bytes, count: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("P", (20, 20), 0).save(buffer, format="GIF")
+    gif = buffer.getvalue()
+    flags = gif[10]
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global colour table
+    return gif[:at] + extension * count + gif[at:]
+
+
+def test_a_gif_of_many_blocks_before_its_picture_is_refused():
+    """Pillow reads each block in Python: 3.5 million empty comments (10.5 MB) took 3.4 s."""
+    comment = b"\x21\xfe\x03abc\x00"  # a comment extension of one sub-block
+    assert load_image(_gif_with_extensions_before_its_picture(comment, 50)).size == (20, 20)
+    for empty in (b"\x21\xfe\x00", comment):
+        bomb = _gif_with_extensions_before_its_picture(empty, prescan.MAX_GIF_BLOCKS + 1)
+        with pytest.raises(ImageError, match="a GIF of more than 10,000 blocks before its picture is refused"):
+            load_image(bomb)

@@ -24,10 +24,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from digits.errors import ImageError
 from digits.read.prescan import (
     ICO_MAGIC,
+    MAX_GIF_BLOCKS,
     MAX_PNG_CHUNKS,
     MAX_PNM_COMMENTS,
     MAX_RLE_BMP_PIXELS,
     PNG_MAGIC,
+    gif_blocks,
     icon_frame_sizes,
     jpeg_scans,
     png_chunks,
@@ -192,6 +194,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
         _check_icon(data, name)
     if data[:8] == PNG_MAGIC and png_chunks(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
         raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    if data[:3] == b"GIF" and gif_blocks(data, MAX_GIF_BLOCKS) > MAX_GIF_BLOCKS:
+        raise ImageError(f"{name}: a GIF of more than {MAX_GIF_BLOCKS:,} blocks before its picture is refused.")
     if pnm_comments(data) > MAX_PNM_COMMENTS:
         raise ImageError(f"{name}: a text PNM with {pnm_comments(data):,} comments is no picture digits reads.")
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
