@@ -86,7 +86,7 @@ def atomic_path(target: str | os.PathLike, follow_symlinks: bool = True) -> Iter
     try:
         # The name cut short: a target whose own name is near the file system's limit still gets its temporary twin.
         fd, tmp = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name[:96]}.", suffix=".tmp" + target.suffix[:16]
+            dir=target.parent, prefix=f".{_cut(target.name, 96)}.", suffix=".tmp" + _cut(target.suffix, 16)
         )
         os.close(fd)
         yield Path(tmp)
@@ -112,3 +112,15 @@ def write_text(target: str | os.PathLike, text: str, follow_symlinks: bool = Tru
 
 def write_json(target: str | os.PathLike, obj: object, follow_symlinks: bool = True) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", follow_symlinks)
+
+
+def _cut(name: str, most: int) -> str:
+    """`name` cut to at most `most` bytes as the file system counts them, never inside a character
+    (empty when its bytes there are no UTF-8: the temporary name needs no more than a hint of the target's)."""
+    cut = os.fsencode(name)[:most]
+    for end in range(len(cut), max(len(cut) - 4, 0) - 1, -1):  # a UTF-8 character is at most 4 bytes
+        try:
+            return cut[:end].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return ""

@@ -291,7 +291,9 @@ def _download_one(spec: DatasetSpec, filename: str, dest: Path, content_sha256: 
         except DataError as err:
             errors.append(str(err))
             continue
-        atomic.write_bytes(dest, packed)  # a WriteError names the cache file that could not be written
+        atomic.write_bytes(
+            dest, packed, follow_symlinks=False
+        )  # a WriteError names the file; a planted link is replaced
         return
     raise DataError(
         f"{spec.name} is not in {', '.join(searched)} and could not be downloaded "

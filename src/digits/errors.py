@@ -49,8 +49,12 @@ class WriteError(DigitsError):
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-class Interrupted(Exception):
-    """A command stopped on SIGINT or SIGTERM, after leaving its work resumable (a checkpoint, written chunks) or its server shut down."""
+class Interrupted(BaseException):
+    """A command stopped on SIGINT or SIGTERM, after leaving its work resumable (a checkpoint, written chunks) or its server shut down.
+
+    A `BaseException`, like `KeyboardInterrupt`: raised from a signal handler wherever the command
+    stands, it must pass every `except Exception` (a model call's, a batch picture's) on its way out.
+    """
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)

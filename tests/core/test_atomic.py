@@ -76,6 +76,8 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
 
 def test_a_name_near_the_file_systems_limit_still_gets_its_temporary_twin(tmp_path):
     """The temporary file's name adds a dot, a random part and a suffix: a 250-character name overflowed."""
-    target = tmp_path / ("n" * 246 + ".png")
-    write_bytes(target, b"picture")
-    assert target.read_bytes() == b"picture" and [p.name for p in tmp_path.iterdir()] == [target.name]
+    for name in ("n" * 246 + ".png", "数字" * 40 + ".png"):  # 250 bytes; 244 bytes in 84 characters
+        target = tmp_path / name
+        write_bytes(target, b"picture")
+        assert target.read_bytes() == b"picture" and [p.name for p in tmp_path.iterdir()] == [target.name]
+        target.unlink()

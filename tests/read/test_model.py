@@ -79,15 +79,31 @@ def test_a_few_images_on_one_thread_give_the_same_probabilities(mnist):
     np.testing.assert_array_equal(recognizer.predict_proba(images), apply_temperature(pooled, recognizer.temperature))
 
 
-def test_threads_sharing_a_recognizer_make_its_one_thread_session_once(mnist):
-    """The one-thread session is made at the first small call; threads calling at once all get answers."""
+def test_threads_sharing_a_recognizer_make_its_one_thread_session_once(mnist, monkeypatch):
+    """The one-thread session is made at the first small call, once, however many threads call at once."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     _, (x_test, _) = mnist
     recognizer = Recognizer(threads=2)
+    made, real_session, all_in = [], Recognizer._session, threading.Barrier(8)
+
+    def slow_session(self, model_bytes, threads):
+        made.append(threads)
+        time.sleep(0.2)  # the window in which a second thread, unlocked, would make another (from no bytes)
+        return real_session(self, model_bytes, threads)
+
+    monkeypatch.setattr(Recognizer, "_session", slow_session)
     image = x_test[:1].astype(np.float32) / 255
+
+    def call(_):
+        all_in.wait()
+        return recognizer.predict_proba(image)
+
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: recognizer.predict_proba(image), range(32)))
+        answers = list(pool.map(call, range(8)))
+    assert made == [1]
     for answer in answers:
         np.testing.assert_array_equal(answer, answers[0])
 

@@ -244,6 +244,7 @@ def test_a_text_pnm_of_many_comments_is_refused():
     """Pillow copied its block once per comment: 3 million comments (6 MB) ran for minutes."""
     body = b"2 2\n255\n0 255 255 0\n"
     assert load_image(b"P2\n# made by hand\n" + body).size == (2, 2)
+    assert load_image(b"P2\n# " + b"#" * 200 + b"\n" + body).size == (2, 2), "one comment, however many #s"
     with pytest.raises(ImageError, match="a text PNM with 101 comments is no picture digits reads"):
         load_image(b"P2\n" + b"#\n" * 101 + body)
 
@@ -259,8 +260,9 @@ def _rle_bmp(width: int, height: int) -> bytes:
 def test_a_big_run_length_bmp_is_refused_from_its_header():
     """A 51 KB RLE8 BMP of 12000×12500 took 25 s and 528 MB to decode."""
     assert load_image(_rle_bmp(100, 100)).size == (100, 100)
-    with pytest.raises(ImageError, match="a run-length BMP of 2001×1000 is slow to decode"):
-        load_image(_rle_bmp(2001, 1000))
+    assert load_image(_rle_bmp(2560, 1440)).size == (2560, 1440), "a screenshot's size reads"
+    with pytest.raises(ImageError, match="a run-length BMP of 4001×1000 is slow to decode"):
+        load_image(_rle_bmp(4001, 1000))
 
 
 def test_a_picture_of_no_pixels_given_to_the_python_api_is_an_image_error():
@@ -272,16 +274,17 @@ def test_a_picture_of_no_pixels_given_to_the_python_api_is_an_image_error():
             read(Image.new("L", (0, 5)))
 
 
+@pytest.mark.parametrize("dark_paper", [False, True], ids=["ink on white", "white on black"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_one_nan_or_infinite_pixel_of_a_float_tiff_is_paper(tmp_path, mnist, bad):
+def test_one_nan_or_infinite_pixel_of_a_float_tiff_is_paper(tmp_path, mnist, bad, dark_paper):
     """It made the whole picture NaN: a clear 7 was read as "no digit found", with NumPy's warnings on stderr."""
     import warnings
 
     from digits.read.reader import Reader
 
     (x_test, y_test) = mnist[1]
-    pixels = (255 - x_test[0]).astype("float32") / 255
-    pixels[0, 0] = bad
+    pixels = (x_test[0] if dark_paper else 255 - x_test[0]).astype("float32") / 255
+    pixels[0, :] = bad  # a whole row: as ink, it would make a stroke of its own
     Image.fromarray(pixels).save(tmp_path / "seven.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from digits.runs import RunDir, TrainingError
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
 from digits.train.run import train, train_config
-from helpers import run_cli
+from helpers import DIGITS, run_cli
 
 
 def test_seed_model_has_the_articles_parameter_count():
@@ -180,12 +181,17 @@ def test_sigterm_exits_143(tmp_path, mnist):
     assert RunDir(tmp_path / "runs" / "terminated").read_info().status == "interrupted"
 
 
-@pytest.mark.parametrize("where", ["digits.train.run.finish", "digits.train.run.set_up"])
+@pytest.mark.parametrize(
+    "where", ["digits.train.run.finish", "digits.train.run.set_up", "digits.read.model.Recognizer.predict_proba"]
+)
 def test_a_signal_outside_the_training_loop_leaves_the_run_interrupted(tmp_path, monkeypatch, mnist, where):
-    """SIGTERM while the report is written (or the model built) is recorded as such, never left as "running"."""
+    """SIGTERM while the report is written (or the model built, or the test set read through the model, inside
+    a model call's own `except Exception`) is recorded as such, never left as "running" or taken for a failure."""
+    import pydoc
+
     from digits.errors import Interrupted
 
-    real = getattr(__import__("digits.train.run", fromlist=["x"]), where.rsplit(".", 1)[1])
+    real = pydoc.locate(where)
 
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -196,11 +202,53 @@ def test_a_signal_outside_the_training_loop_leaves_the_run_interrupted(tmp_path,
     with pytest.raises(Interrupted, match="SIGTERM"):
         train_config(config, runs_dir=tmp_path, name="stopped", progress=False, log=lambda *a: None)
     info = RunDir(tmp_path / "stopped").read_info()
-    done = 1 if where.endswith("finish") else 0
+    done = 0 if where.endswith("set_up") else 1
     assert (info.status, info.epochs_done) == ("interrupted", done)
     monkeypatch.undo()
     run, metrics = train_config(None, resume=tmp_path / "stopped", progress=False, log=lambda *a: None)
     assert RunDir(run).read_info().status == "finished" and metrics["epochs_run"] == 1
+
+
+def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mnist):
+    """The loop looks for a signal after each epoch's checkpoint; one that comes later, in the callback, stops the
+    run on the way out of the loop instead of being dropped (the run is then whole, and resuming only finishes it)."""
+    from digits.errors import Interrupted
+    from digits.train.dataset import split_data
+    from digits.train.loop import fit, new_state
+    from digits.train.run import set_up
+
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    (x, y), _ = mnist
+    split = split_data(x, y, config.validation_split, config.train_limit)
+    run = RunDir.create(tmp_path, "late", config)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        fit(
+            set_up(config, split),
+            split,
+            config,
+            run,
+            new_state(),
+            False,
+            on_epoch=lambda *_: os.kill(os.getpid(), signal.SIGTERM),
+        )
+    assert run.checkpoint_meta()["epoch"] == 1
+
+
+def test_a_command_started_with_sigint_ignored_keeps_it_ignored(tmp_path, mnist):
+    """A background job (`digits train &` in a shell without job control) ignores Ctrl-C; training must not
+    install a handler over that: the run's own SIGINT after epoch 1 is ignored and the run finishes."""
+    env = {**os.environ, TEST_SIGNAL_VARIABLE: "SIGINT:1"}
+    ignoring = subprocess.run(
+        [DIGITS, "train", *RESUMABLE, "--epochs", "2", "--name", "background"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert ignoring.returncode == 0, ignoring.stderr
+    assert RunDir(tmp_path / "runs" / "background").read_info().status == "finished"
 
 
 def test_existing_run_name_is_refused(tiny_run):

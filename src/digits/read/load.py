@@ -305,8 +305,8 @@ def grey_array(image: Image.Image) -> np.ndarray:
         wide = image.mode.startswith("I;16")
         values = np.asarray(image if image.mode == "F" else image.convert("I"), dtype=np.float32)
         finite = np.isfinite(values)
-        if not finite.all():  # a float TIFF's NaN or infinite pixel has no grey: it is taken as the paper
-            values = np.where(finite, values, values[finite].max() if finite.any() else 0.0)
+        if not finite.all():  # a float TIFF's NaN or infinite pixel has no grey: it takes the commonest, the paper's
+            values = np.where(finite, values, float(np.median(values[finite])) if finite.any() else 0.0)
         high = float(values.max()) if values.size else 0.0
         low = float(values.min()) if values.size else 0.0
         if wide or 255 < high <= 65535 and low >= 0:

@@ -158,12 +158,18 @@ class SignalFlag:
 
     def __enter__(self):
         self.received: int | None = None
-        self._previous = {s: signal.signal(s, self._handle) for s in EXIT_CODES}
+        # A signal the command was started ignoring (SIGINT in a background job) stays ignored.
+        self._previous = {
+            s: signal.signal(s, self._handle) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN
+        }
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        if exc_type is None and self.received is not None:
+            # Received after the loop's last look (during the last epoch's callback): not swallowed.
+            raise Interrupted(self.received)
 
     def _handle(self, signum, frame):
         self.received = signum
@@ -219,9 +225,14 @@ def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _float(value) -> bool:
+    """A number `fit` can add to: NaN and infinity included (a diverged run writes them), 10**400 not."""
+    return isinstance(value, float) or is_number(value)
+
+
 def _history(value) -> bool:
     return isinstance(value, dict) and all(
-        isinstance(key, str) and isinstance(column, list) and all(is_number(v) for v in column)
+        isinstance(key, str) and isinstance(column, list) and all(_float(v) for v in column)
         for key, column in value.items()
     )
 
@@ -230,11 +241,11 @@ def _history(value) -> bool:
 _STATE_CHECKS = {
     "epoch": _count,
     "step": _count,
-    "loss_sum": is_number,
-    "correct": is_number,
+    "loss_sum": _float,
+    "correct": _float,
     "history": _history,
     "best_epoch": _count,
-    "best_score": lambda v: is_number(v) or v == math.inf,  # inf: no epoch scored yet
+    "best_score": _float,
     "train_seconds": is_number,
 }
 

@@ -193,7 +193,8 @@ def _signals_stop_the_run() -> Iterator[None]:
     def stop(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, stop) for s in EXIT_CODES}
+    # A signal the command was started ignoring (SIGINT in a background job) stays ignored.
+    previous = {s: signal.signal(s, stop) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
