@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from digits.runs import RunDir  # noqa: E402
-from digits.train import tune  # noqa: E402
+from digits.train import plots, tune  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "tuning"
@@ -109,7 +109,7 @@ def study_summary(storage: str, name: str) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = tune.trial_states(trials)
     best = study.best_trial
-    plots = tune.save_plots(study, DOCS / name)
+    drawn = plots.save_study_plots(study, DOCS / name)
     finished = [t for t in trials if t.datetime_complete]
     seconds = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
     return {
@@ -121,7 +121,7 @@ def study_summary(storage: str, name: str) -> dict:
         "best_trial": best.number,
         "best_val_accuracy": best.value,
         "best_params": best.params,
-        "plots": [str(p.relative_to(ROOT)) for p in plots],
+        "plots": [str(p.relative_to(ROOT)) for p in drawn],
     }
 
 

@@ -170,9 +170,11 @@ def tune(
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:
+        from digits.train import plots
+
         found = tune.open_study(tune.open_storage(storage, existing=True), show)
         echo(tune.describe(found))
-        for path in tune.save_plots(found, out or runs_dir / f"tune-{show}"):
+        for path in plots.save_study_plots(found, out or runs_dir / f"tune-{show}"):
             echo(f"  plot: {path}")
         return
     found = tune.run_study(

@@ -1,4 +1,4 @@
-"""Plots that describe a training run: curves, confusion matrix, mistakes, one digit.
+"""Plots that describe a training run (curves, confusion matrix, mistakes, one digit) and a tuning study.
 
 Everything here is plain NumPy and matplotlib, so a report can be rebuilt
 from a saved run folder without TensorFlow. matplotlib is imported inside the
@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -282,3 +283,44 @@ def plot_digit(image: np.ndarray, title: str, path: str | os.PathLike) -> None:
     ax.set_axis_off()
     fig.tight_layout()
     _save(fig, path, follow_symlinks=True)  # `--out` names the user's own file
+
+
+def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
+    """Optuna's optimization history, parameter importances and the best trials' parallel coordinates, as PNG."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as vis
+
+    from digits.train.tune import TuneError, best_trials
+
+    complete = best_trials(study)
+    if len(complete) < 2:
+        raise TuneError(f"study {study.study_name!r} has {len(complete)} complete trial(s); plots need at least 2.")
+    top = optuna.create_study(direction="maximize")  # in memory: the parallel coordinates of the best only
+    top.add_trials(complete[:best])
+    plots = {
+        "optimization-history.png": lambda: vis.plot_optimization_history(study),
+        "param-importances.png": lambda: vis.plot_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+        ),
+        "parallel-coordinates.png": lambda: vis.plot_parallel_coordinate(top),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, plot in plots.items():
+            axes: Any = plot()  # one Axes, or an array of them
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(10, 6)
+            figure.tight_layout()
+            with atomic_path(out_dir / name) as tmp:
+                figure.savefig(tmp, format="png", dpi=100)
+            plt.close(figure)
+            written.append(out_dir / name)
+    return written

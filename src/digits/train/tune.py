@@ -31,14 +31,14 @@ import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from digits.config import TrainConfig
-from digits.errors import DigitsError
+from digits.errors import DigitsError, Interrupted
 
 
 class TuneError(DigitsError):
@@ -274,8 +274,21 @@ def run_study(
     objective = Objective(base, data_dir, max_epochs, data)
     bar = TrialProgress(progress, trials, log)
     with bar.progress:
-        study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[bar], gc_after_trial=True)
+        try:
+            study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[bar], gc_after_trial=True)
+        except _TrialStopped as stopped:  # Optuna has recorded the trial as failed: the signal goes on
+            raise stopped.signal from None
     return study
+
+
+class _TrialStopped(Exception):
+    """A signal stopped a trial. Optuna records a trial that raises an `Exception` as failed, but leaves
+    one that raises another `BaseException` (our `Interrupted`) as running for ever: the signal travels
+    through Optuna in this, and `tune` raises it again."""
+
+    def __init__(self, signal: Interrupted):
+        super().__init__(str(signal))
+        self.signal = signal
 
 
 class Objective:
@@ -307,7 +320,10 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         with tempfile.TemporaryDirectory(prefix="digits-trial-") as scratch:  # fit's per-epoch checkpoints
-            state = fit(trainer, self.split, config, RunDir(scratch), new_state(), progress=False, on_epoch=report)
+            try:
+                state = fit(trainer, self.split, config, RunDir(scratch), new_state(), progress=False, on_epoch=report)
+            except Interrupted as stop:
+                raise _TrialStopped(stop) from None
         history = state["history"]
         trial.set_user_attr("train_seconds", round(state["train_seconds"], 1))
         trial.set_user_attr("train_accuracy", history["accuracy"][-1])
@@ -343,44 +359,6 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
-
-
-def save_plots(study: optuna.Study, out_dir: Path, best: int = 20) -> list[Path]:
-    """Optuna's optimization history, parameter importances and the best trials' parallel coordinates, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as vis
-
-    from digits import atomic
-
-    complete = best_trials(study)
-    if len(complete) < 2:
-        raise TuneError(f"study {study.study_name!r} has {len(complete)} complete trial(s); plots need at least 2.")
-    top = optuna.create_study(direction="maximize")  # in memory: the parallel coordinates of the best only
-    top.add_trials(complete[:best])
-    plots = {
-        "optimization-history.png": lambda: vis.plot_optimization_history(study),
-        "param-importances.png": lambda: vis.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
-        ),
-        "parallel-coordinates.png": lambda: vis.plot_parallel_coordinate(top),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for name, plot in plots.items():
-            axes: Any = plot()  # one Axes, or an array of them
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-            figure.set_size_inches(10, 6)
-            figure.tight_layout()
-            with atomic.atomic_path(out_dir / name) as tmp:
-                figure.savefig(tmp, format="png", dpi=100)
-            plt.close(figure)
-            written.append(out_dir / name)
-    return written
 
 
 def best_config(storage: str, study_name: str) -> tuple[dict, optuna.trial.FrozenTrial]:
