@@ -291,9 +291,8 @@ def _download_one(spec: DatasetSpec, filename: str, dest: Path, content_sha256: 
         except DataError as err:
             errors.append(str(err))
             continue
-        atomic.write_bytes(
-            dest, packed, follow_symlinks=False
-        )  # a WriteError names the file; a planted link is replaced
+        # A WriteError names the file that could not be written; a link planted there is replaced.
+        atomic.write_bytes(dest, packed, follow_symlinks=False)
         return
     raise DataError(
         f"{spec.name} is not in {', '.join(searched)} and could not be downloaded "

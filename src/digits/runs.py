@@ -138,8 +138,8 @@ class RunDir:
             return "its config.json is damaged: train it again with `digits train`"
         if info.ensemble:
             return "an ensemble whose model file is gone: make it again with `digits ensemble`"
-        if self.status(info) != "finished" and self.has_checkpoint():
-            return f"its training did not finish: `digits train --resume {self}`"
+        if (status := self.status(info)) != "finished" and self.has_checkpoint():
+            return self.unfinished_advice(status)
         return "its model files are gone: train it again with `digits train`"
 
     def unfinished_advice(self, status: str) -> str:

@@ -24,17 +24,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from digits.errors import ImageError
 from digits.read.prescan import (
     ICO_MAGIC,
-    MAX_GIF_BLOCKS,
-    MAX_PNG_CHUNKS,
-    MAX_PNM_COMMENTS,
-    MAX_RLE_BMP_PIXELS,
-    PNG_MAGIC,
-    gif_blocks,
     icon_frame_sizes,
     jpeg_scans,
-    png_chunks,
-    pnm_comments,
-    rle_bmp,
+    refuse_big_rle_bmp,
+    refuse_long_walks,
     tiff_tile_bytes,
 )
 from digits.safe_open import read_regular
@@ -124,14 +117,14 @@ def _read_file(path: Path, name: str) -> bytes:
     return read_regular(path, MAX_FILE_BYTES, ImageError, "pass an image file")
 
 
-def check_pixels(size: tuple[int, int], name: str) -> None:
-    """Refuse a picture of no pixels, or of more than `MAX_PIXELS` (`ImageError` naming `name`)."""
+def check_pixels(size: tuple[int, int], name: str, most: int | None = MAX_PIXELS) -> None:
+    """Refuse a picture of no pixels, or of more than `most` (`ImageError` naming `name`)."""
     width, height = size
     if width < 1 or height < 1:
         raise ImageError(f"{name}: the image has no pixels ({width}×{height}).")
-    if width * height > MAX_PIXELS:
+    if most is not None and width * height > most:
         raise ImageError(
-            f"{name}: {width}×{height} pixels is over the limit of {MAX_PIXELS // 1_000_000} megapixels "
+            f"{name}: {width}×{height} pixels is over the limit of {most // 1_000_000} megapixels "
             "(possible decompression bomb)."
         )
 
@@ -192,12 +185,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
     if data[:4] == ICO_MAGIC:
         _check_icon(data, name)
-    if data[:8] == PNG_MAGIC and png_chunks(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
-        raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
-    if data[:3] == b"GIF" and gif_blocks(data, MAX_GIF_BLOCKS) > MAX_GIF_BLOCKS:
-        raise ImageError(f"{name}: a GIF of more than {MAX_GIF_BLOCKS:,} blocks before its picture is refused.")
-    if pnm_comments(data) > MAX_PNM_COMMENTS:
-        raise ImageError(f"{name}: a text PNM with {pnm_comments(data):,} comments is no picture digits reads.")
+    refuse_long_walks(data, name)
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
@@ -211,11 +199,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
                     # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
                     raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
                 check_pixels(probe.size, name)
-                if rle_bmp(probe) and probe.size[0] * probe.size[1] > MAX_RLE_BMP_PIXELS:
-                    raise ImageError(
-                        f"{name}: a run-length BMP of {probe.size[0]}×{probe.size[1]} is slow to decode; "
-                        f"digits reads one up to {MAX_RLE_BMP_PIXELS // 10**6} megapixels (save it as PNG)."
-                    )
+                refuse_big_rle_bmp(probe, name)
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
             image = Image.open(io.BytesIO(data))

@@ -18,8 +18,9 @@ Both only read headers: their work is linear in the directory, never in the pixe
 Four formats have parts Pillow walks in Python, so a small file can hold enough of them to take minutes:
 `png_chunks` counts a PNG's chunks (Pillow keeps and walks each one: 8.7 million empty chunks, 100 MB, took
 77 s and 2.2 GB), `pnm_comments` a plain PBM/PGM/PPM's comments (each one copied its block: a 6 MB file ran
-for minutes), `gif_blocks` a GIF's extension blocks before its first frame (3.5 million took 3.4 s), and
-`rle_bmp` tells a run-length BMP, which Pillow decodes in Python (0.7 s for 2000×2000).
+for minutes), `gif_blocks` a GIF's extension blocks before its first frame (3.5 million took 3.4 s);
+a run-length BMP is decoded in Python, pixel by pixel (0.7 s for 2000×2000). `refuse_long_walks`
+and `refuse_big_rle_bmp` say no past the limits below.
 `small_png` tells, from a PNG's chunk headers, that decoding it costs next to
 nothing (an MNIST-sized crop): the server decodes such a picture where it stands.
 What the reader then does with it is not bounded by its size (a tiny pattern is
@@ -153,9 +154,28 @@ def pnm_comments(data: bytes) -> int:
     return starts + (data[2:3] == b"#")
 
 
-def rle_bmp(image: Image.Image) -> bool:
-    """Whether an opened BMP is run-length encoded (RLE8 or RLE4)."""
-    return image.format in ("BMP", "DIB") and image.info.get("compression") in (1, 2)
+def refuse_long_walks(data: bytes, name: str) -> None:
+    """Refuse (`ImageError` naming `name`) a PNG, GIF or text PNM with more parts than Pillow should walk."""
+    if data[:8] == PNG_MAGIC and png_chunks(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
+        raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    if data[:3] == b"GIF" and gif_blocks(data, MAX_GIF_BLOCKS) > MAX_GIF_BLOCKS:
+        raise ImageError(f"{name}: a GIF of more than {MAX_GIF_BLOCKS:,} blocks before its picture is refused.")
+    if (comments := pnm_comments(data)) > MAX_PNM_COMMENTS:
+        raise ImageError(f"{name}: a text PNM with {comments:,} comments is no picture digits reads.")
+
+
+def refuse_big_rle_bmp(image: Image.Image, name: str) -> None:
+    """Refuse an opened run-length BMP (RLE8 or RLE4) over `MAX_RLE_BMP_PIXELS`: Pillow decodes it in Python."""
+    width, height = image.size
+    if (
+        image.format in ("BMP", "DIB")
+        and image.info.get("compression") in (1, 2)
+        and width * height > MAX_RLE_BMP_PIXELS
+    ):
+        raise ImageError(
+            f"{name}: a run-length BMP of {width}×{height} is slow to decode; "
+            f"digits reads one up to {MAX_RLE_BMP_PIXELS // 10**6} megapixels (save it as PNG)."
+        )
 
 
 def jpeg_scans(data: bytes, name: str = "the image data") -> int:

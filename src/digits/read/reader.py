@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from digits.errors import ImageError
 from digits.read.geometry import union
-from digits.read.load import load_image
+from digits.read.load import check_pixels, load_image
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
@@ -272,7 +271,7 @@ class Reader:
 
 def _as_image(picture: PictureSource) -> Image.Image:
     if isinstance(picture, Image.Image):
-        if min(picture.size) < 1:  # as a file's would be; a big one is the caller's memory, already spent
-            raise ImageError(f"the picture: the image has no pixels ({picture.width}×{picture.height}).")
+        # As a file's would be, but for its size: a big one is the caller's memory, already spent.
+        check_pixels(picture.size, "the picture", most=None)
         return picture
     return load_image(picture)
