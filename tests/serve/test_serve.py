@@ -108,6 +108,34 @@ BAD_INPUT = {
         400,
         "closing boundary",
     ),
+    "multipart without a boundary": (
+        {"content": b"--x--", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "boundary",
+    ),
+    "a part without a name": (
+        {
+            "content": b'--x\r\nContent-Disposition: form-data; filename="a.png"\r\n\r\n' + BLANK + b"\r\n--x--\r\n",
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        400,
+        '"name"',
+    ),
+    "five files": (
+        {"files": [("image", (f"{i}.png", BLANK, "image/png")) for i in range(5)]},
+        400,
+        "more than 4 files",
+    ),
+    "seventeen fields": (
+        {"files": {"image": ("a.png", BLANK)}, "data": {f"f{i}": "x" for i in range(17)}},
+        400,
+        "16 fields",
+    ),
+    "a text field over 1 MiB": (
+        {"files": {"image": ("a.png", BLANK)}, "data": {"note": "x" * (2**20 + 1)}},
+        400,
+        "1 MiB",
+    ),
 }
 
 

@@ -57,7 +57,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from digits.errors import ImageError
 from digits.read.load import load_image
@@ -67,7 +67,7 @@ from digits.read.reader import Reader
 from digits.serve.admission import Guard
 from digits.serve.batching import MicroBatcher
 from digits.serve.metrics import Metrics
-from digits.serve.multipart import CloseDelimiter
+from digits.serve.multipart import image_field
 
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
@@ -209,27 +209,8 @@ def _flag(request: Request, name: str) -> bool:
 
 
 async def _picture(request: Request) -> bytes:
-    """The bytes of the one file in the form's `image` field."""
-    delimiter = CloseDelimiter(request.headers.get("content-type", ""))
-
-    async def receive() -> Message:
-        message = await request.receive()
-        if message["type"] == "http.request":
-            delimiter.feed(message.get("body", b""))
-        return message
-
-    try:
-        form = await Request(request.scope, receive).form(max_files=4, max_fields=16)
-    except StarletteHTTPException as err:  # Starlette's word for a malformed multipart body
-        raise HTTPException(400, f"the body is not valid multipart/form-data ({err.detail.rstrip('.')}).") from None
-    if delimiter.cut_off:
-        raise HTTPException(400, "the body is not valid multipart/form-data (it ends before its closing boundary).")
-    images = form.getlist("image")
-    if not images or isinstance(images[0], str):
-        raise HTTPException(422, "send the picture as multipart/form-data, in a file field named 'image'.")
-    if len(images) > 1:
-        raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
-    return await images[0].read()
+    """The bytes of the one file in the form's `image` field (`digits.serve.multipart`)."""
+    return image_field(await request.body(), request.headers.get("content-type", ""))
 
 
 class _WholeFile(FileResponse):

@@ -1,38 +1,131 @@
-"""Whether a multipart/form-data body ended with its close delimiter.
+"""The picture in a multipart/form-data body: its one file field `image`.
 
-Contract. `CloseDelimiter(content_type)` is fed the body's chunks as they
-stream by (`feed`) and says at the end whether the body was cut off
-(`cut_off`): a multipart/form-data body that ends before CRLF "--boundary--"
-(RFC 2046), and is not that delimiter alone (a form of no parts). The
-multipart parser drops a part the body never closes and reports nothing, so
-without this a cut-off upload would read as a form without its picture.
-It keeps a few bytes of the body, whatever its size; a delimiter split
-across two chunks is found. Any other content type is never cut off.
+Contract. `image_field(body, content_type)` returns the bytes of the one file
+in the field `image` of a whole body (the server has read it already, under
+its size limit), or raises an `HTTPException` whose detail is one sentence:
+
+  * 400: not valid multipart/form-data: no boundary, framing python-multipart
+    refuses, a part without a `name`, more than `MAX_FILES` files or
+    `MAX_FIELDS` fields, a field (not a file) over `MAX_FIELD_BYTES`, or a
+    body that ends before CRLF "--boundary--" (RFC 2046) and is not that
+    delimiter alone (a form of no parts): the parser drops a part the body
+    never closes and says nothing, so a cut-off upload would read as a form
+    without its picture;
+  * 422: another content type, no file field `image` (absent, or a text
+    field), or more than one.
+
+The body is parsed by python-multipart's own parser, into memory: Starlette's
+`Request.form()`, which wraps the same parser, spools every file into a
+temporary file through an awaited write per chunk, and cost four fifths of
+the parse: 170 µs of a 28×28 `/predict`'s 680 µs of CPU, against 25 µs here.
 """
 
 from __future__ import annotations
 
-from python_multipart.multipart import parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException
+
+# As Starlette's `Request.form()` was called: a form with more is refused, not read.
+MAX_FILES = 4
+MAX_FIELDS = 16
+MAX_FIELD_BYTES = 2**20
+
+_WHERE = "send the picture as multipart/form-data, in a file field named 'image'."
 
 
-class CloseDelimiter:
-    def __init__(self, content_type: str):
-        kind, options = parse_options_header(content_type)
-        boundary = options.get(b"boundary", b"") if kind == b"multipart/form-data" else b""
-        self.close = b"--" + boundary + b"--" if boundary else b""
-        self._needle = b"\r\n" + self.close
-        self._head = self._tail = b""  # the body's first bytes; the last few of what came
-        self._seen = False
+def image_field(body: bytes, content_type: str) -> bytes:
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        raise HTTPException(422, _WHERE)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise _malformed("it names no boundary")
+    parts = _Parts()
+    try:
+        parser = MultipartParser(boundary, parts.callbacks())
+        parser.write(body)
+        parser.finalize()
+    except FormParserError:
+        raise _malformed("python-multipart cannot parse it") from None
+    close = b"--" + boundary + b"--"
+    if body and not body.startswith(close) and b"\r\n" + close not in body:
+        raise _malformed("it ends before its closing boundary")
+    images = [part for part in parts.done if part.name == b"image"]
+    if not images or not images[0].is_file:
+        raise HTTPException(422, _WHERE)
+    if len(images) > 1:
+        raise HTTPException(422, f"send one picture per request: the form has {len(images)} fields named 'image'.")
+    return b"".join(images[0].data)
 
-    def feed(self, body: bytes) -> None:
-        if not self.close or not body or self._seen:
-            return
-        if len(self._head) < len(self.close):
-            self._head = (self._head + body)[: len(self.close)]
-        keep = len(self._needle) - 1
-        self._seen = self._needle in body or self._needle in self._tail + body[:keep]
-        self._tail = (self._tail + body[-keep:])[-keep:]
 
-    @property
-    def cut_off(self) -> bool:
-        return bool(self.close and self._head) and not (self._seen or self._head == self.close)
+def _malformed(why: str) -> HTTPException:
+    return HTTPException(400, f"the body is not valid multipart/form-data ({why}).")
+
+
+class _Part:
+    def __init__(self) -> None:
+        self.disposition = b""
+        self.name = b""
+        self.is_file = False
+        self.data: list[bytes] = []
+        self.size = 0
+
+
+class _Parts:
+    """python-multipart's callbacks, collecting the parts of one body."""
+
+    def __init__(self) -> None:
+        self.done: list[_Part] = []
+        self.part = _Part()
+        self.files = self.fields = 0
+        self.header_name = self.header_value = b""
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.begin,
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value_chunk,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.data,
+            "on_part_end": self.end,
+        }
+
+    def begin(self) -> None:
+        self.part = _Part()
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_name += data[start:end]
+
+    def header_value_chunk(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def header_end(self) -> None:
+        if self.header_name.lower() == b"content-disposition":
+            self.part.disposition = self.header_value
+        self.header_name = self.header_value = b""
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self.part.disposition)
+        if b"name" not in options:
+            raise _malformed('a part\'s Content-Disposition gives no "name"')
+        self.part.name = options[b"name"]
+        self.part.is_file = b"filename" in options
+        if self.part.is_file:
+            self.files += 1
+            if self.files > MAX_FILES:
+                raise _malformed(f"it holds more than {MAX_FILES} files")
+        else:
+            self.fields += 1
+            if self.fields > MAX_FIELDS:
+                raise _malformed(f"it holds more than {MAX_FIELDS} fields")
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        self.part.size += end - start
+        if not self.part.is_file and self.part.size > MAX_FIELD_BYTES:
+            raise _malformed(f"a field other than a file is over {MAX_FIELD_BYTES // 2**20} MiB")
+        self.part.data.append(data[start:end])
+
+    def end(self) -> None:
+        self.done.append(self.part)
