@@ -108,6 +108,24 @@ BAD_INPUT = {
         400,
         "closing boundary",
     ),
+    "multipart cut off in a part's headers, the close delimiter among them": (
+        {
+            "content": b'--x\r\nContent-Disposition: form-data; name="image"; filename="a"\r\nX: y\r\n--x--',
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        400,
+        "closing boundary",
+    ),
+    "a picture, then a part that never closes": (
+        {
+            "content": b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+            + BLANK
+            + b"\r\n--x\r\nX: y\r\n--x--",
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        400,
+        "closing boundary",
+    ),
     "multipart without a boundary": (
         {"content": b"--x--", "headers": {"content-type": "multipart/form-data"}},
         400,

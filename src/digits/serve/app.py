@@ -67,7 +67,7 @@ from digits.read.reader import Reader
 from digits.serve.admission import Guard
 from digits.serve.batching import MicroBatcher
 from digits.serve.metrics import Metrics
-from digits.serve.multipart import image_field
+from digits.serve.multipart import PARSE_ON_LOOP_BYTES, image_field
 
 # Micro-batching: wait at most this long for company before a model call.
 MAX_BATCH = 64
@@ -157,9 +157,16 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     def prometheus() -> Response:
         return metrics.exposition()
 
+    async def picture(request: Request) -> bytes:
+        """The bytes of the one file in the form's `image` field (`digits.serve.multipart`)."""
+        body, content_type = await request.body(), request.headers.get("content-type", "")
+        if len(body) <= PARSE_ON_LOOP_BYTES:
+            return image_field(body, content_type)
+        return await decode(image_field, body, content_type)
+
     async def predict(request: Request) -> JSONResponse:
         explain = _flag(request, "explain")
-        prepared = await prepare(await _picture(request))
+        prepared = await prepare(await picture(request))
         if prepared.has_ink:
             probabilities = (await batcher.classify(prepared.image[None]))[0]
             digit = reader.decide(probabilities, prepared.box)
@@ -172,7 +179,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     async def read(request: Request) -> JSONResponse:
         # A page's digits already go to the model in one call; pages are not batched across requests.
-        return JSONResponse((await decode(reader.read_page, await _picture(request))).to_dict())
+        return JSONResponse((await decode(reader.read_page, await picture(request))).to_dict())
 
     app.add_route("/predict", predict, methods=["POST"])
     app.add_route("/read", read, methods=["POST"])
@@ -206,11 +213,6 @@ def _flag(request: Request, name: str) -> bool:
         return value is not None and _BOOLEAN.validate_python(value)
     except ValidationError as err:
         raise RequestValidationError([{**err.errors()[0], "loc": ("query", name)}]) from None
-
-
-async def _picture(request: Request) -> bytes:
-    """The bytes of the one file in the form's `image` field (`digits.serve.multipart`)."""
-    return image_field(await request.body(), request.headers.get("content-type", ""))
 
 
 class _WholeFile(FileResponse):
