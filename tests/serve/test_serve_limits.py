@@ -15,6 +15,7 @@ import pytest
 
 from digits.serve import admission
 from digits.serve import app as serve
+from digits.serve import logs as serve_logs
 from digits.serve import server as http_server
 
 GENEROUS = 60.0  # seconds a socket waits for the server: far beyond any timer the tests configure
@@ -100,11 +101,35 @@ def test_a_body_byte_after_a_413_is_closed_by_a_timer(app, monkeypatch):
         read_to_close(connection)
 
 
+def test_a_new_connection_among_many_idle_ones_has_its_grace(app, monkeypatch):
+    """Past the cap, the oldest idle connection is closed only once it has waited IDLE_GRACE: a health check
+    that arrives among a crowd of idle connections (accepted many at a time) is read before it can be the oldest."""
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
+    monkeypatch.setattr(http_server, "MAX_WAITING", 4)
+    monkeypatch.setattr(http_server, "IDLE_GRACE", 3600)
+    with serving(app) as (port, _):
+        idle = [connect(port) for _ in range(10)]
+        try:
+            for connection in idle:
+                connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+            probe = connect(port)
+            idle.append(probe)
+            probe.sendall(HEALTH)
+            assert read_answer(probe).startswith(b"HTTP/1.1 200")
+            for connection in idle[:10]:  # none was closed: all are within their grace
+                connection.sendall(b"1\r\n\r\n")
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in idle:
+                connection.close()
+
+
 def test_kept_alive_connections_count_toward_the_cap(app, monkeypatch):
     """With timers far away, only the cap can close the idle connections: the oldest go first."""
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
     monkeypatch.setattr(http_server, "KEEP_ALIVE", 3600)
     monkeypatch.setattr(http_server, "MAX_WAITING", 4)
+    monkeypatch.setattr(http_server, "IDLE_GRACE", 0)
     with serving(app) as (port, _):
         idle = []
         try:
@@ -165,7 +190,7 @@ def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
     import http.client
     import io
 
-    monkeypatch.setattr(http_server, "LOG_WINDOW", 3600)  # one window for the whole test
+    monkeypatch.setattr(serve_logs, "LOG_WINDOW", 3600)  # one window for the whole test
     log = io.StringIO()
     with serving(app) as (port, _):
         [handler] = logging.getLogger("uvicorn").handlers
@@ -185,7 +210,7 @@ def test_a_thousand_warnings_stay_within_the_log_limit(app, monkeypatch):
         [limit] = handler.filters
         lines = log.getvalue().splitlines()
         assert "UserWarning" in log.getvalue()  # the warnings came through the log ...
-        assert len(lines) <= http_server.LOG_BURST  # ... within its limit,
+        assert len(lines) <= serve_logs.LOG_BURST  # ... within its limit,
         assert limit._dropped >= 2 * 1000 - len(lines)  # and the rest were counted, not written
 
 

@@ -10,16 +10,15 @@ Contract, per worker process:
     `WRITE_TIMEOUT` seconds (body timeouts are the app's: see `digits.serve.app`);
   * at most `MAX_WAITING` connections may be idle (waiting for headers, or
     kept alive between requests): past that, the one that has waited longest
-    is closed (idle and slow-header attacks cannot fill the file-descriptor
-    table, and a new `/health` always gets in);
+    is closed once it has waited `IDLE_GRACE` seconds (idle and slow-header
+    attacks cannot fill the file-descriptor table, and a new `/health` always
+    gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
     half-closes in the middle of its body gets the app's 400 for a short body;
-  * logs go to stderr, one line per record (tracebacks folded into the line),
-    at most `LOG_BURST` lines per `LOG_WINDOW` seconds, then a count of what
-    was dropped: an attack cannot fill the disk through the log. Python
-    warnings (Pillow's about a corrupt EXIF, NumPy's) are log records too,
-    under the same limit;
+  * logs are bounded (`digits.serve.logs`): one line per record, at most
+    `LOG_BURST` per `LOG_WINDOW` seconds; Python warnings (Pillow's about a
+    corrupt EXIF, NumPy's) are log records too, under the same limit;
   * no access log (the `/metrics` counters say what it would).
 
 What stays uvicorn's (docs/serving.md): a connection closed by the client is
@@ -43,7 +42,6 @@ import resource
 import signal
 import socket
 import sys
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from types import FrameType
@@ -54,6 +52,7 @@ from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from digits.errors import EXIT_CODES, Interrupted
+from digits.serve.logs import LOGGING
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
@@ -61,12 +60,13 @@ WRITE_TIMEOUT = 30.0
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING = 256
+# ...once it has waited this long: time for a new connection's headers to be read, a few turns of the loop
+# later (closed at once, a health check that arrived among thousands of idle connections was the oldest).
+IDLE_GRACE = 1.0
 # Python's event loop, not uvloop, whose libuv accepts one connection per turn: as 256 clients connected at
 # once, a health check waited 0.5-1.7 s in the kernel's queue behind them (asyncio accepts 100 per turn: 0.17 s
 # at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450 (wrk, alternating, medians of 3).
 ACCEPT_LOOP = "asyncio"
-LOG_BURST = 20
-LOG_WINDOW = 10.0
 
 
 class BindError(Exception):
@@ -80,8 +80,10 @@ class _Refused(Exception):
 class GuardedProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
 
-    # Per worker process: idle connections (no request at work), oldest first.
-    waiting: OrderedDict[GuardedProtocol, None] = OrderedDict()
+    # Per worker process: idle connections (no request at work), oldest first, with when each began to
+    # wait; and the timer that closes the oldest once it has had its grace.
+    waiting: OrderedDict[GuardedProtocol, float] = OrderedDict()
+    sweep: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -194,11 +196,23 @@ class GuardedProtocol(HttpToolsProtocol):
         self._wait()
 
     def _wait(self) -> None:
-        """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest."""
+        """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest (`close_oldest`)."""
         self.waiting.pop(self, None)
-        self.waiting[self] = None
-        while len(self.waiting) > MAX_WAITING:
-            oldest = next(iter(self.waiting))
+        self.waiting[self] = self.loop.time()
+        GuardedProtocol.close_oldest(self.loop)
+
+    @staticmethod
+    def close_oldest(loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections that waited longest while more than `MAX_WAITING` wait, each once it has
+        waited `IDLE_GRACE` seconds (until then, a timer comes back for it: one, the latest set)."""
+        waiting = GuardedProtocol.waiting
+        while len(waiting) > MAX_WAITING:
+            oldest, since = next(iter(waiting.items()))
+            if (left := since + IDLE_GRACE - loop.time()) > 0:
+                if GuardedProtocol.sweep is not None:
+                    GuardedProtocol.sweep.cancel()
+                GuardedProtocol.sweep = loop.call_later(left, GuardedProtocol.close_oldest, loop)
+                return
             oldest._answer(408, "the server is busy with too many idle connections; this one waited longest.")
 
     def _headers_arrived(self) -> None:
@@ -219,60 +233,6 @@ class GuardedProtocol(HttpToolsProtocol):
         head += [b"connection: close\r\n\r\n"]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-
-
-class OneLineLogs(logging.Filter):
-    """At most `LOG_BURST` records per `LOG_WINDOW` seconds, each on one line; then a count of those dropped."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._window_start = 0.0
-        self._in_window = 0
-        self._dropped = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = time.monotonic()
-        if now - self._window_start >= LOG_WINDOW:
-            self._window_start, self._in_window = now, 0
-        self._in_window += 1
-        if self._in_window > LOG_BURST:
-            self._dropped += 1
-            return False
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            message = f"{message} ({type(error).__name__}: {error})"
-        if self._dropped:
-            message = f"{message} [{self._dropped} earlier log lines dropped]"
-            self._dropped = 0
-        record.msg, record.args = " ".join(message.split()), None
-        record.exc_info = record.exc_text = record.stack_info = None
-        return True
-
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"one_line": {"()": OneLineLogs}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stderr",
-            "formatter": "plain",
-            "filters": ["one_line"],
-        },
-    },
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"level": "INFO"},
-        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-        "asyncio": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-        "python_multipart": {"level": "ERROR"},  # a warning per malformed form, which its 400 says
-        "digits": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-    },
-}
 
 
 # Linux balances connections across the sockets of one SO_REUSEPORT group.
