@@ -124,6 +124,31 @@ def test_a_new_connection_among_many_idle_ones_has_its_grace(app, monkeypatch):
                 connection.close()
 
 
+@pytest.mark.parametrize("grace, room", [(0.3, 2048), (3600, 2)])
+def test_past_the_cap_the_oldest_are_closed_after_their_grace_or_past_the_room(app, monkeypatch, grace, room):
+    """Ten slow-header connections with room for four: the six oldest are closed, by the timer once their grace
+    is over, or at once while more than GRACE_ROOM over the cap wait (then the rest when their grace is over:
+    never here, it is an hour); the newest still serve."""
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
+    monkeypatch.setattr(http_server, "MAX_WAITING", 4)
+    monkeypatch.setattr(http_server, "IDLE_GRACE", grace)
+    monkeypatch.setattr(http_server, "GRACE_ROOM", room)
+    with serving(app) as (port, _):
+        idle = [connect(port) for _ in range(10)]
+        try:
+            for connection in idle:
+                connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+            closed = 6 if room > 6 else 10 - 4 - room
+            for connection in idle[:closed]:
+                assert b"waited longest" in read_to_close(connection)
+            for connection in idle[-4:]:
+                connection.sendall(b"1\r\n\r\n")
+                assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in idle:
+                connection.close()
+
+
 def test_kept_alive_connections_count_toward_the_cap(app, monkeypatch):
     """With timers far away, only the cap can close the idle connections: the oldest go first."""
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)

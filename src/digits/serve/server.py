@@ -10,9 +10,9 @@ Contract, per worker process:
     `WRITE_TIMEOUT` seconds (body timeouts are the app's: see `digits.serve.app`);
   * at most `MAX_WAITING` connections may be idle (waiting for headers, or
     kept alive between requests): past that, the one that has waited longest
-    is closed once it has waited `IDLE_GRACE` seconds (idle and slow-header
-    attacks cannot fill the file-descriptor table, and a new `/health` always
-    gets in);
+    is closed once it has waited `IDLE_GRACE` seconds, or at once past
+    `MAX_WAITING + GRACE_ROOM` (idle and slow-header attacks cannot fill the
+    file-descriptor table, and a new `/health` always gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
     half-closes in the middle of its body gets the app's 400 for a short body;
@@ -61,11 +61,13 @@ MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING = 256
 # ...once it has waited this long: time for a new connection's headers to be read, a few turns of the loop
-# later (closed at once, a health check that arrived among thousands of idle connections was the oldest).
+# later (closed at once, a health check that arrived among thousands of idle connections was the oldest);
+# but past `MAX_WAITING + GRACE_ROOM`, at once (a client reconnecting fast cannot fill the descriptor table).
 IDLE_GRACE = 1.0
+GRACE_ROOM = 2048
 # Python's event loop, not uvloop, whose libuv accepts one connection per turn: as 256 clients connected at
-# once, a health check waited 0.5-1.7 s in the kernel's queue behind them (asyncio accepts 100 per turn: 0.17 s
-# at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450 (wrk, alternating, medians of 3).
+# once, a health check waited 0.5-1.7 s in the kernel's queue behind them (asyncio accepts up to the listen
+# backlog, 2048, per turn: 0.17 s at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450 (wrk, alternating, medians of 3).
 ACCEPT_LOOP = "asyncio"
 
 
@@ -80,10 +82,10 @@ class _Refused(Exception):
 class GuardedProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
 
-    # Per worker process: idle connections (no request at work), oldest first, with when each began to
-    # wait; and the timer that closes the oldest once it has had its grace.
+    # Per worker process (one server, one loop): idle connections (no request at work), oldest first, with
+    # when each began to wait; and the timer, on that loop, that closes the oldest once its grace is over.
     waiting: OrderedDict[GuardedProtocol, float] = OrderedDict()
-    sweep: asyncio.TimerHandle | None = None
+    sweep: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -199,19 +201,23 @@ class GuardedProtocol(HttpToolsProtocol):
         """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest (`close_oldest`)."""
         self.waiting.pop(self, None)
         self.waiting[self] = self.loop.time()
-        GuardedProtocol.close_oldest(self.loop)
+        self.close_oldest(self.loop)
 
     @staticmethod
     def close_oldest(loop: asyncio.AbstractEventLoop) -> None:
         """Close the connections that waited longest while more than `MAX_WAITING` wait, each once it has
-        waited `IDLE_GRACE` seconds (until then, a timer comes back for it: one, the latest set)."""
+        waited `IDLE_GRACE` seconds (until then, one timer comes back for the oldest), or at once while more
+        than `MAX_WAITING + GRACE_ROOM` wait."""
         waiting = GuardedProtocol.waiting
         while len(waiting) > MAX_WAITING:
             oldest, since = next(iter(waiting.items()))
-            if (left := since + IDLE_GRACE - loop.time()) > 0:
-                if GuardedProtocol.sweep is not None:
-                    GuardedProtocol.sweep.cancel()
-                GuardedProtocol.sweep = loop.call_later(left, GuardedProtocol.close_oldest, loop)
+            left = since + IDLE_GRACE - loop.time()
+            if left > 0 and len(waiting) <= MAX_WAITING + GRACE_ROOM:
+                # The oldest only grows older: a timer set for an earlier one comes back soon enough. A timer
+                # that has fired, or that belongs to another loop (a server stopped in this process), does not.
+                sweep = GuardedProtocol.sweep
+                if sweep is None or sweep[0] is not loop or sweep[1].when() <= loop.time():
+                    GuardedProtocol.sweep = (loop, loop.call_later(left, GuardedProtocol.close_oldest, loop))
                 return
             oldest._answer(408, "the server is busy with too many idle connections; this one waited longest.")
 
