@@ -601,7 +601,7 @@ def test_the_header_deadline_answers_408_and_closes():
         protocol.data_received(b"GET /health HTTP/1.1\r\nHo")  # half the headers, then silence
         deadline._run()
         assert transport.written.startswith(b"HTTP/1.1 408 ") and b"did not arrive" in transport.written
-        assert transport.closing and protocol not in protocol.waiting
+        assert transport.closing and protocol not in protocol.waiting and protocol not in protocol.served
     finally:
         loop.close()
 

@@ -154,7 +154,7 @@ def test_kept_alive_connections_count_toward_the_cap(app, monkeypatch):
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT", 3600)
     monkeypatch.setattr(http_server, "KEEP_ALIVE", 3600)
     monkeypatch.setattr(http_server, "MAX_WAITING", 4)
-    monkeypatch.setattr(http_server, "IDLE_GRACE", 0)
+    monkeypatch.setattr(http_server, "IDLE_GRACE", 3600)  # no grace for a connection that has been answered
     with serving(app) as (port, _):
         idle = []
         try:

@@ -10,8 +10,8 @@ Contract, per worker process:
     `WRITE_TIMEOUT` seconds (body timeouts are the app's: see `digits.serve.app`);
   * at most `MAX_WAITING` connections may be idle (waiting for headers, or
     kept alive between requests): past that, the one that has waited longest
-    is closed once it has waited `IDLE_GRACE` seconds, or at once past
-    `MAX_WAITING + GRACE_ROOM` (idle and slow-header attacks cannot fill the
+    is closed, at once if it was kept alive after an answer, else once it has
+    waited `IDLE_GRACE` seconds or past `MAX_WAITING + GRACE_ROOM` (idle and slow-header attacks cannot fill the
     file-descriptor table, and a new `/health` always gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
@@ -60,14 +60,16 @@ WRITE_TIMEOUT = 30.0
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING = 256
-# ...once it has waited this long: time for a new connection's headers to be read, a few turns of the loop
-# later (closed at once, a health check that arrived among thousands of idle connections was the oldest);
-# but past `MAX_WAITING + GRACE_ROOM`, at once (a client reconnecting fast cannot fill the descriptor table).
-IDLE_GRACE = 1.0
+# ...a connection not yet answered, once it has waited this long: time for its headers to be read, a few turns
+# of the loop later (closed at once, a health check that arrived among thousands of idle connections was the
+# oldest); past `MAX_WAITING + GRACE_ROOM`, at once (a client reconnecting fast cannot fill the descriptor table).
+IDLE_GRACE = 0.25
 GRACE_ROOM = 2048
+SWEEP = 64
 # Python's event loop, not uvloop, whose libuv accepts one connection per turn: as 256 clients connected at
 # once, a health check waited 0.5-1.7 s in the kernel's queue behind them (asyncio accepts up to the listen
-# backlog, 2048, per turn: 0.17 s at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450 (wrk, alternating, medians of 3).
+# backlog, 2048, per turn: 0.17 s at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450
+# (wrk, alternating, medians of 3).
 ACCEPT_LOOP = "asyncio"
 
 
@@ -83,8 +85,10 @@ class GuardedProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with header deadlines and limits, and JSON for its own errors."""
 
     # Per worker process (one server, one loop): idle connections (no request at work), oldest first, with
-    # when each began to wait; and the timer, on that loop, that closes the oldest once its grace is over.
+    # when each began to wait: those never answered (`waiting`, which have a grace) and those kept alive
+    # after an answer (`served`, which have had their turn); and the timer, on that loop, for the oldest.
     waiting: OrderedDict[GuardedProtocol, float] = OrderedDict()
+    served: OrderedDict[GuardedProtocol, float] = OrderedDict()
     sweep: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -93,6 +97,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._write_deadline: asyncio.TimerHandle | None = None
         self._running_cycle: RequestResponseCycle | None = None  # the request at work (pipelined: maybe not the newest)
         self._fault = (400, "the request is not valid HTTP/1.1.")
+        self._answered = False
         self._await_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -120,6 +125,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._answered = True
         if self.timeout_keep_alive_task is not None:  # kept alive and idle: it counts toward the cap
             self._wait()
 
@@ -199,33 +205,49 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _wait(self) -> None:
         """Count this connection as idle, the newest; past `MAX_WAITING`, close the oldest (`close_oldest`)."""
-        self.waiting.pop(self, None)
-        self.waiting[self] = self.loop.time()
+        self._leave_tables()
+        (self.served if self._answered else self.waiting)[self] = self.loop.time()
         self.close_oldest(self.loop)
 
     @staticmethod
-    def close_oldest(loop: asyncio.AbstractEventLoop) -> None:
-        """Close the connections that waited longest while more than `MAX_WAITING` wait, each once it has
-        waited `IDLE_GRACE` seconds (until then, one timer comes back for the oldest), or at once while more
-        than `MAX_WAITING + GRACE_ROOM` wait."""
-        waiting = GuardedProtocol.waiting
-        while len(waiting) > MAX_WAITING:
-            oldest, since = next(iter(waiting.items()))
-            left = since + IDLE_GRACE - loop.time()
-            if left > 0 and len(waiting) <= MAX_WAITING + GRACE_ROOM:
-                # The oldest only grows older: a timer set for an earlier one comes back soon enough. A timer
-                # that has fired, or that belongs to another loop (a server stopped in this process), does not.
+    def close_oldest(loop: asyncio.AbstractEventLoop, most: int = 2) -> None:
+        """While more than `MAX_WAITING` connections are idle, close at most `most` of those that waited longest:
+        one kept alive after an answer at once, one never answered once it has waited `IDLE_GRACE` seconds (or at
+        once while more than `MAX_WAITING + GRACE_ROOM` are idle). A timer comes back for the rest, `SWEEP` at a
+        time: closing thousands in one callback held the loop for a tenth of a second."""
+        fresh, served, closed = GuardedProtocol.waiting, GuardedProtocol.served, 0
+        while len(fresh) + len(served) > MAX_WAITING:
+            victim, since, left = None, float("inf"), 0.0
+            if fresh:
+                victim, since = next(iter(fresh.items()))
+                left = since + IDLE_GRACE - loop.time()
+                if left > 0 and len(fresh) + len(served) <= MAX_WAITING + GRACE_ROOM:
+                    victim, since = None, float("inf")  # in its grace, and every newer one too
+            if served and next(iter(served.values())) < since:
+                victim = next(iter(served))
+            if victim is None or closed == most:
+                # One timer, due when the next may go: one due sooner is kept (it comes back); one that has
+                # fired, is due too late, or belongs to another loop (a server stopped in this process) is not.
+                wanted = loop.time() + (0.0 if closed == most else max(left, 0.0))
                 sweep = GuardedProtocol.sweep
-                if sweep is None or sweep[0] is not loop or sweep[1].when() <= loop.time():
-                    GuardedProtocol.sweep = (loop, loop.call_later(left, GuardedProtocol.close_oldest, loop))
+                if sweep is None or sweep[0] is not loop or not loop.time() < sweep[1].when() <= wanted:
+                    if sweep is not None:
+                        sweep[1].cancel()
+                    later = loop.call_at(wanted, GuardedProtocol.close_oldest, loop, SWEEP)
+                    GuardedProtocol.sweep = (loop, later)
                 return
-            oldest._answer(408, "the server is busy with too many idle connections; this one waited longest.")
+            victim._answer(408, "the server is busy with too many idle connections; this one waited longest.")
+            closed += 1
 
     def _headers_arrived(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+        self._leave_tables()
+
+    def _leave_tables(self) -> None:
         self.waiting.pop(self, None)
+        self.served.pop(self, None)
 
     def _answer(self, status: int, message: str) -> None:
         """Answer {"error": message} with `status` outside any request cycle, and close."""
