@@ -17,6 +17,12 @@ class DigitsError(Exception):
     """A user-facing fault, described in one sentence."""
 
 
+def first_line(err: BaseException, most: int = 160) -> str:
+    """The first line of a library's error message, cut to `most` characters (its type's name when it has none),
+    to quote inside one of our sentences."""
+    return (str(err).splitlines() or [type(err).__name__])[0][:most]
+
+
 class DataError(DigitsError):
     """A dataset file is missing, corrupt or not what it claims to be."""
 

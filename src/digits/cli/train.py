@@ -202,7 +202,9 @@ def _summarize(run_dir: Path, metrics: dict) -> None:
         + (f", trained in {seconds:.1f} s" if seconds is not None else "")
     )
     echo(f"  {metrics['overfitting']['verdict']}")
-    curves = "curves.png, " if (Path(run_dir) / "curves.png").exists() else ""
+    from digits.runs import RunDir
+
+    curves = "curves.png, " if RunDir(run_dir).curves_path.exists() else ""
     echo(f"  report: {run_dir}/{curves}confusion.png, mistakes.png, metrics.json")
 
 

@@ -288,8 +288,8 @@ def grey_array(image: Image.Image) -> np.ndarray:
         # so scale by the range the values can have instead.
         wide = image.mode.startswith("I;16")
         values = np.asarray(image if image.mode == "F" else image.convert("I"), dtype=np.float32)
-        finite = np.isfinite(values)
-        if not finite.all():  # a float TIFF's NaN or infinite pixel has no grey: it takes the commonest, the paper's
+        # A float TIFF's NaN or infinite pixel has no grey: it takes the commonest, the paper's (integers are finite).
+        if image.mode == "F" and not (finite := np.isfinite(values)).all():
             values = np.where(finite, values, float(np.median(values[finite])) if finite.any() else 0.0)
         high = float(values.max()) if values.size else 0.0
         low = float(values.min()) if values.size else 0.0

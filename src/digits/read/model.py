@@ -15,7 +15,7 @@ import numpy as np
 
 from digits.calibration import apply as apply_temperature
 from digits.calibration import stored_temperature
-from digits.errors import ModelError
+from digits.errors import ModelError, first_line
 from digits.runs import RunDir
 from digits.safe_open import read_regular
 from digits.spec import SHAPE, class_count
@@ -132,7 +132,7 @@ class Recognizer:
         try:
             return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-            raise ModelError(f"{self.path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}).") from None
+            raise ModelError(f"{self.path}: not a valid ONNX model ({first_line(err)}).") from None
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
@@ -153,9 +153,7 @@ class Recognizer:
         try:
             found = session.run(None, {self.input_name: batch}, self._quiet)[0]
         except Exception as err:  # onnxruntime raises its own exception types
-            raise ModelError(
-                f"{self.path}: failed on {len(batch)} images ({str(err).splitlines()[0][:160]})."
-            ) from None
+            raise ModelError(f"{self.path}: failed on {len(batch)} images ({first_line(err)}).") from None
         expected = (len(batch), self.num_classes)
         if not isinstance(found, np.ndarray) or found.shape != expected or found.dtype != np.float32:
             shape = getattr(found, "shape", type(found).__name__)

@@ -86,10 +86,10 @@ def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     which is how MNIST got its grey edges from NIST's binary scans.
     """
     image = np.zeros((SIZE, SIZE), dtype=np.float32)
-    mask = _normalise_stroke(mask)
-    if not mask.any():
+    crop = crop_to_ink(_normalise_stroke(mask))  # the whole mask when it is empty: then the test below is too
+    if not crop.any():
         return np.zeros((1, 1), dtype=np.float32), image
-    crop = crop_to_ink(mask).astype(np.float32)
+    crop = crop.astype(np.float32)
     height, width = crop.shape
     factor = _MNIST_BOX / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))

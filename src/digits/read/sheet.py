@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from digits.errors import ModelError
+from digits.errors import ModelError, first_line
 from digits.read.levels import MIN_CONTRAST, otsu, reduced
 
 # Where Otsu's split cuts a sheet whose edge it saw, the levels tried next:
@@ -154,9 +154,7 @@ def finder_session() -> Any:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-        raise ModelError(
-            f"{path}: not a valid ONNX model ({str(err).splitlines()[0][:160]}); reinstall digits."
-        ) from None
+        raise ModelError(f"{path}: not a valid ONNX model ({first_line(err)}); reinstall digits.") from None
     inputs = session.get_inputs()
     if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (FINDER_SIDE, FINDER_SIDE, 1):
         raise ModelError(

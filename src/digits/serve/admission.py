@@ -31,8 +31,8 @@ from digits.serve.metrics import Metrics
 MAX_UPLOAD_BYTES = 10 * 2**20
 # Memory of the requests at work in one worker (reading their body, waiting to
 # be decoded, or classified): what they hold of their bodies, plus a fixed
-# cost each. A body is held about four times over at its peak (as received,
-# joined, parsed out of the form, read back): 32 uploads of 10 MiB at once,
+# cost each. A body is held several times over at its peak (as received,
+# joined, its picture copied out of the form): 32 uploads of 10 MiB at once,
 # admitted against a budget of 128 MiB, took a worker past 500 MB. With 48 MiB,
 # four of the largest uploads are at work at once, or 3,000 small requests.
 IN_FLIGHT_BYTES = 48 * 2**20

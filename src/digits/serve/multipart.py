@@ -61,7 +61,7 @@ def image_field(body: bytes, content_type: str) -> bytes:
         raise _malformed(f"{str(err).rstrip('.')}; check the boundary and the CRLF line endings") from None
     if body and not parts.ended:
         raise _malformed("it ends before its closing boundary")
-    images = [part for part in parts.done if part.name == b"image"]
+    images = parts.images
     if not images or not images[0].is_file:
         raise HTTPException(422, _WHERE)
     if len(images) > 1:
@@ -83,10 +83,11 @@ class _Part:
 
 
 class _Parts:
-    """python-multipart's callbacks, collecting the parts of one body."""
+    """python-multipart's callbacks, collecting the parts of one body named `image` (the others are
+    counted and checked, not kept)."""
 
     def __init__(self) -> None:
-        self.done: list[_Part] = []
+        self.images: list[_Part] = []
         self.part = _Part()
         self.files = self.fields = 0
         self.header_name = self.header_value = b""
@@ -137,10 +138,12 @@ class _Parts:
         self.part.size += end - start
         if not self.part.is_file and self.part.size > MAX_FIELD_BYTES:
             raise _malformed(f"a field other than a file is over {MAX_FIELD_BYTES // 2**20} MiB")
-        self.part.data.append(data[start:end])
+        if self.part.name == b"image":
+            self.part.data.append(data[start:end])
 
     def end(self) -> None:
-        self.done.append(self.part)
+        if self.part.name == b"image":
+            self.images.append(self.part)
 
     def close(self) -> None:
         self.ended = True

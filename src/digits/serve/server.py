@@ -11,8 +11,9 @@ Contract, per worker process:
   * at most `MAX_WAITING` connections may be idle (waiting for headers, or
     kept alive between requests): past that, the one that has waited longest
     is closed, at once if it was kept alive after an answer, else once it has
-    waited `IDLE_GRACE` seconds or past `MAX_WAITING + GRACE_ROOM` (idle and slow-header attacks cannot fill the
-    file-descriptor table, and a new `/health` always gets in);
+    waited `IDLE_GRACE` seconds or past `MAX_WAITING + GRACE_ROOM` (idle and
+    slow-header attacks cannot fill the file-descriptor table, and a new
+    `/health` always gets in);
   * HTTP the parser rejects is a 400 (or 408 / 431) with a JSON body
     {"error": "<one sentence>"}, like every answer of the app; a client that
     half-closes in the middle of its body gets the app's 400 for a short body;
@@ -226,18 +227,21 @@ class GuardedProtocol(HttpToolsProtocol):
             if served and next(iter(served.values())) < since:
                 victim = next(iter(served))
             if victim is None or closed == most:
-                # One timer, due when the next may go: one due sooner is kept (it comes back); one that has
-                # fired, is due too late, or belongs to another loop (a server stopped in this process) is not.
-                wanted = loop.time() + (0.0 if closed == most else max(left, 0.0))
-                sweep = GuardedProtocol.sweep
-                if sweep is None or sweep[0] is not loop or not loop.time() < sweep[1].when() <= wanted:
-                    if sweep is not None:
-                        sweep[1].cancel()
-                    later = loop.call_at(wanted, GuardedProtocol.close_oldest, loop, SWEEP)
-                    GuardedProtocol.sweep = (loop, later)
+                GuardedProtocol._come_back(loop, 0.0 if closed == most else max(left, 0.0))
                 return
             victim._answer(408, "the server is busy with too many idle connections; this one waited longest.")
             closed += 1
+
+    @staticmethod
+    def _come_back(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        """One timer, due when the next may go: one due sooner is kept (it comes back); one that has fired,
+        is due too late, or belongs to another loop (a server stopped in this process) is replaced."""
+        wanted = loop.time() + delay
+        sweep = GuardedProtocol.sweep
+        if sweep is None or sweep[0] is not loop or not loop.time() < sweep[1].when() <= wanted:
+            if sweep is not None:
+                sweep[1].cancel()
+            GuardedProtocol.sweep = (loop, loop.call_at(wanted, GuardedProtocol.close_oldest, loop, SWEEP))
 
     def _headers_arrived(self) -> None:
         if self._header_deadline is not None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from digits import atomic
 from digits.calibration import FLOOR
-from digits.errors import TrainingError
+from digits.errors import TrainingError, first_line
 from digits.read.model import Recognizer, read_model
 from digits.runs import RunDir, RunInfo
 
@@ -64,8 +64,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
     try:
         model = averaged_model([m["onnx"] for m in members], [m["temperature"] for m in members])
     except Exception as err:  # onnx's checker and its graph tools raise their own types
-        first_line = (str(err).splitlines() or [type(err).__name__])[0][:160]
-        raise EnsembleError(f"the members' models cannot be joined into one ({first_line}).") from None
+        raise EnsembleError(f"the members' models cannot be joined into one ({first_line(err)}).") from None
     config = replace(members[0]["config"], preset="ensemble")
     test = load_test_set(config.dataset, data_dir)
     info = RunInfo(

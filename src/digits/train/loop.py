@@ -218,9 +218,6 @@ class ProgressBar:
             self.progress.update(self.task, completed=done, loss=loss, accuracy=accuracy, val=val)
 
 
-STATE_KEYS = ("epoch", "step", "loss_sum", "correct", "history", "best_epoch", "best_score", "train_seconds")
-
-
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -248,6 +245,7 @@ _STATE_CHECKS = {
     "best_score": _float,
     "train_seconds": is_number,
 }
+STATE_KEYS = tuple(_STATE_CHECKS)  # what a checkpoint keeps of the loop state
 
 
 def new_state() -> dict:

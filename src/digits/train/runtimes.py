@@ -33,7 +33,7 @@ import numpy as np
 
 from digits import atomic
 from digits.config import TrainConfig
-from digits.errors import ModelError
+from digits.errors import ModelError, first_line
 from digits.runs import RunDir
 
 FILES = {"onnx-int8": "model.int8.onnx", "tflite": "model.tflite"}
@@ -181,9 +181,7 @@ def quantize(source: Path, path: Path, images: np.ndarray) -> None:
                 extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
             )
         except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
-            raise ModelError(
-                f"{source}: ONNX Runtime cannot quantize this model ({str(err).splitlines()[0][:160]})."
-            ) from err
+            raise ModelError(f"{source}: ONNX Runtime cannot quantize this model ({first_line(err)}).") from err
         finally:
             logging.disable(logging.NOTSET)
 
