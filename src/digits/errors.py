@@ -10,7 +10,10 @@ that is not a `DigitsError` is a bug in `digits`, not in the input.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 
 class DigitsError(Exception):
@@ -53,6 +56,20 @@ class WriteError(DigitsError):
 
 # The shell's convention: 128 + the signal's number.
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@contextlib.contextmanager
+def stop_signals_call(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
+    """Inside the block SIGINT and SIGTERM call `handler`; after it, the handlers before come back.
+
+    A signal the command was started ignoring (SIGINT in a background job) stays ignored.
+    """
+    previous = {s: signal.signal(s, handler) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for s, before in previous.items():
+            signal.signal(s, before)
 
 
 class Interrupted(BaseException):

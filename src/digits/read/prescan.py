@@ -30,6 +30,7 @@ analysed at a large scale): that is the caller's to bound.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -124,24 +125,28 @@ def small_png(data: bytes) -> bool:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if width * height > SMALL_PNG_PIXELS:
         return False
-    at, chunks = len(PNG_MAGIC), 0
-    while at + 8 <= len(data):  # each chunk: 4 bytes of length, 4 of type, the data, 4 of CRC
-        chunks += 1
-        if chunks > SMALL_PNG_CHUNKS or data[at + 4 : at + 8] in _COSTLY_CHUNKS:
+    for count, kind in enumerate(_png_chunk_types(data), 1):
+        if count > SMALL_PNG_CHUNKS or kind in _COSTLY_CHUNKS:
             return False
-        at += 12 + int.from_bytes(data[at : at + 4], "big")
     return True
 
 
 def png_chunks(data: bytes, limit: int) -> int:
-    """How many chunks a PNG's headers chain together, counting no further than `limit` + 1."""
-    at, chunks = len(PNG_MAGIC), 0
-    while at + 8 <= len(data) and chunks <= limit:
+    """How many chunks a PNG's headers chain together up to its IEND, counting no further than `limit` + 1."""
+    chunks = 0
+    for kind in _png_chunk_types(data):
         chunks += 1
-        if data[at + 4 : at + 8] == b"IEND":
+        if kind == b"IEND" or chunks > limit:
             break
-        at += 12 + int.from_bytes(data[at : at + 4], "big")
     return chunks
+
+
+def _png_chunk_types(data: bytes) -> Iterator[bytes]:
+    """The type of each chunk a PNG's headers chain together, in order, read from the headers alone."""
+    at = len(PNG_MAGIC)
+    while at + 8 <= len(data):  # each chunk: 4 bytes of length, 4 of type, the data, 4 of CRC
+        yield data[at + 4 : at + 8]
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
 
 
 def pnm_comments(data: bytes) -> int:

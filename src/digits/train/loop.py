@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digits.config import TrainConfig, is_number
-from digits.errors import EXIT_CODES, Interrupted, RunError
+from digits.errors import Interrupted, RunError, stop_signals_call
 from digits.runs import RunDir
 from digits.train import models
 from digits.train import tf as backend
@@ -158,15 +158,12 @@ class SignalFlag:
 
     def __enter__(self):
         self.received: int | None = None
-        # A signal the command was started ignoring (SIGINT in a background job) stays ignored.
-        self._previous = {
-            s: signal.signal(s, self._handle) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN
-        }
+        self._handlers = stop_signals_call(self._handle)
+        self._handlers.__enter__()
         return self
 
     def __exit__(self, exc_type, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        self._handlers.__exit__(None, None, None)
         if exc_type is None and self.received is not None:
             # Received after the loop's last look (during the last epoch's callback): not swallowed.
             raise Interrupted(self.received)

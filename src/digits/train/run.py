@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from digits import atomic
 from digits.config import TrainConfig
-from digits.errors import EXIT_CODES, Interrupted, TrainingError
+from digits.errors import Interrupted, TrainingError, stop_signals_call
 from digits.presets import DEFAULT_PRESET
 from digits.runs import RunDir, RunInfo
 from digits.train import provenance, reader_data
@@ -147,7 +145,10 @@ def _train(
 ) -> dict:
     state: dict | None = None
     try:
-        with _signals_stop_the_run():
+        # SIGINT and SIGTERM raise `Interrupted` wherever the run stands, so that it is recorded as interrupted
+        # (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into
+        # a flag of its own instead (`loop.SignalFlag`: it stops at the next chunk, after a checkpoint).
+        with stop_signals_call(_raise_interrupted):
             (x, y), test = data or load(config.dataset, data_dir)
             show_progress = sys.stderr.isatty() if progress is None else progress
             if reader_data.wanted(config):
@@ -184,22 +185,8 @@ def _train(
         raise
 
 
-@contextlib.contextmanager
-def _signals_stop_the_run() -> Iterator[None]:
-    """SIGINT and SIGTERM raise `Interrupted` wherever the run stands, so that `_train` records it as interrupted
-    (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into a flag
-    of its own instead (`loop.SignalFlag`: it stops at the next chunk, after a checkpoint)."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
-
-    # A signal the command was started ignoring (SIGINT in a background job) stays ignored.
-    previous = {s: signal.signal(s, stop) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
 
 
 def _calibrated(trainer: Trainer, split: Split, info: RunInfo) -> RunInfo:
