@@ -123,6 +123,10 @@ class RunDir:
     confusion_path = property(lambda self: self.path / self.CONFUSION, doc="The test set's confusion matrix.")
     mistakes_path = property(lambda self: self.path / self.MISTAKES, doc="Test images the model got wrong.")
 
+    def not_a_folder(self) -> str:
+        """What the run's path is, for a sentence, when it is no folder."""
+        return "a file, not a run folder" if self.path.exists() else "no such run folder"
+
     def has(self, filename: str) -> bool:
         return (self.path / filename).is_file()
 
@@ -207,8 +211,8 @@ class RunDir:
     def read_run(self) -> tuple[TrainConfig, RunInfo]:
         """config.json as the run's config and its bookkeeping, each checked key by key."""
         if not self.path.is_dir():
-            raise RunError(f"{self.path}: no such run folder (train one with `digits train`).")
-        if not self.has(self.CONFIG):
+            raise RunError(f"{self.path}: {self.not_a_folder()} (train one with `digits train`).")
+        if not (self.path / self.CONFIG).exists():  # one that is there but no file: `_read_json` names it
             raise RunError(f"{self.path} is not a run folder (no {self.CONFIG}).")
         data = self._read_json(self.CONFIG, "the run cannot be used without it; train it again")
         where = str(self.path / self.CONFIG)

@@ -29,7 +29,8 @@ def open_regular(path: str | os.PathLike, limit: int, error: type[DigitsError], 
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise error(f"{path}: cannot be read ({err.strerror or err}).") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
+        # Checked before `os.fdopen`, which refuses a folder with an error of its own that names no file.
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{path}: not a regular file (a folder, device, FIFO or socket); {fix}.")
@@ -37,6 +38,11 @@ def open_regular(path: str | os.PathLike, limit: int, error: type[DigitsError], 
             raise error(
                 f"{path}: the file is {info.st_size / 2**20:.0f} MiB, over the limit of {limit / 2**20:.0f} MiB; {fix}."
             )
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
         yield file
 
 

@@ -137,6 +137,8 @@ def test_a_dask_address_without_a_port_fails_at_once(tree):
 
     with pytest.raises(ClusterError, match="garbage is not a scheduler address"):
         write(["b.png"], None, job_for("predict"), dask="garbage")
+    with pytest.raises(ClusterError, match="'' is not a scheduler address"):  # not read here instead, without a word
+        write(["b.png"], None, job_for("predict"), dask="")
 
 
 @pytest.fixture

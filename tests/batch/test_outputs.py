@@ -4,10 +4,12 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
 import sys
 import time
 
+import onnx
 import pytest
 
 from digits.batch import COLUMNS, Output, OutputError
@@ -41,7 +43,7 @@ def test_each_format_reads_back_in_input_order(tmp_path, pictures, suffix):
     assert list(rows[0]) == list(COLUMNS)
     assert [r["path"] for r in rows] == [str(p) for p in pictures]
     assert {r["status"] for r in rows} <= {"ok", "unsure", "no digits found"} and all(
-        r["model"] == "reader.onnx" for r in rows
+        r["model"].startswith("reader.onnx sha256:") and r["model"].endswith(" threshold 0.5") for r in rows
     )
     assert not list(tmp_path.glob(".results*.parts")), "the parts are merged and removed"
 
@@ -390,7 +392,27 @@ def test_resuming_with_another_command_or_model_is_refused(tmp_path, pictures, t
     other_command = run_cli("read", str(pictures[0]), str(pictures[1]), "--out", str(out), cwd=tmp_path)
     assert_one_line_error(other_command, "holds answers of `digits predict`")
     other_model = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path)
-    assert_one_line_error(other_model, "holds answers of the model reader.onnx")
+    assert_one_line_error(other_model, "holds answers of the model reader.onnx sha256:")
+    other_threshold = run_cli("predict", str(pictures[1]), "--out", str(out), "--threshold", "0.9", cwd=tmp_path)
+    assert_one_line_error(other_threshold, "threshold 0.5; resuming it")
+    assert out.read_bytes() == before
+
+
+def test_two_runs_of_one_folder_name_are_told_apart_by_their_model(tmp_path, pictures, tiny_run):
+    """The rows name a run's model by its folder and its SHA-256: another run in a folder of the same name
+    (or a shipped model replaced by an upgrade) does not resume the output."""
+    out = tmp_path / "twins.csv"
+    assert (
+        run_cli("predict", str(pictures[0]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path).returncode == 0
+    )
+    twin = tmp_path / "elsewhere" / tiny_run.name
+    shutil.copytree(tiny_run, twin)
+    model = onnx.load(twin / "model.onnx")
+    model.doc_string = "another model"
+    onnx.save(model, twin / "model.onnx")
+    before = out.read_bytes()
+    resumed = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(twin), cwd=tmp_path)
+    assert_one_line_error(resumed, f"holds answers of the model {tiny_run.name}/model.onnx sha256:")
     assert out.read_bytes() == before
 
 
@@ -400,15 +422,24 @@ def test_a_run_is_named_by_its_folder_in_the_rows(tmp_path, pictures, tiny_run):
     assert (
         run_cli("predict", str(pictures[0]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path).returncode == 0
     )
-    assert read_back(out)[0]["model"] == f"{tiny_run.name}/model.onnx"
+    assert read_back(out)[0]["model"].startswith(f"{tiny_run.name}/model.onnx sha256:")
 
 
-def test_a_temporary_file_left_by_a_kill_is_not_a_part(tmp_path, pictures):
-    """atomic_path's temporary file, empty when the kill came before its rename, is not read back."""
+@pytest.mark.parametrize(
+    "found, left",
+    [
+        # atomic_path's temporary file, empty when a kill came before its rename: not read back, and removed.
+        (".000000000.jsonl.abcdefgh.tmp.jsonl", []),
+        # A user's file in a folder that bears the parts' name: only digits' own files go.
+        ("notes.txt", ["notes.txt"]),
+    ],
+)
+def test_the_end_of_a_run_removes_its_own_files_from_the_parts_folder(tmp_path, pictures, found, left):
     out = tmp_path / "e.jsonl"
     parts = tmp_path / ".e.jsonl.parts"
     parts.mkdir()
-    (parts / ".000000000.jsonl.abcdefgh.tmp.jsonl").write_text("")
+    (parts / found).write_text("")
     result = run_cli("predict", str(pictures[0]), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(read_back(out)) == 1 and not parts.exists()
+    assert len(read_back(out)) == 1
+    assert (sorted(p.name for p in parts.iterdir()) if parts.exists() else []) == left

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from digits.errors import ImageError, ModelError
-from helpers import assert_one_line_error, run_cli
+from helpers import DIGITS, assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -38,6 +38,7 @@ def model(tiny_run):
         (["--threshold", "nan"], "not nan"),
         (["--threshold", "inf"], "not inf"),
         (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
+        (["--explain", ""], "give it a file name ending in .png"),
         (["--explain", "out.png", "--out", "rows.csv"], "drop --out"),
         (["--explain", "out.jpg"], "--explain saves a PNG"),
         (["--explain", "nowhere/out.png"], "the folder nowhere does not exist; create it first"),
@@ -283,3 +284,30 @@ def test_a_confidence_under_one_is_never_printed_as_100_percent():
     from digits.cli.terminal import percent
 
     assert percent(0.9995) == "99.9%" and percent(1.0) == "100.0%" and percent(0.5) == "50.0%"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_file_given_for_a_run_folder_is_called_a_file(tmp_path, command):
+    (tmp_path / "model.onnx").write_bytes(b"")
+    assert_one_line_error(run_cli(command, "model.onnx", cwd=tmp_path), "model.onnx: a file, not a run folder")
+
+
+def test_export_of_a_folder_that_is_no_run_does_not_suggest_an_onnx_file(tmp_path):
+    (tmp_path / "plain").mkdir()
+    result = run_cli("export", "plain", cwd=tmp_path)
+    assert_one_line_error(result, "plain: not a run folder (no config.json, no model.keras)")
+    assert ".onnx file" not in result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_full_standard_output_is_named(tmp_path, picture, model):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [DIGITS, "predict", str(picture), "--model", model],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
+    assert_one_line_error(result, "standard output: No space left on device")

@@ -68,3 +68,13 @@ def test_model_dev_zero_on_the_command_line_is_one_sentence(tmp_path):
     Image.new("L", (28, 28), 255).save(tmp_path / "x.png")
     result = run_cli("predict", "x.png", "--model", "/dev/zero", cwd=tmp_path)
     assert_one_line_error(result, "/dev/zero", "not a regular file")
+
+
+def test_a_folder_where_a_file_is_expected_is_named_and_its_descriptor_closed(tmp_path):
+    folder = tmp_path / "history.csv"
+    folder.mkdir()
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with pytest.raises(ModelError, match=r"history\.csv: not a regular file"):
+        safe_open.read_regular(folder, 1024, ModelError, "restore it")
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before

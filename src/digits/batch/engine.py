@@ -47,7 +47,7 @@ def chunks_read(
     job: Job, chunks: Iterable[list[Item]], workers: int = 1, dask: str | None = None
 ) -> Generator[list[dict[str, Any]], None, None]:
     """Each chunk's results, in the chunks' order."""
-    if dask:
+    if dask is not None:  # "" too: refused as an address below, rather than read here without a word
         yield from _on_dask(job, chunks, dask)
     elif workers <= 1:
         for chunk in chunks:
@@ -194,7 +194,9 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         if not parse_host_port(location)[0]:
             raise ValueError("no host")
     except ValueError as err:
-        raise ClusterError(f"{address} is not a scheduler address ({err}); give tcp://host:port.") from None
+        raise ClusterError(
+            f"{address or repr(address)} is not a scheduler address ({err}); give tcp://host:port."
+        ) from None
     _listening(address, *parse_host_port(location))
     _answers_as_scheduler(address)
     try:

@@ -30,7 +30,6 @@ import csv
 import fcntl
 import json
 import os
-import shutil
 import signal
 import stat
 import weakref
@@ -261,7 +260,12 @@ class Output:
         )
         with atomic_path(self.target) as tmp:
             self._write(tmp, keep)
-        shutil.rmtree(self.parts)
+        # Only digits' own files go: its parts, and the temporary files a kill left (`atomic_path`'s names).
+        # A folder of the user's that happened to bear the parts' name keeps the rest, and stays.
+        for file in [*self._part_files(), *self.parts.glob(f".{'[0-9]' * 9}{self.suffix}.*.tmp{self.suffix}")]:
+            file.unlink()
+        with contextlib.suppress(OSError):
+            self.parts.rmdir()
 
     def _write(self, path: Path, rows: Iterable[Row]) -> None:
         if self.suffix == ".parquet":

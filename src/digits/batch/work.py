@@ -16,6 +16,7 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from digits.errors import DigitsError
 from digits.read.load import load_image
-from digits.read.model import shipped_model
+from digits.read.model import read_model, shipped_model
 from digits.read.pipeline import segment_page
 from digits.read.reader import Reader
 from digits.runs import RunDir
@@ -44,13 +45,19 @@ class Job:
     model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
     threshold: float = 0.5
 
-    @cached_property  # asked once per row: finding the shipped model each time cost the writer 0.1 ms a row
+    @cached_property  # asked once per row: finding and hashing the model each time would cost every row
     def model_name(self) -> str:
-        """The model file's name, for the rows; a run's `model.onnx` as `<run>/model.onnx` (every run's has that name)."""
-        if not self.model:
-            return shipped_model().name
-        model = Path(self.model)
-        return f"{model.parent.name}/{model.name}" if (model.parent / RunDir.CONFIG).is_file() else model.name
+        """What answered, for the rows and for resuming: the model file's name (a run's `model.onnx` as
+        `<run>/model.onnx`, every run's has that name), the first 12 hex digits of its SHA-256, and the threshold.
+
+        A name alone let two runs' folders of one name, or a new shipped model after an upgrade, resume
+        each other's output; a threshold changes the statuses. Either would mix answers in one file.
+        """
+        model = Path(self.model) if self.model else shipped_model()
+        in_a_run = self.model is not None and (model.parent / RunDir.CONFIG).is_file()
+        name = f"{model.parent.name}/{model.name}" if in_a_run else model.name
+        digest = hashlib.sha256(read_model(model)).hexdigest()[:12]
+        return f"{name} sha256:{digest} threshold {self.threshold:g}"
 
 
 _readers: dict[Job, Reader] = {}

@@ -26,7 +26,7 @@ import typer
 
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
-from digits.cli.terminal import error, one_line, percent, shown
+from digits.cli.terminal import echo, error, one_line, percent, shown
 from digits.spec import NO_DIGIT, UNSURE
 
 
@@ -96,17 +96,17 @@ def _read(
 def _report(summary: Summary, out: str) -> None:
     skipped = f", {summary.skipped} already there" if summary.skipped else ""
     failed = f"; {summary.failed} could not be read (see their error column)" if summary.failed else ""
-    print(f"{shown(out)}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}", flush=True)
+    echo(f"{shown(out)}: {summary.read} picture{'s' * (summary.read != 1)} read{skipped}{failed}")
 
 
 def show(command: str, path: str, found: dict[str, Any], as_json: bool) -> None:
     """Print a command's answer about one picture (`Digit.to_dict()` or `Page.to_dict()`): JSON, or its lines."""
     if as_json:
-        print(json.dumps({"file": str(path), **found}), flush=True)
+        echo(json.dumps({"file": str(path), **found}))
         return
     name = shown(path)
     for line in _digit_lines(found) if command == PREDICT else _page_lines(found):
-        print(f"{name}: {line}", flush=True)
+        echo(f"{name}: {line}")
 
 
 def _digit_lines(found: dict[str, Any]) -> list[str]:

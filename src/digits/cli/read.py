@@ -69,6 +69,8 @@ def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> 
         raise typer.BadParameter(f"--explain reads one picture and writes no table; drop {', '.join(given)}.")
     if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
+    if not explain.name:
+        raise typer.BadParameter("--explain saves a PNG: give it a file name ending in .png.")
     if explain.suffix.lower() != ".png":
         raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {shown(explain)}.")
 

@@ -68,7 +68,12 @@ def ensure_standard_streams() -> None:
 
 def echo(text: str = "") -> None:
     """A line of the command's result on stdout, flushed (a pipe sees it at once)."""
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI's exit code 1, as Click's, without a line
+    except OSError as err:  # /dev/full, a disk that filled: the line says where the result could not go
+        raise OSError(err.errno, err.strerror, "standard output") from None
 
 
 @contextlib.contextmanager

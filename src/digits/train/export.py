@@ -45,10 +45,13 @@ def export_run(run_dir: str | os.PathLike) -> Path:
     from digits.errors import ModelError
 
     run = RunDir(run_dir)
+    wanted = "`digits export` takes the folder of a run made by `digits train`"
     if not run.path.is_dir():
-        raise ModelError(f"{run_dir}: no such run folder (train one with `digits train`).")
+        raise ModelError(f"{run_dir}: {run.not_a_folder()}; {wanted}.")
     if not run.keras_path.exists():
-        if run.has(RunDir.CONFIG) and run.read_info().ensemble:
+        if not run.has(RunDir.CONFIG):
+            raise ModelError(f"{run_dir}: not a run folder (no {RunDir.CONFIG}, no {RunDir.KERAS}); {wanted}.")
+        if run.read_info().ensemble:
             raise ModelError(f"{run_dir}: an ensemble has no Keras model; its model.onnx is already its export.")
         raise ModelError(f"{run_dir}: the run has no model.keras to export ({run.missing_model_advice()}).")
     model = load_keras(run.keras_path)
