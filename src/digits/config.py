@@ -55,6 +55,16 @@ def int_at_least(low: int) -> Callable:
     return lambda v: None if _is_int(v) and v >= low else f"a whole number of at least {low}"
 
 
+def int_from(low: int, high: int) -> Callable:
+    return lambda v: None if _is_int(v) and low <= v <= high else f"a whole number from {low:,} to {high:,}"
+
+
+# NumPy's and TensorFlow's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
+# Far past any training on a CPU; TensorFlow refuses an epoch count of more than 64 bits (exit 1).
+MAX_EPOCHS = 100_000
+
+
 def _number_in(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Callable:
     def check(v):
         if is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high):
@@ -176,7 +186,7 @@ class TrainConfig(Settings, Mapping[str, Any]):
     # What the run trains on; the seed makes the weights the same every time.
     preset: str = setting(string)
     dataset: str = setting(string, "mnist")
-    seed: int = setting(int_at_least(0), 0)
+    seed: int = setting(int_from(0, MAX_SEED), 0)
     train_limit: int | None = setting(optional(int_at_least(1)), None)  # only the first N training images
     # The network.
     arch: str = setting(one_of("dense", "cnn"), "dense")
@@ -185,7 +195,7 @@ class TrainConfig(Settings, Mapping[str, Any]):
     dropout: float = setting(_number_in(0, 1, high_open=True), 0.0)
     batch_norm: bool = setting(_boolean, False)
     # The training.
-    epochs: int = setting(int_at_least(1))
+    epochs: int = setting(int_from(1, MAX_EPOCHS))
     batch_size: int = setting(int_at_least(1))
     learning_rate: float = setting(_number_in(0, 10, low_open=True))
     # cosine: decays to 0; onecycle: warms up over the first quarter, then decays (models.optimizer).

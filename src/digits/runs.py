@@ -15,9 +15,8 @@ A run folder `runs/<name>/` holds:
 Every write is atomic (atomic.py), and replaces a symbolic link in the
 folder rather than follow it: a run folder may come from someone else, and
 `train --resume` must not overwrite what its links point to. Every read that fails raises `RunError`
-with one sentence naming the file and what is wrong with it. Checkpoints from
-before variables were keyed by name (keys "model/0", "model/1", ...) are
-still read: their arrays are matched by position, and shapes are checked.
+with one sentence naming the file and what is wrong with it. A checkpoint's arrays are matched
+to the model's variables by `digits.checkpoint_arrays` (by position for the old layout).
 
 This module never imports TensorFlow: the CLI lists runs and inference finds
 a run's model without it.
@@ -33,16 +32,17 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from digits import atomic, calibration
-from digits.config import Settings, TrainConfig, anything, int_at_least, one_of, optional, setting
+from digits.checkpoint_arrays import Arrays, matched_arrays
+from digits.config import Settings, TrainConfig, anything, int_at_least, is_number, one_of, optional, setting
 from digits.errors import RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
 # Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
-Arrays = dict[str, np.ndarray]
 # The largest checkpoint read, on disk and once unpacked: it holds a model
 # about four times (weights, two optimizer slots, the best epoch's), and the
 # shipped float model was 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
@@ -189,6 +189,8 @@ class RunDir:
                 "and without a slash (--runs-dir says where run folders go)."
             )
         run = cls(runs_dir / name)
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise TrainingError(f"--runs-dir {runs_dir} is a file, not a folder; name a folder for the runs.")
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             run.path.mkdir()
@@ -262,10 +264,8 @@ class RunDir:
     def read_metrics(self) -> dict:
         """metrics.json; `digits evaluate` rewrites it when it is missing or corrupt."""
         metrics = self._read_json(self.METRICS, f"rewrite it with `digits evaluate {self.path}`")
-        if not isinstance(metrics.get("test_accuracy"), (int, float)):
-            raise RunError(
-                f"{self.path / self.METRICS}: has no test_accuracy; rewrite it with `digits evaluate {self.path}`."
-            )
+        if problem := _metrics_problem(metrics):
+            raise RunError(f"{self.path / self.METRICS}: {problem}; rewrite it with `digits evaluate {self.path}`.")
         return metrics
 
     def write_metrics(self, metrics: dict) -> None:
@@ -301,46 +301,9 @@ class RunDir:
         return self._open_checkpoint(read)
 
     def load_checkpoint(self, expected: dict[str, dict[str, tuple]]) -> tuple[dict[str, Arrays], dict]:
-        """The checkpoint's arrays matched to `expected` ({group: {name: shape}}), and its meta.
-
-        Every expected group but "best" must be there in full; "best" is empty
-        or complete. A missing, extra or differently shaped array, or one
-        holding NaN or infinity, is refused with one sentence: loading it would
-        put wrong weights in the model.
-        """
+        """The checkpoint's arrays matched to `expected` ({group: {name: shape}}: `checkpoint_arrays`), and its meta."""
         stored, meta = self.read_checkpoint()
-        path = self.path / self.CHECKPOINT
-        matched: dict[str, Arrays] = {}
-        for group, shapes in expected.items():
-            arrays = stored.get(group, {})
-            if group == "best" and not arrays:
-                matched[group] = {}
-                continue
-            if arrays and all(key.isdigit() for key in arrays):  # the layout before names: by position
-                if len(arrays) != len(shapes):
-                    raise RunError(
-                        f"{path}: the checkpoint holds {len(arrays)} {group} arrays, this run's "
-                        f"{group} has {len(shapes)}; it belongs to another model."
-                    )
-                arrays = dict(zip(shapes, (arrays[k] for k in sorted(arrays, key=int)), strict=False))
-            missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
-            if missing or extra:
-                what = f"lacks {missing[0]!r}" if missing else f"holds {extra[0]!r}, which this model has not"
-                raise RunError(f"{path}: the checkpoint's {group} {what}; it belongs to another model.")
-            for name, shape in shapes.items():
-                if tuple(arrays[name].shape) != tuple(shape):
-                    raise RunError(
-                        f"{path}: {group} variable {name!r} has shape {tuple(arrays[name].shape)} "
-                        f"in the checkpoint, {tuple(shape)} in this model; it belongs to another model."
-                    )
-            matched[group] = {name: arrays[name] for name in shapes}
-            for name, array in matched[group].items():
-                if array.dtype.kind in "fc" and not np.isfinite(array).all():
-                    raise RunError(
-                        f"{path}: {group} variable {name!r} holds NaN or infinite values "
-                        "(training diverged, or the file was altered); start the run again."
-                    )
-        return matched, meta
+        return matched_arrays(stored, expected, self.path / self.CHECKPOINT), meta
 
     def _open_checkpoint(self, read):
         """`read(npz)` on the checkpoint: a regular file, its arrays together at most `MAX_CHECKPOINT_BYTES` unpacked."""
@@ -385,6 +348,19 @@ def _point_latest(runs_dir: Path, run_dir: Path) -> None:
     except OSError:
         tmp.unlink()
         raise
+
+
+def _metrics_problem(metrics: dict) -> str | None:
+    """What is wrong with the figures of a metrics.json that the tables and summaries print, or None."""
+    accuracy: Any = metrics.get("test_accuracy")
+    if not (is_number(accuracy) and 0 <= accuracy <= 1):
+        return "has no test_accuracy between 0 and 1"
+    if bad := [k for k in ("test_loss", "train_seconds") if metrics.get(k) is not None and not is_number(metrics[k])]:
+        return f"its {bad[0]} is not a number"
+    curves = metrics.get("overfitting") or {}
+    if not isinstance(curves, dict) or not isinstance(curves.get("train_val_gap") or {}, dict):
+        return "its overfitting is not a record of the run's curves"
+    return None
 
 
 def _alive(pid) -> bool:

@@ -53,10 +53,22 @@ def test_show_index_below_zero_is_one_line(tmp_path, model):
     assert_one_line_error(run_cli("show", "--index", "-1", "--model", model, cwd=tmp_path), "'--index'")
 
 
-@pytest.mark.parametrize("bad", ["--epochs 0", "--batch-size -3", "--learning-rate nan", "--dataset cifar"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "--epochs 0",
+        "--batch-size -3",
+        "--learning-rate nan",
+        "--dataset cifar",
+        # Past 64 bits TensorFlow failed with exit 1, after the run folder was made.
+        "--epochs 1000000000000000000000",
+        "--seed 4294967296",
+        # The last seed would fail only after the first had trained.
+        "--seed 4294967295 --seeds 2",
+    ],
+)
 def test_bad_training_values_are_refused_before_training(tmp_path, bad):
-    flag, value = bad.split()
-    result = run_cli("train", "--preset", "tiny", flag, value, cwd=tmp_path)
+    result = run_cli("train", "--preset", "tiny", *bad.split(), cwd=tmp_path)
     assert_one_line_error(result)
     assert not (tmp_path / "runs").exists(), "nothing is created for a refused command"
 

@@ -73,7 +73,7 @@ def test_every_preset_passes_its_own_checks(preset):
     "overrides, fragment",
     [
         ({"epoch": 3}, "unknown override 'epoch'"),
-        ({"epochs": 0}, "epochs is 0, expected a whole number of at least 1"),
+        ({"epochs": 0}, "epochs is 0, expected a whole number from 1 to 100,000"),
         ({"batch_size": 2.5}, "batch_size is 2.5"),
         ({"learning_rate": math.nan}, "learning_rate is nan"),
         ({"learning_rate": -1.0}, "learning_rate is -1.0"),

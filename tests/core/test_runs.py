@@ -219,3 +219,31 @@ def test_every_stored_run_folder_still_loads(run):
     """Run folders written by earlier versions (benchmarks/runs) pass today's checks."""
     config, metrics = RunDir(run).read_config(), RunDir(run).read_metrics()
     assert config["preset"] == run.parent.name and 0 < metrics["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        ({"overfitting": [1]}, "its overfitting is not a record of the run's curves"),
+        ({"overfitting": {"train_val_gap": 5}}, "its overfitting is not a record"),
+        ({"train_seconds": "fast"}, "its train_seconds is not a number"),
+        ({"test_accuracy": float("nan")}, "has no test_accuracy between 0 and 1"),
+        ({"test_accuracy": 10**400}, "has no test_accuracy between 0 and 1"),
+    ],
+)
+def test_metrics_a_table_cannot_print_mark_the_run_broken(run_copy, edit, problem):
+    """One run's odd metrics.json must not cost `digits runs` its whole table (it raised AttributeError)."""
+    path = run_copy.path / RunDir.METRICS
+    path.write_text(json.dumps(json.loads(path.read_text()) | edit))
+    with pytest.raises(RunError, match=problem):
+        run_copy.read_metrics()
+    [row] = list_runs(run_copy.path.parent)
+    assert row["status"] == "broken" and problem in row["problem"]
+
+
+def test_a_runs_dir_that_is_a_file_is_called_a_file(tmp_path):
+    """It was reported as an existing run ("... already exists; choose another --name")."""
+    (tmp_path / "afile").write_text("")
+    config = TrainConfig.from_preset("tiny")
+    with pytest.raises(TrainingError, match="--runs-dir .*afile is a file, not a folder"):
+        RunDir.create(tmp_path / "afile", "x", config)

@@ -9,7 +9,7 @@ import pytest
 
 from digits.config import TrainConfig
 from digits.presets import PRESETS
-from digits.runs import RunDir, TrainingError
+from digits.runs import RunDir, RunInfo, TrainingError
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
 from digits.train.run import train, train_config
@@ -207,6 +207,39 @@ def test_a_signal_outside_the_training_loop_leaves_the_run_interrupted(tmp_path,
     monkeypatch.undo()
     run, metrics = train_config(None, resume=tmp_path / "stopped", progress=False, log=lambda *a: None)
     assert RunDir(run).read_info().status == "finished" and metrics["epochs_run"] == 1
+
+
+def test_a_signal_that_a_library_turns_into_its_own_error_still_interrupts(tmp_path, monkeypatch, mnist):
+    """SIGTERM during `import onnxruntime` (in the report) comes out of pybind11 as an ImportError: the run is
+    still interrupted (exit 143, resumable), not failed with exit 1."""
+    from digits.errors import Interrupted
+    from digits.train import run as run_module
+
+    real = run_module.finish
+
+    def finish_in_a_library(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Interrupted:
+            raise ImportError("initialization failed") from None
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "finish", finish_in_a_library)
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        train_config(config, runs_dir=tmp_path, name="caught", progress=False, log=lambda *a: None)
+    assert RunDir(tmp_path / "caught").read_info().status == "interrupted"
+
+
+def test_resume_refuses_a_run_training_now_and_one_whose_checkpoint_is_gone(tmp_path, mnist):
+    config = TrainConfig.from_preset("tiny", {"epochs": 2}, train_limit=2000)
+    run = RunDir.create(tmp_path, "halfway", config)
+    run.write_config(config, RunInfo(status="running", pid=os.getpid(), epochs_done=1))
+    with pytest.raises(TrainingError, match="the run is training now"):
+        train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+    run.write_config(config, RunInfo(status="interrupted", epochs_done=1))
+    with pytest.raises(TrainingError, match="checkpoint.npz: missing or not a regular file, so epoch 1 cannot"):
+        train_config(None, resume=run.path, progress=False, log=lambda *a: None)
 
 
 def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mnist):

@@ -49,7 +49,7 @@ def train(
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
-    from digits.config import TrainConfig
+    from digits.config import MAX_SEED, TrainConfig
     from digits.train.extra_data import load_dataset as load
     from digits.train.plots import Plotter
     from digits.train.timing import phase, save
@@ -76,6 +76,8 @@ def train(
     config = (
         None if resume else TrainConfig.from_preset(preset or DEFAULT_PRESET, overrides, dataset, seed, train_limit)
     )
+    if seed + seeds - 1 > MAX_SEED:  # the last seed, checked now rather than after the others have trained
+        raise typer.BadParameter(f"--seed {seed} with --seeds {seeds} goes past the largest seed, {MAX_SEED:,}.")
 
     # Read and verify the data while TensorFlow imports: both take about a second. The first run's
     # plotting process starts now too: its Python and matplotlib load on the core the import leaves idle.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from digits import atomic
 from digits.config import TrainConfig
-from digits.errors import Interrupted, TrainingError, stop_signals_call
+from digits.errors import Interrupted, RunError, TrainingError, stop_signals_call
 from digits.presets import DEFAULT_PRESET
 from digits.runs import RunDir, RunInfo
 from digits.train import provenance, reader_data
@@ -105,6 +105,14 @@ def train_config(
             if info.status == "finished":
                 log(f"{run} already finished; nothing to do.")
                 return run.path, run.read_metrics()
+            if run.status(info) == "running":
+                raise RunError(f"{run}: the run is training now (process {info.pid}); wait for it, or stop it first.")
+            if (info.epochs_done or 0) > 0 and not run.has_checkpoint():
+                # Starting again from epoch 0 would be a new run under the old one's name, without a word.
+                raise RunError(
+                    f"{run.path / RunDir.CHECKPOINT}: missing or not a regular file, so epoch {info.epochs_done} "
+                    "cannot be resumed; restore it, or train again under another --name."
+                )
         else:
             assert config is not None  # exactly one of config and resume, checked above
             with phase("provenance"):
@@ -144,11 +152,12 @@ def _train(
     run: RunDir, config: TrainConfig, info: RunInfo, *, resumed: bool, data_dir, progress, log, data, plotter
 ) -> dict:
     state: dict | None = None
+    stop = _Stop()
     try:
         # SIGINT and SIGTERM raise `Interrupted` wherever the run stands, so that it is recorded as interrupted
         # (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into
         # a flag of its own instead (`loop.SignalFlag`: it stops at the next chunk, after a checkpoint).
-        with stop_signals_call(_raise_interrupted):
+        with stop_signals_call(stop):
             (x, y), test = data or load(config.dataset, data_dir)
             show_progress = sys.stderr.isatty() if progress is None else progress
             if reader_data.wanted(config):
@@ -171,22 +180,36 @@ def _train(
                 info = _calibrated(trainer, split, info)
                 run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
             return finish(trainer.model, run, config, info, state, test, plotter)
-    except Interrupted as stop:
+    except BaseException as err:
         done = state["epoch"] if state is not None else info.epochs_done or 0
+        if isinstance(err, Interrupted):
+            interrupted = err
+        elif stop.received is not None:
+            interrupted = Interrupted(stop.received)
+        else:
+            with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
+                run.write_config(config, replace(info, status="failed", epochs_done=done))
+            raise
         run.write_config(config, replace(info, status="interrupted", epochs_done=done))
         log(
-            f"Interrupted by {stop}; epoch {done} of {config.epochs} is saved. Resume with: digits train --resume {run}"
+            f"Interrupted by {interrupted}; epoch {done} of {config.epochs} is saved. "
+            f"Resume with: digits train --resume {run}"
         )
-        raise
-    except BaseException:
-        done = state["epoch"] if state is not None else info.epochs_done or 0
-        with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
-            run.write_config(config, replace(info, status="failed", epochs_done=done))
-        raise
+        if interrupted is err:
+            raise
+        raise interrupted from err
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
+class _Stop:
+    """A run's handler of SIGINT and SIGTERM: it raises `Interrupted`, and remembers the signal, because a library
+    it interrupts may turn the exception into one of its own (in onnxruntime's import it becomes an ImportError)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        raise Interrupted(signum)
 
 
 def _calibrated(trainer: Trainer, split: Split, info: RunInfo) -> RunInfo:
