@@ -71,7 +71,7 @@ def test_a_member_temperature_is_applied_before_the_mean(members, tmp_path, mnis
 def test_it_is_a_finished_run_with_a_report(ensemble, members):
     config, info = RunDir(ensemble).read_run()
     assert config.preset == "ensemble" and info.status == "finished"
-    assert [m["run"] for m in info.ensemble] == [str(m) for m in members]
+    assert [m["run"] for m in info.ensemble] == [str(m.resolve()) for m in members]
     metrics = RunDir(ensemble).read_metrics()
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
     for name in ("confusion.png", "mistakes.png"):
@@ -146,3 +146,19 @@ def test_bad_inputs_are_one_sentence_and_exit_2(members, tmp_path):
     taken = str(tmp_path / "taken")
     assert_one_line_error(run_cli("ensemble", one, two, "--out", taken, cwd=tmp_path), "not a run folder", "--out")
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not Path(out).exists()
+    assert_one_line_error(run_cli("ensemble", one, one, "--out", out, cwd=tmp_path), "is named twice")
+    inside = str(Path(one) / "sub")
+    assert_one_line_error(run_cli("ensemble", one, two, "--out", inside, cwd=tmp_path), "is inside the member")
+    assert not Path(out).exists() and not Path(inside).exists()
+
+
+def test_an_ensemble_never_resumes_as_a_training_run(ensemble, tmp_path):
+    """Its config.json is its first member's: resuming it would train that member's settings over the ensemble."""
+    import json
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(ensemble, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps(config | {"status": "interrupted"}))
+    assert_one_line_error(run_cli("train", "--resume", str(copy), cwd=tmp_path), "an ensemble is never trained")

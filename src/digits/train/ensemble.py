@@ -58,6 +58,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
         raise EnsembleError(f"an ensemble needs at least two runs, {len(members)} given; name two or more run folders.")
     _agree(members)
     out_run = RunDir(out)
+    _distinct(members, out_run.path)
     if out_run.path.exists() or out_run.path.is_symlink():
         kind = "a run folder" if out_run.has(RunDir.CONFIG) else "something that is not a run folder"
         raise EnsembleError(f"{out_run.path} already exists ({kind}); choose another --out.")
@@ -98,7 +99,7 @@ def _member(run: RunDir) -> dict:
     except TrainingError:
         accuracy = None
     return {
-        "run": str(run.path),
+        "run": str(run.path.resolve()),  # where it is, not how it was named: a link or a relative path moves
         "config": config,
         "preset": config.preset,
         "seed": config.seed,
@@ -108,6 +109,17 @@ def _member(run: RunDir) -> dict:
         "temperature": recognizer.temperature,
         "onnx": recognizer.path,
     }
+
+
+def _distinct(members: list[dict], out: Path) -> None:
+    """Each member once (a run named twice is one model counted twice), and the ensemble outside every member."""
+    seen: set[str] = set()
+    for member in members:
+        if member["run"] in seen:
+            raise EnsembleError(f"{member['run']} is named twice; an ensemble averages different runs.")
+        seen.add(member["run"])
+        if out.resolve().is_relative_to(member["run"]):
+            raise EnsembleError(f"--out {out} is inside the member {member['run']}; choose a folder outside it.")
 
 
 def _agree(members: list[dict]) -> None:

@@ -105,6 +105,10 @@ def train_config(
             if info.status == "finished":
                 log(f"{run} already finished; nothing to do.")
                 return run.path, run.read_metrics()
+            if info.ensemble:
+                raise RunError(
+                    f"{run}: an ensemble is never trained, so it cannot resume; make it with `digits ensemble`."
+                )
             if run.status(info) == "running":
                 raise RunError(f"{run}: the run is training now (process {info.pid}); wait for it, or stop it first.")
             if (info.epochs_done or 0) > 0 and not run.has_checkpoint():
