@@ -65,6 +65,8 @@ def test_show_index_below_zero_is_one_line(tmp_path, model):
         "--seed 4294967296",
         # The last seed would fail only after the first had trained.
         "--seed 4294967295 --seeds 2",
+        # Found only on the data, after the run folder was made: neither --name nor --resume could then go on.
+        "--train-limit 512 --batch-size 512",
     ],
 )
 def test_bad_training_values_are_refused_before_training(tmp_path, bad):

@@ -25,12 +25,17 @@ class Split:
     y_val: np.ndarray
 
 
+def training_count(images: int, validation_split: float) -> int:
+    """How many of `images` train when the last `validation_split` of them is held out."""
+    return images - int(round(images * validation_split))
+
+
 def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int | None = None) -> Split:
     """Pixels / 255 as float32 once, and the last `validation_split` held out (as Keras does)."""
     if limit:
         x, y = x[:limit], y[:limit]
     x = x.astype(np.float32) / np.float32(255)
-    n_train = len(x) - int(round(len(x) * validation_split))
+    n_train = training_count(len(x), validation_split)
     return Split(x[:n_train], y[:n_train].astype(np.int32), x[n_train:], y[n_train:].astype(np.int32))
 
 

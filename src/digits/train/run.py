@@ -30,7 +30,7 @@ from digits.presets import DEFAULT_PRESET
 from digits.runs import RunDir, RunInfo
 from digits.train import provenance, reader_data
 from digits.train import tf as backend
-from digits.train.dataset import Split, add_reader_data, split_data
+from digits.train.dataset import Split, add_reader_data, split_data, training_count
 from digits.train.extra_data import load_dataset as load
 from digits.train.loop import Trainer, fit, load_checkpoint, new_state
 from digits.train.timing import phase
@@ -119,6 +119,7 @@ def train_config(
                 )
         else:
             assert config is not None  # exactly one of config and resume, checked above
+            _refuse_less_than_a_batch(config)
             with phase("provenance"):
                 info = RunInfo(provenance=provenance.collect(config.dataset))
             run = RunDir.create(runs_dir, name, config)
@@ -150,6 +151,18 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
     tf.config.experimental.enable_op_determinism()
     with phase("build model"):
         return Trainer(config, steps)
+
+
+def _refuse_less_than_a_batch(config: TrainConfig) -> None:
+    """A --train-limit that leaves less than one batch, refused before a run folder exists that could not be
+    resumed (`set_up` checks it again on the data, which a reader preset adds to)."""
+    if not config.train_limit or reader_data.wanted(config):
+        return
+    if (count := training_count(config.train_limit, config.validation_split)) < config.batch_size:
+        raise TrainingError(
+            f"--train-limit {config.train_limit} leaves {count} training images, fewer than one batch "
+            f"of {config.batch_size}; raise --train-limit or lower --batch-size."
+        )
 
 
 def _train(
