@@ -182,6 +182,8 @@ class RunDir:
     def create(cls, runs_dir: str | os.PathLike, name: str | None, config: TrainConfig) -> RunDir:
         """A new, empty run folder under `runs_dir`, which `runs_dir/latest` then points to."""
         runs_dir = Path(runs_dir)
+        if name and (not name.strip() or not name.isprintable()):  # "" is no --name: the default name
+            raise TrainingError(f"{name!r} cannot name a run: give it letters, digits or marks that print on a line.")
         name = name or f"{config.preset}-{config.dataset}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
         if name == LATEST or name.startswith(".") or Path(name).name != name or os.sep in name:
             raise TrainingError(

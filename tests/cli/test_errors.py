@@ -325,3 +325,9 @@ def test_a_full_standard_output_is_named(tmp_path, picture, model):
             timeout=300,
         )
     assert_one_line_error(result, "standard output: No space left on device")
+
+
+@pytest.mark.parametrize("args", [["--timeout", "-1"], ["--timeout", "nan"], ["--study", ""]])
+def test_tune_refuses_a_timeout_or_study_it_would_ignore(tmp_path, args):
+    assert_one_line_error(run_cli("tune", "--trials", "1", *args, cwd=tmp_path))
+    assert not (tmp_path / "runs").exists()

@@ -124,6 +124,13 @@ def test_a_run_name_that_is_no_plain_folder_name_is_refused(tmp_path, name):
     assert not list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else True
 
 
+@pytest.mark.parametrize("name", [" ", "a\nb", "x\x1b[2J"])
+def test_a_run_name_that_does_not_print_on_a_line_is_refused(tmp_path, name):
+    config = TrainConfig.from_preset("tiny", {}, "mnist", 0, None)
+    with pytest.raises(TrainingError, match="print on a line"):
+        RunDir.create(tmp_path / "runs", name, config)
+
+
 def test_a_real_folder_named_latest_is_one_sentence_and_nothing_is_left_behind(tmp_path):
     runs = tmp_path / "runs"
     (runs / "latest").mkdir(parents=True)

@@ -6,6 +6,7 @@ it is missing) and imports them inside the command, so that this module loads wi
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -169,6 +170,10 @@ def tune(
     ] = 30,
 ) -> None:
     """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy, on one or many workers (needs the `tune` and `train` extras)."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise typer.BadParameter(f"--timeout is a number of seconds above 0, not {timeout}.")
+    if study == "" or show == "":
+        raise typer.BadParameter("a study's name cannot be empty; leave --study out for <preset>-<dataset>.")
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:
