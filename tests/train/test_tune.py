@@ -76,6 +76,11 @@ def test_tiny_study_end_to_end(tmp_path):
     assert f"trial {study.best_trial.number}: val acc {study.best_value:.4f}" in shown.stdout
     for name in ("optimization-history.png", "param-importances.png", "parallel-coordinates.png"):
         assert (tmp_path / "tune-tiny-mnist" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    (tmp_path / "plots.png").write_bytes(b"")
+    into_a_file = run_cli(
+        "tune", "--show", "tiny-mnist", "--runs-dir", str(tmp_path), "--out", "plots.png", cwd=tmp_path
+    )
+    assert_one_line_error(into_a_file, "plots.png is a file; --out names the folder")
 
     trained = run_cli("train", "--from-study", "tiny-mnist", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr

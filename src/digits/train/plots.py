@@ -310,10 +310,14 @@ def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
         ),
         "parallel-coordinates.png": lambda: vis.plot_parallel_coordinate(top),
     }
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TuneError(f"{out_dir} is a file; --out names the folder the plots go to.")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A parameter that took one value among the best trials is a flat axis: matplotlib says so, and nothing more.
+        warnings.filterwarnings("ignore", "Attempting to set identical low and high ylims", UserWarning)
         for name, plot in plots.items():
             axes: Any = plot()  # one Axes, or an array of them
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
