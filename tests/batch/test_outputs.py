@@ -43,7 +43,7 @@ def test_each_format_reads_back_in_input_order(tmp_path, pictures, suffix):
     assert list(rows[0]) == list(COLUMNS)
     assert [r["path"] for r in rows] == [str(p) for p in pictures]
     assert {r["status"] for r in rows} <= {"ok", "unsure", "no digits found"} and all(
-        r["model"].startswith("reader.onnx sha256:") and r["model"].endswith(" threshold 0.5") for r in rows
+        r["model"].startswith("reader.onnx sha256:") and " threshold 0.5 temperature " in r["model"] for r in rows
     )
     assert not list(tmp_path.glob(".results*.parts")), "the parts are merged and removed"
 
@@ -394,7 +394,10 @@ def test_resuming_with_another_command_or_model_is_refused(tmp_path, pictures, t
     other_model = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path)
     assert_one_line_error(other_model, "holds answers of the model reader.onnx sha256:")
     other_threshold = run_cli("predict", str(pictures[1]), "--out", str(out), "--threshold", "0.9", cwd=tmp_path)
-    assert_one_line_error(other_threshold, "threshold 0.5; resuming it")
+    assert_one_line_error(other_threshold, "threshold 0.5 temperature")
+    # Written exactly: thresholds that differ past six digits are two thresholds.
+    close = run_cli("predict", str(pictures[1]), "--out", str(out), "--threshold", "0.5000001", cwd=tmp_path)
+    assert_one_line_error(close, "threshold 0.5 temperature")
     assert out.read_bytes() == before
 
 

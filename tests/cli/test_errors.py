@@ -40,6 +40,7 @@ def model(tiny_run):
         (["--explain", "out.png", "two.png"], "--explain takes exactly one image"),
         (["--explain", ""], "give it a file name ending in .png"),
         (["--explain", "out.png", "--out", "rows.csv"], "drop --out"),
+        (["--explain", "out.png", "--dask", ""], "drop --dask"),
         (["--explain", "out.jpg"], "--explain saves a PNG"),
         (["--explain", "nowhere/out.png"], "the folder nowhere does not exist; create it first"),
     ],

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -234,12 +235,21 @@ def test_a_signal_that_a_library_turns_into_its_own_error_still_interrupts(tmp_p
 def test_resume_refuses_a_run_training_now_and_one_whose_checkpoint_is_gone(tmp_path, mnist):
     config = TrainConfig.from_preset("tiny", {"epochs": 2}, train_limit=2000)
     run = RunDir.create(tmp_path, "halfway", config)
-    run.write_config(config, RunInfo(status="running", pid=os.getpid(), epochs_done=1))
-    with pytest.raises(TrainingError, match="the run is training now"):
-        train_config(None, resume=run.path, progress=False, log=lambda *a: None)
-    run.write_config(config, RunInfo(status="interrupted", epochs_done=1))
-    with pytest.raises(TrainingError, match="checkpoint.npz: missing or not a regular file, so epoch 1 cannot"):
-        train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+    # A live process of digits' holds the run's number: it is training it.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "digits train"])
+    try:
+        run.write_config(config, RunInfo(status="running", pid=other.pid, epochs_done=1))
+        with pytest.raises(TrainingError, match="the run is training now"):
+            train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+    finally:
+        other.kill()
+        other.wait()
+    # The run's number is now this process's (PID 1 in a restarted container): not taken for the run's training,
+    # and then the checkpoint that an epoch done needs is missing.
+    for status, pid in (("running", os.getpid()), ("interrupted", None)):
+        run.write_config(config, RunInfo(status=status, pid=pid, epochs_done=1))
+        with pytest.raises(TrainingError, match="checkpoint.npz: missing or not a regular file, so epoch 1 cannot"):
+            train_config(None, resume=run.path, progress=False, log=lambda *a: None)
 
 
 def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mnist):

@@ -11,7 +11,7 @@ number(s) read, one line per line; for `predict`, the digit); `digit`
 (`predict` only); `confidence` (of the digit, or the least sure digit of
 the page); `boxes` (JSON: `read`'s lines with their digits and boxes, or
 `predict`'s one box); `error` (the sentence saying why the picture could not
-be read); `model` (the model file's name; a run's as `<run>/model.onnx`); `size` and `mtime_ns` (the file
+be read); `model` (what answered: the model file's name, a run's as `<run>/model.onnx`, its SHA-256's first 12 hex digits, the threshold and the temperature: `work.Job.model_name`); `size` and `mtime_ns` (the file
 as it was read, for resuming).
 
 Pictures go in chunks of `chunk_size` to the workers (`digits.batch.engine`);
@@ -72,6 +72,7 @@ def job_for(
     job = Job(command, None if model is None else str(resolve_model(model)), threshold)
     if load:
         reader(job)
+    job.model_name  # noqa: B018 (computed here, once: each pickled copy a worker gets carries it)
     return job
 
 

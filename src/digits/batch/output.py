@@ -4,7 +4,7 @@ Rows have the columns `COLUMNS`. While a batch runs, each chunk of rows is
 written to its own part file, atomically (`digits.atomic`), in a hidden folder
 beside the output (`.results.csv.parts/`); when the batch ends the output is
 rewritten, atomically, as its old rows followed by the parts' rows, and the
-folder is removed. A kill (even SIGKILL) therefore loses at most the chunks in
+parts are removed (the folder too, when nothing else is in it). A kill (even SIGKILL) therefore loses at most the chunks in
 flight, and the output file is always whole: the old one or the new one.
 
 Resume: `done()` reads the output and any parts a killed run left, and says,

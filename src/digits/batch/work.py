@@ -24,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+from digits.calibration import stored_temperature
 from digits.errors import DigitsError
 from digits.read.load import load_image
 from digits.read.model import read_model, shipped_model
@@ -48,16 +49,17 @@ class Job:
     @cached_property  # asked once per row: finding and hashing the model each time would cost every row
     def model_name(self) -> str:
         """What answered, for the rows and for resuming: the model file's name (a run's `model.onnx` as
-        `<run>/model.onnx`, every run's has that name), the first 12 hex digits of its SHA-256, and the threshold.
+        `<run>/model.onnx`, every run's has that name), the first 12 hex digits of its SHA-256, the threshold
+        and the temperature stored beside it (`digits.calibration`), each number exactly (repr).
 
         A name alone let two runs' folders of one name, or a new shipped model after an upgrade, resume
-        each other's output; a threshold changes the statuses. Either would mix answers in one file.
+        each other's output; a threshold or a temperature changes the statuses. Any would mix answers in one file.
         """
         model = Path(self.model) if self.model else shipped_model()
         in_a_run = self.model is not None and (model.parent / RunDir.CONFIG).is_file()
         name = f"{model.parent.name}/{model.name}" if in_a_run else model.name
         digest = hashlib.sha256(read_model(model)).hexdigest()[:12]
-        return f"{name} sha256:{digest} threshold {self.threshold:g}"
+        return f"{name} sha256:{digest} threshold {self.threshold!r} temperature {stored_temperature(model)!r}"
 
 
 _readers: dict[Job, Reader] = {}

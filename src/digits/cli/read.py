@@ -65,7 +65,7 @@ def predict(
 
 def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> None:
     """--explain reads one picture file here: the options of many pictures would be ignored, so they are refused."""
-    if given := [f"--{name}" for name, value in bulk_options.items() if value]:
+    if given := [f"--{name}" for name, value in bulk_options.items() if value is not None and value is not False]:
         raise typer.BadParameter(f"--explain reads one picture and writes no table; drop {', '.join(given)}.")
     if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")

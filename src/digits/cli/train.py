@@ -172,8 +172,10 @@ def tune(
     """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy, on one or many workers (needs the `tune` and `train` extras)."""
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise typer.BadParameter(f"--timeout is a number of seconds above 0, not {timeout}.")
-    if study == "" or show == "":
+    if study == "":
         raise typer.BadParameter("a study's name cannot be empty; leave --study out for <preset>-<dataset>.")
+    if show == "":
+        raise typer.BadParameter("--show needs a study's name (`digits tune --show <preset>-<dataset>`).")
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:

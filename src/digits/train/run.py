@@ -109,7 +109,7 @@ def train_config(
                 raise RunError(
                     f"{run}: an ensemble is never trained, so it cannot resume; make it with `digits ensemble`."
                 )
-            if run.status(info) == "running":
+            if run.status(info) == "running" and _training_elsewhere(info.pid):
                 raise RunError(f"{run}: the run is training now (process {info.pid}); wait for it, or stop it first.")
             if (info.epochs_done or 0) > 0 and not run.has_checkpoint():
                 # Starting again from epoch 0 would be a new run under the old one's name, without a word.
@@ -151,6 +151,21 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
     tf.config.experimental.enable_op_determinism()
     with phase("build model"):
         return Trainer(config, steps)
+
+
+def _training_elsewhere(pid: int | None) -> bool:
+    """Whether the live process `pid` is another `digits` command. Its number alone may have gone to another
+    program since the run's process died (in a restarted container, PID 1 is this command again)."""
+    if pid is None or pid == os.getpid():
+        return False
+    if not Path("/proc/self/cmdline").exists():
+        return True  # no way to tell here: a live process with the run's number is taken for it
+    try:
+        return b"digits" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:  # another user's process: it could be
+        return True
 
 
 def _refuse_less_than_a_batch(config: TrainConfig) -> None:
