@@ -233,8 +233,9 @@ def test_json_nested_too_deeply_in_a_run_or_a_card_is_one_line(tmp_path, tiny_ru
 
 
 def test_an_ensemble_without_its_model_says_to_make_it_again(tmp_path, tiny_run):
-    ensemble = tmp_path / "ens"
-    made = run_cli("ensemble", str(tiny_run), str(tiny_run), "--out", str(ensemble), cwd=tmp_path)
+    ensemble, twin = tmp_path / "ens", tmp_path / "twin"
+    shutil.copytree(tiny_run, twin)  # a run named twice is refused: a copy in another folder is another run
+    made = run_cli("ensemble", str(tiny_run), str(twin), "--out", str(ensemble), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     (ensemble / "model.onnx").unlink()
     assert_one_line_error(run_cli("predict", "x.png", "--model", str(ensemble), cwd=tmp_path), "digits ensemble")
