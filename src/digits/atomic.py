@@ -85,9 +85,8 @@ def atomic_path(target: str | os.PathLike, follow_symlinks: bool = True) -> Iter
     tmp = None
     try:
         # The name cut short: a target whose own name is near the file system's limit still gets its temporary twin.
-        fd, tmp = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{_cut(target.name, 96)}.", suffix=".tmp" + _cut(target.suffix, 16)
-        )
+        prefix, suffix = _temporary_affixes(target.name, target.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
         os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -112,6 +111,18 @@ def write_text(target: str | os.PathLike, text: str, follow_symlinks: bool = Tru
 
 def write_json(target: str | os.PathLike, obj: object, follow_symlinks: bool = True) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", follow_symlinks)
+
+
+def temporaries(folder: Path, name_pattern: str, suffix: str) -> list[Path]:
+    """The temporary files in `folder` that `atomic_path` left, killed before its rename, for targets whose names
+    match the glob `name_pattern` and end in `suffix`."""
+    prefix, end = _temporary_affixes(name_pattern, suffix)
+    return sorted(folder.glob(f"{prefix}*{end}"))
+
+
+def _temporary_affixes(name: str, suffix: str) -> tuple[str, str]:
+    """The prefix and suffix of the temporary twin of a target called `name`, ending in `suffix`."""
+    return f".{_cut(name, 96)}.", ".tmp" + _cut(suffix, 16)
 
 
 def _cut(name: str, most: int) -> str:

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from digits.atomic import atomic_path, writable_target
+from digits.atomic import atomic_path, temporaries, writable_target
 from digits.batch.rows import COLUMNS, ERROR, INTEGERS, Row, command_of, escaped, problem_of, typed, utf8
 from digits.batch.work import chunked
 from digits.errors import DigitsError
@@ -87,6 +87,9 @@ def _pyarrow() -> tuple[Any, Any, Any]:
 
 class Output:
     """One output file and the parts of the run that writes it."""
+
+    # A part's name before its suffix: its number, nine digits (written by `write_chunk`), as a glob.
+    _PART = "[0-9]" * 9
 
     def __init__(self, target: str | os.PathLike[str]):
         name = os.fspath(target)
@@ -200,7 +203,7 @@ class Output:
 
     def _part_files(self) -> list[Path]:
         # Numbered parts only: a kill can leave atomic_path's hidden temporary file beside them.
-        return sorted(self.parts.glob(f"{'[0-9]' * 9}{self.suffix}")) if self.parts.is_dir() else []
+        return sorted(self.parts.glob(self._PART + self.suffix)) if self.parts.is_dir() else []
 
     def _sources(self) -> list[Path]:
         # An empty file holds no rows (a header-less CSV, a Parquet file without its footer would not read).
@@ -260,9 +263,9 @@ class Output:
         )
         with atomic_path(self.target) as tmp:
             self._write(tmp, keep)
-        # Only digits' own files go: its parts, and the temporary files a kill left (`atomic_path`'s names).
+        # Only digits' own files go: its parts, and the temporary files a kill left.
         # A folder of the user's that happened to bear the parts' name keeps the rest, and stays.
-        for file in [*self._part_files(), *self.parts.glob(f".{'[0-9]' * 9}{self.suffix}.*.tmp{self.suffix}")]:
+        for file in [*self._part_files(), *temporaries(self.parts, self._PART + self.suffix, self.suffix)]:
             file.unlink()
         with contextlib.suppress(OSError):
             self.parts.rmdir()
