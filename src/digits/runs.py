@@ -10,6 +10,7 @@ A run folder `runs/<name>/` holds:
                      on load every array is matched to its variable by name and shape
     history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy
     metrics.json     the test report (evaluate.py)
+    training.lock    held by the process that trains the run (`digits.run_lock`)
     model.keras, model.onnx, curves.png, confusion.png, mistakes.png
 
 Every write is atomic (atomic.py), and replaces a symbolic link in the
@@ -24,6 +25,7 @@ a run's model without it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from digits import atomic, calibration
+from digits import atomic, calibration, run_lock
 from digits.checkpoint_arrays import Arrays, matched_arrays
 from digits.config import Settings, TrainConfig, anything, int_at_least, is_number, one_of, optional, setting
 from digits.errors import RunError, TrainingError
@@ -74,7 +76,8 @@ class RunInfo(Settings):
     """What a run records about itself beside its config; training replaces it, never edits it."""
 
     status: str | None = setting(optional(one_of(*STATUSES)), None)
-    # The training process, to tell a killed run from a running one.
+    # The training process: named when a resume is refused, and what tells a killed run from a running one
+    # in a folder written before the training lock existed (`digits.run_lock`).
     pid: int | None = setting(optional(_process_number), None)
     epochs_done: int | None = setting(optional(int_at_least(0)), None)
     parameters: int | None = setting(optional(int_at_least(0)), None)
@@ -101,6 +104,7 @@ class RunDir:
     CURVES = "curves.png"
     CONFUSION = "confusion.png"
     MISTAKES = "mistakes.png"
+    LOCK = "training.lock"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -238,7 +242,19 @@ class RunDir:
         """finished, interrupted, failed, running, killed (its process vanished mid-run), or unknown (none recorded)."""
         info = self.read_info() if info is None else info
         state = info.status or "unknown"
-        return "killed" if state == "running" and not _alive(info.pid) else state
+        return "killed" if state == "running" and not run_lock.training_now(self.path / self.LOCK, info.pid) else state
+
+    def training(self) -> contextlib.AbstractContextManager[None]:
+        """The run's training lock, held for a `with` block; `RunError` when another process trains the run."""
+
+        def busy() -> RunError:
+            try:
+                process = f" (process {self.read_info().pid})"
+            except RunError:
+                process = ""
+            return RunError(f"{self}: the run is training now{process}; wait for it, or stop it first.")
+
+        return run_lock.held(self.path / self.LOCK, busy)
 
     # ------------------------------------------------------------ history and metrics
 
@@ -363,15 +379,3 @@ def _metrics_problem(metrics: dict) -> str | None:
     if not isinstance(curves, dict) or not isinstance(curves.get("train_val_gap") or {}, dict):
         return "its overfitting is not a record of the run's curves"
     return None
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: alive
-    return True

@@ -235,21 +235,40 @@ def test_a_signal_that_a_library_turns_into_its_own_error_still_interrupts(tmp_p
 def test_resume_refuses_a_run_training_now_and_one_whose_checkpoint_is_gone(tmp_path, mnist):
     config = TrainConfig.from_preset("tiny", {"epochs": 2}, train_limit=2000)
     run = RunDir.create(tmp_path, "halfway", config)
-    # A live process of digits' holds the run's number: it is training it.
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "digits train"])
+    # Another process holds the run's training lock: it is training the run.
+    other = _holding_the_lock(run)
     try:
         run.write_config(config, RunInfo(status="running", pid=other.pid, epochs_done=1))
-        with pytest.raises(TrainingError, match="the run is training now"):
+        assert run.status() == "running"
+        with pytest.raises(TrainingError, match=rf"the run is training now \(process {other.pid}\)"):
             train_config(None, resume=run.path, progress=False, log=lambda *a: None)
     finally:
         other.kill()
         other.wait()
-    # The run's number is now this process's (PID 1 in a restarted container): not taken for the run's training,
-    # and then the checkpoint that an epoch done needs is missing.
+    # The lock went with the process. A live process of the recorded number (here this one, as PID 1 in a
+    # restarted container would be) is not taken for the run's training; then the checkpoint that an epoch
+    # done needs is missing.
     for status, pid in (("running", os.getpid()), ("interrupted", None)):
         run.write_config(config, RunInfo(status=status, pid=pid, epochs_done=1))
+        assert run.status() == ("killed" if status == "running" else status)
         with pytest.raises(TrainingError, match="checkpoint.npz: missing or not a regular file, so epoch 1 cannot"):
             train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+
+
+def _holding_the_lock(run: RunDir) -> subprocess.Popen:
+    """A process that holds `run`'s training lock until it is killed."""
+    hold = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", hold, str(run.path / RunDir.LOCK)], stdout=subprocess.PIPE, text=True
+    )
+    assert other.stdout is not None and other.stdout.readline() == "held\n"
+    return other
 
 
 def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mnist):
@@ -340,7 +359,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
         )
     run = tmp_path / "full"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json", RunDir.LOCK]
     assert RunDir(run).read_info().status == "failed"
 
 

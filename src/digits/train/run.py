@@ -98,10 +98,13 @@ def train_config(
     """
     if (config is None) == (resume is None):
         raise ValueError("train_config needs a config or a run folder to resume: exactly one of them")
-    with plotter or contextlib.nullcontext():
+    with plotter or contextlib.nullcontext(), contextlib.ExitStack() as locked:
         if resume is not None:
             run = RunDir(resume)
-            config, info = run.read_run()
+            config, info = run.read_run()  # a folder that is no run is named before anything is written in it
+            if info.status != "finished":
+                locked.enter_context(run.training())
+                config, info = run.read_run()  # as it stands now that no other process can change it
             if info.status == "finished":
                 log(f"{run} already finished; nothing to do.")
                 return run.path, run.read_metrics()
@@ -109,8 +112,6 @@ def train_config(
                 raise RunError(
                     f"{run}: an ensemble is never trained, so it cannot resume; make it with `digits ensemble`."
                 )
-            if run.status(info) == "running" and _training_elsewhere(info.pid):
-                raise RunError(f"{run}: the run is training now (process {info.pid}); wait for it, or stop it first.")
             if (info.epochs_done or 0) > 0 and not run.has_checkpoint():
                 # Starting again from epoch 0 would be a new run under the old one's name, without a word.
                 raise RunError(
@@ -123,6 +124,7 @@ def train_config(
             with phase("provenance"):
                 info = RunInfo(provenance=provenance.collect(config.dataset))
             run = RunDir.create(runs_dir, name, config)
+            locked.enter_context(run.training())
         return run.path, _train(
             run,
             config,
@@ -151,21 +153,6 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
     tf.config.experimental.enable_op_determinism()
     with phase("build model"):
         return Trainer(config, steps)
-
-
-def _training_elsewhere(pid: int | None) -> bool:
-    """Whether the live process `pid` is another `digits` command. Its number alone may have gone to another
-    program since the run's process died (in a restarted container, PID 1 is this command again)."""
-    if pid is None or pid == os.getpid():
-        return False
-    if not Path("/proc/self/cmdline").exists():
-        return True  # no way to tell here: a live process with the run's number is taken for it
-    try:
-        return b"digits" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:  # another user's process: it could be
-        return True
 
 
 def _refuse_less_than_a_batch(config: TrainConfig) -> None:
