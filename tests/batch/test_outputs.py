@@ -446,3 +446,19 @@ def test_the_end_of_a_run_removes_its_own_files_from_the_parts_folder(tmp_path, 
     assert result.returncode == 0, result.stderr
     assert len(read_back(out)) == 1
     assert (sorted(p.name for p in parts.iterdir()) if parts.exists() else []) == left
+
+
+def test_the_rows_name_the_model_that_was_loaded_even_if_its_file_is_replaced_later(tmp_path, tiny_run):
+    """The SHA-256 in the rows is of the bytes the reader loaded, not of a second read of the file."""
+    import hashlib
+
+    from digits.batch import job_for
+
+    model = tmp_path / "mine.onnx"
+    shutil.copy(tiny_run / "model.onnx", model)
+    loaded = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
+    job = job_for("predict", model)
+    replaced = onnx.load(model)
+    replaced.doc_string = "another model"
+    onnx.save(replaced, model)
+    assert job.model_name.startswith(f"mine.onnx sha256:{loaded} threshold 0.5 temperature ")

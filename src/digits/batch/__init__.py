@@ -58,20 +58,15 @@ CHUNK_SIZE = 64
 _FEW = 32
 
 
-def job_for(
-    command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, load: bool = True
-) -> Job:
-    """The job every chunk runs: the model resolved (and, with `load`, loaded here once, so a bad one fails now)."""
+def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, threshold: float = 0.5) -> Job:
+    """The job every chunk runs: the model resolved and loaded here once, so a bad one fails now, and the
+    name of what answers (`Job.model_name`) computed from what was loaded."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
-    from digits.batch.work import reader
-
     # The shipped model stays None: each worker then loads the one its own installation ships.
     job = Job(command, None if model is None else str(resolve_model(model)), threshold)
-    if load:
-        reader(job)
     job.model_name  # noqa: B018 (computed here, once: each pickled copy a worker gets carries it)
     return job
 
@@ -165,7 +160,7 @@ def bag(
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
 
-    job = job_for(command, model, threshold, load=False)  # the bag is computed elsewhere
+    job = job_for(command, model, threshold)
     items = _items(paths)
     partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
     return partitions.map_partitions(_rows_of, job)

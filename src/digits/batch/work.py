@@ -16,7 +16,6 @@ chunk size. Everything here is picklable and importable on a Dask worker.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,10 +23,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from digits.calibration import stored_temperature
 from digits.errors import DigitsError
 from digits.read.load import load_image
-from digits.read.model import read_model, shipped_model
 from digits.read.pipeline import segment_page
 from digits.read.reader import Reader
 from digits.runs import RunDir
@@ -46,20 +43,20 @@ class Job:
     model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
     threshold: float = 0.5
 
-    @cached_property  # asked once per row: finding and hashing the model each time would cost every row
+    @cached_property  # asked once per row: hashing the model each time would cost every row
     def model_name(self) -> str:
         """What answered, for the rows and for resuming: the model file's name (a run's `model.onnx` as
-        `<run>/model.onnx`, every run's has that name), the first 12 hex digits of its SHA-256, the threshold
-        and the temperature stored beside it (`digits.calibration`), each number exactly (repr).
+        `<run>/model.onnx`, every run's has that name), the first 12 hex digits of the SHA-256 of the bytes
+        this process loaded, the threshold and the temperature stored beside it (`digits.calibration`),
+        each number exactly (repr).
 
         A name alone let two runs' folders of one name, or a new shipped model after an upgrade, resume
         each other's output; a threshold or a temperature changes the statuses. Any would mix answers in one file.
         """
-        model = Path(self.model) if self.model else shipped_model()
-        in_a_run = self.model is not None and (model.parent / RunDir.CONFIG).is_file()
-        name = f"{model.parent.name}/{model.name}" if in_a_run else model.name
-        digest = hashlib.sha256(read_model(model)).hexdigest()[:12]
-        return f"{name} sha256:{digest} threshold {self.threshold!r} temperature {stored_temperature(model)!r}"
+        model = reader(self).recognizer
+        in_a_run = self.model is not None and (model.path.parent / RunDir.CONFIG).is_file()
+        name = f"{model.path.parent.name}/{model.path.name}" if in_a_run else model.path.name
+        return f"{name} sha256:{model.sha256[:12]} threshold {self.threshold!r} temperature {model.temperature!r}"
 
 
 _readers: dict[Job, Reader] = {}

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -87,6 +88,8 @@ class Recognizer:
             )
         self.path = resolve_model(source)
         model_bytes = read_model(self.path)
+        # What was loaded, by content: a batch's rows name it, and a file replaced since cannot pass for it.
+        self.sha256 = hashlib.sha256(model_bytes).hexdigest()
         self.session = self._session(model_bytes, threads)
         import onnxruntime as ort
 
