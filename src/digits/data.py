@@ -31,7 +31,7 @@ import numpy as np
 from digits import atomic
 from digits.errors import DataError
 from digits.safe_open import open_regular, read_regular
-from digits.spec import DIGIT_NAMES
+from digits.spec import DIGIT_NAMES, DIGITS, REJECT, REJECT_NAME
 
 SPLITS = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -120,10 +120,12 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def class_names(dataset: str) -> tuple[str, ...]:
-    """What each label of `dataset` means, in label order: the digits, or Fashion-MNIST's garments."""
+def class_names(dataset: str, num_classes: int = DIGITS) -> tuple[str, ...]:
+    """What each output of a model of `num_classes` outputs trained on `dataset` means, in order: the digits,
+    or Fashion-MNIST's garments, then "not a digit" for a model with that class."""
     spec = DATASETS.get(dataset)
-    return spec.class_names if spec is not None else DIGIT_NAMES
+    names = spec.class_names if spec is not None else DIGIT_NAMES
+    return names + (REJECT_NAME,) if num_classes > REJECT else names
 
 
 # An IDX file's largest legal size here: 60000 * 28 * 28 plus header, with room.

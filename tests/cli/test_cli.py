@@ -52,6 +52,15 @@ def test_show_draws_the_articles_demo(tmp_path, tiny_run):
     assert Image.open(tmp_path / "one.png").size[0] > 100
 
 
+def test_show_names_the_not_a_digit_class_of_a_model_that_has_it(tmp_path):
+    """The shipped model refuses MNIST's test digit 646 (a faint 2): `show` said IndexError, exit 1."""
+    from digits.read.model import shipped_model
+
+    result = run_cli("show", "--index", "646", "--model", str(shipped_model()), "--out", "646.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "X_test[646]: true 2, predicted not a digit (" in result.stdout
+
+
 def test_evaluate_and_compare(tmp_path, tiny_run):
     evaluated = run_cli("evaluate", str(tiny_run), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

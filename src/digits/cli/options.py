@@ -23,7 +23,7 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, cache, download).",
+        help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, the system's data folders, the cache; only MNIST and Fashion-MNIST are downloaded).",
     ),
 ]
 RUNS = Path("runs")  # where `digits train` writes run folders unless --runs-dir says otherwise

@@ -149,7 +149,7 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file runs/tune.db)."
+            help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file tune.db in --runs-dir)."
         ),
     ] = None,
     study: Annotated[str | None, typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
@@ -279,8 +279,9 @@ def show(
     x_test, y_test = load_test(dataset, data_dir)
     if not 0 <= index < len(x_test):
         raise typer.BadParameter(f"must be between 0 and {len(x_test) - 1}.", param_hint="'--index'")
-    probabilities = Recognizer(model).predict_proba(x_test[index])[0]
-    names = class_names(dataset)
+    recognizer = Recognizer(model)
+    probabilities = recognizer.predict_proba(x_test[index])[0]
+    names = class_names(dataset, recognizer.num_classes)
     predicted = int(probabilities.argmax())
     confidence = percent(float(probabilities[predicted]))
     title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({confidence})"

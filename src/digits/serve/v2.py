@@ -13,7 +13,9 @@ Tensors come as JSON ("data", flat or nested) or in the binary tensor
 extension (the `Inference-Header-Content-Length` header, as `tritonclient`
 sends by default); outputs are returned in binary when the request asks
 (`binary_data` per output, or `binary_data_output`), else as JSON. The
-images go through the same micro-batcher as the rest of the server. Errors
+images go through the same micro-batcher as the rest of the server, so
+the probabilities are `Reader.classify`'s: an image the model gives less
+than 0.99 is averaged with its copies turned ±10° (`digits.read.turns`). Errors
 are 400 (404 for another model name) with {"error": "<one sentence>"}, as
 the protocol says; a body over `MAX_BODY_BYTES`, or JSON over
 `MAX_JSON_BYTES`, is a 413.

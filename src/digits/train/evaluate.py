@@ -21,7 +21,7 @@ from digits.data import class_names
 from digits.errors import RunError
 from digits.read.model import Recognizer
 from digits.runs import RunDir, RunInfo
-from digits.spec import REJECT, REJECT_NAME
+from digits.spec import REJECT
 from digits.synth.junk import HELD_OUT_SEED, make_junk
 from digits.train import metrics as run_metrics
 from digits.train import plots
@@ -94,7 +94,7 @@ def model_metrics(recognizer: Recognizer, config: TrainConfig, test) -> tuple[di
     x_test, y_test = test
     probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
-    names = _class_names(config, recognizer)
+    names = list(class_names(config.dataset, recognizer.num_classes))
     metrics = {
         "test_loss": cross_entropy(probabilities, y_test),
         "test_accuracy": float((predicted == y_test).mean()),
@@ -126,7 +126,7 @@ def _plots(
     curves_sent: bool,
 ) -> None:
     x_test, y_test = test
-    names = _class_names(config, recognizer)
+    names = list(class_names(config.dataset, recognizer.num_classes))
     wrong = np.flatnonzero(predicted != y_test)[:MISTAKES_SHOWN]
     # An ensemble was never trained (no history): it gets no curves, rather than an empty plot.
     drawn = curves_sent or not history
@@ -140,10 +140,6 @@ def _plots(
             plot(*args)
         else:
             plotter.submit(plot, *args)
-
-
-def _class_names(config: TrainConfig, recognizer: Recognizer) -> list[str]:
-    return list(class_names(config.dataset)) + ([REJECT_NAME] if recognizer.num_classes > REJECT else [])
 
 
 def _previous_train_seconds(run: RunDir) -> float | None:
