@@ -1,77 +1,87 @@
 """The lock a run's training holds, which tells a run being trained from one whose process died.
 
-While a process trains a run, it holds an exclusive `flock` on the run folder's
-`training.lock` (`held`). The kernel lets go of it when that process ends,
-however it ends (SIGKILL, a power cut of a container, an out-of-memory kill),
-so the lock cannot outlive the training. A recorded process number can: the
-system gives the number to the next program, and in a restarted container
-PID 1 is the new command itself. So:
+While a process trains a run, it holds an exclusive `flock` on the run folder
+itself (`held`). The kernel lets go of it when that process ends, however it
+ends (SIGKILL, an out-of-memory kill, a container stopped), so the lock cannot
+outlive the training. A recorded process number can: the system gives the
+number to the next program, and in a restarted container PID 1 is the new
+command itself. So:
 
   * `digits train --resume` takes the lock first, and a run another process
     trains is refused (`held` raises what `busy` makes);
   * `digits runs` shows a run recorded as running as "killed" when nobody
     holds its lock (`training_now`).
 
-A run folder written before the lock existed has no lock file; for it, the
-recorded process number is all there is (`training_now` falls back to it).
-The lock file is opened without following a link (a run folder may come from
-someone else) and must be a regular file. Processes the training starts do
-not inherit it: the descriptor is closed on exec, and the plotter and the
-data workers are started by exec (`subprocess`, multiprocessing's forkserver).
+The folder, not a file in it, is locked: a lock file could be deleted or
+replaced while the run trains (a cleanup, a restore that renames files in),
+letting a second trainer in, and a planted link, FIFO or device could stand
+in its place. A folder cannot be removed while it holds the run's files, and
+a link to one (`runs/latest`) locks the folder it names.
+
+Where the file system has no locks (some network and FUSE mounts answer
+ENOLCK or EOPNOTSUPP), training goes on unlocked and the recorded process
+number is all `training_now` has. A run an older digits trains holds no lock:
+stop it before resuming its run with this one. Processes the training starts
+do not inherit the lock: the descriptor is closed on exec, and the plotter
+and the data workers are started by exec (`subprocess`, multiprocessing's
+forkserver).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from digits.errors import RunError
 
-_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a planted FIFO must not hang the open
+_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # following a link: runs/latest is one
+# `training_now` takes a shared lock for an instant; a trainer that meets it waits this long, not refused.
+_PATIENCE_SECONDS = 1.0
 
 
 @contextmanager
-def held(path: Path, busy: Callable[[], Exception]) -> Iterator[None]:
-    """Hold the lock at `path` (created if missing) for the block; raise `busy()` if another process holds it."""
+def held(folder: Path, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold the run folder's lock for the block; raise `busy()` if another process holds it."""
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
+        descriptor = os.open(folder, _OPEN_FLAGS)
     except OSError as err:
-        raise RunError(
-            f"{path}: cannot open the run's training lock ({err.strerror}); "
-            "remove it if it is not a file digits made, and check that the run folder is writable."
-        ) from None
+        raise RunError(f"{folder}: cannot open the run folder to lock it ({err.strerror}).") from None
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise RunError(f"{path}: not a regular file, so it cannot be the run's training lock; remove it.")
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise busy() from None
+        deadline = time.monotonic() + _PATIENCE_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise busy() from None
+                time.sleep(0.02)
+            except OSError:  # no locks on this file system: train unlocked, as before locks existed
+                break
         yield
     finally:
         os.close(descriptor)  # and with it the lock
 
 
-def training_now(path: Path, pid: int | None) -> bool:
-    """Whether a process holds the lock at `path`; for a run folder without one, whether process `pid` lives."""
+def training_now(folder: Path, pid: int | None) -> bool:
+    """Whether a process holds the run folder's lock; where it cannot be asked, whether process `pid` lives."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        descriptor = os.open(folder, _OPEN_FLAGS)
     except OSError:
         return _alive(pid)
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return _alive(pid)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return _alive(pid)
     finally:
         os.close(descriptor)
+    return False
 
 
 def _alive(pid: int | None) -> bool:

@@ -10,9 +10,9 @@ A run folder `runs/<name>/` holds:
                      on load every array is matched to its variable by name and shape
     history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy
     metrics.json     the test report (evaluate.py)
-    training.lock    held by the process that trains the run (`digits.run_lock`)
     model.keras, model.onnx, curves.png, confusion.png, mistakes.png
 
+The process that trains a run holds a lock on its folder (`digits.run_lock`).
 Every write is atomic (atomic.py), and replaces a symbolic link in the
 folder rather than follow it: a run folder may come from someone else, and
 `train --resume` must not overwrite what its links point to. Every read that fails raises `RunError`
@@ -77,7 +77,7 @@ class RunInfo(Settings):
 
     status: str | None = setting(optional(one_of(*STATUSES)), None)
     # The training process: named when a resume is refused, and what tells a killed run from a running one
-    # in a folder written before the training lock existed (`digits.run_lock`).
+    # where the file system has no locks (`digits.run_lock`).
     pid: int | None = setting(optional(_process_number), None)
     epochs_done: int | None = setting(optional(int_at_least(0)), None)
     parameters: int | None = setting(optional(int_at_least(0)), None)
@@ -104,7 +104,6 @@ class RunDir:
     CURVES = "curves.png"
     CONFUSION = "confusion.png"
     MISTAKES = "mistakes.png"
-    LOCK = "training.lock"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -242,19 +241,21 @@ class RunDir:
         """finished, interrupted, failed, running, killed (its process vanished mid-run), or unknown (none recorded)."""
         info = self.read_info() if info is None else info
         state = info.status or "unknown"
-        return "killed" if state == "running" and not run_lock.training_now(self.path / self.LOCK, info.pid) else state
+        return "killed" if state == "running" and not run_lock.training_now(self.path, info.pid) else state
 
     def training(self) -> contextlib.AbstractContextManager[None]:
         """The run's training lock, held for a `with` block; `RunError` when another process trains the run."""
 
         def busy() -> RunError:
             try:
-                process = f" (process {self.read_info().pid})"
+                info = self.read_info()
             except RunError:
-                process = ""
-            return RunError(f"{self}: the run is training now{process}; wait for it, or stop it first.")
+                info = RunInfo()
+            if info.status == "running" and info.pid:
+                return RunError(f"{self}: the run is training now (process {info.pid}); wait for it, or stop it first.")
+            return RunError(f"{self}: another process holds the run folder's lock; wait for it, or stop it first.")
 
-        return run_lock.held(self.path / self.LOCK, busy)
+        return run_lock.held(self.path, busy)
 
     # ------------------------------------------------------------ history and metrics
 

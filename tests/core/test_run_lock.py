@@ -1,12 +1,15 @@
 """The training lock (`digits.run_lock`): one trainer per run, and "killed" told by the lock, not by a process number."""
 
+import errno
+import fcntl
 import os
 
 import pytest
 
+from digits import run_lock
 from digits.config import TrainConfig
 from digits.errors import RunError
-from digits.runs import RunDir, RunInfo
+from digits.runs import LATEST, RunDir, RunInfo
 
 
 @pytest.fixture
@@ -21,30 +24,52 @@ def test_a_run_is_running_while_its_lock_is_held_and_killed_after(run):
     with run.training():
         assert run.status() == "running"
         # flock locks belong to an open file: a second holder, even in this process, is another trainer.
-        second = run.training()
-        with pytest.raises(RunError, match=rf"locked: the run is training now \(process {os.getpid()}\); wait"):
+        second = RunDir(run.path.parent / LATEST).training()  # the same folder through runs/latest
+        with pytest.raises(RunError, match=rf"latest: the run is training now \(process {os.getpid()}\); wait"):
             second.__enter__()
     # Its recorded process (this one) lives on, but no process trains the run.
     assert run.status() == "killed"
     with run.training():  # free again
         pass
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json"]  # the folder is locked, not a file in it
 
 
-def test_a_run_folder_from_before_the_lock_falls_back_to_its_process_number(run):
-    assert not (run.path / RunDir.LOCK).exists()  # written by the first `training()` only
-    assert run.status() == "running"  # this process, alive
-    config, info = run.read_run()
+def test_a_lock_held_by_a_process_that_is_not_the_recorded_trainer_is_named_as_such(run):
+    config, _ = run.read_run()
+    run.write_config(config, RunInfo(status="interrupted", epochs_done=1))
+    with run.training(), pytest.raises(RunError, match="locked: another process holds the run folder's lock; wait"):
+        run.training().__enter__()
+
+
+def test_a_glance_from_digits_runs_does_not_refuse_a_trainer(run, monkeypatch):
+    """`digits runs` takes a shared lock for an instant to ask; a resume that meets it waits for it to go."""
+    glance = os.open(run.path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(glance, fcntl.LOCK_SH)
+    waited = []
+
+    def glance_ends(seconds):
+        waited.append(seconds)
+        os.close(glance)
+
+    monkeypatch.setattr(run_lock.time, "sleep", glance_ends)
+    with run.training():
+        assert run.status() == "running"
+    assert len(waited) == 1
+
+
+def test_where_the_file_system_has_no_locks_training_goes_on_and_the_process_number_decides(run, monkeypatch):
+    def no_locks(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
+    with run.training():
+        assert run.status() == "running"  # this process, alive
+    config, _ = run.read_run()
     run.write_config(config, RunInfo(status="running", pid=2**31 - 1, epochs_done=1))
     assert run.status() == "killed"
 
 
-@pytest.mark.parametrize("planted", ["link", "folder", "fifo"])
-def test_a_lock_that_is_no_regular_file_is_refused_and_never_followed(run, tmp_path, planted):
-    lock = run.path / RunDir.LOCK
-    target = tmp_path / "elsewhere"
-    target.write_text("a user's file")
-    {"link": lambda: lock.symlink_to(target), "folder": lock.mkdir, "fifo": lambda: os.mkfifo(lock)}[planted]()
-    with pytest.raises(RunError, match=r"training.lock: (cannot open the run's training lock|not a regular file)"):
-        run.training().__enter__()
-    assert target.read_text() == "a user's file"
-    assert run.status() == "running"  # no lock to ask: the recorded process (this one) is alive
+def test_a_run_path_that_is_no_folder_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("not a run")
+    with pytest.raises(RunError, match=r"file: cannot open the run folder to lock it \(Not a directory\)"):
+        RunDir(tmp_path / "file").training().__enter__()

@@ -256,17 +256,15 @@ def test_resume_refuses_a_run_training_now_and_one_whose_checkpoint_is_gone(tmp_
 
 
 def _holding_the_lock(run: RunDir) -> subprocess.Popen:
-    """A process that holds `run`'s training lock until it is killed."""
+    """A process that holds `run`'s training lock (on its folder) until it is killed."""
     hold = (
         "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
         "print('held', flush=True)\n"
         "time.sleep(600)\n"
     )
-    other = subprocess.Popen(
-        [sys.executable, "-c", hold, str(run.path / RunDir.LOCK)], stdout=subprocess.PIPE, text=True
-    )
+    other = subprocess.Popen([sys.executable, "-c", hold, str(run.path)], stdout=subprocess.PIPE, text=True)
     assert other.stdout is not None and other.stdout.readline() == "held\n"
     return other
 
@@ -359,7 +357,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
         )
     run = tmp_path / "full"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json", RunDir.LOCK]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.npz", "config.json"]
     assert RunDir(run).read_info().status == "failed"
 
 

@@ -177,6 +177,9 @@ def _train(
         # (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into
         # a flag of its own instead (`loop.SignalFlag`: it stops at the next chunk, after a checkpoint).
         with stop_signals_call(stop):
+            # Running from now (and this process's): data and model take minutes for the reader preset.
+            info = replace(info, status="running", pid=os.getpid())
+            run.write_config(config, info)
             (x, y), test = data or load(config.dataset, data_dir)
             show_progress = sys.stderr.isatty() if progress is None else progress
             if reader_data.wanted(config):
@@ -191,7 +194,7 @@ def _train(
             )
             trainer = set_up(config, split)
             state = load_checkpoint(run, trainer) if resumed and run.has_checkpoint() else new_state()
-            info = replace(info, parameters=trainer.model.count_params(), status="running", pid=os.getpid())
+            info = replace(info, parameters=trainer.model.count_params())
             run.write_config(config, info)
             with phase("training"):
                 state = fit(trainer, split, config, run, state, show_progress)
