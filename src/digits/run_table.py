@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from digits.errors import RunError, TrainingError
-from digits.runs import RunDir
+from digits.runs import RunDir, RunInfo
 
 
 def run_row(run: RunDir) -> dict:
@@ -25,7 +25,7 @@ def run_row(run: RunDir) -> dict:
         "dataset": config.dataset,
         "seed": config.seed,
         "status": run.status(info),
-        "epochs": f"{len(info.ensemble)} members" if info.ensemble else f"{info.epochs_done or 0}/{config.epochs}",
+        "epochs": f"{len(info.ensemble)} members" if info.ensemble else f"{_epochs_done(run, info)}/{config.epochs}",
         "parameters": info.parameters,
     }
     if row["status"] != "finished" and not run.has(RunDir.METRICS):
@@ -42,6 +42,16 @@ def run_row(run: RunDir) -> dict:
         "best_epoch": overfitting.get("best_epoch"),
         "gap": (overfitting.get("train_val_gap") or {}).get("accuracy"),
     }
+
+
+def _epochs_done(run: RunDir, info: RunInfo) -> int:
+    """Epochs done: recorded when the run stops or ends; for one training now, or killed, its checkpoint's."""
+    if info.status == "running" and run.has_checkpoint():
+        try:
+            return int(run.checkpoint_meta()["epoch"])
+        except (RunError, KeyError, TypeError, ValueError):
+            pass  # what it recorded, then: a resume names what is wrong with the checkpoint
+    return info.epochs_done or 0
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[dict]:

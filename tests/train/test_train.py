@@ -10,6 +10,7 @@ import pytest
 
 from digits.config import TrainConfig
 from digits.presets import PRESETS
+from digits.run_table import run_row
 from digits.runs import RunDir, RunInfo, TrainingError
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
@@ -153,6 +154,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist):
     assert RunDir(run).checkpoint_meta()["epoch"] == 2
     listing = run_cli("runs", cwd=tmp_path)
     assert "killed" in listing.stdout
+    assert run_row(RunDir(run))["epochs"].startswith("2/")  # its checkpoint's, not the 0 recorded at its start
     resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     whole, again = _history(tmp_path / "runs" / "whole"), _history(run)
