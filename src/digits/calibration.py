@@ -45,9 +45,10 @@ def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return softmax(logits, axis=1).astype(np.float32)
 
 
-def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
+def nll(probabilities: np.ndarray, labels: np.ndarray, floor: float = FLOOR) -> float:
+    """Mean negative log-likelihood of the labels, each probability floored at `floor` (a 0 is not infinite)."""
     rows = np.arange(len(labels))
-    return float(-np.log(np.maximum(probabilities[rows, labels].astype(np.float64), FLOOR)).mean())
+    return float(-np.log(np.maximum(probabilities[rows, labels].astype(np.float64), floor)).mean())
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = _BINS) -> float:

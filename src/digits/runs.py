@@ -44,7 +44,6 @@ from digits.config import Settings, TrainConfig, anything, int_at_least, is_numb
 from digits.errors import RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
-# Arrays of one checkpoint group, by variable name; groups are "model", "optimizer" and "best".
 # The largest checkpoint read, on disk and once unpacked: it holds a model
 # about four times (weights, two optimizer slots, the best epoch's), and the
 # shipped float model was 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.

@@ -24,6 +24,13 @@ def test_folder_lists_its_pictures_by_name(tree):
     assert expand(["a"]) == ["a/1.JPG", "a/2.png"]
 
 
+def test_a_folder_holds_every_suffix_pillow_gives_a_readable_format(tmp_path):
+    """`.jfif` and `.apng` were left out of a folder's pictures by a hand-kept list, though they load."""
+    for name in ["a.jfif", "b.apng", "c.pgm", "d.tga", "e.psd", "f.txt"]:
+        (tmp_path / name).touch()
+    assert [os.path.basename(p) for p in expand([str(tmp_path)])] == ["a.jfif", "b.apng", "c.pgm", "d.tga"]
+
+
 def test_recursive_folder_goes_depth_first(tree):
     assert expand(["a"], recursive=True) == ["a/1.JPG", "a/2.png", "a/sub/3.png", "a/sub/deeper/4.webp"]
 

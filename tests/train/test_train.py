@@ -24,8 +24,9 @@ def test_seed_model_has_the_articles_parameter_count():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_for_28x28_input(preset):
-    model = models.build(TrainConfig.from_preset(preset))
-    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+    config = TrainConfig.from_preset(preset)
+    model = models.build(config)
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 11 if config.reject_class else 10)
 
 
 @pytest.mark.slow

@@ -63,9 +63,7 @@ def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, th
     name of what answers (`Job.model_name`) computed from what was loaded."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
-    # The shipped model stays None: each worker then loads the one its own installation ships.
+    # The threshold is the Reader's to check (`Job.model_name` loads it). The shipped model stays None: each worker then loads the one its own installation ships.
     job = Job(command, None if model is None else str(resolve_model(model)), threshold)
     job.model_name  # noqa: B018 (computed here, once: each pickled copy a worker gets carries it)
     return job
@@ -203,12 +201,11 @@ def write(
     """
     if output is not None and output.closed:
         raise OutputError(f"{output.target}: this Output is closed; open it again to write more rows.")
-    paths = many_paths(paths)
     done = output.done(job.model_name, job.command) if output else {}
     summary = Summary()
     items = []
-    for path in dict.fromkeys(paths):
-        item = stat_item(path)
+    for item in _items(paths):
+        path = item[0]
         before = done.get(output.stored(path) if output else path)
         # A picture that failed is tried again: the file may be whole now, or readable, or the bug fixed.
         if before is not None and before[:2] == item[1:] and item[1] is not None and not before[2]:

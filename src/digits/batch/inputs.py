@@ -3,7 +3,7 @@
 `expand` turns what a user types into the paths of the pictures, in a
 deterministic order, each once (the first time it is named):
 
-  * a folder: the pictures in it (by suffix, see `PICTURE_SUFFIXES`), sorted by
+  * a folder: the pictures in it (by suffix, see `digits.read.load.picture_suffixes`), sorted by
     name; with `recursive`, those of its sub-folders too, folder by folder;
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
@@ -33,28 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from digits.errors import DigitsError
+from digits.read.load import picture_suffixes
 
-PICTURE_SUFFIXES = frozenset(
-    {
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".bmp",
-        ".dib",
-        ".gif",
-        ".webp",
-        ".tif",
-        ".tiff",
-        ".ppm",
-        ".pgm",
-        ".pbm",
-        ".pnm",
-        ".tga",
-        ".ico",
-        ".mpo",
-    }
-)
 _GLOB_CHARACTERS = frozenset("*?[")
 PathsT = TypeVar("PathsT", bound=Iterable[Any])
 # Linux's PATH_MAX: a longer line is no path (and /dev/zero is one endless line).
@@ -177,7 +157,7 @@ def _folder(top: str, recursive: bool) -> Iterator[str]:
         except OSError as err:
             raise InputError(f"{folder}: the folder cannot be listed ({err.strerror or err}).") from None
         for entry in entries:
-            if os.path.splitext(entry.name)[1].lower() in PICTURE_SUFFIXES and not entry.is_dir():
+            if os.path.splitext(entry.name)[1].lower() in picture_suffixes() and not entry.is_dir():
                 yield entry.path
         if recursive:
             waiting.extend(reversed([entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]))

@@ -26,7 +26,7 @@ import typer
 
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
-from digits.cli.terminal import echo, error, one_line, percent, shown
+from digits.cli.terminal import echo, error, percent, shown
 from digits.spec import NO_DIGIT, UNSURE
 
 
@@ -84,7 +84,7 @@ def _read(
     def chunk_done(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         for result in results if output is None else ():
             if result["error"]:
-                print(f"error: {one_line(result['error'])}", file=sys.stderr, flush=True)
+                error(result["error"])
             else:
                 show(command, result["path"], result["result"], as_json)
         progress.advance(len(rows))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from digits.cli.options import ModelOpt, require
-from digits.cli.terminal import echo, fail
+from digits.cli.terminal import echo
 
 
 def serve(
@@ -35,10 +35,7 @@ def serve(
     # `--workers 100000000` would start processes until memory ran out.
     cores = usable_cores()
     workers = min(workers or cores, cores)
-    try:
-        listener = http_server.bind(host, port)
-    except http_server.BindError as err:
-        raise fail(str(err)) from None
+    listener = http_server.bind(host, port)
     os.environ[MODEL_VARIABLE] = str(path)
     echo(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
     if workers == 1:  # counts stay in the process; uvicorn ends it by re-raising SIGTERM, past any cleanup

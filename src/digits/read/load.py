@@ -12,6 +12,7 @@ Only NumPy and Pillow are imported here.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -19,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
 from digits.read.prescan import (
@@ -51,6 +52,14 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 READABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
 EXPECTED = "PNG, JPEG, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
 
+
+@functools.cache
+def picture_suffixes() -> frozenset[str]:
+    """The file-name suffixes (lower case, with the dot) Pillow gives the formats above: what a folder's
+    pictures are told by (`.jpg`, `.jfif`, `.apng`, `.tif`, `.pgm`, ...)."""
+    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in READABLE_FORMATS)
+
+
 # Analysis resolution. Huge photos are reduced first (speed, memory); tiny
 # images are enlarged so that thresholding and morphology work on smooth
 # edges and the final downscale produces MNIST-like anti-aliasing.
@@ -60,7 +69,6 @@ WORK_MIN = 256
 # keeps its true (upright) size, so that boxes are given in its own pixels.
 ORIGINAL_SIZE = "digits.original_size"
 
-_EXIF_ORIENTATION = 0x0112
 # What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
 _ICON_BYTES_PER_PIXEL = 9
 
@@ -233,7 +241,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     try:
         # EXIF turns phone photos upright. Only a picture that must turn is
         # copied: a full-size copy of a big upright one would double its memory.
-        if image.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
             upright = ImageOps.exif_transpose(image)
             image.close()
     except Exception:

@@ -71,7 +71,7 @@ def _rectangle_area(region: np.ndarray) -> float:
     points = np.argwhere(region).astype(float)
     try:
         corners = points[spatial.ConvexHull(points).vertices]
-    except Exception:  # a line or a point: no area
+    except spatial.QhullError:  # a line or a point: no area
         return float("inf")
     best = float("inf")
     for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=False):

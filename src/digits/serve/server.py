@@ -37,6 +37,7 @@ Python's own (`ACCEPT_LOOP`), which accepts many connections at a time.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import resource
@@ -52,7 +53,7 @@ import uvicorn
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from digits.errors import EXIT_CODES, Interrupted
+from digits.errors import EXIT_CODES, DigitsError, Interrupted
 from digits.serve.logs import LOGGING
 
 HEADER_TIMEOUT = 10.0
@@ -74,7 +75,7 @@ SWEEP = 64
 ACCEPT_LOOP = "asyncio"
 
 
-class BindError(Exception):
+class BindError(DigitsError):
     """The server cannot listen where it was asked to; the message says why and what to do."""
 
 
@@ -315,11 +316,11 @@ def bind(host: str, port: int) -> socket.socket:
             listener = _reuse_port(family, kind, protocol, address)
     except OSError as err:
         listener.close()
-        if err.errno == 98:  # EADDRINUSE
+        if err.errno == errno.EADDRINUSE:
             raise BindError(
                 f"port {port} on {host} is in use: stop what listens there, or pick another --port."
             ) from None
-        if err.errno == 99:  # EADDRNOTAVAIL
+        if err.errno == errno.EADDRNOTAVAIL:
             raise BindError(f"--host {host}: not an address of this machine.") from None
         raise BindError(f"cannot listen on {host}:{port} ({err.strerror}).") from None
     listener.set_inheritable(True)

@@ -77,7 +77,6 @@ _PEN_LETTERS: dict[str, list[list[tuple[float, float]]]] = {
 _DEJAVU = "/usr/share/fonts/truetype/dejavu"
 _FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSans-Oblique.ttf")
 _SUPERSAMPLE = 4  # strokes are drawn this much larger, then area-averaged: anti-aliased edges
-_MAX_CANVAS = 720  # px, as the realistic singles
 
 
 def _fonts() -> list[str | None]:
@@ -241,7 +240,7 @@ def _picture(rng: np.random.Generator, kind: str) -> Image.Image:
     coverage = _MAKERS[kind](rng, size).astype(np.float32)
     margin = rng.uniform(0.25, 1.5, size=4) * style.height
     top, bottom, left, right = (int(m) + 2 for m in margin)
-    shape = (min(_MAX_CANVAS, size + top + bottom), min(_MAX_CANVAS, size + left + right))
+    shape = (min(photograph.MAX_CANVAS, size + top + bottom), min(photograph.MAX_CANVAS, size + left + right))
     return photograph.render([coverage], [(top, left)], shape, style, rng)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 from digits.synth import photograph
 
@@ -45,7 +45,6 @@ SCENES = ("sheet", "sheet on a desk", "sticky note", "ruled paper", "arc", "tabl
 _DESKS = {"dark desk": (0.16, 0.14, 0.13), "wood": (0.52, 0.36, 0.22), "grey desk": (0.42, 0.43, 0.45)}
 _RULE_BLUE = np.array((0.45, 0.62, 0.85))
 _MARGIN_RED = np.array((0.85, 0.35, 0.35))
-_EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the turn that the stored picture got (Image.transpose), which the tag undoes.
 _STORED_TURN = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
@@ -236,7 +235,7 @@ def encoded(picture: Image.Image) -> bytes:
     """A page as the JPEG file a phone would save: quality 90, with its EXIF orientation when it has one."""
     exif = Image.Exif()
     if "exif_orientation" in picture.info:
-        exif[_EXIF_ORIENTATION] = picture.info["exif_orientation"]
+        exif[ExifTags.Base.Orientation] = picture.info["exif_orientation"]
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=90, exif=exif)
     return buffer.getvalue()

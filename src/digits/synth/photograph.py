@@ -77,7 +77,7 @@ _CHALKS = {
     "blue chalk": (0.75, 0.86, 0.94),
 }
 
-_MAX_CANVAS = 720  # px, longest side of a single-digit canvas
+MAX_CANVAS = 720  # px, longest side of a single-digit canvas (and of a junk picture's)
 _MNIST_DIGIT = 20.0  # a MNIST digit's longer side in its 28×28 image
 
 
@@ -278,8 +278,8 @@ def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
         margin = rng.uniform(0.25, 1.5, size=4) * style.height
         top, bottom, left, right = (int(m) + 2 for m in margin)
         shape = (gh + top + bottom, gw + left + right)
-        if max(shape) > _MAX_CANVAS:
-            shrink = (_MAX_CANVAS - max(gh, gw)) / (max(shape) - max(gh, gw))
+        if max(shape) > MAX_CANVAS:
+            shrink = (MAX_CANVAS - max(gh, gw)) / (max(shape) - max(gh, gw))
             top, bottom, left, right = (max(2, int(m * shrink)) for m in (top, bottom, left, right))
             shape = (gh + top + bottom, gw + left + right)
         image = render([glyph], [(top, left)], shape, style, rng)

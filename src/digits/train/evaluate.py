@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from digits.calibration import nll
 from digits.config import TrainConfig
 from digits.data import class_names
 from digits.errors import RunError
@@ -31,10 +32,8 @@ from digits.train.timing import phase
 MISTAKES_SHOWN = 36
 
 
-def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean sparse categorical cross-entropy, clipped as Keras clips it."""
-    p = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
-    return float(-np.log(p).mean())
+# Keras clips probabilities here in its cross-entropy: the test loss is then the validation loss's kin.
+_KERAS_EPSILON = 1e-7
 
 
 def report_run(
@@ -96,7 +95,7 @@ def model_metrics(recognizer: Recognizer, config: TrainConfig, test) -> tuple[di
     predicted = probabilities.argmax(axis=1)
     names = list(class_names(config.dataset, recognizer.num_classes))
     metrics = {
-        "test_loss": cross_entropy(probabilities, y_test),
+        "test_loss": nll(probabilities, y_test, floor=_KERAS_EPSILON),
         "test_accuracy": float((predicted == y_test).mean()),
         **run_metrics.classification_metrics(y_test, predicted, names),
     }

@@ -43,7 +43,7 @@ writer-disjoint splits. `semeion` and `dida` have none; the last 20 % of
 each class's rows in Semeion's file (ordered by writing session) and DIDA's crops
 numbered above 800 in each class are the test part. Training parts are put
 in a fixed shuffled order (the files are sorted by class), because
-`train.split_data` validates on the last rows.
+`digits.train.dataset.split_data` validates on the last rows.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def prepare_crops(files: list[bytes]) -> dict[str, np.ndarray]:
     }
 
 
-def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, progress: bool) -> tuple:
+def _normalized(name: str, images, raw: dict[str, bytes], progress: bool) -> tuple:
     """(uint8 MNIST-like images, kept mask) for every row, from the cache when it was made before."""
     from digits.train import reader_data
 
@@ -115,7 +115,7 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
 
     def make():
         made = reader_data.in_chunks(
-            job, jobs, reader_data.worker_count(workers), f"{name}: {len(images)} pictures" if progress else None
+            job, jobs, reader_data.worker_count(None), f"{name}: {len(images)} pictures" if progress else None
         )
         return {"images": np.round(made["images"] * 255).astype(np.uint8), "labels": made["labels"]}
 
@@ -127,7 +127,7 @@ def _normalized(name: str, images, raw: dict[str, bytes], workers: int | None, p
 
 
 def load_parts(
-    name: str, data_dir: str | os.PathLike | None = None, workers: int | None = None, progress: bool = False
+    name: str, data_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """A set's parts ("train", and "val" and "test" where it has them) as (images, labels).
 
@@ -137,7 +137,7 @@ def load_parts(
     """
     raw = read_verified(name, data_dir)
     images, labels, split = parse(name, raw)
-    boxed, kept = _normalized(name, images, raw, workers, progress)
+    boxed, kept = _normalized(name, images, raw, progress)
     parts = {}
     for part in ("train", "val", "test"):
         rows = np.flatnonzero((split == part) & kept)

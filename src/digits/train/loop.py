@@ -78,12 +78,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int):
         self.config = config
-        self.model = models.build(config, models.num_classes(config))
+        self.model = models.build(config)
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
         self.variables = named_variables(self.model, self.optimizer)
         self.loss = keras.losses.SparseCategoricalCrossentropy()  # what validation reports
-        self.train_loss = models.train_loss(config, models.num_classes(config))
+        self.train_loss = models.train_loss(config)
         # autograph=False: the loop is an explicit tf.while_loop and every `if` is on the static config, so
         # there is nothing to convert, and tracing skips autograph's parse of the source (a few hundred ms).
         self.train_chunk = tf.function(self._train_chunk, jit_compile=config.jit_compile, autograph=False)

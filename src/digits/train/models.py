@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from digits.config import TrainConfig
-from digits.spec import DIGITS, SHAPE, class_count
+from digits.spec import SHAPE, class_count
 from digits.train import tf as backend
 
 if TYPE_CHECKING:  # mypy reads the module; at run time it comes through the one door, `backend.load()`
@@ -24,13 +24,9 @@ layers = keras.layers
 BN_MOMENTUM = 0.9
 
 
-def num_classes(config: TrainConfig) -> int:
-    """10 digits, plus "not a digit" when the config has a reject class."""
-    return class_count(config.reject_class)
-
-
-def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
-    """Build the network a config describes (uncompiled).
+def build(config: TrainConfig) -> keras.Model:
+    """Build the network a config describes (uncompiled): 10 digit outputs, and "not a digit" as an 11th
+    when the config has a reject class.
 
     Every layer is named after its place ("conv_0", "hidden_1_dropout"), not
     numbered by Keras per process, so a checkpoint can key its arrays by name.
@@ -53,7 +49,7 @@ def build(config: TrainConfig, num_classes: int = DIGITS) -> keras.Model:
         x = _normalize_and_activate(x, config.batch_norm, f"hidden_{i}")
         if config.dropout:
             x = layers.Dropout(config.dropout, name=f"hidden_{i}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(class_count(config.reject_class), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=config.preset.replace("-", "_"))
 
 
@@ -101,7 +97,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     return lr
 
 
-def train_loss(config: TrainConfig, num_classes: int):
+def train_loss(config: TrainConfig):
     """The loss training minimises: cross-entropy, against labels smoothed by `label_smoothing` when it is set.
 
     Validation and test losses stay the plain cross-entropy, so runs with and without smoothing compare.
@@ -109,4 +105,5 @@ def train_loss(config: TrainConfig, num_classes: int):
     if not config.label_smoothing:
         return keras.losses.SparseCategoricalCrossentropy()
     smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    return lambda labels, probabilities: smoothed(keras.ops.one_hot(labels, num_classes), probabilities)
+    classes = class_count(config.reject_class)
+    return lambda labels, probabilities: smoothed(keras.ops.one_hot(labels, classes), probabilities)

@@ -3,7 +3,7 @@
 A model that reads photos learns best from the 28×28 images the reader's
 preprocessing makes of photos (strokes brought into MNIST's range, chalk
 grain, crops of digits found in a line), not only from MNIST's clean scans.
-This module makes two such sets for a reader preset (`digits.train.run.add_reader_data`):
+This module makes two such sets for a reader preset (`digits.train.dataset.add_reader_data`):
 
   * `negatives`: junk pictures (`digits.synth.junk`) through `digits.read.pipeline.prepare`,
     learnt as the 11th class, "not a digit";
@@ -40,7 +40,7 @@ _CHUNK = 200
 # A chunk of numbers (2 to 5 digits each) draws their digits at random from its
 # own slice of this many training digits; a chunk of single digits has one each.
 _DIGITS_PER_LINE_CHUNK = 4 * _CHUNK
-# The random stream (`realistic.random_stream`) that orders the training digits.
+# The random stream (`digits.synth.photograph.random_stream`) that orders the training digits.
 _ORDER_STREAM = 6
 
 

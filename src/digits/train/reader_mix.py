@@ -1,6 +1,6 @@
 """What a reader preset adds from the extra sets: more writers, and real pictures of "not a digit".
 
-Contract (`digits.train.add_reader_data` calls `extra_training`):
+Contract (`digits.train.dataset.add_reader_data` calls `extra_training`):
 
   * `extra_digits` names digit sets (`digits.data.DIGIT_SETS`) whose
     *training* parts join the training images, `extra_repeat` times each
@@ -17,7 +17,7 @@ Contract (`digits.train.add_reader_data` calls `extra_training`):
     QuickDraw's categories that `real-digits/junk` also shows are kept out
     by `extra_data.load_negatives`.
 
-Images come back float32 in [0, 1], labels int32, as `train.split_data` makes them.
+Images come back float32 in [0, 1], labels int32, as `digits.train.dataset.split_data` makes them.
 """
 
 from __future__ import annotations

@@ -261,7 +261,6 @@ def run_study(
     heartbeat: int = DEFAULT_HEARTBEAT,
     progress: bool = False,
     log=print,
-    data=None,
 ) -> optuna.Study:
     """Run `trials` trials of the study (creating it if new); return the study."""
     # The one check of the preset: a bad one fails here, before the storage is opened.
@@ -271,7 +270,7 @@ def run_study(
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
     if trials == 0:
         return study
-    objective = Objective(base, data_dir, max_epochs, data)
+    objective = Objective(base, data_dir, max_epochs)
     bar = TrialProgress(progress, trials, log)
     with bar.progress:
         try:
