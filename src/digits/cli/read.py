@@ -1,21 +1,20 @@
 """The commands that read pictures: predict (one digit per picture) and read (every line of digits).
 
-Many pictures go to `digits.cli.bulk` (folders, globs, lists, an output file, workers, a Dask cluster);
-`--explain` reads one picture here and saves what the reader saw. A picture that does not open is one
-line on stderr, the others are still read, and the command exits 2 at the end.
+Many pictures go to `digits.cli.bulk` (folders, globs, lists, an output file, workers, a Dask cluster),
+where a picture that does not open is one line on stderr, the others are still read, and the command
+exits 2 at the end. `--explain` reads one picture here and saves what the reader saw.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from digits.cli.options import ImagePaths, ModelOpt, ThresholdOpt
-from digits.cli.terminal import error, shown
+from digits.cli.terminal import shown
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,16 +55,33 @@ def predict(
 
     if explain is None:
         return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
-    _explain_alone(images, explain, recursive=recursive, out=out, workers=workers, dask=dask)
-    for reader, path, image in _each_picture(images, model, threshold, explain):
-        prepared = reader.prepare(image)
-        bulk.show("predict", path, reader.answer(prepared).to_dict(), as_json)
-        save_steps(prepared, explain)
+    reader, image = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    prepared = reader.prepare(image)
+    bulk.show("predict", images[0], reader.answer(prepared).to_dict(), as_json)
+    save_steps(prepared, explain)
 
 
-def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> None:
-    """--explain reads one picture file here: the options of many pictures would be ignored, so they are refused."""
-    if given := [f"--{name}" for name, value in bulk_options.items() if value is not None and value is not False]:
+def _explained_picture(
+    images: list[str],
+    model: Path | None,
+    threshold: float,
+    explain: Path,
+    recursive: bool,
+    out: str | None,
+    workers: int | None,
+    dask: str | None,
+) -> tuple[Reader, Image.Image]:
+    """The reader and the one picture --explain reads, once every check has passed (before any work).
+
+    The options of many pictures would be ignored, so they are refused; a picture that does not open is
+    one line and exit 2, as any error of ours.
+    """
+    from digits.atomic import writable_target
+    from digits.read.load import load_image
+    from digits.read.reader import Reader
+
+    bulk_options = {"--recursive": recursive, "--out": out, "--workers": workers, "--dask": dask}
+    if given := [name for name, value in bulk_options.items() if value is not None and value is not False]:
         raise typer.BadParameter(f"--explain reads one picture and writes no table; drop {', '.join(given)}.")
     if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
@@ -73,50 +89,12 @@ def _explain_alone(images: list[str], explain: Path, **bulk_options: object) -> 
         raise typer.BadParameter("--explain saves a PNG: give it a file name ending in .png.")
     if explain.suffix.lower() != ".png":
         raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {shown(explain)}.")
-
-
-def _each_picture(
-    images: list[str], model: Path | None, threshold: float, explain: Path | None
-) -> Iterator[tuple[Reader, str, Image.Image]]:
-    """Check --explain, load the reader, then yield (reader, path, picture) for each picture that opens.
-
-    A file that does not open is reported in one line and the rest are still
-    read; the command then exits 2 at the end.
-    """
-    from digits.read.reader import Reader
-
-    if explain and len(images) != 1:
+    if len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    if explain and explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
+    if explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
         raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
-    if explain:
-        from digits.atomic import writable_target
-
-        writable_target(explain)  # a folder, device, FIFO or read-only file there fails now, before any work
-    reader = Reader(model, threshold=threshold)
-    failures: list[str] = []
-    for path, image in _readable_images(images, failures):
-        yield reader, path, image
-    if failures:
-        raise typer.Exit(2)
-
-
-def _readable_images(paths: list[str], failures: list[str]) -> Iterator[tuple[str, Image.Image]]:
-    """Yield (path, image) for each file that opens as an image; report the others in one line each.
-
-    The rest of the batch is still read; the command exits 2 at the end if `failures` is not empty.
-    """
-    from digits.errors import ImageError
-    from digits.read.load import load_image
-
-    for path in paths:
-        try:
-            image = load_image(path)
-        except ImageError as err:
-            error(str(err))
-            failures.append(path)
-            continue
-        yield path, image
+    writable_target(explain)  # a folder, device, FIFO or read-only file there fails now, before any work
+    return Reader(model, threshold=threshold), load_image(images[0])
 
 
 def read(
@@ -140,8 +118,7 @@ def read(
 
     if explain is None:
         return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
-    _explain_alone(images, explain, recursive=recursive, out=out, workers=workers, dask=dask)
-    for reader, path, image in _each_picture(images, model, threshold, explain):
-        page = reader.read_page(image)
-        bulk.show("read", path, page.to_dict(), as_json)
-        save_boxes(image, page, explain)
+    reader, image = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    page = reader.read_page(image)
+    bulk.show("read", images[0], page.to_dict(), as_json)
+    save_boxes(image, page, explain)
