@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from digits.atomic import atomic_path, temporaries, writable_target
-from digits.batch.rows import COLUMNS, ERROR, INTEGERS, Row, command_of, escaped, problem_of, typed, utf8
+from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, command_of, escaped, problem_of, typed, utf8
 from digits.batch.work import chunked
 from digits.errors import DigitsError
 
@@ -69,19 +69,8 @@ def _pyarrow() -> tuple[Any, Any, Any]:
         raise OutputError(
             "writing Parquet needs pyarrow: pip install 'digits[batch]' (or write .csv or .jsonl)."
         ) from None
-    schema = pyarrow.schema(
-        [
-            (
-                name,
-                pyarrow.int64()
-                if name in INTEGERS
-                else pyarrow.float64()
-                if name == "confidence"
-                else pyarrow.string(),
-            )
-            for name in COLUMNS
-        ]
-    )
+    types = {int: pyarrow.int64(), float: pyarrow.float64(), str: pyarrow.string()}
+    schema = pyarrow.schema([(name, types[kind]) for name, kind in COLUMN_TYPES.items()])
     return pyarrow, pyarrow.parquet, schema
 
 

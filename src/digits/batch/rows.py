@@ -9,8 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-COLUMNS = ("path", "status", "text", "digit", "confidence", "boxes", "error", "model", "size", "mtime_ns")
-INTEGERS = ("digit", "size", "mtime_ns")
+# Every column in file order, with the type of its values (each may also be None). The one home of both:
+# checking a row read back, a CSV cell's value and Parquet's schema all come from here.
+COLUMN_TYPES: dict[str, type] = {
+    "path": str,
+    "status": str,
+    "text": str,
+    "digit": int,
+    "confidence": float,
+    "boxes": str,
+    "error": str,
+    "model": str,
+    "size": int,
+    "mtime_ns": int,
+}
+COLUMNS = tuple(COLUMN_TYPES)
 ERROR = "error"
 
 Row = dict[str, Any]
@@ -18,9 +31,9 @@ Row = dict[str, Any]
 
 def problem_of(row: Row) -> str | None:
     """What is wrong with a row read back (a column of the wrong type), or None."""
-    for name in COLUMNS:
+    for name, kind in COLUMN_TYPES.items():
         value = row[name]
-        kinds: tuple[type, ...] = (int,) if name in INTEGERS else (int, float) if name == "confidence" else (str,)
+        kinds: tuple[type, ...] = (int, float) if kind is float else (kind,)  # JSON writes 1.0 as 1
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
             return f"{name} is {type(value).__name__}"
         if value is None and name in ("path", "status"):
@@ -58,8 +71,4 @@ def escaped(text: str) -> str:
 
 def typed(name: str, value: str) -> Any:
     """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
-    if value == "":
-        return None
-    if name in INTEGERS:
-        return int(value)
-    return float(value) if name == "confidence" else value
+    return None if value == "" else COLUMN_TYPES[name](value)
