@@ -41,6 +41,7 @@ from digits.errors import RunError
 _OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # following a link: runs/latest is one
 # `training_now` takes a shared lock for an instant; a trainer that meets it waits this long, not refused.
 _PATIENCE_SECONDS = 1.0
+_sleep = time.sleep  # the module's own name for it: a test stands in for it here alone
 
 
 @contextmanager
@@ -59,7 +60,7 @@ def held(folder: Path, busy: Callable[[], Exception]) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise busy() from None
-                time.sleep(0.02)
+                _sleep(0.02)
             except OSError:  # no locks on this file system: train unlocked, as before locks existed
                 break
         yield

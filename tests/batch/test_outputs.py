@@ -238,6 +238,7 @@ def test_ctrl_c_or_sigterm_with_workers_ends_them_at_once_and_keeps_what_was_wri
             workers |= set(parent.children(recursive=True))
             time.sleep(0.05)
     assert run.wait(timeout=120) == code
+    assert workers, "the command's workers were never seen"
     _, alive = psutil.wait_procs(workers, timeout=120)  # the resource tracker ends when it sees its command gone
     assert not alive
     assert len(list((tmp_path / ".results.csv.parts").iterdir())) >= 1

@@ -51,7 +51,7 @@ def test_a_glance_from_digits_runs_does_not_refuse_a_trainer(run, monkeypatch):
         waited.append(seconds)
         os.close(glance)
 
-    monkeypatch.setattr(run_lock.time, "sleep", glance_ends)
+    monkeypatch.setattr(run_lock, "_sleep", glance_ends)
     with run.training():
         assert run.status() == "running"
     assert len(waited) == 1

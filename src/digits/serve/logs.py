@@ -23,7 +23,7 @@ class OneLineLogs(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._window_start = 0.0
+        self._window_start = -float("inf")  # the first record opens the first window
         self._in_window = 0
         self._dropped = 0
 
