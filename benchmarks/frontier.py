@@ -170,7 +170,7 @@ def worker_digits(config: TrainConfig) -> dict:
     with tempfile.TemporaryDirectory() as runs:
         run = RunDir.create(runs, "frontier", config)
         clock = Clock()
-        fit(trainer, split, config, run, new_state(), False, on_epoch=lambda epoch, logs: clock.epoch(accuracy))
+        fit(trainer, split, run, new_state(), False, on_epoch=lambda epoch, logs: clock.epoch(accuracy))
         seconds = clock.seconds()
     steps = len(split.x_train) // config.batch_size
     final = float(accuracy())  # after fit: with `ema`, the averaged weights the run saves

@@ -46,8 +46,8 @@ def main(argv=None) -> dict:
     config = TrainConfig.from_preset(args.preset, {"epochs": args.epochs}, "mnist", args.seed, None)
     keras.utils.set_random_seed(args.seed)
     (x, y), _ = load_mnist()
-    split = split_data(x, y, config["validation_split"])
-    steps = len(split.x_train) // config["batch_size"]
+    split = split_data(x, y, config.validation_split)
+    steps = len(split.x_train) // config.batch_size
     model = models.build(config)
     model.compile(
         optimizer=models.optimizer(config, steps),
@@ -60,8 +60,8 @@ def main(argv=None) -> dict:
     history = model.fit(
         split.x_train,
         split.y_train,
-        batch_size=config["batch_size"],
-        epochs=config["epochs"],
+        batch_size=config.batch_size,
+        epochs=config.epochs,
         validation_data=(split.x_val, split.y_val),
         shuffle=True,
         verbose=0,
@@ -69,8 +69,8 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - start
     result = {
         "preset": args.preset,
-        "epochs": config["epochs"],
-        "batch_size": config["batch_size"],
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
         "steps_per_execution": args.steps_per_execution,
         "jit_compile": args.jit_compile,
         "fit_seconds": seconds,

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.atomic import write_json, write_text
+from digits.config import TrainConfig
 from digits.data import DataError, cache_dir, load_mnist, locate
 from digits.runs import RunDir
 from digits.train import provenance
@@ -162,11 +163,11 @@ def run_reference(env: dict, epochs: int, latency_calls: int, save: Path | None)
     return measured
 
 
-def samples_per_epoch(config: dict, total: int = 60000) -> int:
+def samples_per_epoch(config: TrainConfig, total: int = 60000) -> int:
     """Samples `digits train` updates on per epoch: the held-out share removed, ragged tail dropped."""
-    n = min(config.get("train_limit") or total, total)
-    n_train = n - int(round(n * config["validation_split"]))
-    return n_train // config["batch_size"] * config["batch_size"]
+    n = min(config.train_limit or total, total)
+    n_train = n - int(round(n * config.validation_split))
+    return n_train // config.batch_size * config.batch_size
 
 
 def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: int | None) -> dict:
@@ -185,12 +186,12 @@ def run_digits_train(env: dict, runs_dir: Path, preset: str, rep: int, epochs: i
         "run_dir": str(run),
         "process_seconds": seconds,
         "train_seconds": metrics["train_seconds"],
-        "epochs": config["epochs"],
+        "epochs": config.epochs,
         "epochs_run": metrics["epochs_run"],
         "epoch_seconds": metrics["train_seconds"] / metrics["epochs_run"],
-        "batch_size": config["batch_size"],
-        "validation_split": config["validation_split"],
-        "train_limit": config["train_limit"],
+        "batch_size": config.batch_size,
+        "validation_split": config.validation_split,
+        "train_limit": config.train_limit,
         "samples_per_epoch": samples_per_epoch(config),
         "parameters": info.parameters,
         "test_accuracy": metrics["test_accuracy"],

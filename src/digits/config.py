@@ -13,8 +13,7 @@ Contract:
   defaults. `digits train --preset NAME` picks one; flags override single keys.
 - A run's bookkeeping (status, pid, epochs done, provenance) is not config:
   it is `digits.runs.RunInfo`, checked the same way (`Settings`).
-- A `TrainConfig` also reads as a read-only mapping (`config["epochs"]`), and
-  `to_dict()` is the plain JSON data a run folder's config.json holds.
+- `to_dict()` is the plain JSON data a run folder's config.json holds.
 
 This module imports nothing heavy: the CLI builds the config before
 TensorFlow is loaded.
@@ -23,7 +22,7 @@ TensorFlow is loaded.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Self
@@ -180,7 +179,7 @@ class Settings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig(Settings, Mapping[str, Any]):
+class TrainConfig(Settings):
     """How one network is built and trained, and on what; valid once constructed."""
 
     # What the run trains on; the seed makes the weights the same every time.
@@ -279,19 +278,6 @@ class TrainConfig(Settings, Mapping[str, Any]):
         with located(f"preset {name!r}"):
             return cls(preset=name, dataset=dataset, seed=seed, train_limit=train_limit, **values)
 
-    # The read-only mapping: `config["epochs"]` and `config.get("monitor")` read the fields.
-    def __getitem__(self, key: str) -> Any:
-        if key not in _FIELD_NAMES:
-            raise KeyError(key)
-        return getattr(self, key)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(_FIELD_NAMES)
-
-    def __len__(self) -> int:
-        return len(_FIELD_NAMES)
-
-
-_FIELD_NAMES = TrainConfig.names()
 # What a preset or an override may set: everything but what the run trains on.
 PRESET_KEYS = tuple(name for name in TrainConfig.names() if name not in ("preset", "dataset", "seed", "train_limit"))

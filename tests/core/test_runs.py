@@ -225,7 +225,7 @@ def test_evaluate_of_a_corrupt_run_file_is_one_sentence(run_copy, tmp_path, file
 def test_every_stored_run_folder_still_loads(run):
     """Run folders written by earlier versions (benchmarks/runs) pass today's checks."""
     config, metrics = RunDir(run).read_config(), RunDir(run).read_metrics()
-    assert config["preset"] == run.parent.name and 0 < metrics["test_accuracy"] <= 1
+    assert config.preset == run.parent.name and 0 < metrics["test_accuracy"] <= 1
 
 
 @pytest.mark.parametrize(

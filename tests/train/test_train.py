@@ -118,9 +118,7 @@ def test_early_stopping_restores_best_weights(tmp_path, mnist, monkeypatch):
     weights = trainer.model.weights
     seen: list[list[np.ndarray]] = []
     run = RunDir.create(tmp_path, "es", config)
-    state = fit(
-        trainer, split, config, run, new_state(), False, on_epoch=lambda *_: seen.append([w.numpy() for w in weights])
-    )
+    state = fit(trainer, split, run, new_state(), False, on_epoch=lambda *_: seen.append([w.numpy() for w in weights]))
     assert (state["best_epoch"], len(seen), state["history"]["epoch"]) == (2, 4, [1, 2, 3, 4])
     for restored, best in zip(weights, seen[1], strict=True):
         np.testing.assert_array_equal(restored.numpy(), best)
@@ -291,7 +289,6 @@ def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mni
         fit(
             set_up(config, split),
             split,
-            config,
             run,
             new_state(),
             False,

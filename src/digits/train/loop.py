@@ -295,15 +295,14 @@ def _score(logs: dict, monitor: str) -> float:
     return lower_is_better(logs[monitor], monitor)
 
 
-def fit(
-    trainer: Trainer, split: Split, config: TrainConfig, run: RunDir, state: dict, progress: bool, on_epoch=None
-) -> dict:
-    """Train from where `state` stands to the last epoch; checkpoint after every epoch.
+def fit(trainer: Trainer, split: Split, run: RunDir, state: dict, progress: bool, on_epoch=None) -> dict:
+    """Train the trainer's config from where `state` stands to the last epoch; checkpoint after every epoch.
 
     `on_epoch(epoch, logs)`, if given, sees each finished epoch's metrics
     (tuning reports them to its trial, and may stop the run by raising).
     Raises `Interrupted` (after saving a checkpoint) on SIGINT or SIGTERM.
     """
+    config = trainer.config
     x, y = tf.constant(split.x_train), tf.constant(split.y_train)
     x_val, y_val = tf.constant(split.x_val), tf.constant(split.y_val)
     batch_size, epochs, patience = config.batch_size, config.epochs, config.early_stopping

@@ -197,7 +197,7 @@ def _train(
             info = replace(info, parameters=trainer.model.count_params())
             run.write_config(config, info)
             with phase("training"):
-                state = fit(trainer, split, config, run, state, show_progress)
+                state = fit(trainer, split, run, state, show_progress)
             if config.calibrate and len(split.x_val):
                 info = _calibrated(trainer, split, info)
                 run.write_config(config, info)  # before the evaluation, whose Recognizer reads it

@@ -320,7 +320,7 @@ class Objective:
 
         with tempfile.TemporaryDirectory(prefix="digits-trial-") as scratch:  # fit's per-epoch checkpoints
             try:
-                state = fit(trainer, self.split, config, RunDir(scratch), new_state(), progress=False, on_epoch=report)
+                state = fit(trainer, self.split, RunDir(scratch), new_state(), progress=False, on_epoch=report)
             except Interrupted as stop:
                 raise _TrialStopped(stop) from None
         history = state["history"]
