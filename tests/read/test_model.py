@@ -87,14 +87,16 @@ def test_threads_sharing_a_recognizer_make_its_one_thread_session_once(mnist, mo
 
     _, (x_test, _) = mnist
     recognizer = Recognizer(threads=2)
-    made, real_session, all_in = [], Recognizer._session, threading.Barrier(8)
+    from digits.read import model as model_module
 
-    def slow_session(self, model_bytes, threads):
+    made, real_session, all_in = [], model_module.onnx_session, threading.Barrier(8)
+
+    def slow_session(model_bytes, path, threads=None, fix=""):
         made.append(threads)
         time.sleep(0.2)  # the window in which a second thread, unlocked, would make another (from no bytes)
-        return real_session(self, model_bytes, threads)
+        return real_session(model_bytes, path, threads, fix)
 
-    monkeypatch.setattr(Recognizer, "_session", slow_session)
+    monkeypatch.setattr(model_module, "onnx_session", slow_session)
     image = x_test[:1].astype(np.float32) / 255
 
     def call(_):

@@ -35,11 +35,40 @@ _FEW = 4
 _MOST_THREADS = 1024
 
 
-def shipped_model() -> Path:
-    """The model installed with the package: the best preset for real pictures."""
+def shipped_file(name: str) -> Path:
+    """A file installed with the package in its `shipped/` folder (in a source checkout: src/digits/shipped/)."""
     from importlib.resources import files
 
-    path = Path(str(files("digits").joinpath("shipped/reader.onnx")))
+    return Path(str(files("digits").joinpath(f"shipped/{name}")))
+
+
+def onnx_session(model: bytes | Path, path: Path, threads: int | None = None, fix: str = "") -> Any:
+    """An ONNX Runtime session on the CPU, with `threads` threads (None: every core) that sleep between calls.
+
+    A file that is no ONNX model is one `ModelError` sentence naming `path`, with `fix` (e.g. "; reinstall
+    digits") after the cause.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    # A reader calls the model between stretches of its own work on the same cores. Threads
+    # spinning while they wait for the next call took that work's CPU: 2-3× the time per
+    # small picture on 2 busy cores. Waiting threads sleep instead; a big batch still uses them all.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as err:  # onnxruntime raises its own exception types for every decode fault
+        raise ModelError(f"{path}: not a valid ONNX model ({first_line(err)}){fix}.") from None
+
+
+def shipped_model() -> Path:
+    """The model installed with the package: the best preset for real pictures."""
+    path = shipped_file("reader.onnx")
     if not path.is_file():
         raise ModelError(
             f"{path}: this installation ships no model; train one with `digits train` and pass --model RUN."
@@ -90,7 +119,7 @@ class Recognizer:
         model_bytes = read_model(self.path)
         # What was loaded, by content: a batch's rows name it, and a file replaced since cannot pass for it.
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()
-        self.session = self._session(model_bytes, threads)
+        self.session = onnx_session(model_bytes, self.path, threads)
         import onnxruntime as ort
 
         self._quiet = ort.RunOptions()
@@ -121,22 +150,6 @@ class Recognizer:
         # Fitted on the run's validation images when it was trained (`digits.calibration`); 1.0 when none was.
         self.temperature = stored_temperature(self.path)
 
-    def _session(self, model_bytes: bytes, threads: int | None) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # A reader calls the model between stretches of its own work on the same cores. Threads
-        # spinning while they wait for the next call took that work's CPU: 2-3× the time per
-        # small picture on 2 busy cores. Waiting threads sleep instead; a big batch still uses them all.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-            raise ModelError(f"{self.path}: not a valid ONNX model ({first_line(err)}).") from None
-
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
         batch = as_batch(images)
@@ -144,7 +157,7 @@ class Recognizer:
             if self._few_session is None:
                 with self._making_few:  # two threads of one Recognizer: one makes it, the other uses it
                     if self._few_session is None:
-                        self._few_session, self._model_bytes = self._session(self._model_bytes, 1), b""
+                        self._few_session, self._model_bytes = onnx_session(self._model_bytes, self.path, 1), b""
             return apply_temperature(self._answer(self._few_session, batch), self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
         slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]

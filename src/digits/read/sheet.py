@@ -24,14 +24,12 @@ of seeds 0 and 1 and generated junk; docs/reading.md gives the figures.
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from digits.errors import ModelError, first_line
+from digits.errors import ModelError
 from digits.read.levels import MIN_CONTRAST, otsu, reduced
 
 # Where Otsu's split cuts a sheet whose edge it saw, the levels tried next:
@@ -143,18 +141,13 @@ def _finder_input(small: np.ndarray) -> np.ndarray:
 @functools.cache
 def finder_session() -> Any:
     """The shipped segmenter, loaded once per process (a `Reader` loads it, so a broken install fails early)."""
-    import onnxruntime as ort
+    from digits.read.model import onnx_session, shipped_file
 
-    path = Path(str(files("digits").joinpath("shipped/sheet.onnx")))
+    path = shipped_file("sheet.onnx")
     if not path.is_file():
         raise ModelError(f"{path}: this installation lacks the sheet finder; reinstall digits.")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # 64×64 pixels: more threads would only wait for each other
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-        raise ModelError(f"{path}: not a valid ONNX model ({first_line(err)}); reinstall digits.") from None
+    # 64×64 pixels: more threads would only wait for each other.
+    session = onnx_session(path, path, threads=1, fix="; reinstall digits")
     inputs = session.get_inputs()
     if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (FINDER_SIDE, FINDER_SIDE, 1):
         raise ModelError(

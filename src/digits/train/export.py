@@ -119,7 +119,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None) 
     The float model is then quantized in place (`quantize_shipped`).
     """
     from digits.errors import ModelError
-    from digits.read.model import Recognizer
+    from digits.read.model import Recognizer, shipped_file
     from digits.train.extra_data import training_sets
 
     run = RunDir(run_dir)
@@ -128,7 +128,7 @@ def ship(run_dir: str | Path, out_dir: str | Path | None = None, data_dir=None) 
         raise ModelError(f"{run}: the run has not finished (status {info.status!r}); train it first.")
     model = Recognizer(run.path).path  # checks that it loads
     metrics = run.read_metrics()
-    out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
+    out = Path(out_dir) if out_dir is not None else shipped_file("reader.onnx").parent
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out / "reader.onnx", model.read_bytes())
     atomic.write_json(
@@ -167,12 +167,12 @@ def quantize_shipped(out_dir: str | Path | None = None, data_dir=None) -> Path:
     from digits.calibration import expected_calibration_error
     from digits.config import TrainConfig
     from digits.errors import ModelError
-    from digits.read.model import Recognizer
+    from digits.read.model import Recognizer, shipped_file
     from digits.train.evaluate import model_metrics
     from digits.train.extra_data import load_test_set
     from digits.train.runtimes import CALIBRATION_IMAGES, CALIBRATION_PERCENTILE, calibration_images, quantize
 
-    out = Path(out_dir) if out_dir is not None else Path(__file__).parents[1] / "shipped"
+    out = Path(out_dir) if out_dir is not None else shipped_file("reader.onnx").parent
     model, card_path = out / "reader.onnx", out / "reader.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
     if any(node.op_type == "QuantizeLinear" for node in onnx.load(model).graph.node):

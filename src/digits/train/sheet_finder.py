@@ -26,6 +26,7 @@ import numpy as np
 import typer
 
 from digits import atomic
+from digits.read.model import shipped_file
 
 # Photos learnt from and held out, and the seeds they are drawn with (pages.make_sheets).
 SAMPLES, VALIDATION = 6000, 600
@@ -33,8 +34,8 @@ TRAIN_SEED, VALIDATION_SEED = 100, 101
 EPOCHS, BATCH_SIZE, LEARNING_RATE = 8, 64, 3e-3
 # Photos per chunk: the unit of work of one worker process.
 _CHUNK = 200
-# Where `digits.read.sheet` loads it from (in a source checkout: src/digits/shipped/).
-_SHIPPED = Path(__file__).parents[1] / "shipped"
+# Where `digits.read.sheet` loads it from.
+_SHIPPED = shipped_file("sheet.onnx").parent
 
 
 @functools.cache
