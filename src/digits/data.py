@@ -120,6 +120,10 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# The dataset every command and function uses unless told another.
+DEFAULT_DATASET = "mnist"
+
+
 def class_names(dataset: str, num_classes: int = DIGITS) -> tuple[str, ...]:
     """What each output of a model of `num_classes` outputs trained on `dataset` means, in order: the digits,
     or Fashion-MNIST's garments, then "not a digit" for a model with that class."""
@@ -220,7 +224,7 @@ def _other_dataset_in(files: dict[str, Path], spec: DatasetSpec) -> str | None:
     return None
 
 
-def locate(dataset: str = "mnist", data_dir: str | os.PathLike | None = None) -> dict[str, Path] | Path:
+def locate(dataset: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None) -> dict[str, Path] | Path:
     """Return the files a dataset will be read from, downloading it if needed.
 
     The result is either one path per split (IDX files) or the path of a
@@ -310,7 +314,7 @@ def _spec(dataset: str) -> DatasetSpec:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.") from None
 
 
-def load(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
+def load(dataset: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None):
     """Load a dataset as `((x_train, y_train), (x_test, y_test))`, uint8, original order.
 
     The extra digit sets (`DIGIT_SETS`) come from their own loaders in `digits.train.extra_data`,
@@ -320,7 +324,7 @@ def load(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
     return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
 
 
-def load_test(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
+def load_test(dataset: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None):
     """Only `(x_test, y_test)`: what evaluation needs, without reading the training set."""
     arrays = _load_splits(dataset, data_dir, ("test_images", "test_labels"))
     return arrays["test_images"], arrays["test_labels"]
@@ -355,6 +359,6 @@ def _read_npz(path: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
         return {split: npz[key] for split, key in keys.items()}
 
 
-def digests(dataset: str = "mnist") -> dict[str, str]:
+def digests(dataset: str = DEFAULT_DATASET) -> dict[str, str]:
     """The pinned content digests, recorded in each run's config for provenance."""
     return dict(_spec(dataset).sha256)

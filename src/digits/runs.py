@@ -57,6 +57,8 @@ MAX_TEXT_BYTES = 64 * 2**20
 STATUSES = ("running", "interrupted", "failed", "finished")
 # The name `RunDir.create` points at the newest run; no run may take it.
 LATEST = "latest"
+# The folder of runs of `digits train`, unless --runs-dir names another.
+RUNS = Path("runs")
 
 
 def _process_number(v) -> str | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from digits import runs
 from digits.cli.terminal import fail
 from digits.data import DATASETS, DIGIT_SETS
 from digits.presets import PRESETS
@@ -26,8 +27,8 @@ DataDirOpt = Annotated[
         help="Folder with the dataset's files; for usps, semeion, cvl and dida also the data root holding their folders (else $DIGITS_DATA_DIR, the system's data folders, the cache; only MNIST and Fashion-MNIST are downloaded).",
     ),
 ]
-RUNS = Path("runs")  # where `digits train` writes run folders unless --runs-dir says otherwise
-LATEST = RUNS / "latest"
+RUNS = runs.RUNS
+LATEST = RUNS / runs.LATEST
 
 
 def _fraction(value: float) -> float:

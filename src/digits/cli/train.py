@@ -16,7 +16,7 @@ import typer
 from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
 from digits.cli.terminal import echo, error, fail, percent, waiting
-from digits.data import class_names
+from digits.data import DEFAULT_DATASET, class_names
 from digits.presets import DEFAULT_PRESET
 
 
@@ -32,7 +32,7 @@ def train(
     seeds: Annotated[
         int, typer.Option(min=1, help="Train this many seeds (seed, seed+1, ...) and report mean ± std.")
     ] = 1,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")] = DEFAULT_DATASET,
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = RUNS,
     name: Annotated[str | None, typer.Option(help="Run folder name (default: preset-dataset-seed-time).")] = None,
@@ -160,7 +160,7 @@ def tune(
         Path | None, typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")
     ] = None,
     max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = DEFAULT_DATASET,
     data_dir: DataDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = RUNS,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
@@ -267,7 +267,7 @@ def show(
     ] = 1,
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
     out: Annotated[Path | None, typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = DEFAULT_DATASET,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""

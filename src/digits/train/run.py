@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 from digits import atomic
 from digits.config import TrainConfig
+from digits.data import DEFAULT_DATASET
 from digits.errors import Interrupted, RunError, TrainingError, stop_signals_call
 from digits.presets import DEFAULT_PRESET
-from digits.runs import RunDir, RunInfo
+from digits.runs import RUNS, RunDir, RunInfo
 from digits.train import provenance, reader_data
 from digits.train import tf as backend
 from digits.train.dataset import Split, add_reader_data, split_data, training_count
@@ -45,10 +46,10 @@ else:
 def train(
     preset: str = DEFAULT_PRESET,
     *,
-    runs_dir: str | os.PathLike = "runs",
+    runs_dir: str | os.PathLike = RUNS,
     name: str | None = None,
     resume: str | os.PathLike | None = None,
-    dataset: str = "mnist",
+    dataset: str = DEFAULT_DATASET,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
     train_limit: int | None = None,
@@ -81,7 +82,7 @@ def train(
 def train_config(
     config: TrainConfig | None,
     *,
-    runs_dir: str | os.PathLike = "runs",
+    runs_dir: str | os.PathLike = RUNS,
     name: str | None = None,
     resume: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,

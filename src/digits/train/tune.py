@@ -38,6 +38,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from digits.config import TrainConfig
+from digits.data import DEFAULT_DATASET
 from digits.errors import DigitsError, Interrupted
 
 
@@ -254,7 +255,7 @@ def run_study(
     study_name: str,
     timeout: float | None = None,
     max_epochs: int = 30,
-    dataset: str = "mnist",
+    dataset: str = DEFAULT_DATASET,
     data_dir=None,
     train_limit: int | None = None,
     seed: int = 0,
