@@ -32,8 +32,8 @@ def test_negatives_are_cached_and_served_from_the_cache(tmp_path, monkeypatch):
 
 def test_a_straight_near_vertical_stroke_is_never_a_negative(mnist):
     _, (x_test, y_test) = mnist
-    ones = [reader_data._looks_like_a_one(image / 255) for image in x_test[y_test == 1][:200]]
-    others = [reader_data._looks_like_a_one(image / 255) for image in x_test[y_test != 1][:500]]
+    ones = [reader_data.looks_like_a_one(image / 255) for image in x_test[y_test == 1][:200]]
+    others = [reader_data.looks_like_a_one(image / 255) for image in x_test[y_test != 1][:500]]
     assert np.mean(ones) > 0.9 and np.mean(others) < 0.03
 
 

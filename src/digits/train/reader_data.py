@@ -14,8 +14,8 @@ This module makes two such sets for a reader preset (`digits.train.dataset.add_r
 
 Both are made in chunks of `_CHUNK` pictures, each chunk from its own seeded
 random stream, so the result is the same for any number of worker
-processes. Making them costs tens of milliseconds a picture, so both are
-cached in the user cache (`~/.cache/digits/reader-data/`). The cache key holds
+processes (`digits.train.chunked`). Making them costs tens of milliseconds a
+picture, so both are cached in the user cache (`~/.cache/digits/reader-data/`). The cache key holds
 a digest of a first small chunk's output, so a change to the generators or
 to the preprocessing makes a new file instead of serving stale images.
 """
@@ -23,17 +23,13 @@ to the preprocessing makes a new file instead of serving stale images.
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from digits.config import TrainConfig
+from digits.train.chunked import cached, fingerprint, in_chunks, merge, stack, worker_count
 
-__all__ = ["CACHE", "in_chunks", "negatives", "photographed_digits", "wanted", "worker_count"]
-
-# The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
-CACHE = "reader-data"
+__all__ = ["looks_like_a_one", "negatives", "photographed_digits", "wanted"]
 
 # Pictures per chunk: the unit of work of one worker process.
 _CHUNK = 200
@@ -44,7 +40,7 @@ _DIGITS_PER_LINE_CHUNK = 4 * _CHUNK
 _ORDER_STREAM = 6
 
 
-def _looks_like_a_one(image: np.ndarray) -> bool:
+def looks_like_a_one(image: np.ndarray) -> bool:
     """A single straight stroke within 40 degrees of vertical: what a 1 is, so never a negative.
 
     Judged on the prepared 28×28 image from the ink's second moments: the
@@ -61,79 +57,9 @@ def _looks_like_a_one(image: np.ndarray) -> bool:
     return bool(straight and abs(along[0]) > np.cos(np.radians(40)))
 
 
-def _stack(images: list[np.ndarray], labels: list[int]) -> dict[str, np.ndarray]:
-    return {"images": np.asarray(images, np.float32).reshape(-1, 28, 28), "labels": np.asarray(labels, np.int32)}
-
-
-def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def in_chunks(job: Callable, jobs: list[tuple], workers: int, progress: str | None) -> dict[str, np.ndarray]:
-    """Run `job(*args)` for every tuple in `jobs`, in worker processes when there are several, and merge.
-
-    Each job returns arrays under "images" and "labels"; the merged arrays keep the jobs' order.
-
-    `progress` is the label of a progress bar on stderr, or None for none.
-    """
-    from contextlib import ExitStack
-
-    parts: Iterable[dict[str, np.ndarray]]
-    with ExitStack() as stack:
-        if workers > 1 and len(jobs) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # Not fork: training has TensorFlow's threads running, and a forked copy of them can deadlock.
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-            parts = stack.enter_context(pool).map(job, *zip(*jobs, strict=False))
-        else:
-            parts = (job(*args) for args in jobs)
-        if progress:
-            from rich.progress import track
-
-            parts = track(parts, description=progress, total=len(jobs), console=_stderr())
-        done = list(parts)
-    return _merge(done) if done else _stack([], [])
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _cached(name: str, fingerprint: bytes, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """`make()`, saved under `name` and a digest of `fingerprint` in the user cache, or read back from there."""
-    import zipfile
-
-    from digits.atomic import atomic_path
-    from digits.data import cache_dir
-
-    path = cache_dir(CACHE) / f"{name}-{hashlib.sha256(fingerprint).hexdigest()[:16]}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            return {"images": saved["images"], "labels": saved["labels"]}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        pass  # missing, truncated or unreadable: make it again
-    made = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **made)  # type: ignore[arg-type]  # numpy's stub: a key might be allow_pickle
-    return made
-
-
-def _fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
-    return b"".join(part[key].tobytes() for part in parts for key in ("images", "labels"))
-
-
 def wanted(config: TrainConfig) -> bool:
     """Whether a training config asks for any of these pictures."""
     return bool(config.reject_class or config.photo_singles or config.photo_lines)
-
-
-def worker_count(workers: int | None) -> int:
-    return workers or min(4, os.cpu_count() or 1)
 
 
 # --- Junk: "not a digit" --------------------------------------------------------
@@ -147,9 +73,9 @@ def _negatives_chunk(seed: int, chunk: int, n: int) -> dict[str, np.ndarray]:
     kept = []
     for picture, _ in make_junk(n, seed=(seed, chunk)):
         prepared = prepare(picture)
-        if prepared.has_ink and not _looks_like_a_one(prepared.image):
+        if prepared.has_ink and not looks_like_a_one(prepared.image):
             kept.append(prepared.image)
-    return _stack(kept, [REJECT] * len(kept))
+    return stack(kept, [REJECT] * len(kept))
 
 
 def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True, progress: bool = False) -> np.ndarray:
@@ -168,7 +94,7 @@ def negatives(n: int, seed: int, workers: int | None = None, cache: bool = True,
     if not cache:
         return make()["images"]
     probe = _negatives_chunk(seed, 0, min(_CHUNK, n, 20))
-    return _cached(f"negatives-{n}-{seed}", _fingerprint(probe), make)["images"]
+    return cached(f"negatives-{n}-{seed}", fingerprint(probe), make)["images"]
 
 
 # --- MNIST training digits, photographed ----------------------------------------------
@@ -185,7 +111,7 @@ def _singles_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray
         if prepared.has_ink:
             kept.append(prepared.image)
             kept_labels.append(label)
-    return _stack(kept, kept_labels)
+    return stack(kept, kept_labels)
 
 
 def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -201,7 +127,7 @@ def _lines_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray, 
         if len(lines) == 1 and len(lines[0]) == len(text):
             kept.extend(piece.image for piece in lines[0])
             kept_labels.extend(int(character) for character in text)
-    return _stack(kept, kept_labels)
+    return stack(kept, kept_labels)
 
 
 def photographed_digits(
@@ -223,7 +149,7 @@ def photographed_digits(
     stderr follow the making (not a read from the cache).
     """
     if not singles and not lines:
-        empty = _stack([], [])
+        empty = stack([], [])
         return empty["images"], empty["labels"]
     x = np.asarray(x)
     digits = np.round(x * 255).astype(np.uint8) if x.dtype.kind == "f" else x.astype(np.uint8)
@@ -249,7 +175,7 @@ def photographed_digits(
         jobs_lines.append((seed, chunk, digits[pick], y[pick], min(_CHUNK, lines - start)))
 
     def make():
-        return _merge(
+        return merge(
             [
                 in_chunks(
                     _singles_chunk,
@@ -283,5 +209,5 @@ def photographed_digits(
         digest = hashlib.sha256(digits)  # type: ignore[arg-type]
         digest.update(np.ascontiguousarray(y, np.int64))  # type: ignore[arg-type]
         data = digest.digest()
-        made = _cached(f"photographed-{singles}-{lines}-{seed}", _fingerprint(*probes) + data, make)
+        made = cached(f"photographed-{singles}-{lines}-{seed}", fingerprint(*probes) + data, make)
     return made["images"], made["labels"]

@@ -60,10 +60,10 @@ def real_negatives(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) real non-digits, float32 (N, 28, 28), at most `limit` (0: all) drawn at
     random; what reads as a 1 is left out."""
-    from digits.train.reader_data import _looks_like_a_one
+    from digits.train.reader_data import looks_like_a_one
 
     images = _floats(extra_data.load_negatives(tuple(names), data_dir, progress=progress))
-    images = images[[not _looks_like_a_one(image) for image in images]]
+    images = images[[not looks_like_a_one(image) for image in images]]
     order = np.random.default_rng(REAL_NEGATIVES_SEED + seed).permutation(len(images))[: limit or None]
     to_val = order[::_VALIDATION_SHARE]
     return images[np.setdiff1d(order, to_val)], images[to_val]
