@@ -93,7 +93,7 @@ def prepare_crops(files: list[bytes]) -> dict[str, np.ndarray]:
     from digits.read.load import load_image
     from digits.read.pipeline import prepare
 
-    prepared = [prepare(load_image(file)) for file in files]
+    prepared = [prepare(load_image(file), explain=False) for file in files]
     return {
         "images": np.stack([p.image for p in prepared]).astype(np.float32).reshape(-1, 28, 28),
         "labels": np.array([p.has_ink for p in prepared], np.int32),

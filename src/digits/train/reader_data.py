@@ -72,7 +72,7 @@ def _negatives_chunk(seed: int, chunk: int, n: int) -> dict[str, np.ndarray]:
 
     kept = []
     for picture, _ in make_junk(n, seed=(seed, chunk)):
-        prepared = prepare(picture)
+        prepared = prepare(picture, explain=False)
         if prepared.has_ink and not looks_like_a_one(prepared.image):
             kept.append(prepared.image)
     return stack(kept, [REJECT] * len(kept))
@@ -107,7 +107,7 @@ def _singles_chunk(seed: int, chunk: int, digits: np.ndarray, labels: np.ndarray
     kept: list[np.ndarray] = []
     kept_labels: list[int] = []
     for picture, label in make_singles(digits, labels, len(digits), seed=(seed, chunk)):
-        prepared = prepare(picture)
+        prepared = prepare(picture, explain=False)
         if prepared.has_ink:
             kept.append(prepared.image)
             kept_labels.append(label)
