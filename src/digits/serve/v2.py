@@ -43,8 +43,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from digits import __version__
+from digits.read.model import as_batch
 from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
+from digits.spec import SHAPE
 
 MODEL = "digits"
 VERSION = "1"
@@ -70,7 +72,7 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
         "name": MODEL,
         "versions": [VERSION],
         "platform": "onnxruntime_onnx",
-        "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 28, 28]}],
+        "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, *SHAPE]}],
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
             {"name": "digit", "datatype": "INT64", "shape": [-1]},
@@ -183,7 +185,7 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     if not (
         isinstance(shape, list)
         and all(type(n) is int and n >= 0 for n in shape)
-        and (shape[-2:] == [28, 28] and len(shape) in (2, 3))
+        and (shape[-2:] == list(SHAPE) and len(shape) in (2, 3))
     ):
         raise HTTPException(400, f"input shape {str(shape)[:40]} is not (28, 28) or (N, 28, 28).")
     if not 0 < math.prod(shape[:-2]) <= MAX_IMAGES:  # Python ints: a shape of 2**60 + 1 images stays that
@@ -209,12 +211,10 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
         raise HTTPException(400, f"input {INPUT!r}: {str(err)[:200]}.") from None
     except RecursionError:
         raise HTTPException(400, f"input {INPUT!r}: the data is nested too deeply.") from None
-    images = values.reshape([-1, 28, 28])
-    if dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255)
-    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
+    images = values.reshape([-1, *SHAPE])
+    if dtype != np.uint8 and (not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1):
         raise HTTPException(400, "FP32 pixels must be in [0, 1], white digit on black (send UINT8 for 0-255).")
-    return images.astype(np.float32)
+    return as_batch(images)
 
 
 def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
