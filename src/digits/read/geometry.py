@@ -41,6 +41,19 @@ def union(a: Box, b: Box) -> Box:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
+def height(box: Box) -> int:
+    return box[3] - box[1]
+
+
+def width(box: Box) -> int:
+    return box[2] - box[0]
+
+
+def x_overlap(a: Box, b: Box) -> int:
+    """How far two boxes overlap across (negative: how far apart they are)."""
+    return min(a[2], b[2]) - max(a[0], b[0])
+
+
 def gap(a: Box, b: Box) -> float:
     """Distance between two boxes (0 when they touch or overlap)."""
     dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))

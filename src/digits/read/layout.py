@@ -14,7 +14,7 @@ from functools import reduce
 
 import numpy as np
 
-from digits.read.geometry import gap, pixels_of, typical_height, union
+from digits.read.geometry import gap, height, pixels_of, typical_height, union, width, x_overlap
 from digits.read.ink import Analysis
 from digits.spec import Box
 
@@ -257,10 +257,21 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     short pieces that make one thin stroke of digit height together (a 1 whose
     pen skipped), count as one piece first, the line's height included.
     """
-    areas = analysis.areas
     boxes = {i: analysis.boxes[i] for i in members}
     if not boxes:
         return []
+    units, line = _pieces(analysis.areas, boxes)
+    digits = _two_stroke_digits_joined(_tall_pieces(units, line), line)
+    digits += _fragments_placed(units, digits, analysis.areas, line)
+    return [members for members, box in sorted(digits, key=lambda g: g[1][0])]
+
+
+Unit = tuple[list[int], Box]  # components and the box round them
+
+
+def _pieces(areas: np.ndarray, boxes: dict[int, Box]) -> tuple[list[Unit], float]:
+    """The line's pieces (components that count as one: a digit broken in two across, a thin stroke broken
+    in two) and the line's digit height."""
     # A digit broken in two across is one piece from the start: on a short line, its two
     # halves would otherwise outweigh the whole digits and set the line's height.
     strokes = _stacked(boxes)
@@ -271,15 +282,6 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
         stroke_box[root] = union(stroke_box[root], box) if root in stroke_box else box
         stroke_ink[root] += areas[i]
     line = typical_height(stroke_box, stroke_ink)
-
-    def height(box: Box) -> int:
-        return box[3] - box[1]
-
-    def width(box: Box) -> int:
-        return box[2] - box[0]
-
-    def x_overlap(a: Box, b: Box) -> int:
-        return min(a[2], b[2]) - max(a[0], b[0])
 
     # A thin stroke broken in two (a 1 whose pen skipped, or cut by a ruled line): two short pieces,
     # neither a speck, that nearly touch and together make a thin piece of a digit's height are one
@@ -300,10 +302,12 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     pieces: dict[int, list[int]] = {}
     for i in boxes:
         pieces.setdefault(_root(strokes, i), []).append(i)
-    units = [(members, stroke_box[root]) for root, members in pieces.items()]
+    return [(members, stroke_box[root]) for root, members in pieces.items()], line
 
-    # Tall pieces: digits, merged when they overlap by half the narrower one.
-    groups: list[tuple[list[int], Box]] = []
+
+def _tall_pieces(units: list[Unit], line: float) -> list[Unit]:
+    """Tall pieces, left to right: digits, merged when they overlap by half the narrower one."""
+    groups: list[Unit] = []
     for unit, box in sorted((u for u in units if height(u[1]) >= 0.6 * line), key=lambda u: u[1][0]):
         for members, other in groups:
             if x_overlap(box, other) >= 0.5 * min(width(box), width(other)):
@@ -312,14 +316,17 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
                 break
         else:
             groups.append((list(unit), box))
+    return groups
 
-    # Two pieces side by side that are each short of the line's height but
-    # span it together are one digit drawn in two strokes (an open 4). So are a
-    # short piece, about as wide as it is tall, that stops well above the baseline,
-    # and a full-height stroke, no wider than a slanted stem, whose span it reaches
-    # into: an open 4's top-left and its stem. Digits stand on the baseline and sit
-    # side by side; a 1 written high is narrow.
-    merged: list[tuple[list[int], Box]] = []
+
+def _two_stroke_digits_joined(groups: list[Unit], line: float) -> list[Unit]:
+    """Two pieces side by side that are each short of the line's height but
+    span it together are one digit drawn in two strokes (an open 4). So are a
+    short piece, about as wide as it is tall, that stops well above the baseline,
+    and a full-height stroke, no wider than a slanted stem, whose span it reaches
+    into: an open 4's top-left and its stem. Digits stand on the baseline and sit
+    side by side; a 1 written high is narrow."""
+    merged: list[Unit] = []
     for members, box in groups:
         if merged:
             last_members, last = merged[-1]
@@ -337,18 +344,21 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
                 merged[-1] = (last_members + members, joined)
                 continue
         merged.append((members, box))
-    groups = merged
+    return merged
 
-    # Fragments, biggest first, join the nearest digit when close.
-    leftovers: list[tuple[list[int], Box]] = []
+
+def _fragments_placed(units: list[Unit], digits: list[Unit], areas: np.ndarray, line: float) -> list[Unit]:
+    """Fragments, biggest first, join the nearest of `digits` when close (`digits` is updated in place);
+    the digits that stray fragments gathered above or below each other make, when tall enough, are returned."""
+    leftovers: list[Unit] = []
     fragments = [u for u in units if height(u[1]) < 0.6 * line]
     for unit, box in sorted(fragments, key=lambda u: -sum(areas[i] for i in u[0])):
-        best = min(range(len(groups)), key=lambda g: gap(box, groups[g][1]), default=None)
+        best = min(range(len(digits)), key=lambda g: gap(box, digits[g][1]), default=None)
         if best is not None:
-            members, other = groups[best]
+            members, other = digits[best]
             joined = union(box, other)
             if gap(box, other) <= 0.3 * line and width(joined) <= 1.2 * line:
-                groups[best] = (members + unit, joined)
+                digits[best] = (members + unit, joined)
                 continue
         # Not near a digit: gather with other stray fragments above or below it.
         for k, (members, other) in enumerate(leftovers):
@@ -357,5 +367,4 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
                 break
         else:
             leftovers.append((list(unit), box))
-    groups += [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
-    return [members for members, box in sorted(groups, key=lambda g: g[1][0])]
+    return [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]

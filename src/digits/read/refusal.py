@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from digits.read.geometry import height, width
 from digits.read.turns import warped
 from digits.spec import DIGITS, OK, UNSURE, refused
 
@@ -118,13 +119,11 @@ def _doubtful_refusals_read(decided: Sequence[Digit], accepted: list[Digit]) -> 
 
 
 def _height(digit: Digit) -> int:
-    x0, y0, x1, y1 = digit.placed_box()
-    return y1 - y0
+    return height(digit.placed_box())
 
 
 def _width(digit: Digit) -> int:
-    x0, y0, x1, y1 = digit.placed_box()
-    return x1 - x0
+    return width(digit.placed_box())
 
 
 def _linear_nudges(images: np.ndarray) -> list[np.ndarray]:
