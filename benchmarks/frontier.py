@@ -136,7 +136,7 @@ def worker_keras(config: TrainConfig) -> dict:
     model = models.build(config)
     model.compile(
         optimizer=models.optimizer(config, steps),
-        loss=models.train_loss(config, 10),
+        loss=models.train_loss(config),
         metrics=["accuracy"],
         steps_per_execution=min(64, steps),
         jit_compile=config.jit_compile,

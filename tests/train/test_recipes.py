@@ -93,7 +93,7 @@ def test_label_smoothing_spreads_the_target():
     uniform = keras.ops.full((1, 10), 0.1)
     confident = keras.ops.convert_to_tensor([[0.99] + [0.01 / 9] * 9])
     labels = keras.ops.convert_to_tensor([0])
-    smooth, plain = models.train_loss(config, 10), models.train_loss(TrainConfig.from_preset("tiny"), 10)
+    smooth, plain = models.train_loss(config), models.train_loss(TrainConfig.from_preset("tiny"))
     assert float(smooth(labels, uniform)) == pytest.approx(float(plain(labels, uniform)), rel=1e-5)
     # Smoothed targets put 0.01 on each wrong class, so near-certainty costs more than with hard labels.
     assert float(smooth(labels, confident)) > float(plain(labels, confident)) + 0.01
