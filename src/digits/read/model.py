@@ -76,20 +76,20 @@ def shipped_model() -> Path:
     return path
 
 
-def resolve_model(source: str | os.PathLike[str] | None) -> Path:
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     """A run folder (or `runs/latest`), an `.onnx` file, or None for the shipped model -> the `.onnx` file."""
-    if source is None:
+    if model is None:
         return shipped_model()
-    path = Path(source)
+    path = Path(model)
     if path.is_dir():
         run = RunDir(path)
         path = run.onnx_path
         if not path.exists():  # one that is no regular file is refused by read_model
-            raise ModelError(f"{source}: run folder has no model.onnx ({run.missing_model_advice()}).")
+            raise ModelError(f"{model}: run folder has no model.onnx ({run.missing_model_advice()}).")
     elif path.is_symlink() and not path.exists():
-        raise ModelError(f"{source}: a symbolic link that leads nowhere (its target is missing, or links loop).")
+        raise ModelError(f"{model}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
-        raise ModelError(f"{source}: no such run folder or model file (train one with `digits train`).")
+        raise ModelError(f"{model}: no such run folder or model file (train one with `digits train`).")
     return path
 
 
@@ -104,18 +104,18 @@ def read_model(path: Path) -> bytes:
 class Recognizer:
     """A trained digit classifier, loaded once, used many times.
 
-    `source` is a run folder, an `.onnx` file, or None for the model the
+    `model` is a run folder, an `.onnx` file, or None for the model the
     package ships. It outputs 10 digit probabilities, or 11 where the last
     (`REJECT`) is "not a digit"; `num_classes` says which. Images are (N, 28, 28) or one
     (28, 28), either uint8 0-255 or float in [0, 1], white digit on black.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | None = None, threads: int | None = None):
+    def __init__(self, model: str | os.PathLike[str] | None = None, threads: int | None = None):
         if threads is not None and not (type(threads) is int and 1 <= threads <= _MOST_THREADS):
             raise ValueError(
                 f"threads is {threads!r}: a whole number from 1 to {_MOST_THREADS}, or None for every core."
             )
-        self.path = resolve_model(source)
+        self.path = resolve_model(model)
         model_bytes = read_model(self.path)
         # What was loaded, by content: a batch's rows name it, and a file replaced since cannot pass for it.
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()
