@@ -24,8 +24,8 @@ class MicroBatcher:
     def __init__(
         self,
         classify: Callable[[np.ndarray], np.ndarray],
-        max_batch: int = 64,
-        max_wait: float = 0.002,
+        max_batch: int,
+        max_wait: float,
         on_batch: Callable[[int], None] = lambda size: None,
     ):
         self._classify = classify
