@@ -11,6 +11,8 @@ import os
 
 from fastapi.responses import Response
 
+from digits.serve.v2 import MODEL
+
 # The routes the metrics name; anything else is counted as "other".
 ROUTES = (
     "/predict",
@@ -19,11 +21,11 @@ ROUTES = (
     "/metrics",
     "/",
     "/model.onnx",
-    "/v2/models/digits/infer",
+    f"/v2/models/{MODEL}/infer",
     "/v2/health/live",
     "/v2/health/ready",
-    "/v2/models/digits",
-    "/v2/models/digits/ready",
+    f"/v2/models/{MODEL}",
+    f"/v2/models/{MODEL}/ready",
     "/v2",
 )
 
