@@ -18,10 +18,13 @@ letting a second trainer in, and a planted link, FIFO or device could stand
 in its place. A folder cannot be removed while it holds the run's files, and
 a link to one (`runs/latest`) locks the folder it names.
 
-Where the file system has no locks (some network and FUSE mounts answer
-ENOLCK or EOPNOTSUPP), training goes on unlocked and the recorded process
-number is all `training_now` has. A run an older digits trains holds no lock:
-stop it before resuming its run with this one. Processes the training starts
+Where the file system has no locks (some FUSE mounts answer ENOLCK or
+EOPNOTSUPP), the recorded process number is all there is: a resume is refused
+while it names another live process, and `training_now` asks whether it
+lives. On NFS a folder's lock holds on one machine only: two machines sharing
+a folder of runs can each resume the same run. A run an older digits trains
+holds no lock, so `digits runs` shows it as killed: stop it before resuming
+its run with this one. Processes the training starts
 do not inherit the lock: the descriptor is closed on exec, and the plotter
 and the data workers are started by exec (`subprocess`, multiprocessing's
 forkserver).
@@ -45,8 +48,9 @@ _sleep = time.sleep  # the module's own name for it: a test stands in for it her
 
 
 @contextmanager
-def held(folder: Path, busy: Callable[[], Exception]) -> Iterator[None]:
-    """Hold the run folder's lock for the block; raise `busy()` if another process holds it."""
+def held(folder: Path, busy: Callable[[], Exception], trained_elsewhere: Callable[[], bool]) -> Iterator[None]:
+    """Hold the run folder's lock for the block; raise `busy()` if another process holds it, or, where the file
+    system has no locks, if `trained_elsewhere()` (the run's record names another live process)."""
     try:
         descriptor = os.open(folder, _OPEN_FLAGS)
     except OSError as err:
@@ -61,7 +65,9 @@ def held(folder: Path, busy: Callable[[], Exception]) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise busy() from None
                 _sleep(0.02)
-            except OSError:  # no locks on this file system: train unlocked, as before locks existed
+            except OSError:  # no locks on this file system: the run's record is all there is
+                if trained_elsewhere():
+                    raise busy() from None
                 break
         yield
     finally:
@@ -73,19 +79,20 @@ def training_now(folder: Path, pid: int | None) -> bool:
     try:
         descriptor = os.open(folder, _OPEN_FLAGS)
     except OSError:
-        return _alive(pid)
+        return alive(pid)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     except OSError:
-        return _alive(pid)
+        return alive(pid)
     finally:
         os.close(descriptor)
     return False
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
+    """Whether a process of number `pid` lives (another user's counts)."""
     if not pid:
         return False
     try:

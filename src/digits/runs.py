@@ -247,16 +247,23 @@ class RunDir:
     def training(self) -> contextlib.AbstractContextManager[None]:
         """The run's training lock, held for a `with` block; `RunError` when another process trains the run."""
 
-        def busy() -> RunError:
+        def recorded() -> RunInfo:
             try:
-                info = self.read_info()
+                return self.read_info()
             except RunError:
-                info = RunInfo()
-            if info.status == "running" and info.pid:
-                return RunError(f"{self}: the run is training now (process {info.pid}); wait for it, or stop it first.")
+                return RunInfo()
+
+        def trainer() -> int | None:  # the process the run's record names as training it, if it lives
+            info = recorded()
+            live = info.status == "running" and info.pid != os.getpid() and run_lock.alive(info.pid)
+            return info.pid if live else None
+
+        def busy() -> RunError:
+            if pid := trainer():
+                return RunError(f"{self}: the run is training now (process {pid}); wait for it, or stop it first.")
             return RunError(f"{self}: another process holds the run folder's lock; wait for it, or stop it first.")
 
-        return run_lock.held(self.path, busy)
+        return run_lock.held(self.path, busy, lambda: trainer() is not None)
 
     # ------------------------------------------------------------ history and metrics
 

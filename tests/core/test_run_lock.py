@@ -3,6 +3,8 @@
 import errno
 import fcntl
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,15 @@ from digits.runs import LATEST, RunDir, RunInfo
 
 
 @pytest.fixture
+def other_process():
+    """The number of another live process, for a run's record to name as its trainer."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
 def run(tmp_path) -> RunDir:
     config = TrainConfig.from_preset("tiny", {}, "mnist", 0, None)
     run = RunDir.create(tmp_path / "runs", "locked", config)
@@ -20,13 +31,16 @@ def run(tmp_path) -> RunDir:
     return run
 
 
-def test_a_run_is_running_while_its_lock_is_held_and_killed_after(run):
+def test_a_run_is_running_while_its_lock_is_held_and_killed_after(run, other_process):
     with run.training():
+        config, _ = run.read_run()
+        run.write_config(config, RunInfo(status="running", pid=other_process, epochs_done=1))  # as if it trained
         assert run.status() == "running"
         # flock locks belong to an open file: a second holder, even in this process, is another trainer.
         second = RunDir(run.path.parent / LATEST).training()  # the same folder through runs/latest
-        with pytest.raises(RunError, match=rf"latest: the run is training now \(process {os.getpid()}\); wait"):
+        with pytest.raises(RunError, match=rf"latest: the run is training now \(process {other_process}\); wait"):
             second.__enter__()
+        run.write_config(config, RunInfo(status="running", pid=os.getpid(), epochs_done=1))
     # Its recorded process (this one) lives on, but no process trains the run.
     assert run.status() == "killed"
     with run.training():  # free again
@@ -57,14 +71,17 @@ def test_a_glance_from_digits_runs_does_not_refuse_a_trainer(run, monkeypatch):
     assert len(waited) == 1
 
 
-def test_where_the_file_system_has_no_locks_training_goes_on_and_the_process_number_decides(run, monkeypatch):
+def test_where_the_file_system_has_no_locks_the_process_number_decides(run, monkeypatch, other_process):
     def no_locks(descriptor, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
-    with run.training():
+    with run.training():  # recorded as trained by this process: the resume goes on
         assert run.status() == "running"  # this process, alive
     config, _ = run.read_run()
+    run.write_config(config, RunInfo(status="running", pid=other_process, epochs_done=1))
+    with pytest.raises(RunError, match=rf"the run is training now \(process {other_process}\)"):
+        run.training().__enter__()
     run.write_config(config, RunInfo(status="running", pid=2**31 - 1, epochs_done=1))
     assert run.status() == "killed"
 

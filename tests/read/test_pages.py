@@ -1,7 +1,7 @@
 """Pages and junk for `digits read`: rules and borders taken out, non-numbers refused, EXIF obeyed.
 
 Real pictures come from ../shared/data/real-digits; those tests are skipped
-where it is absent.
+where it is absent (and fail under .ci/run, which runs beside it).
 """
 
 from __future__ import annotations

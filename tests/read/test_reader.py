@@ -1,7 +1,8 @@
 """The reader (`digits.read.reader`): real pictures, pages, junk, and one answer for every caller.
 
 Real pictures come from ../shared/data/real-digits (photos, scans and drawings
-by people outside the project); those tests are skipped where it is absent.
+by people outside the project); those tests are skipped where it is absent
+(and fail under .ci/run, which runs beside it).
 They assert only the development fold (`benchmarks/real_sources.py`): rules
 are chosen there, and a test on a held-out picture would push the next rule
 toward it. The held-out fold is measured by `benchmarks/realworld.py` alone.

@@ -34,7 +34,7 @@ from digits.batch.engine import ClusterError, chunks_read
 from digits.batch.inputs import InputError, expand, many_paths
 from digits.batch.output import Output, OutputError
 from digits.batch.rows import COLUMNS, ERROR, Row
-from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk
+from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk, reader
 from digits.read.model import resolve_model
 
 __all__ = [
@@ -63,9 +63,10 @@ def job_for(command: str = READ, model: str | os.PathLike[str] | None = None, th
     name of what answers (`Job.model_name`) computed from what was loaded."""
     if command not in (READ, PREDICT):
         raise ValueError(f"command must be {READ!r} or {PREDICT!r}, not {command!r}.")
-    # The threshold is the Reader's to check (`Job.model_name` loads it). The shipped model stays None: each worker then loads the one its own installation ships.
+    # The shipped model stays None: each worker then loads the one its own installation ships.
     job = Job(command, None if model is None else str(resolve_model(model)), threshold)
-    job.model_name  # noqa: B018 (computed here, once: each pickled copy a worker gets carries it)
+    reader(job)  # the model, loaded (and the threshold checked, by the Reader) before any picture is read
+    job.model_name  # noqa: B018 (computed now, so that each pickled copy a worker gets carries it)
     return job
 
 

@@ -42,7 +42,7 @@ class Job:
     model: str | None  # the .onnx file, resolved (workers must see the same path); None: the shipped model
     threshold: float = 0.5
 
-    @cached_property  # asked once per row: hashing the model each time would cost every row
+    @cached_property  # asked once per row: built once, and carried by each pickled copy a worker gets
     def model_name(self) -> str:
         """What answered, for the rows and for resuming: the model file's name (a run's `model.onnx` as
         `<run>/model.onnx`, every run's has that name), the first 12 hex digits of the SHA-256 of the bytes

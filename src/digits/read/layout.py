@@ -261,9 +261,8 @@ def group_line(analysis: Analysis, members: list[int]) -> list[list[int]]:
     if not boxes:
         return []
     units, line = _pieces(analysis.areas, boxes)
-    digits = _two_stroke_digits_joined(_tall_pieces(units, line), line)
-    digits += _fragments_placed(units, digits, analysis.areas, line)
-    return [members for members, box in sorted(digits, key=lambda g: g[1][0])]
+    digits = _fragments_placed(units, _two_stroke_digits_joined(_tall_pieces(units, line), line), analysis.areas, line)
+    return [components for components, _ in sorted(digits, key=lambda digit: digit[1][0])]
 
 
 Unit = tuple[list[int], Box]  # components and the box round them
@@ -348,8 +347,9 @@ def _two_stroke_digits_joined(groups: list[Unit], line: float) -> list[Unit]:
 
 
 def _fragments_placed(units: list[Unit], digits: list[Unit], areas: np.ndarray, line: float) -> list[Unit]:
-    """Fragments, biggest first, join the nearest of `digits` when close (`digits` is updated in place);
-    the digits that stray fragments gathered above or below each other make, when tall enough, are returned."""
+    """`digits` with the fragments placed: biggest first, each joins the nearest digit when close; stray
+    fragments gathered above or below each other make one more digit when tall enough."""
+    digits = list(digits)
     leftovers: list[Unit] = []
     fragments = [u for u in units if height(u[1]) < 0.6 * line]
     for unit, box in sorted(fragments, key=lambda u: -sum(areas[i] for i in u[0])):
@@ -367,4 +367,4 @@ def _fragments_placed(units: list[Unit], digits: list[Unit], areas: np.ndarray, 
                 break
         else:
             leftovers.append((list(unit), box))
-    return [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]
+    return digits + [(members, box) for members, box in leftovers if height(box) >= 0.45 * line]

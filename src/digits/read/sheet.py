@@ -147,7 +147,7 @@ def finder_session() -> Any:
     if not path.is_file():
         raise ModelError(f"{path}: this installation lacks the sheet finder; reinstall digits.")
     # 64×64 pixels: more threads would only wait for each other.
-    session = onnx_session(path, path, threads=1, fix="; reinstall digits")
+    session = onnx_session(path, threads=1, fix="; reinstall digits")
     inputs = session.get_inputs()
     if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (FINDER_SIDE, FINDER_SIDE, 1):
         raise ModelError(

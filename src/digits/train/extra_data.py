@@ -35,7 +35,7 @@ made from binary NIST scans. DIDA's crops are photographs of old paper with
 rules, stains and neighbouring digits, so they go through the reader's whole
 preprocessing (`digits.read.pipeline.prepare`), exactly as a user's crop would;
 a crop in which it finds no ink is left out. Making the images costs up to a
-minute per set, so they are cached (`digits.train.chunked`'s cache, keyed by the
+minute per set, so they are cached (`digits.train.chunks`'s cache, keyed by the
 files' digests and a probe of the normalizing code).
 
 Splits. `usps`: the ESL train / test files. `cvl`: the competition's
@@ -102,7 +102,7 @@ def prepare_crops(files: list[bytes]) -> dict[str, np.ndarray]:
 
 def _normalized(name: str, images, raw: dict[str, bytes], progress: bool) -> tuple:
     """(uint8 MNIST-like images, kept mask) for every row, from the cache when it was made before."""
-    from digits.train import chunked
+    from digits.train import chunks
 
     job = prepare_crops if name == "dida" else box_scans
     chunk = 500
@@ -111,15 +111,15 @@ def _normalized(name: str, images, raw: dict[str, bytes], progress: bool) -> tup
     # normalizing makes of a sample spread over the set makes a new cache file.
     probe = [images[i] for i in np.linspace(0, len(images) - 1, 16).astype(int)]
     fingerprint = b"".join(hashlib.sha256(raw[f]).digest() for f in sorted(raw))
-    fingerprint += inspect.getsource(job).encode() + chunked.fingerprint(job(probe))
+    fingerprint += inspect.getsource(job).encode() + chunks.fingerprint(job(probe))
 
     def make():
-        made = chunked.in_chunks(
-            job, jobs, chunked.worker_count(None), f"{name}: {len(images)} pictures" if progress else None
+        made = chunks.in_chunks(
+            job, jobs, chunks.worker_count(None), f"{name}: {len(images)} pictures" if progress else None
         )
         return {"images": np.round(made["images"] * 255).astype(np.uint8), "labels": made["labels"]}
 
-    made = chunked.cached(f"extra-{name}", fingerprint, make)
+    made = chunks.cached(f"extra-{name}", fingerprint, make)
     return made["images"], made["labels"].astype(bool)
 
 

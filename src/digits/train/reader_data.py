@@ -14,7 +14,7 @@ This module makes two such sets for a reader preset (`digits.train.dataset.add_r
 
 Both are made in chunks of `_CHUNK` pictures, each chunk from its own seeded
 random stream, so the result is the same for any number of worker
-processes (`digits.train.chunked`). Making them costs tens of milliseconds a
+processes (`digits.train.chunks`). Making them costs tens of milliseconds a
 picture, so both are cached in the user cache (`~/.cache/digits/reader-data/`). The cache key holds
 a digest of a first small chunk's output, so a change to the generators or
 to the preprocessing makes a new file instead of serving stale images.
@@ -27,7 +27,7 @@ import hashlib
 import numpy as np
 
 from digits.config import TrainConfig
-from digits.train.chunked import cached, fingerprint, in_chunks, merge, stack, worker_count
+from digits.train.chunks import cached, fingerprint, in_chunks, merge, stack, worker_count
 
 __all__ = ["looks_like_a_one", "negatives", "photographed_digits", "wanted"]
 

@@ -29,7 +29,7 @@ from digits.data import DEFAULT_DATASET
 from digits.errors import Interrupted, RunError, TrainingError, stop_signals_call
 from digits.presets import DEFAULT_PRESET
 from digits.runs import RUNS, RunDir, RunInfo
-from digits.train import chunked, provenance, reader_data
+from digits.train import chunks, provenance, reader_data
 from digits.train import tf as backend
 from digits.train.dataset import Split, add_reader_data, split_data, training_count
 from digits.train.extra_data import load_dataset as load
@@ -188,7 +188,7 @@ def _train(
 
                 log(
                     "Making the reader's training pictures (minutes the first time; then read from "
-                    f"{cache_dir(chunked.CACHE)})."
+                    f"{cache_dir(chunks.CACHE)})."
                 )
             split = add_reader_data(
                 split_data(x, y, config.validation_split, config.train_limit), config, show_progress, data_dir

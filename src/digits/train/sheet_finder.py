@@ -65,7 +65,7 @@ def _chunk(data_dir: str | None, seed: int, chunk: int, n: int) -> dict[str, np.
 
 def photos(n: int, seed: int, data_dir: str | None, workers: int | None = None) -> dict[str, np.ndarray]:
     """`n` training photos as (inputs, masks) under "images" and "labels"; the same for any number of workers."""
-    from digits.train.chunked import in_chunks, worker_count
+    from digits.train.chunks import in_chunks, worker_count
 
     jobs = [(data_dir, seed, k, min(_CHUNK, n - start)) for k, start in enumerate(range(0, n, _CHUNK))]
     return in_chunks(_chunk, jobs, worker_count(workers), f"photos of sheets (seed {seed})")

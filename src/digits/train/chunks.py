@@ -3,10 +3,11 @@
 The reader's training pictures (`digits.train.reader_data`), the extra sets'
 normalized digits (`digits.train.extra_data`) and the sheet finder's photos
 (`digits.train.sheet_finder`) are made chunk by chunk, each chunk from its own
-seed, so the result is the same for any number of workers (`in_chunks`), and
-saved under a key that holds a digest of what a small first chunk came out as
-(`cached`, `fingerprint`): a change to a generator or to the preprocessing
-makes a new file instead of serving stale pictures.
+seed, so the result is the same for any number of workers (`in_chunks`). The
+first two are saved in the user cache (`cached`) under a key that holds what a
+few of them came out as (`fingerprint`), beside the digests of the files they
+come from: a change to a generator or to the preprocessing makes a new file
+instead of serving stale pictures.
 """
 
 from __future__ import annotations
