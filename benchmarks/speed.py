@@ -50,6 +50,7 @@ from digits.config import TrainConfig
 from digits.data import DataError, cache_dir, load_mnist, locate
 from digits.runs import RunDir
 from digits.train import provenance
+from digits.train.dataset import training_count
 from digits.train.timing import PHASES_VARIABLE
 
 HERE = Path(__file__).resolve().parent
@@ -165,8 +166,7 @@ def run_reference(env: dict, epochs: int, latency_calls: int, save: Path | None)
 
 def samples_per_epoch(config: TrainConfig, total: int = 60000) -> int:
     """Samples `digits train` updates on per epoch: the held-out share removed, ragged tail dropped."""
-    n = min(config.train_limit or total, total)
-    n_train = n - int(round(n * config.validation_split))
+    n_train = training_count(min(config.train_limit or total, total), config.validation_split)
     return n_train // config.batch_size * config.batch_size
 
 

@@ -8,7 +8,7 @@ number to the next program, and in a restarted container PID 1 is the new
 command itself. So:
 
   * `digits train --resume` takes the lock first, and a run another process
-    trains is refused (`held` raises what `busy` makes);
+    trains is refused (`held`);
   * `digits runs` shows a run recorded as running as "killed" when nobody
     holds its lock (`training_now`).
 
@@ -48,9 +48,16 @@ _sleep = time.sleep  # the module's own name for it: a test stands in for it her
 
 
 @contextmanager
-def held(folder: Path, busy: Callable[[], Exception], trained_elsewhere: Callable[[], bool]) -> Iterator[None]:
-    """Hold the run folder's lock for the block; raise `busy()` if another process holds it, or, where the file
-    system has no locks, if `trained_elsewhere()` (the run's record names another live process)."""
+def held(folder: Path, recorded_trainer: Callable[[], int | None]) -> Iterator[None]:
+    """Hold the run folder's lock for the block. A `RunError` when another process holds it, or, where the
+    file system has no locks, when `recorded_trainer()` (the live process the run's record names as training
+    it, None for none) is one; the sentence names that process when there is one."""
+
+    def busy() -> RunError:
+        if pid := recorded_trainer():
+            return RunError(f"{folder}: the run is training now (process {pid}); wait for it, or stop it first.")
+        return RunError(f"{folder}: another process holds the run folder's lock; wait for it, or stop it first.")
+
     try:
         descriptor = os.open(folder, _OPEN_FLAGS)
     except OSError as err:
@@ -66,7 +73,7 @@ def held(folder: Path, busy: Callable[[], Exception], trained_elsewhere: Callabl
                     raise busy() from None
                 _sleep(0.02)
             except OSError:  # no locks on this file system: the run's record is all there is
-                if trained_elsewhere():
+                if recorded_trainer() is not None:
                     raise busy() from None
                 break
         yield

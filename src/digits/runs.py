@@ -247,23 +247,15 @@ class RunDir:
     def training(self) -> contextlib.AbstractContextManager[None]:
         """The run's training lock, held for a `with` block; `RunError` when another process trains the run."""
 
-        def recorded() -> RunInfo:
+        def recorded_trainer() -> int | None:  # the other live process the run's record names as training it
             try:
-                return self.read_info()
+                info = self.read_info()
             except RunError:
-                return RunInfo()
-
-        def trainer() -> int | None:  # the process the run's record names as training it, if it lives
-            info = recorded()
+                return None
             live = info.status == "running" and info.pid != os.getpid() and run_lock.alive(info.pid)
             return info.pid if live else None
 
-        def busy() -> RunError:
-            if pid := trainer():
-                return RunError(f"{self}: the run is training now (process {pid}); wait for it, or stop it first.")
-            return RunError(f"{self}: another process holds the run folder's lock; wait for it, or stop it first.")
-
-        return run_lock.held(self.path, busy, lambda: trainer() is not None)
+        return run_lock.held(self.path, recorded_trainer)
 
     # ------------------------------------------------------------ history and metrics
 

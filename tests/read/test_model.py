@@ -91,10 +91,10 @@ def test_threads_sharing_a_recognizer_make_its_one_thread_session_once(mnist, mo
 
     made, real_session, all_in = [], model_module.onnx_session, threading.Barrier(8)
 
-    def slow_session(model_bytes, threads=None, path=None, fix=""):
+    def slow_session(path, threads=None, model_bytes=None, fix=""):
         made.append(threads)
         time.sleep(0.2)  # the window in which a second thread, unlocked, would make another (from no bytes)
-        return real_session(model_bytes, threads, path, fix)
+        return real_session(path, threads, model_bytes, fix)
 
     monkeypatch.setattr(model_module, "onnx_session", slow_session)
     image = x_test[:1].astype(np.float32) / 255

@@ -42,11 +42,10 @@ def shipped_file(name: str) -> Path:
     return Path(str(files("digits").joinpath(f"shipped/{name}")))
 
 
-def onnx_session(model: bytes | Path, threads: int | None = None, path: Path | None = None, fix: str = "") -> Any:
-    """An ONNX Runtime session on the CPU, with `threads` threads (None: every core) that sleep between calls.
-
-    `model` is a file or its bytes (read from `path`). A file that is no ONNX model is one `ModelError`
-    sentence naming it, with `fix` (e.g. "; reinstall digits") after the cause.
+def onnx_session(path: Path, threads: int | None = None, model_bytes: bytes | None = None, fix: str = "") -> Any:
+    """An ONNX Runtime session on the CPU of the model at `path` (or of `model_bytes`, read from it), with
+    `threads` threads (None: every core) that sleep between calls. A file that is no ONNX model is one
+    `ModelError` sentence naming `path`, with `fix` (e.g. "; reinstall digits") after the cause.
     """
     import onnxruntime as ort
 
@@ -60,11 +59,10 @@ def onnx_session(model: bytes | Path, threads: int | None = None, path: Path | N
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(
-            model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+            str(path) if model_bytes is None else model_bytes, options, providers=["CPUExecutionProvider"]
         )
     except Exception as err:  # onnxruntime raises its own exception types for every decode fault
-        where = path or ("the model's bytes" if isinstance(model, bytes) else model)
-        raise ModelError(f"{where}: not a valid ONNX model ({first_line(err)}){fix}.") from None
+        raise ModelError(f"{path}: not a valid ONNX model ({first_line(err)}){fix}.") from None
 
 
 def shipped_model() -> Path:
@@ -120,7 +118,7 @@ class Recognizer:
         model_bytes = read_model(self.path)
         # What was loaded, by content: a batch's rows name it, and a file replaced since cannot pass for it.
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()
-        self.session = onnx_session(model_bytes, threads, self.path)
+        self.session = onnx_session(self.path, threads, model_bytes)
         import onnxruntime as ort
 
         self._quiet = ort.RunOptions()
@@ -158,7 +156,7 @@ class Recognizer:
             if self._few_session is None:
                 with self._making_few:  # two threads of one Recognizer: one makes it, the other uses it
                     if self._few_session is None:
-                        self._few_session, self._model_bytes = onnx_session(self._model_bytes, 1, self.path), b""
+                        self._few_session, self._model_bytes = onnx_session(self.path, 1, self._model_bytes), b""
             return apply_temperature(self._answer(self._few_session, batch), self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
         slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]

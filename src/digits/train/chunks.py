@@ -91,6 +91,6 @@ def fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
     return b"".join(part[key].tobytes() for part in parts for key in ("images", "labels"))
 
 
-def worker_count(workers: int | None) -> int:
+def worker_count(workers: int | None = None) -> int:
     """`workers`, or by default one per core up to four (more made little difference, and cost memory)."""
     return workers or min(4, os.cpu_count() or 1)

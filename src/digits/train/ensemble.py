@@ -114,11 +114,12 @@ def _member(run: RunDir) -> dict:
 def _distinct(members: list[dict], out: Path) -> None:
     """Each member once (a run named twice is one model counted twice), and the ensemble outside every member."""
     seen: set[str] = set()
+    out = out.resolve()
     for member in members:
         if member["run"] in seen:
             raise EnsembleError(f"{member['run']} is named twice; an ensemble averages different runs.")
         seen.add(member["run"])
-        if out.resolve().is_relative_to(member["run"]):
+        if out.is_relative_to(member["run"]):
             raise EnsembleError(f"--out {out} is inside the member {member['run']}; choose a folder outside it.")
 
 

@@ -115,7 +115,7 @@ def _normalized(name: str, images, raw: dict[str, bytes], progress: bool) -> tup
 
     def make():
         made = chunks.in_chunks(
-            job, jobs, chunks.worker_count(None), f"{name}: {len(images)} pictures" if progress else None
+            job, jobs, chunks.worker_count(), f"{name}: {len(images)} pictures" if progress else None
         )
         return {"images": np.round(made["images"] * 255).astype(np.uint8), "labels": made["labels"]}
 

@@ -102,7 +102,7 @@ def train_config(
     with plotter or contextlib.nullcontext(), contextlib.ExitStack() as locked:
         if resume is not None:
             run = RunDir(resume)
-            config, info = run.read_run()  # a folder that is no run is named before anything is written in it
+            config, info = run.read_run()  # a path that is no run folder is named as such, not as one that cannot lock
             if info.status != "finished":
                 locked.enter_context(run.training())
                 config, info = run.read_run()  # as it stands now that no other process can change it
