@@ -15,6 +15,8 @@ A rename replaces whatever has the name, so the target is checked first:
   * so is a read-only file (no write permission for us, or no write bit at
     all, which even root is refused): a rename needs only the folder's
     permission, and would replace a file its owner protected;
+  * so is a folder we may not create files in, before any work is done
+    (the temporary file could not be made there at the end);
   * a new file gets the mode the umask gives (0644 under umask 022), as
     `open()` would; a replaced file keeps its mode.
 """
@@ -52,18 +54,29 @@ def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> 
             # The folder as the user typed it; through a dangling link, the folder of the link's target.
             folder = real.parent if target.is_symlink() else target.parent
             raise WriteError(f"cannot write {target}: the folder {folder} does not exist; create it first.") from None
+        _folder_writable(target, real.parent)
         return real, 0o666 & ~_umask()
     except OSError as err:  # a symlink loop, a folder on the way that is a file, no permission
         raise WriteError(f"cannot write {target}: {err.strerror or err}.") from None
     if stat.S_ISLNK(info.st_mode):  # not followed: the new file replaces the link
+        _folder_writable(target, real.parent)
         return real, 0o666 & ~_umask()
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "not a regular file")
         shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
         raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
-    if not info.st_mode & 0o222 or not os.access(real, os.W_OK):
+    if not info.st_mode & 0o222:
         raise WriteError(f"cannot write {target}: the file is read-only; make it writable or choose another path.")
+    if not os.access(real, os.W_OK):
+        raise WriteError(f"cannot write {target}: no permission to write this file; choose another path.")
+    _folder_writable(target, real.parent)
     return real, stat.S_IMODE(info.st_mode)
+
+
+def _folder_writable(target: Path, folder: Path) -> None:
+    # Every write makes its new file beside the target and renames it over: the folder must take new files.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WriteError(f"cannot write {target}: no permission to create files in {folder}; choose another folder.")
 
 
 def _umask() -> int:

@@ -393,7 +393,7 @@ def test_resuming_with_another_command_or_model_is_refused(tmp_path, pictures, t
     other_command = run_cli("read", str(pictures[0]), str(pictures[1]), "--out", str(out), cwd=tmp_path)
     assert_one_line_error(other_command, "holds answers of `digits predict`")
     other_model = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(tiny_run), cwd=tmp_path)
-    assert_one_line_error(other_model, "holds answers of the model reader.onnx sha256:")
+    assert_one_line_error(other_model, 'holds answers of the model "reader.onnx sha256:')
     other_threshold = run_cli("predict", str(pictures[1]), "--out", str(out), "--threshold", "0.9", cwd=tmp_path)
     assert_one_line_error(other_threshold, "threshold 0.5 temperature")
     # Written exactly: thresholds that differ past six digits are two thresholds.
@@ -416,7 +416,7 @@ def test_two_runs_of_one_folder_name_are_told_apart_by_their_model(tmp_path, pic
     onnx.save(model, twin / "model.onnx")
     before = out.read_bytes()
     resumed = run_cli("predict", str(pictures[1]), "--out", str(out), "--model", str(twin), cwd=tmp_path)
-    assert_one_line_error(resumed, f"holds answers of the model {tiny_run.name}/model.onnx sha256:")
+    assert_one_line_error(resumed, f'holds answers of the model "{tiny_run.name}/model.onnx sha256:')
     assert out.read_bytes() == before
 
 

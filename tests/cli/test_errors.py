@@ -54,6 +54,18 @@ def test_show_index_below_zero_is_one_line(tmp_path, model):
     assert_one_line_error(run_cli("show", "--index", "-1", "--model", model, cwd=tmp_path), "'--index'")
 
 
+def test_show_saves_only_a_png_under_its_name(tmp_path, model):
+    result = run_cli("show", "--out", "digit.jpg", "--model", model, cwd=tmp_path)
+    assert_one_line_error(result, "name the file .png, not digit.jpg")
+    assert not (tmp_path / "digit.jpg").exists()
+
+
+def test_a_keras_file_as_model_points_to_the_run_or_its_onnx(tmp_path, picture):
+    (tmp_path / "model.keras").write_bytes(b"PK")
+    result = run_cli("predict", "two.png", "--model", "model.keras", cwd=tmp_path)
+    assert_one_line_error(result, "a Keras model; pass its run folder or the run's model.onnx instead")
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -316,15 +328,12 @@ def test_export_of_a_folder_that_is_no_run_does_not_suggest_an_onnx_file(tmp_pat
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
-def test_a_full_standard_output_is_named(tmp_path, picture, model):
+@pytest.mark.parametrize("command", ["predict", "compare"])  # a line of answers, and a table
+def test_a_full_standard_output_is_named(tmp_path, picture, model, command):
+    args = [str(picture), "--model", model] if command == "predict" else [model]
     with open("/dev/full", "w") as full:
         result = subprocess.run(
-            [DIGITS, "predict", str(picture), "--model", model],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            timeout=300,
+            [DIGITS, command, *args], stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=300
         )
     assert_one_line_error(result, "standard output: No space left on device")
 

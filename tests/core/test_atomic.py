@@ -81,3 +81,25 @@ def test_a_name_near_the_file_systems_limit_still_gets_its_temporary_twin(tmp_pa
         write_bytes(target, b"picture")
         assert target.read_bytes() == b"picture" and [p.name for p in tmp_path.iterdir()] == [target.name]
         target.unlink()
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_before_writing(tmp_path, monkeypatch):
+    """Root may write anywhere, so the folder's permission is simulated where it is asked."""
+    from digits import atomic
+
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: os.fspath(path) != os.fspath(tmp_path))
+    with pytest.raises(WriteError, match=f"no permission to create files in {tmp_path}; choose another folder"):
+        atomic.writable_target(tmp_path / "new.png")
+    (tmp_path / "old.png").write_bytes(b"old")
+    with pytest.raises(WriteError, match="no permission to create files in"):
+        write_bytes(tmp_path / "old.png", b"new")
+    assert (tmp_path / "old.png").read_bytes() == b"old"
+
+
+def test_a_file_of_another_user_is_not_called_read_only(tmp_path, monkeypatch):
+    from digits import atomic
+
+    (tmp_path / "theirs.csv").write_bytes(b"x")
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: os.fspath(path) != os.fspath(tmp_path / "theirs.csv"))
+    with pytest.raises(WriteError, match="theirs.csv: no permission to write this file; choose another path"):
+        atomic.writable_target(tmp_path / "theirs.csv")

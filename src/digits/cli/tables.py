@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Any
 
-from digits.cli.terminal import shown
+from digits.cli.terminal import echo, shown
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
@@ -20,7 +21,10 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> N
     for row in rows:  # Text: a folder named "[red]" is a name, not markup
         table.add_row(*(Text(_cell(key, row.get(key))) for key, _ in columns))
     # Off a terminal (a pipe, a file) there is no width to fit: print whole values, never "fin…".
-    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
+    terminal = sys.stdout.isatty()
+    rendered = io.StringIO()
+    Console(file=rendered, width=None if terminal else 10_000, force_terminal=terminal).print(table)
+    echo(rendered.getvalue().rstrip("\n"))  # one way to stdout: a full disk is named as standard output
 
 
 def _cell(key: str, value: object) -> str:

@@ -15,7 +15,7 @@ import typer
 
 from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error, fail, percent, waiting
+from digits.cli.terminal import echo, error, fail, percent, shown, waiting
 from digits.data import DEFAULT_DATASET, class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -272,6 +272,9 @@ def show(
 ) -> None:
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     require("show", "train")
+    out = out or Path(f"show-{index}.png")
+    if out.suffix.lower() != ".png":
+        raise typer.BadParameter(f"saves a PNG: name the file .png, not {shown(out)}.", param_hint="'--out'")
     from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test
@@ -285,7 +288,6 @@ def show(
     predicted = int(probabilities.argmax())
     confidence = percent(float(probabilities[predicted]))
     title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({confidence})"
-    out = out or Path(f"show-{index}.png")
     plots.plot_digit(x_test[index], title, out)
     echo(f"{title} -> {out}")
 

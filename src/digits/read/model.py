@@ -89,6 +89,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         raise ModelError(f"{model}: a symbolic link that leads nowhere (its target is missing, or links loop).")
     elif not path.exists():
         raise ModelError(f"{model}: no such run folder or model file (train one with `digits train`).")
+    elif path.suffix.lower() in (".keras", ".h5"):  # every prediction runs on ONNX, not on Keras
+        raise ModelError(f"{model}: a Keras model; pass its run folder or the run's model.onnx instead.")
     return path
 
 
