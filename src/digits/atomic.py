@@ -48,35 +48,32 @@ def writable_target(target: str | os.PathLike, follow_symlinks: bool = True) -> 
     # Without following: the folders on the way are the caller's; only the name itself is not followed.
     real = Path(os.path.realpath(target)) if follow_symlinks else Path(os.path.realpath(target.parent)) / target.name
     try:
-        info = os.stat(real, follow_symlinks=follow_symlinks)
+        info: os.stat_result | None = os.stat(real, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         if not real.parent.is_dir():
             # The folder as the user typed it; through a dangling link, the folder of the link's target.
             folder = real.parent if target.is_symlink() else target.parent
             raise WriteError(f"cannot write {target}: the folder {folder} does not exist; create it first.") from None
-        _folder_writable(target, real.parent)
-        return real, 0o666 & ~_umask()
+        info = None
     except OSError as err:  # a symlink loop, a folder on the way that is a file, no permission
         raise WriteError(f"cannot write {target}: {err.strerror or err}.") from None
-    if stat.S_ISLNK(info.st_mode):  # not followed: the new file replaces the link
-        _folder_writable(target, real.parent)
-        return real, 0o666 & ~_umask()
-    if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "not a regular file")
-        shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
-        raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
-    if not info.st_mode & 0o222:
-        raise WriteError(f"cannot write {target}: the file is read-only; make it writable or choose another path.")
-    if not os.access(real, os.W_OK):
-        raise WriteError(f"cannot write {target}: no permission to write this file; choose another path.")
-    _folder_writable(target, real.parent)
-    return real, stat.S_IMODE(info.st_mode)
-
-
-def _folder_writable(target: Path, folder: Path) -> None:
+    # A link not followed is replaced by a new file, like a name that does not exist yet.
+    replaced = None if info is None or stat.S_ISLNK(info.st_mode) else info
+    if replaced is not None:
+        if not stat.S_ISREG(replaced.st_mode):
+            kind = next((name for test, name in _KINDS.items() if test(replaced.st_mode)), "not a regular file")
+            shown = f"{target} (-> {real})" if real != target.absolute() else str(target)
+            raise WriteError(f"cannot write {shown}: it is {kind}, not a regular file; choose a file path.")
+        if not replaced.st_mode & 0o222:
+            raise WriteError(f"cannot write {target}: the file is read-only; make it writable or choose another path.")
+        if not os.access(real, os.W_OK):
+            raise WriteError(f"cannot write {target}: no permission to write this file; choose another path.")
     # Every write makes its new file beside the target and renames it over: the folder must take new files.
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise WriteError(f"cannot write {target}: no permission to create files in {folder}; choose another folder.")
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise WriteError(
+            f"cannot write {target}: no permission to create files in {real.parent}; choose another folder."
+        )
+    return real, stat.S_IMODE(replaced.st_mode) if replaced is not None else 0o666 & ~_umask()
 
 
 def _umask() -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from digits import runs
-from digits.cli.terminal import fail
+from digits.cli.terminal import fail, shown
 from digits.data import DATASETS, DIGIT_SETS
 from digits.presets import PRESETS
 
@@ -70,3 +70,9 @@ def require(command: str, *extras: str) -> None:
         raise fail(
             f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: pip install 'digits[{spec}]'."
         )
+
+
+def png_name(path: Path, option: str) -> None:
+    """Refuse a file name `option` would save a PNG under without the .png suffix (its bytes would lie about it)."""
+    if path.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{option} saves a PNG: name the file .png, not {shown(path)}.")

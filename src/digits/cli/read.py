@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from digits.cli.options import ImagePaths, ModelOpt, ThresholdOpt
-from digits.cli.terminal import shown
+from digits.cli.options import ImagePaths, ModelOpt, ThresholdOpt, png_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -87,8 +86,7 @@ def _explained_picture(
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
     if not explain.name:
         raise typer.BadParameter("--explain saves a PNG: give it a file name ending in .png.")
-    if explain.suffix.lower() != ".png":
-        raise typer.BadParameter(f"--explain saves a PNG: name the file .png, not {shown(explain)}.")
+    png_name(explain, "--explain")
     if len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
     if explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, require
+from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, png_name, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error, fail, percent, shown, waiting
+from digits.cli.terminal import echo, error, fail, percent, waiting
 from digits.data import DEFAULT_DATASET, class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -273,8 +273,7 @@ def show(
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     require("show", "train")
     out = out or Path(f"show-{index}.png")
-    if out.suffix.lower() != ".png":
-        raise typer.BadParameter(f"saves a PNG: name the file .png, not {shown(out)}.", param_hint="'--out'")
+    png_name(out, "--out")
     from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test
