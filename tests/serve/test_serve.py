@@ -347,6 +347,21 @@ def test_unknown_path_and_wrong_method_answer_in_json(client):
     assert_json_error(client.get("/predict"), 405, "Method Not Allowed")
 
 
+@pytest.mark.parametrize("endpoint", ["/predict", "/read"])
+def test_a_fault_in_a_posted_endpoint_is_a_logged_500_in_json(fast_run, monkeypatch, caplog, endpoint):
+    # These two routes skip FastAPI's middleware: their faults must still get the app's own answers.
+    from digits.serve import app as app_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app_module, "load_image", broken)  # /predict's small PNG, read on the event loop
+    monkeypatch.setattr(app_module.Reader, "read_page", broken)
+    with TestClient(create_app(fast_run), raise_server_exceptions=False) as own:
+        assert_json_error(own.post(endpoint, **upload(png(np.zeros((28, 28), np.uint8)))), 500, "the fault is logged")
+    assert [record.exc_info[1].args for record in caplog.records if record.exc_info] == [("a bug",)]
+
+
 def test_bad_model_fails_at_startup(tmp_path):
     with pytest.raises(ModelError, match="no such run folder"):
         create_app(tmp_path / "missing")
