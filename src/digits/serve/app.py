@@ -31,8 +31,8 @@ a small PNG already in MNIST's format (a 28×28 crop) is decoded and checked
 on the event loop itself (`prepare` below). Admission is by memory, not by
 count (`digits.serve.admission`, where the limits above live). Concurrent
 requests share model calls (`digits.serve.batching`). A POST to `/predict` or `/read`, the routes
-that carry the load, goes from `Guard` straight to its endpoint (`_posted_directly`), past FastAPI's
-middleware and router, its faults answered by the same handlers. The app keeps no state between
+that carry the load, and a GET of `/health` go from `Guard` straight to their endpoint (`_straight_to`),
+past FastAPI's middleware and router, their faults answered by the same handlers. The app keeps no state between
 requests: run as many replicas as you like behind a load balancer.
 
 Like `digits predict`, this module never imports TensorFlow.
@@ -148,9 +148,8 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
 
     # On the event loop itself, not Starlette's thread pool: under load, a hop to a thread and
     # back waits behind every request in flight, and a health check must answer fast.
-    @app.api_route("/health", methods=["GET", "HEAD"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": str(reader.model_path)}
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": str(reader.model_path)})
 
     @app.api_route("/metrics", methods=["GET", "HEAD"])
     def prometheus() -> Response:
@@ -180,32 +179,32 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
         # A page's digits already go to the model in one call; pages are not batched across requests.
         return JSONResponse((await decode(reader.read_page, await picture(request))).to_dict())
 
-    hot = {"/predict": predict, "/read": read}
-    for path, endpoint in hot.items():  # registered too: the router answers their other methods (405)
-        app.add_route(path, endpoint, methods=["POST"])
+    # The routes that carry the load, and the health check that must answer beside them.
+    direct = {("POST", "/predict"): predict, ("POST", "/read"): read, ("GET", "/health"): health}
+    for (method, path), endpoint in direct.items():  # registered too: the router answers other methods (405)
+        app.add_route(path, endpoint, methods=[method])
     from digits.serve.v2 import router
 
     app.include_router(router(reader, batcher, decode))
-    return Guard(_posted_directly(hot, handlers, app), metrics)
+    return Guard(_straight_to(direct, handlers, app), metrics)
 
 
-def _posted_directly(
-    endpoints: Mapping[str, Callable[[Request], Awaitable[Response]]],
+def _straight_to(
+    endpoints: Mapping[tuple[str, str], Callable[[Request], Awaitable[Response]]],
     handlers: Mapping[int | type[Exception], Callable[[Request, Any], JSONResponse]],
     app: FastAPI,
 ) -> ASGIApp:
-    """`app`, but a POST to one of `endpoints`' paths goes straight to its endpoint, its exceptions
-    answered by the app's own `handlers`.
+    """`app`, but a request for one of `endpoints` (by method and path; HEAD as GET) goes straight to
+    its endpoint, its exceptions answered by the app's own `handlers`.
 
     FastAPI's middleware (errors, exceptions, body limit, telemetry) and router cost a third of a
-    28×28 request's CPU, for nothing these endpoints need: `Guard` has read and bounded the body,
+    28×28 request's CPU, for nothing these endpoints need: `Guard` has read and bounded any body,
     they take no dependencies, and their faults get the same answers here. Every other request
     goes through the app.
     """
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = endpoints.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if endpoint is None:
+        if scope["type"] != "http" or (endpoint := endpoints.get((_as_get(scope["method"]), scope["path"]))) is None:
             return await app(scope, receive, send)
         request = Request(scope, receive)
         try:
@@ -216,6 +215,11 @@ def _posted_directly(
         await response(scope, receive, send)
 
     return dispatch
+
+
+def _as_get(method: str) -> str:
+    """A request's method as routes are told apart: HEAD is GET without the body."""
+    return "GET" if method == "HEAD" else method
 
 
 def _page_with_temperature(temperature: float) -> str:
