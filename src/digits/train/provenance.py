@@ -15,13 +15,17 @@ PACKAGES = ("digits", "keras", "tensorflow", "tensorflow-cpu", "numpy", "onnx", 
 
 
 def cpu_model() -> str:
+    """The CPU's model name, and its widest vector instructions where Linux says (one model name covers
+    machines with and without AVX-512, whose speeds differ)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    widest = next((label for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), None)
+    name = name or platform.processor() or platform.machine()
+    return f"{name} ({widest})" if widest else name
 
 
 def machine() -> dict:
