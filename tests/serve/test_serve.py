@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 import selectors
 import socket
@@ -348,7 +349,7 @@ def test_unknown_path_and_wrong_method_answer_in_json(client):
 
 
 @pytest.mark.parametrize("endpoint", ["/predict", "/read"])
-def test_a_fault_in_a_posted_endpoint_is_a_logged_500_in_json(fast_run, monkeypatch, caplog, endpoint):
+def test_a_fault_in_a_posted_endpoint_is_a_logged_500_in_json(fast_run, monkeypatch, endpoint):
     # These two routes skip FastAPI's middleware: their faults must still get the app's own answers.
     from digits.serve import app as app_module
 
@@ -357,9 +358,37 @@ def test_a_fault_in_a_posted_endpoint_is_a_logged_500_in_json(fast_run, monkeypa
 
     monkeypatch.setattr(app_module, "load_image", broken)  # /predict's small PNG, read on the event loop
     monkeypatch.setattr(app_module.Reader, "read_page", broken)
+    # Its own handler, ahead of the ones a server started in this process may have set on "digits"
+    # (whose filter then clears the record's exc_info: what it held is kept as it is emitted).
+    faults = []
+    handler = logging.Handler()
+    handler.emit = lambda record: faults.append(record.exc_info and record.exc_info[1])  # type: ignore[method-assign]
+    monkeypatch.setattr(logging.getLogger("digits.serve.app"), "handlers", [handler])
     with TestClient(create_app(fast_run), raise_server_exceptions=False) as own:
         assert_json_error(own.post(endpoint, **upload(png(np.zeros((28, 28), np.uint8)))), 500, "the fault is logged")
-    assert [record.exc_info[1].args for record in caplog.records if record.exc_info] == [("a bug",)]
+    assert [fault.args for fault in faults if fault] == [("a bug",)]
+
+
+def test_a_handler_that_fails_is_still_a_500_in_json(fast_run, monkeypatch):
+    from digits.serve import app as app_module
+
+    def broken(*args, **kwargs):
+        raise app_module.ImageError("unreadable")
+
+    def failing_handler(request, err):
+        raise KeyError("the handler's own bug")
+
+    monkeypatch.setattr(app_module, "load_image", broken)
+    monkeypatch.setattr(app_module, "_unreadable_image", failing_handler)
+    with TestClient(create_app(fast_run), raise_server_exceptions=False) as own:
+        assert_json_error(own.post("/predict", **upload(png(np.zeros((28, 28), np.uint8)))), 500, "the fault is logged")
+
+
+@pytest.mark.parametrize("method", ["POST", "OPTIONS"])
+def test_other_methods_of_a_direct_route_are_a_json_405(client, method):
+    response = client.request(method, "/health")
+    assert_json_error(response, 405, "Method Not Allowed")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 def test_bad_model_fails_at_startup(tmp_path):

@@ -31,7 +31,7 @@ a small PNG already in MNIST's format (a 28×28 crop) is decoded and checked
 on the event loop itself (`prepare` below). Admission is by memory, not by
 count (`digits.serve.admission`, where the limits above live). Concurrent
 requests share model calls (`digits.serve.batching`). A POST to `/predict` or `/read`, the routes
-that carry the load, and a GET of `/health` go from `Guard` straight to their endpoint (`_straight_to`),
+that carry the load, and a GET or HEAD of `/health` go from `Guard` straight to their endpoint (`_straight_to`),
 past FastAPI's middleware and router, their faults answered by the same handlers. The app keeps no state between
 requests: run as many replicas as you like behind a load balancer.
 
@@ -199,7 +199,8 @@ def _straight_to(
 
     FastAPI's middleware (errors, exceptions, body limit, telemetry) and router cost a third of a
     28×28 request's CPU, for nothing these endpoints need: `Guard` has read and bounded any body,
-    they take no dependencies, and their faults get the same answers here. Every other request
+    they take no dependencies, and their faults get the same answers here, logged once (Starlette
+    re-raised them for uvicorn to log again) and with the connection kept alive. Every other request
     goes through the app.
     """
 
@@ -211,7 +212,11 @@ def _straight_to(
             response = await endpoint(request)
         except Exception as err:
             # As Starlette finds one: the handler of the nearest class in the exception's MRO.
-            response = next(handlers[kind] for kind in type(err).__mro__ if kind in handlers)(request, err)
+            handler = next((handlers[kind] for kind in type(err).__mro__ if kind in handlers), _internal_error)
+            try:
+                response = handler(request, err)
+            except Exception as fault:  # a handler's own fault is still an answer in JSON
+                response = _internal_error(request, fault)
         await response(scope, receive, send)
 
     return dispatch
