@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -269,6 +270,20 @@ def small_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (28, 28), 0).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_an_exception_is_logged_on_one_line_with_the_line_that_raised_it():
+    def failing():
+        raise ValueError("bad\nvalue")
+
+    try:
+        failing()
+    except ValueError:
+        record = logging.LogRecord("digits", logging.ERROR, __file__, 1, "POST /predict failed", None, sys.exc_info())
+    assert serve_logs.OneLineLogs().filter(record) and record.exc_info is None
+    line = record.getMessage()
+    assert "\n" not in line and line.startswith("POST /predict failed (ValueError: bad value at ")
+    assert line.endswith(f"{__file__}:{failing.__code__.co_firstlineno + 1} in failing)")
 
 
 def test_slow_uploads_do_not_lock_out_other_uploads(app):

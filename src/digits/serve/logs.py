@@ -1,7 +1,8 @@
 """The log of `digits serve`, bounded: an attacker cannot fill the disk through it.
 
 Contract (`LOGGING`, uvicorn's `log_config` in every worker): records go to
-stderr, one line each (a traceback folded into its line), at most
+stderr, one line each (an exception as its type, message and the line that
+raised it, not its traceback), at most
 `LOG_BURST` lines per `LOG_WINDOW` seconds per worker, then a count of what
 was dropped. Python warnings are records too (`digits.serve.server` turns
 `logging.captureWarnings` on in each worker), under the same limit. There is
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 
 LOG_BURST = 20
 LOG_WINDOW = 10.0
@@ -38,7 +40,10 @@ class OneLineLogs(logging.Filter):
         message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            message = f"{message} ({type(error).__name__}: {error})"
+            # The frame that raised it: a traceback's many lines would each be a line of the log.
+            frames = traceback.extract_tb(error.__traceback__)
+            where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+            message = f"{message} ({type(error).__name__}: {error}{where})"
         if self._dropped:
             message = f"{message} [{self._dropped} earlier log lines dropped]"
             self._dropped = 0
