@@ -83,9 +83,38 @@ def test_a_bad_binary_header_length_is_a_400(client, value):
     assert response.status_code == 400 and "Inference-Header-Content-Length" in response.json()["error"]
 
 
-def test_a_body_over_the_cap_is_a_413(client):
-    response = client.post(INFER, content=b" " * (8 * 2**20 + 1))
-    assert response.status_code == 413 and f"{256} images" in response.json()["error"]
+@pytest.mark.parametrize("size", [kserve.MAX_BODY_BYTES + 1, 8 * 2**20 + 1])
+def test_a_body_over_the_cap_is_a_413_that_names_it(client, size):
+    response = client.post(INFER, content=b" " * size)
+    assert response.status_code == 413 and "limit of 2 MiB." in response.json()["error"]
+
+
+def test_a_body_declared_over_the_cap_is_refused_before_it_is_sent():
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        raise AssertionError("the body was waited for")
+
+    async def send(message):
+        sent.append(message)
+
+    declared = str(kserve.MAX_BODY_BYTES + 1).encode()
+    scope = {"type": "http", "method": "POST", "path": INFER, "headers": [(b"content-length", declared)]}
+    asyncio.run(serve.create_app()(scope, receive, send))
+    assert sent[0]["status"] == 413 and b"limit of 2 MiB." in sent[1]["body"]
+
+
+def test_a_model_version_in_the_path_is_the_same_model(client):
+    versioned = "/v2/models/digits/versions/1"
+    assert client.get(versioned).json() == client.get("/v2/models/digits").json()
+    assert client.get(f"{versioned}/ready").json() == {"name": "digits", "ready": True}
+    assert client.post(f"{versioned}/infer", json=image_input()).json() == client.post(INFER, json=image_input()).json()
+    for path in ("/v2/models/digits/versions/2", "/v2/models/digits/versions/2/ready"):
+        response = client.get(path)
+        assert response.status_code == 404 and "version '2'" in response.json()["error"]
+    assert client.post("/v2/models/digits/versions/2/infer", json=image_input()).status_code == 404
 
 
 def test_the_largest_request_allowed_is_answered(client):

@@ -7,7 +7,8 @@ admitted at once, four of the largest, and a slow upload holds only what it
 has sent, so slow uploads cannot lock the others out. A request that does not
 fit is a 503 with `Retry-After`, before its body when its Content-Length says
 it cannot fit, else as soon as it would pass the budget. The body is read
-whole before the app runs: over `MAX_UPLOAD_BYTES` it is a 413 (before it is
+whole before the app runs: over `MAX_UPLOAD_BYTES` (or a lower limit given
+for a path, as the Open Inference Protocol's) it is a 413 (before it is
 read when declared), not all there within `BODY_TIMEOUT` a 408, shorter than
 its Content-Length a 400. After an upload of `REBALANCE_BYTES` or more the
 answer closes the connection, so the client's next one lands on whichever
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,10 +57,16 @@ class _Refusal(Exception):
 class Guard:
     """ASGI middleware: memory admission, body read whole (size, deadline, length), metrics of every answer."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, body_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        # Path prefixes whose bodies have a lower limit than `MAX_UPLOAD_BYTES`, the first that matches.
+        self.body_limits = dict(body_limits or {})
         self.in_flight_bytes = 0  # what the requests at work hold, `REQUEST_BYTES` each plus their bodies
+
+    def body_limit(self, path: str) -> int:
+        """The most bytes a body sent to `path` may hold."""
+        return next((limit for prefix, limit in self.body_limits.items() if path.startswith(prefix)), MAX_UPLOAD_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +90,7 @@ class Guard:
             holding = _Holding(self)
             try:
                 holding.take(REQUEST_BYTES)
-                body = await _read_body(scope, receive, holding)
+                body = await _read_body(scope, receive, holding, self.body_limit(scope["path"]))
                 rebalance = body is not None and len(body) >= REBALANCE_BYTES
                 if body is not None:
                     await self.app(scope, _replay(body, receive), send_and_note)
@@ -125,8 +133,9 @@ class _Holding:
         )
 
 
-async def _read_body(scope: Scope, receive: Receive, holding: _Holding) -> bytes | None:
-    """The whole body, or _Refusal (413, 408, 400, or 503 from `holding`); None when the client has gone.
+async def _read_body(scope: Scope, receive: Receive, holding: _Holding, limit: int) -> bytes | None:
+    """The whole body, or _Refusal (413 past `limit` bytes, 408, 400, or 503 from `holding`); None when the
+    client has gone.
 
     Each chunk is held from the worker's memory as it arrives.
     """
@@ -134,8 +143,8 @@ async def _read_body(scope: Scope, receive: Receive, holding: _Holding) -> bytes
     if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
         raise _Refusal(400, "the Content-Length header is not a byte count.")
     declared = int(declared) if declared is not None else None
-    too_large = _Refusal(413, f"the upload is over the limit of {MAX_UPLOAD_BYTES // 2**20} MiB.")
-    if declared is not None and declared > MAX_UPLOAD_BYTES:
+    too_large = _Refusal(413, f"the upload is over the limit of {limit / 2**20:g} MiB.")
+    if declared is not None and declared > limit:
         raise too_large
     if declared is not None and not holding.fits(declared):  # refused before it is sent, not half-way
         raise holding.refusal()
@@ -151,7 +160,7 @@ async def _read_body(scope: Scope, receive: Receive, holding: _Holding) -> bytes
             return None
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
+        if size > limit:
             raise too_large
         holding.take(len(chunk))
         chunks.append(chunk)

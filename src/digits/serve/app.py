@@ -183,10 +183,10 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     direct = {("POST", "/predict"): predict, ("POST", "/read"): read, ("GET", "/health"): health}
     for (method, path), endpoint in direct.items():  # registered too: the router answers other methods (405)
         app.add_route(path, endpoint, methods=[method])
-    from digits.serve.v2 import router
+    from digits.serve.v2 import MAX_BODY_BYTES, router
 
     app.include_router(router(reader, batcher, decode))
-    return Guard(_straight_to(direct, handlers, app), metrics)
+    return Guard(_straight_to(direct, handlers, app), metrics, body_limits={"/v2/": MAX_BODY_BYTES})
 
 
 def _straight_to(

@@ -9,6 +9,8 @@
     POST /v2/models/digits/infer      one input: a (28, 28) or (N, 28, 28) tensor, FP32 in [0, 1] or
                                       UINT8 0-255, white digit on black (MNIST's own format)
 
+and the last three with the version, `/v2/models/digits/versions/1/...`.
+
 Tensors come as JSON ("data", flat or nested) or in the binary tensor
 extension (the `Inference-Header-Content-Length` header, as `tritonclient`
 sends by default); outputs are returned in binary when the request asks
@@ -17,8 +19,8 @@ images go through the same micro-batcher as the rest of the server, so
 the probabilities are `Reader.classify`'s: an image the model gives less
 than 0.99 is averaged with its copies turned ±10° (`digits.read.turns`). Errors
 are 400 (404 for another model name) with {"error": "<one sentence>"}, as
-the protocol says; a body over `MAX_BODY_BYTES`, or JSON over
-`MAX_JSON_BYTES`, is a 413.
+the protocol says; a body over `MAX_BODY_BYTES` (refused by the admission
+guard, before it is read when declared), or JSON over `MAX_JSON_BYTES`, is a 413.
 
 Work per request is bounded: at most `MAX_IMAGES` images, a body of at most
 `MAX_BODY_BYTES`, and the JSON is parsed and checked off the event loop (in
@@ -104,13 +106,7 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
     @routes.post("/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
         _check_model(name)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(
-                413,
-                f"the inference request is over {MAX_BODY_BYTES // 2**20} MiB: send at most "
-                f"{MAX_IMAGES} images per request.",
-            )
+        body = await request.body()  # at most `MAX_BODY_BYTES`: `Guard` holds /v2 to it (`BODY_LIMITS`)
         header, images = await offload(_parse, body, request.headers.get("inference-header-content-length"))
         probabilities = (await batcher.classify(images)).astype(np.float32)
         digits = [reader.decide(row).digit for row in probabilities]
@@ -120,12 +116,30 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
         }
         return _answer(header, tensors)
 
+    # The same three with the model's version in the path, as clients that pin one send them.
+    @routes.api_route("/models/{name}/versions/{version}", methods=["GET", "HEAD"])
+    def version_metadata(name: str, version: str) -> JSONObject:
+        _check_model(name, version)
+        return metadata
+
+    @routes.api_route("/models/{name}/versions/{version}/ready", methods=["GET", "HEAD"])
+    def version_ready(name: str, version: str) -> JSONObject:
+        _check_model(name, version)
+        return {"name": MODEL, "ready": True}
+
+    @routes.post("/models/{name}/versions/{version}/infer")
+    async def version_infer(name: str, version: str, request: Request) -> Response:
+        _check_model(name, version)
+        return await infer(name, request)
+
     return routes
 
 
-def _check_model(name: str) -> None:
+def _check_model(name: str, version: str = VERSION) -> None:
     if name != MODEL:
         raise HTTPException(404, f"no model named {name!r}: this server serves {MODEL!r}.")
+    if version != VERSION:
+        raise HTTPException(404, f"no version {version[:40]!r} of {MODEL!r}: this server serves version {VERSION!r}.")
 
 
 def _parse(body: bytes, header_length: str | None) -> tuple[JSONObject, np.ndarray]:
