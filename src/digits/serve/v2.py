@@ -106,7 +106,7 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
     @routes.post("/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
         _check_model(name)
-        body = await request.body()  # at most `MAX_BODY_BYTES`: `Guard` holds /v2 to it (`BODY_LIMITS`)
+        body = await request.body()  # at most `MAX_BODY_BYTES`: `Guard` holds /v2/ to it (its `body_limits`)
         header, images = await offload(_parse, body, request.headers.get("inference-header-content-length"))
         probabilities = (await batcher.classify(images)).astype(np.float32)
         digits = [reader.decide(row).digit for row in probabilities]
