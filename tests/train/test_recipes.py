@@ -102,3 +102,39 @@ def test_label_smoothing_spreads_the_target():
 def test_ema_and_early_stopping_are_refused_together():
     with pytest.raises(ConfigError, match="exclude each other"):
         TrainConfig.from_preset("record", {"early_stopping": 3})
+
+
+def test_the_fused_batch_norm_computes_what_keras_does(tmp_path):
+    """Training and inference: the same outputs, moving statistics and gradients as Keras's layer; saved and loaded."""
+    from digits.train.export import load_keras
+    from digits.train.tf import load
+
+    tf, keras = load()
+    images = np.random.default_rng(0).random((32, 7, 7, 8), dtype=np.float32) * 3 + 1
+    weights = np.random.default_rng(1).random((32, 7, 7, 8), dtype=np.float32)
+    plain = keras.layers.BatchNormalization(momentum=models.BN_MOMENTUM)
+    fused = models.FusedBatchNormalization(momentum=models.BN_MOMENTUM)
+    seen = {}
+    for name, layer in (("plain", plain), ("fused", fused)):
+        layer.build(images.shape)
+        with tf.GradientTape() as tape:
+            outputs = layer(images, training=True)
+            loss = tf.reduce_sum(outputs * weights)
+        seen[name] = [
+            outputs,
+            *tape.gradient(loss, layer.trainable_variables),
+            layer.moving_mean,
+            layer.moving_variance,
+        ]
+        seen[name].append(layer(images, training=False))
+    for a, b in zip(seen["plain"], seen["fused"], strict=True):  # float32 sums in another order: 1e-4 of the scale
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-4 * np.abs(np.asarray(a)).max())
+
+    model = models.build(TrainConfig.from_preset("sprint"))
+    assert any(isinstance(layer, models.FusedBatchNormalization) for layer in model.layers)
+    model.save(tmp_path / "model.keras")
+    loaded = load_keras(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        loaded.predict(images[:4, :, :, 0].repeat(4, 1).repeat(4, 2), verbose=0),
+        model.predict(images[:4, :, :, 0].repeat(4, 1).repeat(4, 2), verbose=0),
+    )

