@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,8 @@ from digits.errors import ConfigError, Interrupted
 from digits.runs import RunDir
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
+
+LOAD_KERAS = "import sys; from digits.train.export import load_keras; load_keras(__import__('pathlib').Path(sys.argv[1]))"
 
 # A few steps per epoch: enough to change every weight, the optimizer's moments and the average.
 LIMITS = {"sprint": 1300, "sprint-99.5": 1300, "record": 520}
@@ -133,6 +138,8 @@ def test_the_fused_batch_norm_computes_what_keras_does(tmp_path):
     model = models.build(TrainConfig.from_preset("sprint"))
     assert any(isinstance(layer, models.FusedBatchNormalization) for layer in model.layers)
     model.save(tmp_path / "model.keras")
+    # In a process that has not built a model yet, loading registers the layer itself.
+    subprocess.run([sys.executable, "-c", LOAD_KERAS, str(tmp_path / "model.keras")], check=True)
     loaded = load_keras(tmp_path / "model.keras")
     np.testing.assert_array_equal(
         loaded.predict(images[:4, :, :, 0].repeat(4, 1).repeat(4, 2), verbose=0),

@@ -83,6 +83,8 @@ def load_keras(path: Path):
             f"{path}: not a .keras model (a .keras file is a zip archive; this one is damaged or of another kind)."
         )
     _, keras = load()
+    from digits.train import models  # noqa: F401  (registers the layers of ours a saved model names)
+
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
