@@ -14,7 +14,9 @@ from digits.runs import RunDir
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
 
-LOAD_KERAS = "import sys; from digits.train.export import load_keras; load_keras(__import__('pathlib').Path(sys.argv[1]))"
+LOAD_KERAS = (
+    "import sys; from digits.train.export import load_keras; load_keras(__import__('pathlib').Path(sys.argv[1]))"
+)
 
 # A few steps per epoch: enough to change every weight, the optimizer's moments and the average.
 LIMITS = {"sprint": 1300, "sprint-99.5": 1300, "record": 520}
