@@ -53,6 +53,15 @@ HOSTILE = {
     "id an object": {**image_input(), "id": {"a": [1]}},
     "id a lone surrogate": json.dumps({**image_input(), "id": "X"}).replace('"X"', '"\\ud800"'),
     "id too long": {**image_input(), "id": "x" * 10_000},
+    # NumPy took these, or answered in its own words.
+    "data nested unevenly": image_input(data=[[0] * 28] * 27 + [[0] * 3]),
+    "data of nulls": image_input(data=[None] * 784),
+    "data of booleans": image_input(data=[True] * 784),
+    "data absent": image_input(data=None),
+    "data an integer past float64": image_input(data=[10**400] * 784),
+    "UINT8 past 255": image_input(data=[256] * 784),
+    "UINT8 below 0": image_input(data=[-1] * 784),
+    "UINT8 not whole": image_input(data=[0.5] * 784),
     "binary_data_size a lone surrogate": json.dumps(
         image_input(data=None, parameters={"binary_data_size": "X"})
     ).replace('"X"', '"\\ud800"'),
@@ -71,6 +80,27 @@ def test_hostile_inference_requests_are_400s(client, case):
 def test_json_nested_past_any_stack_is_a_400(client, body):
     response = client.post(INFER, content=body)
     assert response.status_code == 400 and "error" in response.json()
+
+
+def test_the_words_are_ours_not_numpys(client):
+    for case in ("data nested unevenly", "data of strings", "UINT8 past 255"):
+        error = client.post(INFER, content=json.dumps(HOSTILE[case])).json()["error"]
+        assert "array" not in error and "sequence" not in error and "bounds" not in error, error
+
+
+@pytest.mark.parametrize("extra", [b"", b"JUNK"])
+def test_bytes_after_the_tensor_are_refused(client, extra):
+    """The binary part is the declared tensor, whole: bytes after it (or after JSON data) are a 400, not ignored."""
+    header = json.dumps(image_input(data=None, parameters={"binary_data_size": 784})).encode()
+    response = client.post(
+        INFER, content=header + bytes(784) + extra, headers={"inference-header-content-length": str(len(header))}
+    )
+    assert response.status_code == (400 if extra else 200), response.text
+    header = json.dumps(image_input()).encode()
+    response = client.post(INFER, content=header + extra, headers={"inference-header-content-length": str(len(header))})
+    assert response.status_code == (400 if extra else 200), response.text
+    if extra:
+        assert response.json()["error"].startswith("the body holds 4 bytes after the JSON")
 
 
 @pytest.mark.parametrize("value", ["\u00b2", "1\u00b9", "12 ", "-1", "99999999"])

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -109,6 +110,9 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
         # FastAPI annotates handlers as coroutine functions; Starlette also takes plain ones (run in its
         # thread pool), as these are.
         exception_handlers=handlers,  # type: ignore[arg-type]
+        # Operation ids are the endpoints' names (`infer`, `model_metadata`): FastAPI's own add the path and
+        # one of the route's methods, picked from a set, so they changed from one process to the next.
+        generate_unique_id_function=lambda route: route.name,
     )
 
     async def decode(function: Callable[..., _T], *args: Any) -> _T:
@@ -186,6 +190,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     from digits.serve.v2 import MAX_BODY_BYTES, router
 
     app.include_router(router(reader, batcher, decode))
+    app.openapi = partial(_schema_of_gets, app)  # type: ignore[method-assign]
     return Guard(_straight_to(direct, handlers, app), metrics, body_limits={"/v2/": MAX_BODY_BYTES})
 
 
@@ -220,6 +225,22 @@ def _straight_to(
         await response(scope, receive, send)
 
     return dispatch
+
+
+def _schema_of_gets(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI schema with HEAD left out, as GET implies it (RFC 9110: GET without the body).
+
+    A route that answers both lists its one operation id under each, which
+    FastAPI warns of and client generators refuse; the HEAD entries go.
+    """
+    if app.openapi_schema is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            schema = FastAPI.openapi(app)  # kept as app.openapi_schema: the HEAD entries leave it in place
+        for operations in schema["paths"].values():
+            operations.pop("head", None)
+        return schema
+    return app.openapi_schema
 
 
 def _as_get(method: str) -> str:
@@ -283,9 +304,17 @@ def _invalid_request(request: Request, err: RequestValidationError) -> JSONRespo
     return _error(422, f"{where or 'the request'}: {first.get('msg', 'is not valid')}.")
 
 
+# The order `Allow` names methods in; Starlette's follows a set's, which changes from one process to the next.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
     # Starlette's own faults (unknown path, wrong method) and ours.
-    return _error(err.status_code, err.detail, err.headers)
+    headers = dict(err.headers or {})
+    if "Allow" in headers:
+        methods = headers["Allow"].split(", ")
+        headers["Allow"] = ", ".join(sorted(methods, key=lambda m: (_METHOD_ORDER + (m,)).index(m)))
+    return _error(err.status_code, err.detail, headers)
 
 
 def _internal_error(request: Request, err: Exception) -> JSONResponse:

@@ -210,25 +210,60 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     dtype = DATATYPES[datatype]
     count = math.prod(shape)
     size = _object(tensor.get("parameters"), f"input {INPUT!r}'s parameters").get("binary_data_size")
-    try:
-        if size is not None:
-            if type(size) is not int:
-                raise ValueError(f"binary_data_size must be a byte count, not {type(size).__name__}")
-            if size != count * dtype.itemsize or size > len(binary):
-                raise ValueError(f"binary_data_size {size} does not hold {count} {datatype} values")
-            values = np.frombuffer(binary, dtype=dtype, count=count)
-        else:
-            values = np.asarray(tensor.get("data"), dtype=dtype).reshape(-1)
-            if values.size != count:
-                raise ValueError(f"{values.size} values for shape {shape}")
-    except (ValueError, TypeError, OverflowError) as err:
-        raise HTTPException(400, f"input {INPUT!r}: {str(err)[:200]}.") from None
-    except RecursionError:
-        raise HTTPException(400, f"input {INPUT!r}: the data is nested too deeply.") from None
+    if size is None:
+        if binary:
+            raise HTTPException(
+                400, f"the body holds {len(binary)} bytes after the JSON, but the input declares no binary_data_size."
+            )
+        values = _json_values(tensor.get("data"), count, shape)
+        if dtype == np.uint8 and not ((values >= 0) & (values <= 255) & (values == np.floor(values))).all():
+            raise HTTPException(400, "UINT8 pixels must be whole numbers from 0 to 255, white digit on black.")
+        values = values.astype(dtype)
+    elif type(size) is not int or size != count * dtype.itemsize:
+        raise HTTPException(
+            400, f"binary_data_size must be the tensor's byte count, {count * dtype.itemsize} for {count} {datatype}."
+        )
+    elif size != len(binary):  # the binary part is this one tensor, whole: no fewer bytes and none after it
+        raise HTTPException(
+            400, f"the body holds {len(binary)} bytes after the JSON, where binary_data_size says {size}."
+        )
+    else:
+        values = np.frombuffer(binary, dtype=dtype, count=count)
     images = values.reshape([-1, *SHAPE])
     if dtype != np.uint8 and (not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1):
         raise HTTPException(400, "FP32 pixels must be in [0, 1], white digit on black (send UINT8 for 0-255).")
     return as_batch(images)
+
+
+# What a JSON value that is no number was, in JSON's words.
+_JSON_NAMES = {type(None): "null", bool: "true or false", dict: "an object", str: "text"}
+
+
+def _json_values(data: object, count: int, shape: list[int]) -> np.ndarray:
+    """A JSON tensor's "data" as float64: `count` numbers, flat or nested, or a 400 that says what is wrong."""
+    if data is None:
+        raise HTTPException(400, f'input {INPUT!r} has neither "data" nor a binary_data_size parameter.')
+    try:
+        values = np.array(data, dtype=object).reshape(-1)
+    except ValueError:  # NumPy's word for lists of unequal lengths
+        raise HTTPException(
+            400, f'input {INPUT!r}: "data" is nested unevenly; its lists must follow the shape.'
+        ) from None
+    except RecursionError:
+        raise HTTPException(400, f'input {INPUT!r}: "data" is nested too deeply.') from None
+    # bool is an int to Python, and NumPy would take true as 1: JSON keeps them apart.
+    if not_numbers := sorted({type(value) for value in values} - {int, float}, key=lambda kind: kind.__name__):
+        if list in not_numbers:  # lists of unequal lengths stay lists in an array of objects
+            raise HTTPException(400, f'input {INPUT!r}: "data" is nested unevenly; its lists must follow the shape.')
+        raise HTTPException(
+            400, f'input {INPUT!r}: "data" must hold numbers only, not {_JSON_NAMES.get(not_numbers[0], "text")}.'
+        )
+    if values.size != count:
+        raise HTTPException(400, f'input {INPUT!r}: "data" holds {values.size} numbers; shape {shape} needs {count}.')
+    try:
+        return values.astype(np.float64)
+    except OverflowError:  # an integer past float64's range
+        raise HTTPException(400, f'input {INPUT!r}: "data" holds a number too large for any pixel.') from None
 
 
 def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
