@@ -383,3 +383,25 @@ def test_each_preset_trains_and_beats_chance_by_far(tmp_path, mnist, preset):
     )
     metrics = RunDir(run).read_metrics()
     assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]
+
+
+def test_training_images_reach_tensorflow_without_a_copy():
+    """split_data's images start where TensorFlow can share them; other arrays are copied, never refused."""
+    from digits.train.dataset import TENSOR_ALIGNMENT, aligned_empty, split_data
+    from digits.train.loop import as_tensor
+
+    split = split_data(np.arange(10 * 28 * 28, dtype=np.uint8).reshape(10, 28, 28), np.arange(10), 0.2)
+    assert split.x_train.ctypes.data % TENSOR_ALIGNMENT == 0 and split.x_val.ctypes.data % TENSOR_ALIGNMENT == 0
+    shared = as_tensor(split.x_train)
+    split.x_train[0, 0, 0] = 7.0  # the tensor sees it: one buffer, not two
+    assert float(shared[0, 0, 0]) == 7.0
+
+    unaligned = aligned_empty((4 + 4 * 784,), np.uint8)[4:].view(np.float32).reshape(1, 28, 28)
+    unaligned[:] = 0.5
+    for array in (np.zeros((3, 28, 28), np.float32)[:, ::2], unaligned):
+        copied = as_tensor(array)
+        array[0, 0, 0] = 9.0
+        assert float(copied[0, 0, 0]) != 9.0
+    read_only = np.zeros((2, 28, 28), np.float32)
+    read_only.flags.writeable = False
+    np.testing.assert_array_equal(np.asarray(as_tensor(read_only)), read_only)

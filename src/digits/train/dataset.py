@@ -2,11 +2,13 @@
 
 `split_data` scales the pixels to float32 in [0, 1] once and holds out the last `validation_split`
 (as Keras does); `add_reader_data` adds what a reader preset asks for, from seeds of its own, so the
-same config always gives the same pictures. Nothing here imports TensorFlow.
+same config always gives the same pictures. The images are held where TensorFlow can train on them
+without a copy of its own (`aligned_empty`). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -25,6 +27,29 @@ class Split:
     y_val: np.ndarray
 
 
+# TensorFlow shares an array's memory instead of copying it (`digits.train.loop.as_tensor`) only when the
+# array starts on this boundary; NumPy's own start on 16 bytes.
+TENSOR_ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np.ndarray:
+    """`np.empty(shape, dtype)` starting on a `TENSOR_ALIGNMENT` boundary.
+
+    MNIST's training images are 188 MB as float32: a copy made when training starts took 0.1-0.4 s of
+    a one-epoch `sprint` (9 % of it) and doubled the memory they hold.
+    """
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    raw = np.empty(size + TENSOR_ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % TENSOR_ALIGNMENT
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def _aligned_concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    out = aligned_empty((sum(len(p) for p in parts), *parts[0].shape[1:]), parts[0].dtype)
+    return np.concatenate(parts, out=out)
+
+
 def training_count(images: int, validation_split: float) -> int:
     """How many of `images` train when the last `validation_split` of them is held out."""
     return images - int(round(images * validation_split))
@@ -34,8 +59,8 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
     """Pixels / 255 as float32 once, and the last `validation_split` held out (as Keras does)."""
     if limit:
         x, y = x[:limit], y[:limit]
-    x = x.astype(np.float32) / np.float32(255)
-    n_train = training_count(len(x), validation_split)
+    x = np.divide(x, np.float32(255), out=aligned_empty(x.shape, np.float32), dtype=np.float32)
+    n_train = training_count(len(x), validation_split)  # 28x28 float32 rows: x[n_train:] is aligned too
     return Split(x[:n_train], y[:n_train].astype(np.int32), x[n_train:], y[n_train:].astype(np.int32))
 
 
@@ -108,8 +133,8 @@ def add_reader_data(
             xs.append(images)
             ys.append(np.full(len(images), REJECT, np.int32))
     return Split(
-        np.concatenate(x_train),
+        _aligned_concatenate(x_train),
         np.concatenate(y_train).astype(np.int32),
-        np.concatenate(x_val),
+        _aligned_concatenate(x_val),
         np.concatenate(y_val).astype(np.int32),
     )

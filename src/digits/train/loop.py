@@ -36,7 +36,7 @@ from digits.errors import Interrupted, RunError, stop_signals_call
 from digits.runs import RunDir
 from digits.train import models
 from digits.train import tf as backend
-from digits.train.dataset import Split
+from digits.train.dataset import TENSOR_ALIGNMENT, Split
 from digits.train.metrics import lower_is_better
 from digits.train.timing import add as add_phase
 
@@ -288,6 +288,23 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
     return {**meta, "best_weights": arrays["best"] or None}
 
 
+def as_tensor(array: np.ndarray) -> tf.Tensor:
+    """`array` as a constant tensor, sharing its memory where TensorFlow can, else copied.
+
+    TensorFlow shares memory that is in C order and starts on a `TENSOR_ALIGNMENT` boundary (it
+    aborts the process on other memory), which `dataset.split_data` gives the training images. The
+    loop never writes to its data, and the tensor holds the array alive.
+    """
+    if (
+        array.size
+        and array.flags.c_contiguous
+        and array.flags.writeable  # NumPy exports no read-only array
+        and array.ctypes.data % TENSOR_ALIGNMENT == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return tf.constant(array)
+
+
 def _score(logs: dict, monitor: str) -> float:
     """The monitored quantity as lower-is-better; without validation data, the training loss."""
     if monitor not in logs:
@@ -303,8 +320,8 @@ def fit(trainer: Trainer, split: Split, run: RunDir, state: dict, progress: bool
     Raises `Interrupted` (after saving a checkpoint) on SIGINT or SIGTERM.
     """
     config = trainer.config
-    x, y = tf.constant(split.x_train), tf.constant(split.y_train)
-    x_val, y_val = tf.constant(split.x_val), tf.constant(split.y_val)
+    x, y = as_tensor(split.x_train), as_tensor(split.y_train)
+    x_val, y_val = as_tensor(split.x_val), as_tensor(split.y_val)
     batch_size, epochs, patience = config.batch_size, config.epochs, config.early_stopping
     steps = len(split.x_train) // batch_size
     chunk = chunk_size(steps, config.chunk_steps)
