@@ -161,7 +161,8 @@ def worker_digits(config: TrainConfig) -> dict:
     import tempfile
 
     from digits.runs import RunDir
-    from digits.train.loop import fit, new_state
+    from digits.train.checkpoint import new_state
+    from digits.train.loop import fit
     from digits.train.run import set_up
 
     split, x_test, y_test = _data(config)

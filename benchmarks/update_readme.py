@@ -249,7 +249,11 @@ def frontier_row(frontier: dict, page: str) -> tuple[str, str, str]:
             key=lambda row: row[key],
             default=None,
         )
-        return f"{ours[key]:.1f} s to {accuracy} (`{ours['recipe']}`)" if ours else f"{accuracy} not reached"
+        if not ours:
+            return f"{accuracy} not reached"
+        preset, _, epochs = ours["recipe"].partition(":")  # "sprint:8": the preset for 8 epochs
+        how = f"`{preset}` for {epochs} epochs, `--epochs {epochs}`" if epochs else f"`{preset}`"
+        return f"{ours[key]:.1f} s to {accuracy} ({how})"
 
     figure = (
         f"{fastest('to_990', '99.0 %')}, {fastest('to_995', '99.5 %')}; "

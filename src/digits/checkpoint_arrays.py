@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.errors import RunError
+from digits.errors import TRAIN_AGAIN, RunError
 
 Arrays = dict[str, np.ndarray]
 
@@ -49,6 +49,6 @@ def matched_arrays(stored: dict[str, Arrays], expected: dict[str, dict[str, tupl
             if array.dtype.kind in "fc" and not np.isfinite(array).all():
                 raise RunError(
                     f"{path}: {group} variable {name!r} holds NaN or infinite values "
-                    "(training diverged, or the file was altered); start the run again."
+                    f"(training diverged, or the file was altered); {TRAIN_AGAIN}."
                 )
     return matched

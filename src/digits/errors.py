@@ -50,6 +50,11 @@ class RunError(TrainingError):
     """A run folder is missing, or one of its files is unreadable or corrupt."""
 
 
+# The fix for a checkpoint that cannot be resumed. Not "start the run again": its name is taken until the
+# folder goes, and `digits train` says so.
+TRAIN_AGAIN = "train again under another --name, or delete the run folder and train it again"
+
+
 class WriteError(DigitsError):
     """A file could not be written (disk full, no permission, not a regular file); nothing half-written remains."""
 

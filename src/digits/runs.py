@@ -41,7 +41,7 @@ import numpy as np
 from digits import atomic, calibration, run_lock
 from digits.checkpoint_arrays import Arrays, matched_arrays
 from digits.config import Settings, TrainConfig, anything, int_at_least, is_number, one_of, optional, setting
-from digits.errors import RunError, TrainingError
+from digits.errors import TRAIN_AGAIN, RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
 # The largest checkpoint read, on disk and once unpacked: it holds a model
@@ -330,10 +330,10 @@ class RunDir:
         if not path.exists():
             raise RunError(f"{path}: no such file; the run has no checkpoint to resume from.")
         try:
-            with open_regular(path, MAX_CHECKPOINT_BYTES, RunError, "start the run again") as file:
+            with open_regular(path, MAX_CHECKPOINT_BYTES, RunError, TRAIN_AGAIN) as file:
                 npz = np.load(file, allow_pickle=False)
                 if not isinstance(npz, np.lib.npyio.NpzFile):
-                    raise RunError(f"{path}: a single array, not a checkpoint archive; start the run again.")
+                    raise RunError(f"{path}: a single array, not a checkpoint archive; {TRAIN_AGAIN}.")
                 with npz:
                     # zipfile unpacks a member no further than its declared size, so the sum bounds the memory.
                     archive = npz.zip
@@ -342,11 +342,13 @@ class RunDir:
                     if unpacked > MAX_CHECKPOINT_BYTES:
                         raise RunError(
                             f"{path}: the checkpoint unpacks to {unpacked / 2**20:.0f} MiB, over the "
-                            f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; start the run again."
+                            f"limit of {MAX_CHECKPOINT_BYTES // 2**20} MiB; {TRAIN_AGAIN}."
                         )
                     return read(npz)
         except (OSError, ValueError, KeyError, EOFError, MemoryError, RecursionError, zipfile.BadZipFile) as err:
-            raise RunError(f"{path}: checkpoint is unreadable ({err}); start the run again.") from None
+            # NumPy's word for pickled data invites loading it unsafely: not advice for a file of unknown origin.
+            reason = "it holds pickled Python objects, which digits never loads" if "pickle" in str(err) else err
+            raise RunError(f"{path}: checkpoint is unreadable ({reason}); {TRAIN_AGAIN}.") from None
 
 
 def _meta(npz) -> dict:

@@ -84,7 +84,7 @@ def test_missing_list_file_is_one_line(tree):
 
 def test_plain_names_pass_through(tree):
     """A missing file is not dropped: it becomes its own error row (or line)."""
-    assert expand(["", "nope.png", "b.png"]) == ["", "nope.png", "b.png"]
+    assert expand(["nope.png", "b.png"]) == ["nope.png", "b.png"]
 
 
 def test_stdin_and_folder_on_the_command_line(pictures):
@@ -126,6 +126,7 @@ def test_a_list_that_is_not_paths_is_one_line(tree, content, fragment):
 def test_double_star_at_the_end_or_inside_a_name_matches_as_glob_did(tree):
     assert expand(["a/**"]) == ["a/1.JPG", "a/2.png", "a/notes.txt", "a/sub/3.png", "a/sub/deeper/4.webp"]
     assert expand(["a/**.png"]) == ["a/2.png"], "** within a name is *"
+    assert expand(["a/***.png"]) == expand(["a/2*****png"]) == ["a/2.png"], "and so are three or more stars"
     with pytest.raises(InputError, match="no file matches"):
         expand(["a/*/"])  # a pattern ending in / names folders only
 
@@ -313,3 +314,10 @@ def test_the_scheduler_probe_works_from_inside_an_event_loop(tree, monkeypatch):
         with pytest.raises(ClusterError) as refused:
             asyncio.run(inside_a_loop())
     assert "another protocol" not in str(refused.value), str(refused.value)
+
+
+def test_an_empty_name_is_refused_not_written_as_a_row_no_resume_could_read(tree):
+    with pytest.raises(InputError, match="an empty name is no picture"):
+        expand(["a/2.png", ""])
+    assert_one_line_error(run_cli("read", "", "--out", "out.csv", cwd=tree), "an empty name is no picture")
+    assert not (tree / "out.csv").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -32,6 +33,34 @@ def test_parts_that_are_not_a_folder_of_their_own_are_refused_before_any_picture
     assert_one_line_error(result, "is not a folder of its own; remove it")
     assert not list(elsewhere.iterdir()) and not (tmp_path / "results.csv").exists()
     assert not (tmp_path / ".results.csv.lock").exists()  # let go: the next command may write it
+
+
+@pytest.mark.parametrize("planted", ["fifo", "link"])
+def test_a_part_that_is_not_a_regular_file_is_refused_not_waited_on_or_followed(tmp_path, pictures, planted):
+    parts = tmp_path / ".results.csv.parts"
+    parts.mkdir(mode=0o700)
+    if planted == "fifo":
+        os.mkfifo(parts / "000000000.csv")
+    else:
+        (tmp_path / "elsewhere.csv").write_text("precious")
+        (parts / "000000000.csv").symlink_to(tmp_path / "elsewhere.csv")
+    result = run_cli("predict", str(pictures[0]), "--out", str(tmp_path / "results.csv"), cwd=tmp_path)
+    assert_one_line_error(result, "not a regular file, so no part digits wrote")
+    assert planted == "fifo" or (tmp_path / "elsewhere.csv").read_text() == "precious"
+
+
+def test_a_model_whose_name_is_not_utf8_is_stored_escaped_in_parquet_and_resumes(tmp_path, pictures):
+    pytest.importorskip("pyarrow")
+    from digits.read.model import shipped_file
+
+    model = tmp_path / os.fsdecode(b"m\xff.onnx")
+    shutil.copy(shipped_file("reader.onnx"), model)
+    shutil.copy(shipped_file("reader.json"), model.with_suffix(".json"))
+    command = ["predict", str(pictures[0]), "--model", str(model), "--out", "w.parquet", "--workers", "1"]
+    first = run_cli(*command, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*command, cwd=tmp_path)
+    assert again.returncode == 0 and "unexpected" not in again.stderr, again.stderr
 
 
 def test_a_small_parquet_file_of_huge_rows_is_refused_before_they_are_read(tmp_path, monkeypatch):

@@ -89,7 +89,7 @@ def test_bad_training_values_are_refused_before_training(tmp_path, bad):
 
 
 def test_empty_file_name_is_not_the_current_folder(tmp_path, model):
-    assert_one_line_error(run_cli("predict", "", "--model", model, cwd=tmp_path), "the file name is empty")
+    assert_one_line_error(run_cli("predict", "", "--model", model, cwd=tmp_path), "an empty name is no picture")
 
 
 def test_symlink_loop_is_not_called_missing(tmp_path, model):

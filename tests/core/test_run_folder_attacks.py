@@ -93,10 +93,39 @@ def test_a_checkpoint_with_nan_weights_is_refused(run_copy):
         run_copy.load_checkpoint(expected_shapes(groups))
 
 
+def test_a_pickled_checkpoint_is_refused_without_advice_to_load_it_unsafely(run_copy):
+    with open(run_copy.path / RunDir.CHECKPOINT, "wb") as file:
+        np.savez(file, meta=np.array([{"epoch": 1}], dtype=object))
+    with pytest.raises(RunError, match=r"pickled Python objects, which digits never loads\); train again") as caught:
+        run_copy.read_checkpoint()
+    assert "allow_pickle" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "change",
-    [{"history": []}, {"epoch": "1"}, {"best_score": "x"}, {"loss_sum": 10**400}, {"step": -1}],
-    ids=["history a list", "epoch a string", "best score a string", "loss no float holds", "step negative"],
+    [
+        {"history": []},
+        {"epoch": "1"},
+        {"best_score": "x"},
+        {"loss_sum": 10**400},
+        {"step": -1},
+        # Of the right type, but not where this run could stand: resumes took them and went on.
+        {"epoch": 50},
+        {"step": 10**9},
+        {"best_epoch": 3},
+        {"history": {"epoch": [1], "loss": []}},
+    ],
+    ids=[
+        "history a list",
+        "epoch a string",
+        "best score a string",
+        "loss no float holds",
+        "step negative",
+        "epoch past the last",
+        "step past an epoch",
+        "best epoch not trained",
+        "history of another length",
+    ],
 )
 def test_a_checkpoint_whose_loop_state_was_altered_is_one_sentence_and_the_run_failed(run_copy, tmp_path, change):
     """A resume read the state as it was: a KeyError or TypeError, and the run left "running" (shown as killed)."""
@@ -108,7 +137,7 @@ def test_a_checkpoint_whose_loop_state_was_altered_is_one_sentence_and_the_run_f
     assert_one_line_error(
         run_cli("train", "--resume", str(run_copy.path), cwd=tmp_path),
         f"where the loop stood ('{key}')",
-        "start the run again",
+        "train again under another --name",
     )
     assert run_copy.read_info().status == "failed"
 

@@ -137,6 +137,24 @@ def test_wrong_image_shape_is_a_clear_error(tiny_run):
         Recognizer(tiny_run).predict(np.zeros((4, 32, 32)))
 
 
+def test_integer_pixels_of_any_type_are_0_to_255_and_floats_outside_0_1_are_refused(mnist):
+    """int64 or uint16 pixels were taken as floats, unscaled: 99.2 % became 95.5 %, without a word."""
+    _, (x_test, y_test) = mnist
+    recognizer = Recognizer()
+    expected = recognizer.predict(x_test[:50])
+    for dtype in ("int64", "uint16", "int32"):
+        np.testing.assert_array_equal(recognizer.predict(x_test[:50].astype(dtype)), expected)
+    np.testing.assert_array_equal(recognizer.predict(x_test[:50] / 255.0), expected)
+    for pixels, fragment in (
+        (x_test[:2].astype(np.float32), "divide 0-255 pixels by 255"),
+        (x_test[:2].astype(np.int64) - 1, "integer pixels must be 0-255"),
+        (np.full((28, 28), np.nan), "float pixels must be in"),
+        (x_test[:2].astype(object), "as numbers"),
+    ):
+        with pytest.raises(ValueError, match=fragment):
+            recognizer.predict(pixels)
+
+
 def test_keras_file_with_code_is_refused_by_safe_mode(tmp_path):
     """A .keras file from elsewhere may carry a Lambda layer (arbitrary Python); safe_mode refuses it."""
     import keras

@@ -1,4 +1,4 @@
-"""`digits export --format onnx-int8 | tflite`: files for other runtimes, each checked on the MNIST test set."""
+"""`digits export --format onnx-int8 | tflite`: files for other runtimes, each checked on the test set of the run's dataset."""
 
 from __future__ import annotations
 
@@ -75,3 +75,20 @@ def test_keras_own_deprecation_notices_do_not_reach_a_python_user(run):
     )
     assert result.returncode == 0, result.stderr
     assert "FutureWarning" not in result.stderr and "DeprecationWarning" not in result.stderr, result.stderr
+
+
+def test_the_check_is_on_the_test_set_of_the_runs_own_dataset(run, monkeypatch):
+    """A run trained on another dataset was checked on MNIST's test set (4 % for a Fashion-MNIST model)."""
+    pytest.importorskip("tensorflow", reason="needs TensorFlow (the train extra)")
+    from dataclasses import replace
+
+    from digits.runs import RunDir
+    from digits.train import extra_data, runtimes
+
+    folder = RunDir(run)
+    config, info = folder.read_run()
+    folder.write_config(replace(config, dataset="usps"), info)
+    asked, real = [], extra_data.load_test_set
+    monkeypatch.setattr(extra_data, "load_test_set", lambda name, data_dir=None: asked.append(name) or real("mnist"))
+    export = runtimes.export_format(run, "tflite")
+    assert asked == ["usps"] and ": usps test accuracy" in export.summary()

@@ -105,8 +105,9 @@ def test_same_seed_gives_bit_identical_weights(tmp_path, mnist):
 def test_early_stopping_restores_best_weights(tmp_path, mnist, monkeypatch):
     """Validation losses of 1.0, 0.5, 0.9 and 0.95 with a patience of 2: the run stops after epoch 4 and keeps
     epoch 2's weights. The losses are given, not trained for: a diverging run's best epoch is the CPU's to say."""
+    from digits.train.checkpoint import new_state
     from digits.train.dataset import split_data
-    from digits.train.loop import fit, new_state
+    from digits.train.loop import fit
     from digits.train.run import set_up
 
     config = TrainConfig.from_preset("tiny", {"epochs": 6, "early_stopping": 2}, train_limit=2000)
@@ -277,8 +278,9 @@ def test_a_signal_during_the_last_epochs_callback_is_not_swallowed(tmp_path, mni
     """The loop looks for a signal after each epoch's checkpoint; one that comes later, in the callback, stops the
     run on the way out of the loop instead of being dropped (the run is then whole, and resuming only finishes it)."""
     from digits.errors import Interrupted
+    from digits.train.checkpoint import new_state
     from digits.train.dataset import split_data
-    from digits.train.loop import fit, new_state
+    from digits.train.loop import fit
     from digits.train.run import set_up
 
     config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
@@ -335,7 +337,7 @@ def test_disk_full_fails_cleanly_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     import errno
 
     from digits import atomic
-    from digits.train.loop import save_checkpoint as real_save
+    from digits.train.checkpoint import save_checkpoint as real_save
 
     calls = []
 
@@ -405,3 +407,17 @@ def test_training_images_reach_tensorflow_without_a_copy():
     read_only = np.zeros((2, 28, 28), np.float32)
     read_only.flags.writeable = False
     np.testing.assert_array_equal(np.asarray(as_tensor(read_only)), read_only)
+
+
+def test_a_batch_larger_than_the_dataset_leaves_no_run_folder(tmp_path):
+    """Refused before the folder exists: one that could never train could never be resumed either."""
+    with pytest.raises(TrainingError, match="mnist holds 54000 training images, fewer than one batch of 100000"):
+        train("tiny", runs_dir=tmp_path, name="big", overrides={"batch_size": 100_000}, progress=False)
+    assert not (tmp_path / "big").exists()
+
+
+def test_resume_with_settings_of_its_own_is_refused(tiny_run):
+    from digits.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="drop preset, seed"):
+        train("seed", resume=tiny_run, seed=3)

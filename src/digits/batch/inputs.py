@@ -19,7 +19,8 @@ deterministic order, each once (the first time it is named):
     A line longer than any path (`MAX_LINE`) or holding a NUL byte is an
     `InputError`: the file is not a list of paths;
   * anything else: a path, passed on as it is, so that a missing or unreadable
-    file becomes that picture's error row instead of stopping the batch.
+    file becomes that picture's error row instead of stopping the batch; but an
+    empty name is an `InputError` (an output keys its rows by path).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,6 +64,8 @@ def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | No
 
 
 def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
+    if not argument:  # an output's row keys each picture by its path: "" would be no key at all
+        raise InputError("an empty name is no picture: pass the path of a picture, a folder, a glob or @list.")
     if argument == "-":
         if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line
             # Refused once the stream has been read from (a second "-", a caller's own read): its lines
@@ -108,7 +112,7 @@ def _matches(pattern: str) -> Iterator[str]:
     if pattern.endswith(os.sep):
         return  # folders only, as in the shell: no picture
     # As glob.glob had it: "**" within a name is "*", and a final "**" is every file below (pathlib gives folders).
-    parts = [part if part == "**" else part.replace("**", "*") for part in pattern.split(os.sep)]
+    parts = [part if part == "**" else re.sub(r"\*{2,}", "*", part) for part in pattern.split(os.sep)]
     if parts[-1] == "**":
         parts.append("*")
     fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARACTERS & set(part))

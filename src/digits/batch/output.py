@@ -192,7 +192,14 @@ class Output:
 
     def _part_files(self) -> list[Path]:
         # Numbered parts only: a kill can leave atomic_path's hidden temporary file beside them.
-        return sorted(self.parts.glob(self._PART + self.suffix)) if self.parts.is_dir() else []
+        parts = sorted(self.parts.glob(self._PART + self.suffix)) if self.parts.is_dir() else []
+        # Each written by atomic_path: a FIFO planted under a part's name would hold the read for ever,
+        # a link would be read (and removed by `finish`) wherever it points.
+        if planted := next((part for part in parts if not stat.S_ISREG(part.lstat().st_mode)), None):
+            raise OutputError(
+                f"{planted}: not a regular file, so no part digits wrote (a link, FIFO or folder); move it away."
+            )
+        return parts
 
     def _sources(self) -> list[Path]:
         # An empty file holds no rows (a header-less CSV, a Parquet file without its footer would not read).
@@ -209,7 +216,7 @@ class Output:
         for source in self._sources():
             for row in self._read(source, COLUMNS, check=True):
                 written_by = command_of(row)
-                if row["model"] != model or written_by not in (None, command):
+                if row["model"] != self.stored(model) or written_by not in (None, command):
                     other = f"`digits {written_by}`" if row["model"] == model else f'the model "{row["model"]}"'
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
@@ -219,7 +226,7 @@ class Output:
         return found
 
     def stored(self, path: str) -> str:
-        """`path` as this output's rows hold it, the key `done` gives it: escaped where Parquet needs UTF-8."""
+        """`path` (or a model's name) as this output's rows hold it: escaped where Parquet needs UTF-8."""
         return escaped(path) if self.suffix == ".parquet" else path
 
     def write_chunk(self, rows: list[Row]) -> None:

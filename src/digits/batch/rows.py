@@ -53,8 +53,8 @@ def command_of(row: Row) -> str | None:
 
 def utf8(row: Row) -> Row:
     """Parquet strings are UTF-8: a file name that is not (bytes kept by surrogateescape) is stored escaped,
-    in the path and in the error sentence that names it."""
-    return row | {name: escaped(row[name]) for name in ("path", "error") if isinstance(row[name], str)}
+    in the path, in the error sentence that names it, and in the model's name."""
+    return row | {name: escaped(row[name]) for name in ("path", "error", "model") if isinstance(row[name], str)}
 
 
 def escaped(text: str) -> str:

@@ -109,10 +109,13 @@ def _failed(err: Exception) -> int:
 def _exit(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or code in (130, 143):
         # TensorFlow's teardown at interpreter exit takes a second or more and
         # does nothing the command needs: every file is already written,
-        # synced and renamed, and every child process waited for.
+        # synced and renamed, and every child process waited for. After an
+        # interrupt, a process pool's manager thread may be waiting for ever on
+        # a worker stopped in the middle of an answer, and the interpreter's exit
+        # joins that thread (CPython issue 83386): it went once in ~50 signals.
         import logging
 
         logging.shutdown()

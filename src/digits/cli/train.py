@@ -244,7 +244,7 @@ def export(
         typer.Option(
             "--format",
             help="onnx: model.onnx from model.keras; onnx-int8: model.int8.onnx, 8-bit activations and 7-bit weights; "
-            "tflite: model.tflite. The last two are checked on the MNIST test set.",
+            "tflite: model.tflite. The last two are checked on the test set of the run's dataset.",
         ),
     ] = "onnx",
     data_dir: DataDirOpt = None,
@@ -267,13 +267,21 @@ def show(
     ] = 1,
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder or .onnx file of a trained run.")] = LATEST,
     out: Annotated[Path | None, typer.Option(help="PNG to write (default: show-<index>.png).")] = None,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset the test image comes from.")] = DEFAULT_DATASET,
+    dataset: Annotated[
+        DatasetName | None,
+        typer.Option(help="Dataset the test image comes from (default: the run's own, or mnist for an .onnx file)."),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Draw test image N with its true and predicted label (needs the `train` extra, for matplotlib)."""
     require("show", "train")
     out = out or Path(f"show-{index}.png")
     png_name(out, "--out")
+    if dataset is None:
+        from digits.runs import RunDir
+
+        run = RunDir(model if model.is_dir() else model.parent)  # a run folder, or a model.onnx inside one
+        dataset = run.read_run()[0].dataset if (run.path / RunDir.CONFIG).is_file() else DEFAULT_DATASET
     from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test

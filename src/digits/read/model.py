@@ -186,7 +186,13 @@ class Recognizer:
 
 
 def as_batch(images: np.ndarray) -> np.ndarray:
-    """Any (28, 28) or (N, 28, 28) image array -> contiguous float32 in [0, 1]."""
+    """A (28, 28) or (N, 28, 28) image array -> contiguous float32 in [0, 1], white digit on black.
+
+    Integers are pixels 0-255 (any integer type: MNIST's uint8, or int64 from arithmetic on it);
+    floats are already in [0, 1]. Anything else is a ValueError, not a silent wrong answer: float
+    pixels far outside [0, 1] (beyond 1.5, or below -0.5, are 0-255 pixels not yet divided by 255;
+    the reader's own resampling overshoots [0, 1] by less), integers outside 0-255, NaN or infinity.
+    """
     images = np.asarray(images)
     if images.shape[-2:] != SHAPE or images.ndim not in (2, 3):
         raise ValueError(f"expected images of shape (N, 28, 28) or (28, 28), got {images.shape}")
@@ -194,4 +200,15 @@ def as_batch(images: np.ndarray) -> np.ndarray:
         images = images[None]
     if images.dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255)
-    return np.ascontiguousarray(images, dtype=np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise ValueError(f"integer pixels must be 0-255; these run from {images.min()} to {images.max()}")
+        return images.astype(np.float32) / np.float32(255)
+    if not (np.issubdtype(images.dtype, np.floating) or images.dtype == np.bool_):
+        raise ValueError(f"expected pixels as numbers, got an array of {images.dtype}")
+    batch = np.ascontiguousarray(images, dtype=np.float32)
+    if batch.size and not (np.isfinite(batch).all() and batch.min() >= -0.5 and batch.max() <= 1.5):
+        raise ValueError(
+            "float pixels must be in [0, 1] (white digit on black); divide 0-255 pixels by 255, or pass them as integers"
+        )
+    return batch

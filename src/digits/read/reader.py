@@ -96,7 +96,7 @@ class Page:
         return {"text": self.text, "lines": [line.to_dict() for line in self.lines]}
 
 
-PictureSource = Image.Image | bytes | str | os.PathLike[str]
+PictureSource = Image.Image | np.ndarray | bytes | str | os.PathLike[str]
 
 
 class Reader:
@@ -130,6 +130,10 @@ class Reader:
 
     def decide(self, probabilities: np.ndarray, box: Box | None = None) -> Digit:
         """Step 3: one row of probabilities -> a Digit with its status."""
+        if np.ndim(probabilities) != 1 or len(probabilities) not in (DIGITS, DIGITS + 1):
+            raise ValueError(
+                f"decide takes one row of {DIGITS} or {DIGITS + 1} probabilities, not shape {np.shape(probabilities)}"
+            )
         digit_probabilities = probabilities[:DIGITS]
         top = digit_probabilities.argsort()[::-1][:3]
         top3 = tuple((int(d), round(float(digit_probabilities[d]), 4)) for d in top)
@@ -270,8 +274,19 @@ class Reader:
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
+    if isinstance(picture, np.ndarray):  # a photo as an array: (H, W) grey, or (H, W, 3 or 4) RGB(A), uint8
+        if picture.dtype != np.uint8 or not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))):
+            raise TypeError(
+                f"a picture as an array is uint8 (H, W), (H, W, 3) or (H, W, 4), not {picture.dtype} {picture.shape}"
+                " (Recognizer takes 28x28 digits as MNIST has them)"
+            )
+        picture = Image.fromarray(picture)
     if isinstance(picture, Image.Image):
         # As a file's would be, but for its size: a big one is the caller's memory, already spent.
         check_pixels(picture.size, "the picture", most=None)
         return picture
+    if not isinstance(picture, (bytes, bytearray, memoryview, str, os.PathLike)):
+        raise TypeError(
+            "a picture is a file path, its bytes, a PIL image or a uint8 array, not " + type(picture).__name__
+        )
     return load_image(picture)

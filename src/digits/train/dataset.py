@@ -71,6 +71,17 @@ def split_data(x: np.ndarray, y: np.ndarray, validation_split: float, limit: int
 JUNK_TRAIN_SEED, JUNK_VAL_SEED, PHOTOGRAPHED_SEED = 1000, 2000, 3000
 
 
+def adds_pictures(config: TrainConfig) -> bool:
+    """Whether `add_reader_data` adds anything to the dataset for this config."""
+    return bool(
+        config.european_ones
+        or config.crossed_sevens
+        or config.extra_digits
+        or config.real_negatives
+        or reader_data.wanted(config)
+    )
+
+
 def add_reader_data(
     split: Split, config: TrainConfig, progress: bool = False, data_dir: str | os.PathLike[str] | None = None
 ) -> Split:
@@ -87,7 +98,7 @@ def add_reader_data(
     """
     variants = config.european_ones or config.crossed_sevens
     extra = config.extra_digits or config.real_negatives
-    if not (variants or extra or reader_data.wanted(config)):
+    if not adds_pictures(config):
         return split  # nothing to add: no copy of the whole training set
     x_train, y_train, x_val, y_val = [split.x_train], [split.y_train], [split.x_val], [split.y_val]
     if extra:

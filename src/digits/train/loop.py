@@ -1,4 +1,4 @@
-"""The training loop: a Trainer, its checkpoint state, signals and the progress bar.
+"""The training loop: a Trainer, signals and the progress bar (its checkpoint: `digits.train.checkpoint`).
 
 Why a custom loop rather than `model.fit`:
   * Resume in the middle of an epoch, bit for bit. A signal stops the loop
@@ -17,13 +17,12 @@ Keras's dropout RNG state lives in the model's variables, which the checkpoint
 saves. So a resumed run sees exactly the batches and the random numbers an
 uninterrupted run would have seen, and its history matches epoch for epoch.
 
-The checkpoint is read and written only through `runs.RunDir`; `digits.train.run` owns the run's
-lifecycle around this loop.
+The checkpoint is read and written only through `runs.RunDir` (by `digits.train.checkpoint`);
+`digits.train.run` owns the run's lifecycle around this loop.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -31,11 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digits.config import TrainConfig, is_number
-from digits.errors import Interrupted, RunError, stop_signals_call
+from digits.config import TrainConfig
+from digits.errors import Interrupted, stop_signals_call
 from digits.runs import RunDir
 from digits.train import models
 from digits.train import tf as backend
+from digits.train.checkpoint import save_checkpoint, variable_values
 from digits.train.dataset import TENSOR_ALIGNMENT, Split
 from digits.train.metrics import lower_is_better
 from digits.train.timing import add as add_phase
@@ -77,7 +77,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int):
-        self.config = config
+        self.config, self.steps_per_epoch = config, steps_per_epoch
         self.model = models.build(config)
         self.optimizer = models.optimizer(config, steps_per_epoch)
         self.optimizer.build(self.model.trainable_variables)
@@ -215,79 +215,6 @@ class ProgressBar:
             self.progress.update(self.task, completed=done, loss=loss, accuracy=accuracy, val=val)
 
 
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _float(value) -> bool:
-    """A number `fit` can add to: NaN and infinity included (a diverged run writes them), 10**400 not."""
-    return isinstance(value, float) or is_number(value)
-
-
-def _history(value) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(key, str) and isinstance(column, list) and all(_float(v) for v in column)
-        for key, column in value.items()
-    )
-
-
-# What each key of a checkpoint's loop state must hold for `fit` to go on from it.
-_STATE_CHECKS = {
-    "epoch": _count,
-    "step": _count,
-    "loss_sum": _float,
-    "correct": _float,
-    "history": _history,
-    "best_epoch": _count,
-    "best_score": _float,
-    "train_seconds": is_number,
-}
-STATE_KEYS = tuple(_STATE_CHECKS)  # what a checkpoint keeps of the loop state
-
-
-def new_state() -> dict:
-    return {
-        "epoch": 0,
-        "step": 0,
-        "loss_sum": 0.0,
-        "correct": 0.0,
-        "history": {},
-        "best_epoch": 0,
-        "best_score": math.inf,
-        "best_weights": None,
-        "train_seconds": 0.0,
-    }
-
-
-def _values(variables: dict) -> dict[str, np.ndarray]:
-    return {name: np.array(v.numpy()) for name, v in variables.items()}
-
-
-def save_checkpoint(run: RunDir, trainer: Trainer, state: dict) -> None:
-    """Model, optimizer and RNG variables, the best weights, and where the loop stands."""
-    groups = {group: _values(variables) for group, variables in trainer.variables.items()}
-    groups["best"] = state["best_weights"] or {}
-    run.save_checkpoint(groups, {k: state[k] for k in STATE_KEYS})
-
-
-def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
-    """Restore model and optimizer variables in place, matched by name and shape; return the loop state."""
-    expected = {
-        group: {name: tuple(v.shape) for name, v in variables.items()} for group, variables in trainer.variables.items()
-    }
-    arrays, meta = run.load_checkpoint(expected | {"best": expected["model"]})
-    wrong = next((key for key in STATE_KEYS if key not in meta or not _STATE_CHECKS[key](meta[key])), None)
-    if wrong is not None:
-        raise RunError(
-            f"{run.path / RunDir.CHECKPOINT}: where the loop stood ({wrong!r}) is missing or not what the loop "
-            "writes there; the file was altered: start the run again."
-        )
-    for group, variables in trainer.variables.items():
-        for name, variable in variables.items():
-            variable.assign(arrays[group][name])
-    return {**meta, "best_weights": arrays["best"] or None}
-
-
 def as_tensor(array: np.ndarray) -> tf.Tensor:
     """`array` as a constant tensor, sharing its memory where TensorFlow can, else copied.
 
@@ -369,7 +296,7 @@ def fit(trainer: Trainer, split: Split, run: RunDir, state: dict, progress: bool
                 state.update(
                     best_score=score,
                     best_epoch=epoch + 1,
-                    best_weights=_values(trainer.variables["model"]) if patience else None,
+                    best_weights=variable_values(trainer.variables["model"]) if patience else None,
                 )
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0.0)
             if patience and epoch + 1 - state["best_epoch"] >= patience:

@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING
 from digits import atomic
 from digits.config import TrainConfig
 from digits.data import DEFAULT_DATASET
-from digits.errors import Interrupted, RunError, TrainingError, stop_signals_call
+from digits.errors import ConfigError, Interrupted, RunError, TrainingError, stop_signals_call
 from digits.presets import DEFAULT_PRESET
 from digits.runs import RUNS, RunDir, RunInfo
 from digits.train import chunks, provenance, reader_data
 from digits.train import tf as backend
-from digits.train.dataset import Split, add_reader_data, split_data, training_count
+from digits.train.checkpoint import load_checkpoint, new_state
+from digits.train.dataset import Split, add_reader_data, adds_pictures, split_data, training_count
 from digits.train.extra_data import load_dataset as load
-from digits.train.loop import Trainer, fit, load_checkpoint, new_state
+from digits.train.loop import Trainer, fit
 from digits.train.timing import phase
 
 if TYPE_CHECKING:  # mypy reads the modules; at run time they come through the one door, `backend.load()`
@@ -44,14 +45,14 @@ else:
 
 
 def train(
-    preset: str = DEFAULT_PRESET,
+    preset: str | None = None,
     *,
     runs_dir: str | os.PathLike = RUNS,
     name: str | None = None,
     resume: str | os.PathLike | None = None,
-    dataset: str = DEFAULT_DATASET,
+    dataset: str | None = None,
     data_dir: str | os.PathLike | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     train_limit: int | None = None,
     overrides: dict | None = None,
     progress: bool | None = None,
@@ -61,10 +62,19 @@ def train(
 ) -> Path:
     """Train a preset (or resume a run); return its folder once model, ONNX and report are written.
 
-    The config is `TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)`;
-    `train_config` does the rest.
+    The config is `TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)` (by default the
+    `fast` preset on MNIST, seed 0); `train_config` does the rest. A resumed run goes on with its own
+    config, so giving any of those with `resume` is a `ConfigError`, as the CLI's `--resume` refuses them.
     """
-    config = None if resume is not None else TrainConfig.from_preset(preset, overrides, dataset, seed, train_limit)
+    given = {"preset": preset, "overrides": overrides, "dataset": dataset, "seed": seed, "train_limit": train_limit}
+    if resume is not None:
+        if named := [key for key, value in given.items() if value is not None]:
+            raise ConfigError(f"resume goes on with the run's own settings; drop {', '.join(named)}.")
+        config = None
+    else:
+        config = TrainConfig.from_preset(
+            preset or DEFAULT_PRESET, overrides, dataset or DEFAULT_DATASET, seed or 0, train_limit
+        )
     path, _ = train_config(
         config,
         runs_dir=runs_dir,
@@ -121,7 +131,7 @@ def train_config(
                 )
         else:
             assert config is not None  # exactly one of config and resume, checked above
-            _refuse_less_than_a_batch(config)
+            data = _data_of_a_batch_at_least(config, data, data_dir)
             with phase("provenance"):
                 info = RunInfo(provenance=provenance.collect(config.dataset))
             run = RunDir.create(runs_dir, name, config)
@@ -156,16 +166,20 @@ def set_up(config: TrainConfig, split: Split) -> Trainer:
         return Trainer(config, steps)
 
 
-def _refuse_less_than_a_batch(config: TrainConfig) -> None:
-    """A --train-limit that leaves less than one batch, refused before a run folder exists that could not be
-    resumed (`set_up` checks it again on the data, which a reader preset adds to)."""
-    if not config.train_limit or reader_data.wanted(config):
-        return
-    if (count := training_count(config.train_limit, config.validation_split)) < config.batch_size:
-        raise TrainingError(
-            f"--train-limit {config.train_limit} leaves {count} training images, fewer than one batch "
-            f"of {config.batch_size}; raise --train-limit or lower --batch-size."
-        )
+def _data_of_a_batch_at_least(config: TrainConfig, data, data_dir):
+    """The dataset, loaded before the run folder exists when it is all the run trains on: a run that could
+    never train (data that cannot be read, fewer training images than one batch) leaves no folder behind
+    that could not be resumed. What a reader preset adds comes later, and `set_up` checks the count then."""
+    if adds_pictures(config):
+        return data
+    data = data or load(config.dataset, data_dir)
+    (x, _), _ = data
+    count = training_count(min(len(x), config.train_limit or len(x)), config.validation_split)
+    if count < config.batch_size:
+        what = f"--train-limit {config.train_limit} leaves" if config.train_limit else f"{config.dataset} holds"
+        fix = "raise --train-limit or lower --batch-size" if config.train_limit else "lower --batch-size"
+        raise TrainingError(f"{what} {count} training images, fewer than one batch of {config.batch_size}; {fix}.")
+    return data
 
 
 def _train(

@@ -1,11 +1,11 @@
-"""Other runtimes for a run's model: int8 ONNX and TensorFlow Lite, each checked on the MNIST test set.
+"""Other runtimes for a run's model: int8 ONNX and TensorFlow Lite, each checked on its dataset's test set.
 
     digits export RUN --format onnx-int8   ->  RUN/model.int8.onnx   (ONNX Runtime, static int8 quantization)
     digits export RUN --format tflite      ->  RUN/model.tflite      (TensorFlow's converter, float32)
 
 Contract: `export_format(run, fmt)` writes the file atomically next to the
 run's `model.onnx` (int8, made from it) or `model.keras` (TFLite), runs it
-on the whole MNIST test set beside the float ONNX model, and returns an
+on the whole test set of the run's dataset beside the float ONNX model, and returns an
 `Export`: the file, its size and test accuracy, and the float model's. An
 11-output model's "not a digit" counts as an error, as in the run's report.
 The int8 file is an ONNX model like any other: `serve` and `read` take it
@@ -50,40 +50,43 @@ CALIBRATION_PERCENTILE = 99.999
 class Export:
     path: Path
     size: int
-    accuracy: float  # on the MNIST test set
+    accuracy: float  # on the test set of the run's dataset
     float_size: int  # the float ONNX model's
     float_accuracy: float
+    dataset: str = "mnist"
 
     def summary(self) -> str:
         return (
-            f"{self.path}: MNIST test accuracy {100 * self.accuracy:.2f} % (float ONNX "
+            f"{self.path}: {self.dataset} test accuracy {100 * self.accuracy:.2f} % (float ONNX "
             f"{100 * self.float_accuracy:.2f} %), {self.size / 1024:.0f} KiB ({self.size / self.float_size:.2f} "
             f"of the float model's {self.float_size / 1024:.0f} KiB)"
         )
 
 
 def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export:
-    """Write the run's model in `fmt` ("onnx-int8" or "tflite") and measure it against the float ONNX model."""
-    from digits.data import load_mnist
+    """Write the run's model in `fmt` ("onnx-int8" or "tflite") and measure it against the float ONNX model,
+    on the test set of the dataset the run learnt from."""
     from digits.read.model import Recognizer
+    from digits.train.extra_data import load_test_set
 
     run = RunDir(run_dir)
     float_model = Recognizer(run.path)  # the run's model.onnx, checked
     path = run.path / FILES[fmt]
+    config, _ = run.read_run()
     if fmt == "onnx-int8":
-        config, _ = run.read_run()
         quantize(float_model.path, path, calibration_images(config, data_dir))
         predict = Recognizer(path).predict_proba
     else:
         _to_tflite(run.keras_path, path)
         predict = _tflite_predictor(path)
-    _, (images, labels) = load_mnist(data_dir)
+    images, labels = load_test_set(config.dataset, data_dir)
     return Export(
         path,
         path.stat().st_size,
         _accuracy(predict, images, labels),
         float_model.path.stat().st_size,
         _accuracy(float_model.predict_proba, images, labels),
+        config.dataset,
     )
 
 

@@ -307,7 +307,8 @@ class Objective:
         import tempfile
 
         from digits.runs import RunDir
-        from digits.train.loop import fit, new_state
+        from digits.train.checkpoint import new_state
+        from digits.train.loop import fit
         from digits.train.run import set_up
 
         config = replace(self.base, **search_space(trial, self.base, self.max_epochs))
