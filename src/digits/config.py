@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Self
 
-from digits.data import DEFAULT_DATASET, DIGIT_SETS, NEGATIVE_SETS
+from digits.data import DATASETS, DEFAULT_DATASET, DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import ConfigError
 from digits.presets import PRESETS
 
@@ -184,7 +184,7 @@ class TrainConfig(Settings):
 
     # What the run trains on; the seed makes the weights the same every time.
     preset: str = setting(string)
-    dataset: str = setting(string, DEFAULT_DATASET)
+    dataset: str = setting(one_of(*DATASETS, *DIGIT_SETS), DEFAULT_DATASET)
     seed: int = setting(int_from(0, MAX_SEED), 0)
     train_limit: int | None = setting(optional(int_at_least(1)), None)  # only the first N training images
     # The network.

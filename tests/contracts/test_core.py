@@ -122,3 +122,8 @@ def test_no_command_lets_tensorflow_talk_on_stderr(tmp_path):
     assert trained.returncode == 0 and trained.stderr == "", trained.stderr
     exported = run_cli("export", "runs/latest", cwd=tmp_path, env=env)
     assert exported.returncode == 0 and exported.stderr == "", exported.stderr
+
+
+def test_an_unknown_dataset_is_refused_with_the_config_naming_every_one_training_takes():
+    with pytest.raises(ConfigError, match="dataset.*one of mnist, fashion-mnist, usps, semeion, cvl, dida"):
+        TrainConfig.from_preset("tiny", None, "foo", 0, None)

@@ -228,10 +228,11 @@ def _train(
                 run.write_config(config, replace(info, status="failed", epochs_done=done))
             raise
         run.write_config(config, replace(info, status="interrupted", epochs_done=done))
-        log(
-            f"Interrupted by {interrupted}; epoch {done} of {config.epochs} is saved. "
-            f"Resume with: digits train --resume {run}"
-        )
+        if run.has_checkpoint():
+            saved = f"the checkpoint holds {done} of {config.epochs} epochs, and any steps of the next"
+        else:  # stopped while the data loaded or the model was built
+            saved = "no step was trained yet"
+        log(f"Interrupted by {interrupted}; {saved}. Resume with: digits train --resume {run}")
         if interrupted is err:
             raise
         raise interrupted from err
