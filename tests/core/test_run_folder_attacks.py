@@ -113,7 +113,7 @@ def test_a_pickled_checkpoint_is_refused_without_advice_to_load_it_unsafely(run_
         {"epoch": 50},
         {"step": 10**9},
         {"best_epoch": 3},
-        {"history": {"epoch": [1], "loss": []}},
+        {"history": {"epoch": [1, 2], "loss": [0.5]}},
     ],
     ids=[
         "history a list",
@@ -124,7 +124,7 @@ def test_a_pickled_checkpoint_is_refused_without_advice_to_load_it_unsafely(run_
         "epoch past the last",
         "step past an epoch",
         "best epoch not trained",
-        "history of another length",
+        "history columns of unequal lengths",
     ],
 )
 def test_a_checkpoint_whose_loop_state_was_altered_is_one_sentence_and_the_run_failed(run_copy, tmp_path, change):

@@ -124,6 +124,10 @@ def test_early_stopping_restores_best_weights(tmp_path, mnist, monkeypatch):
     for restored, best in zip(weights, seen[1], strict=True):
         np.testing.assert_array_equal(restored.numpy(), best)
     assert not all(np.array_equal(w.numpy(), last) for w, last in zip(weights, seen[-1], strict=True))
+    # Its checkpoint (epoch 6 of 6, four epochs of history) is one a resume after the report stage takes.
+    from digits.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run, trainer)["epoch"] == 6
 
 
 def _history(run):

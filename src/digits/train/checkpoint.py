@@ -4,7 +4,7 @@
 variables by name with the loop state (`new_state`'s keys) through
 `RunDir.save_checkpoint`, atomically. `load_checkpoint` restores them in
 place, and refuses a state that is missing, of the wrong type, or does not
-fit the run (an epoch past its last, a history of another length), so a
+fit the run (an epoch past its last, history columns of unequal lengths), so a
 resume never goes on from a file that was altered.
 """
 
@@ -99,13 +99,15 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
 
 def _inconsistent(meta: dict, epochs: int, steps_per_epoch: int) -> str | None:
     """The first key of a well-typed loop state that does not fit the run: an epoch past its last, a step past
-    an epoch's end, a best epoch not yet trained, a history of another length than the epochs done."""
+    an epoch's end, a best epoch not yet trained, a history whose columns differ in length or run past the
+    epochs done (shorter is an early stop: the state then jumps to the last epoch)."""
     if meta["epoch"] > epochs:
         return "epoch"
     if meta["step"] >= steps_per_epoch and meta["step"]:
         return "step"
     if meta["best_epoch"] > meta["epoch"]:
         return "best_epoch"
-    if any(len(column) != meta["epoch"] for column in meta["history"].values()):
+    lengths = {len(column) for column in meta["history"].values()}
+    if len(lengths) > 1 or max(lengths, default=0) > meta["epoch"]:
         return "history"
     return None
