@@ -217,7 +217,11 @@ class Output:
             for row in self._read(source, COLUMNS, check=True):
                 written_by = command_of(row)
                 if row["model"] != self.stored(model) or written_by not in (None, command):
-                    other = f"`digits {written_by}`" if row["model"] == model else f'the model "{row["model"]}"'
+                    other = (
+                        f"`digits {written_by}`"
+                        if row["model"] == self.stored(model)
+                        else f'the model "{row["model"]}"'
+                    )
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
                         f'and the model "{model}" would mix the two: name another --out, or move this file away.'

@@ -69,8 +69,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     holds the standard ops.
     """
 
+    @property
+    def _fusable(self) -> bool:
+        # What the fused kernel does not do: the options digits never sets, and an epsilon it would raise.
+        return (
+            self.axis in (-1, 3)
+            and self.center
+            and self.scale
+            and not self.renorm
+            and not self.synchronized
+            and self.epsilon >= 1.001e-5
+        )
+
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+        if not (training and self.trainable and self._fusable) or mask is not None or len(inputs.shape) != 4:
             return super().call(inputs, training=training, mask=mask)
         outputs, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, self.gamma.value, self.beta.value, epsilon=self.epsilon, is_training=True

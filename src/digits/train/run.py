@@ -228,7 +228,9 @@ def _train(
                 run.write_config(config, replace(info, status="failed", epochs_done=done))
             raise
         run.write_config(config, replace(info, status="interrupted", epochs_done=done))
-        if run.has_checkpoint():
+        if done >= config.epochs:  # all trained (or stopped early): what was left is the model's files
+            saved = "training is complete; resuming saves, exports and evaluates the model"
+        elif run.has_checkpoint():
             saved = f"the checkpoint holds {done} of {config.epochs} epochs, and any steps of the next"
         else:  # stopped while the data loaded or the model was built
             saved = "no step was trained yet"
