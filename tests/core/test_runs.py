@@ -202,6 +202,8 @@ def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
     evaluated = run_cli("evaluate", str(run_copy), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert run_copy.read_metrics()["test_accuracy"] == before["test_accuracy"]
+    # The training time is measured only while training: kept, from the checkpoint's loop state.
+    assert run_copy.read_metrics()["train_seconds"] == before["train_seconds"] is not None
 
 
 @pytest.mark.parametrize(

@@ -144,11 +144,16 @@ def _plots(
 def _previous_train_seconds(run: RunDir) -> float | None:
     """Training time is measured only while training; a re-evaluation keeps it from the old report.
 
-    A missing or corrupt metrics.json is what `digits evaluate` repairs, so it costs only this figure.
+    A missing or corrupt metrics.json is what `digits evaluate` repairs: the figure then comes from the
+    checkpoint's loop state, which counts the same seconds, or is None without one.
     """
     try:
         return run.read_metrics().get("train_seconds")
     except RunError:
+        pass
+    try:
+        return run.checkpoint_meta()["train_seconds"] if run.has_checkpoint() else None
+    except (RunError, KeyError):
         return None
 
 
