@@ -213,15 +213,12 @@ class Output:
         picture is read; so does one written by another model, or by the other command.
         """
         found: dict[str, tuple[int | None, int | None, bool]] = {}
+        stored_model = self.stored(model)
         for source in self._sources():
             for row in self._read(source, COLUMNS, check=True):
                 written_by = command_of(row)
-                if row["model"] != self.stored(model) or written_by not in (None, command):
-                    other = (
-                        f"`digits {written_by}`"
-                        if row["model"] == self.stored(model)
-                        else f'the model "{row["model"]}"'
-                    )
+                if row["model"] != stored_model or written_by not in (None, command):
+                    other = f"`digits {written_by}`" if row["model"] == stored_model else f'the model "{row["model"]}"'
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
                         f'and the model "{model}" would mix the two: name another --out, or move this file away.'

@@ -237,6 +237,7 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
 
 # What a JSON value that is no number was, in JSON's words.
 _JSON_NAMES = {type(None): "null", bool: "true or false", dict: "an object", str: "text"}
+_UNEVEN = f'input {INPUT!r}: "data" is nested unevenly; its lists must follow the shape.'
 
 
 def _json_values(data: object, count: int, shape: list[int]) -> np.ndarray:
@@ -246,15 +247,13 @@ def _json_values(data: object, count: int, shape: list[int]) -> np.ndarray:
     try:
         values = np.array(data, dtype=object).reshape(-1)
     except ValueError:  # NumPy's word for lists of unequal lengths
-        raise HTTPException(
-            400, f'input {INPUT!r}: "data" is nested unevenly; its lists must follow the shape.'
-        ) from None
+        raise HTTPException(400, _UNEVEN) from None
     except RecursionError:
         raise HTTPException(400, f'input {INPUT!r}: "data" is nested too deeply.') from None
     # bool is an int to Python, and NumPy would take true as 1: JSON keeps them apart.
     if not_numbers := sorted({type(value) for value in values} - {int, float}, key=lambda kind: kind.__name__):
         if list in not_numbers:  # lists of unequal lengths stay lists in an array of objects
-            raise HTTPException(400, f'input {INPUT!r}: "data" is nested unevenly; its lists must follow the shape.')
+            raise HTTPException(400, _UNEVEN)
         raise HTTPException(
             400, f'input {INPUT!r}: "data" must hold numbers only, not {_JSON_NAMES.get(not_numbers[0], "text")}.'
         )

@@ -151,8 +151,8 @@ def _previous_train_seconds(run: RunDir) -> float | None:
         return run.read_metrics().get("train_seconds")
     except RunError:
         pass
-    try:
-        return run.checkpoint_meta()["train_seconds"] if run.has_checkpoint() else None
+    try:  # a missing checkpoint is a RunError too
+        return run.checkpoint_meta()["train_seconds"]
     except (RunError, KeyError):
         return None
 
