@@ -54,10 +54,15 @@ def _epochs_done(run: RunDir, info: RunInfo) -> int:
     return info.epochs_done or 0
 
 
+# Files only a run folder holds: one that has any of them but lost its config.json is a broken run, not
+# another folder (such as the plots `digits tune --show` writes beside the runs).
+_RUN_FILES = (RunDir.CONFIG, RunDir.CHECKPOINT, RunDir.METRICS, RunDir.HISTORY, RunDir.KERAS, RunDir.ONNX)
+
+
 def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
-    """One row per run folder (a folder holding a config.json), by name; broken ones marked."""
+    """One row per run folder (a folder holding any of a run's own files), by name; broken ones marked."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink())
-    return [run_row(RunDir(p)) for p in folders if (p / RunDir.CONFIG).exists()]
+    return [run_row(RunDir(p)) for p in folders if any((p / name).exists() for name in _RUN_FILES)]

@@ -256,3 +256,12 @@ def test_a_runs_dir_that_is_a_file_is_called_a_file(tmp_path):
     config = TrainConfig.from_preset("tiny")
     with pytest.raises(TrainingError, match="--runs-dir .*afile is a file, not a folder"):
         RunDir.create(tmp_path / "afile", "x", config)
+
+
+def test_a_run_that_lost_its_config_is_listed_broken_and_other_folders_are_not_runs(run_copy):
+    """A run folder without config.json was left out of `digits runs` without a word; a folder of plots is no run."""
+    (run_copy.path / RunDir.CONFIG).unlink()
+    (run_copy.path.parent / "tune-plots").mkdir()
+    [row] = list_runs(run_copy.path.parent)
+    assert (row["name"], row["status"]) == (run_copy.name, "broken")
+    assert "config.json" in row["problem"]
