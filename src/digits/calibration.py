@@ -5,9 +5,11 @@ training, the temperature T that minimises the negative log-likelihood of
 softmax(log p / T) on its *validation* images (never the test set) and
 stores it in the run's config.json as `calibration` (T, and the NLL and
 expected calibration error before and after, on those images); metrics.json
-repeats it, and `digits.train.export.ship` carries the config into the shipped
-model's card (`reader.json`). `digits.read.model.Recognizer` reads it back
-(`stored_temperature`) and applies it in `predict_proba`, so the reader,
+repeats it, the run's ONNX models hold T in their metadata (`METADATA_KEY`),
+so a copy taken out of the run keeps it, and `digits.train.export.ship` carries
+the config into the shipped model's card (`reader.json`).
+`digits.read.model.Recognizer` reads it back (`stored_temperature`) and
+applies it in `predict_proba`, so the reader,
 the CLI and the server all report calibrated confidence. Dividing the
 log-probabilities by one positive number never changes which class is
 largest: accuracy is untouched. A model with no stored temperature gets its
@@ -31,6 +33,8 @@ from digits.safe_open import read_regular
 _BOUNDS = (0.05, 20.0)
 FLOOR = 1e-12  # probabilities below this are taken as this before the log (also in `train.ensemble`'s graph)
 _BINS = 15
+# The key of the temperature in an ONNX model's metadata (its `metadata_props`), as text.
+METADATA_KEY = "digits.temperature"
 # A model's card is a few kilobytes; a link to /dev/zero or a huge file beside a model is refused, not read.
 _MAX_CARD_BYTES = 2**20
 
@@ -102,14 +106,21 @@ def check(value) -> str | None:
     return None if ok else f"an object whose temperature is a number from {_BOUNDS[0]} to {_BOUNDS[1]}"
 
 
-def stored_temperature(model: Path) -> float:
+def metadata(record: dict | None) -> dict[str, str]:
+    """What an ONNX model's metadata holds of a run's `calibration` record: T as text (nothing without one)."""
+    return {METADATA_KEY: repr(float(record["temperature"]))} if record else {}
+
+
+def stored_temperature(model: Path, model_metadata: dict[str, str] | None = None) -> float:
     """The temperature stored with an `.onnx` model, 1.0 when none is.
 
     Looked for in the model's card beside it (`reader.onnx` -> `reader.json`,
-    key config.calibration) or, for a run's `model.onnx`, in the run's
-    config.json. A card or config that cannot be read is a `ModelError` /
-    `RunError` naming the file: silently dropping the calibration would
-    report other confidences than the model's.
+    key config.calibration), for a run's `model.onnx` in the run's
+    config.json, else in the model's own metadata (`model_metadata`, its
+    `metadata_props`: a model copied out of its run). A card, config or
+    metadata that cannot be read is a `ModelError` / `RunError` naming the
+    file: silently dropping the calibration would report other confidences
+    than the model's.
     """
     from digits.errors import ModelError
     from digits.runs import RunDir
@@ -121,14 +132,19 @@ def stored_temperature(model: Path) -> float:
             config = json.loads(read_regular(card, _MAX_CARD_BYTES, ModelError, fix).decode()).get("config", {})
         except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as err:
             raise ModelError(f"{card}: the model's card cannot be read ({err}); {fix}.") from None
-        record = config.get("calibration") if isinstance(config, dict) else None
+        record, where = config.get("calibration") if isinstance(config, dict) else None, card
     elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
-        record = RunDir(model.parent).read_info().calibration
+        record, where = RunDir(model.parent).read_info().calibration, model.parent / RunDir.CONFIG
+    elif model_metadata and METADATA_KEY in model_metadata:
+        text = model_metadata[METADATA_KEY]
+        try:
+            record, where = {"temperature": float(text)}, model
+        except ValueError:
+            raise ModelError(f"{model}: its metadata's temperature is {text!r}, not a number.") from None
     else:
         return 1.0
     if record is None:
         return 1.0
     if check(record):
-        where = card if card.is_file() else model.parent / RunDir.CONFIG
         raise ModelError(f"{where}: its calibration is {record!r}, {check(record)}.")
     return float(record["temperature"])

@@ -118,6 +118,10 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
     assert stored["nll_after"] <= stored["nll_before"]
     assert run.read_metrics()["calibration"]["temperature"] == stored["temperature"]
     assert Recognizer(run.path).temperature == stored["temperature"]
+    # The model holds it too: a copy taken out of its run (as a user puts it in an app) keeps its confidences.
+    moved = tmp_path / "elsewhere.onnx"
+    moved.write_bytes(run.onnx_path.read_bytes())
+    assert Recognizer(moved).temperature == stored["temperature"]
     shipped = ship(run.path, tmp_path / "shipped")
     card = json.loads((tmp_path / "shipped" / "reader.json").read_text())
     assert (
@@ -128,3 +132,22 @@ def test_training_fits_the_temperature_on_validation_and_stores_it(tmp_path, mni
     assert card["training_data"] == [
         {"name": "mnist", "licence": "none stated in its source; cite LeCun, Cortes and Burges"}
     ]
+
+
+def test_a_models_own_metadata_carries_its_temperature_and_a_bad_one_is_named(tmp_path, images):
+    import onnx
+
+    from digits.train.export import with_metadata
+
+    path = tmp_path / "app-model.onnx"
+    linear_onnx(path)
+    raw = Recognizer(path).predict_proba(images)
+    with_metadata(path, calibration.metadata({"temperature": 0.5}))
+    assert Recognizer(path).temperature == 0.5
+    np.testing.assert_allclose(Recognizer(path).predict_proba(images), calibration.apply(raw, 0.5), atol=1e-6)
+    for text in ("warm", "nan", "1e-320"):
+        model = onnx.load(path)
+        onnx.helper.set_model_props(model, {calibration.METADATA_KEY: text})
+        onnx.save(model, path)
+        with pytest.raises(ModelError, match=f"{path.name}: its (metadata's temperature is 'warm'|calibration is)"):
+            Recognizer(path)

@@ -92,3 +92,17 @@ def test_the_check_is_on_the_test_set_of_the_runs_own_dataset(run, monkeypatch):
     monkeypatch.setattr(extra_data, "load_test_set", lambda name, data_dir=None: asked.append(name) or real("mnist"))
     export = runtimes.export_format(run, "tflite")
     assert asked == ["usps"] and ": usps test accuracy" in export.summary()
+
+
+def test_the_int8_model_keeps_the_temperature_of_its_float_model(run, tmp_path):
+    """Quantizing drops a model's metadata; a calibrated run's int8 model must keep the temperature fitted for it
+    (outside a run's model.onnx, the model's metadata is where it is found)."""
+    from digits import calibration
+    from digits.read.model import Recognizer
+    from digits.train import runtimes
+    from digits.train.export import with_metadata
+
+    with_metadata(run / "model.onnx", calibration.metadata({"temperature": 1.5}))
+    images = np.random.default_rng(0).uniform(0, 1, (8, 28, 28)).astype(np.float32)
+    runtimes.quantize(run / "model.onnx", run / "model.int8.onnx", images)
+    assert Recognizer(run / "model.int8.onnx").temperature == 1.5

@@ -79,6 +79,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     """A run folder (or `runs/latest`), an `.onnx` file, or None for the shipped model -> the `.onnx` file."""
     if model is None:
         return shipped_model()
+    if not os.fspath(model):  # Path("") is the current folder: a run folder there would load without a word
+        raise ModelError("the model's name is empty; pass a run folder or an .onnx file (none: the shipped model).")
     path = Path(model)
     if path.is_dir():
         run = RunDir(path)
@@ -149,7 +151,7 @@ class Recognizer:
         self.input_name = inputs[0].name
         self.num_classes: int = outputs[0].shape[-1]
         # Fitted on the run's validation images when it was trained (`digits.calibration`); 1.0 when none was.
-        self.temperature = stored_temperature(self.path)
+        self.temperature = stored_temperature(self.path, self.session.get_modelmeta().custom_metadata_map)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
@@ -193,7 +195,13 @@ def as_batch(images: np.ndarray) -> np.ndarray:
     pixels far outside [0, 1] (beyond 1.5, or below -0.5, are 0-255 pixels not yet divided by 255;
     the reader's own resampling overshoots [0, 1] by less), integers outside 0-255, NaN or infinity.
     """
+    given = images
     images = np.asarray(images)
+    if images.ndim == 0:  # None, a path, a generator: no array at all
+        raise ValueError(
+            f"expected an array of images of shape (N, 28, 28) or (28, 28), got {type(given).__name__}"
+            " (a picture file or a photo goes to digits.Reader)"
+        )
     if images.shape[-2:] != SHAPE or images.ndim not in (2, 3):
         raise ValueError(f"expected images of shape (N, 28, 28) or (28, 28), got {images.shape}")
     if images.ndim == 2:
@@ -205,10 +213,10 @@ def as_batch(images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32) / np.float32(255)
     if not (np.issubdtype(images.dtype, np.floating) or images.dtype == np.bool_):
         raise ValueError(f"expected pixels as numbers, got an array of {images.dtype}")
-    batch = np.ascontiguousarray(images, dtype=np.float32)
-    # NaN fails both comparisons, and infinity one: no separate isfinite pass on the serving path.
-    if batch.size and not (batch.min() >= -0.5 and batch.max() <= 1.5):
+    # Checked before the conversion, which would overflow 1e308 to infinity with a warning. NaN fails both
+    # comparisons, and infinity one: no separate isfinite pass on the serving path.
+    if images.size and not (images.min() >= -0.5 and images.max() <= 1.5):
         raise ValueError(
             "float pixels must be in [0, 1] (white digit on black); divide 0-255 pixels by 255, or pass them as integers"
         )
-    return batch
+    return np.ascontiguousarray(images, dtype=np.float32)

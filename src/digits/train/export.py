@@ -15,13 +15,16 @@ import logging
 import os
 from pathlib import Path
 
-from digits import atomic
+from digits import atomic, calibration
 from digits.runs import RunDir
 from digits.spec import SHAPE
 
 
-def to_onnx(model, path: Path, shape: tuple[int, ...] = SHAPE, name: str = "image") -> Path:
-    """Write `model` as ONNX with a dynamic batch axis: input `name`, (N, *shape) float32 (a digit: 28×28 in [0, 1]).
+def to_onnx(
+    model, path: Path, shape: tuple[int, ...] = SHAPE, name: str = "image", metadata: dict[str, str] | None = None
+) -> Path:
+    """Write `model` as ONNX with a dynamic batch axis: input `name`, (N, *shape) float32 (a digit: 28×28 in [0, 1]),
+    and `metadata` in the model's own metadata (`with_metadata`).
 
     `path` is a run's model.onnx: a symbolic link there is replaced, never written through (runs.py).
     """
@@ -37,7 +40,19 @@ def to_onnx(model, path: Path, shape: tuple[int, ...] = SHAPE, name: str = "imag
         their_deprecations_quiet(),
     ):
         model.export(str(tmp), format="onnx", verbose=False, input_signature=spec)
+        if metadata:
+            with_metadata(tmp, metadata)
     return path
+
+
+def with_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Add `metadata` to the ONNX model at `path` (its `metadata_props`, which ONNX Runtime reads back as the
+    session's custom metadata), in place: `path` is a temporary file being written, never the run's own."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {prop.key: prop.value for prop in model.metadata_props} | metadata)
+    onnx.save(model, str(path))
 
 
 def export_run(run_dir: str | os.PathLike) -> Path:
@@ -61,7 +76,7 @@ def export_run(run_dir: str | os.PathLike) -> Path:
             f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
             "digits exports only models of 28x28 pictures."
         )
-    return to_onnx(model, run.onnx_path)
+    return to_onnx(model, run.onnx_path, metadata=calibration.metadata(run.read_info().calibration))
 
 
 def load_keras(path: Path):

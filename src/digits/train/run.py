@@ -270,6 +270,7 @@ def finish(
     The plots are drawn in a second process (`plotter`, else one started
     now) while this one saves, exports and evaluates the model.
     """
+    from digits import calibration
     from digits.train import evaluate, export, plots
 
     with plotter or plots.Plotter() as plotter:
@@ -277,7 +278,7 @@ def finish(
         with phase("save Keras model"), atomic.atomic_path(run.keras_path, follow_symlinks=False) as tmp:
             model.save(tmp)
         with phase("ONNX export"):
-            export.to_onnx(model, run.onnx_path)
+            export.to_onnx(model, run.onnx_path, metadata=calibration.metadata(info.calibration))
         run.write_history(state["history"])
         metrics = evaluate.report_run(
             run,

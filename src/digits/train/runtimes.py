@@ -140,6 +140,8 @@ def quantize(source: Path, path: Path, images: np.ndarray) -> None:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from digits.train.export import with_metadata
+
     if len(images) == 0:
         raise ModelError(f"{source}: quantizing needs calibration images, and none were given.")
     input_name = onnx.load(source).graph.input[0].name
@@ -183,6 +185,9 @@ def quantize(source: Path, path: Path, images: np.ndarray) -> None:
                 calibrate_method=CalibrationMethod.Percentile,
                 extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
             )
+            # The quantizer drops the model's metadata: the temperature fitted for the run goes with it.
+            if kept := {prop.key: prop.value for prop in onnx.load(str(source)).metadata_props}:
+                with_metadata(tmp, kept)
         except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
             raise ModelError(f"{source}: ONNX Runtime cannot quantize this model ({first_line(err)}).") from err
         finally:
