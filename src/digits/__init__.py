@@ -15,7 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Reader", "Recognizer", "__version__", "load_mnist"]
+__all__ = ["Reader", "Recognizer", "__version__", "batch", "load_mnist"]
 
 # Each public name and the module it lives in.
 _HOMES = {"Reader": "digits.read.reader", "Recognizer": "digits.read.model", "load_mnist": "digits.data"}
@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
 def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(import_module(_HOMES[name]), name)
+    if name == "batch":  # `import digits; digits.batch.read(...)`, as `from digits import batch` gives it
+        return import_module("digits.batch")
     raise AttributeError(f"module 'digits' has no attribute {name!r}")
 
 

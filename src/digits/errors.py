@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -67,8 +68,13 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 def stop_signals_call(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
     """Inside the block SIGINT and SIGTERM call `handler`; after it, the handlers before come back.
 
-    A signal the command was started ignoring (SIGINT in a background job) stays ignored.
+    A signal the command was started ignoring (SIGINT in a background job) stays ignored. Outside the main
+    thread (a training started from a caller's thread) nothing changes: Python lets only the main thread set
+    handlers, and delivers signals to it alone.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield

@@ -321,3 +321,29 @@ def test_an_empty_name_is_refused_not_written_as_a_row_no_resume_could_read(tree
         expand(["a/2.png", ""])
     assert_one_line_error(run_cli("read", "", "--out", "out.csv", cwd=tree), "an empty name is no picture")
     assert not (tree / "out.csv").exists()
+
+
+def test_the_python_api_takes_pathlib_paths_and_refuses_bytes(tree):
+    from pathlib import Path
+
+    from digits import batch
+
+    assert expand([Path("a"), Path("b.png")]) == ["a/1.JPG", "a/2.png", "b.png"]
+    for call in (lambda: expand([b"b.png"]), lambda: batch.read([b"b.png"])):
+        with pytest.raises(TypeError, match="a picture's path is a str or a pathlib.Path, not bytes"):
+            call()
+
+
+def test_batch_read_checks_its_model_and_settings_when_called_not_at_the_first_row(tree):
+    from digits import batch
+    from digits.errors import ModelError
+
+    with pytest.raises(ModelError, match="no such run folder or model file"):
+        batch.read(["b.png"], model="nope")  # a generator would have said nothing until iterated
+    for settings in ({"workers": 0}, {"workers": -1}, {"chunk_size": 0}, {"workers": 1.5}):
+        with pytest.raises(ValueError, match="a whole number from 1, or None"):
+            batch.read(["b.png"], **settings)
+    with pytest.raises(ValueError, match="chunk_size is 0"):
+        batch.bag(["b.png"], chunk_size=0)  # a bag of partitions of 0 computed to no rows, silently
+    with pytest.raises(ValueError, match="workers is 0"):
+        batch.write(["b.png"], None, batch.job_for("read"), workers=0)

@@ -144,7 +144,8 @@ def test_an_output_is_locked_through_a_link_too_and_a_closed_one_is_not_written(
     with pytest.raises(OutputError, match="this Output is closed"):
         write([str(pictures[0])], first, job_for("predict"))
     dropped = Output(out)
-    del dropped  # dropped unclosed, an Output lets go of its lock as well
+    del dropped  # dropped unclosed, an Output lets go of its lock as well, and removes its lock file
+    assert not list(tmp_path.glob(".results.csv.*"))
     Output(out).close()
 
 

@@ -90,6 +90,8 @@ def test_a_photo_that_needs_its_exif_rotation_reads_upright(reader):
     tagged, bare = exif_turned(upright)
     assert reader.read_digit(tagged).digit == 7 and reader.read_digit(tagged).status == OK
     assert reader.read_digit(bare).digit != 7, "without the tag the picture is sideways: the test would prove nothing"
+    opened = Image.open(io.BytesIO(tagged))  # a photo the caller opened with Pillow turns as its file does
+    assert reader.read_digit(opened) == reader.read_digit(tagged)
     [row] = [row for row in real_rows("pages") if row["file"] == "hypjudy__6_A4.bmp"]
     tagged, bare = exif_turned(load_image(REAL / "pages" / row["file"]))
     assert reader.read_page(tagged).text == row["text"].replace("\\n", "\n")

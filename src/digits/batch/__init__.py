@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from digits.batch.engine import ClusterError, chunks_read
-from digits.batch.inputs import InputError, expand, many_paths
+from digits.batch.inputs import InputError, a_path, expand, many_paths
 from digits.batch.output import Output, OutputError
 from digits.batch.rows import COLUMNS, ERROR, Row
 from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk, reader
@@ -140,13 +140,28 @@ def read(
     dask: str | None = None,
     chunk_size: int | None = None,
 ) -> Iterator[Row]:
-    """One row per picture, in the order of `paths` (each path once)."""
+    """One row per picture, in the order of `paths` (each path once; `expand` turns folders, globs and lists
+    into paths). The model, the paths and the settings are checked now; the pictures are read as the rows
+    are taken."""
+    _check_counts(workers=workers, chunk_size=chunk_size)
     job = job_for(command, model, threshold)
-    items = _items(paths)
+    return _rows(job, _items(paths), workers, dask, chunk_size)
+
+
+def _rows(
+    job: Job, items: Sequence[Item], workers: int | None, dask: str | None, chunk_size: int | None
+) -> Iterator[Row]:
     # A caller that stops iterating closes this generator, and with it the pool.
     with contextlib.closing(results(job, items, workers, dask, chunk_size)) as chunks:
         for chunk in chunks:
             yield from (to_row(result, job) for result in chunk)
+
+
+def _check_counts(**counts: int | None) -> None:
+    """`workers` and `chunk_size` are None (chosen for the machine and the batch) or a whole number from 1."""
+    for name, value in counts.items():
+        if value is not None and not (type(value) is int and value >= 1):
+            raise ValueError(f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine.")
 
 
 def bag(
@@ -159,6 +174,7 @@ def bag(
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
 
+    _check_counts(chunk_size=chunk_size)
     job = job_for(command, model, threshold)
     items = _items(paths)
     partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
@@ -167,7 +183,7 @@ def bag(
 
 def _items(paths: Iterable[str | os.PathLike[str]]) -> list[Item]:
     """Each path once, in order, with what `stat` says of its file now."""
-    return [stat_item(path) for path in dict.fromkeys(os.fspath(path) for path in many_paths(paths))]
+    return [stat_item(path) for path in dict.fromkeys(a_path(path) for path in many_paths(paths))]
 
 
 def _rows_of(items: Iterable[Item], job: Job) -> list[Row]:
@@ -200,6 +216,7 @@ def write(
     `on_plan(to_read, skipped)` is called once before reading, `on_chunk(results, rows)` after each chunk
     (in input order) once it is written.
     """
+    _check_counts(workers=workers, chunk_size=chunk_size)
     if output is not None and output.closed:
         raise OutputError(f"{output.target}: this Output is closed; open it again to write more rows.")
     done = output.done(job.model_name, job.command) if output else {}

@@ -54,13 +54,24 @@ def many_paths(paths: PathsT) -> PathsT:
     return paths
 
 
-def expand(arguments: Iterable[str], recursive: bool = False, stdin: TextIO | None = None) -> list[str]:
-    """The picture paths the arguments name, in order, each once."""
+def expand(
+    arguments: Iterable[str | os.PathLike[str]], recursive: bool = False, stdin: TextIO | None = None
+) -> list[str]:
+    """The picture paths the arguments name, in order, each once: as the command line takes them, a folder is
+    its pictures, a glob its matches, `@list.txt` the paths it lists and `-` those on `stdin` (standard input)."""
     seen: dict[str, None] = {}
     for argument in many_paths(arguments):
-        for path in _paths(argument, recursive, stdin or sys.stdin):
+        for path in _paths(a_path(argument), recursive, stdin or sys.stdin):
             seen.setdefault(path)
     return list(seen)
+
+
+def a_path(path: str | os.PathLike[str]) -> str:
+    """A path given to a batch as a string; bytes are refused (as picture data elsewhere, they are ambiguous here)."""
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(name, str):
+        raise TypeError(f"a picture's path is a str or a pathlib.Path, not {type(path).__name__}: {path!r}.")
+    return name
 
 
 def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:

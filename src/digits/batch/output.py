@@ -102,7 +102,8 @@ class Output:
         self.parts = real.with_name(f".{real.name}.parts")  # beside the real file too, whatever name reached it
         self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
-        self._release = weakref.finalize(self, os.close, self._lock)  # an Output dropped unclosed lets go too
+        # An Output dropped unclosed (or open at the interpreter's exit) lets go too, its lock file removed.
+        self._release = weakref.finalize(self, _let_go, self._lock_path, self._lock)
         try:
             self._check_parts()
         except BaseException:
@@ -180,9 +181,7 @@ class Output:
 
     def close(self) -> None:
         """Let another command write the output: remove the lock file (while still holding it), then release it."""
-        if self._release.alive:
-            self._lock_path.unlink(missing_ok=True)
-            self._release()
+        self._release()
 
     def __enter__(self) -> Output:
         return self
@@ -370,3 +369,11 @@ def _longest_text(batch: Any) -> int:
         if pyarrow.types.is_string(column.type)
     ]
     return max((length for length in lengths if length is not None), default=0)
+
+
+def _let_go(lock_path: Path, lock: int) -> None:
+    """Remove the lock file while still holding its lock, then release it: no other command ever holds a lock
+    on a file that is about to go."""
+    with contextlib.suppress(OSError):
+        lock_path.unlink(missing_ok=True)
+    os.close(lock)

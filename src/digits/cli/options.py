@@ -17,8 +17,25 @@ from digits.data import DATASETS, DIGIT_SETS
 from digits.presets import PRESETS
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
+
+
+def _model_path(value: str) -> Path:
+    if not value:  # Path("") is the current folder: a run folder there would load without a word
+        raise typer.BadParameter(
+            "is empty; pass a run folder or an .onnx file, or leave --model out for the shipped model."
+        )
+    return Path(value)
+
+
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="Run folder or .onnx file (default: the model the package ships).")
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        parser=_model_path,
+        metavar="PATH",
+        help="Run folder or .onnx file (default: the model the package ships).",
+    ),
 ]
 DataDirOpt = Annotated[
     Path | None,

@@ -8,6 +8,7 @@ what each was read as. Both write a PNG atomically.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -28,6 +29,7 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
 
     Drawn with Pillow, so `--explain` works with the core install (no matplotlib).
     """
+    _png_name(path)
     steps = prepared.steps or [("model input 28×28", prepared.image)]
     panels = []
     for _, array in steps:
@@ -57,6 +59,12 @@ def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike[str]) -
     # float pictures scaled; a picture longer than `_BOXES_LONGEST` reduced first (a
     # 12247² 1-bit PNG drawn at full size took 1.4 GB), any other drawn at its size. Boxes
     # are in the picture's true pixels; a big JPEG may have been decoded smaller.
+    if not isinstance(picture, Image.Image):
+        raise TypeError(
+            "save_boxes draws on the PIL image that was read (digits.read.load.load_image(path)), "
+            f"not on a {type(picture).__name__}."
+        )
+    _png_name(path)
     grey, (scale_x, scale_y) = working_grey(picture, longest_side=_BOXES_LONGEST, shortest_side=1)
     canvas = Image.fromarray(np.uint8(np.rint(grey * 255))).convert("RGB")
     draw = ImageDraw.Draw(canvas)
@@ -70,3 +78,9 @@ def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike[str]) -
             draw.text((box[0], max(0, box[1] - 12 * width)), str(digit.digit), fill=colour, font_size=10 * width)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
+
+
+def _png_name(path: str | os.PathLike[str]) -> None:
+    """A PNG is written: a name ending otherwise would hold bytes its suffix does not announce."""
+    if Path(path).suffix.lower() != ".png":
+        raise ValueError(f"{os.fspath(path)}: the picture saved is a PNG; give a file name ending in .png.")

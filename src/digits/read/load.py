@@ -237,19 +237,26 @@ def _decode(data: bytes, name: str) -> Image.Image:
         fault = "truncated" if "truncated" in str(err).lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({err}).") from None
     decoded_size = image.size
-    upright: Image.Image = image
-    try:
-        # EXIF turns phone photos upright. Only a picture that must turn is
-        # copied: a full-size copy of a big upright one would double its memory.
-        if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
-            upright = ImageOps.exif_transpose(image)
-            image.close()
-    except Exception:
-        pass  # broken EXIF must not cost us an otherwise good image
+    upright = turned_upright(image)
+    if upright is not image:
+        image.close()
     if decoded_size != full_size:
         turned = upright.size != decoded_size
         upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size
     return upright
+
+
+def turned_upright(image: Image.Image) -> Image.Image:
+    """The picture as its EXIF orientation says it is seen (phone photos are stored turned); itself when upright.
+
+    Only a picture that must turn is copied: a full-size copy of a big upright one would double its memory.
+    """
+    try:
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
+            return ImageOps.exif_transpose(image)
+    except Exception:  # Pillow's EXIF parser raises many types on broken EXIF
+        pass  # broken EXIF must not cost us an otherwise good image
+    return image
 
 
 # --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import union
-from digits.read.load import check_pixels, load_image
+from digits.read.load import check_pixels, load_image, turned_upright
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
@@ -108,6 +108,8 @@ class Reader:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, threads: int | None = None):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+            raise TypeError(f"threshold is a number from 0 to 1, not {type(threshold).__name__} {threshold!r}.")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
         self.recognizer = Recognizer(model, threads=threads)
@@ -130,10 +132,13 @@ class Reader:
 
     def decide(self, probabilities: np.ndarray, box: Box | None = None) -> Digit:
         """Step 3: one row of probabilities -> a Digit with its status."""
-        if np.ndim(probabilities) != 1 or len(probabilities) not in (DIGITS, DIGITS + 1):
+        probabilities = np.asarray(probabilities)
+        if probabilities.ndim != 1 or len(probabilities) not in (DIGITS, DIGITS + 1):
             raise ValueError(
-                f"decide takes one row of {DIGITS} or {DIGITS + 1} probabilities, not shape {np.shape(probabilities)}"
+                f"decide takes one row of {DIGITS} or {DIGITS + 1} probabilities, not shape {probabilities.shape}"
             )
+        if probabilities.dtype.kind not in "fiu" or not (probabilities.min() >= 0 and probabilities.max() <= 1):
+            raise ValueError("decide takes probabilities: numbers from 0 to 1 (NaN is none).")
         digit_probabilities = probabilities[:DIGITS]
         top = digit_probabilities.argsort()[::-1][:3]
         top3 = tuple((int(d), round(float(digit_probabilities[d]), 4)) for d in top)
@@ -284,7 +289,11 @@ def _as_image(picture: PictureSource) -> Image.Image:
     if isinstance(picture, Image.Image):
         # As a file's would be, but for its size: a big one is the caller's memory, already spent.
         check_pixels(picture.size, "the picture", most=None)
-        return picture
+        try:
+            picture.load()
+        except ValueError:  # Pillow's "Operation on closed image"
+            raise TypeError("the PIL image was closed before it was read; read it before closing it.") from None
+        return turned_upright(picture)  # as `load_image` turns a file's: a phone photo opened by the caller
     if not isinstance(picture, (bytes, bytearray, memoryview, str, os.PathLike)):
         raise TypeError(
             "a picture is a file path, its bytes, a PIL image or a uint8 array, not " + type(picture).__name__

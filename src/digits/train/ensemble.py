@@ -53,6 +53,8 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
     from digits.train.evaluate import report_run
     from digits.train.extra_data import load_test_set
 
+    if isinstance(run_dirs, (str, bytes, os.PathLike)):  # a string is iterable too, and would be read letter by letter
+        raise TypeError(f"run_dirs is a list of run folders, not the one folder {os.fsdecode(run_dirs)!r}.")
     members = [_member(RunDir(path)) for path in run_dirs]
     if len(members) < 2:
         raise EnsembleError(f"an ensemble needs at least two runs, {len(members)} given; name two or more run folders.")

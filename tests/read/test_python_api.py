@@ -1,0 +1,98 @@
+"""Bad input through the Python API (`Reader`, `Recognizer`): one exception of a documented type, one sentence."""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits.errors import ModelError, stop_signals_call
+from digits.read.model import Recognizer
+from digits.read.reader import Reader
+from helpers import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+@pytest.mark.parametrize("threshold", ["0.5", None, True])
+def test_a_threshold_that_is_no_number_is_a_type_error(threshold):
+    with pytest.raises(TypeError, match="threshold is a number from 0 to 1"):
+        Reader(threshold=threshold)
+
+
+def test_a_threshold_of_numpy_type_is_taken():
+    assert Reader(threshold=np.float32(0.25)).threshold == np.float32(0.25)
+
+
+def test_decide_takes_a_list_and_refuses_what_is_no_probability(reader):
+    row = [0.0] * 10 + [0.0]
+    row[3] = 1.0
+    assert reader.decide(row).digit == 3
+    for bad in (np.full(11, np.nan), np.full(11, -0.5), np.array(["a"] * 11)):
+        with pytest.raises(ValueError, match="decide takes probabilities"):
+            reader.decide(bad)
+
+
+def test_a_closed_pil_image_is_named_as_such(reader):
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(buffer, "PNG")
+    picture = Image.open(buffer)
+    picture.close()
+    with pytest.raises(TypeError, match="the PIL image was closed before it was read"):
+        reader.read_digit(picture)
+
+
+@pytest.mark.parametrize("given", [None, "photo.png", (i for i in range(3))])
+def test_something_that_is_no_array_of_digits_is_named(given):
+    with pytest.raises(
+        ValueError, match=r"got (NoneType|str|generator) \(a picture file or a photo goes to digits.Reader\)"
+    ):
+        Recognizer().predict(given)
+
+
+def test_pixels_too_large_for_float32_are_refused_without_an_overflow_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="float pixels must be in"):
+            Recognizer().predict(np.full((1, 28, 28), 1e308))
+
+
+def test_an_empty_model_name_is_refused_not_taken_for_the_current_folder(tmp_path):
+    with pytest.raises(ModelError, match="the model's name is empty"):
+        Reader("")
+    assert_one_line_error(run_cli("predict", "x.png", "--model", "", cwd=tmp_path), "'--model' / '-m': is empty")
+
+
+def test_signal_handlers_are_left_alone_outside_the_main_thread():
+    """Python lets only the main thread set handlers: train() called from a thread raised ValueError there."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with stop_signals_call(lambda signum, frame: None):
+                pass
+        except BaseException as err:  # noqa: BLE001 (the test reports what the thread met)
+            failures.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert failures == []
+
+
+def test_explain_pictures_are_pngs_drawn_on_the_picture_read(reader, tmp_path):
+    from digits.read.explain import save_boxes, save_steps
+    from digits.read.reader import Page
+
+    with pytest.raises(ValueError, match=r"steps.jpg: the picture saved is a PNG"):
+        save_steps(reader.prepare(np.full((40, 40), 255, np.uint8)), tmp_path / "steps.jpg")
+    with pytest.raises(TypeError, match="save_boxes draws on the PIL image that was read"):
+        save_boxes("page.png", Page(), tmp_path / "boxes.png")  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
