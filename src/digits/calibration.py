@@ -43,6 +43,8 @@ def apply(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T), row by row; T == 1 returns `probabilities` itself."""
     if temperature == 1.0:
         return probabilities
+    if not 0 < temperature < math.inf:  # 0 gave NaN everywhere; a negative T turned the ranking upside down
+        raise ValueError(f"a temperature is a positive number, not {temperature}.")
     from scipy.special import softmax  # here: `digits.runs` imports this module, and a CLI start need not load SciPy
 
     logits = np.log(np.maximum(probabilities.astype(np.float64), FLOOR)) / temperature
@@ -70,6 +72,10 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The T in `_BOUNDS` that minimises the NLL of `apply(probabilities, T)` on these labels."""
+    if len(probabilities) != len(labels) or not len(labels):  # fancy indexing would fit on the first rows only
+        raise ValueError(
+            f"a temperature is fitted on rows with one label each: {len(probabilities)} rows, {len(labels)} labels."
+        )
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 

@@ -151,3 +151,13 @@ def test_a_models_own_metadata_carries_its_temperature_and_a_bad_one_is_named(tm
         onnx.save(model, path)
         with pytest.raises(ModelError, match=f"{path.name}: its (metadata's temperature is 'warm'|calibration is)"):
             Recognizer(path)
+
+
+def test_a_temperature_is_positive_and_fitted_on_one_label_a_row():
+    probabilities = softmax(np.random.default_rng(0).normal(0, 1, (20, 10)))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="a temperature is a positive number"):
+            calibration.apply(probabilities, bad)
+    for labels in (np.zeros(5, int), np.zeros(0, int)):
+        with pytest.raises(ValueError, match="one label each"):
+            calibration.fit_temperature(probabilities[: len(labels) and 20], labels)
