@@ -120,8 +120,9 @@ def metadata(record: dict | None) -> dict[str, str]:
 def stored_temperature(model: Path, model_metadata: dict[str, str] | None = None) -> float:
     """The temperature stored with an `.onnx` model, 1.0 when none is.
 
-    Looked for in the model's card beside it (`reader.onnx` -> `reader.json`,
-    key config.calibration), for a run's `model.onnx` in the run's
+    Looked for in the model's card beside it (`reader.onnx` -> `reader.json`, a
+    JSON object whose key config.calibration holds it; another JSON file of
+    that name is not a card), for a run's `model.onnx` in the run's
     config.json, else in the model's own metadata (`model_metadata`, its
     `metadata_props`: a model copied out of its run). A card, config or
     metadata that cannot be read is a `ModelError` / `RunError` naming the
@@ -131,24 +132,25 @@ def stored_temperature(model: Path, model_metadata: dict[str, str] | None = None
     from digits.errors import ModelError
     from digits.runs import RunDir
 
-    card = model.with_suffix(".json")
+    card, record, where = model.with_suffix(".json"), None, model
     if card.exists() or card.is_symlink():  # a card that is not a readable file is an error, not no card
         fix = "restore it or ship the model again"
         try:
-            config = json.loads(read_regular(card, _MAX_CARD_BYTES, ModelError, fix).decode()).get("config", {})
-        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as err:
+            found = json.loads(read_regular(card, _MAX_CARD_BYTES, ModelError, fix).decode())
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
             raise ModelError(f"{card}: the model's card cannot be read ({err}); {fix}.") from None
-        record, where = config.get("calibration") if isinstance(config, dict) else None, card
-    elif model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
+        # A card holds a "config" object; any other JSON of that name (an app's own) is not ours to read.
+        config = found.get("config") if isinstance(found, dict) else None
+        if isinstance(config, dict):
+            record, where = config.get("calibration"), card
+    if record is None and model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
         record, where = RunDir(model.parent).read_info().calibration, model.parent / RunDir.CONFIG
-    elif model_metadata and METADATA_KEY in model_metadata:
+    if record is None and model_metadata and METADATA_KEY in model_metadata:
         text = model_metadata[METADATA_KEY]
         try:
             record, where = {"temperature": float(text)}, model
         except ValueError:
             raise ModelError(f"{model}: its metadata's temperature is {text!r}, not a number.") from None
-    else:
-        return 1.0
     if record is None:
         return 1.0
     if check(record):

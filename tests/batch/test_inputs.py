@@ -340,9 +340,15 @@ def test_batch_read_checks_its_model_and_settings_when_called_not_at_the_first_r
 
     with pytest.raises(ModelError, match="no such run folder or model file"):
         batch.read(["b.png"], model="nope")  # a generator would have said nothing until iterated
-    for settings in ({"workers": 0}, {"workers": -1}, {"chunk_size": 0}, {"workers": 1.5}):
+    for settings in ({"workers": 0}, {"workers": -1}, {"chunk_size": 0}):
         with pytest.raises(ValueError, match="a whole number from 1, or None"):
             batch.read(["b.png"], **settings)
+    for settings in ({"workers": 1.5}, {"workers": "2"}, {"chunk_size": True}):
+        with pytest.raises(TypeError, match="a whole number from 1, or None"):
+            batch.read(["b.png"], **settings)
+    import numpy as np
+
+    assert [row["path"] for row in batch.read(["b.png"], workers=np.int64(1))] == ["b.png"]  # NumPy's integers too
     with pytest.raises(ValueError, match="chunk_size is 0"):
         batch.bag(["b.png"], chunk_size=0)  # a bag of partitions of 0 computed to no rows, silently
     with pytest.raises(ValueError, match="workers is 0"):

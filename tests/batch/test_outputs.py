@@ -149,6 +149,20 @@ def test_an_output_is_locked_through_a_link_too_and_a_closed_one_is_not_written(
     Output(out).close()
 
 
+def test_a_forked_child_leaving_does_not_remove_the_lock_its_parent_holds(tmp_path):
+    """The finalizer that removes an unclosed Output's lock file also runs when a forked child exits."""
+    out = tmp_path / "results.csv"
+    with Output(out) as output:
+        child = os.fork()
+        if child == 0:  # the child runs the finalizer it inherited, as its interpreter's exit would
+            output._release()
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert (tmp_path / ".results.csv.lock").exists()
+        with pytest.raises(OutputError, match="another command is writing it now"):
+            Output(out)
+
+
 def test_a_pool_stopped_mid_run_ends_its_workers_at_once(tmp_path, pictures):
     """Ctrl-C, SIGTERM or a failing caller: the workers are ended, not waited for (a second Ctrl-C hung that wait)."""
     import multiprocessing

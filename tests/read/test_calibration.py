@@ -161,3 +161,15 @@ def test_a_temperature_is_positive_and_fitted_on_one_label_a_row():
     for labels in (np.zeros(5, int), np.zeros(0, int)):
         with pytest.raises(ValueError, match="one label each"):
             calibration.fit_temperature(probabilities[: len(labels) and 20], labels)
+
+
+def test_another_json_file_beside_a_copied_model_is_no_card(tmp_path):
+    """An app's own `<name>.json` beside a model copied into it hid the temperature in the model's metadata."""
+    from digits.train.export import with_metadata
+
+    path = tmp_path / "digits.onnx"
+    linear_onnx(path)
+    with_metadata(path, calibration.metadata({"temperature": 1.5}))
+    for other in ('{"labels": [0, 1]}', "[1, 2]", '{"config": {"name": "an app"}}'):
+        (tmp_path / "digits.json").write_text(other)
+        assert Recognizer(path).temperature == 1.5, other

@@ -49,6 +49,36 @@ def test_a_closed_pil_image_is_named_as_such(reader):
         reader.read_digit(picture)
 
 
+def test_a_truncated_pil_image_is_an_image_error(reader):
+    from digits.errors import ImageError
+
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)  # no run-length to shrink it
+    Image.fromarray(noise).save(buffer, "PNG")
+    with pytest.raises(ImageError, match="the PIL image cannot be decoded"):
+        reader.read_digit(Image.open(io.BytesIO(buffer.getvalue()[:3000])))
+
+
+def test_decide_allows_a_rounding_hair_over_one(reader):
+    row = np.zeros(11, np.float32)
+    row[4] = 1 + 1e-7
+    assert reader.decide(row).digit == 4
+
+
+def test_the_batch_module_is_an_attribute_of_the_package():
+    import digits
+
+    assert digits.batch.read is __import__("digits.batch", fromlist=["read"]).read
+
+
+def test_an_ensemble_of_one_string_is_a_type_error(tmp_path):
+    pytest.importorskip("onnx")
+    from digits.train.ensemble import build
+
+    with pytest.raises(TypeError, match="a list of run folders, not the one folder 'runs/a'"):
+        build("runs/a", tmp_path / "out")
+
+
 @pytest.mark.parametrize("given", [None, "photo.png", (i for i in range(3))])
 def test_something_that_is_no_array_of_digits_is_named(given):
     with pytest.raises(
@@ -95,4 +125,6 @@ def test_explain_pictures_are_pngs_drawn_on_the_picture_read(reader, tmp_path):
         save_steps(reader.prepare(np.full((40, 40), 255, np.uint8)), tmp_path / "steps.jpg")
     with pytest.raises(TypeError, match="save_boxes draws on the PIL image that was read"):
         save_boxes("page.png", Page(), tmp_path / "boxes.png")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"boxes.webp: the picture saved is a PNG"):
+        save_boxes(Image.new("L", (40, 40), 255), Page(), tmp_path / "boxes.webp")
     assert not list(tmp_path.iterdir())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -160,7 +161,15 @@ def _rows(
 def _check_counts(**counts: int | None) -> None:
     """`workers` and `chunk_size` are None (chosen for the machine and the batch) or a whole number from 1."""
     for name, value in counts.items():
-        if value is not None and not (type(value) is int and value >= 1):
+        if value is None:
+            continue
+        try:
+            whole = None if isinstance(value, bool) else operator.index(value)  # int, NumPy's integers
+        except TypeError:
+            whole = None
+        if whole is None:
+            raise TypeError(f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine.")
+        if whole < 1:
             raise ValueError(f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine.")
 
 
@@ -169,7 +178,7 @@ def bag(
     command: str = READ,
     model: str | os.PathLike[str] | None = None,
     threshold: float = 0.5,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = CHUNK_SIZE,
 ) -> Any:
     """The rows as a `dask.bag.Bag`, one partition per chunk, computed wherever the bag is computed."""
     import dask.bag
@@ -177,7 +186,7 @@ def bag(
     _check_counts(chunk_size=chunk_size)
     job = job_for(command, model, threshold)
     items = _items(paths)
-    partitions = dask.bag.from_sequence(items, partition_size=chunk_size)  # type: ignore[no-untyped-call]
+    partitions = dask.bag.from_sequence(items, partition_size=chunk_size or CHUNK_SIZE)  # type: ignore[no-untyped-call]
     return partitions.map_partitions(_rows_of, job)
 
 

@@ -103,7 +103,7 @@ class Output:
         self._lock_path = real.with_name(f".{real.name}.lock")
         self._lock = self._locked()
         # An Output dropped unclosed (or open at the interpreter's exit) lets go too, its lock file removed.
-        self._release = weakref.finalize(self, _let_go, self._lock_path, self._lock)
+        self._release = weakref.finalize(self, _let_go, self._lock_path, self._lock, os.getpid())
         try:
             self._check_parts()
         except BaseException:
@@ -371,9 +371,11 @@ def _longest_text(batch: Any) -> int:
     return max((length for length in lengths if length is not None), default=0)
 
 
-def _let_go(lock_path: Path, lock: int) -> None:
+def _let_go(lock_path: Path, lock: int, owner: int) -> None:
     """Remove the lock file while still holding its lock, then release it: no other command ever holds a lock
-    on a file that is about to go."""
-    with contextlib.suppress(OSError):
-        lock_path.unlink(missing_ok=True)
+    on a file that is about to go. A forked child that exits (and runs this finalizer too) only closes its copy
+    of the descriptor: the file is its parent's, whose lock holds on."""
+    if os.getpid() == owner:
+        with contextlib.suppress(OSError):
+            lock_path.unlink(missing_ok=True)
     os.close(lock)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digits.atomic import atomic_path
-from digits.read.load import working_grey
+from digits.read.load import turned_upright, working_grey
 from digits.read.pipeline import Prepared
 from digits.read.reader import Page
 from digits.spec import OK
@@ -65,7 +65,8 @@ def save_boxes(picture: Image.Image, page: Page, path: str | os.PathLike[str]) -
             f"not on a {type(picture).__name__}."
         )
     _png_name(path)
-    grey, (scale_x, scale_y) = working_grey(picture, longest_side=_BOXES_LONGEST, shortest_side=1)
+    # Boxes are where the reader saw the digits: on the picture turned upright, as it read it.
+    grey, (scale_x, scale_y) = working_grey(turned_upright(picture), longest_side=_BOXES_LONGEST, shortest_side=1)
     canvas = Image.fromarray(np.uint8(np.rint(grey * 255))).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 400))

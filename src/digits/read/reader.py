@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from digits.errors import ImageError, first_line
 from digits.read.geometry import union
 from digits.read.load import check_pixels, load_image, turned_upright
 from digits.read.model import Recognizer
@@ -137,7 +138,10 @@ class Reader:
             raise ValueError(
                 f"decide takes one row of {DIGITS} or {DIGITS + 1} probabilities, not shape {probabilities.shape}"
             )
-        if probabilities.dtype.kind not in "fiu" or not (probabilities.min() >= 0 and probabilities.max() <= 1):
+        # With room for rounding: another execution provider may sum a softmax to a hair over 1.
+        if probabilities.dtype.kind not in "fiu" or not (
+            probabilities.min() >= -1e-6 and probabilities.max() <= 1 + 1e-6
+        ):
             raise ValueError("decide takes probabilities: numbers from 0 to 1 (NaN is none).")
         digit_probabilities = probabilities[:DIGITS]
         top = digit_probabilities.argsort()[::-1][:3]
@@ -291,8 +295,12 @@ def _as_image(picture: PictureSource) -> Image.Image:
         check_pixels(picture.size, "the picture", most=None)
         try:
             picture.load()
-        except ValueError:  # Pillow's "Operation on closed image"
-            raise TypeError("the PIL image was closed before it was read; read it before closing it.") from None
+        except ValueError as err:
+            if "closed" in str(err):  # Pillow's "Operation on closed image"
+                raise TypeError("the PIL image was closed before it was read; read it before closing it.") from None
+            raise ImageError(f"the PIL image cannot be decoded ({first_line(err)}).") from None
+        except OSError as err:  # a truncated or damaged file the caller opened
+            raise ImageError(f"the PIL image cannot be decoded ({first_line(err)}).") from None
         return turned_upright(picture)  # as `load_image` turns a file's: a phone photo opened by the caller
     if not isinstance(picture, (bytes, bytearray, memoryview, str, os.PathLike)):
         raise TypeError(

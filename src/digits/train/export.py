@@ -69,6 +69,8 @@ def export_run(run_dir: str | os.PathLike) -> Path:
         if run.read_info().ensemble:
             raise ModelError(f"{run_dir}: an ensemble has no Keras model; its model.onnx is already its export.")
         raise ModelError(f"{run_dir}: the run has no model.keras to export ({run.missing_model_advice()}).")
+    # Read before the model: a run folder's damaged config.json is named before Keras loads.
+    stamp = calibration.metadata(run.read_info().calibration) if run.has(RunDir.CONFIG) else {}
     model = load_keras(run.keras_path)
     takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else model.input_shape
     if takes != SHAPE:
@@ -76,7 +78,7 @@ def export_run(run_dir: str | os.PathLike) -> Path:
             f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
             "digits exports only models of 28x28 pictures."
         )
-    return to_onnx(model, run.onnx_path, metadata=calibration.metadata(run.read_info().calibration))
+    return to_onnx(model, run.onnx_path, metadata=stamp)
 
 
 def load_keras(path: Path):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import atomic
+from digits import atomic, calibration
 from digits.config import TrainConfig
 from digits.errors import ModelError, first_line
 from digits.runs import RunDir
@@ -74,7 +74,10 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
     path = run.path / FILES[fmt]
     config, _ = run.read_run()
     if fmt == "onnx-int8":
-        quantize(float_model.path, path, calibration_images(config, data_dir))
+        # The temperature the float model is read with, wherever it was found (a run trained before models
+        # held it in their metadata has it in its config.json only): the int8 file is read outside the run too.
+        stamp = calibration.metadata({"temperature": float_model.temperature}) if float_model.temperature != 1 else {}
+        quantize(float_model.path, path, calibration_images(config, data_dir), stamp)
         predict = Recognizer(path).predict_proba
     else:
         _to_tflite(run.keras_path, path)
@@ -122,9 +125,10 @@ def calibration_images(config: TrainConfig, data_dir=None, count: int = CALIBRAT
     )
 
 
-def quantize(source: Path, path: Path, images: np.ndarray) -> None:
+def quantize(source: Path, path: Path, images: np.ndarray, metadata: dict[str, str] | None = None) -> None:
     """Write `source` (a float ONNX model) to `path` with 8-bit activations and 7-bit weights (ONNX Runtime's
-    static quantization, QDQ format, weights per channel), activation ranges measured on `images`; atomically."""
+    static quantization, QDQ format, weights per channel), activation ranges measured on `images`; atomically.
+    The source's metadata, and `metadata` over it, go with it."""
     import contextlib
     import io
     import logging
@@ -186,7 +190,7 @@ def quantize(source: Path, path: Path, images: np.ndarray) -> None:
                 extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
             )
             # The quantizer drops the model's metadata: the temperature fitted for the run goes with it.
-            if kept := {prop.key: prop.value for prop in onnx.load(str(source)).metadata_props}:
+            if kept := {prop.key: prop.value for prop in onnx.load(str(source)).metadata_props} | (metadata or {}):
                 with_metadata(tmp, kept)
         except Exception as err:  # noqa: BLE001 (onnxruntime raises its own types for a model it cannot quantize)
             raise ModelError(f"{source}: ONNX Runtime cannot quantize this model ({first_line(err)}).") from err
