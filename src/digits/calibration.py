@@ -143,7 +143,8 @@ def stored_temperature(model: Path, model_metadata: dict[str, str] | None = None
         config = found.get("config") if isinstance(found, dict) else None
         if isinstance(config, dict):
             record, where = config.get("calibration"), card
-    if record is None and model.name == RunDir.ONNX and (model.parent / RunDir.CONFIG).is_file():
+    run_config = model.parent / RunDir.CONFIG  # one that is no regular file is named by read_info, not passed over
+    if record is None and model.name == RunDir.ONNX and (run_config.exists() or run_config.is_symlink()):
         record, where = RunDir(model.parent).read_info().calibration, model.parent / RunDir.CONFIG
     if record is None and model_metadata and METADATA_KEY in model_metadata:
         text = model_metadata[METADATA_KEY]

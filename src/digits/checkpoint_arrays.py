@@ -3,7 +3,8 @@
 Contract. `matched_arrays(stored, expected, path)` returns, for every group of `expected`
 ({group: {name: shape}}), the stored arrays of exactly those names and shapes, in `expected`'s
 order. Every group but "best" must be there in full; "best" is empty or complete. A missing,
-extra or differently shaped array, or one holding NaN or infinity, is a `RunError` naming `path`:
+extra or differently shaped array, one of values that are not numbers, one holding NaN or infinity,
+or a negative step count is a `RunError` naming `path`:
 loading it would put wrong weights in the model. Checkpoints from before variables were keyed
 by name (keys "0", "1", ...) are matched by position, and their shapes checked. NumPy only.
 """
@@ -46,6 +47,15 @@ def matched_arrays(stored: dict[str, Arrays], expected: dict[str, dict[str, tupl
                 )
         matched[group] = {name: arrays[name] for name in shapes}
         for name, array in matched[group].items():
+            # Variables hold real numbers: strings, bytes, records or dates would fail in TensorFlow's cast
+            # (an "unexpected" error), or pass it as nonsense.
+            if array.dtype.kind not in "fiub":
+                raise RunError(
+                    f"{path}: {group} variable {name!r} holds {array.dtype} values, not numbers "
+                    f"(the file was altered); {TRAIN_AGAIN}."
+                )
+            if name == "iteration" and array.size and array.min() < 0:  # the optimizer's step count
+                raise RunError(f"{path}: the optimizer's step count is negative (the file was altered); {TRAIN_AGAIN}.")
             if array.dtype.kind in "fc" and not np.isfinite(array).all():
                 raise RunError(
                     f"{path}: {group} variable {name!r} holds NaN or infinite values "

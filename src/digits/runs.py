@@ -40,7 +40,17 @@ import numpy as np
 
 from digits import atomic, calibration, run_lock
 from digits.checkpoint_arrays import Arrays, matched_arrays
-from digits.config import Settings, TrainConfig, anything, int_at_least, is_number, one_of, optional, setting
+from digits.config import (
+    MAX_EPOCHS,
+    Settings,
+    TrainConfig,
+    anything,
+    int_at_least,
+    is_number,
+    one_of,
+    optional,
+    setting,
+)
 from digits.errors import TRAIN_AGAIN, RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
@@ -156,6 +166,8 @@ class RunDir:
             return "wait for it to finish"
         if self.has_checkpoint():
             return f"its training did not finish: `digits train --resume {self}`"
+        if status in ("interrupted", "killed"):  # stopped before its first checkpoint: a resume starts it afresh
+            return f"it stopped before its first checkpoint: `digits train --resume {self}` trains it from the start"
         return "it has no checkpoint to resume from: train it again with `digits train`"
 
     def _read_text(self, filename: str, fix: str) -> str:
@@ -269,6 +281,11 @@ class RunDir:
         """Columns of history.csv as lists of floats, "epoch" first."""
         path = self.path / self.HISTORY
         text = self._read_text(self.HISTORY, "it is written when training finishes")
+        if text.count("\n") > MAX_EPOCHS + 1:  # a row an epoch: more is no run's (5 million rows took 2 GB)
+            raise RunError(
+                f"{path}: more rows than a run has epochs (at most {MAX_EPOCHS:,}); retrain, or restore the file "
+                "from a backup."
+            )
         try:
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
             history = {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}

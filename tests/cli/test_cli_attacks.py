@@ -51,6 +51,27 @@ def test_a_terminal_escape_in_a_name_never_reaches_the_terminal(tmp_path):
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
 
 
+def test_a_run_folders_name_is_escaped_in_the_lines_of_evaluate_and_export(tiny_run, tmp_path):
+    """Those result lines printed run folders raw; `runs` and `compare` already escaped them."""
+    import shutil
+
+    pytest.importorskip("tensorflow", reason="evaluate and export need the train extra")
+    run = tmp_path / "esc\x1b[31mRED\x1b]0;TITLE\x07\nforged"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    for command in (["evaluate", str(run)], ["export", str(run)]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout, command
+        assert all(line.startswith(("'", "  ")) for line in result.stdout.splitlines()), result.stdout
+
+
+def test_echo_escapes_control_characters_but_keeps_line_breaks(capsys):
+    from digits.cli.terminal import echo
+
+    echo("first\x1b[2J line\nsecond\tline")
+    assert capsys.readouterr().out == "first\\x1b[2J line\nsecond\\tline\n"
+
+
 def test_with_stdout_closed_the_command_ends_without_a_traceback(tmp_path):
     digit_picture(tmp_path / "one.png")
     result = subprocess.run(["sh", "-c", '"$0" read one.png >&-', DIGITS], cwd=tmp_path, capture_output=True, text=True)

@@ -93,6 +93,25 @@ def test_a_checkpoint_with_nan_weights_is_refused(run_copy):
         run_copy.load_checkpoint(expected_shapes(groups))
 
 
+@pytest.mark.parametrize("dtype", ["<U1", "S3", "V4", [("a", "<f4")], "datetime64[s]"])
+def test_a_checkpoint_variable_of_values_that_are_no_numbers_is_refused(run_copy, dtype):
+    """A string array failed in TensorFlow's cast as an "unexpected ValueError"; records and dates were loaded."""
+    groups, meta = run_copy.read_checkpoint()
+    name = next(iter(groups["model"]))
+    groups["model"][name] = np.zeros(groups["model"][name].shape, dtype=dtype)
+    run_copy.save_checkpoint(groups, meta)
+    with pytest.raises(RunError, match=f"model variable '{name}' holds .* values, not numbers"):
+        run_copy.load_checkpoint(expected_shapes(groups))
+
+
+def test_a_negative_optimizer_step_count_is_refused(run_copy):
+    groups, meta = run_copy.read_checkpoint()
+    groups["optimizer"]["iteration"] = np.array(-(10**15), dtype=groups["optimizer"]["iteration"].dtype)
+    run_copy.save_checkpoint(groups, meta)
+    with pytest.raises(RunError, match="the optimizer's step count is negative"):
+        run_copy.load_checkpoint(expected_shapes(groups))
+
+
 def test_a_pickled_checkpoint_is_refused_without_advice_to_load_it_unsafely(run_copy):
     with open(run_copy.path / RunDir.CHECKPOINT, "wb") as file:
         np.savez(file, meta=np.array([{"epoch": 1}], dtype=object))

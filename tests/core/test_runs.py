@@ -210,6 +210,7 @@ def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
     "filename, content, fragment",
     [
         (RunDir.HISTORY, "epoch,loss\n1,abc\n", "history.csv: not a history table"),
+        (RunDir.HISTORY, "epoch,loss\n" + "1,1\n" * 100_001, "history.csv: more rows than a run has epochs"),
         (RunDir.CONFIG, "{", "config.json: not valid JSON"),
         (RunDir.CONFIG, '{"preset": "tiny"}', "config.json: missing hidden, epochs, batch_size, learning_rate"),
     ],
@@ -265,3 +266,15 @@ def test_a_run_that_lost_its_config_is_listed_broken_and_other_folders_are_not_r
     [row] = list_runs(run_copy.path.parent)
     assert (row["name"], row["status"]) == (run_copy.name, "broken")
     assert "config.json" in row["problem"]
+
+
+def test_evaluate_refuses_a_read_only_report_file_before_rewriting_any(run_copy, tmp_path):
+    """metrics.json and curves.png were rewritten before a read-only confusion.png stopped the command."""
+    import os
+
+    (run_copy.path / RunDir.CONFUSION).chmod(0o444)
+    before = {name: (run_copy.path / name).read_bytes() for name in (RunDir.METRICS, RunDir.CURVES)}
+    stamps = {name: os.stat(run_copy.path / name).st_mtime_ns for name in before}
+    assert_one_line_error(run_cli("evaluate", str(run_copy), cwd=tmp_path), "confusion.png")
+    assert {name: (run_copy.path / name).read_bytes() for name in before} == before
+    assert {name: os.stat(run_copy.path / name).st_mtime_ns for name in before} == stamps

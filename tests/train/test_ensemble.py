@@ -162,3 +162,30 @@ def test_an_ensemble_never_resumes_as_a_training_run(ensemble, tmp_path):
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps(config | {"status": "interrupted"}))
     assert_one_line_error(run_cli("train", "--resume", str(copy), cwd=tmp_path), "an ensemble is never trained")
+
+
+def test_out_may_not_take_the_name_of_the_latest_link_or_a_hidden_one(members, tmp_path):
+    """A real folder named `latest` made every later `digits train` in that folder of runs fail."""
+    one, two = (str(m) for m in members)
+    for name in ("latest", ".hidden"):
+        result = run_cli("ensemble", one, two, "--out", str(tmp_path / name), cwd=tmp_path)
+        assert_one_line_error(result, f"{name!r} cannot name a run")
+        assert not (tmp_path / name).exists()
+
+
+def test_sigterm_while_it_is_built_leaves_no_run_folder(members, tmp_path, monkeypatch):
+    """SIGTERM's default ended the process with a folder already marked finished and no report."""
+    import os
+    import signal
+
+    from digits.errors import Interrupted
+    from digits.train import evaluate
+    from digits.train.ensemble import build
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered before the report is written: a known point
+
+    monkeypatch.setattr(evaluate, "report_run", terminated)
+    with pytest.raises(Interrupted):
+        build(members, tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()

@@ -7,7 +7,8 @@ escaped (`'a\\nb.png'`, `'x\\x1b[2J.png'`): a name can neither end the line
 (and forge the result line after it) nor send the terminal an escape.
 `one_line(message)` escapes the same characters inside an error message,
 which quotes names as they are. `percent(confidence)` writes a probability
-without rounding it up to certainty. `echo`, `error` and `fail` print a result line,
+without rounding it up to certainty. `echo` (escaping any control character but a line
+break), `error` and `fail` print a result line,
 an error line, and an error that ends the command with exit code 2; `waiting`
 shows what a long silent step is doing, on a terminal only.
 
@@ -67,7 +68,12 @@ def ensure_standard_streams() -> None:
 
 
 def echo(text: str = "") -> None:
-    """A line of the command's result on stdout, flushed (a pipe sees it at once)."""
+    """A line of the command's result on stdout, flushed (a pipe sees it at once).
+
+    Names in it should come through `shown`; as a last guard, any control character but the line breaks a
+    multi-line result holds is written as its escape, so no name reaches the terminal as an escape sequence."""
+    if not text.isprintable():
+        text = "\n".join(one_line(line) for line in text.split("\n"))
     try:
         print(text, flush=True)
     except BrokenPipeError:

@@ -15,7 +15,7 @@ import typer
 
 from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, png_name, require
 from digits.cli.tables import print_table
-from digits.cli.terminal import echo, error, fail, percent, waiting
+from digits.cli.terminal import echo, error, fail, percent, shown, waiting
 from digits.data import DEFAULT_DATASET, class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -207,14 +207,14 @@ def tune(
 def _summarize(run_dir: Path, metrics: dict) -> None:
     seconds = metrics.get("train_seconds")
     echo(
-        f"{run_dir}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
+        f"{shown(run_dir)}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
         + (f", trained in {seconds:.1f} s" if seconds is not None else "")
     )
     echo(f"  {metrics['overfitting']['verdict']}")
     from digits.runs import RunDir
 
     curves = "curves.png, " if RunDir(run_dir).curves_path.exists() else ""
-    echo(f"  report: {run_dir}/{curves}confusion.png, mistakes.png, metrics.json")
+    echo(f"  report: {shown(run_dir)}/{curves}confusion.png, mistakes.png, metrics.json")
 
 
 def evaluate(run: RunArg = LATEST, data_dir: DataDirOpt = None) -> None:
@@ -254,7 +254,7 @@ def export(
     if fmt == "onnx":
         from digits.train.export import export_run
 
-        echo(str(export_run(run)))
+        echo(shown(export_run(run)))
         return
     from digits.train.runtimes import export_format
 
@@ -296,7 +296,7 @@ def show(
     confidence = percent(float(probabilities[predicted]))
     title = f"X_test[{index}]: true {names[y_test[index]]}, predicted {names[predicted]} ({confidence})"
     plots.plot_digit(x_test[index], title, out)
-    echo(f"{title} -> {out}")
+    echo(f"{title} -> {shown(out)}")
 
 
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = RUNS) -> None:

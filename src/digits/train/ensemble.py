@@ -36,9 +36,9 @@ import numpy as np
 
 from digits import atomic
 from digits.calibration import FLOOR
-from digits.errors import TrainingError, first_line
+from digits.errors import Interrupted, TrainingError, first_line, stop_signals_call
 from digits.read.model import Recognizer, read_model
-from digits.runs import RunDir, RunInfo
+from digits.runs import LATEST, RunDir, RunInfo
 
 INPUT = "image"
 OUTPUT = "probabilities"
@@ -60,6 +60,11 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
         raise EnsembleError(f"an ensemble needs at least two runs, {len(members)} given; name two or more run folders.")
     _agree(members)
     out_run = RunDir(out)
+    if out_run.name == LATEST or out_run.name.startswith("."):  # as `digits train --name` refuses them
+        raise EnsembleError(
+            f"--out {out_run.path}: {out_run.name!r} cannot name a run ({LATEST!r} is the link to the newest run, "
+            "and a name starting with a dot is hidden); choose another folder name."
+        )
     _distinct(members, out_run.path)
     if out_run.path.exists() or out_run.path.is_symlink():
         kind = "a run folder" if out_run.has(RunDir.CONFIG) else "something that is not a run folder"
@@ -81,20 +86,29 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
     except OSError as err:
         raise EnsembleError(f"cannot create {out_run.path}: {err.strerror}.") from None
     try:
-        atomic.write_bytes(out_run.onnx_path, model.SerializeToString(), follow_symlinks=False)
-        out_run.write_config(config, info)
-        return out_run.path, report_run(out_run, config, info, {}, test)
+        # Ctrl-C and SIGTERM alike leave no half-made run (SIGTERM's default would end the process here).
+        with stop_signals_call(_interrupt):
+            atomic.write_bytes(out_run.onnx_path, model.SerializeToString(), follow_symlinks=False)
+            metrics = report_run(out_run, config, info, {}, test)
+            # Last: a folder killed before it (SIGKILL) holds no config.json, and `digits runs` shows it broken,
+            # never finished.
+            out_run.write_config(config, info)
+        return out_run.path, metrics
     except BaseException:
         # Made by this call: a joined model that does not answer (the report runs it) leaves no half-made run.
         shutil.rmtree(out_run.path, ignore_errors=True)
         raise
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def _member(run: RunDir) -> dict:
     """What the ensemble needs of one member; a run that is not finished is refused."""
     config, info = run.read_run()
-    if info.status != "finished":
-        raise EnsembleError(f"{run}: the run has not finished (status {info.status!r}); finish it before averaging it.")
+    if (status := run.status(info)) != "finished":  # "killed", as `digits runs` says, not the "running" it recorded
+        raise EnsembleError(f"{run}: the run has not finished (status {status!r}); finish it before averaging it.")
     recognizer = Recognizer(run.path)  # checks that its model loads and takes 28x28 images
     try:
         accuracy = run.read_metrics()["test_accuracy"]

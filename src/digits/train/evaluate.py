@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from digits import atomic
 from digits.calibration import nll
 from digits.config import TrainConfig
 from digits.data import class_names
@@ -165,6 +166,10 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     if status not in ("finished", "unknown"):  # unknown: a run from before runs recorded their status
         raise RunError(f"{run}: {status}, so it has nothing to evaluate yet ({run.unfinished_advice(status)}).")
     history = {} if info.ensemble else run.read_history()  # an ensemble was never trained: it has no history
+    # Every file the report rewrites, checked before the first is: a read-only one refused half-way left the
+    # report part new, part old.
+    for path in (run.path / RunDir.METRICS, run.curves_path, run.confusion_path, run.mistakes_path):
+        atomic.writable_target(path, follow_symlinks=False)
     return report_run(run, config, info, history, load_test(config.dataset, data_dir))
 
 
