@@ -247,6 +247,10 @@ def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
     [
         ("nonsense", "not a storage URL"),
         ("postgresql://digits:secret@127.0.0.1:1/none", "cannot open the study storage"),
+        ("sqlite://", "an in-memory database holds no study"),  # traceback lines from the heartbeat thread, exit 0
+        ("sqlite:///:memory:", "an in-memory database holds no study"),
+        ("postgresql://digits:secret@[::1/db", "not a storage URL"),  # a ValueError of SQLAlchemy's: exit 1
+        ("sqlite:///q.db?timeout=abc", "not a storage URL"),
     ],
 )
 def test_bad_storage_is_one_line(tmp_path, url, fragment):
@@ -295,3 +299,61 @@ def test_a_server_that_accepts_and_never_answers_fails_in_one_sentence(monkeypat
     finally:
         silent.close()
     assert "secret" not in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_a_study_not_made_by_digits_tune_is_refused(tmp_path):
+    """A study made with Optuna itself: "unexpected KeyError: 'preset'", a NotImplementedError for two
+    objectives, and a minimizing study was joined and would have minimized the accuracy."""
+    storage = tune.default_storage(tmp_path)
+    optuna.create_study(study_name="foreign", storage=storage, direction="maximize")
+    optuna.create_study(study_name="down", storage=storage, direction="minimize")
+    optuna.create_study(study_name="two", storage=storage, directions=["maximize", "maximize"])
+    assert_one_line_error(
+        run_cli("train", "--from-study", "foreign", "--runs-dir", str(tmp_path), cwd=tmp_path), "names no preset"
+    )
+    for name in ("down", "two"):
+        assert_one_line_error(_tune(tmp_path, "--trials", "1", "--study", name), "does not maximize one value")
+    labelled = optuna.create_study(study_name="labelled", storage=storage, direction="maximize")
+    labelled.set_user_attr("preset", "tiny")
+    labelled.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 1.0}, distributions={"x": optuna.distributions.FloatDistribution(0, 2)}, value=0.5
+        )
+    )
+    result = run_cli("train", "--from-study", "labelled", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(result, "its trials search other parameters")
+
+
+def test_a_damaged_study_database_is_one_line_and_exit_2(tmp_path):
+    """A page of the SQLite file overwritten: Optuna's StorageInternalError was "unexpected", exit 1."""
+    assert _tune(tmp_path, "--trials", "0", "--study", "mine").returncode == 0
+    database = tmp_path / "tune.db"
+    data = bytearray(database.read_bytes())
+    data[8192:12288] = b"\xab" * 4096
+    database.write_bytes(bytes(data))
+    result = run_cli("tune", "--show", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["a\nb", "x" * 201, "../x", ".hidden"])
+def test_a_study_name_that_cannot_name_a_folder_on_one_line_is_refused(tmp_path, name):
+    assert_one_line_error(_tune(tmp_path, "--trials", "0", "--study", name), "a study's name is at most 200 printable")
+    assert not (tmp_path / "tune.db").exists()
+
+
+def test_show_checks_every_plot_it_replaces_before_the_first(tmp_path):
+    """A folder where the second plot goes stopped --show after the first was already replaced."""
+    from digits.atomic import WriteError
+    from digits.train import plots
+
+    study = optuna.create_study(direction="maximize")
+    x = optuna.distributions.FloatDistribution(0, 1)
+    for value in (0.1, 0.5, 0.9):
+        study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions={"x": x}, value=value))
+    out = tmp_path / "plots"
+    out.mkdir()
+    (out / "optimization-history.png").write_bytes(b"old")
+    (out / "param-importances.png").mkdir()
+    with pytest.raises(WriteError):
+        plots.save_study_plots(study, out)
+    assert (out / "optimization-history.png").read_bytes() == b"old"

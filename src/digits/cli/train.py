@@ -69,6 +69,7 @@ def train(
         if clashing:
             raise fail(f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}.")
     if from_study:
+        _check_study_name("--from-study", from_study)
         if preset:
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
         preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
@@ -133,6 +134,20 @@ def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | N
     )
 
 
+# Optuna's column for a study's name holds 512 characters; a name also names --show's folder of plots.
+_LONGEST_STUDY_NAME = 200
+
+
+def _check_study_name(option: str, name: str | None) -> None:
+    if name is not None and (
+        not name.isprintable() or len(name) > _LONGEST_STUDY_NAME or "/" in name or name[0] == "."
+    ):
+        raise typer.BadParameter(
+            f"{option} {shown(name[:60])}{'...' if len(name) > 60 else ''}: a study's name is at most "
+            f"{_LONGEST_STUDY_NAME} printable characters, without a slash or a leading dot."
+        )
+
+
 def _import_tune():
     require("tune", "tune", "train")
     from digits.train import tune
@@ -176,6 +191,10 @@ def tune(
         raise typer.BadParameter("a study's name cannot be empty; leave --study out for <preset>-<dataset>.")
     if show == "":
         raise typer.BadParameter("--show needs a study's name (`digits tune --show <preset>-<dataset>`).")
+    for option, name in (("--study", study), ("--show", show)):
+        _check_study_name(option, name)
+    if storage == "":
+        raise typer.BadParameter("--storage is empty; leave it out for the SQLite file in --runs-dir.")
     tune = _import_tune()
     storage = storage or tune.default_storage(runs_dir)
     if show:

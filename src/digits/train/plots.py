@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from digits.atomic import atomic_path
+from digits.atomic import atomic_path, writable_target
 
 _DPI = 100
 
@@ -313,6 +313,8 @@ def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise TuneError(f"{out_dir} is a file; --out names the folder the plots go to.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in plots:  # each checked before the first is replaced: a set of plots is never half new
+        writable_target(out_dir / name)
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -25,6 +25,7 @@ Contract:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import warnings
@@ -39,7 +40,7 @@ from optuna.trial import TrialState
 
 from digits.config import TrainConfig
 from digits.data import DEFAULT_DATASET
-from digits.errors import DigitsError, Interrupted
+from digits.errors import DigitsError, Interrupted, first_line
 
 
 class TuneError(DigitsError):
@@ -83,7 +84,10 @@ def search_space(trial: optuna.trial.BaseTrial, base: TrainConfig, max_epochs: i
 def overrides_from_params(preset: str, params: dict) -> dict:
     """A finished trial's parameters as config overrides (what `train --from-study` applies)."""
     fixed = optuna.trial.FixedTrial(params)
-    return search_space(fixed, TrainConfig.from_preset(preset), max_epochs=params["epochs"])
+    try:
+        return search_space(fixed, TrainConfig.from_preset(preset), max_epochs=params["epochs"])
+    except (KeyError, ValueError) as err:  # FixedTrial's word for a parameter the trial does not hold
+        raise TuneError(f"the trial's parameters are not those `digits tune` searches ({first_line(err)}).") from None
 
 
 def kept_val_accuracy(history: dict, config: TrainConfig) -> float:
@@ -109,8 +113,8 @@ def _shown(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy parses (a port that is no number)
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # still no password shown
 
 
 def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = False) -> RDBStorage:
@@ -120,6 +124,10 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
     """
     from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
+    if url.startswith("sqlite") and url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        # Each connection would get a database of its own: the heartbeat thread's has no tables, and the
+        # study is gone when the command ends.
+        raise TuneError(f"{url}: an in-memory database holds no study; give sqlite:///path.db or a PostgreSQL URL.")
     if url.startswith("sqlite:///"):
         database = Path(url.removeprefix("sqlite:///").split("?")[0])  # without the URL's query (?timeout=5)
         if existing and not database.is_file():
@@ -145,7 +153,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
                     grace_period=2 * heartbeat,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
-        except (ArgumentError, NoSuchModuleError) as err:
+        except (ArgumentError, NoSuchModuleError, ValueError) as err:  # ValueError: a port or option not parsed
             raise TuneError(
                 f"{_shown(url)} is not a storage URL Optuna can use ({err}); "
                 "give sqlite:///path.db or postgresql://user:password@host/database."
@@ -156,7 +164,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
                 f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
                 "(PostgreSQL) or that driver."
             ) from None
-        except SQLAlchemyError as err:
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
             # Workers started together race to create the tables and stamp their version: the loser retries.
             if attempt < 2 and (isinstance(err, IntegrityError) or "already exists" in str(err)):
                 time.sleep(1)
@@ -165,7 +173,20 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
     raise AssertionError("unreachable")
 
 
-def _reason(err: Exception) -> str:
+def _ours(study: optuna.Study, new: bool = False) -> optuna.Study:
+    """`study`, when it is one `digits tune` makes (one objective, maximized; labelled with its preset unless
+    `new`); else a `TuneError`: a study made otherwise would be minimized, or fail in a way of its own."""
+    if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise TuneError(
+            f"study {study.study_name!r} was not made by `digits tune` (it does not maximize one value); "
+            "choose another --study."
+        )
+    if not new and "preset" not in study.user_attrs:
+        raise TuneError(f"study {study.study_name!r} was not made by `digits tune` (it names no preset).")
+    return study
+
+
+def _reason(err: BaseException) -> str:
     """The first line of what the database driver said."""
     return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
 
@@ -183,10 +204,13 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
     try:
         if attrs is None:
             try:
-                return optuna.load_study(study_name=name, storage=storage)
+                return _ours(optuna.load_study(study_name=name, storage=storage))
             except KeyError:
-                known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-                raise TuneError(f"no study named {name!r} in this storage (studies: {known}).") from None
+                names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+                known = ", ".join(repr(n[:60]) for n in names[:20]) + (
+                    f" and {len(names) - 20} more" if len(names) > 20 else ""
+                )
+                raise TuneError(f"no study named {name!r} in this storage (studies: {known or 'none'}).") from None
         with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna's terms
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
@@ -199,9 +223,9 @@ def open_study(storage: RDBStorage, name: str, attrs: dict | None = None) -> opt
                 sampler=optuna.samplers.TPESampler(n_startup_trials=8, multivariate=True),
                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
             )
-    except SQLAlchemyError as err:
-        raise TuneError(f"the study storage failed: {_reason(err)}") from None
-    stored = study.user_attrs
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:  # a read-only or damaged database
+        raise TuneError(f"the study storage failed: {_reason(err.__cause__ or err)}") from None
+    stored = _ours(study, new=True).user_attrs
     if any(key in stored and stored[key] != value for key, value in attrs.items()):
         theirs = ", ".join(f"{k} {stored.get(k)}" for k in attrs)
         raise TuneError(
@@ -278,6 +302,8 @@ def run_study(
             study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[bar], gc_after_trial=True)
         except _TrialStopped as stopped:  # Optuna has recorded the trial as failed: the signal goes on
             raise stopped.signal from None
+        except optuna.exceptions.StorageInternalError as err:  # the database went read-only, full, or away
+            raise TuneError(f"the study storage failed: {_reason(err.__cause__ or err)}") from None
     return study
 
 
@@ -369,4 +395,6 @@ def best_config(storage: str, study_name: str) -> tuple[dict, optuna.trial.Froze
         trial = study.best_trial
     except ValueError:
         raise TuneError(f"study {study_name!r} has no complete trial yet.") from None
+    if "epochs" not in trial.params:  # every digits study searches the epochs (`search_space`)
+        raise TuneError(f"study {study_name!r} was not made by `digits tune` (its trials search other parameters).")
     return dict(study.user_attrs), trial
