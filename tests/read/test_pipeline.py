@@ -658,18 +658,3 @@ def test_prepare_keeps_the_steps_only_when_asked_and_gives_the_same_digit_withou
         explained, plain = prepare(picture), prepare(picture, explain=False)
         assert explained.steps and plain.steps == []
         assert np.array_equal(explained.image, plain.image) and explained.box == plain.box
-
-
-@pytest.mark.parametrize("size, width", [(100, 8), (280, 20)])
-def test_a_ruler_straight_one_is_a_digit_not_a_blob(size, width):
-    """A stroke that fills its own box (a 1 drawn straight down, as a program or a ruler draws it) was measured
-    as a solid block, dropped as a blob, and the picture read as holding no ink."""
-    from PIL import ImageDraw
-
-    from digits.read.reader import Reader
-
-    reader = Reader()
-    picture = Image.new("L", (size, size), 255)
-    ImageDraw.Draw(picture).line([(size // 2, size // 10), (size // 2, size - size // 10)], fill=0, width=width)
-    assert reader.read_digit(picture).digit == 1
-    assert reader.read_page(picture).text == "1"

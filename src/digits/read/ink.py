@@ -210,15 +210,9 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             continue  # too small to be a shadow or a desk; specks are dealt with below
         at_border = rows.start == 0 or cols.start == 0 or rows.stop == mask.shape[0] or cols.stop == mask.shape[1]
         limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)
-        # Unpadded where the picture's border cuts it: a region cut there goes on beyond it (a desk, a
-        # shadow), and is measured as if the border were its middle. Elsewhere its box is edged with paper,
-        # which it is: a straight stroke fills its own box, and unedged measured as a solid block (a ruled-
-        # straight 1 was dropped as a blob).
-        edges = [
-            (int(rows.start > 0), int(rows.stop < mask.shape[0])),
-            (int(cols.start > 0), int(cols.stop < mask.shape[1])),
-        ]
-        region = np.pad(labels[rows, cols] == label, edges)
+        # Unpadded on purpose: a region cut by the picture's border goes on beyond
+        # it (a desk, a shadow), and is measured as if the border were its middle.
+        region = labels[rows, cols] == label
         # The taxicab distance is never below the Euclidean one and costs a tenth of it: a
         # stroke thin even by that measure is kept without the exact transform.
         if region.all() or 2 * float(ndimage.distance_transform_cdt(region, "taxicab").max()) >= limit:
