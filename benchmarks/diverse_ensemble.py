@@ -42,16 +42,20 @@ def train_members(data_dir=None) -> list[Path]:
     folders = []
     for name, (convs, seed) in MEMBERS.items():
         run = RUNS / name
-        if not (run / RunDir.METRICS).exists():
+        if run.is_dir() and not (run / RunDir.METRICS).exists():  # interrupted: it goes on where it stopped
+            train(resume=run, data_dir=data_dir)
+        elif not run.exists():
             train("record", seed=seed, overrides={"convs": convs}, runs_dir=RUNS, name=name, data_dir=data_dir)
         folders.append(run)
     return folders
 
 
 def report() -> dict:
-    members = {}
+    members, made_by = {}, set()
     for name, (convs, seed) in MEMBERS.items():
         metrics = json.loads((RUNS / name / RunDir.METRICS).read_text())
+        provenance = json.loads((RUNS / name / RunDir.CONFIG).read_text())["provenance"]
+        made_by.add(f"`{' '.join(provenance['command'])}` at commit {provenance['git_commit'][:7]}")
         members[name] = {
             "convs": convs,
             "seed": seed,
@@ -63,6 +67,7 @@ def report() -> dict:
         "members": members,
         "ensemble_accuracy": ensemble["test_accuracy"],
         "target": TARGET,
+        "made_by": sorted(made_by),
         "machine": machine(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -83,6 +88,7 @@ def markdown(found: dict) -> str:
         f"Target: an ensemble of at most 5 honest single models ≥ {found['target']:.2%}, {met}. "
         f"{found['machine']['cpu']}, {found['machine']['cores']} cores; tabulated {found['date']}. The members "
         "trained under `nice` beside other work, so their seconds are upper bounds. "
+        f"The members' run folders record how they were made: {'; '.join(found['made_by'])}. "
         "Command: `python benchmarks/diverse_ensemble.py`.",
     ]
     return "\n".join(rows) + "\n"

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# Ctrl-C's tests send SIGINT to a training run, in this process and in the commands it starts. A shell
+# starts a background job (`.ci/run &`, a CI runner's step) with SIGINT ignored, and an ignored signal stays
+# ignored in every child, as the commands rightly keep it: those tests would find nothing to stop them.
+# The suite runs as from a terminal, where Ctrl-C is Python's own KeyboardInterrupt (children get the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Fixtures that cost a full training run or a browser: every test using one is slow.
 SLOW_FIXTURES = {"fast_run", "browser", "server"}

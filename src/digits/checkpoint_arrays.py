@@ -56,7 +56,7 @@ def matched_arrays(stored: dict[str, Arrays], expected: dict[str, dict[str, tupl
                 )
             if name == "iteration" and array.size and array.min() < 0:  # the optimizer's step count
                 raise RunError(f"{path}: the optimizer's step count is negative (the file was altered); {TRAIN_AGAIN}.")
-            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise RunError(
                     f"{path}: {group} variable {name!r} holds NaN or infinite values "
                     f"(training diverged, or the file was altered); {TRAIN_AGAIN}."

@@ -166,9 +166,16 @@ class RunDir:
             return "wait for it to finish"
         if self.has_checkpoint():
             return f"its training did not finish: `digits train --resume {self}`"
-        if status in ("interrupted", "killed"):  # stopped before its first checkpoint: a resume starts it afresh
+        if status in ("interrupted", "killed") and self._no_epoch_done():  # a resume starts it afresh
             return f"it stopped before its first checkpoint: `digits train --resume {self}` trains it from the start"
         return "it has no checkpoint to resume from: train it again with `digits train`"
+
+    def _no_epoch_done(self) -> bool:
+        """Whether the run recorded no epoch done (one that did, whose checkpoint is gone, cannot be resumed)."""
+        try:
+            return not self.read_info().epochs_done
+        except TrainingError:
+            return False
 
     def _read_text(self, filename: str, fix: str) -> str:
         """The file's text; `fix` ends the sentence when it is missing or corrupt."""

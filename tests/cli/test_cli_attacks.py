@@ -65,6 +65,19 @@ def test_a_run_folders_name_is_escaped_in_the_lines_of_evaluate_and_export(tiny_
         assert all(line.startswith(("'", "  ")) for line in result.stdout.splitlines()), result.stdout
 
 
+def test_a_table_on_a_terminal_keeps_its_styling_and_escapes_names(capsys, monkeypatch):
+    """echo's last guard escaped rich's own bold headers: `digits runs` printed `\\x1b[1m` on a terminal."""
+    import sys
+
+    from digits.cli.tables import print_table
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    print_table([{"name": "a\x1b[2Jb"}], [("name", "run")])
+    out = capsys.readouterr().out
+    assert "\x1b[1m" in out and "\\x1b[1m" not in out  # the header's bold, as the terminal's escape
+    assert "a\x1b[2Jb" not in out and "'a\\x1b[2Jb'" in out  # the name, escaped by shown()
+
+
 def test_echo_escapes_control_characters_but_keeps_line_breaks(capsys):
     from digits.cli.terminal import echo
 

@@ -278,3 +278,14 @@ def test_evaluate_refuses_a_read_only_report_file_before_rewriting_any(run_copy,
     assert_one_line_error(run_cli("evaluate", str(run_copy), cwd=tmp_path), "confusion.png")
     assert {name: (run_copy.path / name).read_bytes() for name in before} == before
     assert {name: os.stat(run_copy.path / name).st_mtime_ns for name in before} == stamps
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_advised_to_resume_unless_it_trained_epochs(run_copy):
+    from dataclasses import replace
+
+    config, info = run_copy.read_run()
+    (run_copy.path / RunDir.CHECKPOINT).unlink(missing_ok=True)
+    run_copy.write_config(config, replace(info, status="interrupted", epochs_done=0))
+    assert "trains it from the start" in run_copy.unfinished_advice("interrupted")
+    run_copy.write_config(config, replace(info, status="interrupted", epochs_done=2))  # its checkpoint is gone
+    assert "train it again" in run_copy.unfinished_advice("interrupted")

@@ -185,7 +185,9 @@ def test_sigterm_while_it_is_built_leaves_no_run_folder(members, tmp_path, monke
     def terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)  # delivered before the report is written: a known point
 
+    before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(evaluate, "report_run", terminated)
     with pytest.raises(Interrupted):
         build(members, tmp_path / "ens")
     assert not (tmp_path / "ens").exists()
+    assert signal.getsignal(signal.SIGTERM) is before  # the command's own handler is back

@@ -249,6 +249,7 @@ def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
         ("postgresql://digits:secret@127.0.0.1:1/none", "cannot open the study storage"),
         ("sqlite://", "an in-memory database holds no study"),  # traceback lines from the heartbeat thread, exit 0
         ("sqlite:///:memory:", "an in-memory database holds no study"),
+        ("sqlite+pysqlite:///:memory:", "an in-memory database holds no study"),
         ("postgresql://digits:secret@[::1/db", "not a storage URL"),  # a ValueError of SQLAlchemy's: exit 1
         ("sqlite:///q.db?timeout=abc", "not a storage URL"),
     ],
@@ -321,7 +322,7 @@ def test_a_study_not_made_by_digits_tune_is_refused(tmp_path):
         )
     )
     result = run_cli("train", "--from-study", "labelled", "--runs-dir", str(tmp_path), cwd=tmp_path)
-    assert_one_line_error(result, "its trials search other parameters")
+    assert_one_line_error(result, "the trial's parameters are not those `digits tune` searches")
 
 
 def test_a_damaged_study_database_is_one_line_and_exit_2(tmp_path):

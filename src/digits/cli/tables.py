@@ -24,7 +24,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> N
     terminal = sys.stdout.isatty()
     rendered = io.StringIO()
     Console(file=rendered, width=None if terminal else 10_000, force_terminal=terminal).print(table)
-    echo(rendered.getvalue().rstrip("\n"))  # one way to stdout: a full disk is named as standard output
+    # One way to stdout (a full disk is named as standard output), with rich's bold headers kept on a terminal.
+    echo(rendered.getvalue().rstrip("\n"), styled=terminal)
 
 
 def _cell(key: str, value: object) -> str:

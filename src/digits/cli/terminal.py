@@ -67,12 +67,13 @@ def ensure_standard_streams() -> None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (the stream lives as long as sys does)
 
 
-def echo(text: str = "") -> None:
+def echo(text: str = "", styled: bool = False) -> None:
     """A line of the command's result on stdout, flushed (a pipe sees it at once).
 
     Names in it should come through `shown`; as a last guard, any control character but the line breaks a
-    multi-line result holds is written as its escape, so no name reaches the terminal as an escape sequence."""
-    if not text.isprintable():
+    multi-line result holds is written as its escape, so no name reaches the terminal as an escape sequence.
+    `styled`: the text holds the terminal's own styling (a rich table, its cells already `shown`), kept."""
+    if not styled and not text.isprintable():
         text = "\n".join(one_line(line) for line in text.split("\n"))
     try:
         print(text, flush=True)

@@ -69,7 +69,7 @@ def train(
         if clashing:
             raise fail(f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}.")
     if from_study:
-        _check_study_name("--from-study", from_study)
+        _check_study_name("--from-study", from_study, names_a_folder=False)
         if preset:
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
         preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
@@ -138,10 +138,13 @@ def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | N
 _LONGEST_STUDY_NAME = 200
 
 
-def _check_study_name(option: str, name: str | None) -> None:
-    if name is not None and (
-        not name.isprintable() or len(name) > _LONGEST_STUDY_NAME or "/" in name or name[0] == "."
-    ):
+def _check_study_name(option: str, name: str | None, names_a_folder: bool = True) -> None:
+    """A study's name prints on one line and fits Optuna's column; one that names --show's folder of plots (or
+    a new study's) has no slash and no leading dot. A study made before names were checked is still read."""
+    if name is None:
+        return
+    folder = names_a_folder and ("/" in name or name.startswith("."))
+    if not name.isprintable() or len(name) > _LONGEST_STUDY_NAME or folder:
         raise typer.BadParameter(
             f"{option} {shown(name[:60])}{'...' if len(name) > 60 else ''}: a study's name is at most "
             f"{_LONGEST_STUDY_NAME} printable characters, without a slash or a leading dot."

@@ -19,7 +19,10 @@ Contract:
 - Refused with one `EnsembleError` sentence, before anything is written: fewer
   than two members, a member that is not a finished run, members that
   disagree on the dataset or the number of classes (10, or 11 with "not a
-  digit"), and an `--out` that already exists.
+  digit"), and an `--out` that already exists, is `latest` or is hidden.
+- Ctrl-C and SIGTERM remove the folder being built; its config.json is
+  written last, so a folder killed outright (or still being built) holds
+  none, and `digits runs` shows it broken, never finished.
 
 This module never imports TensorFlow.
 """
@@ -60,10 +63,10 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
         raise EnsembleError(f"an ensemble needs at least two runs, {len(members)} given; name two or more run folders.")
     _agree(members)
     out_run = RunDir(out)
-    if out_run.name == LATEST or out_run.name.startswith("."):  # as `digits train --name` refuses them
+    if out_run.name == LATEST or out_run.name.startswith(".") or not out_run.name.isprintable():  # as --name
         raise EnsembleError(
             f"--out {out_run.path}: {out_run.name!r} cannot name a run ({LATEST!r} is the link to the newest run, "
-            "and a name starting with a dot is hidden); choose another folder name."
+            "a name starting with a dot is hidden, and a name prints on one line); choose another folder name."
         )
     _distinct(members, out_run.path)
     if out_run.path.exists() or out_run.path.is_symlink():
@@ -81,23 +84,24 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data_di
         parameters=sum(m["parameters"] or 0 for m in members),
         ensemble=[{k: m[k] for k in ("run", "preset", "seed", "test_accuracy", "temperature")} for m in members],
     )
-    try:
-        out_run.path.mkdir(parents=True)
-    except OSError as err:
-        raise EnsembleError(f"cannot create {out_run.path}: {err.strerror}.") from None
-    try:
-        # Ctrl-C and SIGTERM alike leave no half-made run (SIGTERM's default would end the process here).
-        with stop_signals_call(_interrupt):
+    # Ctrl-C and SIGTERM alike leave no half-made run (SIGTERM's default would end the process mid-way), from
+    # the folder's making to its removal on the way out.
+    with stop_signals_call(_interrupt):
+        try:
+            out_run.path.mkdir(parents=True)
+        except OSError as err:
+            raise EnsembleError(f"cannot create {out_run.path}: {err.strerror}.") from None
+        try:
             atomic.write_bytes(out_run.onnx_path, model.SerializeToString(), follow_symlinks=False)
             metrics = report_run(out_run, config, info, {}, test)
             # Last: a folder killed before it (SIGKILL) holds no config.json, and `digits runs` shows it broken,
-            # never finished.
+            # never finished (as it shows one still being built).
             out_run.write_config(config, info)
-        return out_run.path, metrics
-    except BaseException:
-        # Made by this call: a joined model that does not answer (the report runs it) leaves no half-made run.
-        shutil.rmtree(out_run.path, ignore_errors=True)
-        raise
+        except BaseException:
+            # Made by this call: a joined model that does not answer (the report runs it) leaves no half-made run.
+            shutil.rmtree(out_run.path, ignore_errors=True)
+            raise
+    return out_run.path, metrics
 
 
 def _interrupt(signum: int, frame: object) -> None:

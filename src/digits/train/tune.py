@@ -124,7 +124,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
     """
     from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-    if url.startswith("sqlite") and url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+    if _in_memory(url):
         # Each connection would get a database of its own: the heartbeat thread's has no tables, and the
         # study is gone when the command ends.
         raise TuneError(f"{url}: an in-memory database holds no study; give sqlite:///path.db or a PostgreSQL URL.")
@@ -184,6 +184,21 @@ def _ours(study: optuna.Study, new: bool = False) -> optuna.Study:
     if not new and "preset" not in study.user_attrs:
         raise TuneError(f"study {study.study_name!r} was not made by `digits tune` (it names no preset).")
     return study
+
+
+def _in_memory(url: str) -> bool:
+    """Whether `url` names an in-memory SQLite database (`sqlite://`, `sqlite+pysqlite:///:memory:`, mode=memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False  # not a URL at all: said so by open_storage
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
+    )
 
 
 def _reason(err: BaseException) -> str:
@@ -395,6 +410,4 @@ def best_config(storage: str, study_name: str) -> tuple[dict, optuna.trial.Froze
         trial = study.best_trial
     except ValueError:
         raise TuneError(f"study {study_name!r} has no complete trial yet.") from None
-    if "epochs" not in trial.params:  # every digits study searches the epochs (`search_space`)
-        raise TuneError(f"study {study_name!r} was not made by `digits tune` (its trials search other parameters).")
     return dict(study.user_attrs), trial
