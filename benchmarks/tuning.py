@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from digits.runs import RunDir  # noqa: E402
 from digits.train import plots, tune  # noqa: E402
+from digits.train.study_report import trial_states  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "tuning"
@@ -107,7 +108,7 @@ def summarize(runs: list[dict]) -> dict:
 def study_summary(storage: str, name: str) -> dict:
     study = tune.open_study(tune.open_storage(storage), name)
     trials = study.get_trials(deepcopy=False)
-    states = tune.trial_states(trials)
+    states = trial_states(trials)
     best = study.best_trial
     drawn = plots.save_study_plots(study, DOCS / name)
     finished = [t for t in trials if t.datetime_complete]

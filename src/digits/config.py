@@ -103,6 +103,19 @@ def _names_from(*choices) -> Callable:
     return check
 
 
+def process_number(v) -> str | None:
+    """None for a process number a run may record (its `pid`), else what it should be."""
+    # os.kill takes a C int; 0 and negative numbers name process groups, not the run's process.
+    ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
+    return None if ok else "a process number (a whole number from 1 to 2147483647)"
+
+
+def run_members(v) -> str | None:
+    """None for an ensemble's list of members (`digits.train.ensemble`), else what it should be."""
+    ok = isinstance(v, (list, tuple)) and len(v) >= 2 and all(isinstance(m, dict) and "run" in m for m in v)
+    return None if ok else "a list of at least two members, each with its run folder"
+
+
 def anything(v) -> str | None:
     return None
 

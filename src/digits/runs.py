@@ -49,6 +49,8 @@ from digits.config import (
     is_number,
     one_of,
     optional,
+    process_number,
+    run_members,
     setting,
 )
 from digits.errors import TRAIN_AGAIN, RunError, TrainingError
@@ -71,17 +73,6 @@ LATEST = "latest"
 RUNS = Path("runs")
 
 
-def _process_number(v) -> str | None:
-    # os.kill takes a C int; 0 and negative numbers name process groups, not the run's process.
-    ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
-    return None if ok else "a process number (a whole number from 1 to 2147483647)"
-
-
-def _members(v) -> str | None:
-    ok = isinstance(v, (list, tuple)) and len(v) >= 2 and all(isinstance(m, dict) and "run" in m for m in v)
-    return None if ok else "a list of at least two members, each with its run folder"
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunInfo(Settings):
     """What a run records about itself beside its config; training replaces it, never edits it."""
@@ -89,14 +80,14 @@ class RunInfo(Settings):
     status: str | None = setting(optional(one_of(*STATUSES)), None)
     # The training process: named when a resume is refused, and what tells a killed run from a running one
     # where the file system has no locks (`digits.run_lock`).
-    pid: int | None = setting(optional(_process_number), None)
+    pid: int | None = setting(optional(process_number), None)
     epochs_done: int | None = setting(optional(int_at_least(0)), None)
     parameters: int | None = setting(optional(int_at_least(0)), None)
     provenance: dict | None = setting(anything, None)  # versions, data digests, git commit, command, machine
     calibration: dict | None = setting(optional(calibration.check), None)  # the temperature fitted after training
     command: list | None = setting(anything, None)  # runs made before provenance existed kept their command line here
     # An ensemble's members (`digits.train.ensemble`): folder, preset, seed, test accuracy, temperature of each.
-    ensemble: list | None = setting(optional(_members), None)
+    ensemble: list | None = setting(optional(run_members), None)
 
     def to_dict(self) -> dict:
         """What is known; a key not yet recorded is left out of config.json, as before."""

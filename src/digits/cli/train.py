@@ -199,12 +199,14 @@ def tune(
     if storage == "":
         raise typer.BadParameter("--storage is empty; leave it out for the SQLite file in --runs-dir.")
     tune = _import_tune()
+    from digits.train.study_report import describe
+
     storage = storage or tune.default_storage(runs_dir)
     if show:
         from digits.train import plots
 
         found = tune.open_study(tune.open_storage(storage, existing=True), show)
-        echo(tune.describe(found))
+        echo(describe(found))
         for path in plots.save_study_plots(found, out or runs_dir / f"tune-{show}"):
             echo(f"  plot: {path}")
         return
@@ -223,7 +225,7 @@ def tune(
         progress=sys.stderr.isatty(),
         log=echo,
     )
-    echo(tune.describe(found))
+    echo(describe(found))
 
 
 def _summarize(run_dir: Path, metrics: dict) -> None:

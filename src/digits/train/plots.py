@@ -296,7 +296,8 @@ def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
     import optuna
     from optuna.visualization import matplotlib as vis
 
-    from digits.train.tune import TuneError, best_trials
+    from digits.train.study_report import best_trials
+    from digits.train.tune import TuneError
 
     complete = best_trials(study)
     if len(complete) < 2:
