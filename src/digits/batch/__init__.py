@@ -163,14 +163,11 @@ def _check_counts(**counts: int | None) -> None:
     for name, value in counts.items():
         if value is None:
             continue
-        try:
-            whole = None if isinstance(value, bool) else operator.index(value)  # int, NumPy's integers
-        except TypeError:
-            whole = None
-        if whole is None:
-            raise TypeError(f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine.")
-        if whole < 1:
-            raise ValueError(f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine.")
+        wanted = f"{name} is {value!r}: a whole number from 1, or None to choose it for the machine."
+        if isinstance(value, bool) or not hasattr(value, "__index__"):  # int and NumPy's integers have one
+            raise TypeError(wanted)
+        if operator.index(value) < 1:
+            raise ValueError(wanted)
 
 
 def bag(

@@ -122,12 +122,13 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = 
     """
     from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-    if _in_memory(url):
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file == "":
         # Each connection would get a database of its own: the heartbeat thread's has no tables, and the
         # study is gone when the command ends.
         raise TuneError(f"{url}: an in-memory database holds no study; give sqlite:///path.db or a PostgreSQL URL.")
-    if url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///").split("?")[0])  # without the URL's query (?timeout=5)
+    if sqlite_file:
+        database = Path(sqlite_file)
         if existing and not database.is_file():
             raise TuneError(f"no study database at {database} (`digits tune` makes one; pass --storage with its URL).")
         database.parent.mkdir(parents=True, exist_ok=True)
@@ -184,19 +185,21 @@ def _ours(study: optuna.Study, new: bool = False) -> optuna.Study:
     return study
 
 
-def _in_memory(url: str) -> bool:
-    """Whether `url` names an in-memory SQLite database (`sqlite://`, `sqlite+pysqlite:///:memory:`, mode=memory)."""
+def _sqlite_file(url: str) -> str | None:
+    """The file an SQLite URL names (its query left out: ?timeout=5); "" for an in-memory database (`sqlite://`,
+    `sqlite+pysqlite:///:memory:`, mode=memory); None for any other URL, or one that does not parse."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return False  # not a URL at all: said so by open_storage
+        return None  # not a URL at all: said so by open_storage
+    if parsed.get_backend_name() != "sqlite":
+        return None
     database = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and (
-        database in ("", ":memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
-    )
+    in_memory = database == ":memory:" or "mode=memory" in database or parsed.query.get("mode") == "memory"
+    return "" if in_memory else database
 
 
 def _reason(err: BaseException) -> str:
