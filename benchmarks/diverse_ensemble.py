@@ -9,7 +9,13 @@ recipe (its last epoch, no validation split, no choice made on the test set) wit
 that their errors differ; the five members and the one ensemble were fixed before any was trained, and the
 ensemble of all five is what is reported (no subset is chosen after the fact). Runs go to
 benchmarks/runs/mnist/record-kernels/<member>, the ensemble to .../ensemble-5; a finished run is reused.
-Every figure comes from the runs' metrics.json.
+
+Each model is also scored as the reader reads (`Reader.classify`: the model's probabilities, averaged with
+the image turned ±10° where it gives no class 0.99, `digits.read.turns`, which was chosen on validation data
+for the shipped model). That second look at the test set was fixed before it was taken, one variant and no
+other, and is reported beside the first, not in its place. It needs each run's model.onnx, which git does not
+keep: with the model there, it is measured and written to the run's `as_read.json`; without it, that file is
+read. Every other figure comes from the runs' metrics.json.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ MEMBERS = {
     "k353": ([[32, 3, 2], [64, 5, 2], [128, 3, 2]], 14),
 }
 TARGET = 0.9975
+AS_READ = "as_read.json"
 
 
 def train_members(data_dir=None) -> list[Path]:
@@ -50,7 +57,22 @@ def train_members(data_dir=None) -> list[Path]:
     return folders
 
 
-def report() -> dict:
+def as_read(run: Path, data_dir=None) -> float:
+    """MNIST test accuracy of the run's model as the reader reads (its turns where unsure), from `AS_READ`,
+    measured and written there first when the run's model.onnx is present."""
+    model, saved = run / RunDir.ONNX, run / AS_READ
+    if model.exists():
+        from digits.atomic import write_json
+        from digits.data import load_test
+        from digits.read.reader import Reader
+
+        x, y = load_test("mnist", data_dir)
+        right = int((Reader(model).classify(x).argmax(axis=1) == y).sum())
+        write_json(saved, {"test_accuracy": right / len(y), "right": right, "n": len(y), "how": "Reader.classify"})
+    return json.loads(saved.read_text())["test_accuracy"]
+
+
+def report(data_dir=None) -> dict:
     members, made_by = {}, set()
     for name, (convs, seed) in MEMBERS.items():
         metrics = json.loads((RUNS / name / RunDir.METRICS).read_text())
@@ -60,12 +82,14 @@ def report() -> dict:
             "convs": convs,
             "seed": seed,
             "test_accuracy": metrics["test_accuracy"],
+            "as_read": as_read(RUNS / name, data_dir),
             "train_seconds": metrics["train_seconds"],
         }
     ensemble = json.loads((RUNS / "ensemble-5" / RunDir.METRICS).read_text())
     return {
         "members": members,
         "ensemble_accuracy": ensemble["test_accuracy"],
+        "ensemble_as_read": as_read(RUNS / "ensemble-5", data_dir),
         "target": TARGET,
         "made_by": sorted(made_by),
         "machine": machine(),
@@ -75,17 +99,25 @@ def report() -> dict:
 
 def markdown(found: dict) -> str:
     rows = [
-        "| member | convolutions (filters, kernel, stride) | seed | test accuracy | train s |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| member | convolutions (filters, kernel, stride) | seed | test accuracy | as the reader reads | train s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, m in found["members"].items():
         layout = ", ".join(f"{f}×{k}/{s}" for f, k, s in m["convs"])
-        rows.append(f"| {name} | {layout} | {m['seed']} | {m['test_accuracy']:.4f} | {m['train_seconds']:.0f} |")
-    met = "met" if found["ensemble_accuracy"] >= found["target"] else "**not met**"
+        rows.append(
+            f"| {name} | {layout} | {m['seed']} | {m['test_accuracy']:.4f} | {m['as_read']:.4f} | {m['train_seconds']:.0f} |"
+        )
+
+    def met(accuracy: float) -> str:
+        return "met" if accuracy >= found["target"] else "**not met**"
+
     rows += [
-        f"| ensemble of the five | | | **{found['ensemble_accuracy']:.4f}** | |",
+        f"| ensemble of the five | | | **{found['ensemble_accuracy']:.4f}** | **{found['ensemble_as_read']:.4f}** | |",
         "",
-        f"Target: an ensemble of at most 5 honest single models ≥ {found['target']:.2%}, {met}. "
+        f"Target: an ensemble of at most 5 honest single models ≥ {found['target']:.2%}: the averaged model alone, "
+        f"{met(found['ensemble_accuracy'])}; as the reader reads it (each image also turned ±10° where no class "
+        f"reaches 0.99, which with these label-smoothed models is every image: three model calls per image), "
+        f"{met(found['ensemble_as_read'])}. "
         f"{found['machine']['cpu']}, {found['machine']['cores']} cores; tabulated {found['date']}. The members "
         "trained under `nice` beside other work, so their seconds are upper bounds. "
         f"The members' run folders record how they were made: {'; '.join(found['made_by'])}. "
@@ -105,7 +137,7 @@ def main() -> None:
         folders = train_members(args.data_dir)
         if not (RUNS / "ensemble-5" / RunDir.METRICS).exists():
             build(folders, RUNS / "ensemble-5", args.data_dir)
-    found = report()
+    found = report(args.data_dir)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "diverse_ensemble.json").write_text(json.dumps(found, indent=2) + "\n")
     (RESULTS / "diverse_ensemble.md").write_text(markdown(found))
