@@ -13,9 +13,9 @@ benchmarks/runs/mnist/record-kernels/<member>, the ensemble to .../ensemble-5; a
 Each model is also scored as the reader reads (`Reader.classify`: the model's probabilities, averaged with
 the image turned ±10° where it gives no class 0.99, `digits.read.turns`, which was chosen on validation data
 for the shipped model). That second look at the test set was fixed before it was taken, one variant and no
-other, and is reported beside the first, not in its place. It needs each run's model.onnx, which git does not
-keep: with the model there, it is measured and written to the run's `as_read.json`; without it, that file is
-read. Every other figure comes from the runs' metrics.json.
+other, and is reported beside the first, not in its place. `digits evaluate` measures both
+(`test_accuracy_as_read`); runs evaluated before it did are evaluated again, which needs their model.onnx.
+Every figure comes from the runs' metrics.json.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ MEMBERS = {
     "k353": ([[32, 3, 2], [64, 5, 2], [128, 3, 2]], 14),
 }
 TARGET = 0.9975
-AS_READ = "as_read.json"
 
 
 def train_members(data_dir=None) -> list[Path]:
@@ -58,18 +57,15 @@ def train_members(data_dir=None) -> list[Path]:
 
 
 def as_read(run: Path, data_dir=None) -> float:
-    """MNIST test accuracy of the run's model as the reader reads (its turns where unsure), from `AS_READ`,
-    measured and written there first when the run's model.onnx is present."""
-    model, saved = run / RunDir.ONNX, run / AS_READ
-    if model.exists():
-        from digits.atomic import write_json
-        from digits.data import load_test
-        from digits.read.reader import Reader
+    """MNIST test accuracy of the run's model as the reader reads (its turns where unsure), from its
+    metrics.json; a run evaluated before `digits evaluate` measured it is evaluated again first, which
+    needs its model.onnx (git does not keep it)."""
+    metrics = json.loads((run / RunDir.METRICS).read_text())
+    if "test_accuracy_as_read" not in metrics:
+        from digits.train.evaluate import evaluate_run
 
-        x, y = load_test("mnist", data_dir)
-        right = int((Reader(model).classify(x).argmax(axis=1) == y).sum())
-        write_json(saved, {"test_accuracy": right / len(y), "right": right, "n": len(y), "how": "Reader.classify"})
-    return json.loads(saved.read_text())["test_accuracy"]
+        metrics = evaluate_run(run, data_dir)
+    return metrics["test_accuracy_as_read"]
 
 
 def report(data_dir=None) -> dict:

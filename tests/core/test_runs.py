@@ -202,8 +202,19 @@ def test_evaluate_repairs_a_corrupt_metrics_file(run_copy, tmp_path):
     evaluated = run_cli("evaluate", str(run_copy), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert run_copy.read_metrics()["test_accuracy"] == before["test_accuracy"]
-    # The training time is measured only while training: kept, from the checkpoint's loop state.
+    # The training time and the loop's best epoch are known only while training: kept, from the checkpoint.
     assert run_copy.read_metrics()["train_seconds"] == before["train_seconds"] is not None
+    assert run_copy.read_metrics()["overfitting"]["best_epoch"] == before["overfitting"]["best_epoch"] is not None
+
+
+def test_evaluate_keeps_the_best_epoch_that_training_found(run_copy, tmp_path):
+    """Without a validation split the loop's best epoch is by training loss, which the report's own rule
+    cannot see: a re-evaluation keeps what training wrote rather than dropping it to None."""
+    metrics = run_copy.read_metrics()
+    metrics["overfitting"]["best_epoch"] = 1
+    run_copy.write_metrics(metrics)
+    assert run_cli("evaluate", str(run_copy), cwd=tmp_path).returncode == 0
+    assert run_copy.read_metrics()["overfitting"]["best_epoch"] == 1
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,18 @@ def test_run_folder_holds_everything(tiny_run):
     assert not list(tiny_run.glob(".*.tmp*")), "no temporary files are left behind"
 
 
+def test_the_report_gives_the_models_accuracy_and_the_readers(tiny_run, mnist):
+    """`test_accuracy` is the model's alone; `test_accuracy_as_read` is what `predict` answers for the same
+    images (`Reader.classify`, which turns the images the model is unsure of)."""
+    from digits.read.reader import Reader
+
+    _, (x_test, y_test) = mnist
+    metrics = RunDir(tiny_run).read_metrics()
+    reader = Reader(tiny_run)
+    assert metrics["test_accuracy"] == float((reader.recognizer.predict(x_test) == y_test).mean())
+    assert metrics["test_accuracy_as_read"] == float((reader.classify(x_test).argmax(axis=1) == y_test).mean())
+
+
 def test_train_config_trains_the_given_config_and_returns_its_metrics(tmp_path, mnist):
     """The config is trained as given and written back unchanged; the metrics come back without a re-read."""
     config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)

@@ -231,7 +231,9 @@ def tune(
 def _summarize(run_dir: Path, metrics: dict) -> None:
     seconds = metrics.get("train_seconds")
     echo(
-        f"{shown(run_dir)}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
+        f"{shown(run_dir)}: test accuracy {metrics['test_accuracy']:.4f}"
+        + (f" ({read:.4f} as the reader reads)" if (read := metrics.get("test_accuracy_as_read")) is not None else "")
+        + f", test loss {metrics['test_loss']:.4f}"
         + (f", trained in {seconds:.1f} s" if seconds is not None else "")
     )
     echo(f"  {metrics['overfitting']['verdict']}")

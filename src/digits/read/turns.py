@@ -73,15 +73,18 @@ def warped(warps: Callable[[np.ndarray], list[np.ndarray]], images: np.ndarray) 
     return flat.reshape(count, -1, height, width)
 
 
-def averaged(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
+def averaged(
+    classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, alone: np.ndarray | None = None
+) -> np.ndarray:
     """(N, 28, 28) or (28, 28) images, uint8 or floats in [0, 1] -> (N, C) probabilities.
 
-    One `classify` call for every image; a second only for those whose largest
-    probability is below `SETTLED`, on their turns, whose rows become the mean
-    of the image's and its turns' probabilities.
+    One `classify` call for every image (none when the caller passes its
+    result as `alone`); a second only for those whose largest probability is
+    below `SETTLED`, on their turns, whose rows become the mean of the image's
+    and its turns' probabilities.
     """
     images = as_batch(images)  # float32 in [0, 1], as the model takes them: turns need no rounding
-    probabilities = classify(images)
+    probabilities = classify(images) if alone is None else alone
     unsettled = np.flatnonzero(probabilities.max(axis=1) < SETTLED)
     if len(unsettled) == 0:
         return probabilities

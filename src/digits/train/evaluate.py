@@ -1,8 +1,11 @@
 """Evaluate a run on its untouched test set and write its report.
 
 Evaluation runs the exported ONNX model, the very file `predict` and `serve`
-use, so the reported accuracy is the accuracy users get. The report is
-metrics.json plus three plots, all written through the run's `RunDir`.
+use. `test_accuracy` is the model's alone; `test_accuracy_as_read` is what
+users get from `predict`, `read` and `serve`, which read each image as
+`Reader.classify` does (turned ±10° where the model is unsure,
+`digits.read.turns`). The report is metrics.json plus three plots, all
+written through the run's `RunDir`.
 
 A model with an 11th class ("not a digit") is scored by argmax over all 11
 outputs: a real test digit it refuses counts as an error in `test_accuracy`,
@@ -13,6 +16,7 @@ and `digits_refused` says how often that happened. Its report adds
 from __future__ import annotations
 
 import os
+from typing import TypeGuard
 
 import numpy as np
 
@@ -22,6 +26,7 @@ from digits.config import TrainConfig
 from digits.data import class_names
 from digits.errors import RunError
 from digits.read.model import Recognizer
+from digits.read.turns import averaged
 from digits.runs import RunDir, RunInfo
 from digits.spec import REJECT
 from digits.synth.junk import HELD_OUT_SEED, make_junk
@@ -83,7 +88,7 @@ def _test_metrics(run: RunDir, config: TrainConfig, info: RunInfo, history: dict
         # The test set's calibration error, with the temperature fitted on validation images applied.
         metrics["calibration"] = info.calibration | {"test_ece": expected_calibration_error(probabilities, test[1])}
     if train_seconds is None:
-        metrics["train_seconds"] = _previous_train_seconds(run)
+        metrics["train_seconds"] = _previous(run, "train_seconds")
     run.write_metrics(metrics)
     return metrics, recognizer, predicted
 
@@ -94,10 +99,12 @@ def model_metrics(recognizer: Recognizer, config: TrainConfig, test) -> tuple[di
     x_test, y_test = test
     probabilities = recognizer.predict_proba(x_test)
     predicted = probabilities.argmax(axis=1)
+    as_read = averaged(recognizer.predict_proba, x_test, alone=probabilities).argmax(axis=1)
     names = list(class_names(config.dataset, recognizer.num_classes))
     metrics = {
         "test_loss": nll(probabilities, y_test, floor=_KERAS_EPSILON),
         "test_accuracy": float((predicted == y_test).mean()),
+        "test_accuracy_as_read": float((as_read == y_test).mean()),
         **run_metrics.classification_metrics(y_test, predicted, names),
     }
     if recognizer.num_classes > REJECT:
@@ -142,20 +149,30 @@ def _plots(
             plotter.submit(plot, *args)
 
 
-def _previous_train_seconds(run: RunDir) -> float | None:
-    """Training time is measured only while training; a re-evaluation keeps it from the old report.
+def _previous(run: RunDir, key: str) -> float | None:
+    """`train_seconds` or `best_epoch` as training measured them: a re-evaluation keeps them from the old report.
 
-    A missing or corrupt metrics.json is what `digits evaluate` repairs: the figure then comes from the
-    checkpoint's loop state, which counts the same seconds, or is None without one.
+    Both are known only while training (the best epoch by the loop's own score, which without a validation
+    split is the training loss, unlike the report's rule). A missing, corrupt or planted value is what
+    `digits evaluate` repairs: it then comes from the checkpoint's loop state, or is None without one.
     """
     try:
-        return run.read_metrics().get("train_seconds")
+        metrics = run.read_metrics()
+        holder = metrics if key == "train_seconds" else metrics.get("overfitting")
+        value = holder.get(key) if isinstance(holder, dict) else None
     except RunError:
-        pass
-    try:  # a missing checkpoint is a RunError too
-        return run.checkpoint_meta()["train_seconds"]
+        value = None
+    if _measured(value):
+        return float(value)
+    try:  # a missing checkpoint is a RunError too; its loop state was checked when read
+        value = run.checkpoint_meta()[key]
     except (RunError, KeyError):
         return None
+    return float(value) if _measured(value) else None  # a best epoch of 0: none yet
+
+
+def _measured(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
@@ -170,7 +187,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     # report part new, part old.
     for path in (run.path / RunDir.METRICS, run.curves_path, run.confusion_path, run.mistakes_path):
         atomic.writable_target(path, follow_symlinks=False)
-    return report_run(run, config, info, history, load_test(config.dataset, data_dir))
+    best_epoch = None if info.ensemble else _previous(run, "best_epoch")
+    best_epoch = int(best_epoch) if best_epoch is not None else None
+    return report_run(run, config, info, history, load_test(config.dataset, data_dir), best_epoch=best_epoch)
 
 
 def refusal(recognizer: Recognizer, n: int, seed: int = HELD_OUT_SEED) -> dict:
