@@ -22,6 +22,7 @@ TensorFlow is loaded.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
@@ -62,6 +63,10 @@ def int_from(low: int, high: int) -> Callable:
 MAX_SEED = 2**32 - 1
 # Far past any training on a CPU; TensorFlow refuses an epoch count of more than 64 bits (exit 1).
 MAX_EPOCHS = 100_000
+# `digits tune`: seconds between a worker's heartbeats (one silent for twice this is dead), and the most
+# epochs one trial may train.
+TUNE_HEARTBEAT = 30
+TUNE_MAX_EPOCHS = 30
 
 
 def _number_in(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Callable:
@@ -101,6 +106,12 @@ def _names_from(*choices) -> Callable:
         return None if ok else f"a list of distinct names from {', '.join(choices)}"
 
     return check
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one): the default count of
+    worker processes, for reading in bulk, serving and making training data alike."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def process_number(v) -> str | None:

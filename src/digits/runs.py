@@ -1,4 +1,4 @@
-"""Run folders: `RunDir` is the only code that reads or writes a file inside one.
+"""Run folders: `RunDir` names every file inside one, and reads and writes them or hands out their paths.
 
 A run folder `runs/<name>/` holds:
 
@@ -10,7 +10,7 @@ A run folder `runs/<name>/` holds:
                      on load every array is matched to its variable by name and shape
     history.csv      one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy
     metrics.json     the test report (evaluate.py)
-    model.keras, model.onnx, curves.png, confusion.png, mistakes.png
+    model.keras, model.onnx, model.int8.onnx, model.tflite, curves/confusion/mistakes.png
 
 The process that trains a run holds a lock on its folder (`digits.run_lock`).
 Every write is atomic (atomic.py), and replaces a symbolic link in the
@@ -106,6 +106,7 @@ class RunDir:
     CURVES = "curves.png"
     CONFUSION = "confusion.png"
     MISTAKES = "mistakes.png"
+    EXPORTS = {"onnx-int8": "model.int8.onnx", "tflite": "model.tflite"}  # by `digits export --format`
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -280,10 +281,7 @@ class RunDir:
         path = self.path / self.HISTORY
         text = self._read_text(self.HISTORY, "it is written when training finishes")
         if text.count("\n") > MAX_EPOCHS + 1:  # a row an epoch: more is no run's (5 million rows took 2 GB)
-            raise RunError(
-                f"{path}: more rows than a run has epochs (at most {MAX_EPOCHS:,}); retrain, or restore the file "
-                "from a backup."
-            )
+            raise RunError(f"{path}: more rows than a run has epochs (at most {MAX_EPOCHS:,}); retrain, or restore it.")
         try:
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
             history = {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}

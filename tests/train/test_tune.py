@@ -80,7 +80,13 @@ def test_tiny_study_end_to_end(tmp_path):
     )
     assert_one_line_error(into_a_file, "plots.png is a file; --out names the folder")
 
-    trained = run_cli("train", "--from-study", "tiny-mnist", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    other_data = ("train", "--from-study", "tiny-mnist", "--dataset", "fashion-mnist", "--runs-dir", str(tmp_path))
+    assert_one_line_error(
+        run_cli(*other_data, cwd=tmp_path), "--dataset fashion-mnist and --from-study exclude each other"
+    )
+    trained = run_cli(
+        "train", "--from-study", "tiny-mnist", "--dataset", "mnist", "--runs-dir", str(tmp_path), cwd=tmp_path
+    )
     assert trained.returncode == 0, trained.stderr
     run_dir = (tmp_path / "latest").resolve()
     config = json.loads((run_dir / "config.json").read_text())
@@ -270,6 +276,14 @@ def test_a_study_of_another_preset_is_refused(tmp_path):
     assert_one_line_error(missing, "no study named 'other'", "mine")
     untrained = run_cli("train", "--from-study", "mine", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(untrained, "no complete trial")
+
+
+@pytest.mark.parametrize("preset", ["sprint", "record"])
+def test_a_preset_without_validation_images_is_refused_before_anything_runs(tmp_path, preset):
+    """Tuning scores validation accuracy, and these presets hold out none: one sentence, no study, no epoch."""
+    result = run_cli("tune", "--preset", preset, "--trials", "1", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(result, f"preset '{preset}' holds out no validation images")
+    assert not (tmp_path / "tune.db").exists()
 
 
 def test_kept_val_accuracy_follows_the_presets_early_stopping():

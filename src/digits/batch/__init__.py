@@ -36,6 +36,7 @@ from digits.batch.inputs import InputError, a_path, expand, many_paths
 from digits.batch.output import Output, OutputError
 from digits.batch.rows import COLUMNS, ERROR, Row
 from digits.batch.work import PREDICT, READ, Item, Job, chunked, read_chunk, reader
+from digits.config import usable_cores
 from digits.read.model import resolve_model
 
 __all__ = [
@@ -104,11 +105,6 @@ def to_row(result: dict[str, Any], job: Job) -> Row:
         "boxes": json.dumps(found["lines"]),
         "confidence": min((d["confidence"] for d in digits), default=None),
     }
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, where the system has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def plan(items: int, workers: int | None, chunk_size: int | None) -> tuple[int, int]:

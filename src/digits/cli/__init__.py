@@ -4,8 +4,9 @@ Heavy modules (TensorFlow, matplotlib, SciPy) are imported inside the commands
 that need them, so `digits predict` starts in a fraction of a second.
 Every known fault ends in one line on stderr and exit code 2.
 
-The commands live by audience: `cli.read` (predict, read), `cli.train` (train, tune, evaluate,
-ensemble, export, show, runs, compare) and `cli.serve` (serve); `main()` here turns errors into exit codes.
+The commands live by audience: `cli.read` (predict, read), `cli.train` (train, evaluate,
+ensemble, export, show, runs, compare), `cli.tune` (tune) and `cli.serve` (serve); `main()` here turns errors
+into exit codes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import FrameType
 
 import typer
 
-from digits.cli import read, serve, train
+from digits.cli import read, serve, train, tune
 from digits.cli.terminal import ensure_standard_streams, error
 from digits.errors import DigitsError, Interrupted
 
@@ -37,7 +38,7 @@ app = typer.Typer(
 # In the order `digits --help` lists them.
 for command in (
     train.train,
-    train.tune,
+    tune.tune,
     train.evaluate,
     train.ensemble,
     train.export,

@@ -29,7 +29,7 @@ def serve(
 
     # Load the model once here: a bad one is a one-line error before anything listens.
     path = Recognizer(model).path
-    from digits.batch import usable_cores
+    from digits.config import usable_cores
 
     # Each worker holds a model and decodes on a core of its own: more would only take turns, and
     # `--workers 100000000` would start processes until memory ran out.

@@ -1,4 +1,4 @@
-"""The commands of training and its runs: train, tune, evaluate, ensemble, export, show, runs, compare.
+"""The commands of training and its runs: train, evaluate, ensemble, export, show, runs, compare (tune: `cli.tune`).
 
 Every command that needs TensorFlow, matplotlib or Optuna checks its extra first (one line and exit 2 when
 it is missing) and imports them inside the command, so that this module loads without them.
@@ -6,8 +6,6 @@ it is missing) and imports them inside the command, so that this module loads wi
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +14,7 @@ import typer
 from digits.cli.options import LATEST, RUNS, DataDirOpt, DatasetName, PresetName, RunArg, png_name, require
 from digits.cli.tables import print_table
 from digits.cli.terminal import echo, error, fail, percent, shown, waiting
+from digits.cli.tune import check_study_name, tuned_config
 from digits.data import DEFAULT_DATASET, class_names
 from digits.presets import DEFAULT_PRESET
 
@@ -59,20 +58,23 @@ def train(
     if resume:
         # A resumed run goes on with the settings in its config.json: any other option the user gave (even one
         # equal to its default) would be ignored, so it is refused. Only the data's folder still counts.
-        # By name: Typer vendors its own copy of Click, whose ParameterSource is not click's.
-        typed = ("COMMANDLINE", "ENVIRONMENT")
         clashing = [
             "--" + name.replace("_", "-")
             for name in ctx.params
-            if name not in ("resume", "data_dir") and getattr(ctx.get_parameter_source(name), "name", None) in typed
+            if name not in ("resume", "data_dir") and _given(ctx, name)
         ]
         if clashing:
             raise fail(f"--resume goes on with the run's own settings (its config.json); drop {', '.join(clashing)}.")
     if from_study:
-        _check_study_name("--from-study", from_study, names_a_folder=False)
+        check_study_name("--from-study", from_study, names_a_folder=False)
         if preset:
             raise typer.BadParameter("--preset and --from-study exclude each other: the study names its preset.")
-        preset, dataset, train_limit, tuned = _tuned(from_study, storage, runs_dir, train_limit)
+        asked = dataset
+        preset, dataset, train_limit, tuned = tuned_config(from_study, storage, runs_dir, train_limit)
+        if _given(ctx, "dataset") and asked != dataset:
+            raise typer.BadParameter(
+                f"--dataset {asked} and --from-study exclude each other: study {from_study!r} tuned on {dataset}."
+            )
         overrides = tuned | {key: value for key, value in overrides.items() if value is not None}
     # The one check of the preset and its overrides: a bad value fails before TensorFlow loads.
     config = (
@@ -119,113 +121,10 @@ def train(
     save()
 
 
-def _tuned(study: str, storage: str | None, runs_dir: Path, train_limit: int | None):
-    """preset, dataset, train_limit and config overrides of a study's best trial."""
-    tune = _import_tune()
-    attrs, trial = tune.best_config(storage or tune.default_storage(runs_dir), study)
-    overrides = tune.overrides_from_params(attrs["preset"], trial.params)
-    overrides["tuned_from"] = {"study": study, "trial": trial.number, "val_accuracy": trial.value}
-    echo(f"study {study}: best trial {trial.number} (val acc {trial.value:.4f}) on preset {attrs['preset']}")
-    return (
-        attrs["preset"],
-        attrs["dataset"],
-        train_limit if train_limit is not None else attrs["train_limit"],
-        overrides,
-    )
-
-
-# Optuna's column for a study's name holds 512 characters; a name also names --show's folder of plots.
-_LONGEST_STUDY_NAME = 200
-
-
-def _check_study_name(option: str, name: str | None, names_a_folder: bool = True) -> None:
-    """A study's name prints on one line and fits Optuna's column; one that names --show's folder of plots (or
-    a new study's) has no slash and no leading dot. A study made before names were checked is still read."""
-    if name is None:
-        return
-    folder = names_a_folder and ("/" in name or name.startswith("."))
-    if not name.isprintable() or len(name) > _LONGEST_STUDY_NAME or folder:
-        raise typer.BadParameter(
-            f"{option} {shown(name[:60])}{'...' if len(name) > 60 else ''}: a study's name is at most "
-            f"{_LONGEST_STUDY_NAME} printable characters, without a slash or a leading dot."
-        )
-
-
-def _import_tune():
-    require("tune", "tune", "train")
-    from digits.train import tune
-
-    return tune
-
-
-def tune(
-    preset: Annotated[PresetName, typer.Option(help="The preset whose open settings are searched.")] = "seed",
-    trials: Annotated[
-        int, typer.Option(min=0, help="Trials this worker runs; running again continues the study.")
-    ] = 20,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="SQLAlchemy URL of the study database, e.g. postgresql://user:pw@host/db (default: sqlite file tune.db in --runs-dir)."
-        ),
-    ] = None,
-    study: Annotated[str | None, typer.Option(help="Study name (default: <preset>-<dataset>).")] = None,
-    show: Annotated[
-        str | None, typer.Option(help="Print this study's best trials and save its plots; trains nothing.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for --show's PNGs (default: <runs-dir>/tune-<study>).")
-    ] = None,
-    max_epochs: Annotated[int, typer.Option(min=1, help="Most epochs one trial may train.")] = 30,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to tune on.")] = DEFAULT_DATASET,
-    data_dir: DataDirOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where the default study database goes.")] = RUNS,
-    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
-    seed: Annotated[int, typer.Option(help="The seed every trial trains with.")] = 0,
-    heartbeat: Annotated[
-        int, typer.Option(min=1, help="Seconds between a worker's heartbeats; silent for twice this = dead.")
-    ] = 30,
-) -> None:
-    """Search the preset's hyper-parameters with Optuna, maximizing validation accuracy, on one or many workers (needs the `tune` and `train` extras)."""
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise typer.BadParameter(f"--timeout is a number of seconds above 0, not {timeout}.")
-    if study == "":
-        raise typer.BadParameter("a study's name cannot be empty; leave --study out for <preset>-<dataset>.")
-    if show == "":
-        raise typer.BadParameter("--show needs a study's name (`digits tune --show <preset>-<dataset>`).")
-    for option, name in (("--study", study), ("--show", show)):
-        _check_study_name(option, name)
-    if storage == "":
-        raise typer.BadParameter("--storage is empty; leave it out for the SQLite file in --runs-dir.")
-    tune = _import_tune()
-    from digits.train.study_report import describe
-
-    storage = storage or tune.default_storage(runs_dir)
-    if show:
-        from digits.train import plots
-
-        found = tune.open_study(tune.open_storage(storage, existing=True), show)
-        echo(describe(found))
-        for path in plots.save_study_plots(found, out or runs_dir / f"tune-{show}"):
-            echo(f"  plot: {path}")
-        return
-    found = tune.run_study(
-        preset,
-        trials,
-        storage=storage,
-        study_name=study or f"{preset}-{dataset}",
-        timeout=timeout,
-        max_epochs=max_epochs,
-        dataset=dataset,
-        train_limit=train_limit,
-        seed=seed,
-        heartbeat=heartbeat,
-        data_dir=data_dir,
-        progress=sys.stderr.isatty(),
-        log=echo,
-    )
-    echo(describe(found))
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option `name` (typed, or from the environment) rather than took its default.
+    By name: Typer vendors its own copy of Click, whose ParameterSource is not click's."""
+    return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _summarize(run_dir: Path, metrics: dict) -> None:
@@ -307,7 +206,7 @@ def show(
         from digits.runs import RunDir
 
         run = RunDir(model if model.is_dir() else model.parent)  # a run folder, or a model.onnx inside one
-        dataset = run.read_run()[0].dataset if (run.path / RunDir.CONFIG).is_file() else DEFAULT_DATASET
+        dataset = run.read_config().dataset if (run.path / RunDir.CONFIG).is_file() else DEFAULT_DATASET
     from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test

@@ -67,7 +67,7 @@ def typical_height(boxes: dict[int, Box], areas: np.ndarray) -> float:
     Weighting by ink lets whole digits outvote the fragments beside them; on
     a line that climbs or curves, each digit is still only one digit tall.
     """
-    heights = np.array([b[3] - b[1] for b in boxes.values()], dtype=float)
+    heights = np.array([height(b) for b in boxes.values()], dtype=float)
     weights = np.array([areas[i] for i in boxes], dtype=float)
     order = np.argsort(heights)
     cumulative = np.cumsum(weights[order]) / weights.sum()

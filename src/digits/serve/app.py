@@ -27,8 +27,9 @@ status "no digit found"):
 Work per request is bounded: the body by `MAX_UPLOAD_BYTES`, the decode by
 `digits.read.load`'s budget (checked from the header), and pictures are
 read on one thread per worker, so a worker reads one picture at a time; only
-a small PNG already in MNIST's format (a 28×28 crop) is decoded and checked
-on the event loop itself (`prepare` below). Admission is by memory, not by
+a small PNG (`prescan.small_png`: a few pixels, a few KiB) is decoded
+on the event loop itself, and goes from there to the model when it is
+already in MNIST's format (`prepare` below). Admission is by memory, not by
 count (`digits.serve.admission`, where the limits above live). Concurrent
 requests share model calls (`digits.serve.batching`). A POST to `/predict` or `/read`, the routes
 that carry the load, and a GET or HEAD of `/health` go from `Guard` straight to their endpoint (`_straight_to`),

@@ -13,10 +13,11 @@ instead of serving stale pictures.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
+
+from digits.config import usable_cores
 
 # The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
 CACHE = "reader-data"
@@ -93,4 +94,4 @@ def fingerprint(*parts: dict[str, np.ndarray]) -> bytes:
 
 def worker_count(workers: int | None = None) -> int:
     """`workers`, or by default one per core up to four (more made little difference, and cost memory)."""
-    return workers or min(4, os.cpu_count() or 1)
+    return workers or min(4, usable_cores())

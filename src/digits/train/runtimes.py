@@ -36,7 +36,6 @@ from digits.config import TrainConfig
 from digits.errors import ModelError, first_line
 from digits.runs import RunDir
 
-FILES = {"onnx-int8": "model.int8.onnx", "tflite": "model.tflite"}
 # Activation ranges are measured on this many training images, drawn with a fixed seed...
 CALIBRATION_IMAGES = 4000
 _CALIBRATION_SEED = 0
@@ -71,7 +70,7 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
 
     run = RunDir(run_dir)
     float_model = Recognizer(run.path)  # the run's model.onnx, checked
-    path = run.path / FILES[fmt]
+    path = run.path / RunDir.EXPORTS[fmt]
     config, _ = run.read_run()
     if fmt == "onnx-int8":
         # The temperature the float model is read with, wherever it was found (a run trained before models

@@ -89,7 +89,7 @@ def build(keras):
     return keras.Model(picture, layers.Conv2D(1, 1, activation="sigmoid")(x))
 
 
-def _turned(images: np.ndarray) -> np.ndarray:
+def _flipped_and_turned(images: np.ndarray) -> np.ndarray:
     """Each picture, then all flipped top to bottom, left to right, and turned a quarter."""
     return np.concatenate([images, images[:, ::-1], images[:, :, ::-1], np.rot90(images, axes=(1, 2))])
 
@@ -108,7 +108,10 @@ def train(
     _, keras = load()
     keras.utils.set_random_seed(TRAIN_SEED)
     learn, held_out = photos(samples, TRAIN_SEED, data_dir), photos(validation, VALIDATION_SEED, data_dir)
-    x, y = _turned(learn["images"])[..., None], _turned(learn["labels"])[..., None].astype(np.float32)
+    x, y = (
+        _flipped_and_turned(learn["images"])[..., None],
+        _flipped_and_turned(learn["labels"])[..., None].astype(np.float32),
+    )
     model = build(keras)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * max(1, -(-len(x) // BATCH_SIZE)))
     model.compile(keras.optimizers.Adam(schedule), "binary_crossentropy", metrics=["accuracy"])

@@ -6,11 +6,13 @@ Contract:
   stops with a `TuneError` instead of mixing trials.
 - The search covers what the preset leaves open (`search_space`): how the
   network is trained (learning rate and schedule, batch size, epochs,
-  dropout, weight decay, augmentation strength) and, except for presets whose
-  architecture is the point (`FIXED_ARCHITECTURE`), its depth and width.
+  dropout, weight decay, augmentation strength) and, for a dense network
+  other than the article's (`FIXED_ARCHITECTURE`), its depth and width; a
+  convolutional preset keeps its layers.
 - The objective is validation accuracy: the accuracy of the weights the run
   would keep (the last epoch's, or the best epoch's when the preset stops
-  early). The test set is never used.
+  early). The test set is never used, so a preset that holds out no
+  validation images (`sprint`, `record`) cannot be tuned.
 - Each epoch's validation accuracy is reported to the trial; the median
   pruner stops trials that fall behind.
 - The study lives in any SQLAlchemy database: by default a SQLite file beside
@@ -35,7 +37,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from digits.config import TrainConfig
+from digits.config import TUNE_HEARTBEAT, TUNE_MAX_EPOCHS, TrainConfig
 from digits.data import DEFAULT_DATASET
 from digits.errors import DigitsError, Interrupted, first_line
 from digits.train.study_report import TrialProgress
@@ -45,11 +47,10 @@ class TuneError(DigitsError):
     """A study cannot be opened, joined or read."""
 
 
-# Presets whose network is what they are about: only their training is tuned.
+# Dense presets whose network is what they are about: only their training is tuned.
 # `seed` is the article's 784-128-32-10 network (104,938 parameters).
-FIXED_ARCHITECTURE = {"seed", "cnn"}
+FIXED_ARCHITECTURE = {"seed"}
 
-DEFAULT_HEARTBEAT = 30  # seconds; a worker silent for twice this is considered dead
 # A PostgreSQL server that accepts and never answers must not hang a worker
 # silently: the driver gives up connecting after CONNECT_TIMEOUT seconds, and
 # the server cancels a statement (a lock held by a stuck worker) after
@@ -115,7 +116,7 @@ def _shown(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # still no password shown
 
 
-def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT, existing: bool = False) -> RDBStorage:
+def open_storage(url: str, heartbeat: int = TUNE_HEARTBEAT, existing: bool = False) -> RDBStorage:
     """Connect to (and if needed initialise) a study database; one clear TuneError on any fault.
 
     `existing`: only read studies, so an SQLite file that is not there is an error, not a new database.
@@ -262,18 +263,23 @@ def run_study(
     storage: str,
     study_name: str,
     timeout: float | None = None,
-    max_epochs: int = 30,
+    max_epochs: int = TUNE_MAX_EPOCHS,
     dataset: str = DEFAULT_DATASET,
     data_dir=None,
     train_limit: int | None = None,
     seed: int = 0,
-    heartbeat: int = DEFAULT_HEARTBEAT,
+    heartbeat: int = TUNE_HEARTBEAT,
     progress: bool = False,
     log=print,
 ) -> optuna.Study:
     """Run `trials` trials of the study (creating it if new); return the study."""
     # The one check of the preset: a bad one fails here, before the storage is opened.
     base = TrainConfig.from_preset(preset, {}, dataset, seed, train_limit)
+    if not base.validation_split:
+        raise TuneError(
+            f"preset {preset!r} holds out no validation images, and tuning scores validation accuracy "
+            "(the test set is never used): tune another preset."
+        )
     if trials < 0 or max_epochs < 1:
         raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
