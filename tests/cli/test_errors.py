@@ -42,6 +42,7 @@ def model(tiny_run):
         (["--explain", "out.png", "--out", "rows.csv"], "drop --out"),
         (["--explain", "out.png", "--dask", ""], "drop --dask"),
         (["--explain", "out.jpg"], "--explain saves a PNG"),
+        (["--explain", "out.png/"], "give it a file name ending in .png"),  # a folder meant: was saved as a file
         (["--explain", "nowhere/out.png"], "the folder nowhere does not exist; create it first"),
     ],
 )

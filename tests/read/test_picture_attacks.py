@@ -265,6 +265,32 @@ def test_a_big_run_length_bmp_is_refused_from_its_header():
         load_image(_rle_bmp(4001, 1000))
 
 
+def test_a_big_text_pnm_is_refused_from_its_header():
+    """A text PGM of 11000×11000 (242 MB) took 40 s and 680 MB to decode, in Python."""
+    small = b"P2\n3 2\n255\n0 255 0\n255 0 255\n"
+    assert load_image(small).size == (3, 2)
+    big = b"P2\n2001 2000\n255\n0\n"  # the header is all that is read before the refusal
+    with pytest.raises(ImageError, match="a text PNM of 2001×2000 is slow to decode"):
+        load_image(big)
+
+
+def test_damaged_exif_is_read_past_without_a_warning_per_tag():
+    """Pillow warned once per skipped tag ("Tag data larger than file"): 10,800 lines on stderr for one JPEG."""
+    import warnings
+
+    picture = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(picture, "JPEG")
+    jpeg, tags = picture.getvalue(), 50
+    directory = b"MM\0*" + struct.pack(">IH", 8, tags)
+    directory += b"".join(struct.pack(">HHII", tag, 7, 10**6, 8) for tag in range(1, tags + 1)) + b"\0" * 4
+    segment = b"Exif\0\0" + directory
+    damaged = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + jpeg[2:]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_image(damaged).size == (40, 40)
+    assert not caught, [str(w.message) for w in caught[:3]]
+
+
 def test_a_picture_of_no_pixels_given_to_the_python_api_is_an_image_error():
     from digits.read.reader import Reader
 

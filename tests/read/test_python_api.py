@@ -117,6 +117,15 @@ def test_signal_handlers_are_left_alone_outside_the_main_thread():
     assert failures == []
 
 
+def test_the_steps_of_a_thin_picture_are_drawn_at_a_bounded_size(reader, tmp_path):
+    """Each step was drawn 200 px high whatever its width: a 1024×1 picture made a PNG of 512,496×260."""
+    from digits.read.explain import save_steps
+
+    save_steps(reader.prepare(np.full((1, 1024), 255, np.uint8)), tmp_path / "steps.png")
+    with Image.open(tmp_path / "steps.png") as saved:
+        assert saved.width <= 12 * 812 and saved.height <= 260, saved.size
+
+
 def test_explain_pictures_are_pngs_drawn_on_the_picture_read(reader, tmp_path):
     from digits.read.explain import save_boxes, save_steps
     from digits.read.reader import Page

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from digits.read.model import ModelError, Recognizer, shipped_model
 from digits.runs import RunDir
 from digits.spec import REJECT
-from helpers import weights_beyond_7_bits
+from helpers import assert_one_line_error, run_cli, weights_beyond_7_bits
 
 
 def linear_onnx(path: Path, outputs: int, batch: int | str = "N", times: float | None = None) -> Path:
@@ -54,6 +55,23 @@ def test_a_model_that_answers_nan_or_infinity_is_one_sentence(tmp_path, times):
     for count in (1, 40):  # the one-thread session and the pooled one
         with pytest.raises(ModelError, match="answered NaN or infinite probabilities"):
             recognizer.predict_proba(np.zeros((count, 28, 28), np.uint8))
+
+
+@pytest.mark.parametrize("times", [2.0, -1.0, 1.01])
+def test_a_model_that_answers_scores_not_probabilities_is_one_sentence(tmp_path, times):
+    """A model exported without its softmax (or scaled after it) answers rows that are not probabilities:
+    `decide` refused them with an unexpected ValueError (exit 1), and `show` printed 6099.3 %."""
+    model = linear_onnx(tmp_path / "m.onnx", 11, times=times)
+    recognizer = Recognizer(model)
+    for count in (1, 40):  # the one-thread session and the pooled one
+        with pytest.raises(ModelError, match="answered scores, not probabilities"):
+            recognizer.predict_proba(np.zeros((count, 28, 28), np.uint8))
+    picture = tmp_path / "one.png"
+    ink = np.full((28, 28), 255, np.uint8)
+    ink[4:24, 12:16] = 0  # a stroke: a picture without ink is answered before the model is asked
+    Image.fromarray(ink).save(picture)
+    for command in (("predict", str(picture)), ("read", str(picture)), ("show",)):
+        assert_one_line_error(run_cli(*command, "--model", str(model), cwd=tmp_path), "answered scores")
 
 
 @pytest.mark.parametrize("outputs", [10, 11])

@@ -39,9 +39,7 @@ def predict(
     images: Annotated[ImagePaths, typer.Argument(help=IMAGES_HELP)],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
-    explain: Annotated[
-        Path | None, typer.Option(help="Save the preprocessing steps as a PNG (one image only).")
-    ] = None,
+    explain: Annotated[str | None, typer.Option(help="Save the preprocessing steps as a PNG (one image only).")] = None,
     threshold: ThresholdOpt = 0.5,
     recursive: RecursiveOpt = False,
     out: OutOpt = None,
@@ -54,23 +52,23 @@ def predict(
 
     if explain is None:
         return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
-    reader, image = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    reader, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
     prepared = reader.prepare(image)
     bulk.show("predict", images[0], reader.answer(prepared).to_dict(), as_json)
-    save_steps(prepared, explain)
+    save_steps(prepared, saved)
 
 
 def _explained_picture(
     images: list[str],
     model: Path | None,
     threshold: float,
-    explain: Path,
+    explain: str,
     recursive: bool,
     out: str | None,
     workers: int | None,
     dask: str | None,
-) -> tuple[Reader, Image.Image]:
-    """The reader and the one picture --explain reads, once every check has passed (before any work).
+) -> tuple[Reader, Image.Image, Path]:
+    """The reader, the one picture --explain reads and the PNG it saves, once every check has passed.
 
     The options of many pictures would be ignored, so they are refused; a picture that does not open is
     one line and exit 2, as any error of ours.
@@ -84,15 +82,17 @@ def _explained_picture(
         raise typer.BadParameter(f"--explain reads one picture and writes no table; drop {', '.join(given)}.")
     if len(images) == 1 and (images[0] == "-" or images[0].startswith("@") or os.path.isdir(images[0])):
         raise typer.BadParameter("--explain takes one picture file, not a folder or a list.")
-    if not explain.name:
+    # Kept a string until here: Path("out.png/") drops the slash that says a folder was meant.
+    if not Path(explain).name or explain.endswith(("/", os.sep)):
         raise typer.BadParameter("--explain saves a PNG: give it a file name ending in .png.")
-    png_name(explain, "--explain")
+    explain_path = Path(explain)
+    png_name(explain_path, "--explain")
     if len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    if explain.exists() and Path(images[0]).exists() and os.path.samefile(explain, images[0]):
+    if explain_path.exists() and Path(images[0]).exists() and os.path.samefile(explain_path, images[0]):
         raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
-    writable_target(explain)  # a folder, device, FIFO or read-only file there fails now, before any work
-    return Reader(model, threshold=threshold), load_image(images[0])
+    writable_target(explain_path)  # a folder, device, FIFO or read-only file there fails now, before any work
+    return Reader(model, threshold=threshold), load_image(images[0]), explain_path
 
 
 def read(
@@ -102,7 +102,7 @@ def read(
         bool, typer.Option("--json", help="One JSON object per file: lines -> digits -> boxes.")
     ] = False,
     explain: Annotated[
-        Path | None, typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")
+        str | None, typer.Option(help="Save the picture with the boxes found as a PNG (one image only).")
     ] = None,
     threshold: ThresholdOpt = 0.5,
     recursive: RecursiveOpt = False,
@@ -116,7 +116,7 @@ def read(
 
     if explain is None:
         return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
-    reader, image = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    reader, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
     page = reader.read_page(image)
     bulk.show("read", images[0], page.to_dict(), as_json)
-    save_boxes(image, page, explain)
+    save_boxes(image, page, saved)

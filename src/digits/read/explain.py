@@ -20,6 +20,8 @@ from digits.read.reader import Page
 from digits.spec import OK
 
 _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible
+# px: a step is drawn at most this wide (a 1×512 picture's step drawn 200 px high was 102,400 px wide).
+_STEP_WIDEST = 4 * _STEP_HEIGHT
 _TITLE_HEIGHT = 24  # px above each step for its title
 _BOXES_LONGEST = 2048  # px: the longer side of the picture `save_boxes` draws on, at most
 
@@ -34,8 +36,9 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
     panels = []
     for _, array in steps:
         grey = Image.fromarray((np.clip(np.asarray(array, dtype=np.float32), 0, 1) * 255).astype(np.uint8))
-        width = max(1, round(grey.width * _STEP_HEIGHT / max(1, grey.height)))
-        panels.append(grey.resize((width, _STEP_HEIGHT), Image.Resampling.NEAREST))
+        scale = min(_STEP_HEIGHT / max(1, grey.height), _STEP_WIDEST / max(1, grey.width))
+        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+        panels.append(grey.resize(size, Image.Resampling.NEAREST))
     gap = 12
     footer = _TITLE_HEIGHT if not prepared.has_ink else 0
     sheet = Image.new(

@@ -27,8 +27,8 @@ from digits.read.prescan import (
     ICO_MAGIC,
     icon_frame_sizes,
     jpeg_scans,
-    refuse_big_rle_bmp,
     refuse_long_walks,
+    refuse_slow_decoding,
     tiff_tile_bytes,
 )
 from digits.safe_open import read_regular
@@ -199,15 +199,17 @@ def _decode(data: bytes, name: str) -> Image.Image:
     try:
         # Pillow warns from MAX_IMAGE_PIXELS (89 megapixels) and raises from
         # twice that. Our own budget is on what the decode costs, so only
-        # Pillow's hard error stays; a bomb is refused from its header.
+        # Pillow's hard error stays; a bomb is refused from its header. It also
+        # warns of each tag it skips in damaged EXIF or TIFF data (thousands of
+        # lines for one file): a picture is read, or refused in one sentence.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.format not in READABLE_FORMATS:
                     # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
                     raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
                 check_pixels(probe.size, name)
-                refuse_big_rle_bmp(probe, name)
+                refuse_slow_decoding(probe, data, name)
                 probe.verify()  # checksums and structure, without decoding
             # verify() leaves the image unusable: open again to decode.
             image = Image.open(io.BytesIO(data))
@@ -252,8 +254,10 @@ def turned_upright(image: Image.Image) -> Image.Image:
     Only a picture that must turn is copied: a full-size copy of a big upright one would double its memory.
     """
     try:
-        if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():  # one per tag of broken EXIF, as in `_decode`
+            warnings.simplefilter("ignore")
+            if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
+                return ImageOps.exif_transpose(image)
     except Exception:  # Pillow's EXIF parser raises many types on broken EXIF
         pass  # broken EXIF must not cost us an otherwise good image
     return image

@@ -33,6 +33,9 @@ _MOST_PER_CALL = 1024
 _FEW = 4
 # More threads than any machine has cores; ONNX Runtime answered 10**9 with std::bad_alloc.
 _MOST_THREADS = 1024
+# How far a row of probabilities may stray from summing to 1, or a probability past 1: float32 rounding, and
+# int8 models' (the shipped one: 1.2e-7), never a model that answers scores.
+_ROUNDING = 1e-3
 
 
 def shipped_file(name: str) -> Path:
@@ -179,6 +182,14 @@ class Recognizer:
             raise ModelError(f"{self.path}: answered {shape} for {len(batch)} images, not {expected} probabilities.")
         if not np.isfinite(found).all():
             raise ModelError(f"{self.path}: answered NaN or infinite probabilities; it is not a usable model.")
+        # A model exported without its softmax answers scores: each row must be probabilities that sum to 1.
+        if len(found) and (
+            found.min() < 0 or found.max() > 1 + _ROUNDING or np.abs(found.sum(axis=1) - 1).max() > _ROUNDING
+        ):
+            raise ModelError(
+                f"{self.path}: answered scores, not probabilities (each row from 0 to 1, summing to 1); "
+                "export the model with its softmax."
+            )
         return found
 
     def predict(self, images: np.ndarray) -> np.ndarray:

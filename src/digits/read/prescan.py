@@ -19,8 +19,8 @@ Four formats have parts Pillow walks in Python, so a small file can hold enough 
 `png_chunks` counts a PNG's chunks (Pillow keeps and walks each one: 8.7 million empty chunks, 100 MB, took
 77 s and 2.2 GB), `pnm_comments` a plain PBM/PGM/PPM's comments (each one copied its block: a 6 MB file ran
 for minutes), `gif_blocks` a GIF's extension blocks before its first frame (3.5 million took 3.4 s);
-a run-length BMP is decoded in Python, pixel by pixel (0.7 s for 2000×2000). `refuse_long_walks`
-and `refuse_big_rle_bmp` say no past the limits below.
+a run-length BMP and a plain PNM's pixels are decoded in Python (0.7 s for a 2000×2000 BMP; 6 s for a
+4000×4000 PGM of text). `refuse_long_walks` and `refuse_slow_decoding` say no past the limits below.
 `small_png` tells, from a PNG's chunk headers, that decoding it costs next to
 nothing (an MNIST-sized crop): the server decodes such a picture where it stands.
 What the reader then does with it is not bounded by its size (a tiny pattern is
@@ -47,10 +47,11 @@ MAX_JPEG_METADATA_BYTES = 16 * 2**20
 # written in chunks of 8 KiB of pixels (a file of `load.MAX_FILE_BYTES` holds
 # 32,768), a text PNM's comments are a line or two of its header, and a
 # run-length BMP is an old screenshot's format (4 MP: a 2560×1440 screen; a
-# file whose rows all end at once costs Pillow 0.7 s at that size).
+# file whose rows all end at once costs Pillow 0.7 s at that size), as a text
+# PNM is a toy's (4 MP of text is a file of 8 MB or more, and 1.5 s).
 MAX_PNG_CHUNKS = 100_000
 MAX_PNM_COMMENTS = 100
-MAX_RLE_BMP_PIXELS = 4_000_000
+MAX_SLOW_DECODE_PIXELS = 4_000_000
 # Pillow reads a GIF's extension blocks one by one in Python until its first frame: 3.5 million
 # empty comment blocks (10.5 MB) took 3.4 s. An animation's first frame follows a few blocks.
 MAX_GIF_BLOCKS = 10_000
@@ -169,18 +170,22 @@ def refuse_long_walks(data: bytes, name: str) -> None:
         raise ImageError(f"{name}: a text PNM with {comments:,} comments is no picture digits reads.")
 
 
-def refuse_big_rle_bmp(image: Image.Image, name: str) -> None:
-    """Refuse an opened run-length BMP (RLE8 or RLE4) over `MAX_RLE_BMP_PIXELS`: Pillow decodes it in Python."""
+def refuse_slow_decoding(image: Image.Image, data: bytes, name: str) -> None:
+    """Refuse an opened picture over `MAX_SLOW_DECODE_PIXELS` whose pixels Pillow decodes in Python: a
+    run-length BMP (RLE8 or RLE4) or a plain (text) PBM, PGM or PPM. `data` is the file's bytes."""
     width, height = image.size
-    if (
-        image.format in ("BMP", "DIB")
-        and image.info.get("compression") in (1, 2)
-        and width * height > MAX_RLE_BMP_PIXELS
-    ):
-        raise ImageError(
-            f"{name}: a run-length BMP of {width}×{height} is slow to decode; "
-            f"digits reads one up to {MAX_RLE_BMP_PIXELS // 10**6} megapixels (save it as PNG)."
-        )
+    if width * height <= MAX_SLOW_DECODE_PIXELS:
+        return
+    if image.format in ("BMP", "DIB") and image.info.get("compression") in (1, 2):
+        kind = "a run-length BMP"
+    elif data[:2] in (b"P1", b"P2", b"P3"):
+        kind = "a text PNM"
+    else:
+        return
+    raise ImageError(
+        f"{name}: {kind} of {width}×{height} is slow to decode; "
+        f"digits reads one up to {MAX_SLOW_DECODE_PIXELS // 10**6} megapixels (save it as PNG)."
+    )
 
 
 def jpeg_scans(data: bytes, name: str = "the image data") -> int:
