@@ -158,6 +158,32 @@ def test_a_tiff_of_ordinary_tiles_is_still_read():
     assert image.size == (16, 16) and image.getpixel((0, 0)) == 0
 
 
+def _one_strip_cmyk16_tiff(side: int) -> bytes:
+    """A deflated 16-bit CMYK TIFF of one strip: libtiff decodes it into a buffer of 8 bytes a pixel."""
+    pixels = zlib.compress(bytes(side * side * 8), 9)
+    tags = [(256, 4, 1, side), (257, 4, 1, side), (258, 3, 4, None), (259, 3, 1, 8), (262, 3, 1, 5)]
+    tags += [(273, 4, 1, None), (277, 3, 1, 4), (278, 4, 1, side), (279, 4, 1, len(pixels))]
+    bits_at = 8 + 2 + 12 * len(tags) + 4
+    data_at = bits_at + 8
+    out = b"II*\0" + struct.pack("<IH", 8, len(tags))
+    for tag, kind, count, value in tags:
+        value = bits_at if tag == 258 else data_at if tag == 273 else value
+        packed = struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, count) + packed
+    return out + bytes(4) + struct.pack("<4H", 16, 16, 16, 16) + pixels
+
+
+def test_a_tiff_of_one_compressed_strip_counts_that_strip_in_the_budget(monkeypatch):
+    """A 325 KB 16-bit CMYK TIFF of 6470×6470 in one strip peaked at 581 MB against the 160 MiB budget:
+    libtiff decodes the strip whole, at 16 bits a sample, beside the 8-bit picture Pillow keeps."""
+    monkeypatch.setattr(picture, "MAX_DECODE_BYTES", 2**20)  # the picture alone: 352 KiB; its strip 703 KiB more
+    with pytest.raises(ImageError, match="300×300 TIFF image would take 1 MiB"):
+        load_image(_one_strip_cmyk16_tiff(300))
+    in_strips = io.BytesIO()
+    Image.new("CMYK", (300, 300)).save(in_strips, "TIFF", compression="tiff_deflate")  # strips of 64 KiB
+    assert load_image(in_strips.getvalue()).size == (300, 300)
+
+
 @pytest.mark.parametrize("mode", ["P", "L"])
 def test_transparency_counts_its_rgba_copy_in_the_budget(monkeypatch, mode):
     # A 173 KB grey or palette PNG with transparency cost 1.3 GB once composited

@@ -29,7 +29,7 @@ from digits.read.prescan import (
     jpeg_scans,
     refuse_long_walks,
     refuse_slow_decoding,
-    tiff_tile_bytes,
+    tiff_block_bytes,
 )
 from digits.safe_open import read_regular
 
@@ -159,8 +159,8 @@ def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, n
         # Pillow decodes every WebP through libwebp's animation decoder, which
         # keeps canvases of its own: 16.3-16.7 bytes per pixel measured in all.
         per_pixel += 13
-    # libtiff decodes a tile whole into a buffer of its own, however small the image.
-    needed = width * height * per_pixel + tiff_tile_bytes(image)
+    # libtiff decodes a tile or a compressed strip whole into a buffer of its own, however small the image.
+    needed = width * height * per_pixel + tiff_block_bytes(image)
     if image.format in ("JPEG", "MPO"):
         pixels = full_size[0] * full_size[1]
         if scans > MAX_JPEG_SCANS or scans * pixels > MAX_SCAN_PIXELS:

@@ -9,9 +9,11 @@ on the opened image:
     icon's true size is in its own PNG or BMP header, not in the directory
     (which cannot say more than 256×256). `icon_frame_sizes` reads those
     headers from the bytes, so the budget is checked before `Image.open`.
-  * TIFF: libtiff decodes a tile whole, whatever the image's size: a 16×16
-    image may declare one 16384×16384 tile. `tiff_tile_bytes` is the memory
-    that one tile takes, from the opened image's tags (opening decodes nothing).
+  * TIFF: libtiff decodes a tile, or a compressed strip, whole and in its
+    samples' own depth, whatever the image's size: a 16×16 image may declare
+    one 16384×16384 tile, and a 325 KB 16-bit CMYK file one strip of 335 MB.
+    `tiff_block_bytes` is the memory that one block takes, from the opened
+    image's tags (opening decodes nothing).
 
 Both only read headers: their work is linear in the directory, never in the pixels.
 
@@ -73,6 +75,7 @@ SMALL_PNG_CHUNKS = 64
 # hold megabytes), EXIF it parses (a thousand tags took 25 ms).
 _COSTLY_CHUNKS = {b"zTXt", b"iTXt", b"iCCP", b"eXIf"}
 _TILE_WIDTH, _TILE_LENGTH, _BITS_PER_SAMPLE, _SAMPLES_PER_PIXEL = 322, 323, 258, 277
+_COMPRESSION, _ROWS_PER_STRIP = 259, 278
 
 
 def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
@@ -102,16 +105,23 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
     return sizes
 
 
-def tiff_tile_bytes(image: Image.Image) -> int:
-    """The bytes libtiff takes to decode one tile of an opened TIFF (0 for a TIFF in strips, or another format)."""
+def tiff_block_bytes(image: Image.Image) -> int:
+    """The bytes libtiff takes to decode one block of an opened TIFF: a tile, or a compressed strip, in its
+    samples' own depth (16-bit CMYK: 8 bytes a pixel); 0 for an uncompressed strip, or another format."""
     tags = getattr(image, "tag_v2", None)
-    if image.format != "TIFF" or tags is None or _TILE_WIDTH not in tags:
+    if image.format != "TIFF" or tags is None:
         return 0
     bits = tags.get(_BITS_PER_SAMPLE, 8)
     bits = bits if isinstance(bits, tuple) else (bits,)
     # One value may stand for every sample.
     bits_per_pixel = sum(bits) if len(bits) > 1 else int(bits[0]) * int(tags.get(_SAMPLES_PER_PIXEL, 1))
-    return int(tags[_TILE_WIDTH]) * int(tags.get(_TILE_LENGTH, 1)) * -(-bits_per_pixel // 8)
+    if _TILE_WIDTH in tags:
+        width, rows = int(tags[_TILE_WIDTH]), int(tags.get(_TILE_LENGTH, 1))
+    elif tags.get(_COMPRESSION, 1) != 1:  # Pillow reads an uncompressed strip row by row itself
+        width, rows = image.size[0], min(int(tags.get(_ROWS_PER_STRIP, image.size[1])), image.size[1])
+    else:
+        return 0
+    return width * rows * -(-bits_per_pixel // 8)
 
 
 def small_png(data: bytes) -> bool:
