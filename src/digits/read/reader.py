@@ -207,7 +207,7 @@ class Reader:
 
         piece_rows = [[[row(piece.image) for piece in line] for line in page.lines] for page in segmented]
         whole_rows = [row(page.whole.image) if page.whole.has_ink else None for page in segmented]
-        probabilities = self.classify(np.stack(images)) if images else np.zeros((0, 10), np.float32)
+        probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
         # Per page, per line of writing that can make a number: its digits and images, whether
         # every digit is sure (only those lines are tested for steadiness), and whether it
         # can make one beside numbers that passed every test.

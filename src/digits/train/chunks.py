@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from digits.config import usable_cores
+from digits.spec import SHAPE
 
 # The folder of the user cache (`digits.data.cache_dir`) the pictures are kept in.
 CACHE = "reader-data"
@@ -25,7 +26,7 @@ CACHE = "reader-data"
 
 def stack(images: list[np.ndarray], labels: list[int]) -> dict[str, np.ndarray]:
     """A chunk's pictures and labels as the arrays every chunk returns."""
-    return {"images": np.asarray(images, np.float32).reshape(-1, 28, 28), "labels": np.asarray(labels, np.int32)}
+    return {"images": np.asarray(images, np.float32).reshape(-1, *SHAPE), "labels": np.asarray(labels, np.int32)}
 
 
 def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

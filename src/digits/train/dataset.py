@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits.config import TrainConfig
+from digits.spec import REJECT, SHAPE
 from digits.train import reader_data
 from digits.train.timing import phase
 
@@ -130,8 +131,6 @@ def add_reader_data(
         x_train.append(images)
         y_train.append(labels)
     if config.reject_class:
-        from digits.spec import REJECT
-
         for xs, ys, count, base in (
             (x_train, y_train, config.junk_train, JUNK_TRAIN_SEED),
             (x_val, y_val, config.junk_val, JUNK_VAL_SEED),
@@ -139,7 +138,7 @@ def add_reader_data(
             images = (
                 reader_data.negatives(count, seed=base + config.seed, progress=progress)
                 if count
-                else np.zeros((0, 28, 28), np.float32)
+                else np.zeros((0, *SHAPE), np.float32)
             )
             xs.append(images)
             ys.append(np.full(len(images), REJECT, np.int32))

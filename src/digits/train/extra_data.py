@@ -58,6 +58,7 @@ from digits.config import TrainConfig
 from digits.data import DIGIT_SETS, NEGATIVE_SETS
 from digits.errors import DataError
 from digits.extra_sets import SETS, parse, read_verified, set_spec
+from digits.spec import SHAPE
 
 # Training parts are put in this fixed shuffled order (the files are sorted by class).
 _SHUFFLE_SEED = 19
@@ -77,7 +78,7 @@ def box_scans(images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
     """
     from digits.read.normalize import to_mnist
 
-    out = np.zeros((len(images), 28, 28), np.float32)
+    out = np.zeros((len(images), *SHAPE), np.float32)
     kept = np.zeros(len(images), bool)
     for i, image in enumerate(images):
         paper, ink = float(np.percentile(image, 10)), float(image.max())
@@ -95,7 +96,7 @@ def prepare_crops(files: list[bytes]) -> dict[str, np.ndarray]:
 
     prepared = [prepare(load_image(file), explain=False) for file in files]
     return {
-        "images": np.stack([p.image for p in prepared]).astype(np.float32).reshape(-1, 28, 28),
+        "images": np.stack([p.image for p in prepared]).astype(np.float32).reshape(-1, *SHAPE),
         "labels": np.array([p.has_ink for p in prepared], np.int32),
     }
 
@@ -197,7 +198,7 @@ def load_negatives(
     if unknown:
         raise DataError(f"{unknown[0]!r} is not a set of non-digits; choose from {', '.join(NEGATIVE_SETS)}.")
     arrays = [load_parts(name, data_dir, progress=progress)["train"][0] for name in names]
-    return np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
+    return np.concatenate(arrays) if arrays else np.zeros((0, *SHAPE), np.uint8)
 
 
 # The licences of the datasets `digits.data` loads, as far as their sources state one.

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from digits.atomic import atomic_path, writable_target
+from digits.spec import SHAPE, SIZE
 
 _DPI = 100
 
@@ -141,8 +142,8 @@ def _as_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    if images.ndim == 2 and images.shape[1] == 28 * 28:
-        images = images.reshape(-1, 28, 28)
+    if images.ndim == 2 and images.shape[1] == SIZE * SIZE:
+        images = images.reshape(-1, *SHAPE)
     return images
 
 
@@ -246,17 +247,17 @@ def plot_mistakes(
     cols = min(6, wrong.size)
     rows = math.ceil(wrong.size / cols)
     pad, label = 4, 12  # pixels around each digit, and above it for its caption
-    cell_h, cell_w = 28 + pad + label, 28 + pad
+    cell_h, cell_w = SIZE + pad + label, SIZE + pad
     long_names = max(len(name) for name in class_names) > 2
     if long_names:
-        cell_w += 28  # room for "true Ankle boot / pred Sneaker"
+        cell_w += SIZE  # room for "true Ankle boot / pred Sneaker"
     vmin, vmax = _image_range(images)
     mosaic = np.full((rows * cell_h, cols * cell_w), vmin, dtype=np.float32)
     fig = _new_figure(cols * cell_w / 22, rows * cell_h / 22)
     ax = fig.add_axes((0, 0, 1, 1))
     for k, i in enumerate(wrong):
-        top, left = (k // cols) * cell_h + label, (k % cols) * cell_w + (cell_w - 28) // 2
-        mosaic[top : top + 28, left : left + 28] = images[i]
+        top, left = (k // cols) * cell_h + label, (k % cols) * cell_w + (cell_w - SIZE) // 2
+        mosaic[top : top + SIZE, left : left + SIZE] = images[i]
         ax.text(
             (k % cols + 0.5) * cell_w,
             top - 2,

@@ -35,6 +35,7 @@ from digits import atomic, calibration
 from digits.config import TrainConfig
 from digits.errors import ModelError, first_line
 from digits.runs import RunDir
+from digits.spec import SHAPE
 
 # Activation ranges are measured on this many training images, drawn with a fixed seed...
 CALIBRATION_IMAGES = 4000
@@ -217,7 +218,7 @@ def _to_tflite(keras_path: Path, path: Path) -> None:
     tf, keras = load()
     model = load_keras(keras_path)
     # The same signature as the ONNX export: (N, 28, 28) float32 in [0, 1].
-    spec = [keras.InputSpec(shape=(None, 28, 28), dtype="float32", name="image")]
+    spec = [keras.InputSpec(shape=(None, *SHAPE), dtype="float32", name="image")]
     with tempfile.TemporaryDirectory() as saved, native_logs_filtered(), contextlib.redirect_stdout(io.StringIO()):
         model.export(saved, format="tf_saved_model", verbose=False, input_signature=spec)
         data = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
@@ -237,7 +238,7 @@ def _tflite_predictor(path: Path):
     [entry], [exit_] = interpreter.get_input_details(), interpreter.get_output_details()
 
     def predict(images: np.ndarray) -> np.ndarray:
-        interpreter.resize_tensor_input(entry["index"], [len(images), 28, 28])
+        interpreter.resize_tensor_input(entry["index"], [len(images), *SHAPE])
         interpreter.allocate_tensors()
         interpreter.set_tensor(entry["index"], images.astype(np.float32) / np.float32(255))
         interpreter.invoke()
