@@ -190,6 +190,16 @@ def summary_block() -> str:
             f"{page}#serving",
         ),
     ]
+    if (RESULTS / "diverse_ensemble.json").is_file():
+        ensemble = json.loads((RESULTS / "diverse_ensemble.json").read_text())
+        rows.append(
+            (
+                f"an ensemble of {len(ensemble['members'])} `record` models with other kernels: "
+                "the averaged model alone / as the reader reads it (±10° turns)",
+                f"{ensemble['ensemble_accuracy']:.2%} / {ensemble['ensemble_as_read']:.2%}",
+                f"{page}#an-ensemble-whose-members-differ",
+            )
+        )
     if (RESULTS / "frontier.json").is_file():
         rows.append(frontier_row(json.loads((RESULTS / "frontier.json").read_text()), page))
     if (RESULTS / "latency.json").is_file():
