@@ -339,6 +339,14 @@ def test_a_full_standard_output_is_named(tmp_path, picture, model, command):
     assert_one_line_error(result, "standard output: No space left on device")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_bad_input_exits_2_even_when_stderr_cannot_take_the_sentence(tmp_path):
+    """The error line could not be written to a full stderr: the OSError made it exit 1, as a crash does."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([DIGITS, "predict", "missing.png"], stderr=full, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2
+
+
 @pytest.mark.parametrize("args", [["--timeout", "-1"], ["--timeout", "nan"], ["--study", ""]])
 def test_tune_refuses_a_timeout_or_study_it_would_ignore(tmp_path, args):
     assert_one_line_error(run_cli("tune", "--trials", "1", *args, cwd=tmp_path))

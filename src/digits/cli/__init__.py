@@ -11,6 +11,7 @@ into exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -109,7 +110,8 @@ def _failed(err: Exception) -> int:
 
 def _exit(code: int) -> None:
     sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):  # a full stderr cannot take the error line: the exit code still tells
+        sys.stderr.flush()
     if "tensorflow" in sys.modules or code in (130, 143):
         # TensorFlow's teardown at interpreter exit takes a second or more and
         # does nothing the command needs: every file is already written,

@@ -96,8 +96,10 @@ def waiting(what: str) -> Iterator[None]:
 
 
 def error(message: str) -> None:
-    """`error: <message>` on stderr, on one line."""
-    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    """`error: <message>` on stderr, on one line; nothing when stderr cannot be written (full, or closed
+    under us): the exit code still tells."""
+    with contextlib.suppress(OSError):
+        print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def fail(message: str) -> typer.Exit:
