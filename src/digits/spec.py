@@ -36,6 +36,7 @@ DIGIT_NAMES = tuple(str(digit) for digit in range(DIGITS))
 OK = "ok"
 UNSURE = "unsure"
 NO_DIGIT = "no digit found"
+NO_DIGITS = "no digits found"  # a page's: `read` found no number in it
 
 # x0, y0, x1, y1 in a picture's pixels, ends exclusive.
 Box = tuple[int, int, int, int]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from digits.read.reader import Reader
+from digits.read.reader import Page, Reader
 from digits.spec import NO_DIGIT, OK
 from digits.synth.junk import make_junk
 from helpers import benchmark_module, run_cli
@@ -93,6 +93,8 @@ def test_a_page_with_three_lines_gives_three_numbers_in_order(reader, mnist):
     assert tops == sorted(tops)
     as_dict = page.to_dict()
     assert as_dict["text"] == "2026\n731\n58490" and len(as_dict["lines"][2]["digits"]) == 5
+    assert as_dict["status"] == page.status in ("ok", "unsure")
+    assert Page().to_dict() == {"text": "", "status": "no digits found", "lines": []}
 
 
 def test_the_cli_the_api_and_the_server_agree(reader, mnist, tmp_path):

@@ -76,7 +76,7 @@ def test_read_a_number(client, mnist):
 
 def test_a_picture_without_digits_is_an_answer_not_an_error(client):
     assert client.post("/predict", **upload(BLANK)).json()["status"] == "no digit found"
-    assert client.post("/read", **upload(BLANK)).json() == {"text": "", "lines": []}
+    assert client.post("/read", **upload(BLANK)).json() == {"text": "", "status": "no digits found", "lines": []}
 
 
 def test_health_names_the_model(client, fast_run):

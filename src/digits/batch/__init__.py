@@ -98,9 +98,8 @@ def to_row(result: dict[str, Any], job: Job) -> Row:
             "boxes": json.dumps([found["box"]] if found["box"] else []),
         }
     digits = [d for line in found["lines"] for d in line["digits"]]
-    status = "no digits found" if not digits else "unsure" if any(d["status"] == "unsure" for d in digits) else "ok"
     return row | {
-        "status": status,
+        "status": found["status"],
         "text": found["text"],
         "boxes": json.dumps(found["lines"]),
         "confidence": min((d["confidence"] for d in digits), default=None),

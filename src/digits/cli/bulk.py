@@ -27,7 +27,7 @@ import typer
 from digits.batch import InputError, Output, Summary, expand, job_for, write
 from digits.batch.work import PREDICT, Job
 from digits.cli.terminal import echo, error, percent, shown
-from digits.spec import NO_DIGIT, UNSURE
+from digits.spec import NO_DIGIT, NO_DIGITS, UNSURE
 
 
 def run(
@@ -121,7 +121,7 @@ def _digit_lines(found: dict[str, Any]) -> list[str]:
 def _page_lines(page: dict[str, Any]) -> list[str]:
     """`digits read`: one line per line of digits, with the digits it doubts."""
     if not page["lines"]:
-        return ["no digits found"]
+        return [NO_DIGITS]
     lines = []
     for line in page["lines"]:
         doubts = [

@@ -39,7 +39,7 @@ from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
-from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
+from digits.spec import DIGITS, NO_DIGIT, NO_DIGITS, OK, REJECT, UNSURE, Box, refused
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,14 @@ class Page:
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
+    @property
+    def status(self) -> str:
+        """ "no digits found" without a line; "unsure" when any digit is; else "ok"."""
+        digits = [digit for line in self.lines for digit in line.digits]
+        return NO_DIGITS if not digits else UNSURE if any(d.status == UNSURE for d in digits) else OK
+
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "lines": [line.to_dict() for line in self.lines]}
+        return {"text": self.text, "status": self.status, "lines": [line.to_dict() for line in self.lines]}
 
 
 PictureSource = Image.Image | np.ndarray | bytes | str | os.PathLike[str]
