@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from digits.read.model import ModelError
-from digits.serve import admission
+from digits.serve import admission, listener
 from digits.serve import logs as serve_logs
 from digits.serve import server as http_server
 from digits.serve.admission import IN_FLIGHT_BYTES, MAX_UPLOAD_BYTES
@@ -606,7 +606,7 @@ def test_slow_headers_cannot_lock_out_health(server):
     url, _ = server
     host, port = url.removeprefix("http://").split(":")
     workers, count = 2, 2 * http_server.MAX_WAITING + 100
-    http_server.raise_open_file_limit()  # this process holds them all
+    listener.raise_open_file_limit()  # this process holds them all
     attackers = []
     try:
         for _ in range(count):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_serve import free_port, wait_for_health
 
-from digits.serve import server as http_server
+from digits.serve import listener as listening
 from helpers import DIGITS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
@@ -55,7 +55,7 @@ def worker_counts(url: str) -> dict[str, float]:
 
 
 def test_new_connections_are_spread_over_both_workers(tmp_path):
-    if not http_server.REUSE_PORT:
+    if not listening.REUSE_PORT:
         pytest.skip("needs SO_REUSEPORT")
     with digits_serve(2, tmp_path) as (url, _):
         deadline = time.monotonic() + 120  # a bound on the wait, not a measurement
@@ -84,9 +84,9 @@ def test_each_worker_gets_a_socket_of_its_own_on_the_address():
     """What uvicorn sends to a worker (pickled) arrives as a new SO_REUSEPORT socket bound to the same address."""
     import pickle
 
-    if not http_server.REUSE_PORT:
+    if not listening.REUSE_PORT:
         pytest.skip("needs SO_REUSEPORT")
-    parent = http_server.bind("127.0.0.1", 0)
+    parent = listening.bind("127.0.0.1", 0)
     worker = pickle.loads(pickle.dumps(parent))
     try:
         assert worker.fileno() != parent.fileno() and worker.getsockname() == parent.getsockname()

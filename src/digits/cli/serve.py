@@ -26,6 +26,7 @@ def serve(
     from digits.read.model import Recognizer
     from digits.serve import server as http_server
     from digits.serve.app import MODEL_VARIABLE
+    from digits.serve.listener import bind
 
     # Load the model once here: a bad one is a one-line error before anything listens.
     path = Recognizer(model).path
@@ -35,7 +36,7 @@ def serve(
     # `--workers 100000000` would start processes until memory ran out.
     cores = usable_cores()
     workers = min(workers or cores, cores)
-    listener = http_server.bind(host, port)
+    listener = bind(host, port)
     os.environ[MODEL_VARIABLE] = str(path)
     echo(f"digits: serving {path} on http://{host}:{port} with {workers} worker{'s' * (workers > 1)}")
     if workers == 1:  # counts stay in the process; uvicorn ends it by re-raising SIGTERM, past any cleanup

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digits.serve.headers import byte_count
 from digits.serve.metrics import Metrics
 
 # The whole request body, multipart framing included. A phone photo is a few
@@ -142,7 +143,7 @@ async def _read_body(scope: Scope, receive: Receive, holding: _Holding, limit: i
     declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
     if declared is not None and not declared.isdigit():  # HTTP parsers refuse it; other ASGI servers may not
         raise _Refusal(400, "the Content-Length header is not a byte count.")
-    declared = int(declared) if declared is not None else None
+    declared = byte_count(declared.decode("ascii")) if declared is not None else None
     too_large = _Refusal(413, f"the upload is over the limit of {limit / 2**20:g} MiB.")
     if declared is not None and declared > limit:
         raise too_large

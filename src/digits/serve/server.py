@@ -3,7 +3,10 @@
 Contract, per worker process:
   * every connection state has a timer. The request line and headers must
     arrive within `HEADER_TIMEOUT` seconds, and number at most `MAX_HEADERS`
-    lines of `MAX_HEADER_BYTES` in all, else 408 / 431; an idle keep-alive
+    lines of `MAX_HEADER_BYTES` in all, else 408 / 431 (a line still
+    arriving, a chunked body's trailers too, counts as it comes); an
+    `Upgrade` header is not followed (a request without a body is answered,
+    one with a body refused: the parser would drop it); an idle keep-alive
     connection is closed after `KEEP_ALIVE` seconds; bytes that arrive after
     an answer (a stray `\r\n`, the rest of a body the app refused) restart
     the header deadline; an answer the client does not read is dropped after
@@ -26,24 +29,17 @@ What stays uvicorn's (docs/serving.md): a connection closed by the client is
 not answered; a request cut before its headers end is closed without an
 answer; the supervisor of several workers logs its own start and stop lines.
 
-`bind` takes the address before anything starts, so a port in use or a bad
-host is one sentence (`BindError`) rather than uvicorn's log and exit 3. On
-Linux, each worker then listens on a socket of its own (`SO_REUSEPORT`): the
-kernel spreads new connections evenly across the workers, where one shared
-socket let whichever worker woke first take most of them. The event loop is
+The listening socket is `digits.serve.listener`'s. The event loop is
 Python's own (`ACCEPT_LOOP`), which accepts many connections at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
-import resource
 import signal
 import socket
-import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from types import FrameType
@@ -53,7 +49,8 @@ import uvicorn
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from digits.errors import EXIT_CODES, DigitsError, Interrupted
+from digits.errors import EXIT_CODES, Interrupted
+from digits.serve.listener import raise_open_file_limit
 from digits.serve.logs import LOGGING
 
 HEADER_TIMEOUT = 10.0
@@ -73,10 +70,6 @@ SWEEP = 64
 # backlog, 2048, per turn: 0.17 s at most). 28×28 PNGs at 32 connections: 2,350 req/s against uvloop's 2,450
 # (wrk, alternating, medians of 3).
 ACCEPT_LOOP = "asyncio"
-
-
-class BindError(DigitsError):
-    """The server cannot listen where it was asked to; the message says why and what to do."""
 
 
 class _Refused(Exception):
@@ -100,6 +93,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._running_cycle: RequestResponseCycle | None = None  # the request at work (pipelined: maybe not the newest)
         self._fault = (400, "the request is not valid HTTP/1.1.")
         self._answered = False
+        self._progress, self._unparsed = False, 0  # see data_received
         self._await_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -118,12 +112,28 @@ class GuardedProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
+        # The parser calls back only once a line of the request is whole, and until then grows that line
+        # in memory, on the event loop (a header value streamed for 10 s took 60 MB and held /health for
+        # 0.3 s or more): bytes that made no callback at all are counted, and past `MAX_HEADER_BYTES` refused.
+        self._progress = False
+        super().data_received(data)
+        self._unparsed = 0 if self._progress else self._unparsed + len(data)
+        if self._unparsed > MAX_HEADER_BYTES:
+            self._answer(431, f"a line of the request's headers or trailers is over {MAX_HEADER_BYTES // 1024} KiB.")
+            return
         # Uvicorn cancels its keep-alive timer on any byte, even one that starts
         # no request (a stray CRLF, the unread rest of a refused body): between
         # requests, the header deadline takes over.
-        super().data_received(data)
         if self._header_deadline is None and self._between_requests():
             self._await_headers()
+
+    def on_body(self, body: bytes) -> None:
+        self._progress = True
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._progress = True
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -156,6 +166,7 @@ class GuardedProtocol(HttpToolsProtocol):
         return None
 
     def on_message_begin(self) -> None:
+        self._progress = True
         super().on_message_begin()
         self._header_count = 0
         self._header_bytes = 0
@@ -163,10 +174,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self._await_headers()
 
     def on_url(self, url: bytes) -> None:
+        self._progress = True
         self._count_header_bytes(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._progress = True
         self._header_count += 1
         self._count_header_bytes(len(name) + len(value))
         if self._header_count > MAX_HEADERS:
@@ -175,6 +188,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._progress = True
         self._headers_arrived()
         version = self.parser.get_http_version()
         if version not in ("1.0", "1.1"):  # "GET /health" alone is HTTP/0.9 to the parser, which has no headers
@@ -188,6 +202,21 @@ class GuardedProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # Uvicorn calls this for everything its parser rejects (and for what we refuse above).
         self._answer(*self._fault)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # An `Upgrade` header (`curl --http2` sends h2c) stops the parser after the headers: what follows is
+        # never parsed. A request without a body is answered, and then the connection closes; one whose body
+        # would be lost is refused at once, rather than waiting for a body that never comes. Not logged: a
+        # client may send it with every request.
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return
+        cycle.keep_alive = False
+        if any(
+            (name == b"content-length" and value.strip(b"0")) or name == b"transfer-encoding"
+            for name, value in self.headers
+        ):
+            self._answer(400, "this server speaks plain HTTP/1.1: send the upload without an Upgrade header.")
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
@@ -266,72 +295,6 @@ class GuardedProtocol(HttpToolsProtocol):
         head += [b"connection: close\r\n\r\n"]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-
-
-# Linux balances connections across the sockets of one SO_REUSEPORT group.
-REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
-
-
-class PerWorkerSocket(socket.socket):
-    """A socket bound with SO_REUSEPORT that, handed to a worker process, becomes one of the worker's own.
-
-    Uvicorn sends the sockets it serves on to each worker (pickled). This one
-    arrives as a new socket bound to the same address, so each worker listens
-    on its own; the parent's socket is never listened on, and gets no
-    connection: it keeps the port while workers come and go.
-    """
-
-    def __reduce__(self) -> tuple[Callable[..., PerWorkerSocket], tuple[int, int, int, Any]]:
-        return _reuse_port, (self.family, self.type, self.proto, self.getsockname())
-
-
-def _reuse_port(family: int, kind: int, protocol: int, address: Any) -> PerWorkerSocket:
-    listener = PerWorkerSocket(family, kind, protocol)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    listener.bind(address)
-    return listener
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (uvicorn listens on it), or BindError saying why not."""
-    if not host.strip():
-        raise BindError("--host is empty: give an address (127.0.0.1 for this machine, 0.0.0.0 for every interface).")
-    try:
-        family, kind, protocol, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except (socket.gaierror, UnicodeError) as err:
-        reason = err.strerror if isinstance(err, socket.gaierror) else err
-        raise BindError(f"--host {host}: not an address or a known host name ({reason}).") from None
-    listener = socket.socket(family, kind, protocol)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Bound without SO_REUSEPORT first: anything else on the port, another
-        # `digits serve` included, is refused here.
-        listener.bind(address)
-        if REUSE_PORT:
-            address = listener.getsockname()
-            listener.close()
-            listener = _reuse_port(family, kind, protocol, address)
-    except OSError as err:
-        listener.close()
-        if err.errno == errno.EADDRINUSE:
-            raise BindError(
-                f"port {port} on {host} is in use: stop what listens there, or pick another --port."
-            ) from None
-        if err.errno == errno.EADDRNOTAVAIL:
-            raise BindError(f"--host {host}: not an address of this machine.") from None
-        raise BindError(f"cannot listen on {host}:{port} ({err.strerror}).") from None
-    listener.set_inheritable(True)
-    return listener
-
-
-def raise_open_file_limit() -> None:
-    """Let each worker hold as many connections as the system allows (the soft limit is often 1024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class GuardedConfig(uvicorn.Config):

@@ -48,6 +48,7 @@ from digits import __version__
 from digits.read.model import as_batch
 from digits.read.reader import Reader
 from digits.serve.batching import MicroBatcher
+from digits.serve.headers import byte_count
 from digits.spec import SHAPE
 
 MODEL = "digits"
@@ -161,9 +162,9 @@ def _split(body: bytes, header_length: str | None) -> tuple[JSONObject, bytes]:
     """The request's JSON header and the binary tensor data after it."""
     if header_length is not None:
         # str.isdigit accepts other scripts' digits ("²", "٣"), which int() refuses.
-        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or byte_count(header_length) > len(body):
             raise HTTPException(400, "Inference-Header-Content-Length must be a byte count within the body.")
-        cut = int(header_length)
+        cut = byte_count(header_length)
     else:
         cut = len(body)
     if cut > MAX_JSON_BYTES:
