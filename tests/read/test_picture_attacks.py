@@ -47,8 +47,9 @@ def test_a_scan_of_0xff_bytes_is_walked_in_linear_time(total):
 
 def test_fill_bytes_between_markers_are_skipped_as_one_run():
     jpeg = baseline_jpeg()
-    # Fill bytes (0xFF) may pad before any marker: a megabyte of them stays one step of the walk.
-    padded = jpeg[:2] + b"\xff" * 2**20 + jpeg[2:]
+    # Fill bytes (0xFF) may pad before any marker: a megabyte of them after the pixels (libjpeg skips them
+    # in C; before the pixels they are refused, below) stays one step of the walk.
+    padded = jpeg[:-2] + b"\xff" * 2**20 + jpeg[-2:]
     assert jpeg_scans(padded) == jpeg_scans(jpeg) == 1
     assert load_image(padded).size == (32, 32)
 
@@ -289,6 +290,27 @@ def test_a_big_run_length_bmp_is_refused_from_its_header():
     assert load_image(_rle_bmp(2560, 1440)).size == (2560, 1440), "a screenshot's size reads"
     with pytest.raises(ImageError, match="a run-length BMP of 4001×1000 is slow to decode"):
         load_image(_rle_bmp(4001, 1000))
+
+
+def test_a_jpeg_of_a_megabyte_of_fill_bytes_is_refused_before_pillow_walks_them(pillow_opens):
+    """Pillow reads fill bytes (0xFF before a marker) one call at a time: 9 MiB took 6.9 s, twice per picture."""
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    with pytest.raises(ImageError, match="KiB of fill bytes before its pixels is refused"):
+        load_image(jpeg[:2] + b"\xff" * 2**20 + jpeg[2:])
+    assert pillow_opens == []
+    assert load_image(jpeg[:2] + b"\xff" * 100 + jpeg[2:]).size == (64, 64), "a few fill bytes are allowed"
+
+
+def test_a_pnm_of_a_megabyte_of_white_space_in_its_header_is_refused():
+    """Pillow reads a PNM's header a byte at a time: 9 MiB of spaces before the size took 4 s."""
+    pixels = b"\xff" * 64 * 64
+    assert load_image(b"P5\n64 64\n255\n" + pixels).size == (64, 64)
+    assert load_image(b"P5 " + b"# a comment\n" * 90 + b"64 64 255\n" + pixels).size == (64, 64)
+    for padded in (b"P5" + b" " * 2**20 + b"\n64 64\n255\n", b"P5\n64" + b"\n" * 2**20 + b"64\n255\n"):
+        with pytest.raises(ImageError, match="a PNM whose header runs past 64 KiB is refused"):
+            load_image(padded + pixels)
 
 
 def test_a_big_text_pnm_is_refused_from_its_header():

@@ -44,6 +44,9 @@ from digits.errors import ImageError
 # ICC, XMP); the walk is refused past these, before Pillow sees the file.
 MAX_JPEG_SEGMENTS = 4096
 MAX_JPEG_METADATA_BYTES = 16 * 2**20
+# It also reads fill bytes (0xFF before a marker) one call at a time: 9 MiB of them took 6.9 s. Encoders
+# write none, or a few.
+MAX_JPEG_FILL_BYTES = 64 * 1024
 
 # The same for the other formats Pillow reads part by part in Python: a PNG is
 # written in chunks of 8 KiB of pixels (a file of `load.MAX_FILE_BYTES` holds
@@ -53,6 +56,9 @@ MAX_JPEG_METADATA_BYTES = 16 * 2**20
 # PNM is a toy's (4 MP of text is a file of 8 MB or more, and 1.5 s).
 MAX_PNG_CHUNKS = 100_000
 MAX_PNM_COMMENTS = 100
+# A PNM's header (its magic number, size and largest value) is read a byte at a time: 9 MiB of white space
+# in it took 4 s. A real one is a line or two.
+MAX_PNM_HEADER_BYTES = 64 * 1024
 MAX_SLOW_DECODE_PIXELS = 4_000_000
 # Pillow reads a GIF's extension blocks one by one in Python until its first frame: 3.5 million
 # empty comment blocks (10.5 MB) took 3.4 s. An animation's first frame follows a few blocks.
@@ -62,6 +68,9 @@ MAX_GIF_BLOCKS = 10_000
 # that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
 _JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _JPEG_FILL = re.compile(rb"\xff+")
+# One number of a PNM's header, after the white space and comments before it (each alternative starts with
+# a byte of its own, so a failed match backtracks once per byte at most).
+_PNM_NUMBER = re.compile(rb"(?:\s|#[^\r\n]*)*\d+")
 
 ICO_MAGIC = b"\x00\x00\x01\x00"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -178,6 +187,22 @@ def refuse_long_walks(data: bytes, name: str) -> None:
         raise ImageError(f"{name}: a GIF of more than {MAX_GIF_BLOCKS:,} blocks before its picture is refused.")
     if (comments := pnm_comments(data)) > MAX_PNM_COMMENTS:
         raise ImageError(f"{name}: a text PNM with {comments:,} comments is no picture digits reads.")
+    if len(data) > MAX_PNM_HEADER_BYTES and pnm_header_bytes(data[: MAX_PNM_HEADER_BYTES + 1]) is None:
+        raise ImageError(f"{name}: a PNM whose header runs past {MAX_PNM_HEADER_BYTES // 1024} KiB is refused.")
+
+
+def pnm_header_bytes(data: bytes) -> int | None:
+    """Where a PBM, PGM or PPM's header ends in `data` (its magic number, size and, but for a bitmap, largest
+    value); None when `data` ends first; 0 for any other file."""
+    if data[:1] != b"P" or data[1:2] not in b"123456" or len(data) < 2:
+        return 0
+    position = 2
+    for _ in range(2 if data[1:2] in b"14" else 3):
+        number = _PNM_NUMBER.match(data, position)
+        if number is None or number.end() == len(data):  # a number cut by the end may go on
+            return None
+        position = number.end()
+    return position
 
 
 def refuse_slow_decoding(image: Image.Image, data: bytes, name: str) -> None:
@@ -205,17 +230,24 @@ def jpeg_scans(data: bytes, name: str = "the image data") -> int:
     the next marker (0xFF00 is a stuffed byte, 0xFFD0-D7 a restart, neither
     ends it). Stops at EOI or wherever the stream stops making sense: the
     decoder then says what is wrong with it. A stream of more than
-    `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES`
-    before its first scan, is refused (`ImageError` naming `name`).
+    `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES` or
+    `MAX_JPEG_FILL_BYTES` of fill before its first scan, is refused
+    (`ImageError` naming `name`).
     The walk is linear in the bytes.
     """
-    scans, segments, position, end = 0, 0, 2, len(data)
+    scans, segments, filled, position, end = 0, 0, 0, 2, len(data)
     while position + 4 <= end and data[position] == 0xFF:
         marker = data[position + 1]
         if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
             fill = _JPEG_FILL.match(data, position)
             assert fill is not None  # data[position] is 0xFF, which the pattern matches
+            filled += fill.end() - 1 - position
             position = fill.end() - 1
+            if not scans and filled > MAX_JPEG_FILL_BYTES:
+                raise ImageError(
+                    f"{name}: a JPEG with more than {MAX_JPEG_FILL_BYTES // 1024} KiB of fill bytes before its "
+                    "pixels is refused (save it again as an ordinary JPEG)."
+                )
             continue
         if marker == 0xD9:  # end of image
             break
