@@ -55,6 +55,12 @@ HOSTILE = {
     "id too long": {**image_input(), "id": "x" * 10_000},
     # NumPy took these, or answered in its own words.
     "data nested unevenly": image_input(data=[[0] * 28] * 27 + [[0] * 3]),
+    # The count was right, the nesting not the shape's: taken.
+    "data nested other than the shape": image_input(data=[[[0]] * 28] * 28),
+    "data nested 15 deep": json.dumps(image_input(data=None)).replace(
+        "null", "[" * 14 + ",".join(["0"] * 784) + "]" * 14
+    ),
+    "a shape of a 4,000-digit number": image_input(shape=[10**4000, 28, 28]),
     "data of nulls": image_input(data=[None] * 784),
     "data of booleans": image_input(data=[True] * 784),
     "data absent": image_input(data=None),
@@ -74,6 +80,12 @@ def test_hostile_inference_requests_are_400s(client, case):
     response = client.post(INFER, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
+    assert len(response.json()["error"]) < 300  # nothing the client sent is echoed whole
+
+
+def test_a_long_model_name_is_not_echoed_whole(client):
+    response = client.get(f"/v2/models/{'m' * 16_000}/ready")
+    assert response.status_code == 404 and len(response.text) < 300
 
 
 @pytest.mark.parametrize("body", [b"[" * 200_000 + b"]" * 200_000, b'{"inputs": ' + b"[" * 200_000])

@@ -138,7 +138,7 @@ def router(reader: Reader, batcher: MicroBatcher, offload: Callable[..., Awaitab
 
 def _check_model(name: str, version: str = VERSION) -> None:
     if name != MODEL:
-        raise HTTPException(404, f"no model named {name!r}: this server serves {MODEL!r}.")
+        raise HTTPException(404, f"no model named {name[:40]!r}: this server serves {MODEL!r}.")
     if version != VERSION:
         raise HTTPException(404, f"no version {version[:40]!r} of {MODEL!r}: this server serves version {VERSION!r}.")
 
@@ -206,7 +206,8 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
     if not 0 < math.prod(shape[:-2]) <= MAX_IMAGES:  # Python ints: a shape of 2**60 + 1 images stays that
         raise HTTPException(
             400,
-            f"input shape {shape} holds no image or more than {MAX_IMAGES}: send 1 to {MAX_IMAGES} images per request.",
+            f"input shape {str(shape)[:40]} holds no image or more than {MAX_IMAGES}: send 1 to {MAX_IMAGES} images "
+            "per request.",
         )
     dtype = DATATYPES[datatype]
     count = math.prod(shape)
@@ -246,11 +247,14 @@ def _json_values(data: object, count: int, shape: list[int]) -> np.ndarray:
     if data is None:
         raise HTTPException(400, f'input {INPUT!r} has neither "data" nor a binary_data_size parameter.')
     try:
-        values = np.array(data, dtype=object).reshape(-1)
+        nested = np.array(data, dtype=object)
     except ValueError:  # NumPy's word for lists of unequal lengths
         raise HTTPException(400, _UNEVEN) from None
     except RecursionError:
         raise HTTPException(400, f'input {INPUT!r}: "data" is nested too deeply.') from None
+    if nested.ndim > 1 and list(nested.shape) != shape:  # flat, or nested as the shape says
+        raise HTTPException(400, _UNEVEN)
+    values = nested.reshape(-1)
     # bool is an int to Python, and NumPy would take true as 1: JSON keeps them apart.
     if not_numbers := sorted({type(value) for value in values} - {int, float}, key=lambda kind: kind.__name__):
         if list in not_numbers:  # lists of unequal lengths stay lists in an array of objects
