@@ -280,3 +280,20 @@ def test_a_fresh_install_reads_with_the_model_it_carries(tmp_path):
     model_path, status = ran.stdout.split("\n")[:2]
     assert model_path.startswith(str(purelib)) and status == "no digit found"
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("index", [1, 4, 7])  # MNIST's test digits 2, 4 and 9
+def test_a_digit_written_across_ruled_lines_is_read_by_predict_and_read(reader, mnist, index):
+    """Ruled lines crossing a digit made one piece as wide as the page with it: `predict` cropped the lines
+    (no digit found), and `read`, which drops rules, then refused the lone digit `predict` did not see."""
+    x_test, y_test = mnist[1]
+    paper = np.full((800, 600), 248, np.uint8)
+    paper[100::60, :] = 150  # a rule every 60 px, 1 px thick, lighter than the ink
+    paper[101::60, :] = 150
+    digit = np.asarray(Image.fromarray(x_test[index]).resize((120, 120), Image.Resampling.BICUBIC))
+    region = paper[300:420, 240:360]
+    paper[300:420, 240:360] = np.minimum(region, 255 - digit)  # dark ink over the paper and its rules
+    picture = Image.fromarray(paper)
+    found = reader.read_digit(picture)
+    assert (found.digit, found.status) == (y_test[index], OK), found
+    assert reader.read_page(picture).text == str(y_test[index])

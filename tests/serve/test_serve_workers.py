@@ -65,7 +65,10 @@ def test_new_connections_are_spread_over_both_workers(tmp_path):
         assert len(before) == 2, before
         for _ in range(200):  # each on a connection of its own: the kernel picks the worker
             urllib.request.urlopen(f"{url}/health", timeout=30).close()
-        after = worker_counts(url)
+        # A worker's /metrics page is made at most once a second (`metrics.SCRAPE_EVERY`): asked again until new.
+        deadline = time.monotonic() + 120
+        while sum((after := worker_counts(url))[w] - before[w] for w in before) < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
     counts = [after[worker] - before[worker] for worker in before]
     assert sum(counts) >= 200, counts
     # An even hash of 200 connections strays past 30/70 % with odds of about 1 in 10**8.

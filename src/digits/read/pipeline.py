@@ -92,7 +92,8 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     (full-size arrays, for --explain), else none."""
     if (ready := ready_for_model(image, explain)) is not None:
         return ready
-    analysis = analyse(image)
+    # Without its rules: a digit written across a ruled line, or in a form's box, is one piece with them.
+    analysis = drop_rules(analyse(image))
     return _prepare_from(image, analysis, pick_digit(analysis), explain=explain)
 
 
@@ -179,10 +180,9 @@ def segment_page(image: Image.Image) -> Segmented:
     if ready and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
-    analysis = analyse(image)
-    one_digit = pick_digit(analysis)
-    made = _prepare_from(image, analysis, one_digit, explain=False)
-    ruled_out = drop_rules(analysis)
+    ruled_out = drop_rules(analyse(image))
+    one_digit = pick_digit(ruled_out)
+    made = _prepare_from(image, ruled_out, one_digit, explain=False)
     size = true_size(image)
     lines = []
     for members in find_lines(ruled_out):
