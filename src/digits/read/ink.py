@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, typical_height
-from digits.read.levels import MIN_CONTRAST, ink_level, otsu, reduced
+from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu, reduced
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.sheet import outside_sheet
@@ -42,10 +42,6 @@ _FINE_MAX = 2048
 # ...and at most this many times the pixels of the picture itself: enlarging further adds no
 # detail. Without it a 32×32 pattern of one-pixel rings was looked at in 2048×2048 (2 s, 300 MiB).
 _FINE_MOST_ENLARGEMENT = 8
-# A picture is clean when this share of its pixels lie within this many grey
-# levels (of 255) of the commonest one: the paper of a drawing app or a scan.
-_CLEAN_SHARE = 0.6
-_CLEAN_LEVELS = 2
 # A clean picture has no paper to flatten and no texture to smooth, so it needs
 # less resolution than a photo (`WORK_MIN`): a small one is enlarged only until
 # its shorter side has this many pixels. A 28×28 crop's digit is then about 4×
@@ -55,6 +51,9 @@ _CLEAN_LEVELS = 2
 # 96 px 62 answers changed and 10 fewer were right; at 128, 43 changed and 4
 # more were right; at 160, 33 and 1. No real picture of shared/ changed.
 _CLEAN_LEAST = 128
+# A clean picture reduced for its first look is looked at again at its own size (at most `_FINE_MAX`) when its
+# strokes there are this thin or thinner, in pixels.
+_THIN_STROKE = 2.0
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
@@ -282,9 +281,15 @@ def analyse(image: Image.Image) -> Analysis:
     crop up to `WORK_MIN`.
     """
     grey, scale = working_grey(image, _COARSE, shortest_side=_CLEAN_LEAST)
-    paper = _clean_paper(grey)
+    paper = clean_paper(grey)
     if paper is not None:
-        return _analyse_clean(grey, scale, paper)
+        clean = _analyse_clean(grey, scale, paper)
+        if min(scale) < 1 and clean.mask.any() and stroke_width(clean.mask) <= _THIN_STROKE:
+            # A thin pen on a big canvas, reduced, breaks into pieces (a 3 px 7 on 800 px read as three 1s).
+            grey, scale = working_grey(image, _FINE_MAX, shortest_side=_CLEAN_LEAST)
+            if (paper := clean_paper(grey)) is not None:
+                return _analyse_clean(grey, scale, paper)
+        return clean
     if max(image.size) < WORK_MIN:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
         grey, scale = working_grey(image, _COARSE)
     coarse = _analyse_grey(grey, scale, origin=(0.0, 0.0))
@@ -314,20 +319,6 @@ def analyse(image: Image.Image) -> Analysis:
     scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
     fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
     return fine if fine.areas.any() else coarse
-
-
-def _clean_paper(grey: np.ndarray) -> float | None:
-    """The paper's grey level when a picture is clean, else None.
-
-    A drawing made on a screen (a canvas, a paint program, a tablet app), an
-    MNIST image or a binarised scan has paper of one exact level: most of its
-    pixels share it. Such a picture has no light, shadow or texture to undo,
-    so it skips steps 2-3 and the adaptive threshold.
-    """
-    levels = np.bincount(np.rint(grey.ravel() * 255).astype(np.uint8), minlength=256)
-    mode = int(levels.argmax())
-    share = levels[max(0, mode - _CLEAN_LEVELS) : mode + _CLEAN_LEVELS + 1].sum() / grey.size
-    return mode / 255 if share >= _CLEAN_SHARE else None
 
 
 def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -> Analysis:

@@ -2,7 +2,8 @@
 
 `MIN_CONTRAST` is how far ink must stand from the paper to count at all;
 `otsu` is Otsu's split of a set of grey values, `ink_level` the level a
-set of ink values reaches, `median` their middle; `reduced` is a small copy
+set of ink values reaches, `median` their middle, `clean_paper` the paper's
+level of a clean picture; `reduced` is a small copy
 of a picture for looking at the paper and the sheet, not the ink. All work on
 grey values in [0, 1] (the working images of `digits.read.load`).
 """
@@ -15,6 +16,10 @@ from PIL import Image
 # Ink must differ from the paper by at least this fraction of the full grey
 # range; below it we are looking at paper texture, JPEG noise or shadows.
 MIN_CONTRAST = 0.1
+# A picture is clean when this share of its pixels lie within this many grey
+# levels (of 255) of the commonest one: the paper of a drawing app or a scan.
+CLEAN_SHARE = 0.6
+CLEAN_LEVELS = 2
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -66,3 +71,17 @@ def reduced(grey: np.ndarray, longest: int) -> tuple[np.ndarray, tuple[int, int]
     size = (max(1, width // factor), max(1, height // factor))
     small = np.asarray(Image.fromarray(grey.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BOX))
     return small, size
+
+
+def clean_paper(grey: np.ndarray) -> float | None:
+    """The paper's grey level when a picture is clean, else None.
+
+    A drawing made on a screen (a canvas, a paint program, a tablet app), an
+    MNIST image or a binarised scan has paper of one exact level: most of its
+    pixels share it. Such a picture has no light, shadow or texture to undo,
+    so it skips steps 2-3 and the adaptive threshold.
+    """
+    levels = np.bincount(np.rint(grey.ravel() * 255).astype(np.uint8), minlength=256)
+    mode = int(levels.argmax())
+    share = levels[max(0, mode - CLEAN_LEVELS) : mode + CLEAN_LEVELS + 1].sum() / grey.size
+    return mode / 255 if share >= CLEAN_SHARE else None

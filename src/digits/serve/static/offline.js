@@ -1,10 +1,10 @@
-// The page's own reader: a drawing made MNIST-like as `digits.preprocess.prepare` does it, then the
+// The page's own reader: a drawing made MNIST-like as `digits.read.pipeline.prepare` does it, then the
 // served ONNX model run in the browser by onnxruntime-web (bundled in the package: nothing from elsewhere).
 //
 // Contract: `prepare(grey, width, height)` takes the pad's grey levels (0 black .. 1 white) and returns
 // {image: Float32Array(784), hasInk} or null when the picture is not clean paper (then the server reads
 // it). It follows the reader's path for clean pictures step by step: paper level and ink contrast
-// (writing._clean_paper, _analyse_clean), 8-connected pieces without blobs and specks (_components),
+// (levels.clean_paper, ink._analyse_clean; a pad under 512 px never needs the thin-pen second look), 8-connected pieces without blobs and specks (_components),
 // the one digit (pick_digit), pen width brought into MNIST's range (normalize._normalise_stroke), the
 // 20 px box with Pillow's BOX / BILINEAR resampling and the centre of mass at (14, 14)
 // (normalize.to_mnist). Then the model, calibrated by the served model's temperature (calibration.apply),
