@@ -215,6 +215,10 @@ def test_evaluate_keeps_the_best_epoch_that_training_found(run_copy, tmp_path):
     run_copy.write_metrics(metrics)
     assert run_cli("evaluate", str(run_copy), cwd=tmp_path).returncode == 0
     assert run_copy.read_metrics()["overfitting"]["best_epoch"] == 1
+    metrics["overfitting"]["best_epoch"] = 500  # planted: the run has 2 epochs
+    run_copy.write_metrics(metrics)
+    assert run_cli("evaluate", str(run_copy), cwd=tmp_path).returncode == 0
+    assert run_copy.read_metrics()["overfitting"]["best_epoch"] in (1, 2)
 
 
 @pytest.mark.parametrize(

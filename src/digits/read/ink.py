@@ -278,7 +278,8 @@ def analyse(image: Image.Image) -> Analysis:
     sheet) is looked at again, cut out of the picture at a scale where its
     digits are `_DIGIT_PIXELS` tall. How much a small picture is enlarged
     depends on what it needs: a clean one little (`_CLEAN_LEAST`), a photo
-    crop up to `WORK_MIN`.
+    crop up to `WORK_MIN`. A big clean one whose strokes come out
+    `_THIN_STROKE` px or thinner is looked at again at its own size.
     """
     grey, scale = working_grey(image, _COARSE, shortest_side=_CLEAN_LEAST)
     paper = clean_paper(grey)

@@ -33,6 +33,14 @@ from digits.read.prescan import (
 )
 from digits.safe_open import read_regular
 
+# Pillow warns of each tag it skips in damaged EXIF or TIFF data (10,800 lines for one JPEG) and, from 89
+# megapixels, of a possible decompression bomb (the decode budget below refuses bombs from the header): for
+# pictures of unknown origin that is noise, since each is read or refused in one sentence. Filtered once, for
+# Pillow's modules only; `warnings.catch_warnings` round each decode is not thread-safe (the server decodes
+# on two threads), and two overlapping could leave every warning of the process ignored.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 # The budget for one picture, checked from its header before any pixel is
 # decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
 # reduced size by DCT scaling (JPEG's `draft`), so what counts is the memory
@@ -197,34 +205,27 @@ def _decode(data: bytes, name: str) -> Image.Image:
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
-        # Pillow warns from MAX_IMAGE_PIXELS (89 megapixels) and raises from
-        # twice that. Our own budget is on what the decode costs, so only
-        # Pillow's hard error stays; a bomb is refused from its header. It also
-        # warns of each tag it skips in damaged EXIF or TIFF data (thousands of
-        # lines for one file): a picture is read, or refused in one sentence.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as probe:
-                if probe.format not in READABLE_FORMATS:
-                    # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
-                    raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
-                check_pixels(probe.size, name)
-                refuse_slow_decoding(probe, data, name)
-                probe.verify()  # checksums and structure, without decoding
-            # verify() leaves the image unusable: open again to decode.
-            image = Image.open(io.BytesIO(data))
-            image.seek(0)  # first frame of an animation or multi-page TIFF
-            full_size = image.size
-            check_pixels(full_size, name)
-            if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second frame
-                # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
-                # below the analysis resolution (both sides stay at or above it).
-                reduction = max(full_size) / _WORK_MAX
-                if reduction >= 2:
-                    wanted = (max(1, int(full_size[0] / reduction)), max(1, int(full_size[1] / reduction)))
-                    image.draft(image.mode, wanted)
-            _decode_budget(image, full_size, scans, name)
-            image.load()
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in READABLE_FORMATS:
+                # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
+                raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
+            check_pixels(probe.size, name)
+            refuse_slow_decoding(probe, data, name)
+            probe.verify()  # checksums and structure, without decoding
+        # verify() leaves the image unusable: open again to decode.
+        image = Image.open(io.BytesIO(data))
+        image.seek(0)  # first frame of an animation or multi-page TIFF
+        full_size = image.size
+        check_pixels(full_size, name)
+        if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second frame
+            # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
+            # below the analysis resolution (both sides stay at or above it).
+            reduction = max(full_size) / _WORK_MAX
+            if reduction >= 2:
+                wanted = (max(1, int(full_size[0] / reduction)), max(1, int(full_size[1] / reduction)))
+                image.draft(image.mode, wanted)
+        _decode_budget(image, full_size, scans, name)
+        image.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -254,10 +255,8 @@ def turned_upright(image: Image.Image) -> Image.Image:
     Only a picture that must turn is copied: a full-size copy of a big upright one would double its memory.
     """
     try:
-        with warnings.catch_warnings():  # one per tag of broken EXIF, as in `_decode`
-            warnings.simplefilter("ignore")
-            if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
-                return ImageOps.exif_transpose(image)
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
+            return ImageOps.exif_transpose(image)
     except Exception:  # Pillow's EXIF parser raises many types on broken EXIF
         pass  # broken EXIF must not cost us an otherwise good image
     return image

@@ -167,8 +167,8 @@ class Recognizer:
             return apply_temperature(self._answer(self._few_session, batch), self.temperature)
         # ONNX Runtime's arena keeps the memory of its largest call: slices bound it, whatever N is.
         slices = [batch[i : i + _MOST_PER_CALL] for i in range(0, len(batch), _MOST_PER_CALL)]
-        logits = np.concatenate([self._answer(self.session, part) for part in slices])
-        return apply_temperature(logits, self.temperature)
+        answers = np.concatenate([self._answer(self.session, part) for part in slices])
+        return apply_temperature(answers, self.temperature)
 
     def _answer(self, session: Any, batch: np.ndarray) -> np.ndarray:
         """One model call, checked: a model file can declare one thing and compute another."""

@@ -63,6 +63,9 @@ _MNIST_CENTRE_SLACK = 2.0
 _MNIST_PAPER = 0.05
 
 
+# Of the ink picked as a picture's one digit, dropping the rules must leave this share (a digit on ruled
+# paper kept a third or more; a lone stroke taken for a rule left 2-4 %).
+_LEAST_LEFT = 0.25
 # Each pixel's row and column, as a (2, 784) matrix: the centre of mass of a 28×28 image is one product.
 _PIXEL_CENTRES = np.indices((SIZE, SIZE)).reshape(2, -1).astype(np.float64)
 
@@ -92,9 +95,21 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     (full-size arrays, for --explain), else none."""
     if (ready := ready_for_model(image, explain)) is not None:
         return ready
-    # Without its rules: a digit written across a ruled line, or in a form's box, is one piece with them.
-    analysis = drop_rules(analyse(image))
-    return _prepare_from(image, analysis, pick_digit(analysis), explain=explain)
+    analysis = analyse(image)
+    source, digit = _one_digit(analysis, drop_rules(analysis))
+    return _prepare_from(image, source, digit, explain=explain)
+
+
+def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.ndarray]:
+    """The analysis a picture's one digit is made from, and the digit: without the rules (a digit written
+    across a ruled line is one piece with it), unless dropping them left crumbs of what was picked with them,
+    less than `_LEAST_LEFT` of its ink: a lone straight stroke is no rule beside writing (a flat one lost
+    its length, and the speck left read as a digit)."""
+    digit = pick_digit(ruled_out)
+    if np.array_equal(ruled_out.areas, analysis.areas):  # no rule was there: no pixel went
+        return ruled_out, digit
+    whole = pick_digit(analysis)
+    return (ruled_out, digit) if digit.sum() >= _LEAST_LEFT * whole.sum() else (analysis, whole)
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
@@ -180,9 +195,10 @@ def segment_page(image: Image.Image) -> Segmented:
     if ready and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
-    ruled_out = drop_rules(analyse(image))
-    one_digit = pick_digit(ruled_out)
-    made = _prepare_from(image, ruled_out, one_digit, explain=False)
+    analysis = analyse(image)
+    ruled_out = drop_rules(analysis)
+    source, one_digit = _one_digit(analysis, ruled_out)
+    made = _prepare_from(image, source, one_digit, explain=False)
     size = true_size(image)
     lines = []
     for members in find_lines(ruled_out):

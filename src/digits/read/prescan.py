@@ -68,9 +68,11 @@ MAX_GIF_BLOCKS = 10_000
 # that could make the engine backtrack (`\xff+[^...]` was quadratic on a run of 0xFF).
 _JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _JPEG_FILL = re.compile(rb"\xff+")
-# One number of a PNM's header, after the white space and comments before it (each alternative starts with
-# a byte of its own, so a failed match backtracks once per byte at most).
-_PNM_NUMBER = re.compile(rb"(?:\s|#[^\r\n]*)*\d+")
+# The magic number of a file Pillow's PPM reader takes (PBM, PGM, PPM, PFM and its own "Py" and "P0" kinds),
+# and one token of its header after the white space and comments before it. Possessive: nothing is given
+# back (a comment may hold "#", and a run of them split in every way took exponential time).
+_PNM_MAGIC = re.compile(rb"P[0-6fy][^\s#]{0,6}")
+_PNM_TOKEN = re.compile(rb"(?:\s|#[^\r\n]*+)*+[^\s#]++")
 
 ICO_MAGIC = b"\x00\x00\x01\x00"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -192,16 +194,16 @@ def refuse_long_walks(data: bytes, name: str) -> None:
 
 
 def pnm_header_bytes(data: bytes) -> int | None:
-    """Where a PBM, PGM or PPM's header ends in `data` (its magic number, size and, but for a bitmap, largest
-    value); None when `data` ends first; 0 for any other file."""
-    if data[:1] != b"P" or data[1:2] not in b"123456" or len(data) < 2:
+    """Where the header of a file Pillow's PPM reader takes ends in `data` (its magic number, size and, but for
+    a bitmap, largest value or scale); None when `data` ends first; 0 for any other file."""
+    if (magic := _PNM_MAGIC.match(data)) is None:
         return 0
-    position = 2
-    for _ in range(2 if data[1:2] in b"14" else 3):
-        number = _PNM_NUMBER.match(data, position)
-        if number is None or number.end() == len(data):  # a number cut by the end may go on
+    position = magic.end()
+    for _ in range(2 if magic.group() in (b"P1", b"P4") else 3):
+        token = _PNM_TOKEN.match(data, position)
+        if token is None or token.end() == len(data):  # a token cut by the end may go on
             return None
-        position = number.end()
+        position = token.end()
     return position
 
 
@@ -231,23 +233,30 @@ def jpeg_scans(data: bytes, name: str = "the image data") -> int:
     ends it). Stops at EOI or wherever the stream stops making sense: the
     decoder then says what is wrong with it. A stream of more than
     `MAX_JPEG_SEGMENTS` segments, or more than `MAX_JPEG_METADATA_BYTES` or
-    `MAX_JPEG_FILL_BYTES` of fill before its first scan, is refused
-    (`ImageError` naming `name`).
+    `MAX_JPEG_FILL_BYTES` of fill (0xFF, or any byte where a marker should
+    be) before its first scan, is refused (`ImageError` naming `name`).
     The walk is linear in the bytes.
     """
     scans, segments, filled, position, end = 0, 0, 0, 2, len(data)
-    while position + 4 <= end and data[position] == 0xFF:
+    while position + 4 <= end:
+        if data[position] != 0xFF:  # not a marker: Pillow skips such bytes, one call each, before the pixels
+            following = data.find(b"\xff", position)
+            if scans or following < 0:
+                break
+            filled += following - position
+            position = following
+            if filled > MAX_JPEG_FILL_BYTES:
+                break  # refused below
+            continue
         marker = data[position + 1]
         if marker == 0xFF:  # fill bytes before a marker: skip the run at once, keeping its last 0xFF
             fill = _JPEG_FILL.match(data, position)
             assert fill is not None  # data[position] is 0xFF, which the pattern matches
-            filled += fill.end() - 1 - position
+            if not scans:
+                filled += fill.end() - 1 - position
             position = fill.end() - 1
-            if not scans and filled > MAX_JPEG_FILL_BYTES:
-                raise ImageError(
-                    f"{name}: a JPEG with more than {MAX_JPEG_FILL_BYTES // 1024} KiB of fill bytes before its "
-                    "pixels is refused (save it again as an ordinary JPEG)."
-                )
+            if filled > MAX_JPEG_FILL_BYTES:
+                break  # refused below
             continue
         if marker == 0xD9:  # end of image
             break
@@ -272,6 +281,11 @@ def jpeg_scans(data: bytes, name: str = "the image data") -> int:
             if found is None:
                 break
             position = found.start()
+    if filled > MAX_JPEG_FILL_BYTES:
+        raise ImageError(
+            f"{name}: a JPEG with more than {MAX_JPEG_FILL_BYTES // 1024} KiB of fill or stray bytes before its "
+            "pixels is refused (save it again as an ordinary JPEG)."
+        )
     return scans
 
 

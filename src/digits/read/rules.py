@@ -5,7 +5,8 @@ ruled paper, the rules of a table or a form, the dark edge of a scanned or
 photographed sheet. They are thin like writing, so step 5 keeps them; they
 then chain every line they cross into one, and digits that touch them
 become one huge piece. `drop_rules` removes them from an `Analysis` before
-its lines are found.
+its lines are found, and before its one digit is picked (`pipeline.prepare`:
+a digit written across a ruled line is one piece with it).
 
 Contract, in two passes. First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height

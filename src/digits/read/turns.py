@@ -6,8 +6,8 @@ the others the mean of its probabilities for the image and its two `TURNS`.
 Each row depends on its own image only, whatever else is in the batch. The
 reader (`Reader.classify`) reads every digit this way, so `predict`, `read`,
 the batch reader, the server and the offline page give the same answers;
-`Recognizer.predict_proba` stays the model alone (what `digits evaluate` and
-the accuracy tables measure).
+`Recognizer.predict_proba` stays the model alone (`digits evaluate` reports
+both: `test_accuracy` and `test_accuracy_as_read`).
 
 Chosen on validation data only, with the shipped model: CVL's writer-disjoint
 validation split (7,000 digits) and the last 6,000 of MNIST's training

@@ -187,8 +187,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     # report part new, part old.
     for path in (run.path / RunDir.METRICS, run.curves_path, run.confusion_path, run.mistakes_path):
         atomic.writable_target(path, follow_symlinks=False)
-    best_epoch = None if info.ensemble else _previous(run, "best_epoch")
-    best_epoch = int(best_epoch) if best_epoch is not None else None
+    found = None if info.ensemble else _previous(run, "best_epoch")
+    # One of the run's own epochs, or none: a planted 500 on a 2-epoch run would be drawn on its curves.
+    best_epoch = int(found) if found is not None and found == int(found) <= len(history.get("loss", [])) else None
     return report_run(run, config, info, history, load_test(config.dataset, data_dir), best_epoch=best_epoch)
 
 
