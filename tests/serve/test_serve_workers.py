@@ -59,17 +59,21 @@ def test_new_connections_are_spread_over_both_workers(tmp_path):
         pytest.skip("needs SO_REUSEPORT")
     with digits_serve(2, tmp_path) as (url, _):
         deadline = time.monotonic() + 120  # a bound on the wait, not a measurement
-        while len(worker_counts(url)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # until both workers answer (the second may still be loading its model)
-        before = worker_counts(url)
+        # Until both workers answer (the second may still be loading its model). The page that shows both is
+        # kept: each worker makes its page at most once a second, so the next answer may be an older page.
+        while len(before := worker_counts(url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(before) == 2, before
         for _ in range(200):  # each on a connection of its own: the kernel picks the worker
             urllib.request.urlopen(f"{url}/health", timeout=30).close()
         # A worker's /metrics page is made at most once a second (`metrics.SCRAPE_EVERY`): asked again until new.
         deadline = time.monotonic() + 120
-        while sum((after := worker_counts(url))[w] - before[w] for w in before) < 200 and time.monotonic() < deadline:
+        while (
+            sum((after := worker_counts(url)).get(w, 0.0) - before[w] for w in before) < 200
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
-    counts = [after[worker] - before[worker] for worker in before]
+    counts = [after.get(worker, 0.0) - before[worker] for worker in before]
     assert sum(counts) >= 200, counts
     # An even hash of 200 connections strays past 30/70 % with odds of about 1 in 10**8.
     assert all(0.3 <= n / sum(counts) <= 0.7 for n in counts), counts
