@@ -308,7 +308,11 @@ def wrk(url: str, body: Path, clients: int, seconds: float) -> dict:
 
 
 def worker_counts(url: str) -> dict[str, float]:
-    """Requests each worker process has answered, from /metrics (`digits_worker_requests_total`)."""
+    """Requests each worker process has answered, from /metrics (`digits_worker_requests_total`), on a page made
+    now: a worker makes its page at most once per `SCRAPE_EVERY` seconds, which are let pass first."""
+    from digits.serve.metrics import SCRAPE_EVERY
+
+    time.sleep(SCRAPE_EVERY)
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
         text = response.read().decode()
     return {

@@ -727,6 +727,9 @@ def test_metrics_add_up_across_workers(server):
         line = 'digits_http_requests_total{code="200",method="GET",route="/v2/health/ready"} '
         return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))
 
+    from digits.serve.metrics import SCRAPE_EVERY
+
+    time.sleep(SCRAPE_EVERY)  # every worker's page then is made afresh: `before` is today's count, not an older page's
     before = ready_count()
     for _ in range(12):
         urllib.request.urlopen(f"{url}/v2/health/ready", timeout=30).close()
