@@ -171,9 +171,14 @@ def _png_chunk_types(data: bytes) -> Iterator[bytes]:
         at += 12 + int.from_bytes(data[at : at + 4], "big")
 
 
+def _text_pnm(data: bytes) -> bool:
+    """Whether `data` is a plain (text) PBM, PGM or PPM, whose pixels are numbers written out."""
+    return data[:2] in (b"P1", b"P2", b"P3")
+
+
 def pnm_comments(data: bytes) -> int:
     """How many comments a plain (text) PBM, PGM or PPM holds; 0 for any other file."""
-    if data[:2] not in (b"P1", b"P2", b"P3"):
+    if not _text_pnm(data):
         return 0
     # A comment starts with "#" where white space may stand: after the magic number or white space.
     # Counted with bytes.count, so a file of millions costs milliseconds; a "#" inside a comment is not one more.
@@ -215,7 +220,7 @@ def refuse_slow_decoding(image: Image.Image, data: bytes, name: str) -> None:
         return
     if image.format in ("BMP", "DIB") and image.info.get("compression") in (1, 2):
         kind = "a run-length BMP"
-    elif data[:2] in (b"P1", b"P2", b"P3"):
+    elif _text_pnm(data):
         kind = "a text PNM"
     else:
         return

@@ -149,12 +149,13 @@ def _plots(
             plotter.submit(plot, *args)
 
 
-def _previous(run: RunDir, key: str) -> float | None:
+def _previous(run: RunDir, key: str, most: float = 1e9) -> float | None:
     """`train_seconds` or `best_epoch` as training measured them: a re-evaluation keeps them from the old report.
 
     Both are known only while training (the best epoch by the loop's own score, which without a validation
-    split is the training loss, unlike the report's rule). A missing, corrupt or planted value is what
-    `digits evaluate` repairs: it then comes from the checkpoint's loop state, or is None without one.
+    split is the training loss, unlike the report's rule). A missing, corrupt or planted value (not a number
+    from 0 to `most`, exclusive of 0) is what `digits evaluate` repairs: it then comes from the checkpoint's
+    loop state, or is None without one.
     """
     try:
         metrics = run.read_metrics()
@@ -162,17 +163,17 @@ def _previous(run: RunDir, key: str) -> float | None:
         value = holder.get(key) if isinstance(holder, dict) else None
     except RunError:
         value = None
-    if _measured(value):
+    if _measured(value, most):
         return float(value)
     try:  # a missing checkpoint is a RunError too; its loop state was checked when read
         value = run.checkpoint_meta()[key]
     except (RunError, KeyError):
         return None
-    return float(value) if _measured(value) else None  # a best epoch of 0: none yet
+    return float(value) if _measured(value, most) else None  # a best epoch of 0: none yet
 
 
-def _measured(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
+def _measured(value: object, most: float) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= most
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
@@ -187,9 +188,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir=None) -> dict:
     # report part new, part old.
     for path in (run.path / RunDir.METRICS, run.curves_path, run.confusion_path, run.mistakes_path):
         atomic.writable_target(path, follow_symlinks=False)
-    found = None if info.ensemble else _previous(run, "best_epoch")
-    # One of the run's own epochs, or none: a planted 500 on a 2-epoch run would be drawn on its curves.
-    best_epoch = int(found) if found is not None and found == int(found) <= len(history.get("loss", [])) else None
+    # One of the run's own epochs: a planted 500 on a 2-epoch run would be drawn on its curves.
+    found = None if info.ensemble else _previous(run, "best_epoch", most=len(history.get("loss", [])))
+    best_epoch = int(found) if found is not None and found.is_integer() else None
     return report_run(run, config, info, history, load_test(config.dataset, data_dir), best_epoch=best_epoch)
 
 
