@@ -112,6 +112,48 @@ def test_ruled_paper_table_rules_and_a_border_are_not_writing(reader, mnist):
     assert [line.text for line in page.lines] == ["2026", "731", "58490"]
 
 
+def _in_boxes(mnist, number: str, gap: int, touching: bool = False) -> Image.Image:
+    """A number written one MNIST digit per box of a form: boxes sharing their walls (`gap` 0) or apart."""
+    _, (x_test, y_test) = mnist
+    cell = 100
+    picture = Image.new("L", (len(number) * (cell + gap) + 40, cell + 40), 245)
+    draw = ImageDraw.Draw(picture)
+    for k, digit in enumerate(number):
+        x = 20 + k * (cell + gap)
+        draw.rectangle([x, 20, x + cell, 20 + cell], outline=70, width=3)
+        glyph = Image.fromarray(x_test[np.flatnonzero(y_test == int(digit))[3]]).resize((84, 84), Image.BICUBIC)
+        # a digit written low enough that its foot runs over the box's bottom line
+        top = 20 + (30 if touching else 8)
+        region = np.asarray(picture.crop((x + 8, top, x + 92, top + 84)))
+        picture.paste(Image.fromarray(np.minimum(region, 255 - np.asarray(glyph))), (x + 8, top))
+    return picture
+
+
+@pytest.mark.parametrize("touching", [False, True])
+def test_a_digit_in_a_forms_box_is_read(reader, mnist, touching):
+    """A box round the digit was one piece bigger than the digit: picked as the digit, it was refused (1 in 300)."""
+    for digit in "0123456789":
+        picture = _in_boxes(mnist, digit, gap=0, touching=touching)
+        assert reader.read_digit(picture).digit == int(digit)
+        assert reader.read_page(picture).text == digit
+
+
+@pytest.mark.parametrize("gap", [0, 24])
+def test_a_number_written_one_digit_per_box_is_read(reader, mnist, gap):
+    """Boxes sharing their walls were one flat piece whose walls were read as 1s; boxes apart, as nothing."""
+    assert reader.read_page(_in_boxes(mnist, "40815", gap)).text == "40815"
+    assert reader.read_page(_in_boxes(mnist, "2736", gap, touching=True)).text == "2736"
+
+
+def test_empty_boxes_are_no_digit(reader):
+    picture = Image.new("L", (400, 160), 245)
+    draw = ImageDraw.Draw(picture)
+    for x in (20, 140, 260):
+        draw.rectangle([x, 20, x + 100, 120], outline=70, width=3)
+    assert reader.read_digit(picture).digit is None
+    assert reader.read_page(picture).lines == ()
+
+
 @pytest.mark.parametrize(
     ("number", "rises"),
     [

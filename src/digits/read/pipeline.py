@@ -38,7 +38,7 @@ from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.levels import median
 from digits.read.load import grey_array, has_alpha, load_image, true_size
 from digits.read.normalize import naive, to_mnist
-from digits.read.rules import drop_rules
+from digits.read.rules import cut_frames, drop_rules
 from digits.spec import SIZE, Box
 
 __all__ = [
@@ -95,7 +95,7 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     (full-size arrays, for --explain), else none."""
     if (ready := ready_for_model(image, explain)) is not None:
         return ready
-    analysis = analyse(image)
+    analysis = cut_frames(analyse(image))
     source, digit = _one_digit(analysis, drop_rules(analysis))
     return _prepare_from(image, source, digit, explain=explain)
 
@@ -195,7 +195,7 @@ def segment_page(image: Image.Image) -> Segmented:
     if ready and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
-    analysis = analyse(image)
+    analysis = cut_frames(analyse(image))
     ruled_out = drop_rules(analysis)
     source, one_digit = _one_digit(analysis, ruled_out)
     made = _prepare_from(image, source, one_digit, explain=False)

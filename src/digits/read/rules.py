@@ -8,7 +8,13 @@ become one huge piece. `drop_rules` removes them from an `Analysis` before
 its lines are found, and before its one digit is picked (`pipeline.prepare`:
 a digit written across a ruled line is one piece with it).
 
-Contract, in two passes. First, a piece `_FLAT` times as wide as tall (no
+`cut_frames` comes first: a frame (a form's box round a digit, a row of
+boxes for a number's digits, a table's grid) loses its straight runs along
+its box's four sides and across it. Unlike a rule, a frame is never taken
+for a digit, so the pipeline treats the analysis without frames as the
+picture's own.
+
+`drop_rules`, in two passes. First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height
 long, that crosses it from end to end: a ruled line, or the line that
 joined the digits written on it. Then, with the writing's height measured
@@ -46,6 +52,15 @@ _END_TO_END = 0.8
 # Rules in a photographed page lean a little; runs are looked for in steps
 # fine enough that a 2 px thick rule of the minimum length fits one of them.
 _MAX_TILT = 10.0
+# A frame is inked across this share of its box in each band along the box's four sides, a band
+# this share of the box's height (or width) deep: a digit's straight stroke, even a 7's bar or
+# a 1's foot, lines at most two sides, and a round 0 leaves the ends of each band empty.
+_FRAME_SPAN = 0.8
+_FRAME_BAND = 0.2
+# Too small to hold a digit at analysis resolution: no frame. A frame's lines are thin beside its
+# box (a form's 3 px lines round a 100 px cell: 0.03); a bold 1 lines its box on four sides too.
+_FRAME_LEAST = 12
+_FRAME_LINE = 0.15
 # What is left of a border beside a rule: a piece lying within this share of the
 # writing's height from the picture's edge is too thin to be a digit cut by it.
 _BORDER_BAND = 0.25
@@ -115,6 +130,48 @@ def _cut_flat(analysis: Analysis) -> Analysis:
         piece = labels[y0:y1, x0:x1] == i
         areas = _cut(labels, areas, i, (x0, y0, x1, y1), _end_to_end(piece, (2 * (y1 - y0) + 1) | 1))
     return replace(analysis, labels=labels, areas=areas)
+
+
+def cut_frames(analysis: Analysis) -> Analysis:
+    """The analysis whose frames lost their straight runs, `_END_TO_END` of the frame's box long, across and down.
+
+    A frame is one piece whatever it holds: the box round a digit on a form,
+    a row of boxes sharing their walls for a number's digits, a table's grid.
+    Its box is then as big as the writing or bigger, so the writing's height
+    cannot be told from it, and the digits it holds (or touches) are one
+    piece with it. Its straight runs go along all four sides of its box
+    (inside too: a comb's walls, a table's rules), which no digit does: its
+    runs are cut out and the digits it held are pieces of their own.
+    """
+    labels, areas = analysis.labels, analysis.areas
+    for i, (x0, y0, x1, y1) in analysis.boxes.items():
+        width, height = x1 - x0, y1 - y0
+        if min(width, height) < _FRAME_LEAST:
+            continue
+        piece = analysis.labels[y0:y1, x0:x1] == i
+        down_band, across_band = max(1, round(_FRAME_BAND * height)), max(1, round(_FRAME_BAND * width))
+        sides = (
+            piece[:down_band].any(axis=0),
+            piece[-down_band:].any(axis=0),
+            piece[:, :across_band].any(axis=1),
+            piece[:, -across_band:].any(axis=1),
+        )
+        if min(side.mean() for side in sides) < _FRAME_SPAN:
+            continue  # cheap and enough for nearly every piece: no frame
+        if stroke_width(np.pad(piece, 1)) > _FRAME_LINE * min(width, height):
+            continue
+        across = _end_to_end(piece, round(_END_TO_END * width) | 1)
+        down = _end_to_end(piece.T, round(_END_TO_END * height) | 1).T
+        if (
+            across[:down_band].any()
+            and across[-down_band:].any()
+            and down[:, :across_band].any()
+            and down[:, -across_band:].any()
+        ):
+            if labels is analysis.labels:
+                labels, areas = labels.copy(), areas.copy()
+            areas = _cut(labels, areas, i, (x0, y0, x1, y1), across | down)
+    return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
 
 
 def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
@@ -190,6 +247,9 @@ def _straight_runs(mask: np.ndarray, length: int, max_tilt: float) -> np.ndarray
         rows = np.arange(height)[:, None] + (pad - shifts)[None, :]
         sheared = np.zeros((height + pad, width), dtype=np.uint8)
         sheared[rows, cols] = mask
-        opened = ndimage.maximum_filter1d(ndimage.minimum_filter1d(sheared, length, axis=1), length, axis=1)
+        # Nothing beyond the mask is ink: mirrored at its edge ("reflect"), a stroke ending on a
+        # frame's side read as a run twice as long.
+        shortest = ndimage.minimum_filter1d(sheared, length, axis=1, mode="constant", cval=0)
+        opened = ndimage.maximum_filter1d(shortest, length, axis=1, mode="constant", cval=0)
         found |= opened[rows, cols].astype(bool)
     return found
