@@ -59,13 +59,22 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     def line(text: str) -> Line:
         return Line(tuple(digit(int(c), OK, 30 * k) for k, c in enumerate(text)), (0, 0, 30 * len(text), 30))
 
-    passed, beside, neither = (line("58221"), True, True), (line("97"), False, True), (line("1"), False, False)
+    # Each line: (line, passed every test, every digit sure, can make a number beside numbers).
+    passed, beside, neither = (
+        (line("58221"), True, True, True),
+        (line("97"), False, False, True),
+        (line("1"), *[False] * 3),
+    )
     page = Reader._page([passed, beside, neither], lines_of_writing=2, whole=None)
     assert page.text == "58221\n97"
     # Lines that only read beside numbers are no numbers on their own: junk stays refused.
     assert Reader._page([beside, beside, neither], lines_of_writing=3, whole=None).text == ""
-    # Too few of the lines of writing are numbers that passed: the picture gives none.
+    # Too few of the lines of writing have every digit sure: the picture gives none.
     assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
+    # A line with every digit sure that flipped when nudged counts toward the half, never alone.
+    unsteady = (line("364"), False, True, True)
+    assert Reader._page([passed, unsteady, beside], lines_of_writing=3, whole=None).text == "58221\n364\n97"
+    assert Reader._page([unsteady, unsteady, beside], lines_of_writing=3, whole=None).text == ""
 
 
 def test_nudged_copies_are_ndimages_transforms(mnist):

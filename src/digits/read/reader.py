@@ -236,7 +236,7 @@ class Reader:
         steadiness = iter(self._steady_digits([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
         pages = []
         for page, here, whole in zip(segmented, candidates, wholes_read, strict=True):
-            lines: list[tuple[Line, bool, bool]] = []
+            lines: list[tuple[Line, bool, bool, bool]] = []
             for digits, _, all_sure, can_be_beside in here:
                 steady_ones = next(steadiness) if all_sure else None
                 passed = steady_ones is not None and bool(steady_ones.all())
@@ -244,7 +244,12 @@ class Reader:
                     # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
                 lines.append(
-                    (Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])), passed, can_be_beside)
+                    (
+                        Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])),
+                        passed,
+                        all_sure,
+                        can_be_beside,
+                    )
                 )
             pages.append(self._page(lines, sum(1 for line in page.lines if line), whole))
         return pages
@@ -271,21 +276,24 @@ class Reader:
         return np.split(flags, ends[:-1])
 
     @staticmethod
-    def _page(lines: list[tuple[Line, bool, bool]], lines_of_writing: int, whole: Digit | None) -> Page:
+    def _page(lines: list[tuple[Line, bool, bool, bool]], lines_of_writing: int, whole: Digit | None) -> Page:
         """A picture's page from its lines that can make numbers, its count of lines of writing,
-        and the picture read whole. Each line comes flagged: did it pass every test, and can it
-        make a number beside numbers that did (`refusal.line_digits`)?
+        and the picture read whole. Each line comes flagged: did it pass every test, are all its
+        digits sure (`refusal.line_digits`), and can it make a number beside numbers that passed?
 
         The numbers that passed every test decide whether the picture holds numbers
-        at all; if it does, the lines that can make one beside them come too.
+        at all, and those with every digit sure, steady or not, whether they are
+        enough of its lines (`refusal.picture_refused`); if so, the lines that can
+        make a number beside them come too.
         """
-        found = [line for line, passed, _ in lines if passed]
-        if not found or picture_refused(len(found), lines_of_writing):
+        found = [line for line, passed, _, _ in lines if passed]
+        sure = sum(1 for _, _, all_sure, _ in lines if all_sure)
+        if not found or picture_refused(sure, lines_of_writing):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
-        return Page(tuple(line for line, passed, beside in lines if passed or beside))
+        return Page(tuple(line for line, passed, _, beside in lines if passed or beside))
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
