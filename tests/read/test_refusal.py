@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from digits.read import reader as reader_module
 from digits.read.pipeline import Prepared, Segment, Segmented
-from digits.read.reader import Digit, Line, Reader
+from digits.read.reader import Digit, Line, Reader, _Verdict
 from digits.read.refusal import _linear_nudges, line_digits, nudged, steady
 from digits.spec import NO_DIGIT, OK, UNSURE
 
@@ -59,12 +59,9 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     def line(text: str) -> Line:
         return Line(tuple(digit(int(c), OK, 30 * k) for k, c in enumerate(text)), (0, 0, 30 * len(text), 30))
 
-    # Each line: (line, passed every test, every digit sure, can make a number beside numbers).
-    passed, beside, neither = (
-        (line("58221"), True, True, True),
-        (line("97"), False, False, True),
-        (line("1"), *[False] * 3),
-    )
+    passed = _Verdict(line("58221"), passed=True, sure=True, beside=True)
+    beside = _Verdict(line("97"), passed=False, sure=False, beside=True)
+    neither = _Verdict(line("1"), passed=False, sure=False, beside=False)
     page = Reader._page([passed, beside, neither], lines_of_writing=2, whole=None)
     assert page.text == "58221\n97"
     # Lines that only read beside numbers are no numbers on their own: junk stays refused.
@@ -72,7 +69,7 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     # Too few of the lines of writing have every digit sure: the picture gives none.
     assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
     # A line with every digit sure that flipped when nudged counts toward the half, never alone.
-    unsteady = (line("364"), False, True, True)
+    unsteady = _Verdict(line("364"), passed=False, sure=True, beside=True)
     assert Reader._page([passed, unsteady, beside], lines_of_writing=3, whole=None).text == "58221\n364\n97"
     assert Reader._page([unsteady, unsteady, beside], lines_of_writing=3, whole=None).text == ""
 

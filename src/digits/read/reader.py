@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -104,6 +104,15 @@ class Page:
 
 
 PictureSource = Image.Image | np.ndarray | bytes | str | os.PathLike[str]
+
+
+class _Verdict(NamedTuple):
+    """A line of a page that can make a number, and how it fared (`refusal`)."""
+
+    line: Line
+    passed: bool  # every test: `line_digits` with every digit sure, and `steady`
+    sure: bool  # `line_digits` with every digit sure, steady or not
+    beside: bool  # `line_digits` beside numbers that passed every test
 
 
 class Reader:
@@ -236,21 +245,15 @@ class Reader:
         steadiness = iter(self._steady_digits([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
         pages = []
         for page, here, whole in zip(segmented, candidates, wholes_read, strict=True):
-            lines: list[tuple[Line, bool, bool, bool]] = []
+            lines: list[_Verdict] = []
             for digits, _, all_sure, can_be_beside in here:
                 steady_ones = next(steadiness) if all_sure else None
                 passed = steady_ones is not None and bool(steady_ones.all())
                 if steady_ones is not None and not passed:
                     # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
-                lines.append(
-                    (
-                        Line(tuple(digits), reduce(union, [d.placed_box() for d in digits])),
-                        passed,
-                        all_sure,
-                        can_be_beside,
-                    )
-                )
+                number = Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
+                lines.append(_Verdict(number, passed, all_sure, can_be_beside))
             pages.append(self._page(lines, sum(1 for line in page.lines if line), whole))
         return pages
 
@@ -276,24 +279,22 @@ class Reader:
         return np.split(flags, ends[:-1])
 
     @staticmethod
-    def _page(lines: list[tuple[Line, bool, bool, bool]], lines_of_writing: int, whole: Digit | None) -> Page:
-        """A picture's page from its lines that can make numbers, its count of lines of writing,
-        and the picture read whole. Each line comes flagged: did it pass every test, are all its
-        digits sure (`refusal.line_digits`), and can it make a number beside numbers that passed?
+    def _page(lines: Sequence[_Verdict], lines_of_writing: int, whole: Digit | None) -> Page:
+        """A picture's page from its lines that can make numbers, with their verdicts, its count
+        of lines of writing, and the picture read whole.
 
         The numbers that passed every test decide whether the picture holds numbers
         at all, and those with every digit sure, steady or not, whether they are
         enough of its lines (`refusal.picture_refused`); if so, the lines that can
         make a number beside them come too.
         """
-        found = [line for line, passed, _, _ in lines if passed]
-        sure = sum(1 for _, _, all_sure, _ in lines if all_sure)
-        if not found or picture_refused(sure, lines_of_writing):
+        found = [verdict.line for verdict in lines if verdict.passed]
+        if not found or picture_refused(sum(verdict.sure for verdict in lines), lines_of_writing):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
-        return Page(tuple(line for line, passed, _, beside in lines if passed or beside))
+        return Page(tuple(verdict.line for verdict in lines if verdict.passed or verdict.beside))
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
