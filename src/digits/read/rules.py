@@ -10,9 +10,10 @@ a digit written across a ruled line is one piece with it).
 
 `cut_frames` comes first: a frame (a form's box round a digit, a row of
 boxes for a number's digits, a table's grid) loses its straight runs along
-its box's four sides and across it. Unlike a rule, a frame is never taken
-for a digit, so the pipeline treats the analysis without frames as the
-picture's own.
+its box's four sides and across it. Unlike `drop_rules`, whose cut the
+pipeline undoes when it leaves too little of the one digit it picked (a
+lone straight stroke is no rule), a frame's cut is never undone: what it
+leaves is the picture.
 
 `drop_rules`, in two passes. First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height
@@ -53,14 +54,17 @@ _END_TO_END = 0.8
 # fine enough that a 2 px thick rule of the minimum length fits one of them.
 _MAX_TILT = 10.0
 # A frame is inked across this share of its box in each band along the box's four sides, a band
-# this share of the box's height (or width) deep: a digit's straight stroke, even a 7's bar or
-# a 1's foot, lines at most two sides, and a round 0 leaves the ends of each band empty.
+# this share of the box's height (or width) deep: a cheap first test that most digits fail (a 7's
+# bar or a 1's foot lines one side). A round 0 may pass it; its lack of straight runs stops it.
 _FRAME_SPAN = 0.8
 _FRAME_BAND = 0.2
 # Too small to hold a digit at analysis resolution: no frame. A frame's lines are thin beside its
 # box (a form's 3 px lines round a 100 px cell: 0.03); a bold 1 lines its box on four sides too.
 _FRAME_LEAST = 12
 _FRAME_LINE = 0.15
+# Frames are looked for on a copy of about this many pixels: straight runs cost a pass over the box
+# per tilt, and long runs need fine tilts (a 4000×3000 grid took 20 s at full size).
+_FRAME_PIXELS = 160 * 160
 # What is left of a border beside a rule: a piece lying within this share of the
 # writing's height from the picture's edge is too thin to be a digit cut by it.
 _BORDER_BAND = 0.25
@@ -133,45 +137,73 @@ def _cut_flat(analysis: Analysis) -> Analysis:
 
 
 def cut_frames(analysis: Analysis) -> Analysis:
-    """The analysis whose frames lost their straight runs, `_END_TO_END` of the frame's box long, across and down.
+    """The analysis whose frames lost their straight runs across and down (`_frame_runs`).
 
     A frame is one piece whatever it holds: the box round a digit on a form,
     a row of boxes sharing their walls for a number's digits, a table's grid.
     Its box is then as big as the writing or bigger, so the writing's height
     cannot be told from it, and the digits it holds (or touches) are one
-    piece with it. Its straight runs go along all four sides of its box
-    (inside too: a comb's walls, a table's rules), which no digit does: its
-    runs are cut out and the digits it held are pieces of their own.
+    piece with it. Once its runs are cut out (`_cut`: strokes crossing them
+    bridged), the digits it held are pieces of their own.
     """
     labels, areas = analysis.labels, analysis.areas
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
-        width, height = x1 - x0, y1 - y0
-        if min(width, height) < _FRAME_LEAST:
+        if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
-        piece = analysis.labels[y0:y1, x0:x1] == i
-        down_band, across_band = max(1, round(_FRAME_BAND * height)), max(1, round(_FRAME_BAND * width))
-        sides = (
-            piece[:down_band].any(axis=0),
-            piece[-down_band:].any(axis=0),
-            piece[:, :across_band].any(axis=1),
-            piece[:, -across_band:].any(axis=1),
-        )
-        if min(side.mean() for side in sides) < _FRAME_SPAN:
-            continue  # cheap and enough for nearly every piece: no frame
-        if stroke_width(np.pad(piece, 1)) > _FRAME_LINE * min(width, height):
-            continue
-        across = _end_to_end(piece, round(_END_TO_END * width) | 1)
-        down = _end_to_end(piece.T, round(_END_TO_END * height) | 1).T
-        if (
-            across[:down_band].any()
-            and across[-down_band:].any()
-            and down[:, :across_band].any()
-            and down[:, -across_band:].any()
-        ):
+        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i)
+        if runs is not None:
             if labels is analysis.labels:
                 labels, areas = labels.copy(), areas.copy()
-            areas = _cut(labels, areas, i, (x0, y0, x1, y1), across | down)
+            areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
     return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
+
+
+def _frame_runs(piece: np.ndarray) -> np.ndarray | None:
+    """A frame's straight runs (a mask of `piece`, its box), or None when the piece is no frame.
+
+    A frame: each band along its box's four sides (`_FRAME_BAND` deep) is
+    inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
+    (`_FRAME_LINE`); and straight runs `_END_TO_END` of the box long lie
+    in all four bands, horizontal ones at top and bottom, vertical ones at
+    left and right. Its runs are all those straight runs, inside too (a
+    comb's walls, a table's rules). A handwritten digit is not that
+    straight; a 0 drawn as a rectangle is, and is taken for a frame.
+    Looked for on a copy max-pooled to about `_FRAME_PIXELS` (thin lines
+    stay whole), so the runs of a big frame are as coarse as the pooling.
+    """
+    height, width = piece.shape
+    factor = max(1, int(np.ceil(np.sqrt(height * width / _FRAME_PIXELS))))
+    small = piece
+    if factor > 1:
+        padded = np.pad(piece, ((0, -height % factor), (0, -width % factor)))
+        small = np.asarray(padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3)))
+    rows, cols = small.shape
+    down_band, across_band = max(1, round(_FRAME_BAND * rows)), max(1, round(_FRAME_BAND * cols))
+    sides = (
+        small[:down_band].any(axis=0),
+        small[-down_band:].any(axis=0),
+        small[:, :across_band].any(axis=1),
+        small[:, -across_band:].any(axis=1),
+    )
+    if min(side.mean() for side in sides) < _FRAME_SPAN:
+        return None  # cheap and enough for nearly every piece
+    if stroke_width(np.pad(small, 1)) > _FRAME_LINE * min(rows, cols):
+        return None
+    # Padded: a frame's sides lie on its box's edges, where a run leaning a little would leave the box.
+    framed = np.pad(small, 1)
+    across = _end_to_end(framed, round(_END_TO_END * cols) | 1)[1:-1, 1:-1]
+    down = _end_to_end(framed.T, round(_END_TO_END * rows) | 1).T[1:-1, 1:-1]
+    if not (
+        across[:down_band].any()
+        and across[-down_band:].any()
+        and down[:, :across_band].any()
+        and down[:, -across_band:].any()
+    ):
+        return None
+    runs: np.ndarray = across | down
+    if factor > 1:
+        runs = np.repeat(np.repeat(runs, factor, axis=0), factor, axis=1)[:height, :width] & piece
+    return runs
 
 
 def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
