@@ -66,9 +66,9 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     assert page.text == "58221\n97"
     # Lines that only read beside numbers are no numbers on their own: junk stays refused.
     assert Reader._page([beside, beside, neither], lines_of_writing=3, whole=None).text == ""
-    # Too few of the lines of writing have every digit sure: the picture gives none.
+    # Too few of the lines of writing pass `line_digits` on their own: the picture gives none.
     assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
-    # A line with every digit sure that flipped when nudged counts toward the half, never alone.
+    # A line that passes `line_digits` but flipped when nudged counts toward the half, never alone.
     unsteady = _Verdict(line("364"), passed=False, sure=True, beside=True)
     assert Reader._page([passed, unsteady, beside], lines_of_writing=3, whole=None).text == "58221\n364\n97"
     assert Reader._page([unsteady, unsteady, beside], lines_of_writing=3, whole=None).text == ""

@@ -110,8 +110,8 @@ class _Verdict(NamedTuple):
     """A line of a page that can make a number, and how it fared (`refusal`)."""
 
     line: Line
-    passed: bool  # every test: `line_digits` with every digit sure, and `steady`
-    sure: bool  # `line_digits` with every digit sure, steady or not
+    passed: bool  # every test: `line_digits` on its own (not beside numbers), and `steady`
+    sure: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
     beside: bool  # `line_digits` beside numbers that passed every test
 
 
@@ -284,7 +284,7 @@ class Reader:
         of lines of writing, and the picture read whole.
 
         The numbers that passed every test decide whether the picture holds numbers
-        at all, and those with every digit sure, steady or not, whether they are
+        at all, and those that pass `line_digits` on its own, steady or not, whether they are
         enough of its lines (`refusal.picture_refused`); if so, the lines that can
         make a number beside them come too.
         """

@@ -20,7 +20,7 @@ only when every test below holds, and refuses it otherwise:
     `BEYOND_DOUBT` or more is not nudged.
 
 And a whole picture (`picture_refused`): when fewer than half of its lines
-of writing have every digit sure (`line_digits`, steady or not), the rest
+of writing pass `line_digits` on their own (steady or not), the rest
 is not digits and the few numbers are parts of it (grass, a star field, a
 photo); the picture gives none. A line that passes `line_digits` but not
 `steady` counts toward the half: on generated pages, a page of three
@@ -76,7 +76,7 @@ _MIN_KEPT = 8
 # so surely, 1 of MNIST's 9,356 test digits flips, and 13 of CVL's 14,543 from unseen writers. Only for
 # speed: on the development pictures, generated pages (seeds 0 and 1) and generated junk, no answer changes.
 BEYOND_DOUBT = 0.99
-# At least this share of a picture's lines of writing must have every digit sure.
+# At least this share of a picture's lines of writing must pass `line_digits` on their own.
 _MIN_NUMBER_LINES = 0.5
 
 
@@ -196,5 +196,5 @@ def _keep_reading(classify: Callable[[np.ndarray], np.ndarray], copies: np.ndarr
 
 
 def picture_refused(numbers: int, lines: int) -> bool:
-    """True when a picture's `numbers` lines with every digit sure are too few among its `lines` of writing."""
+    """True when a picture's `numbers` lines that pass `line_digits` on their own are too few among its `lines` of writing."""
     return numbers > 0 and numbers < _MIN_NUMBER_LINES * lines
