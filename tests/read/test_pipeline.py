@@ -658,3 +658,20 @@ def test_prepare_keeps_the_steps_only_when_asked_and_gives_the_same_digit_withou
         explained, plain = prepare(picture), prepare(picture, explain=False)
         assert explained.steps and plain.steps == []
         assert np.array_equal(explained.image, plain.image) and explained.box == plain.box
+
+
+@pytest.mark.parametrize("kind", ["7", "4"])
+def test_a_bold_digit_cropped_at_its_ink_is_no_shadow(kind):
+    """Strokes running into the border as thick as a shadow were dropped: a tight crop (DIDA's are) gave no ink.
+
+    A shadow or a desk fills its box; a digit's strokes do not. Kept only when they are all the ink there is.
+    """
+    rng = np.random.default_rng(0)
+    image = Image.new("L", (60, 100), 150)
+    draw_digit(ImageDraw.Draw(image), kind, (2, 2, 58, 98), 10, fill=25)
+    grainy = np.asarray(image, dtype=np.float32) + rng.normal(0, 4, (100, 60))  # a photo's paper, not a clean drawing
+    photo = Image.fromarray(np.uint8(np.clip(grainy, 0, 255))).crop((4, 0, 56, 100))  # the crop cuts into the strokes
+    prepared = prepare(photo, explain=False)
+    assert prepared.has_ink and prepared.box is not None
+    x0, y0, x1, y1 = prepared.box
+    assert y1 - y0 >= 90  # the whole digit, not a piece of it

@@ -57,15 +57,17 @@ _THIN_STROKE = 2.0
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
-# A component whose thickest point spans this fraction of its length is a blob, not a
-# stroke: a disc spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker
-# strokes reach 0.3, twice that where strokes cross, and a bold 8 whose loops closed
-# up is two discs stacked (about 0.6).
+# A component whose thickest point spans this fraction of its length is a blob, not a stroke: a disc
+# spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3, twice that
+# where strokes cross, and a bold 8 whose loops closed up is two discs stacked (about 0.6).
 _BLOB_THICKNESS = 0.75
-# ...and so is a region that runs into the picture's border (a shadow, a desk, a
-# shirt: they go on beyond it) thicker than this fraction of the picture's shorter
-# side: the boldest real strokes measured (a 28x28 paint-program digit) reach 0.17.
+# ...and so is a region that runs into the picture's border (a shadow, a desk, a shirt: they go on
+# beyond it) thicker than this fraction of the picture's shorter side: the boldest real strokes
+# measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
+# ...unless it is all the ink there is and fills less than this share of its box: a tight crop of a
+# bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
+_STROKE_FILL = 0.5
 
 
 @dataclass
@@ -191,7 +193,8 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     region as thick as it is long is not writing but something dark lying
     across the picture: a shadow, a desk or a shirt beyond the paper's edge,
     a blot. Those go first, so that they neither count as ink nor make the
-    real strokes look like specks beside them.
+    real strokes look like specks beside them. One dropped only for its thickness at the border
+    is kept when nothing else is left and it does not fill its box: a bold digit cropped at its ink.
     """
     from scipy import ndimage
 
@@ -201,6 +204,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not count:
         return labels, areas
     dropped = np.zeros(count + 1, dtype=bool)
+    bold_at_border = np.zeros(count + 1, dtype=bool)  # dropped only for its thickness at the border, not solid
     frames = np.zeros(count + 1, dtype=bool)
     shortest = min(mask.shape)
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
@@ -215,8 +219,14 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # The taxicab distance is never below the Euclidean one and costs a tenth of it: a
         # stroke thin even by that measure is kept without the exact transform.
         if region.all() or 2 * float(ndimage.distance_transform_cdt(region, "taxicab").max()) >= limit:
-            dropped[label] = 2 * float(ndimage.distance_transform_edt(region).max()) >= limit
+            thickness = 2 * float(ndimage.distance_transform_edt(region).max())
+            dropped[label] = thickness >= limit
+            bold_at_border[label] = (
+                dropped[label] and thickness < _BLOB_THICKNESS * extent and region.mean() < _STROKE_FILL
+            )
         frames[label] = at_border and extent >= 0.5 * max(mask.shape)
+    if not areas[~dropped].any():
+        dropped &= ~bold_at_border
     kept = areas[~dropped]
     if kept.any():
         # A speck is small beside the writing; a frame or scanner border running into the
