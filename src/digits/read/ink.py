@@ -3,7 +3,8 @@
 Steps 2-5 of the pipeline, at analysis resolution:
 
   2. estimate the background (paper, its texture and uneven light) and
-     subtract it; a table showing round the sheet is left out;
+     subtract it (`digits.read.paper`); a table showing round the sheet is
+     left out, and a small crop cut at its ink gets a margin of its paper;
   3. detect polarity: dark ink on light paper, or light chalk on a dark board;
   4. threshold: Otsu's method (within safe bounds) finds the writing's size
      and stroke width, then an adaptive threshold at that scale keeps faint
@@ -27,9 +28,10 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, typical_height
-from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu, reduced
+from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
+from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
 from digits.read.sheet import outside_sheet
 from digits.spec import Box
 
@@ -54,9 +56,6 @@ _CLEAN_LEAST = 128
 # A clean picture reduced for its first look is looked at again at its own size (at most `_FINE_MAX`) when its
 # strokes there are this thin or thinner, in pixels.
 _THIN_STROKE = 2.0
-# Coarse grid on which the background is estimated: lighting varies slowly,
-# so a ~64 px version of the image is enough and makes the filters cheap.
-_BG_GRID = 64
 # A component whose thickest point spans this fraction of its length is a blob, not a stroke: a disc
 # spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3, twice that
 # where strokes cross, and a bold 8 whose loops closed up is two discs stacked (about 0.6).
@@ -65,8 +64,8 @@ _BLOB_THICKNESS = 0.75
 # beyond it) thicker than this fraction of the picture's shorter side: the boldest real strokes
 # measured (a 28x28 paint-program digit) reach 0.17.
 _BLOB_SIZE = 0.22
-# ...unless it is all the ink there is and fills less than this share of its box: a tight crop of a
-# bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
+# ...unless it is the largest ink there is and fills less than this share of its box: a tight crop of
+# a bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
 _STROKE_FILL = 0.5
 
 
@@ -84,6 +83,12 @@ class Analysis:
     origin: tuple[float, float]  # where working pixel (0, 0) is, in original pixels (x, y)
     contrast: float  # typical ink-minus-paper difference, in grey units
     dark_ink: bool
+    picture: Box | None = None  # where the picture lies in working pixels, when a margin was added round it
+
+    @property
+    def edges(self) -> Box:
+        """The picture's edges in working pixels: the whole array, or within the margin added round it."""
+        return self.picture or (0, 0, self.labels.shape[1], self.labels.shape[0])
 
     @cached_property
     def boxes(self) -> dict[int, Box]:
@@ -94,61 +99,6 @@ class Analysis:
             for i, b in zip(range(1, count + 1), component_boxes(self.labels, count), strict=False)
             if b is not None and self.areas[i] > 0
         }
-
-
-def _background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Estimate the paper's brightness everywhere, ignoring the ink.
-
-    On a coarse grid, a Gaussian-weighted average of the pixels that are not
-    outliers (normalised convolution) is refined a few times: ink of either
-    polarity is an outlier, so it drops out and the estimate follows only the
-    slowly varying paper, uneven light and shadows included. Pixels in
-    `exclude` (a table around the sheet) never count as paper, and the
-    average spans a sixth of the sheet rather than of the photo: over a small
-    sticky note, a photo-wide average carried the note's bright middle out to
-    its dimmer edges, which then stood out as ink.
-    """
-    from scipy import ndimage
-
-    height, width = grey.shape
-    small, small_size = reduced(grey, _BG_GRID)
-    small = small.astype(np.float64)
-    keep = np.ones_like(small)
-    if exclude is not None:
-        coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
-        keep = (np.asarray(coverage) < 0.5).astype(np.float64)
-    # Light varies over a good part of the paper's shorter side, ink over much less.
-    sigma = max(1.5, min(crop_to_ink(keep > 0).shape) / 6)
-    weight = keep.copy()
-    estimate = small
-    for _ in range(4):
-        # Where ink covered a whole neighbourhood there is no paper left to
-        # average: the small constant in the ratio falls back to the median
-        # of the paper seen so far.
-        paper = float(np.median(small[weight > 0])) if weight.any() else float(np.median(small))
-        num = ndimage.gaussian_filter(small * weight, sigma, mode="nearest", truncate=3)
-        den = ndimage.gaussian_filter(weight, sigma, mode="nearest", truncate=3)
-        estimate = (num + 0.05 * paper) / (den + 0.05)
-        residual = small - estimate
-        kept = residual[weight > 0] if weight.any() else residual
-        noise = 1.4826 * float(np.median(np.abs(kept - np.median(kept))))
-        weight = (np.abs(residual) <= max(3 * noise, 0.02)) * keep
-    full = Image.fromarray(estimate.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(full, dtype=np.float32)
-
-
-def _noise(values: np.ndarray, lag: int = 1) -> float:
-    """Noise level (standard deviation) from differences between pixels `lag` apart.
-
-    Unlike the spread of the values themselves, this ignores large flat
-    areas of any level (a table around the sheet, a big blot of ink): within
-    them, neighbours agree. `lag` steps past the correlation a blur brings.
-    """
-    lag = max(1, min(lag, values.shape[1] - 1))
-    if values.shape[1] < 2:
-        return 0.0
-    steps = np.abs(values[:, lag:] - values[:, :-lag])
-    return float(1.4826 * float(np.median(steps)) / np.sqrt(2))
 
 
 def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -170,7 +120,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
     from scipy import ndimage
 
     smooth = ndimage.gaussian_filter(signal, sigma)
-    noise = _noise(smooth, int(np.ceil(2 * sigma)))
+    noise = noise_level(smooth, int(np.ceil(2 * sigma)))
     candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
     contrast = ink_level(candidates) if candidates.size else 0.0
     ink = smooth / max(contrast, 1e-6)
@@ -186,7 +136,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
     return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
 
     Writing is made of strokes: thin compared with the shape they draw. A
@@ -194,7 +144,8 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     across the picture: a shadow, a desk or a shirt beyond the paper's edge,
     a blot. Those go first, so that they neither count as ink nor make the
     real strokes look like specks beside them. One dropped only for its thickness at the border
-    is kept when nothing else is left and it does not fill its box: a bold digit cropped at its ink.
+    is kept when it is the largest ink and does not fill its box: a bold digit cropped at its ink.
+    The border is the picture's (`edges`, in the mask's pixels) when a margin was added round it.
     """
     from scipy import ndimage
 
@@ -206,12 +157,13 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dropped = np.zeros(count + 1, dtype=bool)
     bold_at_border = np.zeros(count + 1, dtype=bool)  # dropped only for its thickness at the border, not solid
     frames = np.zeros(count + 1, dtype=bool)
-    shortest = min(mask.shape)
+    left, top, right, bottom = edges or (0, 0, mask.shape[1], mask.shape[0])
+    shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
         if extent < 0.1 * shortest:
             continue  # too small to be a shadow or a desk; specks are dealt with below
-        at_border = rows.start == 0 or cols.start == 0 or rows.stop == mask.shape[0] or cols.stop == mask.shape[1]
+        at_border = rows.start <= top or cols.start <= left or rows.stop >= bottom or cols.stop >= right
         limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)
         # Unpadded on purpose: a region cut by the picture's border goes on beyond
         # it (a desk, a shadow), and is measured as if the border were its middle.
@@ -225,7 +177,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 dropped[label] and thickness < _BLOB_THICKNESS * extent and region.mean() < _STROKE_FILL
             )
         frames[label] = at_border and extent >= 0.5 * max(mask.shape)
-    if not areas[~dropped].any():
+    if areas[bold_at_border].max(initial=0) > areas[~dropped].max(initial=0):
         dropped &= ~bold_at_border
     kept = areas[~dropped]
     if kept.any():
@@ -258,27 +210,6 @@ def _join_grain(labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarr
     return labels, areas
 
 
-def _signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """Step 3: flatten and detect polarity; returns (ink signal, dark_ink).
-
-    Ink is the side with the stronger extreme deviations from the paper:
-    the mean of the strongest 0.3 % on each side is compared. (Comparing
-    their total instead would let a broad, mild residue of uneven light
-    outweigh a small dark digit.)
-    """
-    diff = grey - background
-    values = diff.ravel() if valid is None else diff[valid]
-    if values.size == 0:
-        return np.zeros_like(diff), True
-    count = max(10, int(0.003 * values.size))
-    if values.size <= count:
-        dark_ink = float(-values.min()) >= float(values.max())
-    else:
-        ordered = np.partition(values, (count, values.size - count - 1))
-        dark_ink = float(-ordered[:count].mean()) >= float(ordered[-count:].mean())
-    return (-diff if dark_ink else diff), dark_ink
-
-
 def analyse(image: Image.Image) -> Analysis:
     """Steps 2-5 at the resolution the writing needs.
 
@@ -301,9 +232,11 @@ def analyse(image: Image.Image) -> Analysis:
             if (paper := clean_paper(grey)) is not None:
                 return _analyse_clean(grey, scale, paper)
         return clean
+    origin, picture = (0.0, 0.0), None
     if max(image.size) < WORK_MIN:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
         grey, scale = working_grey(image, _COARSE)
-    coarse = _analyse_grey(grey, scale, origin=(0.0, 0.0))
+        grey, origin, picture = with_margin(grey, scale)
+    coarse = _analyse_grey(grey, scale, origin=origin, picture=picture)
     boxes = coarse.boxes
     if not boxes:
         return coarse
@@ -315,9 +248,16 @@ def analyse(image: Image.Image) -> Analysis:
     y0 = min(b[1] for b in boxes.values()) - height
     x1 = max(b[2] for b in boxes.values()) + height
     y1 = max(b[3] for b in boxes.values()) + height
-    sx, sy = coarse.scale
+    (sx, sy), (ox, oy) = coarse.scale, coarse.origin
     true_width, true_height = true_size(image)
-    region = (max(0.0, x0 / sx), max(0.0, y0 / sy), min(true_width, x1 / sx), min(true_height, y1 / sy))
+    region = (
+        max(0.0, ox + x0 / sx),
+        max(0.0, oy + y0 / sy),
+        min(true_width, ox + x1 / sx),
+        min(true_height, oy + y1 / sy),
+    )
+    if region[2] - region[0] < 1 or region[3] - region[1] < 1:  # only in the margin round a small crop
+        return coarse
     size = (round((region[2] - region[0]) * sx * zoom), round((region[3] - region[1]) * sy * zoom))
     largest = min(_FINE_MAX, _FINE_MOST_ENLARGEMENT * max(region[2] - region[0], region[3] - region[1]))
     if max(size) > largest:
@@ -354,18 +294,23 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
     )
 
 
-def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float]) -> Analysis:
+def _analyse_grey(
+    grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float], picture: Box | None = None
+) -> Analysis:
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
     sheet = outside_sheet(grey)
     for outside in [sheet, None] if sheet is not None else [None]:
-        background = _background(grey, exclude=outside)
-        signal, dark_ink = _signal(grey, background, None if outside is None else ~outside)
+        background = estimate_background(grey, exclude=outside)
+        signal, dark_ink = ink_signal(grey, background, None if outside is None else ~outside)
         if outside is not None:
             signal[outside] = 0
+        if picture is not None:  # the margin added round a small crop is paper, whatever its light looks like
+            left, top, right, bottom = picture
+            signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
         # A first pass with light smoothing and a global threshold.
         ink, mask, contrast = _threshold(signal, 0.7)
-        labels, areas = _components(mask)
+        labels, areas = _components(mask, picture)
         if areas.any():
             break
 
@@ -381,7 +326,7 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
         stroke = stroke_width(crop_to_ink(labels > 0))
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = _components(mask)
+        labels, areas = _components(mask, picture)
         if not dark_ink:
             labels, areas = _join_grain(labels, stroke)
     return Analysis(
@@ -395,4 +340,5 @@ def _analyse_grey(grey: np.ndarray, scale: tuple[float, float], origin: tuple[fl
         origin=origin,
         contrast=contrast,
         dark_ink=dark_ink,
+        picture=picture,
     )

@@ -35,10 +35,11 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     if not live:
         return np.zeros(labels.shape, dtype=bool)
     height, width = labels.shape
+    left, top, right, bottom = analysis.edges
 
     def touches_border(i: int) -> bool:
         x0, y0, x1, y1 = boxes[i]
-        return x0 == 0 or y0 == 0 or x1 == width or y1 == height
+        return x0 <= left or y0 <= top or x1 >= right or y1 >= bottom
 
     # Paper edges, table tops and frame lines touch the border; a digit
     # usually does not. Prefer inner pieces when there are substantial ones.

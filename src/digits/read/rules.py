@@ -87,15 +87,15 @@ def drop_rules(analysis: Analysis) -> Analysis:
         return analysis
     height = typical_height(short, analysis.areas)
     length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
-    rows, cols = analysis.labels.shape
+    left, top, right, bottom = analysis.edges
     band = _BORDER_BAND * height
     slivers = [
         i
         for i, (x0, y0, x1, y1) in boxes.items()
-        if (x0 == 0 and x1 <= band)
-        or (y0 == 0 and y1 <= band)
-        or (x1 == cols and x0 >= cols - band)
-        or (y1 == rows and y0 >= rows - band)
+        if (x0 <= left and x1 <= left + band)
+        or (y0 <= top and y1 <= top + band)
+        or (x1 >= right and x0 >= right - band)
+        or (y1 >= bottom and y0 >= bottom - band)
     ]
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
     areas[slivers] = 0
