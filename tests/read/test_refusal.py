@@ -59,9 +59,9 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     def line(text: str) -> Line:
         return Line(tuple(digit(int(c), OK, 30 * k) for k, c in enumerate(text)), (0, 0, 30 * len(text), 30))
 
-    passed = _Verdict(line("58221"), passed=True, sure=True, beside=True)
-    beside = _Verdict(line("97"), passed=False, sure=False, beside=True)
-    neither = _Verdict(line("1"), passed=False, sure=False, beside=False)
+    passed = _Verdict(line("58221"), passed=True, alone=True, beside=True)
+    beside = _Verdict(line("97"), passed=False, alone=False, beside=True)
+    neither = _Verdict(line("1"), passed=False, alone=False, beside=False)
     page = Reader._page([passed, beside, neither], lines_of_writing=2, whole=None)
     assert page.text == "58221\n97"
     # Lines that only read beside numbers are no numbers on their own: junk stays refused.
@@ -69,7 +69,7 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     # Too few of the lines of writing pass `line_digits` on their own: the picture gives none.
     assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
     # A line that passes `line_digits` but flipped when nudged counts toward the half, never alone.
-    unsteady = _Verdict(line("364"), passed=False, sure=True, beside=True)
+    unsteady = _Verdict(line("364"), passed=False, alone=True, beside=True)
     assert Reader._page([passed, unsteady, beside], lines_of_writing=3, whole=None).text == "58221\n364\n97"
     assert Reader._page([unsteady, unsteady, beside], lines_of_writing=3, whole=None).text == ""
 

@@ -1,8 +1,8 @@
 """Reading: a picture becomes an answer.
 
 The stages run once, in order: `load` (safe decode, budget, EXIF) → `ink` (find the
-writing; `sheet` leaves out a table round the sheet) → `layout` (lines, digits within
-a line) → `normalize` (MNIST 28×28) → `model` (ONNX Runtime) → `reader` (the decision:
+writing; `paper` estimates the paper's light, `sheet` leaves out a table round the
+sheet, `rules` takes out frames and ruled lines) → `layout` (lines, digits within a line) → `normalize` (MNIST 28×28) → `model` (ONNX Runtime) → `reader` (the decision:
 a digit, "not a digit", or unsure). `geometry` and `levels` hold what those share.
 
 This layer needs NumPy, Pillow, SciPy and ONNX Runtime only. It never imports

@@ -176,9 +176,10 @@ def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray,
             bold_at_border[label] = (
                 dropped[label] and thickness < _BLOB_THICKNESS * extent and region.mean() < _STROKE_FILL
             )
-        frames[label] = at_border and extent >= 0.5 * max(mask.shape)
-    if areas[bold_at_border].max(initial=0) > areas[~dropped].max(initial=0):
-        dropped &= ~bold_at_border
+        frames[label] = at_border and extent >= 0.5 * max(right - left, bottom - top)
+    boldest = int(np.argmax(np.where(bold_at_border, areas, 0)))
+    if bold_at_border[boldest] and areas[boldest] > areas[~dropped].max(initial=0):
+        dropped[boldest] = False
     kept = areas[~dropped]
     if kept.any():
         # A speck is small beside the writing; a frame or scanner border running into the

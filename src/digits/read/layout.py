@@ -34,7 +34,6 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     live = list(boxes)
     if not live:
         return np.zeros(labels.shape, dtype=bool)
-    height, width = labels.shape
     left, top, right, bottom = analysis.edges
 
     def touches_border(i: int) -> bool:
@@ -60,7 +59,7 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
                 chosen.append(i)
                 box = union(box, boxes[i])
                 changed = True
-    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(height, width):
+    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(right - left, bottom - top):
         return np.zeros(labels.shape, dtype=bool)
     return pixels_of(labels, chosen)
 

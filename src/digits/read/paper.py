@@ -105,16 +105,18 @@ def ink_signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | Non
 
 def with_margin(grey: np.ndarray, scale: tuple[float, float]) -> tuple[np.ndarray, tuple[float, float], Box | None]:
     """A small crop whose ink runs into its border, given a margin of its paper; where the margined
-    array's pixel (0, 0) is in the crop's pixels; and the crop's box in the margined array (None: no margin).
+    array's pixel (0, 0) is, in the original picture's pixels (`scale`: working pixels per original
+    pixel); and the crop's box in the margined array's pixels (None: no margin was added).
 
     Cut at the ink, a digit's strokes run into the border as a shadow does,
     and fill so much of the picture that the paper's light is hard to tell:
     with a margin it is a digit on paper, as MNIST's are.
     """
     sides = (grey[0], grey[-1], grey[:, 0], grey[:, -1])
-    # Against the border's own paper: a photo's corners may be darker all round (vignetting), ink is not.
+    # Against the border's own level: a photo's corners may be darker all round (vignetting), ink is not.
+    # (The picture's median was tried: a bold digit cut at its ink is over half ink, and lost its margin.)
     paper = median(np.concatenate(sides))
-    inked = [(np.abs(side - paper) > 2 * MIN_CONTRAST).mean() for side in sides]
+    inked = [float((np.abs(side - paper) > 2 * MIN_CONTRAST).mean()) for side in sides]
     # Cut at its ink, a digit meets three or four sides; a stroke across the picture meets two.
     if sum(share >= _INK_AT_BORDER for share in inked) < _SIDES_INKED:
         return grey, (0.0, 0.0), None

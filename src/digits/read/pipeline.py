@@ -18,7 +18,8 @@ image, in the order MNIST itself was made:
 `prepare` does this for one digit and `segment_page` for every line of
 digits on a page (the pieces of one broken digit are merged). The steps
 live in their own modules: `load` (loading, step 1), `ink` (finding the
-ink, steps 2-5), `layout` (which pieces make a digit, a line) and
+ink, steps 2-5, with `paper` for the paper's light and `rules` for frames
+and ruled lines), `layout` (which pieces make a digit, a line) and
 `normalize` (one digit to MNIST's format, steps 6-8).
 A picture already in MNIST's format, white on black or black on white, is
 returned as it is (inverted in the second case).

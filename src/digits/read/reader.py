@@ -111,7 +111,7 @@ class _Verdict(NamedTuple):
 
     line: Line
     passed: bool  # every test: `line_digits` on its own (not beside numbers), and `steady`
-    sure: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
+    alone: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
     beside: bool  # `line_digits` beside numbers that passed every test
 
 
@@ -206,7 +206,7 @@ class Reader:
         for every piece and every picture read whole (once when they are the same
         image; a second call for the turns of those the model is unsure of), then
         the nudged copies that test whether the digits of every line that can make
-        a number with every digit sure are steady (`refusal.steady`: one call for
+        a number on its own (`refusal.line_digits`) are steady (`refusal.steady`: one call for
         the first eight copies of each digit under `refusal.BEYOND_DOUBT`, one more
         only for the digits they leave open).
         """
@@ -224,7 +224,7 @@ class Reader:
         whole_rows = [row(page.whole.image) if page.whole.has_ink else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
         # Per page, per line of writing that can make a number: its digits and images, whether
-        # every digit is sure (only those lines are tested for steadiness), and whether it
+        # it makes one on its own (only those lines are tested for steadiness), and whether it
         # can make one beside numbers that passed every test.
         candidates: list[list[tuple[list[Digit], list[np.ndarray], bool, bool]]] = []
         for page, page_rows in zip(segmented, piece_rows, strict=True):
@@ -246,14 +246,14 @@ class Reader:
         pages = []
         for page, here, whole in zip(segmented, candidates, wholes_read, strict=True):
             lines: list[_Verdict] = []
-            for digits, _, all_sure, can_be_beside in here:
-                steady_ones = next(steadiness) if all_sure else None
+            for digits, _, alone, can_be_beside in here:
+                steady_ones = next(steadiness) if alone else None
                 passed = steady_ones is not None and bool(steady_ones.all())
                 if steady_ones is not None and not passed:
                     # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
                 number = Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
-                lines.append(_Verdict(number, passed, all_sure, can_be_beside))
+                lines.append(_Verdict(number, passed, alone, can_be_beside))
             pages.append(self._page(lines, sum(1 for line in page.lines if line), whole))
         return pages
 
@@ -289,7 +289,7 @@ class Reader:
         make a number beside them come too.
         """
         found = [verdict.line for verdict in lines if verdict.passed]
-        if not found or picture_refused(sum(verdict.sure for verdict in lines), lines_of_writing):
+        if not found or picture_refused(sum(verdict.alone for verdict in lines), lines_of_writing):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):

@@ -1,4 +1,4 @@
-"""Rules that are not writing: ruled lines, table rules, scanner borders and sheet edges.
+"""Rules that are not writing: frames, ruled lines, table rules, scanner borders and sheet edges.
 
 A page often carries long straight strokes beside its digits: the lines of
 ruled paper, the rules of a table or a form, the dark edge of a scanned or
@@ -81,13 +81,13 @@ def drop_rules(analysis: Analysis) -> Analysis:
         x0, y0, x1, y1 = boxes[i]
         return max(x1 - x0, y1 - y0)
 
-    longest = max(analysis.labels.shape)
+    left, top, right, bottom = analysis.edges
+    longest = max(right - left, bottom - top)
     short = {i: b for i, b in boxes.items() if extent(i) < 0.5 * longest}
     if not short:
         return analysis
     height = typical_height(short, analysis.areas)
     length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
-    left, top, right, bottom = analysis.edges
     band = _BORDER_BAND * height
     slivers = [
         i
