@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from digits.read.geometry import component_boxes, typical_height
+from digits.read.geometry import component_boxes, touches, typical_height
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
@@ -157,13 +157,13 @@ def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray,
     dropped = np.zeros(count + 1, dtype=bool)
     bold_at_border = np.zeros(count + 1, dtype=bool)  # dropped only for its thickness at the border, not solid
     frames = np.zeros(count + 1, dtype=bool)
-    left, top, right, bottom = edges or (0, 0, mask.shape[1], mask.shape[0])
+    edges = edges or (0, 0, mask.shape[1], mask.shape[0])
     shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
         if extent < 0.1 * shortest:
             continue  # too small to be a shadow or a desk; specks are dealt with below
-        at_border = rows.start <= top or cols.start <= left or rows.stop >= bottom or cols.stop >= right
+        at_border = touches((cols.start, rows.start, cols.stop, rows.stop), edges)
         limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)
         # Unpadded on purpose: a region cut by the picture's border goes on beyond
         # it (a desk, a shadow), and is measured as if the border were its middle.
@@ -176,7 +176,7 @@ def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray,
             bold_at_border[label] = (
                 dropped[label] and thickness < _BLOB_THICKNESS * extent and region.mean() < _STROKE_FILL
             )
-        frames[label] = at_border and extent >= 0.5 * max(right - left, bottom - top)
+        frames[label] = at_border and extent >= 0.5 * max(edges[2] - edges[0], edges[3] - edges[1])
     boldest = int(np.argmax(np.where(bold_at_border, areas, 0)))
     if bold_at_border[boldest] and areas[boldest] > areas[~dropped].max(initial=0):
         dropped[boldest] = False

@@ -14,7 +14,7 @@ from functools import reduce
 
 import numpy as np
 
-from digits.read.geometry import gap, height, pixels_of, typical_height, union, width, x_overlap
+from digits.read.geometry import gap, height, pixels_of, touches, typical_height, union, width, x_overlap
 from digits.read.ink import Analysis
 from digits.spec import Box
 
@@ -34,15 +34,10 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
     live = list(boxes)
     if not live:
         return np.zeros(labels.shape, dtype=bool)
-    left, top, right, bottom = analysis.edges
-
-    def touches_border(i: int) -> bool:
-        x0, y0, x1, y1 = boxes[i]
-        return x0 <= left or y0 <= top or x1 >= right or y1 >= bottom
-
+    edges = analysis.edges
     # Paper edges, table tops and frame lines touch the border; a digit
     # usually does not. Prefer inner pieces when there are substantial ones.
-    inner = [i for i in live if not touches_border(i)]
+    inner = [i for i in live if not touches(boxes[i], edges)]
     if inner and max(areas[i] for i in inner) >= 0.1 * max(areas[i] for i in live):
         live = inner
     live.sort(key=lambda i: -areas[i])
@@ -59,7 +54,7 @@ def pick_digit(analysis: Analysis) -> np.ndarray:
                 chosen.append(i)
                 box = union(box, boxes[i])
                 changed = True
-    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(right - left, bottom - top):
+    if max(box[2] - box[0], box[3] - box[1]) < _MIN_DIGIT_SHARE * min(width(edges), height(edges)):
         return np.zeros(labels.shape, dtype=bool)
     return pixels_of(labels, chosen)
 
