@@ -17,6 +17,7 @@ from test_reader import REAL, mnist_page, needs_real, real_rows
 from digits.read.load import load_image
 from digits.read.pipeline import prepare, segment_page
 from digits.read.reader import Reader
+from digits.read.rules import _end_to_end
 from digits.spec import OK
 from digits.synth.junk import make_junk
 
@@ -110,6 +111,23 @@ def test_ruled_paper_table_rules_and_a_border_are_not_writing(reader, mnist):
     draw.rectangle([(0, 0), (width - 1, height - 1)], outline=30, width=12)  # a scanner's dark border
     page = reader.read_page(picture)
     assert [line.text for line in page.lines] == ["2026", "731", "58490"]
+
+
+def test_a_rule_cut_short_by_the_pictures_edge_is_still_a_run():
+    """Inside the picture a run must be whole; at an edge the picture cut, the rule went on beyond it.
+
+    A stretch of rule at the picture's edge shorter than a run (the edge of
+    a sheet, a desk's shadow) was left as a stroke and read as a 1; a
+    stroke of the same length ending inside the picture is no rule.
+    """
+    length = 61
+    piece = np.zeros((5, 70), dtype=bool)
+    piece[1:4, :58] = True  # a stretch of rule from the left edge, 58 px: shorter than a run
+    piece[:, 65:] = True  # and a tick at the right
+    assert not _end_to_end(piece, length).any()
+    assert not _end_to_end(piece, length, (False, True)).any()  # the stretch does not reach the right edge
+    cut_at_left = _end_to_end(piece, length, (True, False))
+    assert cut_at_left[1:4, :58].all() and not cut_at_left[:, 58:].any()
 
 
 def _in_boxes(mnist, number: str, gap: int, touching: bool = False) -> Image.Image:

@@ -108,7 +108,9 @@ def drop_rules(analysis: Analysis) -> Analysis:
         piece = labels[y0:y1, x0:x1] == i
         if stroke_width(np.pad(piece, 1)) > _RULE_WIDTH * height:  # padded: a rule filling its box has edges too
             continue  # too thick for a rule: a big digit or a doodle beside specks that set the height
-        areas = _cut(labels, areas, i, boxes[i], _end_to_end(piece, length) | _end_to_end(piece.T, length).T)
+        across = _end_to_end(piece, length, (x0 <= left, x1 >= right))
+        down = _end_to_end(piece.T, length, (y0 <= top, y1 >= bottom)).T
+        areas = _cut(labels, areas, i, boxes[i], across | down)
     return replace(analysis, labels=labels, areas=areas)
 
 
@@ -130,9 +132,11 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     if not flat:
         return analysis
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
+    left, _, right, _ = analysis.edges
     for i, (x0, y0, x1, y1) in flat.items():
         piece = labels[y0:y1, x0:x1] == i
-        areas = _cut(labels, areas, i, (x0, y0, x1, y1), _end_to_end(piece, (2 * (y1 - y0) + 1) | 1))
+        rule = _end_to_end(piece, (2 * (y1 - y0) + 1) | 1, (x0 <= left, x1 >= right))
+        areas = _cut(labels, areas, i, (x0, y0, x1, y1), rule)
     return replace(analysis, labels=labels, areas=areas)
 
 
@@ -236,30 +240,38 @@ def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.n
     return np.concatenate([areas, np.bincount(rest.ravel(), minlength=count + 1)[1:]])
 
 
-def _end_to_end(piece: np.ndarray, length: int) -> np.ndarray:
+def _end_to_end(piece: np.ndarray, length: int, cut_off: tuple[bool, bool] = (False, False)) -> np.ndarray:
     """The piece's horizontal straight runs (`_straight_runs`), if they span `_END_TO_END` of its width; else none.
 
     A rule runs from end to end of what it joined (digits, a frame's corner);
-    a straight stretch of a doodle or of a big digit does not.
+    a straight stretch of a doodle or of a big digit does not. `cut_off`
+    (left, right): the piece reaches the picture's edge there, so its rows
+    go on beyond it (`_straight_runs`).
     """
     height, width = piece.shape
     if piece.any(axis=0).mean() < _END_TO_END:
         return np.zeros_like(piece)  # such a run would leave no column of its span empty
     # A straight run across most of the box leans at most this much.
     tilt = min(_MAX_TILT, float(np.degrees(np.arctan(height / (_END_TO_END * width)))))
-    rule = _straight_runs(piece, length, tilt)
+    rule = _straight_runs(piece, length, tilt, cut_off)
     columns = np.flatnonzero(rule.any(axis=0))
     if columns.size and columns[-1] - columns[0] + 1 >= _END_TO_END * width:
         return rule
     return np.zeros_like(piece)
 
 
-def _straight_runs(mask: np.ndarray, length: int, max_tilt: float) -> np.ndarray:
+def _straight_runs(
+    mask: np.ndarray, length: int, max_tilt: float, cut_off: tuple[bool, bool] = (False, False)
+) -> np.ndarray:
     """Pixels on a horizontal run of `length` pixels through `mask`, tilted up to `max_tilt` degrees.
 
     The mask is sheared so that each tilt becomes horizontal, opened along
     the rows with a `length`-pixel segment (separable minimum and maximum
-    filters: cost independent of the length), and sheared back.
+    filters: cost independent of the length), and sheared back. Beyond the
+    mask there is no ink, but at a side in `cut_off` (left, right) the
+    picture's edge cut the mask: its edge column goes on there, as a rule
+    goes on beyond a photo's edge, so a rule's stretch cut short by the
+    picture is still a run.
     """
     from scipy import ndimage
 
@@ -281,7 +293,10 @@ def _straight_runs(mask: np.ndarray, length: int, max_tilt: float) -> np.ndarray
         sheared[rows, cols] = mask
         # Nothing beyond the mask is ink: mirrored at its edge ("reflect"), a stroke ending on a
         # frame's side read as a run twice as long.
+        before, after = (length if side else 0 for side in cut_off)
+        if before or after:
+            sheared = np.pad(sheared, ((0, 0), (before, after)), mode="edge")
         shortest = ndimage.minimum_filter1d(sheared, length, axis=1, mode="constant", cval=0)
         opened = ndimage.maximum_filter1d(shortest, length, axis=1, mode="constant", cval=0)
-        found |= opened[rows, cols].astype(bool)
+        found |= opened[:, before : before + width][rows, cols].astype(bool)
     return found
