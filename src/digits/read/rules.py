@@ -9,8 +9,9 @@ its lines are found, and before its one digit is picked (`pipeline.prepare`:
 a digit written across a ruled line is one piece with it).
 
 `cut_frames` comes first: a frame (a form's box round a digit, a row of
-boxes for a number's digits, a table's grid) loses its straight runs along
-its box's four sides and across it. Unlike `drop_rules`, whose cut the
+boxes for a number's digits, a table's grid, squared paper) loses its
+straight runs along its box's four sides and across it, but not the
+strokes those runs cross (`_lines_only`). Unlike `drop_rules`, whose cut the
 pipeline undoes when it leaves too little of the one digit it picked (a
 lone straight stroke is no rule), a frame's cut is never undone: what it
 leaves is the picture.
@@ -58,6 +59,9 @@ _MAX_TILT = 10.0
 # bar or a 1's foot lines one side). A round 0 may pass it; its lack of straight runs stops it.
 _FRAME_SPAN = 0.8
 _FRAME_BAND = 0.2
+# Where the picture's edge cut a frame (squared paper, a table photographed in part), its grid goes
+# on beyond it: its nearest line may lie up to a cell inside, a third of a small crop or more.
+_FRAME_BAND_CUT = 0.4
 # Too small to hold a digit at analysis resolution: no frame. A frame's lines are thin beside its
 # box (a form's 3 px lines round a 100 px cell: 0.03); a bold 1 lines its box on four sides too.
 _FRAME_LEAST = 12
@@ -151,10 +155,11 @@ def cut_frames(analysis: Analysis) -> Analysis:
     bridged), the digits it held are pieces of their own.
     """
     labels, areas = analysis.labels, analysis.areas
+    left, top, right, bottom = analysis.edges
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
-        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i)
+        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i, (y0 <= top, y1 >= bottom, x0 <= left, x1 >= right))
         if runs is not None:
             if labels is analysis.labels:
                 labels, areas = labels.copy(), areas.copy()
@@ -162,11 +167,12 @@ def cut_frames(analysis: Analysis) -> Analysis:
     return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
 
 
-def _frame_runs(piece: np.ndarray) -> np.ndarray | None:
+def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np.ndarray | None:
     """A frame's straight runs (a mask of `piece`, its box), or None when the piece is no frame.
 
-    A frame: each band along its box's four sides (`_FRAME_BAND` deep) is
-    inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
+    A frame: each band along its box's four sides (`_FRAME_BAND` deep, or
+    `_FRAME_BAND_CUT` at a side where the picture's edge cut the piece:
+    `cut_off`, top, bottom, left, right) is inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
     (`_FRAME_LINE`); and straight runs `_END_TO_END` of the box long lie
     in all four bands, horizontal ones at top and bottom, vertical ones at
     left and right. Its runs are all those straight runs, inside too (a
@@ -182,12 +188,15 @@ def _frame_runs(piece: np.ndarray) -> np.ndarray | None:
         padded = np.pad(piece, ((0, -height % factor), (0, -width % factor)))
         small = np.asarray(padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3)))
     rows, cols = small.shape
-    down_band, across_band = max(1, round(_FRAME_BAND * rows)), max(1, round(_FRAME_BAND * cols))
+    top, bottom, left, right = (
+        max(1, round((_FRAME_BAND_CUT if cut else _FRAME_BAND) * size))
+        for cut, size in zip(cut_off, (rows, rows, cols, cols), strict=True)
+    )
     sides = (
-        small[:down_band].any(axis=0),
-        small[-down_band:].any(axis=0),
-        small[:, :across_band].any(axis=1),
-        small[:, -across_band:].any(axis=1),
+        small[:top].any(axis=0),
+        small[-bottom:].any(axis=0),
+        small[:, :left].any(axis=1),
+        small[:, -right:].any(axis=1),
     )
     if min(side.mean() for side in sides) < _FRAME_SPAN:
         return None  # cheap and enough for nearly every piece
@@ -197,17 +206,45 @@ def _frame_runs(piece: np.ndarray) -> np.ndarray | None:
     framed = np.pad(small, 1)
     across = _end_to_end(framed, round(_END_TO_END * cols) | 1)[1:-1, 1:-1]
     down = _end_to_end(framed.T, round(_END_TO_END * rows) | 1).T[1:-1, 1:-1]
-    if not (
-        across[:down_band].any()
-        and across[-down_band:].any()
-        and down[:, :across_band].any()
-        and down[:, -across_band:].any()
-    ):
+    if not (across[:top].any() and across[-bottom:].any() and down[:, :left].any() and down[:, -right:].any()):
         return None
-    runs: np.ndarray = across | down
+    runs = _lines_only(small, across, down)
     if factor > 1:
         runs = np.repeat(np.repeat(runs, factor, axis=0), factor, axis=1)[:height, :width] & piece
     return runs
+
+
+def _lines_only(mask: np.ndarray, across: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """The pixels of `mask`'s straight runs `across` and `down` (grown a pixel beyond the ink) that are a line's own.
+
+    A run also takes the pixels of a stroke it crosses, as far along the
+    stroke as the run can lean: a digit on squared paper lost its strokes
+    round every crossing, gaps too long to bridge. A line's own pixels are
+    about as thin across it as the line (at most twice its median thickness
+    and a pixel); where two lines cross, each is that thin once the other's
+    thin pixels are left out, while a stroke on a crossing is not.
+    """
+    across, down = across & mask, down & mask
+    if not (across.any() and down.any()):
+        either: np.ndarray = across | down
+        return either
+    tall, wide = _ink_through(mask, 0), _ink_through(mask, 1)
+    most_tall, most_wide = (2 * float(np.median(through[runs])) + 1 for through, runs in ((tall, across), (wide, down)))
+    rows_of_lines, columns_of_lines = across & (tall <= most_tall), down & (wide <= most_wide)
+    lines: np.ndarray = (across & (_ink_through(mask & ~columns_of_lines, 0) <= most_tall)) | (
+        down & (_ink_through(mask & ~rows_of_lines, 1) <= most_wide)
+    )
+    return lines
+
+
+def _ink_through(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Each pixel's count of consecutive ink pixels through it along `axis` (0 where there is no ink)."""
+    ink = np.moveaxis(mask, axis, 0)
+    steps = np.arange(1, ink.shape[0] + 1)[:, None] * np.ones((1, ink.shape[1]), dtype=int)
+    last_paper_before = np.maximum.accumulate(np.where(ink, 0, steps), axis=0)
+    first_paper_after = np.minimum.accumulate(np.where(ink, ink.shape[0] + 1, steps)[::-1], axis=0)[::-1]
+    counts: np.ndarray = np.where(ink, first_paper_after - last_paper_before - 1, 0)
+    return np.moveaxis(counts, 0, axis)
 
 
 def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
