@@ -213,6 +213,17 @@ def test_digits_on_squared_paper_are_read(reader, mnist):
     assert reader.read_page(_on_squared_paper(mnist, "3816")).text == "3816"
 
 
+def test_a_pen_stroke_along_a_lighter_grid_line_is_kept(reader):
+    """A 7's bar written on a line of squared paper is as thin as the line, but darker: it stays."""
+    picture = Image.new("L", (220, 220), 242)
+    draw = ImageDraw.Draw(picture)
+    for at in range(11, 220, 36):
+        draw.line([(at, 0), (at, 220)], fill=140, width=2)
+        draw.line([(0, at), (220, at)], fill=140, width=2)
+    draw.line([(60, 83), (150, 83), (95, 190)], fill=20, width=2, joint="curve")  # as thin as the line, on it
+    assert reader.read_digit(picture).digit == 7
+
+
 def test_empty_boxes_are_no_digit(reader):
     picture = Image.new("L", (400, 160), 245)
     draw = ImageDraw.Draw(picture)

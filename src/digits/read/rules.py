@@ -62,6 +62,9 @@ _FRAME_BAND = 0.2
 # Where the picture's edge cut a frame (squared paper, a table photographed in part), its grid goes
 # on beyond it: its nearest line may lie up to a cell inside, a third of a small crop or more.
 _FRAME_BAND_CUT = 0.4
+# A pen's stroke lying along a frame's line is as thin as the line, but a printed grid or form is often
+# lighter than the pen: a pixel this many times the line's typical ink is the pen's, not the line's.
+_DARKER_THAN_LINE = 1.5
 # Too small to hold a digit at analysis resolution: no frame. A frame's lines are thin beside its
 # box (a form's 3 px lines round a 100 px cell: 0.03); a bold 1 lines its box on four sides too.
 _FRAME_LEAST = 12
@@ -160,7 +163,12 @@ def cut_frames(analysis: Analysis) -> Analysis:
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
         runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i, (y0 <= top, y1 >= bottom, x0 <= left, x1 >= right))
-        if runs is not None:
+        if runs is not None and runs.any():
+            # Against the paper, unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
+            window = np.s_[y0:y1, x0:x1]
+            darkness = analysis.background[window] - analysis.grey[window]
+            darkness = darkness if analysis.dark_ink else -darkness
+            runs &= darkness < _DARKER_THAN_LINE * float(np.median(darkness[runs]))
             if labels is analysis.labels:
                 labels, areas = labels.copy(), areas.copy()
             areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
