@@ -26,6 +26,12 @@ _MNIST_COM = (14.0, 14.0)
 # 0.11, 95th percentile 0.19. Strokes outside this band are a pen the model
 # has never seen; we bring them back to its edge, and leave the rest alone.
 _STROKE_RANGE = (0.08, 0.17)
+# A line of digits is levelled (each digit turned back) when at least this many digits' centres lie
+# on one straight line, within this share of the digits' height, tilted at least this many degrees:
+# MNIST's own digits lean 10 degrees or so either way.
+_LEAST_FOR_TILT = 3
+_TILT_FIT = 0.25
+_LEAST_TILT = 12.0
 
 
 def crop_to_ink(mask: np.ndarray) -> np.ndarray:
@@ -77,6 +83,35 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
         # Never erase the digit: keep the original if erosion would gut it.
         return thinner if thinner.sum() > 0.3 * mask.sum() else mask
     return mask
+
+
+def level(mask: np.ndarray, tilt: float) -> np.ndarray:
+    """A digit's mask cut to its ink and turned by `tilt` degrees (counter-clockwise as seen): its line's
+    tilt undone (`line_tilt`). Unturned, the mask itself."""
+    if not tilt:
+        return mask
+    from scipy import ndimage
+
+    turned: np.ndarray = ndimage.rotate(crop_to_ink(mask).astype(np.float32), tilt, reshape=True, order=1) > 0.5
+    return turned
+
+
+def line_tilt(centres: list[tuple[float, float]], height: float) -> float:
+    """The tilt, in degrees, that levels a line of digits whose centres (x, y) are given, or 0.
+
+    Only a line of `_LEAST_FOR_TILT` digits or more, tilted `_LEAST_TILT`
+    or more, whose centres lie within `_TILT_FIT` of the line's height of
+    one straight line: two digits' centres differ as much by their shapes
+    as by a tilt, and a number on an arc has no one tilt.
+    """
+    if len(centres) < _LEAST_FOR_TILT:
+        return 0.0
+    x, y = np.array(centres, dtype=float).T
+    slope, intercept = np.polyfit(x, y, 1)
+    if np.abs(y - (slope * x + intercept)).max() > _TILT_FIT * height:
+        return 0.0
+    tilt = float(np.degrees(np.arctan(slope)))
+    return tilt if abs(tilt) >= _LEAST_TILT else 0.0
 
 
 def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

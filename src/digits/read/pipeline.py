@@ -38,7 +38,7 @@ from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.levels import median
 from digits.read.load import grey_array, has_alpha, load_image, true_size
-from digits.read.normalize import naive, to_mnist
+from digits.read.normalize import crop_to_ink, level, line_tilt, naive, to_mnist
 from digits.read.rules import cut_frames, drop_rules
 from digits.spec import SIZE, Box
 
@@ -139,6 +139,7 @@ class Segment:
 
     box: Box  # x0, y0, x1, y1 in original image pixels
     image: np.ndarray  # (28, 28) float32, ready for the model
+    size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
 
 
 def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
@@ -203,15 +204,34 @@ def segment_page(image: Image.Image) -> Segmented:
     size = true_size(image)
     lines = []
     for members in find_lines(ruled_out):
+        groups = group_line(ruled_out, members)
+        tilt = _tilt_of(ruled_out, groups)
         line = []
-        for group in group_line(ruled_out, members):
+        for group in groups:
             digit = pixels_of(ruled_out.labels, group)
             # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
             same = made.has_ink and np.array_equal(digit, one_digit)
-            line.append(Segment(original_box(digit, ruled_out, size), made.image if same else to_mnist(digit)[1]))
+            box = original_box(digit, ruled_out, size)
+            if not tilt:
+                line.append(Segment(box, made.image if same else to_mnist(digit)[1]))
+                continue
+            levelled = level(digit, tilt)
+            height, width = crop_to_ink(levelled).shape
+            (sx, sy) = ruled_out.scale
+            line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy)))
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)
+
+
+def _tilt_of(analysis: Analysis, groups: list[list[int]]) -> float:
+    """How far to turn a line's digits (`normalize.line_tilt`), from the boxes round each digit's pieces."""
+    around = [
+        (min(b[0] for b in parts), min(b[1] for b in parts), max(b[2] for b in parts), max(b[3] for b in parts))
+        for parts in ([analysis.boxes[i] for i in group] for group in groups)
+    ]
+    centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in around]
+    return line_tilt(centres, float(np.median([y1 - y0 for _, y0, _, y1 in around]))) if around else 0.0
 
 
 def _one_piece(image: np.ndarray) -> bool:

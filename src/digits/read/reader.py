@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError, first_line
-from digits.read.geometry import union
+from digits.read.geometry import height, union, width
 from digits.read.load import check_pixels, load_image, turned_upright
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
@@ -231,8 +231,9 @@ class Reader:
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
                 decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
-                sure = line_digits(decided)
-                beside = line_digits(decided, beside_numbers=True)
+                sizes = [piece.size or (width(piece.box), height(piece.box)) for piece in line]
+                sure = line_digits(decided, sizes=sizes)
+                beside = line_digits(decided, beside_numbers=True, sizes=sizes)
                 digits = sure or beside
                 if digits is not None:
                     kept = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]

@@ -10,7 +10,9 @@ only when every test below holds, and refuses it otherwise:
     ("not a digit"); no piece is much wider than the line's digits are tall (a digit
     is taller than wide: 99.3 % of MNIST's test digits are less than 1.5
     times as wide as tall); a number of two digits or more has a mean
-    confidence of at least `_MIN_MEAN_CONFIDENCE`.
+    confidence of at least `_MIN_MEAN_CONFIDENCE`; three 1s or more, and
+    nothing else, are not packed closer than digits are written (tally
+    marks, hatching).
   * `steady`: each digit keeps its reading when its 28×28 image is nudged
     (shifted two pixels, turned 15°, scaled by a fifth, its stroke
     thickened or thinned). A real digit does; a piece of a doodle that only
@@ -76,11 +78,17 @@ _MIN_KEPT = 8
 # so surely, 1 of MNIST's 9,356 test digits flips, and 13 of CVL's 14,543 from unseen writers. Only for
 # speed: on the development pictures, generated pages (seeds 0 and 1) and generated junk, no answer changes.
 BEYOND_DOUBT = 0.99
+# Digits are written about their width apart, and a 1 is given a digit's room: 1s closer than this share of
+# their height are strokes (generated hatching: 0.21-0.23; MNIST's 1s written in a line: 0.7 and more).
+_TALLY_PITCH = 0.3
+_TALLY_ONES = 3
 # At least this share of a picture's lines of writing must pass `line_digits` on their own.
 _MIN_NUMBER_LINES = 0.5
 
 
-def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> list[Digit] | None:
+def line_digits(
+    decided: Sequence[Digit], *, beside_numbers: bool = False, sizes: Sequence[tuple[float, float]] | None = None
+) -> list[Digit] | None:
     """The digits of one line if they can make a number, else None.
 
     `decided` holds the line's `reader.Digit`s left to right. Refused pieces
@@ -89,20 +97,25 @@ def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> li
     which passed every test, so digits the model is unsure of count too, and
     so do refused pieces of full height it is not sure about (as their
     likeliest digit, unsure); but a lone digit does not (a mark at the
-    picture's edge, a corner of the desk).
+    picture's edge, a corner of the desk). `sizes`: each piece's width and
+    height as the model saw it, upright (a tilted line's digits are turned
+    level, `pipeline.Segment.size`); by default, its box's.
     """
+    sizes = list(sizes) if sizes is not None else [(_width(d), _height(d)) for d in decided]
     accepted = [d for d in decided if d.digit is not None]
     if not beside_numbers and (not accepted or any(d.status != OK for d in accepted)):
         return None
     if beside_numbers:
         if len(accepted) < 2:  # counted before the doubtful refusals: a digit beside a smudge is no number
             return None
-        decided = _doubtful_refusals_read(decided, accepted)
+        decided = _doubtful_refusals_read(decided, sizes)
         accepted = [d for d in decided if d.digit is not None]
-    height = float(np.median([_height(d) for d in accepted]))
-    if any(d.digit is None and _height(d) >= _FULL_HEIGHT * height for d in decided):
+    height = _digit_height(decided, sizes)
+    if any(d.digit is None and tall >= _FULL_HEIGHT * height for d, (_, tall) in zip(decided, sizes, strict=True)):
         return None
-    if any(_width(d) > _MAX_WIDTH * height for d in decided):
+    if any(wide > _MAX_WIDTH * height for wide, _ in sizes):
+        return None
+    if _tally_marks(accepted, height):
         return None
     least = _MIN_MEAN_BESIDE if beside_numbers else _MIN_MEAN_CONFIDENCE
     if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < least:
@@ -110,15 +123,29 @@ def line_digits(decided: Sequence[Digit], *, beside_numbers: bool = False) -> li
     return accepted
 
 
-def _doubtful_refusals_read(decided: Sequence[Digit], accepted: list[Digit]) -> list[Digit]:
+def _tally_marks(accepted: Sequence[Digit], height: float) -> bool:
+    """Whether a line's digits are strokes closer together than digits are written: `_TALLY_ONES` or more 1s,
+    and nothing else, whose centres lie under `_TALLY_PITCH` of the line's height apart (tally marks, hatching)."""
+    if len(accepted) < _TALLY_ONES or any(d.digit != 1 for d in accepted):
+        return False
+    centres = sorted((box[0] + box[2]) / 2 for box in (d.placed_box() for d in accepted))
+    return bool(np.median(np.diff(centres)) < _TALLY_PITCH * height)
+
+
+def _digit_height(decided: Sequence[Digit], sizes: Sequence[tuple[float, float]]) -> float:
+    """The median height of a line's pieces read as digits."""
+    return float(np.median([tall for d, (_, tall) in zip(decided, sizes, strict=True) if d.digit is not None]))
+
+
+def _doubtful_refusals_read(decided: Sequence[Digit], sizes: Sequence[tuple[float, float]]) -> list[Digit]:
     """`decided`, with each refused piece of full height that the model is not sure is no digit read as its
     likeliest digit (its confidence, that digit's probability), marked unsure."""
-    height = float(np.median([_height(d) for d in accepted]))
+    height = _digit_height(decided, sizes)
     return [
         replace(d, digit=d.top3[0][0], confidence=d.top3[0][1], status=UNSURE)
-        if d.digit is None and d.top3 and d.confidence < _SURE_NOT_A_DIGIT and _height(d) >= _FULL_HEIGHT * height
+        if d.digit is None and d.top3 and d.confidence < _SURE_NOT_A_DIGIT and tall >= _FULL_HEIGHT * height
         else d
-        for d in decided
+        for d, (_, tall) in zip(decided, sizes, strict=True)
     ]
 
 
