@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from test_reader import REAL, mnist_page, needs_real, real_rows
 
 from digits.read.load import load_image
-from digits.read.normalize import line_tilt
+from digits.read.normalize import level, line_tilt
 from digits.read.pipeline import prepare, segment_page
 from digits.read.reader import Reader
 from digits.read.rules import _end_to_end
@@ -129,6 +129,17 @@ def test_a_rule_cut_short_by_the_pictures_edge_is_still_a_run():
     assert not _end_to_end(piece, length, (False, True)).any()  # the stretch does not reach the right edge
     cut_at_left = _end_to_end(piece, length, (True, False))
     assert cut_at_left[1:4, :58].all() and not cut_at_left[:, 58:].any()
+
+
+def test_a_digits_stroke_at_the_pictures_edge_is_no_rule(reader):
+    """A 7 whose bar starts at the picture's edge, its stem across a ruled line: the bar is shorter than half a run."""
+    picture = Image.new("L", (400, 140), 245)
+    draw = ImageDraw.Draw(picture)
+    draw.line([(0, 90), (400, 90)], fill=60, width=2)  # a ruled line off both edges
+    draw.line([(0, 30), (50, 30), (25, 125)], fill=20, width=6)
+    for x in (150, 230):
+        draw.line([(x, 30), (x + 4, 125)], fill=20, width=6)  # two 1s
+    assert reader.read_page(picture).text == "711"
 
 
 def _in_boxes(mnist, number: str, gap: int, touching: bool = False) -> Image.Image:
@@ -285,6 +296,15 @@ def test_only_a_straight_line_of_three_digits_or_more_is_levelled():
     assert line_tilt([(0, 0), (100, 46.6)], 100) == 0  # two digits' centres differ by their shapes too
     assert line_tilt([(0, 0), (100, -40), (200, 0)], 100) == 0  # an arc has no one tilt
     assert line_tilt([(0, 0), (100, 10), (200, 20)], 100) == 0  # as much as MNIST's own writers lean
+    assert line_tilt([(0, 0), (30, 40), (60, 80)], 30) == 0  # steeper than 45 degrees: a column, not a line
+    assert line_tilt([(5, 5)] * 3, 10) == 0
+
+
+def test_a_hairline_turned_level_keeps_its_ink():
+    hairline = np.zeros((9, 40), dtype=bool)
+    hairline[4, 5:35] = True
+    for tilt in (15, -25):
+        assert level(hairline, tilt).sum() >= 0.7 * hairline.sum()
 
 
 def test_a_doodle_split_into_pieces_is_not_a_number(reader):

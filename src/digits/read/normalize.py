@@ -32,6 +32,10 @@ _STROKE_RANGE = (0.08, 0.17)
 _LEAST_FOR_TILT = 3
 _TILT_FIT = 0.25
 _LEAST_TILT = 12.0
+# Steeper than this, the pieces are more a column than a line: they are left as they are.
+_MOST_TILT = 45.0
+# Turned, a thin piece (a 1 px hairline) can fade below half on every pixel; then it is left unturned.
+_KEPT_TURNING = 0.7
 
 
 def crop_to_ink(mask: np.ndarray) -> np.ndarray:
@@ -87,31 +91,37 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
 
 def level(mask: np.ndarray, tilt: float) -> np.ndarray:
     """A digit's mask cut to its ink and turned by `tilt` degrees (counter-clockwise as seen): its line's
-    tilt undone (`line_tilt`). Unturned, the mask itself."""
+    tilt undone (`line_tilt`). Unturned, or when turning lost most of a thin piece's ink, the mask itself."""
     if not tilt:
         return mask
     from scipy import ndimage
 
-    turned: np.ndarray = ndimage.rotate(crop_to_ink(mask).astype(np.float32), tilt, reshape=True, order=1) > 0.5
-    return turned
+    # Padded: interpolated against the paper beyond the crop, ink at its edge would fade below half.
+    ink = np.pad(crop_to_ink(mask), 2).astype(np.float32)
+    turned: np.ndarray = ndimage.rotate(ink, tilt, reshape=True, order=1) > 0.5
+    return turned if turned.sum() >= _KEPT_TURNING * ink.sum() else mask
 
 
 def line_tilt(centres: list[tuple[float, float]], height: float) -> float:
     """The tilt, in degrees, that levels a line of digits whose centres (x, y) are given, or 0.
 
     Only a line of `_LEAST_FOR_TILT` digits or more, tilted `_LEAST_TILT`
-    or more, whose centres lie within `_TILT_FIT` of the line's height of
-    one straight line: two digits' centres differ as much by their shapes
-    as by a tilt, and a number on an arc has no one tilt.
+    to `_MOST_TILT` degrees, whose centres lie within `_TILT_FIT` of the
+    line's height of one straight line: two digits' centres differ as much
+    by their shapes as by a tilt, and a number on an arc has no one tilt.
+    Upright digits written along a climbing baseline are turned too: the
+    model still reads digits leaning that much (MNIST's lean 10-15°).
     """
     if len(centres) < _LEAST_FOR_TILT:
         return 0.0
     x, y = np.array(centres, dtype=float).T
+    if np.ptp(x) == 0:
+        return 0.0  # a column of pieces, not a line
     slope, intercept = np.polyfit(x, y, 1)
     if np.abs(y - (slope * x + intercept)).max() > _TILT_FIT * height:
         return 0.0
     tilt = float(np.degrees(np.arctan(slope)))
-    return tilt if abs(tilt) >= _LEAST_TILT else 0.0
+    return tilt if _LEAST_TILT <= abs(tilt) <= _MOST_TILT else 0.0
 
 
 def to_mnist(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

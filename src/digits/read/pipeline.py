@@ -28,12 +28,13 @@ returned as it is (inverted in the second case).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError
-from digits.read.geometry import pixels_of
+from digits.read.geometry import pixels_of, union
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.levels import median
@@ -139,7 +140,7 @@ class Segment:
 
     box: Box  # x0, y0, x1, y1 in original image pixels
     image: np.ndarray  # (28, 28) float32, ready for the model
-    size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
+    level_size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
 
 
 def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
@@ -218,7 +219,7 @@ def segment_page(image: Image.Image) -> Segmented:
             levelled = level(digit, tilt)
             height, width = crop_to_ink(levelled).shape
             (sx, sy) = ruled_out.scale
-            line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy)))
+            line.append(Segment(box, to_mnist(levelled)[1], level_size=(width / sx, height / sy)))
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)
@@ -226,10 +227,7 @@ def segment_page(image: Image.Image) -> Segmented:
 
 def _tilt_of(analysis: Analysis, groups: list[list[int]]) -> float:
     """How far to turn a line's digits (`normalize.line_tilt`), from the boxes round each digit's pieces."""
-    around = [
-        (min(b[0] for b in parts), min(b[1] for b in parts), max(b[2] for b in parts), max(b[3] for b in parts))
-        for parts in ([analysis.boxes[i] for i in group] for group in groups)
-    ]
+    around = [reduce(union, (analysis.boxes[i] for i in group)) for group in groups]
     centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in around]
     return line_tilt(centres, float(np.median([y1 - y0 for _, y0, _, y1 in around]))) if around else 0.0
 

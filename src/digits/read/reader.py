@@ -231,7 +231,7 @@ class Reader:
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
                 decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
-                sizes = [piece.size or (width(piece.box), height(piece.box)) for piece in line]
+                sizes = [piece.level_size or (width(piece.box), height(piece.box)) for piece in line]
                 sure = line_digits(decided, sizes=sizes)
                 beside = line_digits(decided, beside_numbers=True, sizes=sizes)
                 digits = sure or beside

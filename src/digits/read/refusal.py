@@ -98,8 +98,8 @@ def line_digits(
     so do refused pieces of full height it is not sure about (as their
     likeliest digit, unsure); but a lone digit does not (a mark at the
     picture's edge, a corner of the desk). `sizes`: each piece's width and
-    height as the model saw it, upright (a tilted line's digits are turned
-    level, `pipeline.Segment.size`); by default, its box's.
+    height in the picture's pixels, turned level where its line was
+    (`pipeline.Segment.level_size`); by default, its box's.
     """
     sizes = list(sizes) if sizes is not None else [(_width(d), _height(d)) for d in decided]
     accepted = [d for d in decided if d.digit is not None]

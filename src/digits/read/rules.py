@@ -11,7 +11,8 @@ a digit written across a ruled line is one piece with it).
 `cut_frames` comes first: a frame (a form's box round a digit, a row of
 boxes for a number's digits, a table's grid, squared paper) loses its
 straight runs along its box's four sides and across it, but not the
-strokes those runs cross (`_lines_only`). Unlike `drop_rules`, whose cut the
+strokes those runs cross (`_lines_only`), nor a pen's stroke lying along
+a line and darker than it (`_DARKER_THAN_LINE`). Unlike `drop_rules`, whose cut the
 pipeline undoes when it leaves too little of the one digit it picked (a
 lone straight stroke is no rule), a frame's cut is never undone: what it
 leaves is the picture.
@@ -39,6 +40,7 @@ import numpy as np
 
 from digits.read.geometry import typical_height
 from digits.read.ink import Analysis
+from digits.read.levels import median
 from digits.read.normalize import stroke_width
 from digits.spec import Box
 
@@ -154,8 +156,11 @@ def cut_frames(analysis: Analysis) -> Analysis:
     a row of boxes sharing their walls for a number's digits, a table's grid.
     Its box is then as big as the writing or bigger, so the writing's height
     cannot be told from it, and the digits it holds (or touches) are one
-    piece with it. Once its runs are cut out (`_cut`: strokes crossing them
-    bridged), the digits it held are pieces of their own.
+    piece with it. Once its lines are cut out (`_cut`: strokes crossing them
+    bridged), the digits it held are pieces of their own. A pixel of a line
+    `_DARKER_THAN_LINE` times as dark as the line's median, against the
+    paper, is a pen's stroke lying along it (a printed grid or form is often
+    lighter than the pen), and stays.
     """
     labels, areas = analysis.labels, analysis.areas
     left, top, right, bottom = analysis.edges
@@ -168,7 +173,7 @@ def cut_frames(analysis: Analysis) -> Analysis:
             window = np.s_[y0:y1, x0:x1]
             darkness = analysis.background[window] - analysis.grey[window]
             darkness = darkness if analysis.dark_ink else -darkness
-            runs &= darkness < _DARKER_THAN_LINE * float(np.median(darkness[runs]))
+            runs &= darkness < _DARKER_THAN_LINE * median(darkness[runs])
             if labels is analysis.labels:
                 labels, areas = labels.copy(), areas.copy()
             areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
@@ -183,8 +188,9 @@ def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np
     `cut_off`, top, bottom, left, right) is inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
     (`_FRAME_LINE`); and straight runs `_END_TO_END` of the box long lie
     in all four bands, horizontal ones at top and bottom, vertical ones at
-    left and right. Its runs are all those straight runs, inside too (a
-    comb's walls, a table's rules). A handwritten digit is not that
+    left and right. Its runs are the line pixels of all those straight
+    runs (`_lines_only`), inside too (a comb's walls, a table's rules, a
+    grid's lines). A handwritten digit is not that
     straight; a 0 drawn as a rectangle is, and is taken for a frame.
     Looked for on a copy max-pooled to about `_FRAME_PIXELS` (thin lines
     stay whole), so the runs of a big frame are as coarse as the pooling.
@@ -228,21 +234,31 @@ def _lines_only(mask: np.ndarray, across: np.ndarray, down: np.ndarray) -> np.nd
     A run also takes the pixels of a stroke it crosses, as far along the
     stroke as the run can lean: a digit on squared paper lost its strokes
     round every crossing, gaps too long to bridge. A line's own pixels are
-    about as thin across it as the line (at most twice its median thickness
-    and a pixel); where two lines cross, each is that thin once the other's
-    thin pixels are left out, while a stroke on a crossing is not.
+    about as thin across it as the line (`_thin_as_its_line`); where two
+    lines cross, each is that thin once the other's thin pixels are left
+    out, while a stroke on a crossing is not.
     """
     across, down = across & mask, down & mask
-    if not (across.any() and down.any()):
-        either: np.ndarray = across | down
-        return either
-    tall, wide = _ink_through(mask, 0), _ink_through(mask, 1)
-    most_tall, most_wide = (2 * float(np.median(through[runs])) + 1 for through, runs in ((tall, across), (wide, down)))
-    rows_of_lines, columns_of_lines = across & (tall <= most_tall), down & (wide <= most_wide)
-    lines: np.ndarray = (across & (_ink_through(mask & ~columns_of_lines, 0) <= most_tall)) | (
-        down & (_ink_through(mask & ~rows_of_lines, 1) <= most_wide)
+    thickness_down, thickness_across = _ink_through(mask, 0), _ink_through(mask, 1)
+    most_down, most_across = _thin_as_its_line(across, thickness_down), _thin_as_its_line(down, thickness_across)
+    rows_of_lines, columns_of_lines = across & (thickness_down <= most_down), down & (thickness_across <= most_across)
+    lines: np.ndarray = (across & (_ink_through(mask & ~columns_of_lines, 0) <= most_down)) | (
+        down & (_ink_through(mask & ~rows_of_lines, 1) <= most_across)
     )
     return lines
+
+
+def _thin_as_its_line(runs: np.ndarray, thickness: np.ndarray) -> np.ndarray:
+    """For each pixel of `runs`, the most `thickness` a pixel of its line may have: twice its line's median and
+    a pixel. Each line (8-connected run) has its own, so a bold border goes with a grid of hairlines."""
+    from scipy import ndimage
+
+    lines, count = ndimage.label(runs, structure=np.ones((3, 3), dtype=bool))
+    most = np.zeros(runs.shape, dtype=np.float64)
+    if count:
+        medians = np.asarray(ndimage.median(thickness, lines, index=np.arange(1, count + 1)), dtype=np.float64)
+        most[runs] = 2 * medians[lines[runs] - 1] + 1
+    return most
 
 
 def _ink_through(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -314,14 +330,16 @@ def _straight_runs(
     the rows with a `length`-pixel segment (separable minimum and maximum
     filters: cost independent of the length), and sheared back. Beyond the
     mask there is no ink, but at a side in `cut_off` (left, right) the
-    picture's edge cut the mask: its edge column goes on there, as a rule
-    goes on beyond a photo's edge, so a rule's stretch cut short by the
-    picture is still a run.
+    picture's edge cut the mask: there its edge column goes on for half a
+    run, as a rule goes on beyond a photo's edge, so a stretch of rule cut
+    short by the picture is a run when half a run of it is in the picture
+    (a stroke of a digit at the edge is shorter).
     """
     from scipy import ndimage
 
     height, width = mask.shape
-    if width < length:
+    before, after = (length // 2 if side else 0 for side in cut_off)
+    if width + before + after < length:
         return np.zeros_like(mask)
     # A 1-pixel rule steps a row now and then; grown a pixel up and down, it stays
     # straight within each tilt tried. (The caller keeps only the mask's own pixels.)
@@ -336,9 +354,8 @@ def _straight_runs(
         rows = np.arange(height)[:, None] + (pad - shifts)[None, :]
         sheared = np.zeros((height + pad, width), dtype=np.uint8)
         sheared[rows, cols] = mask
-        # Nothing beyond the mask is ink: mirrored at its edge ("reflect"), a stroke ending on a
-        # frame's side read as a run twice as long.
-        before, after = (length if side else 0 for side in cut_off)
+        # Nothing beyond the mask is ink but where the picture cut it: mirrored at every edge ("reflect"),
+        # a stroke ending on a frame's side read as a run twice as long.
         if before or after:
             sheared = np.pad(sheared, ((0, 0), (before, after)), mode="edge")
         shortest = ndimage.minimum_filter1d(sheared, length, axis=1, mode="constant", cval=0)
