@@ -37,6 +37,24 @@ def test_beside_numbers_a_line_may_hold_unsure_digits_but_not_be_one_digit():
     assert line_digits(full_height_refused, beside_numbers=True) is None
 
 
+def test_a_line_is_measured_level_when_its_sizes_are_given():
+    """A tilted line's digits have wide upright boxes; turned level (`Segment.level_size`) they are digit-shaped."""
+    leaning = [Digit(d, 0.99, (), (60 * k, 0, 60 * k + 50, 30), OK) for k, d in enumerate((7, 3, 0))]
+    assert line_digits(leaning) is None  # 50 wide against 30 tall: wider than a digit
+    assert line_digits(leaning, sizes=[(20, 30)] * 3) == leaning
+
+
+def test_three_ones_closer_than_digits_are_written_are_tally_marks():
+    def ones(pitch: int) -> list[Digit]:
+        return [Digit(1, 0.99, (), (pitch * k, 0, pitch * k + 4, 40), OK) for k in range(4)]
+
+    assert line_digits(ones(10)) is None  # 0.25 of their height apart: hatching
+    assert line_digits(ones(14)) is not None  # 0.35 apart
+    assert line_digits(ones(10)[:2]) is not None  # two 1s are a number, however close
+    climbing = [Digit(1, 0.99, (), (10 * k, 10 * k, 10 * k + 4, 10 * k + 40), OK) for k in range(4)]
+    assert line_digits(climbing, sizes=[(4, 40)] * 4) is not None  # 0.35 apart along a line tilted 45 degrees
+
+
 def test_beside_numbers_a_doubtful_refusal_of_full_height_is_read_as_its_likeliest_digit():
     def refused(sure_it_is_none: float, left: int, height: int = 30) -> Digit:
         return Digit(None, sure_it_is_none, ((8, 0.3), (3, 0.1), (0, 0.05)), (left, 0, left + 20, height), NO_DIGIT)

@@ -128,8 +128,9 @@ def _tally_marks(accepted: Sequence[Digit], height: float) -> bool:
     and nothing else, whose centres lie under `_TALLY_PITCH` of the line's height apart (tally marks, hatching)."""
     if len(accepted) < _TALLY_ONES or any(d.digit != 1 for d in accepted):
         return False
-    centres = sorted((box[0] + box[2]) / 2 for box in (d.placed_box() for d in accepted))
-    return bool(np.median(np.diff(centres)) < _TALLY_PITCH * height)
+    # Apart along the line, not across the picture: a tilted line's 1s are as far apart as a level one's.
+    centres = np.array(sorted(((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (d.placed_box() for d in accepted)))
+    return bool(np.median(np.hypot(*np.diff(centres, axis=0).T)) < _TALLY_PITCH * height)
 
 
 def _digit_height(decided: Sequence[Digit], sizes: Sequence[tuple[float, float]]) -> float:
