@@ -41,10 +41,15 @@ def union(a: Box, b: Box) -> Box:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
+def cut_sides(box: Box, edges: Box) -> tuple[bool, bool, bool, bool]:
+    """Which sides of `edges` (a picture's edges, in the same pixels) `box` reaches: left, top, right, bottom."""
+    left, top, right, bottom = edges
+    return box[0] <= left, box[1] <= top, box[2] >= right, box[3] >= bottom
+
+
 def touches(box: Box, edges: Box) -> bool:
     """Whether `box` reaches any side of `edges` (a picture's edges, in the same pixels)."""
-    left, top, right, bottom = edges
-    return box[0] <= left or box[1] <= top or box[2] >= right or box[3] >= bottom
+    return any(cut_sides(box, edges))
 
 
 def height(box: Box) -> int:

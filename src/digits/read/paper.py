@@ -100,7 +100,13 @@ def ink_signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | Non
     else:
         ordered = np.partition(values, (count, values.size - count - 1))
         dark_ink = float(-ordered[:count].mean()) >= float(ordered[-count:].mean())
-    return (-diff if dark_ink else diff), dark_ink
+    return against_paper(grey, background, dark_ink), dark_ink
+
+
+def against_paper(grey: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """How far each pixel stands from the paper towards the ink's side, unclipped (ink positive)."""
+    diff: np.ndarray = grey - background
+    return -diff if dark_ink else diff
 
 
 def with_margin(grey: np.ndarray, scale: tuple[float, float]) -> tuple[np.ndarray, tuple[float, float], Box | None]:

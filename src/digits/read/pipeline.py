@@ -203,6 +203,7 @@ def segment_page(image: Image.Image) -> Segmented:
     source, one_digit = _one_digit(analysis, ruled_out)
     made = _prepare_from(image, source, one_digit, explain=False)
     size = true_size(image)
+    sx, sy = ruled_out.scale
     lines = []
     for members in find_lines(ruled_out):
         groups = group_line(ruled_out, members)
@@ -210,16 +211,15 @@ def segment_page(image: Image.Image) -> Segmented:
         line = []
         for group in groups:
             digit = pixels_of(ruled_out.labels, group)
-            # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
-            same = made.has_ink and np.array_equal(digit, one_digit)
             box = original_box(digit, ruled_out, size)
-            if not tilt:
+            if tilt:
+                levelled = crop_to_ink(level(digit, tilt))
+                height, width = levelled.shape
+                line.append(Segment(box, to_mnist(levelled)[1], level_size=(width / sx, height / sy)))
+            else:
+                # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
+                same = made.has_ink and np.array_equal(digit, one_digit)
                 line.append(Segment(box, made.image if same else to_mnist(digit)[1]))
-                continue
-            levelled = level(digit, tilt)
-            height, width = crop_to_ink(levelled).shape
-            (sx, sy) = ruled_out.scale
-            line.append(Segment(box, to_mnist(levelled)[1], level_size=(width / sx, height / sy)))
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)

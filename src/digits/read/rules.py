@@ -38,10 +38,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.geometry import typical_height
+from digits.read.geometry import cut_sides, typical_height
 from digits.read.ink import Analysis
 from digits.read.levels import median
 from digits.read.normalize import stroke_width
+from digits.read.paper import against_paper
 from digits.spec import Box
 
 # MNIST's widest digits are twice as wide as tall.
@@ -117,8 +118,9 @@ def drop_rules(analysis: Analysis) -> Analysis:
         piece = labels[y0:y1, x0:x1] == i
         if stroke_width(np.pad(piece, 1)) > _RULE_WIDTH * height:  # padded: a rule filling its box has edges too
             continue  # too thick for a rule: a big digit or a doodle beside specks that set the height
-        across = _end_to_end(piece, length, (x0 <= left, x1 >= right))
-        down = _end_to_end(piece.T, length, (y0 <= top, y1 >= bottom)).T
+        at_left, at_top, at_right, at_bottom = cut_sides(boxes[i], analysis.edges)
+        across = _end_to_end(piece, length, (at_left, at_right))
+        down = _end_to_end(piece.T, length, (at_top, at_bottom)).T
         areas = _cut(labels, areas, i, boxes[i], across | down)
     return replace(analysis, labels=labels, areas=areas)
 
@@ -141,10 +143,10 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     if not flat:
         return analysis
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
-    left, _, right, _ = analysis.edges
     for i, (x0, y0, x1, y1) in flat.items():
         piece = labels[y0:y1, x0:x1] == i
-        rule = _end_to_end(piece, (2 * (y1 - y0) + 1) | 1, (x0 <= left, x1 >= right))
+        at_left, _, at_right, _ = cut_sides((x0, y0, x1, y1), analysis.edges)
+        rule = _end_to_end(piece, (2 * (y1 - y0) + 1) | 1, (at_left, at_right))
         areas = _cut(labels, areas, i, (x0, y0, x1, y1), rule)
     return replace(analysis, labels=labels, areas=areas)
 
@@ -163,16 +165,14 @@ def cut_frames(analysis: Analysis) -> Analysis:
     lighter than the pen), and stays.
     """
     labels, areas = analysis.labels, analysis.areas
-    left, top, right, bottom = analysis.edges
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
-        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i, (y0 <= top, y1 >= bottom, x0 <= left, x1 >= right))
+        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i, cut_sides((x0, y0, x1, y1), analysis.edges))
         if runs is not None and runs.any():
-            # Against the paper, unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
+            # Unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
             window = np.s_[y0:y1, x0:x1]
-            darkness = analysis.background[window] - analysis.grey[window]
-            darkness = darkness if analysis.dark_ink else -darkness
+            darkness = against_paper(analysis.grey[window], analysis.background[window], analysis.dark_ink)
             runs &= darkness < _DARKER_THAN_LINE * median(darkness[runs])
             if labels is analysis.labels:
                 labels, areas = labels.copy(), areas.copy()
@@ -185,7 +185,7 @@ def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np
 
     A frame: each band along its box's four sides (`_FRAME_BAND` deep, or
     `_FRAME_BAND_CUT` at a side where the picture's edge cut the piece:
-    `cut_off`, top, bottom, left, right) is inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
+    `cut_off`, left, top, right, bottom as in a box) is inked across `_FRAME_SPAN` of it; its strokes are thin beside the box
     (`_FRAME_LINE`); and straight runs `_END_TO_END` of the box long lie
     in all four bands, horizontal ones at top and bottom, vertical ones at
     left and right. Its runs are the line pixels of all those straight
@@ -202,9 +202,9 @@ def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np
         padded = np.pad(piece, ((0, -height % factor), (0, -width % factor)))
         small = np.asarray(padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3)))
     rows, cols = small.shape
-    top, bottom, left, right = (
+    left, top, right, bottom = (
         max(1, round((_FRAME_BAND_CUT if cut else _FRAME_BAND) * size))
-        for cut, size in zip(cut_off, (rows, rows, cols, cols), strict=True)
+        for cut, size in zip(cut_off, (cols, rows, cols, rows), strict=True)
     )
     sides = (
         small[:top].any(axis=0),
