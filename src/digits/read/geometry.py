@@ -1,4 +1,5 @@
-"""Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height.
+"""Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height,
+which sides of a picture a box reaches, and a wedge in a picture's corner.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -8,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from digits.spec import Box
+
+# A wedge in a picture's corner (`wedge_in_corner`) runs along this share of both sides it reaches,
+# and fills this share of its box (a right triangle: half).
+_WEDGE_CONTACT = 0.8
+_WEDGE_FILL = (0.3, 0.7)
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -50,6 +56,32 @@ def cut_sides(box: Box, edges: Box) -> tuple[bool, bool, bool, bool]:
 def touches(box: Box, edges: Box) -> bool:
     """Whether `box` reaches any side of `edges` (a picture's edges, in the same pixels)."""
     return any(cut_sides(box, edges))
+
+
+def wedge_in_corner(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> bool:
+    """Whether a piece (its pixels in its box, which reaches `sides` of the picture, as `cut_sides`
+    gives them) is a wedge filling a corner of the picture: it reaches two adjacent sides and no other,
+    runs along `_WEDGE_CONTACT` of each, and fills about half its box.
+
+    A photo turned a few degrees, or a skewed scan, shows the desk or the scanner's lid in its corners
+    as dark triangles; the thin ones passed for 1s. A digit reaches a side only where a stroke ends,
+    and a tight crop of a bold 1 reaches all four and fills its box.
+    """
+    left, top, right, bottom = sides
+    if left == right or top == bottom:
+        return False
+    along_side = region[:, 0] if left else region[:, -1]
+    along_top_or_bottom = region[0] if top else region[-1]
+    return bool(
+        min(along_side.mean(), along_top_or_bottom.mean()) >= _WEDGE_CONTACT
+        and _WEDGE_FILL[0] <= region.mean() <= _WEDGE_FILL[1]
+    )
+
+
+def reach_of(pixels: np.ndarray) -> int:
+    """How far some pixels run: the longer side of their bounding box (0 for none)."""
+    rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+    return int(max(rows[-1] - rows[0], cols[-1] - cols[0])) + 1 if rows.size else 0
 
 
 def height(box: Box) -> int:

@@ -27,12 +27,12 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from digits.read.geometry import component_boxes, touches, typical_height
+from digits.read.geometry import component_boxes, cut_sides, reach_of, typical_height, wedge_in_corner
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
-from digits.read.sheet import outside_sheet
+from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
 
 # The first look at a picture is at this many pixels on its longer side; writing
@@ -67,6 +67,14 @@ _BLOB_SIZE = 0.22
 # ...unless it is the largest ink there is and fills less than this share of its box: a tight crop of
 # a bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
 _STROKE_FILL = 0.5
+# A piece whose pixels in the sheet's rim (`sheet.rim`, along the table) run for at least this share of
+# its extent lies along the sheet's edge: the rim's shade or a curl. A digit comes that near the sheet's
+# edge, if ever, where a stroke ends.
+_ALONG_RIM = 0.5
+# ...when it is at least this thick (of the picture's shorter side): a shade. A ruled line or a
+# table's frame is thinner, and the rules (`digits.read.rules`) take it out whole, with the
+# pieces it broke into.
+_RIM_THICKNESS = 0.03
 
 
 @dataclass
@@ -136,7 +144,9 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
     return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
 
 
-def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _components(
+    mask: np.ndarray, edges: Box | None = None, rim: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
 
     Writing is made of strokes: thin compared with the shape they draw. A
@@ -146,6 +156,8 @@ def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray,
     real strokes look like specks beside them. One dropped only for its thickness at the border
     is kept when it is the largest ink and does not fill its box: a bold digit cropped at its ink.
     The border is the picture's (`edges`, in the mask's pixels) when a margin was added round it.
+    So go a wedge in a corner of the picture (`geometry.wedge_in_corner`: the desk beyond a turned
+    page) and, on a sheet lying on a table, a thick piece along the sheet's `rim` (its shade).
     """
     from scipy import ndimage
 
@@ -160,14 +172,25 @@ def _components(mask: np.ndarray, edges: Box | None = None) -> tuple[np.ndarray,
     edges = edges or (0, 0, mask.shape[1], mask.shape[0])
     shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        sides = cut_sides((cols.start, rows.start, cols.stop, rows.stop), edges)
+        if wedge_in_corner(labels[rows, cols] == label, sides):
+            dropped[label] = True
+            continue
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
         if extent < 0.1 * shortest:
             continue  # too small to be a shadow or a desk; specks are dealt with below
-        at_border = touches((cols.start, rows.start, cols.stop, rows.stop), edges)
+        at_border = any(sides)
         limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)
         # Unpadded on purpose: a region cut by the picture's border goes on beyond
         # it (a desk, a shadow), and is measured as if the border were its middle.
         region = labels[rows, cols] == label
+        if (
+            rim is not None
+            and reach_of(region & rim[rows, cols]) >= _ALONG_RIM * extent
+            and 2 * float(ndimage.distance_transform_edt(region).max()) >= _RIM_THICKNESS * shortest
+        ):
+            dropped[label] = True  # it lies along the sheet's edge: the rim's shade, a curl, not writing
+            continue
         # The taxicab distance is never below the Euclidean one and costs a tenth of it: a
         # stroke thin even by that measure is kept without the exact transform.
         if region.all() or 2 * float(ndimage.distance_transform_cdt(region, "taxicab").max()) >= limit:
@@ -311,7 +334,9 @@ def _analyse_grey(
             signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
         # A first pass with light smoothing and a global threshold.
         ink, mask, contrast = _threshold(signal, 0.7)
-        labels, areas = _components(mask, picture)
+        # The band of sheet along the table (`_components`).
+        rim = None if outside is None else sheet_rim(outside)
+        labels, areas = _components(mask, picture, rim)
         if areas.any():
             break
 
@@ -327,7 +352,7 @@ def _analyse_grey(
         stroke = stroke_width(crop_to_ink(labels > 0))
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = _components(mask, picture)
+        labels, areas = _components(mask, picture, rim)
         if not dark_ink:
             labels, areas = _join_grain(labels, stroke)
     return Analysis(

@@ -75,6 +75,8 @@ _ARC_OVERLAP = 0.25
 # A line whose tallest piece is under this fraction of the page's digit
 # height is a scrap (a speck, a stray mark between lines), not writing.
 _LINE_MIN_HEIGHT = 0.4
+# A piece under this fraction of the page's digit height may be part of a digit broken across.
+_PART_HEIGHT = 0.8
 # Where noise survives cleaning, only the largest pieces are considered.
 _MAX_PIECES = 400
 
@@ -99,6 +101,11 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
             overlap = min(a[3], b[3]) - max(a[1], b[1])
             if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
                 chained[_root(chained, j)] = _root(chained, i)
+    # The pieces of a digit broken across (`_stacked`) are on one line, whichever lines their
+    # heights overlap: on a tilted photo, the loop of a 6 broken off its stem hung below its line.
+    parts = _stacked({i: b for i, b in boxes.items() if b[3] - b[1] < _PART_HEIGHT * page_height})
+    for i in parts:
+        chained[_root(chained, i)] = _root(chained, _root(parts, i))
     lines: dict[int, list[int]] = {}
     for i in ids:
         lines.setdefault(_root(chained, i), []).append(i)

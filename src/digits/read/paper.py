@@ -45,9 +45,16 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
     small, small_size = reduced(grey, _BG_GRID)
     small = small.astype(np.float64)
     keep = np.ones_like(small)
+    nearest: tuple[np.ndarray, ...] | None = None
     if exclude is not None:
         coverage = Image.fromarray(exclude.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         keep = (np.asarray(coverage) < 0.5).astype(np.float64)
+        if keep.any() and not keep.all():
+            # The table takes the value of the nearest sheet: the sheet's edge is met as the picture's
+            # border is (mode="nearest"). Left out of the average instead, a sheet darker at its rim
+            # than within (a webcam's vignette, a curl) was estimated as bright as its middle, and
+            # its rim stood out as ink all round the sheet.
+            nearest = tuple(ndimage.distance_transform_edt(keep == 0, return_distances=False, return_indices=True))
     # Light varies over a good part of the paper's shorter side, ink over much less.
     sigma = max(1.5, min(crop_to_ink(keep > 0).shape) / 6)
     weight = keep.copy()
@@ -57,8 +64,9 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
         # average: the small constant in the ratio falls back to the median
         # of the paper seen so far.
         paper = float(np.median(small[weight > 0])) if weight.any() else float(np.median(small))
-        num = ndimage.gaussian_filter(small * weight, sigma, mode="nearest", truncate=3)
-        den = ndimage.gaussian_filter(weight, sigma, mode="nearest", truncate=3)
+        values, counted = (small, weight) if nearest is None else (small[nearest], weight[nearest])
+        num = ndimage.gaussian_filter(values * counted, sigma, mode="nearest", truncate=3)
+        den = ndimage.gaussian_filter(counted, sigma, mode="nearest", truncate=3)
         estimate = (num + 0.05 * paper) / (den + 0.05)
         residual = small - estimate
         kept = residual[weight > 0] if weight.any() else residual

@@ -36,7 +36,7 @@ from digits.read.geometry import height, union, width
 from digits.read.load import check_pixels, load_image, turned_upright
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
-from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, steady
+from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, scattered_strokes, steady
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, NO_DIGITS, OK, REJECT, UNSURE, Box, refused
@@ -285,12 +285,17 @@ class Reader:
         of lines of writing, and the picture read whole.
 
         The numbers that passed every test decide whether the picture holds numbers
-        at all, and those that pass `line_digits` on its own, steady or not, whether they are
+        at all (not when they are strokes strewn over a texture, `refusal.scattered_strokes`),
+        and those that pass `line_digits` on its own, steady or not, whether they are
         enough of its lines (`refusal.picture_refused`); if so, the lines that can
         make a number beside them come too.
         """
         found = [verdict.line for verdict in lines if verdict.passed]
-        if not found or picture_refused(sum(verdict.alone for verdict in lines), lines_of_writing):
+        if (
+            not found
+            or picture_refused(sum(verdict.alone for verdict in lines), lines_of_writing)
+            or scattered_strokes([line.digits for line in found])
+        ):
             return Page()
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):

@@ -24,7 +24,8 @@ only when every test below holds, and refuses it otherwise:
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing pass `line_digits` on their own (steady or not), the rest
 is not digits and the few numbers are parts of it (grass, a star field, a
-photo); the picture gives none. A line that passes `line_digits` but not
+photo); the picture gives none; nor does one whose numbers, on three lines or
+more, are almost all 1s (`scattered_strokes`: a texture's grain, grass). A line that passes `line_digits` but not
 `steady` counts toward the half: on generated pages, a page of three
 numbers was lost whole for one digit that flipped when nudged in two of
 them (seed 5: 2 of 140 pages; seeds 0 and 1 and the junk unchanged).
@@ -84,6 +85,11 @@ _TALLY_PITCH = 0.3
 _TALLY_ONES = 3
 # At least this share of a picture's lines of writing must pass `line_digits` on their own.
 _MIN_NUMBER_LINES = 0.5
+# Numbers on this many lines or more, this share of whose digits or more are 1s, are a texture's strokes
+# (generated grain: 5 of the 23 of 2,000 generated junk pictures that gave numbers, each stroke a 1 on a
+# line of its own; no generated page or development picture reads otherwise).
+_STROKE_LINES = 3
+_STROKE_ONES = 0.8
 
 
 def line_digits(
@@ -226,3 +232,10 @@ def _keep_reading(classify: Callable[[np.ndarray], np.ndarray], copies: np.ndarr
 def picture_refused(numbers: int, lines: int) -> bool:
     """True when a picture's `numbers` lines that pass `line_digits` on their own are too few among its `lines` of writing."""
     return numbers > 0 and numbers < _MIN_NUMBER_LINES * lines
+
+
+def scattered_strokes(numbers: Sequence[Sequence[Digit]]) -> bool:
+    """True when a picture's numbers are `_STROKE_LINES` lines or more of almost nothing but 1s
+    (`_STROKE_ONES`): short strokes strewn over a texture, not a page of numbers."""
+    digits = [d.digit for number in numbers for d in number]
+    return len(numbers) >= _STROKE_LINES and digits.count(1) >= _STROKE_ONES * len(digits)

@@ -1,0 +1,144 @@
+"""Benchmark: `digits read` on pages photographed turned a few degrees, as a hand-held phone or a skewed scan shows them.
+
+`shared/`'s pages and numbers face the camera squarely. This turns each
+picture and reads it again, to see what a turn costs:
+
+  * on a table: turned whole (the picture grows to hold it), the corners
+    filled with a dark desk, a grey one or a light table;
+  * cut to the page: turned, then cut to the middle 85 % of its size, so
+    what lay beyond the page shows only as wedges in the corners.
+
+Pictures: `--pages` generated pages of MNIST's *test* digits
+(`digits.synth.pages`, seed `--seed`; the reader's rules for turned photos
+were chosen on seed 0's pages, so the default is another), and, where
+`--real` exists, the numbers and pages of the real pictures' development
+fold (`real_sources.py`), named apart: choices were made looking at them.
+Each is saved as a JPEG (quality 90) and read from those bytes with
+`Reader.read_page`; a picture counts when its text is exact.
+
+    python benchmarks/turned_photos.py [--pages 70] [--seed 2] [--real DIR]
+
+Writes `turned_photos.json` and `turned_photos.md` to `--out` (default benchmarks/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+import real_sources
+from _common import RESULTS, results_table, write_results
+from digits.data import load_test
+from digits.read.reader import Reader
+from digits.synth.pages import encoded, make_pages
+
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-digits"
+# (name, degrees counter-clockwise, grey level of the table or None: cut to the page)
+CONDITIONS = (
+    ("as it is", 0.0, None),
+    ("turned 5° on a dark desk", 5.0, 60),
+    ("turned −4° on a grey desk", -4.0, 90),
+    ("turned −6° on a light table", -6.0, 200),
+    ("turned 5°, cut to the page", 5.0, None),
+    ("turned −8°, cut to the page", -8.0, None),
+)
+# Cut to the page: the middle of the turned picture, this share of the picture's own size.
+KEPT = 0.85
+
+
+def jpeg(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def turned(picture: Image.Image, degrees: float, table: int | None) -> bytes:
+    """The picture turned `degrees` on a table of grey level `table`, or cut to the page (`table` None), as a JPEG."""
+    upright = ImageOps.exif_transpose(picture).convert("RGB")
+    if not degrees:
+        return jpeg(upright)
+    if table is not None:
+        return jpeg(upright.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(table,) * 3))
+    whole = upright.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
+    (width, height), (wide, high) = upright.size, whole.size
+    margin_x, margin_y = (wide - KEPT * width) / 2, (high - KEPT * height) / 2
+    return jpeg(whole.crop((margin_x, margin_y, wide - margin_x, high - margin_y)))
+
+
+def pictures(pages: int, seed: int, real: Path, data_dir: str | None) -> dict[str, list[tuple[Image.Image, str]]]:
+    """(picture, text) per set: the generated pages and, where `real` exists, the development fold's numbers and pages."""
+    x, y = load_test("mnist", data_dir)
+    sets = {
+        f"generated pages (seed {seed})": [
+            (Image.open(io.BytesIO(encoded(page))), text) for page, text, _ in make_pages(x, y, pages, seed)
+        ]
+    }
+    if real.is_dir():
+        rows = [row for row in real_sources.pictures(real) if row["fold"] == "dev" and row["set"] in ("multi", "pages")]
+        sets["development fold: real numbers and pages"] = [(Image.open(row["path"]), row["truth"]) for row in rows]
+    return sets
+
+
+def table(report: dict) -> str:
+    rows = [
+        {
+            "condition": condition,
+            **{name: f"{found[condition]}/{report['sizes'][name]}" for name, found in report["exact"].items()},
+        }
+        for condition, _, _ in CONDITIONS
+    ]
+    columns = [("condition", "picture")] + [(name, f"{name}: exact") for name in report["exact"]]
+    return "\n".join(
+        [
+            results_table(rows, columns),
+            "",
+            "Each picture turned, saved as a JPEG and read with `Reader.read_page`; exact: every line read, in order. "
+            f"Cut to the page: the middle {KEPT:.0%} of the turned picture (the corners show what lay beyond the page). "
+            "Some real numbers run to their picture's edge: cut to the page, they lose a digit to the cut itself. "
+            "The rules for turned photos were chosen on generated pages of seed 0 and on the development fold.",
+            "",
+            f"`{' '.join(['python benchmarks/turned_photos.py', report['arguments']]).strip()}` "
+            f"on {report['machine']}, Python {report['python']}.",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=70, help="generated pages, the scenes taking turns")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--real", type=Path, default=REAL, help="real-digits folder (its development fold is read)")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.pages < 1:
+        parser.error("--pages must be at least 1.")
+
+    reader = Reader()
+    sets = pictures(args.pages, args.seed, args.real, args.data_dir)
+    exact: dict[str, dict[str, int]] = {name: {} for name in sets}
+    for condition, degrees, table_grey in CONDITIONS:
+        for name, items in sets.items():
+            exact[name][condition] = sum(
+                reader.read_page(turned(picture, degrees, table_grey)).text == text for picture, text in items
+            )
+        print(f"{condition}: " + ", ".join(f"{exact[name][condition]}/{len(sets[name])}" for name in sets), flush=True)
+    report = {
+        "exact": exact,
+        "sizes": {name: len(items) for name, items in sets.items()},
+        "seed": args.seed,
+        "arguments": " ".join(sys.argv[1:]),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+    }
+    write_results(args.out, "turned_photos", report, table(report))
+
+
+if __name__ == "__main__":
+    main()
