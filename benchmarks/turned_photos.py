@@ -6,7 +6,9 @@ picture and reads it again, to see what a turn costs:
   * on a table: turned whole (the picture grows to hold it), the corners
     filled with a dark desk, a grey one or a light table;
   * cut to the page: turned, then cut to the middle 85 % of its size, so
-    what lay beyond the page shows only as wedges in the corners.
+    what lay beyond the page shows only as wedges in the corners;
+  * narrower at its top, as a camera held below the page's middle sees
+    it, on a dark desk that shows as slivers down its sides.
 
 Pictures: `--pages` generated pages of MNIST's *test* digits
 (`digits.synth.pages`, seed `--seed`; the reader's rules for turned photos
@@ -27,6 +29,8 @@ import argparse
 import io
 import platform
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -38,15 +42,6 @@ from digits.read.reader import Reader
 from digits.synth.pages import encoded, make_pages
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-digits"
-# (name, degrees counter-clockwise, grey level of the table or None: cut to the page)
-CONDITIONS = (
-    ("as it is", 0.0, None),
-    ("turned 5° on a dark desk", 5.0, 60),
-    ("turned −4° on a grey desk", -4.0, 90),
-    ("turned −6° on a light table", -6.0, 200),
-    ("turned 5°, cut to the page", 5.0, None),
-    ("turned −8°, cut to the page", -8.0, None),
-)
 # Cut to the page: the middle of the turned picture, this share of the picture's own size.
 KEPT = 0.85
 
@@ -57,17 +52,49 @@ def jpeg(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def turned(picture: Image.Image, degrees: float, table: int | None) -> bytes:
-    """The picture turned `degrees` on a table of grey level `table`, or cut to the page (`table` None), as a JPEG."""
-    upright = ImageOps.exif_transpose(picture).convert("RGB")
-    if not degrees:
-        return jpeg(upright)
+def turned(picture: Image.Image, degrees: float, table: int | None) -> Image.Image:
+    """The picture turned `degrees` on a table of grey level `table`, or cut to the page (`table` None)."""
     if table is not None:
-        return jpeg(upright.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(table,) * 3))
-    whole = upright.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
-    (width, height), (wide, high) = upright.size, whole.size
+        return picture.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(table,) * 3)
+    whole = picture.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
+    (width, height), (wide, high) = picture.size, whole.size
     margin_x, margin_y = (wide - KEPT * width) / 2, (high - KEPT * height) / 2
-    return jpeg(whole.crop((margin_x, margin_y, wide - margin_x, high - margin_y)))
+    return whole.crop((margin_x, margin_y, wide - margin_x, high - margin_y))
+
+
+def narrower_at_top(picture: Image.Image, share: float, table: int) -> Image.Image:
+    """The picture as a camera held below its middle sees it: its top `share` of its width narrower on each
+    side, the slivers beside it a table of grey level `table`."""
+    width, height = picture.size
+    corners = (
+        -share * width,
+        0,
+        0,
+        height,
+        width,
+        height,
+        (1 + share) * width,
+        0,
+    )  # the source's quad, for each output corner
+    return picture.transform(
+        picture.size, Image.Transform.QUAD, corners, Image.Resampling.BICUBIC, fillcolor=(table,) * 3
+    )
+
+
+CONDITIONS: tuple[tuple[str, Callable[[Image.Image], Image.Image]], ...] = (
+    ("as it is", lambda picture: picture),
+    ("turned 5° on a dark desk", partial(turned, degrees=5.0, table=60)),
+    ("turned −4° on a grey desk", partial(turned, degrees=-4.0, table=90)),
+    ("turned −6° on a light table", partial(turned, degrees=-6.0, table=200)),
+    ("turned 5°, cut to the page", partial(turned, degrees=5.0, table=None)),
+    ("turned −8°, cut to the page", partial(turned, degrees=-8.0, table=None)),
+    ("8 % narrower at its top, on a dark desk", partial(narrower_at_top, share=0.08, table=60)),
+)
+
+
+def photographed(picture: Image.Image, condition: Callable[[Image.Image], Image.Image]) -> bytes:
+    """The picture, upright by its EXIF orientation, under `condition`, as a JPEG."""
+    return jpeg(condition(ImageOps.exif_transpose(picture).convert("RGB")))
 
 
 def pictures(pages: int, seed: int, real: Path, data_dir: str | None) -> dict[str, list[tuple[Image.Image, str]]]:
@@ -90,7 +117,7 @@ def table(report: dict) -> str:
             "condition": condition,
             **{name: f"{found[condition]}/{report['sizes'][name]}" for name, found in report["exact"].items()},
         }
-        for condition, _, _ in CONDITIONS
+        for condition, _ in CONDITIONS
     ]
     columns = [("condition", "picture")] + [(name, f"{name}: exact") for name in report["exact"]]
     return "\n".join(
@@ -123,10 +150,10 @@ def main() -> None:
     reader = Reader()
     sets = pictures(args.pages, args.seed, args.real, args.data_dir)
     exact: dict[str, dict[str, int]] = {name: {} for name in sets}
-    for condition, degrees, table_grey in CONDITIONS:
+    for condition, transform in CONDITIONS:
         for name, items in sets.items():
             exact[name][condition] = sum(
-                reader.read_page(turned(picture, degrees, table_grey)).text == text for picture, text in items
+                reader.read_page(photographed(picture, transform)).text == text for picture, text in items
             )
         print(f"{condition}: " + ", ".join(f"{exact[name][condition]}/{len(sets[name])}" for name in sets), flush=True)
     report = {

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 from test_reader import REAL, mnist_page, needs_real, real_rows
 
 from digits.read.layout import find_lines
@@ -103,11 +103,52 @@ def test_a_digit_broken_across_is_on_one_line_on_a_tilted_photo():
     assert sorted(map(sorted, lines)) == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
 
 
-def test_numbers_made_almost_only_of_ones_on_many_lines_are_strokes():
+def test_two_lines_stay_apart_however_near_two_of_their_pieces_come():
+    """Only a piece that made a line of its own joins the line of the rest of its digit (a review's case)."""
+    boxes = {
+        1: (0, 0, 20, 30),
+        2: (30, 0, 50, 30),
+        3: (60, 12, 78, 30),  # a short piece ending the first line...
+        4: (0, 33, 20, 63),
+        5: (30, 33, 50, 63),
+        6: (60, 31, 78, 49),  # ...a pixel above a short piece of the second
+    }
+    areas = np.array([0] + [(b[2] - b[0]) * (b[3] - b[1]) // 3 for b in boxes.values()])
+    assert sorted(map(sorted, find_lines(SimpleNamespace(boxes=boxes, areas=areas)))) == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_a_bold_seven_in_a_pictures_corner_is_no_wedge(reader):
+    """A 7 whose bar and stem run along two sides of the picture is no solid triangle (a review's case)."""
+    picture = Image.new("L", (200, 200), 255)
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([70, 0, 199, 26], fill=0)
+    draw.rectangle([173, 0, 199, 160], fill=0)
+    assert reader.read_digit(picture).digit == 7
+
+
+@pytest.mark.parametrize("gap", [6, 10, 24])
+def test_a_bold_digit_near_a_notes_edge_is_kept(reader, gap):
+    """A bold 1 written `gap` px from the edge of a note on a dark desk, the photo turned 3 degrees: it lies
+    along the note's rim, but no thicker than the writing, so it is no shade (a review's case)."""
+    picture = Image.new("L", (640, 480), 60)
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([200, 120, 439, 359], fill=235)
+    draw.rectangle([200 + gap, 180, 218 + gap, 300], fill=40)
+    draw.ellipse([248 + gap, 180, 328 + gap, 300], outline=40, width=18)
+    turned = picture.filter(ImageFilter.GaussianBlur(1)).rotate(3, Image.Resampling.BICUBIC, fillcolor=60)
+    noisy = np.asarray(turned, np.float32) + np.random.default_rng(1).normal(0, 3, (480, 640))
+    buffer = io.BytesIO()
+    Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=92)
+    assert reader.read_page(buffer.getvalue()).text == "10"
+
+
+def test_numbers_made_almost_only_of_ones_on_many_lines_are_strokes(reader, mnist):
     def number(text: str) -> list:
         return [SimpleNamespace(digit=int(d), status=OK) for d in text]
 
-    grain = [number(text) for text in ("1", "11", "1", "51", "111")]
+    grain = [number(text) for text in ("1", "11", "1", "51", "111", "1")]
     assert scattered_strokes(grain)
-    assert not scattered_strokes(grain[:2])  # two lines: a page may say "1" and "11"
-    assert not scattered_strokes([number(text) for text in ("1101", "2024", "17")])
+    assert not scattered_strokes(grain[:4])  # a page of a few numbers may be all 1s
+    assert not scattered_strokes([number(text) for text in ("1101", "2024", "17", "11", "1")])
+    for page in (["11", "111", "1"], ["1", "17", "11"]):
+        assert reader.read_page(mnist_page(mnist, page)).text == "\n".join(page)

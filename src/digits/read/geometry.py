@@ -1,5 +1,5 @@
 """Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height,
-which sides of a picture a box reaches, and a wedge in a picture's corner.
+which sides of a picture a box reaches, and a wedge at a picture's edge.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -10,10 +10,15 @@ import numpy as np
 
 from digits.spec import Box
 
-# A wedge in a picture's corner (`wedge_in_corner`) runs along this share of both sides it reaches,
-# and fills this share of its box (a right triangle: half).
+# A wedge at the picture's edge (`wedge_at_edge`) runs along this share of the sides it lies on, and
+# fills this share of its box (a right triangle: half); one down a single side is this many times as
+# long as it is wide.
 _WEDGE_CONTACT = 0.8
 _WEDGE_FILL = (0.3, 0.7)
+_SLIVER = 3
+# ...and is solid: this share of the triangle at its corner, to this share of the way across, is ink.
+_WEDGE_SOLID = 0.9
+_WEDGE_REACH = 0.8
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -58,23 +63,42 @@ def touches(box: Box, edges: Box) -> bool:
     return any(cut_sides(box, edges))
 
 
-def wedge_in_corner(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> bool:
+def wedge_at_edge(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> bool:
     """Whether a piece (its pixels in its box, which reaches `sides` of the picture, as `cut_sides`
-    gives them) is a wedge filling a corner of the picture: it reaches two adjacent sides and no other,
-    runs along `_WEDGE_CONTACT` of each, and fills about half its box.
+    gives them) is a wedge of what lies beyond a photographed page: a solid right triangle
+    (`_solid_corner`) that runs along `_WEDGE_CONTACT` of the picture's sides it lies on, in a corner
+    (two adjacent sides) or down one side, never reaching the opposite one, `_SLIVER` times as long
+    as it is wide.
 
     A photo turned a few degrees, or a skewed scan, shows the desk or the scanner's lid in its corners
-    as dark triangles; the thin ones passed for 1s. A digit reaches a side only where a stroke ends,
-    and a tight crop of a bold 1 reaches all four and fills its box.
+    as dark triangles; a page photographed from below its middle, narrower at its top, shows it as
+    slivers down its sides. Thin ones passed for 1s. A digit reaches a side only where a stroke ends;
+    a bold 7 or L in a picture's corner runs along two sides too, but is no solid triangle.
     """
     left, top, right, bottom = sides
-    if left == right or top == bottom:
+    height, width = region.shape
+    down_a_side = left != right and (region[:, 0] if left else region[:, -1]).mean() >= _WEDGE_CONTACT
+    along_top_or_bottom = top != bottom and (region[0] if top else region[-1]).mean() >= _WEDGE_CONTACT
+    if down_a_side and along_top_or_bottom:
+        corners = [(left, top)]
+    elif down_a_side and height >= _SLIVER * width:
+        corners = [(left, True), (left, False)]  # its wide end at the top or at the bottom
+    elif along_top_or_bottom and width >= _SLIVER * height:
+        corners = [(True, top), (False, top)]
+    else:
         return False
-    along_side = region[:, 0] if left else region[:, -1]
-    along_top_or_bottom = region[0] if top else region[-1]
+    return any(_solid_corner(region, at_left, at_top) for at_left, at_top in corners)
+
+
+def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:
+    """Whether a piece fills the right triangle at one corner of its box (`_WEDGE_SOLID` of it, to
+    `_WEDGE_REACH` of the way to the opposite corner along each side) and about half its box."""
+    height, width = region.shape
+    down = np.arange(height)[:, None] / height
+    across = np.arange(width)[None, :] / width
+    triangle = (down if at_top else 1 - down) + (across if at_left else 1 - across) <= _WEDGE_REACH
     return bool(
-        min(along_side.mean(), along_top_or_bottom.mean()) >= _WEDGE_CONTACT
-        and _WEDGE_FILL[0] <= region.mean() <= _WEDGE_FILL[1]
+        triangle.any() and region[triangle].mean() >= _WEDGE_SOLID and _WEDGE_FILL[0] <= region.mean() <= _WEDGE_FILL[1]
     )
 
 

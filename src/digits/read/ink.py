@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from digits.read.geometry import component_boxes, cut_sides, reach_of, typical_height, wedge_in_corner
+from digits.read.geometry import component_boxes, cut_sides, reach_of, typical_height, wedge_at_edge
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
@@ -67,13 +67,14 @@ _BLOB_SIZE = 0.22
 # ...unless it is the largest ink there is and fills less than this share of its box: a tight crop of
 # a bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
 _STROKE_FILL = 0.5
-# A piece whose pixels in the sheet's rim (`sheet.rim`, along the table) run for at least this share of
-# its extent lies along the sheet's edge: the rim's shade or a curl. A digit comes that near the sheet's
-# edge, if ever, where a stroke ends.
+# A piece whose pixels in the sheet's rim (`sheet.sheet_rim`, along the table) run for at least this
+# share of its extent lies along the sheet's edge...
 _ALONG_RIM = 0.5
-# ...when it is at least this thick (of the picture's shorter side): a shade. A ruled line or a
-# table's frame is thinner, and the rules (`digits.read.rules`) take it out whole, with the
-# pieces it broke into.
+# ...and when it is at least this many times as thick as the writing's strokes (once they are known),
+# and this share of the picture's shorter side, it is the rim's shade or a curl: a digit's strokes are
+# as thick as the writing's, twice that where they cross. A ruled line or a table's frame is thinner,
+# and the rules (`digits.read.rules`) take it out whole.
+_RIM_STROKES = 3.0
 _RIM_THICKNESS = 0.03
 
 
@@ -145,7 +146,7 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
 
 
 def _components(
-    mask: np.ndarray, edges: Box | None = None, rim: np.ndarray | None = None
+    mask: np.ndarray, edges: Box | None = None, rim: np.ndarray | None = None, stroke: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
 
@@ -156,8 +157,8 @@ def _components(
     real strokes look like specks beside them. One dropped only for its thickness at the border
     is kept when it is the largest ink and does not fill its box: a bold digit cropped at its ink.
     The border is the picture's (`edges`, in the mask's pixels) when a margin was added round it.
-    So go a wedge in a corner of the picture (`geometry.wedge_in_corner`: the desk beyond a turned
-    page) and, on a sheet lying on a table, a thick piece along the sheet's `rim` (its shade).
+    So go a wedge at the picture's edge (`geometry.wedge_at_edge`: the desk beyond a turned or
+    slanted page) and, on a sheet lying on a table, a thick piece along the sheet's `rim` (its shade).
     """
     from scipy import ndimage
 
@@ -173,7 +174,7 @@ def _components(
     shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         sides = cut_sides((cols.start, rows.start, cols.stop, rows.stop), edges)
-        if wedge_in_corner(labels[rows, cols] == label, sides):
+        if wedge_at_edge(labels[rows, cols] == label, sides):
             dropped[label] = True
             continue
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
@@ -187,7 +188,8 @@ def _components(
         if (
             rim is not None
             and reach_of(region & rim[rows, cols]) >= _ALONG_RIM * extent
-            and 2 * float(ndimage.distance_transform_edt(region).max()) >= _RIM_THICKNESS * shortest
+            and 2 * float(ndimage.distance_transform_edt(region).max())
+            >= max(_RIM_STROKES * stroke, _RIM_THICKNESS * shortest)
         ):
             dropped[label] = True  # it lies along the sheet's edge: the rim's shade, a curl, not writing
             continue
@@ -334,7 +336,9 @@ def _analyse_grey(
             signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
         # A first pass with light smoothing and a global threshold.
         ink, mask, contrast = _threshold(signal, 0.7)
-        # The band of sheet along the table (`_components`).
+        # What lies along the sheet's edge, thicker than writing, is the rim's shade (`_components`):
+        # here before the writing's strokes are known, so that it counts in neither their width nor
+        # their height.
         rim = None if outside is None else sheet_rim(outside)
         labels, areas = _components(mask, picture, rim)
         if areas.any():
@@ -352,7 +356,7 @@ def _analyse_grey(
         stroke = stroke_width(crop_to_ink(labels > 0))
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = _components(mask, picture, rim)
+        labels, areas = _components(mask, picture, rim, max(stroke, 2.0))
         if not dark_ink:
             labels, areas = _join_grain(labels, stroke)
     return Analysis(

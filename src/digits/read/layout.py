@@ -9,6 +9,7 @@ line, left to right. All work on the components an `Analysis` kept
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import reduce
 
@@ -101,11 +102,16 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
             overlap = min(a[3], b[3]) - max(a[1], b[1])
             if overlap >= _LINE_OVERLAP * min(a[3] - a[1], b[3] - b[1]):
                 chained[_root(chained, j)] = _root(chained, i)
-    # The pieces of a digit broken across (`_stacked`) are on one line, whichever lines their
-    # heights overlap: on a tilted photo, the loop of a 6 broken off its stem hung below its line.
+    # A piece of a digit broken across (`_stacked`) that makes a line of its own joins the line of the
+    # rest of its digit: on a tilted photo, the loop of a 6 broken off its stem hung below its line.
+    # Two lines of several pieces each stay apart, however near two of their pieces come.
     parts = _stacked({i: b for i, b in boxes.items() if b[3] - b[1] < _PART_HEIGHT * page_height})
+    sizes = Counter(_root(chained, i) for i in ids)
     for i in parts:
-        chained[_root(chained, i)] = _root(chained, _root(parts, i))
+        mine, theirs = _root(chained, i), _root(chained, _root(parts, i))
+        if mine != theirs and min(sizes[mine], sizes[theirs]) == 1:
+            chained[mine] = theirs
+            sizes[theirs] += sizes.pop(mine)
     lines: dict[int, list[int]] = {}
     for i in ids:
         lines.setdefault(_root(chained, i), []).append(i)

@@ -34,7 +34,8 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
     outliers (normalised convolution) is refined a few times: ink of either
     polarity is an outlier, so it drops out and the estimate follows only the
     slowly varying paper, uneven light and shadows included. Pixels in
-    `exclude` (a table around the sheet) never count as paper, and the
+    `exclude` (a table around the sheet) are not paper: they take the value
+    of the nearest sheet, as the picture's border does, and the
     average spans a sixth of the sheet rather than of the photo: over a small
     sticky note, a photo-wide average carried the note's bright middle out to
     its dimmer edges, which then stood out as ink.

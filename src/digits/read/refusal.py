@@ -24,7 +24,7 @@ only when every test below holds, and refuses it otherwise:
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing pass `line_digits` on their own (steady or not), the rest
 is not digits and the few numbers are parts of it (grass, a star field, a
-photo); the picture gives none; nor does one whose numbers, on three lines or
+photo); the picture gives none; nor does one whose numbers, on five lines or
 more, are almost all 1s (`scattered_strokes`: a texture's grain, grass). A line that passes `line_digits` but not
 `steady` counts toward the half: on generated pages, a page of three
 numbers was lost whole for one digit that flipped when nudged in two of
@@ -86,9 +86,10 @@ _TALLY_ONES = 3
 # At least this share of a picture's lines of writing must pass `line_digits` on their own.
 _MIN_NUMBER_LINES = 0.5
 # Numbers on this many lines or more, this share of whose digits or more are 1s, are a texture's strokes
-# (generated grain: 5 of the 23 of 2,000 generated junk pictures that gave numbers, each stroke a 1 on a
-# line of its own; no generated page or development picture reads otherwise).
-_STROKE_LINES = 3
+# (generated grain: 5 of the 23 of 2,000 generated junk pictures that gave numbers, on 6 to 12 lines,
+# each stroke a 1 on a line of its own; no generated page or development picture reads otherwise). A
+# page of a few numbers may be all 1s ("11", "111", "1").
+_STROKE_LINES = 5
 _STROKE_ONES = 0.8
 
 
