@@ -102,12 +102,6 @@ def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:
     )
 
 
-def reach_of(pixels: np.ndarray) -> int:
-    """How far some pixels run: the longer side of their bounding box (0 for none)."""
-    rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
-    return int(max(rows[-1] - rows[0], cols[-1] - cols[0])) + 1 if rows.size else 0
-
-
 def height(box: Box) -> int:
     return box[3] - box[1]
 

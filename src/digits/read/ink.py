@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from digits.read.geometry import component_boxes, cut_sides, reach_of, typical_height, wedge_at_edge
+from digits.read.geometry import component_boxes, cut_sides, typical_height, wedge_at_edge
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
@@ -174,7 +174,7 @@ def _components(
     shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         sides = cut_sides((cols.start, rows.start, cols.stop, rows.stop), edges)
-        if wedge_at_edge(labels[rows, cols] == label, sides):
+        if any(sides) and wedge_at_edge(labels[rows, cols] == label, sides):
             dropped[label] = True
             continue
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
@@ -187,7 +187,8 @@ def _components(
         region = labels[rows, cols] == label
         if (
             rim is not None
-            and reach_of(region & rim[rows, cols]) >= _ALONG_RIM * extent
+            and (along := region & rim[rows, cols]).any()
+            and max(crop_to_ink(along).shape) >= _ALONG_RIM * extent
             and 2 * float(ndimage.distance_transform_edt(region).max())
             >= max(_RIM_STROKES * stroke, _RIM_THICKNESS * shortest)
         ):

@@ -58,6 +58,7 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
             nearest = tuple(ndimage.distance_transform_edt(keep == 0, return_distances=False, return_indices=True))
     # Light varies over a good part of the paper's shorter side, ink over much less.
     sigma = max(1.5, min(crop_to_ink(keep > 0).shape) / 6)
+    values = small if nearest is None else small[nearest]
     weight = keep.copy()
     estimate = small
     for _ in range(4):
@@ -65,7 +66,7 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
         # average: the small constant in the ratio falls back to the median
         # of the paper seen so far.
         paper = float(np.median(small[weight > 0])) if weight.any() else float(np.median(small))
-        values, counted = (small, weight) if nearest is None else (small[nearest], weight[nearest])
+        counted = weight if nearest is None else weight[nearest]
         num = ndimage.gaussian_filter(values * counted, sigma, mode="nearest", truncate=3)
         den = ndimage.gaussian_filter(counted, sigma, mode="nearest", truncate=3)
         estimate = (num + 0.05 * paper) / (den + 0.05)
