@@ -1,9 +1,15 @@
-"""What the benchmark scripts share: their folders, and the markdown tables they print and write."""
+"""What the benchmark scripts share: their folders, their common arguments, and the markdown tables they print
+and write."""
 
 from __future__ import annotations
 
+import argparse
 import math
+import platform
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +17,37 @@ from digits.atomic import write_json, write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+
+
+def data_arguments(parser: argparse.ArgumentParser, real: Path, real_help: str) -> None:
+    """`--real` (default `real`), `--data-dir` and `--out`: where the pictures are, and where the results go."""
+    parser.add_argument("--real", type=Path, default=real, help=real_help)
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+
+
+def how_run() -> dict[str, str]:
+    """For a report: this run's arguments, machine and Python (`how_measured` names them under its table)."""
+    return {"arguments": " ".join(sys.argv[1:]), "machine": platform.platform(), "python": platform.python_version()}
+
+
+def how_measured(script: str, report: dict) -> str:
+    """The line under a table that says how to measure it again, and where it was measured (`how_run`)."""
+    command = " ".join([f"python benchmarks/{script}", report["arguments"]]).strip()
+    return f"`{command}` on {report['machine']}, Python {report['python']}."
+
+
+def count_by_condition(
+    conditions: Iterable[str], sets: dict[str, list], right: Callable[[str, str, int, Any], bool]
+) -> dict[str, dict[str, int]]:
+    """For each set and condition, how many of the set's items `right(condition, set name, index, item)` holds
+    for; each condition's counts printed as they come."""
+    counts: dict[str, dict[str, int]] = {name: {} for name in sets}
+    for condition in conditions:
+        for name, items in sets.items():
+            counts[name][condition] = sum(right(condition, name, k, item) for k, item in enumerate(items))
+        print(f"{condition}: " + ", ".join(f"{counts[name][condition]}/{len(sets[name])}" for name in sets), flush=True)
+    return counts
 
 
 def write_results(folder: Path, name: str, report: dict, table: str) -> None:

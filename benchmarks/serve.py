@@ -675,7 +675,8 @@ def main() -> None:
         help="what the tutorial server serves: a run folder with model.keras, or a .keras file",
     )
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=5000, help="POSTs per load measurement of digits")
+    # 5,000 lasted about a second, which hey's start-up (32 connections) weighed on.
+    parser.add_argument("--requests", type=int, default=20_000, help="POSTs per load measurement of digits")
     parser.add_argument("--photo-requests", type=int, default=200)
     parser.add_argument("--anchor-seconds", type=float, default=20, help="time cap per tutorial-server measurement")
     parser.add_argument("--wrk-seconds", type=float, default=10, help="length of each wrk measurement of digits")
@@ -757,7 +758,9 @@ def main() -> None:
     p, ph, c256 = png["median"], photo_load["median"], crowds[256]
     low, high = TARGETS["worker_share"]
     targets_met = {
-        f"≥ {TARGETS['png_rps']:,} req/s": p["digits"]["rps"] >= TARGETS["png_rps"],
+        # Both load generators share the server's two cores: hey (Go, a CSV row per answer) takes more of them.
+        f"≥ {TARGETS['png_rps']:,} req/s (hey)": p["digits"]["rps"] >= TARGETS["png_rps"],
+        f"≥ {TARGETS['png_rps']:,} req/s (wrk)": png["wrk"]["digits"]["rps"] >= TARGETS["png_rps"],
         f"≥ {TARGETS['png_ratio']}× the tutorial": p["ratio"] >= TARGETS["png_ratio"],
         f"PNG p99 ≤ {TARGETS['png_p99_ms']} ms": p["digits"]["p99_ms"] <= TARGETS["png_p99_ms"],
         "0 errors": p["digits"]["errors"] == 0 and ph["digits"]["errors"] == 0,

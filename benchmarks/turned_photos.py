@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -36,7 +34,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 import real_sources
-from _common import RESULTS, results_table, write_results
+from _common import count_by_condition, data_arguments, how_measured, how_run, results_table, write_results
 from digits.data import load_test
 from digits.read.reader import Reader
 from digits.synth.pages import encoded, make_pages
@@ -129,8 +127,7 @@ def table(report: dict) -> str:
             "Some real numbers run to their picture's edge: cut to the page, they lose a digit to the cut itself. "
             "The rules for turned photos were chosen on generated pages of seed 0 and on the development fold.",
             "",
-            f"`{' '.join(['python benchmarks/turned_photos.py', report['arguments']]).strip()}` "
-            f"on {report['machine']}, Python {report['python']}.",
+            how_measured("turned_photos.py", report),
             "",
         ]
     )
@@ -140,29 +137,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=70, help="generated pages, the scenes taking turns")
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--real", type=Path, default=REAL, help="real-digits folder (its development fold is read)")
-    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    data_arguments(parser, REAL, "real-digits folder (its development fold is read)")
     args = parser.parse_args()
     if args.pages < 1:
         parser.error("--pages must be at least 1.")
 
     reader = Reader()
     sets = pictures(args.pages, args.seed, args.real, args.data_dir)
-    exact: dict[str, dict[str, int]] = {name: {} for name in sets}
-    for condition, transform in CONDITIONS:
-        for name, items in sets.items():
-            exact[name][condition] = sum(
-                reader.read_page(photographed(picture, transform)).text == text for picture, text in items
-            )
-        print(f"{condition}: " + ", ".join(f"{exact[name][condition]}/{len(sets[name])}" for name in sets), flush=True)
+    transforms = dict(CONDITIONS)
+    exact = count_by_condition(
+        transforms,
+        sets,
+        lambda condition, _, __, item: reader.read_page(photographed(item[0], transforms[condition])).text == item[1],
+    )
     report = {
         "exact": exact,
         "sizes": {name: len(items) for name, items in sets.items()},
         "seed": args.seed,
-        "arguments": " ".join(sys.argv[1:]),
-        "machine": platform.platform(),
-        "python": platform.python_version(),
+        **how_run(),
     }
     write_results(args.out, "turned_photos", report, table(report))
 

@@ -18,7 +18,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def benchmark_module(name: str):
-    """`benchmarks/<name>.py` as a module (the scripts are not a package)."""
+    """`benchmarks/<name>.py` as a module (the scripts are not a package; they import their neighbours, as when
+    they run)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

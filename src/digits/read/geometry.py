@@ -1,5 +1,5 @@
 """Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height,
-which sides of a picture a box reaches, and a wedge at a picture's edge.
+which sides of a picture a box reaches, a wedge at a picture's edge, and a ring drawn round writing.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -19,6 +19,14 @@ _SLIVER = 3
 # ...and is solid: this share of the triangle at its corner, to this share of the way across, is ink.
 _WEDGE_SOLID = 0.9
 _WEDGE_REACH = 0.8
+# A ring drawn round writing (`goes_round`) lies beyond it in this share of the directions from its middle
+# (a loop left open by a tenth of a turn still does).
+_ROUND = 0.85
+_DIRECTIONS = 36
+# ...and keeps to its rim: at most this share of its ink lies within this share of the way from its box's
+# middle to its edge (a doodle's outline with strokes inside it, an eye's or a wheel's, does not).
+_INWARD = 0.02
+_RIM = 0.6
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -100,6 +108,36 @@ def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:
     return bool(
         triangle.any() and region[triangle].mean() >= _WEDGE_SOLID and _WEDGE_FILL[0] <= region.mean() <= _WEDGE_FILL[1]
     )
+
+
+def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
+    """Whether a piece goes round the ink `held` (both masks of the piece's box): seen from the middle of
+    the held ink's box, it lies beyond all of that ink in `_ROUND` of the directions, and it keeps to its
+    own box's rim (`_INWARD`). A circle drawn round a digit or a number does; a digit's own loop holds no
+    writing, and a doodle's outline has strokes of its own inside it.
+    Directions and distances are taken in the piece's own proportions (its box squared): an oval round a
+    number, open by a tenth of its way round, is open by a tenth of the directions, as a circle would be."""
+    height, width = piece.shape
+    rows, cols = np.nonzero(piece)
+    from_middle = np.hypot((rows + 0.5 - height / 2) / (height / 2), (cols + 0.5 - width / 2) / (width / 2))
+    if (from_middle < _RIM).mean() > _INWARD:
+        return False
+    held_rows, held_cols = np.nonzero(held)
+    centre = ((held_rows.min() + held_rows.max() + 1) / 2, (held_cols.min() + held_cols.max() + 1) / 2)
+
+    def seen(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's direction (of `_DIRECTIONS`) and distance from the centre, in the piece's proportions."""
+        down, across = (rows + 0.5 - centre[0]) / height, (cols + 0.5 - centre[1]) / width
+        direction = ((np.arctan2(down, across) + np.pi) * (_DIRECTIONS / (2 * np.pi))).astype(int) % _DIRECTIONS
+        return direction, np.hypot(down, across)
+
+    ring_direction, ring_distance = seen(rows, cols)
+    held_direction, held_distance = seen(held_rows, held_cols)
+    nearest_ring = np.full(_DIRECTIONS, np.inf)
+    np.minimum.at(nearest_ring, ring_direction, ring_distance)
+    farthest_held = np.zeros(_DIRECTIONS)
+    np.maximum.at(farthest_held, held_direction, held_distance)
+    return int(((nearest_ring < np.inf) & (nearest_ring > farthest_held)).sum()) >= _ROUND * _DIRECTIONS
 
 
 def height(box: Box) -> int:

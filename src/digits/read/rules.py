@@ -1,4 +1,4 @@
-"""Rules that are not writing: frames, ruled lines, table rules, scanner borders and sheet edges.
+"""Rules that are not writing: frames, rings, ruled lines, table rules, scanner borders and sheet edges.
 
 A page often carries long straight strokes beside its digits: the lines of
 ruled paper, the rules of a table or a form, the dark edge of a scanned or
@@ -15,7 +15,7 @@ strokes those runs cross (`_lines_only`), nor a pen's stroke lying along
 a line and darker than it (`_DARKER_THAN_LINE`). Unlike `drop_rules`, whose cut the
 pipeline undoes when it leaves too little of the one digit it picked (a
 lone straight stroke is no rule), a frame's cut is never undone: what it
-leaves is the picture.
+leaves is the picture. A ring drawn round writing (a circled digit) goes whole.
 
 `drop_rules`, in two passes. First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height
@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.geometry import cut_sides, typical_height
+from digits.read.geometry import cut_sides, goes_round, pixels_of, typical_height
 from digits.read.ink import Analysis
 from digits.read.levels import median
 from digits.read.normalize import stroke_width
@@ -75,6 +75,9 @@ _FRAME_LINE = 0.15
 # Frames are looked for on a copy of about this many pixels: straight runs cost a pass over the box
 # per tilt, and long runs need fine tilts (a 4000×3000 grid took 20 s at full size).
 _FRAME_PIXELS = 160 * 160
+# A ring round writing (`geometry.goes_round`) holds writing this share of its height or width at least: a
+# dotted 0's dot is less.
+_RING_HOLDS = 0.3
 # What is left of a border beside a rule: a piece lying within this share of the
 # writing's height from the picture's edge is too thin to be a digit cut by it.
 _BORDER_BAND = 0.25
@@ -163,21 +166,51 @@ def cut_frames(analysis: Analysis) -> Analysis:
     `_DARKER_THAN_LINE` times as dark as the line's median, against the
     paper, is a pen's stroke lying along it (a printed grid or form is often
     lighter than the pen), and stays.
+
+    A ring drawn round writing (a circled digit or number) goes whole: a piece
+    of its own holding pieces that are writing (`_writing_held`), round which
+    it goes (`geometry.goes_round`). Read with it, it was a 0.
     """
     labels, areas = analysis.labels, analysis.areas
+    pieces = (
+        np.array(list(analysis.boxes), dtype=int),
+        np.array(list(analysis.boxes.values()), dtype=int).reshape(-1, 4),
+    )
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
-        runs = _frame_runs(analysis.labels[y0:y1, x0:x1] == i, cut_sides((x0, y0, x1, y1), analysis.edges))
-        if runs is not None and runs.any():
+        piece = analysis.labels[y0:y1, x0:x1] == i
+        runs = _frame_runs(piece, cut_sides((x0, y0, x1, y1), analysis.edges))
+        held = _writing_held(*pieces, (x0, y0, x1, y1)) if runs is None else []
+        ring = bool(held) and goes_round(piece, pixels_of(analysis.labels[y0:y1, x0:x1], held))
+        if not ring and (runs is None or not runs.any()):
+            continue
+        if labels is analysis.labels:
+            labels, areas = labels.copy(), areas.copy()
+        if ring:  # a ring drawn round writing: all of it goes
+            labels[y0:y1, x0:x1][piece] = 0
+            areas[i] = 0
+        elif runs is not None:
             # Unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
             window = np.s_[y0:y1, x0:x1]
             darkness = against_paper(analysis.grey[window], analysis.background[window], analysis.dark_ink)
             runs &= darkness < _DARKER_THAN_LINE * median(darkness[runs])
-            if labels is analysis.labels:
-                labels, areas = labels.copy(), areas.copy()
             areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
     return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
+
+
+def _writing_held(labels: np.ndarray, corners: np.ndarray, box: Box) -> list[int]:
+    """The pieces (their `labels`, and their boxes as the rows of `corners`) lying wholly inside `box`, when
+    together they are `_RING_HOLDS` of its height or width: writing a ring may be drawn round; else none."""
+    x0, y0, x1, y1 = box
+    inside = (corners[:, 0] > x0) & (corners[:, 1] > y0) & (corners[:, 2] < x1) & (corners[:, 3] < y1)
+    if not inside.any():
+        return []
+    held = corners[inside]
+    held_width, held_height = held[:, 2].max() - held[:, 0].min(), held[:, 3].max() - held[:, 1].min()
+    if max(held_width / (x1 - x0), held_height / (y1 - y0)) < _RING_HOLDS:
+        return []  # a dot in a 0
+    return [int(label) for label in labels[inside]]
 
 
 def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np.ndarray | None:

@@ -1,0 +1,82 @@
+"""A ring drawn round a digit or a number (a circled mark, a form's item) is no writing: what it holds is read.
+
+Built from MNIST's test digits on white paper, the rings drawn by `benchmarks/circled.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digits.read.geometry import goes_round
+from digits.read.reader import Reader
+from digits.spec import OK
+from helpers import benchmark_module
+
+circled = benchmark_module("circled")
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def glyphs(mnist, text: str) -> list[np.ndarray]:
+    _, (x_test, y_test) = mnist
+    return [x_test[np.flatnonzero(y_test == int(d))[3]] for d in text]
+
+
+@pytest.mark.parametrize(("text", "past"), [("3", 0.06), ("7", -0.1), ("0", 0.06), ("1", 0.06)])
+def test_a_circled_digit_is_the_digit_it_holds(reader, mnist, text, past):
+    """The ring round a digit was the biggest piece, a loop: it was read as a 0, sure, and the digit
+    inside it was never read. A ring left open by a tenth of a turn goes round the digit too."""
+    paper, box = circled.on_paper(glyphs(mnist, text), 3)
+    assert str(reader.read_digit(paper).digit) == text
+    digit = reader.read_digit(circled.ringed(paper, box, np.random.default_rng(0), past, 1.2))
+    assert (str(digit.digit), digit.status) == (text, OK)
+
+
+def test_a_circled_number_on_a_page_is_read(reader, mnist):
+    paper, box = circled.on_paper(glyphs(mnist, "4096"), 3)
+    assert reader.read_page(circled.ringed(paper, box, np.random.default_rng(1), 0.06, 1.2)).text == "4096"
+
+
+def test_a_dotted_zero_keeps_its_ring():
+    """What a ring holds must be writing: a 0 with a dot in it (a dotted zero) is a 0, not a dot."""
+    rows, cols = np.indices((60, 40))
+    zero = np.abs(np.hypot((rows - 30) / 28, (cols - 20) / 18) - 1) < 0.12
+    dot = (np.abs(rows - 30) < 3) & (np.abs(cols - 20) < 3)
+    assert goes_round(zero, dot)  # it goes round the dot...
+    from digits.read.rules import _writing_held
+
+    pieces = np.array([1, 2]), np.array([[0, 0, 40, 60], [17, 27, 23, 33]])
+    assert _writing_held(*pieces, (0, 0, 40, 60)) == []  # ...but a dot is no writing it holds
+
+
+def test_a_digit_beside_a_loop_is_not_held():
+    """A 6's or a 9's loop holds nothing: a piece only half inside its directions is not held."""
+    rows, cols = np.indices((60, 60))
+    arc = (np.abs(np.hypot(rows - 30, cols - 30) - 25) < 3) & (cols < 35)  # a loop open on its right
+    stroke = (np.abs(cols - 30) < 2) & (np.abs(rows - 30) < 10)
+    assert not goes_round(arc, stroke)
+
+
+def test_a_ring_goes_round_a_slanted_one_close_beside_it():
+    """A narrow oval round a slanted 1 passes close to the corners of the 1's box: it goes round the 1's ink,
+    not its box (the 1 in such a ring was read as a 0)."""
+    rows, cols = np.indices((100, 40))
+    oval = np.abs(np.hypot((rows - 50) / 48, (cols - 20) / 18) - 1) < 0.08
+    one = np.abs((cols - 20) + 0.3 * (rows - 50)) < 2
+    one &= np.abs(rows - 50) < 40
+    assert goes_round(oval, one & ~oval)
+
+
+def test_an_outline_with_strokes_of_its_own_inside_is_no_ring():
+    """An eye's outline with its iris's arc joined to it, a wheel with its spokes: a doodle whose outline
+    has strokes of its own inside it is not a ring drawn round what it holds (an eye was read as a 6)."""
+    rows, cols = np.indices((80, 120))
+    ring = np.abs(np.hypot((rows - 40) / 38, (cols - 60) / 58) - 1) < 0.06
+    spoke = (np.abs(rows - 40) < 2) & (cols > 75) & (cols < 118)
+    pupil = (np.abs(rows - 40) < 10) & (np.abs(cols - 60) < 10)
+    assert goes_round(ring, pupil)
+    assert not goes_round(ring | spoke, pupil)
