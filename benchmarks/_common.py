@@ -27,14 +27,25 @@ def data_arguments(parser: argparse.ArgumentParser, real: Path, real_help: str) 
 
 
 def how_run() -> dict[str, str]:
-    """For a report: this run's arguments, machine and Python (`how_measured` names them under its table)."""
-    return {"arguments": " ".join(sys.argv[1:]), "machine": platform.platform(), "python": platform.python_version()}
+    """For a report: this run's arguments, machine and Python, and the commit of the `digits` it ran (a run
+    with PYTHONPATH at another checkout names that one's), `+changes` when its files differ from it
+    (`how_measured` names them under its table)."""
+    from digits.train import provenance
+
+    commit = (provenance.git_commit() or "unknown")[:7] + ("+changes" if provenance.git_dirty() else "")
+    return {
+        "arguments": " ".join(sys.argv[1:]),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "digits": commit,
+    }
 
 
 def how_measured(script: str, report: dict) -> str:
     """The line under a table that says how to measure it again, and where it was measured (`how_run`)."""
     command = " ".join([f"python benchmarks/{script}", report["arguments"]]).strip()
-    return f"`{command}` on {report['machine']}, Python {report['python']}."
+    at = f", `digits` at {report['digits']}" if "digits" in report else ""
+    return f"`{command}` on {report['machine']}, Python {report['python']}{at}."
 
 
 def count_by_condition(

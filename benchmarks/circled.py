@@ -6,6 +6,7 @@ writing and reads it again:
 
   * a closed ring, its end drawn a little past its start;
   * a ring left open by a tenth of a turn;
+  * a ring whose end curls inward, as a pen lifting off does;
   * a tight ring, close enough to touch the writing here and there.
 
 Pictures: `--singles` MNIST *test* digits and `--numbers` numbers of 2-4 of
@@ -37,21 +38,25 @@ from digits.spec import Box
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-digits"
 # Each condition: how far past its start the ring's pen goes (negative: the gap it leaves), as a share of
-# a turn, and its radii as a share of the half-diagonal of the writing's box (1: it passes its corners).
-CONDITIONS: dict[str, tuple[float, float] | None] = {
+# a turn; its radii as a share of the half-diagonal of the writing's box (1: it passes its corners); and
+# how far in its end curls, as a share of its radius, over its last tenth.
+CONDITIONS: dict[str, tuple[float, float, float] | None] = {
     "as written": None,
-    "in a closed ring": (0.06, 1.2),
-    "in a ring open by a tenth of a turn": (-0.1, 1.2),
-    "in a tight ring that may touch it": (0.06, 0.8),
+    "in a closed ring": (0.06, 1.2, 0.0),
+    "in a ring open by a tenth of a turn": (-0.1, 1.2, 0.0),
+    "in a ring whose end curls inward": (0.1, 1.2, 0.2),
+    "in a tight ring that may touch it": (0.06, 0.8, 0.0),
 }
 PAPER, INK = 250, 30
 # A ring's shorter radius is at least this share of its longer.
 FLATTEST = 0.35
 
 
-def ringed(picture: Image.Image, box: Box, rng: np.random.Generator, past: float, size: float) -> Image.Image:
+def ringed(
+    picture: Image.Image, box: Box, rng: np.random.Generator, past: float, size: float, curl: float = 0.0
+) -> Image.Image:
     """`picture` with a hand-drawn ring round `box`: an ellipse through points wobbling a few per cent,
-    from a random start round `1 + past` of a turn."""
+    from a random start round `1 + past` of a turn, its last tenth curling in by `curl` of its radius."""
     ringed = picture.convert("L")
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0
@@ -61,6 +66,7 @@ def ringed(picture: Image.Image, box: Box, rng: np.random.Generator, past: float
     radii = np.maximum(radii, FLATTEST * radii.max())
     turn = np.linspace(0, 2 * np.pi * (1 + past), 200) + rng.uniform(0, 2 * np.pi)
     wobble = 1 + 0.03 * np.sin(3 * turn + rng.uniform(0, 2 * np.pi))
+    wobble -= curl * np.clip((np.arange(turn.size) / turn.size - 0.9) / 0.1, 0, 1)
     points = np.stack([np.cos(turn), np.sin(turn)], axis=1) * radii * wobble[:, None] + centre
     pen = max(2, round(rng.uniform(0.05, 0.12) * height))
     ImageDraw.Draw(ringed).line([tuple(p) for p in points], fill=INK, width=pen, joint="curve")

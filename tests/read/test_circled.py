@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digits.read.geometry import goes_round
+from digits.read.geometry import goes_round, keeps_to_rim, writing_held
 from digits.read.reader import Reader
 from digits.spec import OK
 from helpers import benchmark_module
@@ -42,15 +42,23 @@ def test_a_circled_number_on_a_page_is_read(reader, mnist):
 
 
 def test_a_dotted_zero_keeps_its_ring():
-    """What a ring holds must be writing: a 0 with a dot in it (a dotted zero) is a 0, not a dot."""
-    rows, cols = np.indices((60, 40))
-    zero = np.abs(np.hypot((rows - 30) / 28, (cols - 20) / 18) - 1) < 0.12
-    dot = (np.abs(rows - 30) < 3) & (np.abs(cols - 20) < 3)
-    assert goes_round(zero, dot)  # it goes round the dot...
-    from digits.read.rules import _writing_held
-
-    pieces = np.array([1, 2]), np.array([[0, 0, 40, 60], [17, 27, 23, 33]])
-    assert _writing_held(*pieces, (0, 0, 40, 60)) == []  # ...but a dot is no writing it holds
+    """What a ring holds must be writing: a 0 with a dot in it (a dotted zero) is a 0, not a dot; nor are specks
+    far apart in a 0, the grain of a photo's paper, writing it holds."""
+    rows, cols = np.indices((60, 30))
+    zero = np.abs(np.hypot((rows - 30) / 28, (cols - 15) / 13) - 1) < 0.15  # a narrow 0
+    dot = (np.abs(rows - 30) < 5) & (np.abs(cols - 15) < 4)
+    assert keeps_to_rim(zero) and goes_round(zero, dot)  # it goes round the dot...
+    ring_ink = int(zero.sum())
+    dotted = np.array([1, 2]), np.array([[0, 0, 30, 60], [11, 25, 19, 35]]), np.array([ring_ink, int(dot.sum())])
+    assert writing_held(*dotted, (0, 0, 30, 60), ring_ink) == []  # ...but a dot is no writing it holds
+    specks = (
+        np.array([1, 2, 3]),
+        np.array([[0, 0, 30, 60], [8, 10, 10, 12], [20, 45, 22, 47]]),
+        np.array([ring_ink, 4, 4]),
+    )
+    assert writing_held(*specks, (0, 0, 30, 60), ring_ink) == []
+    one = np.array([1, 2]), np.array([[0, 0, 30, 60], [13, 8, 17, 52]]), np.array([ring_ink, 150])
+    assert writing_held(*one, (0, 0, 30, 60), ring_ink) == [2]
 
 
 def test_a_digit_beside_a_loop_is_not_held():
@@ -73,10 +81,9 @@ def test_a_ring_goes_round_a_slanted_one_close_beside_it():
 
 def test_an_outline_with_strokes_of_its_own_inside_is_no_ring():
     """An eye's outline with its iris's arc joined to it, a wheel with its spokes: a doodle whose outline
-    has strokes of its own inside it is not a ring drawn round what it holds (an eye was read as a 6)."""
+    has strokes of its own inside it does not keep to its rim, and is no ring (an eye was read as a 6)."""
     rows, cols = np.indices((80, 120))
     ring = np.abs(np.hypot((rows - 40) / 38, (cols - 60) / 58) - 1) < 0.06
     spoke = (np.abs(rows - 40) < 2) & (cols > 75) & (cols < 118)
-    pupil = (np.abs(rows - 40) < 10) & (np.abs(cols - 60) < 10)
-    assert goes_round(ring, pupil)
-    assert not goes_round(ring | spoke, pupil)
+    assert keeps_to_rim(ring)
+    assert not keeps_to_rim(ring | spoke)

@@ -1,5 +1,5 @@
 """Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height,
-which sides of a picture a box reaches, a wedge at a picture's edge, and a ring drawn round writing.
+which sides of a picture a box reaches, a wedge at a picture's edge, and a ring drawn round writing and what it holds.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -23,10 +23,14 @@ _WEDGE_REACH = 0.8
 # (a loop left open by a tenth of a turn still does).
 _ROUND = 0.85
 _DIRECTIONS = 36
-# ...and keeps to its rim: at most this share of its ink lies within this share of the way from its box's
-# middle to its edge (a doodle's outline with strokes inside it, an eye's or a wheel's, does not).
+# ...and keeps to its rim (`keeps_to_rim`): at most this share of its ink lies within this share of the way
+# from its box's middle to the ellipse in its box (a doodle's outline with strokes inside it does not).
 _INWARD = 0.02
 _RIM = 0.6
+# ...and holds writing (`writing_held`) as long as this share of its longer side, and this share of its ink:
+# a dotted 0's dot, or specks in a 0, are less.
+_RING_HOLDS = 0.3
+_RING_INK = 0.1
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -110,18 +114,40 @@ def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:
     )
 
 
-def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
-    """Whether a piece goes round the ink `held` (both masks of the piece's box): seen from the middle of
-    the held ink's box, it lies beyond all of that ink in `_ROUND` of the directions, and it keeps to its
-    own box's rim (`_INWARD`). A circle drawn round a digit or a number does; a digit's own loop holds no
-    writing, and a doodle's outline has strokes of its own inside it.
-    Directions and distances are taken in the piece's own proportions (its box squared): an oval round a
-    number, open by a tenth of its way round, is open by a tenth of the directions, as a circle would be."""
+def writing_held(labels: np.ndarray, corners: np.ndarray, inks: np.ndarray, box: Box, ring_ink: int) -> list[int]:
+    """The pieces (their `labels`, boxes as the rows of `corners`, and ink in pixels, `inks`) lying inside
+    `box`, off its edges, when they are writing that a ring of `ring_ink` pixels may be drawn round: as long
+    together as `_RING_HOLDS` of the box's longer side, and `_RING_INK` as much ink as the ring. Specks in
+    a 0, or the dot of a dotted 0, are not. Else none."""
+    x0, y0, x1, y1 = box
+    inside = (corners[:, 0] > x0) & (corners[:, 1] > y0) & (corners[:, 2] < x1) & (corners[:, 3] < y1)
+    if not inside.any():
+        return []
+    held = corners[inside]
+    extent = max(held[:, 2].max() - held[:, 0].min(), held[:, 3].max() - held[:, 1].min())
+    if extent < _RING_HOLDS * max(x1 - x0, y1 - y0) or inks[inside].sum() < _RING_INK * ring_ink:
+        return []
+    return [int(label) for label in labels[inside]]
+
+
+def keeps_to_rim(piece: np.ndarray) -> bool:
+    """Whether a piece (its pixels in its box) keeps to its box's rim, as a ring does: at most `_INWARD` of
+    its ink lies within `_RIM` of the way from the middle to the ellipse inscribed in its box. A digit's
+    strokes cross its middle (but a 0's); a doodle's outline with strokes of its own inside it does not
+    keep to its rim either."""
     height, width = piece.shape
     rows, cols = np.nonzero(piece)
     from_middle = np.hypot((rows + 0.5 - height / 2) / (height / 2), (cols + 0.5 - width / 2) / (width / 2))
-    if (from_middle < _RIM).mean() > _INWARD:
-        return False
+    return bool((from_middle < _RIM).mean() <= _INWARD)
+
+
+def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
+    """Whether a piece goes round the ink `held` (both masks of the piece's box): seen from the middle of
+    the held ink's box, it lies beyond all of that ink in `_ROUND` of the directions. A circle drawn round
+    a digit or a number does; a 6's loop or a 3's bowl beside a stroke does not.
+    Directions and distances are taken in the piece's own proportions (its box squared): an oval round a
+    number, open by a tenth of its way round, is open by a tenth of the directions, as a circle would be."""
+    height, width = piece.shape
     held_rows, held_cols = np.nonzero(held)
     centre = ((held_rows.min() + held_rows.max() + 1) / 2, (held_cols.min() + held_cols.max() + 1) / 2)
 
@@ -131,7 +157,7 @@ def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
         direction = ((np.arctan2(down, across) + np.pi) * (_DIRECTIONS / (2 * np.pi))).astype(int) % _DIRECTIONS
         return direction, np.hypot(down, across)
 
-    ring_direction, ring_distance = seen(rows, cols)
+    ring_direction, ring_distance = seen(*np.nonzero(piece))
     held_direction, held_distance = seen(held_rows, held_cols)
     nearest_ring = np.full(_DIRECTIONS, np.inf)
     np.minimum.at(nearest_ring, ring_direction, ring_distance)

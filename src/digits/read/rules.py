@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.geometry import cut_sides, goes_round, pixels_of, typical_height
+from digits.read.geometry import cut_sides, goes_round, keeps_to_rim, typical_height, writing_held
 from digits.read.ink import Analysis
 from digits.read.levels import median
 from digits.read.normalize import stroke_width
@@ -75,9 +75,6 @@ _FRAME_LINE = 0.15
 # Frames are looked for on a copy of about this many pixels: straight runs cost a pass over the box
 # per tilt, and long runs need fine tilts (a 4000×3000 grid took 20 s at full size).
 _FRAME_PIXELS = 160 * 160
-# A ring round writing (`geometry.goes_round`) holds writing this share of its height or width at least: a
-# dotted 0's dot is less.
-_RING_HOLDS = 0.3
 # What is left of a border beside a rule: a piece lying within this share of the
 # writing's height from the picture's edge is too thin to be a digit cut by it.
 _BORDER_BAND = 0.25
@@ -155,7 +152,8 @@ def _cut_flat(analysis: Analysis) -> Analysis:
 
 
 def cut_frames(analysis: Analysis) -> Analysis:
-    """The analysis whose frames lost their straight runs across and down (`_frame_runs`).
+    """The analysis whose frames lost their straight runs across and down (`_frame_runs`), and whose rings
+    drawn round writing are gone.
 
     A frame is one piece whatever it holds: the box round a digit on a form,
     a row of boxes sharing their walls for a number's digits, a table's grid.
@@ -168,21 +166,24 @@ def cut_frames(analysis: Analysis) -> Analysis:
     lighter than the pen), and stays.
 
     A ring drawn round writing (a circled digit or number) goes whole: a piece
-    of its own holding pieces that are writing (`_writing_held`), round which
-    it goes (`geometry.goes_round`). Read with it, it was a 0.
+    of its own that keeps to its rim (`geometry.keeps_to_rim`), holds pieces
+    that are writing (`geometry.writing_held`) and goes round them
+    (`geometry.goes_round`). Read with it, it was a 0.
     """
     labels, areas = analysis.labels, analysis.areas
-    pieces = (
-        np.array(list(analysis.boxes), dtype=int),
-        np.array(list(analysis.boxes.values()), dtype=int).reshape(-1, 4),
-    )
+    kept = np.array(list(analysis.boxes), dtype=int)
+    pieces = kept, np.array(list(analysis.boxes.values()), dtype=int).reshape(-1, 4), analysis.areas[kept]
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
         piece = analysis.labels[y0:y1, x0:x1] == i
         runs = _frame_runs(piece, cut_sides((x0, y0, x1, y1), analysis.edges))
-        held = _writing_held(*pieces, (x0, y0, x1, y1)) if runs is None else []
-        ring = bool(held) and goes_round(piece, pixels_of(analysis.labels[y0:y1, x0:x1], held))
+        # The cheap tests first: most pieces' strokes cross their middle, and hold nothing.
+        if runs is None and keeps_to_rim(piece):
+            held = writing_held(*pieces, (x0, y0, x1, y1), int(analysis.areas[i]))
+        else:
+            held = []
+        ring = bool(held) and goes_round(piece, np.isin(analysis.labels[y0:y1, x0:x1], held))
         if not ring and (runs is None or not runs.any()):
             continue
         if labels is analysis.labels:
@@ -197,20 +198,6 @@ def cut_frames(analysis: Analysis) -> Analysis:
             runs &= darkness < _DARKER_THAN_LINE * median(darkness[runs])
             areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
     return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
-
-
-def _writing_held(labels: np.ndarray, corners: np.ndarray, box: Box) -> list[int]:
-    """The pieces (their `labels`, and their boxes as the rows of `corners`) lying wholly inside `box`, when
-    together they are `_RING_HOLDS` of its height or width: writing a ring may be drawn round; else none."""
-    x0, y0, x1, y1 = box
-    inside = (corners[:, 0] > x0) & (corners[:, 1] > y0) & (corners[:, 2] < x1) & (corners[:, 3] < y1)
-    if not inside.any():
-        return []
-    held = corners[inside]
-    held_width, held_height = held[:, 2].max() - held[:, 0].min(), held[:, 3].max() - held[:, 1].min()
-    if max(held_width / (x1 - x0), held_height / (y1 - y0)) < _RING_HOLDS:
-        return []  # a dot in a 0
-    return [int(label) for label in labels[inside]]
 
 
 def _frame_runs(piece: np.ndarray, cut_off: tuple[bool, bool, bool, bool]) -> np.ndarray | None:
