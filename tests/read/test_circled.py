@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digits.read.geometry import goes_round, keeps_to_rim, writing_held
+from digits.read.geometry import from_middle, goes_round, keeps_to_rim, ring_band, writing_held
+from digits.read.ink import analyse
 from digits.read.reader import Reader
 from digits.spec import OK
 from helpers import benchmark_module
@@ -47,7 +48,7 @@ def test_a_dotted_zero_keeps_its_ring():
     rows, cols = np.indices((60, 30))
     zero = np.abs(np.hypot((rows - 30) / 28, (cols - 15) / 13) - 1) < 0.15  # a narrow 0
     dot = (np.abs(rows - 30) < 5) & (np.abs(cols - 15) < 4)
-    assert keeps_to_rim(zero) and goes_round(zero, dot)  # it goes round the dot...
+    assert keeps_to_rim(from_middle(zero)) and goes_round(zero, dot)  # it goes round the dot...
     ring_ink = int(zero.sum())
     dotted = np.array([1, 2]), np.array([[0, 0, 30, 60], [11, 25, 19, 35]]), np.array([ring_ink, int(dot.sum())])
     assert writing_held(*dotted, (0, 0, 30, 60), ring_ink) == []  # ...but a dot is no writing it holds
@@ -85,5 +86,45 @@ def test_an_outline_with_strokes_of_its_own_inside_is_no_ring():
     rows, cols = np.indices((80, 120))
     ring = np.abs(np.hypot((rows - 40) / 38, (cols - 60) / 58) - 1) < 0.06
     spoke = (np.abs(rows - 40) < 2) & (cols > 75) & (cols < 118)
-    assert keeps_to_rim(ring)
-    assert not keeps_to_rim(ring | spoke)
+    assert keeps_to_rim(from_middle(ring))
+    assert not keeps_to_rim(from_middle(ring | spoke))
+
+
+def test_a_ring_touching_what_it_holds_loses_its_band_only():
+    """A tight ring touches its digit: both are one piece. The ring's band, the piece's outermost ink all
+    round, goes; the stroke within stays (a 1 in a tight oval was read as a 0)."""
+    rows, cols = np.indices((80, 60))
+    ring = np.abs(np.hypot((rows - 40) / 38, (cols - 30) / 28) - 1) < 0.07
+    stroke = (np.abs(cols - 30) < 3) & (np.abs(rows - 40) < 38)  # touches the ring at its top and bottom
+    band = ring_band(ring | stroke, from_middle(ring | stroke))
+    assert band is not None
+    assert band[ring].mean() > 0.95
+    assert not band[30:50, 27:33].any()
+
+
+def test_a_0_an_8_and_a_4_have_no_ring_to_lose():
+    """A 0 holds no writing within its band; an 8's, a 6's or a 4's outermost ink is far from their box's
+    ellipse in many directions."""
+    rows, cols = np.indices((80, 60))
+    zero = np.abs(np.hypot((rows - 40) / 38, (cols - 30) / 28) - 1) < 0.12
+    eight = (np.abs(np.hypot((rows - 20) / 18, (cols - 30) / 20) - 1) < 0.15) | (
+        np.abs(np.hypot((rows - 59) / 20, (cols - 30) / 28) - 1) < 0.15
+    )
+    four = (
+        ((np.abs(cols - 40) < 3) & (rows > 2))
+        | ((np.abs(rows - 50) < 3) & (cols > 2))
+        | (np.abs((cols - 2) - (rows - 50) * -0.75) < 3) & (rows < 52)
+    )
+    assert ring_band(zero, from_middle(zero)) is None
+    assert ring_band(eight, from_middle(eight)) is None
+    assert ring_band(four, from_middle(four)) is None
+
+
+@pytest.mark.parametrize("text", ["2", "3", "5", "7"])
+def test_a_digit_in_a_ring_that_touches_it_is_read(reader, mnist, text):
+    """The ring and the digit are one piece; read whole, they were a 0."""
+    paper, box = circled.on_paper(glyphs(mnist, text), 3)
+    picture = circled.ringed(paper, box, np.random.default_rng(0), 0.06, 0.85)
+    assert len(analyse(picture).boxes) == 1  # the ring touches the digit
+    digit = reader.read_digit(picture)
+    assert (str(digit.digit), digit.status) == (text, OK)

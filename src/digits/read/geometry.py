@@ -31,6 +31,18 @@ _RIM = 0.6
 # a dotted 0's dot, or specks in a 0, are less.
 _RING_HOLDS = 0.3
 _RING_INK = 0.1
+# A ring that touches what it holds (`ring_band`): the piece's outermost ink lies within this reach of its
+# box's ellipse (1) in this share of the directions, and the ring's band runs this many pens in from it.
+_BAND_DIRECTIONS = 72
+# A ring has ink this far out on this many of so many rays from its box's middle (`round_all_round`).
+_RAY_REACH = 0.75
+_RAYS = 8
+_RAYS_HIT = 7
+_RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
+_RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
+_BAND_REACH = 0.8
+_TOUCHING_ROUND = 0.9
+_BAND_PENS = 1.5
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -130,15 +142,36 @@ def writing_held(labels: np.ndarray, corners: np.ndarray, inks: np.ndarray, box:
     return [int(label) for label in labels[inside]]
 
 
-def keeps_to_rim(piece: np.ndarray) -> bool:
-    """Whether a piece (its pixels in its box) keeps to its box's rim, as a ring does: at most `_INWARD` of
-    its ink lies within `_RIM` of the way from the middle to the ellipse inscribed in its box. A digit's
-    strokes cross its middle (but a 0's); a doodle's outline with strokes of its own inside it does not
-    keep to its rim either."""
+def round_all_round(piece: np.ndarray) -> bool:
+    """A cheap first look for a ring (`keeps_to_rim`, `ring_band`): a piece (its mask in its box) has ink
+    `_RAY_REACH` of the way out to its box's ellipse or further (a hand-drawn ring bulges beyond it towards
+    the corners) on `_RAYS_HIT` of `_RAYS` rays from its box's middle. Most digits have none there in a
+    corner or two."""
+    height, width = piece.shape
+    # A point every pixel or so along the ray's reach, and the pixel beside each: a ring of a 1 px pen is
+    # not stepped over, even where a step goes diagonally across it.
+    reach = np.linspace(_RAY_REACH, np.sqrt(2), int((np.sqrt(2) - _RAY_REACH) * max(height, width) / 2) + 2)
+    rows = np.clip((height / 2 * (1 + _RAY_SIN * reach)).astype(int), 0, height - 1)
+    cols = np.clip((width / 2 * (1 + _RAY_COS * reach)).astype(int), 0, width - 1)
+    hit = piece[rows, cols] | piece[rows, np.minimum(cols + 1, width - 1)]
+    return int(hit.any(axis=1).sum()) >= _RAYS_HIT
+
+
+def from_middle(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A piece's pixels (its mask in its box) seen from its box's middle, in its own proportions: their rows,
+    columns, and offsets down and across, -1 to 1 at the box's edges (`keeps_to_rim`, `ring_band`)."""
     height, width = piece.shape
     rows, cols = np.nonzero(piece)
-    from_middle = np.hypot((rows + 0.5 - height / 2) / (height / 2), (cols + 0.5 - width / 2) / (width / 2))
-    return bool((from_middle < _RIM).mean() <= _INWARD)
+    return rows, cols, (rows + 0.5 - height / 2) / (height / 2), (cols + 0.5 - width / 2) / (width / 2)
+
+
+def keeps_to_rim(seen: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> bool:
+    """Whether a piece (`seen` from its middle, `from_middle`) keeps to its box's rim, as a ring does: at
+    most `_INWARD` of its ink lies within `_RIM` of the way from the middle to the ellipse inscribed in its
+    box. A digit's strokes cross its middle (but a 0's); a doodle's outline with strokes of its own inside
+    it does not keep to its rim either."""
+    _, _, down, across = seen
+    return bool((down**2 + across**2 < _RIM**2).mean() <= _INWARD)
 
 
 def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
@@ -164,6 +197,55 @@ def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
     farthest_held = np.zeros(_DIRECTIONS)
     np.maximum.at(farthest_held, held_direction, held_distance)
     return int(((nearest_ring < np.inf) & (nearest_ring > farthest_held)).sum()) >= _ROUND * _DIRECTIONS
+
+
+def ring_band(piece: np.ndarray, seen: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """The pixels of a ring drawn round writing that touches it (both one piece: `piece`, its pixels in its
+    box, `seen` from its middle by `from_middle`), or None when the piece is no such thing.
+
+    Seen from its box's middle in `_BAND_DIRECTIONS` directions (in its own proportions, as `goes_round`),
+    a ring round writing is the piece's outermost ink, within `_BAND_REACH` of the box's ellipse in
+    `_TOUCHING_ROUND` of them; its band runs in from there `_BAND_PENS` pens deep. What lies further in is
+    the writing, which must be writing (as `writing_held` asks: as long as `_RING_HOLDS` of the box's longer
+    side, `_RING_INK` as much ink as the band). A 0 has no ink further in; an 8, a 6 or a 4 have no ink near
+    their box's ellipse in many directions.
+    """
+    height, width = piece.shape
+    rows, cols, down, across = seen
+    reach = np.hypot(down, across)
+    far = reach >= _BAND_REACH
+    if (
+        np.bincount(_direction(down[far], across[far]), minlength=_BAND_DIRECTIONS).astype(bool).mean()
+        < _TOUCHING_ROUND
+    ):
+        return None  # the usual digit, asked about its farthest pixels only
+    direction = _direction(down, across)
+    outermost = np.zeros(_BAND_DIRECTIONS)
+    order = np.argsort(reach)
+    outermost[direction[order]] = reach[order]  # the last write per direction wins: its farthest pixel
+    from digits.read.normalize import stroke_width
+
+    pen = stroke_width(np.pad(piece, 1))  # the ring's and the writing's, alike
+    # A pen's width in this reach, along each direction.
+    angle = (np.arange(_BAND_DIRECTIONS) + 0.5) * (2 * np.pi / _BAND_DIRECTIONS) - np.pi
+    pen_reach = pen * np.hypot(np.cos(angle) / (width / 2), np.sin(angle) / (height / 2))
+    inner_edge = (outermost - _BAND_PENS * pen_reach)[direction]
+    in_band = reach >= inner_edge
+    within = reach < inner_edge - pen_reach[direction]  # clear of the band: the writing
+    if not within.any() or within.sum() < _RING_INK * in_band.sum():
+        return None
+    extent = max(np.ptp(rows[within]), np.ptp(cols[within])) + 1
+    if extent < _RING_HOLDS * max(height, width):
+        return None
+    band = np.zeros_like(piece)
+    band[rows[in_band], cols[in_band]] = True
+    return band
+
+
+def _direction(down: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Which of `_BAND_DIRECTIONS` equal sectors round the middle each offset lies in."""
+    sector: np.ndarray = ((np.arctan2(down, across) + np.pi) * (_BAND_DIRECTIONS / (2 * np.pi))).astype(int)
+    return sector % _BAND_DIRECTIONS
 
 
 def height(box: Box) -> int:

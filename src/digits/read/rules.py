@@ -38,7 +38,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from digits.read.geometry import cut_sides, goes_round, keeps_to_rim, typical_height, writing_held
+from digits.read.geometry import (
+    cut_sides,
+    from_middle,
+    goes_round,
+    keeps_to_rim,
+    ring_band,
+    round_all_round,
+    typical_height,
+    writing_held,
+)
 from digits.read.ink import Analysis
 from digits.read.levels import median
 from digits.read.normalize import stroke_width
@@ -178,12 +187,15 @@ def cut_frames(analysis: Analysis) -> Analysis:
             continue
         piece = analysis.labels[y0:y1, x0:x1] == i
         runs = _frame_runs(piece, cut_sides((x0, y0, x1, y1), analysis.edges))
-        # The cheap tests first: most pieces' strokes cross their middle, and hold nothing.
-        if runs is None and keeps_to_rim(piece):
-            held = writing_held(*pieces, (x0, y0, x1, y1), int(analysis.areas[i]))
-        else:
-            held = []
-        ring = bool(held) and goes_round(piece, np.isin(analysis.labels[y0:y1, x0:x1], held))
+        ring = False
+        # The cheap tests first: most pieces have no ink all round, their strokes cross their middle, and
+        # they hold nothing.
+        if runs is None and round_all_round(piece):
+            seen = from_middle(piece)
+            held = writing_held(*pieces, (x0, y0, x1, y1), int(analysis.areas[i])) if keeps_to_rim(seen) else []
+            ring = bool(held) and goes_round(piece, np.isin(analysis.labels[y0:y1, x0:x1], held))
+            if not ring:
+                runs = ring_band(piece, seen)  # a ring touching what it holds: its band goes, as a frame's lines do
         if not ring and (runs is None or not runs.any()):
             continue
         if labels is analysis.labels:
