@@ -92,14 +92,40 @@ def test_an_outline_with_strokes_of_its_own_inside_is_no_ring():
 
 def test_a_ring_touching_what_it_holds_loses_its_band_only():
     """A tight ring touches its digit: both are one piece. The ring's band, the piece's outermost ink all
-    round, goes; the stroke within stays (a 1 in a tight oval was read as a 0)."""
+    round, goes; the strokes within stay (a 7 touching its tight ring was read as a 0)."""
     rows, cols = np.indices((80, 60))
     ring = np.abs(np.hypot((rows - 40) / 38, (cols - 30) / 28) - 1) < 0.07
-    stroke = (np.abs(cols - 30) < 3) & (np.abs(rows - 40) < 38)  # touches the ring at its top and bottom
-    band = ring_band(ring | stroke, from_middle(ring | stroke))
+    bar = (np.abs(rows - 20) < 2) & (cols > 14) & (cols < 44)
+    stem = (np.abs(cols - (43 - (rows - 20) * 17 / 58)) < 2) & (rows >= 20)  # down to the ring, touching it
+    seven = ring | ((bar | stem) & (np.hypot((rows - 40) / 38, (cols - 30) / 28) <= 1))
+    band = ring_band(seven, from_middle(seven))
     assert band is not None
     assert band[ring].mean() > 0.95
-    assert not band[30:50, 27:33].any()
+    assert not band[bar & (np.abs(cols - 30) < 8)].any()
+
+
+def test_a_slashed_0_keeps_its_slash_and_its_ring():
+    """One straight stroke across a ring, touching it at both ends, is a slashed or barred 0 (Ø, Φ) as likely
+    as a 1 in a tight ring: left whole, it is not read as a 1."""
+    rows, cols = np.indices((80, 60))
+    ring = np.abs(np.hypot((rows - 40) / 38, (cols - 30) / 28) - 1) < 0.07
+    barred = ring | ((np.abs(cols - 30) < 3) & (np.abs(rows - 40) < 38))
+    slashed = ring | (
+        (np.abs((cols - 30) - 0.6 * (rows - 40)) < 3) & (np.hypot((rows - 40) / 38, (cols - 30) / 28) <= 1)
+    )
+    assert ring_band(barred, from_middle(barred)) is None
+    assert ring_band(slashed, from_middle(slashed)) is None
+
+
+def test_writing_that_crosses_its_ring_leaves_both_as_they_are():
+    """A 7's bar drawn out through its ring: the farthest ink there is the bar's, beyond the ring's edge;
+    cutting "the band" would cut the bar and leave a stretch of the ring."""
+    rows, cols = np.indices((80, 70))
+    ring = np.abs(np.hypot((rows - 40) / 38, (cols - 35) / 28) - 1) < 0.07
+    bar = (np.abs(rows - 22) < 2) & (cols > 10) & (cols < 70)  # out beyond the ring on the right
+    stem = (np.abs(cols - (60 - (rows - 22) * 20 / 50)) < 2) & (rows >= 22) & (rows < 72)
+    crossed = ring | bar | stem
+    assert ring_band(crossed, from_middle(crossed)) is None
 
 
 def test_a_0_an_8_and_a_4_have_no_ring_to_lose():

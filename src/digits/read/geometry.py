@@ -31,18 +31,25 @@ _RIM = 0.6
 # a dotted 0's dot, or specks in a 0, are less.
 _RING_HOLDS = 0.3
 _RING_INK = 0.1
-# A ring that touches what it holds (`ring_band`): the piece's outermost ink lies within this reach of its
-# box's ellipse (1) in this share of the directions, and the ring's band runs this many pens in from it.
-_BAND_DIRECTIONS = 72
-# A ring has ink this far out on this many of so many rays from its box's middle (`round_all_round`).
-_RAY_REACH = 0.75
+# A ring has ink this far out or further on this many of so many rays from its box's middle
+# (`round_all_round`; a diamond's corners reach 0.71).
+_RAY_REACH = 0.7
 _RAYS = 8
 _RAYS_HIT = 7
 _RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 _RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
+# A ring that touches what it holds (`ring_band`): seen in so many directions, the piece's outermost ink lies
+# at least this far out (1: its box's ellipse) in this share of them; that edge, smoothed over this many
+# directions, is where the ring's band starts, and it runs this many pens in. Writing left in it that is one
+# straight stroke (its spread across at most this share of its spread along) across this share of the
+# ring's diameter may be a slashed 0.
+_BAND_DIRECTIONS = 72
 _BAND_REACH = 0.8
 _TOUCHING_ROUND = 0.9
+_BAND_SMOOTHING = 7
 _BAND_PENS = 1.5
+_STRAIGHT = 0.15
+_ACROSS = 0.55
 
 
 def component_boxes(labels: np.ndarray, count: int) -> list[Box | None]:
@@ -204,11 +211,13 @@ def ring_band(piece: np.ndarray, seen: tuple[np.ndarray, np.ndarray, np.ndarray,
     box, `seen` from its middle by `from_middle`), or None when the piece is no such thing.
 
     Seen from its box's middle in `_BAND_DIRECTIONS` directions (in its own proportions, as `goes_round`),
-    a ring round writing is the piece's outermost ink, within `_BAND_REACH` of the box's ellipse in
-    `_TOUCHING_ROUND` of them; its band runs in from there `_BAND_PENS` pens deep. What lies further in is
-    the writing, which must be writing (as `writing_held` asks: as long as `_RING_HOLDS` of the box's longer
-    side, `_RING_INK` as much ink as the band). A 0 has no ink further in; an 8, a 6 or a 4 have no ink near
-    their box's ellipse in many directions.
+    a ring round writing is the piece's outermost ink, at least `_BAND_REACH` of the way out to the box's
+    ellipse in `_TOUCHING_ROUND` of them. Its edge, smoothed round (`_BAND_SMOOTHING` directions), must be
+    the farthest ink within a pen everywhere: writing that crosses the ring leaves the two as they are. Its
+    band runs in from that edge `_BAND_PENS` pens deep; what lies a pen further in is the writing, which
+    must be writing (as `writing_held` asks: as long as `_RING_HOLDS` of the box's longer side, `_RING_INK`
+    as much ink as the band) and not one straight stroke across (`_straight_across`: a slashed 0). A 0 has
+    no ink further in; an 8, a 6 or a 4 have no outermost ink near their box's ellipse in many directions.
     """
     height, width = piece.shape
     rows, cols, down, across = seen
@@ -221,25 +230,41 @@ def ring_band(piece: np.ndarray, seen: tuple[np.ndarray, np.ndarray, np.ndarray,
         return None  # the usual digit, asked about its farthest pixels only
     direction = _direction(down, across)
     outermost = np.zeros(_BAND_DIRECTIONS)
-    order = np.argsort(reach)
-    outermost[direction[order]] = reach[order]  # the last write per direction wins: its farthest pixel
+    np.maximum.at(outermost, direction, reach)
+    from scipy import ndimage
+
     from digits.read.normalize import stroke_width
 
     pen = stroke_width(np.pad(piece, 1))  # the ring's and the writing's, alike
     # A pen's width in this reach, along each direction.
     angle = (np.arange(_BAND_DIRECTIONS) + 0.5) * (2 * np.pi / _BAND_DIRECTIONS) - np.pi
     pen_reach = pen * np.hypot(np.cos(angle) / (width / 2), np.sin(angle) / (height / 2))
-    inner_edge = (outermost - _BAND_PENS * pen_reach)[direction]
+    # The ring's edge, smoothed round: where the farthest ink sticks out beyond it by a pen, writing
+    # crosses the ring (a 7's bar drawn through it), and the two are left as they are.
+    ring_edge = ndimage.median_filter(outermost, size=_BAND_SMOOTHING, mode="wrap")
+    if (outermost - ring_edge > pen_reach).any():
+        return None
+    inner_edge = (ring_edge - _BAND_PENS * pen_reach)[direction]
     in_band = reach >= inner_edge
-    within = reach < inner_edge - pen_reach[direction]  # clear of the band: the writing
+    within = reach < inner_edge - pen_reach[direction]  # a pen clear of the band: the writing
     if not within.any() or within.sum() < _RING_INK * in_band.sum():
         return None
     extent = max(np.ptp(rows[within]), np.ptp(cols[within])) + 1
-    if extent < _RING_HOLDS * max(height, width):
+    if extent < _RING_HOLDS * max(height, width) or _straight_across(down[within], across[within]):
         return None
     band = np.zeros_like(piece)
     band[rows[in_band], cols[in_band]] = True
     return band
+
+
+def _straight_across(down: np.ndarray, across: np.ndarray) -> bool:
+    """Whether the writing left in a ring (its offsets from the middle, in the ring's proportions) is one
+    straight stroke across it, `_ACROSS` of its diameter long: a slashed or barred 0 (Ø, Φ) then, as likely as a
+    1 in a tight ring, and read as a 1 without its ring. Left whole, it reads as it did."""
+    points = np.stack([down, across])
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(points)), 0)) if down.size > 2 else np.zeros(2)
+    # A straight stroke of length L spreads L / sqrt(12) along itself.
+    return bool(spread[1] * np.sqrt(12) >= _ACROSS * 2 and spread[0] <= _STRAIGHT * spread[1])
 
 
 def _direction(down: np.ndarray, across: np.ndarray) -> np.ndarray:

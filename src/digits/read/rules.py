@@ -15,7 +15,7 @@ strokes those runs cross (`_lines_only`), nor a pen's stroke lying along
 a line and darker than it (`_DARKER_THAN_LINE`). Unlike `drop_rules`, whose cut the
 pipeline undoes when it leaves too little of the one digit it picked (a
 lone straight stroke is no rule), a frame's cut is never undone: what it
-leaves is the picture. A ring drawn round writing (a circled digit) goes whole.
+leaves is the picture. A ring drawn round writing (a circled digit) goes whole, or its band where it touches.
 
 `drop_rules`, in two passes. First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height
@@ -174,10 +174,12 @@ def cut_frames(analysis: Analysis) -> Analysis:
     paper, is a pen's stroke lying along it (a printed grid or form is often
     lighter than the pen), and stays.
 
-    A ring drawn round writing (a circled digit or number) goes whole: a piece
-    of its own that keeps to its rim (`geometry.keeps_to_rim`), holds pieces
-    that are writing (`geometry.writing_held`) and goes round them
-    (`geometry.goes_round`). Read with it, it was a 0.
+    A ring drawn round writing (a circled digit or number), read with it a 0:
+    after a cheap first look (`geometry.round_all_round`), a piece of its own
+    that keeps to its rim (`geometry.keeps_to_rim`), holds pieces that are
+    writing (`geometry.writing_held`) and goes round them
+    (`geometry.goes_round`) goes whole; one that touches what it holds loses
+    its band (`geometry.ring_band`), all of it, unbridged.
     """
     labels, areas = analysis.labels, analysis.areas
     kept = np.array(list(analysis.boxes), dtype=int)
@@ -187,22 +189,20 @@ def cut_frames(analysis: Analysis) -> Analysis:
             continue
         piece = analysis.labels[y0:y1, x0:x1] == i
         runs = _frame_runs(piece, cut_sides((x0, y0, x1, y1), analysis.edges))
-        ring = False
+        band = None
         # The cheap tests first: most pieces have no ink all round, their strokes cross their middle, and
         # they hold nothing.
         if runs is None and round_all_round(piece):
             seen = from_middle(piece)
             held = writing_held(*pieces, (x0, y0, x1, y1), int(analysis.areas[i])) if keeps_to_rim(seen) else []
             ring = bool(held) and goes_round(piece, np.isin(analysis.labels[y0:y1, x0:x1], held))
-            if not ring:
-                runs = ring_band(piece, seen)  # a ring touching what it holds: its band goes, as a frame's lines do
-        if not ring and (runs is None or not runs.any()):
+            band = piece if ring else ring_band(piece, seen)  # a ring round writing; one touching it, its band
+        if band is None and (runs is None or not runs.any()):
             continue
         if labels is analysis.labels:
             labels, areas = labels.copy(), areas.copy()
-        if ring:  # a ring drawn round writing: all of it goes
-            labels[y0:y1, x0:x1][piece] = 0
-            areas[i] = 0
+        if band is not None:  # a pen's ring, darker where it crosses itself: all of it goes, unbridged
+            areas = _cut(labels, areas, i, (x0, y0, x1, y1), band, bridge=False)
         elif runs is not None:
             # Unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
             window = np.s_[y0:y1, x0:x1]
@@ -303,12 +303,15 @@ def _ink_through(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(counts, 0, axis)
 
 
-def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray) -> np.ndarray:
+def _cut(
+    labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray, bridge: bool = True
+) -> np.ndarray:
     """Remove a rule's pixels (`rule`: a mask of the piece's box) from piece `label`; returns the new areas.
 
     `labels` is changed in place.
 
-    What is left of the piece (digits that touched the rule) gets labels of its own.
+    What is left of the piece (digits that touched the rule) gets labels of its own; with `bridge`, the
+    strokes that crossed the rule are joined across it (beyond a ring's band there is nothing to join).
     """
     from scipy import ndimage
 
@@ -323,8 +326,8 @@ def _cut(labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.n
     # Where a stroke crosses the rule, it goes on at the other side: give it back
     # its pixels across the rule, so that a digit cut in two is whole again.
     # The gap: the rule, the pixel `_straight_runs` grew it by and the pixel added above, each side.
-    reach = int(stroke_width(np.pad(rule, 1))) + 7
-    for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)):
+    reach = int(stroke_width(np.pad(rule, 1))) + 7 if bridge else 0
+    for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)) if bridge else ():
         kept |= ndimage.binary_closing(kept, structure=across) & rule
     rest, count = ndimage.label(kept, structure=np.ones((3, 3), dtype=bool))
     window[piece] = 0
