@@ -61,6 +61,16 @@ def count_by_condition(
     return counts
 
 
+def write_counts(
+    folder: Path, name: str, counts: tuple[str, dict], sets: dict[str, list], seed: int, table: Callable[[dict], str]
+) -> None:
+    """A by-condition benchmark's `name`.json and .md (`write_results`): its counts (`count_by_condition`,
+    under the key given with them), each set's size, its seed and `how_run`, and its `table` of that."""
+    key, by_condition = counts
+    report = {key: by_condition, "sizes": {name: len(items) for name, items in sets.items()}, "seed": seed, **how_run()}
+    write_results(folder, name, report, table(report))
+
+
 def write_results(folder: Path, name: str, report: dict, table: str) -> None:
     """A benchmark's `name`.json and `name`.md (its table) in `folder`, each written atomically; the table on stdout."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 import real_sources
-from _common import count_by_condition, data_arguments, how_measured, how_run, results_table, write_results
+from _common import count_by_condition, data_arguments, how_measured, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 from digits.spec import Box
@@ -57,7 +57,7 @@ def ringed(
 ) -> Image.Image:
     """`picture` with a hand-drawn ring round `box`: an ellipse through points wobbling a few per cent,
     from a random start round `1 + past` of a turn, its last tenth curling in by `curl` of its radius."""
-    ringed = picture.convert("L")
+    drawn = picture.convert("L")
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + rng.normal(0, 0.03, 2) * (width, height)
@@ -69,8 +69,8 @@ def ringed(
     wobble -= curl * np.clip((np.arange(turn.size) / turn.size - 0.9) / 0.1, 0, 1)
     points = np.stack([np.cos(turn), np.sin(turn)], axis=1) * radii * wobble[:, None] + centre
     pen = max(2, round(rng.uniform(0.05, 0.12) * height))
-    ImageDraw.Draw(ringed).line([tuple(p) for p in points], fill=INK, width=pen, joint="curve")
-    return ringed
+    ImageDraw.Draw(drawn).line([tuple(p) for p in points], fill=INK, width=pen, joint="curve")
+    return drawn
 
 
 def on_paper(glyphs: list[np.ndarray], scale: int) -> tuple[Image.Image, Box]:
@@ -156,13 +156,7 @@ def main() -> None:
         return str(reader.read_digit(shown).digit) == truth
 
     right = count_by_condition(CONDITIONS, sets, read_right)
-    report = {
-        "right": right,
-        "sizes": {name: len(items) for name, items in sets.items()},
-        "seed": args.seed,
-        **how_run(),
-    }
-    write_results(args.out, "circled", report, table(report))
+    write_counts(args.out, "circled", ("right", right), sets, args.seed, table)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 import real_sources
-from _common import count_by_condition, data_arguments, how_measured, how_run, results_table, write_results
+from _common import count_by_condition, data_arguments, how_measured, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 from digits.synth.pages import encoded, make_pages
@@ -150,13 +150,7 @@ def main() -> None:
         sets,
         lambda condition, _, __, item: reader.read_page(photographed(item[0], transforms[condition])).text == item[1],
     )
-    report = {
-        "exact": exact,
-        "sizes": {name: len(items) for name, items in sets.items()},
-        "seed": args.seed,
-        **how_run(),
-    }
-    write_results(args.out, "turned_photos", report, table(report))
+    write_counts(args.out, "turned_photos", ("exact", exact), sets, args.seed, table)
 
 
 if __name__ == "__main__":

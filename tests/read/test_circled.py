@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digits.read.geometry import from_middle, goes_round, keeps_to_rim, ring_band, writing_held
+from digits.read.geometry import Pieces, from_middle, goes_round, keeps_to_rim, ring_band, writing_held
 from digits.read.ink import analyse
 from digits.read.reader import Reader
 from digits.spec import OK
@@ -50,16 +50,18 @@ def test_a_dotted_zero_keeps_its_ring():
     dot = (np.abs(rows - 30) < 5) & (np.abs(cols - 15) < 4)
     assert keeps_to_rim(from_middle(zero)) and goes_round(zero, dot)  # it goes round the dot...
     ring_ink = int(zero.sum())
-    dotted = np.array([1, 2]), np.array([[0, 0, 30, 60], [11, 25, 19, 35]]), np.array([ring_ink, int(dot.sum())])
-    assert writing_held(*dotted, (0, 0, 30, 60), ring_ink) == []  # ...but a dot is no writing it holds
-    specks = (
+    dotted = Pieces(
+        np.array([1, 2]), np.array([[0, 0, 30, 60], [11, 25, 19, 35]]), np.array([ring_ink, int(dot.sum())])
+    )
+    assert writing_held(dotted, (0, 0, 30, 60), ring_ink) == []  # ...but a dot is no writing it holds
+    specks = Pieces(
         np.array([1, 2, 3]),
         np.array([[0, 0, 30, 60], [8, 10, 10, 12], [20, 45, 22, 47]]),
         np.array([ring_ink, 4, 4]),
     )
-    assert writing_held(*specks, (0, 0, 30, 60), ring_ink) == []
-    one = np.array([1, 2]), np.array([[0, 0, 30, 60], [13, 8, 17, 52]]), np.array([ring_ink, 150])
-    assert writing_held(*one, (0, 0, 30, 60), ring_ink) == [2]
+    assert writing_held(specks, (0, 0, 30, 60), ring_ink) == []
+    one = Pieces(np.array([1, 2]), np.array([[0, 0, 30, 60], [13, 8, 17, 52]]), np.array([ring_ink, 150]))
+    assert writing_held(one, (0, 0, 30, 60), ring_ink) == [2]
 
 
 def test_a_digit_beside_a_loop_is_not_held():

@@ -6,6 +6,9 @@ A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from digits.spec import Box
@@ -133,20 +136,48 @@ def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:
     )
 
 
-def writing_held(labels: np.ndarray, corners: np.ndarray, inks: np.ndarray, box: Box, ring_ink: int) -> list[int]:
-    """The pieces (their `labels`, boxes as the rows of `corners`, and ink in pixels, `inks`) lying inside
-    `box`, off its edges, when they are writing that a ring of `ring_ink` pixels may be drawn round: as long
-    together as `_RING_HOLDS` of the box's longer side, and `_RING_INK` as much ink as the ring. Specks in
-    a 0, or the dot of a dotted 0, are not. Else none."""
+class Pieces(NamedTuple):
+    """Labelled pieces as arrays, to ask about many at once: their labels, boxes (one row each) and ink."""
+
+    labels: np.ndarray
+    boxes: np.ndarray
+    inks: np.ndarray
+
+    @classmethod
+    def of(cls, boxes: dict[int, Box], areas: np.ndarray) -> Pieces:
+        """From a labelling's boxes by label and its areas (indexed by label)."""
+        labels = np.array(list(boxes), dtype=int)
+        return cls(labels, np.array(list(boxes.values()), dtype=int).reshape(-1, 4), areas[labels])
+
+
+def ring_to_cut(piece: np.ndarray, box: Box, labels: np.ndarray, pieces: Callable[[], Pieces]) -> np.ndarray | None:
+    """What of a piece (its mask in `box`, in `labels` of that box) is a ring drawn round writing: all of
+    it when it keeps to its rim, holds writing and goes round it; its band when it touches what it holds
+    (`ring_band`); None when it is no such ring. `round_all_round` asks first, cheaply; `pieces` gives every
+    kept piece of the labelling (asked only for a piece that keeps to its rim)."""
+    if not round_all_round(piece):
+        return None
+    seen = from_middle(piece)
+    held = writing_held(pieces(), box, int(piece.sum())) if keeps_to_rim(seen) else []
+    if held and goes_round(piece, np.isin(labels, held)):
+        return piece
+    return ring_band(piece, seen)
+
+
+def writing_held(pieces: Pieces, box: Box, ring_ink: int) -> list[int]:
+    """The labels of the `pieces` lying inside `box`, off its edges, when they are writing that a ring of
+    `ring_ink` pixels may be drawn round: as long together as `_RING_HOLDS` of the box's longer side, and
+    `_RING_INK` as much ink as the ring. Specks in a 0, or the dot of a dotted 0, are not. Else none."""
     x0, y0, x1, y1 = box
+    corners = pieces.boxes
     inside = (corners[:, 0] > x0) & (corners[:, 1] > y0) & (corners[:, 2] < x1) & (corners[:, 3] < y1)
     if not inside.any():
         return []
     held = corners[inside]
     extent = max(held[:, 2].max() - held[:, 0].min(), held[:, 3].max() - held[:, 1].min())
-    if extent < _RING_HOLDS * max(x1 - x0, y1 - y0) or inks[inside].sum() < _RING_INK * ring_ink:
+    if extent < _RING_HOLDS * max(x1 - x0, y1 - y0) or pieces.inks[inside].sum() < _RING_INK * ring_ink:
         return []
-    return [int(label) for label in labels[inside]]
+    return [int(label) for label in pieces.labels[inside]]
 
 
 def round_all_round(piece: np.ndarray) -> bool:
@@ -194,8 +225,7 @@ def goes_round(piece: np.ndarray, held: np.ndarray) -> bool:
     def seen(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel's direction (of `_DIRECTIONS`) and distance from the centre, in the piece's proportions."""
         down, across = (rows + 0.5 - centre[0]) / height, (cols + 0.5 - centre[1]) / width
-        direction = ((np.arctan2(down, across) + np.pi) * (_DIRECTIONS / (2 * np.pi))).astype(int) % _DIRECTIONS
-        return direction, np.hypot(down, across)
+        return _sector(down, across, _DIRECTIONS), np.hypot(down, across)
 
     ring_direction, ring_distance = seen(*np.nonzero(piece))
     held_direction, held_distance = seen(held_rows, held_cols)
@@ -224,11 +254,11 @@ def ring_band(piece: np.ndarray, seen: tuple[np.ndarray, np.ndarray, np.ndarray,
     reach = np.hypot(down, across)
     far = reach >= _BAND_REACH
     if (
-        np.bincount(_direction(down[far], across[far]), minlength=_BAND_DIRECTIONS).astype(bool).mean()
+        np.bincount(_sector(down[far], across[far], _BAND_DIRECTIONS), minlength=_BAND_DIRECTIONS).astype(bool).mean()
         < _TOUCHING_ROUND
     ):
         return None  # the usual digit, asked about its farthest pixels only
-    direction = _direction(down, across)
+    direction = _sector(down, across, _BAND_DIRECTIONS)
     outermost = np.zeros(_BAND_DIRECTIONS)
     np.maximum.at(outermost, direction, reach)
     from scipy import ndimage
@@ -267,10 +297,10 @@ def _straight_across(down: np.ndarray, across: np.ndarray) -> bool:
     return bool(spread[1] * np.sqrt(12) >= _ACROSS * 2 and spread[0] <= _STRAIGHT * spread[1])
 
 
-def _direction(down: np.ndarray, across: np.ndarray) -> np.ndarray:
-    """Which of `_BAND_DIRECTIONS` equal sectors round the middle each offset lies in."""
-    sector: np.ndarray = ((np.arctan2(down, across) + np.pi) * (_BAND_DIRECTIONS / (2 * np.pi))).astype(int)
-    return sector % _BAND_DIRECTIONS
+def _sector(down: np.ndarray, across: np.ndarray, sectors: int) -> np.ndarray:
+    """Which of `sectors` equal sectors round the middle each offset lies in."""
+    sector: np.ndarray = ((np.arctan2(down, across) + np.pi) * (sectors / (2 * np.pi))).astype(int)
+    return sector % sectors
 
 
 def height(box: Box) -> int:

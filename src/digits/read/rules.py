@@ -34,20 +34,12 @@ big digit) is returned unchanged.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
 
-from digits.read.geometry import (
-    cut_sides,
-    from_middle,
-    goes_round,
-    keeps_to_rim,
-    ring_band,
-    round_all_round,
-    typical_height,
-    writing_held,
-)
+from digits.read.geometry import Pieces, cut_sides, ring_to_cut, typical_height
 from digits.read.ink import Analysis
 from digits.read.levels import median
 from digits.read.normalize import stroke_width
@@ -174,29 +166,18 @@ def cut_frames(analysis: Analysis) -> Analysis:
     paper, is a pen's stroke lying along it (a printed grid or form is often
     lighter than the pen), and stays.
 
-    A ring drawn round writing (a circled digit or number), read with it a 0:
-    after a cheap first look (`geometry.round_all_round`), a piece of its own
-    that keeps to its rim (`geometry.keeps_to_rim`), holds pieces that are
-    writing (`geometry.writing_held`) and goes round them
-    (`geometry.goes_round`) goes whole; one that touches what it holds loses
-    its band (`geometry.ring_band`), all of it, unbridged.
+    A ring drawn round writing (a circled digit or number), read with it a 0,
+    goes whole, or its band where it touches what it holds
+    (`geometry.ring_to_cut`): all of it, unbridged.
     """
     labels, areas = analysis.labels, analysis.areas
-    kept = np.array(list(analysis.boxes), dtype=int)
-    pieces = kept, np.array(list(analysis.boxes.values()), dtype=int).reshape(-1, 4), analysis.areas[kept]
+    pieces = functools.cache(lambda: Pieces.of(analysis.boxes, analysis.areas))  # made when first asked
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if min(x1 - x0, y1 - y0) < _FRAME_LEAST:
             continue
         piece = analysis.labels[y0:y1, x0:x1] == i
         runs = _frame_runs(piece, cut_sides((x0, y0, x1, y1), analysis.edges))
-        band = None
-        # The cheap tests first: most pieces have no ink all round, their strokes cross their middle, and
-        # they hold nothing.
-        if runs is None and round_all_round(piece):
-            seen = from_middle(piece)
-            held = writing_held(*pieces, (x0, y0, x1, y1), int(analysis.areas[i])) if keeps_to_rim(seen) else []
-            ring = bool(held) and goes_round(piece, np.isin(analysis.labels[y0:y1, x0:x1], held))
-            band = piece if ring else ring_band(piece, seen)  # a ring round writing; one touching it, its band
+        band = None if runs is not None else ring_to_cut(piece, (x0, y0, x1, y1), analysis.labels[y0:y1, x0:x1], pieces)
         if band is None and (runs is None or not runs.any()):
             continue
         if labels is analysis.labels:
@@ -326,9 +307,10 @@ def _cut(
     # Where a stroke crosses the rule, it goes on at the other side: give it back
     # its pixels across the rule, so that a digit cut in two is whole again.
     # The gap: the rule, the pixel `_straight_runs` grew it by and the pixel added above, each side.
-    reach = int(stroke_width(np.pad(rule, 1))) + 7 if bridge else 0
-    for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)) if bridge else ():
-        kept |= ndimage.binary_closing(kept, structure=across) & rule
+    if bridge:
+        reach = int(stroke_width(np.pad(rule, 1))) + 7
+        for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)):
+            kept |= ndimage.binary_closing(kept, structure=across) & rule
     rest, count = ndimage.label(kept, structure=np.ones((3, 3), dtype=bool))
     window[piece] = 0
     window[rest > 0] = rest[rest > 0] + len(areas) - 1
