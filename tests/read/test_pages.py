@@ -51,14 +51,14 @@ def junk_read(reader) -> dict[str, tuple[str, str]]:
 def test_real_junk_gives_no_number(junk_read):
     """Doodles, signatures, photos, printed text: no number anywhere.
 
-    Printed text is refused every time. Of the rest, what still gives a
-    number is a lone letter or doodle that the model itself reads as one
-    confident digit (`predict` accepts it too), and a few photos: 4 of the
-    development fold's 44 (it was 44 of 68 before pieces were judged).
+    Printed text is refused every time, and signatures since `predict`
+    refuses ink too dense with strokes to be one digit. What still gives a
+    number is a photo: 1 of the development fold's 44 (it was 44 of 68
+    before pieces were judged, 3 of 44 before the signatures were refused).
     """
     numbers = {name: text for name, (kind, text) in junk_read.items() if text}
-    assert not [name for name, (kind, text) in junk_read.items() if text and kind == "printed"]
-    assert len(numbers) <= 5, numbers  # 4 measured; one of slack for another CPU's rounding
+    assert not [name for name, (kind, text) in junk_read.items() if text and kind in ("printed", "letters")]
+    assert len(numbers) <= 2, numbers  # 1 measured; one of slack for another CPU's rounding
 
 
 @needs_real

@@ -1,5 +1,6 @@
 """Box geometry: the boxes of labelled components, their pixels, their union, the gap between two, a typical height,
-which sides of a picture a box reaches, a wedge at a picture's edge, and a ring drawn round writing and what it holds.
+which sides of a picture a box reaches, a wedge at a picture's edge, a ring drawn round writing and what it holds, and
+writing too dense to be one digit.
 
 A box is `digits.spec.Box`: (x0, y0, x1, y1) in pixels, ends exclusive.
 """
@@ -38,6 +39,11 @@ _RING_INK = 0.1
 # (`round_all_round`; a diamond's corners reach 0.71).
 _RAY_REACH = 0.7
 _RAYS = 8
+# One digit's strokes cross a straight line through it a few times: an 8 or a 3 four times, a real digit at most
+# six in the rows or columns that cross it most (one in ten). A signature's zigzag, hatching, a scribble, a line
+# of words cross it ten times or more (`scribbled`).
+_MOST_CROSSINGS = 8
+_CROSSINGS_QUANTILE = 90
 _RAYS_HIT = 7
 _RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 _RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
@@ -122,6 +128,18 @@ def wedge_at_edge(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> b
     else:
         return False
     return any(_solid_corner(region, at_left, at_top) for at_left, at_top in corners)
+
+
+def scribbled(mask: np.ndarray) -> bool:
+    """Whether ink is too dense with strokes to be one digit: the rows, or the columns, that cross the most
+    strokes (one in ten of them) cross `_MOST_CROSSINGS` or more."""
+    ink = mask.astype(np.int8)
+    if not ink.any():
+        return False
+    per_row = (np.diff(ink, axis=1, prepend=0) == 1).sum(axis=1)
+    per_column = (np.diff(ink, axis=0, prepend=0) == 1).sum(axis=0)
+    crossed = [per_row[per_row > 0], per_column[per_column > 0]]
+    return max(float(np.percentile(c, _CROSSINGS_QUANTILE)) for c in crossed) >= _MOST_CROSSINGS
 
 
 def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:

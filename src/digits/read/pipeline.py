@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError
-from digits.read.geometry import pixels_of, union
+from digits.read.geometry import pixels_of, scribbled, union
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line, pick_digit
 from digits.read.levels import median
@@ -106,12 +106,15 @@ def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.nd
     """The analysis a picture's one digit is made from, and the digit: without the rules (a digit written
     across a ruled line is one piece with it), unless dropping them left crumbs of what was picked with them,
     less than `_LEAST_LEFT` of its ink: a lone straight stroke is no rule beside writing (a flat one lost
-    its length, and the speck left read as a digit)."""
+    its length, and the speck left read as a digit). Ink too dense with strokes to be one digit
+    (`geometry.scribbled`) is none."""
     digit = pick_digit(ruled_out)
-    if np.array_equal(ruled_out.areas, analysis.areas):  # no rule was there: no pixel went
-        return ruled_out, digit
-    whole = pick_digit(analysis)
-    return (ruled_out, digit) if digit.sum() >= _LEAST_LEFT * whole.sum() else (analysis, whole)
+    if not np.array_equal(ruled_out.areas, analysis.areas):  # a rule was there, and pixels went with it
+        whole = pick_digit(analysis)
+        if digit.sum() < _LEAST_LEFT * whole.sum():
+            ruled_out, digit = analysis, whole
+    # A signature, a scribble, hatching: no digit, whatever the model would make of it squeezed into 28×28.
+    return ruled_out, np.zeros_like(digit) if scribbled(digit) else digit
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
