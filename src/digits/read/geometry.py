@@ -40,10 +40,10 @@ _RING_INK = 0.1
 _RAY_REACH = 0.7
 _RAYS = 8
 # One digit's strokes cross a straight line through it a few times: an 8 or a 3 four times, a real digit at most
-# six in the rows or columns that cross it most (one in ten). A signature's zigzag, hatching, a scribble, a line
-# of words cross it ten times or more (`scribbled`).
+# six in the rows or columns that cross it most (this share of them). A signature's zigzag, hatching, a scribble,
+# a line of words cross it ten times or more (`scribbled`).
 _MOST_CROSSINGS = 8
-_CROSSINGS_QUANTILE = 90
+_CROSSINGS_SHARE = 0.1
 _RAYS_HIT = 7
 _RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 _RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
@@ -131,15 +131,15 @@ def wedge_at_edge(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> b
 
 
 def scribbled(mask: np.ndarray) -> bool:
-    """Whether ink is too dense with strokes to be one digit: the rows, or the columns, that cross the most
-    strokes (one in ten of them) cross `_MOST_CROSSINGS` or more."""
-    ink = mask.astype(np.int8)
-    if not ink.any():
-        return False
-    per_row = (np.diff(ink, axis=1, prepend=0) == 1).sum(axis=1)
-    per_column = (np.diff(ink, axis=0, prepend=0) == 1).sum(axis=0)
-    crossed = [per_row[per_row > 0], per_column[per_column > 0]]
-    return max(float(np.percentile(c, _CROSSINGS_QUANTILE)) for c in crossed) >= _MOST_CROSSINGS
+    """Whether ink is too dense with strokes to be one digit: one in ten of the rows with ink, or of the columns,
+    cross `_MOST_CROSSINGS` strokes or more."""
+    for ink in (mask, mask.T):
+        ink = ink.astype(bool, copy=False)
+        crossed = (ink[:, 1:] & ~ink[:, :-1]).sum(axis=1) + ink[:, 0]  # strokes begun along each row
+        inked = np.count_nonzero(crossed)
+        if inked and np.count_nonzero(crossed >= _MOST_CROSSINGS) >= _CROSSINGS_SHARE * inked:
+            return True
+    return False
 
 
 def _solid_corner(region: np.ndarray, at_left: bool, at_top: bool) -> bool:

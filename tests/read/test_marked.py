@@ -1,6 +1,6 @@
 """A ring drawn round a digit or a number (a circled mark, a form's item) is no writing: what it holds is read.
 
-Built from MNIST's test digits on white paper, the rings drawn by `benchmarks/circled.py`.
+Built from MNIST's test digits on white paper, the rings drawn by `benchmarks/marked.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from digits.read.reader import Reader
 from digits.spec import OK
 from helpers import benchmark_module
 
-circled = benchmark_module("circled")
+marked = benchmark_module("marked")
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +31,15 @@ def glyphs(mnist, text: str) -> list[np.ndarray]:
 def test_a_circled_digit_is_the_digit_it_holds(reader, mnist, text, past):
     """The ring round a digit was the biggest piece, a loop: it was read as a 0, sure, and the digit
     inside it was never read. A ring left open by a tenth of a turn goes round the digit too."""
-    paper, box = circled.on_paper(glyphs(mnist, text), 3)
+    paper, box = marked.on_paper(glyphs(mnist, text), 3)
     assert str(reader.read_digit(paper).digit) == text
-    digit = reader.read_digit(circled.ringed(paper, box, np.random.default_rng(0), past, 1.2))
+    digit = reader.read_digit(marked.ringed(paper, box, np.random.default_rng(0), past, 1.2))
     assert (str(digit.digit), digit.status) == (text, OK)
 
 
 def test_a_circled_number_on_a_page_is_read(reader, mnist):
-    paper, box = circled.on_paper(glyphs(mnist, "4096"), 3)
-    assert reader.read_page(circled.ringed(paper, box, np.random.default_rng(1), 0.06, 1.2)).text == "4096"
+    paper, box = marked.on_paper(glyphs(mnist, "4096"), 3)
+    assert reader.read_page(marked.ringed(paper, box, np.random.default_rng(1), 0.06, 1.2)).text == "4096"
 
 
 def test_a_dotted_zero_keeps_its_ring():
@@ -151,8 +151,8 @@ def test_a_0_an_8_and_a_4_have_no_ring_to_lose():
 @pytest.mark.parametrize("text", ["2", "3", "5", "7"])
 def test_a_digit_in_a_ring_that_touches_it_is_read(reader, mnist, text):
     """The ring and the digit are one piece; read whole, they were a 0."""
-    paper, box = circled.on_paper(glyphs(mnist, text), 3)
-    picture = circled.ringed(paper, box, np.random.default_rng(0), 0.06, 0.85)
+    paper, box = marked.on_paper(glyphs(mnist, text), 3)
+    picture = marked.ringed(paper, box, np.random.default_rng(0), 0.06, 0.85)
     assert len(analyse(picture).boxes) == 1  # the ring touches the digit
     digit = reader.read_digit(picture)
     assert (str(digit.digit), digit.status) == (text, OK)

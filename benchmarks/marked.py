@@ -1,30 +1,34 @@
-"""Benchmark: digits and numbers with a ring drawn round them, as a teacher circles a mark or a form its item.
+"""Benchmark: digits and numbers a teacher or a form marked: a ring drawn round them, or a line under them.
 
-`shared/`'s pictures hold no circled digit. This draws a hand-drawn ring (an
-ellipse, wobbling, its pen 5-12 % of the writing's height) round each picture's
-writing and reads it again:
+`shared/`'s pictures hold no circled or underlined digit. This draws a hand-drawn
+ring (an ellipse, wobbling, its pen 5-12 % of the writing's height) round each
+picture's writing, or a line under it, and reads it again:
 
   * a closed ring, its end drawn a little past its start;
   * a ring left open by a tenth of a turn;
   * a ring whose end curls inward, as a pen lifting off does;
-  * a tight ring, close enough to touch the writing here and there.
+  * a tight ring, close enough to touch the writing here and there;
+  * one line under the writing, or two, a little below it and a tenth of
+    its width past it on both sides (pen 5-10 % of its height).
 
 Pictures: `--singles` MNIST *test* digits and `--numbers` numbers of 2-4 of
 them, dark ink on white paper, sampled with `--seed`; and, where `--real`
 exists, the single digits of the real pictures' development fold
-(`real_sources.py`), the ring drawn round the box the reader finds in the
-picture as it is (named apart: the rule was made looking at such pictures).
+(`real_sources.py`), the mark drawn at the box the reader finds in the
+picture as it is (named apart: the rules were made looking at such pictures).
 A digit counts when `Reader.read_digit` gives it; a number when
 `Reader.read_page` gives its text exactly.
 
-    python benchmarks/circled.py [--singles 200] [--numbers 100] [--seed 3] [--real DIR]
+    python benchmarks/marked.py [--singles 200] [--numbers 100] [--seed 3] [--real DIR]
 
-Writes `circled.json` and `circled.md` to `--out` (default benchmarks/results).
+Writes `marked.json` and `marked.md` to `--out` (default benchmarks/results).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +41,6 @@ from digits.read.reader import Reader
 from digits.spec import Box
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-digits"
-# Each condition: how far past its start the ring's pen goes (negative: the gap it leaves), as a share of
-# a turn; its radii as a share of the half-diagonal of the writing's box (1: it passes its corners); and
-# how far in its end curls, as a share of its radius, over its last tenth.
-CONDITIONS: dict[str, tuple[float, float, float] | None] = {
-    "as written": None,
-    "in a closed ring": (0.06, 1.2, 0.0),
-    "in a ring open by a tenth of a turn": (-0.1, 1.2, 0.0),
-    "in a ring whose end curls inward": (0.1, 1.2, 0.2),
-    "in a tight ring that may touch it": (0.06, 0.8, 0.0),
-}
 PAPER, INK = 250, 30
 # A ring's shorter radius is at least this share of its longer.
 FLATTEST = 0.35
@@ -71,6 +65,35 @@ def ringed(
     pen = max(2, round(rng.uniform(0.05, 0.12) * height))
     ImageDraw.Draw(drawn).line([tuple(p) for p in points], fill=INK, width=pen, joint="curve")
     return drawn
+
+
+def underlined(picture: Image.Image, box: Box, rng: np.random.Generator, lines: int) -> Image.Image:
+    """`picture` with `lines` hand-drawn lines under `box`, 12 % of its height apart, the first that far below
+    it, each reaching about a tenth of its width past it on both sides and rising or falling a little."""
+    drawn = picture.convert("L")
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    pen = max(2, int(rng.uniform(0.05, 0.1) * height))
+    for k in range(lines):
+        y = y1 + (0.12 + 0.12 * k) * height + rng.normal(0, 2)
+        start, end = x0 - 0.1 * width + rng.normal(0, 3), x1 + 0.1 * width + rng.normal(0, 3)
+        ImageDraw.Draw(drawn).line([(start, y), (end, y + rng.normal(0, 0.03 * height))], fill=INK, width=pen)
+    return drawn
+
+
+# Each condition's mark, drawn round or under the writing's box with the picture's own random draws. A ring:
+# how far past its start its pen goes (negative: the gap it leaves), as a share of a turn; its radii as a share
+# of the half-diagonal of the writing's box (1: it passes its corners); how far in its end curls, as a share
+# of its radius, over its last tenth.
+CONDITIONS: dict[str, Callable[[Image.Image, Box, np.random.Generator], Image.Image] | None] = {
+    "as written": None,
+    "in a closed ring": partial(ringed, past=0.06, size=1.2),
+    "in a ring open by a tenth of a turn": partial(ringed, past=-0.1, size=1.2),
+    "in a ring whose end curls inward": partial(ringed, past=0.1, size=1.2, curl=0.2),
+    "in a tight ring that may touch it": partial(ringed, past=0.06, size=0.8),
+    "underlined": partial(underlined, lines=1),
+    "underlined twice": partial(underlined, lines=2),
+}
 
 
 def on_paper(glyphs: list[np.ndarray], scale: int) -> tuple[Image.Image, Box]:
@@ -122,12 +145,12 @@ def table(report: dict) -> str:
             results_table(rows, columns),
             "",
             "A digit is right when `Reader.read_digit` gives it; a number when `Reader.read_page` gives exactly its "
-            "text. The ring is drawn in dark ink round the writing's box (a real digit's: the box the reader finds "
-            "in the picture as it is; where the picture is too tight for it, its edge cuts the ring, which then "
-            "goes round nothing). The rule that takes a ring away was made looking at generated digits of "
-            "another seed and at the development fold.",
+            "text. The mark is drawn in dark ink round or under the writing's box (a real digit's: the box the "
+            "reader finds in the picture as it is; where the picture is too tight for it, its edge cuts the ring, "
+            "which then goes round nothing, or the line). The rules that take a ring or a line under a digit away "
+            "were made looking at generated digits of other seeds and at the development fold.",
             "",
-            how_measured("circled.py", report),
+            how_measured("marked.py", report),
             "",
         ]
     )
@@ -148,15 +171,15 @@ def main() -> None:
 
     def read_right(condition: str, name: str, index: int, item: tuple[Image.Image, Box, str]) -> bool:
         picture, box, truth = item
-        ring = CONDITIONS[condition]
-        # Each picture's own ring: the same in every run, and drawn from the same draws under each condition.
-        shown = picture if ring is None else ringed(picture, box, np.random.default_rng([args.seed, index]), *ring)
+        mark = CONDITIONS[condition]
+        # Each picture's own mark: the same in every run, and drawn from the same draws under each condition.
+        shown = picture if mark is None else mark(picture, box, np.random.default_rng([args.seed, index]))
         if name.startswith("generated numbers"):
             return reader.read_page(shown).text == truth
         return str(reader.read_digit(shown).digit) == truth
 
     right = count_by_condition(CONDITIONS, sets, read_right)
-    write_counts(args.out, "circled", ("right", right), sets, args.seed, table)
+    write_counts(args.out, "marked", ("right", right), sets, args.seed, table)
 
 
 if __name__ == "__main__":
