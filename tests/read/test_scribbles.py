@@ -3,8 +3,8 @@
 Squeezed into 28×28, a signature's zigzag is a thick slanted blob that the
 model reads as a 4 at 0.9 and more; at the picture's own resolution its
 strokes cross a line through it ten times, where a digit's cross it at most
-six. Real pictures come from ../shared/data/real-digits (skipped where it is
-absent).
+six (`Prepared.scribbled`: the reader asks the model nothing). Real pictures
+come from ../shared/data/real-digits (skipped where it is absent).
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from PIL import Image, ImageDraw
 from test_reader import REAL, needs_real, real_rows
 
 from digits.read.geometry import scribbled
+from digits.read.load import load_image
+from digits.read.pipeline import prepare
 from digits.read.reader import Reader
 from digits.spec import NO_DIGIT
+from helpers import signature
 
 
 @pytest.fixture(scope="module")
@@ -24,36 +27,29 @@ def reader() -> Reader:
     return Reader()
 
 
-def signature(peaks: int = 8) -> Image.Image:
-    """A pencil signature like the real ones: a long rising stroke, back down, then a tight zigzag rising
-    to the right, on light grey paper (the reader at 9a921f6: a 4 at 0.98)."""
-    picture = Image.new("L", (600, 520), 235)
-    draw = ImageDraw.Draw(picture)
-    zigzag = [(30, 500), (330, 20), (140, 270)]
-    for k in range(peaks):
-        x = 170 + 20 * k
-        zigzag += [(x, 330 - 8 * k), (x + 10, 250 - 8 * k)]
-    draw.line(zigzag + [(580, 90)], fill=110, width=5, joint="curve")
-    return picture
-
-
 def test_a_signature_is_no_digit(reader):
     picture = signature()
-    assert scribbled(np.asarray(picture) < 160)
+    prepared = prepare(picture, explain=False)
+    assert prepared.has_ink and prepared.scribbled  # ink found (the reject class trains on it), but no digit
     digit = reader.read_digit(picture)
-    assert (digit.digit, digit.status) == (None, NO_DIGIT)
+    assert (digit.digit, digit.status, digit.confidence) == (None, NO_DIGIT, 0.0)
+    assert digit.box == prepared.box is not None
     assert reader.read_page(picture).text == ""
 
 
-def test_hatching_is_scribbled_and_few_strokes_are_not():
-    hatching, strokes = Image.new("L", (300, 300), 0), Image.new("L", (300, 300), 0)
-    for k in range(12):
-        ImageDraw.Draw(hatching).line([(20 + 22 * k, 280), (40 + 22 * k, 20)], fill=255, width=6)
-    for k in range(5):  # an 8's or a 3's most: a few strokes across any line
-        ImageDraw.Draw(strokes).line([(20 + 60 * k, 280), (40 + 60 * k, 20)], fill=255, width=6)
-    assert scribbled(np.asarray(hatching) > 0)
-    assert not scribbled(np.asarray(strokes) > 0)
-    assert not scribbled(np.zeros((10, 10), bool))
+def strokes(count: int, gap: int = 22) -> np.ndarray:
+    """`count` parallel slanted pen strokes, `gap` pixels apart, as a uint8 mask (0 or 255)."""
+    canvas = Image.new("L", (40 + gap * count, 300), 0)
+    for k in range(count):
+        ImageDraw.Draw(canvas).line([(20 + gap * k, 280), (40 + gap * k, 20)], fill=255, width=6)
+    return np.asarray(canvas)
+
+
+def test_nine_strokes_across_are_scribbled_eight_are_not():
+    """Eight: an 8 traced twice over, down its middle. Any nonzero pixel is ink; rows or columns alike."""
+    assert scribbled(strokes(9)) and scribbled(strokes(9).T)
+    assert not scribbled(strokes(8)) and not scribbled(strokes(8).T)
+    assert not scribbled(np.zeros((10, 10), bool)) and not scribbled(np.zeros((5, 0), bool))
 
 
 def test_no_mnist_digit_is_scribbled(mnist):
@@ -61,11 +57,22 @@ def test_no_mnist_digit_is_scribbled(mnist):
     assert not [k for k, image in enumerate(x_test) if scribbled(image > 127)]
 
 
-def test_a_thin_pen_digit_written_large_is_a_digit(reader, mnist):
-    """A large 8 in a fine pen: its strokes are many pixels apart, and still cross a line four times."""
-    _, (x_test, y_test) = mnist
-    eight = Image.fromarray(255 - x_test[np.flatnonzero(y_test == 8)[0]]).resize((560, 560), Image.BILINEAR)
-    assert reader.read_digit(eight).digit == 8
+def eight(pen: int, traced_twice: bool = False) -> Image.Image:
+    """A large 8 in a fine pen (two loops, 560 px tall), and traced over a second time 10 px off."""
+    picture = Image.new("L", (600, 640), 245)
+    draw = ImageDraw.Draw(picture)
+    for dx in (0, 10) if traced_twice else (0,):
+        draw.ellipse([(200 + dx, 40), (400 + dx, 300)], outline=40, width=pen)
+        draw.ellipse([(170 + dx, 300), (430 + dx, 600)], outline=40, width=pen)
+    return picture
+
+
+@pytest.mark.parametrize("traced_twice", [False, True])
+def test_a_large_thin_pen_eight_is_a_digit(reader, traced_twice):
+    """Its strokes are hundreds of pixels apart and cross a line four times, eight when traced twice over."""
+    picture = eight(3, traced_twice)
+    assert not prepare(picture, explain=False).scribbled
+    assert reader.read_digit(picture).digit == 8
 
 
 @needs_real
@@ -78,6 +85,6 @@ def test_the_real_signatures_and_letters_give_no_digit(reader):
 
 
 @needs_real
-def test_no_real_single_digit_is_scribbled(reader):
+def test_no_real_single_digit_is_scribbled():
     rows = real_rows("single")
-    assert [row["file"] for row in rows if reader.read_digit(REAL / "single" / row["file"]).digit is None] == []
+    assert [row["file"] for row in rows if prepare(load_image(REAL / "single" / row["file"])).scribbled] == []

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from test_serve import browser  # noqa: F401 (a fixture: Debian's Chromium, driven by Playwright)
 from test_serve_limits import serving
 
+from digits.read.pipeline import prepare
 from digits.serve import app as serve
+from helpers import benchmark_module, signature
 
 
 @pytest.fixture
@@ -56,6 +58,35 @@ def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
     )
     difference = np.abs(seen.reshape(28, 28) - np.round(prepared.image * 255))
     assert difference.max() <= 2, difference.max()
+
+
+@pytest.mark.parametrize("drawn", ["a signature", "an underlined 7"])
+def test_the_page_leaves_out_what_the_reader_does(page, mnist, drawn):
+    """A signature is no digit (`geometry.scribbled`), a line under a digit no part of it
+    (`layout._without_underlines`), in the page as in the reader."""
+    if drawn == "a signature":
+        picture = signature().resize((480, 416))  # a pad's size: under 512 px, looked at once
+    else:
+        marked = benchmark_module("marked")
+        paper, box = marked.on_paper([mnist[1][0][0]], 3)  # MNIST's first test digit: a 7
+        picture = marked.underlined(paper, box, np.random.default_rng(6), 1)  # read as a 1, line and all
+    grey = np.asarray(picture, np.float32) / 255
+    with serving(serve.create_app()) as (port, _):
+        page.goto(f"http://127.0.0.1:{port}/")
+        found = page.evaluate(
+            """async ([grey, width, height]) => {
+                const prepared = (await import("/static/offline.js")).prepare(Float32Array.from(grey), width, height);
+                return {...prepared, image: Array.from(prepared.image)};
+            }""",
+            [grey.ravel().tolist(), picture.width, picture.height],
+        )
+    prepared = prepare(picture, explain=False)
+    assert (
+        (found["hasInk"], found["scribbled"])
+        == (prepared.has_ink, prepared.scribbled)
+        == (True, drawn == "a signature")
+    )
+    assert np.abs(np.array(found["image"]) - prepared.image.ravel()).max() <= 2 / 255
 
 
 def test_only_the_pages_own_files_are_served():

@@ -40,7 +40,7 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
         size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
         panels.append(grey.resize(size, Image.Resampling.NEAREST))
     gap = 12
-    footer = _TITLE_HEIGHT if not prepared.has_ink else 0
+    footer = _TITLE_HEIGHT if not prepared.readable else 0
     sheet = Image.new(
         "L", (sum(p.width for p in panels) + gap * (len(panels) + 1), _STEP_HEIGHT + _TITLE_HEIGHT + footer + gap), 255
     )
@@ -50,8 +50,9 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
         draw.text((left, 4), title.replace("×", "x"), fill=0)  # Pillow's built-in font has no "×"
         sheet.paste(panel, (left, _TITLE_HEIGHT))
         left += panel.width + gap
-    if not prepared.has_ink:
-        draw.text((gap, _TITLE_HEIGHT + _STEP_HEIGHT + 4), "no digit found", fill=0)
+    if not prepared.readable:
+        why = "no digit found: too dense with strokes to be one digit" if prepared.scribbled else "no digit found"
+        draw.text((gap, _TITLE_HEIGHT + _STEP_HEIGHT + 4), why, fill=0)
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
 

@@ -39,14 +39,14 @@ _RING_INK = 0.1
 # (`round_all_round`; a diamond's corners reach 0.71).
 _RAY_REACH = 0.7
 _RAYS = 8
-# One digit's strokes cross a straight line through it a few times: an 8 or a 3 four times, a real digit at most
-# six in the rows or columns that cross it most (this share of them). A signature's zigzag, hatching, a scribble,
-# a line of words cross it ten times or more (`scribbled`).
-_MOST_CROSSINGS = 8
-_CROSSINGS_SHARE = 0.1
 _RAYS_HIT = 7
 _RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 _RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
+# One digit's strokes cross a straight line through it a few times (an 8 four times down its middle, eight if
+# traced twice over): a real digit at most six in the rows or columns that cross the most strokes (this share of
+# them). A signature's zigzag, hatching, a scribble, a line of words cross ten times or more (`scribbled`).
+_SCRIBBLE_CROSSINGS = 9
+_CROSSINGS_SHARE = 0.1
 # A ring that touches what it holds (`ring_band`): seen in so many directions, the piece's outermost ink lies
 # at least this far out (1: its box's ellipse) in this share of them; that edge, smoothed over this many
 # directions, is where the ring's band starts, and it runs this many pens in. Writing left in it that is one
@@ -131,13 +131,14 @@ def wedge_at_edge(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> b
 
 
 def scribbled(mask: np.ndarray) -> bool:
-    """Whether ink is too dense with strokes to be one digit: one in ten of the rows with ink, or of the columns,
-    cross `_MOST_CROSSINGS` strokes or more."""
+    """Whether ink (any nonzero pixel) is too dense with strokes to be one digit: one in ten of the rows with ink,
+    or of the columns, cross `_SCRIBBLE_CROSSINGS` strokes or more."""
+    if not mask.any():
+        return False
     for ink in (mask, mask.T):
         ink = ink.astype(bool, copy=False)
         crossed = (ink[:, 1:] & ~ink[:, :-1]).sum(axis=1) + ink[:, 0]  # strokes begun along each row
-        inked = np.count_nonzero(crossed)
-        if inked and np.count_nonzero(crossed >= _MOST_CROSSINGS) >= _CROSSINGS_SHARE * inked:
+        if np.count_nonzero(crossed >= _SCRIBBLE_CROSSINGS) >= _CROSSINGS_SHARE * np.count_nonzero(crossed):
             return True
     return False
 

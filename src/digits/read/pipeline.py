@@ -80,6 +80,14 @@ class Prepared:
     has_ink: bool  # False when no digit-like ink was found
     box: Box | None = None  # where the digit is, in the picture's pixels
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    # Ink too dense with strokes to be one digit (`geometry.scribbled`: a signature, hatching): the reader gives
+    # no digit without asking the model, which read a signature squeezed into 28×28 as a 4. Training keeps it.
+    scribbled: bool = False
+
+    @property
+    def readable(self) -> bool:
+        """Whether the model is asked: there is ink, and it could be one digit."""
+        return self.has_ink and not self.scribbled
 
 
 def ready_for_model(image: Image.Image, explain: bool = False) -> Prepared | None:
@@ -106,15 +114,13 @@ def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.nd
     """The analysis a picture's one digit is made from, and the digit: without the rules (a digit written
     across a ruled line is one piece with it), unless dropping them left crumbs of what was picked with them,
     less than `_LEAST_LEFT` of its ink: a lone straight stroke is no rule beside writing (a flat one lost
-    its length, and the speck left read as a digit). Ink too dense with strokes to be one digit
-    (`geometry.scribbled`) is none."""
+    its length, and the speck left read as a digit)."""
     digit = pick_digit(ruled_out)
     if not np.array_equal(ruled_out.areas, analysis.areas):  # a rule was there, and pixels went with it
         whole = pick_digit(analysis)
         if digit.sum() < _LEAST_LEFT * whole.sum():
             ruled_out, digit = analysis, whole
-    # A signature, a scribble, hatching: no digit, whatever the model would make of it squeezed into 28×28.
-    return ruled_out, np.zeros_like(digit) if scribbled(digit) else digit
+    return ruled_out, digit
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
@@ -122,8 +128,9 @@ def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, exp
     crop, final = to_mnist(digit)
     has_ink = bool(digit.any())
     box = original_box(digit, analysis, true_size(image)) if has_ink else None
+    dense = has_ink and scribbled(digit)
     if not explain:
-        return Prepared(image=final, has_ink=has_ink, box=box)
+        return Prepared(image=final, has_ink=has_ink, box=box, scribbled=dense)
     polarity = "dark ink on light" if analysis.dark_ink else "light ink on dark"
     steps = [
         ("1 grey", analysis.grey),
@@ -134,7 +141,7 @@ def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, exp
         ("6 cropped", crop),
         ("7-8 model input 28×28", final),
     ]
-    return Prepared(image=final, has_ink=has_ink, box=box, steps=steps)
+    return Prepared(image=final, has_ink=has_ink, box=box, steps=steps, scribbled=dense)
 
 
 @dataclass

@@ -47,7 +47,7 @@ class Digit:
     """One digit found in a picture, or the fact that none was."""
 
     digit: int | None  # None when status is "no digit found"
-    confidence: float  # of `digit`; for "no digit found", how sure the model is that it is not one (0 with no ink)
+    confidence: float  # of `digit`; for "no digit found", how sure the model is that it is not one (0 unasked)
     top3: tuple[tuple[int, float], ...]
     box: Box | None
     status: str  # "ok", "unsure" or "no digit found"
@@ -173,10 +173,10 @@ class Reader:
 
     def answer_many(self, prepared: Sequence[Prepared]) -> list[Digit]:
         """Steps 2 and 3 for many prepared pictures, in one `classify` (one model call, two with turns)."""
-        inked = [p for p in prepared if p.has_ink]
-        probabilities = iter(self.classify(np.stack([p.image for p in inked])) if inked else ())
+        asked = [p for p in prepared if p.readable]
+        probabilities = iter(self.classify(np.stack([p.image for p in asked])) if asked else ())
         return [
-            self.decide(next(probabilities), p.box) if p.has_ink else Digit(None, 0.0, (), None, NO_DIGIT)
+            self.decide(next(probabilities), p.box) if p.readable else Digit(None, 0.0, (), p.box, NO_DIGIT)
             for p in prepared
         ]
 
@@ -221,7 +221,7 @@ class Reader:
             return rows[id(image)]
 
         piece_rows = [[[row(piece.image) for piece in line] for line in page.lines] for page in segmented]
-        whole_rows = [row(page.whole.image) if page.whole.has_ink else None for page in segmented]
+        whole_rows = [row(page.whole.image) if page.whole.readable else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
         # Per page, per line of writing that can make a number: its digits and images, whether
         # it makes one on its own (only those lines are tested for steadiness), and whether it

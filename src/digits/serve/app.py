@@ -170,7 +170,7 @@ def create_app(model: str | os.PathLike[str] | None = None) -> Guard:
     async def predict(request: Request) -> JSONResponse:
         explain = _flag(request, "explain")
         prepared = await prepare(await picture(request))
-        if prepared.has_ink:
+        if prepared.readable:
             probabilities = (await batcher.classify(prepared.image[None]))[0]
             digit = reader.decide(probabilities, prepared.box)
         else:

@@ -2,10 +2,11 @@
 // served ONNX model run in the browser by onnxruntime-web (bundled in the package: nothing from elsewhere).
 //
 // Contract: `prepare(grey, width, height)` takes the pad's grey levels (0 black .. 1 white) and returns
-// {image: Float32Array(784), hasInk} or null when the picture is not clean paper (then the server reads
+// {image: Float32Array(784), hasInk, scribbled} or null when the picture is not clean paper (then the server reads
 // it). It follows the reader's path for clean pictures step by step: paper level and ink contrast
 // (levels.clean_paper, ink._analyse_clean; a pad under 512 px never needs the thin-pen second look), 8-connected pieces without blobs and specks (_components),
-// the one digit (pick_digit), pen width brought into MNIST's range (normalize._normalise_stroke), the
+// the one digit (pick_digit, less a line drawn under it), no digit where its ink is too dense with strokes to be
+// one (geometry.scribbled: a signature), pen width brought into MNIST's range (normalize._normalise_stroke), the
 // 20 px box with Pillow's BOX / BILINEAR resampling and the centre of mass at (14, 14)
 // (normalize.to_mnist). Then the model, calibrated by the served model's temperature (calibration.apply),
 // and, where it is unsure, averaged with the image turned ±10° (read.turns), as Reader.classify does.
@@ -16,6 +17,8 @@ const BLOB_THICKNESS = 0.75, BLOB_SIZE = 0.22, MIN_DIGIT_SHARE = 0.04;
 const STROKE_RANGE = [0.08, 0.17], BOX = 20, SIZE = 28, COM = 14;
 const REJECT = 10, THRESHOLD = 0.5;
 const TURNS = [-10, 10], SETTLED = 0.99, FLOOR = 1e-12;  // read.turns, calibration.FLOOR
+const FLAT_LINE = 5, UNDERLINE_GAP = 0.05, UNDERLINE_REACH = 0.1;  // layout._without_underlines
+const SCRIBBLE_CROSSINGS = 9, CROSSINGS_SHARE = 0.1;  // geometry.scribbled
 
 function roundHalfEven(x) {  // Python's round()
   const r = Math.round(x);
@@ -128,9 +131,38 @@ function pickDigit({ labels, areas, boxes }, h, w) {
       }
     }
   }
+  const kept = withoutUnderlines(chosen, boxes);
+  box = [0, 1, 2, 3].map(k => (k < 2 ? Math.min : Math.max)(...kept.map(i => boxes[i][k])));
   if (Math.max(box[2] - box[0], box[3] - box[1]) < MIN_DIGIT_SHARE * Math.min(h, w)) return digit;
-  for (let i = 0; i < h * w; i++) digit[i] = chosen.includes(labels[i]) ? 1 : 0;
+  for (let i = 0; i < h * w; i++) digit[i] = kept.includes(labels[i]) ? 1 : 0;
   return digit;
+}
+
+function withoutUnderlines(chosen, boxes) {
+  // layout._without_underlines: less the pen lines drawn under the digit's other pieces, clear of them, past them.
+  const flat = chosen.filter(i => boxes[i][2] - boxes[i][0] >= FLAT_LINE * (boxes[i][3] - boxes[i][1]));
+  if (!flat.length || flat.length === chosen.length) return chosen;
+  const rest = chosen.filter(i => !flat.includes(i)).map(i => boxes[i]);
+  const [x0, top] = [0, 1].map(k => Math.min(...rest.map(b => b[k])));
+  const [x1, bottom] = [2, 3].map(k => Math.max(...rest.map(b => b[k])));
+  const reach = UNDERLINE_REACH * (x1 - x0), below = bottom + UNDERLINE_GAP * (bottom - top);
+  const underline = b => b[1] >= below && b[0] <= x0 - reach && b[2] >= x1 + reach;
+  return chosen.filter(i => !flat.includes(i) || !underline(boxes[i]));
+}
+
+function scribbled(mask, h, w) {
+  // geometry.scribbled: one in ten of the rows with ink, or of the columns, cross SCRIBBLE_CROSSINGS strokes or more.
+  const dense = (lines, length, at) => {
+    let inked = 0, many = 0;
+    for (let a = 0; a < lines; a++) {
+      let crossed = 0;
+      for (let b = 0; b < length; b++) if (at(a, b) && (b === 0 || !at(a, b - 1))) crossed++;
+      if (crossed) inked++;
+      if (crossed >= SCRIBBLE_CROSSINGS) many++;
+    }
+    return inked > 0 && many >= CROSSINGS_SHARE * inked;
+  };
+  return dense(h, w, (y, x) => mask[y * w + x]) || dense(w, h, (x, y) => mask[y * w + x]);
 }
 
 function median(values) {
@@ -273,7 +305,8 @@ export function prepare(grey, width, height) {
   if (contrast >= MIN_CONTRAST) for (let i = 0; i < n; i++) mask[i] = signal[i] > Math.fround(0.5 * contrast) ? 1 : 0;
   const digit = pickDigit(components(mask, height, width), height, width);
   const hasInk = digit.some(v => v);
-  return { image: hasInk ? toMnist(digit, height, width) : new Float32Array(SIZE * SIZE), hasInk };
+  const image = hasInk ? toMnist(digit, height, width) : new Float32Array(SIZE * SIZE);
+  return { image, hasInk, scribbled: hasInk && scribbled(digit, height, width) };
 }
 
 export function turn(image, degrees) {
@@ -355,7 +388,7 @@ export class Offline {
     if (!prepared) return null;
     const rows = [];
     for (let y = 0; y < SIZE; y++) rows.push(Array.from(prepared.image.slice(y * SIZE, (y + 1) * SIZE), v => Math.round(v * 255)));
-    if (!prepared.hasInk) return { digit: null, confidence: 0, top3: [], status: "no digit found", model_input: rows };
+    if (!prepared.hasInk || prepared.scribbled) return { digit: null, confidence: 0, top3: [], status: "no digit found", model_input: rows };
     return { ...decide(await this.probabilities(prepared.image)), model_input: rows };
   }
 
