@@ -133,10 +133,11 @@ def wedge_at_edge(region: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> b
 def scribbled(mask: np.ndarray) -> bool:
     """Whether ink (any nonzero pixel) is too dense with strokes to be one digit: one in ten of the rows with ink,
     or of the columns, cross `_SCRIBBLE_CROSSINGS` strokes or more."""
-    if not mask.any():
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
         return False
-    for ink in (mask, mask.T):
-        ink = ink.astype(bool, copy=False)
+    box = mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].astype(bool, copy=False)  # the rest is paper
+    for ink in (box, box.T):
         crossed = (ink[:, 1:] & ~ink[:, :-1]).sum(axis=1) + ink[:, 0]  # strokes begun along each row
         if np.count_nonzero(crossed >= _SCRIBBLE_CROSSINGS) >= _CROSSINGS_SHARE * np.count_nonzero(crossed):
             return True
