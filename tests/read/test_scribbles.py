@@ -19,7 +19,9 @@ from digits.read.load import load_image
 from digits.read.pipeline import prepare
 from digits.read.reader import Reader
 from digits.spec import NO_DIGIT
-from helpers import signature
+from helpers import benchmark_module, signature
+
+marked = benchmark_module("marked")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,19 @@ def test_a_large_thin_pen_eight_is_a_digit(reader, traced_twice):
     picture = eight(3, traced_twice)
     assert not prepare(picture, explain=False).scribbled
     assert reader.read_digit(picture).digit == 8
+
+
+@pytest.mark.parametrize(("number", "shift"), [("2026", 0), ("58490", 30)])
+def test_a_signature_under_a_number_is_no_line_of_it(reader, mnist, number, shift):
+    """A form: a number, and a signature under it, half the size of `signature`'s. At 9a921f6 the signature
+    was a second line, "4". At a page's working resolution the zigzag may merge and cross fewer strokes:
+    of 9 such forms (3 numbers, 3 places), 3 read exactly, none before."""
+    _, (x_test, y_test) = mnist
+    paper, _ = marked.on_paper([x_test[np.flatnonzero(y_test == int(d))[0]] for d in number], 3)
+    form = Image.new("L", (max(paper.width, 300) + 40, paper.height + 300), 250)
+    form.paste(paper, (20, 0))
+    form.paste(signature().resize((300, 260)), (20 + shift, paper.height))
+    assert reader.read_page(form).text == number
 
 
 @needs_real

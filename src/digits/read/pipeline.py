@@ -151,6 +151,7 @@ class Segment:
     box: Box  # x0, y0, x1, y1 in original image pixels
     image: np.ndarray  # (28, 28) float32, ready for the model
     level_size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
+    scribbled: bool = False  # too dense with strokes to be one digit (`geometry.scribbled`): the model is not asked
 
 
 def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
@@ -200,7 +201,8 @@ class Segmented:
 def segment_page(image: Image.Image) -> Segmented:
     """Find every line of digits, top to bottom, each a list of MNIST-style digits left to right, and the picture read whole.
 
-    Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`).
+    Ruled lines, table rules and the borders of a sheet are taken out first (`digits.read.rules`). A piece too
+    dense with strokes to be one digit (a signature on a form) is marked so (`Segment.scribbled`).
     A picture already in MNIST's format whose ink is one piece is one digit, itself
     (two digits squeezed into 28×28 pass for MNIST's format, and are analysed).
     """
@@ -221,15 +223,15 @@ def segment_page(image: Image.Image) -> Segmented:
         line = []
         for group in groups:
             digit = pixels_of(ruled_out.labels, group)
-            box = original_box(digit, ruled_out, size)
+            box, dense = original_box(digit, ruled_out, size), scribbled(digit)
             if tilt:
                 levelled = crop_to_ink(level(digit, tilt))
                 height, width = levelled.shape
-                line.append(Segment(box, to_mnist(levelled)[1], level_size=(width / sx, height / sy)))
+                line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), dense))
             else:
                 # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
                 same = made.has_ink and np.array_equal(digit, one_digit)
-                line.append(Segment(box, made.image if same else to_mnist(digit)[1]))
+                line.append(Segment(box, made.image if same else to_mnist(digit)[1], scribbled=dense))
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)

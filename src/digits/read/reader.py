@@ -220,7 +220,10 @@ class Reader:
                 images.append(image)
             return rows[id(image)]
 
-        piece_rows = [[[row(piece.image) for piece in line] for line in page.lines] for page in segmented]
+        piece_rows = [
+            [[None if piece.scribbled else row(piece.image) for piece in line] for line in page.lines]
+            for page in segmented
+        ]
         whole_rows = [row(page.whole.image) if page.whole.readable else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
         # Per page, per line of writing that can make a number: its digits and images, whether
@@ -230,7 +233,10 @@ class Reader:
         for page, page_rows in zip(segmented, piece_rows, strict=True):
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
-                decided = [self.decide(probabilities[r], piece.box) for piece, r in zip(line, line_rows, strict=True)]
+                decided = [
+                    Digit(None, 0.0, (), piece.box, NO_DIGIT) if r is None else self.decide(probabilities[r], piece.box)
+                    for piece, r in zip(line, line_rows, strict=True)
+                ]
                 sizes = [piece.level_size or (width(piece.box), height(piece.box)) for piece in line]
                 sure = line_digits(decided, sizes=sizes)
                 beside = line_digits(decided, beside_numbers=True, sizes=sizes)
