@@ -116,11 +116,10 @@ def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.nd
     less than `_LEAST_LEFT` of its ink: a lone straight stroke is no rule beside writing (a flat one lost
     its length, and the speck left read as a digit)."""
     digit = pick_digit(ruled_out)
-    if not np.array_equal(ruled_out.areas, analysis.areas):  # a rule was there, and pixels went with it
-        whole = pick_digit(analysis)
-        if digit.sum() < _LEAST_LEFT * whole.sum():
-            ruled_out, digit = analysis, whole
-    return ruled_out, digit
+    if np.array_equal(ruled_out.areas, analysis.areas):  # no rule was there: no pixel went
+        return ruled_out, digit
+    whole = pick_digit(analysis)
+    return (ruled_out, digit) if digit.sum() >= _LEAST_LEFT * whole.sum() else (analysis, whole)
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
@@ -223,15 +222,16 @@ def segment_page(image: Image.Image) -> Segmented:
         line = []
         for group in groups:
             digit = pixels_of(ruled_out.labels, group)
-            box, dense = original_box(digit, ruled_out, size), scribbled(digit)
+            box = original_box(digit, ruled_out, size)
             if tilt:
                 levelled = crop_to_ink(level(digit, tilt))
                 height, width = levelled.shape
-                line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), dense))
-            else:
+                line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), scribbled(digit)))
+            elif made.has_ink and np.array_equal(digit, one_digit):
                 # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
-                same = made.has_ink and np.array_equal(digit, one_digit)
-                line.append(Segment(box, made.image if same else to_mnist(digit)[1], scribbled=dense))
+                line.append(Segment(box, made.image, scribbled=made.scribbled))
+            else:
+                line.append(Segment(box, to_mnist(digit)[1], scribbled=scribbled(digit)))
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)

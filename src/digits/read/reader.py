@@ -61,6 +61,11 @@ class Digit:
             "status": self.status,
         }
 
+    @classmethod
+    def unasked(cls, box: Box | None) -> Digit:
+        """The answer "no digit found" without asking the model: no ink (`box` None), or ink too dense for one digit."""
+        return cls(None, 0.0, (), box, NO_DIGIT)
+
     def placed_box(self) -> Box:
         """`box`, for a digit known to have one: every digit of a page does (and every one with ink)."""
         if self.box is None:
@@ -175,10 +180,7 @@ class Reader:
         """Steps 2 and 3 for many prepared pictures, in one `classify` (one model call, two with turns)."""
         asked = [p for p in prepared if p.readable]
         probabilities = iter(self.classify(np.stack([p.image for p in asked])) if asked else ())
-        return [
-            self.decide(next(probabilities), p.box) if p.readable else Digit(None, 0.0, (), p.box, NO_DIGIT)
-            for p in prepared
-        ]
+        return [self.decide(next(probabilities), p.box) if p.readable else Digit.unasked(p.box) for p in prepared]
 
     def read_digit(self, picture: PictureSource) -> Digit:
         """The one digit a picture holds."""
@@ -234,7 +236,7 @@ class Reader:
             here = []
             for line, line_rows in zip(page.lines, page_rows, strict=True):
                 decided = [
-                    Digit(None, 0.0, (), piece.box, NO_DIGIT) if r is None else self.decide(probabilities[r], piece.box)
+                    Digit.unasked(piece.box) if r is None else self.decide(probabilities[r], piece.box)
                     for piece, r in zip(line, line_rows, strict=True)
                 ]
                 sizes = [piece.level_size or (width(piece.box), height(piece.box)) for piece in line]
