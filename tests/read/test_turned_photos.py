@@ -152,3 +152,53 @@ def test_numbers_made_almost_only_of_ones_on_many_lines_are_strokes(reader, mnis
     assert not scattered_strokes([number(text) for text in ("1101", "2024", "17", "11", "1")])
     for page in (["11", "111", "1"], ["1", "17", "11"]):
         assert reader.read_page(mnist_page(mnist, page)).text == "\n".join(page)
+
+
+def _turned_jpeg(picture: Image.Image, turn: float, fill: int) -> bytes:
+    turned = picture.convert("RGB").rotate(turn, Image.Resampling.BICUBIC, expand=True, fillcolor=(fill,) * 3)
+    buffer = io.BytesIO()
+    turned.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@needs_real
+@pytest.mark.parametrize("name", ["niraj__1.jpeg", "filippo__img-202114-215724.png"])
+def test_a_grey_photo_turned_with_its_corners_filled_light_reads_as_upright(reader, name):
+    """A photo of paper in dim light turned as an editor turns it, the corners it opens filled light
+    grey: brighter than the paper, the corners were no table the sheet finders knew, and the picture
+    gave nothing. Each corner is one flat level in a right triangle (`sheet._filled_corners`)."""
+    [row] = [row for row in real_rows("multi") if row["file"] == name]
+    photo = _turned_jpeg(Image.open(REAL / "multi" / name), -6, 200)
+    assert reader.read_page(photo).text == row["text"]
+
+
+def test_a_sheet_on_a_desk_turned_with_its_corners_filled_light_is_found(reader, mnist):
+    """The filled corners take the level of the desk beside them before the sheet is looked for: a
+    light fill round a dark desk split the picture's brightness between the corners and the rest."""
+    _, (x_test, y_test) = mnist
+    page, text, scene = make_pages(x_test, y_test, 9, 0)[8]
+    assert scene == "sheet on a desk"
+    photo = _turned_jpeg(Image.open(io.BytesIO(encoded(page))), -6, 200)
+    assert reader.read_page(photo).text == text
+
+
+def test_only_a_turns_flat_corners_are_filled_corners():
+    """Four flat right triangles of one level are; a page unturned, and a turn filled with the paper's
+    own level (its corners run on into the paper, beyond any triangle), are not."""
+    from digits.read.sheet import _coarse, _filled_corners
+
+    page = Image.new("L", (400, 300), 235)
+    ImageDraw.Draw(page).text((150, 130), "1 2 3", fill=20)
+    noisy = np.asarray(page, np.float32) + np.random.default_rng(0).normal(0, 4, (300, 400))
+    page = Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+
+    def corners(picture: Image.Image) -> np.ndarray | None:
+        return _filled_corners(_coarse(np.asarray(picture, np.float32) / 255))
+
+    assert corners(page) is None
+    assert corners(page.rotate(-6, Image.Resampling.BICUBIC, expand=True, fillcolor=235)) is None
+    found = corners(page.rotate(-6, Image.Resampling.BICUBIC, expand=True, fillcolor=200))
+    assert found is not None
+    assert all(corner.any() for corner in (found[:5, :5], found[:5, -5:], found[-5:, :5], found[-5:, -5:]))
+    height, width = found.shape
+    assert not found[height // 4 : -height // 4, width // 4 : -width // 4].any()

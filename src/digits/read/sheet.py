@@ -16,6 +16,10 @@ Two finders, on a coarse copy of the photo:
     MNIST's training digits) marks the sheet on a 64×64 copy, kept where
     its edge is a step.
 
+Corners that a turn filled with one flat level (`_filled_corners`: an
+editor's or a scanner's) take the level beside them before either finder
+looks, and count as table after.
+
 The rules alone missed sheets whose edge is soft under dim light, or whose
 desk has grain, and then read the desk as writing; the segmenter never saw a
 chalkboard on a wall, and its 64×64 edge is rough. Chosen on generated pages
@@ -49,6 +53,10 @@ _SHARP_STEP = 0.12
 _MAX_AREA = 0.95
 # The sheet's rim (`sheet_rim`) is this share of the picture's shorter side wide.
 _RIM_WIDTH = 0.02
+# A corner filled by a turn is one level to within this much (of 1) on the coarse copy (a JPEG's
+# noise, smoothed), and differs from the right triangle its legs span by at most this share of it.
+_FILL_FLAT = 0.02
+_FILL_TRIANGLE = 0.25
 # The side of the square the segmenter sees, and the probability above which a pixel is sheet.
 FINDER_SIDE = 64
 FINDER_LEVEL = 0.5
@@ -96,21 +104,64 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     mask of everything else, grown a little past the sheet's edge, or None
     when the sheet fills the picture (the usual case).
     """
+    from scipy import ndimage
+
     small = _coarse(grey)
     if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
         return None
+    # Corners a turn filled (an editor's, a scanner's) are no table the finders know: they take the
+    # level of what lies beside them first, so that a sheet on a desk is found as it would be
+    # unturned, and a light fill round grey paper is not taken for a sheet; they are left out after.
+    filled = _filled_corners(small)
+    if filled is not None:
+        beside = ndimage.binary_dilation(filled, iterations=4) & ~ndimage.binary_dilation(filled, iterations=1)
+        small = np.where(filled, np.median(small[beside]), small)
     sheet = _rules_sheet(small)
     if sheet is None:
         sheet = _learned_sheet(small)
-    if sheet is None:
+    if sheet is None and filled is None:
         return None
-    from scipy import ndimage
-
+    table = ~sheet if sheet is not None else np.zeros(small.shape, bool)
+    if filled is not None:
+        table |= filled
     height, width = grey.shape
     table_mask: np.ndarray = ndimage.binary_dilation(
-        _resized(~sheet, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
+        _resized(table, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
     )
     return table_mask
+
+
+def _filled_corners(small: np.ndarray) -> np.ndarray | None:
+    """The corners that a turn filled with one flat level, as an editor, a scanner or a phone's
+    straightening fills them, or None where fewer than two corners are so filled.
+
+    Such a corner is a right triangle along two of the picture's edges, one level throughout (a table
+    has grain and light that falls off; a turn's fill has neither), and the fill is the same in every
+    corner. A flat corner of paper or desk runs on beyond any triangle, and is none.
+    """
+    from scipy import ndimage
+
+    height, width = small.shape
+    corners = [(0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)]
+    values = np.array([small[corner] for corner in corners])
+    level = float(max(values, key=lambda value: int((np.abs(values - value) < _FILL_FLAT).sum())))  # most corners'
+    labels, _ = ndimage.label(np.abs(small - level) < _FILL_FLAT)
+    rows, columns = np.ogrid[:height, :width]
+    found, count = np.zeros(small.shape, bool), 0
+    for row, column in corners:
+        if labels[row, column] == 0:
+            continue
+        flip = (1 if row == 0 else -1, 1 if column == 0 else -1)
+        region = (labels == labels[row, column])[:: flip[0], :: flip[1]]  # this corner at (0, 0)
+        across, down = int(np.argmin(region[0])), int(np.argmin(region[:, 0]))  # its legs (0: the whole edge)
+        if across < 3 or down < 3:
+            continue
+        triangle = rows * across + columns * down < across * down
+        if (region ^ triangle).sum() > _FILL_TRIANGLE * triangle.sum():
+            continue
+        found |= region[:: flip[0], :: flip[1]]
+        count += 1
+    return found if count >= 2 else None
 
 
 def sheet_rim(outside: np.ndarray) -> np.ndarray:
