@@ -183,20 +183,26 @@ def test_a_sheet_on_a_desk_turned_with_its_corners_filled_light_is_found(reader,
 
 
 def test_only_a_turns_flat_corners_are_filled_corners():
-    """Four flat right triangles of one level are; a page unturned, and a turn filled with the paper's
-    own level (its corners run on into the paper, beyond any triangle), are not."""
+    """Four flat right triangles of one level, each ending in a step, are; a page unturned, a turn filled
+    with the paper's own level (its corners run on into the paper, beyond any triangle) and a mild
+    vignette (its corners flat, but the light rising gently past them: a review's case) are not."""
     from digits.read.sheet import _coarse, _filled_corners
 
     page = Image.new("L", (400, 300), 235)
     ImageDraw.Draw(page).text((150, 130), "1 2 3", fill=20)
-    noisy = np.asarray(page, np.float32) + np.random.default_rng(0).normal(0, 4, (300, 400))
-    page = Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+    noise = np.random.default_rng(0).normal(0, 4, (300, 400))
+    page = Image.fromarray((np.asarray(page, np.float32) + noise).clip(0, 255).astype(np.uint8))
 
     def corners(picture: Image.Image) -> np.ndarray | None:
-        return _filled_corners(_coarse(np.asarray(picture, np.float32) / 255))
+        found = _filled_corners(_coarse(np.asarray(picture, np.float32) / 255))
+        return None if found is None else np.logical_or.reduce(found)
 
     assert corners(page) is None
     assert corners(page.rotate(-6, Image.Resampling.BICUBIC, expand=True, fillcolor=235)) is None
+    rows, cols = np.indices((300, 400))
+    radius = np.hypot((cols - 200) / 200, (rows - 150) / 150)
+    vignetted = np.asarray(page, np.float32) - 40 * np.clip(radius - 0.4, 0, None) ** 2  # corners 40 levels darker
+    assert corners(Image.fromarray(vignetted.clip(0, 255).astype(np.uint8))) is None
     found = corners(page.rotate(-6, Image.Resampling.BICUBIC, expand=True, fillcolor=200))
     assert found is not None
     assert all(corner.any() for corner in (found[:5, :5], found[:5, -5:], found[-5:, :5], found[-5:, -5:]))

@@ -2,7 +2,8 @@
 
 A photo of a sheet lying on a table shows two surfaces, and only the sheet
 is paper. `outside_sheet` returns the mask of the table (everything that is
-not the sheet), or None when the sheet fills the picture; `digits.read.ink`
+not the sheet, and the corners a turn filled), or None when the sheet fills
+the picture and no corner is filled; `digits.read.ink`
 then leaves the table out of the paper's estimate and of the ink, and what
 lies along the sheet's edge (`sheet_rim`) out of the writing.
 
@@ -53,10 +54,16 @@ _SHARP_STEP = 0.12
 _MAX_AREA = 0.95
 # The sheet's rim (`sheet_rim`) is this share of the picture's shorter side wide.
 _RIM_WIDTH = 0.02
-# A corner filled by a turn is one level to within this much (of 1) on the coarse copy (a JPEG's
-# noise, smoothed), and differs from the right triangle its legs span by at most this share of it.
+# A corner filled by a turn is one level to within this much (of 1) on the coarse copy: a JPEG's noise,
+# smoothed, stays well within it. It differs from the right triangle its legs span by at most this share
+# of the triangle (the blur along its long side, on short legs), its legs are at least this many pixels
+# of the coarse copy (a turn of about 1 degree), and what lies just beyond its long side differs from it
+# by this much at least: a review measured a vignette's corners at 0.008-0.019 and fills at 0.033 and
+# more (a fill nearer the paper's level than that shows no edge to leave out).
 _FILL_FLAT = 0.02
 _FILL_TRIANGLE = 0.25
+_FILL_LEAST_LEG = 3
+_FILL_STEP = 0.03
 # The side of the square the segmenter sees, and the probability above which a pixel is sheet.
 FINDER_SIDE = 64
 FINDER_LEVEL = 0.5
@@ -100,30 +107,33 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
 
     A photo of a sheet lying on a table shows two surfaces: the table, and
     the sheet that holds the ink. `_rules_sheet` looks for the sheet on a
-    coarse copy, and `_learned_sheet` where the rules find none. Returns the
-    mask of everything else, grown a little past the sheet's edge, or None
-    when the sheet fills the picture (the usual case).
+    coarse copy, and `_learned_sheet` where the rules find none; corners a
+    turn filled (`_filled_corners`) are table too. Returns the mask of
+    everything else, grown a little past the sheet's edge, or None when the
+    sheet fills the picture and no corner is filled (the usual case).
     """
     from scipy import ndimage
 
     small = _coarse(grey)
     if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
         return None
-    # Corners a turn filled (an editor's, a scanner's) are no table the finders know: they take the
-    # level of what lies beside them first, so that a sheet on a desk is found as it would be
-    # unturned, and a light fill round grey paper is not taken for a sheet; they are left out after.
-    filled = _filled_corners(small)
-    if filled is not None:
+    # Corners a turn filled (an editor's, a scanner's) are no table the finders know: each takes the
+    # level of what lies beside it first (the median of a band just past the blur along its edge), so
+    # that a sheet on a desk is found as it would be unturned, and a light fill round grey paper is not
+    # taken for a sheet; they are left out after.
+    corners = _filled_corners(small) or []
+    if corners:
+        filled = np.logical_or.reduce(corners)
         beside = ndimage.binary_dilation(filled, iterations=4) & ~ndimage.binary_dilation(filled, iterations=1)
         small = np.where(filled, np.median(small[beside]), small)
     sheet = _rules_sheet(small)
     if sheet is None:
         sheet = _learned_sheet(small)
-    if sheet is None and filled is None:
+    if sheet is None and not corners:
         return None
     table = ~sheet if sheet is not None else np.zeros(small.shape, bool)
-    if filled is not None:
-        table |= filled
+    for corner in corners:
+        table |= corner
     height, width = grey.shape
     table_mask: np.ndarray = ndimage.binary_dilation(
         _resized(table, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
@@ -131,37 +141,53 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     return table_mask
 
 
-def _filled_corners(small: np.ndarray) -> np.ndarray | None:
+def _filled_corners(small: np.ndarray) -> list[np.ndarray] | None:
     """The corners that a turn filled with one flat level, as an editor, a scanner or a phone's
-    straightening fills them, or None where fewer than two corners are so filled.
+    straightening fills them (one mask each), or None where fewer than two corners are so filled.
 
-    Such a corner is a right triangle along two of the picture's edges, one level throughout (a table
-    has grain and light that falls off; a turn's fill has neither), and the fill is the same in every
-    corner. A flat corner of paper or desk runs on beyond any triangle, and is none.
+    Such a corner is a right triangle along two of the picture's edges, one level throughout, that
+    ends in a step of brightness along its long side: a mild vignette's corner is as flat on the
+    coarse copy, but its light rises gently past it. (A hard one, dark corners rounded off by a lens
+    hood, can pass for a fill.) Two corners or more hold the same fill;
+    the level most corners share is tried first, then the others. A flat corner of paper or desk
+    runs on beyond any triangle, and is none.
     """
     from scipy import ndimage
 
     height, width = small.shape
     corners = [(0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)]
     values = np.array([small[corner] for corner in corners])
-    level = float(max(values, key=lambda value: int((np.abs(values - value) < _FILL_FLAT).sum())))  # most corners'
-    labels, _ = ndimage.label(np.abs(small - level) < _FILL_FLAT)
-    rows, columns = np.ogrid[:height, :width]
-    found, count = np.zeros(small.shape, bool), 0
-    for row, column in corners:
-        if labels[row, column] == 0:
+    tried: list[float] = []
+    for level in sorted(values.tolist(), key=lambda value: -int((np.abs(values - value) < _FILL_FLAT).sum())):
+        if any(abs(level - other) < _FILL_FLAT for other in tried):
             continue
-        flip = (1 if row == 0 else -1, 1 if column == 0 else -1)
-        region = (labels == labels[row, column])[:: flip[0], :: flip[1]]  # this corner at (0, 0)
-        across, down = int(np.argmin(region[0])), int(np.argmin(region[:, 0]))  # its legs (0: the whole edge)
-        if across < 3 or down < 3:
-            continue
-        triangle = rows * across + columns * down < across * down
-        if (region ^ triangle).sum() > _FILL_TRIANGLE * triangle.sum():
-            continue
-        found |= region[:: flip[0], :: flip[1]]
-        count += 1
-    return found if count >= 2 else None
+        tried.append(level)
+        labels, _ = ndimage.label(np.abs(small - level) < _FILL_FLAT)
+        found = [mask for corner in corners if (mask := _fill_triangle(small, labels, corner, level)) is not None]
+        if len(found) >= 2:
+            return found
+    return None
+
+
+def _fill_triangle(small: np.ndarray, labels: np.ndarray, corner: tuple[int, int], level: float) -> np.ndarray | None:
+    """The region of `labels` at `corner`, where it is a filled corner (`_filled_corners`); else None."""
+    from scipy import ndimage
+
+    row, column = corner
+    if labels[corner] == 0:  # this corner is not at the level tried
+        return None
+    flip = (1 if row == 0 else -1, 1 if column == 0 else -1)
+    region = (labels == labels[corner])[:: flip[0], :: flip[1]]  # this corner at (0, 0)
+    across, down = int(np.argmin(region[0])), int(np.argmin(region[:, 0]))  # its legs (0: the whole edge)
+    if across < _FILL_LEAST_LEG or down < _FILL_LEAST_LEG:
+        return None
+    rows, columns = np.ogrid[: region.shape[0], : region.shape[1]]
+    triangle = rows * across + columns * down < across * down
+    if (region ^ triangle).sum() > _FILL_TRIANGLE * triangle.sum():
+        return None
+    region = region[:: flip[0], :: flip[1]]
+    beyond = ndimage.binary_dilation(region, iterations=3) & ~ndimage.binary_dilation(region, iterations=1)
+    return region if abs(float(np.median(small[beyond])) - level) >= _FILL_STEP else None
 
 
 def sheet_rim(outside: np.ndarray) -> np.ndarray:
