@@ -36,7 +36,14 @@ from digits.read.geometry import height, union, width
 from digits.read.load import check_pixels, load_image, turned_upright
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
-from digits.read.refusal import BEYOND_DOUBT, line_digits, picture_refused, scattered_strokes, steady
+from digits.read.refusal import (
+    BEYOND_DOUBT,
+    line_digits,
+    picture_refused,
+    scattered_strokes,
+    steady,
+    written_smaller,
+)
 from digits.read.sheet import finder_session
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, NO_DIGITS, OK, REJECT, UNSURE, Box, refused
@@ -296,7 +303,8 @@ class Reader:
         at all (not when they are strokes strewn over a texture, `refusal.scattered_strokes`),
         and those that pass `line_digits` on its own, steady or not, whether they are
         enough of its lines (`refusal.picture_refused`); if so, the lines that can
-        make a number beside them come too.
+        make a number beside them come too, but for those written much smaller than
+        the numbers (`refusal.written_smaller`: print).
         """
         found = [verdict.line for verdict in lines if verdict.passed]
         if (
@@ -308,7 +316,14 @@ class Reader:
         lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
-        return Page(tuple(verdict.line for verdict in lines if verdict.passed or verdict.beside))
+        numbers = [line.digits for line in found]
+        return Page(
+            tuple(
+                verdict.line
+                for verdict in lines
+                if verdict.passed or (verdict.beside and not written_smaller(verdict.line.digits, numbers))
+            )
+        )
 
 
 def _as_image(picture: PictureSource) -> Image.Image:

@@ -1,0 +1,86 @@
+"""A number written on a printed form: the labels beside and above it are print, not digits.
+
+Built from MNIST's test digits (three times their size) and Pillow's own font at a label's size,
+as a form holds them.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from digits.read.reader import Digit, Reader
+from digits.read.refusal import line_digits, written_smaller
+from digits.spec import NO_DIGIT, OK, UNSURE
+
+NUMBERS = ["532", "24673", "5025"]
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def form(mnist, labels: list[str], beside: bool, size: int) -> bytes:
+    """A JPEG of `NUMBERS` written by hand, each after its label printed `size` px high (`beside`) or under it."""
+    _, (x_test, y_test) = mnist
+    font = ImageFont.load_default(size=size)
+    page = Image.new("L", (900, 120 * len(NUMBERS) * (1 if beside else 2)), 250)
+    draw = ImageDraw.Draw(page)
+    top = 30
+    for label, number in zip(labels, NUMBERS, strict=True):
+        glyphs = 255 - np.hstack([x_test[np.flatnonzero(y_test == int(d))[2]] for d in number])
+        written = Image.fromarray(glyphs).resize((glyphs.shape[1] * 3, 84), Image.Resampling.BICUBIC)
+        if beside:
+            draw.text((40, top + 30), label, font=font, fill=20)
+            left = 60 + int(draw.textlength(label, font=font))
+        else:
+            draw.text((40, top), label, font=font, fill=20)
+            top, left = top + 50, 60
+        page.paste(
+            Image.fromarray(np.minimum(np.asarray(page.crop((left, top, left + written.width, top + 84))), written)),
+            (left, top),
+        )
+        top += 120
+    buffer = io.BytesIO()
+    page.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("labels", [["Student ID:", "Score:", "Room:"], ["Age:", "Sum:", "Grade:"]])
+def test_a_label_printed_before_a_number_is_not_part_of_it(reader, mnist, labels):
+    """Its letters are half as tall as the handwriting or less: the "I" of "Student ID:" read as a 1
+    and came first in the number, and the "m" of "Sum:" as a 5."""
+    assert reader.read_page(form(mnist, labels, beside=True, size=40)).text == "\n".join(NUMBERS)
+
+
+def test_labels_printed_over_numbers_are_not_numbers_beside_them(reader, mnist):
+    """A page that holds numbers takes its other lines with less (unsure digits), but not lines written
+    less than half as tall as its numbers: "Score"'s letters made a number, "50018"."""
+    page = form(mnist, ["Student ID", "Score", "Room"], beside=False, size=34)
+    assert reader.read_page(page).text == "\n".join(NUMBERS)
+
+
+def tall(value: int | None, left: int, height: int, status: str = OK) -> Digit:
+    return Digit(value, 0.95, (), (left, 60 - height, left + 20, 60), status)
+
+
+def test_only_pieces_at_a_lines_ends_half_as_tall_as_its_digits_are_left_out():
+    label = [tall(5, 0, 25), tall(1, 25, 25)]
+    number = [tall(5, 80, 60), tall(3, 110, 58), tall(2, 140, 60)]
+    assert line_digits(label + number) == number
+    assert line_digits(number + [tall(7, 170, 20)]) == number  # a speck after it
+    small_zero = [tall(5, 80, 60), tall(0, 110, 40), tall(2, 140, 60), tall(0, 170, 36)]
+    assert line_digits(small_zero) == small_zero  # a line's own digits are written alike, if not the same
+    assert line_digits([tall(1, 0, 25), tall(4, 30, 60)]) == [tall(1, 0, 25), tall(4, 30, 60)]  # two: which is it?
+    refused_between = [tall(5, 0, 25), tall(None, 25, 25, NO_DIGIT)] + number
+    assert line_digits(refused_between) == number
+
+
+def test_a_line_beside_numbers_is_print_when_less_than_half_as_tall():
+    numbers = [[tall(5, 80, 60), tall(3, 110, 58)]]
+    assert written_smaller([tall(1, 0, 25, UNSURE), tall(7, 30, 28, UNSURE)], numbers)
+    assert not written_smaller([tall(1, 0, 40, UNSURE), tall(7, 30, 38, UNSURE)], numbers)
