@@ -199,11 +199,14 @@ class Reader:
         A line is a number only when its pieces make one (`digits.read.refusal`):
         none unsure, none of full height refused, none too wide, confident
         on average, and each digit steady when nudged. Smaller refused pieces
-        (a dash, a speck, a stray mark) are left out. A picture where most
+        (a dash, a speck, a stray mark) are left out, and so are digits at a
+        line's ends much smaller than the rest and set apart (a form's printed
+        label). A picture where most
         lines of writing are not numbers gives none; one whose only number
         is a single digit gives it only when `read_digit` reads the same.
         Once a picture gives numbers, its other lines of two digits or more
-        need not be sure or steady: their digits that are unsure, or that
+        need not be sure or steady (unless written less than half as tall as
+        those numbers: print): their digits that are unsure, or that
         flipped when nudged, have the status "unsure".
         """
         return self.decide_pages([segment_page(_as_image(picture))])[0]
@@ -251,7 +254,10 @@ class Reader:
                 beside = line_digits(decided, beside_numbers=True, sizes=sizes)
                 digits = sure or beside
                 if digits is not None:
-                    kept = [piece.image for piece, d in zip(line, decided, strict=True) if d.digit is not None]
+                    # The images of the digits kept (`line_digits` may leave a line's ends out), by identity:
+                    # a line tested for steadiness keeps its Digits as `decide` made them.
+                    chosen = {id(d) for d in digits}
+                    kept = [piece.image for piece, d in zip(line, decided, strict=True) if id(d) in chosen]
                     here.append((digits, kept, sure is not None, beside is not None))
             candidates.append(here)
         wholes_read = [
@@ -278,6 +284,8 @@ class Reader:
         `refusal.BEYOND_DOUBT` or more are, unasked). One or two model calls, none when no digit is in doubt."""
         if not lines:
             return []
+        if any(len(line) != len(line_images) for line, line_images in lines):
+            raise ValueError("each digit of a line tested for steadiness needs its own image")
         digits = [d for line, _ in lines for d in line]
         images = [image for _, line_images in lines for image in line_images]
         flags = np.ones(len(digits), dtype=bool)

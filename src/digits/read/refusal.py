@@ -7,8 +7,9 @@ as 1. The reader (`Reader.read_page`) therefore accepts a line as a number
 only when every test below holds, and refuses it otherwise:
 
   * `line_digits`: pieces at either end of the line less than half as tall
-    as the digits beside them are not part of it (a printed label before a
-    number written on a form, a speck); then no piece is unsure, no piece of full height is refused
+    as the digits beside them, and set apart from them, are not part of it
+    (a printed label before a number written on a form, a speck); then no
+    piece is unsure, no piece of full height is refused
     ("not a digit"); no piece is much wider than the line's digits are tall (a digit
     is taller than wide: 99.3 % of MNIST's test digits are less than 1.5
     times as wide as tall); a number of two digits or more has a mean
@@ -76,8 +77,10 @@ _SURE_NOT_A_DIGIT = 0.9
 _MAX_WIDTH = 1.5
 # A digit at a line's end less than this share as tall as the line's other digits is not written with them
 # (a printed label's letter, a speck). Real numbers of the development fold: 0.63 and more; generated
-# pages (seeds 0 and 1) and lines: 0.55 and more; a label printed beside a number: 0.4-0.5.
+# pages (seeds 0 and 1) and lines: 0.55 and more; a label printed beside a number: 0.3-0.5.
 _SMALL_END = 0.5
+# ...and set this many times the number's typical gap between digits apart from it.
+_APART = 1.5
 # A refused piece ("no digit found") at least this share of the line's digit height stops the line.
 _FULL_HEIGHT = 0.75
 # A digit must keep its reading in this many of its ten nudged copies (real digits measured: 8 or more).
@@ -105,9 +108,12 @@ def line_digits(
 ) -> list[Digit] | None:
     """The digits of one line if they can make a number, else None.
 
-    `decided` holds the line's `reader.Digit`s left to right. Refused pieces
-    smaller than `_FULL_HEIGHT` of the line's digits (a dash, a speck) are
-    left out. `beside_numbers`: the line is on a picture that holds numbers
+    `decided` holds the line's `reader.Digit`s left to right. Digits at its
+    ends much smaller than the rest and set apart from them (`_without_small_ends`:
+    a printed label's letters) are left out, and so are refused pieces
+    smaller than `_FULL_HEIGHT` of the line's digits (a dash, a speck). The
+    digits returned are `decided`'s own objects but where `beside_numbers`
+    reads a doubtful refusal. `beside_numbers`: the line is on a picture that holds numbers
     which passed every test, so digits the model is unsure of count too, and
     so do refused pieces of full height it is not sure about (as their
     likeliest digit, unsure); but a lone digit does not (a mark at the
@@ -142,22 +148,46 @@ def _without_small_ends(
     decided: Sequence[Digit], sizes: Sequence[tuple[float, float]]
 ) -> tuple[Sequence[Digit], Sequence[tuple[float, float]]]:
     """The line without the pieces at either end that are less than `_SMALL_END` as tall as the digits
-    beside them: a printed label's letters before a number written on a form ("Total: 527", its "a"
-    read as a 2), a speck at a line's end. A line's own digits are written alike."""
+    beside them and set apart from them: a printed label's letters before a number written on a form
+    ("Sum: 527", its "m" read as a 5), a speck after it. A line's own digits are written alike, and as
+    near one another: a digit is left out only where its gap to the next is `_APART` times the
+    number's typical gap or more (a label ends in a colon and a space). The left end is trimmed first,
+    then the right, while two digits or more stay. What is cut off with a digit must be no digit of
+    the line's size either: a refused piece of full height there, or one too wide, keeps the line whole
+    (it fails, as it would have)."""
     digits = [i for i, d in enumerate(decided) if d.digit is not None]
+    boxes = [decided[i].placed_box() for i in digits]
+    gaps = [float(following[0] - preceding[2]) for preceding, following in zip(boxes, boxes[1:], strict=False)]
+
+    def small(end: int, others: range) -> bool:
+        return sizes[digits[end]][1] < _SMALL_END * float(np.median([sizes[digits[k]][1] for k in others]))
+
+    def apart(gap: float, inner: list[float]) -> bool:  # the small ones' gap to the number, against its own
+        return gap >= _APART * max(float(np.median(inner)), 1.0)
+
     first, last = 0, len(digits) - 1
-    while last - first >= 2 and sizes[digits[first]][1] < _SMALL_END * np.median(
-        [sizes[i][1] for i in digits[first + 1 : last + 1]]
-    ):
+    while last - first >= 2 and small(first, range(first + 1, last + 1)):
         first += 1
-    while last - first >= 2 and sizes[digits[last]][1] < _SMALL_END * np.median(
-        [sizes[i][1] for i in digits[first:last]]
-    ):
-        last -= 1
+    if first and not apart(gaps[first - 1], gaps[first:last]):
+        first = 0
+    right = last
+    while right - first >= 2 and small(right, range(first, right)):
+        right -= 1
+    if right < last and apart(gaps[right], gaps[first:right]):
+        last = right
     if first == 0 and last == len(digits) - 1:
         return decided, sizes
-    kept = slice(digits[first], digits[last] + 1)
-    return decided[kept], sizes[kept]
+    start = digits[first] if first > 0 else 0
+    stop = digits[last] + 1 if last < len(digits) - 1 else len(decided)
+    height = float(np.median([sizes[digits[k]][1] for k in range(first, last + 1)]))
+    cut = [k for k in range(len(decided)) if not start <= k < stop]
+    if any(
+        sizes[k][1] >= _FULL_HEIGHT * height or sizes[k][0] > _MAX_WIDTH * height
+        for k in cut
+        if decided[k].digit is None
+    ):
+        return decided, sizes
+    return decided[start:stop], sizes[start:stop]
 
 
 def written_smaller(line: Sequence[Digit], numbers: Sequence[Sequence[Digit]]) -> bool:
