@@ -1,0 +1,113 @@
+"""Benchmark: `digits read` on numbers written on printed forms, their labels beside or above them.
+
+A form prints its labels ("Total:", "Student ID:") and a hand fills in the
+numbers. Printed letters are smaller than handwriting, and some read as
+digits. This draws `--forms` forms per layout from MNIST's *test* digits
+(three times their size, about 60 px tall) and labels in Pillow's own font at
+26 to 40 px, saves each as a JPEG and reads it with `Reader.read_page`; a
+form counts when its numbers are read exactly, in order. Layouts:
+
+  * label beside: "Total: 527", one number to a line;
+  * label above: each label on a line of its own over its number;
+  * a title above: one printed line over the numbers, no labels.
+
+The reader's rules for printed labels (`digits.read.refusal`) were chosen
+on forms like these drawn in other fonts (DejaVu Sans, Liberation Serif);
+this benchmark's seed and font were not looked at.
+
+    python benchmarks/forms.py [--forms 40] [--seed 2]
+
+Writes `forms.json` and `forms.md` to `--out` (default benchmarks/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from _common import RESULTS, count_by_condition, how_measured, results_table, write_counts
+from digits.data import load_test
+from digits.read.reader import Reader
+
+LABELS = ("Name:", "Amount:", "Date:", "Total:", "Invoice no.", "Phone:", "Student ID:", "Score:", "Room:", "Age:")
+LAYOUTS = ("label beside", "label above", "a title above")
+DIGIT_SIDE = 84  # MNIST's 28 px, three times
+
+
+def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tuple[bytes, str]:
+    """One form as a JPEG, and its numbers' text; the same for the same arguments."""
+    rng = np.random.default_rng([seed, LAYOUTS.index(layout), index])
+    font = ImageFont.load_default(size=int(rng.integers(26, 41)))
+    page = Image.new("L", (900, 760), 250)
+    draw = ImageDraw.Draw(page)
+    numbers, top = [], 40
+    if layout == "a title above":
+        draw.text((40, top), "Monthly report - form B", font=font, fill=20)
+        top += 110
+    for _ in range(int(rng.integers(2, 4))):
+        picks = rng.integers(0, len(x), int(rng.integers(2, 6)))
+        numbers.append("".join(str(y[i]) for i in picks))
+        ink = 255 - np.hstack([x[i] for i in picks])
+        written = Image.fromarray(ink).resize((ink.shape[1] * 3, DIGIT_SIDE), Image.Resampling.BICUBIC)
+        label = LABELS[int(rng.integers(len(LABELS)))]
+        left = 60
+        if layout == "label beside":
+            draw.text((40, top + 30), label, font=font, fill=20)
+            left += int(draw.textlength(label, font=font))
+        elif layout == "label above":
+            draw.text((40, top), label.rstrip(":"), font=font, fill=20)
+            top += 60
+        box = (left, top, left + written.width, top + DIGIT_SIDE)
+        page.paste(Image.fromarray(np.minimum(np.asarray(page.crop(box)), np.asarray(written))), box[:2])
+        top += DIGIT_SIDE + 36
+    buffer = io.BytesIO()
+    page.crop((0, 0, 900, min(760, top + 20))).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue(), "\n".join(numbers)
+
+
+def table(report: dict) -> str:
+    [(name, exact)] = report["exact"].items()
+    size = report["sizes"][name]
+    rows = [{"layout": layout, "read": f"{exact[layout]}/{size}"} for layout in LAYOUTS]
+    what = (
+        "Forms of 2 or 3 numbers of MNIST's test digits (about 60 px tall), labels in Pillow's own font at "
+        f"26 to 40 px, seed {report['seed']}, saved as JPEG files and read with `Reader.read_page`; a form "
+        "counts when every number is read exactly, in order."
+    )
+    parts = (
+        results_table(rows, [("layout", "form"), ("read", f"{name}: read exactly")]),
+        what,
+        how_measured("forms.py", report),
+    )
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--forms", type=int, default=40, help="forms per layout")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.forms < 1:
+        parser.error("--forms must be at least 1.")
+
+    x, y = load_test("mnist", args.data_dir)
+    reader = Reader()
+    name = f"generated forms (seed {args.seed})"
+    sets = {name: list(range(args.forms))}
+
+    def right(layout: str, _: str, index: int, __: int) -> bool:
+        picture, text = form(x, y, layout, args.seed, index)
+        return reader.read_page(picture).text == text
+
+    exact = count_by_condition(LAYOUTS, sets, right)
+    write_counts(args.out, "forms", ("exact", exact), sets, args.seed, table)
+
+
+if __name__ == "__main__":
+    main()
