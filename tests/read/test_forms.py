@@ -57,6 +57,13 @@ def test_a_label_printed_before_a_number_is_not_part_of_it(reader, mnist, labels
     assert reader.read_page(form(mnist, labels, beside=True, size=40)).text == "\n".join(NUMBERS)
 
 
+def test_a_label_near_its_number_is_left_out_where_it_holds_letters(reader, mnist):
+    """ "Total:" 20 px from its number, nearer than twice the number's own gaps: its "l" read as a 1 came
+    first in the number. Refused letters as tall beside it ("Tota") make it a word."""
+    page = form(mnist, ["Total:", "Invoice no.", "Phone:"], beside=True, size=38)
+    assert reader.read_page(page).text == "\n".join(NUMBERS)
+
+
 def test_labels_printed_over_numbers_are_not_numbers_beside_them(reader, mnist):
     """A page that holds numbers takes its other lines with less (unsure digits), but not lines written
     less than half as tall as its numbers: "Score"'s letters made a number, "50018"."""
@@ -80,6 +87,12 @@ def test_only_pieces_at_a_lines_ends_half_as_tall_as_its_digits_and_set_apart_ar
     assert line_digits([tall(1, 0, 25), tall(4, 50, 60)]) == [tall(1, 0, 25), tall(4, 50, 60)]  # two: which is it?
     refused_between = [tall(5, 0, 25), tall(None, 25, 25, NO_DIGIT)] + number
     assert line_digits(refused_between) == number
+    # Near the number, a small digit goes only with refused letters as tall beside it (a word)...
+    word = [tall(None, 40, 25, NO_DIGIT), tall(1, 62, 25)] + number
+    assert line_digits(word) == number
+    # ...not with a smaller refused piece (a 5's detached bar): that is the number's own first digit.
+    bar = [tall(5, 45, 28), tall(None, 66, 6, NO_DIGIT)] + number
+    assert line_digits(bar) == bar[:1] + number
 
 
 def test_what_is_cut_off_with_a_small_end_must_be_small_too():

@@ -153,7 +153,9 @@ def _without_small_ends(
     beside them and set apart from them: a printed label's letters before a number written on a form
     ("Sum: 527", its "m" read as a 5), a speck after it. A line's own digits are written alike, and as
     near one another: a digit is left out only where its gap to the next is `_APART` times the
-    number's typical gap or more (a label ends in a colon and a space). The left end is trimmed first,
+    number's typical gap or more (a label ends in a colon and a space), or where refused letters about
+    as tall stand among what is cut off with it (a word: print mixes letters with what reads as digits;
+    a 5's detached bar is no letter of its size). The left end is trimmed first,
     then the right, while two digits or more stay. What is cut off with a digit must be no digit of
     the line's size either: a refused piece of full height there, or one too wide, keeps the line whole
     (it fails, as it would have)."""
@@ -167,15 +169,22 @@ def _without_small_ends(
     def apart(gap: float, inner: list[float]) -> bool:  # the small ones' gap to the number, against its own
         return gap >= _APART * max(float(np.median(inner)), 1.0)
 
+    def worded(cut: range, dropped: range) -> bool:  # letters the model refuses among them, as tall: a word
+        tall = float(np.median([sizes[digits[k]][1] for k in dropped]))
+        return any(decided[i].digit is None and 0.5 * tall <= sizes[i][1] <= 2 * tall for i in cut)
+
     first, last = 0, len(digits) - 1
     while last - first >= 2 and small(first, range(first + 1, last + 1)):
         first += 1
-    if first and not apart(gaps[first - 1], gaps[first:last]):
+    if first and not (apart(gaps[first - 1], gaps[first:last]) or worded(range(digits[first]), range(first))):
         first = 0
     right = last
     while right - first >= 2 and small(right, range(first, right)):
         right -= 1
-    if right < last and apart(gaps[right], gaps[first:right]):
+    if right < last and (
+        apart(gaps[right], gaps[first:right])
+        or worded(range(digits[right] + 1, len(decided)), range(right + 1, last + 1))
+    ):
         last = right
     if first == 0 and last == len(digits) - 1:
         return decided, sizes
