@@ -48,6 +48,11 @@ def how_measured(script: str, report: dict) -> str:
     return f"`{command}` on {report['machine']}, Python {report['python']}{at}."
 
 
+def described(table: str, note: str, script: str, report: dict) -> str:
+    """A benchmark's markdown: its table, the note that says what was counted, and `how_measured`."""
+    return "\n\n".join([table, note, how_measured(script, report)]) + "\n"
+
+
 def count_by_condition(
     conditions: Iterable[str], sets: dict[str, list], right: Callable[[str, str, int, Any], bool]
 ) -> dict[str, dict[str, int]]:

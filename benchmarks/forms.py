@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from _common import RESULTS, count_by_condition, how_measured, results_table, write_counts
+from _common import RESULTS, count_by_condition, described, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 
@@ -78,12 +78,9 @@ def table(report: dict) -> str:
         f"26 to 40 px, seed {report['seed']}, saved as JPEG files and read with `Reader.read_page`; a form "
         "counts when every number is read exactly, in order."
     )
-    parts = (
-        results_table(rows, [("layout", "form"), ("read", f"{name}: read exactly")]),
-        what,
-        how_measured("forms.py", report),
+    return described(
+        results_table(rows, [("layout", "form"), ("read", f"{name}: read exactly")]), what, "forms.py", report
     )
-    return "\n\n".join(parts) + "\n"
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 import real_sources
-from _common import count_by_condition, data_arguments, how_measured, results_table, write_counts
+from _common import count_by_condition, data_arguments, described, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 from digits.spec import Box
@@ -140,20 +140,14 @@ def table(report: dict) -> str:
         for condition in CONDITIONS
     ]
     columns = [("condition", "picture")] + [(name, name) for name in report["right"]]
-    return "\n".join(
-        [
-            results_table(rows, columns),
-            "",
-            "A digit is right when `Reader.read_digit` gives it; a number when `Reader.read_page` gives exactly its "
-            "text. The mark is drawn in dark ink round or under the writing's box (a real digit's: the box the "
-            "reader finds in the picture as it is; where the picture is too tight for it, its edge cuts the ring, "
-            "which then goes round nothing, or the line). The rules that take a ring or a line under a digit away "
-            "were made looking at generated digits of other seeds and at the development fold.",
-            "",
-            how_measured("marked.py", report),
-            "",
-        ]
+    note = (
+        "A digit is right when `Reader.read_digit` gives it; a number when `Reader.read_page` gives exactly its "
+        "text. The mark is drawn in dark ink round or under the writing's box (a real digit's: the box the "
+        "reader finds in the picture as it is; where the picture is too tight for it, its edge cuts the ring, "
+        "which then goes round nothing, or the line). The rules that take a ring or a line under a digit away "
+        "were made looking at generated digits of other seeds and at the development fold."
     )
+    return described(results_table(rows, columns), note, "marked.py", report)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 import real_sources
-from _common import count_by_condition, data_arguments, how_measured, results_table, write_counts
+from _common import count_by_condition, data_arguments, described, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 from digits.synth.pages import encoded, make_pages
@@ -118,19 +118,13 @@ def table(report: dict) -> str:
         for condition, _ in CONDITIONS
     ]
     columns = [("condition", "picture")] + [(name, f"{name}: exact") for name in report["exact"]]
-    return "\n".join(
-        [
-            results_table(rows, columns),
-            "",
-            "Each picture turned, saved as a JPEG and read with `Reader.read_page`; exact: every line read, in order. "
-            f"Cut to the page: the middle {KEPT:.0%} of the turned picture (the corners show what lay beyond the page). "
-            "Some real numbers run to their picture's edge: cut to the page, they lose a digit to the cut itself. "
-            "The rules for turned photos were chosen on generated pages of seed 0 and on the development fold.",
-            "",
-            how_measured("turned_photos.py", report),
-            "",
-        ]
+    note = (
+        "Each picture turned, saved as a JPEG and read with `Reader.read_page`; exact: every line read, in order. "
+        f"Cut to the page: the middle {KEPT:.0%} of the turned picture (the corners show what lay beyond the page). "
+        "Some real numbers run to their picture's edge: cut to the page, they lose a digit to the cut itself. "
+        "The rules for turned photos were chosen on generated pages of seed 0 and on the development fold."
     )
+    return described(results_table(rows, columns), note, "turned_photos.py", report)
 
 
 def main() -> None:

@@ -121,19 +121,18 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     # level of what lies beside it first (the median of a band just past the blur along its edge), so
     # that a sheet on a desk is found as it would be unturned, and a light fill round grey paper is not
     # taken for a sheet; they are left out after.
-    corners = _filled_corners(small) or []
-    if corners:
-        filled = np.logical_or.reduce(corners)
+    filled = _filled_corners(small)
+    if filled is not None:
         beside = ndimage.binary_dilation(filled, iterations=4) & ~ndimage.binary_dilation(filled, iterations=1)
         small = np.where(filled, np.median(small[beside]), small)
     sheet = _rules_sheet(small)
     if sheet is None:
         sheet = _learned_sheet(small)
-    if sheet is None and not corners:
+    if sheet is None and filled is None:
         return None
     table = ~sheet if sheet is not None else np.zeros(small.shape, bool)
-    for corner in corners:
-        table |= corner
+    if filled is not None:
+        table |= filled
     height, width = grey.shape
     table_mask: np.ndarray = ndimage.binary_dilation(
         _resized(table, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
@@ -141,9 +140,9 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     return table_mask
 
 
-def _filled_corners(small: np.ndarray) -> list[np.ndarray] | None:
-    """The corners that a turn filled with one flat level, as an editor, a scanner or a phone's
-    straightening fills them (one mask each), or None where fewer than two corners are so filled.
+def _filled_corners(small: np.ndarray) -> np.ndarray | None:
+    """The mask of the corners that a turn filled with one flat level, as an editor, a scanner or a
+    phone's straightening fills them, or None where fewer than two corners are so filled.
 
     Such a corner is a right triangle along two of the picture's edges, one level throughout, that
     ends in a step of brightness along its long side: a mild vignette's corner is as flat on the
@@ -165,7 +164,8 @@ def _filled_corners(small: np.ndarray) -> list[np.ndarray] | None:
         labels, _ = ndimage.label(np.abs(small - level) < _FILL_FLAT)
         found = [mask for corner in corners if (mask := _fill_triangle(small, labels, corner, level)) is not None]
         if len(found) >= 2:
-            return found
+            filled: np.ndarray = np.logical_or.reduce(found)
+            return filled
     return None
 
 
