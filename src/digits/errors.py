@@ -27,6 +27,11 @@ def first_line(err: BaseException, most: int = 160) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0][:most]
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra, from the package index or from a clone (as the README installs it)."""
+    return f"pip install 'digits[{extra}]' (from a clone: pip install '.[{extra}]')"
+
+
 class DataError(DigitsError):
     """A dataset file is missing, corrupt or not what it claims to be."""
 

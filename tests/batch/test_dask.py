@@ -57,6 +57,32 @@ def test_a_worker_killed_mid_run_loses_no_picture(pictures):
     assert same(rows) == same(here)
 
 
+def test_a_cluster_without_workers_is_one_sentence_not_a_wait_for_ever(pictures, monkeypatch):
+    from distributed import LocalCluster
+
+    from digits.batch import engine
+
+    monkeypatch.setattr(engine, "NO_WORKER_SECONDS", 2.0)
+    with (
+        LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster,
+        pytest.raises(batch.ClusterError, match="has had no worker for 2 s; start some"),
+    ):
+        list(batch.read([str(p) for p in pictures], dask=cluster.scheduler_address))
+
+
+def test_a_scheduler_lost_mid_run_is_one_sentence():
+    from distributed.comm.core import CommClosedError
+
+    from digits.batch import engine
+
+    class Gone:
+        def result(self, timeout):
+            raise CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed")
+
+    with pytest.raises(batch.ClusterError, match="lost the Dask scheduler at tcp://h:1 .*run the command again"):
+        engine._dask_result(None, Gone(), "tcp://h:1")
+
+
 @pytest.mark.dask_scheduler
 def test_real_scheduler_and_two_workers(tmp_path, pictures):
     """.ci/run starts `dask scheduler` and two `dask worker`s on loopback (.ci/dask) and sets the address."""

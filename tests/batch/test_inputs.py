@@ -1,14 +1,16 @@
 """Folders, globs, @lists and stdin become one ordered list of picture paths, each once."""
 
 import io
+import json
 import os
 import socket
+import subprocess
 import sys
 
 import pytest
 
 from digits.batch import InputError, expand
-from helpers import assert_one_line_error, run_cli
+from helpers import DIGITS, assert_one_line_error, run_cli
 
 
 @pytest.fixture
@@ -353,3 +355,28 @@ def test_batch_read_checks_its_model_and_settings_when_called_not_at_the_first_r
         batch.bag(["b.png"], chunk_size=0)  # a bag of partitions of 0 computed to no rows, silently
     with pytest.raises(ValueError, match="workers is 0"):
         batch.write(["b.png"], None, batch.job_for("read"), workers=0)
+
+
+def test_standard_input_takes_names_that_are_not_utf8_under_a_utf8_locale(pictures):
+    """As a list file does: the name goes on escaped, and the picture is read (a strict decoder failed the batch)."""
+    folder = pictures[0].parent
+    os.link(pictures[1], os.fsencode(folder) + b"/\xff.png")
+    listed = subprocess.run(
+        [DIGITS, "predict", "-", "--json"],
+        cwd=folder,
+        input=b"\xff.png\n00.png\n",
+        capture_output=True,
+        env=os.environ | {"PYTHONIOENCODING": "utf-8"},  # stdin's decoder strict, as in an en_US.UTF-8 locale
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["digit"] for line in listed.stdout.splitlines()] == [
+        json.loads(line)["digit"]
+        for line in run_cli("predict", "01.png", "00.png", "--json", cwd=folder).stdout.splitlines()
+    ]
+
+
+def test_a_glob_of_more_than_two_double_stars_is_refused_not_walked_for_minutes(tree):
+    with pytest.raises(InputError, match=r"more than 2 '\*\*'"):
+        expand(["a/**/sub/**/deeper/**/*.webp"])
+    assert expand(["a/**/deeper/**/*.webp"]) == ["a/sub/deeper/4.webp"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -130,3 +131,18 @@ def test_a_parquet_value_longer_than_any_digits_writes_is_refused(tmp_path, monk
     pyarrow.parquet.write_table(pyarrow.Table.from_pylist([row], output._pyarrow()[2]), out)
     with pytest.raises(OutputError, match="a value is longer than any digits writes"):
         Output(out).done("reader.onnx", "predict")
+
+
+def test_a_parquet_output_of_pages_with_many_digits_resumes(tmp_path, monkeypatch):
+    """Rows whose boxes are long (a page of hundreds of digits) go in row groups small enough to be read back."""
+    from digits.batch import output
+
+    monkeypatch.setattr(output, "_LONGEST_LINE", 2**20)  # a group of 1 MiB at most, as of 64 MiB in use
+    monkeypatch.setattr(output, "_PARQUET_GROUP_TEXT", 2**19)
+    out = tmp_path / "pages.parquet"
+    boxes = json.dumps([{"line": [[i, i, i + 9, i + 9] for i in range(8_000)]}])  # 100 KB, as `read` writes
+    row = dict.fromkeys(COLUMNS) | {"status": "ok", "text": "1", "model": "reader.onnx", "boxes": boxes}
+    with Output(out) as written:
+        written.write_chunk([row | {"path": f"page{i}.png"} for i in range(64)])  # 6.4 MB: 64 KiB a row and more
+        written.finish()
+    assert len(Output(out).done("reader.onnx", "read")) == 64

@@ -478,3 +478,42 @@ def test_the_rows_name_the_model_that_was_loaded_even_if_its_file_is_replaced_la
     replaced.doc_string = "another model"
     onnx.save(replaced, model)
     assert job.model_name.startswith(f"mine.onnx sha256:{loaded} threshold 0.5 temperature ")
+
+
+def test_a_run_after_a_kill_in_the_last_cleanup_writes_its_parts_after_those_left(tmp_path, pictures, monkeypatch):
+    """`finish` replaced the output and had removed two of four parts when it was killed: the next run's part
+    comes after the two left, so a picture read again there is its last row (numbered by their count, it had
+    replaced one of them, and sorted before the other's older row)."""
+    from pathlib import Path
+
+    folder, out = pictures[0].parent, tmp_path / "r.csv"
+    late = folder / "late.png"  # missing at first: its row is an error
+    names = [str(p) for p in pictures] + [str(late)]
+    killed = run_cli(
+        "read", *names, "--out", str(out), "--workers", "1", cwd=tmp_path, env=os.environ | {KILL_AFTER_CHUNK: "3"}
+    )
+    assert killed.returncode == -signal.SIGKILL
+    parts = tmp_path / ".r.csv.parts"
+    assert len(list(parts.iterdir())) == 4  # chunks of 3
+
+    removed, unlink = [], Path.unlink
+
+    def killed_after_two(self, *args, **kwargs):
+        if self.parent == parts and len(removed) == 2:
+            raise SystemExit("killed")
+        removed.append(self)
+        unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", killed_after_two)
+    with pytest.raises(SystemExit), Output(out) as output:
+        output.finish()
+    monkeypatch.undo()
+    assert sorted(p.name for p in parts.iterdir()) == ["000000002.csv", "000000003.csv"]
+
+    shutil.copy(pictures[3], late)
+    again = run_cli("read", *names, "--out", str(out), "--workers", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith("1 picture read, 10 already there")
+    rows = read_back(out)
+    assert [r["path"] for r in rows].count(str(late)) == 1
+    assert next(r for r in rows if r["path"] == str(late))["status"] != "error"

@@ -44,9 +44,11 @@ def model(tiny_run):
         (["--explain", "out.jpg"], "--explain saves a PNG"),
         (["--explain", "out.png/"], "give it a file name ending in .png"),  # a folder meant: was saved as a file
         (["--explain", "nowhere/out.png"], "the folder nowhere does not exist; create it first"),
+        (["--explain", "sub"], "sub is a folder; name a file ending in .png"),
     ],
 )
 def test_predict_usage_errors_are_one_line(tmp_path, picture, model, args, fragment):
+    (tmp_path / "sub").mkdir()
     assert_one_line_error(run_cli("predict", "two.png", *args, "--model", model, cwd=tmp_path), fragment)
     assert not (tmp_path / "out.png").exists()
 
@@ -57,7 +59,7 @@ def test_show_index_below_zero_is_one_line(tmp_path, model):
 
 def test_show_saves_only_a_png_under_its_name(tmp_path, model):
     result = run_cli("show", "--out", "digit.jpg", "--model", model, cwd=tmp_path)
-    assert_one_line_error(result, "name the file .png, not digit.jpg")
+    assert_one_line_error(result, "digit.jpg is no .png file; name a file ending in .png")
     assert not (tmp_path / "digit.jpg").exists()
 
 
@@ -65,6 +67,22 @@ def test_a_keras_file_as_model_points_to_the_run_or_its_onnx(tmp_path, picture):
     (tmp_path / "model.keras").write_bytes(b"PK")
     result = run_cli("predict", "two.png", "--model", "model.keras", cwd=tmp_path)
     assert_one_line_error(result, "a Keras model; pass its run folder or the run's model.onnx instead")
+
+
+def test_a_tflite_file_as_model_points_to_the_onnx(tmp_path, picture):
+    (tmp_path / "model.tflite").write_bytes(b"TFL3")
+    result = run_cli("predict", "two.png", "--model", "model.tflite", cwd=tmp_path)
+    assert_one_line_error(result, "a TensorFlow Lite model, for other runtimes; pass the run's model.onnx instead")
+
+
+def test_explain_takes_a_glob_that_matches_one_picture_and_names_it(tmp_path, picture):
+    shutil.copy(picture, tmp_path / "three.png")
+    result = run_cli("predict", "tw*.png", "--explain", "steps.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("two.png: ") and (tmp_path / "steps.png").is_file()
+    many = run_cli("read", "t*.png", "--explain", "boxes.png", cwd=tmp_path)
+    assert_one_line_error(many, "--explain takes one picture file; t*.png matches 2 files")
+    assert not (tmp_path / "boxes.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from digits.batch.work import Item, Job, read_chunk
-from digits.errors import DigitsError, Interrupted
+from digits.errors import DigitsError, Interrupted, first_line, install_hint
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -183,7 +183,7 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
     try:
         from distributed import Client
     except ImportError:
-        raise ClusterError("--dask needs Dask's distributed scheduler: pip install 'digits[batch]'.") from None
+        raise ClusterError(f"--dask needs Dask's distributed scheduler: {install_hint('batch')}.") from None
     from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
@@ -207,17 +207,57 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         from digits.batch.dask_worker import PLUGIN_NAME, KeepLargeBlocks
 
         client.register_plugin(KeepLargeBlocks(), name=PLUGIN_NAME)
-        workers = max(1, sum(client.nthreads().values()))
+        workers = max(1, sum(_dask_workers(client, address).values()))
         run = uuid.uuid4().hex[:8]  # task keys unique to this run; chunk numbers within it
         numbers = iter(range(1 << 62))
         yield from _in_order(
             lambda chunk: client.submit(
                 read_chunk, job, chunk, key=f"digits-chunk-{run}-{next(numbers)}", retries=DASK_RETRIES, pure=False
             ),
-            lambda future: future.result(),
+            lambda future: _dask_result(client, future, address),
             chunks,
             2 * workers,
         )
+
+
+# How long a run waits for a cluster with no worker (at its start, or once all of them are gone).
+NO_WORKER_SECONDS = 60.0
+
+
+def _dask_workers(client: Any, address: str) -> dict[str, int]:
+    """The cluster's threads per worker, once it has a worker; `NO_WORKER_SECONDS` without one is a ClusterError."""
+    deadline = time.monotonic() + NO_WORKER_SECONDS
+    while not (threads := _asked(client.nthreads, address)):
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"the Dask scheduler at {address} has had no worker for {NO_WORKER_SECONDS:.0f} s; start some "
+                f"(dask worker {address}) and run the command again: what was read is kept."
+            )
+        time.sleep(1)
+    return threads
+
+
+def _dask_result(client: Any, future: Any, address: str) -> list[dict[str, Any]]:
+    """A chunk's rows from the cluster; one sentence where the scheduler went away or every worker did."""
+    while True:
+        try:
+            rows: list[dict[str, Any]] = _asked(lambda: future.result(timeout=1), address)
+            return rows
+        except TimeoutError:
+            _dask_workers(client, address)  # still there: wait on; none for a minute: the run stops
+
+
+def _asked(ask: Callable[[], Any], address: str) -> Any:
+    """`ask()`, a call to the scheduler; its connection lost (Dask's errors for it are OSErrors) is one sentence."""
+    try:
+        return ask()
+    except TimeoutError:
+        raise
+    except OSError as err:
+        raise ClusterError(
+            f"lost the Dask scheduler at {address} ({first_line(err)}); run the command again once it is back: "
+            "what was read is kept."
+        ) from None
 
 
 # How long a scheduler has to answer who it is, before Client is made.

@@ -8,7 +8,7 @@ deterministic order, each once (the first time it is named):
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
     an `InputError`. `**` alone as a part crosses folders (at the end too:
-    `scans/**` is every file below), within a name it is `*`; it does not
+    `scans/**` is every file below; two at most), within a name it is `*`; it does not
     follow links to folders, so a link loop is walked once. Hidden names match
     only a pattern with a part that starts with a dot; a pattern ending in `/`
     names folders, so it matches no picture;
@@ -41,6 +41,8 @@ _GLOB_CHARACTERS = frozenset("*?[")
 PathsT = TypeVar("PathsT", bound=Iterable[Any])
 # Linux's PATH_MAX: a longer line is no path (and /dev/zero is one endless line).
 MAX_LINE = 4096
+# A glob's `**` parts, at most: each more multiplies the ways pathlib walks the tree (11: 37 s, 12 folders deep).
+_MOST_CROSSINGS = 2
 
 
 class InputError(DigitsError):
@@ -78,11 +80,11 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     if not argument:  # an output's row keys each picture by its path: "" would be no key at all
         raise InputError("an empty name is no picture: pass the path of a picture, a folder, a glob or @list.")
     if argument == "-":
-        if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line
+        if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line, any bytes pass
             # Refused once the stream has been read from (a second "-", a caller's own read): its lines
             # then split as they were opened to split.
             with contextlib.suppress(ValueError):
-                stdin.reconfigure(newline="\n")
+                stdin.reconfigure(encoding="utf-8", errors="surrogateescape", newline="\n")
         yield from _lines(stdin, "standard input")
     elif argument.startswith("@") and len(argument) > 1:
         name = argument[1:]
@@ -126,6 +128,10 @@ def _matches(pattern: str) -> Iterator[str]:
     parts = [part if part == "**" else re.sub(r"\*{2,}", "*", part) for part in pattern.split(os.sep)]
     if parts[-1] == "**":
         parts.append("*")
+    if parts.count("**") > _MOST_CROSSINGS:  # pathlib walks the tree once per way of splitting it among them
+        raise InputError(
+            f"{pattern}: more than {_MOST_CROSSINGS} '**' take exponential time; one crosses any depth of folders."
+        )
     fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARACTERS & set(part))
     # The folders before the first wildcard, as typed ("./scans" stays "./scans"; "/x*" starts at "/").
     root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")

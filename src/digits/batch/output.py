@@ -39,8 +39,7 @@ from typing import Any, TextIO
 
 from digits.atomic import atomic_path, temporaries, writable_target
 from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, command_of, escaped, problem_of, typed, utf8
-from digits.batch.work import chunked
-from digits.errors import DigitsError
+from digits.errors import DigitsError, install_hint
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 # Tests stop a run at a known point with this: after writing chunk N (from 0), the process SIGKILLs
@@ -55,6 +54,8 @@ _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
 # longer than any digits writes is refused, but a page is decompressed whole first.
 _PARQUET_ROW_BYTES = 64 * 2**10
 _PARQUET_ROWS_PER_BATCH = 1024
+# The text in one row group at most (a longer row goes alone): half what `_check_sizes` lets any group hold.
+_PARQUET_GROUP_TEXT = _LONGEST_LINE // 2
 
 
 class OutputError(DigitsError):
@@ -66,9 +67,7 @@ def _pyarrow() -> tuple[Any, Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
-        raise OutputError(
-            "writing Parquet needs pyarrow: pip install 'digits[batch]' (or write .csv or .jsonl)."
-        ) from None
+        raise OutputError(f"writing Parquet needs pyarrow: {install_hint('batch')}; or write .csv or .jsonl.") from None
     types = {int: pyarrow.int64(), float: pyarrow.float64(), str: pyarrow.string()}
     schema = pyarrow.schema([(name, types[kind]) for name, kind in COLUMN_TYPES.items()])
     return pyarrow, pyarrow.parquet, schema
@@ -109,7 +108,8 @@ class Output:
         except BaseException:
             self.close()
             raise
-        self._next = len(self._part_files())
+        # After the last part there: a kill in `finish` can leave the later ones (numbered by count, it could replace one).
+        self._next = max((int(part.name[:9]) for part in self._part_files()), default=-1) + 1
         self._written = 0
 
     def _locked(self) -> int:
@@ -270,7 +270,7 @@ class Output:
         if self.suffix == ".parquet":
             pyarrow, parquet, schema = _pyarrow()
             with parquet.ParquetWriter(path, schema) as writer:
-                for batch in chunked(rows, 10_000):  # rows read back are escaped already
+                for batch in _row_groups(rows):  # rows read back are escaped already
                     writer.write_table(pyarrow.Table.from_pylist(batch, schema))
             return
         with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -334,6 +334,23 @@ class Output:
                 if not isinstance(row, dict) or set(row) != set(COLUMNS):
                     raise ValueError(f"a line is not an object with the keys {', '.join(COLUMNS)}")
                 yield row
+
+
+def _row_groups(rows: Iterable[Row], most_rows: int = 10_000) -> Iterator[list[Row]]:
+    """Rows in Parquet row groups that `_check_sizes` accepts when the file is read back: up to `most_rows`,
+    and no more text than `_PARQUET_GROUP_TEXT` unless one row alone is more (pages of many digits have long
+    boxes)."""
+    group: list[Row] = []
+    text = 0
+    for row in rows:
+        size = sum(len(value) for value in row.values() if isinstance(value, str))
+        if group and (len(group) == most_rows or text + size > _PARQUET_GROUP_TEXT):
+            yield group
+            group, text = [], 0
+        group.append(row)
+        text += size
+    if group:
+        yield group
 
 
 def _check_sizes(metadata: Any) -> None:

@@ -56,6 +56,8 @@ def run(
     if as_json and out is not None:
         raise InputError("--json prints answers, --out writes them: give one (the rows' format is --out's suffix).")
     job = job_for(command, model, threshold)  # a bad model fails before the output is locked
+    if dask is not None:
+        _quiet_dask()
     with Output(out) if out is not None else contextlib.nullcontext() as output:
         summary = _read(command, paths, output, job, as_json, workers, dask)
     if out is not None:
@@ -68,6 +70,20 @@ def run(
         raise typer.Exit(1)
     if summary.failed:
         raise typer.Exit(2)
+
+
+def _quiet_dask() -> None:
+    """Keep Dask's own log lines off the command's stderr (a worker lost and its chunk retried, a scheduler
+    gone, with tracebacks): the command says what went wrong in one sentence, and a retried chunk is read once."""
+    import logging
+
+    try:
+        import distributed  # noqa: F401 (its loggers are set up as it is imported)
+    except ImportError:
+        return  # the engine says what to install
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _read(

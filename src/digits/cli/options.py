@@ -14,6 +14,7 @@ import typer
 from digits import runs
 from digits.cli.terminal import fail, shown
 from digits.data import DATASETS, DIGIT_SETS
+from digits.errors import install_hint
 from digits.presets import PRESETS
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (default: runs/latest).")]
@@ -55,7 +56,12 @@ def _fraction(value: float) -> float:
 
 
 ThresholdOpt = Annotated[
-    float, typer.Option(callback=_fraction, help="Below this confidence the answer is 'unsure' (0 to 1).")
+    float,
+    typer.Option(
+        callback=_fraction,
+        help="Below this confidence a digit is 'unsure' (0 to 1). `read` finds a number only where its digits are"
+        " sure, so a higher threshold can leave lines out.",
+    ),
 ]
 
 # Paths of pictures stay strings: Typer would turn "" into Path("."), the current folder.
@@ -84,12 +90,11 @@ def require(command: str, *extras: str) -> None:
     missing = [extra for extra in extras if any(find_spec(name) is None for name in EXTRAS[extra])]
     if missing:
         spec = ",".join(missing)
-        raise fail(
-            f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: pip install 'digits[{spec}]'."
-        )
+        raise fail(f"digits {command} needs the {spec} extra{'s' if len(missing) > 1 else ''}: {install_hint(spec)}.")
 
 
 def png_name(path: Path, option: str) -> None:
     """Refuse a file name `option` would save a PNG under without the .png suffix (its bytes would lie about it)."""
     if path.suffix.lower() != ".png":
-        raise typer.BadParameter(f"{option} saves a PNG: name the file .png, not {shown(path)}.")
+        what = "a folder" if path.is_dir() else "no .png file"
+        raise typer.BadParameter(f"{option} saves a PNG file: {shown(path)} is {what}; name a file ending in .png.")

@@ -52,9 +52,9 @@ def predict(
 
     if explain is None:
         return bulk.run("predict", images, model, as_json, threshold, recursive, out, workers, dask)
-    reader, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    reader, path, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
     prepared = reader.prepare(image)
-    bulk.show("predict", images[0], reader.answer(prepared).to_dict(), as_json)
+    bulk.show("predict", path, reader.answer(prepared).to_dict(), as_json)
     save_steps(prepared, saved)
 
 
@@ -67,13 +67,15 @@ def _explained_picture(
     out: str | None,
     workers: int | None,
     dask: str | None,
-) -> tuple[Reader, Image.Image, Path]:
-    """The reader, the one picture --explain reads and the PNG it saves, once every check has passed.
+) -> tuple[Reader, str, Image.Image, Path]:
+    """The reader, the path of the one picture --explain reads, that picture, and the PNG it saves, once
+    every check has passed.
 
-    The options of many pictures would be ignored, so they are refused; a picture that does not open is
-    one line and exit 2, as any error of ours.
+    The options of many pictures would be ignored, so they are refused; a glob is taken when it matches one
+    file (as without --explain); a picture that does not open is one line and exit 2, as any error of ours.
     """
     from digits.atomic import writable_target
+    from digits.batch.inputs import expand
     from digits.read.load import load_image
     from digits.read.reader import Reader
 
@@ -89,10 +91,14 @@ def _explained_picture(
     png_name(explain_path, "--explain")
     if len(images) != 1:
         raise typer.BadParameter("--explain takes exactly one image.")
-    if explain_path.exists() and Path(images[0]).exists() and os.path.samefile(explain_path, images[0]):
+    matches = expand(images)  # a glob's files; any other path as it is
+    if len(matches) != 1:
+        raise typer.BadParameter(f"--explain takes one picture file; {images[0]} matches {len(matches)} files.")
+    path = matches[0]
+    if explain_path.exists() and Path(path).exists() and os.path.samefile(explain_path, path):
         raise typer.BadParameter("--explain would overwrite the picture it explains; name another file.")
     writable_target(explain_path)  # a folder, device, FIFO or read-only file there fails now, before any work
-    return Reader(model, threshold=threshold), load_image(images[0]), explain_path
+    return Reader(model, threshold=threshold), path, load_image(path), explain_path
 
 
 def read(
@@ -116,7 +122,7 @@ def read(
 
     if explain is None:
         return bulk.run("read", images, model, as_json, threshold, recursive, out, workers, dask)
-    reader, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
+    reader, path, image, saved = _explained_picture(images, model, threshold, explain, recursive, out, workers, dask)
     page = reader.read_page(image)
-    bulk.show("read", images[0], page.to_dict(), as_json)
+    bulk.show("read", path, page.to_dict(), as_json)
     save_boxes(image, page, saved)

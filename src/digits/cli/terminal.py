@@ -21,6 +21,7 @@ command opens would take the free descriptor and receive its output.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import unicodedata
@@ -65,6 +66,9 @@ def ensure_standard_streams() -> None:
                 os.close(null)
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (the stream lives as long as sys does)
+    # A name the output's encoding cannot hold (PYTHONIOENCODING=ascii) is written as its escapes, as stderr does.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def echo(text: str = "", styled: bool = False) -> None:

@@ -96,6 +96,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         raise ModelError(f"{model}: no such run folder or model file (train one with `digits train`).")
     elif path.suffix.lower() in (".keras", ".h5"):  # every prediction runs on ONNX, not on Keras
         raise ModelError(f"{model}: a Keras model; pass its run folder or the run's model.onnx instead.")
+    elif path.suffix.lower() == ".tflite":  # `digits export --format tflite` makes it for other runtimes
+        raise ModelError(f"{model}: a TensorFlow Lite model, for other runtimes; pass the run's model.onnx instead.")
     return path
 
 

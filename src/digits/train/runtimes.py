@@ -80,6 +80,8 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
         quantize(float_model.path, path, calibration_images(config, data_dir), stamp)
         predict = Recognizer(path).predict_proba
     else:
+        if run.read_info().ensemble:  # the converter takes a Keras model; an ensemble is only its ONNX
+            raise ModelError(f"{run_dir}: an ensemble has no Keras model for TensorFlow Lite; export its members.")
         _to_tflite(run.keras_path, path)
         predict = _tflite_predictor(path)
     images, labels = load_test_set(config.dataset, data_dir)

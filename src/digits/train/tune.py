@@ -39,7 +39,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from digits.config import TUNE_HEARTBEAT, TUNE_MAX_EPOCHS, TrainConfig
 from digits.data import DEFAULT_DATASET
-from digits.errors import DigitsError, Interrupted, first_line
+from digits.errors import DigitsError, Interrupted, first_line, install_hint
 from digits.train.study_report import TrialProgress
 
 
@@ -161,8 +161,8 @@ def open_storage(url: str, heartbeat: int = TUNE_HEARTBEAT, existing: bool = Fal
         except ImportError as err:  # Optuna's wrapper of the driver's ModuleNotFoundError
             missing = getattr(err.__cause__, "name", None) or "its database driver"
             raise TuneError(
-                f"{_shown(url)} needs the Python package {missing!r}: pip install 'digits[tune]' "
-                "(PostgreSQL) or that driver."
+                f"{_shown(url)} needs the Python package {missing!r}: {install_hint('tune')} "
+                "for PostgreSQL, or that driver."
             ) from None
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
             # Workers started together race to create the tables and stamp their version: the loser retries.
