@@ -70,17 +70,85 @@ def test_a_cluster_without_workers_is_one_sentence_not_a_wait_for_ever(pictures,
         list(batch.read([str(p) for p in pictures], dask=cluster.scheduler_address))
 
 
-def test_a_scheduler_lost_mid_run_is_one_sentence():
-    from distributed.comm.core import CommClosedError
+def test_a_scheduler_killed_mid_run_is_one_sentence(pictures):
+    """SIGKILL a real `dask scheduler` once the first chunk is back: Dask cancels the run's futures, and the
+    command says the scheduler was lost, in one sentence and exit code 2 (not Dask's traceback, not exit 1)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as ready:  # both up before the run, however slow the machine
+            ready.wait_for_workers(1, timeout=60)
+        paths = [str(p) for p in pictures] * 20
+        job = batch.job_for("read")
+
+        def kill_the_scheduler(results, rows):
+            if scheduler.poll() is None:
+                scheduler.kill()
+                scheduler.wait()
+
+        with pytest.raises(batch.ClusterError, match=f"lost the Dask scheduler at {address} .*run the command again"):
+            batch.write(paths, None, job, dask=address, chunk_size=1, on_chunk=kill_the_scheduler)
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+
+
+def test_an_oserror_a_task_raised_is_not_taken_for_a_lost_scheduler():
+    from distributed import Client, LocalCluster
 
     from digits.batch import engine
 
-    class Gone:
-        def result(self, timeout):
-            raise CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed")
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(os.stat, "/no/such/folder/model.onnx", pure=False)
+        with pytest.raises(FileNotFoundError):
+            engine._dask_result(client, future, cluster.scheduler_address)
 
-    with pytest.raises(batch.ClusterError, match="lost the Dask scheduler at tcp://h:1 .*run the command again"):
-        engine._dask_result(None, Gone(), "tcp://h:1")
+
+def test_the_command_keeps_dask_log_lines_off_its_stderr(monkeypatch):
+    import logging
+
+    from digits.cli import bulk
+
+    for name in ("distributed", "distributed.client", "distributed.worker"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
+    bulk._quiet_dask()
+    assert all(
+        logging.getLogger(name).getEffectiveLevel() == logging.CRITICAL
+        for name in ("distributed", "distributed.client", "distributed.worker", "distributed.comm.tcp")
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.mark.dask_scheduler

@@ -146,3 +146,12 @@ def test_a_parquet_output_of_pages_with_many_digits_resumes(tmp_path, monkeypatc
         written.write_chunk([row | {"path": f"page{i}.png"} for i in range(64)])  # 6.4 MB: 64 KiB a row and more
         written.finish()
     assert len(Output(out).done("reader.onnx", "read")) == 64
+
+
+def test_a_part_numbered_the_last_there_is_is_refused_before_any_picture(tmp_path):
+    parts = tmp_path / ".r.csv.parts"
+    parts.mkdir(mode=0o700)
+    (parts / "999999999.csv").write_text(",".join(COLUMNS) + "\n")
+    with pytest.raises(OutputError, match="holds a part numbered 999999999, the last there is; move it away"):
+        Output(tmp_path / "r.csv")
+    assert not list(tmp_path.glob(".r.csv.lock"))

@@ -51,6 +51,13 @@ def test_a_terminal_escape_in_a_name_never_reaches_the_terminal(tmp_path):
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
 
 
+def test_a_name_the_output_encoding_cannot_hold_is_written_escaped_not_a_crash(tmp_path, mnist):
+    Image.fromarray(255 - mnist[1][0][0]).save(tmp_path / "é.png")
+    result = run_cli("predict", "é.png", cwd=tmp_path, env=os.environ | {"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("\\xe9.png: 7 ")
+
+
 def test_a_run_folders_name_is_escaped_in_the_lines_of_evaluate_and_export(tiny_run, tmp_path):
     """Those result lines printed run folders raw; `runs` and `compare` already escaped them."""
     import shutil

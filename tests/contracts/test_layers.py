@@ -70,5 +70,5 @@ def test_training_without_the_train_extra_says_what_to_install():
         "from digits.cli import main\n"
         "main()\n"
     )
-    assert_one_line_error(result, "pip install 'digits[train]'")
+    assert_one_line_error(result, "pip install 'digits[train]' (from a clone: pip install '.[train]')")
     assert "tensorflow" not in result.stderr.lower()

@@ -437,7 +437,7 @@ def test_serve_without_its_extra_says_what_to_install(tmp_path):
         "main()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
-    assert_one_line_error(result, "pip install 'digits[serve]'")
+    assert_one_line_error(result, "pip install 'digits[serve]' (from a clone: pip install '.[serve]')")
 
 
 def test_serve_never_imports_tensorflow(fast_run, mnist, tmp_path):

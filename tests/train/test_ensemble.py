@@ -90,6 +90,12 @@ def test_evaluate_and_the_reader_load_it(ensemble, mnist, tmp_path):
     assert digit.status != "no digit found" and len(digit.top3) == 3 and 0 < digit.confidence <= 1
 
 
+def test_tflite_export_of_an_ensemble_says_it_has_no_keras_model(ensemble, tmp_path):
+    result = run_cli("export", str(ensemble), "--format", "tflite", cwd=tmp_path)
+    assert_one_line_error(result, "an ensemble has no Keras model for TensorFlow Lite; export its members")
+    assert not (ensemble / "model.tflite").exists()
+
+
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")

@@ -14,7 +14,10 @@ worker are in flight, so memory stays flat over a run of any length.
     mid-run has its tasks run again elsewhere, and a task that raised is
     retried (`retries`). Results come back here, so each picture is written
     once whatever the cluster did. Workers must see the same paths (shared
-    storage) and have digits installed.
+    storage) and have digits installed. A cluster with no worker for
+    `NO_WORKER_SECONDS` (at the start, or once all are gone) and a scheduler
+    lost mid-run are each a `ClusterError`, not a wait for ever or Dask's
+    traceback.
 """
 
 from __future__ import annotations
@@ -231,33 +234,45 @@ def _dask_workers(client: Any, address: str) -> dict[str, int]:
         if time.monotonic() > deadline:
             raise ClusterError(
                 f"the Dask scheduler at {address} has had no worker for {NO_WORKER_SECONDS:.0f} s; start some "
-                f"(dask worker {address}) and run the command again: what was read is kept."
+                f"(dask worker {address}) and run the command again (with --out, what was written stays)."
             )
         time.sleep(1)
     return threads
 
 
 def _dask_result(client: Any, future: Any, address: str) -> list[dict[str, Any]]:
-    """A chunk's rows from the cluster; one sentence where the scheduler went away or every worker did."""
-    while True:
-        try:
-            rows: list[dict[str, Any]] = _asked(lambda: future.result(timeout=1), address)
-            return rows
-        except TimeoutError:
-            _dask_workers(client, address)  # still there: wait on; none for a minute: the run stops
+    """A chunk's rows from the cluster. The wait and the fetch are apart, so that only the cluster's own faults
+    are said to be the cluster's: a scheduler gone (Dask then cancels every future) or no worker for
+    `NO_WORKER_SECONDS`, each one sentence; an error the task itself raised is raised as it is."""
+    from concurrent.futures import CancelledError
+
+    finished = threading.Event()
+    future.add_done_callback(lambda _: finished.set())  # done, failed or cancelled
+    while not finished.wait(1):
+        _dask_workers(client, address)  # still some: wait on; none for a while: the run stops
+    try:
+        rows: list[dict[str, Any]] = future.result()
+    except CancelledError:
+        raise _lost(address, "it cancelled the run's tasks") from None
+    return rows
 
 
 def _asked(ask: Callable[[], Any], address: str) -> Any:
-    """`ask()`, a call to the scheduler; its connection lost (Dask's errors for it are OSErrors) is one sentence."""
+    """`ask()`, a call to the scheduler; its connection lost (Dask's errors for it are OSErrors) is one sentence.
+    A timeout is the caller's to handle."""
     try:
         return ask()
     except TimeoutError:
         raise
     except OSError as err:
-        raise ClusterError(
-            f"lost the Dask scheduler at {address} ({first_line(err)}); run the command again once it is back: "
-            "what was read is kept."
-        ) from None
+        raise _lost(address, first_line(err)) from None
+
+
+def _lost(address: str, why: str) -> ClusterError:
+    return ClusterError(
+        f"lost the Dask scheduler at {address} ({why}); run the command again once it is back "
+        "(with --out, the pictures already written are not read again)."
+    )
 
 
 # How long a scheduler has to answer who it is, before Client is made.

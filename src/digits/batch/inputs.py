@@ -8,11 +8,12 @@ deterministic order, each once (the first time it is named):
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
     an `InputError`. `**` alone as a part crosses folders (at the end too:
-    `scans/**` is every file below; two at most), within a name it is `*`; it does not
+    `scans/**` is every file below; no more than two `**` in a pattern), within a name it is `*`; it does not
     follow links to folders, so a link loop is walked once. Hidden names match
     only a pattern with a part that starts with a dot; a pattern ending in `/`
     names folders, so it matches no picture;
-  * `@list.txt`: one path per line (blank lines skipped; a line ends at "\n"
+  * `@list.txt`: one path per line, encoded as the system's file names are
+    (blank lines skipped; a line ends at "\n"
     only, so a name may hold a carriage return, and a CRLF's goes; a
     byte-order mark before the first path goes too), relative to the
     current folder as on the command line; `-`: the same, from standard input.
@@ -41,6 +42,8 @@ _GLOB_CHARACTERS = frozenset("*?[")
 PathsT = TypeVar("PathsT", bound=Iterable[Any])
 # Linux's PATH_MAX: a longer line is no path (and /dev/zero is one endless line).
 MAX_LINE = 4096
+# How the system encodes file names (UTF-8 on Linux and macOS, whatever the locale in Python's UTF-8 mode).
+_NAMES = sys.getfilesystemencoding()
 # A glob's `**` parts, at most: each more multiplies the ways pathlib walks the tree (11: 37 s, 12 folders deep).
 _MOST_CROSSINGS = 2
 
@@ -80,11 +83,11 @@ def _paths(argument: str, recursive: bool, stdin: TextIO) -> Iterator[str]:
     if not argument:  # an output's row keys each picture by its path: "" would be no key at all
         raise InputError("an empty name is no picture: pass the path of a picture, a folder, a glob or @list.")
     if argument == "-":
-        if isinstance(stdin, io.TextIOWrapper):  # as a list file is read: only "\n" ends a line, any bytes pass
+        if stdin is sys.stdin and isinstance(stdin, io.TextIOWrapper):  # as a list file is read (`_open_list`)
             # Refused once the stream has been read from (a second "-", a caller's own read): its lines
-            # then split as they were opened to split.
+            # then split as they were opened to split. A caller's own stream is read as it was opened.
             with contextlib.suppress(ValueError):
-                stdin.reconfigure(encoding="utf-8", errors="surrogateescape", newline="\n")
+                stdin.reconfigure(encoding=_NAMES, errors=sys.getfilesystemencodeerrors(), newline="\n")
         yield from _lines(stdin, "standard input")
     elif argument.startswith("@") and len(argument) > 1:
         name = argument[1:]
@@ -113,8 +116,9 @@ def _open_list(name: str) -> TextIO:
     descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     try:
         os.set_blocking(descriptor, True)
-        # Only "\n" ends a line: a name may hold a carriage return (a CRLF's goes in `_lines`).
-        return open(descriptor, encoding="utf-8", errors="surrogateescape", newline="\n")
+        # Only "\n" ends a line: a name may hold a carriage return (a CRLF's goes in `_lines`). Names decode
+        # as the system's own file names do, so any bytes come back as the same name.
+        return open(descriptor, encoding=_NAMES, errors=sys.getfilesystemencodeerrors(), newline="\n")
     except BaseException:  # a folder given as the list: its descriptor goes too
         os.close(descriptor)
         raise

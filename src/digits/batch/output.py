@@ -105,11 +105,13 @@ class Output:
         self._release = weakref.finalize(self, _let_go, self._lock_path, self._lock, os.getpid())
         try:
             self._check_parts()
+            # After the last part there: a kill in `finish` can leave later ones (a count could name one of them).
+            self._next = max((int(part.name[:9]) for part in self._part_files()), default=-1) + 1
+            if self._next >= 10**9:  # a tenth digit would fall outside the parts' names, and its rows be lost
+                raise OutputError(f"{self.parts}: holds a part numbered 999999999, the last there is; move it away.")
         except BaseException:
             self.close()
             raise
-        # After the last part there: a kill in `finish` can leave the later ones (numbered by count, it could replace one).
-        self._next = max((int(part.name[:9]) for part in self._part_files()), default=-1) + 1
         self._written = 0
 
     def _locked(self) -> int:
@@ -337,13 +339,12 @@ class Output:
 
 
 def _row_groups(rows: Iterable[Row], most_rows: int = 10_000) -> Iterator[list[Row]]:
-    """Rows in Parquet row groups that `_check_sizes` accepts when the file is read back: up to `most_rows`,
-    and no more text than `_PARQUET_GROUP_TEXT` unless one row alone is more (pages of many digits have long
-    boxes)."""
+    """Rows in Parquet row groups that `_check_sizes` accepts when read back: up to `most_rows`, and no more
+    text (UTF-8 bytes) than `_PARQUET_GROUP_TEXT` unless one row alone is more (a page of many digits' boxes)."""
     group: list[Row] = []
     text = 0
     for row in rows:
-        size = sum(len(value) for value in row.values() if isinstance(value, str))
+        size = sum(len(value.encode("utf-8", "replace")) for value in row.values() if isinstance(value, str))
         if group and (len(group) == most_rows or text + size > _PARQUET_GROUP_TEXT):
             yield group
             group, text = [], 0

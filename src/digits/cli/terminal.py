@@ -55,7 +55,8 @@ def percent(confidence: float) -> str:
 
 
 def ensure_standard_streams() -> None:
-    """Open /dev/null on any of descriptors 0, 1, 2 that is closed, and give `sys` a stream for each."""
+    """Open /dev/null on any of descriptors 0, 1, 2 that is closed, and give `sys` a stream for each; stdout
+    writes what its encoding cannot hold as backslash escapes (as stderr does), never a UnicodeEncodeError."""
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             os.fstat(fd)

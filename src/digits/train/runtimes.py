@@ -72,7 +72,7 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
     run = RunDir(run_dir)
     float_model = Recognizer(run.path)  # the run's model.onnx, checked
     path = run.path / RunDir.EXPORTS[fmt]
-    config, _ = run.read_run()
+    config, info = run.read_run()
     if fmt == "onnx-int8":
         # The temperature the float model is read with, wherever it was found (a run trained before models
         # held it in their metadata has it in its config.json only): the int8 file is read outside the run too.
@@ -80,7 +80,7 @@ def export_format(run_dir: str | os.PathLike, fmt: str, data_dir=None) -> Export
         quantize(float_model.path, path, calibration_images(config, data_dir), stamp)
         predict = Recognizer(path).predict_proba
     else:
-        if run.read_info().ensemble:  # the converter takes a Keras model; an ensemble is only its ONNX
+        if info.ensemble:  # the converter takes a Keras model; an ensemble is only its ONNX
             raise ModelError(f"{run_dir}: an ensemble has no Keras model for TensorFlow Lite; export its members.")
         _to_tflite(run.keras_path, path)
         predict = _tflite_predictor(path)
