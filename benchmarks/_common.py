@@ -26,6 +26,19 @@ def data_arguments(parser: argparse.ArgumentParser, real: Path, real_help: str) 
     parser.add_argument("--out", type=Path, default=RESULTS)
 
 
+def generated_arguments(parser: argparse.ArgumentParser, count: str, default: int, help: str) -> argparse.Namespace:
+    """The parsed arguments of a benchmark on generated pictures: `--COUNT` of them (at least 1), `--seed`
+    (2: the seed no choice looks at), `--data-dir` and `--out`."""
+    parser.add_argument(f"--{count}", type=int, default=default, help=help)
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if getattr(args, count) < 1:
+        parser.error(f"--{count} must be at least 1.")
+    return args
+
+
 def how_run() -> dict[str, str]:
     """For a report: this run's arguments, machine and Python, and the commit of the `digits` it ran (a run
     with PYTHONPATH at another checkout names that one's), `+changes` when its files differ from it

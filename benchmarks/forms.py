@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from _common import RESULTS, count_by_condition, described, results_table, write_counts
+from _common import count_by_condition, described, generated_arguments, results_table, write_counts
 from digits.data import load_test
 from digits.read.reader import Reader
 
@@ -85,13 +84,7 @@ def table(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--forms", type=int, default=40, help="forms per layout")
-    parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITS_DATA_DIR or cache)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    if args.forms < 1:
-        parser.error("--forms must be at least 1.")
+    args = generated_arguments(parser, "forms", 40, "forms per layout")
 
     x, y = load_test("mnist", args.data_dir)
     reader = Reader()

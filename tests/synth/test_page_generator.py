@@ -80,3 +80,15 @@ def test_a_scanners_border_is_not_the_sheet(digits):
     grey = np.asarray(picture.convert("L"), dtype=np.float32)
     assert not sheet[0].any() and not sheet[-1].any() and not sheet[:, 0].any() and sheet.mean() > 0.8
     assert grey[~sheet].max() < 0.15 * 255
+
+
+def test_a_whole_sheet_fills_a_phone_photo_the_same_for_the_same_seed(digits):
+    x, y = digits
+    first = pages.make_whole_sheets(x, y, 2, 3, digit_cm=1.0)
+    again = pages.make_whole_sheets(x, y, 2, 3, digit_cm=1.0)
+    for (photo, text), (same, same_text) in zip(first, again, strict=True):
+        assert max(photo.size) == 4000 and abs(photo.height / photo.width - 29.7 / 21) < 0.02
+        assert text == same_text and np.array_equal(np.asarray(photo), np.asarray(same))
+        assert 2 <= len(text.split("\n")) <= 4 and all(line.isdigit() for line in text.split("\n"))
+    with pytest.raises(ValueError, match="more than 0"):
+        pages.make_whole_sheets(x, y, 1, 0, digit_cm=0)

@@ -19,6 +19,9 @@ judged on pictures that are not the real ones (`benchmarks/synth_pages.py`):
   * `exif rotation`: a sheet stored on its side with the EXIF orientation
     that turns it upright, as phones save photos.
 
+`make_whole_sheets` writes the numbers small on a whole A4 sheet that fills a
+phone's photo (`benchmarks/whole_sheets.py`).
+
 `make_sheets` draws photos of the same scenes from wider ranges of desks,
 each with the mask of its sheet: what `digits.train.sheet_finder` learns
 from, with MNIST's *training* digits.
@@ -38,13 +41,16 @@ from PIL import ExifTags, Image
 
 from digits.synth import photograph
 
-__all__ = ["SCENES", "encoded", "make_pages", "make_sheets"]
+__all__ = ["SCENES", "encoded", "make_pages", "make_sheets", "make_whole_sheets"]
 
 SCENES = ("sheet", "sheet on a desk", "sticky note", "ruled paper", "arc", "table and border", "exif rotation")
 
 _DESKS = {"dark desk": (0.16, 0.14, 0.13), "wood": (0.52, 0.36, 0.22), "grey desk": (0.42, 0.43, 0.45)}
 _RULE_BLUE = np.array((0.45, 0.62, 0.85))
 _MARGIN_RED = np.array((0.85, 0.35, 0.35))
+# A sheet of A4 paper, its width and height in centimetres, and the long side of a 12-megapixel phone photo.
+_A4 = (21.0, 29.7)
+_PHOTO_SIDE = 4000
 # EXIF orientation -> the turn that the stored picture got (Image.transpose), which the tag undoes.
 _STORED_TURN = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
@@ -149,15 +155,22 @@ def _on_a_desk(sheet: Image.Image, rng, scale: float, varied: bool = False) -> t
     return photograph.to_image(pixels), np.asarray(on_sheet) > 127
 
 
-def _page(x, y, rng, scene: str, varied: bool = False) -> tuple[Image.Image, str, np.ndarray]:
-    """A page of `scene`: (picture, text, where the sheet is in the picture as it is stored)."""
+def _style(rng, scene: str):
+    """A page's paper and pen (`photograph.paper_style`): paper, or a sticky note's yellow, and a pen dark
+    enough to read; not compressed, as the finished photo is."""
     height_range = (22, 40) if scene == "sticky note" else (28, 70)
     style = photograph.paper_style(rng, height_range)
     style.chalk = False  # pages are paper
     style.paper = np.array((0.98, 0.93, 0.55)) if scene == "sticky note" else np.clip(style.paper, 0.75, 1)
     if np.ptp(style.ink) < 0.05 or style.ink.max() > 0.6:  # a page's ink: a pen, dark enough to read
         style.ink = np.array((0.08, 0.08, 0.10))
-    style.jpeg = 0  # compressed once, as the finished photo, below
+    style.jpeg = 0
+    return style
+
+
+def _page(x, y, rng, scene: str, varied: bool = False) -> tuple[Image.Image, str, np.ndarray]:
+    """A page of `scene`: (picture, text, where the sheet is in the picture as it is stored)."""
+    style = _style(rng, scene)
     glyphs, offsets, texts, block_height, block_width, baselines = _lines(x, y, rng, style, scene)
     margin = rng.uniform(0.8, 2.0, size=4) * style.height
     if scene == "table and border":
@@ -203,6 +216,39 @@ def make_pages(x, y, n: int, seed: photograph.Seed, scenes=SCENES) -> list[tuple
         picture, text, _ = _page(x, y, rng, scene)
         pages.append((picture, text, scene))
     return pages
+
+
+def make_whole_sheets(x, y, n: int, seed: photograph.Seed, digit_cm: float) -> list[tuple[Image.Image, str]]:
+    """`n` phone photos of a whole A4 sheet, 2 to 4 numbers written on it with digits `digit_cm` tall, as a
+    page of homework or a form is photographed: (picture, text).
+
+    The numbers stand anywhere across the sheet and on its upper two thirds; the sheet, lit as the scenes'
+    paper is, fills a 12-megapixel frame (`_PHOTO_SIDE` on its long side), so the writing is a small part
+    of a big picture. Each photo has its own stream, apart from `make_pages`'s: the photos of one seed at two
+    heights hold the same numbers in the same places on the sheet.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    photograph.check_digits(x, y)
+    if not digit_cm > 0:
+        raise ValueError(f"digit_cm is a height in centimetres, more than 0; not {digit_cm}.")
+    photos = []
+    for k in range(n):
+        # A stream per photo: the same numbers, pen, paper and light on the sheet whatever `digit_cm` is.
+        rng = photograph.random_stream((*np.atleast_1d(seed).tolist(), k), 6)
+        style = _style(rng, "sheet")
+        glyphs, offsets, texts, block_height, block_width, _ = _lines(x, y, rng, style, "sheet")
+        per_cm = style.height / digit_cm
+        width = max(int(_A4[0] * per_cm), block_width + 2 * int(style.height))
+        height = max(int(_A4[1] * per_cm), block_height + 2 * int(style.height))
+        top, left = (
+            int(rng.uniform(0.05, 0.65) * (height - block_height)),
+            int(rng.uniform(0.05, 0.95) * (width - block_width)),
+        )
+        sheet = photograph.render(glyphs, [(t + top, c + left) for t, c in offsets], (height, width), style, rng)
+        zoom = _PHOTO_SIDE / max(sheet.size)
+        photo = sheet.resize((round(sheet.width * zoom), round(sheet.height * zoom)), Image.Resampling.BICUBIC)
+        photos.append((photo, "\n".join(texts)))
+    return photos
 
 
 def make_sheets(x, y, n: int, seed: photograph.Seed) -> list[tuple[bytes, np.ndarray]]:
