@@ -137,3 +137,41 @@ def test_explain_pictures_are_pngs_drawn_on_the_picture_read(reader, tmp_path):
     with pytest.raises(ValueError, match=r"boxes.webp: the picture saved is a PNG"):
         save_boxes(Image.new("L", (40, 40), 255), Page(), tmp_path / "boxes.webp")
     assert not list(tmp_path.iterdir())
+
+
+def test_threads_sharing_a_reader_and_a_lazily_opened_image_all_read_it(reader, mnist):
+    from concurrent.futures import ThreadPoolExecutor
+
+    buffer = io.BytesIO()
+    Image.fromarray(255 - mnist[1][0][0]).resize((100, 100)).save(buffer, "PNG")
+    for _ in range(5):  # the race was one call in a trial or so
+        shared = Image.open(io.BytesIO(buffer.getvalue()))  # not loaded yet: the threads' first use loads it
+        with ThreadPoolExecutor(8) as pool:
+            found = [answer.digit for answer in pool.map(reader.read_digit, [shared] * 16)]
+        assert found == [7] * 16
+
+
+def test_a_reader_cannot_be_pickled_or_deep_copied_and_says_what_to_do(reader):
+    import copy
+    import pickle
+
+    for attempt in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot be pickled or deep-copied: make one in each process"):
+            attempt(reader)
+    assert copy.copy(reader).read_digit(np.zeros((28, 28), np.uint8)).status == "no digit found"  # shares it
+
+
+def test_text_holding_a_nul_byte_is_said_to_be_bytes_decoded_not_a_path(reader):
+    from digits.errors import ImageError
+
+    with pytest.raises(ImageError, match="pass a picture's bytes as bytes, not as text"):
+        reader.read_digit(b"\x89PNG\r\n\x1a\n\x00\x00".decode("latin-1"))
+
+
+def test_batch_write_names_its_output_and_job_types(tmp_path):
+    from digits import batch
+
+    with pytest.raises(TypeError, match=r"output is a digits.batch.Output \(with Output\(path\) as output"):
+        batch.write(["a.png"], "out.csv", batch.job_for())
+    with pytest.raises(TypeError, match="job is a digits.batch.Job, made by digits.batch.job_for"):
+        batch.write(["a.png"], None, "read")

@@ -218,6 +218,10 @@ def write(
     (in input order) once it is written.
     """
     _check_counts(workers=workers, chunk_size=chunk_size)
+    if output is not None and not isinstance(output, Output):
+        raise TypeError(f"output is a digits.batch.Output (with Output(path) as output: ...) or None, not {output!r}.")
+    if not isinstance(job, Job):
+        raise TypeError(f"job is a digits.batch.Job, made by digits.batch.job_for(command, model), not {job!r}.")
     if output is not None and output.closed:
         raise OutputError(f"{output.target}: this Output is closed; open it again to write more rows.")
     done = output.done(job.model_name, job.command) if output else {}

@@ -115,6 +115,8 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
 def _read_file(path: Path, name: str) -> bytes:
     if not name:
         raise ImageError("the file name is empty; pass the path of an image file.")
+    if "\0" in name:  # no file name holds one: a picture's bytes decoded to text, most likely
+        raise ImageError("a path holds no NUL character; pass a picture's bytes as bytes, not as text.")
     try:
         info = path.stat()
     except FileNotFoundError:

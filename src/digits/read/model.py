@@ -158,6 +158,12 @@ class Recognizer:
         # Fitted on the run's validation images when it was trained (`digits.calibration`); 1.0 when none was.
         self.temperature = stored_temperature(self.path, self.session.get_modelmeta().custom_metadata_map)
 
+    def __reduce__(self) -> Any:  # pickle and deepcopy, of a Reader too, come here (a shallow copy shares it)
+        raise TypeError(
+            "a Recognizer (and a Reader) holds an ONNX Runtime session, which cannot be pickled or deep-copied: "
+            "make one in each process (digits.batch does, one per worker)."
+        )
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 10), or (N, 11) with "not a digit" last, calibrated by the stored temperature."""
         batch = as_batch(images)

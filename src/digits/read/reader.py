@@ -22,6 +22,7 @@ batch the middle one across requests:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -116,6 +117,8 @@ class Page:
 
 
 PictureSource = Image.Image | np.ndarray | bytes | str | os.PathLike[str]
+# Held while a PIL image the caller opened is loaded (its first load decodes it in place).
+_LOADING = threading.Lock()
 
 
 class _Verdict(NamedTuple):
@@ -346,7 +349,8 @@ def _as_image(picture: PictureSource) -> Image.Image:
         # As a file's would be, but for its size: a big one is the caller's memory, already spent.
         check_pixels(picture.size, "the picture", most=None)
         try:
-            picture.load()
+            with _LOADING:  # threads sharing a Reader may share an image, and Pillow's first load is not thread-safe
+                picture.load()
         except ValueError as err:
             if "closed" in str(err):  # Pillow's "Operation on closed image"
                 raise TypeError("the PIL image was closed before it was read; read it before closing it.") from None
