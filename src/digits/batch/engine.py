@@ -210,7 +210,7 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         from digits.batch.dask_worker import PLUGIN_NAME, KeepLargeBlocks
 
         client.register_plugin(KeepLargeBlocks(), name=PLUGIN_NAME)
-        workers = max(1, sum(_dask_workers(client, address).values()))
+        workers = sum(_dask_workers(client, address).values())  # one worker at least, of a thread at least
         run = uuid.uuid4().hex[:8]  # task keys unique to this run; chunk numbers within it
         numbers = iter(range(1 << 62))
         yield from _in_order(
@@ -258,12 +258,10 @@ def _dask_result(client: Any, future: Any, address: str) -> list[dict[str, Any]]
 
 
 def _asked(ask: Callable[[], Any], address: str) -> Any:
-    """`ask()`, a call to the scheduler; its connection lost (Dask's errors for it are OSErrors) is one sentence.
-    A timeout is the caller's to handle."""
+    """`ask()`, a call to the scheduler; its connection lost or timed out (Dask's errors for it are OSErrors)
+    is one sentence."""
     try:
         return ask()
-    except TimeoutError:
-        raise
     except OSError as err:
         raise _lost(address, first_line(err)) from None
 

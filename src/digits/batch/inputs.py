@@ -8,15 +8,15 @@ deterministic order, each once (the first time it is named):
   * a glob (`scans/*.jpg`, `scans/**/*.png`, `**` crossing folders) that names
     no existing file: the files it matches, sorted; one that matches nothing is
     an `InputError`. `**` alone as a part crosses folders (at the end too:
-    `scans/**` is every file below; no more than two `**` in a pattern), within a name it is `*`; it does not
-    follow links to folders, so a link loop is walked once. Hidden names match
-    only a pattern with a part that starts with a dot; a pattern ending in `/`
-    names folders, so it matches no picture;
+    `scans/**` is every file below; two at most in a pattern), within a
+    name it is `*`; it does not follow links to folders, so a link loop is
+    walked once. Hidden names match only a pattern with a part that starts
+    with a dot; a pattern ending in `/` names folders, so it matches no
+    picture;
   * `@list.txt`: one path per line, encoded as the system's file names are
-    (blank lines skipped; a line ends at "\n"
-    only, so a name may hold a carriage return, and a CRLF's goes; a
-    byte-order mark before the first path goes too), relative to the
-    current folder as on the command line; `-`: the same, from standard input.
+    (blank lines skipped; a line ends at "\n" only, so a name may hold a
+    carriage return, and a CRLF's goes; a byte-order mark before the first
+    path goes too), relative to the current folder as on the command line; `-`: the same, from standard input.
     A line longer than any path (`MAX_LINE`) or holding a NUL byte is an
     `InputError`: the file is not a list of paths;
   * anything else: a path, passed on as it is, so that a missing or unreadable

@@ -67,8 +67,7 @@ def ensure_standard_streams() -> None:
                 os.close(null)
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (the stream lives as long as sys does)
-    # A name the output's encoding cannot hold (PYTHONIOENCODING=ascii) is written as its escapes, as stderr does.
-    if isinstance(sys.stdout, io.TextIOWrapper):
+    if isinstance(sys.stdout, io.TextIOWrapper):  # PYTHONIOENCODING=ascii, and a name that is not
         sys.stdout.reconfigure(errors="backslashreplace")
 
 
