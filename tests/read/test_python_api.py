@@ -27,6 +27,16 @@ def test_a_threshold_that_is_no_number_is_a_type_error(threshold):
         Reader(threshold=threshold)
 
 
+@pytest.mark.parametrize("threshold", [5, -0.1, float("nan")])
+def test_a_threshold_set_later_is_checked_too(reader, threshold):
+    before = reader.threshold
+    with pytest.raises(ValueError, match="threshold must be between 0 and 1"):
+        reader.threshold = threshold
+    assert reader.threshold == before
+    with pytest.raises(TypeError, match="threshold is a number from 0 to 1"):
+        reader.threshold = "0.9"
+
+
 def test_a_threshold_of_numpy_type_is_taken():
     assert Reader(threshold=np.float32(0.25)).threshold == np.float32(0.25)
 

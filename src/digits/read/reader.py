@@ -139,13 +139,23 @@ class Reader:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, threads: int | None = None):
+        self.threshold = threshold  # checked first: a wrong threshold costs no model load
+        self.recognizer = Recognizer(model, threads=threads)
+        finder_session()  # the sheet finder too: a broken install fails here, not at the first photo of a desk
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, threshold: float) -> None:
+        # Checked whenever it is set: a threshold changed later (`reader.threshold = 5`) would otherwise
+        # call every digit unsure, with no sentence to say why.
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
             raise TypeError(f"threshold is a number from 0 to 1, not {type(threshold).__name__} {threshold!r}.")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}.")
-        self.recognizer = Recognizer(model, threads=threads)
-        self.threshold = threshold
-        finder_session()  # the sheet finder too: a broken install fails here, not at the first photo of a desk
+        self._threshold = float(threshold)
 
     @property
     def model_path(self) -> Path:
