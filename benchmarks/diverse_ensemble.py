@@ -116,7 +116,9 @@ def markdown(found: dict) -> str:
         f"{met(found['ensemble_as_read'])}. "
         f"{found['machine']['cpu']}, {found['machine']['cores']} cores; tabulated {found['date']}. The members "
         "trained under `nice` beside other work, so their seconds are upper bounds. "
-        f"The members' run folders record how they were made: {'; '.join(found['made_by'])}. "
+        "The members were trained, with the settings above, by a scratch driver that is not in the repository "
+        f"(each run's config.json records it: {'; '.join(found['made_by'])}); this script trains any member not "
+        "yet finished the same way. "
         "Command: `python benchmarks/diverse_ensemble.py`.",
     ]
     return "\n".join(rows) + "\n"

@@ -14,6 +14,7 @@ __all__ = [
     "DIGITS",
     "DIGIT_NAMES",
     "NO_DIGIT",
+    "NO_DIGITS",
     "OK",
     "REJECT",
     "REJECT_NAME",

@@ -44,7 +44,7 @@ _RAY_SIN = np.sin(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 _RAY_COS = np.cos(np.arange(_RAYS)[:, None] * (2 * np.pi / _RAYS))
 # One digit's strokes cross a straight line through it a few times (an 8 four times down its middle, eight if
 # traced twice over): a real digit at most six in the rows or columns that cross the most strokes (this share of
-# them). A signature's zigzag, hatching, a scribble, a line of words cross ten times or more (`scribbled`).
+# them). A signature's zigzag, hatching, a scribble, a line of words cross nine times or more (`scribbled`).
 _SCRIBBLE_CROSSINGS = 9
 _CROSSINGS_SHARE = 0.1
 # A ring that touches what it holds (`ring_band`): seen in so many directions, the piece's outermost ink lies
