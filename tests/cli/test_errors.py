@@ -57,6 +57,13 @@ def test_show_index_below_zero_is_one_line(tmp_path, model):
     assert_one_line_error(run_cli("show", "--index", "-1", "--model", model, cwd=tmp_path), "'--index'")
 
 
+def test_show_refuses_a_dataset_whose_classes_the_run_never_learnt(tmp_path, model):
+    """A digit model's outputs named after Fashion-MNIST's garments (its 2 called a pullover) would mean nothing."""
+    result = run_cli("show", "--dataset", "fashion-mnist", "--model", model, cwd=tmp_path)
+    assert_one_line_error(result, "was trained on mnist, whose classes are not fashion-mnist's; drop --dataset")
+    assert not (tmp_path / "show-1.png").exists()
+
+
 def test_show_saves_only_a_png_under_its_name(tmp_path, model):
     result = run_cli("show", "--out", "digit.jpg", "--model", model, cwd=tmp_path)
     assert_one_line_error(result, "digit.jpg is no .png file; name a file ending in .png")

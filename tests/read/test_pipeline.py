@@ -323,6 +323,19 @@ def test_steps_for_explain_end_with_the_model_input(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["explain.png"]  # no temp files left
 
 
+def test_each_step_for_explain_is_framed(tmp_path):
+    """A white step (the paper's light on white paper) is told from the white sheet it is drawn on."""
+    from digits.read.explain import _FRAME, _TITLE_HEIGHT
+
+    prepared = prepare(paper("7"))
+    save_steps(prepared, tmp_path / "explain.png")
+    with Image.open(tmp_path / "explain.png") as written:
+        sheet = np.asarray(written)
+    frame_row = sheet[_TITLE_HEIGHT - 1]
+    assert (frame_row == _FRAME).sum() >= 0.5 * sheet.shape[1]  # every panel's top edge, across the sheet
+    assert (sheet[_TITLE_HEIGHT:, 11] == _FRAME).any()  # the first panel's left edge, in the gap before it
+
+
 def test_naive_baseline():
     image = naive(paper("7"))
     assert image.shape == (28, 28) and image.dtype == np.float32

@@ -188,11 +188,13 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path, mnist):
     assert stopped.returncode == 130, stopped.stderr
     assert "digits train --resume" in stopped.stdout
     assert stopped.stderr == ""
+    assert "epoch 1/6: loss " in stopped.stdout  # off a terminal, a line per epoch stands for the progress bar
     run = tmp_path / "runs" / "stopped"
     assert RunDir(run).read_info().status == "interrupted"
     assert RunDir(run).checkpoint_meta()["epoch"] == 1
     resumed = run_cli("train", "--resume", str(run), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 1/6" not in resumed.stdout and "epoch 6/6: loss " in resumed.stdout
     assert RunDir(run).read_info().status == "finished"
     assert len(_history(run)["loss"]) == 6
 
@@ -251,6 +253,36 @@ def test_a_signal_that_a_library_turns_into_its_own_error_still_interrupts(tmp_p
     with pytest.raises(Interrupted, match="SIGTERM"):
         train_config(config, runs_dir=tmp_path, name="caught", progress=False, log=lambda *a: None)
     assert RunDir(tmp_path / "caught").read_info().status == "interrupted"
+
+
+def test_a_resume_refused_for_its_checkpoint_leaves_the_runs_record_as_it_was(tmp_path, monkeypatch, mnist):
+    """A checkpoint cut short is bad input: the resume is refused, and the run stays interrupted after its epoch
+    (it was recorded as failed after none, and `digits evaluate` then advised the resume that had just failed)."""
+    from digits.errors import Interrupted, RunError
+    from digits.train import run as run_module
+
+    real = run_module.finish
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "finish", signalled)
+    config = TrainConfig.from_preset("tiny", {"epochs": 1}, train_limit=2000)
+    with pytest.raises(Interrupted):
+        train_config(config, runs_dir=tmp_path, name="cut", progress=False, log=lambda *a: None)
+    monkeypatch.undo()
+    run = RunDir(tmp_path / "cut")
+    before = run.read_info()
+    checkpoint = run.path / RunDir.CHECKPOINT
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[:4000])
+    with pytest.raises(RunError, match="checkpoint"):
+        train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+    assert run.read_info() == before and (before.status, before.epochs_done) == ("interrupted", 1)
+    checkpoint.write_bytes(whole)  # put back, it resumes
+    train_config(None, resume=run.path, progress=False, log=lambda *a: None)
+    assert run.read_info().status == "finished"
 
 
 def test_resume_refuses_a_run_training_now_and_one_whose_checkpoint_is_gone(tmp_path, mnist):

@@ -202,11 +202,17 @@ def show(
     require("show", "train")
     out = out or Path(f"show-{index}.png")
     png_name(out, "--out")
-    if dataset is None:
-        from digits.runs import RunDir
+    from digits.runs import RunDir
 
-        run = RunDir(model if model.is_dir() else model.parent)  # a run folder, or a model.onnx inside one
-        dataset = run.read_config().dataset if (run.path / RunDir.CONFIG).is_file() else DEFAULT_DATASET
+    run = RunDir(model if model.is_dir() else model.parent)  # a run folder, or a model.onnx inside one
+    trained_on = run.read_config().dataset if (run.path / RunDir.CONFIG).is_file() else None
+    if dataset is not None and trained_on is not None and class_names(dataset) != class_names(trained_on):
+        # Its outputs would be named after classes it never learnt (a digit model's 2 called a pullover).
+        raise fail(
+            f"{run.path} was trained on {trained_on}, whose classes are not {dataset}'s; "
+            f"drop --dataset, or show a run trained on {dataset}."
+        )
+    dataset = dataset or trained_on or DEFAULT_DATASET
     from digits.read.model import Recognizer
     from digits.train import plots
     from digits.train.extra_data import load_test_set as load_test

@@ -23,6 +23,7 @@ _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels ar
 # px: a step is drawn at most this wide (a 1×512 picture's step drawn 200 px high was 102,400 px wide).
 _STEP_WIDEST = 4 * _STEP_HEIGHT
 _TITLE_HEIGHT = 24  # px above each step for its title
+_FRAME = 160  # grey: the frame round each step, neither paper (255) nor ink (0)
 _BOXES_LONGEST = 2048  # px: the longer side of the picture `save_boxes` draws on, at most
 
 
@@ -49,6 +50,9 @@ def save_steps(prepared: Prepared, path: str | os.PathLike[str]) -> None:
     for (title, _), panel in zip(steps, panels, strict=True):
         draw.text((left, 4), title.replace("×", "x"), fill=0)  # Pillow's built-in font has no "×"
         sheet.paste(panel, (left, _TITLE_HEIGHT))
+        # A frame round each panel: on the white sheet, a white step (the paper's light) looked empty, and
+        # a stroke along a panel's edge (a 7's bar at the top of its crop) looked cut off.
+        draw.rectangle((left - 1, _TITLE_HEIGHT - 1, left + panel.width, _TITLE_HEIGHT + panel.height), outline=_FRAME)
         left += panel.width + gap
     if not prepared.readable:
         why = "no digit found: too dense with strokes to be one digit" if prepared.scribbled else "no digit found"

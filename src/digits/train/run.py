@@ -187,6 +187,7 @@ def _train(
 ) -> dict:
     state: dict | None = None
     stop = _Stop()
+    recorded, bad_checkpoint = info, False
     try:
         # SIGINT and SIGTERM raise `Interrupted` wherever the run stands, so that it is recorded as interrupted
         # (not left "running", which `digits runs` shows as killed). While it trains, the loop turns them into
@@ -208,11 +209,15 @@ def _train(
                 split_data(x, y, config.validation_split, config.train_limit), config, show_progress, data_dir
             )
             trainer = set_up(config, split)
-            state = load_checkpoint(run, trainer) if resumed and run.has_checkpoint() else new_state()
+            try:
+                state = load_checkpoint(run, trainer) if resumed and run.has_checkpoint() else new_state()
+            except RunError:
+                bad_checkpoint = True
+                raise
             info = replace(info, parameters=trainer.model.count_params())
             run.write_config(config, info)
             with phase("training"):
-                state = fit(trainer, split, run, state, show_progress)
+                state = fit(trainer, split, run, state, show_progress, log=log)
             if config.calibrate and len(split.x_val):
                 info = _calibrated(trainer, split, info)
                 run.write_config(config, info)  # before the evaluation, whose Recognizer reads it
@@ -223,6 +228,10 @@ def _train(
             interrupted = err
         elif stop.received is not None:
             interrupted = Interrupted(stop.received)
+        elif bad_checkpoint:
+            # Bad input, not a failed run: its record stays as it was, to resume once its checkpoint is back.
+            run.write_config(config, recorded)
+            raise
         else:
             with contextlib.suppress(atomic.WriteError):  # best effort: the disk may be what failed
                 run.write_config(config, replace(info, status="failed", epochs_done=done))
