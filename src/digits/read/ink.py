@@ -32,6 +32,7 @@ from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
+from digits.read.shade import without_soft_edges
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
 
@@ -342,7 +343,7 @@ def _analyse_grey(
         # here before the writing's strokes are known, so that it counts in neither their width nor
         # their height.
         rim = None if outside is None else sheet_rim(outside)
-        labels, areas = _components(mask, picture, rim)
+        labels, areas = without_soft_edges(ink, *_components(mask, picture, rim))
         if areas.any():
             break
 
@@ -357,8 +358,9 @@ def _analyse_grey(
         low, high = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
         stroke = stroke_width(crop_to_ink(labels > 0))
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
+        lightly_smoothed = ink  # edges are measured on it: the second pass's smoothing softens them
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = _components(mask, picture, rim, max(stroke, 2.0))
+        labels, areas = without_soft_edges(lightly_smoothed, *_components(mask, picture, rim, max(stroke, 2.0)))
         if not dark_ink:
             labels, areas = _join_grain(labels, stroke)
     return Analysis(

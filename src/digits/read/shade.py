@@ -1,0 +1,100 @@
+"""Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, after `ink._components`).
+
+Contract: `without_soft_edges(ink, labels, areas)` returns the labels and
+areas without the large components whose edges are soft while other ink in
+the picture is much crisper, and every other component as it was: it
+removes, it never adds ink or moves a threshold.
+
+Ink stops at an edge a few pixels wide; a band of shade across a sheet
+fades over tens of them. Such a band, thin enough to pass the blob test of
+`ink._components`, made lines of its own on whole-sheet photos in place of
+the numbers beside it. Softness alone is not enough: a digit photographed
+out of focus, alone in its picture, has soft edges too, so a soft component
+goes only beside writing several times crisper. A component's steepness is
+the median, along its edge, of its steepest step of `ink` (the signal in
+units of the ink's contrast, lightly smoothed) to a pixel beside it: along
+a line one or two pixels wide (a table's rule) the ridge is part of the
+edge, and the step off it is steep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Below this steepness an edge is soft. On the real pictures of the development fold, the large pieces of ink
+# measured 0.15 or more, but for two shadows at a photo's border (0.013 and 0.024, no part of a digit); the
+# shaded bands across generated whole sheets (`benchmarks/whole_sheets.py`'s generator, at another seed than its
+# table's), 0.011 to 0.023.
+SOFT_EDGE = 0.05
+# ...and is shade only beside ink this many times crisper, of at least this share of its area in all: alone,
+# or beside nothing as crisp, a soft component may be a digit photographed out of focus (a digit scaled up and
+# blurred measured 0.035 to 0.07).
+_CRISPER = 3
+_COMPARED_AREA = 0.05
+# Smaller than this share of the picture's shorter side, a component is a stroke or a speck, whatever its edge:
+# shade lies across a good part of a picture.
+_LEAST_EXTENT = 0.1
+
+
+def without_soft_edges(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`labels` and `areas` without the large components whose edges are soft beside crisper ink (see the
+    module's contract)."""
+    from scipy import ndimage
+
+    if not areas.any():
+        return labels, areas
+    shortest = min(labels.shape)
+    found = ndimage.find_objects(labels)
+    large = [
+        label
+        for label, box in enumerate(found, start=1)
+        if box is not None
+        and areas[label]
+        and max(box[0].stop - box[0].start, box[1].stop - box[1].start) >= _LEAST_EXTENT * shortest
+    ]
+    steepness = {label: edge_steepness(ink, labels, label, found[label - 1]) for label in large}
+    soft = [label for label in large if steepness[label] < SOFT_EDGE]
+    if not soft:
+        return labels, areas
+    # Shade only beside crisper ink: other components, each `_CRISPER` times as steep, that together
+    # make at least `_COMPARED_AREA` of its area (writing is many small pieces; a speck of dust is not enough).
+    steepness |= {
+        label: edge_steepness(ink, labels, label, box)
+        for label, box in enumerate(found, start=1)
+        if box is not None and areas[label] and label not in steepness
+    }
+    shade = [
+        label
+        for label in soft
+        if sum(int(areas[other]) for other in steepness if steepness[other] >= _CRISPER * steepness[label])
+        >= _COMPARED_AREA * areas[label]
+    ]
+    if not shade:
+        return labels, areas
+    labels, areas = labels.copy(), areas.copy()
+    labels[np.isin(labels, shade)] = 0
+    areas[shade] = 0
+    return labels, areas
+
+
+def edge_steepness(ink: np.ndarray, labels: np.ndarray, label: int, found: tuple[slice, slice]) -> float:
+    """The median, over the component's edge pixels, of the largest step of `ink` to a pixel beside
+    (above, below, left or right): a gradient, measured at the edge pixels alone (a single digit is a
+    large component of its picture, and a gradient of the whole picture cost more than reading its crop)."""
+    rows, cols = found
+    region = labels[rows, cols] == label
+    inner = np.zeros_like(region)  # a pixel whose four neighbours are in the component (the box's rim is not)
+    inner[1:-1, 1:-1] = region[1:-1, 1:-1] & region[:-2, 1:-1] & region[2:, 1:-1] & region[1:-1, :-2] & region[1:-1, 2:]
+    r, c = np.nonzero(region & ~inner)
+    r, c = r + rows.start, c + cols.start
+    height, width = ink.shape
+    # Where the picture's border cuts it, the component has no edge: those pixels say nothing of it.
+    within = (r > 0) & (r < height - 1) & (c > 0) & (c < width - 1)
+    if within.any():
+        r, c = r[within], c[within]
+    here = ink[r, c]
+    steps = [
+        np.abs(ink[np.clip(r + dr, 0, height - 1), np.clip(c + dc, 0, width - 1)] - here)
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+    ]
+    return float(np.median(np.max(steps, axis=0)))

@@ -1,0 +1,81 @@
+"""Shade that passes for ink (`digits.read.shade`): soft-edged components beside crisp writing are light."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+from digits.read.reader import Reader
+from digits.read.shade import without_soft_edges
+from digits.synth.pages import encoded, make_whole_sheets
+
+
+def _smoothed_and_labelled(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    smooth = ndimage.gaussian_filter(ink, 0.7)
+    labels, count = ndimage.label(smooth > 0.5)
+    return smooth, labels, np.bincount(labels.ravel(), minlength=count + 1)
+
+
+def _band_and_strokes(strokes: int) -> np.ndarray:
+    ink = np.zeros((200, 200), np.float32)
+    ink[20:180, 140:] = np.clip(np.arange(60) / 40.0, 0, 1.2)[None, :]  # a band fading in over 40 px
+    for k in range(strokes):  # strokes 4 px wide that stop at their edges
+        ink[40:160, 20 + 25 * k : 24 + 25 * k] = 1.0
+    return ink
+
+
+def test_a_band_of_shade_beside_crisp_strokes_goes_and_the_strokes_stay():
+    smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(3))
+    before = labels.copy(), areas.copy()
+    kept_labels, kept = without_soft_edges(smooth, labels, areas)
+    assert (areas[1:] > 0).sum() == 4 and (kept[1:] > 0).sum() == 3
+    assert not kept_labels[:, 150:].any() and all(kept_labels[100, 21 + 25 * k] for k in range(3))
+    assert (labels == before[0]).all() and (areas == before[1]).all()  # the caller's arrays are left alone
+
+
+def test_a_soft_shape_alone_is_kept():
+    """Nothing crisp beside it: a soft shape may be a digit out of focus, so it stays."""
+    smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(0))
+    kept_labels, kept = without_soft_edges(smooth, labels, areas)
+    assert (kept == areas).all() and (kept_labels == labels).all()
+
+
+def test_a_ruled_line_two_pixels_wide_is_crisp():
+    """Along a thin line the ridge is part of its edge, where the gradient is nil: the step off it counts."""
+    ink = _band_and_strokes(0)
+    ink[9:11, :] = 1.0  # rules across the top and the bottom, two pixels wide, beside the band
+    ink[189:191, 5:195] = 1.0
+    smooth, labels, areas = _smoothed_and_labelled(ink)
+    kept_labels, _ = without_soft_edges(smooth, labels, areas)
+    assert kept_labels[10, 100] > 0 and kept_labels[190, 100] > 0  # the rules stay...
+    assert not kept_labels[100, 190]  # ...and beside them, crisper by far, the band goes
+
+
+def test_a_sheet_with_a_band_of_shade_down_its_side_is_read(mnist):
+    """A whole sheet whose right side lies in a shade band (generated, seed 5: the 18th at 1 cm): the band
+    made three lines of its own in place of the numbers, and the page gave nothing."""
+    _, (x_test, y_test) = mnist
+    photo, text = make_whole_sheets(x_test, y_test, 18, 5, 1.0)[17]
+    assert Reader().read_page(encoded(photo)).text == text == "18\n77223\n4888\n566"
+
+
+def test_a_digit_out_of_focus_is_still_read(mnist):
+    """A bold digit alone in a 2000 px photo, out of focus (blurred by 40 px) on unevenly lit, grainy paper:
+    its edges measure as soft as shade's, and without crisper ink beside it, it stays."""
+    _, (x_test, y_test) = mnist
+    reader, rng = Reader(), np.random.default_rng(0)
+    for index in range(4):
+        shape = Image.fromarray(np.uint8(x_test[index] > 100) * 255).resize((1400, 1400), Image.Resampling.NEAREST)
+        inked = np.zeros((2000, 2000), np.float32)
+        inked[300:1700, 300:1700] = np.asarray(shape.filter(ImageFilter.GaussianBlur(25))) > 127
+        light = 0.75 + np.linspace(-0.08, 0.08, 2000, dtype=np.float32)[None, :]
+        photo = Image.fromarray(np.uint8(np.clip(light - 0.55 * inked, 0, 1) * 255)).filter(
+            ImageFilter.GaussianBlur(40)
+        )
+        grain = np.asarray(photo, np.float32) / 255 + rng.normal(0, 0.02, (2000, 2000))
+        buffer = io.BytesIO()
+        Image.fromarray(np.uint8(np.clip(grain, 0, 1) * 255)).save(buffer, "JPEG", quality=85)
+        assert reader.read_digit(buffer.getvalue()).digit == y_test[index]
