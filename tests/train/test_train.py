@@ -15,7 +15,7 @@ from digits.runs import RunDir, RunInfo, TrainingError
 from digits.train import models
 from digits.train.loop import TEST_SIGNAL_VARIABLE
 from digits.train.run import train, train_config
-from helpers import DIGITS, run_cli
+from helpers import DIGITS, assert_one_line_error, run_cli
 
 
 def test_seed_model_has_the_articles_parameter_count():
@@ -462,6 +462,12 @@ def test_a_batch_larger_than_the_dataset_leaves_no_run_folder(tmp_path):
     with pytest.raises(TrainingError, match="mnist holds 54000 training images, fewer than one batch of 100000"):
         train("tiny", runs_dir=tmp_path, name="big", overrides={"batch_size": 100_000}, progress=False)
     assert not (tmp_path / "big").exists()
+
+
+def test_a_train_limit_of_one_image_says_image(tmp_path):
+    result = run_cli("train", "--preset", "tiny", "--train-limit", "1", cwd=tmp_path)
+    assert_one_line_error(result, "--train-limit 1 leaves 1 training image, fewer than one batch of 256")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_with_settings_of_its_own_is_refused(tiny_run):

@@ -178,7 +178,8 @@ def _data_of_a_batch_at_least(config: TrainConfig, data, data_dir):
     if count < config.batch_size:
         what = f"--train-limit {config.train_limit} leaves" if config.train_limit else f"{config.dataset} holds"
         fix = "raise --train-limit or lower --batch-size" if config.train_limit else "lower --batch-size"
-        raise TrainingError(f"{what} {count} training images, fewer than one batch of {config.batch_size}; {fix}.")
+        images = "training image" if count == 1 else "training images"
+        raise TrainingError(f"{what} {count} {images}, fewer than one batch of {config.batch_size}; {fix}.")
     return data
 
 
