@@ -127,6 +127,14 @@ def test_healthy_run_does_not_overfit():
     assert result["verdict"].startswith("No sign of overfitting")
 
 
+def test_a_run_that_never_learnt_is_said_so():
+    """A learning rate of 10: every curve flat at a random guess, which is no sign of overfitting either."""
+    flat = {"loss": [2.31] * 5, "accuracy": [0.1135] * 5, "val_loss": [2.30] * 5, "val_accuracy": [0.1135] * 5}
+    result = overfitting(flat)
+    assert result["overfits"] is False
+    assert result["verdict"].startswith("Did not learn: training accuracy ends at 11.3 %, near a random guess")
+
+
 def test_small_wobble_is_not_overfitting():
     # Validation loss 5 % above its minimum at the end: within tolerance.
     history = healthy_history()

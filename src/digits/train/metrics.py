@@ -16,6 +16,9 @@ LOSS_RISE_TOLERANCE = 0.10
 # Training accuracy this far above validation accuracy (as a fraction) at the
 # last epoch counts as memorising the training set.
 ACCURACY_GAP_TOLERANCE = 0.01
+# Training accuracy ending below this never learnt: ten classes guessed at random score 10 % (a learning
+# rate of 10 ended at 11 %, and the verdict said "no sign of overfitting").
+NOT_LEARNT = 0.2
 
 
 # ---------------------------------------------------------------------------
@@ -123,8 +126,9 @@ def overfitting(history: dict[str, list[float]], monitor: str = "val_loss") -> d
     a loss, highest for an accuracy. The run overfits when the validation loss
     ends more than 10 % above its minimum after bottoming out before the last
     epoch, or when training accuracy ends more than one point above validation
-    accuracy. Without the `monitor` curve nothing can be judged and
-    `best_epoch` is None.
+    accuracy. A run whose training accuracy ends near a random guess did not
+    learn, and the verdict says so. Without the `monitor` curve nothing can
+    be judged and `best_epoch` is None.
     """
     values = list(history.get(monitor) or [])
     if not values:
@@ -145,7 +149,13 @@ def overfitting(history: dict[str, list[float]], monitor: str = "val_loss") -> d
     loss_turned_up = loss_rise > LOSS_RISE_TOLERANCE
     accuracy_split = gap_last["accuracy"] is not None and gap_last["accuracy"] > ACCURACY_GAP_TOLERANCE
 
-    if loss_turned_up:
+    trained = history.get("accuracy") or []
+    if trained and trained[-1] < NOT_LEARNT:
+        verdict = (
+            f"Did not learn: training accuracy ends at {trained[-1]:.1%}, near a random guess; the loss may have "
+            "diverged (try a lower --learning-rate)."
+        )
+    elif loss_turned_up:
         assert loss_min_epoch is not None  # a loss that rose had a lowest epoch
         verdict = _overfit_by_loss(history, loss_min_epoch, loss_rise, accuracy_split)
     elif accuracy_split:
