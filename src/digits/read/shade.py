@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 # Below this steepness an edge is soft. On the real pictures of the development fold, the large pieces of ink
-# measured 0.15 or more, but for two shadows at a photo's border (0.013 and 0.024, no part of a digit); the
+# measured 0.148 or more, but for two shadows at a photo's border (0.013 and 0.026, no part of a digit); the
 # shaded bands across generated whole sheets (`benchmarks/whole_sheets.py`'s generator, at another seed than its
 # table's), 0.011 to 0.023.
 SOFT_EDGE = 0.05
