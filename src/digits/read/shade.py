@@ -44,24 +44,19 @@ def without_soft_edges(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray) -
     if not areas.any():
         return labels, areas
     shortest = min(labels.shape)
-    found = ndimage.find_objects(labels)
-    large = [
-        label
-        for label, box in enumerate(found, start=1)
-        if box is not None
-        and areas[label]
-        and max(box[0].stop - box[0].start, box[1].stop - box[1].start) >= _LEAST_EXTENT * shortest
-    ]
-    steepness = {label: edge_steepness(ink, labels, label, found[label - 1]) for label in large}
-    soft = [label for label in large if steepness[label] < SOFT_EDGE]
+    kept = {label: box for label, box in enumerate(ndimage.find_objects(labels), start=1) if box and areas[label]}
+    steepness = {
+        label: edge_steepness(ink, labels, label, (rows, cols))
+        for label, (rows, cols) in kept.items()
+        if max(rows.stop - rows.start, cols.stop - cols.start) >= _LEAST_EXTENT * shortest
+    }
+    soft = [label for label, steep in steepness.items() if steep < SOFT_EDGE]
     if not soft:
         return labels, areas
     # Shade only beside crisper ink: other components, each `_CRISPER` times as steep, that together
     # make at least `_COMPARED_AREA` of its area (writing is many small pieces; a speck of dust is not enough).
     steepness |= {
-        label: edge_steepness(ink, labels, label, box)
-        for label, box in enumerate(found, start=1)
-        if box is not None and areas[label] and label not in steepness
+        label: edge_steepness(ink, labels, label, box) for label, box in kept.items() if label not in steepness
     }
     shade = [
         label

@@ -295,8 +295,9 @@ def fit(trainer: Trainer, split: Split, run: RunDir, state: dict, progress: bool
                     logs["accuracy"],
                     f"val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}",
                 )
-            state["train_seconds"] += time.perf_counter() - start
-            bar.epoch_done(epoch, logs, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            state["train_seconds"] += seconds
+            bar.epoch_done(epoch, logs, seconds)
             history.setdefault("epoch", []).append(epoch + 1)
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
