@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from digits.read.ink import _components
 from digits.read.reader import Reader
-from digits.read.shade import without_soft_edges
+from digits.read.shade import soft_shade
 from digits.synth.pages import encoded, make_whole_sheets
 
 
@@ -27,20 +28,52 @@ def _band_and_strokes(strokes: int) -> np.ndarray:
     return ink
 
 
-def test_a_band_of_shade_beside_crisp_strokes_goes_and_the_strokes_stay():
+def test_a_band_of_shade_beside_crisp_strokes_is_named_and_the_strokes_are_not():
     smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(3))
     before = labels.copy(), areas.copy()
-    kept_labels, kept = without_soft_edges(smooth, labels, areas)
-    assert (areas[1:] > 0).sum() == 4 and (kept[1:] > 0).sum() == 3
-    assert not kept_labels[:, 150:].any() and all(kept_labels[100, 21 + 25 * k] for k in range(3))
+    assert (areas[1:] > 0).sum() == 4
+    assert soft_shade(smooth, labels, areas, 0.01, 2) == [labels[100, 190]]
     assert (labels == before[0]).all() and (areas == before[1]).all()  # the caller's arrays are left alone
 
 
 def test_a_soft_shape_alone_is_kept():
     """Nothing crisp beside it: a soft shape may be a digit out of focus, so it stays."""
     smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(0))
-    kept_labels, kept = without_soft_edges(smooth, labels, areas)
-    assert (kept == areas).all() and (kept_labels == labels).all()
+    assert soft_shade(smooth, labels, areas, 0.01, 2) == []
+
+
+def test_specks_do_not_make_a_soft_shape_shade():
+    """Crisp specks, a photo's grain, are no writing beside which a soft shape would be shade."""
+    ink = _band_and_strokes(0)
+    ink[5:195:6, 5:120:6] = 1.0  # single crisp pixels, 640 of them: together more than 5 % of the band
+    ink[100:104, 30:34] = 1.0  # and one larger crisp dot, of which they are specks
+    smooth = ndimage.gaussian_filter(ink, 0.7)
+    labels, count = ndimage.label(smooth > 0.3)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    band = labels[100, 190]
+    assert sum(areas) - areas[0] - areas[band] > 0.05 * areas[band]
+    assert soft_shade(smooth, labels, areas, 0.01, 2) == []
+
+
+def test_a_band_larger_than_the_writing_goes_before_the_writing_is_told_from_specks():
+    """Writing in strokes of less than 1 % of the band's area: were specks told before the band went,
+    every stroke would be one beside it, and the band all that stayed."""
+    ink = np.zeros((400, 400), np.float32)
+    fading = np.clip(np.minimum(np.arange(120), np.arange(120)[::-1]) / 40.0, 0, 1.0)  # in and out over 40 px
+    for row in range(20, 380):  # a slanted band, thinner than a blob (a solid rectangle is one)
+        ink[row, 250 + (row - 20) // 12 :][:120] = fading
+    for k in range(12):  # slanted strokes 4 px wide (a solid rectangle would be a blob)
+        for row in range(100, 140):
+            ink[row, 20 + 18 * k + (row - 100) // 4 :][:4] = 1.0
+    smooth = ndimage.gaussian_filter(ink, 0.7)
+    mask = smooth > 0.5
+    band = int(mask[:, 258:].sum())
+    labels, areas = _components(mask, ink=smooth)
+    assert not labels[:, 258:].any()  # the band went...
+    assert all(labels[120, 26 + 18 * k] for k in range(12))  # ...and every stroke stayed
+    assert areas[labels[120, 26]] < 0.01 * band  # each stroke a speck beside the band
+    labels, _ = _components(mask)
+    assert labels[:, 258:].any()  # without the ink to measure edges on, the band stays
 
 
 def test_a_ruled_line_two_pixels_wide_is_crisp():
@@ -49,9 +82,9 @@ def test_a_ruled_line_two_pixels_wide_is_crisp():
     ink[9:11, :] = 1.0  # rules across the top and the bottom, two pixels wide, beside the band
     ink[189:191, 5:195] = 1.0
     smooth, labels, areas = _smoothed_and_labelled(ink)
-    kept_labels, _ = without_soft_edges(smooth, labels, areas)
-    assert kept_labels[10, 100] > 0 and kept_labels[190, 100] > 0  # the rules stay...
-    assert not kept_labels[100, 190]  # ...and beside them, crisper by far, the band goes
+    shade = soft_shade(smooth, labels, areas, 0.01, 2)
+    assert labels[10, 100] not in shade and labels[190, 100] not in shade  # the rules stay...
+    assert shade == [labels[100, 190]]  # ...and beside them, crisper by far, the band goes
 
 
 def test_a_sheet_with_a_band_of_shade_down_its_side_is_read(mnist):

@@ -32,7 +32,7 @@ from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
-from digits.read.shade import without_soft_edges
+from digits.read.shade import soft_shade
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
 
@@ -77,6 +77,8 @@ _ALONG_RIM = 0.5
 # and the rules (`digits.read.rules`) take it out whole.
 _RIM_STROKES = 3.0
 _RIM_THICKNESS = 0.03
+# A piece smaller than this share of the largest piece of writing is a speck beside it.
+_SPECK = 0.01
 
 
 @dataclass
@@ -147,7 +149,11 @@ def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[n
 
 
 def _components(
-    mask: np.ndarray, edges: Box | None = None, rim: np.ndarray | None = None, stroke: float = 0.0
+    mask: np.ndarray,
+    edges: Box | None = None,
+    rim: np.ndarray | None = None,
+    stroke: float = 0.0,
+    ink: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
 
@@ -160,6 +166,8 @@ def _components(
     The border is the picture's (`edges`, in the mask's pixels) when a margin was added round it.
     So go a wedge at the picture's edge (`geometry.wedge_at_edge`: the desk beyond a turned or
     slanted page) and, on a sheet lying on a table, a thick piece along the sheet's `rim` (its shade).
+    Given the lightly smoothed `ink`, so does a large piece with soft edges beside crisp writing
+    (`shade.soft_shade`), before specks are told from writing.
     """
     from scipy import ndimage
 
@@ -207,12 +215,15 @@ def _components(
     boldest = int(np.argmax(np.where(bold_at_border, areas, 0)))
     if bold_at_border[boldest] and areas[boldest] > areas[~dropped].max(initial=0):
         dropped[boldest] = False
+    least = (min(mask.shape) / 300) ** 2 * 4  # a smaller piece is a speck, whatever is beside it
+    if ink is not None:
+        dropped[soft_shade(ink, labels, np.where(dropped, 0, areas), _SPECK, least)] = True
     kept = areas[~dropped]
     if kept.any():
         # A speck is small beside the writing; a frame or scanner border running into the
         # picture's edge is not writing, and beside it a thin 1 would pass for a speck.
         reference = areas[~dropped & ~frames]
-        min_area = max((reference if reference.any() else kept).max() * 0.01, (min(mask.shape) / 300) ** 2 * 4)
+        min_area = max((reference if reference.any() else kept).max() * _SPECK, least)
         dropped |= areas < min_area
     dropped[0] = False
     if dropped.any():  # the usual clean crop drops nothing: no pass over every pixel
@@ -343,7 +354,7 @@ def _analyse_grey(
         # here before the writing's strokes are known, so that it counts in neither their width nor
         # their height.
         rim = None if outside is None else sheet_rim(outside)
-        labels, areas = without_soft_edges(ink, *_components(mask, picture, rim))
+        labels, areas = _components(mask, picture, rim, ink=ink)
         if areas.any():
             break
 
@@ -360,7 +371,7 @@ def _analyse_grey(
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         lightly_smoothed = ink  # edges are measured on it: the second pass's smoothing softens them
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = without_soft_edges(lightly_smoothed, *_components(mask, picture, rim, max(stroke, 2.0)))
+        labels, areas = _components(mask, picture, rim, max(stroke, 2.0), lightly_smoothed)
         if not dark_ink:
             labels, areas = _join_grain(labels, stroke)
     return Analysis(

@@ -1,9 +1,11 @@
-"""Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, after `ink._components`).
+"""Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, in `ink._components`).
 
-Contract: `without_soft_edges(ink, labels, areas)` returns the labels and
-areas without the large components whose edges are soft while other ink in
-the picture is much crisper, and every other component as it was: it
-removes, it never adds ink or moves a threshold.
+Contract: `soft_shade(ink, labels, areas)` names the large components
+whose edges are soft while other ink in the picture, not specks, is much
+crisper; `ink._components` drops them before it tells writing from specks
+(a band as large as the page's writing would make its strokes look like
+specks beside it). It only names components: it never adds ink or moves a
+threshold.
 
 Ink stops at an edge a few pixels wide; a band of shade across a sheet
 fades over tens of them. Such a band, thin enough to pass the blob test of
@@ -36,13 +38,12 @@ _COMPARED_AREA = 0.05
 _LEAST_EXTENT = 0.1
 
 
-def without_soft_edges(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`labels` and `areas` without the large components whose edges are soft beside crisper ink (see the
-    module's contract)."""
+def soft_shade(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray, speck: float, least: float) -> list[int]:
+    """The labels of the large components whose edges are soft beside crisper ink (see the module's
+    contract); `areas` is 0 for a label already dropped, and a piece under `speck` times the largest
+    or under `least` pixels is a speck."""
     from scipy import ndimage
 
-    if not areas.any():
-        return labels, areas
     shortest = min(labels.shape)
     kept = {label: box for label, box in enumerate(ndimage.find_objects(labels), start=1) if box and areas[label]}
     steepness = {
@@ -52,24 +53,27 @@ def without_soft_edges(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray) -
     }
     soft = [label for label, steep in steepness.items() if steep < SOFT_EDGE]
     if not soft:
-        return labels, areas
-    # Shade only beside crisper ink: other components, each `_CRISPER` times as steep, that together
-    # make at least `_COMPARED_AREA` of its area (writing is many small pieces; a speck of dust is not enough).
+        return []
     steepness |= {
         label: edge_steepness(ink, labels, label, box) for label, box in kept.items() if label not in steepness
     }
-    shade = [
+    # Shade only beside crisper ink: other components, each `_CRISPER` times as steep, that together make at
+    # least `_COMPARED_AREA` of its area. Writing is many small pieces, but specks are not writing: a piece
+    # counts only if it is no speck beside the largest piece that is not soft, nor smaller than the least
+    # piece of writing (`speck`, `least`: as `ink._components` tells them), so that the grain of a photo
+    # cannot make a blurred digit alone in it pass for shade.
+    writing = [label for label in steepness if label not in soft]
+    least = max(least, speck * max((int(areas[label]) for label in writing), default=0))
+    return [
         label
         for label in soft
-        if sum(int(areas[other]) for other in steepness if steepness[other] >= _CRISPER * steepness[label])
+        if sum(
+            int(areas[other])
+            for other in writing
+            if areas[other] >= least and steepness[other] >= _CRISPER * steepness[label]
+        )
         >= _COMPARED_AREA * areas[label]
     ]
-    if not shade:
-        return labels, areas
-    labels, areas = labels.copy(), areas.copy()
-    labels[np.isin(labels, shade)] = 0
-    areas[shade] = 0
-    return labels, areas
 
 
 def edge_steepness(ink: np.ndarray, labels: np.ndarray, label: int, found: tuple[slice, slice]) -> float:
