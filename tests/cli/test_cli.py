@@ -1,6 +1,7 @@
 """The `digits` command end to end, as a user runs it, including every way it must fail cleanly."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -19,9 +20,16 @@ def digit_png(tmp_path, mnist):
 
 
 def test_train_then_predict_end_to_end(tmp_path, digit_png):
-    trained = run_cli("train", "--preset", "tiny", "--train-limit", "5000", "--name", "cli", cwd=tmp_path)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {**os.environ, "TMPDIR": str(temporary)}
+    trained = run_cli(
+        "train", "--preset", "tiny", "--train-limit", "5000", "--name", "cli", cwd=tmp_path, env=environment
+    )
     assert trained.returncode == 0, trained.stderr
     assert "test accuracy" in trained.stdout
+    # TensorFlow removes AutoGraph's generated sources at exit, which the command skips: it removes them itself.
+    assert not list(temporary.glob("__autograph_generated_file*"))
     run = tmp_path / "runs" / "cli"
     assert (run / "model.onnx").is_file() and (tmp_path / "runs" / "latest").is_symlink()
     predicted = run_cli("predict", str(digit_png), "--model", "runs/latest", cwd=tmp_path)

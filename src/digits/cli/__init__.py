@@ -121,6 +121,9 @@ def _exit(code: int) -> None:
         # joins that thread (CPython issue 83386): it went once in ~50 signals.
         import logging
 
+        from digits.train.tf import remove_generated_sources
+
         logging.shutdown()
+        remove_generated_sources()
         os._exit(code)
     sys.exit(code)

@@ -79,6 +79,20 @@ def load():
     return tensorflow, keras
 
 
+def remove_generated_sources() -> None:
+    """Remove the Python files AutoGraph wrote for this process's `tf.function`s.
+
+    TensorFlow writes each one to the temporary folder and removes it at interpreter exit (`atexit`), which
+    `digits.cli` skips after TensorFlow was loaded (its teardown costs a second and more): without this,
+    every training command left a dozen `__autograph_generated_file*.py` in /tmp. AutoGraph keeps each as a
+    module of that name in `sys.modules`, with its file.
+    """
+    for name, module in list(sys.modules.items()):
+        if name.startswith("__autograph_generated_file") and (path := getattr(module, "__file__", None)):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
 @contextlib.contextmanager
 def their_deprecations_quiet() -> Iterator[None]:
     """Within the block, Keras's and TensorFlow's own deprecation notices (numpy's `np.object` in Keras's
