@@ -1,11 +1,11 @@
 """Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, in `ink._components`).
 
-Contract: `soft_shade(ink, labels, areas)` names the large components
-whose edges are soft while other ink in the picture, not specks, is much
-crisper; `ink._components` drops them before it tells writing from specks
-(a band as large as the page's writing would make its strokes look like
-specks beside it). It only names components: it never adds ink or moves a
-threshold.
+Contract: `soft_shade(ink, labels, areas, speck, least)` names the large
+components whose edges are soft while other ink in the picture, not specks,
+is much crisper; `ink._components` drops them before it tells writing from
+specks (a band larger than the page's writing would make its strokes look
+like specks beside it). It only names components: it never adds ink or
+moves a threshold.
 
 Ink stops at an edge a few pixels wide; a band of shade across a sheet
 fades over tens of them. Such a band, thin enough to pass the blob test of
@@ -33,15 +33,20 @@ SOFT_EDGE = 0.05
 # blurred measured 0.035 to 0.07).
 _CRISPER = 3
 _COMPARED_AREA = 0.05
+# Below this steepness, an edge fades as the shade measured above does, and as no digit out of focus did: beside
+# such a component, crisp pieces count even if they are specks beside it (`soft_shade`).
+FADING_EDGE = 0.03
 # Smaller than this share of the picture's shorter side, a component is a stroke or a speck, whatever its edge:
 # shade lies across a good part of a picture.
 _LEAST_EXTENT = 0.1
 
 
 def soft_shade(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray, speck: float, least: float) -> list[int]:
-    """The labels of the large components whose edges are soft beside crisper ink (see the module's
-    contract); `areas` is 0 for a label already dropped, and a piece under `speck` times the largest
-    or under `least` pixels is a speck."""
+    """The labels of the large components whose edges are soft beside crisper writing (the module's contract).
+
+    `areas` is 0 for a label already dropped. A piece under `least` pixels, or under `speck` times a soft
+    piece's area, is a speck beside it (the rule of `ink._components`, which drops specks once shade is gone).
+    """
     from scipy import ndimage
 
     shortest = min(labels.shape)
@@ -54,25 +59,26 @@ def soft_shade(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray, speck: fl
     soft = [label for label, steep in steepness.items() if steep < SOFT_EDGE]
     if not soft:
         return []
-    steepness |= {
-        label: edge_steepness(ink, labels, label, box) for label, box in kept.items() if label not in steepness
+    writing = {label: steep for label, steep in steepness.items() if label not in soft and areas[label] >= least}
+    writing |= {
+        label: edge_steepness(ink, labels, label, box)
+        for label, box in kept.items()
+        if label not in steepness and areas[label] >= least
     }
-    # Shade only beside crisper ink: other components, each `_CRISPER` times as steep, that together make at
-    # least `_COMPARED_AREA` of its area. Writing is many small pieces, but specks are not writing: a piece
-    # counts only if it is no speck beside the largest piece that is not soft, nor smaller than the least
-    # piece of writing (`speck`, `least`: as `ink._components` tells them), so that the grain of a photo
-    # cannot make a blurred digit alone in it pass for shade.
-    writing = [label for label in steepness if label not in soft]
-    least = max(least, speck * max((int(areas[label]) for label in writing), default=0))
+
+    def counts_beside(other: int, label: int) -> bool:
+        # A piece crisper by `_CRISPER`; if it is a speck beside the soft one, only where that one fades as
+        # shade does (`FADING_EDGE`). A soft piece that stays is the largest, and its specks go with it:
+        # they must not vote it out (a digit out of focus beside dust or a printed caption was lost). Beside a
+        # band of shade larger than the page's writing, though, every stroke is such a speck.
+        if writing[other] < _CRISPER * steepness[label]:
+            return False
+        return areas[other] >= speck * areas[label] or steepness[label] < FADING_EDGE
+
     return [
         label
         for label in soft
-        if sum(
-            int(areas[other])
-            for other in writing
-            if areas[other] >= least and steepness[other] >= _CRISPER * steepness[label]
-        )
-        >= _COMPARED_AREA * areas[label]
+        if sum(int(areas[other]) for other in writing if counts_beside(other, label)) >= _COMPARED_AREA * areas[label]
     ]
 
 
