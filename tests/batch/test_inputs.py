@@ -334,6 +334,12 @@ def test_the_python_api_takes_pathlib_paths_and_refuses_bytes(tree):
     for call in (lambda: expand([b"b.png"]), lambda: batch.read([b"b.png"])):
         with pytest.raises(TypeError, match="a picture's path is a str or a pathlib.Path, not bytes"):
             call()
+    # A picture's data given by mistake is not repeated in the message: it may run to megabytes.
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(100_000)
+    for call in (lambda: batch.read([picture]), lambda: batch.read(picture), lambda: expand(picture)):
+        with pytest.raises(TypeError) as refused:
+            call()
+        assert len(str(refused.value)) < 200
 
 
 def test_batch_read_checks_its_model_and_settings_when_called_not_at_the_first_row(tree):

@@ -19,6 +19,7 @@ from digits.read.levels import ink_level, median
 from digits.read.load import MAX_PIXELS
 from digits.read.normalize import _largest_around
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
+from digits.read.reader import Reader
 
 # --------------------------------------------------------------------------
 # Helpers: hand-drawn digits, no dataset needed
@@ -500,6 +501,22 @@ def test_a_decode_over_the_memory_budget_is_refused_from_the_header(tmp_path):
     assert "over the limit of 160 mib" in assert_one_line_error(excinfo, "deep.png")
 
 
+def test_a_pil_image_opened_but_not_decoded_is_held_to_a_files_limits(tmp_path, monkeypatch):
+    """`Image.open` reads the header only: the caller has spent nothing yet (an API user's case: by path the
+    picture was refused, opened it was decoded whole, 764 MB)."""
+    (tmp_path / "deep.png").write_bytes(bomb_png(10000, 10000, depth=16))
+    (tmp_path / "huge.png").write_bytes(bomb_png(16000, 10000))  # under Pillow's own limit, over ours
+
+    def never_decode(self):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", never_decode)
+    reader = Reader()
+    for name, limit in (("deep.png", "over the limit of 160 MiB"), ("huge.png", "over the limit of 150 megapixels")):
+        with Image.open(tmp_path / name) as opened, pytest.raises(ImageError, match=limit):
+            reader.read_digit(opened)
+
+
 @pytest.mark.parametrize(
     "image",
     [
@@ -560,6 +577,13 @@ def assert_in_order(segments, spans):
         centre = (found.box[0] + found.box[2]) / 2
         assert x0 - 10 <= centre <= x1 + 10
         assert found.image.shape == (28, 28) and found.image.max() > 0.9
+
+
+def test_segment_page_says_what_it_takes():
+    """Documented for batches, it takes a decoded picture: a path or an array is a TypeError that says so."""
+    for wrong in ("page.png", np.zeros((40, 40), np.uint8)):
+        with pytest.raises(TypeError, match="segment_page takes a Pillow image, as digits.read.load.load_image"):
+            segment_page(wrong)
 
 
 def test_segment_drawn_line_in_order():

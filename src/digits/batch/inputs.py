@@ -30,6 +30,7 @@ import contextlib
 import io
 import os
 import re
+import reprlib
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -54,8 +55,10 @@ class InputError(DigitsError):
 
 def many_paths(paths: PathsT) -> PathsT:
     """`paths` itself, refused when it is one path: a string is iterable too, and would be read letter by letter."""
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError(f"expected a list of paths, not the one path {os.fsdecode(paths)!r}: pass [path].")
+    if isinstance(paths, bytes):  # a picture's data, most likely: not repeated here, it may run to megabytes
+        raise TypeError(f"expected a list of paths, not {len(paths)} bytes; digits.Reader reads a picture's bytes.")
+    if isinstance(paths, (str, os.PathLike)):
+        raise TypeError(f"expected a list of paths, not the one path {reprlib.repr(os.fspath(paths))}: pass [path].")
     return paths
 
 
@@ -75,7 +78,9 @@ def a_path(path: str | os.PathLike[str]) -> str:
     """A path given to a batch as a string; bytes are refused (as picture data elsewhere, they are ambiguous here)."""
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
     if not isinstance(name, str):
-        raise TypeError(f"a picture's path is a str or a pathlib.Path, not {type(path).__name__}: {path!r}.")
+        raise TypeError(
+            f"a picture's path is a str or a pathlib.Path, not {type(path).__name__}: {reprlib.repr(path)}."
+        )
     return name
 
 

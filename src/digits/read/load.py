@@ -198,6 +198,18 @@ def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str
         )
 
 
+def within_budget(image: Image.Image, name: str) -> None:
+    """A Pillow image the caller opened but has not decoded (`Image.open` reads the header only) is held to a
+    file's limits before it is: `MAX_PIXELS` and the decode budget (but for JPEG scans, which only the file's
+    bytes tell). It is decoded as it is, at full size: the caller's image is not changed (`load_image` decodes
+    a large JPEG file reduced). A decoded image's memory is spent already: only its size is checked."""
+    if not getattr(image, "tile", None):  # decoded, or made in memory (Image.new, Image.fromarray)
+        check_pixels(image.size, name, most=None)
+        return
+    check_pixels(image.size, name)
+    _decode_budget(image, image.size, 0, name)
+
+
 def _decode(data: bytes, name: str) -> Image.Image:
     # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`.
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0

@@ -205,6 +205,11 @@ def segment_page(image: Image.Image) -> Segmented:
     A picture already in MNIST's format whose ink is one piece is one digit, itself
     (two digits squeezed into 28×28 pass for MNIST's format, and are analysed).
     """
+    if not isinstance(image, Image.Image):  # documented for batches of pictures: say what it takes
+        raise TypeError(
+            f"segment_page takes a Pillow image, as digits.read.load.load_image(picture) gives it, "
+            f"not {type(image).__name__}."
+        )
     ready = _already_mnist(image)
     if ready and _one_piece(ready[0].image):
         itself, box = ready

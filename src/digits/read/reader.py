@@ -34,7 +34,7 @@ from PIL import Image
 
 from digits.errors import ImageError, first_line
 from digits.read.geometry import height, union, width
-from digits.read.load import check_pixels, load_image, turned_upright
+from digits.read.load import load_image, turned_upright, within_budget
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import (
@@ -135,7 +135,14 @@ class Reader:
 
     `model` is a run folder or an `.onnx` file; None means the model the
     package ships. `threshold` is the confidence below which a digit is
-    "unsure" (0 to 1).
+    "unsure" (0 to 1). `threads`: ONNX Runtime's threads per model call
+    (None: every core).
+
+    A picture is a path, the file's bytes, a Pillow image or a uint8 array
+    (H×W, H×W×3 or ×4). A picture that cannot be read raises `ImageError`
+    (one sentence naming it), a wrong type `TypeError`; a bad model,
+    `ModelError`. One Reader may be shared by threads; it cannot be pickled.
+    The manual: docs/python-api.md.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threshold: float = 0.5, threads: int | None = None):
@@ -356,11 +363,12 @@ def _as_image(picture: PictureSource) -> Image.Image:
             )
         picture = Image.fromarray(picture)
     if isinstance(picture, Image.Image):
-        # As a file's would be, but for its size: a big one is the caller's memory, already spent.
-        check_pixels(picture.size, "the picture", most=None)
         try:
             with _LOADING:  # threads sharing a Reader may share an image, and Pillow's first load is not thread-safe
+                within_budget(picture, "the picture")
                 picture.load()
+        except ImageError:  # over the budget, said as for a file
+            raise
         except ValueError as err:
             if "closed" in str(err):  # Pillow's "Operation on closed image"
                 raise TypeError("the PIL image was closed before it was read; read it before closing it.") from None
