@@ -120,9 +120,9 @@ class Recognizer:
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threads: int | None = None):
         if threads is not None and not (type(threads) is int and 1 <= threads <= _MOST_THREADS):
-            raise ValueError(
-                f"threads is {threads!r}: a whole number from 1 to {_MOST_THREADS}, or None for every core."
-            )
+            wanted = f"threads is {threads!r}: a whole number from 1 to {_MOST_THREADS}, or None for every core."
+            # As `threshold` and `digits.batch`'s counts: a wrong type is a TypeError, a wrong number a ValueError.
+            raise TypeError(wanted) if type(threads) is not int else ValueError(wanted)
         self.path = resolve_model(model)
         model_bytes = read_model(self.path)
         # What was loaded, by content: a batch's rows name it, and a file replaced since cannot pass for it.
