@@ -37,6 +37,18 @@ def test_a_threshold_set_later_is_checked_too(reader, threshold):
         reader.threshold = "0.9"
 
 
+@pytest.mark.parametrize("model", [b"model.onnx", 3, ["runs/a"]])
+def test_a_model_that_is_no_path_is_a_type_error(model):
+    """Not os.fspath's own message, which offers bytes (an API user's trial)."""
+    with pytest.raises(TypeError, match=r"model is a run folder or an \.onnx file \(a str or a pathlib\.Path\)"):
+        Reader(model=model)
+
+
+def test_a_float_array_says_how_to_make_it_a_picture(reader):
+    with pytest.raises(TypeError, match=r"from floats in 0-1: np\.round\(a \* 255\)\.astype\(np\.uint8\)"):
+        reader.read_digit(np.zeros((40, 40), np.float32))
+
+
 def test_a_threshold_of_numpy_type_is_taken():
     assert Reader(threshold=np.float32(0.25)).threshold == np.float32(0.25)
 

@@ -82,6 +82,10 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     """A run folder (or `runs/latest`), an `.onnx` file, or None for the shipped model -> the `.onnx` file."""
     if model is None:
         return shipped_model()
+    if not isinstance(model, (str, os.PathLike)):  # os.fspath's own message would offer bytes, which Path refuses
+        raise TypeError(
+            f"model is a run folder or an .onnx file (a str or a pathlib.Path), not {type(model).__name__}."
+        )
     if not os.fspath(model):  # Path("") is the current folder: a run folder there would load without a word
         raise ModelError("the model's name is empty; pass a run folder or an .onnx file (none: the shipped model).")
     path = Path(model)

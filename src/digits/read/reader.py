@@ -359,7 +359,7 @@ def _as_image(picture: PictureSource) -> Image.Image:
         if picture.dtype != np.uint8 or not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))):
             raise TypeError(
                 f"a picture as an array is uint8 (H, W), (H, W, 3) or (H, W, 4), not {picture.dtype} {picture.shape}"
-                " (Recognizer takes 28x28 digits as MNIST has them)"
+                " (from floats in 0-1: np.round(a * 255).astype(np.uint8); Recognizer takes 28x28 digits as MNIST has them)"
             )
         picture = Image.fromarray(picture)
     if isinstance(picture, Image.Image):
