@@ -517,6 +517,23 @@ def test_a_pil_image_opened_but_not_decoded_is_held_to_a_files_limits(tmp_path, 
             reader.read_digit(opened)
 
 
+def test_a_jpeg_opened_but_not_decoded_over_the_budget_is_read_reduced(tmp_path, monkeypatch):
+    """As its file is: decoded smaller (DCT scaling) rather than refused, with its box in the caller's pixels.
+    (A budget of 6 MiB here stands for a phone photo of 50 megapixels against 160 MiB.)"""
+    monkeypatch.setattr("digits.read.load.MAX_DECODE_BYTES", 6 * 2**20)
+    photo = Image.new("RGB", (2400, 1800), (235, 235, 225))
+    ImageDraw.Draw(photo).line([(1200, 500), (1200, 1300)], fill=(20, 20, 30), width=40)
+    ImageDraw.Draw(photo).line([(1190, 500), (1020, 700)], fill=(20, 20, 30), width=36)
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=90)
+    reader = Reader()
+    by_path = reader.read_digit(path)
+    with Image.open(path) as opened:
+        assert reader.read_digit(opened) == by_path
+        assert opened.size[0] < 2400  # decoded reduced, as the caller's image
+    assert by_path.digit == 1 and by_path.box is not None and by_path.box[3] > 1200  # in the photo's own pixels
+
+
 @pytest.mark.parametrize(
     "image",
     [

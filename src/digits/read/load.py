@@ -81,9 +81,7 @@ ORIGINAL_SIZE = "digits.original_size"
 _ICON_BYTES_PER_PIXEL = 9
 
 
-# --------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------
+# ---------------------------------------------------------------- Loading
 
 
 def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
@@ -198,16 +196,24 @@ def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str
         )
 
 
-def within_budget(image: Image.Image, name: str) -> None:
-    """A Pillow image the caller opened but has not decoded (`Image.open` reads the header only) is held to a
-    file's limits before it is: `MAX_PIXELS` and the decode budget (but for JPEG scans, which only the file's
-    bytes tell). It is decoded as it is, at full size: the caller's image is not changed (`load_image` decodes
-    a large JPEG file reduced). A decoded image's memory is spent already: only its size is checked."""
+def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
+    """The size of a Pillow image the caller passed, checked before it is decoded. One opened but not decoded
+    (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
+    tell); a JPEG over the budget at full size is set to decode reduced, as `load_image` decodes one (`draft`,
+    on the caller's image). A decoded image has spent its memory: only its size is checked."""
+    full_size = image.size
     if not getattr(image, "tile", None):  # decoded, or made in memory (Image.new, Image.fromarray)
-        check_pixels(image.size, name, most=None)
-        return
-    check_pixels(image.size, name)
-    _decode_budget(image, image.size, 0, name)
+        check_pixels(full_size, name, most=None)
+        return full_size
+    check_pixels(full_size, name)
+    try:
+        _decode_budget(image, full_size, 0, name)
+    except ImageError:
+        if image.format not in ("JPEG", "MPO"):
+            raise
+        _reduce_jpeg(image)
+        _decode_budget(image, full_size, 0, name)
+    return full_size
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
@@ -231,13 +237,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
         image.seek(0)  # first frame of an animation or multi-page TIFF
         full_size = image.size
         check_pixels(full_size, name)
-        if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second frame
-            # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, never
-            # below the analysis resolution (both sides stay at or above it).
-            reduction = max(full_size) / _WORK_MAX
-            if reduction >= 2:
-                wanted = (max(1, int(full_size[0] / reduction)), max(1, int(full_size[1] / reduction)))
-                image.draft(image.mode, wanted)
+        _reduce_jpeg(image)
         _decode_budget(image, full_size, scans, name)
         image.load()
     except ImageError:
@@ -257,10 +257,25 @@ def _decode(data: bytes, name: str) -> Image.Image:
     upright = turned_upright(image)
     if upright is not image:
         image.close()
+    return keeping_size(upright, decoded_size, full_size)
+
+
+def keeping_size(upright: Image.Image, decoded_size: tuple[int, int], full_size: tuple[int, int]) -> Image.Image:
+    """`upright` (decoded at `decoded_size`, then turned) with its `full_size` kept (`true_size`) if smaller."""
     if decoded_size != full_size:
         turned = upright.size != decoded_size
         upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size
     return upright
+
+
+def _reduce_jpeg(image: Image.Image) -> None:
+    """Set a JPEG (or MPO: a phone's JPEG with a second frame) to decode at 1/2, 1/4 or 1/8 of its size (DCT
+    scaling), never below the analysis resolution (both sides stay at or above it)."""
+    if image.format in ("JPEG", "MPO"):
+        reduction = max(image.size) / _WORK_MAX
+        if reduction >= 2:
+            wanted = (max(1, int(image.size[0] / reduction)), max(1, int(image.size[1] / reduction)))
+            image.draft(image.mode, wanted)
 
 
 def turned_upright(image: Image.Image) -> Image.Image:
@@ -276,9 +291,7 @@ def turned_upright(image: Image.Image) -> Image.Image:
     return image
 
 
-# --------------------------------------------------------------------------
-# Step 1: grey
-# --------------------------------------------------------------------------
+# ----------------------------------------------------------- Step 1: grey
 
 
 def convert_mode(image: Image.Image, mode: str) -> Image.Image:

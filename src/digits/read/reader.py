@@ -34,7 +34,7 @@ from PIL import Image
 
 from digits.errors import ImageError, first_line
 from digits.read.geometry import height, union, width
-from digits.read.load import load_image, turned_upright, within_budget
+from digits.read.load import keeping_size, load_image, turned_upright, within_budget
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
 from digits.read.refusal import (
@@ -365,7 +365,7 @@ def _as_image(picture: PictureSource) -> Image.Image:
     if isinstance(picture, Image.Image):
         try:
             with _LOADING:  # threads sharing a Reader may share an image, and Pillow's first load is not thread-safe
-                within_budget(picture, "the picture")
+                full_size = within_budget(picture, "the picture")
                 picture.load()
         except ImageError:  # over the budget, said as for a file
             raise
@@ -375,7 +375,8 @@ def _as_image(picture: PictureSource) -> Image.Image:
             raise ImageError(f"the PIL image cannot be decoded ({first_line(err)}).") from None
         except OSError as err:  # a truncated or damaged file the caller opened
             raise ImageError(f"the PIL image cannot be decoded ({first_line(err)}).") from None
-        return turned_upright(picture)  # as `load_image` turns a file's: a phone photo opened by the caller
+        # As `load_image` turns a file's (a phone photo opened by the caller), and keeps its size if reduced.
+        return keeping_size(turned_upright(picture), picture.size, full_size)
     if not isinstance(picture, (bytes, bytearray, memoryview, str, os.PathLike)):
         raise TypeError(
             "a picture is a file path, its bytes, a PIL image or a uint8 array, not " + type(picture).__name__

@@ -68,9 +68,9 @@ def soft_shade(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray, speck: fl
 
     def counts_beside(other: int, label: int) -> bool:
         # A piece crisper by `_CRISPER`; if it is a speck beside the soft one, only where that one fades as
-        # shade does (`FADING_EDGE`). A soft piece that stays is the largest, and its specks go with it:
-        # they must not vote it out (a digit out of focus beside dust or a printed caption was lost). Beside a
-        # band of shade larger than the page's writing, though, every stroke is such a speck.
+        # shade does (`FADING_EDGE`). A speck beside a soft piece that stays is a speck beside the largest
+        # piece too, and goes: it must not vote that piece out (a digit out of focus beside dust or a printed
+        # caption was lost). Beside a band of shade larger than the page's writing, though, every stroke is one.
         if writing[other] < _CRISPER * steepness[label]:
             return False
         return areas[other] >= speck * areas[label] or steepness[label] < FADING_EDGE

@@ -84,7 +84,7 @@ def remove_generated_sources() -> None:
 
     TensorFlow writes each one to the temporary folder and removes it at interpreter exit (`atexit`), which
     `digits.cli` skips after TensorFlow was loaded (its teardown costs a second and more): without this,
-    every training command left a dozen `__autograph_generated_file*.py` in /tmp. AutoGraph keeps each as a
+    every training command left one or more `__autograph_generated_file*.py` in /tmp. AutoGraph keeps each as a
     module of that name in `sys.modules`, with its file.
     """
     for name, module in list(sys.modules.items()):
