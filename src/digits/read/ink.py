@@ -183,7 +183,8 @@ def _components(
     frames = np.zeros(count + 1, dtype=bool)
     edges = edges or (0, 0, mask.shape[1], mask.shape[0])
     shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
-    for label, (rows, cols) in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+    boxes = ndimage.find_objects(labels, max_label=count)
+    for label, (rows, cols) in enumerate(boxes, start=1):
         sides = cut_sides((cols.start, rows.start, cols.stop, rows.stop), edges)
         if any(sides) and wedge_at_edge(labels[rows, cols] == label, sides):
             dropped[label] = True
@@ -226,7 +227,7 @@ def _components(
         dropped[boldest] = False
     least = (min(mask.shape) / 300) ** 2 * 4  # a smaller piece is a speck, whatever is beside it
     if ink is not None:
-        dropped[soft_shade(ink, labels, np.where(dropped, 0, areas), _SPECK, least)] = True
+        dropped[soft_shade(ink, labels, np.where(dropped, 0, areas), _SPECK, least, boxes)] = True
     kept = areas[~dropped]
     if kept.any():
         # A speck is small beside the writing; a frame or scanner border running into the

@@ -21,6 +21,8 @@ edge, and the step off it is steep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # Below this steepness an edge is soft. On the real pictures of the development fold, the large pieces of ink
@@ -41,16 +43,26 @@ FADING_EDGE = 0.03
 _LEAST_EXTENT = 0.1
 
 
-def soft_shade(ink: np.ndarray, labels: np.ndarray, areas: np.ndarray, speck: float, least: float) -> list[int]:
+def soft_shade(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    areas: np.ndarray,
+    speck: float,
+    least: float,
+    boxes: Sequence[tuple[slice, slice] | None] | None = None,
+) -> list[int]:
     """The labels of the large components whose edges are soft beside crisper writing (the module's contract).
 
     `areas` is 0 for a label already dropped. A piece under `least` pixels, or under `speck` times a soft
     piece's area, is a speck beside it (the rule of `ink._components`, which drops specks once shade is gone).
+    `boxes`: each label's, as `ndimage.find_objects` gives them, when the caller has them (a pass over every
+    pixel, done once).
     """
     from scipy import ndimage
 
     shortest = min(labels.shape)
-    kept = {label: box for label, box in enumerate(ndimage.find_objects(labels), start=1) if box and areas[label]}
+    boxes = ndimage.find_objects(labels) if boxes is None else boxes
+    kept = {label: box for label, box in enumerate(boxes, start=1) if box and areas[label]}
     steepness = {
         label: edge_steepness(ink, labels, label, (rows, cols))
         for label, (rows, cols) in kept.items()
