@@ -32,7 +32,7 @@ from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
 from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
-from digits.read.shade import soft_shade
+from digits.read.shade import REGION_EXTENT, soft_shade
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
 
@@ -190,7 +190,7 @@ def _components(
             dropped[label] = True
             continue
         extent = max(rows.stop - rows.start, cols.stop - cols.start)
-        if extent < 0.1 * shortest:
+        if extent < REGION_EXTENT * shortest:
             continue  # too small to be a shadow or a desk; specks are dealt with below
         at_border = any(sides)
         limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)

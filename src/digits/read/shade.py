@@ -38,9 +38,9 @@ _COMPARED_AREA = 0.05
 # Below this steepness, an edge fades as the shade measured above does, and as no digit out of focus did: beside
 # such a component, crisp pieces count even if they are specks beside it (`soft_shade`).
 FADING_EDGE = 0.03
-# Smaller than this share of the picture's shorter side, a component is a stroke or a speck, whatever its edge:
-# shade lies across a good part of a picture.
-_LEAST_EXTENT = 0.1
+# Smaller than this share of the picture's shorter side, a component is a stroke or a speck, whatever its edge or
+# thickness: shade, a shadow or a desk lies across a good part of a picture (`ink._components` uses it too).
+REGION_EXTENT = 0.1
 
 
 def soft_shade(
@@ -66,7 +66,7 @@ def soft_shade(
     steepness = {
         label: edge_steepness(ink, labels, label, (rows, cols))
         for label, (rows, cols) in kept.items()
-        if max(rows.stop - rows.start, cols.stop - cols.start) >= _LEAST_EXTENT * shortest
+        if max(rows.stop - rows.start, cols.stop - cols.start) >= REGION_EXTENT * shortest
     }
     soft = [label for label, steep in steepness.items() if steep < SOFT_EDGE]
     if not soft:
