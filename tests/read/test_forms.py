@@ -24,19 +24,23 @@ def reader() -> Reader:
     return Reader()
 
 
-def form(mnist, labels: list[str], beside: bool, size: int) -> bytes:
-    """A JPEG of `NUMBERS` written by hand, each after its label printed `size` px high (`beside`) or under it."""
+def form(mnist, labels: list[str], beside: bool, size: int, column: int | None = None, title: str = "") -> bytes:
+    """A JPEG of `NUMBERS` written by hand, each after its label printed `size` px high (`beside`) or under it;
+    with `column`, each number starts there (a form's two columns); with a `title` printed over them all."""
     _, (x_test, y_test) = mnist
     font = ImageFont.load_default(size=size)
-    page = Image.new("L", (900, 120 * len(NUMBERS) * (1 if beside else 2)), 250)
+    page = Image.new("L", (900, 120 * len(NUMBERS) * (1 if beside else 2) + (100 if title else 0)), 250)
     draw = ImageDraw.Draw(page)
     top = 30
+    if title:
+        draw.text((40, top), title, font=ImageFont.load_default(size=round(1.4 * size)), fill=10)
+        top += 100
     for label, number in zip(labels, NUMBERS, strict=True):
         glyphs = 255 - np.hstack([x_test[np.flatnonzero(y_test == int(d))[2]] for d in number])
         written = Image.fromarray(glyphs).resize((glyphs.shape[1] * 3, 84), Image.Resampling.BICUBIC)
         if beside:
             draw.text((40, top + 30), label, font=font, fill=20)
-            left = 60 + int(draw.textlength(label, font=font))
+            left = column or 60 + int(draw.textlength(label, font=font))
         else:
             draw.text((40, top), label, font=font, fill=20)
             top, left = top + 50, 60
@@ -61,6 +65,13 @@ def test_a_label_near_its_number_is_left_out_where_it_holds_letters(reader, mnis
     """ "Total:" 20 px from its number, nearer than twice the number's own gaps: its "l" read as a 1 came
     first in the number. Refused letters as tall beside it ("Tota") make it a word."""
     page = form(mnist, ["Total:", "Invoice no.", "Phone:"], beside=True, size=38)
+    assert reader.read_page(page).text == "\n".join(NUMBERS)
+
+
+def test_a_forms_title_and_labels_apart_from_their_numbers_do_not_outvote_them(reader, mnist):
+    """Labels in a column of their own, far enough from the numbers to be lines of their own, and a title:
+    seven lines of writing, three of them numbers. Fewer than half: the page was refused whole."""
+    page = form(mnist, ["Gas:", "Rice:", "Bread:"], beside=True, size=40, column=460, title="Stock count")
     assert reader.read_page(page).text == "\n".join(NUMBERS)
 
 

@@ -389,3 +389,13 @@ def test_generated_blank_paper_gives_no_number(reader):
     blanks = [picture for picture, kind in make_junk(60, seed=11) if kind == "blank"]
     assert len(blanks) == 6
     assert [reader.read_page(picture).text for picture in blanks] == [""] * 6
+
+
+@pytest.mark.parametrize("ground", [115, 20])
+def test_a_note_on_an_even_desk_is_read_not_taken_for_ink(reader, mnist, ground):
+    """A note lying on a desk of one exact grey (or a black one, clipped), the desk over 60 % of the picture:
+    the picture looked clean, the desk its paper and the note one solid piece of ink, and nothing was read."""
+    note = mnist_page(mnist, ["2026", "731"])
+    picture = Image.new("L", (note.width * 2, note.height * 3), ground)
+    picture.paste(note, (note.width // 2, note.height))
+    assert reader.read_page(picture).text == "2026\n731"

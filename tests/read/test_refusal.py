@@ -73,6 +73,9 @@ def test_beside_numbers_a_doubtful_refusal_of_full_height_is_read_as_its_likelie
     assert line_digits([digit(5, OK, confidence=1.0), refused(0.7, 30)], beside_numbers=True) is None
 
 
+ROW = (30.0, (0, 0, 150, 30))  # a line of writing: its pieces' median height, its box
+
+
 def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     def line(text: str) -> Line:
         return Line(tuple(digit(int(c), OK, 30 * k) for k, c in enumerate(text)), (0, 0, 30 * len(text), 30))
@@ -80,16 +83,25 @@ def test_a_page_that_holds_numbers_keeps_its_lines_that_read_beside_them():
     passed = _Verdict(line("58221"), passed=True, alone=True, beside=True)
     beside = _Verdict(line("97"), passed=False, alone=False, beside=True)
     neither = _Verdict(line("1"), passed=False, alone=False, beside=False)
-    page = Reader._page([passed, beside, neither], lines_of_writing=2, whole=None)
+    page = Reader._page([passed, beside, neither], writing=[ROW] * 2, whole=None)
     assert page.text == "58221\n97"
     # Lines that only read beside numbers are no numbers on their own: junk stays refused.
-    assert Reader._page([beside, beside, neither], lines_of_writing=3, whole=None).text == ""
+    assert Reader._page([beside, beside, neither], writing=[ROW] * 3, whole=None).text == ""
     # Too few of the lines of writing pass `line_digits` on their own: the picture gives none.
-    assert Reader._page([passed, beside, beside], lines_of_writing=3, whole=None).text == ""
+    assert Reader._page([passed, beside, beside], writing=[ROW] * 3, whole=None).text == ""
     # A line that passes `line_digits` but flipped when nudged counts toward the half, never alone.
     unsteady = _Verdict(line("364"), passed=False, alone=True, beside=True)
-    assert Reader._page([passed, unsteady, beside], lines_of_writing=3, whole=None).text == "58221\n364\n97"
-    assert Reader._page([unsteady, unsteady, beside], lines_of_writing=3, whole=None).text == ""
+    assert Reader._page([passed, unsteady, beside], writing=[ROW] * 3, whole=None).text == "58221\n364\n97"
+    assert Reader._page([unsteady, unsteady, beside], writing=[ROW] * 3, whole=None).text == ""
+    # A form: a label beside each number, a line of its own level with it, written less than half as tall,
+    # does not count against the numbers; small lines elsewhere (a texture's strokes) do.
+    form, label, elsewhere = [passed] * 3, (10.0, (-200, 10, -100, 20)), (10.0, (0, 100, 100, 110))
+    assert Reader._page(form, writing=[ROW, label] * 3 + [elsewhere], whole=None).text == "58221\n58221\n58221"
+    assert Reader._page(form, writing=[ROW] * 3 + [elsewhere] * 4, whole=None).text == ""
+    # Strokes strewn over a texture: two numbers of 1s, and three more lines of 1s beside them, are no page.
+    ones, ones_beside = (_Verdict(line("11"), passed=p, alone=p, beside=True) for p in (True, False))
+    assert Reader._page([ones, ones, ones_beside], writing=[ROW] * 3, whole=None).text == "11\n11\n11"
+    assert Reader._page([ones, ones] + [ones_beside] * 3, writing=[ROW] * 5, whole=None).text == ""
 
 
 def test_nudged_copies_are_ndimages_transforms(mnist):

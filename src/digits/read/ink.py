@@ -31,7 +31,7 @@ from digits.read.geometry import component_boxes, cut_sides, typical_height, wed
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
-from digits.read.paper import estimate_background, ink_signal, noise_level, with_margin
+from digits.read.paper import estimate_background, ink_signal, join_grain, noise_level, with_margin
 from digits.read.shade import REGION_EXTENT, soft_shade
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
@@ -79,6 +79,10 @@ _RIM_STROKES = 3.0
 _RIM_THICKNESS = 0.03
 # A piece smaller than this share of the largest piece of writing is a speck beside it.
 _SPECK = 0.01
+# On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as
+# blobs, or filling this share of a box that is wide both ways, as no stroke is), the level was no paper
+# but an even ground round it: a note or a sheet on a flat desk, a canvas's grey round its page.
+_SOLID_FILL = 0.9
 
 
 @dataclass
@@ -242,23 +246,6 @@ def _components(
     return labels, areas
 
 
-def _join_grain(labels: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray]:
-    """Chalk on a board breaks into grains: pieces closer than a stroke's width belong together.
-
-    The pieces keep their own pixels; only their labels join, so the digit's
-    image is unchanged while its fragments are grouped as one.
-    """
-    from scipy import ndimage
-
-    joined, _ = ndimage.label(
-        ndimage.binary_closing(labels > 0, iterations=max(1, round(stroke / 2))), structure=np.ones((3, 3), dtype=bool)
-    )
-    labels = np.where(labels > 0, joined, 0)
-    areas = np.bincount(labels.ravel())
-    areas[0] = 0
-    return labels, areas
-
-
 def analyse(image: Image.Image) -> Analysis:
     """Steps 2-5 at the resolution the writing needs.
 
@@ -269,12 +256,12 @@ def analyse(image: Image.Image) -> Analysis:
     digits are `_DIGIT_PIXELS` tall. How much a small picture is enlarged
     depends on what it needs: a clean one little (`_CLEAN_LEAST`), a photo
     crop up to `WORK_MIN`. A big clean one whose strokes come out
-    `_THIN_STROKE` px or thinner is looked at again at its own size.
+    `_THIN_STROKE` px or thinner is looked at again at its own size; one
+    whose ink is mostly solid (`_on_flat_ground`: a note on an even desk) is a photo.
     """
     grey, scale = working_grey(image, _COARSE, shortest_side=_CLEAN_LEAST)
     paper = clean_paper(grey)
-    if paper is not None:
-        clean = _analyse_clean(grey, scale, paper)
+    if paper is not None and not _on_flat_ground(clean := _analyse_clean(grey, scale, paper)):
         # The ink's box with a ring of paper: the same distances as the whole mask's, at a fraction of the cost.
         if min(scale) < 1 and clean.mask.any() and stroke_width(np.pad(crop_to_ink(clean.mask), 1)) <= _THIN_STROKE:
             # A thin pen on a big canvas, reduced, breaks into pieces (a 3 px 7 on 800 px read as three 1s).
@@ -320,6 +307,17 @@ def analyse(image: Image.Image) -> Analysis:
     scale = (size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1]))
     fine = _analyse_grey(grey, scale, origin=(region[0], region[1]))
     return fine if fine.areas.any() else coarse
+
+
+def _on_flat_ground(clean: Analysis) -> bool:
+    """Whether a clean picture's one level is a ground round the paper, not paper (`_SOLID_FILL`): it takes the photo path."""
+    inked = int(clean.mask.sum())
+    solid = inked - int(clean.areas.sum())  # what `_components` dropped
+    least = REGION_EXTENT * min(clean.mask.shape)
+    for label, (x0, y0, x1, y1) in clean.boxes.items():
+        if min(x1 - x0, y1 - y0) >= least and clean.areas[label] >= _SOLID_FILL * (x1 - x0) * (y1 - y0):
+            solid += int(clean.areas[label])
+    return 2 * solid > inked
 
 
 def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -> Analysis:
@@ -383,7 +381,7 @@ def _analyse_grey(
         ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
         labels, areas = _components(mask, picture, rim, max(stroke, 2.0), lightly_smoothed)
         if not dark_ink:
-            labels, areas = _join_grain(labels, stroke)
+            labels, areas = join_grain(labels, stroke)
     return Analysis(
         grey=grey,
         background=background,

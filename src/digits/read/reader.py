@@ -222,7 +222,8 @@ class Reader:
         (a dash, a speck, a stray mark) are left out, and so are digits at a
         line's ends much smaller than the rest and set apart (a form's printed
         label). A picture where most
-        lines of writing are not numbers gives none; one whose only number
+        lines of writing are not numbers gives none (a number's printed label,
+        level with it and less than half as tall, is not counted); one whose only number
         is a single digit gives it only when `read_digit` reads the same.
         Once a picture gives numbers, its other lines of two digits or more
         need not be sure or steady (unless written less than half as tall as
@@ -296,7 +297,12 @@ class Reader:
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
                 number = Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
                 lines.append(_Verdict(number, passed, alone, can_be_beside))
-            pages.append(self._page(lines, sum(1 for line in page.lines if line), whole))
+            writing = [
+                (float(np.median([height(p.box) for p in line])), reduce(union, [p.box for p in line]))
+                for line in page.lines
+                if line
+            ]
+            pages.append(self._page(lines, writing, whole))
         return pages
 
     def _steady_digits(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[np.ndarray]:
@@ -323,21 +329,22 @@ class Reader:
         return np.split(flags, ends[:-1])
 
     @staticmethod
-    def _page(lines: Sequence[_Verdict], lines_of_writing: int, whole: Digit | None) -> Page:
-        """A picture's page from its lines that can make numbers, with their verdicts, its count
-        of lines of writing, and the picture read whole.
+    def _page(lines: Sequence[_Verdict], writing: Sequence[tuple[float, Box]], whole: Digit | None) -> Page:
+        """A picture's page from its lines that can make numbers, with their verdicts, the height of
+        each of its lines of writing (its pieces' median) and its box, and the picture read whole.
 
         The numbers that passed every test decide whether the picture holds numbers
         at all (not when they are strokes strewn over a texture, `refusal.scattered_strokes`),
         and those that pass `line_digits` on its own, steady or not, whether they are
         enough of its lines (`refusal.picture_refused`); if so, the lines that can
         make a number beside them come too, but for those written much smaller than
-        the numbers (`refusal.written_smaller`: print).
+        the numbers (`refusal.written_smaller`: print), unless with them the page is
+        strokes strewn over a texture after all.
         """
         found = [verdict.line for verdict in lines if verdict.passed]
         if (
             not found
-            or picture_refused(sum(verdict.alone for verdict in lines), lines_of_writing)
+            or picture_refused(sum(verdict.alone for verdict in lines), writing, [line.digits for line in found])
             or scattered_strokes([line.digits for line in found])
         ):
             return Page()
@@ -345,13 +352,14 @@ class Reader:
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
         numbers = [line.digits for line in found]
-        return Page(
-            tuple(
-                verdict.line
-                for verdict in lines
-                if verdict.passed or (verdict.beside and not written_smaller(verdict.line.digits, numbers))
-            )
+        kept = tuple(
+            verdict.line
+            for verdict in lines
+            if verdict.passed or (verdict.beside and not written_smaller(verdict.line.digits, numbers))
         )
+        # With the lines beside them, too: strokes strewn over a texture, some of them level with the numbers
+        # (as a label is), made two numbers and three more lines of 1s.
+        return Page() if scattered_strokes([line.digits for line in kept]) else Page(kept)
 
 
 def _as_image(picture: PictureSource) -> Image.Image:

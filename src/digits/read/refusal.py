@@ -27,7 +27,10 @@ only when every test below holds, and refuses it otherwise:
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing pass `line_digits` on their own (steady or not), the rest
 is not digits and the few numbers are parts of it (grass, a star field, a
-photo); the picture gives none; nor does one whose numbers, on five lines or
+photo); the picture gives none. A line level with a number that passed
+every test, written less than half as tall, is not counted: a form's label
+printed apart from its number, a line of its own, which outvoted the
+numbers (on generated forms of four numbers with their labels and a title); nor does one whose numbers, on five lines or
 more, are almost all 1s (`scattered_strokes`: a texture's grain, grass). A line that passes `line_digits` but not
 `steady` counts toward the half: on generated pages, a page of three
 numbers was lost whole for one digit that flipped when nudged in two of
@@ -61,7 +64,7 @@ import numpy as np
 
 from digits.read.geometry import height, width
 from digits.read.turns import warped
-from digits.spec import DIGITS, OK, UNSURE, refused
+from digits.spec import DIGITS, OK, UNSURE, Box, refused
 
 if TYPE_CHECKING:  # the reader imports this module: its Digit is only named here
     from digits.read.reader import Digit
@@ -309,9 +312,20 @@ def _keep_reading(classify: Callable[[np.ndarray], np.ndarray], copies: np.ndarr
     return kept
 
 
-def picture_refused(numbers: int, lines: int) -> bool:
-    """True when a picture's `numbers` lines that pass `line_digits` on their own are too few among its `lines` of writing."""
-    return numbers > 0 and numbers < _MIN_NUMBER_LINES * lines
+def picture_refused(numbers: int, writing: Sequence[tuple[float, Box]], found: Sequence[Sequence[Digit]]) -> bool:
+    """True when a picture's `numbers` lines that pass `line_digits` on their own are too few among its lines of
+    `writing` (each its pieces' median height and its box), less the labels of the numbers `found` (that passed
+    every test): lines level with one of them, written less than `_SMALL_END` as tall (print beside handwriting)."""
+    if not found:
+        return False
+    tall = _SMALL_END * float(np.median([_height(d) for number in found for d in number]))
+    rows = [(min(d.placed_box()[1] for d in number), max(d.placed_box()[3] for d in number)) for number in found]
+
+    def label(line_height: float, box: Box) -> bool:
+        middle = (box[1] + box[3]) / 2
+        return line_height < tall and any(top <= middle <= bottom for top, bottom in rows)
+
+    return numbers > 0 and numbers < _MIN_NUMBER_LINES * sum(not label(*line) for line in writing)
 
 
 def scattered_strokes(numbers: Sequence[Sequence[Digit]]) -> bool:
