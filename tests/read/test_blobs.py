@@ -7,6 +7,7 @@ inside it is measured with paper round its box: a line tool draws a 1 so.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from digits.read.ink import _components
@@ -48,3 +49,14 @@ def test_an_upright_1_drawn_with_a_line_tool_is_read():
     draw.ellipse([220, 60, 320, 180], outline=0, width=10)
     draw.line([(420, 60), (420, 180)], fill=0, width=10)
     assert reader.read_page(number).text == "101"
+
+
+@pytest.mark.parametrize(("size", "brush", "paper"), [(280, 31, 0), (280, 31, 255), (500, 70, 0), (64, 8, 255)])
+def test_a_1_drawn_with_a_broad_brush_is_read(size, brush, paper):
+    """A web digit pad's broad round brush: the 1 fills its box, wide enough to pass for a note lying on an
+    even desk (`ink._on_flat_ground`), and went to the photo path, which drops it as a blob (a review's case)."""
+    one = Image.new("L", (size, size), paper)
+    ImageDraw.Draw(one).line([(size // 2, size // 5), (size // 2, size * 4 // 5)], fill=255 - paper, width=brush)
+    reader = Reader()
+    assert reader.read_digit(one).digit == 1
+    assert reader.read_page(one).text == "1"

@@ -80,9 +80,11 @@ _RIM_THICKNESS = 0.03
 # A piece smaller than this share of the largest piece of writing is a speck beside it.
 _SPECK = 0.01
 # On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as
-# blobs, or filling this share of a box that is wide both ways, as no stroke is), the level was no paper
-# but an even ground round it: a note or a sheet on a flat desk, a canvas's grey round its page.
+# blobs, or filling this share of a box this share of the picture's shorter side both ways, as no stroke
+# is), the level was no paper but an even ground round it: a note or a sheet on a flat desk, a canvas's
+# grey round its page. A 1 drawn with a broad brush fills its box too (a 31 px brush on a 280 px pad: 11 %).
 _SOLID_FILL = 0.9
+_SOLID_EXTENT = 0.25
 
 
 @dataclass
@@ -313,7 +315,7 @@ def _on_flat_ground(clean: Analysis) -> bool:
     """Whether a clean picture's one level is a ground round the paper, not paper (`_SOLID_FILL`): it takes the photo path."""
     inked = int(clean.mask.sum())
     solid = inked - int(clean.areas.sum())  # what `_components` dropped
-    least = REGION_EXTENT * min(clean.mask.shape)
+    least = _SOLID_EXTENT * min(clean.mask.shape)
     for label, (x0, y0, x1, y1) in clean.boxes.items():
         if min(x1 - x0, y1 - y0) >= least and clean.areas[label] >= _SOLID_FILL * (x1 - x0) * (y1 - y0):
             solid += int(clean.areas[label])
