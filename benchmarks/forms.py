@@ -9,7 +9,10 @@ form counts when its numbers are read exactly, in order. Layouts:
 
   * label beside: "Total: 527", one number to a line;
   * label above: each label on a line of its own over its number;
-  * a title above: one printed line over the numbers, no labels.
+  * a title above: one printed line over the numbers, no labels;
+  * labels in a column: a title, then the labels at the left and the numbers
+    in a column of their own, far enough to the right that each label is a
+    line of writing apart from its number (a stock list, a meter log).
 
 The reader's rules for printed labels (`digits.read.refusal`) were chosen
 on forms like these drawn in other fonts (DejaVu Sans, Liberation Serif);
@@ -33,8 +36,9 @@ from digits.data import load_test
 from digits.read.reader import Reader
 
 LABELS = ("Name:", "Amount:", "Date:", "Total:", "Invoice no.", "Phone:", "Student ID:", "Score:", "Room:", "Age:")
-LAYOUTS = ("label beside", "label above", "a title above")
+LAYOUTS = ("label beside", "label above", "a title above", "labels in a column")
 DIGIT_SIDE = 84  # MNIST's 28 px, three times
+COLUMN = 440  # where the numbers start in a form whose labels are a column of their own
 
 
 def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tuple[bytes, str]:
@@ -44,7 +48,7 @@ def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tu
     page = Image.new("L", (900, 760), 250)
     draw = ImageDraw.Draw(page)
     numbers, top = [], 40
-    if layout == "a title above":
+    if layout in ("a title above", "labels in a column"):
         draw.text((40, top), "Monthly report - form B", font=font, fill=20)
         top += 110
     for _ in range(int(rng.integers(2, 4))):
@@ -54,9 +58,9 @@ def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tu
         written = Image.fromarray(ink).resize((ink.shape[1] * 3, DIGIT_SIDE), Image.Resampling.BICUBIC)
         label = LABELS[int(rng.integers(len(LABELS)))]
         left = 60
-        if layout == "label beside":
+        if layout in ("label beside", "labels in a column"):
             draw.text((40, top + 30), label, font=font, fill=20)
-            left += int(draw.textlength(label, font=font))
+            left = COLUMN if layout == "labels in a column" else left + int(draw.textlength(label, font=font))
         elif layout == "label above":
             draw.text((40, top), label.rstrip(":"), font=font, fill=20)
             top += 60
