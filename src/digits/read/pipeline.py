@@ -220,19 +220,23 @@ def segment_page(image: Image.Image) -> Segmented:
     made = _prepare_from(image, source, one_digit, explain=False)
     size = true_size(image)
     sx, sy = ruled_out.scale
+    one_digit_ink = int(one_digit.sum())
     lines = []
     for members in find_lines(ruled_out):
         groups = group_line(ruled_out, members)
         tilt = _tilt_of(ruled_out, groups)
         line = []
         for group in groups:
-            digit = pixels_of(ruled_out.labels, group)
-            box = original_box(digit, ruled_out, size)
+            # Within the box round its pieces (their boxes are tight): a page of many pieces made each of them
+            # a pass over every pixel, several times (a texture's 200 pieces: a fifth of its second).
+            x0, y0, x1, y1 = reduce(union, (ruled_out.boxes[i] for i in group))
+            digit = pixels_of(ruled_out.labels[y0:y1, x0:x1], group)
+            box = _in_original((x0, y0, x1, y1), ruled_out, size)
             if tilt:
                 levelled = crop_to_ink(level(digit, tilt))
                 height, width = levelled.shape
                 line.append(Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), scribbled(digit)))
-            elif made.has_ink and np.array_equal(digit, one_digit):
+            elif made.has_ink and one_digit_ink == digit.sum() and np.array_equal(digit, one_digit[y0:y1, x0:x1]):
                 # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
                 line.append(Segment(box, made.image, scribbled=made.scribbled))
             else:
@@ -260,11 +264,16 @@ def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) ->
     """The box around a mask's working pixels, in the original picture's pixels."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
+    return _in_original((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1), analysis, size)
+
+
+def _in_original(box: Box, analysis: Analysis, size: tuple[int, int]) -> Box:
+    """A box of working pixels in the original picture's pixels (`size`)."""
     (sx, sy), (ox, oy) = analysis.scale, analysis.origin
     width, height = size
     return (
-        max(0, int(np.floor(ox + cols[0] / sx))),
-        max(0, int(np.floor(oy + rows[0] / sy))),
-        min(width, int(np.ceil(ox + (cols[-1] + 1) / sx))),
-        min(height, int(np.ceil(oy + (rows[-1] + 1) / sy))),
+        max(0, int(np.floor(ox + box[0] / sx))),
+        max(0, int(np.floor(oy + box[1] / sy))),
+        min(width, int(np.ceil(ox + box[2] / sx))),
+        min(height, int(np.ceil(oy + box[3] / sy))),
     )
