@@ -54,8 +54,7 @@ _FINE_MOST_ENLARGEMENT = 8
 # 96 px 62 answers changed and 10 fewer were right; at 128, 43 changed and 4
 # more were right; at 160, 33 and 1. No real picture of shared/ changed.
 _CLEAN_LEAST = 128
-# A clean picture reduced for its first look is looked at again at its own size (at most `_FINE_MAX`) when its
-# strokes there are this thin or thinner, in pixels.
+# A reduced clean picture is looked at again at its own size (at most `_FINE_MAX`) when its strokes are this thin.
 _THIN_STROKE = 2.0
 # A component whose thickest point spans this fraction of its length is a blob, not a stroke: a disc
 # spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3, twice that
@@ -79,10 +78,9 @@ _RIM_STROKES = 3.0
 _RIM_THICKNESS = 0.03
 # A piece smaller than this share of the largest piece of writing is a speck beside it.
 _SPECK = 0.01
-# On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as
-# blobs, or filling this share of a box this share of the picture's shorter side both ways, as no stroke
-# is), the level was no paper but an even ground round it: a note or a sheet on a flat desk, a canvas's
-# grey round its page. A 1 drawn with a broad brush fills its box too (a 31 px brush on a 280 px pad: 11 %).
+# On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as blobs,
+# or filling this share of a box this share of the picture's shorter side both ways, as no stroke is), the level
+# was an even ground round the paper: a note on a flat desk. A broad brush's 1 fills its box too (11 % of a pad).
 _SOLID_FILL = 0.9
 _SOLID_EXTENT = 0.25
 
@@ -251,15 +249,13 @@ def _components(
 def analyse(image: Image.Image) -> Analysis:
     """Steps 2-5 at the resolution the writing needs.
 
-    A first look at a reduced copy (`_COARSE` pixels on the longer side)
-    finds the writing and how tall it is. Most pictures hold digits large
-    enough to read there. Small writing on a big page (a phone number on a
-    sheet) is looked at again, cut out of the picture at a scale where its
-    digits are `_DIGIT_PIXELS` tall. How much a small picture is enlarged
-    depends on what it needs: a clean one little (`_CLEAN_LEAST`), a photo
-    crop up to `WORK_MIN`. A big clean one whose strokes come out
-    `_THIN_STROKE` px or thinner is looked at again at its own size; one
-    whose ink is mostly solid (`_on_flat_ground`: a note on an even desk) is a photo.
+    A first look at a reduced copy (`_COARSE` pixels on the longer side) finds the writing and how tall
+    it is. Most pictures hold digits large enough to read there. Small writing on a big page (a phone
+    number on a sheet) is looked at again, cut out of the picture at a scale where its digits are
+    `_DIGIT_PIXELS` tall. How much a small picture is enlarged depends on what it needs: a clean one
+    little (`_CLEAN_LEAST`), a photo crop up to `WORK_MIN`. A big clean one whose strokes come out
+    `_THIN_STROKE` px or thinner is looked at again at its own size; one whose ink is mostly solid
+    (`_on_flat_ground`: a note on an even desk) is a photo.
     """
     grey, scale = working_grey(image, _COARSE, shortest_side=_CLEAN_LEAST)
     paper = clean_paper(grey)
@@ -328,6 +324,9 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
     signal = (paper - grey) if dark_ink else (grey - paper)
     inked = signal[signal > MIN_CONTRAST / 2]
     contrast = ink_level(inked) if inked.size else 0.0
+    if contrast < MIN_CONTRAST and (strong := inked[inked >= 2 * MIN_CONTRAST]).size:
+        # A pale note round the writing set the ink's level under what ink can be: ink stands out beyond it.
+        contrast = ink_level(strong)
     mask = signal > 0.5 * contrast if contrast >= MIN_CONTRAST else np.zeros(grey.shape, dtype=bool)
     labels, areas = _components(mask, drawn=True)
     return Analysis(
