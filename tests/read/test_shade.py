@@ -32,14 +32,14 @@ def test_a_band_of_shade_beside_crisp_strokes_is_named_and_the_strokes_are_not()
     smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(3))
     before = labels.copy(), areas.copy()
     assert (areas[1:] > 0).sum() == 4
-    assert soft_shade(smooth, labels, areas, 0.01, 2) == [labels[100, 190]]
+    assert soft_shade(smooth, labels, areas, 0.01, 2, ndimage.find_objects(labels)) == [labels[100, 190]]
     assert (labels == before[0]).all() and (areas == before[1]).all()  # the caller's arrays are left alone
 
 
 def test_a_soft_shape_alone_is_kept():
     """Nothing crisp beside it: a soft shape may be a digit out of focus, so it stays."""
     smooth, labels, areas = _smoothed_and_labelled(_band_and_strokes(0))
-    assert soft_shade(smooth, labels, areas, 0.01, 2) == []
+    assert soft_shade(smooth, labels, areas, 0.01, 2, ndimage.find_objects(labels)) == []
 
 
 def test_specks_beside_a_soft_shape_count_only_where_it_fades_as_shade_does():
@@ -56,7 +56,7 @@ def test_specks_beside_a_soft_shape_count_only_where_it_fades_as_shade_does():
         soft, dots = labels[100, 190], areas[1:].copy()
         dots[soft - 1] = 0
         assert dots.max() < 0.01 * areas[soft] and dots.sum() > 0.05 * areas[soft]
-        assert soft_shade(smooth, labels, areas, 0.01, 2) == ([soft] if is_shade else [])
+        assert soft_shade(smooth, labels, areas, 0.01, 2, ndimage.find_objects(labels)) == ([soft] if is_shade else [])
 
 
 def test_a_band_larger_than_the_writing_goes_before_the_writing_is_told_from_specks():
@@ -86,7 +86,7 @@ def test_a_ruled_line_two_pixels_wide_is_crisp():
     ink[9:11, :] = 1.0  # rules across the top and the bottom, two pixels wide, beside the band
     ink[189:191, 5:195] = 1.0
     smooth, labels, areas = _smoothed_and_labelled(ink)
-    shade = soft_shade(smooth, labels, areas, 0.01, 2)
+    shade = soft_shade(smooth, labels, areas, 0.01, 2, ndimage.find_objects(labels))
     assert labels[10, 100] not in shade and labels[190, 100] not in shade  # the rules stay...
     assert shade == [labels[100, 190]]  # ...and beside them, crisper by far, the band goes
 

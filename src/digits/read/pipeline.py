@@ -224,12 +224,12 @@ def segment_page(image: Image.Image) -> Segmented:
     lines = []
     for members in find_lines(ruled_out):
         groups = group_line(ruled_out, members)
-        tilt = _tilt_of(ruled_out, groups)
+        around = [reduce(union, (ruled_out.boxes[i] for i in group)) for group in groups]
+        tilt = _tilt_of(around)
         line = []
-        for group in groups:
+        for group, (x0, y0, x1, y1) in zip(groups, around, strict=True):
             # Within the box round its pieces (their boxes are tight): a page of many pieces made each of them
             # a pass over every pixel, several times (a texture's 200 pieces: a fifth of its second).
-            x0, y0, x1, y1 = reduce(union, (ruled_out.boxes[i] for i in group))
             digit = pixels_of(ruled_out.labels[y0:y1, x0:x1], group)
             box = _in_original((x0, y0, x1, y1), ruled_out, size)
             if tilt:
@@ -246,9 +246,8 @@ def segment_page(image: Image.Image) -> Segmented:
     return Segmented(lines, ready[0] if ready else made)
 
 
-def _tilt_of(analysis: Analysis, groups: list[list[int]]) -> float:
+def _tilt_of(around: list[Box]) -> float:
     """How far to turn a line's digits (`normalize.line_tilt`), from the boxes round each digit's pieces."""
-    around = [reduce(union, (analysis.boxes[i] for i in group)) for group in groups]
     centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in around]
     return line_tilt(centres, float(np.median([y1 - y0 for _, y0, _, y1 in around]))) if around else 0.0
 

@@ -208,8 +208,12 @@ def written_smaller(line: Sequence[Digit], numbers: Sequence[Sequence[Digit]]) -
     """Whether a line that can make a number only beside a picture's `numbers` (those that passed every
     test) is written less than `_SMALL_END` as tall as they are: print, not the same hand (a form's
     label over each handwritten number, its letters read as unsure digits)."""
-    tall = float(np.median([_height(d) for d in line]))
-    return tall < _SMALL_END * float(np.median([_height(d) for number in numbers for d in number]))
+    return float(np.median([_height(d) for d in line])) < _print_height(numbers)
+
+
+def _print_height(numbers: Sequence[Sequence[Digit]]) -> float:
+    """Writing less tall than this, `_SMALL_END` of a picture's `numbers`' median digit, is print beside them."""
+    return _SMALL_END * float(np.median([_height(d) for number in numbers for d in number]))
 
 
 def _tally_marks(accepted: Sequence[Digit], height: float) -> bool:
@@ -318,7 +322,7 @@ def picture_refused(numbers: int, writing: Sequence[tuple[float, Box]], found: S
     every test): lines level with one of them, written less than `_SMALL_END` as tall (print beside handwriting)."""
     if not found:
         return False
-    tall = _SMALL_END * float(np.median([_height(d) for number in found for d in number]))
+    tall = _print_height(found)
     rows = [(min(d.placed_box()[1] for d in number), max(d.placed_box()[3] for d in number)) for number in found]
 
     def label(line_height: float, box: Box) -> bool:

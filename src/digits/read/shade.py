@@ -1,6 +1,6 @@
 """Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, in `ink._components`).
 
-Contract: `soft_shade(ink, labels, areas, speck, least)` names the large
+Contract: `soft_shade(ink, labels, areas, speck, least, boxes)` names the large
 components whose edges are soft while other ink in the picture, not specks,
 is much crisper; `ink._components` drops them before it tells writing from
 specks (a band larger than the page's writing would make its strokes look
@@ -49,19 +49,16 @@ def soft_shade(
     areas: np.ndarray,
     speck: float,
     least: float,
-    boxes: Sequence[tuple[slice, slice] | None] | None = None,
+    boxes: Sequence[tuple[slice, slice] | None],
 ) -> list[int]:
     """The labels of the large components whose edges are soft beside crisper writing (the module's contract).
 
     `areas` is 0 for a label already dropped. A piece under `least` pixels, or under `speck` times a soft
     piece's area, is a speck beside it (the rule of `ink._components`, which drops specks once shade is gone).
-    `boxes`: each label's, as `ndimage.find_objects` gives them, when the caller has them (a pass over every
-    pixel, done once).
+    `boxes`: each label's, as `ndimage.find_objects` gives them (the caller has found them: a pass over every
+    pixel, made once).
     """
-    from scipy import ndimage
-
     shortest = min(labels.shape)
-    boxes = ndimage.find_objects(labels) if boxes is None else boxes
     kept = {label: box for label, box in enumerate(boxes, start=1) if box and areas[label]}
     steepness = {
         label: edge_steepness(ink, labels, label, (rows, cols))
