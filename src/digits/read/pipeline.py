@@ -27,6 +27,7 @@ returned as it is (inverted in the second case).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -166,17 +167,20 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     if image.size != (SIZE, SIZE) or has_alpha(image):
         return None
     grey = grey_array(image)
-    inverted = median(grey) > 1 - _MNIST_PAPER
+    paper = median(grey)
+    if _MNIST_PAPER < paper <= 1 - _MNIST_PAPER:  # neither near black nor, inverted, near white
+        return None
+    inverted = paper > 1 - _MNIST_PAPER
     if inverted:
         grey = 1 - grey
     ink = grey > 0.5
-    if median(grey) > _MNIST_PAPER or not ink.any():
+    if not ink.any():
         return None
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not _MNIST_EXTENT[0] <= max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= _MNIST_EXTENT[1]:
         return None
     centre = _PIXEL_CENTRES @ grey.ravel() / grey.sum()
-    if np.hypot(*(centre - (SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
+    if math.hypot(*(centre - (SIZE - 1) / 2)) > _MNIST_CENTRE_SLACK:
         return None
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     kind = "MNIST's format in black on white, inverted" if inverted else "already MNIST's format"
