@@ -43,6 +43,7 @@ from digits.read.refusal import (
     picture_refused,
     scattered_strokes,
     steady,
+    steady_enough,
     written_smaller,
 )
 from digits.read.sheet import finder_session
@@ -218,7 +219,8 @@ class Reader:
 
         A line is a number only when its pieces make one (`digits.read.refusal`):
         none unsure, none of full height refused, none too wide, confident
-        on average, and each digit steady when nudged. Smaller refused pieces
+        on average, and each digit steady when nudged (in a line of three or
+        more, one alone may flip: it is marked unsure). Smaller refused pieces
         (a dash, a speck, a stray mark) are left out, and so are digits at a
         line's ends much smaller than the rest and set apart (a form's printed
         label). A picture where most
@@ -291,9 +293,9 @@ class Reader:
             lines: list[_Verdict] = []
             for digits, _, alone, can_be_beside in here:
                 steady_ones = next(steadiness) if alone else None
-                passed = steady_ones is not None and bool(steady_ones.all())
-                if steady_ones is not None and not passed:
-                    # Kept only beside numbers: a digit that flipped when nudged is not one to trust.
+                passed = steady_ones is not None and steady_enough(steady_ones)
+                if steady_ones is not None and not steady_ones.all():
+                    # A digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
                 number = Line(tuple(digits), reduce(union, [d.placed_box() for d in digits]))
                 lines.append(_Verdict(number, passed, alone, can_be_beside))
