@@ -194,14 +194,22 @@ def test_decide_pages_keeps_lines_beside_numbers_and_marks_their_doubtful_digits
             page([8, 9], [10, 11, 12]),  # a number; "364" whose 6 is unsure
             page([13, 14]),  # only a line with an unsure digit: no number passed every test
             page(),
-            page([5, 6, 2]),  # "978" whose 9 alone flips: a line of three is still a number
+            page([5, 6, 2], [13, 14]),  # "978" whose 9 alone flips: still a number, and "77" comes beside it
             page([5, 7, 6]),  # "917" whose 9 and 1 flip: no number
             page([5, 6]),  # "97" whose 9 flips, alone on its page: half the line in doubt, no number
         ]
     )
-    assert [p.text for p in pages] == ["58\n12\n97", "45\n364", "", "", "978", "", ""]
+    assert [p.text for p in pages] == ["58\n12\n97", "45\n364", "", "", "978\n77", "", ""]
     statuses = [[d.status for d in line.digits] for p in pages for line in p.lines]
-    assert statuses == [[OK, OK], [OK, OK], [UNSURE, OK], [OK, OK], [OK, UNSURE, OK], [UNSURE, OK, OK]]
+    assert statuses == [
+        [OK, OK],
+        [OK, OK],
+        [UNSURE, OK],
+        [OK, OK],
+        [OK, UNSURE, OK],
+        [UNSURE, OK, OK],
+        [OK, UNSURE],
+    ]
 
 
 def test_one_digit_alone_may_flip_in_a_line_of_three_or_more():

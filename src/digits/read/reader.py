@@ -126,7 +126,7 @@ class _Verdict(NamedTuple):
     """A line of a page that can make a number, and how it fared (`refusal`)."""
 
     line: Line
-    passed: bool  # every test: `line_digits` on its own (not beside numbers), and `steady`
+    passed: bool  # every test: `line_digits` on its own (not beside numbers), and `steady_enough`
     alone: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
     beside: bool  # `line_digits` beside numbers that passed every test
 
