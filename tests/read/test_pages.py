@@ -415,3 +415,15 @@ def test_writing_on_a_pale_note_on_white_paper_is_read(reader, mnist):
     picture.paste(Image.fromarray(np.minimum(np.asarray(picture.crop((94, 94, 206, 206))), seven)), (94, 94))
     assert reader.read_digit(picture).digit == 7
     assert reader.read_page(picture).text == "7"
+
+
+@pytest.mark.parametrize("rise", [0, 12])
+def test_a_seven_whose_bar_is_drawn_apart_above_its_stem_is_read(reader, rise):
+    """A drawing app's 7 in two strokes, its bar wholly above its stem (`layout.find_lines`): the bar, a line of
+    its own, was dropped as a scrap, the stem read 1, and `read` gave nothing where `predict` read 7."""
+    canvas = Image.new("RGB", (280, 280), "white")
+    pen = ImageDraw.Draw(canvas)
+    pen.line([(85, 55), (178, 53)], fill="black", width=12)
+    pen.line([(188, 56 + rise), (130, 222)], fill="black", width=12)
+    assert reader.read_digit(canvas).digit == 7
+    assert reader.read_page(canvas).text == "7"

@@ -1,4 +1,4 @@
-"""A line drawn under a digit is not part of it (`layout._without_underlines`).
+"""A line drawn under a digit is not part of it (`pick._without_underlines`).
 
 An underline a little below a single digit, as on a form or a marked answer,
 was taken in with it: `predict` read an underlined 7 as a 2 (the line its
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digits.read.layout import _without_underlines
+from digits.read.pick import _without_underlines
 from digits.read.reader import Reader
 from helpers import benchmark_module
 

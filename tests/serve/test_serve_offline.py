@@ -63,7 +63,7 @@ def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
 @pytest.mark.parametrize("drawn", ["a signature", "an underlined 7"])
 def test_the_page_leaves_out_what_the_reader_does(page, mnist, drawn):
     """A signature is no digit (`geometry.scribbled`), a line under a digit no part of it
-    (`layout._without_underlines`), in the page as in the reader."""
+    (`pick._without_underlines`), in the page as in the reader."""
     if drawn == "a signature":
         picture = signature().resize((480, 416))  # a pad's size: under 512 px, looked at once
     else:

@@ -17,7 +17,7 @@ const BLOB_THICKNESS = 0.75, BLOB_SIZE = 0.22, MIN_DIGIT_SHARE = 0.04;
 const STROKE_RANGE = [0.08, 0.17], BOX = 20, SIZE = 28, COM = 14;
 const REJECT = 10, THRESHOLD = 0.5;
 const TURNS = [-10, 10], SETTLED = 0.99, FLOOR = 1e-12;  // read.turns, calibration.FLOOR
-const FLAT_LINE = 5, UNDERLINE_GAP = 0.05, UNDERLINE_REACH = 0.1;  // layout._without_underlines
+const FLAT_LINE = 5, UNDERLINE_GAP = 0.05, UNDERLINE_REACH = 0.1;  // pick._without_underlines
 const SCRIBBLE_CROSSINGS = 9, CROSSINGS_SHARE = 0.1;  // geometry.scribbled
 
 function roundHalfEven(x) {  // Python's round()
@@ -106,7 +106,7 @@ function components(mask, h, w) {
 }
 
 function pickDigit({ labels, areas, boxes }, h, w) {
-  // writing.pick_digit: the largest piece, plus substantial pieces near it.
+  // pick.pick_digit: the largest piece, plus substantial pieces near it.
   let live = areas.map((a, i) => i).filter(i => i > 0 && areas[i] > 0);
   const digit = new Uint8Array(h * w);
   if (!live.length) return digit;
@@ -139,7 +139,7 @@ function pickDigit({ labels, areas, boxes }, h, w) {
 }
 
 function withoutUnderlines(chosen, boxes) {
-  // layout._without_underlines: less the pen lines drawn under the digit's other pieces, clear of them, past them.
+  // pick._without_underlines: less the pen lines drawn under the digit's other pieces, clear of them, past them.
   const flat = chosen.filter(i => boxes[i][2] - boxes[i][0] >= FLAT_LINE * (boxes[i][3] - boxes[i][1]));
   if (!flat.length || flat.length === chosen.length) return chosen;
   const rest = chosen.filter(i => !flat.includes(i)).map(i => boxes[i]);
