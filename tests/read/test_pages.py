@@ -427,3 +427,26 @@ def test_a_seven_whose_bar_is_drawn_apart_above_its_stem_is_read(reader, rise):
     pen.line([(188, 56 + rise), (130, 222)], fill="black", width=12)
     assert reader.read_digit(canvas).digit == 7
     assert reader.read_page(canvas).text == "7"
+
+
+@pytest.mark.parametrize(("upper", "lower"), [("2", "0"), ("6", "4"), ("7", "10")])
+def test_an_underline_above_a_lower_line_is_not_its_digits_bar(reader, mnist, upper, lower):
+    """An upper number's underline just above the number below it is no bar of the digit under it
+    (`layout.find_lines`): joined to it, a 0 read 5, and a 4 cost the page its numbers."""
+    (_, _), (x_test, y_test) = mnist
+    first = {int(label): k for k, label in reversed(list(enumerate(y_test[:400])))}
+    page = Image.new("L", (600, 500), 255)
+
+    def write(number: str, x: int, y: int) -> int:
+        """Write `number` with its ink's top left at (x, y), MNIST's digits four times as large; its bottom."""
+        for digit in number:
+            glyph = Image.fromarray(255 - x_test[first[int(digit)]]).resize((112, 112), Image.Resampling.BILINEAR)
+            ys, xs = np.nonzero(np.asarray(glyph) < 128)
+            page.paste(glyph.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)), (x, y))
+            x += int(xs.max() - xs.min()) + 9
+        return y + int(ys.max() - ys.min()) + 1
+
+    bottom = write(upper, 150, 60)
+    ImageDraw.Draw(page).line([(146, bottom + 8), (150 + 60 * len(upper), bottom + 5)], fill=0, width=6)
+    write(lower, 150, bottom + 13)
+    assert reader.read_page(page).text == f"{upper}\n{lower}"

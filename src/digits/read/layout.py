@@ -38,9 +38,14 @@ _LINE_MIN_HEIGHT = 0.4
 # A piece under this fraction of the page's digit height may be part of a digit broken across.
 _PART_HEIGHT = 0.8
 # A bar drawn apart above its digit (`find_lines`): this many times as wide as tall, at most this share of the
-# digit's height above it.
+# digit's height above it, with no writing above it closer than this many of the page's digit heights (an upper
+# number's underline, joined to the digit under it, read a 0 as 5: a review's 122 pictures of flat strokes).
 _BAR_FLAT = 2.0
 _BAR_GAP = 0.15
+_BAR_CLEAR = 0.5
+# ...and the piece under it starts under its right part, as a 7's stem does: a dash or a mark over the middle of
+# a 0, a 3 or a 1 made a 0 read nothing, a 3 read 5 (the review's pictures).
+_BAR_END = 0.6
 # Where noise survives cleaning, only the largest pieces are considered.
 _MAX_PIECES = 400
 
@@ -75,18 +80,27 @@ def find_lines(analysis: Analysis) -> list[list[int]]:
         if mine != theirs and min(sizes[mine], sizes[theirs]) == 1:
             chained[mine] = theirs
             sizes[theirs] += sizes.pop(mine)
-    # A flat piece, a line of its own, just above a piece of another line and across it, is that piece's bar
-    # drawn apart (a 7's, a drawing app's second stroke): left alone it was dropped as a scrap, and the 7 read
-    # 1. The line's digits take it as a fragment (`group_line`).
+    # A flat piece, a line of its own, just above a piece of another line that starts under its right part,
+    # is that piece's bar drawn apart (a 7's, a drawing app's second stroke): left alone it was dropped as a
+    # scrap, and the 7 read 1. The line's digits take it as a fragment (`group_line`).
     x0, y0, x1, y1 = np.array([boxes[i] for i in ids], dtype=float).T
     for k, i in enumerate(ids):
         mine = _root(chained, i)
         if sizes[mine] != 1 or width(boxes[i]) < _BAR_FLAT * height(boxes[i]):
             continue
+        across = (x0 < x1[k]) & (x1 > x0[k])
+        rise = y0[k] - y1  # how far above the bar each piece ends
+        if (across & (rise >= 0) & (rise <= _BAR_CLEAR * page_height)).any():
+            continue  # writing just above it: the underline of the line above, or a fraction's bar
         drop = y0 - y1[k]  # how far below the bar each piece starts
-        under = np.flatnonzero((x0 < x1[k]) & (x1 > x0[k]) & (drop >= 0) & (drop <= _BAR_GAP * (y1 - y0)))
-        if under.size:
-            theirs = _root(chained, ids[under[np.argmin(drop[under])]])
+        under = np.flatnonzero(across & (drop >= 0) & (drop <= _BAR_GAP * (y1 - y0)))
+        if not under.size:
+            continue
+        stem = ids[under[np.argmin(drop[under])]]
+        top = boxes[stem][1]
+        top_ink = np.flatnonzero(analysis.labels[top, boxes[stem][0] : boxes[stem][2]] == stem) + boxes[stem][0]
+        if top_ink.size and top_ink.mean() >= x0[k] + _BAR_END * (x1[k] - x0[k]):
+            theirs = _root(chained, stem)
             chained[mine] = theirs
             sizes[theirs] += sizes.pop(mine)
     lines: dict[int, list[int]] = {}
