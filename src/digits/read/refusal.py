@@ -24,8 +24,8 @@ only when every test below holds, and refuses it otherwise:
     the last two of the digits those eight leave open. A digit read at
     `BEYOND_DOUBT` or more is not nudged. In a line of three digits or more,
     one digit alone may flip (`steady_enough`): the line is a number, that
-    digit marked unsure. A doodle's pieces that look like digits flip by
-    several; a real number lost whole for one doubtful digit.
+    digit marked unsure: a doodle's pieces that look like digits flip by
+    several, and a real number was lost whole for one doubtful digit.
 
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing pass `line_digits` on their own (steady or not), the rest
