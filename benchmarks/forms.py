@@ -12,11 +12,16 @@ form counts when its numbers are read exactly, in order. Layouts:
   * a title above: one printed line over the numbers, no labels;
   * labels in a column: a title, then the labels at the left and the numbers
     in a column of their own, far enough to the right that each label is a
-    line of writing apart from its number (a stock list, a meter log).
+    line of writing apart from its number (a stock list, a meter log);
+  * a comb, boxes: the label beside, each digit in a cell of its own, under
+    a comb (a line with teeth between the cells) or in a row of boxes sharing
+    their walls, printed 1 or 2 px wide in a grey from black to light.
 
 The reader's rules for printed labels (`digits.read.refusal`) were chosen
 on forms like these drawn in other fonts (DejaVu Sans, Liberation Serif);
-this benchmark's seed and font were not looked at.
+this benchmark's seed and font were not looked at. Its rule for cells' walls
+(`digits.read.walls`) was chosen on combs and boxes drawn with CVL's
+writers; these two layouts were added after it, and not tuned on.
 
     python benchmarks/forms.py [--forms 40] [--seed 2]
 
@@ -36,7 +41,9 @@ from digits.data import load_test
 from digits.read.reader import Reader
 
 LABELS = ("Name:", "Amount:", "Date:", "Total:", "Invoice no.", "Phone:", "Student ID:", "Score:", "Room:", "Age:")
-LAYOUTS = ("label beside", "label above", "a title above", "labels in a column")
+LAYOUTS = ("label beside", "label above", "a title above", "labels in a column", "a comb", "boxes")
+CELLS = ("a comb", "boxes")
+CELL = 100  # a cell's width, for one digit
 DIGIT_SIDE = 84  # MNIST's 28 px, three times
 COLUMN = 440  # where the numbers start in a form whose labels are a column of their own
 
@@ -58,6 +65,17 @@ def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tu
         written = Image.fromarray(ink).resize((ink.shape[1] * 3, DIGIT_SIDE), Image.Resampling.BICUBIC)
         label = LABELS[int(rng.integers(len(LABELS)))]
         left = 60
+        if layout in CELLS:
+            draw.text((40, top + 30), label, font=font, fill=20)
+            left += int(draw.textlength(label, font=font)) + 20
+            _cells(draw, (left, top), len(picks), layout == "boxes", rng)
+            for k, i in enumerate(picks):
+                digit = Image.fromarray(255 - x[i]).resize((DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BICUBIC)
+                x0 = left + k * CELL + (CELL - DIGIT_SIDE) // 2
+                box = (x0, top, x0 + DIGIT_SIDE, top + DIGIT_SIDE)
+                page.paste(Image.fromarray(np.minimum(np.asarray(page.crop(box)), np.asarray(digit))), box[:2])
+            top += DIGIT_SIDE + 36
+            continue
         if layout in ("label beside", "labels in a column"):
             draw.text((40, top + 30), label, font=font, fill=20)
             left = COLUMN if layout == "labels in a column" else left + int(draw.textlength(label, font=font))
@@ -70,6 +88,21 @@ def form(x: np.ndarray, y: np.ndarray, layout: str, seed: int, index: int) -> tu
     buffer = io.BytesIO()
     page.crop((0, 0, 900, min(760, top + 20))).convert("RGB").save(buffer, "JPEG", quality=90)
     return buffer.getvalue(), "\n".join(numbers)
+
+
+def _cells(draw: ImageDraw.ImageDraw, at: tuple[int, int], count: int, boxes: bool, rng: np.random.Generator) -> None:
+    """`count` cells of `CELL` px from `at` (the top of the digits' boxes): boxes sharing their walls, or a comb
+    whose teeth rise a third of the way; a digit's ink ends about 12 px above the bottom line."""
+    left, top = at
+    shade, width = int(rng.integers(0, 170)), int(rng.integers(1, 3))
+    bottom, high = top + DIGIT_SIDE + 2, top - 8
+    right = left + count * CELL
+    draw.line([(left, bottom), (right, bottom)], fill=shade, width=width)
+    if boxes:
+        draw.line([(left, high), (right, high)], fill=shade, width=width)
+    for k in range(count + 1):
+        x = left + k * CELL
+        draw.line([(x, high if boxes else bottom - (bottom - high) // 3), (x, bottom)], fill=shade, width=width)
 
 
 def table(report: dict) -> str:

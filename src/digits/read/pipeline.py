@@ -43,6 +43,7 @@ from digits.read.load import grey_array, has_alpha, load_image, true_size
 from digits.read.normalize import crop_to_ink, level, line_tilt, naive, to_mnist
 from digits.read.pick import pick_digit
 from digits.read.rules import cut_frames, drop_rules
+from digits.read.walls import drop_walls
 from digits.spec import SIZE, Box
 
 __all__ = [
@@ -107,9 +108,16 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     (full-size arrays, for --explain), else none."""
     if (ready := ready_for_model(image, explain)) is not None:
         return ready
-    analysis = cut_frames(analyse(image))
-    source, digit = _one_digit(analysis, drop_rules(analysis))
+    source, digit = _one_digit(*_without_rules(image))
     return _prepare_from(image, source, digit, explain=explain)
+
+
+def _without_rules(image: Image.Image) -> tuple[Analysis, Analysis]:
+    """The picture's analysis without its frames (`rules.cut_frames`), and that without its rules too
+    (`rules.drop_rules`) and without the walls of cells they held up (`walls.drop_walls`)."""
+    found = analyse(image)
+    analysis = cut_frames(found)
+    return analysis, drop_walls(found, drop_rules(analysis))
 
 
 def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.ndarray]:
@@ -219,8 +227,7 @@ def segment_page(image: Image.Image) -> Segmented:
     if ready and _one_piece(ready[0].image):
         itself, box = ready
         return Segmented([[Segment(box, itself.image)]], itself)
-    analysis = cut_frames(analyse(image))
-    ruled_out = drop_rules(analysis)
+    analysis, ruled_out = _without_rules(image)
     source, one_digit = _one_digit(analysis, ruled_out)
     made = _prepare_from(image, source, one_digit, explain=False)
     size = true_size(image)
