@@ -17,7 +17,8 @@ pipeline undoes when it leaves too little of the one digit it picked (a
 lone straight stroke is no rule), a frame's cut is never undone: what it
 leaves is the picture. A ring drawn round writing (a circled digit) goes whole, or its band where it touches.
 
-`drop_rules`, in two passes. First, a piece `_FLAT` times as wide as tall (no
+`drop_rules`, in two passes, once the dots of a dotted or dashed line are cut
+out of what was written on it (`dotted.dots_of_lines`). First, a piece `_FLAT` times as wide as tall (no
 digit is that flat) loses the straight horizontal run, twice its height
 long, that crosses it from end to end: a ruled line, or the line that
 joined the digits written on it. Then, with the writing's height measured
@@ -39,6 +40,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from digits.read.dotted import dots_of_lines
 from digits.read.geometry import Pieces, cut_sides, ring_to_cut, typical_height
 from digits.read.ink import Analysis
 from digits.read.levels import median
@@ -83,7 +85,7 @@ _BORDER_BAND = 0.25
 
 def drop_rules(analysis: Analysis) -> Analysis:
     """The analysis without the pixels of long straight rules (see the module's contract)."""
-    analysis = _cut_flat(analysis)
+    analysis = _cut_flat(_cut_dots(analysis))
     boxes = analysis.boxes
     if not boxes:
         return analysis
@@ -123,6 +125,19 @@ def drop_rules(analysis: Analysis) -> Analysis:
         across = _end_to_end(piece, length, (at_left, at_right))
         down = _end_to_end(piece.T, length, (at_top, at_bottom)).T
         areas = _cut(labels, areas, i, boxes[i], across | down)
+    return replace(analysis, labels=labels, areas=areas)
+
+
+def _cut_dots(analysis: Analysis) -> Analysis:
+    """The analysis without the dots of its dotted and dashed lines (`dotted.dots_of_lines`), cut out of the
+    digits written on them."""
+    dots = dots_of_lines(analysis)
+    if dots is None:
+        return analysis
+    labels, areas = analysis.labels.copy(), analysis.areas.copy()
+    for i, (x0, y0, x1, y1) in analysis.boxes.items():
+        if (under := dots[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == i)).any():
+            areas = _cut(labels, areas, i, (x0, y0, x1, y1), under)
     return replace(analysis, labels=labels, areas=areas)
 
 

@@ -1,4 +1,4 @@
-"""The walls of a form's cells, left standing once its rules are cut: a comb's teeth, the sides of boxes.
+"""The walls of a form's cells, left standing once its lines are cut: a comb's teeth, the sides of boxes.
 
 A form gives each digit of a number a cell of its own: a comb (a line under
 the digits with short strokes rising from it between them) or a row of boxes
@@ -8,34 +8,41 @@ print is light or blurred by JPEG, a box's walls come apart from its lines
 before anything is cut, and stand alone the same way.
 
 `drop_walls` takes away, once the frames and rules are cut (`rules.cut_frames`,
-`rules.drop_rules`, or step 5 for a line alone), every stick that is a wall
-by all of these at once; a written 1 meets some of them, not all:
+`rules.drop_rules`), the sticks that are walls. A written 1 standing on a
+ruled line is a stick too, so walls are told by what a row of cells has and
+a number's 1s have not, all at once:
 
-  * a stick: ink on every row of its box, its rows' middles within
-    `_STRAIGHT` px of a straight line leaning `_MAX_LEAN` degrees at most,
-    and at most `_THIN` of its length wide;
-  * it ends on a rule that was cut: cut pixels lie within `_TOUCH` px of its
-    top or its bottom, or it keeps a stretch of that rule there (rows inked
-    `_ACROSS` its box, which cut pixels go on from: JPEG broke the line
-    elsewhere);
-  * `_LEAST_WALLS` sticks or more end on cut pixels at the same row (within
-    `_TOUCH`), at the same side, and are as long as one another (within
-    `_SAME_LENGTH` of their median, or `_TOUCH` px): print repeats a wall
-    exactly, a hand does not repeat a 1 so.
+  * each is a stick: ink on every row of its box, its rows' middles within
+    `_STRAIGHT` px of a straight line leaning `_MAX_LEAN` degrees at most, no
+    wider on average than the line it stands on is thick, and a pixel;
+  * it stands on a line that was cut: at its top or its bottom, within
+    `_TOUCH` px (or `_REACH` of its length beyond it), lies ink that frames or rules took, or a line step 5
+    dropped whole (a thin straight line fills its box, a blob), at least
+    `_LINE_LONG` times as long as it is thick; or it keeps a stretch of that
+    line there (rows inked `_ACROSS` its box, which the cut line goes on
+    from: JPEG broke the line elsewhere). Specks and dots are no line;
+  * `_LEAST_WALLS` sticks or more stand on the same cut line, at the same
+    side (pieces of a line that JPEG broke apart are one line where a stick
+    stands on two of them), as long as one another (within `_SAME_LENGTH` of their median, or
+    `_TOUCH` px);
+  * evenly spaced, as cells are (each gap within `_EVEN` of their median),
+    and holding writing between them: other ink between at least half of
+    the pairs of neighbours. A number's 1s stand side by side ("1111"), or
+    at uneven steps ("1011").
 
-Not handled: a comb of one cell (two walls are no repeat; the line and its teeth are one piece as small
-as the digit, too short to be cut as a rule), and walls whose lines left no ink at all (light print in
-a picture reduced for analysis), which stand on nothing.
+Not handled: a comb of one or two cells (too few walls), a comb turned by a
+few degrees (its line is not cut), and walls whose lines left no ink at all
+(light print in a picture reduced for analysis), which stand on nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from digits.read.ink import Analysis
+from digits.spec import Box
 
 # A wall's rows' middles lie this close to a straight line (px), which leans this much at most (a photographed form).
 _STRAIGHT = 1.0
@@ -43,43 +50,47 @@ _MAX_LEAN = 10.0
 # A wall is at most this share of its length wide, and this long at least (px): shorter, it is a speck.
 _THIN = 0.25
 _LEAST_LENGTH = 6
-# Cut pixels this close to a stick's end (px) are the rule it stood on; walls standing on one rule end
-# this close to the same row.
-_TOUCH = 3
+# Cut ink this close to a stick's end (px), or this share of its length beyond it, is the line it stood on
+# (a JPEG'd wall's end may crumble where its line was cut).
+_TOUCH = 4
+_REACH = 0.1
+# A cut line is this many times as long as it is thick, or more (a dot or a dash is not).
+_LINE_LONG = 6
 # A row of a wall's end inked across this share of its box is a stretch of the line it stood on.
 _ACROSS = 0.8
-# This many walls of one rule, or more...
+# This many walls on one line, or more...
 _LEAST_WALLS = 3
-# ...as long as their median within this share.
+# ...as long as their median within this share...
 _SAME_LENGTH = 0.1
+# ...and as far apart as their median gap within this share.
+_EVEN = 0.08
 
 
 @dataclass(frozen=True)
 class _Stick:
     label: int
-    top: int
-    bottom: int
-    stands_on_top: bool  # on a cut rule at its top
-    stands_on_bottom: bool  # ...at its bottom
+    box: Box
+    middle: float  # the column of its stem (a stretch of line it kept reaches beyond)
+    stands_on: frozenset[tuple[str, int]]  # ("top" or "bottom", the cut line's label)
 
     @property
     def length(self) -> int:
-        return self.bottom - self.top
+        return self.box[3] - self.box[1]
 
 
 def drop_walls(before: Analysis, after: Analysis) -> Analysis:
-    """`after` (the analysis `before` once its frames and rules were cut) without the walls they held up.
-
-    What was cut is what `before`'s mask held and `after` keeps no more: the frames and rules cut, and a
-    ruled line that step 5 dropped whole (`ink._components`: a thin straight line fills its box, a blob).
-    """
-    cut = before.mask & (after.labels == 0)
-    if not cut.any():
+    """`after` (the analysis `before` once its frames and rules were cut) without the walls its cut lines held up."""
+    lines, thickness = _cut_lines(before, after)
+    if not thickness:
         return after
-    sticks = [stick for label, box in after.boxes.items() if (stick := _stick(after.labels, cut, label, box))]
-    walls = _repeated(sticks, lambda s: s.stands_on_top, lambda s: s.top) | _repeated(
-        sticks, lambda s: s.stands_on_bottom, lambda s: s.bottom
-    )
+    sticks = [
+        stick
+        for label, box in after.boxes.items()
+        if (stick := _stick(after.labels, lines, thickness, label, box)) is not None
+    ]
+    walls: set[int] = set()
+    for line in _lines_of(sticks):
+        walls |= _walls_of_one_line([s for s in sticks if s.stands_on & line], after)
     if not walls:
         return after
     labels, areas = after.labels.copy(), after.areas.copy()
@@ -88,17 +99,57 @@ def drop_walls(before: Analysis, after: Analysis) -> Analysis:
     return replace(after, labels=labels, areas=areas)
 
 
-def _stick(labels: np.ndarray, cut: np.ndarray, label: int, box: tuple[int, int, int, int]) -> _Stick | None:
-    """The piece as a `_Stick` if it is a straight thin upright stroke with an end on cut pixels, else None.
+def _lines_of(sticks: list[_Stick]) -> list[set[tuple[str, int]]]:
+    """The cut lines the sticks stand on, each a set of (side, label): pieces of one line that JPEG broke
+    apart are one line where a stick stands on two of them (at the same side)."""
+    lines: list[set[tuple[str, int]]] = []
+    for stick in sticks:
+        for side in ("top", "bottom"):
+            stands = {stand for stand in stick.stands_on if stand[0] == side}
+            if stands:
+                joined = [line for line in lines if line & stands]
+                lines = [line for line in lines if not line & stands]
+                lines.append(stands.union(*joined))
+    return lines
+
+
+def _cut_lines(before: Analysis, after: Analysis) -> tuple[np.ndarray, dict[int, float]]:
+    """The ink `before` held and `after` no longer keeps, labelled, and the thickness of each of its pieces
+    that is a line (`_LINE_LONG` times as long as thick); the others are specks, dots, blobs."""
+    from scipy import ndimage
+
+    lines, count = ndimage.label(before.mask & (after.labels == 0), structure=np.ones((3, 3), dtype=bool))
+    if not count:
+        return lines, {}
+    areas = np.bincount(lines.ravel(), minlength=count + 1)
+    thickness = {}
+    for label, (rows, cols) in enumerate(ndimage.find_objects(lines), start=1):
+        longest = max(rows.stop - rows.start, cols.stop - cols.start)
+        thick = areas[label] / longest
+        if longest >= _LINE_LONG * thick:
+            thickness[label] = thick
+    return lines, thickness
+
+
+def _stick(labels: np.ndarray, lines: np.ndarray, thickness: dict[int, float], label: int, box: Box) -> _Stick | None:
+    """The piece as a `_Stick` if it is a straight thin upright stroke standing on a cut line, else None.
 
     A wall may keep a stretch of the line it stood on (JPEG broke the line elsewhere): rows at its top or
-    bottom inked across its box, which cut pixels go on from at the box's left or right. Those rows are
-    its end on a cut rule; the rest must be a stick.
+    bottom inked across its box, which a cut line goes on from at the box's left or right. Those rows are
+    its end on that line; the rest must be a stick.
     """
     x0, y0, x1, y1 = box
     length, wide = y1 - y0, x1 - x0
     if length < _LEAST_LENGTH:
         return None
+    reach = max(_TOUCH, round(_REACH * length))
+    ends = {"top": (max(0, y0 - reach), y0 + _TOUCH), "bottom": (max(0, y1 - _TOUCH), y1 + reach)}
+    near = {
+        side: _lines_in(lines, thickness, (x0 - _TOUCH, top, x1 + _TOUCH, bottom))
+        for side, (top, bottom) in ends.items()
+    }
+    if not (near["top"] or near["bottom"]):
+        return None  # most pieces: nothing cut near their ends
     piece = labels[y0:y1, x0:x1] == label
     top, bottom = 0, length
     if wide > _THIN * length:
@@ -109,51 +160,67 @@ def _stick(labels: np.ndarray, cut: np.ndarray, label: int, box: tuple[int, int,
             bottom -= 1
         if top == 0 and bottom == length:
             return None
-        for start, stop in ((0, top), (bottom, length)):
-            if stop > start and not _line_goes_on(cut, (x0, y0 + start, x1, y0 + stop)):
-                return None
+        # The stretch of line it kept must go on as a cut line, beside it.
+        for side, start, stop in (("top", 0, top), ("bottom", bottom, length)):
+            if stop > start:
+                beside = _lines_in(lines, thickness, (x0 - _TOUCH, y0 + start - 1, x0, y0 + stop + 1))
+                near[side] = beside | _lines_in(lines, thickness, (x1, y0 + start - 1, x1 + _TOUCH, y0 + stop + 1))
+                if not near[side]:
+                    return None
     stem = piece[top:bottom]
     columns = np.flatnonzero(stem.any(axis=0))
-    if len(stem) < _LEAST_LENGTH or columns[-1] - columns[0] + 1 > _THIN * length:
+    if len(stem) < _LEAST_LENGTH or not columns.size or columns[-1] - columns[0] + 1 > _THIN * length:
         return None
-    stem = stem[:, columns[0] : columns[-1] + 1]
     counts = stem.sum(axis=1)
-    if not counts.all():
+    if (
+        not counts.all()
+        or counts.mean() > max(thickness[line] for lines_near in near.values() for line in lines_near) + 1
+    ):
         return None
-    middles = (stem * np.arange(stem.shape[1])).sum(axis=1) / counts
-    rows = np.arange(len(stem))
-    slope, offset = np.polyfit(rows, middles, 1)
-    if abs(slope) > np.tan(np.radians(_MAX_LEAN)) or np.abs(middles - (slope * rows + offset)).max() > _STRAIGHT:
+    if not _straight((stem * np.arange(stem.shape[1])).sum(axis=1) / counts):
         return None
-    left, right = max(0, x0 - _TOUCH), x1 + _TOUCH
-    # Near its end, not only beyond it: the wall at a box's end keeps the corners of its lines.
-    on_top = top > 0 or bool(cut[max(0, y0 - _TOUCH) : y0 + _TOUCH, left:right].any())
-    on_bottom = bottom < length or bool(cut[max(0, y1 - _TOUCH) : y1 + _TOUCH, left:right].any())
-    if not (on_top or on_bottom):
-        return None
-    return _Stick(label, y0, y1, on_top, on_bottom)
+    middle = x0 + (columns[0] + columns[-1]) / 2
+    return _Stick(label, box, middle, frozenset((side, line) for side, found in near.items() for line in found))
 
 
-def _line_goes_on(cut: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """Whether cut pixels lie within `_TOUCH` px left or right of `box` (a row beyond it up and down too)."""
+def _lines_in(lines: np.ndarray, thickness: dict[int, float], box: Box) -> set[int]:
+    """The cut lines (labels in `thickness`) with ink in `box` (clipped to the picture)."""
     x0, y0, x1, y1 = box
-    rows = slice(max(0, y0 - 1), y1 + 1)
-    return bool(cut[rows, max(0, x0 - _TOUCH) : x0].any() or cut[rows, x1 : x1 + _TOUCH].any())
+    window = lines[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+    if not window.any():  # most pieces of a busy page: nothing was cut near them
+        return set()
+    return {int(label) for label in np.unique(window) if label in thickness}
 
 
-def _repeated(sticks: list[_Stick], stands: Callable[[_Stick], bool], end: Callable[[_Stick], int]) -> set[int]:
-    """The labels of sticks that stand (`stands`) on a rule with `_LEAST_WALLS` - 1 others or more at the same
-    row (`end`), all about as long."""
-    standing = sorted((s for s in sticks if stands(s)), key=end)
-    walls: set[int] = set()
-    start = 0
-    for stop in range(1, len(standing) + 1):  # runs of ends no more than _TOUCH apart from one to the next
-        if stop < len(standing) and end(standing[stop]) - end(standing[stop - 1]) <= _TOUCH:
-            continue
-        group = standing[start:stop]
-        start = stop
-        median = float(np.median([s.length for s in group]))
-        alike = [s for s in group if abs(s.length - median) <= max(_TOUCH, _SAME_LENGTH * median)]
-        if len(alike) >= _LEAST_WALLS:
-            walls.update(s.label for s in alike)
-    return walls
+def _straight(middles: np.ndarray) -> bool:
+    """Whether a stick's rows' middles lie within `_STRAIGHT` px of a line leaning `_MAX_LEAN` degrees at most
+    (least squares, in closed form: a polynomial fit per piece was half the cost on a page of thousands)."""
+    rows = np.arange(len(middles)) - (len(middles) - 1) / 2
+    slope = float(rows @ (middles - middles.mean()) / (rows @ rows))
+    line = middles.mean() + slope * rows
+    return abs(slope) <= np.tan(np.radians(_MAX_LEAN)) and float(np.abs(middles - line).max()) <= _STRAIGHT
+
+
+def _walls_of_one_line(sticks: list[_Stick], analysis: Analysis) -> set[int]:
+    """The labels of the sticks standing on one cut line that are its walls: `_LEAST_WALLS` or more, about as
+    long, evenly spaced, with writing between at least half of the neighbours."""
+    if len(sticks) < _LEAST_WALLS:
+        return set()
+    median = float(np.median([s.length for s in sticks]))
+    alike = sorted(
+        (s for s in sticks if abs(s.length - median) <= max(_TOUCH, _SAME_LENGTH * median)), key=lambda s: s.middle
+    )
+    if len(alike) < _LEAST_WALLS:
+        return set()
+    middles = np.array([s.middle for s in alike])
+    gaps = np.diff(middles)
+    if np.abs(gaps - np.median(gaps)).max() > _EVEN * np.median(gaps):
+        return set()
+    top, bottom = min(s.box[1] for s in alike), max(s.box[3] for s in alike)
+    others = [
+        (x0 + x1) / 2
+        for label, (x0, y0, x1, y1) in analysis.boxes.items()
+        if label not in {s.label for s in alike} and y0 < bottom and y1 > top
+    ]
+    held = sum(any(left < x < right for x in others) for left, right in zip(middles, middles[1:], strict=False))
+    return {s.label for s in alike} if 2 * held >= len(gaps) else set()
