@@ -63,11 +63,11 @@ def test_a_number_in_light_boxes_saved_as_jpeg_reads_without_their_walls(reader,
     assert reader.read_page(picture).text == "2736"
 
 
-@pytest.mark.parametrize("number", ["1111", "1011", "7111", "4111"])
+@pytest.mark.parametrize("number", ["1111", "1011", "7111", "4111", "10101", "14141"])
 def test_ones_standing_on_a_line_stay(reader, mnist, number):
     """Written 1s standing on an underline are sticks on a cut line, as a comb's teeth are (1s drawn with a line
-    tool are as straight and as thin as print); but they stand side by side, or at uneven steps, with no
-    writing between them."""
+    tool are as straight and as thin as print), even evenly spaced with digits between them ("10101"); but
+    they are as tall as those digits, where a comb's teeth are shorter and a box's walls taller."""
     _, (x_test, y_test) = mnist
     picture = Image.new("L", (90 * len(number) + 60, 160), 250)
     draw = ImageDraw.Draw(picture)

@@ -20,7 +20,11 @@ A dotted line, told from specks that happen to lie in a row:
     dots, a gap spans several).
 
 Only level lines: a photographed form turned by more than `_ROW` px along its
-line's length is not looked for.
+line's length is not looked for, and a run of pieces is told by the band
+round its middles' median, so on a page of small pieces at every height a
+second dotted line may be missed. Small writing of one size set out evenly
+(a printed serial number, 12 px digits) can pass for dots; the reader drops
+writing that small beside larger writing anyway.
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ import numpy as np
 
 from digits.read.ink import Analysis
 
+# A line to write on runs under a number and beyond it: eight dots or more (a row of periods is fewer).
 _LEAST_DOTS = 8
+# A printed dot or dash is a few pixels at analysis resolution; a digit is 20 px tall or more there.
 _DOT_SIZE = 12
+# One dot repeated: areas within this factor of their median (JPEG and rounding vary them by a pixel or two).
 _SIZE_RATIO = 2.0
+# Middles on one row within this many pixels: a level line.
 _ROW = 1.5
+# Evenly spaced: a gap within this share of a whole number of steps...
 _PITCH_SLACK = 0.25
+# ...but for this share of the gaps (noise or a speck beside the line).
 _UNEVEN = 0.2
 
 

@@ -26,12 +26,17 @@ a number's 1s have not, all at once:
     stands on two of them), as long as one another (within `_SAME_LENGTH` of their median, or
     `_TOUCH` px);
   * evenly spaced, as cells are (each gap within `_EVEN` of their median),
-    and holding writing between them: other ink between at least half of
-    the pairs of neighbours. A number's 1s stand side by side ("1111"), or
-    at uneven steps ("1011").
+    with writing between at least half of the pairs of neighbours;
+  * standing as cells' walls do beside that writing: a comb's teeth end
+    short of its far side by `_SHORTER` of its height or more, a box's walls
+    stand on lines at both ends and reach beyond it there by `_BEYOND`. A number's 1s end where its
+    other digits do, at the far side from the line at least, even where
+    they stand at even steps with digits between them ("10101", a table's
+    column of numbers ending in 1).
 
-Not handled: a comb of one or two cells (too few walls), a comb turned by a
-few degrees (its line is not cut), and walls whose lines left no ink at all
+Not handled: a comb of one or two cells (too few walls), a comb whose teeth
+are about as tall as the digits, a comb photographed in perspective (its
+walls' steps and lengths differ), and walls whose lines left no ink at all
 (light print in a picture reduced for analysis), which stand on nothing.
 """
 
@@ -62,8 +67,12 @@ _ACROSS = 0.8
 _LEAST_WALLS = 3
 # ...as long as their median within this share...
 _SAME_LENGTH = 0.1
-# ...and as far apart as their median gap within this share.
+# ...as far apart as their median gap within this share...
 _EVEN = 0.08
+# ...and a comb's teeth end short of the writing's far side by this share of its height, or a box's walls
+# reach beyond it at both ends by this share (a number's 1s end where its other digits do).
+_SHORTER = 0.3
+_BEYOND = 0.1
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,8 @@ def drop_walls(before: Analysis, after: Analysis) -> Analysis:
         if (stick := _stick(after.labels, lines, thickness, label, box)) is not None
     ]
     walls: set[int] = set()
-    for line in _lines_of(sticks):
-        walls |= _walls_of_one_line([s for s in sticks if s.stands_on & line], after)
+    for side, standing in _by_line(sticks):
+        walls |= _walls_of_one_line(standing, side, after)
     if not walls:
         return after
     labels, areas = after.labels.copy(), after.areas.copy()
@@ -99,18 +108,28 @@ def drop_walls(before: Analysis, after: Analysis) -> Analysis:
     return replace(after, labels=labels, areas=areas)
 
 
-def _lines_of(sticks: list[_Stick]) -> list[set[tuple[str, int]]]:
-    """The cut lines the sticks stand on, each a set of (side, label): pieces of one line that JPEG broke
-    apart are one line where a stick stands on two of them (at the same side)."""
-    lines: list[set[tuple[str, int]]] = []
+def _by_line(sticks: list[_Stick]) -> list[tuple[str, list[_Stick]]]:
+    """The sticks grouped by the cut line they stand on, at one side: pieces of a line that JPEG broke apart
+    are one line where a stick stands on two of them. A stick standing on lines at its top and its bottom
+    is in both groups."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def root(stand: tuple[str, int]) -> tuple[str, int]:
+        while (up := parent.setdefault(stand, stand)) != stand:
+            parent[stand] = parent.setdefault(up, up)
+            stand = up
+        return stand
+
     for stick in sticks:
         for side in ("top", "bottom"):
-            stands = {stand for stand in stick.stands_on if stand[0] == side}
-            if stands:
-                joined = [line for line in lines if line & stands]
-                lines = [line for line in lines if not line & stands]
-                lines.append(stands.union(*joined))
-    return lines
+            stands = [stand for stand in stick.stands_on if stand[0] == side]
+            for other in stands[1:]:
+                parent[root(other)] = root(stands[0])
+    groups: dict[tuple[str, int], list[_Stick]] = {}
+    for stick in sticks:
+        for line in {root(stand) for stand in stick.stands_on}:
+            groups.setdefault(line, []).append(stick)
+    return [(side, standing) for (side, _), standing in groups.items()]
 
 
 def _cut_lines(before: Analysis, after: Analysis) -> tuple[np.ndarray, dict[int, float]]:
@@ -201,9 +220,10 @@ def _straight(middles: np.ndarray) -> bool:
     return abs(slope) <= np.tan(np.radians(_MAX_LEAN)) and float(np.abs(middles - line).max()) <= _STRAIGHT
 
 
-def _walls_of_one_line(sticks: list[_Stick], analysis: Analysis) -> set[int]:
-    """The labels of the sticks standing on one cut line that are its walls: `_LEAST_WALLS` or more, about as
-    long, evenly spaced, with writing between at least half of the neighbours."""
+def _walls_of_one_line(sticks: list[_Stick], side: str, analysis: Analysis) -> set[int]:
+    """The labels of the sticks standing on one cut line (at their `side`) that are its walls: `_LEAST_WALLS` or
+    more, about as long, evenly spaced, with writing between at least half of the neighbours, and standing as
+    cells' walls do beside it (`_unlike_writing`)."""
     if len(sticks) < _LEAST_WALLS:
         return set()
     median = float(np.median([s.length for s in sticks]))
@@ -217,10 +237,32 @@ def _walls_of_one_line(sticks: list[_Stick], analysis: Analysis) -> set[int]:
     if np.abs(gaps - np.median(gaps)).max() > _EVEN * np.median(gaps):
         return set()
     top, bottom = min(s.box[1] for s in alike), max(s.box[3] for s in alike)
-    others = [
-        (x0 + x1) / 2
-        for label, (x0, y0, x1, y1) in analysis.boxes.items()
-        if label not in {s.label for s in alike} and y0 < bottom and y1 > top
+    chosen = {s.label for s in alike}
+    writing = [
+        box
+        for label, box in analysis.boxes.items()
+        if label not in chosen and box[1] < bottom and box[3] > top and middles[0] < (box[0] + box[2]) / 2 < middles[-1]
     ]
-    held = sum(any(left < x < right for x in others) for left, right in zip(middles, middles[1:], strict=False))
-    return {s.label for s in alike} if 2 * held >= len(gaps) else set()
+    held = sum(
+        any(left < (x0 + x1) / 2 < right for x0, _, x1, _ in writing)
+        for left, right in zip(middles, middles[1:], strict=False)
+    )
+    if 2 * held < len(gaps) or not _unlike_writing(alike, side, writing):
+        return set()
+    return chosen
+
+
+def _unlike_writing(walls: list[_Stick], side: str, writing: list[Box]) -> bool:
+    """Whether sticks stand beside `writing` as cells' walls do: a comb's teeth end well short of it
+    (`_SHORTER` of its height beyond its far side, on the line's side), a box's walls (most of them) stand on lines
+    at both ends and reach beyond it there (by `_BEYOND`). A number's 1s end about where its other digits do, at the far side at least."""
+    tall = float(np.median([y1 - y0 for _, y0, _, y1 in writing]))
+    writing_top, writing_bottom = (float(np.median([box[k] for box in writing])) for k in (1, 3))
+    walls_top, walls_bottom = (float(np.median([wall.box[k] for wall in walls])) for k in (1, 3))
+    teeth = walls_top - writing_top if side == "bottom" else writing_bottom - walls_bottom
+    # Most of them: JPEG may leave a wall's end apart from its line.
+    held_at_both_ends = 2 * sum({side for side, _ in wall.stands_on} == {"top", "bottom"} for wall in walls) >= len(
+        walls
+    )
+    boxed = held_at_both_ends and min(writing_top - walls_top, walls_bottom - writing_bottom) >= _BEYOND * tall
+    return teeth >= _SHORTER * tall or boxed
