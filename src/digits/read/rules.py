@@ -18,12 +18,12 @@ lone straight stroke is no rule), a frame's cut is never undone: what it
 leaves is the picture. A ring drawn round writing (a circled digit) goes whole, or its band where it touches.
 
 `drop_rules`, in two passes, once the dots of a dotted or dashed line are cut
-out of what was written on it (`dotted.dots_of_lines`). First, a piece `_FLAT` times as wide as tall (no
-digit is that flat) loses the straight horizontal run, twice its height
-long, that crosses it from end to end: a ruled line, or the line that
-joined the digits written on it. Then, with the writing's height measured
-on the pieces shorter than half the picture, a piece longer than
-`_RULE_DIGITS` times that height and thinner than `_RULE_WIDTH` of it
+out of what was written on it (`dotted.dots_of_lines`). First, a piece
+`_FLAT` times as wide as tall (no digit is that flat) loses the straight
+horizontal run, twice its height long, that crosses it from end to end: a
+ruled line, or the line that joined the digits written on it. Then, with
+the writing's height measured on the pieces shorter than half the picture,
+a piece longer than `_RULE_DIGITS` times that height and thinner than `_RULE_WIDTH` of it
 loses the straight runs of that length, within `_MAX_TILT` degrees of the
 horizontal or vertical, that cross it from end to end (`_END_TO_END`).
 Only those pixels go: a digit that touches or crosses a rule keeps its own

@@ -16,23 +16,25 @@ a number's 1s have not, all at once:
     `_STRAIGHT` px of a straight line leaning `_MAX_LEAN` degrees at most, no
     wider on average than the line it stands on is thick, and a pixel;
   * it stands on a line that was cut: at its top or its bottom, within
-    `_TOUCH` px (or `_REACH` of its length beyond it), lies ink that frames or rules took, or a line step 5
-    dropped whole (a thin straight line fills its box, a blob), at least
-    `_LINE_LONG` times as long as it is thick; or it keeps a stretch of that
-    line there (rows inked `_ACROSS` its box, which the cut line goes on
-    from: JPEG broke the line elsewhere). Specks and dots are no line;
+    `_TOUCH` px (or `_REACH` of its length beyond it), lies ink that frames
+    or rules took, or a line step 5 dropped whole (a thin straight line
+    fills its box, a blob), at least `_LINE_LONG` times as long as it is
+    thick; or it keeps a stretch of that line there (rows inked `_ACROSS`
+    its box, which the cut line goes on from: JPEG broke the line
+    elsewhere). Specks and dots are no line;
   * `_LEAST_WALLS` sticks or more stand on the same cut line, at the same
     side (pieces of a line that JPEG broke apart are one line where a stick
-    stands on two of them), as long as one another (within `_SAME_LENGTH` of their median, or
-    `_TOUCH` px);
+    stands on two of them), as long as one another (within `_SAME_LENGTH`
+    of their median, or `_TOUCH` px);
   * evenly spaced, as cells are (each gap within `_EVEN` of their median),
     with writing between at least half of the pairs of neighbours;
   * standing as cells' walls do beside that writing: a comb's teeth end
-    short of its far side by `_SHORTER` of its height or more, a box's walls
-    stand on lines at both ends and reach beyond it there by `_BEYOND`. A number's 1s end where its
-    other digits do, at the far side from the line at least, even where
-    they stand at even steps with digits between them ("10101", a table's
-    column of numbers ending in 1).
+    short of its far side by `_SHORTER` of its height or more; a box's
+    walls, most of them, stand on lines at both ends and reach beyond it
+    there by `_BEYOND`. A number's 1s end where its other digits do, at the
+    far side from the line at least, even where they stand at even steps
+    with digits between them ("10101", a table's column of numbers ending
+    in 1).
 
 Not handled: a comb of one or two cells (too few walls), a comb whose teeth
 are about as tall as the digits, a comb photographed in perspective (its
