@@ -293,8 +293,7 @@ class Reader:
             lines: list[_Verdict] = []
             for digits, _, alone, can_be_beside in here:
                 steady_ones = next(steadiness) if alone else None
-                # A digit the model is unsure of is in doubt as one that flips: one doubt in all (`refusal`).
-                passed = steady_ones is not None and steady_enough(steady_ones & [d.status == OK for d in digits])
+                passed = steady_ones is not None and steady_enough(steady_ones)
                 if steady_ones is not None and not steady_ones.all():
                     # A digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]

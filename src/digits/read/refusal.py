@@ -9,8 +9,7 @@ only when every test below holds, and refuses it otherwise:
   * `line_digits`: pieces at either end of the line less than half as tall
     as the digits beside them, and set apart from them, are not part of it
     (a printed label before a number written on a form, a speck); then no
-    piece is unsure (but one, in a line of three digits or more: it is then
-    the line's one doubt, below), no piece of full height is refused
+    piece is unsure, no piece of full height is refused
     ("not a digit"); no piece is much wider than the line's digits are tall (a digit
     is taller than wide: 99.3 % of MNIST's test digits are less than 1.5
     times as wide as tall); a number of two digits or more has a mean
@@ -24,10 +23,9 @@ only when every test below holds, and refuses it otherwise:
     model call for the first eight copies of every digit, and one more for
     the last two of the digits those eight leave open. A digit read at
     `BEYOND_DOUBT` or more is not nudged. In a line of three digits or more,
-    one digit alone may be in doubt, unsure or flipping (`steady_enough`):
-    the line is a number, that digit marked unsure: a doodle's pieces that
-    look like digits flip by several, and a real number was lost whole for
-    one doubtful digit.
+    one digit alone may flip (`steady_enough`): the line is a number, that
+    digit marked unsure: a doodle's pieces that look like digits flip by
+    several, and a real number was lost whole for one doubtful digit.
 
 And a whole picture (`picture_refused`): when fewer than half of its lines
 of writing pass `line_digits` on their own (steady or not), the rest
@@ -102,9 +100,6 @@ _MIN_KEPT = 8
 # CVL's evaluation writers, whom no model here trained on, 45: 21 right and 24 wrong. Of 2,000 generated
 # junk pictures (`synth.junk.make_junk`, seeds 0 and 2026) and the real junk, none gives a number. From two
 # digits, 2 more right and 1 more wrong on the CVL numbers: a line of two with one in doubt is half doubt.
-# A digit the model is unsure of is that one doubt too: of 372 more such CVL numbers, 8 that read nothing
-# read 4 right and 4 with the unsure digit wrong (one a date whose slashes read as digits); the junk, the
-# real numbers and pages and 140 generated pages, none changed.
 _ONE_DOUBT_FROM = 3
 # A digit read at this confidence or more is taken as steady without its nudged copies: of the digits read
 # so surely, 1 of MNIST's 9,356 test digits flips, and 13 of CVL's 14,543 from unseen writers. Only for
@@ -145,7 +140,7 @@ def line_digits(
     sizes = list(sizes) if sizes is not None else [(_width(d), _height(d)) for d in decided]
     decided, sizes = _without_small_ends(decided, sizes)
     accepted = [d for d in decided if d.digit is not None]
-    if not beside_numbers and (not accepted or not _sure_enough(accepted)):
+    if not beside_numbers and (not accepted or any(d.status != OK for d in accepted)):
         return None
     if beside_numbers:
         if len(accepted) < 2:  # counted before the doubtful refusals: a digit beside a smudge is no number
@@ -163,13 +158,6 @@ def line_digits(
     if len(accepted) > 1 and np.mean([d.confidence for d in accepted]) < least:
         return None
     return accepted
-
-
-def _sure_enough(accepted: Sequence[Digit]) -> bool:
-    """Whether a line's digits are sure enough to make a number on its own: all of them, or all but one in a
-    line of `_ONE_DOUBT_FROM` digits or more (that one is then the line's one doubt, `steady_enough`)."""
-    unsure = sum(d.status != OK for d in accepted)
-    return unsure == 0 or (unsure == 1 and len(accepted) >= _ONE_DOUBT_FROM)
 
 
 def _without_small_ends(
