@@ -72,8 +72,7 @@ def dots_of_lines(analysis: Analysis) -> np.ndarray | None:
         bottom = max(top + 1, round(float(np.median([d[1] for d in row]))))
         wide = max(1, round(float(np.median([d[3] - d[2] for d in row]))))
         centres = np.array([(d[2] + d[3]) / 2 for d in row])
-        pitch = float(np.median(np.diff(centres)))
-        steps = np.round((centres - centres[0]) / pitch)
+        steps = np.cumsum([0, *_steps(np.diff(centres))])
         slope, start = np.polyfit(steps, centres, 1)  # the line's own step and first dot, from all its dots
         for step in range(int(steps[-1]) + 1):  # a pixel to spare round each: dots differ by a pixel or two
             left = round(start + step * slope - wide / 2) - 1
@@ -107,10 +106,17 @@ def _dotted_rows(dots: list[tuple[int, int, int, int, int]]) -> list[list[tuple[
     return rows
 
 
+def _steps(gaps: np.ndarray) -> np.ndarray:
+    """How many of the line's steps (the median gap) each gap between neighbouring dots spans: one, or more
+    where a digit took dots."""
+    return np.maximum(np.round(gaps / float(np.median(gaps))), 1)
+
+
 def _evenly_spaced(centres: list[float]) -> bool:
+    """Whether all but `_UNEVEN` of the gaps between neighbouring dots lie within `_PITCH_SLACK` of a whole
+    number of steps."""
     gaps = np.diff(centres)
     pitch = float(np.median(gaps))
     if pitch <= 0:
         return False
-    steps = np.maximum(np.round(gaps / pitch), 1)
-    return bool(np.mean(np.abs(gaps - steps * pitch) > _PITCH_SLACK * pitch) <= _UNEVEN)
+    return bool(np.mean(np.abs(gaps - _steps(gaps) * pitch) > _PITCH_SLACK * pitch) <= _UNEVEN)

@@ -115,9 +115,8 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
 def _without_rules(image: Image.Image) -> tuple[Analysis, Analysis]:
     """The picture's analysis without its frames (`rules.cut_frames`), and that without its rules too
     (`rules.drop_rules`) and without the walls of cells they held up (`walls.drop_walls`)."""
-    found = analyse(image)
-    analysis = cut_frames(found)
-    return analysis, drop_walls(found, drop_rules(analysis))
+    analysis = cut_frames(analyse(image))
+    return analysis, drop_walls(drop_rules(analysis))
 
 
 def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.ndarray]:

@@ -89,9 +89,10 @@ class _Stick:
         return self.box[3] - self.box[1]
 
 
-def drop_walls(before: Analysis, after: Analysis) -> Analysis:
-    """`after` (the analysis `before` once its frames and rules were cut) without the walls its cut lines held up."""
-    lines, thickness = _cut_lines(before, after)
+def drop_walls(after: Analysis) -> Analysis:
+    """An analysis whose frames and rules were cut, without the walls its cut lines held up (its mask still
+    holds the ink the cuts took: they change only the labels)."""
+    lines, thickness = _cut_lines(after)
     if not thickness:
         return after
     sticks = [
@@ -134,12 +135,12 @@ def _by_line(sticks: list[_Stick]) -> list[tuple[str, list[_Stick]]]:
     return [(side, standing) for (side, _), standing in groups.items()]
 
 
-def _cut_lines(before: Analysis, after: Analysis) -> tuple[np.ndarray, dict[int, float]]:
-    """The ink `before` held and `after` no longer keeps, labelled, and the thickness of each of its pieces
-    that is a line (`_LINE_LONG` times as long as thick); the others are specks, dots, blobs."""
+def _cut_lines(after: Analysis) -> tuple[np.ndarray, dict[int, float]]:
+    """The ink of the mask that no piece keeps (cut, or dropped at step 5), labelled, and the thickness of each
+    of its pieces that is a line (`_LINE_LONG` times as long as thick); the others are specks, dots, blobs."""
     from scipy import ndimage
 
-    lines, count = ndimage.label(before.mask & (after.labels == 0), structure=np.ones((3, 3), dtype=bool))
+    lines, count = ndimage.label(after.mask & (after.labels == 0), structure=np.ones((3, 3), dtype=bool))
     if not count:
         return lines, {}
     areas = np.bincount(lines.ravel(), minlength=count + 1)
