@@ -155,6 +155,52 @@ def test_uneven_light_and_colour():
     assert np.abs(prepare(photo).image - prepare(paper("4")).image).mean() < 0.03
 
 
+def _hard_shadow(image: Image.Image, edge: float, depth: float = 0.5) -> Image.Image:
+    """A photo of `image`: a shadow cast from its left side, the shadow's slanted edge 3 px soft, at `edge` of the
+    width mid-height, and a camera's noise."""
+    from scipy import ndimage
+
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    rows, cols = np.mgrid[0 : grey.shape[0], 0 : grey.shape[1]]
+    shade = (cols < edge * grey.shape[1] + 0.3 * (rows - grey.shape[0] / 2)).astype(np.float32)
+    noise = np.random.default_rng(0).normal(0, 3, grey.shape)
+    return Image.fromarray(np.uint8(np.clip(grey * (1 - depth * ndimage.gaussian_filter(shade, 3)) + noise, 0, 255)))
+
+
+def test_a_hard_shadow_across_the_digit_is_not_ink():
+    """The smooth background cannot follow a shadow's edge a few pixels wide: the shaded paper beside it stood
+    out as ink, merged with the digit's shaded part, and a 0 was read as a 1 and a 4 refused. The background
+    follows such an edge now (`paper.follow_hard_shadow`), and the digit comes out as it does in full light."""
+    reader = Reader()
+    for kind, edge in (("0", 0.6), ("4", 0.55), ("4", 0.6)):
+        shaded = _hard_shadow(paper(kind), edge)
+        assert np.abs(prepare(shaded).image - prepare(paper(kind)).image).mean() < 0.03
+        assert reader.read_digit(shaded).digit == int(kind)
+
+
+def test_what_is_not_a_hard_shadow_is_left_alone():
+    """A marker's stroke three windows wide that reaches the border is darker than any shade; a blot far wider
+    than the writing's strokes, but within the picture, reaches no border; light that falls off slowly has no
+    hard edge; a strip of print is too small to hold a shadow beside its writing: the background comes back as
+    it was given."""
+    from digits.read.paper import estimate_background, follow_hard_shadow
+
+    grey = np.full((220, 300), 0.9, np.float32)
+    grey[0:180, 130:175] = 0.1  # a marker stroke 45 px wide, from the top border down
+    assert follow_hard_shadow(grey, background := estimate_background(grey), 45.0) is background
+    grey = np.full((220, 300), 0.9, np.float32)
+    grey[60:160, 20:120] = 0.1  # a blot 100 px square, beside writing 4 px wide
+    grey[60:160, 200:204] = 0.1
+    assert follow_hard_shadow(grey, background := estimate_background(grey), 4.0) is background
+    grey = np.linspace(0.95, 0.45, 300, dtype=np.float32)[None, :].repeat(220, axis=0)  # a vignette's fall
+    grey[60:160, 200:204] = 0.1
+    assert follow_hard_shadow(grey, background := estimate_background(grey), 4.0) is background
+    strip = np.full((40, 900), 0.9, np.float32)  # a line of print, as an OCR set's line images are cut
+    for left, wide in zip(range(10, 880, 25), np.random.default_rng(0).integers(2, 12, 35), strict=False):
+        strip[10:30, left : left + wide] = 0.1
+    assert follow_hard_shadow(strip, background := estimate_background(strip), 2.0) is background
+
+
 def test_sheet_on_a_table():
     """A photo showing the table round the sheet: the table is neither paper nor ink."""
     expected = prepare(paper("7")).image

@@ -2,13 +2,14 @@
 
 Steps 2-5 of the pipeline, at analysis resolution:
 
-  2. estimate the background (paper, its texture and uneven light) and
+  2. estimate the background (paper, its texture and uneven light, a hard
+     shadow's edge once a first look has found the writing's strokes) and
      subtract it (`digits.read.paper`); a table showing round the sheet is
      left out, and a small crop cut at its ink gets a margin of its paper;
   3. detect polarity: dark ink on light paper, or light chalk on a dark board;
-  4. threshold: Otsu's method (within safe bounds) finds the writing's size
-     and stroke width, then an adaptive threshold at that scale keeps faint
-     and bold strokes at their true width;
+  4. threshold (`paper.threshold_ink`): Otsu's method (within safe bounds)
+     finds the writing's size and stroke width, then an adaptive threshold at
+     that scale keeps faint and bold strokes at their true width;
   5. drop what is not writing: specks, and dark regions that are not
      strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
@@ -23,15 +24,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, cut_sides, typical_height, wedge_at_edge
-from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, otsu
+from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
-from digits.read.paper import estimate_background, ink_signal, join_grain, noise_level, with_margin
+from digits.read.paper import (
+    estimate_background,
+    follow_hard_shadow,
+    ink_signal,
+    join_grain,
+    threshold_ink,
+    with_margin,
+)
 from digits.read.shade import REGION_EXTENT, soft_shade
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
@@ -115,41 +124,6 @@ class Analysis:
             for i, b in zip(range(1, count + 1), component_boxes(self.labels, count), strict=False)
             if b is not None and self.areas[i] > 0
         }
-
-
-def _threshold(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """Smooth the ink signal, then threshold it (step 4).
-
-    Returns (ink, mask, contrast): ink scaled so 1.0 is the typical ink level,
-    the thresholded mask, and that level in grey units (a high percentile of
-    the clearly inked pixels).
-
-    Without `stroke` the threshold is global: Otsu's split of the candidate
-    pixels, kept between 35 % and 65 % of the ink level so that neither a
-    tiny digit on a big page (Otsu falls into the noise) nor a bold one (Otsu
-    drifts up) fools it. With the stroke width known it is adaptive: a pixel
-    is ink when it reaches half the strongest ink within a few stroke widths,
-    so a faint hairline next to a heavy blob keeps its true width, while a
-    floor at a quarter of the global level (and above the noise) keeps paper
-    texture out.
-    """
-    from scipy import ndimage
-
-    smooth = ndimage.gaussian_filter(signal, sigma)
-    noise = noise_level(smooth, int(np.ceil(2 * sigma)))
-    candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
-    contrast = ink_level(candidates) if candidates.size else 0.0
-    ink = smooth / max(contrast, 1e-6)
-    if contrast < MIN_CONTRAST or candidates.size < 4:
-        return ink, np.zeros(signal.shape, dtype=bool), contrast
-    noise_floor = 4 * noise / contrast
-    if stroke <= 0:
-        split = otsu(ink[ink > max(noise_floor, 0.1)])
-        return ink, ink > max(min(max(split, 0.35), 0.65), noise_floor), contrast
-    window = max(3, int(round(3 * stroke)) | 1)
-    local_peak = ndimage.maximum_filter(ink, size=window)
-    floor = max(noise_floor, 0.25, MIN_CONTRAST / 2 / contrast)
-    return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
 
 
 def _components(
@@ -343,6 +317,33 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
     )
 
 
+class _Look(NamedTuple):
+    """The first pass over a photo against one background (`_first_look`)."""
+
+    signal: np.ndarray
+    dark_ink: bool
+    ink: np.ndarray
+    mask: np.ndarray
+    contrast: float
+    labels: np.ndarray
+    areas: np.ndarray
+
+
+def _first_look(
+    grey: np.ndarray, background: np.ndarray, outside: np.ndarray | None, picture: Box | None, rim: np.ndarray | None
+) -> _Look:
+    """Steps 3-5 against `background`, with light smoothing and a global threshold: enough to tell how tall the
+    writing is and how wide its strokes are."""
+    signal, dark_ink = ink_signal(grey, background, None if outside is None else ~outside)
+    if outside is not None:
+        signal[outside] = 0
+    if picture is not None:  # the margin added round a small crop is paper, whatever its light looks like
+        left, top, right, bottom = picture
+        signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
+    ink, mask, contrast = threshold_ink(signal, 0.7)
+    return _Look(signal, dark_ink, ink, mask, contrast, *_components(mask, picture, rim, ink=ink))
+
+
 def _analyse_grey(
     grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float], picture: Box | None = None
 ) -> Analysis:
@@ -351,21 +352,21 @@ def _analyse_grey(
     sheet = outside_sheet(grey)
     for outside in [sheet, None] if sheet is not None else [None]:
         background = estimate_background(grey, exclude=outside)
-        signal, dark_ink = ink_signal(grey, background, None if outside is None else ~outside)
-        if outside is not None:
-            signal[outside] = 0
-        if picture is not None:  # the margin added round a small crop is paper, whatever its light looks like
-            left, top, right, bottom = picture
-            signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
-        # A first pass with light smoothing and a global threshold.
-        ink, mask, contrast = _threshold(signal, 0.7)
         # What lies along the sheet's edge, thicker than writing, is the rim's shade (`_components`):
         # here before the writing's strokes are known, so that it counts in neither their width nor
         # their height.
         rim = None if outside is None else sheet_rim(outside)
-        labels, areas = _components(mask, picture, rim, ink=ink)
-        if areas.any():
+        look = _first_look(grey, background, outside, picture, rim)
+        if look.areas.any():
             break
+    stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0
+    # A hard shadow's edge, which the smooth background cannot follow, leaves shaded paper looking like ink:
+    # where there is one, look again with the background brought to the paper on both its sides.
+    followed = follow_hard_shadow(grey, background, stroke, outside)
+    if followed is not background:
+        background, look = followed, _first_look(grey, followed, outside, picture, rim)
+        stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0
+    signal, dark_ink, ink, mask, contrast, labels, areas = look
 
     # The first pass tells how tall the writing is and how wide its strokes
     # are. The second smooths in proportion (joining chalk grain, pencil
@@ -376,10 +377,9 @@ def _analyse_grey(
         weights = (labels > 0).sum(axis=1)[rows]
         cumulative = np.cumsum(weights) / weights.sum()
         low, high = rows[np.searchsorted(cumulative, 0.02)], rows[np.searchsorted(cumulative, 0.98)]
-        stroke = stroke_width(crop_to_ink(labels > 0))
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         lightly_smoothed = ink  # edges are measured on it: the second pass's smoothing softens them
-        ink, mask, contrast = _threshold(signal, sigma, stroke=max(stroke, 2.0))
+        ink, mask, contrast = threshold_ink(signal, sigma, stroke=max(stroke, 2.0))
         labels, areas = _components(mask, picture, rim, max(stroke, 2.0), lightly_smoothed)
         if not dark_ink:
             labels, areas = join_grain(labels, stroke)

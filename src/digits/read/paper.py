@@ -1,11 +1,14 @@
-"""The paper under the ink: its light, its grain, which side of it the ink is, and a margin of it.
+"""The paper under the ink: its light, its grain, which side of it the ink is, how far from it is ink, and a
+margin of it.
 
-Steps 2-3 of the pipeline for photos (`digits.read.ink`):
+Steps 2-4 of the pipeline for photos (`digits.read.ink`):
 `estimate_background` estimates the paper's brightness everywhere (uneven
-light and shadows included), `noise_level` its grain, `ink_signal` flattens
-a picture against it and tells dark ink from light chalk, and `with_margin`
-gives a small crop cut at its ink a margin of its own paper. All work on
-grey values in [0, 1].
+light and soft shadows included), `follow_hard_shadow` brings that estimate
+to the paper on both sides of a hard shadow's edge, `noise_level` measures
+the paper's grain, `ink_signal` flattens a picture against the estimate and
+tells dark ink from light chalk, `threshold_ink` tells ink from paper in
+what is left, and `with_margin` gives a small crop cut at its ink a margin
+of its own paper. All work on grey values in [0, 1].
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digits.read.levels import MIN_CONTRAST, median, reduced
+from digits.read.levels import MIN_CONTRAST, ink_level, median, otsu, reduced
 from digits.read.normalize import crop_to_ink
 from digits.spec import Box
 
@@ -25,6 +28,23 @@ _SIDES_INKED = 3
 # Coarse grid on which the background is estimated: lighting varies slowly,
 # so a ~64 px version of the image is enough and makes the filters cheap.
 _BG_GRID = 64
+# A hard shadow (a hand's, a phone's) is the one change of light that is not slow: its edge is a few pixels wide,
+# and the smooth estimate, which cannot follow it, lands between the lit paper and the shaded. Where the paper
+# (`_follow_hard_shadow`) stands off that estimate by this much (grey units), either way, over a region wider than
+# two of its windows that reaches the picture's border (a shadow is cast from outside the frame; a blot of ink
+# within it is not), the estimate follows the paper. Below `MIN_CONTRAST`: the least ink.
+_SHADOW_STEP = 0.08
+# That window is the picture's shorter side over this: wider than writing's strokes (a digit filling its picture
+# has strokes of about a tenth of its height), narrower than a shadow.
+_SHADOW_WINDOW = 15
+# A picture whose shorter side is under this (in working pixels) holds no shadow's region beside its writing: it
+# is a crop of the writing, or a strip of print, where every dark region reaches the border (8 of 60 generated
+# strips of printed words, with no shadow in them, were "followed"). The least a crop is enlarged to, `_CLEAN_LEAST`.
+_SHADOW_LEAST = 128
+# Shaded paper is no darker than this share of the lit paper: a shadow deeper still leaves nothing to read in
+# it, and a marker's stroke (ink is a fifth of the paper's light or less) wider than the window, which the
+# closing keeps, is no shadow however it touches the border.
+_SHADOW_DARKEST = 0.35
 
 
 def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -78,6 +98,91 @@ def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> 
     return np.asarray(full, dtype=np.float32)
 
 
+def follow_hard_shadow(
+    grey: np.ndarray, background: np.ndarray, stroke: float, outside: np.ndarray | None = None
+) -> np.ndarray:
+    """`background` (`estimate_background`'s) brought to the paper on both sides of a hard shadow's edge, or
+    `background` itself where the picture has none (`_SHADOW_STEP`). `stroke` is the writing's stroke width found
+    against `background` (0: none found), `outside` what is not paper, as for `estimate_background`.
+
+    The paper is a grey closing of the picture (the largest value within a window, then the smallest): it wipes
+    out dark strokes narrower than the window and keeps a shadow's edge where it is, however it slants. The
+    window is three strokes wide, and at most the picture's shorter side over `_SHADOW_WINDOW` (so wide where no
+    writing was found): a finger's shadow, wider than writing, is not wiped out; a shadow's own pieces, taken for
+    writing, cannot widen it past a shadow's size. A stroke wider than the window, which the closing keeps, is no
+    region two windows wide, or is darker than shade (`_SHADOW_DARKEST`): it stays ink. Over the region the
+    estimate is the closing, faded into `background` over a window at its edge.
+    """
+    from scipy import ndimage
+
+    height, width = grey.shape
+    if min(height, width) < _SHADOW_LEAST:
+        return background
+    widest = round(min(height, width) / _SHADOW_WINDOW) | 1
+    window = min(widest, max(5, round(3 * stroke) | 1)) if stroke > 0 else widest
+    # First on a coarse copy, with the picture itself for the paper (ink and all: it finds more, never less): most
+    # pictures have no such region, and the full-size filters below cost more than reading a small photo.
+    small, small_size = reduced(grey, _BG_GRID)
+    coarse = np.asarray(Image.fromarray(background, "F").resize(small_size, Image.Resampling.BOX))
+    off_paper = None
+    if outside is not None:
+        shrunk = Image.fromarray(outside.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
+        off_paper = np.asarray(shrunk) > 0.5
+    factor = height / small.shape[0]
+    if not _shadow_region(small - coarse, max(1, int((2 * window + 1) / factor) - 1), off_paper).any():
+        return background
+    closed = ndimage.grey_closing(grey, size=(window, window))
+    lit = float(np.percentile(background if outside is None else background[~outside], 95))
+    region = _shadow_region(closed - background, 2 * window + 1, outside, closed, _SHADOW_DARKEST * lit)
+    if not region.any():
+        return background
+    fade = ndimage.uniform_filter(region.astype(np.float32), size=window)
+    followed: np.ndarray = (background + fade * (closed - background)).astype(np.float32)
+    return followed
+
+
+def _shadow_region(
+    offset: np.ndarray,
+    width: int,
+    outside: np.ndarray | None,
+    paper: np.ndarray | None = None,
+    darkest: float = 0.0,
+) -> np.ndarray:
+    """Where `offset` (the paper minus the smooth estimate) passes `_SHADOW_STEP` either way, in regions of one
+    sign that hold a square `width` wide, within the paper (not `outside`), and reach its edge: the picture's
+    border or `outside`. With `paper` (`follow_hard_shadow`'s closing), only where it is no darker than
+    `darkest`, and only regions that end in a hard edge in it: along their boundary within the picture, `paper`
+    changes by `_SHADOW_STEP` or more within a third of `width`, at the median. Light that falls off slowly (a
+    vignette) has no such edge; the smooth estimate follows it well enough, and a region of it would only move
+    the residue to the region's rim."""
+    from scipy import ndimage
+
+    region = np.zeros(offset.shape, dtype=bool)
+    for side in (offset > _SHADOW_STEP, offset < -_SHADOW_STEP):
+        if outside is not None:
+            side &= ~outside
+        if paper is not None:
+            side &= paper >= darkest
+        region |= ndimage.maximum_filter(ndimage.minimum_filter(side, size=width), size=width) & side
+    if not region.any():
+        return region
+    labels, _ = ndimage.label(region)
+    edge = [labels[0], labels[-1], labels[:, 0], labels[:, -1]]
+    if outside is not None and outside.any():
+        edge.append(labels[ndimage.binary_dilation(outside)])
+    kept = np.unique(np.concatenate(edge))
+    kept = kept[kept > 0]
+    if paper is not None and kept.size:
+        near = max(3, width // 3)
+        change = ndimage.maximum_filter(paper, size=near) - ndimage.minimum_filter(paper, size=near)
+        rim = region & ~ndimage.binary_erosion(region, border_value=1)
+        if outside is not None:
+            rim &= ~ndimage.binary_dilation(outside)
+        medians = np.atleast_1d(ndimage.median(change, np.where(rim, labels, 0), kept))
+        kept = kept[np.nan_to_num(medians, nan=0.0) >= _SHADOW_STEP]
+    return np.isin(labels, kept)
+
+
 def noise_level(values: np.ndarray, lag: int = 1) -> float:
     """Noise level (standard deviation) from differences between pixels `lag` apart.
 
@@ -111,6 +216,41 @@ def ink_signal(grey: np.ndarray, background: np.ndarray, valid: np.ndarray | Non
         ordered = np.partition(values, (count, values.size - count - 1))
         dark_ink = float(-ordered[:count].mean()) >= float(ordered[-count:].mean())
     return against_paper(grey, background, dark_ink), dark_ink
+
+
+def threshold_ink(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Smooth the ink signal, then threshold it (step 4).
+
+    Returns (ink, mask, contrast): ink scaled so 1.0 is the typical ink level,
+    the thresholded mask, and that level in grey units (a high percentile of
+    the clearly inked pixels).
+
+    Without `stroke` the threshold is global: Otsu's split of the candidate
+    pixels, kept between 35 % and 65 % of the ink level so that neither a
+    tiny digit on a big page (Otsu falls into the noise) nor a bold one (Otsu
+    drifts up) fools it. With the stroke width known it is adaptive: a pixel
+    is ink when it reaches half the strongest ink within a few stroke widths,
+    so a faint hairline next to a heavy blob keeps its true width, while a
+    floor at a quarter of the global level (and above the noise) keeps paper
+    texture out.
+    """
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(signal, sigma)
+    noise = noise_level(smooth, int(np.ceil(2 * sigma)))
+    candidates = smooth[smooth > max(4 * noise, MIN_CONTRAST / 2)]
+    contrast = ink_level(candidates) if candidates.size else 0.0
+    ink = smooth / max(contrast, 1e-6)
+    if contrast < MIN_CONTRAST or candidates.size < 4:
+        return ink, np.zeros(signal.shape, dtype=bool), contrast
+    noise_floor = 4 * noise / contrast
+    if stroke <= 0:
+        split = otsu(ink[ink > max(noise_floor, 0.1)])
+        return ink, ink > max(min(max(split, 0.35), 0.65), noise_floor), contrast
+    window = max(3, int(round(3 * stroke)) | 1)
+    local_peak = ndimage.maximum_filter(ink, size=window)
+    floor = max(noise_floor, 0.25, MIN_CONTRAST / 2 / contrast)
+    return ink, (ink > 0.5 * local_peak) & (ink > floor), contrast
 
 
 def against_paper(grey: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
