@@ -361,8 +361,9 @@ def _analyse_grey(
             break
     stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0
     # A hard shadow's edge, which the smooth background cannot follow, leaves shaded paper looking like ink:
-    # where there is one, look again with the background brought to the paper on both its sides.
-    followed = follow_hard_shadow(grey, background, stroke, outside)
+    # where there is one, look again with the background brought to the paper on both its sides. Not in a
+    # small crop: the paper round it is a margin `with_margin` added, no border a shadow was cast from.
+    followed = background if picture is not None else follow_hard_shadow(grey, background, stroke, outside)
     if followed is not background:
         background, look = followed, _first_look(grey, followed, outside, picture, rim)
         stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0

@@ -30,21 +30,27 @@ _SIDES_INKED = 3
 _BG_GRID = 64
 # A hard shadow (a hand's, a phone's) is the one change of light that is not slow: its edge is a few pixels wide,
 # and the smooth estimate, which cannot follow it, lands between the lit paper and the shaded. Where the paper
-# (`_follow_hard_shadow`) stands off that estimate by this much (grey units), either way, over a region wider than
-# two of its windows that reaches the picture's border (a shadow is cast from outside the frame; a blot of ink
-# within it is not), the estimate follows the paper. Below `MIN_CONTRAST`: the least ink.
+# (`follow_hard_shadow`'s closing) stands off that estimate by this much (grey units), either way, over a region
+# wider than two of its windows that reaches the picture's border (a shadow is cast from outside the frame; a
+# blot of ink within it is not), the estimate follows the paper. Below `MIN_CONTRAST`: the least ink.
 _SHADOW_STEP = 0.08
-# That window is the picture's shorter side over this: wider than writing's strokes (a digit filling its picture
-# has strokes of about a tenth of its height), narrower than a shadow.
+# That window is the picture's shorter side over this at most (and 5 px at least): wider than writing's strokes
+# (a digit filling its picture has strokes of about a tenth of its height), narrower than a shadow.
 _SHADOW_WINDOW = 15
 # A picture whose shorter side is under this (in working pixels) holds no shadow's region beside its writing: it
 # is a crop of the writing, or a strip of print, where every dark region reaches the border (8 of 60 generated
-# strips of printed words, with no shadow in them, were "followed"). The least a crop is enlarged to, `_CLEAN_LEAST`.
+# strips of printed words, with no shadow in them, were "followed"). As `ink._CLEAN_LEAST`, the least a crop is
+# enlarged to.
 _SHADOW_LEAST = 128
-# Shaded paper is no darker than this share of the lit paper: a shadow deeper still leaves nothing to read in
-# it, and a marker's stroke (ink is a fifth of the paper's light or less) wider than the window, which the
-# closing keeps, is no shadow however it touches the border.
+# Shaded paper is no darker than this share of the lit paper (the smooth estimate's 95th percentile): a shadow
+# deeper still leaves nothing to read in it, and a black marker's stroke (ink is a fifth of the paper's light or
+# less) wider than the window, which the closing keeps, is no shadow however it touches the border. A red or
+# green felt-tip's is lighter (red: 0.41), and can be taken for one where it reaches the border.
 _SHADOW_DARKEST = 0.35
+# Lit paper is no lighter than this many times the paper most of the picture shows (the closing's 75th
+# percentile). The closing keeps light strokes (chalk on a board, white ink) and joins them across gaps narrower
+# than its window: without this, a bold chalk digit near the border was the "paper" it was written on.
+_SHADOW_LIGHTEST = 1.1
 
 
 def estimate_background(grey: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -107,11 +113,12 @@ def follow_hard_shadow(
 
     The paper is a grey closing of the picture (the largest value within a window, then the smallest): it wipes
     out dark strokes narrower than the window and keeps a shadow's edge where it is, however it slants. The
-    window is three strokes wide, and at most the picture's shorter side over `_SHADOW_WINDOW` (so wide where no
+    window is three strokes wide, within the bounds of `_SHADOW_WINDOW` (as wide as the upper bound where no
     writing was found): a finger's shadow, wider than writing, is not wiped out; a shadow's own pieces, taken for
     writing, cannot widen it past a shadow's size. A stroke wider than the window, which the closing keeps, is no
-    region two windows wide, or is darker than shade (`_SHADOW_DARKEST`): it stays ink. Over the region the
-    estimate is the closing, faded into `background` over a window at its edge.
+    region two windows wide, or is darker than shade (`_SHADOW_DARKEST`): it stays ink; light strokes the
+    closing keeps are lighter than the paper (`_SHADOW_LIGHTEST`). Over the region the estimate is the closing,
+    faded into `background` over a window at its edge.
     """
     from scipy import ndimage
 
@@ -120,8 +127,9 @@ def follow_hard_shadow(
         return background
     widest = round(min(height, width) / _SHADOW_WINDOW) | 1
     window = min(widest, max(5, round(3 * stroke) | 1)) if stroke > 0 else widest
-    # First on a coarse copy, with the picture itself for the paper (ink and all: it finds more, never less): most
-    # pictures have no such region, and the full-size filters below cost more than reading a small photo.
+    # A quick look first, on a 64 px copy with the picture itself for the paper: on the dark side it finds what
+    # the closing would (the picture is never lighter than its closing), on the light side less. Most pictures
+    # show no such region, and the full-size filters below cost more than reading a small photo.
     small, small_size = reduced(grey, _BG_GRID)
     coarse = np.asarray(Image.fromarray(background, "F").resize(small_size, Image.Resampling.BOX))
     off_paper = None
@@ -129,11 +137,15 @@ def follow_hard_shadow(
         shrunk = Image.fromarray(outside.astype(np.float32), "F").resize(small_size, Image.Resampling.BOX)
         off_paper = np.asarray(shrunk) > 0.5
     factor = height / small.shape[0]
-    if not _shadow_region(small - coarse, max(1, int((2 * window + 1) / factor) - 1), off_paper).any():
+    coarse_width = max(1, int((2 * window + 1) / factor) - 1)
+    if not _shadow_region(small - coarse, (coarse_width, coarse_width), off_paper).any():
         return background
     closed = ndimage.grey_closing(grey, size=(window, window))
-    lit = float(np.percentile(background if outside is None else background[~outside], 95))
-    region = _shadow_region(closed - background, 2 * window + 1, outside, closed, _SHADOW_DARKEST * lit)
+    paper = background if outside is None else background[~outside]
+    darkest = _SHADOW_DARKEST * float(np.percentile(paper, 95))
+    lightest = _SHADOW_LIGHTEST * float(np.percentile(closed if outside is None else closed[~outside], 75))
+    lighter = 2 * max(window, round(3 * stroke) | 1) + 1
+    region = _shadow_region(closed - background, (lighter, 2 * window + 1), outside, closed, (darkest, lightest))
     if not region.any():
         return background
     fade = ndimage.uniform_filter(region.astype(np.float32), size=window)
@@ -143,44 +155,51 @@ def follow_hard_shadow(
 
 def _shadow_region(
     offset: np.ndarray,
-    width: int,
+    widths: tuple[int, int],
     outside: np.ndarray | None,
     paper: np.ndarray | None = None,
-    darkest: float = 0.0,
+    levels: tuple[float, float] = (0.0, np.inf),
 ) -> np.ndarray:
     """Where `offset` (the paper minus the smooth estimate) passes `_SHADOW_STEP` either way, in regions of one
-    sign that hold a square `width` wide, within the paper (not `outside`), and reach its edge: the picture's
-    border or `outside`. With `paper` (`follow_hard_shadow`'s closing), only where it is no darker than
-    `darkest`, and only regions that end in a hard edge in it: along their boundary within the picture, `paper`
-    changes by `_SHADOW_STEP` or more within a third of `width`, at the median. Light that falls off slowly (a
-    vignette) has no such edge; the smooth estimate follows it well enough, and a region of it would only move
-    the residue to the region's rim."""
+    sign (each side labelled apart: a digit below the estimate that touches a region above it does not borrow
+    its reach) that hold a square `width` wide, within the paper (not `outside`), and reach its edge: the
+    picture's border or `outside`. With `paper` (`follow_hard_shadow`'s closing), only where it lies within
+    `levels` (darkest, lightest), and only regions of flat paper that end in a hard edge in it: along their
+    boundary within the picture, `paper` changes by `_SHADOW_STEP` or more within a third of `width`, at the
+    median, and within them by less than half that. Light that falls off slowly (a vignette) has no such edge;
+    the smooth estimate follows it well enough, and a region of it would only move the residue to the region's
+    rim. A scene's texture (wood grain, a photo of things) varies within as much as at its rim: paper does not."""
     from scipy import ndimage
 
     region = np.zeros(offset.shape, dtype=bool)
-    for side in (offset > _SHADOW_STEP, offset < -_SHADOW_STEP):
+    for side, width in zip((offset > _SHADOW_STEP, offset < -_SHADOW_STEP), widths, strict=True):
         if outside is not None:
             side &= ~outside
         if paper is not None:
-            side &= paper >= darkest
-        region |= ndimage.maximum_filter(ndimage.minimum_filter(side, size=width), size=width) & side
-    if not region.any():
-        return region
-    labels, _ = ndimage.label(region)
-    edge = [labels[0], labels[-1], labels[:, 0], labels[:, -1]]
-    if outside is not None and outside.any():
-        edge.append(labels[ndimage.binary_dilation(outside)])
-    kept = np.unique(np.concatenate(edge))
-    kept = kept[kept > 0]
-    if paper is not None and kept.size:
-        near = max(3, width // 3)
-        change = ndimage.maximum_filter(paper, size=near) - ndimage.minimum_filter(paper, size=near)
-        rim = region & ~ndimage.binary_erosion(region, border_value=1)
-        if outside is not None:
-            rim &= ~ndimage.binary_dilation(outside)
-        medians = np.atleast_1d(ndimage.median(change, np.where(rim, labels, 0), kept))
-        kept = kept[np.nan_to_num(medians, nan=0.0) >= _SHADOW_STEP]
-    return np.isin(labels, kept)
+            side &= (paper >= levels[0]) & (paper <= levels[1])
+        side &= ndimage.maximum_filter(ndimage.minimum_filter(side, size=width), size=width)
+        if not side.any():
+            continue
+        labels, _ = ndimage.label(side)
+        edge = [labels[0], labels[-1], labels[:, 0], labels[:, -1]]
+        if outside is not None and outside.any():
+            edge.append(labels[ndimage.binary_dilation(outside)])
+        kept = np.unique(np.concatenate(edge))
+        kept = kept[kept > 0]
+        if paper is not None and kept.size:
+            near = max(3, width // 3)
+            change = ndimage.maximum_filter(paper, size=near) - ndimage.minimum_filter(paper, size=near)
+            within = ndimage.binary_erosion(side, border_value=1)
+            rim = side & ~within
+            if outside is not None:
+                rim &= ~ndimage.binary_dilation(outside)
+            edges = np.atleast_1d(ndimage.median(change, np.where(rim, labels, 0), kept))
+            flat = np.atleast_1d(ndimage.median(change, np.where(within, labels, 0), kept))
+            kept = kept[
+                (np.nan_to_num(edges, nan=0.0) >= _SHADOW_STEP) & (np.nan_to_num(flat, nan=1.0) < _SHADOW_STEP / 2)
+            ]
+        region |= np.isin(labels, kept)
+    return region
 
 
 def noise_level(values: np.ndarray, lag: int = 1) -> float:
