@@ -39,8 +39,8 @@ _SHADOW_STEP = 0.08
 _SHADOW_WINDOW = 15
 # A picture whose shorter side is under this (in working pixels) holds no shadow's region beside its writing: it
 # is a crop of the writing, or a strip of print, where every dark region reaches the border (8 of 60 generated
-# strips of printed words, with no shadow in them, were "followed"). As `ink._CLEAN_LEAST`, the least a crop is
-# enlarged to.
+# strips of printed words, with no shadow in them, were "followed"; a picture of such a strip is 20-80 px tall
+# at analysis resolution).
 _SHADOW_LEAST = 128
 # Shaded paper is no darker than this share of the lit paper (the smooth estimate's 95th percentile): a shadow
 # deeper still leaves nothing to read in it, and a black marker's stroke (ink is a fifth of the paper's light or

@@ -264,8 +264,9 @@ def _unlike_writing(walls: list[_Stick], side: str, writing: list[Box]) -> bool:
     walls_top, walls_bottom = (float(np.median([wall.box[k] for wall in walls])) for k in (1, 3))
     teeth = walls_top - writing_top if side == "bottom" else writing_bottom - walls_bottom
     # Most of them: JPEG may leave a wall's end apart from its line.
-    held_at_both_ends = 2 * sum({side for side, _ in wall.stands_on} == {"top", "bottom"} for wall in walls) >= len(
-        walls
+    on_both_lines = sum({end for end, _ in wall.stands_on} == {"top", "bottom"} for wall in walls)
+    boxed = (
+        2 * on_both_lines >= len(walls)
+        and min(writing_top - walls_top, walls_bottom - writing_bottom) >= _BEYOND * tall
     )
-    boxed = held_at_both_ends and min(writing_top - walls_top, walls_bottom - writing_bottom) >= _BEYOND * tall
     return teeth >= _SHORTER * tall or boxed
