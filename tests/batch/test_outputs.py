@@ -358,6 +358,12 @@ def test_json_with_an_output_file_is_refused(tmp_path, pictures):
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_workers_with_a_dask_cluster_is_refused_before_the_cluster_is_asked(tmp_path, pictures):
+    """Which would win was said nowhere: the cluster's workers read, so a count of local ones is a mistake."""
+    result = run_cli("read", str(pictures[0]), "--workers", "2", "--dask", "tcp://127.0.0.1:9", cwd=tmp_path)
+    assert_one_line_error(result, "--workers sets this machine's processes, --dask reads on the cluster's workers")
+
+
 def test_an_empty_output_name_is_refused(tmp_path, pictures):
     assert_one_line_error(run_cli("read", str(pictures[0]), "--out", "", cwd=tmp_path), "the output's name is empty")
 

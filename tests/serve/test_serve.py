@@ -276,6 +276,18 @@ def test_metrics_count_requests_errors_and_batch_sizes(client, mnist, monkeypatc
     assert 'method="other",route="/health"' in text and "PROPFIND" not in text
 
 
+def test_metrics_name_the_versioned_v2_routes_and_not_other_versions(client, monkeypatch):
+    """serving.md says the versioned paths also answer: they were counted as "other", like unknown paths."""
+    from digits.serve import metrics
+
+    monkeypatch.setattr(metrics, "SCRAPE_EVERY", 0.0)
+    assert client.get("/v2/models/digits/versions/1/ready").status_code == 200
+    assert client.get("/v2/models/digits/versions/7/ready").status_code == 404
+    text = client.get("/metrics").text
+    assert 'code="200",method="GET",route="/v2/models/digits/versions/1/ready"' in text
+    assert "versions/7" not in text and 'code="404",method="GET",route="other"' in text
+
+
 def test_a_scrape_shares_the_page_made_within_the_second(client, monkeypatch):
     """Made afresh for each of 32 clients at once, the page took /health's p99 to 0.17-0.34 s."""
     from digits.serve import metrics

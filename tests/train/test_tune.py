@@ -266,6 +266,17 @@ def test_bad_storage_is_one_line(tmp_path, url, fragment):
     assert "secret" not in result.stderr
 
 
+def test_a_study_with_no_trials_is_shown_whole_without_plots(tmp_path):
+    """Made with --trials 0 (as tuning.md shows), it printed half a sentence, and --show failed for want of plots."""
+    made = _tune(tmp_path, "--trials", "0", "--study", "empty")
+    assert made.returncode == 0, made.stderr
+    assert "study empty: preset tiny, no trials yet" in made.stdout
+    shown = run_cli("tune", "--show", "empty", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "no trials yet" in shown.stdout and "no plots yet: they need 2 complete trials" in shown.stdout
+    assert not (tmp_path / "tune-empty").exists()
+
+
 def test_a_study_of_another_preset_is_refused(tmp_path):
     assert _tune(tmp_path, "--trials", "0", "--study", "mine").returncode == 0
     result = run_cli(

@@ -55,6 +55,8 @@ def run(
         raise InputError(f"no pictures to read in {given} ({why}).")
     if as_json and out is not None:
         raise InputError("--json prints answers, --out writes them: give one (the rows' format is --out's suffix).")
+    if dask is not None and workers is not None:
+        raise InputError("--workers sets this machine's processes, --dask reads on the cluster's workers: give one.")
     job = job_for(command, model, threshold)  # a bad model fails before the output is locked
     if dask is not None:
         _quiet_dask()

@@ -98,7 +98,7 @@ def tune(
     if storage == "":
         raise typer.BadParameter("--storage is empty; leave it out for the SQLite file in --runs-dir.")
     tune = _import_tune()
-    from digits.train.study_report import describe
+    from digits.train.study_report import best_trials, describe
 
     storage = storage or tune.default_storage(runs_dir)
     if show:
@@ -106,6 +106,9 @@ def tune(
 
         found = tune.open_study(tune.open_storage(storage, existing=True), show)
         echo(describe(found))
+        if len(best_trials(found)) < plots.STUDY_PLOTS_FROM:  # a study just made, or still on its first trial
+            echo(f"  no plots yet: they need {plots.STUDY_PLOTS_FROM} complete trials.")
+            return
         for path in plots.save_study_plots(found, out or runs_dir / f"tune-{show}"):
             echo(f"  plot: {path}")
         return

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from fastapi.responses import Response
 
-from digits.serve.v2 import MODEL
+from digits.serve.v2 import MODEL, VERSION
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
@@ -35,6 +35,10 @@ ROUTES = (
     "/v2/health/ready",
     f"/v2/models/{MODEL}",
     f"/v2/models/{MODEL}/ready",
+    # The same three with the one version served (serving.md: they "also answer"); another version is a 404, "other".
+    f"/v2/models/{MODEL}/versions/{VERSION}",
+    f"/v2/models/{MODEL}/versions/{VERSION}/ready",
+    f"/v2/models/{MODEL}/versions/{VERSION}/infer",
     "/v2",
 )
 METHODS = ("GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE")

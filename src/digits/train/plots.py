@@ -286,6 +286,10 @@ def plot_digit(image: np.ndarray, title: str, path: str | os.PathLike) -> None:
     _save(fig, path, follow_symlinks=True)  # `--out` names the user's own file
 
 
+# An optimisation history and parameter importances need two finished trials to compare.
+STUDY_PLOTS_FROM = 2
+
+
 def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
     """Optuna's optimization history, parameter importances and the best trials' parallel coordinates, as PNG."""
     import warnings
@@ -301,8 +305,10 @@ def save_study_plots(study: Any, out_dir: Path, best: int = 20) -> list[Path]:
     from digits.train.tune import TuneError
 
     complete = best_trials(study)
-    if len(complete) < 2:
-        raise TuneError(f"study {study.study_name!r} has {len(complete)} complete trial(s); plots need at least 2.")
+    if len(complete) < STUDY_PLOTS_FROM:
+        raise TuneError(
+            f"study {study.study_name!r} has {len(complete)} complete trial(s); plots need at least {STUDY_PLOTS_FROM}."
+        )
     top = optuna.create_study(direction="maximize")  # in memory: the parallel coordinates of the best only
     top.add_trials(complete[:best])
     plots = {

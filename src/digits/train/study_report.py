@@ -59,10 +59,8 @@ def trial_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
 def describe(study: optuna.Study, count: int = 5) -> str:
     """The study in a few lines: trial counts by state and the best trials with their parameters."""
     states = trial_states(study.get_trials(deepcopy=False))
-    lines = [
-        f"study {study.study_name}: preset {study.user_attrs.get('preset')}, "
-        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    ]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no trials yet"
+    lines = [f"study {study.study_name}: preset {study.user_attrs.get('preset')}, {counts}"]
     for t in best_trials(study, count):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))
         lines.append(f"  trial {t.number}: val acc {t.value:.4f}  {params}")
