@@ -81,6 +81,27 @@ def test_a_small_parquet_file_of_huge_rows_is_refused_before_they_are_read(tmp_p
         Output(out).done("reader.onnx", "predict")
 
 
+def test_a_long_value_named_by_every_row_of_a_dictionary_is_refused_before_it_is_copied_into_each(
+    tmp_path, monkeypatch
+):
+    """An attacker's file of 6 KB: one 4 MB `boxes` value stored once in a dictionary page, and a million rows
+    naming it; the footer's sizes were true, and a batch of 1,024 rows decoded to 4 GB (8.3 GB at the peak)."""
+    import pyarrow
+    import pyarrow.parquet
+
+    from digits.batch import output
+
+    monkeypatch.setattr(output, "_LONGEST_LINE", 2**20)  # the same attack, a thousand times smaller
+    out = tmp_path / "bomb.parquet"
+    row = dict.fromkeys(COLUMNS) | {"status": "ok", "model": "reader.onnx", "boxes": "[[" + "x" * 200_000}
+    rows = [row | {"path": f"p{i}.png"} for i in range(2_000)]  # 400 MB once decoded
+    table = pyarrow.Table.from_pylist(rows, output._pyarrow()[2])
+    pyarrow.parquet.write_table(table, out, compression="zstd", dictionary_pagesize_limit=2**20)
+    assert out.stat().st_size < 256 * 2**10
+    with pytest.raises(OutputError, match="bytes of text, more than digits writes"):
+        Output(out).done("reader.onnx", "predict")
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_code_1(tmp_path, pictures):
     """`digits predict pics | head -1`, made certain: the pipe's reading end is closed before the first answer."""
     reading, writing = os.pipe()

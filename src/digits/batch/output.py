@@ -47,11 +47,9 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 KILL_AFTER_CHUNK = "DIGITS_BATCH_KILL_AFTER_CHUNK"
 _LONGEST_CELL = 64 * 2**20
 _LONGEST_LINE = _LONGEST_CELL + 2**20  # the boxes cell and the rest of its row
-# Parquet is compressed: a small file can hold rows of any length, and reading it would hold them all.
-# Its footer says how large each row group is once uncompressed; a row digits writes is far below this
-# (a long path and the boxes of a page of many digits), and a group beyond it is refused before it is read.
-# A footer forged to understate them is not caught here: its rows are read a batch at a time, and a value
-# longer than any digits writes is refused, but a page is decompressed whole first.
+# Parquet is compressed: a small file can hold rows of any length. Its footer says how large each row group is
+# uncompressed; a row digits writes is far below this (a long path, a page's boxes), and a group beyond it is
+# refused unread. A forged footer is not caught there, but each batch of rows is measured before it is decoded.
 _PARQUET_ROW_BYTES = 64 * 2**10
 _PARQUET_ROWS_PER_BATCH = 1024
 # The text in one row group at most (a longer row goes alone): half what `_check_sizes` lets any group hold.
@@ -83,8 +81,7 @@ class Output:
         name = os.fspath(target)
         if not name:
             raise OutputError("the output's name is empty; --out takes a file, such as results.csv.")
-        # Path() would drop a last "/" or "/." and write a file where a folder was meant; a folder that
-        # exists is said to be one, whatever its name ends in.
+        # Path() would drop a last "/" or "/." (a folder was meant); a folder there is one, whatever its name.
         if os.path.basename(name) in ("", ".", "..") or os.path.isdir(name):
             raise OutputError(f"{name}: names a folder; --out takes a file, such as results.csv.")
         self.target = Path(target)
@@ -155,11 +152,8 @@ class Output:
             os.close(lock)
 
     def _check_parts(self, create: bool = False) -> None:
-        """The parts' folder, if there (or made, with `create`), is a folder of this user's, not a link.
-
-        Its chunks are read back and it is removed: through a link they would come from, and go,
-        elsewhere. Checked when the output is opened, when a chunk is written and before the end.
-        """
+        """The parts' folder, if there (or made, with `create`), is a folder of this user's, not a link: through
+        a link its chunks would come from, and go, elsewhere. Checked at the start, at each chunk and at the end."""
         try:
             if create:
                 with contextlib.suppress(FileExistsError):
@@ -308,7 +302,7 @@ class Output:
     def _rows(self, path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
         """The rows of one output or part file (of Parquet, only `columns`), its columns checked: exactly `COLUMNS`."""
         if self.suffix == ".parquet":
-            _, parquet, schema = _pyarrow()
+            pyarrow, parquet, schema = _pyarrow()
             table = parquet.ParquetFile(path)
             if not table.schema_arrow.equals(schema):
                 raise OutputError(
@@ -316,9 +310,16 @@ class Output:
                     "digits' types); name another --out or move this file away."
                 )
             _check_sizes(table.metadata)
-            for batch in table.iter_batches(batch_size=_PARQUET_ROWS_PER_BATCH, columns=list(columns)):
-                if _longest_text(batch) > _LONGEST_CELL:  # measured in Arrow's buffers, before Python copies them
+            # As dictionaries: a long value stored once in a dictionary page and named by every row was decoded into
+            # each of a batch's rows (8 GB for a 6 KB file). Measured in Arrow's buffers, before Python copies them.
+            texts = [name for name in columns if schema.field(name).type == pyarrow.string()]
+            dictionaries = parquet.ParquetFile(path, read_dictionary=texts)
+            for batch in dictionaries.iter_batches(_PARQUET_ROWS_PER_BATCH, columns=list(columns)):
+                longest, total = _text_sizes(batch)
+                if longest > _LONGEST_CELL:
                     raise ValueError(f"a value is longer than any digits writes ({_LONGEST_CELL // 2**20} MiB)")
+                if total > batch.num_rows * _PARQUET_ROW_BYTES + 2 * _LONGEST_LINE:
+                    raise ValueError(f"{batch.num_rows} rows hold {total:,} bytes of text, more than digits writes")
                 yield from batch.to_pylist()
             return
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -376,23 +377,21 @@ def _lines(file: TextIO) -> Iterator[str]:
         yield line
 
 
-def _longest_text(batch: Any) -> int:
-    """The longest text value of a Parquet record batch, in bytes (0 when it has none)."""
-    import pyarrow
-    import pyarrow.compute
+def _text_sizes(batch: Any) -> tuple[int, int]:
+    """A Parquet record batch's longest text value and all its text once decoded, in bytes, from its dictionaries."""
+    import pyarrow.compute as compute
 
-    lengths = [
-        pyarrow.compute.max(pyarrow.compute.binary_length(column)).as_py()
-        for column in batch.columns
-        if pyarrow.types.is_string(column.type)
-    ]
-    return max((length for length in lengths if length is not None), default=0)
+    longest = total = 0
+    for column in (column for column in batch.columns if hasattr(column, "dictionary")):
+        lengths = compute.binary_length(column.dictionary)
+        longest = max(longest, compute.max(lengths).as_py() or 0)
+        total += compute.sum(compute.take(lengths, column.indices)).as_py() or 0
+    return longest, total
 
 
 def _let_go(lock_path: Path, lock: int, owner: int) -> None:
-    """Remove the lock file while still holding its lock, then release it: no other command ever holds a lock
-    on a file that is about to go. A forked child that exits (and runs this finalizer too) only closes its copy
-    of the descriptor: the file is its parent's, whose lock holds on."""
+    """Remove the lock file while still holding its lock, then release it: no other command ever holds a lock on
+    a file about to go. A forked child that exits only closes its copy: the file is its parent's."""
     if os.getpid() == owner:
         with contextlib.suppress(OSError):
             lock_path.unlink(missing_ok=True)
