@@ -185,9 +185,19 @@ def _folder(top: str, recursive: bool) -> Iterator[str]:
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as err:
+            if folder != top and isinstance(err, (FileNotFoundError, NotADirectoryError)):
+                continue  # a sub-folder removed (or replaced) since its parent was listed holds nothing to read now
             raise InputError(f"{folder}: the folder cannot be listed ({err.strerror or err}).") from None
         for entry in entries:
-            if os.path.splitext(entry.name)[1].lower() in picture_suffixes() and not entry.is_dir():
-                yield entry.path
+            if os.path.splitext(entry.name)[1].lower() in picture_suffixes() and not _is_folder(entry):
+                yield entry.path  # a link that loops or leads nowhere too: reading it gives its error row
         if recursive:
-            waiting.extend(reversed([entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]))
+            waiting.extend(reversed([entry.path for entry in entries if _is_folder(entry, follow_symlinks=False)]))
+
+
+def _is_folder(entry: os.DirEntry, follow_symlinks: bool = True) -> bool:
+    """Whether an entry is a folder; not when asking fails (a link that loops, or runs through a file)."""
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:
+        return False
