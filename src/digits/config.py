@@ -86,18 +86,33 @@ def _boolean(v) -> str | None:
     return None if isinstance(v, bool) else "true or false"
 
 
-def _positive_ints(v) -> str | None:
-    ok = isinstance(v, (list, tuple)) and all(_is_int(u) and u > 0 for u in v)
-    return None if ok else "a list of positive whole numbers"
+# A layer wider than this is no network for 28×28 digits on a CPU: a planted config.json asked for a
+# dense layer of 3,000,000 units (9.4 GB of weights) and `train --resume` died of an allocation in TensorFlow.
+MOST_UNITS = 16_384
+MOST_LAYERS = 32
+
+
+def _positive_ints(v, most: int = MOST_UNITS) -> str | None:
+    ok = isinstance(v, (list, tuple)) and len(v) <= MOST_LAYERS and all(_is_int(u) and 0 < u <= most for u in v)
+    return None if ok else f"a list of at most {MOST_LAYERS} whole numbers from 1 to {most:,}"
 
 
 def _convolutions(v) -> str | None:
     ok = (
         isinstance(v, (list, tuple))
         and v
+        and len(v) <= MOST_LAYERS
         and all(isinstance(c, (list, tuple)) and len(c) == 3 and _positive_ints(c) is None for c in v)
+        and all(kernel <= 28 and stride <= 28 for _, kernel, stride in v)
     )
-    return None if ok else "a list of [filters, kernel, stride] triples of positive whole numbers"
+    return (
+        None
+        if ok
+        else (
+            f"a list of at most {MOST_LAYERS} [filters, kernel, stride] triples: filters from 1 to {MOST_UNITS:,}, "
+            "kernel and stride from 1 to 28"
+        )
+    )
 
 
 def _names_from(*choices) -> Callable:

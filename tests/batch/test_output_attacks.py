@@ -102,6 +102,27 @@ def test_a_long_value_named_by_every_row_of_a_dictionary_is_refused_before_it_is
         Output(out).done("reader.onnx", "predict")
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_an_output_with_a_blank_line_or_a_byte_order_mark_an_editor_added_resumes(tmp_path, suffix):
+    """Both stopped the resume: a JSON Lines file's blank line (said to be line 2 of a file where it was line 4),
+    a byte-order mark before a CSV file's header (said not to be the header) or a JSON Lines file's first row."""
+    out = tmp_path / f"edited{suffix}"
+    row = dict.fromkeys(COLUMNS) | {"status": "ok", "text": "1", "model": "reader.onnx", "boxes": "[]"}
+    with Output(out) as written:
+        written.write_chunk([row | {"path": f"p{i}.png"} for i in range(3)])
+        written.finish()
+    out.write_bytes(b"\xef\xbb\xbf" + out.read_bytes() + b"\n")
+    assert sorted(Output(out).done("reader.onnx", "read")) == ["p0.png", "p1.png", "p2.png"]
+
+
+def test_a_line_of_json_lines_that_is_no_json_is_named_by_its_number_in_the_file(tmp_path):
+    out = tmp_path / "broken.jsonl"
+    row = dict.fromkeys(COLUMNS) | {"path": "p.png", "status": "ok", "text": "1", "model": "reader.onnx", "boxes": "[]"}
+    out.write_text(json.dumps(row) + "\n\n" + "{not json\n")
+    with pytest.raises(OutputError, match="line 3 is not JSON"):
+        Output(out).done("reader.onnx", "read")
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_code_1(tmp_path, pictures):
     """`digits predict pics | head -1`, made certain: the pipe's reading end is closed before the first answer."""
     reading, writing = os.pipe()

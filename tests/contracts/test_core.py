@@ -80,6 +80,9 @@ def test_every_preset_passes_its_own_checks(preset):
         ({"dropout": 1.0}, "dropout is 1.0"),
         ({"schedule": "linear"}, "expected one of constant, cosine"),
         ({"hidden": [128, 0]}, "hidden is [128, 0]"),
+        # A planted run folder's config asked for 9.4 GB of weights; TensorFlow's allocation failed, exit 1.
+        ({"hidden": [3_000_000]}, "hidden is [3000000], expected a list of at most 32 whole numbers from 1 to 16,384"),
+        ({"convs": [[32, 99, 2]]}, "kernel and stride from 1 to 28"),
         ({"ema": 1.0}, "ema is 1.0, expected a number in [0, 1)"),
         ({"label_smoothing": 0.7}, "label_smoothing is 0.7"),
     ],

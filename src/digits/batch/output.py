@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from digits.atomic import atomic_path, temporaries, writable_target
-from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, command_of, escaped, problem_of, typed, utf8
+from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, command_of, escaped, json_row, problem_of, typed, utf8
 from digits.errors import DigitsError, install_hint
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -322,7 +322,8 @@ class Output:
                     raise ValueError(f"{batch.num_rows} rows hold {total:,} bytes of text, more than digits writes")
                 yield from batch.to_pylist()
             return
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        # "-sig": a byte-order mark an editor added goes, as an @list's does.
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
             if self.suffix == ".csv":
                 # A page of many digits has a long `boxes` cell: csv's default cap (128 KiB) would refuse our own row.
                 csv.field_size_limit(max(csv.field_size_limit(), _LONGEST_CELL))
@@ -332,11 +333,7 @@ class Output:
                 for row in rows:
                     yield {name: typed(name, row[name]) for name in COLUMNS}
                 return
-            for line in _lines(f):
-                row = json.loads(line)
-                if not isinstance(row, dict) or set(row) != set(COLUMNS):
-                    raise ValueError(f"a line is not an object with the keys {', '.join(COLUMNS)}")
-                yield row
+            yield from (json_row(line, number) for number, line in enumerate(_lines(f), 1) if line.strip())
 
 
 def _row_groups(rows: Iterable[Row], most_rows: int = 10_000) -> Iterator[list[Row]]:

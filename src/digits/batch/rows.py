@@ -72,3 +72,16 @@ def escaped(text: str) -> str:
 def typed(name: str, value: str) -> Any:
     """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
     return None if value == "" else COLUMN_TYPES[name](value)
+
+
+def json_row(line: str, number: int) -> Row:
+    """A JSON Lines output's row from its line `number` (from 1): an object with exactly the keys `COLUMNS`."""
+    import json
+
+    try:
+        row = json.loads(line)
+    except ValueError as err:  # json's own position counts within the line, not the file
+        raise ValueError(f"line {number} is not JSON ({getattr(err, 'msg', err)})") from None
+    if not isinstance(row, dict) or set(row) != set(COLUMNS):
+        raise ValueError(f"line {number} is not an object with the keys {', '.join(COLUMNS)}")
+    return row
