@@ -441,6 +441,19 @@ def test_two_runs_of_one_folder_name_are_told_apart_by_their_model(tmp_path, pic
     assert out.read_bytes() == before
 
 
+def test_one_run_named_through_a_link_or_its_model_file_resumes_its_own_output(tmp_path, pictures, tiny_run):
+    """`--model runs/latest` (a link to the run) was refused on an output `--model runs/<run>` wrote, though the
+    SHA-256 was the same: the rows' model names the file for people, the bytes say which model answered."""
+    out = tmp_path / "same.csv"
+    base = ["predict", "--out", str(out), "--threshold", "0.5"]
+    assert run_cli(*base, str(pictures[0]), "--model", str(tiny_run), cwd=tmp_path).returncode == 0
+    (tmp_path / "latest").symlink_to(tiny_run)
+    for model in (tmp_path / "latest", tiny_run / "model.onnx"):
+        resumed = run_cli(*base, str(pictures[0]), str(pictures[1]), "--model", str(model), cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+    assert sorted(os.path.basename(row["path"]) for row in read_back(out)) == ["00.png", "01.png"]
+
+
 def test_a_run_is_named_by_its_folder_in_the_rows(tmp_path, pictures, tiny_run):
     """Every run's model file is model.onnx: the rows name the run, so two runs' answers are never mixed."""
     out = tmp_path / "run.jsonl"

@@ -208,12 +208,13 @@ class Output:
         picture is read; so does one written by another model, or by the other command.
         """
         found: dict[str, tuple[int | None, int | None, bool]] = {}
-        stored_model = self.stored(model)
+        # A model is its bytes, threshold and temperature: its file's name (`runs/latest` or its run's) is for people.
+        answers_of = self.stored(model).partition(" sha256:")[2]
         for source in self._sources():
             for row in self._read(source, COLUMNS, check=True):
-                written_by = command_of(row)
-                if row["model"] != stored_model or written_by not in (None, command):
-                    other = f"`digits {written_by}`" if row["model"] == stored_model else f'the model "{row["model"]}"'
+                written_by, same_model = command_of(row), row["model"].partition(" sha256:")[2] == answers_of
+                if not same_model or written_by not in (None, command):
+                    other = f"`digits {written_by}`" if same_model else f'the model "{row["model"]}"'
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
                         f'and the model "{model}" would mix the two: name another --out, or move this file away.'

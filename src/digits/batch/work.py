@@ -55,7 +55,8 @@ class Job:
         model = reader(self).recognizer
         in_a_run = self.model is not None and (model.path.parent / RunDir.CONFIG).is_file()
         name = f"{model.path.parent.name}/{model.path.name}" if in_a_run else model.path.name
-        return f"{name} sha256:{model.sha256[:12]} threshold {self.threshold!r} temperature {model.temperature!r}"
+        threshold = self.threshold + 0.0  # -0.0 is 0.0
+        return f"{name} sha256:{model.sha256[:12]} threshold {threshold!r} temperature {model.temperature!r}"
 
 
 _readers: dict[Job, Reader] = {}
