@@ -183,6 +183,9 @@ def test_a_dask_address_without_a_port_fails_at_once(tree):
         write(["b.png"], None, job_for("predict"), dask="garbage")
     with pytest.raises(ClusterError, match="'' is not a scheduler address"):  # not read here instead, without a word
         write(["b.png"], None, job_for("predict"), dask="")
+    for port in ("-5", "0", "99999"):  # -5 was passed to the socket, then said to accept and never answer
+        with pytest.raises(ClusterError, match=f"port {port} is not one from 1 to 65535"):
+            write(["b.png"], None, job_for("predict"), dask=f"tcp://127.0.0.1:{port}")
 
 
 @pytest.fixture

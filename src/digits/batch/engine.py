@@ -194,8 +194,11 @@ def _on_dask(job: Job, chunks: Iterable[list[Item]], address: str) -> Iterator[l
         scheme, location = parse_address(address)
         if scheme not in ("tcp", "tls"):
             raise ValueError(f"digits reaches a scheduler over tcp:// or tls://, not {scheme}://")
-        if not parse_host_port(location)[0]:
+        host, port = parse_host_port(location)
+        if not host:
             raise ValueError("no host")
+        if not 0 < port < 65536:  # socket's error for -5 was passed over, then 10 s lost waiting for an answer
+            raise ValueError(f"port {port} is not one from 1 to 65535")
     except ValueError as err:
         raise ClusterError(
             f"{address or repr(address)} is not a scheduler address ({err}); give tcp://host:port."
