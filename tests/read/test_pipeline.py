@@ -228,6 +228,27 @@ def test_a_digit_written_small_on_a_large_unevenly_lit_photo_is_found(mnist):
     assert found >= 7 and read >= 6
 
 
+def _on_ruled_paper(digit: np.ndarray, margin: bool) -> Image.Image:
+    """An MNIST digit 40 px tall written between the blue lines of a notebook page, with its red margin or not."""
+    page = np.full((360, 480, 3), (0.97, 0.96, 0.92), np.float32)
+    page[24::48, :] = page[25::48, :] = (0.55, 0.70, 0.90)
+    if margin:
+        page[:, 70:72] = (0.90, 0.45, 0.45)
+    ink = np.asarray(Image.fromarray(digit).resize((40, 40), Image.Resampling.BILINEAR), np.float32)[..., None] / 255
+    page[170:210, 220:260] = page[170:210, 220:260] * (1 - ink) + np.array((0.1, 0.1, 0.2)) * ink
+    return Image.fromarray((page * 255).astype(np.uint8))
+
+
+def test_a_digit_on_ruled_paper_with_a_margin_is_read(mnist):
+    """The margin joins the page's lines into one piece, which was picked with the digit; dropping the rules left
+    the digit, under a quarter of that, and the lines were put back as if a lone stroke had been taken for a rule:
+    the digit was refused. A page's several ruled lines are no lone stroke (`pipeline._ruled_page`)."""
+    (x_test, y_test), reader = mnist[1], Reader()
+    for index in range(5):
+        assert reader.read_digit(_on_ruled_paper(x_test[index], margin=False)).digit == y_test[index]
+        assert reader.read_digit(_on_ruled_paper(x_test[index], margin=True)).digit == y_test[index]
+
+
 def test_sheet_on_a_table():
     """A photo showing the table round the sheet: the table is neither paper nor ink."""
     expected = prepare(paper("7")).image
