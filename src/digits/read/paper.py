@@ -286,9 +286,8 @@ def _one_mark_level(smooth: np.ndarray) -> float:
     ink, and nothing at all was kept. Where the pixels that do reach the least ink make one mark (its
     largest piece `_ONE_MARK` of them, and `_ONE_MARK_LEAST` pixels or more), their level is the ink's.
     Scattered ones are specks or texture: counted alone, they were read as 1s and 7s (2 of 100 generated
-    pictures of specks, 1 of 100 textures). Chosen on generated
-    digits and junk (CVL's unseen writers 30 px tall on 1600×1200 paper: 7 to 11 of 12 read); no
-    real picture's answer changed.
+    pictures of specks, 1 of 100 textures). Chosen on generated digits and junk (CVL's unseen writers 30 px
+    tall on 1600×1200 paper: 7 to 11 of 12 read); no real picture's answer changed.
     """
     from scipy import ndimage
 
