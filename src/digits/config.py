@@ -92,9 +92,9 @@ MOST_UNITS = 16_384
 MOST_LAYERS = 32
 
 
-def _positive_ints(v, most: int = MOST_UNITS) -> str | None:
-    ok = isinstance(v, (list, tuple)) and len(v) <= MOST_LAYERS and all(_is_int(u) and 0 < u <= most for u in v)
-    return None if ok else f"a list of at most {MOST_LAYERS} whole numbers from 1 to {most:,}"
+def _positive_ints(v) -> str | None:
+    ok = isinstance(v, (list, tuple)) and len(v) <= MOST_LAYERS and all(_is_int(u) and 0 < u <= MOST_UNITS for u in v)
+    return None if ok else f"a list of at most {MOST_LAYERS} whole numbers from 1 to {MOST_UNITS:,}"
 
 
 def _convolutions(v) -> str | None:

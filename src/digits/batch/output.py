@@ -377,10 +377,11 @@ def _lines(file: TextIO) -> Iterator[str]:
 
 def _text_sizes(batch: Any) -> tuple[int, int]:
     """A Parquet record batch's longest text value and all its text once decoded, in bytes, from its dictionaries."""
+    import pyarrow
     import pyarrow.compute as compute
 
     longest = total = 0
-    for column in (column for column in batch.columns if hasattr(column, "dictionary")):
+    for column in (column for column in batch.columns if pyarrow.types.is_dictionary(column.type)):
         lengths = compute.binary_length(column.dictionary)
         longest = max(longest, compute.max(lengths).as_py() or 0)
         total += compute.sum(compute.take(lengths, column.indices)).as_py() or 0

@@ -7,6 +7,7 @@ wrote it, `utf8` and `escaped` make its text storable as Parquet's UTF-8, and
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # Every column in file order, with the type of its values (each may also be None). The one home of both:
@@ -76,8 +77,6 @@ def typed(name: str, value: str) -> Any:
 
 def json_row(line: str, number: int) -> Row:
     """A JSON Lines output's row from its line `number` (from 1): an object with exactly the keys `COLUMNS`."""
-    import json
-
     try:
         row = json.loads(line)
     except ValueError as err:  # json's own position counts within the line, not the file

@@ -141,12 +141,13 @@ def _ruled_page(before: np.ndarray, after: np.ndarray) -> bool:
     which was picked with the digit as its one digit; what dropping them left was less than `_LEAST_LEFT` of it,
     and the lines were put back: the page was refused as no digit (3 of 12 ruled singles read, 11 of 12 without
     the margin). Lines photographed aslant, none across half the picture in one row, are not counted."""
+    from scipy import ndimage
+
     dropped = before & ~after
-    for along in (dropped, dropped.T):
-        long_rows = along.sum(axis=1) >= 0.5 * along.shape[1]
-        if int(long_rows[0]) + np.count_nonzero(np.diff(long_rows.astype(np.int8)) == 1) >= _RULED_LINES:
-            return True
-    return False
+    # Each run of rows (or columns) dropped across half the picture is one line.
+    return any(
+        ndimage.label(along.sum(axis=1) >= 0.5 * along.shape[1])[1] >= _RULED_LINES for along in (dropped, dropped.T)
+    )
 
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
