@@ -36,14 +36,14 @@ from digits.errors import ImageError, first_line
 from digits.read.geometry import height, union, width
 from digits.read.load import keeping_size, load_image, turned_upright, within_budget
 from digits.read.model import Recognizer
-from digits.read.pipeline import Prepared, Segmented, prepare, segment_page
+from digits.read.pipeline import Prepared, Segment, Segmented, prepare, segment_page
 from digits.read.refusal import (
     BEYOND_DOUBT,
     line_digits,
+    one_doubt_at_most,
     picture_refused,
     scattered_strokes,
     steady,
-    steady_enough,
     written_smaller,
 )
 from digits.read.sheet import finder_session
@@ -126,7 +126,7 @@ class _Verdict(NamedTuple):
     """A line of a page that can make a number, and how it fared (`refusal`)."""
 
     line: Line
-    passed: bool  # every test: `line_digits` on its own (not beside numbers), and `steady_enough`
+    passed: bool  # every test: `line_digits` on its own (not beside numbers), and `one_doubt_at_most`
     alone: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
     beside: bool  # `line_digits` beside numbers that passed every test
 
@@ -219,8 +219,9 @@ class Reader:
 
         A line is a number only when its pieces make one (`digits.read.refusal`):
         none unsure, none of full height refused, none too wide, confident
-        on average, and each digit steady when nudged (in a line of three or
-        more, one alone may flip: it is marked unsure). Smaller refused pieces
+        on average, and each digit steady when nudged; in a line of three or
+        more, one digit alone may be in doubt (unsure, refused without the model
+        being sure, or flipping when nudged): it is marked unsure. Smaller refused pieces
         (a dash, a speck, a stray mark) are left out, and so are digits at a
         line's ends much smaller than the rest and set apart (a form's printed
         label). A picture where most
@@ -277,11 +278,7 @@ class Reader:
                 beside = line_digits(decided, beside_numbers=True, sizes=sizes)
                 digits = sure or beside
                 if digits is not None:
-                    # The images of the digits kept (`line_digits` may leave a line's ends out), by identity:
-                    # a line tested for steadiness keeps its Digits as `decide` made them.
-                    chosen = {id(d) for d in digits}
-                    kept = [piece.image for piece, d in zip(line, decided, strict=True) if id(d) in chosen]
-                    here.append((digits, kept, sure is not None, beside is not None))
+                    here.append((digits, _images_of(digits, decided, line), sure is not None, beside is not None))
             candidates.append(here)
         wholes_read = [
             self.decide(probabilities[r], page.whole.box) if r is not None else None
@@ -293,7 +290,9 @@ class Reader:
             lines: list[_Verdict] = []
             for digits, _, alone, can_be_beside in here:
                 steady_ones = next(steadiness) if alone else None
-                passed = steady_ones is not None and steady_enough(steady_ones)
+                # One digit in doubt at most, whether the model was unsure of it or it flipped when nudged.
+                trusted = [d.status == OK for d in digits]
+                passed = steady_ones is not None and one_doubt_at_most(steady_ones & np.array(trusted, dtype=bool))
                 if steady_ones is not None and not steady_ones.all():
                     # A digit that flipped when nudged is not one to trust.
                     digits = [d if ok else replace(d, status=UNSURE) for d, ok in zip(digits, steady_ones, strict=True)]
@@ -362,6 +361,13 @@ class Reader:
         # With the lines beside them, too: strokes strewn over a texture, some of them level with the numbers
         # (as a label is), made two numbers and three more lines of 1s.
         return Page() if scattered_strokes([line.digits for line in kept]) else Page(kept)
+
+
+def _images_of(digits: Sequence[Digit], decided: Sequence[Digit], line: Sequence[Segment]) -> list[np.ndarray]:
+    """The images of a line's `digits` as `line_digits` kept them: in order, some of `decided` left out (a
+    line's small ends) and some read anew (a doubtful refusal read as a digit), each with its piece's box."""
+    pieces = iter(zip(decided, line, strict=True))
+    return [next(piece.image for d, piece in pieces if d.box == digit.box) for digit in digits]
 
 
 def _as_image(picture: PictureSource) -> Image.Image:
