@@ -51,7 +51,9 @@ def test_alone_a_line_of_three_digits_or_more_may_hold_one_in_doubt():
     assert read is not None and [(d.digit, d.status) for d in read] == [(4, OK), (8, UNSURE), (1, OK), (5, OK)]
     assert line_digits([others[0], sure_refusal, *others[1:]]) is None
     assert line_digits([others[0], doubtful, others[1], digit(5, UNSURE, 90, confidence=0.9)]) is None, "two doubts"
-    assert line_digits([others[0], doubtful, others[1]]) is None, "a mean confidence of 0.78"
+    assert line_digits([others[0], doubtful, others[1]]) is not None, "the doubt is not averaged in: counted once"
+    mediocre = [digit(4, OK, confidence=0.7), digit(7, UNSURE, 30, confidence=0.45), digit(1, OK, 60, confidence=0.85)]
+    assert line_digits(mediocre) is None, "the digits not in doubt average 0.775"
     assert line_digits([others[0], doubtful]) is None
 
 
@@ -78,7 +80,9 @@ def test_beside_numbers_a_doubtful_refusal_of_full_height_is_read_as_its_likelie
         return Digit(None, sure_it_is_none, ((8, 0.3), (3, 0.1), (0, 0.05)), (left, 0, left + 20, height), NO_DIGIT)
 
     six_doubt_four = [digit(6, OK, confidence=1.0), refused(0.6, 30), digit(4, OK, 60, confidence=1.0)]
-    assert line_digits(six_doubt_four) is None  # alone, a refused piece of full height stops the line
+    # Alone, a refused piece of full height stops a line of two; in one of three, it is the line's one doubt.
+    assert line_digits(six_doubt_four[:2]) is None
+    assert line_digits([*six_doubt_four, digit(1, UNSURE, 90, confidence=0.45)]) is None, "two doubts"
     read = line_digits(six_doubt_four, beside_numbers=True)
     assert read is not None and [d.digit for d in read] == [6, 8, 4]
     assert (read[1].status, read[1].confidence, read[1].box) == (UNSURE, 0.3, (30, 0, 50, 30))
