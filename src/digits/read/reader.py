@@ -127,7 +127,7 @@ class _Verdict(NamedTuple):
 
     line: Line
     passed: bool  # every test: `line_digits` on its own (not beside numbers), and `one_doubt_at_most`
-    alone: bool  # `line_digits` on its own (every digit sure, confident on average, none too wide), steady or not
+    alone: bool  # `line_digits` on its own (every digit sure but one doubt, confident on average, none too wide)
     beside: bool  # `line_digits` beside numbers that passed every test
 
 
