@@ -221,13 +221,13 @@ class Reader:
         none unsure, none of full height refused, none too wide, confident
         on average, and each digit steady when nudged; in a line of three or
         more, one digit alone may be in doubt (unsure, refused without the model
-        being sure, or flipping when nudged): it is marked unsure. Smaller refused pieces
-        (a dash, a speck, a stray mark) are left out, and so are digits at a
-        line's ends much smaller than the rest and set apart (a form's printed
-        label). A picture where most
-        lines of writing are not numbers gives none (a number's printed label,
-        level with it and less than half as tall, is not counted); one whose only number
-        is a single digit gives it only when `read_digit` reads the same.
+        being sure, or flipping when nudged): it is marked unsure. Smaller
+        refused pieces (a dash, a speck, a stray mark) are left out, and so are
+        digits at a line's ends much smaller than the rest and set apart (a
+        form's printed label). A picture where most lines of writing are not
+        numbers gives none (a number's printed label, level with it and less
+        than half as tall, is not counted); one whose only number is a single
+        digit gives it only when `read_digit` reads the same.
         Once a picture gives numbers, its other lines of two digits or more
         need not be sure or steady (unless written less than half as tall as
         those numbers: print): their digits that are unsure, or that
@@ -364,8 +364,7 @@ class Reader:
 
 
 def _images_of(digits: Sequence[Digit], decided: Sequence[Digit], line: Sequence[Segment]) -> list[np.ndarray]:
-    """The images of a line's `digits` as `line_digits` kept them: in order, some of `decided` left out (a
-    line's small ends) and some read anew (a doubtful refusal read as a digit), each with its piece's box."""
+    """The images of the `digits` that `line_digits` kept of `decided`, in order, some read anew, by their boxes."""
     pieces = iter(zip(decided, line, strict=True))
     return [next(piece.image for d, piece in pieces if d.box == digit.box) for digit in digits]
 
