@@ -208,6 +208,8 @@ def summary_block() -> str:
         rows.append(latency_row(json.loads((RESULTS / "latency.json").read_text()), page))
     if (RESULTS / "synth_pages.json").is_file():
         rows.append(pages_row(json.loads((RESULTS / "synth_pages.json").read_text()), page))
+    if (RESULTS / "unseen_numbers.json").is_file():
+        rows.append(unseen_numbers_row(json.loads((RESULTS / "unseen_numbers.json").read_text()), page))
     if (RESULTS / "batch-quick.json").is_file():
         rows.append(batch_row(json.loads((RESULTS / "batch-quick.json").read_text()), page))
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
@@ -238,6 +240,18 @@ def pages_row(pages: dict, page: str) -> tuple[str, str, str]:
         "generated pages of 2 to 4 numbers in seven scenes, read exactly",
         figure + (f" ({'; '.join(peers)})" if peers else ""),
         f"{page}#generated-pages-scene-by-scene",
+    )
+
+
+def unseen_numbers_row(numbers: dict, page: str) -> tuple[str, str, str]:
+    """The summary's row of `benchmarks/unseen_numbers.py`: numbers by CVL's unseen writers, read exactly."""
+    [counts] = [counts for name, counts in numbers["counts"].items() if name.startswith("CVL")]
+    kinds = ("exact", "nothing", "wrong, a digit marked unsure", "wrong, every digit sure")
+    return (
+        "generated photos of numbers by CVL's writers no model here saw: "
+        "read exactly / nothing / wrong with a digit marked unsure / wrong and sure",
+        " / ".join(f"{counts[kind] / numbers['numbers']:.1%}" for kind in kinds) + f" of {numbers['numbers']:,}",
+        f"{page}#numbers-by-writers-no-model-saw",
     )
 
 
