@@ -27,7 +27,8 @@ import argparse
 
 from _common import described, generated_arguments, how_run, results_table, write_results
 from digits.data import load_test
-from digits.read.reader import Reader
+from digits.errors import DataError
+from digits.read.reader import Page, Reader
 from digits.spec import UNSURE
 from digits.synth.photograph import make_lines
 from digits.train.extra_data import load_parts
@@ -35,7 +36,7 @@ from digits.train.extra_data import load_parts
 OUTCOMES = ("exact", "nothing", "wrong, a digit marked unsure", "wrong, every digit sure")
 
 
-def outcome(page, text: str) -> str:
+def outcome(page: Page, text: str) -> str:
     """Which of `OUTCOMES` a page read for a number `text` is."""
     if page.text == text:
         return "exact"
@@ -69,7 +70,10 @@ def main() -> None:
     }
     counts = {}
     for name, load in sets.items():
-        x, y = load()
+        try:
+            x, y = load()
+        except DataError as err:  # a set not found or not verified: its own sentence says which and where
+            parser.error(str(err))
         found = [
             outcome(reader.read_page(picture), text) for picture, text in make_lines(x, y, args.numbers, args.seed)
         ]
