@@ -9,7 +9,8 @@ model here trained on) and of MNIST's test set, reads each with
 
   * read exactly;
   * nothing (no number found);
-  * wrong, with a digit marked unsure: the reader said where it doubted;
+  * wrong, with a digit marked unsure: the reader said it doubted the number
+    (the digit it marked is not always the wrong one);
   * wrong, every digit sure.
 
 The rule that lets a number of three digits or more hold one digit in doubt
@@ -64,16 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args = generated_arguments(parser, "numbers", 400, "numbers per set of writers")
     reader = Reader()
-    sets = {
-        "CVL's evaluation writers (unseen)": lambda: load_parts("cvl", args.data_dir)["test"],
-        "MNIST's test writers": lambda: load_test("mnist", args.data_dir),
-    }
+    try:  # both sets before any reading: a missing one is said at once, not after the other's run
+        sets = {
+            "CVL's evaluation writers (unseen)": load_parts("cvl", args.data_dir)["test"],
+            "MNIST's test writers": load_test("mnist", args.data_dir),
+        }
+    except DataError as err:  # a set not found or not verified: its own sentence says which and where
+        parser.error(str(err))
     counts = {}
-    for name, load in sets.items():
-        try:
-            x, y = load()
-        except DataError as err:  # a set not found or not verified: its own sentence says which and where
-            parser.error(str(err))
+    for name, (x, y) in sets.items():
         found = [
             outcome(reader.read_page(picture), text) for picture, text in make_lines(x, y, args.numbers, args.seed)
         ]

@@ -48,8 +48,8 @@ Once a picture holds numbers that pass every test (one doubtful digit in a
 line of three or more included), it is a page of numbers,
 and its other lines of two digits or more, unless they are written less than
 half as tall as those numbers (`written_smaller`: a form's printed labels), need less: they pass `line_digits`
-with unsure digits allowed (confident on average, less than alone), and need
-not be steady; their digits that flipped when nudged are marked unsure. A
+with unsure digits allowed (a mean confidence of 0.6 with every digit counted in; alone, 0.8 with its
+one doubt left out), and need not be steady; their digits that flipped when nudged are marked unsure. A
 piece of full height that the model refuses, but is not sure about
 (`_SURE_NOT_A_DIGIT`), is read there as its likeliest digit, marked unsure.
 On generated pages, a page's lines were dropped for one doubtful piece far
@@ -106,11 +106,12 @@ _MIN_KEPT = 8
 # junk pictures (`synth.junk.make_junk`, seeds 0 and 2026) and the real junk, none gives a number. From two
 # digits, 2 more right and 1 more wrong on the CVL numbers: a line of two with one in doubt is half doubt.
 # The one doubt may also be a digit read unsure or a doubtful refusal: of 400 numbers of CVL's evaluation
-# writers (`make_lines` seed 7), 63 read nothing, 39 with those; 16 more read right and 8 more wrong, each of
-# those with its doubtful digit marked unsure (MNIST's test writers, 300: 3 more right, 1 more wrong).
-# Generated junk (1,000 each of seeds 777 and 0, `read`) and every real picture read as before. The digit in
-# doubt is left out of `_MIN_MEAN_CONFIDENCE`'s mean (its doubt counted once): of those 400, 9 more read, 4 right.
-# On 400 more (seed 8, not looked at while choosing), both: 49 read nothing, now 25; 13 more right, 11 more wrong.
+# writers (`make_lines` seed 7), 63 read nothing, 39 with those; 16 more read right and 8 more wrong, each
+# with a digit marked unsure (MNIST's test writers, 300: 3 more right, 1 more wrong). Generated junk (1,000
+# each of seeds 777 and 0, `read`) and every real picture as it is read as before. The digit in doubt is
+# left out of `_MIN_MEAN_CONFIDENCE`'s mean (its doubt counted once): of those 400, 9 more read, 4 right.
+# On 400 more (seed 8, not looked at while choosing), both: 49 read nothing, now 25; 13 more right, 11 more
+# wrong. `benchmarks/unseen_numbers.py` measures them on seed 2.
 _ONE_DOUBT_FROM = 3
 # A digit read at this confidence or more is taken as steady without its nudged copies: of the digits read
 # so surely, 1 of MNIST's 9,356 test digits flips, and 13 of CVL's 14,543 from unseen writers. Only for
