@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from digits.atomic import atomic_path, temporaries, writable_target
-from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, command_of, escaped, json_row, problem_of, typed, utf8
+from digits.batch.rows import COLUMN_TYPES, COLUMNS, ERROR, Row, escaped, json_row, mixed_with, problem_of, typed, utf8
 from digits.errors import DigitsError, install_hint
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -208,13 +208,10 @@ class Output:
         picture is read; so does one written by another model, or by the other command.
         """
         found: dict[str, tuple[int | None, int | None, bool]] = {}
-        # A model is its bytes, threshold and temperature: its file's name (`runs/latest` or its run's) is for people.
-        answers_of = self.stored(model).partition(" sha256:")[2]
+        stored_model = self.stored(model)
         for source in self._sources():
             for row in self._read(source, COLUMNS, check=True):
-                written_by, same_model = command_of(row), row["model"].partition(" sha256:")[2] == answers_of
-                if not same_model or written_by not in (None, command):
-                    other = f"`digits {written_by}`" if same_model else f'the model "{row["model"]}"'
+                if other := mixed_with(row, stored_model, command):
                     raise OutputError(
                         f"{self.target}: holds answers of {other}; resuming it with `digits {command}` "
                         f'and the model "{model}" would mix the two: name another --out, or move this file away.'
@@ -314,7 +311,7 @@ class Output:
             # As dictionaries: a long value stored once in a dictionary page and named by every row was decoded into
             # each of a batch's rows (8 GB for a 6 KB file). Measured in Arrow's buffers, before Python copies them.
             texts = [name for name in columns if schema.field(name).type == pyarrow.string()]
-            dictionaries = parquet.ParquetFile(path, read_dictionary=texts)
+            dictionaries = parquet.ParquetFile(path, metadata=table.metadata, read_dictionary=texts)
             for batch in dictionaries.iter_batches(_PARQUET_ROWS_PER_BATCH, columns=list(columns)):
                 longest, total = _text_sizes(batch)
                 if longest > _LONGEST_CELL:

@@ -1,8 +1,10 @@
 """The rows of a batch output: their columns and types, and what is done to a row between Python and a file.
 
 `problem_of` says what is wrong with a row read back, `command_of` which command
-wrote it, `utf8` and `escaped` make its text storable as Parquet's UTF-8, and
-`typed` turns a CSV cell back into the value the row had.
+wrote it, `model_column` what its `model` holds and `mixed_with` whether another
+command or model wrote it, `utf8` and `escaped` make its text storable as
+Parquet's UTF-8, `typed` turns a CSV cell back into the value the row had, and
+`json_row` reads a JSON Lines row.
 """
 
 from __future__ import annotations
@@ -73,6 +75,24 @@ def escaped(text: str) -> str:
 def typed(name: str, value: str) -> Any:
     """A CSV cell back as the row had it: "" is None; integer and float columns as numbers."""
     return None if value == "" else COLUMN_TYPES[name](value)
+
+
+_SHA256 = " sha256:"
+
+
+def model_column(name: str, sha256: str, threshold: float, temperature: float) -> str:
+    """A row's `model`: the model file's name, then what decides its answers (`mixed_with`)."""
+    return f"{name}{_SHA256}{sha256[:12]} threshold {threshold + 0.0!r} temperature {temperature!r}"  # -0.0 is 0.0
+
+
+def mixed_with(row: Row, model: str, command: str) -> str | None:
+    """What wrote a row, said for a sentence, if not `digits command` with `model` (a `model_column`), else None:
+    resuming would mix the two. A model is its bytes' hash, threshold and temperature, not its file's name
+    (`runs/latest` and its run's own name are one model)."""
+    if row["model"].partition(_SHA256)[2] != model.partition(_SHA256)[2]:
+        return f'the model "{row["model"]}"'
+    written_by = command_of(row)
+    return None if written_by in (None, command) else f"`digits {written_by}`"
 
 
 def json_row(line: str, number: int) -> Row:

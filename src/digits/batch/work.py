@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 
+from digits.batch.rows import model_column
 from digits.errors import DigitsError
 from digits.read.load import load_image
 from digits.read.pipeline import segment_page
@@ -55,8 +56,7 @@ class Job:
         model = reader(self).recognizer
         in_a_run = self.model is not None and (model.path.parent / RunDir.CONFIG).is_file()
         name = f"{model.path.parent.name}/{model.path.name}" if in_a_run else model.path.name
-        threshold = self.threshold + 0.0  # -0.0 is 0.0
-        return f"{name} sha256:{model.sha256[:12]} threshold {threshold!r} temperature {model.temperature!r}"
+        return model_column(name, model.sha256, self.threshold, model.temperature)
 
 
 _readers: dict[Job, Reader] = {}

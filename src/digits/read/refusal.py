@@ -160,7 +160,7 @@ def line_digits(
             accepted = [d for d in decided if d.digit is not None]
         if not accepted or not one_doubt_at_most([d.status == OK for d in accepted]):
             return None
-    if beside_numbers:
+    else:
         if len(accepted) < 2:  # counted before the doubtful refusals: a digit beside a smudge is no number
             return None
         decided = _doubtful_refusals_read(decided, sizes)
