@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError
+from digits.read.faint_rules import drop_faint_rules
 from digits.read.geometry import pixels_of, scribbled, union
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line
@@ -116,9 +117,9 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
 
 def _without_rules(image: Image.Image) -> tuple[Analysis, Analysis]:
     """The picture's analysis without its frames (`rules.cut_frames`), and that without its rules too
-    (`rules.drop_rules`) and without the walls of cells they held up (`walls.drop_walls`)."""
+    (`rules.drop_rules`, then `faint_rules.drop_faint_rules`) and without the walls of cells they held up (`walls.drop_walls`)."""
     analysis = cut_frames(analyse(image))
-    return analysis, drop_walls(drop_rules(analysis))
+    return analysis, drop_walls(drop_faint_rules(drop_rules(analysis)))
 
 
 def _one_digit(analysis: Analysis, ruled_out: Analysis) -> tuple[Analysis, np.ndarray]:

@@ -23,8 +23,8 @@ out of what was written on it (`dotted.dots_of_lines`). First, a piece
 horizontal run, twice its height long, that crosses it from end to end: a
 ruled line, or the line that joined the digits written on it. Then, with
 the writing's height measured on the pieces shorter than half the picture,
-a piece longer than `_RULE_DIGITS` times that height and thinner than `_RULE_WIDTH` of it
-loses the straight runs of that length, within `_MAX_TILT` degrees of the
+a piece longer than `RULE_DIGITS` times that height and thinner than `_RULE_WIDTH` of it
+loses the straight runs of that length, within `MAX_TILT` degrees of the
 horizontal or vertical, that cross it from end to end (`_END_TO_END`).
 Only those pixels go: a digit that touches or crosses a rule keeps its own
 strokes, bridged across the gap the rule leaves. Pieces touching the
@@ -52,14 +52,14 @@ from digits.spec import Box
 _FLAT = 3.0
 # Handwritten strokes are at most about one and a half digits long (a 1's
 # stem, a 7's bar, a slanted 4); a straight run three digits long is a rule.
-_RULE_DIGITS = 3.0
+RULE_DIGITS = 3.0
 # A rule is thin: pens' strokes are 0.1-0.2 of the digits' height, a scanner's dark border reaches 0.3.
 _RULE_WIDTH = 0.4
 # A rule spans what it joined; a straight stretch of a doodle or a big digit does not.
 _END_TO_END = 0.8
 # Rules in a photographed page lean a little; runs are looked for in steps
 # fine enough that a 2 px thick rule of the minimum length fits one of them.
-_MAX_TILT = 10.0
+MAX_TILT = 10.0
 # A frame is inked across this share of its box in each band along the box's four sides, a band
 # this share of the box's height (or width) deep: a cheap first test that most digits fail (a 7's
 # bar or a 1's foot lines one side). A round 0 may pass it; its lack of straight runs stops it.
@@ -86,21 +86,11 @@ _BORDER_BAND = 0.25
 def drop_rules(analysis: Analysis) -> Analysis:
     """The analysis without the pixels of long straight rules (see the module's contract)."""
     analysis = _cut_flat(_cut_dots(analysis))
-    boxes = analysis.boxes
-    if not boxes:
+    boxes, height = analysis.boxes, writing_height(analysis)
+    if height is None:
         return analysis
-
-    def extent(i: int) -> int:
-        x0, y0, x1, y1 = boxes[i]
-        return max(x1 - x0, y1 - y0)
-
     left, top, right, bottom = analysis.edges
-    longest = max(right - left, bottom - top)
-    short = {i: b for i, b in boxes.items() if extent(i) < 0.5 * longest}
-    if not short:
-        return analysis
-    height = typical_height(short, analysis.areas)
-    length = max(3, round(_RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
+    length = max(3, round(RULE_DIGITS * height)) | 1  # odd: the opening's two filters then share their centre
     band = _BORDER_BAND * height
     slivers = [
         i
@@ -114,18 +104,25 @@ def drop_rules(analysis: Analysis) -> Analysis:
     areas[slivers] = 0
     if slivers:
         labels[np.isin(labels, slivers)] = 0
-    for i in boxes:
-        if extent(i) < length:
+    for i, (x0, y0, x1, y1) in boxes.items():
+        if max(x1 - x0, y1 - y0) < length:
             continue
-        x0, y0, x1, y1 = boxes[i]
         piece = labels[y0:y1, x0:x1] == i
         if stroke_width(np.pad(piece, 1)) > _RULE_WIDTH * height:  # padded: a rule filling its box has edges too
             continue  # too thick for a rule: a big digit or a doodle beside specks that set the height
         at_left, at_top, at_right, at_bottom = cut_sides(boxes[i], analysis.edges)
         across = _end_to_end(piece, length, (at_left, at_right))
         down = _end_to_end(piece.T, length, (at_top, at_bottom)).T
-        areas = _cut(labels, areas, i, boxes[i], across | down)
+        areas = cut_out(labels, areas, i, boxes[i], across | down)
     return replace(analysis, labels=labels, areas=areas)
+
+
+def writing_height(analysis: Analysis) -> float | None:
+    """How tall the writing is (`typical_height`), from the pieces shorter than half the picture; None without."""
+    left, top, right, bottom = analysis.edges
+    half = 0.5 * max(right - left, bottom - top)
+    short = {i: b for i, b in analysis.boxes.items() if max(b[2] - b[0], b[3] - b[1]) < half}
+    return typical_height(short, analysis.areas) if short else None
 
 
 def _cut_dots(analysis: Analysis) -> Analysis:
@@ -137,7 +134,7 @@ def _cut_dots(analysis: Analysis) -> Analysis:
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
     for i, (x0, y0, x1, y1) in analysis.boxes.items():
         if (under := dots[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == i)).any():
-            areas = _cut(labels, areas, i, (x0, y0, x1, y1), under)
+            areas = cut_out(labels, areas, i, (x0, y0, x1, y1), under)
     return replace(analysis, labels=labels, areas=areas)
 
 
@@ -145,7 +142,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     """First pass: long flat pieces lose their horizontal rules twice their height long.
 
     No digit is that flat (MNIST's widest are twice as wide as tall): such a
-    piece, if it is also `_RULE_DIGITS` times as wide as the other pieces are
+    piece, if it is also `RULE_DIGITS` times as wide as the other pieces are
     tall, is a rule, a segment of one, or a line of digits joined by the rule
     it crosses. (A shorter one is a dash, or the detached bar of a 5.) Cut
     out, those no longer hide the writing's height from the second pass, and
@@ -154,7 +151,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
     boxes = analysis.boxes
     flat = {i: b for i, b in boxes.items() if b[2] - b[0] >= _FLAT * (b[3] - b[1])}
     others = {i: b for i, b in boxes.items() if i not in flat}
-    reach = _RULE_DIGITS * typical_height(others, analysis.areas) if others else 0.0
+    reach = RULE_DIGITS * typical_height(others, analysis.areas) if others else 0.0
     flat = {i: b for i, b in flat.items() if b[2] - b[0] >= reach}
     if not flat:
         return analysis
@@ -163,7 +160,7 @@ def _cut_flat(analysis: Analysis) -> Analysis:
         piece = labels[y0:y1, x0:x1] == i
         at_left, _, at_right, _ = cut_sides((x0, y0, x1, y1), analysis.edges)
         rule = _end_to_end(piece, (2 * (y1 - y0) + 1) | 1, (at_left, at_right))
-        areas = _cut(labels, areas, i, (x0, y0, x1, y1), rule)
+        areas = cut_out(labels, areas, i, (x0, y0, x1, y1), rule)
     return replace(analysis, labels=labels, areas=areas)
 
 
@@ -175,7 +172,7 @@ def cut_frames(analysis: Analysis) -> Analysis:
     a row of boxes sharing their walls for a number's digits, a table's grid.
     Its box is then as big as the writing or bigger, so the writing's height
     cannot be told from it, and the digits it holds (or touches) are one
-    piece with it. Once its lines are cut out (`_cut`: strokes crossing them
+    piece with it. Once its lines are cut out (`cut_out`: strokes crossing them
     bridged), the digits it held are pieces of their own. A pixel of a line
     `_DARKER_THAN_LINE` times as dark as the line's median, against the
     paper, is a pen's stroke lying along it (a printed grid or form is often
@@ -198,13 +195,13 @@ def cut_frames(analysis: Analysis) -> Analysis:
         if labels is analysis.labels:
             labels, areas = labels.copy(), areas.copy()
         if band is not None:  # a pen's ring, darker where it crosses itself: all of it goes, unbridged
-            areas = _cut(labels, areas, i, (x0, y0, x1, y1), band, bridge=False)
+            areas = cut_out(labels, areas, i, (x0, y0, x1, y1), band, bridge=False)
         elif runs is not None:
             # Unclipped (`Analysis.ink` stops at typical ink, which a grid's lines may set).
             window = np.s_[y0:y1, x0:x1]
             darkness = against_paper(analysis.grey[window], analysis.background[window], analysis.dark_ink)
             runs &= darkness < _DARKER_THAN_LINE * median(darkness[runs])
-            areas = _cut(labels, areas, i, (x0, y0, x1, y1), runs)
+            areas = cut_out(labels, areas, i, (x0, y0, x1, y1), runs)
     return analysis if labels is analysis.labels else replace(analysis, labels=labels, areas=areas)
 
 
@@ -299,7 +296,7 @@ def _ink_through(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(counts, 0, axis)
 
 
-def _cut(
+def cut_out(
     labels: np.ndarray, areas: np.ndarray, label: int, box: Box, rule: np.ndarray, bridge: bool = True
 ) -> np.ndarray:
     """Remove a rule's pixels (`rule`: a mask of the piece's box) from piece `label`; returns the new areas.
@@ -321,7 +318,7 @@ def _cut(
     kept = piece & ~rule
     # Where a stroke crosses the rule, it goes on at the other side: give it back
     # its pixels across the rule, so that a digit cut in two is whole again.
-    # The gap: the rule, the pixel `_straight_runs` grew it by and the pixel added above, each side.
+    # The gap: the rule, the pixel `straight_runs` grew it by and the pixel added above, each side.
     if bridge:
         reach = int(stroke_width(np.pad(rule, 1))) + 7
         for across in (np.ones((reach, 1), dtype=bool), np.ones((1, reach), dtype=bool)):
@@ -334,26 +331,26 @@ def _cut(
 
 
 def _end_to_end(piece: np.ndarray, length: int, cut_off: tuple[bool, bool] = (False, False)) -> np.ndarray:
-    """The piece's horizontal straight runs (`_straight_runs`), if they span `_END_TO_END` of its width; else none.
+    """The piece's horizontal straight runs (`straight_runs`), if they span `_END_TO_END` of its width; else none.
 
     A rule runs from end to end of what it joined (digits, a frame's corner);
     a straight stretch of a doodle or of a big digit does not. `cut_off`
     (left, right): the piece reaches the picture's edge there, so its rows
-    go on beyond it (`_straight_runs`).
+    go on beyond it (`straight_runs`).
     """
     height, width = piece.shape
     if piece.any(axis=0).mean() < _END_TO_END:
         return np.zeros_like(piece)  # such a run would leave no column of its span empty
     # A straight run across most of the box leans at most this much.
-    tilt = min(_MAX_TILT, float(np.degrees(np.arctan(height / (_END_TO_END * width)))))
-    rule = _straight_runs(piece, length, tilt, cut_off)
+    tilt = min(MAX_TILT, float(np.degrees(np.arctan(height / (_END_TO_END * width)))))
+    rule = straight_runs(piece, length, tilt, cut_off)
     columns = np.flatnonzero(rule.any(axis=0))
     if columns.size and columns[-1] - columns[0] + 1 >= _END_TO_END * width:
         return rule
     return np.zeros_like(piece)
 
 
-def _straight_runs(
+def straight_runs(
     mask: np.ndarray, length: int, max_tilt: float, cut_off: tuple[bool, bool] = (False, False)
 ) -> np.ndarray:
     """Pixels on a horizontal run of `length` pixels through `mask`, tilted up to `max_tilt` degrees.
