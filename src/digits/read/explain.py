@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digits.atomic import atomic_path
+from digits.read.answers import Page
 from digits.read.load import turned_upright, working_grey
 from digits.read.pipeline import Prepared
-from digits.read.reader import Page
 from digits.spec import OK
 
 _STEP_HEIGHT = 200  # px: a 28×28 step drawn about 7× larger, so its pixels are visible

@@ -67,16 +67,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from digits.read.answers import Digit
 from digits.read.geometry import height, width
 from digits.read.turns import warped
 from digits.spec import DIGITS, OK, UNSURE, Box, refused
-
-if TYPE_CHECKING:  # the reader imports this module: its Digit is only named here
-    from digits.read.reader import Digit
 
 # A line's digits must average this confidence (real numbers measured: 0.95 and up)...
 _MIN_MEAN_CONFIDENCE = 0.8
@@ -136,7 +133,7 @@ def line_digits(
 ) -> list[Digit] | None:
     """The digits of one line if they can make a number, else None.
 
-    `decided` holds the line's `reader.Digit`s left to right. Digits at its
+    `decided` holds the line's `answers.Digit`s left to right. Digits at its
     ends much smaller than the rest and set apart from them (`_without_small_ends`:
     a printed label's letters) are left out, and so are refused pieces
     smaller than `_FULL_HEIGHT` of the line's digits (a dash, a speck). On its
