@@ -245,7 +245,7 @@ def pages_row(pages: dict, page: str) -> tuple[str, str, str]:
 
 def unseen_numbers_row(numbers: dict, page: str) -> tuple[str, str, str]:
     """The summary's row of `benchmarks/unseen_numbers.py`: numbers by CVL's unseen writers, read exactly."""
-    [counts] = [counts for name, counts in numbers["counts"].items() if name.startswith("CVL")]
+    [counts] = [counts for name, counts in numbers["counts"].items() if name == "CVL's evaluation writers (unseen)"]
     kinds = ("exact", "nothing", "wrong, a digit marked unsure", "wrong, every digit sure")
     return (
         "generated photos of numbers by CVL's writers no model here saw: "

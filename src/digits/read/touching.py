@@ -1,0 +1,126 @@
+"""Two digits written touching: one piece as wide as two, read as the two it is.
+
+Handwriting often joins neighbouring digits: a stroke runs on into the next
+one, or two digits written close overlap. Their ink is then one piece, about
+as wide as two digits, and the model, which learnt to refuse what is not one
+digit, refuses it; a refused piece of full height stops its line, and the
+number gives nothing (of 40 generated numbers of MNIST's test digits whose
+one pair overlapped by 4 to 12 % of their height, 19 gave nothing and 15
+were read exactly).
+
+`cuts` cuts a piece at least `_WIDE` times as wide as tall in two where
+its ink is thinnest, in up to `_CUTS` ways: the columns with the least ink
+in the middle of its width (`_MIDDLE`), nearest the centre among equals,
+`_APART` of the width apart. Each half is made MNIST-like as any digit is
+(`normalize.to_mnist`). The pipeline keeps the cuts beside the piece
+(`pipeline.Segment.cuts`), the reader asks the model about every half with
+the rest, and `split_touching` takes the two halves of a cut in place of
+the piece only when the model refused the piece or was unsure of it, and is
+sure of each half (`_SURE` or more): of several such cuts, the one whose
+less sure half is surest. A half as wide as two digits is cut in turn
+(`pipeline._CUT_DEPTH`: up to four digits in one piece). A piece alone in
+its line, no sure digit beside it, is taken as two digits or more only when
+at most one of them is a 1 or a 7 (`_STROKES`): those are what the straight
+strokes of a letter or a grid cut apart pass for. The line then meets the
+same tests as any other (`refusal`: its mean confidence, each digit steady
+when nudged). A piece too dense with strokes to be one digit (a signature)
+is not cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digits.read.answers import Digit
+from digits.read.normalize import crop_to_ink
+from digits.spec import OK
+
+if TYPE_CHECKING:  # the pipeline imports this module: its Segment is only named here
+    from digits.read.pipeline import Segment
+
+# A digit is rarely wider than tall (MNIST's 0s and 2s: 0.6 to 0.9); two side by side are 1.2 to 2.
+_WIDE = 1.0
+# Where two digits meet: within the middle half of their width (a 1 beside a 0 meets at a third).
+_MIDDLE = (0.25, 0.75)
+# Where the ink is thinnest is not always where the digits meet (a stroke of one crosses the other): the
+# columns of least ink this far apart (a share of the width) are tried, this many, and the surest kept.
+_APART = 0.1
+_CUTS = 3
+# The digits a straight stroke passes for. A letter, a grid or a doodle alone, cut, gave "111", "77" and "177"
+# (15 of 2,000 generated pictures with no digit): a piece with no sure digit beside it in its line is read as
+# two or more only when at most one of them is a 1 or a 7.
+_STROKES = (1, 7)
+# The model must be this sure of each half.
+_SURE = 0.9
+
+
+def cuts(mask: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """For a piece's mask as wide as two digits, each of its `_CUTS` cuts: where it is cut (a share of its ink's
+    width, from the left) and the masks of its two halves; none for a narrower piece."""
+    ink = crop_to_ink(mask)
+    height, width = ink.shape
+    if width < _WIDE * height or not ink.any():
+        return []
+    lo, hi = (round(share * width) for share in _MIDDLE)
+    columns = np.arange(lo, hi)
+    cost = ink[:, lo:hi].sum(axis=0) + np.abs(columns - width / 2) / width  # the least ink; then the centre
+    chosen: list[int] = []
+    for column in columns[np.argsort(cost, kind="stable")]:
+        if all(abs(column - cut) >= _APART * width for cut in chosen):
+            chosen.append(int(column))
+        if len(chosen) == _CUTS:
+            break
+    return [(cut / width, ink[:, :cut], ink[:, cut:]) for cut in chosen]
+
+
+def halves_of(piece: Segment) -> Iterator[Segment]:
+    """Every half of every cut of the piece, and of their cuts in turn: what the model is asked about."""
+    for cut in piece.cuts:
+        for half in cut:
+            yield half
+            yield from halves_of(half)
+
+
+def split_touching(
+    line: Sequence[Segment], decided: Sequence[Digit], read: Callable[[Segment], Digit]
+) -> tuple[list[Segment], list[Digit]]:
+    """The line's pieces and the reader's answers for them (`decided`), each piece cut in two that the model
+    refused or was unsure of replaced by its halves when it is sure of both (`read` gives its answer for one),
+    or of one and of the halves of the other."""
+    pieces: list[Segment] = []
+    digits: list[Digit] = []
+    sure = [_sure(digit) for digit in decided]
+    for k, (piece, digit) in enumerate(zip(line, decided, strict=True)):
+        found = _read_cut(piece, read) if digit.status != OK else None
+        if found and not any(sure[:k] + sure[k + 1 :]) and sum(d.digit in _STROKES for _, d in found) > 1:
+            found = None
+        for part, answer in found or [(piece, digit)]:
+            pieces.append(part)
+            digits.append(answer)
+    return pieces, digits
+
+
+def _read_cut(piece: Segment, read: Callable[[Segment], Digit]) -> list[tuple[Segment, Digit]] | None:
+    """The surest way to read the piece as two digits or more, cut by its cuts (the one whose least sure digit is
+    surest), each part a sure digit or cut in turn; None when there is none."""
+    best: tuple[float, list[tuple[Segment, Digit]]] | None = None
+    for cut in piece.cuts:
+        parts: list[tuple[Segment, Digit]] = []
+        for half in cut:
+            answer = read(half)
+            inner = [(half, answer)] if _sure(answer) else _read_cut(half, read)
+            if inner is None:
+                break
+            parts.extend(inner)
+        else:
+            least = min(answer.confidence for _, answer in parts)
+            if best is None or least > best[0]:
+                best = (least, parts)
+    return best[1] if best else None
+
+
+def _sure(digit: Digit) -> bool:
+    return digit.digit is not None and digit.status == OK and digit.confidence >= _SURE
