@@ -44,7 +44,7 @@ from digits.read.load import grey_array, has_alpha, load_image, true_size
 from digits.read.normalize import crop_to_ink, level, line_tilt, naive, to_mnist
 from digits.read.pick import pick_digit
 from digits.read.rules import cut_frames, drop_rules
-from digits.read.touching import cuts
+from digits.read.touching import wide
 from digits.read.walls import drop_walls
 from digits.spec import SIZE, Box
 
@@ -75,8 +75,6 @@ _MNIST_PAPER = 0.05
 _LEAST_LEFT = 0.25
 # A page ruled for writing: so many lines dropped across it (a lone stroke is one).
 _RULED_LINES = 3
-# Pieces as wide as two digits are cut in two, and their halves in turn: up to four digits written touching.
-_CUT_DEPTH = 2
 # Each pixel's row and column, as a (2, 784) matrix: the centre of mass of a 28×28 image is one product.
 _PIXEL_CENTRES = np.indices((SIZE, SIZE)).reshape(2, -1).astype(np.float64)
 
@@ -183,8 +181,9 @@ class Segment:
     image: np.ndarray  # (28, 28) float32, ready for the model
     level_size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
     scribbled: bool = False  # too dense with strokes to be one digit (`geometry.scribbled`): the model is not asked
-    # A piece as wide as two digits: the ways to cut it in two that the reader tries (`touching.cuts`).
-    cuts: tuple[tuple[Segment, Segment], ...] = ()
+    # The piece's ink, in working pixels, kept when it is as wide as two digits: the reader may cut it (`touching`).
+    mask: np.ndarray | None = None
+    cuts: tuple[tuple[Segment, Segment], ...] = ()  # the ways to cut it that the reader tries (`touching.with_cuts`)
 
 
 def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
@@ -278,25 +277,10 @@ def segment_page(image: Image.Image) -> Segmented:
                 segment = Segment(box, made.image, scribbled=made.scribbled)
             else:
                 segment = Segment(box, to_mnist(digit)[1], scribbled=scribbled(digit))
-            line.append(segment if segment.scribbled else _with_cuts(segment, mask))
+            line.append(replace(segment, mask=mask) if wide(mask) and not segment.scribbled else segment)
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)
-
-
-def _with_cuts(segment: Segment, mask: np.ndarray, depth: int = _CUT_DEPTH) -> Segment:
-    """The segment with the ways to cut it in two when its piece (`mask`) is as wide as two digits, and those of
-    its halves in turn, `depth` times."""
-    x0, y0, x1, y1 = segment.box
-    found = []
-    for share, *parts in cuts(mask) if depth else ():
-        middle = x0 + max(1, min(x1 - x0 - 1, round(share * (x1 - x0))))
-        boxes = ((x0, y0, middle, y1), (middle, y0, x1, y1))
-        left, right = (
-            _with_cuts(Segment(box, to_mnist(part)[1]), part, depth - 1) for box, part in zip(boxes, parts, strict=True)
-        )
-        found.append((left, right))
-    return replace(segment, cuts=tuple(found)) if found else segment
 
 
 def _tilt_of(around: list[Box]) -> float:

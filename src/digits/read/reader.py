@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import reduce
 from pathlib import Path
@@ -48,7 +48,7 @@ from digits.read.refusal import (
     written_smaller,
 )
 from digits.read.sheet import finder_session
-from digits.read.touching import halves_of, split_touching
+from digits.read.touching import halves_of, split_touching, with_cuts
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
 
@@ -173,10 +173,12 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        At most four model calls, whatever the number of pictures: one `classify`
+        At most six model calls, whatever the number of pictures: one `classify`
         for every piece and every picture read whole (once when they are the same
-        image; a second call for the turns of those the model is unsure of), then
-        the nudged copies that test whether the digits of every line that can make
+        image; a second call for the turns of those the model is unsure of), one
+        `classify` (two with turns) for the halves of the pieces as wide as two
+        digits that it refused or doubted (`touching`; none when there is no such
+        piece), then the nudged copies that test whether the digits of every line that can make
         a number on its own (`refusal.line_digits`) are steady (`refusal.steady`: one call for
         the first eight copies of each digit under `refusal.BEYOND_DOUBT`, one more
         only for the digits they leave open).
@@ -195,26 +197,36 @@ class Reader:
             [[None if piece.scribbled else row(piece.image) for piece in line] for line in page.lines]
             for page in segmented
         ]
-        # The halves of pieces as wide as two digits, cut each way `touching.cuts` tries, asked in the same call.
-        for half in (half for page in segmented for line in page.lines for piece in line for half in halves_of(piece)):
-            row(half.image)
         whole_rows = [row(page.whole.image) if page.whole.readable else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
+        decided_lines = [
+            [
+                [
+                    Digit.unasked(piece.box) if r is None else self.decide(probabilities[r], piece.box)
+                    for piece, r in zip(line, line_rows, strict=True)
+                ]
+                for line, line_rows in zip(page.lines, page_rows, strict=True)
+            ]
+            for page, page_rows in zip(segmented, piece_rows, strict=True)
+        ]
+        # Pieces as wide as two digits that the model refused or doubted are cut in two (`touching`).
+        cut_lines = [
+            [
+                [with_cuts(piece) if d.status != OK else piece for piece, d in zip(line, ds, strict=True)]
+                for line, ds in zip(page.lines, page_decided, strict=True)
+            ]
+            for page, page_decided in zip(segmented, decided_lines, strict=True)
+        ]
+        read_half = self._halves_reader(
+            [half for page in cut_lines for line in page for p in line for half in halves_of(p)]
+        )
         # Per page, per line of writing that can make a number: its digits and images, whether
         # it makes one on its own (only those lines are tested for steadiness), and whether it
         # can make one beside numbers that passed every test.
         candidates: list[list[tuple[list[Digit], list[np.ndarray], bool, bool]]] = []
-
-        def read_half(half: Segment) -> Digit:
-            return self.decide(probabilities[rows[id(half.image)]], half.box)
-
-        for page, page_rows in zip(segmented, piece_rows, strict=True):
+        for page_lines, page_decided in zip(cut_lines, decided_lines, strict=True):
             here = []
-            for pieces, line_rows in zip(page.lines, page_rows, strict=True):
-                decided = [
-                    Digit.unasked(piece.box) if r is None else self.decide(probabilities[r], piece.box)
-                    for piece, r in zip(pieces, line_rows, strict=True)
-                ]
+            for pieces, decided in zip(page_lines, page_decided, strict=True):
                 line, decided = split_touching(pieces, decided, read_half)
                 sizes = [piece.level_size or (width(piece.box), height(piece.box)) for piece in line]
                 sure = line_digits(decided, sizes=sizes)
@@ -248,6 +260,12 @@ class Reader:
             ]
             pages.append(self._page(lines, writing, whole))
         return pages
+
+    def _halves_reader(self, halves: list[Segment]) -> Callable[[Segment], Digit]:
+        """What the model reads in each of the halves (`touching.halves_of`), asked in one call when there are any."""
+        probabilities = self.classify(np.stack([half.image for half in halves])) if halves else np.zeros((0, DIGITS))
+        rows = {id(half.image): k for k, half in enumerate(halves)}
+        return lambda half: self.decide(probabilities[rows[id(half.image)]], half.box)
 
     def _steady_digits(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[np.ndarray]:
         """For each line (its digits and their images): which digits are steady when nudged (those read at

@@ -12,13 +12,13 @@ were read exactly).
 its ink is thinnest, in up to `_CUTS` ways: the columns with the least ink
 in the middle of its width (`_MIDDLE`), nearest the centre among equals,
 `_APART` of the width apart. Each half is made MNIST-like as any digit is
-(`normalize.to_mnist`). The pipeline keeps the cuts beside the piece
-(`pipeline.Segment.cuts`), the reader asks the model about every half with
-the rest, and `split_touching` takes the two halves of a cut in place of
-the piece only when the model refused the piece or was unsure of it, and is
-sure of each half (`_SURE` or more): of several such cuts, the one whose
-less sure half is surest. A half as wide as two digits is cut in turn
-(`pipeline._CUT_DEPTH`: up to four digits in one piece). A piece alone in
+(`normalize.to_mnist`). The pipeline keeps the mask of a piece that wide
+(`pipeline.Segment.mask`); the reader cuts it (`with_cuts`) only when the
+model refused it or was unsure of it, asks about every half in one more
+call, and `split_touching` takes the two halves of a cut in place of
+the piece when the model is sure of each (`_SURE` or more): of several such
+cuts, the one whose less sure half is surest. A half as wide as two digits
+is cut in turn (`_DEPTH`: up to four digits in one piece). A piece alone in
 its line, no sure digit beside it, is taken as two digits or more only when
 at most one of them is a 1 or a 7 (`_STROKES`): those are what the straight
 strokes of a letter or a grid cut apart pass for. The line then meets the
@@ -30,12 +30,13 @@ is not cut.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from digits.read.answers import Digit
-from digits.read.normalize import crop_to_ink
+from digits.read.normalize import crop_to_ink, to_mnist
 from digits.spec import OK
 
 if TYPE_CHECKING:  # the pipeline imports this module: its Segment is only named here
@@ -53,17 +54,25 @@ _CUTS = 3
 # (15 of 2,000 generated pictures with no digit): a piece with no sure digit beside it in its line is read as
 # two or more only when at most one of them is a 1 or a 7.
 _STROKES = (1, 7)
+# A piece is cut in two, and its halves in turn: up to four digits written touching.
+_DEPTH = 2
 # The model must be this sure of each half.
 _SURE = 0.9
+
+
+def wide(mask: np.ndarray) -> bool:
+    """Whether a piece's ink (its mask) is as wide as two digits: at least `_WIDE` times as wide as tall."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return bool(rows.size) and columns[-1] - columns[0] + 1 >= _WIDE * (rows[-1] - rows[0] + 1)
 
 
 def cuts(mask: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """For a piece's mask as wide as two digits, each of its `_CUTS` cuts: where it is cut (a share of its ink's
     width, from the left) and the masks of its two halves; none for a narrower piece."""
-    ink = crop_to_ink(mask)
-    height, width = ink.shape
-    if width < _WIDE * height or not ink.any():
+    if not wide(mask):
         return []
+    ink = crop_to_ink(mask)
+    width = ink.shape[1]
     lo, hi = (round(share * width) for share in _MIDDLE)
     columns = np.arange(lo, hi)
     cost = ink[:, lo:hi].sum(axis=0) + np.abs(columns - width / 2) / width  # the least ink; then the centre
@@ -74,6 +83,23 @@ def cuts(mask: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
         if len(chosen) == _CUTS:
             break
     return [(cut / width, ink[:, :cut], ink[:, cut:]) for cut in chosen]
+
+
+def with_cuts(piece: Segment, depth: int = _DEPTH) -> Segment:
+    """The piece with the ways to cut it in two (`Segment.cuts`) when it was kept with its mask (`Segment.mask`:
+    as wide as two digits), each half made MNIST-like and cut in turn, `depth` times in all."""
+    if piece.mask is None or not depth:
+        return piece
+    x0, y0, x1, y1 = piece.box
+    found = []
+    for share, *parts in cuts(piece.mask):
+        middle = x0 + max(1, min(x1 - x0 - 1, round(share * (x1 - x0))))
+        left, right = (
+            with_cuts(replace(piece, box=box, image=to_mnist(part)[1], level_size=None, mask=part), depth - 1)
+            for box, part in zip(((x0, y0, middle, y1), (middle, y0, x1, y1)), parts, strict=True)
+        )
+        found.append((left, right))
+    return replace(piece, cuts=tuple(found))
 
 
 def halves_of(piece: Segment) -> Iterator[Segment]:
