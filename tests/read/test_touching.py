@@ -9,6 +9,7 @@ from PIL import Image
 from digits.read.pipeline import segment_page
 from digits.read.reader import Reader
 from digits.read.touching import cuts
+from helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,18 @@ def test_a_piece_is_cut_where_its_ink_is_thinnest():
     assert 23 / 56 <= share <= 31 / 56
     assert left.shape[1] + right.shape[1] == 56 and left[5:35, :23].all() and right[5:35, -25:].all()
     assert cuts(mask[:, :30]) == []
+
+
+@pytest.mark.parametrize(("number", "overlap"), [("053", 2), ("123", 3)])
+def test_two_digits_joined_that_pass_for_one_doubtful_digit_are_cut(reader, mnist, number, overlap):
+    """The model read a joined pair as one digit, under 0.99 ("53" as a 5: "053" read "05"); cut, it is surer
+    of each half than of the one."""
+    assert reader.read_page(_touching(mnist, number, overlap)).text == number
+
+
+def test_a_printed_labels_letters_touching_in_a_word_are_not_cut(reader, mnist):
+    """On a form, a label's "To" of "Total:" is one small piece beside the number: cut, it read 7 and 0, and
+    "2638" came back "701412". Letters much smaller than the digits beside them are not cut."""
+    forms = benchmark_module("forms")
+    picture, text = forms.form(*mnist[1], "label beside", 2, 5)
+    assert reader.read_page(picture).text == text

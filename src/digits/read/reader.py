@@ -48,7 +48,7 @@ from digits.read.refusal import (
     written_smaller,
 )
 from digits.read.sheet import finder_session
-from digits.read.touching import halves_of, split_touching, with_cuts
+from digits.read.touching import doubted, halves_of, split_touching, with_cuts
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
 
@@ -212,7 +212,7 @@ class Reader:
         # Pieces as wide as two digits that the model refused or doubted are cut in two (`touching`).
         cut_lines = [
             [
-                [with_cuts(piece) if d.status != OK else piece for piece, d in zip(line, ds, strict=True)]
+                [with_cuts(piece) if doubted(d) else piece for piece, d in zip(line, ds, strict=True)]
                 for line, ds in zip(page.lines, page_decided, strict=True)
             ]
             for page, page_decided in zip(segmented, decided_lines, strict=True)

@@ -21,7 +21,11 @@ cuts, the one whose less sure half is surest. A half as wide as two digits
 is cut in turn (`_DEPTH`: up to four digits in one piece). A piece alone in
 its line, no sure digit beside it, is taken as two digits or more only when
 at most one of them is a 1 or a 7 (`_STROKES`): those are what the straight
-strokes of a letter or a grid cut apart pass for. The line then meets the
+strokes of a letter or a grid cut apart pass for. A piece much smaller than
+the sure digits beside it (`_AS_TALL`: a printed label's letters touching
+in a word) is not cut. A wide piece that the model reads as one digit under
+`_ONE_DIGIT` is cut too (two digits joined may pass for one), and read as
+two when the model is surer of each than of the one. The line then meets the
 same tests as any other (`refusal`: its mean confidence, each digit steady
 when nudged). A piece too dense with strokes to be one digit (a signature)
 is not cut.
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digits.read.answers import Digit
+from digits.read.geometry import height
 from digits.read.normalize import crop_to_ink, to_mnist
 from digits.spec import OK
 
@@ -56,6 +61,13 @@ _CUTS = 3
 _STROKES = (1, 7)
 # A piece is cut in two, and its halves in turn: up to four digits written touching.
 _DEPTH = 2
+# Two digits joined may pass for one (a 2 run into a 0 read as a 0 at 0.96): a wide piece read as a digit
+# under this is cut too, and read as two when the model is surer of each than of the one.
+_ONE_DIGIT = 0.99
+# Digits written touching are as tall as the digits beside them; a printed label's letters, touching in
+# a word ("To" of "Total:", read 7 and 0 beside a number on a form), are much smaller: a piece is cut only
+# when at least this share of the height of the sure digits in its line.
+_AS_TALL = 0.7
 # The model must be this sure of each half.
 _SURE = 0.9
 
@@ -120,9 +132,13 @@ def split_touching(
     digits: list[Digit] = []
     sure = [_sure(digit) for digit in decided]
     for k, (piece, digit) in enumerate(zip(line, decided, strict=True)):
-        found = _read_cut(piece, read) if digit.status != OK else None
-        if found and not any(sure[:k] + sure[k + 1 :]) and sum(d.digit in _STROKES for _, d in found) > 1:
+        beside = [height(other.box) for j, other in enumerate(line) if sure[j] and j != k]
+        as_tall = not beside or height(piece.box) >= _AS_TALL * float(np.median(beside))
+        found = _read_cut(piece, read) if doubted(digit) and as_tall else None
+        if found and not beside and sum(d.digit in _STROKES for _, d in found) > 1:
             found = None
+        if found and digit.status == OK and min(d.confidence for _, d in found) <= digit.confidence:
+            found = None  # read as one digit more surely than as two
         for part, answer in found or [(piece, digit)]:
             pieces.append(part)
             digits.append(answer)
@@ -146,6 +162,12 @@ def _read_cut(piece: Segment, read: Callable[[Segment], Digit]) -> list[tuple[Se
             if best is None or least > best[0]:
                 best = (least, parts)
     return best[1] if best else None
+
+
+def doubted(digit: Digit) -> bool:
+    """Whether the model's answer for a wide piece leaves room for two digits: refused, unsure, or a digit
+    read under `_ONE_DIGIT`."""
+    return digit.status != OK or digit.confidence < _ONE_DIGIT
 
 
 def _sure(digit: Digit) -> bool:
