@@ -35,6 +35,8 @@ from digits.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+# The row of `benchmarks/unseen_numbers.py` for numbers by CVL's unseen writers with two digits touching.
+TOUCHING = "CVL's evaluation writers (unseen), two digits touching"
 DOCS = ROOT / "docs"
 CARD = ROOT / "src" / "digits" / "shipped" / "reader.json"
 PAGES = (DOCS / "benchmarks.md", ROOT / "README.md")
@@ -209,7 +211,10 @@ def summary_block() -> str:
     if (RESULTS / "synth_pages.json").is_file():
         rows.append(pages_row(json.loads((RESULTS / "synth_pages.json").read_text()), page))
     if (RESULTS / "unseen_numbers.json").is_file():
-        rows.append(unseen_numbers_row(json.loads((RESULTS / "unseen_numbers.json").read_text()), page))
+        numbers = json.loads((RESULTS / "unseen_numbers.json").read_text())
+        rows.append(unseen_numbers_row(numbers, page))
+        if TOUCHING in numbers["counts"]:
+            rows.append(unseen_numbers_row(numbers, page, touching=True))
     if (RESULTS / "batch-quick.json").is_file():
         rows.append(batch_row(json.loads((RESULTS / "batch-quick.json").read_text()), page))
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
@@ -243,13 +248,18 @@ def pages_row(pages: dict, page: str) -> tuple[str, str, str]:
     )
 
 
-def unseen_numbers_row(numbers: dict, page: str) -> tuple[str, str, str]:
-    """The summary's row of `benchmarks/unseen_numbers.py`: numbers by CVL's unseen writers, read exactly."""
-    [counts] = [counts for name, counts in numbers["counts"].items() if name == "CVL's evaluation writers (unseen)"]
+def unseen_numbers_row(numbers: dict, page: str, touching: bool = False) -> tuple[str, str, str]:
+    """A summary row of `benchmarks/unseen_numbers.py`: numbers by CVL's unseen writers, or the same numbers with
+    two digits touching, read exactly, not at all, wrong with a digit marked unsure, wrong and sure."""
+    counts = numbers["counts"][TOUCHING if touching else "CVL's evaluation writers (unseen)"]
     kinds = ("exact", "nothing", "wrong, a digit marked unsure", "wrong, every digit sure")
+    what = (
+        "the same numbers with two of their digits touching"
+        if touching
+        else "generated photos of numbers by CVL's writers no model here saw"
+    )
     return (
-        "generated photos of numbers by CVL's writers no model here saw: "
-        "read exactly / nothing / wrong with a digit marked unsure / wrong and sure",
+        f"{what}: read exactly / nothing / wrong with a digit marked unsure / wrong and sure",
         " / ".join(f"{counts[kind] / numbers['numbers']:.1%}" for kind in kinds) + f" of {numbers['numbers']:,}",
         f"{page}#numbers-by-writers-no-model-saw",
     )

@@ -9,12 +9,12 @@ line of digits, by a factor of two at most (0.55 to 1 of the writing's
 typical ink, as `ink` scales it, on 18 generated photographs of numbers on
 ruled paper), while a margin's pieces there lay at a third (0.26 to 0.33).
 
-`drop_faint_rules`, once the whole rules are gone: a piece whose mean ink
-is under `_FAINT` of the writing's (the mean over every piece's pixels)
-loses its straight runs (`rules.straight_runs`, within `rules.MAX_TILT`
-degrees of either axis) `_RUN` of the writing's height long or more
-(`rules.writing_height`); a piece cut by the picture's edge needs half that
-inside it. Only those pixels go (`rules.cut_out`): a digit joined to the
+`drop_faint_rules`, once the whole rules are gone, looks at the pieces
+that can hold a straight run `_RUN` of the writing's height long
+(`rules.writing_height`; half that for a piece cut by the picture's edge):
+one whose median ink is under `_FAINT` of theirs all together (the digits'
+mostly) loses its straight runs that long (`rules.straight_runs`, within
+`rules.MAX_TILT` degrees of either axis). Only those pixels go (`rules.cut_out`): a digit joined to the
 margin keeps its strokes. A digit written at half the contrast of its
 neighbours is no faint piece, and keeps its straight strokes; under about
 that, `ink` (step 4) does not find a digit at all, so the faint pieces left
@@ -34,8 +34,6 @@ from digits.read.rules import MAX_TILT, cut_out, straight_runs, writing_height
 
 # Pieces of a faint rule lie at about a third of the writing's ink; a pen's lightest digits at a half or more.
 _FAINT = 0.45
-# Pieces whose mean ink is under this share of the writing's mean are looked at closer.
-_MAYBE_FAINT = 0.6
 # A rule's piece worth taking is one a reader would take for a 1: half a digit tall or more.
 _RUN = 0.5
 
@@ -45,20 +43,20 @@ def drop_faint_rules(analysis: Analysis) -> Analysis:
     boxes = analysis.boxes
     if len(boxes) < 2:
         return analysis
-    # A first look at each piece's mean ink, from one pass over the picture, passes most pictures; a
-    # piece's median, which its anti-aliased edges do not pull down, decides.
-    totals = np.bincount(analysis.labels.ravel(), weights=analysis.ink.ravel(), minlength=len(analysis.areas))
-    pieces = np.fromiter(boxes, dtype=int)
-    mean = totals[pieces].sum() / analysis.areas[pieces].sum()
-    maybe = [int(i) for i in pieces if totals[i] < _MAYBE_FAINT * mean * analysis.areas[i]]
-    if not maybe:
-        return analysis
-    writing = median(analysis.ink[(analysis.labels > 0) & (analysis.areas[analysis.labels] > 0)])
-    faint = [i for i in maybe if median(_ink_of(analysis, i)) < _FAINT * writing]
-    height = writing_height(analysis) if faint else None
+    height = writing_height(analysis)
     if height is None:
         return analysis
     length = max(3, round(_RUN * height)) | 1
+    # Only pieces that can hold such a run are looked at (a page of specks has hundreds that cannot), each by
+    # the pixels in its box: a large photo's closer look is 2048 px square, and a pass over it costs more
+    # than the rest. Their median ink is the writing's: the digits are such pieces.
+    inks = {i: _ink_of(analysis, i) for i, (x0, y0, x1, y1) in boxes.items() if 2 * max(x1 - x0, y1 - y0) >= length}
+    if len(inks) < 2:
+        return analysis
+    writing = median(np.concatenate(list(inks.values())))
+    faint = [i for i, ink in inks.items() if median(ink) < _FAINT * writing]
+    if not faint:
+        return analysis
     labels, areas = analysis.labels.copy(), analysis.areas.copy()
     for i in faint:
         x0, y0, x1, y1 = boxes[i]

@@ -48,7 +48,7 @@ from digits.read.refusal import (
     written_smaller,
 )
 from digits.read.sheet import finder_session
-from digits.read.touching import doubted, halves_of, split_touching, with_cuts
+from digits.read.touching import cut_doubted, halves_of, split_touching
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
 
@@ -211,11 +211,7 @@ class Reader:
         ]
         # Pieces as wide as two digits that the model refused or doubted are cut in two (`touching`).
         cut_lines = [
-            [
-                [with_cuts(piece) if doubted(d) else piece for piece, d in zip(line, ds, strict=True)]
-                for line, ds in zip(page.lines, page_decided, strict=True)
-            ]
-            for page, page_decided in zip(segmented, decided_lines, strict=True)
+            cut_doubted(page.lines, page_decided) for page, page_decided in zip(segmented, decided_lines, strict=True)
         ]
         read_half = self._halves_reader(
             [half for page in cut_lines for line in page for p in line for half in halves_of(p)]

@@ -14,11 +14,12 @@ in the middle of its width (`_MIDDLE`), nearest the centre among equals,
 `_APART` of the width apart. Each half is made MNIST-like as any digit is
 (`normalize.to_mnist`). The pipeline keeps the mask of a piece that wide
 (`pipeline.Segment.mask`); the reader cuts it (`with_cuts`) only when the
-model refused it or was unsure of it, asks about every half in one more
-call, and `split_touching` takes the two halves of a cut in place of
+model refused it or was unsure of it (`cut_doubted`), asks about every half
+in one more call, and `split_touching` takes the two halves of a cut in place of
 the piece when the model is sure of each (`_SURE` or more): of several such
 cuts, the one whose less sure half is surest. A half as wide as two digits
-is cut in turn (`_DEPTH`: up to four digits in one piece). A piece alone in
+is cut in turn where the piece was cut through its least ink (`_DEPTH`: up
+to four digits in one piece). A piece alone in
 its line, no sure digit beside it, is taken as two digits or more only when
 at most one of them is a 1 or a 7 (`_STROKES`): those are what the straight
 strokes of a letter or a grid cut apart pass for. A piece much smaller than
@@ -68,6 +69,9 @@ _ONE_DIGIT = 0.99
 # a word ("To" of "Total:", read 7 and 0 beside a number on a form), are much smaller: a piece is cut only
 # when at least this share of the height of the sure digits in its line.
 _AS_TALL = 0.7
+# A page of a few numbers holds a few pairs of digits touching; a picture with more wide pieces in doubt is
+# the strokes of a texture (grass: 141 of them; cutting them all made it a fifth slower to read).
+_MOST_CUT = 8
 # The model must be this sure of each half.
 _SURE = 0.9
 
@@ -99,15 +103,19 @@ def cuts(mask: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
 
 def with_cuts(piece: Segment, depth: int = _DEPTH) -> Segment:
     """The piece with the ways to cut it in two (`Segment.cuts`) when it was kept with its mask (`Segment.mask`:
-    as wide as two digits), each half made MNIST-like and cut in turn, `depth` times in all."""
+    as wide as two digits), each half made MNIST-like; the halves of its first cut (through the least ink) are
+    cut in turn, `depth` times in all."""
     if piece.mask is None or not depth:
         return piece
     x0, y0, x1, y1 = piece.box
     found = []
-    for share, *parts in cuts(piece.mask):
+    for rank, (share, *parts) in enumerate(cuts(piece.mask)):
         middle = x0 + max(1, min(x1 - x0 - 1, round(share * (x1 - x0))))
         left, right = (
-            with_cuts(replace(piece, box=box, image=to_mnist(part)[1], level_size=None, mask=part), depth - 1)
+            with_cuts(
+                replace(piece, box=box, image=to_mnist(part)[1], level_size=None, mask=part),
+                depth - 1 if rank == 0 else 0,
+            )
             for box, part in zip(((x0, y0, middle, y1), (middle, y0, x1, y1)), parts, strict=True)
         )
         found.append((left, right))
@@ -122,20 +130,42 @@ def halves_of(piece: Segment) -> Iterator[Segment]:
             yield from halves_of(half)
 
 
+def cut_doubted(lines: Sequence[Sequence[Segment]], decided: Sequence[Sequence[Digit]]) -> list[list[Segment]]:
+    """A page's lines of pieces, with their cuts (`with_cuts`) those the reader may read as two digits or more:
+    kept with their mask (as wide as two digits), doubted by the model (refused, unsure, or read under
+    `_ONE_DIGIT`), and at least `_AS_TALL` as tall as the sure digits beside them in their line; none on a
+    page with more than `_MOST_CUT` such pieces."""
+    chosen = [_doubted_pieces(line, answers) for line, answers in zip(lines, decided, strict=True)]
+    if sum(len(ks) for ks in chosen) > _MOST_CUT:
+        return [list(line) for line in lines]
+    return [
+        [with_cuts(p) if k in ks else p for k, p in enumerate(line)] for line, ks in zip(lines, chosen, strict=True)
+    ]
+
+
+def _doubted_pieces(line: Sequence[Segment], decided: Sequence[Digit]) -> list[int]:
+    """Which pieces of a line `cut_doubted` cuts, but for the page's count."""
+    sure = [_sure(digit) for digit in decided]
+    return [
+        k
+        for k, (piece, digit) in enumerate(zip(line, decided, strict=True))
+        if piece.mask is not None and (digit.status != OK or digit.confidence < _ONE_DIGIT) and _as_tall(line, sure, k)
+    ]
+
+
 def split_touching(
     line: Sequence[Segment], decided: Sequence[Digit], read: Callable[[Segment], Digit]
 ) -> tuple[list[Segment], list[Digit]]:
-    """The line's pieces and the reader's answers for them (`decided`), each piece cut in two that the model
-    refused or was unsure of replaced by its halves when it is sure of both (`read` gives its answer for one),
-    or of one and of the halves of the other."""
+    """The line's pieces and the reader's answers for them (`decided`), each piece with cuts (`cut_doubted`)
+    replaced by its parts when the model is sure of each (`read` gives its answer for one), but a piece alone
+    read as strokes (`_STROKES`) or as one digit more surely than as two."""
     pieces: list[Segment] = []
     digits: list[Digit] = []
     sure = [_sure(digit) for digit in decided]
     for k, (piece, digit) in enumerate(zip(line, decided, strict=True)):
-        beside = [height(other.box) for j, other in enumerate(line) if sure[j] and j != k]
-        as_tall = not beside or height(piece.box) >= _AS_TALL * float(np.median(beside))
-        found = _read_cut(piece, read) if doubted(digit) and as_tall else None
-        if found and not beside and sum(d.digit in _STROKES for _, d in found) > 1:
+        found = _read_cut(piece, read) if piece.cuts else None
+        alone = not any(sure[:k] + sure[k + 1 :])
+        if found and alone and sum(d.digit in _STROKES for _, d in found) > 1:
             found = None
         if found and digit.status == OK and min(d.confidence for _, d in found) <= digit.confidence:
             found = None  # read as one digit more surely than as two
@@ -143,6 +173,12 @@ def split_touching(
             pieces.append(part)
             digits.append(answer)
     return pieces, digits
+
+
+def _as_tall(line: Sequence[Segment], sure: Sequence[bool], k: int) -> bool:
+    """Whether piece `k` of the line is at least `_AS_TALL` as tall as the sure digits beside it (if any)."""
+    beside = [height(other.box) for j, other in enumerate(line) if sure[j] and j != k]
+    return not beside or height(line[k].box) >= _AS_TALL * float(np.median(beside))
 
 
 def _read_cut(piece: Segment, read: Callable[[Segment], Digit]) -> list[tuple[Segment, Digit]] | None:
@@ -162,12 +198,6 @@ def _read_cut(piece: Segment, read: Callable[[Segment], Digit]) -> list[tuple[Se
             if best is None or least > best[0]:
                 best = (least, parts)
     return best[1] if best else None
-
-
-def doubted(digit: Digit) -> bool:
-    """Whether the model's answer for a wide piece leaves room for two digits: refused, unsure, or a digit
-    read under `_ONE_DIGIT`."""
-    return digit.status != OK or digit.confidence < _ONE_DIGIT
 
 
 def _sure(digit: Digit) -> bool:
