@@ -36,7 +36,7 @@ from digits.runs import RunDir
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 # The row of `benchmarks/unseen_numbers.py` for numbers by CVL's unseen writers with two digits touching.
-TOUCHING = "CVL's evaluation writers (unseen), two digits touching"
+TOUCHING_ROW = "CVL's evaluation writers (unseen), two digits touching"
 DOCS = ROOT / "docs"
 CARD = ROOT / "src" / "digits" / "shipped" / "reader.json"
 PAGES = (DOCS / "benchmarks.md", ROOT / "README.md")
@@ -213,7 +213,7 @@ def summary_block() -> str:
     if (RESULTS / "unseen_numbers.json").is_file():
         numbers = json.loads((RESULTS / "unseen_numbers.json").read_text())
         rows.append(unseen_numbers_row(numbers, page))
-        if TOUCHING in numbers["counts"]:
+        if TOUCHING_ROW in numbers["counts"]:
             rows.append(unseen_numbers_row(numbers, page, touching=True))
     if (RESULTS / "batch-quick.json").is_file():
         rows.append(batch_row(json.loads((RESULTS / "batch-quick.json").read_text()), page))
@@ -251,7 +251,7 @@ def pages_row(pages: dict, page: str) -> tuple[str, str, str]:
 def unseen_numbers_row(numbers: dict, page: str, touching: bool = False) -> tuple[str, str, str]:
     """A summary row of `benchmarks/unseen_numbers.py`: numbers by CVL's unseen writers, or the same numbers with
     two digits touching, read exactly, not at all, wrong with a digit marked unsure, wrong and sure."""
-    counts = numbers["counts"][TOUCHING if touching else "CVL's evaluation writers (unseen)"]
+    counts = numbers["counts"][TOUCHING_ROW if touching else "CVL's evaluation writers (unseen)"]
     kinds = ("exact", "nothing", "wrong, a digit marked unsure", "wrong, every digit sure")
     what = (
         "the same numbers with two of their digits touching"

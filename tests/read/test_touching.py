@@ -9,8 +9,8 @@ from PIL import Image
 from digits.read.answers import Digit
 from digits.read.pipeline import Segment, segment_page
 from digits.read.reader import Reader
-from digits.read.touching import cut_doubted, cuts
-from digits.spec import NO_DIGIT
+from digits.read.touching import cut_doubted, cuts, split_touching
+from digits.spec import NO_DIGIT, OK
 from helpers import benchmark_module
 
 
@@ -53,10 +53,13 @@ def test_a_piece_is_cut_where_its_ink_is_thinnest():
     mask[5:35, 2:25] = True
     mask[5:35, 33:58] = True
     mask[20, 25:33] = True  # the bridge
-    share, left, right = cuts(mask)[0]
-    assert 23 / 56 <= share <= 31 / 56
-    assert left.shape[1] + right.shape[1] == 56 and left[5:35, :23].all() and right[5:35, -25:].all()
+    (left, left_box), (right, right_box) = cuts(mask)[0]
+    assert 25 <= left_box[2] == right_box[0] <= 33  # through the bridge
+    assert left_box[:2] == (2, 5) and right_box[2:] == (58, 35)  # each half's box round its own ink
+    assert left.shape == (left_box[3] - left_box[1], left_box[2] - left_box[0]) and left[:, :23].all()
+    assert right.shape == (right_box[3] - right_box[1], right_box[2] - right_box[0]) and right[:, -25:].all()
     assert cuts(mask[:, :30]) == []
+    assert cuts(np.ones((1, 2), dtype=bool)) == [] and cuts(np.ones((2, 3), dtype=bool))  # too small to cut; not
 
 
 @pytest.mark.parametrize(("number", "overlap"), [("053", 2), ("123", 3)])
@@ -88,3 +91,34 @@ def test_a_page_with_many_wide_pieces_in_doubt_is_not_cut():
     assert all(piece.cuts for pieces in few for piece in pieces)
     many = cut_doubted([line(5), line(4)], [[refused] * 5, [refused] * 4])
     assert not any(piece.cuts for pieces in many for piece in pieces)
+
+
+def _piece_with_a_cut(left: int) -> Segment:
+    """A piece at `left` cut once into two halves (a fake model answers for each by its left edge)."""
+    image = np.zeros((28, 28), np.float32)
+    halves = (Segment((left, 0, left + 30, 40), image), Segment((left + 30, 0, left + 60, 40), image))
+    return Segment((left, 0, left + 60, 40), image, cuts=(halves,))
+
+
+def _sure(digit: int, confidence: float = 0.97) -> Digit:
+    return Digit(digit, confidence, ((digit, confidence),), None, OK)
+
+
+def test_a_cut_is_taken_only_when_each_part_is_surer_and_not_strokes_alone():
+    """A lone piece cut into a 1 and a 7 is strokes (a letter's, a grid's); beside a sure digit it is a number.
+    A piece read as one digit more surely than its parts stays one."""
+
+    def read(answers: dict[int, Digit]):
+        return lambda half: answers[half.box[0]]
+
+    refused = Digit(None, 0.99, (), (0, 0, 60, 40), NO_DIGIT)
+    strokes = {0: _sure(1), 30: _sure(7)}
+    alone, _ = split_touching([_piece_with_a_cut(0)], [refused], read(strokes))
+    assert len(alone) == 1
+    beside = [_piece_with_a_cut(0), Segment((80, 0, 110, 40), np.zeros((28, 28), np.float32))]
+    pieces, digits = split_touching(beside, [refused, _sure(5, 1.0)], read(strokes))
+    assert [d.digit for d in digits] == [1, 7, 5] and len(pieces) == 3
+    pair = {0: _sure(2, 0.95), 30: _sure(0, 0.95)}
+    one = [_piece_with_a_cut(0)]
+    assert [d.digit for d in split_touching(one, [_sure(0, 0.96)], read(pair))[1]] == [0]
+    assert [d.digit for d in split_touching(one, [_sure(0, 0.93)], read(pair))[1]] == [2, 0]

@@ -164,3 +164,13 @@ def test_realworld_benchmark_script_on_a_tiny_set(tmp_path, tiny_run, monkeypatc
     assert scores["time"]["pictures"] == 3
     text = (out / "realworld.md").read_text()
     assert "| one digit, real | 3 |" in text and "| generated junk accepted, all | 4 |" in text
+
+
+def test_touching_numbers_are_the_same_numbers_with_one_pair_run_together(mnist):
+    """`touching` joins two digits of each number and changes nothing else: the same digits on the same paper,
+    so a benchmark's touching rows compare with its others."""
+    _, (x, y) = mnist
+    apart, joined = make_lines(x, y, 8, seed=5), make_lines(x, y, 8, seed=5, touching=True)
+    assert [text for _, text in apart] == [text for _, text in joined]
+    assert [picture.size for picture, _ in apart] == [picture.size for picture, _ in joined]
+    assert all(not np.array_equal(np.asarray(a), np.asarray(b)) for (a, _), (b, _) in zip(apart, joined, strict=True))

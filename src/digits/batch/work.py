@@ -85,8 +85,8 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
-    """Read every picture of a chunk: one `Reader.classify` for all their digits (for `read`, one or two
-    model calls more to test them)."""
+    """Read every picture of a chunk: one `Reader.classify` for all their digits (for `read`, one more for
+    the halves of pieces as wide as two digits in doubt, and one or two to test the numbers)."""
     model = reader(job)
     results = [
         {"path": path, "size": size, "mtime_ns": mtime, "error": None, "result": None} for path, size, mtime in items

@@ -7,14 +7,15 @@ it stands next to (a margin's pieces made "3026" read "13026"). What tells
 them from writing is their ink: a pen's strokes vary in darkness along a
 line of digits, by a factor of two at most (0.55 to 1 of the writing's
 typical ink, as `ink` scales it, on 18 generated photographs of numbers on
-ruled paper), while a margin's pieces there lay at a third (0.26 to 0.33).
+ruled paper), while a margin's pieces there lie at a third (0.26 to 0.33).
 
-`drop_faint_rules`, once the whole rules are gone, looks at the pieces
-that can hold a straight run `_RUN` of the writing's height long
-(`rules.writing_height`; half that for a piece cut by the picture's edge):
-one whose median ink is under `_FAINT` of theirs all together (the digits'
-mostly) loses its straight runs that long (`rules.straight_runs`, within
-`rules.MAX_TILT` degrees of either axis). Only those pixels go (`rules.cut_out`): a digit joined to the
+`drop_faint_rules`, once the whole rules are gone, looks at the pieces at
+least half as long as a straight run `_RUN` of the writing's height
+(`rules.writing_height`): one whose median ink is under `_FAINT` of theirs
+all together (the digits' mostly) loses the faint pixels (under `_FAINT`
+too) of its straight runs that long (`rules.straight_runs`, within
+`rules.MAX_TILT` degrees of either axis; a piece cut by the picture's edge
+needs half a run inside it). Only those pixels go (`rules.cut_out`): a digit joined to the
 margin keeps its strokes. A digit written at half the contrast of its
 neighbours is no faint piece, and keeps its straight strokes; under about
 that, `ink` (step 4) does not find a digit at all, so the faint pieces left
@@ -64,7 +65,9 @@ def drop_faint_rules(analysis: Analysis) -> Analysis:
         left, top, right, bottom = cut_sides((x0, y0, x1, y1), analysis.edges)
         across = straight_runs(piece, length, MAX_TILT, (left, right))
         down = straight_runs(piece.T, length, MAX_TILT, (top, bottom)).T
-        areas = cut_out(labels, areas, i, (x0, y0, x1, y1), across | down)
+        # Only the faint pixels of a run: a digit's stem joined to the margin, along it, is as straight and darker.
+        faint_ink = analysis.ink[y0:y1, x0:x1] < _FAINT * writing
+        areas = cut_out(labels, areas, i, (x0, y0, x1, y1), (across | down) & faint_ink)
     return replace(analysis, labels=labels, areas=areas)
 
 

@@ -175,13 +175,14 @@ def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, exp
 
 @dataclass
 class Segment:
-    """One digit of a line: where it is, and its MNIST-style image."""
+    """One piece of a line, a digit or what may be one: where it is, and its MNIST-style image."""
 
     box: Box  # x0, y0, x1, y1 in original image pixels
     image: np.ndarray  # (28, 28) float32, ready for the model
     level_size: tuple[float, float] | None = None  # width and height turned level, in original pixels; None: the box's
     scribbled: bool = False  # too dense with strokes to be one digit (`geometry.scribbled`): the model is not asked
-    # The piece's ink, in working pixels, kept when it is as wide as two digits: the reader may cut it (`touching`).
+    # The piece's ink in working pixels, spanning `box`, kept when it is as wide as two digits on a level line:
+    # the reader may cut it (`touching`).
     mask: np.ndarray | None = None
     cuts: tuple[tuple[Segment, Segment], ...] = ()  # the ways to cut it that the reader tries (`touching.with_cuts`)
 
@@ -267,17 +268,17 @@ def segment_page(image: Image.Image) -> Segmented:
             # a pass over every pixel, several times (a texture's 200 pieces: a fifth of its second).
             digit = pixels_of(ruled_out.labels[y0:y1, x0:x1], group)
             box = _in_original((x0, y0, x1, y1), ruled_out, size)
-            mask = digit
             if tilt:
-                mask = crop_to_ink(level(digit, tilt))
-                height, width = mask.shape
-                segment = Segment(box, to_mnist(mask)[1], (width / sx, height / sy), scribbled(digit))
+                levelled = crop_to_ink(level(digit, tilt))
+                height, width = levelled.shape
+                segment = Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), scribbled(digit))
             elif made.has_ink and one_digit_ink == digit.sum() and np.array_equal(digit, one_digit[y0:y1, x0:x1]):
                 # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
                 segment = Segment(box, made.image, scribbled=made.scribbled)
             else:
                 segment = Segment(box, to_mnist(digit)[1], scribbled=scribbled(digit))
-            line.append(replace(segment, mask=mask) if wide(mask) and not segment.scribbled else segment)
+            # A level line's piece only: its mask then spans its box, where the halves cut from it lie (`touching`).
+            line.append(replace(segment, mask=digit) if not (tilt or segment.scribbled) and wide(digit) else segment)
         lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(lines, ready[0] if ready else made)

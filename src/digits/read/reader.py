@@ -52,6 +52,8 @@ from digits.read.touching import cut_doubted, halves_of, split_touching
 from digits.read.turns import averaged
 from digits.spec import DIGITS, NO_DIGIT, OK, REJECT, UNSURE, Box, refused
 
+__all__ = ["Digit", "Line", "Page", "PictureSource", "Reader"]
+
 PictureSource = Image.Image | np.ndarray | bytes | str | os.PathLike[str]
 # Held while a PIL image the caller opened is loaded (its first load decodes it in place).
 _LOADING = threading.Lock()
@@ -259,9 +261,18 @@ class Reader:
 
     def _halves_reader(self, halves: list[Segment]) -> Callable[[Segment], Digit]:
         """What the model reads in each of the halves (`touching.halves_of`), asked in one call when there are any."""
-        probabilities = self.classify(np.stack([half.image for half in halves])) if halves else np.zeros((0, DIGITS))
-        rows = {id(half.image): k for k, half in enumerate(halves)}
-        return lambda half: self.decide(probabilities[rows[id(half.image)]], half.box)
+        probabilities = (
+            self.classify(np.stack([half.image for half in halves])) if halves else np.zeros((0, DIGITS), np.float32)
+        )
+        rows = {id(half): k for k, half in enumerate(halves)}
+
+        def read(half: Segment) -> Digit:
+            row = rows[id(half)]
+            if halves[row] is not half:  # held here, the halves keep their ids: this is a half never asked about
+                raise KeyError("this half was not among those the model was asked about")
+            return self.decide(probabilities[row], half.box)
+
+        return read
 
     def _steady_digits(self, lines: list[tuple[list[Digit], list[np.ndarray]]]) -> list[np.ndarray]:
         """For each line (its digits and their images): which digits are steady when nudged (those read at

@@ -42,8 +42,8 @@ import numpy as np
 
 from digits.read.answers import Digit
 from digits.read.geometry import height
-from digits.read.normalize import crop_to_ink, to_mnist
-from digits.spec import OK
+from digits.read.normalize import to_mnist
+from digits.spec import OK, Box
 
 if TYPE_CHECKING:  # the pipeline imports this module: its Segment is only named here
     from digits.read.pipeline import Segment
@@ -79,44 +79,64 @@ _SURE = 0.9
 def wide(mask: np.ndarray) -> bool:
     """Whether a piece's ink (its mask) is as wide as two digits: at least `_WIDE` times as wide as tall."""
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return bool(rows.size) and columns[-1] - columns[0] + 1 >= _WIDE * (rows[-1] - rows[0] + 1)
+    return bool(rows.size) and bool(columns[-1] - columns[0] + 1 >= _WIDE * (rows[-1] - rows[0] + 1))
 
 
-def cuts(mask: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """For a piece's mask as wide as two digits, each of its `_CUTS` cuts: where it is cut (a share of its ink's
-    width, from the left) and the masks of its two halves; none for a narrower piece."""
+def cuts(mask: np.ndarray) -> list[tuple[tuple[np.ndarray, Box], tuple[np.ndarray, Box]]]:
+    """For a piece's mask as wide as two digits, its `_CUTS` cuts, each two halves: a half's ink, cut to its
+    own box, and where that box lies in `mask` (x0, y0, x1, y1); none for a narrower piece."""
     if not wide(mask):
         return []
-    ink = crop_to_ink(mask)
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, left = int(rows[0]), int(columns[0])
+    ink = mask[top : rows[-1] + 1, left : columns[-1] + 1]
     width = ink.shape[1]
-    lo, hi = (round(share * width) for share in _MIDDLE)
-    columns = np.arange(lo, hi)
-    cost = ink[:, lo:hi].sum(axis=0) + np.abs(columns - width / 2) / width  # the least ink; then the centre
+    lo, hi = max(1, round(_MIDDLE[0] * width)), min(width - 1, round(_MIDDLE[1] * width))  # ink on both sides
+    candidates = np.arange(lo, hi)
+    cost = ink[:, lo:hi].sum(axis=0) + np.abs(candidates - width / 2) / width  # the least ink; then the centre
     chosen: list[int] = []
-    for column in columns[np.argsort(cost, kind="stable")]:
+    for column in candidates[np.argsort(cost, kind="stable")]:
         if all(abs(column - cut) >= _APART * width for cut in chosen):
             chosen.append(int(column))
         if len(chosen) == _CUTS:
             break
-    return [(cut / width, ink[:, :cut], ink[:, cut:]) for cut in chosen]
+    return [(_part(ink, 0, cut, (left, top)), _part(ink, cut, width, (left, top))) for cut in chosen]
+
+
+def _part(ink: np.ndarray, start: int, stop: int, origin: tuple[int, int]) -> tuple[np.ndarray, Box]:
+    """Columns `start` to `stop` of `ink` cut to their own ink, and where that lies (`origin`: `ink`'s corner)."""
+    part = ink[:, start:stop]
+    rows, columns = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+    left, top = origin[0] + start + int(columns[0]), origin[1] + int(rows[0])
+    return part[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], (
+        left,
+        top,
+        left + int(columns[-1] - columns[0]) + 1,
+        top + int(rows[-1] - rows[0]) + 1,
+    )
 
 
 def with_cuts(piece: Segment, depth: int = _DEPTH) -> Segment:
     """The piece with the ways to cut it in two (`Segment.cuts`) when it was kept with its mask (`Segment.mask`:
-    as wide as two digits), each half made MNIST-like; the halves of its first cut (through the least ink) are
-    cut in turn, `depth` times in all."""
+    as wide as two digits, spanning its box), each half made MNIST-like with its own box; the halves of its
+    first cut (through the least ink) are cut in turn, `depth` times in all."""
     if piece.mask is None or not depth:
         return piece
     x0, y0, x1, y1 = piece.box
+    across, down = (x1 - x0) / piece.mask.shape[1], (y1 - y0) / piece.mask.shape[0]
+
+    def placed(at: Box) -> Box:
+        left, top = x0 + round(at[0] * across), y0 + round(at[1] * down)
+        return left, top, max(left + 1, x0 + round(at[2] * across)), max(top + 1, y0 + round(at[3] * down))
+
     found = []
-    for rank, (share, *parts) in enumerate(cuts(piece.mask)):
-        middle = x0 + max(1, min(x1 - x0 - 1, round(share * (x1 - x0))))
+    for rank, cut in enumerate(cuts(piece.mask)):
         left, right = (
             with_cuts(
-                replace(piece, box=box, image=to_mnist(part)[1], level_size=None, mask=part),
+                replace(piece, box=placed(at), image=to_mnist(part)[1], level_size=None, mask=part, cuts=()),
                 depth - 1 if rank == 0 else 0,
             )
-            for box, part in zip(((x0, y0, middle, y1), (middle, y0, x1, y1)), parts, strict=True)
+            for part, at in cut
         )
         found.append((left, right))
     return replace(piece, cuts=tuple(found))

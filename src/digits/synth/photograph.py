@@ -291,10 +291,10 @@ def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
 def make_lines(x, y, n: int, seed: Seed, touching: bool = False) -> list[tuple[Image.Image, str]]:
     """`n` images of a written number of 2 to 5 MNIST digits of (x, y), with its text. With `touching`, two
     neighbouring digits of each number run into each other, by 4 to 12 % of the digits' height, as joined
-    handwriting does (the same seed draws the same numbers otherwise)."""
+    handwriting does: the same numbers, papers and pens as without."""
     x, y = np.asarray(x), np.asarray(y)
     check_digits(x, y)
-    rng = random_stream(seed, 2)
+    rng, joins = random_stream(seed, 2), random_stream(seed, 7)
     samples = []
     for _ in range(n):
         count = int(rng.integers(2, 6))
@@ -302,8 +302,11 @@ def make_lines(x, y, n: int, seed: Seed, touching: bool = False) -> list[tuple[I
         style = paper_style(rng, (28, 110))
         glyphs = [digit_coverage(x[i], style, rng, max_angle=8) for i in indices]
         gaps = rng.uniform(0.15, 0.6, size=count - 1) * style.height
+        # The join is drawn from a stream of its own, and the paper keeps its size (the number ends sooner on it):
+        # the same numbers, papers and pens as without.
+        paper_gaps = gaps.copy()
         if touching:
-            gaps[rng.integers(count - 1)] = rng.uniform(-0.12, -0.04) * style.height - 2  # less the 2 px added below
+            gaps[joins.integers(count - 1)] = joins.uniform(-0.12, -0.04) * style.height - 2  # less 2 px added below
         jitter = rng.uniform(-0.08, 0.08, size=count) * style.height
         margin = rng.uniform(0.3, 1.2, size=4) * style.height
         line_height = max(g.shape[0] for g in glyphs)
@@ -318,7 +321,10 @@ def make_lines(x, y, n: int, seed: Seed, touching: bool = False) -> list[tuple[I
             max(t + g.shape[0] for (t, _), g in zip(offsets, glyphs, strict=False))
             + int(margin[1] + 0.1 * style.height)
             + 2,
-            left + int(margin[3]) + 2,
+            left
+            + sum(int(apart) - int(joined) for apart, joined in zip(paper_gaps, gaps, strict=True))
+            + int(margin[3])
+            + 2,
         )
         text = "".join(str(int(y[i])) for i in indices)
         image = render(glyphs, offsets, shape, style, rng)
