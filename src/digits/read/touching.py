@@ -20,9 +20,10 @@ the piece when the model is sure of each (`_SURE` or more): of several such
 cuts, the one whose less sure half is surest. A half as wide as two digits
 is cut in turn where the piece was cut through its least ink (`_DEPTH`: up
 to four digits in one piece). A piece alone in
-its line, no sure digit beside it, is taken as two digits or more only when
-at most one of them is a 1 or a 7 (`_STROKES`): those are what the straight
-strokes of a letter or a grid cut apart pass for. A piece much smaller than
+its line, no sure digit beside it, or one the model read as a digit, is
+taken as two digits or more only when at most one of them is a 1 or a 7
+(`_STROKES`): those are what the straight strokes of a letter, a grid or a
+wide 1 cut apart pass for. A piece much smaller than
 the sure digits beside it (`_AS_TALL`: a printed label's letters touching
 in a word) is not cut. A wide piece that the model reads as one digit under
 `_ONE_DIGIT` is cut too (two digits joined may pass for one), and read as
@@ -57,8 +58,9 @@ _MIDDLE = (0.25, 0.75)
 _APART = 0.1
 _CUTS = 3
 # The digits a straight stroke passes for. A letter, a grid or a doodle alone, cut, gave "111", "77" and "177"
-# (15 of 2,000 generated pictures with no digit): a piece with no sure digit beside it in its line is read as
-# two or more only when at most one of them is a 1 or a 7.
+# (15 of 2,000 generated pictures with no digit), and a slanted 1 with a long flag, read as a 1, gave "11": a
+# piece with no sure digit beside it in its line, or read as a digit, is read as two or more only when at most
+# one of them is a 1 or a 7.
 _STROKES = (1, 7)
 # A piece is cut in two, and its halves in turn: up to four digits written touching.
 _DEPTH = 2
@@ -185,7 +187,7 @@ def split_touching(
     for k, (piece, digit) in enumerate(zip(line, decided, strict=True)):
         found = _read_cut(piece, read) if piece.cuts else None
         alone = not any(sure[:k] + sure[k + 1 :])
-        if found and alone and sum(d.digit in _STROKES for _, d in found) > 1:
+        if found and (alone or digit.status == OK) and sum(d.digit in _STROKES for _, d in found) > 1:
             found = None
         if found and digit.status == OK and min(d.confidence for _, d in found) <= digit.confidence:
             found = None  # read as one digit more surely than as two
