@@ -220,7 +220,12 @@ def summary_block() -> str:
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {figure} | [details]({link}) |" for what, figure, link in rows]
     machine = accuracy["machine"]
-    lines += ["", f"Measured on {machine['cpu']}, {machine['cores']} cores; each table names its command and date."]
+    lines += [
+        "",
+        f"Times and accuracies measured on {machine['cpu']}, {machine['cores']} cores, unless their table names "
+        "another machine; counts of pictures read come out the same on each machine tried. Each table names its "
+        "command and date.",
+    ]
     return "\n".join(lines)
 
 
