@@ -87,6 +87,14 @@ def pixels_of(labels: np.ndarray, chosen: list[int]) -> np.ndarray:
     return np.isin(labels, chosen)
 
 
+def ink_box(mask: np.ndarray) -> Box | None:
+    """The box round a mask's pixels (x0, y0, x1, y1, in its own pixels); None when it has none."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
 def union(a: Box, b: Box) -> Box:
     """The smallest box holding both."""
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digits.read.answers import Digit
-from digits.read.geometry import height
+from digits.read.geometry import height, ink_box, width
 from digits.read.normalize import to_mnist
 from digits.spec import OK, Box
 
@@ -80,42 +80,38 @@ _SURE = 0.9
 
 def wide(mask: np.ndarray) -> bool:
     """Whether a piece's ink (its mask) is as wide as two digits: at least `_WIDE` times as wide as tall."""
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return bool(rows.size) and bool(columns[-1] - columns[0] + 1 >= _WIDE * (rows[-1] - rows[0] + 1))
+    box = ink_box(mask)
+    return box is not None and width(box) >= _WIDE * height(box)
 
 
 def cuts(mask: np.ndarray) -> list[tuple[tuple[np.ndarray, Box], tuple[np.ndarray, Box]]]:
     """For a piece's mask as wide as two digits, its `_CUTS` cuts, each two halves: a half's ink, cut to its
     own box, and where that box lies in `mask` (x0, y0, x1, y1); none for a narrower piece."""
-    if not wide(mask):
+    box = ink_box(mask)
+    if box is None or width(box) < _WIDE * height(box):
         return []
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    top, left = int(rows[0]), int(columns[0])
-    ink = mask[top : rows[-1] + 1, left : columns[-1] + 1]
-    width = ink.shape[1]
-    lo, hi = max(1, round(_MIDDLE[0] * width)), min(width - 1, round(_MIDDLE[1] * width))  # ink on both sides
+    left, top, right, bottom = box
+    ink = mask[top:bottom, left:right]
+    span = right - left
+    lo, hi = max(1, round(_MIDDLE[0] * span)), min(span - 1, round(_MIDDLE[1] * span))  # ink on both sides
     candidates = np.arange(lo, hi)
-    cost = ink[:, lo:hi].sum(axis=0) + np.abs(candidates - width / 2) / width  # the least ink; then the centre
+    cost = ink[:, lo:hi].sum(axis=0) + np.abs(candidates - span / 2) / span  # the least ink; then the centre
     chosen: list[int] = []
     for column in candidates[np.argsort(cost, kind="stable")]:
-        if all(abs(column - cut) >= _APART * width for cut in chosen):
+        if all(abs(column - cut) >= _APART * span for cut in chosen):
             chosen.append(int(column))
         if len(chosen) == _CUTS:
             break
-    return [(_part(ink, 0, cut, (left, top)), _part(ink, cut, width, (left, top))) for cut in chosen]
+    return [(_part(ink, 0, cut, (left, top)), _part(ink, cut, span, (left, top))) for cut in chosen]
 
 
 def _part(ink: np.ndarray, start: int, stop: int, origin: tuple[int, int]) -> tuple[np.ndarray, Box]:
-    """Columns `start` to `stop` of `ink` cut to their own ink, and where that lies (`origin`: `ink`'s corner)."""
+    """Columns `start` to `stop` of `ink` cut to their own ink, and where that lies (`origin`: `ink`'s corner).
+    Both sides of a cut hold ink (`cuts` keeps a column from each edge)."""
     part = ink[:, start:stop]
-    rows, columns = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
-    left, top = origin[0] + start + int(columns[0]), origin[1] + int(rows[0])
-    return part[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], (
-        left,
-        top,
-        left + int(columns[-1] - columns[0]) + 1,
-        top + int(rows[-1] - rows[0]) + 1,
-    )
+    x0, y0, x1, y1 = ink_box(part) or (0, 0, *part.shape[::-1])
+    dx, dy = origin[0] + start, origin[1]
+    return part[y0:y1, x0:x1], (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
 
 
 def with_cuts(piece: Segment, depth: int = _DEPTH) -> Segment:
