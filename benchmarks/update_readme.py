@@ -215,6 +215,8 @@ def summary_block() -> str:
         rows.append(unseen_numbers_row(numbers, page))
         if TOUCHING_ROW in numbers["counts"]:
             rows.append(unseen_numbers_row(numbers, page, touching=True))
+    if (RESULTS / "pens.json").is_file():
+        rows.append(pens_row(json.loads((RESULTS / "pens.json").read_text()), page))
     if (RESULTS / "batch-quick.json").is_file():
         rows.append(batch_row(json.loads((RESULTS / "batch-quick.json").read_text()), page))
     lines = ["| what | measured | table |", "| --- | ---: | --- |"]
@@ -267,6 +269,18 @@ def unseen_numbers_row(numbers: dict, page: str, touching: bool = False) -> tupl
         f"{what}: read exactly / nothing / wrong with a digit marked unsure / wrong and sure",
         " / ".join(f"{counts[kind] / numbers['numbers']:.1%}" for kind in kinds) + f" of {numbers['numbers']:,}",
         f"{page}#numbers-by-writers-no-model-saw",
+    )
+
+
+def pens_row(pens: dict, page: str) -> tuple[str, str, str]:
+    """The summary's row of `benchmarks/pens.py`: single digits of CVL's unseen writers in each pen, read right."""
+    by_pen = pens["counts"]["CVL's evaluation writers"]
+    return (
+        "single digits by CVL's writers no model here saw, read right: in any pen / a faint grainy pencil / "
+        "a bold marker on grey paper",
+        " / ".join(f"{found['digits']['right'] / found['digits']['n']:.1%}" for found in by_pen.values())
+        + f" of {pens['pictures']:,}",
+        f"{page}#digits-in-three-pens",
     )
 
 

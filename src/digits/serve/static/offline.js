@@ -14,6 +14,7 @@
 
 const MIN_CONTRAST = 0.1, CLEAN_SHARE = 0.6, CLEAN_LEVELS = 2;
 const BLOB_THICKNESS = 0.75, BLOB_SIZE = 0.22, MIN_DIGIT_SHARE = 0.04;
+const LEAST_PIECE = 0.03, REACH = 0.25, FAINT_INK = 0.25, SMALL_PIECE = 0.08, SMALL_REACH = 0.08;  // pick.py
 const STROKE_RANGE = [0.08, 0.17], BOX = 20, SIZE = 28, COM = 14;
 const REJECT = 10, THRESHOLD = 0.5;
 const TURNS = [-10, 10], SETTLED = 0.99, FLOOR = 1e-12;  // read.turns, calibration.FLOOR
@@ -105,8 +106,8 @@ function components(mask, h, w) {
   return { labels, areas: areas.map((a, i) => (dropped[i] ? 0 : a)), boxes };
 }
 
-function pickDigit({ labels, areas, boxes }, h, w) {
-  // pick.pick_digit: the largest piece, plus substantial pieces near it.
+function pickDigit({ labels, areas, boxes }, h, w, contrast) {
+  // pick.pick_digit: the largest piece, plus substantial pieces near it (small ones only nearer where ink is faint).
   let live = areas.map((a, i) => i).filter(i => i > 0 && areas[i] > 0);
   const digit = new Uint8Array(h * w);
   if (!live.length) return digit;
@@ -120,11 +121,13 @@ function pickDigit({ labels, areas, boxes }, h, w) {
   while (changed) {
     changed = false;
     for (const i of live) {
-      if (chosen.includes(i) || areas[i] < 0.03 * areas[live[0]]) continue;
+      if (chosen.includes(i) || areas[i] < LEAST_PIECE * areas[live[0]]) continue;
       const size = Math.max(box[2] - box[0], box[3] - box[1]), b = boxes[i];
       const dx = Math.max(0, Math.max(box[0], b[0]) - Math.min(box[2], b[2]));
       const dy = Math.max(0, Math.max(box[1], b[1]) - Math.min(box[3], b[3]));
-      if (Math.hypot(dx, dy) <= 0.25 * size) {
+      const small = contrast < FAINT_INK && areas[i] < SMALL_PIECE * areas[live[0]];
+      const reach = small ? SMALL_REACH : REACH;
+      if (Math.hypot(dx, dy) <= reach * size) {
         chosen.push(i);
         box = [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])];
         changed = true;
@@ -303,7 +306,7 @@ export function prepare(grey, width, height) {
   }
   const mask = new Uint8Array(n);
   if (contrast >= MIN_CONTRAST) for (let i = 0; i < n; i++) mask[i] = signal[i] > Math.fround(0.5 * contrast) ? 1 : 0;
-  const digit = pickDigit(components(mask, height, width), height, width);
+  const digit = pickDigit(components(mask, height, width), height, width, contrast);
   const hasInk = digit.some(v => v);
   const image = hasInk ? toMnist(digit, height, width) : new Float32Array(SIZE * SIZE);
   return { image, hasInk, scribbled: hasInk && scribbled(digit, height, width) };
