@@ -275,10 +275,14 @@ def unseen_numbers_row(numbers: dict, page: str, touching: bool = False) -> tupl
 def pens_row(pens: dict, page: str) -> tuple[str, str, str]:
     """The summary's row of `benchmarks/pens.py`: single digits of CVL's unseen writers in each pen, read right."""
     by_pen = pens["counts"]["CVL's evaluation writers"]
+    named = (
+        ("any pen", "any pen"),
+        ("faint pencil", "a faint grainy pencil"),
+        ("marker on grey paper", "a bold marker on grey paper"),
+    )
     return (
-        "single digits by CVL's writers no model here saw, read right: in any pen / a faint grainy pencil / "
-        "a bold marker on grey paper",
-        " / ".join(f"{found['digits']['right'] / found['digits']['n']:.1%}" for found in by_pen.values())
+        "single digits by CVL's writers no model here saw, read right: in " + " / ".join(words for _, words in named),
+        " / ".join(f"{by_pen[pen]['digits']['right'] / by_pen[pen]['digits']['n']:.1%}" for pen, _ in named)
         + f" of {pens['pictures']:,}",
         f"{page}#digits-in-three-pens",
     )

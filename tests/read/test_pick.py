@@ -12,7 +12,7 @@ from digits.read.pick import pick_digit
 
 
 def _digit_and_speck(contrast: float) -> Analysis:
-    """A ring 60 px tall (a 0) and a 5×5 speck 10 px to its right: a sixth of the digit's size away, 4 % of its ink."""
+    """A ring 61 px tall (a 0) and a 5×5 speck 9 px to its right: 0.15 of the digit's size away, 4 % of its ink."""
     mask = np.zeros((160, 160), dtype=bool)
     rows, cols = np.ogrid[:160, :160]
     ring = ((rows - 80) / 30.0) ** 2 + ((cols - 70) / 20.0) ** 2

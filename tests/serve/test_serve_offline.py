@@ -7,6 +7,7 @@ import base64
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from test_serve import browser  # noqa: F401 (a fixture: Debian's Chromium, driven by Playwright)
 from test_serve_limits import serving
 
@@ -60,12 +61,23 @@ def test_a_seven_drawn_offline_is_read_as_the_reader_reads_it(page):
     assert difference.max() <= 2, difference.max()
 
 
-@pytest.mark.parametrize("drawn", ["a signature", "an underlined 7"])
+def _faint_zero_and_speck() -> Image.Image:
+    """A 0 drawn in light grey (a fifth of the grey scale off the paper) with a small dot beside it."""
+    rows, cols = np.ogrid[:240, :240]
+    ring = ((rows - 120) / 45.0) ** 2 + ((cols - 110) / 30.0) ** 2
+    ink = ((ring <= 1) & (ring >= 0.7)) | ((rows >= 117) & (rows < 125) & (cols >= 154) & (cols < 162))
+    return Image.fromarray(np.where(ink, 204, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("drawn", ["a signature", "an underlined 7", "a faint 0 and a speck"])
 def test_the_page_leaves_out_what_the_reader_does(page, mnist, drawn):
     """A signature is no digit (`geometry.scribbled`), a line under a digit no part of it
-    (`pick._without_underlines`), in the page as in the reader."""
+    (`pick._without_underlines`), a small piece beside faint ink no part of it (`pick.pick_digit`),
+    in the page as in the reader."""
     if drawn == "a signature":
         picture = signature().resize((480, 416))  # a pad's size: under 512 px, looked at once
+    elif drawn == "a faint 0 and a speck":
+        picture = _faint_zero_and_speck()
     else:
         marked = benchmark_module("marked")
         paper, box = marked.on_paper([mnist[1][0][0]], 3)  # MNIST's first test digit: a 7

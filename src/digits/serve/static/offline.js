@@ -289,6 +289,12 @@ function toMnist(mask, h, w) {  // normalize.to_mnist: crop, fit 20×20, centre 
   return image;
 }
 
+function inkLevel(sorted) {  // levels.ink_level: numpy's 90th percentile, linear, of sorted values; 0 when none
+  if (!sorted.length) return 0;
+  const at = 0.9 * (sorted.length - 1), low = Math.floor(at);
+  return sorted[low] + (at - low) * (sorted[Math.min(low + 1, sorted.length - 1)] - sorted[low]);
+}
+
 export function prepare(grey, width, height) {
   const n = width * height, levels = new Int32Array(256);
   for (let i = 0; i < n; i++) levels[Math.min(255, Math.max(0, roundHalfEven(grey[i] * 255)))]++;
@@ -299,11 +305,10 @@ export function prepare(grey, width, height) {
   const paper = Math.fround(mode / 255), darkInk = paper >= 0.5;
   const signal = Float32Array.from(grey, g => (darkInk ? paper - g : g - paper));
   const inked = signal.filter(v => v > MIN_CONTRAST / 2).sort();
-  let contrast = 0;
-  if (inked.length) {  // numpy's 90th percentile, linear
-    const at = 0.9 * (inked.length - 1), low = Math.floor(at);
-    contrast = inked[low] + (at - low) * ((inked[Math.min(low + 1, inked.length - 1)]) - inked[low]);
-  }
+  let contrast = inkLevel(inked);
+  // ink._analyse_clean: a pale note round the writing set the ink's level under what ink can be; ink stands out beyond it.
+  const strong = inked.filter(v => v >= 2 * MIN_CONTRAST);
+  if (contrast < MIN_CONTRAST && strong.length) contrast = inkLevel(strong);
   const mask = new Uint8Array(n);
   if (contrast >= MIN_CONTRAST) for (let i = 0; i < n; i++) mask[i] = signal[i] > Math.fround(0.5 * contrast) ? 1 : 0;
   const digit = pickDigit(components(mask, height, width), height, width, contrast);
