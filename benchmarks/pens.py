@@ -34,15 +34,11 @@ import numpy as np
 from _common import RESULTS, described, how_run, results_table, write_results
 from digits.data import load_test
 from digits.read.reader import Reader
-from digits.synth.photograph import digit_coverage, paper_style, random_stream, render
+from digits.synth.photograph import any_pen, make_singles, paper_style
 from digits.train.extra_data import load_parts
 
 WHITE_PAPER, GREY_PAPER = (0.96, 0.96, 0.94), (0.84, 0.84, 0.83)
 PENCIL, BLACK = (0.36, 0.36, 0.38), (0.08, 0.08, 0.10)
-
-
-def any_pen(rng: np.random.Generator):
-    return paper_style(rng, (28, 180))
 
 
 def faint_pencil(rng: np.random.Generator):
@@ -75,21 +71,6 @@ def marker(rng: np.random.Generator):
 
 
 PENS = {"any pen": any_pen, "faint pencil": faint_pencil, "marker on grey paper": marker}
-
-
-def photographed(x: np.ndarray, y: np.ndarray, n: int, seed: int, pen) -> list[tuple]:
-    """`n` pictures of one digit of (x, y) each, in `pen`, with their labels: a crop a few times the digit."""
-    rng = random_stream(seed, 11)
-    pictures = []
-    for index in rng.choice(len(x), size=n, replace=n > len(x)):
-        style = pen(rng)
-        glyph = digit_coverage(x[index], style, rng, max_angle=12)
-        (high, wide), room = glyph.shape, max(style.height, 20.0)
-        top, bottom, left, right = (int(m) + 2 for m in rng.uniform(0.25, 1.5, size=4) * room)
-        pictures.append(
-            (render([glyph], [(top, left)], (high + top + bottom, wide + left + right), style, rng), int(y[index]))
-        )
-    return pictures
 
 
 def answers(read, pictures: list[tuple]) -> dict[str, int]:
@@ -165,7 +146,7 @@ def main() -> None:
         for source, (x, y) in sources.items():
             counts[source] = {}
             for pen_name, pen in PENS.items():
-                pictures = photographed(x, y, args.pictures, args.seed, pen)
+                pictures = make_singles(x, y, args.pictures, args.seed, pen)
                 counts[source][pen_name] = {
                     name: answers(read, pictures if name == "digits" else pictures[: args.peer_pictures])
                     for name, read in readers.items()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from digits.read.geometry import ink_box
 from digits.read.levels import median
 from digits.read.load import grey_array
 from digits.spec import SIZE
@@ -39,12 +40,12 @@ _KEPT_TURNING = 0.7
 
 
 def crop_to_ink(mask: np.ndarray) -> np.ndarray:
-    """The mask cut to the bounding box of its pixels (whole mask when empty)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    """The mask cut to the bounding box of its pixels (`geometry.ink_box`; the whole mask when empty)."""
+    box = ink_box(mask)
+    if box is None:
         return mask
-    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    x0, y0, x1, y1 = box
+    return mask[y0:y1, x0:x1]
 
 
 def stroke_width(mask: np.ndarray) -> float:

@@ -80,7 +80,10 @@ _SURE = 0.9
 
 def wide(mask: np.ndarray) -> bool:
     """Whether a piece's ink (its mask) is as wide as two digits: at least `_WIDE` times as wide as tall."""
-    box = ink_box(mask)
+    return _wide_box(ink_box(mask))
+
+
+def _wide_box(box: Box | None) -> bool:
     return box is not None and width(box) >= _WIDE * height(box)
 
 
@@ -88,7 +91,7 @@ def cuts(mask: np.ndarray) -> list[tuple[tuple[np.ndarray, Box], tuple[np.ndarra
     """For a piece's mask as wide as two digits, its `_CUTS` cuts, each two halves: a half's ink, cut to its
     own box, and where that box lies in `mask` (x0, y0, x1, y1); none for a narrower piece."""
     box = ink_box(mask)
-    if box is None or width(box) < _WIDE * height(box):
+    if box is None or not _wide_box(box):
         return []
     left, top, right, bottom = box
     ink = mask[top:bottom, left:right]

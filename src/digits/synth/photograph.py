@@ -28,6 +28,7 @@ separating touching digits is out of scope for `digits read`.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from PIL import Image
 from digits.spec import SHAPE
 
 __all__ = [
+    "any_pen",
     "digit_coverage",
     "lighting",
     "make_lines",
@@ -264,14 +266,21 @@ def _indices(rng: np.random.Generator, total: int, n: int) -> np.ndarray:
     return rng.choice(total, size=n, replace=n > total)
 
 
-def make_singles(x, y, n: int, seed: Seed) -> list[tuple[Image.Image, int]]:
-    """`n` photo-like images of one MNIST digit of (x, y) each, with their labels."""
+def any_pen(rng: np.random.Generator) -> _Style:
+    """The realistic set's mix of papers, inks, chalk and light, for a digit 28-180 px tall."""
+    return paper_style(rng, (28, 180))
+
+
+def make_singles(
+    x, y, n: int, seed: Seed, pen: Callable[[np.random.Generator], _Style] = any_pen
+) -> list[tuple[Image.Image, int]]:
+    """`n` photo-like images of one MNIST digit of (x, y) each, with their labels; each drawn in a style `pen` draws."""
     x, y = np.asarray(x), np.asarray(y)
     check_digits(x, y)
     rng = random_stream(seed, 1)
     samples = []
     for index in _indices(rng, len(x), n):
-        style = paper_style(rng, (28, 180))
+        style = pen(rng)
         glyph = digit_coverage(x[index], style, rng, max_angle=12)
         gh, gw = glyph.shape
         # A canvas between about 1.5× and 4× the digit, never huge.
