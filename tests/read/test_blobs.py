@@ -1,4 +1,4 @@
-"""Dark regions that are not strokes (`ink._components`): a blob is thick for its length, a stroke thin.
+"""Dark regions that are not strokes (`pieces.writing_pieces`): a blob is thick for its length, a stroke thin.
 
 In a photo, a piece that fills its box is solid (a table's rule goes so); in a drawn picture, an upright one
 inside it is measured with paper round its box: a line tool draws a 1 so.
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.read.ink import _components
+from digits.read.pieces import writing_pieces
 from digits.read.reader import Reader
 
 
 def _kept(mask: np.ndarray, drawn: bool) -> bool:
-    return bool(_components(mask, drawn=drawn)[1].any())
+    return bool(writing_pieces(mask, drawn=drawn)[1].any())
 
 
 def test_a_stroke_that_fills_its_box_is_a_stroke_in_a_drawn_picture():

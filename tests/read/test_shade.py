@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from digits.read.ink import _components
+from digits.read.pieces import writing_pieces
 from digits.read.reader import Reader
 from digits.read.shade import soft_shade
 from digits.synth.pages import encoded, make_whole_sheets
@@ -72,11 +72,11 @@ def test_a_band_larger_than_the_writing_goes_before_the_writing_is_told_from_spe
     smooth = ndimage.gaussian_filter(ink, 0.7)
     mask = smooth > 0.5
     band = int(mask[:, 258:].sum())
-    labels, areas = _components(mask, ink=smooth)
+    labels, areas = writing_pieces(mask, ink=smooth)
     assert not labels[:, 258:].any()  # the band went...
     assert all(labels[120, 26 + 18 * k] for k in range(12))  # ...and every stroke stayed
     assert areas[labels[120, 26]] < 0.01 * band  # each stroke a speck beside the band
-    labels, _ = _components(mask)
+    labels, _ = writing_pieces(mask)
     assert labels[:, 258:].any()  # without the ink to measure edges on, the band stays
 
 

@@ -10,8 +10,8 @@ Steps 2-5 of the pipeline, at analysis resolution:
   4. threshold (`paper.threshold_ink`): Otsu's method (within safe bounds)
      finds the writing's size and stroke width, then an adaptive threshold at
      that scale keeps faint and bold strokes at their true width;
-  5. drop what is not writing: specks, and dark regions that are not
-     strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
+  5. drop what is not writing (`digits.read.pieces`): specks, and dark regions
+     that are not strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
 It looks first at a reduced copy and again, closer, where the writing is
 small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from digits.read.geometry import component_boxes, cut_sides, typical_height, wedge_at_edge
+from digits.read.geometry import component_boxes, typical_height
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, stroke_width
@@ -41,7 +41,7 @@ from digits.read.paper import (
     threshold_ink,
     with_margin,
 )
-from digits.read.shade import REGION_EXTENT, soft_shade
+from digits.read.pieces import writing_pieces
 from digits.read.sheet import outside_sheet, sheet_rim
 from digits.spec import Box
 
@@ -65,28 +65,6 @@ _FINE_MOST_ENLARGEMENT = 8
 _CLEAN_LEAST = 128
 # A reduced clean picture is looked at again at its own size (at most `_FINE_MAX`) when its strokes are this thin.
 _THIN_STROKE = 2.0
-# A component whose thickest point spans this fraction of its length is a blob, not a stroke: a disc
-# spans 1.0. MNIST's strokes are 0.08-0.17 of the digit's size; marker strokes reach 0.3, twice that
-# where strokes cross, and a bold 8 whose loops closed up is two discs stacked (about 0.6).
-_BLOB_THICKNESS = 0.75
-# ...and so is a region that runs into the picture's border (a shadow, a desk, a shirt: they go on
-# beyond it) thicker than this fraction of the picture's shorter side: the boldest real strokes
-# measured (a 28x28 paint-program digit) reach 0.17.
-_BLOB_SIZE = 0.22
-# ...unless it is the largest ink there is and fills less than this share of its box: a tight crop of
-# a bold digit runs into the border as thick as a shadow does, but a shadow or a desk fills its box.
-_STROKE_FILL = 0.5
-# A piece whose pixels in the sheet's rim (`sheet.sheet_rim`, along the table) run for at least this
-# share of its extent lies along the sheet's edge...
-_ALONG_RIM = 0.5
-# ...and when it is at least this many times as thick as the writing's strokes (once they are known),
-# and this share of the picture's shorter side, it is the rim's shade or a curl: a digit's strokes are
-# as thick as the writing's, twice that where they cross. A ruled line or a table's frame is thinner,
-# and the rules (`digits.read.rules`) take it out whole.
-_RIM_STROKES = 3.0
-_RIM_THICKNESS = 0.03
-# A piece smaller than this share of the largest piece of writing is a speck beside it.
-_SPECK = 0.01
 # On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as blobs,
 # or filling this share of a box this share of the picture's shorter side both ways, as no stroke is), the level
 # was an even ground round the paper: a note on a flat desk. A broad brush's 1 fills its box too (11 % of a pad).
@@ -124,100 +102,6 @@ class Analysis:
             for i, b in zip(range(1, count + 1), component_boxes(self.labels, count), strict=False)
             if b is not None and self.areas[i] > 0
         }
-
-
-def _components(
-    mask: np.ndarray,
-    edges: Box | None = None,
-    rim: np.ndarray | None = None,
-    stroke: float = 0.0,
-    ink: np.ndarray | None = None,
-    drawn: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Step 5: 8-connected components (strokes touch at corners); blobs and specks dropped.
-
-    Writing is made of strokes: thin compared with the shape they draw. A
-    region as thick as it is long is not writing but something dark lying
-    across the picture: a shadow, a desk or a shirt beyond the paper's edge,
-    a blot. Those go first, so that they neither count as ink nor make the
-    real strokes look like specks beside them. One dropped only for its thickness at the border
-    is kept when it is the largest ink and does not fill its box: a bold digit cropped at its ink.
-    The border is the picture's (`edges`, in the mask's pixels) when a margin was added round it.
-    So go a wedge at the picture's edge (`geometry.wedge_at_edge`: the desk beyond a turned or
-    slanted page) and, on a sheet lying on a table, a thick piece along the sheet's `rim` (its shade).
-    Given the lightly smoothed `ink`, so does a large piece with soft edges beside crisp writing
-    (`shade.soft_shade`), before specks are told from writing. A piece that fills its box is solid, a
-    blob, unless it stands upright in a `drawn` (clean) picture: there a line tool draws a 1 so.
-    """
-    from scipy import ndimage
-
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    areas[0] = 0
-    if not count:
-        return labels, areas
-    dropped = np.zeros(count + 1, dtype=bool)
-    bold_at_border = np.zeros(count + 1, dtype=bool)  # dropped only for its thickness at the border, not solid
-    frames = np.zeros(count + 1, dtype=bool)
-    edges = edges or (0, 0, mask.shape[1], mask.shape[0])
-    shortest = min(mask.shape)  # with a margin too: a 1 cut at its ink is a picture as narrow as its stroke
-    boxes = ndimage.find_objects(labels, max_label=count)
-    for label, (rows, cols) in enumerate(boxes, start=1):
-        sides = cut_sides((cols.start, rows.start, cols.stop, rows.stop), edges)
-        if any(sides) and wedge_at_edge(labels[rows, cols] == label, sides):
-            dropped[label] = True
-            continue
-        extent = max(rows.stop - rows.start, cols.stop - cols.start)
-        if extent < REGION_EXTENT * shortest:
-            continue  # too small to be a shadow or a desk; specks are dealt with below
-        at_border = any(sides)
-        limit = min(_BLOB_THICKNESS * extent, _BLOB_SIZE * shortest if at_border else np.inf)
-        # Unpadded on purpose: a region cut by the picture's border goes on beyond it (a desk, a shadow), and
-        # is measured as if the border were its middle; one that fills its box is solid, a blob. So goes a
-        # ruled line across a page, or a table's rule in a photo, before it joins the writing it crosses or
-        # reads as a 1. In a drawn picture, though, an upright stroke inside it that fills its box is what a
-        # line tool draws for a 1 (which went as a blob): it is measured with paper round its box. A flat one
-        # stays solid: an underline, which the underline rule would not always find (2 of 40 generated
-        # underlined digits more were misread).
-        region = labels[rows, cols] == label
-        upright = rows.stop - rows.start > cols.stop - cols.start
-        measured = np.pad(region, 1) if drawn and upright and not at_border else region
-        if (
-            rim is not None
-            and (along := region & rim[rows, cols]).any()
-            and max(crop_to_ink(along).shape) >= _ALONG_RIM * extent
-            and 2 * float(ndimage.distance_transform_edt(region).max())
-            >= max(_RIM_STROKES * stroke, _RIM_THICKNESS * shortest)
-        ):
-            dropped[label] = True  # it lies along the sheet's edge: the rim's shade, a curl, not writing
-            continue
-        # The taxicab distance is never below the Euclidean one and costs a tenth of it: a
-        # stroke thin even by that measure is kept without the exact transform.
-        if measured.all() or 2 * float(ndimage.distance_transform_cdt(measured, "taxicab").max()) >= limit:
-            thickness = 2 * float(ndimage.distance_transform_edt(measured).max())
-            dropped[label] = thickness >= limit
-            bold_at_border[label] = (
-                dropped[label] and thickness < _BLOB_THICKNESS * extent and region.mean() < _STROKE_FILL
-            )
-        frames[label] = at_border and extent >= 0.5 * max(edges[2] - edges[0], edges[3] - edges[1])
-    boldest = int(np.argmax(np.where(bold_at_border, areas, 0)))
-    if bold_at_border[boldest] and areas[boldest] > areas[~dropped].max(initial=0):
-        dropped[boldest] = False
-    least = (min(mask.shape) / 300) ** 2 * 4  # a smaller piece is a speck, whatever is beside it
-    if ink is not None:
-        dropped[soft_shade(ink, labels, np.where(dropped, 0, areas), _SPECK, least, boxes)] = True
-    kept = areas[~dropped]
-    if kept.any():
-        # A speck is small beside the writing; a frame or scanner border running into the
-        # picture's edge is not writing, and beside it a thin 1 would pass for a speck.
-        reference = areas[~dropped & ~frames]
-        min_area = max((reference if reference.any() else kept).max() * _SPECK, least)
-        dropped |= areas < min_area
-    dropped[0] = False
-    if dropped.any():  # the usual clean crop drops nothing: no pass over every pixel
-        labels[dropped[labels]] = 0
-    areas[dropped] = 0
-    return labels, areas
 
 
 def analyse(image: Image.Image) -> Analysis:
@@ -284,7 +168,7 @@ def analyse(image: Image.Image) -> Analysis:
 def _on_flat_ground(clean: Analysis) -> bool:
     """Whether a clean picture's one level is a ground round the paper, not paper (`_SOLID_FILL`): it takes the photo path."""
     inked = int(clean.mask.sum())
-    solid = inked - int(clean.areas.sum())  # what `_components` dropped
+    solid = inked - int(clean.areas.sum())  # what `pieces.writing_pieces` dropped
     least = _SOLID_EXTENT * min(clean.mask.shape)
     for label, (x0, y0, x1, y1) in clean.boxes.items():
         if min(x1 - x0, y1 - y0) >= least and clean.areas[label] >= _SOLID_FILL * (x1 - x0) * (y1 - y0):
@@ -302,7 +186,7 @@ def _analyse_clean(grey: np.ndarray, scale: tuple[float, float], paper: float) -
         # A pale note round the writing set the ink's level under what ink can be: ink stands out beyond it.
         contrast = ink_level(strong)
     mask = signal > 0.5 * contrast if contrast >= MIN_CONTRAST else np.zeros(grey.shape, dtype=bool)
-    labels, areas = _components(mask, drawn=True)
+    labels, areas = writing_pieces(mask, drawn=True)
     return Analysis(
         grey=grey,
         background=np.full_like(grey, paper),
@@ -341,7 +225,7 @@ def _first_look(
         left, top, right, bottom = picture
         signal[:top], signal[bottom:], signal[:, :left], signal[:, right:] = 0, 0, 0, 0
     ink, mask, contrast = threshold_ink(signal, 0.7)
-    return _Look(signal, dark_ink, ink, mask, contrast, *_components(mask, picture, rim, ink=ink))
+    return _Look(signal, dark_ink, ink, mask, contrast, *writing_pieces(mask, picture, rim, ink=ink))
 
 
 def _analyse_grey(
@@ -352,7 +236,7 @@ def _analyse_grey(
     sheet = outside_sheet(grey)
     for outside in [sheet, None] if sheet is not None else [None]:
         background = estimate_background(grey, exclude=outside)
-        # What lies along the sheet's edge, thicker than writing, is the rim's shade (`_components`):
+        # What lies along the sheet's edge, thicker than writing, is the rim's shade (`pieces.writing_pieces`):
         # here before the writing's strokes are known, so that it counts in neither their width nor
         # their height.
         rim = None if outside is None else sheet_rim(outside)
@@ -381,7 +265,7 @@ def _analyse_grey(
         sigma = float(np.clip(min(0.025 * (high - low + 1), 0.3 * stroke), 0.7, 12))
         lightly_smoothed = ink  # edges are measured on it: the second pass's smoothing softens them
         ink, mask, contrast = threshold_ink(signal, sigma, stroke=max(stroke, 2.0))
-        labels, areas = _components(mask, picture, rim, max(stroke, 2.0), lightly_smoothed)
+        labels, areas = writing_pieces(mask, picture, rim, max(stroke, 2.0), lightly_smoothed)
         if not dark_ink:
             labels, areas = join_grain(labels, stroke)
     return Analysis(

@@ -1,15 +1,15 @@
-"""Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, in `ink._components`).
+"""Shade that passes for ink: what has soft edges beside crisp writing is light (step 5, in `pieces.writing_pieces`).
 
 Contract: `soft_shade(ink, labels, areas, speck, least, boxes)` names the large
 components whose edges are soft while other ink in the picture, not specks,
-is much crisper; `ink._components` drops them before it tells writing from
+is much crisper; `pieces.writing_pieces` drops them before it tells writing from
 specks (a band larger than the page's writing would make its strokes look
 like specks beside it). It only names components: it never adds ink or
 moves a threshold.
 
 Ink stops at an edge a few pixels wide; a band of shade across a sheet
 fades over tens of them. Such a band, thin enough to pass the blob test of
-`ink._components`, made lines of its own on whole-sheet photos in place of
+`pieces.writing_pieces`, made lines of its own on whole-sheet photos in place of
 the numbers beside it. Softness alone is not enough: a digit photographed
 out of focus, alone in its picture, has soft edges too, so a soft component
 goes only beside writing several times crisper. A component's steepness is
@@ -39,7 +39,7 @@ _COMPARED_AREA = 0.05
 # such a component, crisp pieces count even if they are specks beside it (`soft_shade`).
 FADING_EDGE = 0.03
 # Smaller than this share of the picture's shorter side, a component is a stroke or a speck, whatever its edge or
-# thickness: shade, a shadow or a desk lies across a good part of a picture (`ink._components` uses it too).
+# thickness: shade, a shadow or a desk lies across a good part of a picture (`pieces.writing_pieces` uses it too).
 REGION_EXTENT = 0.1
 
 
@@ -54,7 +54,7 @@ def soft_shade(
     """The labels of the large components whose edges are soft beside crisper writing (the module's contract).
 
     `areas` is 0 for a label already dropped. A piece under `least` pixels, or under `speck` times a soft
-    piece's area, is a speck beside it (the rule of `ink._components`, which drops specks once shade is gone).
+    piece's area, is a speck beside it (the rule of `pieces.writing_pieces`, which drops specks once shade is gone).
     `boxes`: each label's, as `ndimage.find_objects` gives them (the caller has found them: a pass over every
     pixel, made once).
     """
