@@ -75,6 +75,13 @@ def paper(kind: str = "7", size=(300, 220), box=(110, 40, 190, 180), width: int 
     return image
 
 
+def photographed(picture: Image.Image, seed: int = 0) -> Image.Image:
+    """`picture` under light falling off to one side, with sensor noise: no one paper level."""
+    light = np.linspace(0.75, 1.0, picture.width)[None, :] * np.asarray(picture, dtype=np.float64)
+    noisy = light + np.random.default_rng(seed).normal(0, 6, light.shape)
+    return Image.fromarray(np.uint8(np.clip(noisy, 0, 255)))
+
+
 def invert(image: Image.Image) -> Image.Image:
     return Image.fromarray(255 - np.asarray(image.convert("L")))
 
@@ -399,11 +406,26 @@ def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
     # A line of digits: its longer side is never enlarged past what a photo gets (256 px).
     assert analyse(paper("7", size=(100, 40), box=(40, 5, 60, 35), width=4)).grey.shape == (102, 256)
     # The same crop photographed: uneven light and sensor noise, no one paper level.
-    light = np.linspace(0.75, 1.0, 28)[None, :] * np.asarray(crop, dtype=np.float64)
-    noisy = light + np.random.default_rng(0).normal(0, 6, light.shape)
-    photo = Image.fromarray(np.uint8(np.clip(noisy, 0, 255)))
+    photo = photographed(crop)
     assert analyse(photo).grey.shape == (256, 256)
     assert prepare(crop).has_ink and prepare(photo).has_ink
+
+
+@pytest.mark.parametrize("as_photo", [False, True])
+def test_a_bold_digit_is_read_at_half_the_first_look(as_photo):
+    """Strokes over 4 px wide in 256 px (8 in a photo) lose nothing there, at a quarter of the pixels of
+    the 512 px first look; a thinner pen on the same page is still looked at in 512 px."""
+    from digits.read.ink import analyse
+
+    reader, looks = Reader(), {}
+    for width in (60, 12):
+        picture = paper("7", size=(1200, 900), box=(450, 150, 750, 750), width=width)
+        picture = photographed(picture) if as_photo else picture
+        looks[width] = max(analyse(picture).grey.shape)
+        assert reader.read_digit(picture).digit == 7
+    assert looks == {60: 256, 12: 512}
+    # A picture the first look sees in fewer pixels (a drawing pad, as the page's offline reader sees it) stays so.
+    assert max(analyse(paper("7", size=(400, 300), box=(150, 50, 250, 250), width=30)).grey.shape) == 400
 
 
 def test_steps_for_explain_end_with_the_model_input(tmp_path):
