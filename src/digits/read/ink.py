@@ -13,8 +13,8 @@ Steps 2-5 of the pipeline, at analysis resolution:
   5. drop what is not writing (`digits.read.pieces`): specks, and dark regions
      that are not strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
-It looks first at a reduced copy and again, closer, where the writing is
-small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
+It looks first at a reduced copy, at half its resolution where the writing
+is bold, and again, closer, where the writing is small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
 scans) skip steps 2-3. `analyse` returns the labelled ink as an `Analysis`;
 `digits.read.layout` groups it into digits and lines, `digits.read.sheet`
 finds the table round a sheet.
@@ -65,15 +65,17 @@ _FINE_MOST_ENLARGEMENT = 8
 _CLEAN_LEAST = 128
 # A reduced clean picture is looked at again at its own size (at most `_FINE_MAX`) when its strokes are this thin.
 _THIN_STROKE = 2.0
-# Writing whose strokes are still over this many pixels wide at half the first look's resolution (a
-# picture the first look saw in `_COARSE` px seen in `WORK_MIN`, the least a photo needs) is read
-# there, at a quarter of the pixels: a marker digit 30 px thick in a 600 px crop loses nothing (real
-# singles of shared/: 3.8x Pillow's decode before, 2.8x after). A photo's strokes are measured
-# wider than its pen (blur, and the smoothing its threshold applies), so its bar is twice a clean
-# picture's. At 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's
-# answer changed, and one of 800 generated CVL singles more was read right.
+# A picture the first look sees in `_COARSE` px is read at half that, in `WORK_MIN` (the least a photo
+# needs), at a quarter of the pixels, where its writing is bold enough to lose nothing there: strokes
+# over this many pixels wide (a marker digit 30 px thick in a 600 px crop), and on a clean picture ink
+# that is no flat ground (`_on_flat_ground`). A photo's strokes are measured wider than its pen (blur,
+# and the smoothing its threshold applies), so its bar is twice a clean picture's, and its digits must
+# be `_BOLD_PHOTO_HEIGHT` tall there, twice what needs no closer look at `_COARSE`. With the photo's bar
+# at 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's answer
+# changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md).
 _BOLD_STROKE = 4.0
 _BOLD_PHOTO_STROKE = 8.0
+_BOLD_PHOTO_HEIGHT = 40
 # On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as blobs,
 # or filling this share of a box this share of the picture's shorter side both ways, as no stroke is), the level
 # was an even ground round the paper: a note on a flat desk. A broad brush's 1 fills its box too (11 % of a pad).
@@ -130,8 +132,7 @@ def analyse(image: Image.Image) -> Analysis:
     if paper is not None and (bold := _bold_look(grey, scale, clean=True)) is not None:
         return bold
     if paper is not None and not _on_flat_ground(clean := _analyse_clean(grey, scale, paper)):
-        # The ink's box with a ring of paper: the same distances as the whole mask's, at a fraction of the cost.
-        if min(scale) < 1 and clean.mask.any() and stroke_width(np.pad(crop_to_ink(clean.mask), 1)) <= _THIN_STROKE:
+        if min(scale) < 1 and clean.mask.any() and _stroke_of(clean.mask) <= _THIN_STROKE:
             # A thin pen on a big canvas, reduced, breaks into pieces (a 3 px 7 on 800 px read as three 1s).
             grey, scale = working_grey(image, _FINE_MAX, shortest_side=_CLEAN_LEAST)
             if (paper := clean_paper(grey)) is not None:
@@ -181,24 +182,27 @@ def analyse(image: Image.Image) -> Analysis:
 
 def _bold_look(grey: np.ndarray, scale: tuple[float, float], clean: bool) -> Analysis | None:
     """The picture looked at in `WORK_MIN` px where the first look's copy has `_COARSE` and its writing is
-    bold there (`_BOLD_STROKE`, `_BOLD_PHOTO_STROKE`; a photo's writing also as tall as `_DIGIT_PIXELS`,
-    which needs no closer look), else None: the first look goes on as before."""
+    bold there (`_BOLD_STROKE`), else None: the first look goes on as before."""
     if max(grey.shape) < _COARSE:
         return None
     small, size = reduced(grey, WORK_MIN)
     small_scale = (scale[0] * size[0] / grey.shape[1], scale[1] * size[1] / grey.shape[0])
     if clean:
         paper = clean_paper(small)
-        if paper is None or _on_flat_ground(bold := _analyse_clean(small, small_scale, paper)):
+        if paper is None or _on_flat_ground(half := _analyse_clean(small, small_scale, paper)):
             return None
     else:
-        bold = _analyse_grey(small, small_scale, origin=(0.0, 0.0))
-        if not bold.boxes or typical_height(bold.boxes, bold.areas) < _DIGIT_PIXELS:
+        half = _analyse_grey(small, small_scale, origin=(0.0, 0.0))
+        if not half.boxes or typical_height(half.boxes, half.areas) < _BOLD_PHOTO_HEIGHT:
             return None
-    least = _BOLD_STROKE if clean else _BOLD_PHOTO_STROKE
-    if not bold.areas.any() or stroke_width(np.pad(crop_to_ink(bold.labels > 0), 1)) <= least:
-        return None
-    return bold
+    bold_above = _BOLD_STROKE if clean else _BOLD_PHOTO_STROKE
+    return half if half.areas.any() and _stroke_of(half.labels > 0) > bold_above else None
+
+
+def _stroke_of(mask: np.ndarray) -> float:
+    """The stroke width of a mask's ink, measured on its box with a ring of paper: the same distances as the
+    whole mask's, at a fraction of the cost."""
+    return stroke_width(np.pad(crop_to_ink(mask), 1))
 
 
 def _on_flat_ground(clean: Analysis) -> bool:

@@ -64,8 +64,9 @@ def median(values: np.ndarray) -> float:
 
 
 def reduced(grey: np.ndarray, longest: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """`grey` box-averaged by the least whole factor that brings its longer side to `longest` or under,
-    and that size as Pillow's (width, height), for shrinking masks of the same picture alike."""
+    """The whole of `grey` box-averaged to its sides divided by the least whole factor that brings its longer
+    side to `longest` or under (rounded down: a window may span a little more than the factor), and that size
+    as Pillow's (width, height), for shrinking masks of the same picture alike."""
     height, width = grey.shape
     factor = max(1, int(np.ceil(max(height, width) / longest)))
     size = (max(1, width // factor), max(1, height // factor))

@@ -4,8 +4,8 @@
 // Contract: `prepare(grey, width, height)` takes the pad's grey levels (0 black .. 1 white) and returns
 // {image: Float32Array(784), hasInk, scribbled} or null when the picture is not clean paper (then the server reads
 // it). It follows the reader's path for clean pictures step by step: paper level and ink contrast
-// (levels.clean_paper, ink._analyse_clean; a pad under 512 px never needs the thin-pen second look nor the bold look at half size),
-// 8-connected pieces without blobs and specks (pieces.writing_pieces),
+// (levels.clean_paper, ink._analyse_clean; a pad under 512 px never needs the thin-pen second look, nor the
+// look at half size for bold writing), 8-connected pieces without blobs and specks (pieces.writing_pieces),
 // the one digit (pick_digit, less a line drawn under it), no digit where its ink is too dense with strokes to be
 // one (geometry.scribbled: a signature), pen width brought into MNIST's range (normalize._normalise_stroke), the
 // 20 px box with Pillow's BOX / BILINEAR resampling and the centre of mass at (14, 14)
