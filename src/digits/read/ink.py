@@ -115,14 +115,15 @@ class Analysis:
         }
 
 
-def analyse(image: Image.Image) -> Analysis:
+def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
     """Steps 2-5 at the resolution the writing needs.
 
     A first look at a reduced copy (`_COARSE` pixels on the longer side) finds the writing and how tall
     it is. Most pictures hold digits large enough to read there; bold ones are read in half as many
-    pixels on a side (`_bold_look`), where they lose nothing. Small writing on a big page (a phone
-    number on a sheet) is looked at again, cut out of the picture at a scale where its digits are
-    `_DIGIT_PIXELS` tall. How much a small picture is enlarged depends on what it needs: a clean one
+    pixels on a side (`_bold_look`), where they lose nothing: in a photo only when it holds `one_digit`,
+    whose writing is most often large (a page's most often is not, and the look would be time lost).
+    Small writing on a big page (a phone number on a sheet) is looked at again, cut out of the picture
+    at a scale where its digits are `_DIGIT_PIXELS` tall. How much a small picture is enlarged depends on what it needs: a clean one
     little (`_CLEAN_LEAST`), a photo crop up to `WORK_MIN`. A big clean one whose strokes come out
     `_THIN_STROKE` px or thinner is looked at again at its own size; one whose ink is mostly solid
     (`_on_flat_ground`: a note on an even desk) is a photo.
@@ -142,7 +143,7 @@ def analyse(image: Image.Image) -> Analysis:
     if max(image.size) < WORK_MIN:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
         grey, scale = working_grey(image, _COARSE)
         grey, origin, picture = with_margin(grey, scale)
-    elif (bold := _bold_look(grey, scale, clean=False)) is not None:
+    elif one_digit and (bold := _bold_look(grey, scale, clean=False)) is not None:
         return bold
     coarse = _analyse_grey(grey, scale, origin=origin, picture=picture)
     boxes = coarse.boxes

@@ -112,14 +112,15 @@ def prepare(image: Image.Image, explain: bool = True) -> Prepared:
     (full-size arrays, for --explain), else none."""
     if (ready := ready_for_model(image, explain)) is not None:
         return ready
-    source, digit = _one_digit(*_without_rules(image))
+    source, digit = _one_digit(*_without_rules(image, one_digit=True))
     return _prepare_from(image, source, digit, explain=explain)
 
 
-def _without_rules(image: Image.Image) -> tuple[Analysis, Analysis]:
-    """The picture's analysis without its frames (`rules.cut_frames`), and that without its rules too
-    (`rules.drop_rules`, then `faint_rules.drop_faint_rules`) and without the walls of cells they held up (`walls.drop_walls`)."""
-    analysis = cut_frames(analyse(image))
+def _without_rules(image: Image.Image, one_digit: bool = False) -> tuple[Analysis, Analysis]:
+    """The picture's analysis (`ink.analyse`, told whether it holds `one_digit`) without its frames (`rules.cut_frames`),
+    and that without its rules too (`rules.drop_rules`, then `faint_rules.drop_faint_rules`) and without the walls of
+    cells they held up (`walls.drop_walls`)."""
+    analysis = cut_frames(analyse(image, one_digit))
     return analysis, drop_walls(drop_faint_rules(drop_rules(analysis)))
 
 
