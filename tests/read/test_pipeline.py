@@ -412,7 +412,7 @@ def test_a_small_clean_picture_is_not_enlarged_as_a_photo_is():
 
 
 @pytest.mark.parametrize("as_photo", [False, True])
-def test_a_bold_digit_is_read_at_half_the_first_look(as_photo):
+def test_a_bold_digit_is_read_at_half_the_first_look(as_photo, monkeypatch):
     """Strokes over 4 px wide in 256 px (8 in a photo of one digit) lose nothing there, at a quarter of the
     pixels of the 512 px first look; a thinner pen on the same page is still looked at in 512 px."""
     from digits.read.ink import analyse
@@ -431,6 +431,15 @@ def test_a_bold_digit_is_read_at_half_the_first_look(as_photo):
         # The box in the picture's own pixels, within two pixels of the 256 px copy (2 x 1201 / 256).
         assert read.digit == 7 and np.abs(np.subtract(read.box, drawn)).max() <= 10, (read.box, drawn)
     assert looks == {60: 256, 12: 512}
+    # One digit is read as one (`prepare`), a page as a page.
+    import digits.read.pipeline as pipeline
+
+    told = []
+    monkeypatch.setattr(
+        pipeline, "analyse", lambda image, one_digit=False: told.append(one_digit) or analyse(image, one_digit)
+    )
+    prepare(picture), segment_page(picture)
+    assert told == [True, False]
     # A picture the first look sees in fewer pixels (a drawing pad, as the page's offline reader sees it) stays so.
     assert max(analyse(paper("7", size=(400, 300), box=(150, 50, 250, 250), width=30)).grey.shape) == 400
 

@@ -14,7 +14,8 @@ Steps 2-5 of the pipeline, at analysis resolution:
      that are not strokes (a hard shadow, a desk or shirt beyond the paper, a blot).
 
 It looks first at a reduced copy, at half its resolution where the writing
-is bold, and again, closer, where the writing is small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
+is bold (a photo only when read as one digit), and again, closer, where the
+writing is small (`analyse`). Clean pictures (drawing apps, MNIST images, binarised
 scans) skip steps 2-3. `analyse` returns the labelled ink as an `Analysis`;
 `digits.read.layout` groups it into digits and lines, `digits.read.sheet`
 finds the table round a sheet.
@@ -72,7 +73,9 @@ _THIN_STROKE = 2.0
 # and the smoothing its threshold applies), so its bar is twice a clean picture's, and its digits must
 # be `_BOLD_PHOTO_HEIGHT` tall there, twice what needs no closer look at `_COARSE`. With the photo's bar
 # at 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's answer
-# changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md).
+# changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md). A clean
+# picture gets this look whether it holds one digit or a page; a photo only from `analyse(one_digit=True)`
+# (`pipeline.prepare`): a page's writing is most often small, and the look was time lost.
 _BOLD_STROKE = 4.0
 _BOLD_PHOTO_STROKE = 8.0
 _BOLD_PHOTO_HEIGHT = 40

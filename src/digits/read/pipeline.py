@@ -228,7 +228,9 @@ class Segmented:
     `whole` is what `prepare` gives, made from the same analysis as the lines
     and without --explain's steps (a picture already in MNIST's format is
     itself, as `prepare` returns it, and its one line is that digit): a page
-    whose only number is one digit is checked against it.
+    whose only number is one digit is checked against it. Only a photo's bold
+    writing differs: `prepare` looks at it in half the pixels, a page does not
+    (`ink.analyse`'s `one_digit`).
     """
 
     lines: list[list[Segment]]  # top to bottom, each left to right

@@ -164,7 +164,9 @@ class Reader:
         form's printed label). A picture where most lines of writing are not
         numbers gives none (a number's printed label, level with it and less
         than half as tall, is not counted); one whose only number is a single
-        digit gives it only when `read_digit` reads the same.
+        digit gives it only when the picture read whole, from the page's own
+        analysis, reads the same (as `read_digit` reads it, but for a bold
+        photo, which `read_digit` looks at in half the pixels).
         Once a picture gives numbers, its other lines of two digits or more
         need not be sure or steady (unless written less than half as tall as
         those numbers: print): their digits that are unsure, or that
