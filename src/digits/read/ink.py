@@ -71,7 +71,7 @@ _THIN_STROKE = 2.0
 # over this many pixels wide (a marker digit 30 px thick in a 600 px crop), and on a clean picture ink
 # that is no flat ground (`_on_flat_ground`). A photo's strokes are measured wider than its pen (blur,
 # and the smoothing its threshold applies), so its bar is twice a clean picture's, and its digits must
-# be `_BOLD_PHOTO_HEIGHT` tall there, twice what needs no closer look at `_COARSE`. With the photo's bar
+# be `_BOLD_PHOTO_HEIGHT` px tall there (80 px at `_COARSE`, where 20 need no closer look). With the photo's bar
 # at 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's answer
 # changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md). A clean
 # picture gets this look whether it holds one digit or a page; a photo only from `analyse(one_digit=True)`
