@@ -34,11 +34,8 @@ import numpy as np
 from _common import RESULTS, described, how_run, results_table, write_results
 from digits.data import load_test
 from digits.read.reader import Reader
-from digits.synth.photograph import any_pen, make_singles, paper_style
+from digits.synth.photograph import INKS, PAPERS, any_pen, make_singles, paper_style
 from digits.train.extra_data import load_parts
-
-WHITE_PAPER, GREY_PAPER = (0.96, 0.96, 0.94), (0.84, 0.84, 0.83)
-PENCIL, BLACK = (0.36, 0.36, 0.38), (0.08, 0.08, 0.10)
 
 
 def faint_pencil(rng: np.random.Generator):
@@ -46,8 +43,8 @@ def faint_pencil(rng: np.random.Generator):
     return dataclasses.replace(
         paper_style(rng, (14, 34)),
         chalk=False,
-        paper=np.array(WHITE_PAPER) * rng.uniform(0.9, 1.0),
-        ink=np.array(PENCIL),
+        paper=np.array(PAPERS["white"]) * rng.uniform(0.9, 1.0),
+        ink=np.array(INKS["pencil"]),
         opacity=float(rng.uniform(0.3, 0.75)),
         grain=float(rng.uniform(0.15, 0.35)),
         level=0.6,
@@ -61,8 +58,8 @@ def marker(rng: np.random.Generator):
     return dataclasses.replace(
         style,
         chalk=False,
-        paper=np.array(GREY_PAPER) * rng.uniform(0.8, 1.0),
-        ink=np.array(BLACK),
+        paper=np.array(PAPERS["grey"]) * rng.uniform(0.8, 1.0),
+        ink=np.array(INKS["black"]),
         level=0.3,
         extra=float(rng.uniform(0.05, 0.1) * style.height),
         opacity=1.0,

@@ -27,9 +27,10 @@ _FLAT_LINE, _UNDERLINE_GAP, _UNDERLINE_REACH = 5, 0.05, 0.1
 # the digit shrank in its 28×28 image among dots and was refused. Its own small pieces (a stroke broken by the
 # pencil's grain) lie closer. Chosen on generated faint pencil digits (drawn by a scratch script at seed 0, in
 # `benchmarks/pens.py`'s faint pencil at half to three quarters of its tone): of 500 by CVL's unseen writers,
-# 428 read right before and 438 after; of 500 MNIST test digits, 462 and 469. Applied to all ink, it cost: a drawn donut's sprinkles and a photographed rocket's
-# specks had made them no digit (then read 0 and 1). With "small" at 15 %, a generated texture read 3 and a
-# faint 5 whose flag lifted off read 6; at 8 % the 5 still does; at 5 %, half the gain went.
+# 428 read right before and 438 after; of 500 MNIST test digits, 462 and 469. Applied to all ink, it cost: a
+# drawn donut's sprinkles and a photographed rocket's specks had made them no digit (then read 0 and 1). With
+# "small" at 15 %, a generated texture read 3 and a faint 5 whose flag lifted off read 6; at 8 % the 5 still
+# does; at 5 %, half the gain went.
 _LEAST_PIECE, _REACH = 0.03, 0.25
 _FAINT_INK, _SMALL_PIECE, _SMALL_REACH = 0.25, 0.08, 0.08
 

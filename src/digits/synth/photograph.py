@@ -38,6 +38,8 @@ from PIL import Image
 from digits.spec import SHAPE
 
 __all__ = [
+    "INKS",
+    "PAPERS",
     "any_pen",
     "digit_coverage",
     "lighting",
@@ -51,8 +53,8 @@ __all__ = [
     "write_set",
 ]
 
-# Colours as RGB in [0, 1].
-_PAPERS = {
+# Colours as RGB in [0, 1], by name (a benchmark draws in one of them: `benchmarks/pens.py`).
+PAPERS = {
     "white": (0.96, 0.96, 0.94),
     "cream": (0.95, 0.91, 0.80),
     "grey": (0.84, 0.84, 0.83),
@@ -60,7 +62,7 @@ _PAPERS = {
     "kraft": (0.80, 0.68, 0.52),
     "bluish": (0.88, 0.92, 0.96),
 }
-_INKS = {
+INKS = {
     "black": (0.08, 0.08, 0.10),
     "blue": (0.10, 0.16, 0.58),
     "navy": (0.05, 0.08, 0.32),
@@ -115,7 +117,7 @@ def paper_style(rng: np.random.Generator, height_range: tuple[float, float]) -> 
         paper, ink = pick(rng, _BOARDS), pick(rng, _CHALKS)
         grain = float(rng.uniform(0.1, 0.45))
     else:
-        paper, ink = pick(rng, _PAPERS), pick(rng, _INKS)
+        paper, ink = pick(rng, PAPERS), pick(rng, INKS)
         pencil = np.ptp(ink) < 0.05 and ink[0] > 0.2  # grey, not black
         grain = float(rng.uniform(0.1, 0.3)) if pencil else 0.0
     # A white-balance tint shifts paper and ink alike, as a camera would.
