@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw
 
 from digits.read.explain import save_steps
 from digits.read.geometry import pixels_of
-from digits.read.levels import ink_level, median
+from digits.read.levels import ink_level, label_medians, median
 from digits.read.load import MAX_PIXELS
-from digits.read.normalize import _largest_around
+from digits.read.normalize import _largest_around, crop_to_ink, pieces_stroke_width, stroke_width
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
 from digits.read.reader import Reader
 
@@ -836,6 +836,54 @@ def test_largest_around_is_scipys_maximum_filter(values):
 @given(hnp.arrays(np.int32, (9, 7), elements=st.integers(0, 5)), st.lists(st.integers(0, 6), min_size=1, max_size=3))
 def test_pixels_of_is_isin(labels, chosen):
     np.testing.assert_array_equal(pixels_of(labels, chosen), np.isin(labels, chosen))
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.bool_, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=24)), st.integers(0, 9))
+def test_the_pieces_stroke_width_is_the_whole_inks(mask, dropped):
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))  # as `pieces.writing_pieces` labels
+    labels[labels == dropped] = 0  # a piece dropped is paper, its label unused
+    assert pieces_stroke_width(labels) == stroke_width(crop_to_ink(labels > 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(np.float32, (8, 9), elements=st.floats(0, 1, width=32)),
+    hnp.arrays(np.int64, (8, 9), elements=st.integers(0, 6)),
+    st.lists(st.integers(1, 8), min_size=1, max_size=4, unique=True),
+)
+def test_label_medians_are_scipys(values, labels, index):
+    from scipy import ndimage
+
+    chosen = np.array(index)
+    expected = np.atleast_1d(ndimage.median(values, labels, chosen))
+    found = label_medians(values, labels, chosen)
+    assert found.dtype == expected.dtype
+    np.testing.assert_array_equal(found, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.bool_, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=16)))
+def test_a_regions_rectangle_is_the_one_round_all_its_pixels(region):
+    from scipy import spatial
+
+    from digits.read.sheet import _rectangle_area
+
+    points = np.argwhere(region).astype(float)
+    try:
+        corners = points[spatial.ConvexHull(points).vertices]
+    except (spatial.QhullError, ValueError):  # a line, a point or nothing: no area
+        expected = float("inf")
+    else:
+        expected = float("inf")
+        for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=False):
+            edge = (end - start) / np.hypot(*(end - start))
+            along, across = corners @ edge, corners @ np.array([-edge[1], edge[0]])
+            expected = min(expected, (np.ptp(along) + 1) * (np.ptp(across) + 1))
+    if region.any():
+        assert _rectangle_area(region) == expected
 
 
 def test_prepare_keeps_the_steps_only_when_asked_and_gives_the_same_digit_without(mnist):

@@ -33,7 +33,7 @@ from PIL import Image
 from digits.read.geometry import component_boxes, typical_height
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, reduced
 from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
-from digits.read.normalize import crop_to_ink, stroke_width
+from digits.read.normalize import crop_to_ink, pieces_stroke_width, stroke_width
 from digits.read.paper import (
     estimate_background,
     follow_hard_shadow,
@@ -287,14 +287,14 @@ def _analyse_grey(
         look = _first_look(grey, background, outside, picture, rim)
         if look.areas.any():
             break
-    stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0
+    stroke = pieces_stroke_width(look.labels)
     # A hard shadow's edge, which the smooth background cannot follow, leaves shaded paper looking like ink:
     # where there is one, look again with the background brought to the paper on both its sides. Not in a
     # small crop: the paper round it is a margin `with_margin` added, no border a shadow was cast from.
     followed = background if picture is not None else follow_hard_shadow(grey, background, stroke, outside)
     if followed is not background:
         background, look = followed, _first_look(grey, followed, outside, picture, rim)
-        stroke = stroke_width(crop_to_ink(look.labels > 0)) if look.areas.any() else 0.0
+        stroke = pieces_stroke_width(look.labels)
     signal, dark_ink, ink, mask, contrast, labels, areas = look
 
     # The first pass tells how tall the writing is and how wide its strokes

@@ -2,8 +2,8 @@
 
 `MIN_CONTRAST` is how far ink must stand from the paper to count at all;
 `otsu` is Otsu's split of a set of grey values, `ink_level` the level a
-set of ink values reaches, `median` their middle, `clean_paper` the paper's
-level of a clean picture; `reduced` is a small copy
+set of ink values reaches, `median` their middle (`label_medians` the middle
+of each labelled region's), `clean_paper` the paper's level of a clean picture; `reduced` is a small copy
 of a picture for looking at the paper and the sheet, not the ink. All work on
 grey values in [0, 1] (the working images of `digits.read.load`).
 """
@@ -61,6 +61,31 @@ def median(values: np.ndarray) -> float:
         return float(np.partition(flat, middle)[middle])
     low, high = np.partition(flat, (middle - 1, middle))[middle - 1 : middle + 1]
     return (float(low) + float(high)) / 2
+
+
+def label_medians(values: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`scipy.ndimage.median(values, labels, index)` for labels of 0 and up, sorting only the pixels of the labels
+    in `index`: scipy sorts every pixel, paper included (90 ms on a page at 2048 px). As scipy does, an even
+    count averages its middle two in `values`' type, and a label with no pixel gets the least value of the
+    lowest label there is."""
+    flat_labels, flat_values = labels.ravel(), values.ravel()
+    chosen = np.isin(flat_labels, index)
+    order = np.lexsort((flat_values[chosen], flat_labels[chosen]))
+    ordered_labels, ordered_values = flat_labels[chosen][order], flat_values[chosen][order]
+    first = np.searchsorted(ordered_labels, index, side="left")
+    last = np.searchsorted(ordered_labels, index, side="right") - 1
+    present = last >= first
+    step = np.where(present, (last - first) // 2, 0)
+    low, high = np.where(present, first + step, 0), np.where(present, last - step, 0)
+    medians = (
+        (ordered_values[low] + ordered_values[high]) / 2.0
+        if ordered_values.size
+        else np.zeros(len(index), values.dtype)
+    )
+    if not present.all():
+        lowest = flat_labels.min()
+        medians = np.where(present, medians, flat_values[flat_labels == lowest].min())
+    return np.asarray(medians)
 
 
 def reduced(grey: np.ndarray, longest: int) -> tuple[np.ndarray, tuple[int, int]]:

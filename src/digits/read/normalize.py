@@ -57,6 +57,36 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2 * median(distance[ridge]) if ridge.any() else 0.0
 
 
+def pieces_stroke_width(labels: np.ndarray) -> float:
+    """`stroke_width(crop_to_ink(labels > 0))` for 8-connected pieces (`pieces.writing_pieces`' labels),
+    with the distances found piece by piece in its box and a ring of one pixel: on a page at 2048 px the
+    whole ink's box is millions of pixels, and its transform cost 0.3 s where the boxes of the pieces cost
+    a few milliseconds. The same value: the first pixel off a piece along its row or column is paper (no
+    other piece touches it), so no pixel of the piece has nearer paper beyond that ring; and a ridge pixel's
+    neighbours are of its own piece or paper."""
+    from scipy import ndimage
+
+    box = ink_box(labels > 0)
+    if box is None:
+        return 0.0
+    x0, y0, x1, y1 = box
+    labels = labels[y0:y1, x0:x1]
+    ridges = []
+    for label, found in enumerate(ndimage.find_objects(labels), start=1):
+        if found is None:
+            continue
+        rows, columns = found
+        ring = (
+            slice(max(rows.start - 1, 0), rows.stop + 1),
+            slice(max(columns.start - 1, 0), columns.stop + 1),
+        )
+        near = labels[ring]
+        distance = ndimage.distance_transform_edt(near > 0)
+        ridges.append(distance[(near == label) & (distance >= _largest_around(distance))])
+    values = np.concatenate(ridges) if ridges else np.zeros(0)
+    return 2 * median(values) if values.size else 0.0
+
+
 def _largest_around(values: np.ndarray) -> np.ndarray:
     """Each pixel's largest value in its 3×3 neighbourhood, the border repeated: `ndimage.maximum_filter(values, 3)`,
     whose general n-dimensional loop costs twice these four array maxima on a digit's crop."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digits.read.levels import MIN_CONTRAST, ink_level, median, otsu, reduced
+from digits.read.levels import MIN_CONTRAST, ink_level, label_medians, median, otsu, reduced
 from digits.read.normalize import crop_to_ink
 from digits.spec import Box
 
@@ -197,8 +197,8 @@ def _shadow_region(
             rim = side & ~within
             if outside is not None:
                 rim &= ~ndimage.binary_dilation(outside)
-            edges = np.atleast_1d(ndimage.median(change, np.where(rim, labels, 0), kept))
-            flat = np.atleast_1d(ndimage.median(change, np.where(within, labels, 0), kept))
+            edges = label_medians(change, np.where(rim, labels, 0), kept)
+            flat = label_medians(change, np.where(within, labels, 0), kept)
             kept = kept[
                 (np.nan_to_num(edges, nan=0.0) >= _SHADOW_STEP) & (np.nan_to_num(flat, nan=1.0) < _SHADOW_STEP / 2)
             ]

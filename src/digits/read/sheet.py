@@ -81,10 +81,16 @@ _FINDER_EDGE = 0.5
 
 
 def _rectangle_area(region: np.ndarray) -> float:
-    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull)."""
+    """Area of the smallest rotated rectangle around a region (rotating calipers on its hull).
+
+    The hull is that of each row's first and last pixel: every other pixel lies between them, so the hull is
+    the same as all the pixels' (whose Qhull cost 26 ms on a sheet's tens of thousands)."""
     from scipy import spatial
 
-    points = np.argwhere(region).astype(float)
+    rows = np.flatnonzero(region.any(axis=1))
+    first = region[rows].argmax(axis=1)
+    last = region.shape[1] - 1 - region[rows, ::-1].argmax(axis=1)
+    points = np.unique(np.concatenate([np.stack([rows, first], 1), np.stack([rows, last], 1)]), axis=0).astype(float)
     try:
         corners = points[spatial.ConvexHull(points).vertices]
     except spatial.QhullError:  # a line or a point: no area
