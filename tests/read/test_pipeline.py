@@ -444,6 +444,25 @@ def test_a_bold_digit_is_read_at_half_the_first_look(as_photo, monkeypatch):
     assert max(analyse(paper("7", size=(400, 300), box=(150, 50, 250, 250), width=30)).grey.shape) == 400
 
 
+def test_a_photo_is_looked_at_whole_in_half_the_pixels_only_where_its_first_pass_there_is_bold(monkeypatch):
+    """A whole look at 256 px is time lost on a photo of thin writing: the first pass there, which finds the
+    strokes' width, decides. The sheet on the desk is found once for both looks."""
+    import digits.read.ink as ink
+
+    whole, tables, analyse_grey, find_table = [], [], ink._analyse_grey, ink.find_table
+
+    def counted(grey, *args, **kwargs):
+        whole.append(max(grey.shape))
+        return analyse_grey(grey, *args, **kwargs)
+
+    monkeypatch.setattr(ink, "_analyse_grey", counted)
+    monkeypatch.setattr(ink, "find_table", lambda grey: tables.append(grey.shape) or find_table(grey))
+    for width, looked_at in ((60, [256]), (12, [512])):
+        whole.clear(), tables.clear()
+        ink.analyse(photographed(paper("7", size=(1201, 899), box=(450, 150, 750, 750), width=width)), one_digit=True)
+        assert whole == looked_at and len(tables) == 1
+
+
 def test_steps_for_explain_end_with_the_model_input(tmp_path):
     prepared = prepare(paper("7"))
     names = [name for name, _ in prepared.steps]

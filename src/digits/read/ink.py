@@ -43,7 +43,7 @@ from digits.read.paper import (
     with_margin,
 )
 from digits.read.pieces import writing_pieces
-from digits.read.sheet import outside_sheet, sheet_rim
+from digits.read.sheet import Table, find_table, sheet_rim
 from digits.spec import Box
 
 # The first look at a picture is at this many pixels on its longer side; writing
@@ -75,10 +75,16 @@ _THIN_STROKE = 2.0
 # at 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's answer
 # changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md). A clean
 # picture gets this look whether it holds one digit or a page; a photo only from `analyse(one_digit=True)`
-# (`pipeline.prepare`): a page's writing is most often small, and the look was time lost.
+# (`pipeline.prepare`): of 850 generated phone photos of one digit read as pages, 4 were read right and 8 lost
+# (bold digits the model doubted at either size, which a page's steadiness test then refused).
 _BOLD_STROKE = 4.0
 _BOLD_PHOTO_STROKE = 8.0
 _BOLD_PHOTO_HEIGHT = 40
+# A photo's whole look at half size is time lost where its writing is not bold: it is taken only when its
+# first pass there finds strokes over this many px wide and writing this many px tall. Every photo the whole
+# look took (11 real singles, 89 of 99 generated phone photos, 9 of 26 photographed CVL digits, one real junk
+# picture) showed strokes of 7.2 px and more in the first pass, 61 px tall and more.
+_MAY_BE_BOLD = (6.0, 30.0)
 # On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as blobs,
 # or filling this share of a box this share of the picture's shorter side both ways, as no stroke is), the level
 # was an even ground round the paper: a note on a flat desk. A broad brush's 1 fills its box too (11 % of a pad).
@@ -110,12 +116,16 @@ class Analysis:
     @cached_property
     def boxes(self) -> dict[int, Box]:
         """Box of every component still kept, by label (found once, used by every line)."""
-        count = len(self.areas) - 1
-        return {
-            i: b
-            for i, b in zip(range(1, count + 1), component_boxes(self.labels, count), strict=False)
-            if b is not None and self.areas[i] > 0
-        }
+        return _kept_boxes(self.labels, self.areas)
+
+
+def _kept_boxes(labels: np.ndarray, areas: np.ndarray) -> dict[int, Box]:
+    count = len(areas) - 1
+    return {
+        i: b
+        for i, b in zip(range(1, count + 1), component_boxes(labels, count), strict=False)
+        if b is not None and areas[i] > 0
+    }
 
 
 def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
@@ -123,8 +133,8 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
 
     A first look at a reduced copy (`_COARSE` pixels on the longer side) finds the writing and how tall
     it is. Most pictures hold digits large enough to read there; bold ones are read in half as many
-    pixels on a side (`_bold_look`), where they lose nothing: in a photo only when it holds `one_digit`,
-    whose writing is most often large (a page's most often is not, and the look would be time lost).
+    pixels on a side (`_bold_look`), where they lose nothing: in a photo only when it holds `one_digit`
+    (a page's lines are held to more tests, which a bold digit the model doubts passed less often there).
     Small writing on a big page (a phone number on a sheet) is looked at again, cut out of the picture
     at a scale where its digits are `_DIGIT_PIXELS` tall. How much a small picture is enlarged depends on what it needs: a clean one
     little (`_CLEAN_LEAST`), a photo crop up to `WORK_MIN`. A big clean one whose strokes come out
@@ -146,9 +156,10 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
     if max(image.size) < WORK_MIN:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
         grey, scale = working_grey(image, _COARSE)
         grey, origin, picture = with_margin(grey, scale)
-    elif one_digit and (bold := _bold_look(grey, scale, clean=False)) is not None:
+    table = find_table(grey)  # the same on the half-size look's copy: found once for both
+    if one_digit and picture is None and (bold := _bold_look(grey, scale, clean=False, table=table)) is not None:
         return bold
-    coarse = _analyse_grey(grey, scale, origin=origin, picture=picture)
+    coarse = _analyse_grey(grey, scale, origin=origin, picture=picture, table=table)
     boxes = coarse.boxes
     if not boxes:
         return coarse
@@ -184,9 +195,12 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
     return fine if fine.areas.any() else coarse
 
 
-def _bold_look(grey: np.ndarray, scale: tuple[float, float], clean: bool) -> Analysis | None:
+def _bold_look(
+    grey: np.ndarray, scale: tuple[float, float], clean: bool, table: Table | None = None
+) -> Analysis | None:
     """The picture looked at in `WORK_MIN` px where the first look's copy has `_COARSE` and its writing is
-    bold there (`_BOLD_STROKE`), else None: the first look goes on as before."""
+    bold there (`_BOLD_STROKE`), else None: the first look goes on as before. A photo (`table`: its sheet's)
+    is looked at whole there only when its first pass there shows bold writing (`_MAY_BE_BOLD`)."""
     if max(grey.shape) < _COARSE:
         return None
     small, size = reduced(grey, WORK_MIN)
@@ -196,7 +210,11 @@ def _bold_look(grey: np.ndarray, scale: tuple[float, float], clean: bool) -> Ana
         if paper is None or _on_flat_ground(half := _analyse_clean(small, small_scale, paper)):
             return None
     else:
-        half = _analyse_grey(small, small_scale, origin=(0.0, 0.0))
+        start = _first_pass(small, None, table if table is not None else find_table(small))
+        stroke_at_least, height_at_least = _MAY_BE_BOLD
+        if start.stroke <= stroke_at_least or _typical_height(start.look) < height_at_least:
+            return None
+        half = _analyse_grey(small, small_scale, origin=(0.0, 0.0), start=start)
         if not half.boxes or typical_height(half.boxes, half.areas) < _BOLD_PHOTO_HEIGHT:
             return None
     bold_above = _BOLD_STROKE if clean else _BOLD_PHOTO_STROKE
@@ -272,12 +290,20 @@ def _first_look(
     return _Look(signal, dark_ink, ink, mask, contrast, *writing_pieces(mask, picture, rim, ink=ink))
 
 
-def _analyse_grey(
-    grey: np.ndarray, scale: tuple[float, float], origin: tuple[float, float], picture: Box | None = None
-) -> Analysis:
+class _Start(NamedTuple):
+    """A photo's first pass (`_first_pass`): its paper, its first look, and the strokes' width in it."""
+
+    background: np.ndarray
+    look: _Look
+    stroke: float
+    outside: np.ndarray | None  # the table round the sheet, if any
+    rim: np.ndarray | None  # the sheet's rim along it
+
+
+def _first_pass(grey: np.ndarray, picture: Box | None, table: Table) -> _Start:
     # A photo of a sheet on a table: the table is neither paper nor ink. If
     # nothing is written on what looked like a sheet, it was not one.
-    sheet = outside_sheet(grey)
+    sheet = table.at(grey.shape)
     for outside in [sheet, None] if sheet is not None else [None]:
         background = estimate_background(grey, exclude=outside)
         # What lies along the sheet's edge, thicker than writing, is the rim's shade (`pieces.writing_pieces`):
@@ -287,7 +313,26 @@ def _analyse_grey(
         look = _first_look(grey, background, outside, picture, rim)
         if look.areas.any():
             break
-    stroke = pieces_stroke_width(look.labels)
+    return _Start(background, look, pieces_stroke_width(look.labels), outside, rim)
+
+
+def _typical_height(look: _Look) -> float:
+    """How tall a first look's writing typically is (0 where it found none)."""
+    boxes = _kept_boxes(look.labels, look.areas)
+    return typical_height(boxes, look.areas) if boxes else 0.0
+
+
+def _analyse_grey(
+    grey: np.ndarray,
+    scale: tuple[float, float],
+    origin: tuple[float, float],
+    picture: Box | None = None,
+    table: Table | None = None,
+    start: _Start | None = None,
+) -> Analysis:
+    if start is None:
+        start = _first_pass(grey, picture, table if table is not None else find_table(grey))
+    background, look, stroke, outside, rim = start
     # A hard shadow's edge, which the smooth background cannot follow, leaves shaded paper looking like ink:
     # where there is one, look again with the background brought to the paper on both its sides. Not in a
     # small crop: the paper round it is a margin `with_margin` added, no border a shadow was cast from.

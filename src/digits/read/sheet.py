@@ -30,7 +30,7 @@ of seeds 0 and 1 and generated junk; docs/reading.md gives the figures.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -118,11 +118,35 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     everything else, grown a little past the sheet's edge, or None when the
     sheet fills the picture and no corner is filled (the usual case).
     """
+    return find_table(grey).at(grey.shape)
+
+
+class Table(NamedTuple):
+    """The table round the sheet as `find_table` saw it on a picture's coarse copy (at most 256 px a side): the
+    same for a copy of 512 px and for its half, so the reader's two looks at a photo share it (`ink.analyse`)."""
+
+    coarse: np.ndarray | None  # the table on the coarse copy; None: the sheet fills the picture
+
+    def at(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """`outside_sheet`'s mask for a picture of `shape` (rows, columns) whose coarse copy this was found on."""
+        from scipy import ndimage
+
+        if self.coarse is None:
+            return None
+        height, width = shape
+        table_mask: np.ndarray = ndimage.binary_dilation(
+            _resized(self.coarse, shape), iterations=max(2, round(0.01 * max(height, width)))
+        )
+        return table_mask
+
+
+def find_table(grey: np.ndarray) -> Table:
+    """`outside_sheet`'s table on `grey`'s coarse copy, to be brought to a size by `Table.at`."""
     from scipy import ndimage
 
     small = _coarse(grey)
     if small.size < 64 or np.ptp(small) < MIN_CONTRAST:
-        return None
+        return Table(None)
     # Corners a turn filled (an editor's, a scanner's) are no table the finders know: each takes the
     # level of what lies beside it first (the median of a band just past the blur along its edge), so
     # that a sheet on a desk is found as it would be unturned, and a light fill round grey paper is not
@@ -135,15 +159,11 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
     if sheet is None:
         sheet = _learned_sheet(small)
     if sheet is None and filled is None:
-        return None
+        return Table(None)
     table = ~sheet if sheet is not None else np.zeros(small.shape, bool)
     if filled is not None:
         table |= filled
-    height, width = grey.shape
-    table_mask: np.ndarray = ndimage.binary_dilation(
-        _resized(table, grey.shape), iterations=max(2, round(0.01 * max(height, width)))
-    )
-    return table_mask
+    return Table(table)
 
 
 def _filled_corners(small: np.ndarray) -> np.ndarray | None:
