@@ -292,6 +292,21 @@ def test_a_tilted_sheet_is_told_from_the_table(angle):
     assert outside is not None and outside[0, 0] and outside[-1, -1] and not outside[150, 200]
 
 
+def test_a_sheet_is_found_alike_on_a_photos_first_look_and_on_its_half():
+    """The reader's two looks at a photo (512 px and its half) share the sheet found once (`sheet.Table`): the
+    finder's coarse copy of either is the same."""
+    from digits.read.levels import reduced
+    from digits.read.load import WORK_MIN, working_grey
+    from digits.read.sheet import find_table
+
+    sheet = Image.new("RGB", (700, 500), (235, 235, 228)).rotate(7, Image.BICUBIC, expand=True, fillcolor=(90, 60, 40))
+    photo = Image.new("RGB", (1201, 899), (90, 60, 40))
+    photo.paste(sheet, (200, 150))
+    grey = working_grey(photo, 512)[0]
+    first, half = find_table(grey), find_table(reduced(grey, WORK_MIN)[0])
+    assert first.coarse is not None and np.array_equal(first.coarse, half.coarse)
+
+
 def test_a_sheet_half_in_shadow_is_still_one_sheet():
     """Light falling off across the sheet puts its far side below Otsu's split, and there is writing there too."""
     from digits.read.load import working_grey
@@ -458,7 +473,8 @@ def test_a_photo_is_looked_at_whole_in_half_the_pixels_only_where_its_first_pass
     monkeypatch.setattr(ink, "_analyse_grey", counted)
     monkeypatch.setattr(ink, "find_table", lambda grey: tables.append(grey.shape) or find_table(grey))
     for width, looked_at in ((60, [256]), (12, [512])):
-        whole.clear(), tables.clear()
+        whole.clear()
+        tables.clear()
         ink.analyse(photographed(paper("7", size=(1201, 899), box=(450, 150, 750, 750), width=width)), one_digit=True)
         assert whole == looked_at and len(tables) == 1
 

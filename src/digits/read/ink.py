@@ -75,16 +75,17 @@ _THIN_STROKE = 2.0
 # at 4 px a photo of a rocket and a generated scribble read as 1s; at 8 px no real picture's answer
 # changed, and one of 800 generated CVL singles more was read right (time: docs/benchmarks.md). A clean
 # picture gets this look whether it holds one digit or a page; a photo only from `analyse(one_digit=True)`
-# (`pipeline.prepare`): of 850 generated phone photos of one digit read as pages, 4 were read right and 8 lost
-# (bold digits the model doubted at either size, which a page's steadiness test then refused).
+# (`pipeline.prepare`): on 850 generated phone photos of one digit read as pages, the look read 4 right that
+# were not and lost 8 (bold digits the model doubted at either size, which a page's steadiness test refused).
 _BOLD_STROKE = 4.0
 _BOLD_PHOTO_STROKE = 8.0
 _BOLD_PHOTO_HEIGHT = 40
 # A photo's whole look at half size is time lost where its writing is not bold: it is taken only when its
-# first pass there finds strokes over this many px wide and writing this many px tall. Every photo the whole
-# look took (11 real singles, 89 of 99 generated phone photos, 9 of 26 photographed CVL digits, one real junk
-# picture) showed strokes of 7.2 px and more in the first pass, 61 px tall and more.
-_MAY_BE_BOLD = (6.0, 30.0)
+# first pass there finds strokes over this many px wide and writing at least this many px tall. Every photo
+# the whole look took (11 real singles, 89 of 99 generated phone photos, 9 of 26 photographed CVL digits, one
+# real junk picture) showed strokes of 7.2 px and more in the first pass, 61 px tall and more.
+_MAY_BE_BOLD_STROKE = 6.0
+_MAY_BE_BOLD_HEIGHT = 30
 # On a clean picture ink is strokes. When most of what differs from its one level is solid (dropped as blobs,
 # or filling this share of a box this share of the picture's shorter side both ways, as no stroke is), the level
 # was an even ground round the paper: a note on a flat desk. A broad brush's 1 fills its box too (11 % of a pad).
@@ -143,7 +144,7 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
     """
     grey, scale = working_grey(image, _COARSE, shortest_side=_CLEAN_LEAST)
     paper = clean_paper(grey)
-    if paper is not None and (bold := _bold_look(grey, scale, clean=True)) is not None:
+    if paper is not None and (bold := _bold_look(grey, scale, table=None)) is not None:
         return bold
     if paper is not None and not _on_flat_ground(clean := _analyse_clean(grey, scale, paper)):
         if min(scale) < 1 and clean.mask.any() and _stroke_of(clean.mask) <= _THIN_STROKE:
@@ -153,13 +154,14 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
                 return _analyse_clean(grey, scale, paper)
         return clean
     origin, picture = (0.0, 0.0), None
-    if max(image.size) < WORK_MIN:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
+    small_crop = max(image.size) < WORK_MIN
+    if small_crop:  # not clean after all: the photo path's filters and thresholds need WORK_MIN
         grey, scale = working_grey(image, _COARSE)
         grey, origin, picture = with_margin(grey, scale)
-    table = find_table(grey)  # the same on the half-size look's copy: found once for both
-    if one_digit and picture is None and (bold := _bold_look(grey, scale, clean=False, table=table)) is not None:
+    table = find_table(grey)  # the same as on the half-size look's copy (`sheet.Table`): found once for both
+    if one_digit and not small_crop and (bold := _bold_look(grey, scale, table)) is not None:
         return bold
-    coarse = _analyse_grey(grey, scale, origin=origin, picture=picture, table=table)
+    coarse = _analyse_grey(grey, scale, origin, picture, _first_pass(grey, picture, table))
     boxes = coarse.boxes
     if not boxes:
         return coarse
@@ -195,26 +197,25 @@ def analyse(image: Image.Image, one_digit: bool = False) -> Analysis:
     return fine if fine.areas.any() else coarse
 
 
-def _bold_look(
-    grey: np.ndarray, scale: tuple[float, float], clean: bool, table: Table | None = None
-) -> Analysis | None:
+def _bold_look(grey: np.ndarray, scale: tuple[float, float], table: Table | None) -> Analysis | None:
     """The picture looked at in `WORK_MIN` px where the first look's copy has `_COARSE` and its writing is
-    bold there (`_BOLD_STROKE`), else None: the first look goes on as before. A photo (`table`: its sheet's)
-    is looked at whole there only when its first pass there shows bold writing (`_MAY_BE_BOLD`)."""
+    bold there (`_BOLD_STROKE`), else None: the first look goes on as before. `table` is a photo's sheet
+    (`find_table`), None for a clean picture; a photo is looked at whole there only when its first pass there
+    shows bold writing (`_MAY_BE_BOLD_STROKE`)."""
     if max(grey.shape) < _COARSE:
         return None
     small, size = reduced(grey, WORK_MIN)
     small_scale = (scale[0] * size[0] / grey.shape[1], scale[1] * size[1] / grey.shape[0])
-    if clean:
+    clean = table is None
+    if table is None:
         paper = clean_paper(small)
         if paper is None or _on_flat_ground(half := _analyse_clean(small, small_scale, paper)):
             return None
     else:
-        start = _first_pass(small, None, table if table is not None else find_table(small))
-        stroke_at_least, height_at_least = _MAY_BE_BOLD
-        if start.stroke <= stroke_at_least or _typical_height(start.look) < height_at_least:
+        start = _first_pass(small, None, table)
+        if start.stroke <= _MAY_BE_BOLD_STROKE or _typical_height(start.look) < _MAY_BE_BOLD_HEIGHT:
             return None
-        half = _analyse_grey(small, small_scale, origin=(0.0, 0.0), start=start)
+        half = _analyse_grey(small, small_scale, (0.0, 0.0), None, start)
         if not half.boxes or typical_height(half.boxes, half.areas) < _BOLD_PHOTO_HEIGHT:
             return None
     bold_above = _BOLD_STROKE if clean else _BOLD_PHOTO_STROKE
@@ -327,11 +328,12 @@ def _analyse_grey(
     scale: tuple[float, float],
     origin: tuple[float, float],
     picture: Box | None = None,
-    table: Table | None = None,
     start: _Start | None = None,
 ) -> Analysis:
+    """Steps 2-5 on a photo's `grey`, from its first pass (`start`, found here when not given: it must be
+    `_first_pass(grey, picture, ...)`)."""
     if start is None:
-        start = _first_pass(grey, picture, table if table is not None else find_table(grey))
+        start = _first_pass(grey, picture, find_table(grey))
     background, look, stroke, outside, rim = start
     # A hard shadow's edge, which the smooth background cannot follow, leaves shaded paper looking like ink:
     # where there is one, look again with the background brought to the paper on both its sides. Not in a

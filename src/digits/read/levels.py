@@ -2,10 +2,11 @@
 
 `MIN_CONTRAST` is how far ink must stand from the paper to count at all;
 `otsu` is Otsu's split of a set of grey values, `ink_level` the level a
-set of ink values reaches, `median` their middle (`label_medians` the middle
-of each labelled region's), `clean_paper` the paper's level of a clean picture; `reduced` is a small copy
-of a picture for looking at the paper and the sheet, not the ink. All work on
-grey values in [0, 1] (the working images of `digits.read.load`).
+set of ink values reaches, `median` their middle (`label_medians` that of
+each labelled region), `clean_paper` the paper's level of a clean picture;
+`reduced` is a small copy of a picture for looking at the paper and the
+sheet, not the ink. All work on grey values in [0, 1] (the working images
+of `digits.read.load`).
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def median(values: np.ndarray) -> float:
 
 
 def label_medians(values: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """`scipy.ndimage.median(values, labels, index)` for labels of 0 and up, sorting only the pixels of the labels
-    in `index`: scipy sorts every pixel, paper included (90 ms on a page at 2048 px). As scipy does, an even
-    count averages its middle two in `values`' type, and a label with no pixel gets the least value of the
-    lowest label there is."""
+    """`scipy.ndimage.median(values, labels, index)` for float `values` without NaN and labels of 0 and up,
+    sorting only the pixels of the labels in `index`: scipy sorts every pixel, paper included (90 ms on a page
+    at 2048 px). As scipy does, an even count averages its middle two in `values`' type, and a label with no
+    pixel gets the least value of the lowest label there is."""
     flat_labels, flat_values = labels.ravel(), values.ravel()
     chosen = np.isin(flat_labels, index)
     order = np.lexsort((flat_values[chosen], flat_labels[chosen]))

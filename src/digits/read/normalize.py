@@ -63,7 +63,7 @@ def pieces_stroke_width(labels: np.ndarray) -> float:
     whole ink's box is millions of pixels, and its transform cost 0.3 s where the boxes of the pieces cost
     a few milliseconds. The same value: the first pixel off a piece along its row or column is paper (no
     other piece touches it), so no pixel of the piece has nearer paper beyond that ring; and a ridge pixel's
-    neighbours are of its own piece or paper."""
+    neighbours are of its own piece or paper. (The boxes can overlap: their sum, not the ink's box, is the cost.)"""
     from scipy import ndimage
 
     box = ink_box(labels > 0)

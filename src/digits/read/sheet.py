@@ -37,6 +37,7 @@ from PIL import Image
 
 from digits.errors import ModelError
 from digits.read.levels import MIN_CONTRAST, otsu, reduced
+from digits.read.load import WORK_MIN
 
 # Where Otsu's split cuts a sheet whose edge it saw, the levels tried next:
 # these shares of the way down from Otsu's level to the median of what lies below it.
@@ -122,8 +123,8 @@ def outside_sheet(grey: np.ndarray) -> np.ndarray | None:
 
 
 class Table(NamedTuple):
-    """The table round the sheet as `find_table` saw it on a picture's coarse copy (at most 256 px a side): the
-    same for a copy of 512 px and for its half, so the reader's two looks at a photo share it (`ink.analyse`)."""
+    """The table round the sheet on a picture's coarse copy (`find_table`), the same for a 512 px copy and its
+    half: the reader's two looks at a photo share it. `Table(None)`: none there (a caller's None: not looked for)."""
 
     coarse: np.ndarray | None  # the table on the coarse copy; None: the sheet fills the picture
 
@@ -160,10 +161,10 @@ def find_table(grey: np.ndarray) -> Table:
         sheet = _learned_sheet(small)
     if sheet is None and filled is None:
         return Table(None)
-    table = ~sheet if sheet is not None else np.zeros(small.shape, bool)
+    around = ~sheet if sheet is not None else np.zeros(small.shape, bool)
     if filled is not None:
-        table |= filled
-    return Table(table)
+        around |= filled
+    return Table(around)
 
 
 def _filled_corners(small: np.ndarray) -> np.ndarray | None:
@@ -235,10 +236,10 @@ def _resized(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _coarse(grey: np.ndarray) -> np.ndarray:
-    """A copy of at most 256 pixels a side, smoothed: the sheet is big, the grain and the ink are not."""
+    """A copy of at most `WORK_MIN` pixels a side, smoothed: the sheet is big, the grain and the ink are not."""
     from scipy import ndimage
 
-    small: np.ndarray = ndimage.gaussian_filter(reduced(grey, 256)[0], 1.0)
+    small: np.ndarray = ndimage.gaussian_filter(reduced(grey, WORK_MIN)[0], 1.0)
     return small
 
 
