@@ -35,6 +35,8 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
+import peers
+
 CONFIDENT = 0.9
 
 DEV_SOURCES = frozenset(
@@ -128,6 +130,19 @@ def read_with_peer(read, rows: list[dict]) -> list[dict] | None:
             answer["text"] = text.replace("\n", "") if layout == "number" else text
         answers.append(answer)
     return answers
+
+
+def peer_results(rows: list[dict]) -> dict:
+    """Each peer of `peers.PEERS` on `rows`: its version and `summarize`'s figures, or why it is missing."""
+    found = {}
+    for name, (read, version) in peers.PEERS.items():
+        answers = read_with_peer(read, rows)
+        found[name] = (
+            {"version": version(), "folds": summarize(rows, answers)}
+            if answers
+            else {"missing": f"{name} is not installed"}
+        )
+    return found
 
 
 def _right(row: dict, answer: dict) -> bool:

@@ -14,7 +14,8 @@ For each model (the shipped one unless `--model`, plus any `--compare`):
 single-digit accuracy (the naive resize beside it), whole numbers read
 exactly, real digits refused ("no digit found"), junk accepted (a confident
 digit), and the time per real picture next to Pillow's own full decode of the
-same file (alternating, median of `--repeat` rounds).
+same file (alternating, median of `--repeat` rounds): the singles read as one
+digit, the numbers, pages and junk of `real-digits/` read as pages.
 
 Issue 19 adds, on every picture of `real-digits/` (single, multi, pages,
 junk), a table by fold and by source repository (the fold protocol, which
@@ -48,7 +49,6 @@ from pathlib import Path
 
 from PIL import Image
 
-import peers
 import real_sources
 from _common import write_results
 from digits.atomic import write_text
@@ -134,8 +134,8 @@ def score_junk(reader: Reader, pictures: list[tuple[Image.Image, str]]) -> dict:
     return {kind: dict(row) for kind, row in counts.items()}
 
 
-def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
-    """Median seconds per picture for the reader (file to answer) and for Pillow's full decode, alternating."""
+def time_pictures(reader: Reader, paths: list[Path], repeat: int, read: str = "read_digit") -> dict:
+    """Median seconds per picture for the reader (file to answer, by `read`) and for Pillow's full decode, alternating."""
 
     def pillow(path: Path) -> None:
         with Image.open(path) as image:
@@ -145,7 +145,7 @@ def time_pictures(reader: Reader, paths: list[Path], repeat: int) -> dict:
     for path in paths:
         rounds = {"ours": [], "pillow": []}
         for _ in range(repeat):
-            for name, work in (("pillow", pillow), ("ours", reader.read_digit)):
+            for name, work in (("pillow", pillow), ("ours", getattr(reader, read))):
                 start = time.perf_counter()
                 work(path)
                 rounds[name].append(time.perf_counter() - start)
@@ -206,6 +206,16 @@ def markdown(report: dict) -> str:
             f"{timing['pictures']} pictures, {timing['ratio_of_totals']}× Pillow's decode time (median per picture "
             f"{timing['ratio_median']}×).",
         ]
+    if pages := first.get("time_pages"):  # absent from reports made before pages were timed
+        rows[-1] += (
+            " Read as pages (`read_page`), "
+            + "; ".join(
+                f"the {t['pictures']} pictures of `{folder}/`: median {t['reader_ms_median']} ms against "
+                f"{t['pillow_ms_median']} ms, {t['ratio_of_totals']}× Pillow's decode over all"
+                for folder, t in pages.items()
+            )
+            + "."
+        )
     rows += [
         "",
         '"Real" pictures are photos, scans and drawings by people outside the project, never trained on; '
@@ -261,21 +271,14 @@ def evaluate(
         "numbers": score_numbers(reader, numbers),
         "junk": score_junk(reader, junk),
         "time": time_pictures(reader, timed, repeat) if timed else None,
+        "time_pages": {  # the other real pictures, by folder, read as pages
+            folder: time_pictures(reader, paths, repeat, "read_page")
+            for folder in ("multi", "pages", "junk")
+            if timed and (paths := [row["path"] for row in real_rows if row["set"] == folder])
+        },
         "folds": real_sources.summarize(real_rows, real_sources.read_with_reader(reader, real_rows)),
         "public": public_sets(reader, data_dir),
     }
-
-
-def peer_results(real_rows: list[dict]) -> dict:
-    found = {}
-    for name, (read, version) in peers.PEERS.items():
-        answers = real_sources.read_with_peer(read, real_rows)
-        found[name] = (
-            {"version": version(), "folds": real_sources.summarize(real_rows, answers)}
-            if answers
-            else {"missing": f"{name} is not installed"}
-        )
-    return found
 
 
 def issue19_markdown(report: dict) -> str:
@@ -376,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
-        "peers": kept_peers if kept_peers is not None else {} if args.no_peers else peer_results(real_rows),
+        "peers": kept_peers
+        if kept_peers is not None
+        else {}
+        if args.no_peers
+        else real_sources.peer_results(real_rows),
         # The run whose arguments measured the peers, when they were kept from an earlier run.
         "peers_from": kept_from,
         "machine": platform.platform(),
