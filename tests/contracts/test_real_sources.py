@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from helpers import benchmark_module
 
@@ -50,3 +52,24 @@ def test_summary_scores_each_source_and_names_the_worst():
     assert held["confident_wrong"]["junk"] == 1 and held["sources"]["junk: c"] == {"n": 2, "right": 1}
     table = real_sources.markdown({"model": summary})
     assert "| dev | worst source (digits, numbers, pages) | single: b 0.0 % |" in table
+
+
+def test_the_realworld_table_times_the_pictures_read_as_pages_by_folder(tmp_path):
+    realworld = benchmark_module("realworld")
+    paths = []
+    for i in range(2):
+        Image.new("L", (8, 8), 255).save(path := tmp_path / f"{i}.png")
+        paths.append(path)
+    read = []
+
+    class Counted:  # a reader whose pages are read instantly, and counted
+        def read_page(self, path):
+            read.append(path)
+
+    timing = realworld.time_pictures(Counted(), paths, 3, "read_page")
+    assert read == [paths[0]] * 3 + [paths[1]] * 3 and timing["pictures"] == 2
+    report = json.loads((realworld.RESULTS / "realworld.json").read_text())
+    report["models"]["shipped"]["time_pages"] = {"junk": timing}
+    assert "Read as pages (`read_page`), the 2 pictures of `junk/`: median" in realworld.markdown(report)
+    del report["models"]["shipped"]["time_pages"]  # a report from before pages were timed
+    assert "Read as pages" not in realworld.markdown(report)
