@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -134,8 +135,9 @@ def score_junk(reader: Reader, pictures: list[tuple[Image.Image, str]]) -> dict:
     return {kind: dict(row) for kind, row in counts.items()}
 
 
-def time_pictures(reader: Reader, paths: list[Path], repeat: int, read: str = "read_digit") -> dict:
-    """Median seconds per picture for the reader (file to answer, by `read`) and for Pillow's full decode, alternating."""
+def time_pictures(read: Callable[[Path], object], paths: list[Path], repeat: int) -> dict:
+    """Median seconds per picture for the reader (file to answer, by `read`: `Reader.read_digit` or `read_page`)
+    and for Pillow's full decode, alternating."""
 
     def pillow(path: Path) -> None:
         with Image.open(path) as image:
@@ -145,7 +147,7 @@ def time_pictures(reader: Reader, paths: list[Path], repeat: int, read: str = "r
     for path in paths:
         rounds = {"ours": [], "pillow": []}
         for _ in range(repeat):
-            for name, work in (("pillow", pillow), ("ours", getattr(reader, read))):
+            for name, work in (("pillow", pillow), ("ours", read)):
                 start = time.perf_counter()
                 work(path)
                 rounds[name].append(time.perf_counter() - start)
@@ -270,9 +272,9 @@ def evaluate(
         "singles": score_singles(reader, singles),
         "numbers": score_numbers(reader, numbers),
         "junk": score_junk(reader, junk),
-        "time": time_pictures(reader, timed, repeat) if timed else None,
+        "time": time_pictures(reader.read_digit, timed, repeat) if timed else None,
         "time_pages": {  # the other real pictures, by folder, read as pages
-            folder: time_pictures(reader, paths, repeat, "read_page")
+            folder: time_pictures(reader.read_page, paths, repeat)
             for folder in ("multi", "pages", "junk")
             if timed and (paths := [row["path"] for row in real_rows if row["set"] == folder])
         },
@@ -376,14 +378,14 @@ def main(argv: list[str] | None = None) -> int:
                 real_rows,
                 args.data_dir,
             )
+    if kept_peers is not None:
+        peers_found = kept_peers
+    else:
+        peers_found = {} if args.no_peers else real_sources.peer_results(real_rows)
     report = {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
-        "peers": kept_peers
-        if kept_peers is not None
-        else {}
-        if args.no_peers
-        else real_sources.peer_results(real_rows),
+        "peers": peers_found,
         # The run whose arguments measured the peers, when they were kept from an earlier run.
         "peers_from": kept_from,
         "machine": platform.platform(),

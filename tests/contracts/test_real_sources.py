@@ -66,7 +66,7 @@ def test_the_realworld_table_times_the_pictures_read_as_pages_by_folder(tmp_path
         def read_page(self, path):
             read.append(path)
 
-    timing = realworld.time_pictures(Counted(), paths, 3, "read_page")
+    timing = realworld.time_pictures(Counted().read_page, paths, 3)
     assert read == [paths[0]] * 3 + [paths[1]] * 3 and timing["pictures"] == 2
     report = json.loads((realworld.RESULTS / "realworld.json").read_text())
     report["models"]["shipped"]["time_pages"] = {"junk": timing}

@@ -206,7 +206,6 @@ def _bold_look(grey: np.ndarray, scale: tuple[float, float], table: Table | None
         return None
     small, size = reduced(grey, WORK_MIN)
     small_scale = (scale[0] * size[0] / grey.shape[1], scale[1] * size[1] / grey.shape[0])
-    clean = table is None
     if table is None:
         paper = clean_paper(small)
         if paper is None or _on_flat_ground(half := _analyse_clean(small, small_scale, paper)):
@@ -218,7 +217,7 @@ def _bold_look(grey: np.ndarray, scale: tuple[float, float], table: Table | None
         half = _analyse_grey(small, small_scale, (0.0, 0.0), None, start)
         if not half.boxes or typical_height(half.boxes, half.areas) < _BOLD_PHOTO_HEIGHT:
             return None
-    bold_above = _BOLD_STROKE if clean else _BOLD_PHOTO_STROKE
+    bold_above = _BOLD_STROKE if table is None else _BOLD_PHOTO_STROKE
     return half if half.areas.any() and _stroke_of(half.labels > 0) > bold_above else None
 
 
