@@ -770,6 +770,21 @@ def test_segment_page_says_what_it_takes():
             segment_page(wrong)
 
 
+def test_a_page_is_read_whole_only_when_asked_unless_its_one_piece_is_the_picture():
+    """`Segmented.whole` waits until the reader asks for it (a texture's largest piece, normalized whole, cost a
+    second); a picture of one digit makes it at once, since its one piece is that digit made MNIST-like. Written
+    close, the digits of the page are each a piece, while read whole its largest joins those beside it."""
+    line, _ = line_image(["4", "1", "0", "7"], gap=12)
+    page = Image.new("L", (line.width, 2 * line.height), "white")
+    page.paste(line, (0, 0))
+    page.paste(line, (0, line.height))
+    segmented = segment_page(page)
+    assert [len(line) for line in segmented.lines] == [4, 4] and not segmented.whole_made
+    assert segmented.whole.has_ink and segmented.whole_made
+    [[piece]] = (one := segment_page(paper("7"))).lines
+    assert one.whole_made and piece.image is one.whole.image
+
+
 def test_segment_drawn_line_in_order():
     image, spans = line_image(["4", "1", "0", "7"])
     assert_in_order(segment_line(image), spans)

@@ -239,6 +239,47 @@ def test_decide_pages_keeps_lines_beside_numbers_and_marks_their_doubtful_digits
     ]
 
 
+def test_a_page_asks_for_its_picture_read_whole_only_when_its_one_number_is_one_digit(monkeypatch):
+    """A stand-in model reads each image's mark as a sure digit. The picture read whole is made for the pages
+    whose only number is one digit, asked in one call after the pieces, and the digit stands only when it agrees."""
+    calls: list[int] = []
+    made: list[int] = []
+
+    def image(value: int) -> np.ndarray:
+        marked = np.zeros((28, 28), np.float32)
+        marked[0, 0] = value
+        return marked
+
+    def classify(images: np.ndarray) -> np.ndarray:
+        calls.append(len(images))
+        rows = np.zeros((len(images), 11), np.float32)
+        rows[np.arange(len(images)), images[:, 0, 0].astype(int)] = 1.0
+        return rows
+
+    def whole(value: int):
+        def make() -> Prepared:
+            made.append(value)
+            return Prepared(image(value), has_ink=True, box=(0, 0, 20, 30))
+
+        return make
+
+    def page(*lines: list[int], reads_whole: int) -> Segmented:
+        segments = [
+            [Segment((30 * k, 40 * n, 30 * k + 20, 40 * n + 30), image(v)) for k, v in enumerate(line)]
+            for n, line in enumerate(lines)
+        ]
+        return Segmented(segments, whole(reads_whole))
+
+    reader = Reader()
+    monkeypatch.setattr(reader, "classify", classify)
+    pages = reader.decide_pages(
+        [page([5, 8], [3, 5], reads_whole=2), page([5], reads_whole=5), page([8], reads_whole=3)]
+    )
+    assert [p.text for p in pages] == ["58\n35", "5", ""]
+    assert made == [5, 3], "two numbers need no picture read whole"
+    assert calls == [6, 2], "the pieces in one call, then the pictures read whole in one more"
+
+
 def test_one_digit_alone_may_be_in_doubt_in_a_line_of_three_or_more():
     flags = np.array
     assert one_doubt_at_most(flags([True, True]))

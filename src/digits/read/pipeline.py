@@ -28,6 +28,7 @@ returned as it is (inverted in the second case).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import reduce
 
@@ -221,7 +222,6 @@ def _already_mnist(image: Image.Image) -> tuple[Prepared, Box] | None:
     return Prepared(image=grey, has_ink=True, box=box, steps=[(f"model input 28×28 ({kind})", grey)]), box
 
 
-@dataclass
 class Segmented:
     """A picture cut into lines of digits, and the same picture read as one digit.
 
@@ -230,11 +230,25 @@ class Segmented:
     itself, as `prepare` returns it, and its one line is that digit): a page
     whose only number is one digit is checked against it. Only a photo's bold
     writing differs: `prepare` looks at it in half the pixels, a page does not
-    (`ink.analyse`'s `one_digit`).
+    (`ink.analyse`'s `one_digit`). It is made the first time it is asked for
+    (`whole_made` says whether it was), as a function of no arguments may stand
+    for it: most pages never need it, and a texture's largest piece, normalized
+    whole, cost a second (`normalize.to_mnist` at 2048 px).
     """
 
-    lines: list[list[Segment]]  # top to bottom, each left to right
-    whole: Prepared
+    def __init__(self, lines: list[list[Segment]], whole: Prepared | Callable[[], Prepared]) -> None:
+        self.lines = lines  # top to bottom, each left to right
+        self._whole = whole
+
+    @property
+    def whole(self) -> Prepared:
+        if not isinstance(self._whole, Prepared):
+            self._whole = self._whole()
+        return self._whole
+
+    @property
+    def whole_made(self) -> bool:
+        return isinstance(self._whole, Prepared)
 
 
 def segment_page(image: Image.Image) -> Segmented:
@@ -256,11 +270,11 @@ def segment_page(image: Image.Image) -> Segmented:
         return Segmented([[Segment(box, itself.image)]], itself)
     analysis, ruled_out = _without_rules(image)
     source, one_digit = _one_digit(analysis, ruled_out)
-    made = _prepare_from(image, source, one_digit, explain=False)
+    # The picture read whole is made when a piece is it, or when the reader asks for it.
+    segmented = Segmented([], lambda: _prepare_from(image, source, one_digit, explain=False))
     size = true_size(image)
     sx, sy = ruled_out.scale
     one_digit_ink = int(one_digit.sum())
-    lines = []
     for members in find_lines(ruled_out):
         groups = group_line(ruled_out, members)
         around = [reduce(union, (ruled_out.boxes[i] for i in group)) for group in groups]
@@ -275,16 +289,16 @@ def segment_page(image: Image.Image) -> Segmented:
                 levelled = crop_to_ink(level(digit, tilt))
                 height, width = levelled.shape
                 segment = Segment(box, to_mnist(levelled)[1], (width / sx, height / sy), scribbled(digit))
-            elif made.has_ink and one_digit_ink == digit.sum() and np.array_equal(digit, one_digit[y0:y1, x0:x1]):
-                # A picture of one digit (most small crops): its one piece is the digit just made MNIST-like.
-                segment = Segment(box, made.image, scribbled=made.scribbled)
+            elif one_digit_ink and one_digit_ink == digit.sum() and np.array_equal(digit, one_digit[y0:y1, x0:x1]):
+                # A picture of one digit (most small crops): its one piece is the digit made MNIST-like whole.
+                segment = Segment(box, segmented.whole.image, scribbled=segmented.whole.scribbled)
             else:
                 segment = Segment(box, to_mnist(digit)[1], scribbled=scribbled(digit))
             # A level line's piece only: its mask then spans its box, where the halves cut from it lie (`touching`).
             line.append(replace(segment, mask=digit) if not (tilt or segment.scribbled) and wide(digit) else segment)
-        lines.append(line)
+        segmented.lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
-    return Segmented(lines, ready[0] if ready else made)
+    return Segmented(segmented.lines, ready[0]) if ready else segmented
 
 
 def _tilt_of(around: list[Box]) -> float:

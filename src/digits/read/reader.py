@@ -177,9 +177,11 @@ class Reader:
     def decide_pages(self, segmented: Sequence[Segmented]) -> list[Page]:
         """Steps 2 and 3 of `read_page` for many pictures (`segment_page`).
 
-        At most six model calls, whatever the number of pictures: one `classify`
-        for every piece and every picture read whole (once when they are the same
-        image; a second call for the turns of those the model is unsure of), one
+        At most eight model calls, whatever the number of pictures: one `classify`
+        for every piece and every picture read whole that was made with its pieces
+        (once when they are the same image; a second call for the turns of those
+        the model is unsure of), one `classify` (two with turns) for the pictures
+        read whole only now, those whose only number is one digit (`Segmented.whole`), one
         `classify` (two with turns) for the halves of the pieces as wide as two
         digits that it refused or doubted (`touching`; none when there is no such
         piece), then the nudged copies that test whether the digits of every line that can make
@@ -201,7 +203,7 @@ class Reader:
             [[None if piece.scribbled else row(piece.image) for piece in line] for line in page.lines]
             for page in segmented
         ]
-        whole_rows = [row(page.whole.image) if page.whole.readable else None for page in segmented]
+        whole_rows = [row(page.whole.image) if page.whole_made and page.whole.readable else None for page in segmented]
         probabilities = self.classify(np.stack(images)) if images else np.zeros((0, DIGITS), np.float32)
         decided_lines = [
             [
@@ -235,13 +237,9 @@ class Reader:
                 if digits is not None:
                     here.append((digits, _images_of(digits, decided, line), sure is not None, beside is not None))
             candidates.append(here)
-        wholes_read = [
-            self.decide(probabilities[r], page.whole.box) if r is not None else None
-            for page, r in zip(segmented, whole_rows, strict=True)
-        ]
         steadiness = iter(self._steady_digits([(d, k) for here in candidates for d, k, sure, _ in here if sure]))
-        pages = []
-        for page, here, whole in zip(segmented, candidates, wholes_read, strict=True):
+        verdicts = []
+        for page, here in zip(segmented, candidates, strict=True):
             lines: list[_Verdict] = []
             for digits, _, alone, can_be_beside in here:
                 steady_ones = next(steadiness) if alone else None
@@ -258,8 +256,28 @@ class Reader:
                 for line in page.lines
                 if line
             ]
-            pages.append(self._page(lines, writing, whole))
-        return pages
+            verdicts.append((lines, writing))
+        wholes = self._wholes_read(segmented, [None if r is None else probabilities[r] for r in whole_rows], verdicts)
+        return [self._page(lines, writing, whole) for (lines, writing), whole in zip(verdicts, wholes, strict=True)]
+
+    def _wholes_read(
+        self,
+        segmented: Sequence[Segmented],
+        asked: Sequence[np.ndarray | None],
+        verdicts: Sequence[tuple[Sequence[_Verdict], object]],
+    ) -> list[Digit | None]:
+        """Each picture read whole: from its probabilities where it was `asked` with its pieces, else, when
+        its lines' verdicts give one number of one digit (the only case `_page` looks), made and asked now,
+        all such pictures in one `classify`; None where it is not needed or not readable."""
+        late = [
+            i
+            for i, (page, (lines, _)) in enumerate(zip(segmented, verdicts, strict=True))
+            if asked[i] is None and _lone_digit(lines) is not None and page.whole.readable
+        ]
+        read = dict(enumerate(asked))
+        if late:
+            read.update(zip(late, self.classify(np.stack([segmented[i].whole.image for i in late])), strict=True))
+        return [None if (p := read[i]) is None else self.decide(p, page.whole.box) for i, page in enumerate(segmented)]
 
     def _halves_reader(self, halves: list[Segment]) -> Callable[[Segment], Digit]:
         """What the model reads in each of the halves (`touching.halves_of`), asked in one call when there are any."""
@@ -319,7 +337,7 @@ class Reader:
             or scattered_strokes([line.digits for line in found])
         ):
             return Page()
-        lone = found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
+        lone = _lone_digit(lines)
         if lone is not None and (whole is None or whole.status != OK or whole.digit != lone):
             return Page()
         numbers = [line.digits for line in found]
@@ -331,6 +349,12 @@ class Reader:
         # With the lines beside them, too: strokes strewn over a texture, some of them level with the numbers
         # (as a label is), made two numbers and three more lines of 1s.
         return Page() if scattered_strokes([line.digits for line in kept]) else Page(kept)
+
+
+def _lone_digit(lines: Sequence[_Verdict]) -> int | None:
+    """The digit read when the lines that passed every test are one number of one digit, else None."""
+    found = [verdict.line for verdict in lines if verdict.passed]
+    return found[0].digits[0].digit if len(found) == 1 and len(found[0].digits) == 1 else None
 
 
 def _images_of(digits: Sequence[Digit], decided: Sequence[Digit], line: Sequence[Segment]) -> list[np.ndarray]:
