@@ -349,9 +349,10 @@ def test_many_pages_at_once_read_as_each_alone(reader, mnist):
 
 def test_the_picture_read_whole_is_what_prepare_makes(mnist):
     _, (x_test, _) = mnist
-    for picture in (mnist_page(mnist, ["4"]), mnist_page(mnist, ["31"]), Image.fromarray(x_test[1])):
+    blank = Image.new("L", (200, 120), 240)
+    for picture in (mnist_page(mnist, ["4"]), mnist_page(mnist, ["31"]), Image.fromarray(x_test[1]), blank):
         whole, alone = segment_page(picture).whole, prepare(picture)
-        assert (whole.has_ink, whole.box) == (alone.has_ink, alone.box)
+        assert (whole.has_ink, whole.box, whole.scribbled) == (alone.has_ink, alone.box, alone.scribbled)
         np.testing.assert_array_equal(whole.image, alone.image)
 
 

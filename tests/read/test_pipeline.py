@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import struct
 import zlib
 
@@ -783,6 +784,39 @@ def test_a_page_is_read_whole_only_when_asked_unless_its_one_piece_is_the_pictur
     assert segmented.whole.has_ink and segmented.whole_made
     [[piece]] = (one := segment_page(paper("7"))).lines
     assert one.whole_made and piece.image is one.whole.image
+
+
+def test_a_page_waiting_for_its_whole_keeps_neither_its_analysis_nor_its_picture(monkeypatch):
+    """A batch's pages wait to be decided together (`Reader.decide_pages`): a page whose whole is not made yet
+    holds its one digit's ink, not the analysis (some 70 MB at 2048 px) nor the decoded picture; it pickles."""
+    import gc
+    import weakref
+
+    from digits.read import pipeline
+
+    analyses = []
+    analysed = pipeline._without_rules
+
+    def without_rules(*args, **kwargs):
+        found = analysed(*args, **kwargs)
+        analyses.extend(weakref.ref(analysis) for analysis in found)
+        return found
+
+    monkeypatch.setattr(pipeline, "_without_rules", without_rules)
+    line, _ = line_image(["4", "1", "0", "7"], gap=12)
+    picture = Image.new("L", (line.width, 2 * line.height), "white")
+    picture.paste(line, (0, 0))
+    picture.paste(line, (0, line.height))
+    kept = weakref.ref(picture)
+    segmented = segment_page(picture)
+    del picture
+    gc.collect()
+    assert not segmented.whole_made and len(analyses) == 2
+    assert all(analysis() is None for analysis in analyses) and kept() is None
+    copied = pickle.loads(pickle.dumps(segmented))  # a process pool's worker may segment, its parent decide
+    assert not copied.whole_made and segmented.whole.has_ink
+    assert (copied.whole.box, copied.whole.scribbled) == (segmented.whole.box, segmented.whole.scribbled)
+    np.testing.assert_array_equal(copied.whole.image, segmented.whole.image)
 
 
 def test_segment_drawn_line_in_order():

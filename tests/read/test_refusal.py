@@ -256,14 +256,14 @@ def test_a_page_asks_for_its_picture_read_whole_only_when_its_one_number_is_one_
         rows[np.arange(len(images)), images[:, 0, 0].astype(int)] = 1.0
         return rows
 
-    def whole(value: int):
-        def make() -> Prepared:
+    def whole(value: int | None):
+        def make() -> Prepared:  # None: a picture whose one digit, read whole, is no ink
             made.append(value)
-            return Prepared(image(value), has_ink=True, box=(0, 0, 20, 30))
+            return Prepared(image(value or 0), has_ink=value is not None, box=(0, 0, 20, 30))
 
         return make
 
-    def page(*lines: list[int], reads_whole: int) -> Segmented:
+    def page(*lines: list[int], reads_whole: int | None) -> Segmented:
         segments = [
             [Segment((30 * k, 40 * n, 30 * k + 20, 40 * n + 30), image(v)) for k, v in enumerate(line)]
             for n, line in enumerate(lines)
@@ -273,11 +273,16 @@ def test_a_page_asks_for_its_picture_read_whole_only_when_its_one_number_is_one_
     reader = Reader()
     monkeypatch.setattr(reader, "classify", classify)
     pages = reader.decide_pages(
-        [page([5, 8], [3, 5], reads_whole=2), page([5], reads_whole=5), page([8], reads_whole=3)]
+        [
+            page([5, 8], [3, 5], reads_whole=2),
+            page([5], reads_whole=5),
+            page([8], reads_whole=3),
+            page([8], reads_whole=None),
+        ]
     )
-    assert [p.text for p in pages] == ["58\n35", "5", ""]
-    assert made == [5, 3], "two numbers need no picture read whole"
-    assert calls == [6, 2], "the pieces in one call, then the pictures read whole in one more"
+    assert [p.text for p in pages] == ["58\n35", "5", "", ""]
+    assert made == [5, 3, None], "two numbers need no picture read whole"
+    assert calls == [7, 2], "the pieces in one call, then the readable pictures read whole in one more"
 
 
 def test_one_digit_alone_may_be_in_doubt_in_a_line_of_three_or_more():

@@ -8,8 +8,10 @@ not be read (`result` is then None). A bad picture never stops its chunk.
 
 Each process loads the model once (`reader`) and makes one `Reader.classify`
 per chunk for the digits of all its pictures (one model call, and one more for
-the turns of the digits the model is unsure of); `digits read` makes one or two
-more: the steadiness test of the chunk's candidate numbers. Pictures are decoded and segmented
+the turns of the digits the model is unsure of); `digits read` makes a few
+more: for the halves of pieces as wide as two digits that are in doubt, for the
+pictures whose only number is one digit, read whole (`Segmented.whole`), and the
+steadiness test of the chunk's candidate numbers. Pictures are decoded and segmented
 one at a time, so a worker holds one decoded picture at a time, whatever the
 chunk size. Everything here is picklable and importable on a Dask worker.
 """
@@ -86,7 +88,8 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def read_chunk(job: Job, items: list[Item]) -> list[dict[str, Any]]:
     """Read every picture of a chunk: one `Reader.classify` for all their digits (for `read`, one more for
-    the halves of pieces as wide as two digits in doubt, and one or two to test the numbers)."""
+    the halves of pieces as wide as two digits in doubt, one for the pictures read whole that a lone digit
+    needs, and one or two to test the numbers)."""
     model = reader(job)
     results = [
         {"path": path, "size": size, "mtime_ns": mtime, "error": None, "result": None} for path, size, mtime in items

@@ -30,14 +30,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import reduce
+from functools import partial, reduce
 
 import numpy as np
 from PIL import Image
 
 from digits.errors import ImageError
 from digits.read.faint_rules import drop_faint_rules
-from digits.read.geometry import pixels_of, scribbled, union
+from digits.read.geometry import ink_box, pixels_of, scribbled, union
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line
 from digits.read.levels import median
@@ -230,10 +230,11 @@ class Segmented:
     itself, as `prepare` returns it, and its one line is that digit): a page
     whose only number is one digit is checked against it. Only a photo's bold
     writing differs: `prepare` looks at it in half the pixels, a page does not
-    (`ink.analyse`'s `one_digit`). It is made the first time it is asked for
-    (`whole_made` says whether it was), as a function of no arguments may stand
-    for it: most pages never need it, and a texture's largest piece, normalized
-    whole, cost a second (`normalize.to_mnist` at 2048 px).
+    (`ink.analyse`'s `one_digit`). It is made the first time it is asked for,
+    from a function of no arguments given in its place: most pages never need
+    it, and a texture's largest piece, normalized whole, cost a second
+    (`normalize.to_mnist` at 2048 px). Two threads asking at once may both
+    make it; they get equal results. A `Segmented` pickles, made or not.
     """
 
     def __init__(self, lines: list[list[Segment]], whole: Prepared | Callable[[], Prepared]) -> None:
@@ -242,13 +243,18 @@ class Segmented:
 
     @property
     def whole(self) -> Prepared:
+        """The picture read as one digit, made now if it was not yet."""
         if not isinstance(self._whole, Prepared):
             self._whole = self._whole()
         return self._whole
 
     @property
     def whole_made(self) -> bool:
+        """Whether `whole` was made (by `segment_page`, where one of the pieces is it, or when asked for)."""
         return isinstance(self._whole, Prepared)
+
+    def __repr__(self) -> str:
+        return f"Segmented(lines={self.lines!r}, whole={self._whole!r})"
 
 
 def segment_page(image: Image.Image) -> Segmented:
@@ -270,9 +276,9 @@ def segment_page(image: Image.Image) -> Segmented:
         return Segmented([[Segment(box, itself.image)]], itself)
     analysis, ruled_out = _without_rules(image)
     source, one_digit = _one_digit(analysis, ruled_out)
-    # The picture read whole is made when a piece is it, or when the reader asks for it.
-    segmented = Segmented([], lambda: _prepare_from(image, source, one_digit, explain=False))
     size = true_size(image)
+    # The picture read whole is made when a piece is it, or when the reader asks for it.
+    segmented = Segmented([], _whole_when_asked(one_digit, source, size))
     sx, sy = ruled_out.scale
     one_digit_ink = int(one_digit.sum())
     for members in find_lines(ruled_out):
@@ -299,6 +305,24 @@ def segment_page(image: Image.Image) -> Segmented:
         segmented.lines.append(line)
     # Read whole, a picture in MNIST's format is itself, as `prepare` gives it, even in pieces.
     return Segmented(segmented.lines, ready[0]) if ready else segmented
+
+
+def _whole_when_asked(digit: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Callable[[], Prepared]:
+    """What makes the picture read whole, `_prepare_from(image, analysis, digit, explain=False)`, when called. It
+    holds the digit's ink cut to its box, a bit a pixel, not the analysis nor the picture: a batch's pages wait to
+    be decided together (`Reader.decide_pages`), and a page's analysis at 2048 px is some 70 MB."""
+    box = ink_box(digit)
+    if box is None:
+        return partial(Prepared, np.zeros((SIZE, SIZE), np.float32), False)
+    x0, y0, x1, y1 = box
+    ink = digit[y0:y1, x0:x1]
+    return partial(_made_whole, np.packbits(ink), ink.shape, _in_original(box, analysis, size))
+
+
+def _made_whole(packed: np.ndarray, shape: tuple[int, int], box: Box) -> Prepared:
+    """The picture read whole from its digit's ink (`_whole_when_asked`)."""
+    ink = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    return Prepared(image=to_mnist(ink)[1], has_ink=True, box=box, scribbled=scribbled(ink))
 
 
 def _tilt_of(around: list[Box]) -> float:

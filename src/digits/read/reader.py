@@ -264,7 +264,7 @@ class Reader:
         self,
         segmented: Sequence[Segmented],
         asked: Sequence[np.ndarray | None],
-        verdicts: Sequence[tuple[Sequence[_Verdict], object]],
+        verdicts: Sequence[tuple[Sequence[_Verdict], Sequence[tuple[float, Box]]]],
     ) -> list[Digit | None]:
         """Each picture read whole: from its probabilities where it was `asked` with its pieces, else, when
         its lines' verdicts give one number of one digit (the only case `_page` looks), made and asked now,
