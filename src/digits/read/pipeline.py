@@ -156,12 +156,9 @@ def _ruled_page(before: np.ndarray, after: np.ndarray) -> bool:
 
 def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, explain: bool) -> Prepared:
     """Steps 6-8 for an analysed picture's one digit (its mask); with `explain`, every step's image."""
-    crop, final = to_mnist(digit)
-    has_ink = bool(digit.any())
-    box = original_box(digit, analysis, true_size(image)) if has_ink else None
-    dense = has_ink and scribbled(digit)
+    made = _whole_when_asked(digit, analysis, true_size(image))()
     if not explain:
-        return Prepared(image=final, has_ink=has_ink, box=box, scribbled=dense)
+        return made
     polarity = "dark ink on light" if analysis.dark_ink else "light ink on dark"
     steps = [
         ("1 grey", analysis.grey),
@@ -169,10 +166,10 @@ def _prepare_from(image: Image.Image, analysis: Analysis, digit: np.ndarray, exp
         (f"3 flattened ({polarity})", analysis.ink),
         ("4 threshold", analysis.mask.astype(np.float32)),
         ("5 cleaned", digit.astype(np.float32)),
-        ("6 cropped", crop),
-        ("7-8 model input 28×28", final),
+        ("6 cropped", to_mnist(digit)[0]),  # normalized again for the picture of the steps only
+        ("7-8 model input 28×28", made.image),
     ]
-    return Prepared(image=final, has_ink=has_ink, box=box, steps=steps, scribbled=dense)
+    return replace(made, steps=steps)
 
 
 @dataclass
@@ -308,7 +305,7 @@ def segment_page(image: Image.Image) -> Segmented:
 
 
 def _whole_when_asked(digit: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Callable[[], Prepared]:
-    """What makes the picture read whole, `_prepare_from(image, analysis, digit, explain=False)`, when called. It
+    """What makes the picture read whole from its one digit (steps 6-8, as `prepare` makes it), when called. It
     holds the digit's ink cut to its box, a bit a pixel, not the analysis nor the picture: a batch's pages wait to
     be decided together (`Reader.decide_pages`), and a page's analysis at 2048 px is some 70 MB."""
     box = ink_box(digit)
@@ -336,13 +333,6 @@ def _one_piece(image: np.ndarray) -> bool:
     from scipy import ndimage
 
     return int(ndimage.label(image > 0.5, structure=np.ones((3, 3), dtype=bool))[1]) == 1
-
-
-def original_box(mask: np.ndarray, analysis: Analysis, size: tuple[int, int]) -> Box:
-    """The box around a mask's working pixels, in the original picture's pixels."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return _in_original((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1), analysis, size)
 
 
 def _in_original(box: Box, analysis: Analysis, size: tuple[int, int]) -> Box:
