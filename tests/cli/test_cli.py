@@ -42,6 +42,15 @@ def test_train_then_predict_end_to_end(tmp_path, digit_png):
     assert "cli" in listing.stdout and "finished" in listing.stdout
 
 
+def test_version_is_printed_without_a_command(tmp_path):
+    from digits import __version__
+
+    result = run_cli("--version", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"digits {__version__}\n", "")
+    # Without it, a command is still required: one sentence, exit 2.
+    assert_one_line_error(run_cli("--json", cwd=tmp_path), "--json")
+
+
 def test_predict_missing_file_is_one_line_exit_2(tmp_path, tiny_run):
     result = run_cli("predict", "nope.png", "--model", str(tiny_run), cwd=tmp_path)
     assert_one_line_error(result, "nope.png")

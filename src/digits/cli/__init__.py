@@ -18,9 +18,11 @@ import sys
 import threading
 import warnings
 from types import FrameType
+from typing import Annotated
 
 import typer
 
+from digits import __version__
 from digits.cli import read, serve, train, tune
 from digits.cli.terminal import ensure_standard_streams, error
 from digits.errors import DigitsError, Interrupted
@@ -34,8 +36,25 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Handwritten digit recognition: train on MNIST with Keras, predict with ONNX Runtime.",
 )
+
+
+def _print_version(asked: bool) -> None:
+    """`--version`: eager, so it answers before Click asks for a command."""
+    if asked:
+        print(f"digits {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print digits' version and exit.")
+    ] = False,
+) -> None:
+    """Handwritten digit recognition: train on MNIST with Keras, predict with ONNX Runtime."""
+
+
 # In the order `digits --help` lists them.
 for command in (
     train.train,
