@@ -197,3 +197,15 @@ def test_a_part_numbered_the_last_there_is_is_refused_before_any_picture(tmp_pat
     with pytest.raises(OutputError, match="holds a part numbered 999999999, the last there is; move it away"):
         Output(tmp_path / "r.csv")
     assert not list(tmp_path.glob(".r.csv.lock"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_an_output_whose_row_names_no_model_is_refused_in_one_sentence(tmp_path, suffix):
+    """Every row digits writes names its model; one edited to name none went to the resume's model check as None."""
+    out = tmp_path / f"edited{suffix}"
+    row = dict.fromkeys(COLUMNS) | {"path": "p.png", "status": "ok", "text": "1", "model": None, "boxes": "[]"}
+    with Output(out) as written:
+        written.write_chunk([row])
+        written.finish()
+    with pytest.raises(OutputError, match=r"not a batch output .*\(row 1: it has no model\)"):
+        Output(out).done("reader.onnx", "read")

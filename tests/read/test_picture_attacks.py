@@ -16,7 +16,7 @@ from PIL import Image
 
 from digits.read import load as picture
 from digits.read import prescan
-from digits.read.load import ImageError, load_image
+from digits.read.load import ORIGINAL_SIZE, ImageError, load_image
 from digits.read.prescan import jpeg_scans
 
 
@@ -390,3 +390,68 @@ def test_a_gif_of_many_blocks_before_its_picture_is_refused():
         bomb = _gif_with_extensions_before_its_picture(empty, prescan.MAX_GIF_BLOCKS + 1)
         with pytest.raises(ImageError, match="a GIF of more than 10,000 blocks before its picture is refused"):
             load_image(bomb)
+
+
+@pytest.mark.parametrize("key", ["transparency", ORIGINAL_SIZE])
+@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
+def test_a_png_text_chunk_named_as_a_key_pillow_or_digits_reads_is_text(tmp_path, key, mode):
+    """Pillow keeps a PNG's text chunks in `info` under their names: one named "transparency" broke the conversion
+    to grey, one named `ORIGINAL_SIZE` the picture's size (TypeError, ValueError: "a bug in digits"). The picture
+    is read as without them, from a file and from the caller's own image."""
+    from PIL import PngImagePlugin
+
+    from digits.read.reader import Reader
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text(key, "x")
+    path = tmp_path / "texted.png"
+    Image.new(mode, (40, 40), 255).save(path, pnginfo=text)
+    reader = Reader()
+    for given in (path, Image.open(path)):
+        assert reader.read_digit(given).status == "no digit found"
+        assert not reader.read_page(given).lines
+
+
+def test_an_icon_holding_a_png_of_too_many_chunks_is_refused_before_pillow_walks_them(pillow_opens):
+    """The chunks of a PNG on its own were counted; inside an ICO, 8 million empty ones took 59 s and 1.1 GB."""
+    png = png_header(32, 32)
+    empty_chunk = (0).to_bytes(4, "big") + b"prVt" + zlib.crc32(b"prVt").to_bytes(4, "big")
+    with pytest.raises(ImageError, match="a PNG of more than 100,000 chunks"):
+        load_image(icon_holding(png[:33] + empty_chunk * 100_001 + png[33:]))
+    assert pillow_opens == []
+
+
+def _tiff_of_strips(listed: int, big: bool = False) -> bytes:
+    """A 1×2 grey TIFF, one row a strip (so its size holds 2 strips), whose directory lists `listed` strip offsets."""
+    field, count_format = (8, "Q") if big else (4, "I")
+    offsets_at = 2 * field + (8 if big else 2) + 8 * (4 + 2 * field) + field
+
+    def entry(tag: int, kind: int, count: int, value: int) -> bytes:
+        return struct.pack(f"<HH{count_format}{count_format}", tag, kind, count, value)
+
+    tags = [(256, 4, 1, 1), (257, 4, 1, 2), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (277, 3, 1, 1)]
+    tags += [(273, 16 if big else 4, listed, offsets_at), (278, 4, 1, 1)]
+    header = b"II" + (struct.pack("<HHHQ", 43, 8, 0, 16) if big else struct.pack("<HI", 42, 8))
+    directory = struct.pack("<Q" if big else "<H", len(tags)) + b"".join(entry(*tag) for tag in tags) + bytes(field)
+    pixels_at = offsets_at + field * listed
+    return header + directory + struct.pack(f"<{listed}{count_format}", *[pixels_at] * listed) + b"\x08\x08"
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_a_tiff_listing_more_strips_than_its_size_holds_is_refused_before_pillow_opens_it(pillow_opens, big):
+    """Pillow makes a tile of each strip listed, at open and at decode: 4 million strips of a 1×2 picture (4 MB)
+    took 32 s and 2 GB, and a file of the size allowed could take tens of GB."""
+    assert load_image(_tiff_of_strips(2, big)).size == (1, 2)
+    pillow_opens.clear()
+    with pytest.raises(ImageError, match="lists 1,000 strips or tiles where its size holds 2"):
+        load_image(_tiff_of_strips(1000, big))
+    assert pillow_opens == []
+
+
+@pytest.mark.parametrize("options", [{}, {"compression": "tiff_lzw"}, {"big_tiff": True}, {"compression": "jpeg"}])
+def test_ordinary_tiffs_list_the_strips_their_size_holds(options):
+    picture = Image.new("RGB", (200, 300), (250, 250, 250))
+    buffer = io.BytesIO()
+    picture.save(buffer, "TIFF", **options)
+    listed, holds = prescan.tiff_blocks(buffer.getvalue())
+    assert listed == holds and load_image(buffer.getvalue()).size == (200, 300)

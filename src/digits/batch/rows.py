@@ -39,7 +39,7 @@ def problem_of(row: Row) -> str | None:
         kinds: tuple[type, ...] = (int, float) if kind is float else (kind,)  # JSON writes 1.0 as 1
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
             return f"{name} is {type(value).__name__}"
-        if value is None and name in ("path", "status"):
+        if value is None and name in ("path", "status", "model"):  # every row digits writes names its model
             return f"it has no {name}"
     return None
 

@@ -145,13 +145,6 @@ def check_pixels(size: tuple[int, int], name: str, most: int | None = MAX_PIXELS
         )
 
 
-def _check_icon(data: bytes, name: str) -> None:
-    """Refuse an ICO whose icons would not fit the budget: Pillow decodes the largest inside `Image.open`."""
-    for size in icon_frame_sizes(data):
-        check_pixels(size, name)
-        _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
-
-
 def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, name: str) -> None:
     """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans."""
     width, height = image.size
@@ -219,8 +212,9 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
 def _decode(data: bytes, name: str) -> Image.Image:
     # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`.
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
-    if data[:4] == ICO_MAGIC:
-        _check_icon(data, name)
+    for size in icon_frame_sizes(data) if data[:4] == ICO_MAGIC else []:  # each icon held to the budget
+        check_pixels(size, name)
+        _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
     refuse_long_walks(data, name)
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
@@ -257,11 +251,16 @@ def _decode(data: bytes, name: str) -> Image.Image:
     upright = turned_upright(image)
     if upright is not image:
         image.close()
-    return keeping_size(upright, decoded_size, full_size)
+    return as_read(upright, decoded_size, full_size)
 
 
-def keeping_size(upright: Image.Image, decoded_size: tuple[int, int], full_size: tuple[int, int]) -> Image.Image:
-    """`upright` (decoded at `decoded_size`, then turned) with its `full_size` kept (`true_size`) if smaller."""
+def as_read(upright: Image.Image, decoded_size: tuple[int, int], full_size: tuple[int, int]) -> Image.Image:
+    """`upright` (decoded at `decoded_size`, then turned) with its `full_size` kept (`true_size`) if smaller, and
+    no text in `info` under a key Pillow or digits reads there: Pillow keeps a PNG's text chunks in it under their
+    names, and a "transparency" or an `ORIGINAL_SIZE` of text broke the conversion to grey or the size."""
+    for key in ("transparency", ORIGINAL_SIZE):  # a real one is a number, bytes or a colour; the other, set here
+        if isinstance(upright.info.get(key), str):
+            del upright.info[key]
     if decoded_size != full_size:
         turned = upright.size != decoded_size
         upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size

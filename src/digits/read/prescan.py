@@ -17,10 +17,12 @@ on the opened image:
 
 Both only read headers: their work is linear in the directory, never in the pixels.
 
-Four formats have parts Pillow walks in Python, so a small file can hold enough of them to take minutes:
+Five formats have parts Pillow walks in Python, so a small file can hold enough of them to take minutes:
 `png_chunks` counts a PNG's chunks (Pillow keeps and walks each one: 8.7 million empty chunks, 100 MB, took
 77 s and 2.2 GB), `pnm_comments` a plain PBM/PGM/PPM's comments (each one copied its block: a 6 MB file ran
-for minutes), `gif_blocks` a GIF's extension blocks before its first frame (3.5 million took 3.4 s);
+for minutes), `gif_blocks` a GIF's extension blocks before its first frame (3.5 million took 3.4 s),
+`tiff_blocks` the strips or tiles a TIFF lists against those its size holds (Pillow makes a tile of each:
+4 million took 32 s and 2 GB);
 a run-length BMP and a plain PNM's pixels are decoded in Python (0.7 s for a 2000×2000 BMP; 6 s for a
 4000×4000 PGM of text). `refuse_long_walks` and `refuse_slow_decoding` say no past the limits below.
 `small_png` tells, from a PNG's chunk headers, that decoding it costs next to
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 from PIL import Image
 
@@ -87,6 +90,7 @@ SMALL_PNG_CHUNKS = 64
 _COSTLY_CHUNKS = {b"zTXt", b"iTXt", b"iCCP", b"eXIf"}
 _TILE_WIDTH, _TILE_LENGTH, _BITS_PER_SAMPLE, _SAMPLES_PER_PIXEL = 322, 323, 258, 277
 _COMPRESSION, _ROWS_PER_STRIP = 259, 278
+_IMAGE_WIDTH, _IMAGE_LENGTH, _STRIP_OFFSETS, _TILE_OFFSETS, _PLANAR_CONFIGURATION = 256, 257, 273, 324, 284
 
 
 def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
@@ -114,6 +118,56 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
                 height = abs(int.from_bytes(frame[8:12], "little", signed=True))
             sizes.append((width, height))
     return sizes
+
+
+def _icon_pngs(data: bytes) -> list[bytes]:
+    """The PNG icons of ICO `data`, each from its offset to the end of the data (Pillow reads them so)."""
+    count = int.from_bytes(data[4:6], "little")
+    offsets = (int.from_bytes(data[6 + 16 * entry + 12 : 6 + 16 * entry + 16], "little") for entry in range(count))
+    return [data[offset:] for offset in offsets if data[offset : offset + 8] == PNG_MAGIC]
+
+
+def tiff_blocks(data: bytes) -> tuple[int, int] | None:
+    """How many strips or tiles a TIFF's first directory lists, and how many its size holds, from the bytes;
+    None for another format or a directory that cannot be read (Pillow then refuses the file itself).
+
+    Pillow makes a Python tile of each offset listed, at open and again at decode: 4 million one-byte strips of a
+    1×2 picture (a 4 MB file) took 32 s and 2 GB. A picture holds one strip per `RowsPerStrip` rows (every row, by
+    default) or one tile per tile of its size, for each plane of samples stored apart.
+    """
+    byte_orders: dict[bytes, Literal["little", "big"]] = {b"II": "little", b"MM": "big"}
+    order = byte_orders.get(data[:2])
+    magic = int.from_bytes(data[2:4], order) if order else 0
+    if order is None or magic not in (42, 43):  # 43: a BigTIFF, its counts and offsets of 8 bytes
+        return None
+    field = 8 if magic == 43 else 4
+    at = int.from_bytes(data[field : 2 * field], order)  # the first directory's offset
+    count_bytes, entry_bytes = (2 if field == 4 else 8), 4 + 2 * field
+    # A directory has a few dozen entries; a classic TIFF's count stops at 65,535, and so does this walk.
+    tags_listed = min(int.from_bytes(data[at : at + count_bytes], order), 65_535)
+    entries = data[at + count_bytes : at + count_bytes + entry_bytes * tags_listed]
+    tags: dict[int, tuple[int, int]] = {}  # tag -> (count, its first value where it fits in the entry)
+    for entry in range(0, len(entries) - entry_bytes + 1, entry_bytes):
+        tag, kind = (
+            int.from_bytes(entries[entry : entry + 2], order),
+            int.from_bytes(entries[entry + 2 : entry + 4], order),
+        )
+        count = int.from_bytes(entries[entry + 4 : entry + 4 + field], order)
+        value = entries[entry + 4 + field : entry + 4 + 2 * field][: {3: 2, 4: 4}.get(kind, field)]  # SHORT, LONG
+        tags[tag] = (count, int.from_bytes(value, order))
+    width, height = tags.get(_IMAGE_WIDTH, (0, 0))[1], tags.get(_IMAGE_LENGTH, (0, 0))[1]
+    planes = tags.get(_SAMPLES_PER_PIXEL, (1, 1))[1] if tags.get(_PLANAR_CONFIGURATION, (1, 1))[1] == 2 else 1
+    if _TILE_OFFSETS in tags:
+        across, down = tags.get(_TILE_WIDTH, (1, 0))[1], tags.get(_TILE_LENGTH, (1, 0))[1]
+        holds = -(-width // max(across, 1)) * -(-height // max(down, 1))
+        listed = tags[_TILE_OFFSETS][0]
+    elif _STRIP_OFFSETS in tags:
+        rows = tags.get(_ROWS_PER_STRIP, (1, height))[1]
+        holds = -(-height // max(min(rows, height), 1)) if height else 0
+        listed = tags[_STRIP_OFFSETS][0]
+    else:
+        return None
+    return listed, max(holds, 1) * max(planes, 1)
 
 
 def tiff_block_bytes(image: Image.Image) -> int:
@@ -187,9 +241,16 @@ def pnm_comments(data: bytes) -> int:
 
 
 def refuse_long_walks(data: bytes, name: str) -> None:
-    """Refuse (`ImageError` naming `name`) a PNG, GIF or text PNM with more parts than Pillow should walk."""
-    if data[:8] == PNG_MAGIC and png_chunks(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
+    """Refuse (`ImageError` naming `name`) a PNG (or an ICO's PNG icon), GIF, text PNM or TIFF with more parts than
+    Pillow should walk."""
+    pngs = [data] if data[:8] == PNG_MAGIC else _icon_pngs(data) if data[:4] == ICO_MAGIC else []
+    if any(png_chunks(png, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS for png in pngs):
         raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    if (blocks := tiff_blocks(data)) is not None and blocks[0] > blocks[1]:
+        raise ImageError(
+            f"{name}: a TIFF whose first picture lists {blocks[0]:,} strips or tiles where its size holds "
+            f"{blocks[1]:,} is refused."
+        )
     if data[:3] == b"GIF" and gif_blocks(data, MAX_GIF_BLOCKS) > MAX_GIF_BLOCKS:
         raise ImageError(f"{name}: a GIF of more than {MAX_GIF_BLOCKS:,} blocks before its picture is refused.")
     if (comments := pnm_comments(data)) > MAX_PNM_COMMENTS:

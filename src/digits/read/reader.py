@@ -35,7 +35,7 @@ from PIL import Image
 from digits.errors import ImageError, first_line
 from digits.read.answers import Digit, Line, Page
 from digits.read.geometry import height, union, width
-from digits.read.load import keeping_size, load_image, turned_upright, within_budget
+from digits.read.load import as_read, load_image, turned_upright, within_budget
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segment, Segmented, prepare, segment_page
 from digits.read.refusal import (
@@ -385,7 +385,7 @@ def _as_image(picture: PictureSource) -> Image.Image:
         except OSError as err:  # a truncated or damaged file the caller opened
             raise ImageError(f"the PIL image cannot be decoded ({first_line(err)}).") from None
         # As `load_image` turns a file's (a phone photo opened by the caller), and keeps its size if reduced.
-        return keeping_size(turned_upright(picture), picture.size, full_size)
+        return as_read(turned_upright(picture), picture.size, full_size)
     if not isinstance(picture, (bytes, bytearray, memoryview, str, os.PathLike)):
         raise TypeError(
             "a picture is a file path, its bytes, a PIL image or a uint8 array, not " + type(picture).__name__
