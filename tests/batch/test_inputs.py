@@ -227,6 +227,16 @@ def test_a_port_that_never_answers_fails_within_the_deadline(tree, server, monke
         write(["b.png"], None, job_for("predict"), dask=server(None))
 
 
+@pytest.mark.parametrize("host", ["256.1.1.1", "no-such-host.invalid"])
+def test_a_host_no_resolver_knows_is_not_said_to_have_accepted_a_connection(tree, host):
+    """It went on to Dask's connection, whose deadline was then said to be a port that accepted and never answered."""
+    pytest.importorskip("distributed")
+    from digits.batch import ClusterError, job_for, write
+
+    with pytest.raises(ClusterError, match=rf"^cannot reach the Dask scheduler at tcp://{host}:8786 \(.+\)\.$"):
+        write(["b.png"], None, job_for("predict"), dask=f"tcp://{host}:8786")
+
+
 def test_a_port_that_speaks_another_protocol_fails_in_one_sentence(tree, server):
     pytest.importorskip("distributed")
     from digits.batch import ClusterError, job_for, write
