@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ def how_run() -> dict[str, str]:
     return {
         "arguments": " ".join(sys.argv[1:]),
         "machine": platform.platform(),
+        "cpu": f"{provenance.cpu_model()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
         "digits": commit,
     }
@@ -58,7 +60,8 @@ def how_measured(script: str, report: dict) -> str:
     """The line under a table that says how to measure it again, and where it was measured (`how_run`)."""
     command = " ".join([f"python benchmarks/{script}", report["arguments"]]).strip()
     at = f", `digits` at {report['digits']}" if "digits" in report else ""
-    return f"`{command}` on {report['machine']}, Python {report['python']}{at}."
+    cpu = f" ({report['cpu']})" if "cpu" in report else ""  # reports made before it was recorded name no CPU
+    return f"`{command}` on {report['machine']}{cpu}, Python {report['python']}{at}."
 
 
 def described(table: str, note: str, script: str, report: dict) -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from pathlib import Path
 from PIL import Image
 
 import real_sources
-from _common import write_results
+from _common import how_measured, how_run, write_results
 from digits.atomic import write_text
 from digits.read.load import load_image
 from digits.read.normalize import naive
@@ -224,7 +223,7 @@ def markdown(report: dict) -> str:
         '"synthetic" ones are rendered from MNIST test digits; junk holds no digit. A digit read right '
         'counts whether it is sure or "unsure"; junk is accepted when it gets a sure digit.',
         "",
-        f"`python benchmarks/realworld.py {report['arguments']}` on {report['machine']}, Python {report['python']}.",
+        how_measured("realworld.py", report),
         "",
     ]
     return "\n".join(rows) + issue19_markdown(report)
@@ -382,14 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         peers_found = kept_peers
     else:
         peers_found = {} if args.no_peers else real_sources.peer_results(real_rows)
-    report = {
+    report = how_run() | {
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
         "peers": peers_found,
         # The run whose arguments measured the peers, when they were kept from an earlier run.
         "peers_from": kept_from,
-        "machine": platform.platform(),
-        "python": platform.python_version(),
     }
     write_results(args.out, "realworld", report, markdown(report))
     return 0

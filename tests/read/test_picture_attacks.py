@@ -421,16 +421,17 @@ def test_an_icon_holding_a_png_of_too_many_chunks_is_refused_before_pillow_walks
     assert pillow_opens == []
 
 
-def _tiff_of_strips(listed: int, big: bool = False) -> bytes:
-    """A 1×2 grey TIFF, one row a strip (so its size holds 2 strips), whose directory lists `listed` strip offsets."""
+def _tiff_of_strips(listed: int, big: bool = False, length: tuple[int, int] = (4, 2), extra: tuple = ()) -> bytes:
+    """A 1×2 grey TIFF, one row a strip (so its size holds 2 strips), whose directory lists `listed` strip offsets;
+    its height given as (type, value field), and `extra` entries (tag, type, count, value) after the others."""
     field, count_format = (8, "Q") if big else (4, "I")
-    offsets_at = 2 * field + (8 if big else 2) + 8 * (4 + 2 * field) + field
+    offsets_at = 2 * field + (8 if big else 2) + (8 + len(extra)) * (4 + 2 * field) + field
 
     def entry(tag: int, kind: int, count: int, value: int) -> bytes:
         return struct.pack(f"<HH{count_format}{count_format}", tag, kind, count, value)
 
-    tags = [(256, 4, 1, 1), (257, 4, 1, 2), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (277, 3, 1, 1)]
-    tags += [(273, 16 if big else 4, listed, offsets_at), (278, 4, 1, 1)]
+    tags = [(256, 4, 1, 1), (257, length[0], 1, length[1]), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1)]
+    tags += [(277, 3, 1, 1), (273, 16 if big else 4, listed, offsets_at), (278, 4, 1, 1), *extra]
     header = b"II" + (struct.pack("<HHHQ", 43, 8, 0, 16) if big else struct.pack("<HI", 42, 8))
     directory = struct.pack("<Q" if big else "<H", len(tags)) + b"".join(entry(*tag) for tag in tags) + bytes(field)
     pixels_at = offsets_at + field * listed
@@ -455,3 +456,38 @@ def test_ordinary_tiffs_list_the_strips_their_size_holds(options):
     picture.save(buffer, "TIFF", **options)
     listed, holds = prescan.tiff_blocks(buffer.getvalue())
     assert listed == holds and load_image(buffer.getvalue()).size == (200, 300)
+
+
+@pytest.mark.parametrize(
+    ("length", "extra"),
+    [
+        ((4, 2), ((257, 4, 1, 10**6),)),  # a second height: Pillow reads the first
+        ((4, 2), ((322, 4, 1, 16), (323, 4, 1, 16), (324, 4, 1, 8))),  # tiles listed too: Pillow reads the strips
+        ((8, 2 + (0xFFFF << 16)), ()),  # the height a signed short, its padding not part of it
+    ],
+)
+def test_a_tiff_cannot_hide_its_strips_behind_another_entry(pillow_opens, length, extra):
+    """Ways a review found past the first check, each Pillow reading 1,000 strips of a picture 2 rows tall."""
+    with pytest.raises(ImageError, match="lists 1,000 strips or tiles where its size holds 2"):
+        load_image(_tiff_of_strips(1000, length=length, extra=extra))
+    assert pillow_opens == []
+
+
+def test_an_icons_png_is_walked_once_and_all_its_pngs_share_one_chunk_limit(monkeypatch):
+    """Every directory entry of one PNG walked it again (20 entries: 13 s; 65,535 would take hours)."""
+    png = png_header(32, 32)
+    empty_chunk = (0).to_bytes(4, "big") + b"prVt" + zlib.crc32(b"prVt").to_bytes(4, "big")
+    many = png[:33] + empty_chunk * 60_000 + png[33:]
+    entry = (
+        bytes([0, 0, 0, 0]) + (1).to_bytes(2, "little") + (32).to_bytes(2, "little") + len(many).to_bytes(4, "little")
+    )
+    walks = []
+    real_walk = prescan.png_chunks
+    monkeypatch.setattr(prescan, "png_chunks", lambda *args: walks.append(args[2]) or real_walk(*args))
+    at = 6 + 16 * 20
+    prescan.refuse_long_walks(b"\x00\x00\x01\x00\x14\x00" + (entry + at.to_bytes(4, "little")) * 20 + many, "x")
+    assert walks == [at]
+    two = b"\x00\x00\x01\x00\x02\x00" + entry + (38).to_bytes(4, "little") + entry
+    two += (38 + len(many)).to_bytes(4, "little") + many + many
+    with pytest.raises(ImageError, match="a PNG of more than 100,000 chunks"):
+        prescan.refuse_long_walks(two, "x")

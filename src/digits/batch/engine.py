@@ -326,15 +326,18 @@ def _answers_as_scheduler(address: str) -> None:
 
 
 def _listening(address: str, host: str, port: int) -> None:
-    """Fail at once where nothing listens, or no connection is made in 5 s (Dask's client would retry for its whole
-    timeout, silently; its failure was then said to be a connection accepted and never answered)."""
+    """Fail at once where nothing listens, and where no connection is made within `SCHEDULER_ANSWER_SECONDS` (Dask's
+    client would retry for its whole timeout, silently; its failure was then said to be a connection accepted and
+    never answered). The deadline lets a lost SYN be sent again three times (at 1, 3 and 7 s)."""
     import socket
 
     try:
-        socket.create_connection((host, port), timeout=5).close()
+        socket.create_connection((host, port), timeout=SCHEDULER_ANSWER_SECONDS).close()
     except ConnectionRefusedError:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: nothing listens on that port.") from None
     except TimeoutError:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: no connection in 5 s.") from None
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}: no connection in {SCHEDULER_ANSWER_SECONDS:.0f} s."
+        ) from None
     except OSError as err:  # a host name no resolver knows (256.1.1.1 is one), a network that cannot be reached
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({err.strerror or err}).") from None

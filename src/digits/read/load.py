@@ -260,7 +260,7 @@ def as_read(upright: Image.Image, decoded_size: tuple[int, int], full_size: tupl
     names, and a "transparency" or an `ORIGINAL_SIZE` of text broke the conversion to grey or the size."""
     for key in ("transparency", ORIGINAL_SIZE):  # a real one is a number, bytes or a colour; the other, set here
         if isinstance(upright.info.get(key), str):
-            del upright.info[key]
+            upright.info.pop(key, None)  # two threads reading one image may both get here
     if decoded_size != full_size:
         turned = upright.size != decoded_size
         upright.info[ORIGINAL_SIZE] = full_size[::-1] if turned else full_size

@@ -258,9 +258,12 @@ def threshold_ink(signal: np.ndarray, sigma: float, stroke: float = 0.0) -> tupl
     texture out.
 
     Ink must reach `MIN_CONTRAST` in the first look (no `stroke`). The second
-    look, given the stroke a first look found, only redraws that ink: smoothed
-    at the stroke's scale, a faint pencil's hairline fell back under the bar
-    (0.106 to 0.095) and the digit the first look had found was lost.
+    look comes only after a first one found ink, and is not held to it again:
+    smoothed at the stroke's scale, a faint pencil's hairline fell back under
+    it (0.106 to 0.095) and the digit the first look had found was lost. The
+    second look still thresholds the whole picture: where its level falls under
+    the bar, paper texture at that level is kept too (two generated textures of
+    3,800 then read as a 1).
     """
     from scipy import ndimage
 

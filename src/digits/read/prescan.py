@@ -120,54 +120,74 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
     return sizes
 
 
-def _icon_pngs(data: bytes) -> list[bytes]:
-    """The PNG icons of ICO `data`, each from its offset to the end of the data (Pillow reads them so)."""
+def _icon_png_offsets(data: bytes) -> list[int]:
+    """Where the PNG icons of ICO `data` start, each once (Pillow reads each from there on)."""
     count = int.from_bytes(data[4:6], "little")
-    offsets = (int.from_bytes(data[6 + 16 * entry + 12 : 6 + 16 * entry + 16], "little") for entry in range(count))
-    return [data[offset:] for offset in offsets if data[offset : offset + 8] == PNG_MAGIC]
+    offsets = {int.from_bytes(data[6 + 16 * entry + 12 : 6 + 16 * entry + 16], "little") for entry in range(count)}
+    return sorted(offset for offset in offsets if data[offset : offset + 8] == PNG_MAGIC)
+
+
+# A TIFF value's width in bytes, and whether it is signed, by its type (BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG, LONG8,
+# SLONG8); any other type is read as the whole value field.
+_TIFF_TYPES = {1: (1, False), 3: (2, False), 4: (4, False), 6: (1, True), 8: (2, True), 9: (4, True)}
+_TIFF_TYPES |= {16: (8, False), 17: (8, True)}
+# A directory has a few dozen entries; a classic TIFF's count stops here, and a BigTIFF's is refused beyond it.
+MAX_TIFF_ENTRIES = 65_535
+
+
+def _tiff_directory(data: bytes) -> tuple[Literal["little", "big"], int, int, int] | None:
+    """A TIFF's byte order, the width of its counts and offsets (4, or 8 in a BigTIFF), where its first directory's
+    entries start and how many it declares; None for another format."""
+    byte_orders: dict[bytes, Literal["little", "big"]] = {b"II": "little", b"MM": "big"}
+    order = byte_orders.get(data[:2])
+    magic = int.from_bytes(data[2:4], order) if order else 0
+    if order is None or magic not in (42, 43):  # 43: a BigTIFF
+        return None
+    field = 8 if magic == 43 else 4
+    at = int.from_bytes(data[field : 2 * field], order)  # the first directory's offset
+    count_bytes = 2 if field == 4 else 8
+    return order, field, at + count_bytes, int.from_bytes(data[at : at + count_bytes], order)
 
 
 def tiff_blocks(data: bytes) -> tuple[int, int] | None:
     """How many strips or tiles a TIFF's first directory lists, and how many its size holds, from the bytes;
-    None for another format or a directory that cannot be read (Pillow then refuses the file itself).
+    None for another format or a directory that lists neither (Pillow then refuses the file itself).
 
     Pillow makes a Python tile of each offset listed, at open and again at decode: 4 million one-byte strips of a
-    1×2 picture (a 4 MB file) took 32 s and 2 GB. A picture holds one strip per `RowsPerStrip` rows (every row, by
-    default) or one tile per tile of its size, for each plane of samples stored apart.
+    1×2 picture (a 4 MB file) took 32 s and 2 GB. A picture holds one strip per `RowsPerStrip` rows (one strip
+    for all of them when it is not given) or one tile per tile of its size, for each plane of samples stored
+    apart. A tag given twice counts once, as Pillow reads it (the first); where both strips and tiles are listed,
+    the one listing more than the picture holds is given.
     """
-    byte_orders: dict[bytes, Literal["little", "big"]] = {b"II": "little", b"MM": "big"}
-    order = byte_orders.get(data[:2])
-    magic = int.from_bytes(data[2:4], order) if order else 0
-    if order is None or magic not in (42, 43):  # 43: a BigTIFF, its counts and offsets of 8 bytes
+    directory = _tiff_directory(data)
+    if directory is None:
         return None
-    field = 8 if magic == 43 else 4
-    at = int.from_bytes(data[field : 2 * field], order)  # the first directory's offset
-    count_bytes, entry_bytes = (2 if field == 4 else 8), 4 + 2 * field
-    # A directory has a few dozen entries; a classic TIFF's count stops at 65,535, and so does this walk.
-    tags_listed = min(int.from_bytes(data[at : at + count_bytes], order), 65_535)
-    entries = data[at + count_bytes : at + count_bytes + entry_bytes * tags_listed]
+    order, field, at, entries = directory
+    entry_bytes = 4 + 2 * field
     tags: dict[int, tuple[int, int]] = {}  # tag -> (count, its first value where it fits in the entry)
-    for entry in range(0, len(entries) - entry_bytes + 1, entry_bytes):
-        tag, kind = (
-            int.from_bytes(entries[entry : entry + 2], order),
-            int.from_bytes(entries[entry + 2 : entry + 4], order),
+    for entry in range(
+        at, min(at + entry_bytes * min(entries, MAX_TIFF_ENTRIES), len(data) - entry_bytes + 1), entry_bytes
+    ):
+        tag, kind = int.from_bytes(data[entry : entry + 2], order), int.from_bytes(data[entry + 2 : entry + 4], order)
+        width, signed = _TIFF_TYPES.get(kind, (field, False))
+        value = data[entry + 4 + field : entry + 4 + field + width]
+        tags.setdefault(
+            tag,
+            (int.from_bytes(data[entry + 4 : entry + 4 + field], order), int.from_bytes(value, order, signed=signed)),
         )
-        count = int.from_bytes(entries[entry + 4 : entry + 4 + field], order)
-        value = entries[entry + 4 + field : entry + 4 + 2 * field][: {3: 2, 4: 4}.get(kind, field)]  # SHORT, LONG
-        tags[tag] = (count, int.from_bytes(value, order))
-    width, height = tags.get(_IMAGE_WIDTH, (0, 0))[1], tags.get(_IMAGE_LENGTH, (0, 0))[1]
-    planes = tags.get(_SAMPLES_PER_PIXEL, (1, 1))[1] if tags.get(_PLANAR_CONFIGURATION, (1, 1))[1] == 2 else 1
+    width, height = max(tags.get(_IMAGE_WIDTH, (0, 0))[1], 0), max(tags.get(_IMAGE_LENGTH, (0, 0))[1], 0)
+    planes = max(tags.get(_SAMPLES_PER_PIXEL, (1, 1))[1], 1) if tags.get(_PLANAR_CONFIGURATION, (1, 1))[1] == 2 else 1
+    found = []
+    if _STRIP_OFFSETS in tags:
+        rows = max(min(tags.get(_ROWS_PER_STRIP, (1, height))[1], height), 1)
+        found.append((tags[_STRIP_OFFSETS][0], -(-height // rows)))
     if _TILE_OFFSETS in tags:
-        across, down = tags.get(_TILE_WIDTH, (1, 0))[1], tags.get(_TILE_LENGTH, (1, 0))[1]
-        holds = -(-width // max(across, 1)) * -(-height // max(down, 1))
-        listed = tags[_TILE_OFFSETS][0]
-    elif _STRIP_OFFSETS in tags:
-        rows = tags.get(_ROWS_PER_STRIP, (1, height))[1]
-        holds = -(-height // max(min(rows, height), 1)) if height else 0
-        listed = tags[_STRIP_OFFSETS][0]
-    else:
+        across, down = max(tags.get(_TILE_WIDTH, (1, 1))[1], 1), max(tags.get(_TILE_LENGTH, (1, 1))[1], 1)
+        found.append((tags[_TILE_OFFSETS][0], -(-width // across) * -(-height // down)))
+    if not found:
         return None
-    return listed, max(holds, 1) * max(planes, 1)
+    listed, holds = max(found, key=lambda block: block[0] - max(block[1], 1) * planes)
+    return listed, max(holds, 1) * planes
 
 
 def tiff_block_bytes(image: Image.Image) -> int:
@@ -207,19 +227,20 @@ def small_png(data: bytes) -> bool:
     return True
 
 
-def png_chunks(data: bytes, limit: int) -> int:
-    """How many chunks a PNG's headers chain together up to its IEND, counting no further than `limit` + 1."""
+def png_chunks(data: bytes, limit: int, start: int = 0) -> int:
+    """How many chunks the headers of the PNG at `start` chain together up to its IEND, counting no further than
+    `limit` + 1."""
     chunks = 0
-    for kind in _png_chunk_types(data):
+    for kind in _png_chunk_types(data, start):
         chunks += 1
         if kind == b"IEND" or chunks > limit:
             break
     return chunks
 
 
-def _png_chunk_types(data: bytes) -> Iterator[bytes]:
-    """The type of each chunk a PNG's headers chain together, in order, read from the headers alone."""
-    at = len(PNG_MAGIC)
+def _png_chunk_types(data: bytes, start: int = 0) -> Iterator[bytes]:
+    """The type of each chunk the headers of the PNG at `start` chain together, in order, read from the headers."""
+    at = start + len(PNG_MAGIC)
     while at + 8 <= len(data):  # each chunk: 4 bytes of length, 4 of type, the data, 4 of CRC
         yield data[at + 4 : at + 8]
         at += 12 + int.from_bytes(data[at : at + 4], "big")
@@ -243,9 +264,14 @@ def pnm_comments(data: bytes) -> int:
 def refuse_long_walks(data: bytes, name: str) -> None:
     """Refuse (`ImageError` naming `name`) a PNG (or an ICO's PNG icon), GIF, text PNM or TIFF with more parts than
     Pillow should walk."""
-    pngs = [data] if data[:8] == PNG_MAGIC else _icon_pngs(data) if data[:4] == ICO_MAGIC else []
-    if any(png_chunks(png, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS for png in pngs):
-        raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    starts = [0] if data[:8] == PNG_MAGIC else _icon_png_offsets(data) if data[:4] == ICO_MAGIC else []
+    walked = 0  # one budget for an ICO's icons together: each one's walk is Pillow's too
+    for start in starts:
+        walked += png_chunks(data, MAX_PNG_CHUNKS - walked, start)
+        if walked > MAX_PNG_CHUNKS:
+            raise ImageError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks is no picture digits reads.")
+    if (directory := _tiff_directory(data)) is not None and directory[3] > MAX_TIFF_ENTRIES:
+        raise ImageError(f"{name}: a TIFF directory of more than {MAX_TIFF_ENTRIES:,} entries is refused.")
     if (blocks := tiff_blocks(data)) is not None and blocks[0] > blocks[1]:
         raise ImageError(
             f"{name}: a TIFF whose first picture lists {blocks[0]:,} strips or tiles where its size holds "
