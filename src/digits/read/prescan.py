@@ -100,13 +100,8 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
     Pillow cannot decode it either. A BMP frame's height counts its AND mask
     too, as Pillow allocates it.
     """
-    count = int.from_bytes(data[4:6], "little")
     sizes = []
-    for entry in range(count):
-        at = 6 + 16 * entry
-        if at + 16 > len(data):
-            break
-        offset = int.from_bytes(data[at + 12 : at + 16], "little")
+    for offset in _icon_offsets(data):
         frame = data[offset : offset + 24]
         if frame[:8] == PNG_MAGIC and len(frame) == 24:  # the IHDR chunk comes first
             sizes.append((int.from_bytes(frame[16:20], "big"), int.from_bytes(frame[20:24], "big")))
@@ -120,11 +115,15 @@ def icon_frame_sizes(data: bytes) -> list[tuple[int, int]]:
     return sizes
 
 
+def _icon_offsets(data: bytes) -> list[int]:
+    """Where each icon of ICO `data` starts, as its directory says, for the entries that lie within the data."""
+    entries = range(6, min(6 + 16 * int.from_bytes(data[4:6], "little"), len(data) - 15), 16)
+    return [int.from_bytes(data[at + 12 : at + 16], "little") for at in entries]
+
+
 def _icon_png_offsets(data: bytes) -> list[int]:
     """Where the PNG icons of ICO `data` start, each once (Pillow reads each from there on)."""
-    count = int.from_bytes(data[4:6], "little")
-    offsets = {int.from_bytes(data[6 + 16 * entry + 12 : 6 + 16 * entry + 16], "little") for entry in range(count)}
-    return sorted(offset for offset in offsets if data[offset : offset + 8] == PNG_MAGIC)
+    return sorted(offset for offset in set(_icon_offsets(data)) if data[offset : offset + 8] == PNG_MAGIC)
 
 
 # A TIFF value's width in bytes, and whether it is signed, by its type (BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG, LONG8,
