@@ -175,7 +175,7 @@ def _one_strip_cmyk16_tiff(side: int) -> bytes:
 
 
 def test_a_tiff_of_one_compressed_strip_counts_that_strip_in_the_budget(monkeypatch):
-    """A 325 KB 16-bit CMYK TIFF of 6470×6470 in one strip peaked at 581 MB against the 160 MiB budget:
+    """A 325 KB 16-bit CMYK TIFF of 6470×6470 in one strip peaked at 581 MB, three times the budget:
     libtiff decodes the strip whole, at 16 bits a sample, beside the 8-bit picture Pillow keeps."""
     monkeypatch.setattr(picture, "MAX_DECODE_BYTES", 2**20)  # the picture alone: 352 KiB; its strip 703 KiB more
     with pytest.raises(ImageError, match="300×300 TIFF image would take 1 MiB"):

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from digits.read.explain import save_steps
 from digits.read.geometry import pixels_of
 from digits.read.levels import ink_level, label_medians, median
-from digits.read.load import MAX_PIXELS
+from digits.read.load import MAX_DECODE_BYTES, MAX_PIXELS
 from digits.read.normalize import _largest_around, crop_to_ink, pieces_stroke_width, stroke_width
 from digits.read.pipeline import ImageError, load_image, naive, prepare, segment_page
 from digits.read.reader import Reader
@@ -682,18 +682,18 @@ def test_our_own_pixel_limit(tmp_path):
 
 
 def test_a_decode_over_the_memory_budget_is_refused_from_the_header(tmp_path):
-    # 100 megapixels of 16-bit grey: 200 MB decoded, in a PNG of a few hundred KB.
+    # 110 megapixels of 16-bit grey: 220 MB decoded, in a PNG of a few hundred KB.
     path = tmp_path / "deep.png"
-    path.write_bytes(bomb_png(10000, 10000, depth=16))
+    path.write_bytes(bomb_png(11000, 10000, depth=16))
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
-    assert "over the limit of 160 mib" in assert_one_line_error(excinfo, "deep.png")
+    assert f"over the limit of {MAX_DECODE_BYTES // 2**20} mib" in assert_one_line_error(excinfo, "deep.png")
 
 
 def test_a_pil_image_opened_but_not_decoded_is_held_to_a_files_limits(tmp_path, monkeypatch):
     """`Image.open` reads the header only: the caller has spent nothing yet (an API user's case: by path the
     picture was refused, opened it was decoded whole, 764 MB)."""
-    (tmp_path / "deep.png").write_bytes(bomb_png(10000, 10000, depth=16))
+    (tmp_path / "deep.png").write_bytes(bomb_png(11000, 10000, depth=16))
     (tmp_path / "huge.png").write_bytes(bomb_png(16000, 10000))  # under Pillow's own limit, over ours
 
     def never_decode(self):
@@ -701,14 +701,15 @@ def test_a_pil_image_opened_but_not_decoded_is_held_to_a_files_limits(tmp_path, 
 
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", never_decode)
     reader = Reader()
-    for name, limit in (("deep.png", "over the limit of 160 MiB"), ("huge.png", "over the limit of 150 megapixels")):
+    budget = f"over the limit of {MAX_DECODE_BYTES // 2**20} MiB"
+    for name, limit in (("deep.png", budget), ("huge.png", "over the limit of 150 megapixels")):
         with Image.open(tmp_path / name) as opened, pytest.raises(ImageError, match=limit):
             reader.read_digit(opened)
 
 
 def test_a_jpeg_opened_but_not_decoded_over_the_budget_is_read_reduced(tmp_path, monkeypatch):
     """As its file is: decoded smaller (DCT scaling) rather than refused, with its box in the caller's pixels.
-    (A budget of 6 MiB here stands for a phone photo of 50 megapixels against 160 MiB.)"""
+    (A budget of 6 MiB here stands for a phone photo of 50 megapixels against 192 MiB.)"""
     monkeypatch.setattr("digits.read.load.MAX_DECODE_BYTES", 6 * 2**20)
     photo = Image.new("RGB", (2400, 1800), (235, 235, 225))
     ImageDraw.Draw(photo).line([(1200, 500), (1200, 1300)], fill=(20, 20, 30), width=40)

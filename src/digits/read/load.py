@@ -23,6 +23,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
+from digits.read import heif
 from digits.read.prescan import (
     ICO_MAGIC,
     icon_frame_sizes,
@@ -33,11 +34,10 @@ from digits.read.prescan import (
 )
 from digits.safe_open import read_regular
 
-# Pillow warns of each tag it skips in damaged EXIF or TIFF data (10,800 lines for one JPEG) and, from 89
-# megapixels, of a possible decompression bomb (the decode budget below refuses bombs from the header): for
-# pictures of unknown origin that is noise, since each is read or refused in one sentence. Filtered once, for
-# Pillow's modules only; `warnings.catch_warnings` round each decode is not thread-safe (the server decodes
-# on two threads), and two overlapping could leave every warning of the process ignored.
+# Pillow warns of each tag it skips in damaged EXIF or TIFF data (10,800 lines for one JPEG) and, from 89 megapixels,
+# of a possible decompression bomb (the decode budget below refuses bombs from the header): for pictures of unknown
+# origin that is noise, since each is read or refused in one sentence. Filtered once, for Pillow's modules only;
+# `warnings.catch_warnings` round each decode is not thread-safe (the server decodes on two threads).
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -45,9 +45,10 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # decoded. Phone cameras make 50-200 megapixel JPEGs: those are decoded at a
 # reduced size by DCT scaling (JPEG's `draft`), so what counts is the memory
 # the decode itself takes. Formats that cannot be decoded smaller (PNG, TIFF,
-# ...) pay their full size. A picture over either limit is refused.
+# HEIF, ...) pay their full size: 192 MiB lets in an iPhone's 24-megapixel
+# HEIC photo. A picture over either limit is refused.
 MAX_PIXELS = 150_000_000
-MAX_DECODE_BYTES = 160 * 2**20
+MAX_DECODE_BYTES = 192 * 2**20
 # A progressive JPEG is decoded once per scan, over every coefficient of the
 # full-size image: encoders use about 10 scans; a crafted file holds
 # thousands, and costs seconds of CPU each. Refuse past a few dozen, or past
@@ -56,29 +57,31 @@ MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 1_000_000_000
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
-# Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body).
-READABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
-EXPECTED = "PNG, JPEG, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
+# Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body; HEIF: an iPhone's).
+READABLE_FORMATS = {"PNG", "JPEG", "MPO", "HEIF", "AVIF", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
+EXPECTED = "PNG, JPEG, HEIC, AVIF, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
+# What a format's decoder holds beside the picture, in bytes a pixel, from the peak of a decode: libwebp's animation
+# decoder (every WebP) its canvases (16.3-16.7 in all); libheif (7.3-8.0) and libavif (9.3) planes and an RGB copy.
+_DECODER_BYTES_PER_PIXEL = {"WEBP": 13, "HEIF": 4, "AVIF": 6}
+# What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
+_ICON_BYTES_PER_PIXEL = 9
 
 
 @functools.cache
 def picture_suffixes() -> frozenset[str]:
     """The file-name suffixes (lower case, with the dot) Pillow gives the formats above: what a folder's
-    pictures are told by (`.jpg`, `.jfif`, `.apng`, `.tif`, `.pgm`, ...)."""
+    pictures are told by (`.jpg`, `.jfif`, `.apng`, `.heic`, `.tif`, `.pgm`, ...)."""
+    heif.register()
     return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in READABLE_FORMATS)
 
 
-# Analysis resolution. Huge photos are reduced first (speed, memory); tiny
-# images are enlarged so that thresholding and morphology work on smooth
-# edges and the final downscale produces MNIST-like anti-aliasing.
+# Analysis resolution. Huge photos are reduced first (speed, memory); tiny images are enlarged so that thresholding
+# and morphology work on smooth edges and the final downscale produces MNIST-like anti-aliasing.
 _WORK_MAX = 1024
 WORK_MIN = 256
 # The key in `Image.info` under which a picture decoded at a reduced size
 # keeps its true (upright) size, so that boxes are given in its own pixels.
 ORIGINAL_SIZE = "digits.original_size"
-
-# What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
-_ICON_BYTES_PER_PIXEL = 9
 
 
 # ---------------------------------------------------------------- Loading
@@ -87,17 +90,15 @@ _ICON_BYTES_PER_PIXEL = 9
 def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
     """Open an image file (or its bytes) safely and return its first frame.
 
-    The file is read once and checked with Pillow's `verify()`. Before any
-    pixel is decoded, the header is held to `MAX_PIXELS` and the decode's
-    memory to `MAX_DECODE_BYTES` (a TIFF's tile and the RGBA copy that
-    transparency needs included), and a JPEG's scans are counted. A JPEG's
-    segments and an ICO's icons are checked before Pillow opens the file:
-    it walks the former and decodes the latter inside `Image.open`. A big JPEG
-    is decoded at a reduced size by DCT scaling, never below the analysis
-    resolution; its true size is then kept in `image.info[ORIGINAL_SIZE]`.
-    The frame is turned upright according to its EXIF orientation.
-    Animated GIF/WebP/TIFF give their first frame. Every failure becomes an
-    `ImageError` whose message is one sentence naming the file and the fault.
+    The file is read once and checked with Pillow's `verify()`. Before any pixel is decoded, the header is held
+    to `MAX_PIXELS` and the decode's memory to `MAX_DECODE_BYTES` (a TIFF's tile, the RGBA copy that transparency
+    needs and the decoder's own buffers included), and a JPEG's scans are counted. A JPEG's segments and an ICO's
+    icons are checked before Pillow opens the file: it walks the former and decodes the latter inside
+    `Image.open`. A big JPEG is decoded at a reduced size by DCT scaling, never below the analysis resolution;
+    its true size is then kept in `image.info[ORIGINAL_SIZE]`. HEIC and AVIF photos are decoded at full size.
+    The frame is turned upright according to its EXIF orientation (a HEIF's own turn is applied by libheif).
+    Animated GIF/WebP/TIFF give their first frame. Every failure becomes an `ImageError` whose message is one
+    sentence naming the file and the fault.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = "the image data"
@@ -156,10 +157,7 @@ def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, n
         # which Pillow resizes through a premultiplied copy (working_grey): a
         # 1-byte palette picture then peaks at 9 bytes per pixel.
         per_pixel += 8
-    if image.format == "WEBP":
-        # Pillow decodes every WebP through libwebp's animation decoder, which
-        # keeps canvases of its own: 16.3-16.7 bytes per pixel measured in all.
-        per_pixel += 13
+    per_pixel += _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0)
     # libtiff decodes a tile or a compressed strip whole into a buffer of its own, however small the image.
     needed = width * height * per_pixel + tiff_block_bytes(image)
     if image.format in ("JPEG", "MPO"):
@@ -193,9 +191,10 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     """The size of a Pillow image the caller passed, checked before it is decoded. One opened but not decoded
     (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
     tell); a JPEG over the budget at full size is set to decode reduced, as `load_image` decodes one (`draft`,
-    on the caller's image). A decoded image has spent its memory: only its size is checked."""
+    on the caller's image). A decoded image has spent its memory: only its size is checked; but a HEIF image,
+    which lists no tiles decoded or not, is always held to the budget."""
     full_size = image.size
-    if not getattr(image, "tile", None):  # decoded, or made in memory (Image.new, Image.fromarray)
+    if not getattr(image, "tile", None) and image.format != "HEIF":  # decoded, or made in memory (Image.new)
         check_pixels(full_size, name, most=None)
         return full_size
     check_pixels(full_size, name)
@@ -216,6 +215,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
         check_pixels(size, name)
         _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
     refuse_long_walks(data, name)
+    if heif.is_heif(data):
+        heif.register()
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
@@ -245,8 +246,9 @@ def _decode(data: bytes, name: str) -> Image.Image:
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
     except Exception as err:  # Pillow's decoders raise many types on damaged data
-        fault = "truncated" if "truncated" in str(err).lower() else "damaged"
-        raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({err}).") from None
+        detail = " ".join(str(err).split())  # libheif ends its messages with a line break
+        fault = "truncated" if "truncated" in detail.lower() else "damaged"
+        raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({detail}).") from None
     decoded_size = image.size
     upright = turned_upright(image)
     if upright is not image:
