@@ -68,6 +68,19 @@ HOSTILE = {
     "UINT8 past 255": image_input(data=[256] * 784),
     "UINT8 below 0": image_input(data=[-1] * 784),
     "UINT8 not whole": image_input(data=[0.5] * 784),
+    # An attacker's: an output's name nested 960 deep recursed in str() on the event loop (a 500); "false" was true.
+    "output name nested 960 deep": json.dumps({**image_input(), "outputs": [{"name": "X"}]}).replace(
+        '"X"', "[" * 960 + "]" * 960
+    ),
+    "binary_data the text false": {
+        **image_input(),
+        "outputs": [{"name": "digit", "parameters": {"binary_data": "false"}}],
+    },
+    "binary_data_output a number": {**image_input(), "parameters": {"binary_data_output": 1}},
+    "a number of 5,000 digits": json.dumps(image_input()).replace("[1, 28, 28]", "[1" + "0" * 5000 + ", 28, 28]"),
+    "data of 100,000 nested lists": json.dumps(image_input(data=None)).replace(
+        "null", "[" + ",".join(["[[0]]"] * 100_000) + "]"
+    ),
     "binary_data_size a lone surrogate": json.dumps(
         image_input(data=None, parameters={"binary_data_size": "X"})
     ).replace('"X"', '"\\ud800"'),
@@ -95,9 +108,18 @@ def test_json_nested_past_any_stack_is_a_400(client, body):
 
 
 def test_the_words_are_ours_not_numpys(client):
-    for case in ("data nested unevenly", "data of strings", "UINT8 past 255"):
-        error = client.post(INFER, content=json.dumps(HOSTILE[case])).json()["error"]
+    for case in ("data nested unevenly", "data of strings", "UINT8 past 255", "a number of 5,000 digits"):
+        body = HOSTILE[case] if isinstance(HOSTILE[case], str) else json.dumps(HOSTILE[case])
+        error = client.post(INFER, content=body).json()["error"]
         assert "array" not in error and "sequence" not in error and "bounds" not in error, error
+        assert "sys." not in error, error
+
+
+def test_an_fp32_pixel_past_float32_is_refused_without_a_warning(client, recwarn):
+    body = json.dumps(image_input(datatype="FP32", data=[1e300] * 784))
+    response = client.post(INFER, content=body)
+    assert response.status_code == 400 and "[0, 1]" in response.json()["error"]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 @pytest.mark.parametrize("extra", [b"", b"JUNK"])
@@ -183,3 +205,16 @@ def test_parsing_runs_off_the_event_loop(client, monkeypatch):
 def test_json_over_its_cap_is_a_413_that_points_to_binary(client):
     response = client.post(INFER, content=b" " * (kserve.MAX_JSON_BYTES + 1))
     assert response.status_code == 413 and "binary" in response.json()["error"]
+
+
+def test_a_fault_behind_the_app_is_answered_in_json_and_logged_once(client, monkeypatch, caplog):
+    """Starlette raises a fault again once its handler has answered it, for uvicorn to log a second time (and
+    for this client to raise): the server logs it once, and the client gets its JSON."""
+
+    def broken(*args):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(kserve, "_answer", broken)
+    response = client.post(INFER, json=image_input())
+    assert response.status_code == 500 and "logged" in response.json()["error"]
+    assert [record.name for record in caplog.records if record.levelname == "ERROR"] == ["digits.serve.app"]

@@ -212,7 +212,12 @@ def _straight_to(
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (endpoint := endpoints.get((_as_get(scope["method"]), scope["path"]))) is None:
-            return await app(scope, receive, send)
+            try:
+                return await app(scope, receive, send)
+            except Exception:
+                if scope.get(_LOGGED):  # answered and logged by `_internal_error`; Starlette raises it again
+                    return
+                raise
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
@@ -318,8 +323,13 @@ def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
     return _error(err.status_code, err.detail, headers)
 
 
+# Set in a request's scope once its fault is logged, so that it is logged once (uvicorn would log it again).
+_LOGGED = "digits.fault_logged"
+
+
 def _internal_error(request: Request, err: Exception) -> JSONResponse:
     import logging
 
     logging.getLogger("digits.serve.app").error("%s %s failed", request.method, request.url.path, exc_info=err)
+    request.scope[_LOGGED] = True
     return _error(500, "the server failed on this request; the fault is logged.")

@@ -28,7 +28,9 @@ the `offload` the server gives, its decode thread). Parsing JSON holds
 Python's lock throughout (about 50 ms for 4 MB on one core), which would
 stall the event loop all the same: so the JSON part is capped at
 `MAX_JSON_BYTES`, and more images go as binary tensors, which cost nothing
-to parse. Every field of the wrong type, any nesting depth, any
+to parse. A list or an object costs far more to parse than a number, so the
+JSON may hold no more of them than a full request needs (`MAX_JSON_LISTS`,
+`MAX_JSON_OBJECTS`). Every field of the wrong type, any nesting depth, any
 shape (sizes are Python ints: no wrap-around) and any header is a 4xx, never
 a 500.
 """
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,6 +65,15 @@ MAX_BODY_BYTES = 2 * 2**20
 MAX_JSON_BYTES = 2**20
 # The request's "id", repeated in the answer: room for a UUID or a trace id, not for a payload.
 MAX_ID = 256
+# json.loads and NumPy build each list and object of the JSON holding Python's lock: 1 MiB of small nested lists
+# took 0.2 s to parse, and four clients sending them kept /health waiting up to 2 s. A request needs a list per
+# row of its images, one per image and a few more, and a handful of objects; brackets inside strings count too.
+MAX_JSON_LISTS = MAX_IMAGES * (SHAPE[0] + 1) + 64
+MAX_JSON_OBJECTS = 64
+# A value the client sent, in a message: short, and cheap however deeply it is nested (`str` of a list nested
+# 960 deep recursed past Python's limit on the event loop).
+_SHORT = reprlib.Repr()  # its limits as arguments need Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 40, 40
 
 JSONObject = dict[str, Any]
 
@@ -173,9 +185,17 @@ def _split(body: bytes, header_length: str | None) -> tuple[JSONObject, bytes]:
             f"the inference request's JSON is over {MAX_JSON_BYTES // 2**20} MiB: send the "
             "tensor as binary data (the binary tensor extension), or fewer images per request.",
         )
+    if body.count(b"[", 0, cut) > MAX_JSON_LISTS or body.count(b"{", 0, cut) > MAX_JSON_OBJECTS:
+        raise HTTPException(
+            400,
+            f"the inference request's JSON holds more lists or objects than {MAX_IMAGES} images need: "
+            'send "data" flat, or nested as its shape.',
+        )
     try:
         header = json.loads(body[:cut])
     except (ValueError, UnicodeDecodeError) as err:
+        if "int_max_str_digits" in str(err):  # Python's own advice, to set it higher, is not the client's to take
+            raise HTTPException(400, "the inference request holds a number of over 4,300 digits.") from None
         raise HTTPException(400, f"the inference request is not JSON ({err}).") from None
     except RecursionError:
         raise HTTPException(400, "the inference request's JSON is nested too deeply.") from None
@@ -191,22 +211,22 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
         raise HTTPException(400, f"send exactly one input, {INPUT!r}: a (28, 28) or (N, 28, 28) tensor.")
     tensor = inputs[0]
     if tensor.get("name") != INPUT:  # as Triton answers: a client that names another input sends something else
-        raise HTTPException(400, f"the model's input is {INPUT!r}, not {str(tensor.get('name'))[:40]!r}.")
+        raise HTTPException(400, f"the model's input is {INPUT!r}, not {_SHORT.repr(tensor.get('name'))}.")
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise HTTPException(
-            400, f"input datatype {str(datatype)[:20]!r} is not supported: send FP32 (0-1) or UINT8 (0-255)."
+            400, f"input datatype {_SHORT.repr(datatype)} is not supported: send FP32 (0-1) or UINT8 (0-255)."
         )
     if not (
         isinstance(shape, list)
         and all(type(n) is int and n >= 0 for n in shape)
         and (shape[-2:] == list(SHAPE) and len(shape) in (2, 3))
     ):
-        raise HTTPException(400, f"input shape {str(shape)[:40]} is not (28, 28) or (N, 28, 28).")
+        raise HTTPException(400, f"input shape {_SHORT.repr(shape)} is not (28, 28) or (N, 28, 28).")
     if not 0 < math.prod(shape[:-2]) <= MAX_IMAGES:  # Python ints: a shape of 2**60 + 1 images stays that
         raise HTTPException(
             400,
-            f"input shape {str(shape)[:40]} holds no image or more than {MAX_IMAGES}: send 1 to {MAX_IMAGES} images "
+            f"input shape {_SHORT.repr(shape)} holds no image or more than {MAX_IMAGES}: send 1 to {MAX_IMAGES} images "
             "per request.",
         )
     dtype = DATATYPES[datatype]
@@ -220,7 +240,8 @@ def _images(header: JSONObject, binary: bytes) -> np.ndarray:
         values = _json_values(tensor.get("data"), count, shape)
         if dtype == np.uint8 and not ((values >= 0) & (values <= 255) & (values == np.floor(values))).all():
             raise HTTPException(400, "UINT8 pixels must be whole numbers from 0 to 255, white digit on black.")
-        values = values.astype(dtype)
+        with np.errstate(over="ignore"):  # an FP32 pixel of 1e300 becomes inf, refused below
+            values = values.astype(dtype)
     elif type(size) is not int or size != count * dtype.itemsize:
         raise HTTPException(
             400, f"binary_data_size must be the tensor's byte count, {count * dtype.itemsize} for {count} {datatype}."
@@ -273,7 +294,7 @@ def _json_values(data: object, count: int, shape: list[int]) -> np.ndarray:
 def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
     """The inference response: the outputs asked for (all when none is named), in JSON or binary as asked."""
     datatypes = {"probabilities": "FP32", "digit": "INT64"}
-    everything_binary = bool(_object(header.get("parameters"), "the request's parameters").get("binary_data_output"))
+    everything_binary = _flag(header.get("parameters"), "binary_data_output", False, "the request's parameters")
     requested = header.get("outputs") or [{"name": name} for name in tensors]
     if not isinstance(requested, list) or len(requested) > len(tensors):
         raise HTTPException(
@@ -287,12 +308,12 @@ def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
     for output in requested:
         name = output.get("name") if isinstance(output, dict) else None
         if not isinstance(name, str) or name not in tensors:
-            raise HTTPException(400, f"no output named {str(name)[:40]!r}: there are {', '.join(map(repr, tensors))}.")
+            raise HTTPException(400, f"no output named {_SHORT.repr(name)}: there are {', '.join(map(repr, tensors))}.")
         if any(entry["name"] == name for entry in outputs):
             raise HTTPException(400, f"the output {name!r} is asked for twice: name each output once.")
         tensor = tensors[name]
         entry: JSONObject = {"name": name, "datatype": datatypes[name], "shape": list(tensor.shape)}
-        if _object(output.get("parameters"), f"output {name!r}'s parameters").get("binary_data", everything_binary):
+        if _flag(output.get("parameters"), "binary_data", everything_binary, f"output {name!r}'s parameters"):
             data = tensor.astype(tensor.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(data)}
             chunks.append(data)
@@ -307,6 +328,14 @@ def _answer(header: JSONObject, tensors: dict[str, np.ndarray]) -> Response:
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(len(head))},
     )
+
+
+def _flag(parameters: object, key: str, default: bool, what: str) -> bool:
+    """A true-or-false parameter, `default` when absent; the text "false" is no false (it was taken for true)."""
+    value = _object(parameters, what).get(key, default)
+    if not isinstance(value, bool):
+        raise HTTPException(400, f"{what}: {key} must be true or false, not {_SHORT.repr(value)}.")
+    return value
 
 
 def _request_id(value: object) -> str:
