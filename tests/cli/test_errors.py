@@ -189,6 +189,19 @@ def test_export_of_a_32x32_model_names_the_shape(tmp_path):
     assert_one_line_error(run_cli("export", run, cwd=tmp_path), "takes input of shape (32, 32), not 28x28")
 
 
+def test_export_of_a_model_of_other_outputs_names_them_and_keeps_the_onnx(tmp_path):
+    """It wrote a model.onnx over the run's that every other command then refused, and exited 0."""
+
+    def build(keras):
+        inputs = keras.Input((28, 28))
+        return keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(inputs)))
+
+    run = _keras_run(tmp_path, "five", build)
+    (tmp_path / run / "model.onnx").write_bytes(b"the run's own")
+    assert_one_line_error(run_cli("export", run, cwd=tmp_path), "outputs (None, 5), not 10 digit probabilities")
+    assert (tmp_path / run / "model.onnx").read_bytes() == b"the run's own"
+
+
 def test_export_refuses_a_lambda_layer_in_a_whole_sentence(tmp_path):
     def build(keras):
         inputs = keras.Input((28, 28))

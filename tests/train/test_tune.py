@@ -258,9 +258,11 @@ def test_ctrl_c_fails_the_trial_without_a_traceback(tmp_path):
         ("sqlite+pysqlite:///:memory:", "an in-memory database holds no study"),
         ("postgresql://digits:secret@[::1/db", "not a storage URL"),  # a ValueError of SQLAlchemy's: exit 1
         ("sqlite:///q.db?timeout=abc", "not a storage URL"),
+        ("sqlite:///tune.log/x.db", "tune.log: cannot hold the study database (a file is where a folder must be)"),
     ],
 )
 def test_bad_storage_is_one_line(tmp_path, url, fragment):
+    (tmp_path / "tune.log").write_text("a file, not a folder")
     result = _tune(tmp_path, "--trials", "1", "--storage", url)
     assert_one_line_error(result, fragment)
     assert "secret" not in result.stderr
@@ -295,6 +297,39 @@ def test_a_preset_without_validation_images_is_refused_before_anything_runs(tmp_
     result = run_cli("tune", "--preset", preset, "--trials", "1", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(result, f"preset '{preset}' holds out no validation images")
     assert not (tmp_path / "tune.db").exists()
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (
+            ["--train-limit", "100"],
+            "--train-limit 100 leaves 90 training images, fewer than the largest batch a trial may draw (512)",
+        ),
+        (["--max-epochs", "100000000"], "--max-epochs from 1 to 100,000"),
+    ],
+)
+def test_limits_no_trial_could_train_with_are_refused_before_the_study_is_made(tmp_path, options, fragment):
+    """They were refused by the first trial, once the study existed, labelled with the bad limit, holding a
+    failed trial: the same command with a good limit was then refused as another study's."""
+    result = run_cli("tune", "--preset", "tiny", "--trials", "1", *options, "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "tune.db").exists()
+
+
+def test_a_database_of_another_optuna_version_is_one_line_and_exit_2(tmp_path):
+    """Optuna raises a RuntimeError for tables it cannot use: that was "unexpected", exit 1."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as database:
+        database.execute(
+            "create table version_info(version_info_id integer primary key, schema_version integer, "
+            "library_version text)"
+        )
+        database.execute("insert into version_info values (1, 1, '0.1')")
+        database.commit()
+    result = _tune(tmp_path, "--trials", "0", "--storage", f"sqlite:///{tmp_path / 'old.db'}")
+    assert_one_line_error(result, "cannot use the study storage", "optuna storage upgrade")
 
 
 def test_kept_val_accuracy_follows_the_presets_early_stopping():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from digits import atomic, calibration
 from digits.runs import RunDir
-from digits.spec import SHAPE
+from digits.spec import SHAPE, class_count
 
 
 def to_onnx(
@@ -77,6 +77,13 @@ def export_run(run_dir: str | os.PathLike) -> Path:
         raise ModelError(
             f"{run.keras_path}: the model takes input of shape {takes}, not 28x28 images; "
             "digits exports only models of 28x28 pictures."
+        )
+    # Checked before the run's model.onnx is replaced: every command refuses a model of other outputs.
+    gives = model.output_shape  # a tuple for one output, a list of them for several
+    if not (isinstance(gives, tuple) and len(gives) == 2 and gives[-1] in (class_count(False), class_count(True))):
+        raise ModelError(
+            f"{run.keras_path}: the model outputs {gives}, not 10 digit probabilities (or 11, with 'not a digit'); "
+            "digits exports only digit classifiers."
         )
     return to_onnx(model, run.onnx_path, metadata=stamp)
 

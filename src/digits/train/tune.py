@@ -37,9 +37,10 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from digits.config import TUNE_HEARTBEAT, TUNE_MAX_EPOCHS, TrainConfig
+from digits.config import MAX_EPOCHS, TUNE_HEARTBEAT, TUNE_MAX_EPOCHS, TrainConfig
 from digits.data import DEFAULT_DATASET
 from digits.errors import DigitsError, Interrupted, first_line, install_hint
+from digits.train.dataset import training_count
 from digits.train.study_report import TrialProgress
 
 
@@ -59,13 +60,16 @@ CONNECT_TIMEOUT = 10
 STATEMENT_TIMEOUT = 60
 
 
+# The batch sizes a trial draws from: large ones only, so that a trial takes seconds per epoch, not tens.
+BATCH_SIZES = [128, 256, 512]
+
+
 def search_space(trial: optuna.trial.BaseTrial, base: TrainConfig, max_epochs: int) -> dict:
     """Suggest one configuration: the config keys it overrides in `base`, the preset's config."""
     overrides = {
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         "schedule": trial.suggest_categorical("schedule", ["constant", "cosine"]),
-        # Large batches only: a trial then takes seconds per epoch, not tens.
-        "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
+        "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
         "epochs": trial.suggest_int("epochs", max(1, max_epochs // 4), max_epochs),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
@@ -132,7 +136,11 @@ def open_storage(url: str, heartbeat: int = TUNE_HEARTBEAT, existing: bool = Fal
         database = Path(sqlite_file)
         if existing and not database.is_file():
             raise TuneError(f"no study database at {database} (`digits tune` makes one; pass --storage with its URL).")
-        database.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file on the way was said as "File exists"
+            why = "a file is where a folder must be" if isinstance(err, FileExistsError) else err.strerror or err
+            raise TuneError(f"{database.parent}: cannot hold the study database ({why}).") from None
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {
@@ -164,6 +172,8 @@ def open_storage(url: str, heartbeat: int = TUNE_HEARTBEAT, existing: bool = Fal
                 f"{_shown(url)} needs the Python package {missing!r}: {install_hint('tune')} "
                 "for PostgreSQL, or that driver."
             ) from None
+        except RuntimeError as err:  # Optuna's word for tables an older or newer Optuna set up
+            raise TuneError(f"cannot use the study storage {_shown(url)}: {_reason(err)}") from None
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
             # Workers started together race to create the tables and stamp their version: the loser retries.
             if attempt < 2 and (isinstance(err, IntegrityError) or "already exists" in str(err)):
@@ -280,8 +290,15 @@ def run_study(
             f"preset {preset!r} holds out no validation images, and tuning scores validation accuracy "
             "(the test set is never used): tune another preset."
         )
-    if trials < 0 or max_epochs < 1:
-        raise TuneError("--trials must be at least 0 and --max-epochs at least 1.")
+    if trials < 0 or not 1 <= max_epochs <= MAX_EPOCHS:
+        raise TuneError(f"--trials must be at least 0 and --max-epochs from 1 to {MAX_EPOCHS:,}.")
+    # Checked here, not in the first trial: by then the study would exist, labelled with this limit, and hold a
+    # failed trial, so that the same command with a good limit was refused as another study's.
+    if train_limit and (count := training_count(train_limit, base.validation_split)) < max(BATCH_SIZES):
+        raise TuneError(
+            f"--train-limit {train_limit} leaves {count} training images, fewer than the largest batch a trial "
+            f"may draw ({max(BATCH_SIZES)}); raise --train-limit."
+        )
     study = open_study(open_storage(storage, heartbeat), study_name, study_attrs(preset, dataset, train_limit))
     if trials == 0:
         return study
