@@ -15,7 +15,8 @@ import sys
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.read.load import MAX_JPEG_SCANS, ORIGINAL_SIZE, ImageError, load_image, working_grey
+from digits.read.grey import ORIGINAL_SIZE, working_grey
+from digits.read.load import MAX_JPEG_SCANS, ImageError, load_image
 from digits.read.prescan import jpeg_scans
 from helpers import progressive_jpeg, with_repeated_last_scan
 

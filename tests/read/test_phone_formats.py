@@ -1,14 +1,16 @@
-"""Phones' own formats: an iPhone's HEIC photo and an AVIF read like the same picture as a PNG.
+"""An iPhone's HEIC photo reads like the same picture as a PNG; AVIF is refused before any of it is parsed.
 
-They are decoded at full size (no reduced decode exists for them), so the
-budget is checked from their header before a pixel is decoded, and a file
-whose coded image is larger than its header says is refused in one sentence.
+A HEIC is decoded at full size (no reduced decode exists), so the budget is
+checked before a pixel is decoded, against the largest image its header
+declares: libheif decodes a grid whole before cropping it, and an alpha
+plane at its own size, whatever size the picture says it shows.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pillow_heif
@@ -17,7 +19,7 @@ from PIL import Image
 
 from digits import Reader
 from digits.batch.inputs import expand
-from digits.read import heif
+from digits.read import heif, load
 from digits.read.load import ImageError, load_image, within_budget
 
 
@@ -38,13 +40,29 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["HEIF", "AVIF"])
-def test_a_phone_format_reads_as_the_same_picture_in_png(photo, kind):
+def test_a_heic_reads_as_the_same_picture_in_png(photo, tmp_path):
     image, label = photo
-    data = encoded(image, kind, quality=90)
-    assert load_image(data).format == kind and load_image(data).size == image.size
+    data = encoded(image, "HEIF", quality=90)
+    (tmp_path / "photo.heic").write_bytes(data)
+    assert load_image(data).format == "HEIF" and load_image(data).size == image.size
     reader = Reader()
-    assert reader.read_digit(data).digit == reader.read_digit(encoded(image, "PNG")).digit == label
+    png = reader.read_digit(encoded(image, "PNG")).digit
+    assert reader.read_digit(data).digit == reader.read_digit(tmp_path / "photo.heic").digit == png == label
+    with Image.open(tmp_path / "photo.heic") as opened:  # opened by the caller, from its path
+        assert reader.read_digit(opened).digit == label
+
+
+def test_an_avif_is_refused_before_pillow_parses_it(photo, monkeypatch):
+    """libavif parsed an AVIF of 65,000 items for 38 s, and decoded a grid larger than its header said (2 GB)."""
+    data = encoded(photo[0], "AVIF")
+    from PIL import AvifImagePlugin
+
+    def no_parse(self):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(AvifImagePlugin.AvifImageFile, "_open", no_parse)
+    with pytest.raises(ImageError, match="AVIF is a format digits does not read"):
+        load_image(data)
 
 
 def test_a_heic_turned_by_its_own_header_reads_upright(photo):
@@ -59,19 +77,48 @@ def test_a_heic_turned_by_its_own_header_reads_upright(photo):
     assert Reader().read_digit(data).digit == label
 
 
-def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch):
+def no_decode(self):
+    raise AssertionError("decoded")
+
+
+def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch, tmp_path):
     """Nothing is decoded: the budget (here 1 MiB for a 640×480 picture at 8 bytes a pixel) is checked first."""
-    data = encoded(photo[0], "HEIF", quality=50)
+    (tmp_path / "photo.heic").write_bytes(data := encoded(photo[0], "HEIF", quality=50))
     monkeypatch.setattr("digits.read.load.MAX_DECODE_BYTES", 2**20)
-
-    def no_decode(self):
-        raise AssertionError("decoded")
-
     monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", no_decode)
     with pytest.raises(ImageError, match=r"640×480 HEIF image would take 2 MiB, over the limit of 1 MiB"):
         load_image(data)
     with pytest.raises(ImageError, match="over the limit"):  # opened by the caller: HEIF lists no tiles
+        within_budget(Image.open(tmp_path / "photo.heic"), "photo.heic")
+    with pytest.raises(ImageError, match="opened from a file object cannot be checked; pass its path or bytes"):
         within_budget(Image.open(io.BytesIO(data)), "photo.heic")
+
+
+def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch):
+    """A grid cropped to one pixel, or an alpha plane larger than the picture, is decoded whole by libheif: a
+    2.4 KB file shown as 1×1 took 1.1 GB. Here the file is made to declare an image of 15360×15360."""
+    data = encoded(photo[0], "HEIF", quality=50)
+    assert heif.declared_sizes(data, "photo.heic") == [(640, 480)]
+    monkeypatch.setattr(heif, "declared_sizes", lambda data, name: [(640, 480), (15360, 15360)])
+    monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", no_decode)
+    with pytest.raises(ImageError, match="15360×15360 pixels is over the limit of 150 megapixels"):
+        load_image(data)
+
+
+def box(kind: bytes, content: bytes, full: bool = False) -> bytes:
+    body = (b"\0\0\0\0" if full else b"") + content
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def test_the_declared_sizes_are_read_from_every_ispe_and_no_further():
+    ispe = [box(b"ispe", struct.pack(">II", w, h), full=True) for w, h in ((512, 512), (15360, 20))]
+    meta = box(b"meta", box(b"hdlr", b"pict") + box(b"iprp", box(b"ipco", b"".join(ispe))), full=True)
+    data = box(b"ftyp", b"heic\0\0\0\0mif1") + meta + box(b"mdat", box(b"ispe", struct.pack(">III", 0, 9, 9)))
+    assert heif.declared_sizes(data, "x.heic") == [(512, 512), (15360, 20)]  # the one in mdat is data, not a box
+    many = box(b"meta", box(b"iprp", box(b"ipco", box(b"free", b"") * (heif.MAX_HEIF_BOXES + 1))), full=True)
+    with pytest.raises(ImageError, match="x.heic: a HEIF box holds over 10,000 boxes"):
+        heif.declared_sizes(box(b"ftyp", b"heic") + many, "x.heic")
+    assert load._heif_size(data, "x.heic") == (15360, 20)  # the most pixels
 
 
 def test_a_heic_coding_more_than_its_header_declares_is_refused_in_one_sentence():
@@ -90,9 +137,10 @@ def test_a_truncated_heic_is_refused_in_one_sentence(photo):
     assert str(refused.value).startswith("the image data: the image is") and "\n" not in str(refused.value)
 
 
-def test_a_folder_lists_its_heic_and_avif_photos(tmp_path, photo):
-    for name, kind in (("a.heic", "HEIF"), ("b.HEIF", "HEIF"), ("c.avif", "AVIF")):
-        (tmp_path / name).write_bytes(encoded(photo[0], kind))
+def test_a_folder_lists_its_heic_photos(tmp_path, photo):
+    for name in ("a.heic", "b.HEIF", "c.hif"):
+        (tmp_path / name).write_bytes(encoded(photo[0], "HEIF"))
     (tmp_path / "notes.txt").write_text("not a picture")
-    assert [path.rsplit("/", 1)[1] for path in expand([str(tmp_path)])] == ["a.heic", "b.HEIF", "c.avif"]
+    (tmp_path / "d.avif").write_bytes(encoded(photo[0], "AVIF"))
+    assert [Path(path).name for path in expand([str(tmp_path)])] == ["a.heic", "b.HEIF", "c.hif"]
     assert np.asarray(load_image(str(tmp_path / "a.heic"))).shape == (480, 640, 3)

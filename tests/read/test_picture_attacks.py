@@ -16,7 +16,8 @@ from PIL import Image
 
 from digits.read import load as picture
 from digits.read import prescan
-from digits.read.load import ORIGINAL_SIZE, ImageError, load_image
+from digits.read.grey import ORIGINAL_SIZE
+from digits.read.load import ImageError, load_image
 from digits.read.prescan import jpeg_scans
 
 

@@ -302,7 +302,7 @@ def test_sheet_on_a_table():
 @pytest.mark.parametrize("angle", [0, 6, 10])
 def test_a_tilted_sheet_is_told_from_the_table(angle):
     """Wedges and thin strips of table along a tilted sheet's edges are table, not writing."""
-    from digits.read.load import working_grey
+    from digits.read.grey import working_grey
     from digits.read.sheet import outside_sheet
 
     sheet = Image.new("RGB", (340, 240), (235, 235, 228))
@@ -317,8 +317,8 @@ def test_a_tilted_sheet_is_told_from_the_table(angle):
 def test_a_sheet_is_found_alike_on_a_photos_first_look_and_on_its_half():
     """The reader's two looks at a photo (512 px and its half) share the sheet found once (`sheet.Table`): the
     finder's coarse copy of either is the same."""
+    from digits.read.grey import WORK_MIN, working_grey
     from digits.read.levels import reduced
-    from digits.read.load import WORK_MIN, working_grey
     from digits.read.sheet import find_table
 
     sheet = Image.new("RGB", (700, 500), (235, 235, 228)).rotate(7, Image.BICUBIC, expand=True, fillcolor=(90, 60, 40))
@@ -331,7 +331,7 @@ def test_a_sheet_is_found_alike_on_a_photos_first_look_and_on_its_half():
 
 def test_a_sheet_half_in_shadow_is_still_one_sheet():
     """Light falling off across the sheet puts its far side below Otsu's split, and there is writing there too."""
-    from digits.read.load import working_grey
+    from digits.read.grey import working_grey
     from digits.read.sheet import outside_sheet
 
     photo = Image.new("RGB", (400, 300), (130, 110, 90))  # a light wooden desk
@@ -348,7 +348,7 @@ def test_a_sheet_half_in_shadow_is_still_one_sheet():
 
 def test_a_sheet_on_a_dim_desk_is_found():
     """A sheet's edge is a sharp step even when dim light leaves the desk only 0.13 darker than the paper."""
-    from digits.read.load import working_grey
+    from digits.read.grey import working_grey
     from digits.read.sheet import outside_sheet
 
     photo = Image.new("L", (400, 300), round(255 * 0.57))
@@ -360,7 +360,7 @@ def test_a_sheet_on_a_dim_desk_is_found():
 
 def test_a_scan_in_a_thin_dark_border_is_a_sheet():
     """A scanner's border may leave the sheet 92 % of the picture; the sheet is found, and the border is left out."""
-    from digits.read.load import working_grey
+    from digits.read.grey import working_grey
     from digits.read.sheet import outside_sheet
 
     scan = Image.new("L", (400, 300), 20)
@@ -751,7 +751,7 @@ def test_blank_page_with_noise_and_shading_has_no_ink():
 
 def test_large_photo_is_reduced_not_choked_on():
     """Analysed at a reduced size (its speed is measured in benchmarks/preprocess_speed.py)."""
-    from digits.read.load import working_grey
+    from digits.read.grey import working_grey
 
     big = paper("7", size=(4000, 3000), box=(1500, 800, 2300, 2200), width=90)
     assert max(working_grey(big)[0].shape) <= 1024

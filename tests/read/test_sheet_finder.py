@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits.read.load import load_image, working_grey
+from digits.read.grey import working_grey
+from digits.read.load import load_image
 from digits.read.sheet import FINDER_SIDE, finder_input, finder_session, outside_sheet
 from digits.synth import pages
 

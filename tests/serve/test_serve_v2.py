@@ -115,6 +115,21 @@ def test_the_words_are_ours_not_numpys(client):
         assert "sys." not in error, error
 
 
+def test_json_of_more_lists_than_images_need_is_refused_before_it_is_parsed(client, monkeypatch):
+    """1 MiB of small nested lists held Python's lock in json.loads for 0.2 s: four clients sending them kept
+    /health waiting up to 2 s. The largest request a client sends, nested as its shape, is still answered."""
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    body = HOSTILE["data of 100,000 nested lists"]
+    monkeypatch.setattr(kserve.json, "loads", no_parse)  # json's own: the answer is read after undo()
+    response = client.post(INFER, content=body)
+    monkeypatch.undo()
+    assert response.status_code == 400 and "more lists or objects than 256 images need" in response.json()["error"]
+    test_the_largest_request_allowed_is_answered(client)
+
+
 def test_an_fp32_pixel_past_float32_is_refused_without_a_warning(client, recwarn):
     body = json.dumps(image_input(datatype="FP32", data=[1e300] * 784))
     response = client.post(INFER, content=body)

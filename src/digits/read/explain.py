@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 
 from digits.atomic import atomic_path
 from digits.read.answers import Page
-from digits.read.load import turned_upright, working_grey
+from digits.read.grey import working_grey
+from digits.read.load import turned_upright
 from digits.read.pipeline import Prepared
 from digits.spec import OK
 

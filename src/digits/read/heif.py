@@ -6,12 +6,13 @@ it only for bytes that `is_heif` recognises, and when a folder's pictures are
 listed by suffix. Only the primary image is read: thumbnails, depth maps and
 auxiliary images are left unparsed.
 
-What a decode costs is counted in `load` like any other format's: libheif
-gives no reduced decode, so a HEIF photo pays its full size (about 8 bytes a
-pixel at the peak, measured: its decoded planes, their RGB conversion and
-Pillow's copy). libheif refuses by itself a coded image larger than the size
-its header declares (a 22 KB file declaring 64×64 and coding 6000×6000 is
-refused before anything is allocated).
+What a decode costs is counted in `load` like any other format's, with one
+difference: the size Pillow is told (after the crop and turn the file asks
+for) is not what libheif decodes. It decodes a grid of tiles whole before
+cropping it, and an alpha plane at its own size: a 2.4 KB file shown as one
+pixel took 1.1 GB. `declared_sizes` reads, from the file's boxes, the size of
+every image it declares (each `ispe` property), and the budget takes the
+largest. libheif itself refuses a coded image larger than its declared size.
 
 Only Pillow is imported here, and pillow-heif once registering.
 """
@@ -19,13 +20,22 @@ Only Pillow is imported here, and pillow-heif once registering.
 from __future__ import annotations
 
 import functools
+import struct
+from collections.abc import Iterator
+
+from PIL import Image
+
+from digits.errors import ImageError
 
 # The ISO media file's major brand (its `ftyp` box, bytes 8-12) for HEIF still images and sequences coded in
 # HEVC, and the generic image brands phones also write (mif1, msf1). AVIF, the same container coded in AV1, is
-# Pillow's own format: its brands are not here.
+# not read (docs/reading.md, the decode budget).
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
-# The suffixes cameras and exporters give HEIF files.
-HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
+# The boxes walked to the image sizes, and the most boxes one of them may hold: libheif reads at most 1000 items,
+# each with a few properties; a file of millions of empty boxes would cost seconds to walk in Python.
+_SIZES_PATH = (b"meta", b"iprp", b"ipco", b"ispe")
+_FULL_BOXES = {b"meta", b"ispe"}  # a version and flags (4 bytes) come before their content
+MAX_HEIF_BOXES = 10_000
 
 
 def is_heif(data: bytes) -> bool:
@@ -37,9 +47,56 @@ def is_heif(data: bytes) -> bool:
 def register() -> None:
     """Add pillow-heif's plugin to Pillow (format name "HEIF"), reading primary images only, on one thread.
 
-    libheif decodes a photo's tiles on 4 threads by default; the reader runs one process per core (`--workers`,
-    the server's workers), each reading one picture at a time, so more threads would only contend for the cores.
+    Pillow's own plugins are set up first, so that they keep their turn (an AVIF of brand mif1 is Pillow's, and
+    refused as AVIF). An application that registered pillow-heif itself keeps its own settings. libheif decodes
+    a photo's tiles on 4 threads by default; the reader runs one process per core (`--workers`, the server's
+    workers), each reading one picture at a time, so more threads would only contend for the cores.
     """
+    Image.init()
+    if "HEIF" in Image.OPEN:
+        return
     import pillow_heif
 
     pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False, decode_threads=1)
+
+
+def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
+    """The size (width, height) of every image the HEIF file `data` declares: its primary image, the tiles and
+    grid it is made of, its alpha plane and the rest. An `ImageError` naming `name` if it holds more than
+    `MAX_HEIF_BOXES` boxes in one."""
+    return [
+        struct.unpack_from(">II", data, start) for start, end in _contents(data, _SIZES_PATH, name) if end - start >= 8
+    ]
+
+
+def _contents(
+    data: bytes, path: tuple[bytes, ...], name: str, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """Where the contents of the boxes at `path` (their types, from the top down) lie in `data`."""
+    for kind, content, box_end in _boxes(data, start, len(data) if end is None else end, name):
+        if kind == path[0]:
+            content += 4 if kind in _FULL_BOXES else 0
+            if len(path) == 1:
+                yield content, box_end
+            else:
+                yield from _contents(data, path[1:], name, content, box_end)
+
+
+def _boxes(data: bytes, start: int, end: int, name: str) -> Iterator[tuple[bytes, int, int]]:
+    """The boxes between `start` and `end`: each one's type, where its content starts and where it ends. A box
+    that runs past its container ends the walk (libheif refuses such a file)."""
+    at, count = start, 0
+    while at + 8 <= end:
+        count += 1
+        if count > MAX_HEIF_BOXES:
+            raise ImageError(f"{name}: a HEIF box holds over {MAX_HEIF_BOXES:,} boxes; no camera writes so many.")
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1 and at + 16 <= end:  # a 64-bit size follows the type
+            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:  # the box runs to the end of its container
+            size = end - at
+        if size < header or at + size > end:
+            return
+        yield kind, at + header, at + size
+        at += size

@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import component_boxes, typical_height
+from digits.read.grey import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.levels import MIN_CONTRAST, clean_paper, ink_level, reduced
-from digits.read.load import WORK_MIN, grey_array, true_size, working_grey
 from digits.read.normalize import crop_to_ink, pieces_stroke_width, stroke_width
 from digits.read.paper import (
     estimate_background,

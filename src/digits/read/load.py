@@ -1,13 +1,12 @@
-"""Loading a picture: any file a user may bring, opened safely, as a grey array.
+"""Loading a picture: any file a user may bring, opened safely.
 
 `load_image` reads a file (or bytes) once, refuses what is not an image or
 would not fit in memory with one sentence naming the file (`ImageError`),
-and returns the first frame turned upright by its EXIF orientation.
-`grey_array` turns any Pillow mode into float32 grey in [0, 1] (0 = black):
-alpha over white, 16-bit scaled, palettes expanded. `working_grey` does the
-same at the resolution the analysis needs, reducing big photos first.
+and returns the first frame turned upright by its EXIF orientation. What a
+decode may cost is checked from the picture's header first (the decode
+budget); `digits.read.grey` then makes the grey array the analysis reads.
 
-Only NumPy and Pillow are imported here.
+Only NumPy and Pillow are imported here (pillow-heif once a HEIC comes).
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ import stat
 import warnings
 from pathlib import Path
 
-import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
 from digits.read import heif
+from digits.read.grey import ORIGINAL_SIZE, WORK_MAX, has_alpha
 from digits.read.prescan import (
     ICO_MAGIC,
     icon_frame_sizes,
@@ -58,11 +57,11 @@ MAX_SCAN_PIXELS = 1_000_000_000
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body; HEIF: an iPhone's).
-READABLE_FORMATS = {"PNG", "JPEG", "MPO", "HEIF", "AVIF", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
-EXPECTED = "PNG, JPEG, HEIC, AVIF, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
+READABLE_FORMATS = {"PNG", "JPEG", "MPO", "HEIF", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
+EXPECTED = "PNG, JPEG, HEIC, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
 # What a format's decoder holds beside the picture, in bytes a pixel, from the peak of a decode: libwebp's animation
-# decoder (every WebP) its canvases (16.3-16.7 in all); libheif (7.3-8.0) and libavif (9.3) planes and an RGB copy.
-_DECODER_BYTES_PER_PIXEL = {"WEBP": 13, "HEIF": 4, "AVIF": 6}
+# decoder (every WebP) its canvases (16.3-16.7 in all); libheif (7.3-8.0) its planes and their RGB copy.
+_DECODER_BYTES_PER_PIXEL = {"WEBP": 13, "HEIF": 4}
 # What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
 _ICON_BYTES_PER_PIXEL = 9
 
@@ -73,15 +72,6 @@ def picture_suffixes() -> frozenset[str]:
     pictures are told by (`.jpg`, `.jfif`, `.apng`, `.heic`, `.tif`, `.pgm`, ...)."""
     heif.register()
     return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in READABLE_FORMATS)
-
-
-# Analysis resolution. Huge photos are reduced first (speed, memory); tiny images are enlarged so that thresholding
-# and morphology work on smooth edges and the final downscale produces MNIST-like anti-aliasing.
-_WORK_MAX = 1024
-WORK_MIN = 256
-# The key in `Image.info` under which a picture decoded at a reduced size
-# keeps its true (upright) size, so that boxes are given in its own pixels.
-ORIGINAL_SIZE = "digits.original_size"
 
 
 # ---------------------------------------------------------------- Loading
@@ -95,7 +85,7 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
     needs and the decoder's own buffers included), and a JPEG's scans are counted. A JPEG's segments and an ICO's
     icons are checked before Pillow opens the file: it walks the former and decodes the latter inside
     `Image.open`. A big JPEG is decoded at a reduced size by DCT scaling, never below the analysis resolution;
-    its true size is then kept in `image.info[ORIGINAL_SIZE]`. HEIC and AVIF photos are decoded at full size.
+    its true size is then kept in `image.info[ORIGINAL_SIZE]`. A HEIC photo is decoded at full size.
     The frame is turned upright according to its EXIF orientation (a HEIF's own turn is applied by libheif).
     Animated GIF/WebP/TIFF give their first frame. Every failure becomes an `ImageError` whose message is one
     sentence naming the file and the fault.
@@ -146,9 +136,15 @@ def check_pixels(size: tuple[int, int], name: str, most: int | None = MAX_PIXELS
         )
 
 
-def _decode_budget(image: Image.Image, full_size: tuple[int, int], scans: int, name: str) -> None:
-    """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans."""
+def _decode_budget(
+    image: Image.Image, full_size: tuple[int, int], scans: int, name: str, declared: tuple[int, int] | None = None
+) -> None:
+    """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans.
+    `declared`: the largest image the file declares, where the decoder decodes more than `image.size` (HEIF)."""
     width, height = image.size
+    if declared and declared[0] * declared[1] > width * height:
+        check_pixels(declared, name)
+        width, height = full_size = declared
     # Pillow keeps one byte per pixel for 1-bit, grey and palette images, two
     # for 16-bit grey, four for everything else (RGB is padded to RGBX).
     per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
@@ -191,21 +187,51 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     """The size of a Pillow image the caller passed, checked before it is decoded. One opened but not decoded
     (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
     tell); a JPEG over the budget at full size is set to decode reduced, as `load_image` decodes one (`draft`,
-    on the caller's image). A decoded image has spent its memory: only its size is checked; but a HEIF image,
-    which lists no tiles decoded or not, is always held to the budget."""
+    on the caller's image). A decoded image has spent its memory: only its size is checked. A HEIF image lists
+    no tiles, decoded or not: pillow-heif keeps its file until it is decoded, and the file's header is read
+    again (by its name: one opened from a file object is refused, its header out of reach)."""
     full_size = image.size
-    if not getattr(image, "tile", None) and image.format != "HEIF":  # decoded, or made in memory (Image.new)
+    undecoded_heif = getattr(image, "_heif_file", None) is not None
+    if not getattr(image, "tile", None) and not undecoded_heif:  # decoded, or made in memory (Image.new)
         check_pixels(full_size, name, most=None)
         return full_size
     check_pixels(full_size, name)
+    declared = None
+    if undecoded_heif:
+        if not isinstance(filename := getattr(image, "filename", None), str) or not filename:
+            raise ImageError(f"{name}: a HEIC opened from a file object cannot be checked; pass its path or bytes.")
+        declared = _heif_size(_read_file(Path(filename), name), name)
     try:
-        _decode_budget(image, full_size, 0, name)
+        _decode_budget(image, full_size, 0, name, declared)
     except ImageError:
         if image.format not in ("JPEG", "MPO"):
             raise
         _reduce_jpeg(image)
         _decode_budget(image, full_size, 0, name)
     return full_size
+
+
+def _opened(data: bytes) -> Image.Image:
+    """`Image.open` of `data`, trying the formats digits reads only: no other plugin of Pillow's parses a byte of
+    it (libavif parsed an AVIF of 65,000 items for 38 s before it could be refused)."""
+    Image.init()
+    return Image.open(io.BytesIO(data), formats=[kind for kind in READABLE_FORMATS if kind in Image.OPEN])
+
+
+def _format_of(data: bytes) -> str | None:
+    """The name of the format Pillow would take `data` for from its first bytes alone, parsing nothing."""
+    for kind in Image.ID:
+        accept = Image.OPEN[kind][1]
+        if accept is not None and accept(data[:16]) is True:
+            return kind
+    return None
+
+
+def _heif_size(data: bytes, name: str) -> tuple[int, int]:
+    """The largest image a HEIF file declares: what libheif may decode (`heif.declared_sizes`)."""
+    if not (sizes := heif.declared_sizes(data, name)):
+        raise ImageError(f"{name}: the HEIF file declares no image size; it is damaged.")
+    return max(sizes, key=lambda size: size[0] * size[1])
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
@@ -220,24 +246,26 @@ def _decode(data: bytes, name: str) -> Image.Image:
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in READABLE_FORMATS:
-                # EPS, PDF and the like need outside programs (Ghostscript) and are no digit photos.
-                raise ImageError(f"{name}: {probe.format} is a format digits does not read (expected {EXPECTED}).")
+        with _opened(data) as probe:
             check_pixels(probe.size, name)
             refuse_slow_decoding(probe, data, name)
             probe.verify()  # checksums and structure, without decoding
         # verify() leaves the image unusable: open again to decode.
-        image = Image.open(io.BytesIO(data))
+        image = _opened(data)
         image.seek(0)  # first frame of an animation or multi-page TIFF
         full_size = image.size
         check_pixels(full_size, name)
         _reduce_jpeg(image)
-        _decode_budget(image, full_size, scans, name)
+        _decode_budget(image, full_size, scans, name, _heif_size(data, name) if image.format == "HEIF" else None)
         image.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
+        kind = "HEIF" if heif.is_heif(data) else _format_of(data)
+        if kind in READABLE_FORMATS:  # a format we read, too damaged for Pillow to tell its size
+            raise ImageError(f"{name}: the {kind} image is damaged and cannot be decoded.") from None
+        if kind is not None:  # EPS, AVIF, PSD, ...: no digit photos, or not safely read
+            raise ImageError(f"{name}: {kind} is a format digits does not read (expected {EXPECTED}).") from None
         raise ImageError(f"{name}: not an image (expected {EXPECTED}).") from None
     except Image.DecompressionBombError:  # Pillow's own check, in Image.open: far over ours too
         raise ImageError(
@@ -273,7 +301,7 @@ def _reduce_jpeg(image: Image.Image) -> None:
     """Set a JPEG (or MPO: a phone's JPEG with a second frame) to decode at 1/2, 1/4 or 1/8 of its size (DCT
     scaling), never below the analysis resolution (both sides stay at or above it)."""
     if image.format in ("JPEG", "MPO"):
-        reduction = max(image.size) / _WORK_MAX
+        reduction = max(image.size) / WORK_MAX
         if reduction >= 2:
             wanted = (max(1, int(image.size[0] / reduction)), max(1, int(image.size[1] / reduction)))
             image.draft(image.mode, wanted)
@@ -290,110 +318,3 @@ def turned_upright(image: Image.Image) -> Image.Image:
     except Exception:  # Pillow's EXIF parser raises many types on broken EXIF
         pass  # broken EXIF must not cost us an otherwise good image
     return image
-
-
-# ----------------------------------------------------------- Step 1: grey
-
-
-def convert_mode(image: Image.Image, mode: str) -> Image.Image:
-    """`image.convert(mode)`, through an intermediate mode where Pillow has no direct path."""
-    for path in ([mode], ["RGBA", mode], ["RGB", mode], ["LA", mode]):
-        try:
-            converted = image
-            for step in path:
-                converted = converted.convert(step)
-            return converted
-        except ValueError:
-            continue
-    raise ImageError(f"the image mode {image.mode!r} cannot be converted to grey.")
-
-
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-
-
-def grey_array(image: Image.Image) -> np.ndarray:
-    """Any mode to a float32 grey array in [0, 1] (0 = black), native size.
-
-    Transparency is composited over white: a transparent canvas is paper. If
-    the colour channels carry nothing (white ink on a transparent canvas,
-    or a shape drawn only in the alpha channel), the alpha itself is the ink.
-    """
-    if has_alpha(image):
-        rgba = convert_mode(image, "RGBA")
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
-        grey = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255
-        if alpha.min() >= 1:
-            return grey
-        composite = grey * alpha + (1 - alpha)
-        if composite.std() < 0.02 and alpha.std() > 0.05:
-            return 1 - alpha
-        return composite
-    if image.mode.startswith("I") or image.mode == "F":
-        # 16-bit and 32-bit grey: Pillow's own conversion to "L" clips at 255,
-        # so scale by the range the values can have instead.
-        wide = image.mode.startswith("I;16")
-        values = np.asarray(image if image.mode == "F" else image.convert("I"), dtype=np.float32)
-        # A float TIFF's NaN or infinite pixel has no grey: it takes the commonest, the paper's (integers are finite).
-        if image.mode == "F" and not (finite := np.isfinite(values)).all():
-            values = np.where(finite, values, float(np.median(values[finite])) if finite.any() else 0.0)
-        high = float(values.max()) if values.size else 0.0
-        low = float(values.min()) if values.size else 0.0
-        if wide or 255 < high <= 65535 and low >= 0:
-            full = 65535.0
-        elif low >= 0 and high <= 1 and image.mode == "F":
-            full = 1.0
-        elif low >= 0 and high <= 255:
-            full = 255.0
-        else:  # arbitrary range: stretch it
-            values = values - low
-            full = max(high - low, 1e-12)
-        scaled: np.ndarray = np.clip(values / full, 0, 1).astype(np.float32)
-        return scaled
-    # A grey picture as it is: `convert` would copy it first (a third of this function's time on a 28×28 crop).
-    return np.asarray(image if image.mode == "L" else convert_mode(image, "L"), dtype=np.float32) / 255
-
-
-def true_size(image: Image.Image) -> tuple[int, int]:
-    """The picture's size as the user has it, even when `load_image` decoded it smaller."""
-    size: tuple[int, int] = image.info.get(ORIGINAL_SIZE, image.size)
-    return size
-
-
-def working_grey(
-    image: Image.Image, longest_side: int = _WORK_MAX, shortest_side: int = WORK_MIN
-) -> tuple[np.ndarray, tuple[float, float]]:
-    """Grey image at analysis resolution, and working pixels per original pixel.
-
-    A picture longer than `longest_side` is reduced to it. One shorter than
-    `WORK_MIN` is enlarged towards it, and no further than its shorter side
-    reaching `shortest_side`. A picture `load_image` decoded at a reduced
-    size counts in the pixels of its true size (`ORIGINAL_SIZE`), so boxes
-    land on the picture the user has.
-    """
-    width, height = image.size
-    true_width, true_height = true_size(image)
-    longest = max(width, height)
-    if longest > longest_side:
-        # Reduce before going to float, in the picture's own mode: cheaper, no
-        # full-size wide copy (16/32-bit included), and the box filter
-        # averages areas, so thin strokes fade rather than vanish.
-        scale = longest_side / longest
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if has_alpha(image):
-            grey = grey_array(convert_mode(image, "RGBA").resize(target, Image.Resampling.BOX))
-        elif image.mode.startswith("I") or image.mode == "F":
-            grey = grey_array(image.resize(target, Image.Resampling.BOX))
-        else:
-            grey = np.asarray(convert_mode(image, "L").resize(target, Image.Resampling.BOX), dtype=np.float32) / 255
-        grey = np.clip(grey, 0, 1).astype(np.float32)
-    elif (factor := min(WORK_MIN / longest, shortest_side / min(width, height))) > 1:
-        target = (max(1, round(width * factor)), max(1, round(height * factor)))
-        grey = np.asarray(
-            Image.fromarray(grey_array(image), "F").resize(target, Image.Resampling.BICUBIC), dtype=np.float32
-        )
-        grey = np.clip(grey, 0, 1)
-    else:
-        target = (width, height)
-        grey = grey_array(image)
-    return grey, (target[0] / true_width, target[1] / true_height)

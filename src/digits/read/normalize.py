@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from digits.read.geometry import ink_box
+from digits.read.grey import grey_array
 from digits.read.levels import median
-from digits.read.load import grey_array
 from digits.spec import SIZE
 
 _MNIST_BOX = 20

@@ -38,10 +38,11 @@ from PIL import Image
 from digits.errors import ImageError
 from digits.read.faint_rules import drop_faint_rules
 from digits.read.geometry import ink_box, pixels_of, scribbled, union
+from digits.read.grey import grey_array, has_alpha, true_size
 from digits.read.ink import Analysis, analyse
 from digits.read.layout import find_lines, group_line
 from digits.read.levels import median
-from digits.read.load import grey_array, has_alpha, load_image, true_size
+from digits.read.load import load_image
 from digits.read.normalize import crop_to_ink, level, line_tilt, naive, to_mnist
 from digits.read.pick import pick_digit
 from digits.read.rules import cut_frames, drop_rules

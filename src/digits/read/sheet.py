@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image
 
 from digits.errors import ModelError
+from digits.read.grey import WORK_MIN
 from digits.read.levels import MIN_CONTRAST, otsu, reduced
-from digits.read.load import WORK_MIN
 
 # Where Otsu's split cuts a sheet whose edge it saw, the levels tried next:
 # these shares of the way down from Otsu's level to the median of what lies below it.

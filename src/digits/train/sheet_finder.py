@@ -50,7 +50,8 @@ def _chunk(data_dir: str | None, seed: int, chunk: int, n: int) -> dict[str, np.
     """`n` photos of chunk `chunk`: the segmenter's inputs and the sheets' masks, both 64×64."""
     from PIL import Image
 
-    from digits.read.load import load_image, working_grey
+    from digits.read.grey import working_grey
+    from digits.read.load import load_image
     from digits.read.sheet import FINDER_SIDE, finder_input
     from digits.synth.pages import make_sheets
 

@@ -40,7 +40,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from digits.config import MAX_EPOCHS, TUNE_HEARTBEAT, TUNE_MAX_EPOCHS, TrainConfig
 from digits.data import DEFAULT_DATASET
 from digits.errors import DigitsError, Interrupted, first_line, install_hint
-from digits.train.dataset import training_count
+from digits.train.dataset import adds_pictures, training_count
 from digits.train.study_report import TrialProgress
 
 
@@ -294,7 +294,9 @@ def run_study(
         raise TuneError(f"--trials must be at least 0 and --max-epochs from 1 to {MAX_EPOCHS:,}.")
     # Checked here, not in the first trial: by then the study would exist, labelled with this limit, and hold a
     # failed trial, so that the same command with a good limit was refused as another study's.
-    if train_limit and (count := training_count(train_limit, base.validation_split)) < max(BATCH_SIZES):
+    # (A preset that adds pictures of its own, as `reader` does, is checked by its trials: they may be enough.)
+    count = training_count(train_limit or 0, base.validation_split)
+    if train_limit and not adds_pictures(base) and count < max(BATCH_SIZES):
         raise TuneError(
             f"--train-limit {train_limit} leaves {count} training images, fewer than the largest batch a trial "
             f"may draw ({max(BATCH_SIZES)}); raise --train-limit."
