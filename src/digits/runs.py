@@ -56,12 +56,11 @@ from digits.config import (
 from digits.errors import TRAIN_AGAIN, RunError, TrainingError
 from digits.safe_open import open_regular, read_regular
 
-# The largest checkpoint read, on disk and once unpacked: it holds a model
-# about four times (weights, two optimizer slots, the best epoch's), and the
-# shipped float model was 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
+# The largest checkpoint read, on disk and once unpacked: it holds a model about four times (weights, two optimizer
+# slots, the best epoch's), and the shipped float model was 1.5 MB. A 14 MB zip bomb inside one unpacked past 6 GB.
 MAX_CHECKPOINT_BYTES = 512 * 2**20
-# The largest config.json, history.csv or metrics.json read: a planted link
-# to /dev/zero must not fill the memory of `digits runs`.
+_PICKLED = "it holds pickled Python objects, which digits never loads"
+# The largest config.json, history.csv or metrics.json read: a planted link to /dev/zero must not fill the memory.
 MAX_TEXT_BYTES = 64 * 2**20
 
 
@@ -78,8 +77,7 @@ class RunInfo(Settings):
     """What a run records about itself beside its config; training replaces it, never edits it."""
 
     status: str | None = setting(optional(one_of(*STATUSES)), None)
-    # The training process: named when a resume is refused, and what tells a killed run from a running one
-    # where the file system has no locks (`digits.run_lock`).
+    # The training process: named when a resume is refused; tells a killed run from a running one without locks.
     pid: int | None = setting(optional(process_number), None)
     epochs_done: int | None = setting(optional(int_at_least(0)), None)
     parameters: int | None = setting(optional(int_at_least(0)), None)
@@ -342,8 +340,10 @@ class RunDir:
         path = self.path / self.CHECKPOINT
         if not path.exists():
             raise RunError(f"{path}: no such file; the run has no checkpoint to resume from.")
+        start = b""
         try:
             with open_regular(path, MAX_CHECKPOINT_BYTES, RunError, TRAIN_AGAIN) as file:
+                start, _ = file.read(6), file.seek(0)
                 npz = np.load(file, allow_pickle=False)
                 if not isinstance(npz, np.lib.npyio.NpzFile):
                     raise RunError(f"{path}: a single array, not a checkpoint archive; {TRAIN_AGAIN}.")
@@ -359,8 +359,10 @@ class RunDir:
                         )
                     return read(npz)
         except (OSError, ValueError, KeyError, EOFError, MemoryError, RecursionError, zipfile.BadZipFile) as err:
-            # NumPy's word for pickled data invites loading it unsafely: not advice for a file of unknown origin.
-            reason = "it holds pickled Python objects, which digits never loads" if "pickle" in str(err) else err
+            # NumPy's word for pickled data invites loading it unsafely: not advice for a file of unknown origin. It
+            # takes what is neither a zip nor an array for a pickle, which begins with its protocol (0x80).
+            pickled = start.startswith((b"PK\x03\x04", b"\x93NUMPY", b"\x80"))
+            reason = err if "pickle" not in str(err) else _PICKLED if pickled else "not a NumPy archive"
             raise RunError(f"{path}: checkpoint is unreadable ({reason}); {TRAIN_AGAIN}.") from None
 
 

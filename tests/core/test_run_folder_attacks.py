@@ -120,6 +120,13 @@ def test_a_pickled_checkpoint_is_refused_without_advice_to_load_it_unsafely(run_
     assert "allow_pickle" not in str(caught.value)
 
 
+def test_a_checkpoint_of_text_is_no_archive_not_a_pickle(run_copy):
+    """NumPy takes any file that is neither a zip nor an array for a pickle: text was said to be pickled objects."""
+    (run_copy.path / RunDir.CHECKPOINT).write_text("not a checkpoint at all")
+    with pytest.raises(RunError, match=r"checkpoint is unreadable \(not a NumPy archive\); train again"):
+        run_copy.read_checkpoint()
+
+
 @pytest.mark.parametrize(
     "change",
     [
