@@ -136,7 +136,6 @@ def test_a_checkpoint_of_text_is_no_archive_not_a_pickle(run_copy):
         {"loss_sum": 10**400},
         {"step": -1},
         # Of the right type, but not where this run could stand: resumes took them and went on.
-        {"epoch": 50},
         {"step": 10**9},
         {"best_epoch": 3},
         {"history": {"epoch": [1, 2], "loss": [0.5]}},
@@ -147,7 +146,6 @@ def test_a_checkpoint_of_text_is_no_archive_not_a_pickle(run_copy):
         "best score a string",
         "loss no float holds",
         "step negative",
-        "epoch past the last",
         "step past an epoch",
         "best epoch not trained",
         "history columns of unequal lengths",
@@ -168,6 +166,19 @@ def test_a_checkpoint_whose_loop_state_was_altered_is_one_sentence_and_the_run_f
         "train again under another --name",
     )
     assert run_copy.read_info() == replace(info, status="interrupted")
+
+
+def test_a_config_asking_for_fewer_epochs_than_done_is_named_not_the_checkpoint(run_copy, tmp_path):
+    """Past the last epoch the config asks for, the checkpoint is as written: config.json is what changed."""
+    groups, meta = run_copy.read_checkpoint()
+    run_copy.save_checkpoint(groups, meta | {"epoch": 50})
+    config, info = run_copy.read_run()
+    run_copy.write_config(config, replace(info, status="interrupted"))
+    assert_one_line_error(
+        run_cli("train", "--resume", str(run_copy.path), cwd=tmp_path),
+        f"config.json: asks for {config.epochs} epochs, and the checkpoint stands after epoch 50",
+        "train again under another --name",
+    )
 
 
 def expected_shapes(groups) -> dict:

@@ -85,7 +85,12 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
     }
     arrays, meta = run.load_checkpoint(expected | {"best": expected["model"]})
     wrong = next((key for key in STATE_KEYS if key not in meta or not _STATE_CHECKS[key](meta[key])), None)
-    wrong = wrong or _inconsistent(meta, trainer.config.epochs, trainer.steps_per_epoch)
+    if wrong is None and meta["epoch"] > trainer.config.epochs:  # past the end the config sets: the config changed
+        raise RunError(
+            f"{run.path / RunDir.CONFIG}: asks for {trainer.config.epochs} epochs, and the checkpoint stands after "
+            f"epoch {meta['epoch']}; config.json was changed since: restore its epochs, or {TRAIN_AGAIN}."
+        )
+    wrong = wrong or _inconsistent(meta, trainer.steps_per_epoch)
     if wrong is not None:
         raise RunError(
             f"{run.path / RunDir.CHECKPOINT}: where the loop stood ({wrong!r}) is missing or not what the loop "
@@ -97,12 +102,10 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> dict:
     return {**meta, "best_weights": arrays["best"] or None}
 
 
-def _inconsistent(meta: dict, epochs: int, steps_per_epoch: int) -> str | None:
-    """The first key of a well-typed loop state that does not fit the run: an epoch past its last, a step past
-    an epoch's end, a best epoch not yet trained, a history whose columns differ in length or run past the
-    epochs done (shorter is an early stop: the state then jumps to the last epoch)."""
-    if meta["epoch"] > epochs:
-        return "epoch"
+def _inconsistent(meta: dict, steps_per_epoch: int) -> str | None:
+    """The first key of a well-typed loop state that does not fit the run: a step past an epoch's end, a best
+    epoch not yet trained, a history whose columns differ in length or run past the epochs done (shorter is an
+    early stop: the state then jumps to the last epoch)."""
     if meta["step"] >= steps_per_epoch and meta["step"]:
         return "step"
     if meta["best_epoch"] > meta["epoch"]:
