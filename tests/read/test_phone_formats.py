@@ -105,6 +105,40 @@ def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch):
         load_image(data)
 
 
+@pytest.fixture
+def grid_heic(photo, monkeypatch) -> bytes:
+    """The photo as iPhones store theirs: a grid of 512-pixel tiles, its description (output size) in `idat`."""
+    heif.register()
+    monkeypatch.setattr(pillow_heif.options, "GRID_TILE_SIZE", 512)
+    return encoded(photo[0], "HEIF", quality=90)
+
+
+def test_a_grid_heic_reads_and_declares_its_output(grid_heic, photo):
+    assert (640, 480) in heif.declared_sizes(grid_heic, "grid.heic")  # the grid's own, and its ispe
+    assert (512, 512) in heif.declared_sizes(grid_heic, "grid.heic")  # a tile's
+    assert Reader().read_digit(grid_heic).digit == photo[1]
+
+
+def test_a_grid_larger_than_any_declared_size_is_refused_before_it_is_decoded(grid_heic, monkeypatch):
+    """libheif decodes a grid at the size its own description gives, then compares it with the declared one: a
+    4.5 KB grid declaring 64×64 and describing 32768×32768 took 1.7 GB, a 455-byte overlay 3.2 GB."""
+    data = bytearray(grid_heic)
+    description = data.find(b"idat") + 4 + 4  # after the box's type: version, flags, rows - 1, columns - 1
+    assert struct.unpack_from(">HH", data, description) == (640, 480)
+    struct.pack_into(">HH", data, description, 65535, 65535)
+    monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", no_decode)
+    with pytest.raises(ImageError, match="65535×65535 pixels is over the limit of 150 megapixels"):
+        load_image(bytes(data))
+
+
+def test_a_heic_of_several_images_reads_once_decoded(photo):
+    """pillow-heif keeps the file of a HEIC of several images after decoding it: it was taken for undecoded,
+    and refused for want of a file name."""
+    data = encoded(photo[0], "HEIF", save_all=True, append_images=[photo[0].rotate(90)])
+    image = load_image(data)
+    assert Reader().read_digit(image).digit == photo[1]
+
+
 def box(kind: bytes, content: bytes, full: bool = False) -> bytes:
     body = (b"\0\0\0\0" if full else b"") + content
     return struct.pack(">I4s", 8 + len(body), kind) + body

@@ -9,9 +9,12 @@ auxiliary images are left unparsed.
 What a decode costs is counted in `load` like any other format's, with one
 difference: the size Pillow is told (after the crop and turn the file asks
 for) is not what libheif decodes. It decodes a grid of tiles whole before
-cropping it, and an alpha plane at its own size: a 2.4 KB file shown as one
-pixel took 1.1 GB. `declared_sizes` reads, from the file's boxes, the size of
-every image it declares (each `ispe` property), and the budget takes the
+cropping it, an alpha plane at its own size, and a grid or an overlay at the
+size its own data gives, before comparing it with any declared size: a 2.4 KB
+file shown as one pixel took 1.1 GB, a 455-byte overlay 3.2 GB.
+`declared_sizes` reads, from the file's boxes, the size of every image it
+declares (each `ispe` property) and the output size of every grid and overlay
+(from its data, found through `iinf` and `iloc`), and the budget takes the
 largest. libheif itself refuses a coded image larger than its declared size.
 
 Only Pillow is imported here, and pillow-heif once registering.
@@ -34,8 +37,11 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 # The boxes walked to the image sizes, and the most boxes one of them may hold: libheif reads at most 1000 items,
 # each with a few properties; a file of millions of empty boxes would cost seconds to walk in Python.
 _SIZES_PATH = (b"meta", b"iprp", b"ipco", b"ispe")
-_FULL_BOXES = {b"meta", b"ispe"}  # a version and flags (4 bytes) come before their content
+_FULL_BOXES = {b"meta", b"ispe", b"iinf", b"iloc"}  # a version and flags (4 bytes) come before their content
 MAX_HEIF_BOXES = 10_000
+# Items whose pixels libheif composes from other images, at an output size their own data gives: where in that
+# data (after the version and flags, and an overlay's four 16-bit fill values) the size starts.
+_DERIVED = {b"grid": 2 + 2, b"iovl": 2 + 8}
 
 
 def is_heif(data: bytes) -> bool:
@@ -62,11 +68,89 @@ def register() -> None:
 
 def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
     """The size (width, height) of every image the HEIF file `data` declares: its primary image, the tiles and
-    grid it is made of, its alpha plane and the rest. An `ImageError` naming `name` if it holds more than
-    `MAX_HEIF_BOXES` boxes in one."""
-    return [
-        struct.unpack_from(">II", data, start) for start, end in _contents(data, _SIZES_PATH, name) if end - start >= 8
-    ]
+    grid it is made of, its alpha plane and the rest, and the output of each grid and overlay. An `ImageError`
+    naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, or a grid or overlay without its data."""
+    boxes = _contents(data, _SIZES_PATH, name)
+    sizes = [struct.unpack_from(">II", data, start) for start, end in boxes if end - start >= 8]
+    derived = {item: kind for item, kind in _item_types(data, name).items() if kind in _DERIVED}
+    extents = _item_extents(data, name, set(derived)) if derived else {}
+    for item, kind in derived.items():
+        if item not in extents:
+            raise ImageError(f"{name}: the HEIF file's {kind.decode()} item {item} has no data; it is damaged.")
+        description = b""
+        for start, end in extents[item]:  # the first bytes only: the extents may repeat the whole file
+            description += data[start : min(end, start + 24)]
+            if len(description) >= 24:
+                break
+        wide = len(description) > 1 and description[1] & 1  # 32-bit sizes, else 16-bit
+        fields = _Fields(description, _DERIVED[kind], len(description), name)
+        sizes.append((fields.uint(4 if wide else 2), fields.uint(4 if wide else 2)))
+    return sizes
+
+
+def _item_types(data: bytes, name: str) -> dict[int, bytes]:
+    """Each item's type (`infe` entries of version 2 and 3, the ones that name it), by item number."""
+    types = {}
+    for start, end in _contents(data, (b"meta", b"iinf"), name):
+        count_size = 2 if data[start - 4] == 0 else 4  # the entry count, after the box's version
+        for kind, content, box_end in _boxes(data, start + count_size, end, name):
+            if kind == b"infe" and content < box_end and data[content] in (2, 3):
+                fields = _Fields(data, content + 4, box_end, name)
+                item = fields.uint(2 if data[content] == 2 else 4)
+                fields.uint(2)  # its protection
+                types[item] = fields.take(4)
+    return types
+
+
+def _item_extents(data: bytes, name: str, wanted: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """Where the data of each `wanted` item lies in `data`: its extents (start, end), from the `iloc` box, in the
+    file or in the `idat` box (construction method 1)."""
+    idat = next(iter(_contents(data, (b"meta", b"idat"), name)), (0, 0))[0]
+    found: dict[int, list[tuple[int, int]]] = {}
+    for start, end in _contents(data, (b"meta", b"iloc"), name):
+        version, fields = data[start - 4], _Fields(data, start, end, name)
+        offset_size, length_size = divmod(fields.uint(1), 16)
+        base_size, index_size = divmod(fields.uint(1), 16)
+        index_size = index_size if version in (1, 2) else 0
+        for _ in range(fields.count(2 if version < 2 else 4)):
+            item = fields.uint(2 if version < 2 else 4)
+            method = fields.uint(2) & 15 if version in (1, 2) else 0
+            fields.uint(2)  # its data reference
+            origin = fields.uint(base_size) + (idat if method == 1 else 0)
+            extents = []
+            for _ in range(fields.count(2)):
+                fields.uint(index_size)
+                offset = origin + fields.uint(offset_size)
+                extents.append((offset, offset + fields.uint(length_size)))
+            if item in wanted:
+                found[item] = extents
+    return found
+
+
+class _Fields:
+    """Big-endian fields read one after another from `data[at:end]`; an `ImageError` naming `name` past the end."""
+
+    def __init__(self, data: bytes, at: int, end: int, name: str) -> None:
+        self.data, self.at, self.end, self.name = data, at, min(end, len(data)), name
+        self.entries = 0
+
+    def take(self, size: int) -> bytes:
+        if self.at + size > self.end:
+            raise ImageError(f"{self.name}: a HEIF box ends inside its own fields; the file is damaged.")
+        self.at += size
+        return self.data[self.at - size : self.at]
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def count(self, size: int) -> int:
+        """A count of entries to read next, held with those read before to `MAX_HEIF_BOXES`."""
+        self.entries += (count := self.uint(size))
+        if self.entries > MAX_HEIF_BOXES:
+            raise ImageError(
+                f"{self.name}: a HEIF box lists over {MAX_HEIF_BOXES:,} entries; no camera writes so many."
+            )
+        return count
 
 
 def _contents(

@@ -188,10 +188,11 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
     tell); a JPEG over the budget at full size is set to decode reduced, as `load_image` decodes one (`draft`,
     on the caller's image). A decoded image has spent its memory: only its size is checked. A HEIF image lists
-    no tiles, decoded or not: pillow-heif keeps its file until it is decoded, and the file's header is read
-    again (by its name: one opened from a file object is refused, its header out of reach)."""
+    no tiles, decoded or not: one not decoded yet has its file's header read again (by its name: one opened from
+    a file object is refused, its header out of reach)."""
     full_size = image.size
-    undecoded_heif = getattr(image, "_heif_file", None) is not None
+    # Its pixels: in `_im` from Pillow 11 (`im` then asserts they are there), in `im` before; None until decoded.
+    undecoded_heif = image.format == "HEIF" and (image._im if hasattr(image, "_im") else image.im) is None
     if not getattr(image, "tile", None) and not undecoded_heif:  # decoded, or made in memory (Image.new)
         check_pixels(full_size, name, most=None)
         return full_size
