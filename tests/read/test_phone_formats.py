@@ -155,6 +155,21 @@ def test_the_declared_sizes_are_read_from_every_ispe_and_no_further():
     assert load._heif_size(data, "x.heic") == (15360, 20)  # the most pixels
 
 
+def test_a_grid_described_twice_is_priced_at_both_descriptions():
+    """libheif believes a file's first word on an item (the first `infe`, the first `iloc` entry): an item called
+    a grid, then a plain image, whose data is a 16384² grid, then a 64² one, decoded 559 MB from 3.5 KB."""
+    grids = struct.pack(">4BHH", 0, 0, 3, 3, 16384, 16384) + struct.pack(">4BHH", 0, 0, 3, 3, 64, 64)
+    infe = [box(b"infe", struct.pack(">HH", 1, 0) + kind + b"\0", full=True) for kind in (b"grid", b"hvc1")]
+    infe[0] = infe[0][:8] + b"\2\0\0\0" + infe[0][12:]  # version 2: it names the item's type
+    infe[1] = infe[1][:8] + b"\2\0\0\0" + infe[1][12:]
+    places = b"".join(struct.pack(">HHHHII", 1, 1, 0, 1, offset, 8) for offset in (0, 8))
+    iloc = box(b"iloc", bytes([0x44, 0x00]) + struct.pack(">H", 2) + places, full=True)
+    iloc = iloc[:8] + b"\1\0\0\0" + iloc[12:]  # version 1: a construction method (1: in idat)
+    iinf = box(b"iinf", struct.pack(">H", 2) + b"".join(infe), full=True)
+    data = box(b"ftyp", b"heic") + box(b"meta", iinf + iloc + box(b"idat", grids), full=True)
+    assert sorted(heif.declared_sizes(data, "x.heic")) == [(64, 64), (16384, 16384)]
+
+
 def test_a_heic_coding_more_than_its_header_declares_is_refused_in_one_sentence():
     data = bytearray(encoded(Image.new("RGB", (1024, 1024), "white"), "HEIF", quality=10))
     size = data.find(b"ispe") + 8

@@ -69,28 +69,32 @@ def register() -> None:
 def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
     """The size (width, height) of every image the HEIF file `data` declares: its primary image, the tiles and
     grid it is made of, its alpha plane and the rest, and the output of each grid and overlay. An `ImageError`
-    naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, or a grid or overlay without its data."""
+    naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, or a grid or overlay without its data.
+
+    Where a file says two things of one item (two `infe` or `iloc` entries, a second `iinf`, `iloc` or `idat`),
+    libheif believes the first: each is priced, so that the first is among them whichever it is."""
     boxes = _contents(data, _SIZES_PATH, name)
     sizes = [struct.unpack_from(">II", data, start) for start, end in boxes if end - start >= 8]
-    derived = {item: kind for item, kind in _item_types(data, name).items() if kind in _DERIVED}
-    extents = _item_extents(data, name, set(derived)) if derived else {}
-    for item, kind in derived.items():
-        if item not in extents:
+    derived = _derived_items(data, name)
+    places = _item_places(data, name, {item for item, _ in derived}) if derived else {}
+    for item, kind in sorted(derived):
+        if not places.get(item):
             raise ImageError(f"{name}: the HEIF file's {kind.decode()} item {item} has no data; it is damaged.")
-        description = b""
-        for start, end in extents[item]:  # the first bytes only: the extents may repeat the whole file
-            description += data[start : min(end, start + 24)]
-            if len(description) >= 24:
-                break
-        wide = len(description) > 1 and description[1] & 1  # 32-bit sizes, else 16-bit
-        fields = _Fields(description, _DERIVED[kind], len(description), name)
-        sizes.append((fields.uint(4 if wide else 2), fields.uint(4 if wide else 2)))
+        for extents in places[item]:
+            description = b""
+            for start, end in extents:  # the first bytes only: the extents may repeat the whole file
+                description += data[start : min(end, start + 24)]
+                if len(description) >= 24:
+                    break
+            wide = len(description) > 1 and description[1] & 1  # 32-bit sizes, else 16-bit
+            fields = _Fields(description, _DERIVED[kind], len(description), name)
+            sizes.append((fields.uint(4 if wide else 2), fields.uint(4 if wide else 2)))
     return sizes
 
 
-def _item_types(data: bytes, name: str) -> dict[int, bytes]:
-    """Each item's type (`infe` entries of version 2 and 3, the ones that name it), by item number."""
-    types = {}
+def _derived_items(data: bytes, name: str) -> set[tuple[int, bytes]]:
+    """The items any `infe` entry (of version 2 or 3, the ones that name a type) calls a grid or an overlay."""
+    derived = set()
     for start, end in _contents(data, (b"meta", b"iinf"), name):
         count_size = 2 if data[start - 4] == 0 else 4  # the entry count, after the box's version
         for kind, content, box_end in _boxes(data, start + count_size, end, name):
@@ -98,15 +102,16 @@ def _item_types(data: bytes, name: str) -> dict[int, bytes]:
                 fields = _Fields(data, content + 4, box_end, name)
                 item = fields.uint(2 if data[content] == 2 else 4)
                 fields.uint(2)  # its protection
-                types[item] = fields.take(4)
-    return types
+                if (item_type := fields.take(4)) in _DERIVED:
+                    derived.add((item, item_type))
+    return derived
 
 
-def _item_extents(data: bytes, name: str, wanted: set[int]) -> dict[int, list[tuple[int, int]]]:
-    """Where the data of each `wanted` item lies in `data`: its extents (start, end), from the `iloc` box, in the
-    file or in the `idat` box (construction method 1)."""
-    idat = next(iter(_contents(data, (b"meta", b"idat"), name)), (0, 0))[0]
-    found: dict[int, list[tuple[int, int]]] = {}
+def _item_places(data: bytes, name: str, wanted: set[int]) -> dict[int, list[list[tuple[int, int]]]]:
+    """Where the data of each `wanted` item may lie in `data`: the extents (start, end) of each `iloc` entry for
+    it, in the file or in an `idat` box (construction method 1)."""
+    idats = [start for start, _ in _contents(data, (b"meta", b"idat"), name)] or [0]
+    found: dict[int, list[list[tuple[int, int]]]] = {}
     for start, end in _contents(data, (b"meta", b"iloc"), name):
         version, fields = data[start - 4], _Fields(data, start, end, name)
         offset_size, length_size = divmod(fields.uint(1), 16)
@@ -116,14 +121,15 @@ def _item_extents(data: bytes, name: str, wanted: set[int]) -> dict[int, list[tu
             item = fields.uint(2 if version < 2 else 4)
             method = fields.uint(2) & 15 if version in (1, 2) else 0
             fields.uint(2)  # its data reference
-            origin = fields.uint(base_size) + (idat if method == 1 else 0)
+            base = fields.uint(base_size)
             extents = []
             for _ in range(fields.count(2)):
                 fields.uint(index_size)
-                offset = origin + fields.uint(offset_size)
+                offset = base + fields.uint(offset_size)
                 extents.append((offset, offset + fields.uint(length_size)))
             if item in wanted:
-                found[item] = extents
+                origins = idats if method == 1 else [0]
+                found.setdefault(item, []).extend([[(a + o, b + o) for a, b in extents] for o in origins])
     return found
 
 
