@@ -236,13 +236,15 @@ def _heif_size(data: bytes, name: str) -> tuple[int, int]:
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
-    # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`.
+    # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`, and
+    # libheif reads a HEIF's tracks and pillow-heif its metadata there.
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
     for size in icon_frame_sizes(data) if data[:4] == ICO_MAGIC else []:  # each icon held to the budget
         check_pixels(size, name)
         _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
     refuse_long_walks(data, name)
-    if heif.is_heif(data):
+    declared = _heif_size(data, name) if heif.is_heif(data) else None
+    if declared:
         heif.register()
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
         raise ImageError(f"{name}: a PDF is a document, not a picture; export its page as PNG or JPEG.")
@@ -257,7 +259,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
         full_size = image.size
         check_pixels(full_size, name)
         _reduce_jpeg(image)
-        _decode_budget(image, full_size, scans, name, _heif_size(data, name) if image.format == "HEIF" else None)
+        _decode_budget(image, full_size, scans, name, declared if image.format == "HEIF" else None)
         image.load()
     except ImageError:
         raise
