@@ -183,6 +183,30 @@ def test_items_listing_more_data_than_the_file_are_refused_before_it_is_opened(p
         load_image(bytes(data))
 
 
+def exif_referred_to(times: int, size: int) -> bytes:
+    """A HEIF's meta box: item 2, an Exif block of `size` bytes (in idat), referred to `times` by its `cdsc`."""
+    infe = box(b"infe", struct.pack(">HH", 2, 0) + b"Exif\0", full=True)
+    infe = infe[:8] + b"\2" + infe[9:]  # version 2: it names the item's type
+    iinf = box(b"iinf", struct.pack(">H", 1) + infe, full=True)
+    iloc = box(b"iloc", bytes([0x44, 0x00]) + struct.pack(">HHHHHII", 1, 2, 1, 0, 1, 0, size), full=True)
+    iloc = iloc[:8] + b"\1" + iloc[9:]  # version 1: a construction method (1: in idat)
+    iref = box(b"iref", box(b"cdsc", struct.pack(">HH", 2, times) + struct.pack(">H", 1) * times), full=True)
+    return box(b"ftyp", b"heic") + box(b"meta", iinf + iloc + iref + box(b"idat", bytes(size)), full=True)
+
+
+def test_what_opening_would_copy_past_the_file_or_a_few_mib_is_refused():
+    """pillow-heif copies an Exif item once for each reference to it (one of 1 MB referred to 1,000 times took
+    1.1 GB), and metadata or a colour profile about five times (394 MB for 50 MB)."""
+    assert heif.declared_sizes(exif_referred_to(1, 1000), "x.heic") == []
+    with pytest.raises(ImageError, match="x.heic: the HEIF file's items refer to others more than its data allows"):
+        heif.declared_sizes(exif_referred_to(1000, 1000), "x.heic")
+    with pytest.raises(ImageError, match="metadata or a colour profile over 4 MiB"):
+        heif.declared_sizes(exif_referred_to(1, heif.MAX_HEIF_METADATA_BYTES + 1), "x.heic")
+    profile = box(b"colr", b"prof" + bytes(heif.MAX_HEIF_METADATA_BYTES))
+    with pytest.raises(ImageError, match="metadata or a colour profile over 4 MiB"):
+        heif.declared_sizes(box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", profile)), full=True), "x")
+
+
 def test_a_grid_described_twice_is_priced_at_both_descriptions():
     """libheif believes a file's first word on an item (the first `infe`, the first `iloc` entry): an item called
     a grid, then a plain image, whose data is a 16384² grid, then a 64² one, decoded 559 MB from 3.5 KB."""

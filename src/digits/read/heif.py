@@ -37,8 +37,11 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 # The boxes walked to the image sizes, and the most boxes one of them may hold: libheif reads at most 1000 items,
 # each with a few properties; a file of millions of empty boxes would cost seconds to walk in Python.
 _SIZES_PATH = (b"meta", b"iprp", b"ipco", b"ispe")
-_FULL_BOXES = {b"meta", b"ispe", b"iinf", b"iloc"}  # a version and flags (4 bytes) come before their content
+_FULL_BOXES = {b"meta", b"ispe", b"iinf", b"iloc", b"iref"}  # a version and flags (4 bytes) before their content
 MAX_HEIF_BOXES = 10_000
+# Exif and XMP items, and a colour profile: a phone's take a few KiB, and opening the file copies them five times.
+_METADATA = {b"Exif", b"mime"}
+MAX_HEIF_METADATA_BYTES = 4 * 2**20
 # Items whose pixels libheif composes from other images, at an output size their own data gives: where in that
 # data (after the version and flags, and an overlay's four 16-bit fill values) the size starts.
 _DERIVED = {b"grid": 2 + 2, b"iovl": 2 + 8}
@@ -69,19 +72,18 @@ def register() -> None:
 def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
     """The size (width, height) of every image the HEIF file `data` declares: its primary image, the tiles and
     grid it is made of, its alpha plane and the rest, and the output of each grid and overlay. An `ImageError`
-    naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, or a grid or overlay without its data.
+    naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, a grid or overlay without its data, or
+    what would cost more to open than the file holds (`_refuse_costly_opening`).
 
     Where a file says two things of one item (two `infe` or `iloc` entries, a second `iinf`, `iloc` or `idat`),
     libheif believes the first: each is priced, so that the first is among them whichever it is."""
-    if any(kind == b"moov" for kind, _, _ in _boxes(data, 0, len(data), name)):
-        # libheif reads a sequence's tracks when it opens the file: a 997-byte track of 18 million samples of
-        # one size took 2.35 GB before a pixel. digits reads still photos; an iPhone's are no sequences.
-        raise ImageError(f"{name}: a HEIF image sequence (a moving picture); digits reads still photos.")
+    types, places = _item_types(data, name), _item_places(data, name)
+    _refuse_costly_opening(data, name, types, places)
     boxes = _contents(data, _SIZES_PATH, name)
     sizes = [struct.unpack_from(">II", data, start) for start, end in boxes if end - start >= 8]
-    derived = _derived_items(data, name)
-    places = _item_places(data, name, {item for item, _ in derived})
-    for item, kind in sorted(derived):
+    for item, kind in sorted(types):
+        if kind not in _DERIVED:
+            continue
         if not places.get(item):
             raise ImageError(f"{name}: the HEIF file's {kind.decode()} item {item} has no data; it is damaged.")
         for extents in places[item]:
@@ -96,9 +98,41 @@ def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def _derived_items(data: bytes, name: str) -> set[tuple[int, bytes]]:
-    """The items any `infe` entry (of version 2 or 3, the ones that name a type) calls a grid or an overlay."""
-    derived = set()
+def _refuse_costly_opening(
+    data: bytes, name: str, types: set[tuple[int, bytes]], places: dict[int, list[list[tuple[int, int]]]]
+) -> None:
+    """Refuse what libheif and pillow-heif would pay for while opening the file, before any budget is checked:
+    an image sequence (libheif built a table of 18 million samples from a 997-byte track: 2.35 GB), metadata or
+    a colour profile over `MAX_HEIF_METADATA_BYTES` (each is copied about five times: 394 MB for 50 MB), and
+    references that would copy more data than the file holds (pillow-heif copies an Exif item once for each
+    reference to it: one of 1 MB, referred to 1,000 times, took 1.1 GB)."""
+    if any(kind == b"moov" for kind, _, _ in _boxes(data, 0, len(data), name)):
+        raise ImageError(f"{name}: a HEIF image sequence (a moving picture); digits reads still photos.")
+    length = {
+        item: max(sum(end - start for start, end in extents) for extents in found) for item, found in places.items()
+    }
+    metadata = [length.get(item, 0) for item, kind in types if kind in _METADATA]
+    profiles = [end - start for start, end in _contents(data, (b"meta", b"iprp", b"ipco", b"colr"), name)]
+    if max(metadata + profiles, default=0) > MAX_HEIF_METADATA_BYTES:
+        raise ImageError(
+            f"{name}: the HEIF file holds metadata or a colour profile over {MAX_HEIF_METADATA_BYTES // 2**20} MiB; "
+            "a photo's take a few KiB."
+        )
+    copied = 0
+    for start, end in _contents(data, (b"meta", b"iref"), name):
+        id_size = 2 if data[start - 4] == 0 else 4  # after the box's version
+        for _, content, box_end in _boxes(data, start, end, name):
+            fields = _Fields(data, content, box_end, name)
+            copied += length.get(fields.uint(id_size), 0) * fields.uint(2)  # the referring item, how many times
+            if copied > len(data):
+                raise ImageError(
+                    f"{name}: the HEIF file's items refer to others more than its data allows; it is damaged."
+                )
+
+
+def _item_types(data: bytes, name: str) -> set[tuple[int, bytes]]:
+    """Each item and its type, as every `infe` entry (of version 2 or 3, the ones that name a type) gives it."""
+    types = set()
     for start, end in _contents(data, (b"meta", b"iinf"), name):
         count_size = 2 if data[start - 4] == 0 else 4  # the entry count, after the box's version
         for kind, content, box_end in _boxes(data, start + count_size, end, name):
@@ -106,16 +140,15 @@ def _derived_items(data: bytes, name: str) -> set[tuple[int, bytes]]:
                 fields = _Fields(data, content + 4, box_end, name)
                 item = fields.uint(2 if data[content] == 2 else 4)
                 fields.uint(2)  # its protection
-                if (item_type := fields.take(4)) in _DERIVED:
-                    derived.add((item, item_type))
-    return derived
+                types.add((item, fields.take(4)))
+    return types
 
 
-def _item_places(data: bytes, name: str, wanted: set[int]) -> dict[int, list[list[tuple[int, int]]]]:
-    """Where the data of each `wanted` item may lie in `data`: the extents (start, end) of each `iloc` entry for
-    it, in the file or in an `idat` box (construction method 1). An `ImageError` if the extents of all items
-    add up to more than the file: pillow-heif reads every Exif and XMP item when it opens a file, and 100 of
-    them, each listing one 256 KiB stretch 32 times, took 2.6 GB of a 292 KB file. Items' data never overlap."""
+def _item_places(data: bytes, name: str) -> dict[int, list[list[tuple[int, int]]]]:
+    """Where the data of each item may lie in `data`: the extents (start, end) of each `iloc` entry for it, in
+    the file or in an `idat` box (construction method 1). An `ImageError` if the extents of all items add up to
+    more than the file: pillow-heif reads every Exif and XMP item when it opens a file, and 100 of them, each
+    listing one 256 KiB stretch 32 times, took 2.6 GB of a 292 KB file. Items' data never overlap."""
     idats = [start for start, _ in _contents(data, (b"meta", b"idat"), name)] or [0]
     found: dict[int, list[list[tuple[int, int]]]] = {}
     listed = 0
@@ -140,9 +173,8 @@ def _item_places(data: bytes, name: str, wanted: set[int]) -> dict[int, list[lis
                     raise ImageError(
                         f"{name}: the HEIF file's items list more data than the file holds; it is damaged."
                     )
-            if item in wanted:
-                origins = idats if method == 1 else [0]
-                found.setdefault(item, []).extend([[(a + o, b + o) for a, b in extents] for o in origins])
+            origins = idats if method == 1 else [0]
+            found.setdefault(item, []).extend([[(a + o, b + o) for a, b in extents] for o in origins])
     return found
 
 
