@@ -207,6 +207,19 @@ def test_what_opening_would_copy_past_the_file_or_a_few_mib_is_refused():
         heif.declared_sizes(box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", profile)), full=True), "x")
 
 
+def test_a_tile_named_again_and_again_by_its_grid_is_refused_before_it_is_opened():
+    """libheif decodes a tile once for each time its grid names it: a 4 MB tile named 1,000 times took 6 s."""
+    tile = 100_000
+    iloc = box(b"iloc", bytes([0x44, 0x00]) + struct.pack(">HHHHII", 1, 2, 0, 1, 0, tile), full=True)
+    iref = box(b"iref", box(b"dimg", struct.pack(">HH", 1, 1000) + struct.pack(">H", 2) * 1000), full=True)
+    data = box(b"ftyp", b"heic") + box(b"meta", iloc + iref, full=True) + box(b"mdat", bytes(tile))
+    with pytest.raises(ImageError, match="items refer to others more than its data allows"):
+        heif.declared_sizes(data, "x.heic")
+    config = box(b"hvcC", bytes(heif.MAX_HEVC_CONFIG_BYTES + 1))
+    with pytest.raises(ImageError, match="HEVC configuration is over 64 KiB"):
+        heif.declared_sizes(box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", config)), full=True), "x")
+
+
 def test_a_grid_described_twice_is_priced_at_both_descriptions():
     """libheif believes a file's first word on an item (the first `infe`, the first `iloc` entry): an item called
     a grid, then a plain image, whose data is a 16384² grid, then a 64² one, decoded 559 MB from 3.5 KB."""

@@ -42,6 +42,9 @@ MAX_HEIF_BOXES = 10_000
 # Exif and XMP items, and a colour profile: a phone's take a few KiB, and opening the file copies them five times.
 _METADATA = {b"Exif", b"mime"}
 MAX_HEIF_METADATA_BYTES = 4 * 2**20
+# A tile's HEVC configuration (its parameter sets): a few hundred bytes from a camera; libheif copies it per tile.
+_HEVC_CONFIG_PATH = (b"meta", b"iprp", b"ipco", b"hvcC")
+MAX_HEVC_CONFIG_BYTES = 64 * 1024
 # Items whose pixels libheif composes from other images, at an output size their own data gives: where in that
 # data (after the version and flags, and an overlay's four 16-bit fill values) the size starts.
 _DERIVED = {b"grid": 2 + 2, b"iovl": 2 + 8}
@@ -105,7 +108,8 @@ def _refuse_costly_opening(
     an image sequence (libheif built a table of 18 million samples from a 997-byte track: 2.35 GB), metadata or
     a colour profile over `MAX_HEIF_METADATA_BYTES` (each is copied about five times: 394 MB for 50 MB), and
     references that would copy more data than the file holds (pillow-heif copies an Exif item once for each
-    reference to it: one of 1 MB, referred to 1,000 times, took 1.1 GB)."""
+    reference to it: one of 1 MB, referred to 1,000 times, took 1.1 GB; libheif decodes a tile once for each
+    time a grid names it, with its HEVC configuration: a 4 MB tile named 1,000 times took 6 s of CPU)."""
     if any(kind == b"moov" for kind, _, _ in _boxes(data, 0, len(data), name)):
         raise ImageError(f"{name}: a HEIF image sequence (a moving picture); digits reads still photos.")
     length = {
@@ -113,6 +117,11 @@ def _refuse_costly_opening(
     }
     metadata = [length.get(item, 0) for item, kind in types if kind in _METADATA]
     profiles = [end - start for start, end in _contents(data, (b"meta", b"iprp", b"ipco", b"colr"), name)]
+    if any(end - start > MAX_HEVC_CONFIG_BYTES for start, end in _contents(data, _HEVC_CONFIG_PATH, name)):
+        raise ImageError(
+            f"{name}: the HEIF file's HEVC configuration is over {MAX_HEVC_CONFIG_BYTES // 1024} KiB; "
+            "a photo's takes a few hundred bytes."
+        )
     if max(metadata + profiles, default=0) > MAX_HEIF_METADATA_BYTES:
         raise ImageError(
             f"{name}: the HEIF file holds metadata or a colour profile over {MAX_HEIF_METADATA_BYTES // 2**20} MiB; "
@@ -121,9 +130,12 @@ def _refuse_costly_opening(
     copied = 0
     for start, end in _contents(data, (b"meta", b"iref"), name):
         id_size = 2 if data[start - 4] == 0 else 4  # after the box's version
-        for _, content, box_end in _boxes(data, start, end, name):
+        for kind, content, box_end in _boxes(data, start, end, name):
             fields = _Fields(data, content, box_end, name)
-            copied += length.get(fields.uint(id_size), 0) * fields.uint(2)  # the referring item, how many times
+            referring, count = fields.uint(id_size), fields.uint(2)
+            copied += length.get(referring, 0) * count
+            if kind == b"dimg":  # each tile a grid names is decoded anew, however often it is named
+                copied += sum(length.get(fields.uint(id_size), 0) for _ in range(min(count, MAX_HEIF_BOXES)))
             if copied > len(data):
                 raise ImageError(
                     f"{name}: the HEIF file's items refer to others more than its data allows; it is damaged."
