@@ -215,6 +215,18 @@ def test_a_tile_named_again_and_again_by_its_grid_is_refused_before_it_is_opened
     data = box(b"ftyp", b"heic") + box(b"meta", iloc + iref, full=True) + box(b"mdat", bytes(tile))
     with pytest.raises(ImageError, match="items refer to others more than its data allows"):
         heif.declared_sizes(data, "x.heic")
+    # A tile can hide its slices in its HEVC configuration, which libheif decodes with it: priced at nothing.
+    slice_array = bytes([19]) + struct.pack(">HH", 1, 4) + b"\x26\x01\xaf\x00"  # one IDR slice (NAL type 19)
+    hidden = box(b"hvcC", bytes(22) + bytes([1]) + slice_array)
+    with pytest.raises(ImageError, match="HEVC configuration holds picture data"):
+        heif.declared_sizes(box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", hidden)), full=True), "x")
+    parameters = box(b"hvcC", bytes(22) + bytes([1, 32]) + struct.pack(">HH", 1, 2) + b"\x40\x01")  # a VPS
+    assert (
+        heif.declared_sizes(
+            box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", parameters)), full=True), "x"
+        )
+        == []
+    )
     config = box(b"hvcC", bytes(heif.MAX_HEVC_CONFIG_BYTES + 1))
     with pytest.raises(ImageError, match="HEVC configuration is over 64 KiB"):
         heif.declared_sizes(box(b"ftyp", b"heic") + box(b"meta", box(b"iprp", box(b"ipco", config)), full=True), "x")
