@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections import defaultdict
 from collections.abc import Iterator
 
 from PIL import Image
@@ -36,14 +37,13 @@ from digits.errors import ImageError
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
 # The boxes walked to the image sizes, and the most boxes one of them may hold: libheif reads at most 1000 items,
 # each with a few properties; a file of millions of empty boxes would cost seconds to walk in Python.
-_SIZES_PATH = (b"meta", b"iprp", b"ipco", b"ispe")
+_PROPERTIES_PATH = (b"meta", b"iprp", b"ipco")
 _FULL_BOXES = {b"meta", b"ispe", b"iinf", b"iloc", b"iref"}  # a version and flags (4 bytes) before their content
 MAX_HEIF_BOXES = 10_000
 # Exif and XMP items, and a colour profile: a phone's take a few KiB, and opening the file copies them five times.
 _METADATA = {b"Exif", b"mime"}
 MAX_HEIF_METADATA_BYTES = 4 * 2**20
 # A tile's HEVC configuration (its parameter sets): a few hundred bytes from a camera; libheif copies it per tile.
-_HEVC_CONFIG_PATH = (b"meta", b"iprp", b"ipco", b"hvcC")
 MAX_HEVC_CONFIG_BYTES = 64 * 1024
 # Items whose pixels libheif composes from other images, at an output size their own data gives: where in that
 # data (after the version and flags, and an overlay's four 16-bit fill values) the size starts.
@@ -80,10 +80,9 @@ def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
 
     Where a file says two things of one item (two `infe` or `iloc` entries, a second `iinf`, `iloc` or `idat`),
     libheif believes the first: each is priced, so that the first is among them whichever it is."""
-    types, places = _item_types(data, name), _item_places(data, name)
-    _refuse_costly_opening(data, name, types, places)
-    boxes = _contents(data, _SIZES_PATH, name)
-    sizes = [struct.unpack_from(">II", data, start) for start, end in boxes if end - start >= 8]
+    types, places, properties = _item_types(data, name), _item_places(data, name), _properties(data, name)
+    _refuse_costly_opening(data, name, types, places, properties)
+    sizes = [struct.unpack_from(">II", data, start) for start, end in properties[b"ispe"] if end - start >= 8]
     for item, kind in sorted(types):
         if kind not in _DERIVED:
             continue
@@ -102,7 +101,11 @@ def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
 
 
 def _refuse_costly_opening(
-    data: bytes, name: str, types: set[tuple[int, bytes]], places: dict[int, list[list[tuple[int, int]]]]
+    data: bytes,
+    name: str,
+    types: set[tuple[int, bytes]],
+    places: dict[int, list[list[tuple[int, int]]]],
+    properties: dict[bytes, list[tuple[int, int]]],
 ) -> None:
     """Refuse what libheif and pillow-heif would pay for while opening the file, before any budget is checked:
     an image sequence (libheif built a table of 18 million samples from a 997-byte track: 2.35 GB), metadata or
@@ -116,10 +119,10 @@ def _refuse_costly_opening(
         item: max(sum(end - start for start, end in extents) for extents in found) for item, found in places.items()
     }
     metadata = [length.get(item, 0) for item, kind in types if kind in _METADATA]
-    profiles = [end - start for start, end in _contents(data, (b"meta", b"iprp", b"ipco", b"colr"), name)]
-    if any(_holds_pictures(data, start, end, name) for start, end in _contents(data, _HEVC_CONFIG_PATH, name)):
+    profiles = [end - start for start, end in properties[b"colr"]]
+    if any(_holds_pictures(data, start, end, name) for start, end in properties[b"hvcC"]):
         raise ImageError(f"{name}: the HEIF file's HEVC configuration holds picture data; a camera's holds none.")
-    if any(end - start > MAX_HEVC_CONFIG_BYTES for start, end in _contents(data, _HEVC_CONFIG_PATH, name)):
+    if any(end - start > MAX_HEVC_CONFIG_BYTES for start, end in properties[b"hvcC"]):
         raise ImageError(
             f"{name}: the HEIF file's HEVC configuration is over {MAX_HEVC_CONFIG_BYTES // 1024} KiB; "
             "a photo's takes a few hundred bytes."
@@ -142,6 +145,15 @@ def _refuse_costly_opening(
                 raise ImageError(
                     f"{name}: the HEIF file's items refer to others more than its data allows; it is damaged."
                 )
+
+
+def _properties(data: bytes, name: str) -> defaultdict[bytes, list[tuple[int, int]]]:
+    """Where the content of each item property (`ipco`'s boxes) lies, by its type, from one walk of the file."""
+    found: defaultdict[bytes, list[tuple[int, int]]] = defaultdict(list)
+    for start, end in _contents(data, _PROPERTIES_PATH, name):
+        for kind, content, box_end in _boxes(data, start, end, name):
+            found[kind].append((content + (4 if kind in _FULL_BOXES else 0), box_end))
+    return found
 
 
 def _holds_pictures(data: bytes, start: int, end: int, name: str) -> bool:
