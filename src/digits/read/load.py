@@ -6,7 +6,7 @@ and returns the first frame turned upright by its EXIF orientation. What a
 decode may cost is checked from the picture's header first (the decode
 budget); `digits.read.grey` then makes the grey array the analysis reads.
 
-Only NumPy and Pillow are imported here (pillow-heif once a HEIC comes).
+Only Pillow is imported here (and pillow-heif once a HEIC comes).
 """
 
 from __future__ import annotations
