@@ -19,7 +19,7 @@ from PIL import Image
 
 from digits import Reader
 from digits.batch.inputs import expand
-from digits.read import heif, load
+from digits.read import heif, isolated, load
 from digits.read.load import ImageError, load_image, within_budget
 
 
@@ -31,6 +31,13 @@ def photo(mnist) -> tuple[Image.Image, int]:
     sheet = Image.new("L", (640, 480), 235)
     sheet.paste(ink.point(lambda v: min(v, 235)), (180, 100))
     return sheet.convert("RGB"), int(y_test[0])
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """The decode run in this process, where a test's monkeypatch reaches it: on Linux `load` runs it in a child
+    (`digits.read.isolated`), the same code behind the kernel's limits."""
+    monkeypatch.setattr(isolated, "AVAILABLE", False)
 
 
 def encoded(image: Image.Image, kind: str, **options) -> bytes:
@@ -81,7 +88,7 @@ def no_decode(self):
     raise AssertionError("decoded")
 
 
-def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch, tmp_path):
+def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch, in_process, tmp_path):
     """Nothing is decoded: the budget (here 1 MiB for a 640×480 picture at 8 bytes a pixel) is checked first."""
     (tmp_path / "photo.heic").write_bytes(data := encoded(photo[0], "HEIF", quality=50))
     monkeypatch.setattr("digits.read.load.MAX_DECODE_BYTES", 2**20)
@@ -94,7 +101,7 @@ def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch, t
         within_budget(Image.open(io.BytesIO(data)), "photo.heic")
 
 
-def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch):
+def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch, in_process):
     """A grid cropped to one pixel, or an alpha plane larger than the picture, is decoded whole by libheif: a
     2.4 KB file shown as 1×1 took 1.1 GB. Here the file is made to declare an image of 15360×15360."""
     data = encoded(photo[0], "HEIF", quality=50)
@@ -119,7 +126,7 @@ def test_a_grid_heic_reads_and_declares_its_output(grid_heic, photo):
     assert Reader().read_digit(grid_heic).digit == photo[1]
 
 
-def test_a_grid_larger_than_any_declared_size_is_refused_before_it_is_decoded(grid_heic, monkeypatch):
+def test_a_grid_larger_than_any_declared_size_is_refused_before_it_is_decoded(grid_heic, monkeypatch, in_process):
     """libheif decodes a grid at the size its own description gives, then compares it with the declared one: a
     4.5 KB grid declaring 64×64 and describing 32768×32768 took 1.7 GB, a 455-byte overlay 3.2 GB."""
     data = bytearray(grid_heic)
@@ -159,7 +166,7 @@ def no_open(self):
     raise AssertionError("opened")
 
 
-def test_an_image_sequence_is_refused_before_libheif_reads_it(photo, monkeypatch):
+def test_an_image_sequence_is_refused_before_libheif_reads_it(photo, monkeypatch, in_process):
     """libheif reads a sequence's tracks when it opens the file: a 997-byte track of 18 million samples of one
     size took 2.35 GB."""
     data = encoded(photo[0], "HEIF") + box(b"moov", box(b"mvhd", bytes(100), full=True))
@@ -168,7 +175,7 @@ def test_an_image_sequence_is_refused_before_libheif_reads_it(photo, monkeypatch
         load_image(data)
 
 
-def test_items_listing_more_data_than_the_file_are_refused_before_it_is_opened(photo, monkeypatch):
+def test_items_listing_more_data_than_the_file_are_refused_before_it_is_opened(photo, monkeypatch, in_process):
     """pillow-heif reads every Exif and XMP item when it opens a file: 100 of them, each listing one 256 KiB
     stretch 32 times, took 2.6 GB of a 292 KB file."""
     data = bytearray(encoded(photo[0], "HEIF"))

@@ -209,6 +209,22 @@ def test_a_progressive_jpeg_of_a_thousand_scans_is_refused_with_a_422(client):
     assert_json_error(response, 422, "scans")
 
 
+def test_a_heic_upload_reads_as_its_png_and_a_damaged_one_is_a_422(client, mnist):
+    """A HEIC is decoded in a child process (`digits.read.isolated`); the worker gets its pixels, or its sentence."""
+    from digits.read import heif
+
+    heif.register()
+    _, (x_test, _) = mnist
+    picture = Image.fromarray(255 - x_test[0]).resize((280, 280)).convert("RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="HEIF", quality=90)
+    as_png = client.post("/predict", **upload(png(picture))).json()
+    as_heic = client.post("/predict", files={"image": ("photo.heic", buffer.getvalue(), "image/heic")})
+    assert as_heic.status_code == 200 and as_heic.json()["digit"] == as_png["digit"]
+    damaged = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    assert_json_error(client.post("/predict", files={"image": ("photo.heic", damaged, "image/heic")}), 422, "damaged")
+
+
 def test_past_the_in_flight_limit_a_503_says_when_to_retry(fast_run, mnist):
     app = create_app(fast_run)
     app.in_flight_bytes = IN_FLIGHT_BYTES  # as if requests at work held all the memory

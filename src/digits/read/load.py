@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
-from digits.read import heif
+from digits.read import heif, isolated
 from digits.read.grey import ORIGINAL_SIZE, WORK_MAX, has_alpha
 from digits.read.prescan import (
     ICO_MAGIC,
@@ -236,6 +236,13 @@ def _heif_size(data: bytes, name: str) -> tuple[int, int]:
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
+    if isolated.AVAILABLE and heif.is_heif(data):  # libheif, behind a wall of its own (`digits.read.isolated`)
+        return isolated.decode(data, name)
+    return decode_here(data, name)
+
+
+def decode_here(data: bytes, name: str) -> Image.Image:
+    """`data` decoded in this process (after every check of `load_image`), upright, big HEIFs reduced."""
     # Before Pillow reads a byte: it walks a JPEG's first segments and decodes an ICO inside `Image.open`, and
     # libheif reads a HEIF's tracks and pillow-heif its metadata there.
     scans = jpeg_scans(data, name) if data[:3] == b"\xff\xd8\xff" else 0
@@ -278,10 +285,13 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: not enough memory to decode this image.") from None
     except Exception as err:  # Pillow's decoders raise many types on damaged data
         detail = " ".join(str(err).split())  # libheif ends its messages with a line break
+        if detail.startswith("Memory allocation error: Unspecified: Allocating"):  # libheif's, out of memory
+            raise ImageError(f"{name}: not enough memory to decode this image.") from None
         fault = "truncated" if "truncated" in detail.lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({detail}).") from None
-    decoded_size = image.size
-    upright = turned_upright(image)
+    decoded = _reduce_heif(image)
+    decoded_size = decoded.size
+    upright = turned_upright(decoded)
     if upright is not image:
         image.close()
     return as_read(upright, decoded_size, full_size)
@@ -308,6 +318,15 @@ def _reduce_jpeg(image: Image.Image) -> None:
         if reduction >= 2:
             wanted = (max(1, int(image.size[0] / reduction)), max(1, int(image.size[1] / reduction)))
             image.draft(image.mode, wanted)
+
+
+def _reduce_heif(image: Image.Image) -> Image.Image:
+    """A HEIF, which libheif decodes at full size only, reduced by the factor (2, 4 or 8) a JPEG of its size is
+    decoded at (`_reduce_jpeg`), by averaging blocks of pixels; any other picture as it is."""
+    factor = 1
+    while image.format == "HEIF" and factor < 8 and max(image.size) / (2 * factor) >= WORK_MAX:
+        factor *= 2
+    return image.reduce(factor) if factor > 1 else image
 
 
 def turned_upright(image: Image.Image) -> Image.Image:
