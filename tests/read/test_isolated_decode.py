@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -48,7 +49,9 @@ def test_a_child_out_of_memory_gives_one_sentence(monkeypatch):
         ("os.kill(os.getpid(), signal.SIGXCPU)", r"took over 20 s of CPU; it is refused"),
         ("os.kill(os.getpid(), signal.SIGSEGV)", r"decoding this HEIF image failed \(SIGSEGV\)"),
         ("sys.exit('ModuleNotFoundError: no module named pillow_heif')", r"failed \(ModuleNotFoundError: no module"),
+        ("os.kill(os.getpid(), 40)", r"decoding this HEIF image failed \(signal 40\)"),
         ('print(\'{"error": "a.heic: the image is truncated."}\')', r"^a\.heic: the image is truncated\.$"),
+        ("print('ERR: a library speaking'); print('{}')", r"^a\.heic: the process .* answered in a way it never does"),
     ],
 )
 def test_whatever_becomes_of_the_child_is_one_sentence(monkeypatch, ending, said):
@@ -63,3 +66,35 @@ def test_a_child_that_never_answers_is_stopped(monkeypatch):
     monkeypatch.setattr(isolated, "_WALL_SECONDS", 1)
     with pytest.raises(ImageError, match=r"^a\.heic: decoding this HEIF image took over 1 s; it is refused\.$"):
         isolated.decode(b"bytes", "a.heic")
+
+
+def test_what_a_library_prints_in_the_child_leaves_its_answer_whole(monkeypatch):
+    """libde265 writes its errors to stdout, where the child sends its answer: the child points it at stderr."""
+    command = isolated._command("a.heic")
+    speaking = "import digits.read.load as L; L.print_first = L.decode_here; "
+    speaking += "L.decode_here = lambda d, n: (print('ERR: coding'), L.print_first(d, n))[1]; "
+    command[command.index("-c") + 1] = command[command.index("-c") + 1].replace("from digits", speaking + "from digits")
+    monkeypatch.setattr(isolated, "_command", lambda name: command)
+    data = heic((320, 240))
+    assert isolated.decode(data, "a.heic").tobytes() == load.decode_here(data, "a.heic").tobytes()
+
+
+def heic_of(chroma: int, bits: int) -> bytes:
+    import pillow_heif
+
+    heif.register()
+    ramp = np.linspace(0, 2**bits - 1, 64 * 48 * 3).reshape(48, 64, 3).astype("<u2" if bits > 8 else "u1")
+    image = pillow_heif.from_bytes(mode="RGB;16" if bits > 8 else "RGB", size=(64, 48), data=ramp.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, quality=60, chroma=chroma)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "chroma, bits, price",
+    [(420, 8, 4.0), (422, 8, 4.5), (444, 8, 5.5), (420, 10, 4.0), (422, 10, 9.5), (444, 10, 11.5)],
+)
+def test_a_heic_is_priced_by_its_chroma_and_bit_depth(chroma, bits, price):
+    """libheif holds more for 4:2:2 and 4:4:4, in 10 bits through 16-bit RGB: a camera's 20-megapixel 10-bit 4:2:2
+    took 254 MiB, priced at 4 bytes a pixel as a phone's 4:2:0 it was read in 187, and killed the child."""
+    assert heif.declared(heic_of(chroma, bits), "a.heic").decoder_bytes_per_pixel == price

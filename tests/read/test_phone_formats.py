@@ -19,7 +19,7 @@ from PIL import Image
 
 from digits import Reader
 from digits.batch.inputs import expand
-from digits.read import heif, isolated, load
+from digits.read import heif, isolated
 from digits.read.load import ImageError, load_image, within_budget
 
 
@@ -106,7 +106,7 @@ def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch, i
     2.4 KB file shown as 1×1 took 1.1 GB. Here the file is made to declare an image of 15360×15360."""
     data = encoded(photo[0], "HEIF", quality=50)
     assert heif.declared_sizes(data, "photo.heic") == [(640, 480)]
-    monkeypatch.setattr(heif, "declared_sizes", lambda data, name: [(640, 480), (15360, 15360)])
+    monkeypatch.setattr(heif, "declared_sizes", lambda data, name, properties: [(640, 480), (15360, 15360)])
     monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", no_decode)
     with pytest.raises(ImageError, match="15360×15360 pixels is over the limit of 150 megapixels"):
         load_image(data)
@@ -159,7 +159,7 @@ def test_the_declared_sizes_are_read_from_every_ispe_and_no_further():
     many = box(b"meta", box(b"iprp", box(b"ipco", box(b"free", b"") * (heif.MAX_HEIF_BOXES + 1))), full=True)
     with pytest.raises(ImageError, match="x.heic: a HEIF box holds over 10,000 boxes"):
         heif.declared_sizes(box(b"ftyp", b"heic") + many, "x.heic")
-    assert load._heif_size(data, "x.heic") == (15360, 20)  # the most pixels
+    assert heif.declared(data, "x.heic").size == (15360, 20)  # the most pixels
 
 
 def no_open(self):

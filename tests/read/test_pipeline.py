@@ -642,6 +642,9 @@ def test_missing_file_and_folder(tmp_path):
     assert "no such file" in assert_one_line_error(excinfo, "nope.png")
     with pytest.raises(ImageError):
         load_image(tmp_path)
+    with pytest.raises(ImageError) as excinfo:  # text decoded wrongly: a lone surrogate no file name holds
+        load_image("\ud800.heic")
+    assert "no file system encodes" in assert_one_line_error(excinfo, "\\ud800.heic")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

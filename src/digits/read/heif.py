@@ -26,6 +26,7 @@ import functools
 import struct
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from PIL import Image
 
@@ -45,6 +46,21 @@ _METADATA = {b"Exif", b"mime"}
 MAX_HEIF_METADATA_BYTES = 4 * 2**20
 # A tile's HEVC configuration (its parameter sets): a few hundred bytes from a camera; libheif copies it per tile.
 MAX_HEVC_CONFIG_BYTES = 64 * 1024
+# What libheif holds beside Pillow's copy of a picture (its planes and their RGB copy), in bytes a pixel, by the
+# chroma format of its HEVC configuration (0 grey, 1 4:2:0, 2 4:2:2, 3 4:4:4) and whether its samples take more
+# than 8 bits. Set from the peak of decodes of 3 to 24 megapixels, with Pillow's 4 bytes: a phone's 8-bit 4:2:0
+# took 7.3-8.0 in all, 4:2:2 8.3, 4:4:4 9.3; in 10 bits 4:2:0 7.8, and 4:2:2 13.3 and 4:4:4 15.3, which libheif
+# converts through 16-bit RGB (a camera's HEIF: 20 megapixels of 10-bit 4:2:2 took 254 MiB).
+_DECODER_BYTES = {
+    (0, False): 4.0,
+    (1, False): 4.0,
+    (2, False): 4.5,
+    (3, False): 5.5,
+    (0, True): 4.0,
+    (1, True): 4.0,
+    (2, True): 9.5,
+    (3, True): 11.5,
+}
 # Items whose pixels libheif composes from other images, at an output size their own data gives: where in that
 # data (after the version and flags, and an overlay's four 16-bit fill values) the size starts.
 _DERIVED = {b"grid": 2 + 2, b"iovl": 2 + 8}
@@ -72,7 +88,37 @@ def register() -> None:
     pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False, decode_threads=1)
 
 
-def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
+class Declared(NamedTuple):
+    """What a HEIF file's header says its decode takes: the largest image it declares (`declared_sizes`), and
+    the bytes a pixel libheif holds beside Pillow's copy of it (`_decoder_bytes_per_pixel`)."""
+
+    size: tuple[int, int]
+    decoder_bytes_per_pixel: float
+
+
+def declared(data: bytes, name: str) -> Declared:
+    """The price of decoding the HEIF file `data` (`Declared`), or an `ImageError` naming `name`."""
+    properties = _properties(data, name)
+    if not (sizes := declared_sizes(data, name, properties)):
+        raise ImageError(f"{name}: the HEIF file declares no image size; it is damaged.")
+    return Declared(max(sizes, key=lambda size: size[0] * size[1]), _decoder_bytes_per_pixel(data, properties))
+
+
+def _decoder_bytes_per_pixel(data: bytes, properties: dict[bytes, list[tuple[int, int]]]) -> float:
+    """What libheif holds per pixel for the costliest HEVC configuration (`hvcC`) in the file, by its chroma
+    format and bit depth (`_DECODER_BYTES`); a file that lies in them is held by the child's cap
+    (`digits.read.isolated`)."""
+    prices = [
+        _DECODER_BYTES[(data[start + 16] & 3, data[start + 17] & 7 > 0)]  # after the profile, level and sizes
+        for start, end in properties[b"hvcC"]
+        if end - start > 17
+    ]
+    return max(prices, default=_DECODER_BYTES[(1, False)])
+
+
+def declared_sizes(
+    data: bytes, name: str, properties: dict[bytes, list[tuple[int, int]]] | None = None
+) -> list[tuple[int, int]]:
     """The size (width, height) of every image the HEIF file `data` declares: its primary image, the tiles and
     grid it is made of, its alpha plane and the rest, and the output of each grid and overlay. An `ImageError`
     naming `name` if it holds more than `MAX_HEIF_BOXES` boxes in one, a grid or overlay without its data, or
@@ -80,7 +126,8 @@ def declared_sizes(data: bytes, name: str) -> list[tuple[int, int]]:
 
     Where a file says two things of one item (two `infe` or `iloc` entries, a second `iinf`, `iloc` or `idat`),
     libheif believes the first: each is priced, so that the first is among them whichever it is."""
-    types, places, properties = _item_types(data, name), _item_places(data, name), _properties(data, name)
+    types, places = _item_types(data, name), _item_places(data, name)
+    properties = _properties(data, name) if properties is None else properties
     _refuse_costly_opening(data, name, types, places, properties)
     sizes = [struct.unpack_from(">II", data, start) for start, end in properties[b"ispe"] if end - start >= 8]
     for item, kind in sorted(types):

@@ -55,13 +55,19 @@ def decode(data: bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: decoding this HEIF image took over {_WALL_SECONDS} s; it is refused.") from None
     except OSError as err:
         raise ImageError(f"{name}: no process could be started to decode this HEIF image ({err.strerror}).") from None
-    header, _, pixels = child.stdout.partition(b"\n")
-    if child.returncode != 0 or not header:
+    if child.returncode != 0:
         raise ImageError(f"{name}: {_failure(child.returncode, child.stderr)}")
-    told = json.loads(header)
-    if "error" in told:
-        raise ImageError(told["error"])
-    image = Image.frombytes(told["mode"], tuple(told["size"]), pixels)
+    header, _, pixels = child.stdout.partition(b"\n")
+    try:
+        told = json.loads(header)
+        refused = told.get("error")
+        image = None if refused else Image.frombytes(told["mode"], tuple(told["size"]), pixels)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:  # not what the child writes
+        raise ImageError(
+            f"{name}: the process decoding this HEIF image answered in a way it never does ({err})."
+        ) from None
+    if refused or image is None:
+        raise ImageError(str(refused))
     image.format = "HEIF"
     if told.get(ORIGINAL_SIZE_KEY):
         from digits.read.grey import ORIGINAL_SIZE
@@ -71,22 +77,15 @@ def decode(data: bytes, name: str) -> Image.Image:
 
 
 def _command(name: str) -> list[str]:
-    """This Python, without the working folder on its path (`-P`: a `PIL.py` in it would be imported), and this
-    copy of `digits` appended to its path where that lacks it (a package put on `sys.path` at run time)."""
+    """This Python, isolated (`-I -S`: no environment variable, working folder, `sitecustomize` or `.pth` file
+    runs code or prints in it), importing from this process's own path, with this copy of `digits` on it."""
     from digits.read.load import MAX_DECODE_BYTES
 
-    root = str(Path(__file__).resolve().parents[2])
-    start = "import sys; r = sys.argv[1]; r in sys.path or sys.path.append(r); from digits.read.isolated import main"
-    return [
-        sys.executable,
-        "-P",
-        "-c",
-        f"{start}; main()",
-        root,
-        str(MAX_DECODE_BYTES + _SLACK),
-        str(CPU_SECONDS),
-        name,
-    ]
+    path = [os.path.abspath(entry) for entry in sys.path]  # "" is the working folder, here and now
+    root = str(Path(__file__).resolve().parents[2])  # an editable install may find `digits` through a hook
+    start = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from digits.read.isolated import main"
+    limits = [str(MAX_DECODE_BYTES + _SLACK), str(CPU_SECONDS)]
+    return [sys.executable, "-I", "-S", "-c", f"{start}; main()", json.dumps([*path, root]), *limits, name]
 
 
 def _failure(returncode: int, stderr: bytes) -> str:
@@ -96,7 +95,11 @@ def _failure(returncode: int, stderr: bytes) -> str:
     if returncode == -signal.SIGXCPU:
         return f"decoding this HEIF image took over {CPU_SECONDS} s of CPU; it is refused (damaged or crafted)."
     if returncode < 0:  # a crash in libheif, memory refused where it could not say so, the CPU cap's SIGKILL
-        return f"decoding this HEIF image failed ({signal.Signals(-returncode).name}); it is damaged or crafted."
+        try:
+            killed_by = signal.Signals(-returncode).name
+        except ValueError:  # a real-time signal, sent from outside
+            killed_by = f"signal {-returncode}"
+        return f"decoding this HEIF image failed ({killed_by}); it is damaged or crafted."
     last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
     return f"the process decoding this HEIF image failed ({last[0][:200]})."
 
@@ -108,26 +111,31 @@ def _limit(memory_bytes: int, cpu_seconds: int) -> None:
     mapped = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a child the caps end writes no core file (200 MiB each)
 
 
 def main() -> None:
-    """The child (arguments: the folder holding `digits`, the memory cap, the CPU cap, the file's name): the
-    file's bytes on stdin; one line of JSON on stdout (the image's mode, size and true size, or the error's
-    sentence), then the pixels."""
+    """The child (arguments: its import path, the memory cap, the CPU cap, the file's name): the file's bytes on
+    stdin; on stdout one line of JSON (the image's mode, size and true size, or the error's sentence), then the
+    pixels. What the libraries print goes to stderr: libde265 writes its errors to stdout."""
     memory_bytes, cpu_seconds, name = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     from digits.read import heif, load
+    from digits.read.grey import ORIGINAL_SIZE
 
     heif.register()  # libheif mapped before the cap is measured
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     data = sys.stdin.buffer.read()
     _limit(memory_bytes, cpu_seconds)
-    out = sys.stdout.buffer
     try:
         image = load.decode_here(data, name)
     except ImageError as err:
-        out.write(json.dumps({"error": str(err)}).encode() + b"\n")
+        said = str(err)
+        if said.endswith(load.OUT_OF_MEMORY):  # the cap: more than the header declared
+            said = f"{name}: decoding this HEIF image took more memory than its header declares; it is refused."
+        out.write(json.dumps({"error": said}).encode() + b"\n")
         return
-    from digits.read.grey import ORIGINAL_SIZE
-
     told = {"mode": image.mode, "size": image.size, ORIGINAL_SIZE_KEY: image.info.get(ORIGINAL_SIZE)}
     out.write(json.dumps(told).encode() + b"\n")
     out.write(image.tobytes())
+    out.flush()

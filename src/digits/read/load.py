@@ -56,12 +56,13 @@ MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 1_000_000_000
 # Refuse to even read files larger than this: no sane digit photo is bigger.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+OUT_OF_MEMORY = "not enough memory to decode this image."
 # Pillow's names of the formats a picture may come in (MPO: a phone's JPEG; DIB: a BMP's body; HEIF: an iPhone's).
 READABLE_FORMATS = {"PNG", "JPEG", "MPO", "HEIF", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO"}
 EXPECTED = "PNG, JPEG, HEIC, BMP, GIF, WebP, TIFF, PPM, TGA or ICO"
 # What a format's decoder holds beside the picture, in bytes a pixel, from the peak of a decode: libwebp's animation
-# decoder (every WebP) its canvases (16.3-16.7 in all); libheif (7.3-8.0) its planes and their RGB copy.
-_DECODER_BYTES_PER_PIXEL = {"WEBP": 13, "HEIF": 4}
+# decoder (every WebP) its canvases (16.3-16.7 in all); libheif's depends on the file (`heif.declared`).
+_DECODER_BYTES_PER_PIXEL = {"WEBP": 13}
 # What one icon costs Pillow: the icon, its 1-bit mask, and the RGBA merge of both.
 _ICON_BYTES_PER_PIXEL = 9
 
@@ -114,6 +115,8 @@ def _read_file(path: Path, name: str) -> bytes:
         raise ImageError(f"{name}: no such file.") from None
     except OSError as err:  # a symlink loop, a file used as a folder on the way, a folder we may not enter
         raise ImageError(f"{name}: cannot be opened ({err.strerror or err}).") from None
+    except UnicodeEncodeError:  # a lone surrogate (from text decoded wrongly) that no file name holds
+        raise ImageError(f"{ascii(name)}: not a file name, it holds characters no file system encodes.") from None
     if stat.S_ISDIR(info.st_mode):
         raise ImageError(f"{name}: a folder, not an image file.")
     if not stat.S_ISREG(info.st_mode):
@@ -137,14 +140,17 @@ def check_pixels(size: tuple[int, int], name: str, most: int | None = MAX_PIXELS
 
 
 def _decode_budget(
-    image: Image.Image, full_size: tuple[int, int], scans: int, name: str, declared: tuple[int, int] | None = None
+    image: Image.Image, full_size: tuple[int, int], scans: int, name: str, declared: heif.Declared | None = None
 ) -> None:
     """Refuse, from the header, a decode that would take more than `MAX_DECODE_BYTES` or too many JPEG scans.
-    `declared`: the largest image the file declares, where the decoder decodes more than `image.size` (HEIF)."""
+    `declared`: a HEIF's price, whose decoder decodes the largest image the file declares, not `image.size`."""
     width, height = image.size
-    if declared and declared[0] * declared[1] > width * height:
-        check_pixels(declared, name)
-        width, height = full_size = declared
+    decoder_bytes: float = _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0)
+    if declared:
+        decoder_bytes = declared.decoder_bytes_per_pixel
+        if declared.size[0] * declared.size[1] > width * height:
+            check_pixels(declared.size, name)
+            width, height = full_size = declared.size
     # Pillow keeps one byte per pixel for 1-bit, grey and palette images, two
     # for 16-bit grey, four for everything else (RGB is padded to RGBX).
     per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
@@ -153,9 +159,8 @@ def _decode_budget(
         # which Pillow resizes through a premultiplied copy (working_grey): a
         # 1-byte palette picture then peaks at 9 bytes per pixel.
         per_pixel += 8
-    per_pixel += _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0)
     # libtiff decodes a tile or a compressed strip whole into a buffer of its own, however small the image.
-    needed = width * height * per_pixel + tiff_block_bytes(image)
+    needed = int(width * height * (per_pixel + decoder_bytes)) + tiff_block_bytes(image)
     if image.format in ("JPEG", "MPO"):
         pixels = full_size[0] * full_size[1]
         if scans > MAX_JPEG_SCANS or scans * pixels > MAX_SCAN_PIXELS:
@@ -201,7 +206,7 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     if undecoded_heif:
         if not isinstance(filename := getattr(image, "filename", None), str) or not filename:
             raise ImageError(f"{name}: a HEIC opened from a file object cannot be checked; pass its path or bytes.")
-        declared = _heif_size(_read_file(Path(filename), name), name)
+        declared = heif.declared(_read_file(Path(filename), name), name)
     try:
         _decode_budget(image, full_size, 0, name, declared)
     except ImageError:
@@ -228,13 +233,6 @@ def _format_of(data: bytes) -> str | None:
     return None
 
 
-def _heif_size(data: bytes, name: str) -> tuple[int, int]:
-    """The largest image a HEIF file declares: what libheif may decode (`heif.declared_sizes`)."""
-    if not (sizes := heif.declared_sizes(data, name)):
-        raise ImageError(f"{name}: the HEIF file declares no image size; it is damaged.")
-    return max(sizes, key=lambda size: size[0] * size[1])
-
-
 def _decode(data: bytes, name: str) -> Image.Image:
     if isolated.AVAILABLE and heif.is_heif(data):  # libheif, behind a wall of its own (`digits.read.isolated`)
         return isolated.decode(data, name)
@@ -250,7 +248,7 @@ def decode_here(data: bytes, name: str) -> Image.Image:
         check_pixels(size, name)
         _refuse_over_budget(size[0] * size[1] * _ICON_BYTES_PER_PIXEL, size, "ICO", name)
     refuse_long_walks(data, name)
-    declared = _heif_size(data, name) if heif.is_heif(data) else None
+    declared = heif.declared(data, name) if heif.is_heif(data) else None
     if declared:
         heif.register()
     if data[:5] == b"%PDF-":  # Pillow writes PDFs but cannot read them: say so, rather than "not an image"
@@ -282,11 +280,11 @@ def decode_here(data: bytes, name: str) -> Image.Image:
             f"{name}: over the limit of {MAX_PIXELS // 1_000_000} megapixels (possible decompression bomb)."
         ) from None
     except MemoryError:
-        raise ImageError(f"{name}: not enough memory to decode this image.") from None
+        raise ImageError(f"{name}: {OUT_OF_MEMORY}") from None
     except Exception as err:  # Pillow's decoders raise many types on damaged data
         detail = " ".join(str(err).split())  # libheif ends its messages with a line break
         if detail.startswith("Memory allocation error: Unspecified: Allocating"):  # libheif's, out of memory
-            raise ImageError(f"{name}: not enough memory to decode this image.") from None
+            raise ImageError(f"{name}: {OUT_OF_MEMORY}") from None
         fault = "truncated" if "truncated" in detail.lower() else "damaged"
         raise ImageError(f"{name}: the image is {fault} and cannot be decoded ({detail}).") from None
     decoded = _reduce_heif(image)
