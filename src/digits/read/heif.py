@@ -48,9 +48,11 @@ MAX_HEIF_METADATA_BYTES = 4 * 2**20
 MAX_HEVC_CONFIG_BYTES = 64 * 1024
 # What libheif holds beside Pillow's copy of a picture (its planes and their RGB copy), in bytes a pixel, by the
 # chroma format of its HEVC configuration (0 grey, 1 4:2:0, 2 4:2:2, 3 4:4:4) and whether its samples take more
-# than 8 bits. Set from the peak of decodes of 3 to 24 megapixels, with Pillow's 4 bytes: a phone's 8-bit 4:2:0
-# took 7.3-8.0 in all, 4:2:2 8.3, 4:4:4 9.3; in 10 bits 4:2:0 7.8, and 4:2:2 13.3 and 4:4:4 15.3, which libheif
-# converts through 16-bit RGB (a camera's HEIF: 20 megapixels of 10-bit 4:2:2 took 254 MiB).
+# than 8 bits (the luma's: the chroma's depth is not read; cameras give both one). Set from the peak of decodes of
+# 3 to 24 megapixels, with Pillow's 4 bytes: a phone's 8-bit 4:2:0 took 7.3-8.0 in all, 4:2:2 8.3, 4:4:4 9.3; in
+# 10 bits 4:2:0 7.8, and 4:2:2 13.3 and 4:4:4 15.3, which libheif converts through 16-bit RGB (a camera's HEIF:
+# 20 megapixels of 10-bit 4:2:2 took 254 MiB); 8-bit grey 2.8 with Pillow's 1 (10-bit grey was not measured).
+_CHROMA_FORMAT_AT, _LUMA_DEPTH_AT = 16, 17  # bytes into an `hvcC`: its chroma format, its luma's depth less 8
 _DECODER_BYTES = {
     (0, False): 4.0,
     (1, False): 4.0,
@@ -109,9 +111,9 @@ def _decoder_bytes_per_pixel(data: bytes, properties: dict[bytes, list[tuple[int
     format and bit depth (`_DECODER_BYTES`); a file that lies in them is held by the child's cap
     (`digits.read.isolated`)."""
     prices = [
-        _DECODER_BYTES[(data[start + 16] & 3, data[start + 17] & 7 > 0)]  # after the profile, level and sizes
+        _DECODER_BYTES[(data[start + _CHROMA_FORMAT_AT] & 3, data[start + _LUMA_DEPTH_AT] & 7 > 0)]
         for start, end in properties[b"hvcC"]
-        if end - start > 17
+        if end - start > _LUMA_DEPTH_AT
     ]
     return max(prices, default=_DECODER_BYTES[(1, False)])
 

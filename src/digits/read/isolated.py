@@ -13,7 +13,8 @@ that escapes the checks kills that child, not the process that asked, and
 gets one sentence (`ImageError`).
 
 Contract: the image returned is what `load_image` returns for the same bytes
-decoded in-process (mode, size, pixels, `ORIGINAL_SIZE`), with format "HEIF".
+decoded in-process (`load.decode_here`) (mode, size, pixels, `ORIGINAL_SIZE`, format "HEIF"). A Pillow
+image the caller opened is decoded in the caller's process, as before.
 The child sends a big photo reduced as a big JPEG is decoded (`load`), so the
 pipe carries a few MB, not a 24-megapixel frame. Starting the child costs
 about a third of a second; a HEIC photo's decode takes about a second itself.
@@ -21,7 +22,7 @@ about a third of a second; a HEIC photo's decode takes about a second itself.
 Where the kernel's limits are not there to set (any system but Linux), the
 decode runs in the asking process, as it did before this module.
 
-Only the standard library and Pillow are imported here; the child imports `digits.read.load`.
+Only the standard library, Pillow and `digits.read.grey` are imported here; the child imports `digits.read.load`.
 """
 
 from __future__ import annotations
@@ -35,16 +36,22 @@ from pathlib import Path
 from PIL import Image
 
 from digits.errors import ImageError
+from digits.read.grey import ORIGINAL_SIZE
 
 AVAILABLE = sys.platform.startswith("linux")
 # A 24-megapixel HEIC, priced at 187 MiB, decoded (and reduced) within 192 MiB over what the child had mapped, and
-# failed within 186 (measured by lowering the cap): the budget's price is what it takes, and this is room to spare.
+# failed within 186, its decoding thread's 8 MiB stack included (measured by lowering the cap): the budget's price
+# is what it takes, and this is room to spare.
 _SLACK = 64 * 2**20
+# libheif decodes on a thread of its own, whose stack (`ulimit -s`, 8 MiB by default) counts in the address
+# space: room for this many of them is added to the cap.
+_THREAD_STACKS = 2
 # A 24-megapixel HEIC decodes in about a second on one core of a slow CPU here.
 CPU_SECONDS = 20
 # Beside the CPU cap, for a child stalled on something else: one reading its pipe, say.
 _WALL_SECONDS = 120
-ORIGINAL_SIZE_KEY = "original_size"
+# A failure within this much of the cap is the cap's, whatever the library said (libheif: "unexpected C++ exception").
+_NEAR_THE_CAP = 32 * 2**20
 
 
 def decode(data: bytes, name: str) -> Image.Image:
@@ -60,32 +67,38 @@ def decode(data: bytes, name: str) -> Image.Image:
     header, _, pixels = child.stdout.partition(b"\n")
     try:
         told = json.loads(header)
-        refused = told.get("error")
-        image = None if refused else Image.frombytes(told["mode"], tuple(told["size"]), pixels)
+        if not (refused := told.get("error")):
+            image = _image(told["mode"], tuple(told["size"]), pixels)
     except (ValueError, TypeError, KeyError, AttributeError) as err:  # not what the child writes
-        raise ImageError(
-            f"{name}: the process decoding this HEIF image answered in a way it never does ({err})."
-        ) from None
-    if refused or image is None:
+        raise ImageError(f"{name}: the process decoding this HEIF image answered as it never does ({err}).") from None
+    if refused:
         raise ImageError(str(refused))
     image.format = "HEIF"
-    if told.get(ORIGINAL_SIZE_KEY):
-        from digits.read.grey import ORIGINAL_SIZE
-
-        image.info[ORIGINAL_SIZE] = tuple(told[ORIGINAL_SIZE_KEY])
+    if told.get(ORIGINAL_SIZE):
+        image.info[ORIGINAL_SIZE] = tuple(told[ORIGINAL_SIZE])
     return image
+
+
+def _image(mode: str, size: tuple[int, int], pixels: bytes) -> Image.Image:
+    """The image of these pixels, which must be exactly as many bytes as its mode and size take."""
+    expected = len(Image.new(mode, (size[0], 1)).tobytes()) * size[1]
+    if len(pixels) != expected:
+        raise ValueError(f"{len(pixels)} bytes of pixels for {expected}")
+    return Image.frombytes(mode, size, pixels)
 
 
 def _command(name: str) -> list[str]:
     """This Python, isolated (`-I -S`: no environment variable, working folder, `sitecustomize` or `.pth` file
-    runs code or prints in it), importing from this process's own path, with this copy of `digits` on it."""
+    runs code or prints in it), importing what this process imports, and this copy of `digits` first where this
+    process's path lacks it (an editable install may find it through an import hook)."""
     from digits.read.load import MAX_DECODE_BYTES
 
-    path = [os.path.abspath(entry) for entry in sys.path]  # "" is the working folder, here and now
-    root = str(Path(__file__).resolve().parents[2])  # an editable install may find `digits` through a hook
+    path = [entry for entry in sys.path if entry]  # "": the working folder of an interactive session or `-c`
+    root = str(Path(__file__).resolve().parents[2])
+    path = path if root in path else [root, *path]
     start = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from digits.read.isolated import main"
-    limits = [str(MAX_DECODE_BYTES + _SLACK), str(CPU_SECONDS)]
-    return [sys.executable, "-I", "-S", "-c", f"{start}; main()", json.dumps([*path, root]), *limits, name]
+    limits = [str(MAX_DECODE_BYTES + _SLACK + thread_stacks()), str(CPU_SECONDS)]
+    return [sys.executable, "-I", "-S", "-c", f"{start}; main()", json.dumps(path), *limits, name]
 
 
 def _failure(returncode: int, stderr: bytes) -> str:
@@ -104,14 +117,31 @@ def _failure(returncode: int, stderr: bytes) -> str:
     return f"the process decoding this HEIF image failed ({last[0][:200]})."
 
 
-def _limit(memory_bytes: int, cpu_seconds: int) -> None:
-    """Cap this process's address space at what it maps now plus `memory_bytes`, and its CPU time."""
+def thread_stacks() -> int:
+    """The address space the child's decoding threads' stacks take (`_THREAD_STACKS`), in bytes: the child has
+    this process's `ulimit -s`, which glibc gives each thread (8 MiB where it is unlimited)."""
     import resource
 
-    mapped = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes))
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return _THREAD_STACKS * (stack if 0 < stack < 2**31 else 8 * 2**20)
+
+
+def _limit(memory_bytes: int, cpu_seconds: int) -> int:
+    """Cap this process's address space at what it maps now plus `memory_bytes`, and its CPU time; the cap."""
+    import resource
+
+    cap = _mapped() + memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a child the caps end writes no core file (200 MiB each)
+    return cap
+
+
+def _mapped(peak: bool = False) -> int:
+    """This process's address space now (or at its peak), in bytes."""
+    key = "VmPeak:" if peak else "VmSize:"
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key))
+    return int(line.split()[1]) * 1024
 
 
 def main() -> None:
@@ -120,22 +150,20 @@ def main() -> None:
     pixels. What the libraries print goes to stderr: libde265 writes its errors to stdout."""
     memory_bytes, cpu_seconds, name = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     from digits.read import heif, load
-    from digits.read.grey import ORIGINAL_SIZE
 
     heif.register()  # libheif mapped before the cap is measured
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    data = sys.stdin.buffer.read()
-    _limit(memory_bytes, cpu_seconds)
-    try:
-        image = load.decode_here(data, name)
-    except ImageError as err:
-        said = str(err)
-        if said.endswith(load.OUT_OF_MEMORY):  # the cap: more than the header declared
-            said = f"{name}: decoding this HEIF image took more memory than its header declares; it is refused."
-        out.write(json.dumps({"error": said}).encode() + b"\n")
-        return
-    told = {"mode": image.mode, "size": image.size, ORIGINAL_SIZE_KEY: image.info.get(ORIGINAL_SIZE)}
-    out.write(json.dumps(told).encode() + b"\n")
-    out.write(image.tobytes())
-    out.flush()
+    with os.fdopen(os.dup(1), "wb") as out:
+        os.dup2(2, 1)
+        data = sys.stdin.buffer.read()
+        cap = _limit(memory_bytes, cpu_seconds)
+        try:
+            image = load.decode_here(data, name)
+        except ImageError as err:
+            said = str(err)
+            if said.endswith(load.OUT_OF_MEMORY) or _mapped(peak=True) > cap - _NEAR_THE_CAP:
+                said = f"{name}: decoding this HEIF image took more memory than its header declares; it is refused."
+            out.write(json.dumps({"error": said}).encode() + b"\n")
+            return
+        told = {"mode": image.mode, "size": image.size, ORIGINAL_SIZE: image.info.get(ORIGINAL_SIZE)}
+        out.write(json.dumps(told).encode() + b"\n")
+        out.write(image.tobytes())

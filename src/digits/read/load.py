@@ -86,7 +86,8 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
     needs and the decoder's own buffers included), and a JPEG's scans are counted. A JPEG's segments and an ICO's
     icons are checked before Pillow opens the file: it walks the former and decodes the latter inside
     `Image.open`. A big JPEG is decoded at a reduced size by DCT scaling, never below the analysis resolution;
-    its true size is then kept in `image.info[ORIGINAL_SIZE]`. A HEIC photo is decoded at full size.
+    its true size is then kept in `image.info[ORIGINAL_SIZE]`. A HEIC photo is decoded at full size (on Linux in
+    a child process under the kernel's limits, `digits.read.isolated`), then reduced as a JPEG of its size is.
     The frame is turned upright according to its EXIF orientation (a HEIF's own turn is applied by libheif).
     Animated GIF/WebP/TIFF give their first frame. Every failure becomes an `ImageError` whose message is one
     sentence naming the file and the fault.
@@ -234,6 +235,7 @@ def _format_of(data: bytes) -> str | None:
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
+    """A file's bytes decoded: a HEIF's in a child process where the kernel's limits can be set, any other here."""
     if isolated.AVAILABLE and heif.is_heif(data):  # libheif, behind a wall of its own (`digits.read.isolated`)
         return isolated.decode(data, name)
     return decode_here(data, name)
@@ -292,6 +294,8 @@ def decode_here(data: bytes, name: str) -> Image.Image:
     upright = turned_upright(decoded)
     if upright is not image:
         image.close()
+    if decoded is not image and decoded is not upright:  # reduced, then turned: the reduced copy is spent too
+        decoded.close()
     return as_read(upright, decoded_size, full_size)
 
 
@@ -324,7 +328,11 @@ def _reduce_heif(image: Image.Image) -> Image.Image:
     factor = 1
     while image.format == "HEIF" and factor < 8 and max(image.size) / (2 * factor) >= WORK_MAX:
         factor *= 2
-    return image.reduce(factor) if factor > 1 else image
+    if factor == 1:
+        return image
+    reduced = image.reduce(factor)
+    reduced.format = image.format  # as the child's answer says (`digits.read.isolated`)
+    return reduced
 
 
 def turned_upright(image: Image.Image) -> Image.Image:
