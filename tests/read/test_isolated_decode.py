@@ -39,7 +39,9 @@ def test_a_heic_decoded_in_a_child_is_the_one_decoded_here(size, monkeypatch):
 def test_a_decode_over_the_childs_memory_cap_is_one_sentence(monkeypatch):
     """The child may map 1 MiB more than its imports and its threads' stacks (whatever `ulimit -s`): far too little for a 2100×1400 decode
     (8 bytes a pixel), which libheif reports as an unexpected C++ exception; the sentence says what happened."""
-    monkeypatch.setattr(isolated, "_SLACK", 2**20 - load.MAX_DECODE_BYTES - isolated.thread_stacks())
+    monkeypatch.setattr(
+        isolated, "_SLACK", 2**20 - load.MAX_DECODE_BYTES - isolated._THREAD_STACKS * isolated._THREAD_STACK
+    )
     with pytest.raises(ImageError) as refused:
         isolated.decode(heic((2100, 1400)), "a.heic")
     assert str(refused.value) == (
@@ -79,7 +81,9 @@ def test_what_a_library_prints_in_the_child_leaves_its_answer_whole(monkeypatch)
     command = isolated._command("a.heic")
     speaking = "import os, digits.read.load as L; L.print_first = L.decode_here; "
     speaking += "L.decode_here = lambda d, n: (os.write(1, b'ERR: coding'), L.print_first(d, n))[1]; "
-    command[command.index("-c") + 1] = command[command.index("-c") + 1].replace("from digits", speaking + "from digits")
+    command[command.index("-c") + 1] = command[command.index("-c") + 1].replace(
+        "from digits", speaking + "\nfrom digits"
+    )
     monkeypatch.setattr(isolated, "_command", lambda name: command)
     data = heic((320, 240))
     assert isolated.decode(data, "a.heic").tobytes() == load.decode_here(data, "a.heic").tobytes()
@@ -104,3 +108,32 @@ def test_a_heic_is_priced_by_its_chroma_and_bit_depth(chroma, bits, price):
     """libheif holds more for 4:2:2 and 4:4:4, in 10 bits through 16-bit RGB: a camera's 20-megapixel 10-bit 4:2:2
     took 254 MiB, priced at 4 bytes a pixel as a phone's 4:2:0 it was read in 187, and killed the child."""
     assert heif.declared(heic_of(chroma, bits), "a.heic").decoder_bytes_per_pixel == price
+
+
+def test_a_big_16_bit_grey_heic_is_reduced_in_its_own_mode():
+    """A camera's 10- or 12-bit monochrome HEIF comes as 16-bit grey, which `Image.reduce` refuses."""
+    import pillow_heif
+
+    heif.register()
+    ramp = np.linspace(0, 65535, 2100 * 1400).reshape(1400, 2100).astype("<u2")
+    buffer = io.BytesIO()
+    pillow_heif.from_bytes(mode="L;16", size=(2100, 1400), data=ramp.tobytes()).save(buffer, quality=60)
+    here, there = load.decode_here(buffer.getvalue(), "a.heic"), load.load_image(buffer.getvalue())
+    assert there.mode == here.mode == "I;16" and there.size == here.size == (1050, 700)
+    assert there.tobytes() == here.tobytes() and there.info[ORIGINAL_SIZE] == (2100, 1400)
+
+
+def test_the_cap_holds_whatever_stack_size_the_child_inherits():
+    """glibc gives each thread a stack of `ulimit -s`, counted in the capped address space: at 4 GiB no thread
+    could start, and every HEIC was refused. The child lowers it to 8 MiB before it starts any."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if hard != resource.RLIM_INFINITY and hard < 4 * 2**30:
+        pytest.skip("this machine's hard stack limit is under 4 GiB")
+    resource.setrlimit(resource.RLIMIT_STACK, (4 * 2**30, hard))
+    try:
+        data = heic((320, 240))
+        assert isolated.decode(data, "a.heic").tobytes() == load.decode_here(data, "a.heic").tobytes()
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))

@@ -38,13 +38,16 @@ from PIL import Image
 from digits.errors import ImageError
 from digits.read.grey import ORIGINAL_SIZE
 
-AVAILABLE = sys.platform.startswith("linux")
+# Linux, from a Python that can be started again: not an embedded one without `sys.executable`, nor a frozen app.
+AVAILABLE = sys.platform.startswith("linux") and bool(sys.executable) and not getattr(sys, "frozen", False)
 # A 24-megapixel HEIC, priced at 187 MiB, decoded (and reduced) within 192 MiB over what the child had mapped, and
 # failed within 186, its decoding thread's 8 MiB stack included (measured by lowering the cap): the budget's price
 # is what it takes, and this is room to spare.
 _SLACK = 64 * 2**20
-# libheif decodes on a thread of its own, whose stack (`ulimit -s`, 8 MiB by default) counts in the address
-# space: room for this many of them is added to the cap.
+# libheif decodes on a thread of its own, whose stack counts in the address space: the child gives its threads
+# stacks of `_THREAD_STACK` (glibc sizes them from `ulimit -s` when the process starts, and a host's may be 1 GiB
+# or unlimited), and room for `_THREAD_STACKS` of them is added to the cap.
+_THREAD_STACK = 8 * 2**20
 _THREAD_STACKS = 2
 # A 24-megapixel HEIC decodes in about a second on one core of a slow CPU here.
 CPU_SECONDS = 20
@@ -56,8 +59,11 @@ _NEAR_THE_CAP = 32 * 2**20
 
 def decode(data: bytes, name: str) -> Image.Image:
     """`data`, a HEIF file, decoded in a child process under limits: the image, or an `ImageError` naming `name`."""
+    path = [entry for entry in sys.path if entry]  # "": the working folder of an interactive session or `-c`
+    root = str(Path(__file__).resolve().parents[2])  # an editable install may find `digits` through an import hook
+    told_first = json.dumps(path if root in path else [root, *path]).encode() + b"\n"
     try:
-        child = subprocess.run(_command(name), input=data, capture_output=True, timeout=_WALL_SECONDS)
+        child = subprocess.run(_command(name), input=told_first + data, capture_output=True, timeout=_WALL_SECONDS)
     except subprocess.TimeoutExpired:
         raise ImageError(f"{name}: decoding this HEIF image took over {_WALL_SECONDS} s; it is refused.") from None
     except OSError as err:
@@ -87,18 +93,31 @@ def _image(mode: str, size: tuple[int, int], pixels: bytes) -> Image.Image:
     return Image.frombytes(mode, size, pixels)
 
 
+# The child's first lines, before it reads its stdin: glibc sizes the stacks of the threads a process starts
+# from the `ulimit -s` it found at its own start, so the child lowers the limit to `_THREAD_STACK` and starts
+# again, once; then it takes its import path from the first line of stdin.
+_START = f"""
+import os, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+wanted = {_THREAD_STACK} if hard == resource.RLIM_INFINITY else min({_THREAD_STACK}, hard)
+if soft != wanted:
+    resource.setrlimit(resource.RLIMIT_STACK, (wanted, hard))
+    os.execv(sys.executable, sys.orig_argv)
+import json
+sys.path[:] = json.loads(sys.stdin.buffer.readline())
+from digits.read.isolated import main
+main()
+"""
+
+
 def _command(name: str) -> list[str]:
     """This Python, isolated (`-I -S`: no environment variable, working folder, `sitecustomize` or `.pth` file
-    runs code or prints in it), importing what this process imports, and this copy of `digits` first where this
-    process's path lacks it (an editable install may find it through an import hook)."""
+    runs code or prints in it), importing what this process imports: its path comes first on stdin (one line of
+    JSON; an argument is held to 128 KiB), this copy of `digits` first where that path lacks it."""
     from digits.read.load import MAX_DECODE_BYTES
 
-    path = [entry for entry in sys.path if entry]  # "": the working folder of an interactive session or `-c`
-    root = str(Path(__file__).resolve().parents[2])
-    path = path if root in path else [root, *path]
-    start = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from digits.read.isolated import main"
-    limits = [str(MAX_DECODE_BYTES + _SLACK + thread_stacks()), str(CPU_SECONDS)]
-    return [sys.executable, "-I", "-S", "-c", f"{start}; main()", json.dumps(path), *limits, name]
+    limits = [str(MAX_DECODE_BYTES + _SLACK + _THREAD_STACKS * _THREAD_STACK), str(CPU_SECONDS)]
+    return [sys.executable, "-I", "-S", "-c", _START, *limits, name]
 
 
 def _failure(returncode: int, stderr: bytes) -> str:
@@ -115,15 +134,6 @@ def _failure(returncode: int, stderr: bytes) -> str:
         return f"decoding this HEIF image failed ({killed_by}); it is damaged or crafted."
     last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
     return f"the process decoding this HEIF image failed ({last[0][:200]})."
-
-
-def thread_stacks() -> int:
-    """The address space the child's decoding threads' stacks take (`_THREAD_STACKS`), in bytes: the child has
-    this process's `ulimit -s`, which glibc gives each thread (8 MiB where it is unlimited)."""
-    import resource
-
-    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
-    return _THREAD_STACKS * (stack if 0 < stack < 2**31 else 8 * 2**20)
 
 
 def _limit(memory_bytes: int, cpu_seconds: int) -> int:
@@ -145,10 +155,10 @@ def _mapped(peak: bool = False) -> int:
 
 
 def main() -> None:
-    """The child (arguments: its import path, the memory cap, the CPU cap, the file's name): the file's bytes on
-    stdin; on stdout one line of JSON (the image's mode, size and true size, or the error's sentence), then the
-    pixels. What the libraries print goes to stderr: libde265 writes its errors to stdout."""
-    memory_bytes, cpu_seconds, name = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    """The child (arguments: the memory cap, the CPU cap, the file's name): after its import path, the file's
+    bytes on stdin; on stdout one line of JSON (the image's mode, size and true size, or the error's sentence),
+    then the pixels. What the libraries print goes to stderr: libde265 writes its errors to stdout."""
+    memory_bytes, cpu_seconds, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     from digits.read import heif, load
 
     heif.register()  # libheif mapped before the cap is measured

@@ -184,7 +184,7 @@ def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str
     if needed > MAX_DECODE_BYTES:
         raise ImageError(
             f"{name}: decoding this {size[0]}×{size[1]} {kind} image would take "
-            f"{needed / 2**20:.0f} MiB, over the limit of {MAX_DECODE_BYTES // 2**20} MiB "
+            f"{-(-needed // 2**20)} MiB, over the limit of {MAX_DECODE_BYTES // 2**20} MiB "
             "(save it smaller, or as an ordinary JPEG)."
         )
 
@@ -330,7 +330,8 @@ def _reduce_heif(image: Image.Image) -> Image.Image:
         factor *= 2
     if factor == 1:
         return image
-    reduced = image.reduce(factor)
+    # Averaging boxes as `Image.reduce` does, which refuses 16-bit grey (a camera's 10- or 12-bit monochrome HEIF).
+    reduced = image.resize((-(-image.width // factor), -(-image.height // factor)), Image.Resampling.BOX)
     reduced.format = image.format  # as the child's answer says (`digits.read.isolated`)
     return reduced
 
