@@ -6,21 +6,20 @@ crafted files found ways to make it take gigabytes or minutes that the
 header did not declare; `digits.read.heif` now refuses every one of them,
 but each round found a new one. Those checks stay, and give the sentence;
 this is the wall behind them. `decode(data, name)` runs `digits.read.load`'s
-own decode in a fresh Python (`isolated.main`) whose address
-space is capped at what it had mapped after its imports plus
-`MAX_DECODE_BYTES` and `_SLACK`, and whose CPU time at `CPU_SECONDS`; a file
-that escapes the checks kills that child, not the process that asked, and
-gets one sentence (`ImageError`).
+own checks and decode (`load.decode_here`) in a fresh, isolated Python
+(`main`) whose address space is capped at what it had mapped after its
+imports plus `MAX_DECODE_BYTES`, `_SLACK` and its threads' stacks, and whose
+CPU time at `CPU_SECONDS`; a file that escapes the checks ends that child,
+not the process that asked, and gets one sentence (`ImageError`).
 
-Contract: the image returned is what `load_image` returns for the same bytes
-decoded in-process (`load.decode_here`) (mode, size, pixels, `ORIGINAL_SIZE`, format "HEIF"). A Pillow
-image the caller opened is decoded in the caller's process, as before.
-The child sends a big photo reduced as a big JPEG is decoded (`load`), so the
-pipe carries a few MB, not a 24-megapixel frame. Starting the child costs
-about a third of a second; a HEIC photo's decode takes about a second itself.
-
-Where the kernel's limits are not there to set (any system but Linux), the
-decode runs in the asking process, as it did before this module.
+Contract: the image returned is what `load.decode_here` returns for the same
+bytes (mode, size, pixels, `ORIGINAL_SIZE`, format "HEIF"). The child sends a
+big photo reduced as a big JPEG is decoded, so the pipe carries a few MB, not
+a 24-megapixel frame. Starting the child costs about a third of a second; a
+HEIC photo's decode takes about a second itself. A Pillow image the caller
+opened is decoded in the caller's process. Where the limits cannot be set or
+no Python can be started (`AVAILABLE`: Linux, not frozen or embedded), the
+decode runs in the asking process.
 
 Only the standard library, Pillow and `digits.read.grey` are imported here; the child imports `digits.read.load`.
 """
