@@ -137,3 +137,21 @@ def test_the_cap_holds_whatever_stack_size_the_child_inherits():
         assert isolated.decode(data, "a.heic").tobytes() == load.decode_here(data, "a.heic").tobytes()
     finally:
         resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
+
+def test_a_heic_the_caller_opened_is_read_from_its_file_in_the_child(tmp_path, monkeypatch):
+    """Pillow would decode the caller's image in this process, without the wall: its file is read instead."""
+    import pillow_heif
+
+    from digits import Reader
+
+    (tmp_path / "a.heic").write_bytes(heic((320, 240)))
+    reader = Reader()
+    with_path = reader.read_digit(tmp_path / "a.heic")
+
+    def not_here(self):
+        raise AssertionError("decoded in this process")
+
+    monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", not_here)
+    with Image.open(tmp_path / "a.heic") as opened:
+        assert reader.read_digit(opened) == with_path

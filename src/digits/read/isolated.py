@@ -16,8 +16,9 @@ Contract: the image returned is what `load.decode_here` returns for the same
 bytes (mode, size, pixels, `ORIGINAL_SIZE`, format "HEIF"). The child sends a
 big photo reduced as a big JPEG is decoded, so the pipe carries a few MB, not
 a 24-megapixel frame. Starting the child costs about a third of a second; a
-HEIC photo's decode takes about a second itself. A Pillow image the caller
-opened is decoded in the caller's process. Where the limits cannot be set or
+HEIC photo's decode takes about a second itself. A HEIF image the caller
+opened from a path and has not decoded is read from its file here too
+(`load.opened_heif_file`). Where the limits cannot be set or
 no Python can be started (`AVAILABLE`: Linux, not frozen or embedded), the
 decode runs in the asking process.
 

@@ -189,6 +189,21 @@ def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str
         )
 
 
+def _undecoded_heif(image: Image.Image) -> bool:
+    # Its pixels: in `_im` from Pillow 11 (`im` then asserts they are there), in `im` before; None until decoded.
+    return image.format == "HEIF" and (image._im if hasattr(image, "_im") else image.im) is None
+
+
+def opened_heif_file(image: Image.Image) -> str | None:
+    """The path of a HEIF image the caller opened from it and has not decoded, at its first image: `load_image`
+    reads that file as any HEIC, behind `digits.read.isolated`'s wall, where Pillow would decode the caller's
+    image in this process. None for any other image, or where the wall is not there."""
+    filename = getattr(image, "filename", None)
+    if not (isolated.AVAILABLE and _undecoded_heif(image) and isinstance(filename, str) and filename):
+        return None
+    return filename if image.tell() == 0 else None
+
+
 def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     """The size of a Pillow image the caller passed, checked before it is decoded. One opened but not decoded
     (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
@@ -197,8 +212,7 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     no tiles, decoded or not: one not decoded yet has its file's header read again (by its name: one opened from
     a file object is refused, its header out of reach)."""
     full_size = image.size
-    # Its pixels: in `_im` from Pillow 11 (`im` then asserts they are there), in `im` before; None until decoded.
-    undecoded_heif = image.format == "HEIF" and (image._im if hasattr(image, "_im") else image.im) is None
+    undecoded_heif = _undecoded_heif(image)
     if not getattr(image, "tile", None) and not undecoded_heif:  # decoded, or made in memory (Image.new)
         check_pixels(full_size, name, most=None)
         return full_size
