@@ -155,3 +155,24 @@ def test_a_heic_the_caller_opened_is_read_from_its_file_in_the_child(tmp_path, m
     monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", not_here)
     with Image.open(tmp_path / "a.heic") as opened:
         assert reader.read_digit(opened) == with_path
+
+
+def test_a_heic_the_caller_opened_is_read_through_its_own_open_file(tmp_path):
+    """The name it was opened by may point at another file by now: the caller's picture is read, not that one."""
+    first, second = heic((320, 240)), heic((200, 100))
+    (tmp_path / "a.heic").write_bytes(first)
+    (tmp_path / "b.heic").write_bytes(second)
+    with Image.open(tmp_path / "a.heic") as opened:
+        (tmp_path / "b.heic").replace(tmp_path / "a.heic")
+        opened.filename = str(tmp_path / "elsewhere.heic")
+        assert load.decoded_opened_heif(opened, "a.heic").tobytes() == load.load_image(first).tobytes()
+
+
+def test_a_heic_moved_back_to_its_first_image_is_still_undecoded(tmp_path):
+    """pillow-heif's `seek` gives the image a blank buffer: it is still priced, and read in the child."""
+    (tmp_path / "a.heic").write_bytes(heic((320, 240)))
+    with Image.open(tmp_path / "a.heic") as opened:
+        opened.seek(0)
+        assert load.decoded_opened_heif(opened, "a.heic") is not None
+        opened.load()
+        assert load.decoded_opened_heif(opened, "a.heic") is None  # decoded by the caller: its pixels are spent

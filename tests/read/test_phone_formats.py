@@ -97,8 +97,12 @@ def test_a_heic_over_the_budget_is_refused_from_its_header(photo, monkeypatch, i
         load_image(data)
     with pytest.raises(ImageError, match="over the limit"):  # opened by the caller: HEIF lists no tiles
         within_budget(Image.open(tmp_path / "photo.heic"), "photo.heic")
-    with pytest.raises(ImageError, match="opened from a file object cannot be checked; pass its path or bytes"):
+    with pytest.raises(ImageError, match="over the limit"):  # from bytes: priced from them
         within_budget(Image.open(io.BytesIO(data)), "photo.heic")
+    opened = Image.open(tmp_path / "photo.heic")
+    opened.fp.close()
+    with pytest.raises(ImageError, match="whose file cannot be read again cannot be checked; pass its path or bytes"):
+        within_budget(opened, "photo.heic")
 
 
 def test_a_heic_is_priced_at_the_largest_image_it_declares(photo, monkeypatch, in_process):

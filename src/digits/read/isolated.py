@@ -17,8 +17,8 @@ bytes (mode, size, pixels, `ORIGINAL_SIZE`, format "HEIF"). The child sends a
 big photo reduced as a big JPEG is decoded, so the pipe carries a few MB, not
 a 24-megapixel frame. Starting the child costs about a third of a second; a
 HEIC photo's decode takes about a second itself. A HEIF image the caller
-opened from a path and has not decoded is read from its file here too
-(`load.opened_heif_file`). Where the limits cannot be set or
+opened and has not decoded is read from its file's bytes here too
+(`load.decoded_opened_heif`). Where the limits cannot be set or
 no Python can be started (`AVAILABLE`: Linux, not frozen or embedded), the
 decode runs in the asking process.
 

@@ -22,7 +22,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from digits.errors import ImageError
 from digits.read import heif, isolated
-from digits.read.grey import ORIGINAL_SIZE, WORK_MAX, has_alpha
+from digits.read.grey import ORIGINAL_SIZE, WORK_MAX, has_alpha, true_size
 from digits.read.prescan import (
     ICO_MAGIC,
     icon_frame_sizes,
@@ -190,18 +190,45 @@ def _refuse_over_budget(needed: int, size: tuple[int, int], kind: str, name: str
 
 
 def _undecoded_heif(image: Image.Image) -> bool:
+    if image.format != "HEIF":
+        return False
+    # pillow-heif's own flag: its `seek` gives the image a blank buffer, which the test below would take for pixels.
+    if (loaded := getattr(image, "_LibHeifImageFile__loaded", None)) is not None:
+        return not loaded
     # Its pixels: in `_im` from Pillow 11 (`im` then asserts they are there), in `im` before; None until decoded.
-    return image.format == "HEIF" and (image._im if hasattr(image, "_im") else image.im) is None
+    return (image._im if hasattr(image, "_im") else image.im) is None
 
 
-def opened_heif_file(image: Image.Image) -> str | None:
-    """The path of a HEIF image the caller opened from it and has not decoded, at its first image: `load_image`
-    reads that file as any HEIC, behind `digits.read.isolated`'s wall, where Pillow would decode the caller's
-    image in this process. None for any other image, or where the wall is not there."""
-    filename = getattr(image, "filename", None)
-    if not (isolated.AVAILABLE and _undecoded_heif(image) and isinstance(filename, str) and filename):
+def _opened_bytes(image: Image.Image, name: str) -> bytes:
+    """The bytes of the file a caller's image was opened from, read through its own open file (the name it was
+    opened by may point at another file by now), or an `ImageError` naming `name` where there is none."""
+    fp = getattr(image, "fp", None)
+    if isinstance(fp, io.BytesIO):
+        return fp.getvalue()
+    try:
+        fd = fp.fileno()  # type: ignore[union-attr]
+        size = os.fstat(fd).st_size
+    except (AttributeError, OSError, ValueError):  # closed, or a file object with no file under it
+        raise ImageError(
+            f"{name}: a HEIC whose file cannot be read again cannot be checked; pass its path or bytes."
+        ) from None
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: the file is {size / 2**20:.0f} MiB, too large for a digit image.")
+    return os.pread(fd, size, 0)
+
+
+def decoded_opened_heif(image: Image.Image, name: str) -> Image.Image | None:
+    """A HEIF image the caller opened and has not decoded, at its first image, decoded from its file's bytes as
+    `load_image` decodes any HEIC: behind `digits.read.isolated`'s wall, where Pillow would decode it in this
+    process. None for any other image, where the wall is not there, or where the caller's plugin gives a
+    thumbnail of another size (`draft`)."""
+    if not (isolated.AVAILABLE and _undecoded_heif(image) and image.tell() == 0):
         return None
-    return filename if image.tell() == 0 else None
+    decoded = _decode(_opened_bytes(image, name), name)
+    if true_size(decoded) != image.size:
+        decoded.close()
+        return None
+    return decoded
 
 
 def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
@@ -209,8 +236,7 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     (`Image.open` reads the header only) is held to a file's limits (but for JPEG scans, which only its bytes
     tell); a JPEG over the budget at full size is set to decode reduced, as `load_image` decodes one (`draft`,
     on the caller's image). A decoded image has spent its memory: only its size is checked. A HEIF image lists
-    no tiles, decoded or not: one not decoded yet has its file's header read again (by its name: one opened from
-    a file object is refused, its header out of reach)."""
+    no tiles, decoded or not: one not decoded yet has its file's header read again, through its open file."""
     full_size = image.size
     undecoded_heif = _undecoded_heif(image)
     if not getattr(image, "tile", None) and not undecoded_heif:  # decoded, or made in memory (Image.new)
@@ -219,9 +245,7 @@ def within_budget(image: Image.Image, name: str) -> tuple[int, int]:
     check_pixels(full_size, name)
     declared = None
     if undecoded_heif:
-        if not isinstance(filename := getattr(image, "filename", None), str) or not filename:
-            raise ImageError(f"{name}: a HEIC opened from a file object cannot be checked; pass its path or bytes.")
-        declared = heif.declared(_read_file(Path(filename), name), name)
+        declared = heif.declared(_opened_bytes(image, name), name)
     try:
         _decode_budget(image, full_size, 0, name, declared)
     except ImageError:

@@ -35,7 +35,7 @@ from PIL import Image
 from digits.errors import ImageError, first_line
 from digits.read.answers import Digit, Line, Page
 from digits.read.geometry import height, union, width
-from digits.read.load import as_read, load_image, opened_heif_file, turned_upright, within_budget
+from digits.read.load import as_read, decoded_opened_heif, load_image, turned_upright, within_budget
 from digits.read.model import Recognizer
 from digits.read.pipeline import Prepared, Segment, Segmented, prepare, segment_page
 from digits.read.refusal import (
@@ -372,8 +372,8 @@ def _as_image(picture: PictureSource) -> Image.Image:
             )
         picture = Image.fromarray(picture)
     if isinstance(picture, Image.Image):
-        if (path := opened_heif_file(picture)) is not None:
-            return load_image(path)
+        if (decoded := decoded_opened_heif(picture, "the picture")) is not None:
+            return decoded
         try:
             with _LOADING:  # threads sharing a Reader may share an image, and Pillow's first load is not thread-safe
                 full_size = within_budget(picture, "the picture")
