@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -122,8 +123,6 @@ def _command(name: str) -> list[str]:
 
 def _failure(returncode: int, stderr: bytes) -> str:
     """Why the child gave no image, in words: a limit it reached, or the last line it wrote."""
-    import signal
-
     if returncode == -signal.SIGXCPU:
         return f"decoding this HEIF image took over {CPU_SECONDS} s of CPU; it is refused (damaged or crafted)."
     if returncode < 0:  # a crash in libheif, memory refused where it could not say so, the CPU cap's SIGKILL

@@ -31,7 +31,7 @@ from digits.read.prescan import (
     refuse_slow_decoding,
     tiff_block_bytes,
 )
-from digits.safe_open import read_regular
+from digits.safe_open import read_open, read_regular
 
 # Pillow warns of each tag it skips in damaged EXIF or TIFF data (10,800 lines for one JPEG) and, from 89 megapixels,
 # of a possible decompression bomb (the decode budget below refuses bombs from the header): for pictures of unknown
@@ -207,14 +207,11 @@ def _opened_bytes(image: Image.Image, name: str) -> bytes:
         return fp.getvalue()
     try:
         fd = fp.fileno()  # type: ignore[union-attr]
-        size = os.fstat(fd).st_size
     except (AttributeError, OSError, ValueError):  # closed, or a file object with no file under it
         raise ImageError(
             f"{name}: a HEIC whose file cannot be read again cannot be checked; pass its path or bytes."
         ) from None
-    if size > MAX_FILE_BYTES:
-        raise ImageError(f"{name}: the file is {size / 2**20:.0f} MiB, too large for a digit image.")
-    return os.pread(fd, size, 0)
+    return read_open(fd, name, MAX_FILE_BYTES, ImageError, "pass an image file")
 
 
 def decoded_opened_heif(image: Image.Image, name: str) -> Image.Image | None:
